@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Install the language servers CodeFlow's default table uses (see shared/design/toolchain.md).
+#
+# Idempotent: each server is checked by running it (not by `which`: rustup installs a
+# `rust-analyzer` proxy even when the component is missing) and installed only when missing.
+# `apt-get update` runs at most once, and only when an apt install is actually needed.
+# Meant for Debian as root (dev machines, CI, the server's container image).
+set -euo pipefail
+
+log() { printf '[install-language-servers] %s\n' "$*" >&2; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if have sudo; then SUDO="sudo"; else
+        log "not root and no sudo: apt installs will fail"
+    fi
+fi
+
+APT_UPDATED=0
+apt_install() {
+    if ! have apt-get; then
+        log "apt-get not found; install $* by hand"
+        return 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Does running this command succeed? Output is discarded; a broken proxy exits non-zero.
+runs() { "$@" >/dev/null 2>&1; }
+
+PIP="pip3"
+have pip3 || PIP="python3 -m pip"
+
+# --- Python: pylsp --------------------------------------------------------------------------
+if runs pylsp --version; then
+    log "pylsp present"
+else
+    log "installing python-lsp-server"
+    $PIP install --quiet python-lsp-server
+    # pyenv keeps shims that only appear after a rehash.
+    if have pyenv; then pyenv rehash || true; fi
+fi
+
+# --- npm servers ------------------------------------------------------------------------------
+NPM_PKGS=()
+if runs typescript-language-server --version; then
+    log "typescript-language-server present"
+else
+    NPM_PKGS+=(typescript-language-server)
+fi
+# typescript-language-server needs the `typescript` package; 7.x never answers, so pin 6.
+TSC_MAJOR="$(tsc --version 2>/dev/null | sed -n 's/^Version \([0-9]*\)\..*/\1/p' || true)"
+if [ "${TSC_MAJOR:-}" = "6" ]; then
+    log "typescript 6 present"
+else
+    NPM_PKGS+=("typescript@6")
+fi
+if runs bash-language-server --version; then
+    log "bash-language-server present"
+else
+    NPM_PKGS+=(bash-language-server)
+fi
+if [ "${#NPM_PKGS[@]}" -gt 0 ]; then
+    if ! have npm; then
+        apt_install nodejs npm
+    fi
+    log "npm install -g ${NPM_PKGS[*]}"
+    npm install -g --no-fund --no-audit --loglevel=error "${NPM_PKGS[@]}"
+fi
+
+# --- apt servers: clangd, gopls -----------------------------------------------------------------
+APT_PKGS=()
+if runs clangd --version; then log "clangd present"; else APT_PKGS+=(clangd); fi
+if runs go version; then log "go present"; else APT_PKGS+=(golang-go); fi
+if runs gopls version; then log "gopls present"; else APT_PKGS+=(gopls); fi
+if [ "${#APT_PKGS[@]}" -gt 0 ]; then
+    apt_install "${APT_PKGS[@]}"
+fi
+
+# --- rust-analyzer ------------------------------------------------------------------------------
+if runs rust-analyzer --version; then
+    log "rust-analyzer present"
+else
+    if have rustup; then
+        log "rustup component add rust-analyzer rust-src"
+        rustup component add rust-analyzer rust-src
+    else
+        log "rustup not found; cannot install rust-analyzer"
+        exit 1
+    fi
+fi
+
+log "done:"
+for cmd in "pylsp --version" "typescript-language-server --version" "tsc --version" \
+    "clangd --version" "gopls version" "rust-analyzer --version" "bash-language-server --version"; do
+    # shellcheck disable=SC2086
+    printf '  %-40s %s\n' "$cmd" "$($cmd 2>/dev/null | head -n1 || echo MISSING)" >&2
+done
