@@ -1,14 +1,28 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! CodeFlow sessions.
+//!
+//! A session is one client's conversation with the server: who it is ([`Grant`]), which
+//! project it works on ([`ProjectId`], [`ClientRoot`]), and the service serving it. Sessions
+//! outlive sockets: [`serve_socket`] performs the handshake, attaches the socket to a new or
+//! resumed [`Session`], and routes messages until the socket drops; the session then waits
+//! [`RegistryConfig::resume_grace`] for a resume.
+//!
+//! This crate knows nothing of LSP or files; what serves a session is a [`SessionService`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod auth;
+pub mod caps;
+pub mod handshake;
+mod metrics;
+pub mod project;
+pub mod registry;
+pub mod service;
+pub mod session;
+pub mod socket;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use auth::{AuthConfig, AuthError, Authenticator, Grant, ProjectScope, Right};
+pub use caps::ConnectionCap;
+pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
+pub use project::{ClientRoot, ProjectId};
+pub use registry::{RegistryConfig, RegistryStats, SessionRegistry};
+pub use service::SessionService;
+pub use session::Session;
+pub use socket::{RateLimit, SocketContext, serve_socket};

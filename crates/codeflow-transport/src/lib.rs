@@ -1,14 +1,28 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! WebSocket JSON-RPC transport for CodeFlow.
+//!
+//! This crate turns WebSocket frames into JSON-RPC 2.0 [`Message`]s and back, for both ends of
+//! a CodeFlow link: the server (axum's WebSocket) and the relay (tokio-tungstenite). It owns
+//! frame and buffer limits, heartbeats, the bounded outbound queue with its slow-reader policy,
+//! request/response correlation in both directions ([`PendingRequests`]), the codeflow-buddy
+//! legacy message form ([`legacy::normalise`]), TLS set-up and reconnect backoff.
+//!
+//! It deliberately knows nothing of projects, sessions, LSP or MCP tools: a message is routed
+//! by its shape (request, notification, response), never by what it means.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod backoff;
+pub mod client;
+pub mod close;
+pub mod connection;
+pub mod frame;
+pub mod legacy;
+pub mod message;
+pub mod pending;
+pub mod tls;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use backoff::Backoff;
+pub use client::{ConnectError, connect};
+pub use connection::{
+    CloseReason, ConnectionConfig, Inbound, Outbound, SendError, spawn_connection,
+};
+pub use message::{ErrorObject, Message, RequestId, codes};
+pub use pending::{PendingRequest, PendingRequests};

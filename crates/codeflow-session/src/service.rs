@@ -1,0 +1,18 @@
+//! The seam between sessions and whatever serves them (the MCP tool server in CodeFlow).
+
+use std::sync::Arc;
+
+use codeflow_transport::Message;
+use tokio::sync::mpsc;
+
+use crate::session::Session;
+
+/// Starts the service for a new session.
+///
+/// The service reads the client's messages from the returned sender's receiver and answers
+/// through [`Session::send_to_client`]. It must end when the receiver closes (the session
+/// ended). The session layer handles the handshake, resume and routing of client responses, so
+/// the service never sees a socket come or go.
+pub trait SessionService: Send + Sync + 'static {
+    fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message>;
+}

@@ -1,0 +1,406 @@
+//! A WebSocket connection that yields JSON-RPC messages and accepts them for sending.
+//!
+//! [`spawn_connection`] hands the socket to one task that owns it for its whole life: it reads
+//! frames, turns text frames into [`Message`]s (answering malformed ones itself), writes what the
+//! [`Outbound`] handle queues, pings the peer, and closes the socket with a code that says why.
+//! One task (rather than a reader and a writer) keeps the close logic in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::close;
+use crate::frame::{Frame, WsFrame};
+use crate::legacy;
+use crate::message::{ErrorObject, Message, codes};
+
+/// Limits and timers of one connection. Defaults suit a relay ↔ server link.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Largest message accepted, in bytes. A bigger one closes the socket with 1009.
+    pub max_message_size: usize,
+    /// Messages queued for writing before the peer counts as a slow reader and is cut off.
+    pub outbound_capacity: usize,
+    /// Messages read ahead of the consumer before reading pauses (back-pressure, not loss).
+    pub inbound_capacity: usize,
+    /// How often to ping; `None` disables heartbeats.
+    pub ping_interval: Option<Duration>,
+    /// How long past a ping without hearing anything before the peer counts as gone.
+    pub pong_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            // A 10 MB file base64-encoded plus its envelope fits.
+            max_message_size: 16 * 1024 * 1024,
+            outbound_capacity: 1024,
+            inbound_capacity: 64,
+            ping_interval: Some(Duration::from_secs(25)),
+            pong_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// The tungstenite settings that go with these limits. tungstenite's defaults (128 KiB read
+    /// and write buffers, an unbounded write buffer) would cost each idle connection hundreds of
+    /// KiB; these keep an idle socket small and bound what a slow peer can make us hold.
+    pub fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(self.max_message_size + WRITE_BUFFER * 2)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
+    /// Applies the same limits to an axum upgrade.
+    pub fn apply_to_upgrade(
+        &self,
+        upgrade: axum::extract::ws::WebSocketUpgrade,
+    ) -> axum::extract::ws::WebSocketUpgrade {
+        upgrade
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(self.max_message_size + WRITE_BUFFER * 2)
+            .max_message_size(self.max_message_size)
+            .max_frame_size(self.max_message_size)
+    }
+}
+
+/// Read buffer per connection. Small on purpose: most messages are a few hundred bytes, and
+/// tungstenite grows the buffer for a big one.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write is flushed to the socket.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloseReason {
+    /// The peer closed the socket (with its code, if any).
+    ClosedByPeer(Option<u16>),
+    /// We closed it with this code and reason.
+    ClosedByUs(u16, String),
+    /// The socket failed (reset, broken pipe).
+    Io(String),
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection is closed")]
+    Closed,
+    #[error("the peer is not reading; its outbound queue is full and the connection is being closed")]
+    SlowReader,
+}
+
+enum Command {
+    Send(String),
+    Close(u16, String),
+}
+
+/// Queues messages for a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    commands: mpsc::Sender<Command>,
+    // Closing must get through even when the queue is full, so it has its own slot.
+    closer: mpsc::Sender<(u16, String)>,
+    id: Arc<()>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// Queues a message without waiting. A full queue means the peer is not reading: the
+    /// connection is closed with [`close::SLOW_READER`] so it cannot hold up anyone else.
+    pub fn send(&self, message: &Message) -> Result<(), SendError> {
+        self.send_text(message.to_text())
+    }
+
+    /// Queues an already-serialised message.
+    pub fn send_text(&self, text: String) -> Result<(), SendError> {
+        match self.commands.try_send(Command::Send(text)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = self.closer.try_send((
+                    close::SLOW_READER,
+                    "outbound queue full: the client is not reading its messages".into(),
+                ));
+                Err(SendError::SlowReader)
+            }
+        }
+    }
+
+    /// Queues a message, waiting for room. For producers that can afford to wait (a relay
+    /// forwarding its agent's requests), never for fan-out.
+    pub async fn send_wait(&self, message: &Message) -> Result<(), SendError> {
+        self.commands
+            .send(Command::Send(message.to_text()))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Asks the connection to close with this code after what is queued before it.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        if self
+            .commands
+            .try_send(Command::Close(code, reason.clone()))
+            .is_err()
+        {
+            let _ = self.closer.try_send((code, reason));
+        }
+    }
+
+    /// Whether the connection task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Whether two handles queue to the same connection.
+    pub fn same_connection(&self, other: &Outbound) -> bool {
+        Arc::ptr_eq(&self.id, &other.id)
+    }
+}
+
+/// Messages read from a connection, in order.
+pub struct Inbound {
+    messages: mpsc::Receiver<Message>,
+    closed: watch::Receiver<Option<CloseReason>>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound").finish_non_exhaustive()
+    }
+}
+
+impl Inbound {
+    /// The next message; `None` once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.messages.recv().await
+    }
+
+    /// Why the connection ended, once it has.
+    pub async fn close_reason(&mut self) -> CloseReason {
+        match self.closed.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().unwrap_or(CloseReason::Io("unknown".into())),
+            Err(_) => CloseReason::Io("connection task ended".into()),
+        }
+    }
+}
+
+/// Starts the task that owns `socket`. It ends when the socket closes, when
+/// [`Outbound::close`] is called, or when every [`Outbound`] and the [`Inbound`] are dropped.
+pub fn spawn_connection<S, M, E>(socket: S, config: ConnectionConfig) -> (Outbound, Inbound)
+where
+    S: Stream<Item = Result<M, E>> + Sink<M> + Send + Unpin + 'static,
+    <S as Sink<M>>::Error: std::fmt::Display,
+    M: WsFrame,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let (commands_tx, commands_rx) = mpsc::channel(config.outbound_capacity.max(1));
+    let (closer_tx, closer_rx) = mpsc::channel(1);
+    let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity.max(1));
+    let (closed_tx, closed_rx) = watch::channel(None);
+    let driver = Driver {
+        socket,
+        config,
+        inbound: inbound_tx,
+        commands: commands_rx,
+        closer: closer_rx,
+        last_heard: Instant::now(),
+        _frame: std::marker::PhantomData,
+    };
+    tokio::spawn(async move {
+        let reason = driver.run().await;
+        tracing::debug!(?reason, "connection ended");
+        let _ = closed_tx.send(Some(reason));
+    });
+    (
+        Outbound {
+            commands: commands_tx,
+            closer: closer_tx,
+            id: Arc::new(()),
+        },
+        Inbound {
+            messages: inbound_rx,
+            closed: closed_rx,
+        },
+    )
+}
+
+struct Driver<S, M> {
+    socket: S,
+    config: ConnectionConfig,
+    inbound: mpsc::Sender<Message>,
+    commands: mpsc::Receiver<Command>,
+    closer: mpsc::Receiver<(u16, String)>,
+    last_heard: Instant,
+    _frame: std::marker::PhantomData<fn() -> M>,
+}
+
+enum Step {
+    Continue,
+    End(CloseReason),
+}
+
+impl<S, M, E> Driver<S, M>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M> + Send + Unpin + 'static,
+    <S as Sink<M>>::Error: std::fmt::Display,
+    M: WsFrame,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    async fn run(mut self) -> CloseReason {
+        let period = self.config.ping_interval.unwrap_or(Duration::from_secs(3600));
+        let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                biased;
+                Some((code, reason)) = self.closer.recv() => self.close(code, reason).await,
+                frame = self.socket.next() => self.on_frame(frame).await,
+                command = self.commands.recv() => match command {
+                    Some(Command::Send(text)) => self.write(Frame::Text(text)).await,
+                    Some(Command::Close(code, reason)) => self.close(code, reason).await,
+                    // Every sender is gone: nobody can talk on this connection any more.
+                    None => self.close(close::NORMAL, "connection no longer used".into()).await,
+                },
+                _ = ticker.tick(), if self.config.ping_interval.is_some() => self.heartbeat().await,
+            };
+            if let Step::End(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Step {
+        let period = self.config.ping_interval.unwrap_or_default();
+        if self.last_heard.elapsed() > period + self.config.pong_timeout {
+            return self
+                .close(close::HEARTBEAT_TIMEOUT, "no answer to pings".into())
+                .await;
+        }
+        self.write(Frame::Ping(bytes::Bytes::new())).await
+    }
+
+    async fn write(&mut self, frame: Frame) -> Step {
+        match self.socket.send(M::from_frame(frame)).await {
+            Ok(()) => Step::Continue,
+            Err(e) => Step::End(CloseReason::Io(e.to_string())),
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: String) -> Step {
+        let _ = self
+            .socket
+            .send(M::from_frame(Frame::Close(Some((code, reason.clone())))))
+            .await;
+        let _ = self.socket.close().await;
+        Step::End(CloseReason::ClosedByUs(code, reason))
+    }
+
+    async fn reply_error(&mut self, id: Value, error: ErrorObject) -> Step {
+        self.write(Frame::Text(Message::error(id, error).to_text()))
+            .await
+    }
+
+    async fn on_frame(&mut self, frame: Option<Result<M, E>>) -> Step {
+        let frame = match frame {
+            None => return Step::End(CloseReason::ClosedByPeer(None)),
+            Some(Err(e)) => return self.on_read_error(e).await,
+            Some(Ok(m)) => m,
+        };
+        self.last_heard = Instant::now();
+        match frame.into_frame() {
+            Some(Frame::Text(text)) => self.on_text(text).await,
+            Some(Frame::Binary(_)) => {
+                self.reply_error(
+                    Value::Null,
+                    ErrorObject::new(codes::INVALID_REQUEST, "binary frames are not supported")
+                        .with_suggestion("send each JSON-RPC message as one UTF-8 text frame"),
+                )
+                .await
+            }
+            Some(Frame::Close(code)) => Step::End(CloseReason::ClosedByPeer(code.map(|c| c.0))),
+            // Pongs only refresh `last_heard`; the libraries answer pings themselves.
+            Some(Frame::Ping(_) | Frame::Pong(_)) | None => Step::Continue,
+        }
+    }
+
+    async fn on_read_error(&mut self, e: E) -> Step {
+        if is_capacity_error(&e) {
+            let limit = self.config.max_message_size;
+            return self
+                .close(
+                    close::TOO_BIG,
+                    format!("message larger than the {limit}-byte limit"),
+                )
+                .await;
+        }
+        Step::End(CloseReason::Io(e.to_string()))
+    }
+
+    async fn on_text(&mut self, text: String) -> Step {
+        let value: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .reply_error(
+                        Value::Null,
+                        ErrorObject::new(codes::PARSE_ERROR, format!("frame is not JSON: {e}"))
+                            .with_suggestion("send one JSON-RPC 2.0 object per text frame"),
+                    )
+                    .await;
+            }
+        };
+        if value.is_array() {
+            return self
+                .reply_error(
+                    Value::Null,
+                    ErrorObject::new(codes::INVALID_REQUEST, "JSON-RPC batches are not supported")
+                        .with_suggestion("send each message in its own frame"),
+                )
+                .await;
+        }
+        let id = value.get("id").cloned().unwrap_or(Value::Null);
+        match Message::from_value(legacy::normalise(value)) {
+            Ok(message) => match self.inbound.send(message).await {
+                Ok(()) => Step::Continue,
+                Err(_) => self.close(close::NORMAL, "no longer listening".into()).await,
+            },
+            Err(e) => {
+                self.reply_error(
+                    id,
+                    ErrorObject::new(codes::INVALID_REQUEST, format!("invalid JSON-RPC message: {e}")),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Whether a read error means "message or frame too big". axum wraps tungstenite's error, so
+/// walk the source chain.
+fn is_capacity_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(WsError::Capacity(_)) = err.downcast_ref::<WsError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}

@@ -1,0 +1,288 @@
+//! JSON-RPC 2.0 messages as they cross a CodeFlow socket.
+//!
+//! Bodies stay `serde_json::Value`: this layer routes messages, it does not interpret their
+//! params or results. Upper layers deserialize what they own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A request id. JSON-RPC allows numbers, strings and (for errors about unparsable requests)
+/// null; ids are compared by their JSON value.
+pub type RequestId = Value;
+
+/// Standard JSON-RPC error codes and CodeFlow's own codes (documented in `docs/protocol.md`).
+pub mod codes {
+    /// The text was not JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON was not a valid JSON-RPC message.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist (or not before `initialize`).
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The params were wrong.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The server failed while handling a valid request.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// A request arrived before a successful `initialize`.
+    pub const NOT_INITIALIZED: i64 = -32002;
+    /// The token is missing, malformed, expired, or does not grant this project.
+    pub const UNAUTHORIZED: i64 = -32001;
+    /// The token is valid but lacks the right the request needs.
+    pub const FORBIDDEN: i64 = -32003;
+    /// A limit (rate, size, capacity) was hit.
+    pub const LIMIT_EXCEEDED: i64 = -32004;
+    /// The session named in a resume does not exist (any more).
+    pub const SESSION_NOT_FOUND: i64 = -32005;
+    /// The peer did not answer in time.
+    pub const TIMEOUT: i64 = -32006;
+    /// The other side of the relay is unreachable.
+    pub const UNREACHABLE: i64 = -32007;
+    /// The feature is not implemented by this peer (yet).
+    pub const NOT_IMPLEMENTED: i64 = -32010;
+}
+
+/// The `error` member of a JSON-RPC error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds `data.suggestion`: the next step a person (or agent) can take.
+    pub fn with_suggestion(mut self, suggestion: impl Into<String>) -> Self {
+        let mut data = match self.data.take() {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        data.insert("suggestion".into(), Value::String(suggestion.into()));
+        self.data = Some(Value::Object(data));
+        self
+    }
+}
+
+impl std::fmt::Display for ErrorObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+/// One JSON-RPC 2.0 message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request {
+        id: RequestId,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
+    Response {
+        id: RequestId,
+        result: Value,
+    },
+    Error {
+        id: RequestId,
+        error: ErrorObject,
+    },
+}
+
+/// Why a JSON value is not a JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidMessage {
+    #[error("a JSON-RPC message must be a JSON object")]
+    NotAnObject,
+    #[error("`method` must be a string")]
+    MethodNotString,
+    #[error("`params` must be an object or an array")]
+    BadParams,
+    #[error("a response needs an `id` and exactly one of `result` or `error`")]
+    BadResponse,
+    #[error("`error` must be an object with a numeric `code` and a string `message`")]
+    BadError,
+    #[error("`id` must be a number, a string or null")]
+    BadId,
+}
+
+impl Message {
+    pub fn request(id: impl Into<RequestId>, method: impl Into<String>, params: Value) -> Self {
+        Self::Request {
+            id: id.into(),
+            method: method.into(),
+            params: Some(params),
+        }
+    }
+
+    pub fn notification(method: impl Into<String>, params: Value) -> Self {
+        Self::Notification {
+            method: method.into(),
+            params: Some(params),
+        }
+    }
+
+    pub fn response(id: RequestId, result: Value) -> Self {
+        Self::Response { id, result }
+    }
+
+    pub fn error(id: RequestId, error: ErrorObject) -> Self {
+        Self::Error { id, error }
+    }
+
+    /// The method of a request or notification.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Self::Request { method, .. } | Self::Notification { method, .. } => Some(method),
+            _ => None,
+        }
+    }
+
+    /// The id of a request or response.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            Self::Request { id, .. } | Self::Response { id, .. } | Self::Error { id, .. } => {
+                Some(id)
+            }
+            Self::Notification { .. } => None,
+        }
+    }
+
+    pub fn is_response(&self) -> bool {
+        matches!(self, Self::Response { .. } | Self::Error { .. })
+    }
+
+    /// Reads a JSON-RPC 2.0 message from a JSON value (already normalised; see [`crate::legacy`]).
+    pub fn from_value(value: Value) -> Result<Self, InvalidMessage> {
+        let Value::Object(mut map) = value else {
+            return Err(InvalidMessage::NotAnObject);
+        };
+        let id = match map.remove("id") {
+            None => None,
+            Some(id @ (Value::Number(_) | Value::String(_) | Value::Null)) => Some(id),
+            Some(_) => return Err(InvalidMessage::BadId),
+        };
+        if let Some(method) = map.remove("method") {
+            let Value::String(method) = method else {
+                return Err(InvalidMessage::MethodNotString);
+            };
+            let params = match map.remove("params") {
+                None | Some(Value::Null) => None,
+                Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
+                Some(_) => return Err(InvalidMessage::BadParams),
+            };
+            return Ok(match id {
+                Some(id) => Self::Request { id, method, params },
+                None => Self::Notification { method, params },
+            });
+        }
+        let id = id.ok_or(InvalidMessage::BadResponse)?;
+        match (map.remove("result"), map.remove("error")) {
+            (Some(result), None) => Ok(Self::Response { id, result }),
+            (None, Some(error)) => {
+                let error = serde_json::from_value(error).map_err(|_| InvalidMessage::BadError)?;
+                Ok(Self::Error { id, error })
+            }
+            _ => Err(InvalidMessage::BadResponse),
+        }
+    }
+
+    /// The message as a JSON value, always with `"jsonrpc":"2.0"`.
+    pub fn to_value(&self) -> Value {
+        let mut map = Map::with_capacity(4);
+        map.insert("jsonrpc".into(), Value::String("2.0".into()));
+        match self {
+            Self::Request { id, method, params } => {
+                map.insert("id".into(), id.clone());
+                map.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    map.insert("params".into(), p.clone());
+                }
+            }
+            Self::Notification { method, params } => {
+                map.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    map.insert("params".into(), p.clone());
+                }
+            }
+            Self::Response { id, result } => {
+                map.insert("id".into(), id.clone());
+                map.insert("result".into(), result.clone());
+            }
+            Self::Error { id, error } => {
+                map.insert("id".into(), id.clone());
+                map.insert(
+                    "error".into(),
+                    serde_json::to_value(error).unwrap_or(Value::Null),
+                );
+            }
+        }
+        Value::Object(map)
+    }
+
+    /// The message as one line of JSON text (no newline).
+    pub fn to_text(&self) -> String {
+        self.to_value().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(input: Value, expect: Result<Message, InvalidMessage>) {
+        assert_eq!(Message::from_value(input), expect);
+    }
+
+    #[test]
+    fn parses_each_kind() {
+        check(
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+            Ok(Message::Request {
+                id: json!(1),
+                method: "ping".into(),
+                params: None,
+            }),
+        );
+        check(
+            json!({"jsonrpc":"2.0","method":"x","params":{}}),
+            Ok(Message::notification("x", json!({}))),
+        );
+        check(
+            json!({"jsonrpc":"2.0","id":"a","result":{}}),
+            Ok(Message::response(json!("a"), json!({}))),
+        );
+        check(
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"m"}}),
+            Ok(Message::error(Value::Null, ErrorObject::new(-1, "m"))),
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        check(json!([1]), Err(InvalidMessage::NotAnObject));
+        check(json!({"method": 3}), Err(InvalidMessage::MethodNotString));
+        check(json!({"id": {}, "method": "x"}), Err(InvalidMessage::BadId));
+        check(json!({"method": "x", "params": 3}), Err(InvalidMessage::BadParams));
+        check(json!({"id": 1}), Err(InvalidMessage::BadResponse));
+        check(json!({"id": 1, "error": "no"}), Err(InvalidMessage::BadError));
+    }
+
+    #[test]
+    fn round_trips_with_version() {
+        let m = Message::request(json!(7), "tools/list", json!({}));
+        let v = m.to_value();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(Message::from_value(v), Ok(m));
+    }
+}
