@@ -1,14 +1,23 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! CodeFlow file streaming (placeholder docs; see the end of the work).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod atomic;
+pub mod client_files;
+pub mod delta;
+pub mod error;
+mod filter;
+pub mod jail;
+pub mod limits;
+mod manifest;
+pub mod paths;
+pub mod protocol;
+mod server_files;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use client_files::ClientFiles;
+pub use error::{FileError, RemoteError};
+pub use filter::{ExcludeConfig, FileFilter};
+pub use jail::Jail;
+pub use limits::Limits;
+pub use manifest::Manifest;
+pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
+pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};
+pub use server_files::FileServer;

@@ -1,0 +1,189 @@
+//! Which files of a project are streamed: `.gitignore` rules, a configurable exclude list, and
+//! "partial" directories such as `node_modules` from which only what a language server reads
+//! (type declarations, `package.json`) is taken.
+//!
+//! The same [`FileFilter`] decides for the initial manifest and for every watcher event, so the
+//! mirror and the live updates agree.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use parking_lot::Mutex;
+
+use crate::error::FileError;
+use crate::paths::RelPath;
+
+/// What to leave out of the mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludeConfig {
+    /// gitignore-syntax patterns that are never streamed, whatever `.gitignore` says.
+    pub exclude: Vec<String>,
+    /// Honour `.gitignore` files (at every level) and `.git/info/exclude`.
+    pub respect_gitignore: bool,
+    /// Directory names (at any depth) from which only `partial_keep` files are streamed, even
+    /// when `.gitignore` ignores them.
+    pub partial_dirs: Vec<String>,
+    /// gitignore-syntax patterns of the files kept inside `partial_dirs`.
+    pub partial_keep: Vec<String>,
+}
+
+impl Default for ExcludeConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        ExcludeConfig {
+            exclude: s(&[
+                ".git/",
+                "target/",
+                "node_modules/.cache/",
+                "__pycache__/",
+                ".codeflow/",
+                // our own temporary files (see `atomic.rs`)
+                ".codeflow-*.tmp",
+            ]),
+            respect_gitignore: true,
+            partial_dirs: s(&["node_modules"]),
+            partial_keep: s(&["*.d.ts", "*.d.mts", "*.d.cts", "package.json"]),
+        }
+    }
+}
+
+/// A compiled [`ExcludeConfig`] for one project root.
+#[derive(Debug)]
+pub struct FileFilter {
+    root: PathBuf,
+    config: ExcludeConfig,
+    exclude: Gitignore,
+    keep: Gitignore,
+    /// `.gitignore` matchers by directory (relative path); `None` when the directory has none.
+    gitignores: Mutex<HashMap<String, Option<Arc<Gitignore>>>>,
+    info_exclude: Option<Gitignore>,
+}
+
+fn build(root: &Path, patterns: &[String]) -> Result<Gitignore, FileError> {
+    let mut b = GitignoreBuilder::new(root);
+    for p in patterns {
+        b.add_line(None, p)
+            .map_err(|e| FileError::InvalidParams(format!("bad pattern `{p}`: {e}")))?;
+    }
+    b.build()
+        .map_err(|e| FileError::InvalidParams(format!("bad patterns: {e}")))
+}
+
+impl FileFilter {
+    pub fn new(root: impl Into<PathBuf>, config: ExcludeConfig) -> Result<Self, FileError> {
+        let root = root.into();
+        let exclude = build(&root, &config.exclude)?;
+        let keep = build(&root, &config.partial_keep)?;
+        let info = root.join(".git/info/exclude");
+        let info_exclude = (config.respect_gitignore && info.is_file()).then(|| Gitignore::new(&info).0);
+        Ok(FileFilter {
+            root,
+            config,
+            exclude,
+            keep,
+            gitignores: Mutex::new(HashMap::new()),
+            info_exclude,
+        })
+    }
+
+    pub fn config(&self) -> &ExcludeConfig {
+        &self.config
+    }
+
+    /// Forgets cached `.gitignore` files (call when one changed).
+    pub fn reload_gitignores(&self) {
+        self.gitignores.lock().clear();
+    }
+
+    pub(crate) fn is_partial_dir(&self, name: &str) -> bool {
+        self.config.partial_dirs.iter().any(|d| d == name)
+    }
+
+    /// Decides one entry whose ancestors were all admitted. `in_partial`: an ancestor is a
+    /// partial directory.
+    pub(crate) fn admits(&self, rel: &RelPath, is_dir: bool, in_partial: bool) -> bool {
+        if rel.is_root() {
+            return true;
+        }
+        if self.exclude.matched(rel.as_str(), is_dir).is_ignore() {
+            return false;
+        }
+        let name = rel.components().last().unwrap_or_default();
+        if is_dir {
+            if in_partial || self.is_partial_dir(name) {
+                return true;
+            }
+            return !self.gitignored(rel, true);
+        }
+        if in_partial {
+            return self.keep.matched(name, false).is_ignore();
+        }
+        !self.gitignored(rel, false)
+    }
+
+    /// Decides a path on its own, checking every ancestor (for watcher events).
+    pub fn is_included(&self, rel: &RelPath, is_dir: bool) -> bool {
+        let parts: Vec<&str> = rel.components().collect();
+        let mut in_partial = false;
+        let mut prefix = RelPath::root();
+        for (i, part) in parts.iter().enumerate() {
+            prefix = prefix.join_name(part);
+            let last = i + 1 == parts.len();
+            let dir = !last || is_dir;
+            if !self.admits(&prefix, dir, in_partial) {
+                return false;
+            }
+            if dir && self.is_partial_dir(part) {
+                in_partial = true;
+            }
+        }
+        true
+    }
+
+    fn gitignored(&self, rel: &RelPath, is_dir: bool) -> bool {
+        if !self.config.respect_gitignore {
+            return false;
+        }
+        let mut ignored = self
+            .info_exclude
+            .as_ref()
+            .is_some_and(|g| g.matched(rel.as_str(), is_dir).is_ignore());
+        // Every directory from the root down to the entry's parent may hold a .gitignore;
+        // deeper files take precedence.
+        let parts: Vec<&str> = rel.components().collect();
+        let mut dir = String::new();
+        for depth in 0..parts.len() {
+            if let Some(gi) = self.gitignore_of(&dir) {
+                let below = parts[depth..].join("/");
+                let m = gi.matched(&below, is_dir);
+                if m.is_ignore() {
+                    ignored = true;
+                } else if m.is_whitelist() {
+                    ignored = false;
+                }
+            }
+            if !dir.is_empty() {
+                dir.push('/');
+            }
+            dir.push_str(parts[depth]);
+        }
+        ignored
+    }
+
+    fn gitignore_of(&self, dir: &str) -> Option<Arc<Gitignore>> {
+        if let Some(cached) = self.gitignores.lock().get(dir) {
+            return cached.clone();
+        }
+        let abs = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(dir)
+        };
+        let file = abs.join(".gitignore");
+        let gi = file.is_file().then(|| Arc::new(Gitignore::new(&file).0));
+        self.gitignores.lock().insert(dir.to_owned(), gi.clone());
+        gi
+    }
+}

@@ -1,0 +1,170 @@
+//! The path jail: every path from the other side is checked here before the disk is touched.
+//!
+//! Two layers:
+//! - **lexical** ([`check_raw`], used by [`crate::RelPath::parse`]): NUL and other control
+//!   characters, backslashes, `..` components anywhere (even ones that would stay inside),
+//!   percent-encoded dots, slashes, backslashes, NULs and percents (`%2e`, `%2f`, `%5c`, `%00`,
+//!   `%25`, and overlong UTF-8 lead bytes `%c0`/`%c1`), over-long paths and names;
+//! - **on disk** ([`Jail::resolve`]): the deepest existing ancestor is canonicalized and must lie
+//!   in the canonical root, so a symlink anywhere on the way that leads out is refused; a
+//!   dangling symlink is refused too, since writing through it could create a file outside.
+//!
+//! Writes replace the final path component by `rename`, so they never write *through* a final
+//! symlink. A symlink swapped in between the check and the use (a race by a local process with
+//! write access to the tree) is outside this jail's threat model: the other side of the socket
+//! cannot create symlinks.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::FileError;
+use crate::limits::Limits;
+use crate::paths::RelPath;
+
+/// Lexical checks on a raw path string from the other side; returns its components
+/// (`/`-separated, empty and `.` components dropped).
+pub(crate) fn check_raw<'a>(raw: &'a str, limits: &Limits) -> Result<Vec<&'a str>, FileError> {
+    if raw.len() > limits.max_path_len {
+        return Err(FileError::rejected(format!(
+            "path is {} bytes, over the limit of {}",
+            raw.len(),
+            limits.max_path_len
+        )));
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(FileError::rejected(format!(
+            "path contains the control character U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    if raw.contains('\\') {
+        return Err(FileError::rejected(
+            "path contains a backslash; use `/` as the separator",
+        ));
+    }
+    let lower = raw.to_ascii_lowercase();
+    for bad in ["%2e", "%2f", "%5c", "%00", "%25", "%c0", "%c1"] {
+        if lower.contains(bad) {
+            return Err(FileError::rejected(format!(
+                "path contains the percent-encoded sequence `{bad}`"
+            )));
+        }
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(FileError::rejected("path contains a `..` component")),
+            name => {
+                if name.len() > limits.max_name_len {
+                    return Err(FileError::rejected(format!(
+                        "a path component is {} bytes, over the limit of {}",
+                        name.len(),
+                        limits.max_name_len
+                    )));
+                }
+                parts.push(name);
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// A directory on this machine that paths must stay inside, symlinks included.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    /// The root as configured (may itself go through symlinks, e.g. `/tmp` on macOS).
+    root: PathBuf,
+    /// The canonical root; resolved paths must lie inside it.
+    canonical: PathBuf,
+}
+
+impl Jail {
+    /// Opens a jail on an existing directory.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, FileError> {
+        let root = root.into();
+        let canonical = std::fs::canonicalize(&root)
+            .map_err(|e| FileError::io(&format!("project root {}", root.display()), &e))?;
+        if !canonical.is_dir() {
+            return Err(FileError::NotADirectory(root.display().to_string()));
+        }
+        Ok(Jail { root, canonical })
+    }
+
+    /// The root as configured.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The canonical root.
+    pub fn canonical_root(&self) -> &Path {
+        &self.canonical
+    }
+
+    /// Resolves a checked relative path to an absolute path on disk, refusing symlinks that
+    /// lead out of the root (anywhere on the path, including the final component) and
+    /// dangling symlinks. The returned path is under the canonical root; the final component
+    /// is not resolved, so callers can tell a symlink (inside the root) from its target.
+    pub fn resolve(&self, rel: &RelPath) -> Result<PathBuf, FileError> {
+        let full = self.canonical.join(rel.as_str());
+        // Find the deepest existing ancestor (or the path itself) and canonicalize it.
+        let mut existing = full.as_path();
+        loop {
+            match std::fs::symlink_metadata(existing) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    existing = existing.parent().ok_or_else(|| {
+                        FileError::rejected("path has no existing ancestor inside the root")
+                    })?;
+                }
+                Err(e) => return Err(FileError::io(&rel.to_string(), &e)),
+            }
+        }
+        let canonical = std::fs::canonicalize(existing).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                FileError::rejected(format!("{rel}: a dangling symlink is on the path"))
+            } else {
+                FileError::io(&rel.to_string(), &e)
+            }
+        })?;
+        if !canonical.starts_with(&self.canonical) {
+            return Err(FileError::rejected(format!(
+                "{rel}: a symlink on the path leads out of the project root"
+            )));
+        }
+        Ok(full)
+    }
+
+    /// Splits an absolute path on this machine into a checked relative path, accepting the
+    /// root either as configured or canonical. Relative input is taken relative to the root.
+    pub fn relativize(&self, raw: &str, limits: &Limits) -> Result<RelPath, FileError> {
+        let parts = check_raw(raw, limits)?;
+        let path = Path::new(raw);
+        if !path.is_absolute() {
+            return RelPath::from_parts(&parts);
+        }
+        for root in [&self.root, &self.canonical] {
+            if let Some(rel) = strip_root(&parts, root) {
+                return RelPath::from_parts(&rel);
+            }
+        }
+        Err(FileError::rejected(format!(
+            "{raw} is outside the project root {}",
+            self.root.display()
+        )))
+    }
+}
+
+/// If the components `parts` of an absolute path start with `root`'s components, the rest.
+pub(crate) fn strip_root<'a>(parts: &[&'a str], root: &Path) -> Option<Vec<&'a str>> {
+    let root_parts: Vec<&str> = root
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    if parts.len() < root_parts.len() || parts[..root_parts.len()] != root_parts[..] {
+        return None;
+    }
+    Some(parts[root_parts.len()..].to_vec())
+}

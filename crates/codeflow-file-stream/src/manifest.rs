@@ -1,0 +1,239 @@
+//! The project manifest: every streamed file with its size, mtime and hash, built by walking
+//! the client root through a [`FileFilter`].
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use crate::error::FileError;
+use crate::filter::FileFilter;
+use crate::jail::Jail;
+use crate::limits::Limits;
+use crate::paths::RelPath;
+use crate::protocol::{ContentHash, ManifestEntry, SyncManifestParams};
+
+/// The files of a project, keyed by relative path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    files: BTreeMap<RelPath, ManifestEntry>,
+    /// Files left out because they exceed the per-file size limit: (path, size).
+    skipped: Vec<(RelPath, u64)>,
+}
+
+/// Milliseconds since the Unix epoch of a file's modification time (0 when unknown).
+pub(crate) fn mtime_ms(meta: &Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One regular file met by [`walk`].
+pub(crate) struct WalkedFile<'a> {
+    pub rel: RelPath,
+    pub abs: &'a Path,
+    pub meta: Metadata,
+}
+
+/// Walks `start` (a directory below `jail`'s root) depth-first through `filter`, calling
+/// `on_dir` for every admitted directory (including `start`) and `on_file` for every admitted
+/// regular file. Symlinks to files inside the root count as files; other symlinks are skipped.
+pub(crate) fn walk(
+    jail: &Jail,
+    filter: &FileFilter,
+    start: &RelPath,
+    on_dir: &mut dyn FnMut(&RelPath, &Path, bool),
+    on_file: &mut dyn FnMut(WalkedFile<'_>) -> Result<(), FileError>,
+) -> Result<(), FileError> {
+    let in_partial = start.components().any(|c| filter.is_partial_dir(c));
+    let mut stack = vec![(start.clone(), in_partial)];
+    while let Some((dir, in_partial)) = stack.pop() {
+        let abs_dir = jail.resolve(&dir)?;
+        on_dir(&dir, &abs_dir, in_partial);
+        let entries = match std::fs::read_dir(&abs_dir) {
+            Ok(e) => e,
+            // Vanished or unreadable directories are skipped, not fatal: the tree is live.
+            Err(e) => {
+                tracing::debug!(dir = %dir, error = %e, "skipping unreadable directory");
+                continue;
+            }
+        };
+        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                tracing::debug!(dir = %dir, "skipping a non-UTF-8 file name");
+                continue;
+            };
+            let Ok(rel) = RelPath::parse(dir.join_name(&name).as_str()) else {
+                continue;
+            };
+            let Ok(ft) = entry.file_type() else { continue };
+            let abs = entry.path();
+            let (is_dir, meta) = if ft.is_symlink() {
+                // Follow only symlinks to regular files that stay inside the root.
+                if jail.resolve(&rel).is_err() {
+                    continue;
+                }
+                match std::fs::metadata(&abs) {
+                    Ok(m) if m.is_file() => (false, Some(m)),
+                    _ => continue,
+                }
+            } else if ft.is_dir() {
+                (true, None)
+            } else if ft.is_file() {
+                match entry.metadata() {
+                    Ok(m) => (false, Some(m)),
+                    Err(_) => continue,
+                }
+            } else {
+                continue;
+            };
+            if !filter.admits(&rel, is_dir, in_partial) {
+                continue;
+            }
+            if let Some(meta) = meta {
+                on_file(WalkedFile {
+                    rel,
+                    abs: &abs,
+                    meta,
+                })?;
+            } else {
+                let partial = in_partial || filter.is_partial_dir(&name);
+                stack.push((rel, partial));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// Walks `root` and hashes every admitted file. Files over the size limit are left out
+    /// (see [`Manifest::skipped`]); exceeding the project limits is an error.
+    pub fn scan(root: &Path, filter: &FileFilter, limits: &Limits) -> Result<Manifest, FileError> {
+        Self::scan_with(root, filter, limits, &mut |_, _| {})
+    }
+
+    /// [`Manifest::scan`], also handing every file's bytes to `on_content` (the watcher keeps
+    /// texts to compute deltas against).
+    pub fn scan_with(
+        root: &Path,
+        filter: &FileFilter,
+        limits: &Limits,
+        on_content: &mut dyn FnMut(&RelPath, &[u8]),
+    ) -> Result<Manifest, FileError> {
+        let jail = Jail::new(root)?;
+        Self::scan_jail(&jail, filter, limits, &RelPath::root(), on_content, &mut |_, _, _| {})
+    }
+
+    pub(crate) fn scan_jail(
+        jail: &Jail,
+        filter: &FileFilter,
+        limits: &Limits,
+        start: &RelPath,
+        on_content: &mut dyn FnMut(&RelPath, &[u8]),
+        on_dir: &mut dyn FnMut(&RelPath, &Path, bool),
+    ) -> Result<Manifest, FileError> {
+        let mut manifest = Manifest::default();
+        let mut total: u64 = 0;
+        walk(jail, filter, start, on_dir, &mut |f| {
+            let size = f.meta.len();
+            if limits.check_file_size(f.rel.as_str(), size).is_err() {
+                tracing::warn!(path = %f.rel, size, limit = limits.max_file_size, "file over the size limit is not streamed");
+                manifest.skipped.push((f.rel, size));
+                return Ok(());
+            }
+            let bytes = match std::fs::read(f.abs) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(path = %f.rel, error = %e, "file vanished during scan");
+                    return Ok(());
+                }
+            };
+            total += bytes.len() as u64;
+            limits.check_project(manifest.files.len() as u64 + 1, total)?;
+            on_content(&f.rel, &bytes);
+            let entry = ManifestEntry {
+                path: f.rel.as_str().to_owned(),
+                size: bytes.len() as u64,
+                mtime: mtime_ms(&f.meta),
+                hash: ContentHash::of(&bytes),
+            };
+            manifest.files.insert(f.rel, entry);
+            Ok(())
+        })?;
+        Ok(manifest)
+    }
+
+    /// Builds a manifest from `server/syncManifest` params, checking every path.
+    pub fn from_params(params: SyncManifestParams, limits: &Limits) -> Result<Manifest, FileError> {
+        let mut files = BTreeMap::new();
+        for entry in params.files {
+            let rel = RelPath::parse_with(&entry.path, limits)?;
+            if rel.is_root() {
+                return Err(FileError::rejected("a manifest entry names the root"));
+            }
+            files.insert(rel, entry);
+        }
+        Ok(Manifest {
+            files,
+            skipped: Vec::new(),
+        })
+    }
+
+    /// The `server/syncManifest` params for this manifest.
+    pub fn to_params(&self) -> SyncManifestParams {
+        SyncManifestParams {
+            files: self.files.values().cloned().collect(),
+        }
+    }
+
+    pub fn get(&self, rel: &RelPath) -> Option<&ManifestEntry> {
+        self.files.get(rel)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RelPath, &ManifestEntry)> {
+        self.files.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().map(|e| e.size).sum()
+    }
+
+    /// Files left out for exceeding the per-file size limit.
+    pub fn skipped(&self) -> &[(RelPath, u64)] {
+        &self.skipped
+    }
+
+    pub(crate) fn insert(&mut self, rel: RelPath, entry: ManifestEntry) {
+        self.files.insert(rel, entry);
+    }
+
+    pub(crate) fn remove(&mut self, rel: &RelPath) -> Option<ManifestEntry> {
+        self.files.remove(rel)
+    }
+
+    pub(crate) fn remove_under(&mut self, dir: &RelPath) -> Vec<RelPath> {
+        let gone: Vec<RelPath> = self
+            .files
+            .range(dir.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.as_str().starts_with(dir.as_str()))
+            .filter(|k| k.starts_with(dir))
+            .cloned()
+            .collect();
+        for k in &gone {
+            self.files.remove(k);
+        }
+        gone
+    }
+}

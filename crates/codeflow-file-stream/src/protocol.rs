@@ -1,0 +1,341 @@
+//! The file-stream wire protocol: method names and a serde type for every message.
+//!
+//! Field names are camelCase and keep the ancestor's (`path`, `content`, `mtime`,
+//! `changeType`). `client/*` requests go server → relay and carry the client's absolute paths;
+//! `server/*` messages go relay → server. Errors are JSON-RPC errors whose codes are listed in
+//! [`crate::error`]. Times (`mtime`) are milliseconds since the Unix epoch.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FileError;
+
+/// `client/readFile`: [`ReadFileParams`] → [`ReadFileResult`].
+pub const READ_FILE: &str = "client/readFile";
+/// `client/writeFile`: [`WriteFileParams`] → [`WriteResult`].
+pub const WRITE_FILE: &str = "client/writeFile";
+/// `client/writeDelta`: [`WriteDeltaParams`] → [`WriteResult`].
+pub const WRITE_DELTA: &str = "client/writeDelta";
+/// `client/deleteFile`: [`DeleteFileParams`] → `{}`.
+pub const DELETE_FILE: &str = "client/deleteFile";
+/// `client/renameFile`: [`RenameFileParams`] → `{}`.
+pub const RENAME_FILE: &str = "client/renameFile";
+/// `client/fileExists`: [`PathParams`] → [`FileExistsResult`].
+pub const FILE_EXISTS: &str = "client/fileExists";
+/// `client/getFileStats`: [`PathParams`] → [`FileStats`].
+pub const GET_FILE_STATS: &str = "client/getFileStats";
+/// `client/listDirectory`: [`PathParams`] → [`ListDirectoryResult`].
+pub const LIST_DIRECTORY: &str = "client/listDirectory";
+/// `server/fileChanged` notification (relay → server): [`FileChanged`].
+pub const FILE_CHANGED: &str = "server/fileChanged";
+/// `server/syncManifest` request (relay → server): [`SyncManifestParams`] → [`SyncManifestResult`].
+pub const SYNC_MANIFEST: &str = "server/syncManifest";
+
+/// Every `client/*` method a [`crate::FileServer`] answers.
+pub const CLIENT_METHODS: &[&str] = &[
+    READ_FILE,
+    WRITE_FILE,
+    WRITE_DELTA,
+    DELETE_FILE,
+    RENAME_FILE,
+    FILE_EXISTS,
+    GET_FILE_STATS,
+    LIST_DIRECTORY,
+];
+
+/// A blake3 hash of a file's bytes, as 64 lowercase hex digits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContentHash(String);
+
+impl ContentHash {
+    /// Hashes `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        ContentHash(blake3::hash(bytes).to_hex().to_string())
+    }
+
+    /// Wraps a hash received from elsewhere; compared as given, case-insensitively.
+    pub fn from_hex(hex: String) -> Self {
+        ContentHash(hex.to_ascii_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How `content` is encoded on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The bytes are valid UTF-8 and sent as they are.
+    #[default]
+    Utf8,
+    /// Binary (or forced) content, standard base64 with padding.
+    Base64,
+}
+
+/// Encodes bytes for the wire: UTF-8 text as is, anything else as base64.
+pub fn encode_content(bytes: &[u8]) -> (String, Encoding) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), Encoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            Encoding::Base64,
+        ),
+    }
+}
+
+/// Decodes wire content back to bytes.
+pub fn decode_content(content: &str, encoding: Encoding) -> Result<Vec<u8>, FileError> {
+    match encoding {
+        Encoding::Utf8 => Ok(content.as_bytes().to_vec()),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| FileError::BadContent(format!("invalid base64: {e}"))),
+    }
+}
+
+/// Params of the requests that take only a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathParams {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadFileParams {
+    pub path: String,
+    /// Force an encoding; by default UTF-8 when the bytes are valid UTF-8, else base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadFileResult {
+    pub content: String,
+    pub encoding: Encoding,
+    pub mtime: u64,
+    pub size: u64,
+    pub hash: ContentHash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteFileParams {
+    pub path: String,
+    pub content: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// The hash the file must have now; `null` (or absent) means the file must not exist.
+    /// There is no unconditional overwrite.
+    #[serde(default)]
+    pub expected_hash: Option<ContentHash>,
+}
+
+/// One line-based edit of a text: replace `delete` lines starting at line `line` (0-based, in
+/// the base text) with `insert` (which carries its own line endings). Edits in one list are
+/// sorted by `line` and do not overlap; all line numbers refer to the base text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineEdit {
+    pub line: u32,
+    pub delete: u32,
+    #[serde(default)]
+    pub insert: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteDeltaParams {
+    pub path: String,
+    pub base_hash: ContentHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<Vec<LineEdit>>,
+    /// A unified diff; reserved, answered with `Unsupported` (send `edits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    pub result_hash: ContentHash,
+}
+
+/// Result of `client/writeFile` and `client/writeDelta`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteResult {
+    pub hash: ContentHash,
+    /// True when the write was applied as a delta (`writeDelta`), false for full content.
+    #[serde(default)]
+    pub used_delta: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteFileParams {
+    pub path: String,
+    /// When given, the file is deleted only if it still has this hash.
+    #[serde(default)]
+    pub expected_hash: Option<ContentHash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameFileParams {
+    pub from: String,
+    pub to: String,
+    /// When given, `from` is renamed only if it still has this hash. `to` must not exist.
+    #[serde(default)]
+    pub expected_hash: Option<ContentHash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileExistsResult {
+    pub exists: bool,
+    pub is_file: bool,
+    pub is_directory: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStats {
+    pub size: u64,
+    pub mtime: u64,
+    pub is_file: bool,
+    pub is_directory: bool,
+    pub is_symlink: bool,
+    /// Unix permission bits, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// The content hash, for regular files within the size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirEntry {
+    pub name: String,
+    pub is_file: bool,
+    pub is_directory: bool,
+    pub is_symlink: bool,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListDirectoryResult {
+    pub entries: Vec<DirEntry>,
+}
+
+/// What happened to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeType {
+    Created,
+    Changed,
+    Deleted,
+}
+
+/// `server/fileChanged`: a file changed on the client.
+///
+/// For `created`/`changed`, exactly one of these forms is used:
+/// - `content` (+ `encoding`): the whole new content;
+/// - `baseHash` + `edits`: a line delta against the content the relay last sent with hash
+///   `baseHash` (the server refuses it if its mirror holds something else, and reads the file);
+/// - neither: only `hash` (large files); the server reads the file with `client/readFile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChanged {
+    /// The client's absolute path.
+    pub path: String,
+    pub change_type: ChangeType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_hash: Option<ContentHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<Vec<LineEdit>>,
+}
+
+impl FileChanged {
+    /// A `deleted` event for `path`.
+    pub fn deleted(path: String) -> Self {
+        FileChanged {
+            path,
+            change_type: ChangeType::Deleted,
+            hash: None,
+            size: None,
+            mtime: None,
+            content: None,
+            encoding: None,
+            base_hash: None,
+            edits: None,
+        }
+    }
+}
+
+/// One file of a project manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Relative to the project root, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub mtime: u64,
+    pub hash: ContentHash,
+}
+
+/// `server/syncManifest` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncManifestParams {
+    pub files: Vec<ManifestEntry>,
+}
+
+/// `server/syncManifest` result: what the server will fetch and what it drops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncManifestResult {
+    /// Relative paths the mirror lacks or holds stale.
+    pub needed: Vec<String>,
+    /// Relative paths in the mirror that are not in the manifest.
+    pub removed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_changed_keeps_wire_names() {
+        let ev = FileChanged {
+            base_hash: Some(ContentHash::of(b"a")),
+            edits: Some(vec![LineEdit {
+                line: 1,
+                delete: 0,
+                insert: "x\n".into(),
+            }]),
+            ..FileChanged::deleted("/app/a.ts".into())
+        };
+        let v = serde_json::to_value(&ev).unwrap_or_default();
+        assert_eq!(v["changeType"], "deleted");
+        assert!(v.get("baseHash").is_some());
+        assert!(v.get("content").is_none());
+    }
+
+    #[test]
+    fn content_round_trips() {
+        for bytes in [&b"hello\n"[..], &[0u8, 159, 146, 150][..]] {
+            let (c, e) = encode_content(bytes);
+            assert_eq!(decode_content(&c, e).ok().as_deref(), Some(bytes));
+        }
+    }
+}
