@@ -1,0 +1,375 @@
+//! Pool configuration: the language-server table and the pool's timing knobs.
+//!
+//! Everything here deserializes with serde (the server binary reads it from its TOML config
+//! through figment) and every field has a default, so `PoolConfig::default()` is a working pool
+//! with the servers from `shared/design/tools.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Settings for the whole pool.
+///
+/// Durations accept a number of seconds (`60`, `0.5`) or a string with a unit
+/// (`"60s"`, `"500ms"`, `"2m"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Servers added to, or replacing (same id), the default table.
+    pub servers: BTreeMap<String, ServerConfig>,
+    /// Start from an empty table instead of the defaults (only `servers` is used).
+    pub replace_default_servers: bool,
+    /// Stop a project's servers this long after its last lease is dropped and no request is
+    /// pending.
+    #[serde(with = "duration_serde")]
+    pub idle_timeout: Duration,
+    /// Upper bound on one request, including waiting for a restart and replay.
+    #[serde(with = "duration_serde")]
+    pub request_timeout: Duration,
+    /// How long a request waits for a server's indexing (`$/progress`) to finish before it is
+    /// sent anyway.
+    #[serde(with = "duration_serde")]
+    pub readiness_timeout: Duration,
+    /// How long `diagnostics` waits for pushed diagnostics describing the current version.
+    #[serde(with = "duration_serde")]
+    pub diagnostics_timeout: Duration,
+    /// How long a server may take to answer `initialize`.
+    #[serde(with = "duration_serde")]
+    pub initialize_timeout: Duration,
+    /// How long `shutdown`, and then the process exit, may take before the process group is
+    /// killed.
+    #[serde(with = "duration_serde")]
+    pub shutdown_timeout: Duration,
+    /// Give up restarting a server after this many crashes within `crash_window`.
+    pub max_crashes: u32,
+    /// The window for `max_crashes`. A server that gave up is retried on first use once this
+    /// long has passed (or at once by `restart_project`).
+    #[serde(with = "duration_serde")]
+    pub crash_window: Duration,
+    /// First delay before a restart; doubles per consecutive crash up to `restart_backoff_max`.
+    #[serde(with = "duration_serde")]
+    pub restart_backoff: Duration,
+    /// Largest delay before a restart.
+    #[serde(with = "duration_serde")]
+    pub restart_backoff_max: Duration,
+    /// Requests in flight to one server at once; further callers wait for a slot (back
+    /// pressure, not rejection), still bounded by `request_timeout`.
+    pub max_in_flight_per_server: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            servers: BTreeMap::new(),
+            replace_default_servers: false,
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(20),
+            diagnostics_timeout: Duration::from_secs(5),
+            initialize_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(2),
+            max_crashes: 5,
+            crash_window: Duration::from_secs(60),
+            restart_backoff: Duration::from_millis(100),
+            restart_backoff_max: Duration::from_secs(5),
+            max_in_flight_per_server: 256,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The effective server table: the defaults (unless replaced) overlaid with `servers`.
+    #[must_use]
+    pub fn effective_servers(&self) -> BTreeMap<String, ServerConfig> {
+        let mut table = if self.replace_default_servers {
+            BTreeMap::new()
+        } else {
+            default_servers()
+        };
+        for (id, server) in &self.servers {
+            table.insert(id.clone(), server.clone());
+        }
+        table.retain(|_, s| s.enabled);
+        table
+    }
+}
+
+/// One language server: how to start it and which files it serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Program to run: a name looked up on `PATH`, or a path.
+    pub command: String,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// File extensions (without the dot) this server handles.
+    pub extensions: Vec<String>,
+    /// Language label for metrics and status (`python`, `typescript`, …).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `languageId` sent in `didOpen`; by default derived from the file extension.
+    #[serde(default)]
+    pub language_id: Option<String>,
+    /// `initializationOptions` sent with `initialize`.
+    #[serde(default, rename = "initialization_options", alias = "initializationOptions")]
+    pub initialization_options: Option<Value>,
+    /// Settings returned for `workspace/configuration` (looked up by section, dotted path).
+    #[serde(default)]
+    pub settings: Option<Value>,
+    /// Files whose presence in the project root makes this server preferred when several
+    /// servers claim the same extension. Empty: always eligible.
+    #[serde(default, alias = "rootMarkers")]
+    pub root_markers: Vec<String>,
+    /// What to tell a person when the command is missing.
+    #[serde(default)]
+    pub install_hint: Option<String>,
+    /// The server reports readiness with rust-analyzer's `experimental/serverStatus`
+    /// (`quiescent`); requests wait for it as well as for `$/progress` to end.
+    #[serde(default)]
+    pub wait_for_quiescence: bool,
+    /// Set false to remove a default server.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ServerConfig {
+    /// A server with the given command and extensions; other fields default.
+    #[must_use]
+    pub fn new(command: impl Into<String>, extensions: &[&str]) -> Self {
+        Self {
+            command: command.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            extensions: extensions.iter().map(|e| (*e).to_owned()).collect(),
+            language: None,
+            language_id: None,
+            initialization_options: None,
+            settings: None,
+            root_markers: Vec::new(),
+            install_hint: None,
+            wait_for_quiescence: false,
+            enabled: true,
+        }
+    }
+
+    /// Builder: set arguments.
+    #[must_use]
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    fn with_language(mut self, language: &str) -> Self {
+        self.language = Some(language.to_owned());
+        self
+    }
+
+    fn with_hint(mut self, hint: &str) -> Self {
+        self.install_hint = Some(hint.to_owned());
+        self
+    }
+
+    /// Does this server claim files with extension `ext` (no dot, any case)?
+    #[must_use]
+    pub fn handles_extension(&self, ext: &str) -> bool {
+        let ext = ext.trim_start_matches('.');
+        self.extensions
+            .iter()
+            .any(|e| e.trim_start_matches('.').eq_ignore_ascii_case(ext))
+    }
+
+    /// Is this server preferred for a project at `root` (some root marker exists there)?
+    pub(crate) fn markers_match(&self, root: &Path) -> bool {
+        self.root_markers.iter().any(|m| root.join(m).exists())
+    }
+
+    /// The language label used in metrics and status.
+    #[must_use]
+    pub fn language_label(&self, server_id: &str) -> String {
+        self.language.clone().unwrap_or_else(|| server_id.to_owned())
+    }
+
+    /// The `languageId` for a file with this extension.
+    #[must_use]
+    pub fn language_id_for(&self, ext: &str) -> String {
+        if let Some(id) = &self.language_id {
+            return id.clone();
+        }
+        default_language_id(ext)
+    }
+}
+
+/// The `languageId` LSP expects for common extensions; unknown ones pass through.
+#[must_use]
+pub fn default_language_id(ext: &str) -> String {
+    let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+    let id = match ext.as_str() {
+        "py" | "pyi" => "python",
+        "ts" | "mts" | "cts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "jsx" => "javascriptreact",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" => "cpp",
+        "rs" => "rust",
+        "go" => "go",
+        "sh" | "bash" => "shellscript",
+        other => return other.to_owned(),
+    };
+    id.to_owned()
+}
+
+/// The default server table (`shared/design/tools.md`).
+#[must_use]
+pub fn default_servers() -> BTreeMap<String, ServerConfig> {
+    let mut t = BTreeMap::new();
+    t.insert(
+        "pylsp".to_owned(),
+        ServerConfig::new("pylsp", &["py", "pyi"])
+            .with_language("python")
+            .with_hint("pip install python-lsp-server"),
+    );
+    t.insert(
+        "typescript-language-server".to_owned(),
+        ServerConfig::new(
+            "typescript-language-server",
+            &["ts", "tsx", "js", "jsx", "mjs", "cjs", "mts", "cts"],
+        )
+        .with_args(&["--stdio"])
+        .with_language("typescript")
+        // TypeScript 7 never answers through typescript-language-server: pin 6.
+        .with_hint("npm install -g typescript-language-server typescript@6"),
+    );
+    t.insert(
+        "clangd".to_owned(),
+        ServerConfig::new(
+            "clangd",
+            &["c", "h", "cc", "cpp", "cxx", "hpp", "hh", "hxx"],
+        )
+        // Background indexing writes `.cache/` into the project (the mirror): keep it off.
+        .with_args(&["--background-index=false"])
+        .with_language("c")
+        .with_hint("apt-get install -y clangd"),
+    );
+    let mut ra = ServerConfig::new("rust-analyzer", &["rs"])
+        .with_language("rust")
+        .with_hint("rustup component add rust-analyzer rust-src");
+    // rust-analyzer answers empty results while indexing; its serverStatus says when it is done.
+    ra.wait_for_quiescence = true;
+    t.insert("rust-analyzer".to_owned(), ra);
+    t.insert(
+        "gopls".to_owned(),
+        ServerConfig::new("gopls", &["go"])
+            .with_language("go")
+            .with_hint("apt-get install -y golang-go gopls"),
+    );
+    t.insert(
+        "bash-language-server".to_owned(),
+        ServerConfig::new("bash-language-server", &["sh", "bash"])
+            .with_args(&["start"])
+            .with_language("shell")
+            .with_hint("npm install -g bash-language-server"),
+    );
+    t
+}
+
+/// Durations as seconds (number) or a string with a unit.
+mod duration_serde {
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(D::Error::custom),
+            Raw::Text(t) => super::parse_duration(&t).map_err(D::Error::custom),
+        }
+    }
+}
+
+/// Parse `"500ms"`, `"60s"`, `"2m"`, `"1h"` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"60s\" or \"500ms\""))?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn config_overrides_and_adds_servers() {
+        let json = serde_json::json!({
+            "idle_timeout": "5s",
+            "request_timeout": 10,
+            "servers": {
+                "pylsp": { "command": "/opt/pylsp", "extensions": ["py"], "args": ["-v"] },
+                "bash-language-server": { "command": "x", "extensions": [], "enabled": false },
+                "zls": { "command": "zls", "extensions": ["zig"],
+                         "initializationOptions": {"a": 1}, "rootMarkers": ["build.zig"] }
+            }
+        });
+        let cfg: PoolConfig = serde_json::from_value(json).expect("valid config");
+        assert_eq!(cfg.idle_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.request_timeout, Duration::from_secs(10));
+        let table = cfg.effective_servers();
+        assert_eq!(table["pylsp"].command, "/opt/pylsp");
+        assert!(!table.contains_key("bash-language-server"));
+        assert_eq!(table["zls"].root_markers, vec!["build.zig".to_owned()]);
+        assert!(table["zls"].initialization_options.is_some());
+        assert!(table.contains_key("clangd"));
+    }
+
+    #[test]
+    fn language_ids() {
+        assert_eq!(default_language_id("tsx"), "typescriptreact");
+        assert_eq!(default_language_id(".PY"), "python");
+        assert_eq!(default_language_id("zig"), "zig");
+    }
+}
