@@ -24,6 +24,7 @@
 //! | -33014 | `Unavailable` | the other side could not be reached (transport failure) | — |
 //! | -33015 | `SharedProject` | a shared project streams nothing; the operation does not apply | — |
 //! | -33016 | `RolledBack` | a multi-file write-back failed and was rolled back | `failedPath`, `cause` |
+//! | -33017 | `RollbackIncomplete` | a write-back failed and some files could not be restored | `failedPath`, `cause`, `notRestored` |
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -50,6 +51,7 @@ pub mod codes {
     pub const UNAVAILABLE: i64 = -33014;
     pub const SHARED_PROJECT: i64 = -33015;
     pub const ROLLED_BACK: i64 = -33016;
+    pub const ROLLBACK_INCOMPLETE: i64 = -33017;
 }
 
 /// Everything that can go wrong in file streaming, on either side.
@@ -105,6 +107,12 @@ pub enum FileError {
         failed_path: String,
         cause: Box<FileError>,
     },
+    #[error("write-back failed on {failed_path} ({cause}) and these files could not be restored: {not_restored:?}")]
+    RollbackIncomplete {
+        failed_path: String,
+        cause: Box<FileError>,
+        not_restored: Vec<String>,
+    },
 }
 
 impl FileError {
@@ -143,6 +151,7 @@ impl FileError {
             FileError::Unavailable(_) => UNAVAILABLE,
             FileError::SharedProject => SHARED_PROJECT,
             FileError::RolledBack { .. } => ROLLED_BACK,
+            FileError::RollbackIncomplete { .. } => ROLLBACK_INCOMPLETE,
         }
     }
 
@@ -162,6 +171,9 @@ impl FileError {
             }
             FileError::Unavailable(_) => "the client relay is disconnected; retry after it reconnects",
             FileError::RolledBack { .. } => "no file was changed; re-read the files and retry",
+            FileError::RollbackIncomplete { .. } => {
+                "some files hold the new content while others do not; inspect the listed files"
+            }
             _ => return None,
         })
     }
@@ -182,6 +194,15 @@ impl FileError {
             FileError::RolledBack { failed_path, cause } => {
                 json!({ "failedPath": failed_path, "cause": RemoteError::from(cause.as_ref()) })
             }
+            FileError::RollbackIncomplete {
+                failed_path,
+                cause,
+                not_restored,
+            } => json!({
+                "failedPath": failed_path,
+                "cause": RemoteError::from(cause.as_ref()),
+                "notRestored": not_restored,
+            }),
             _ => json!({}),
         };
         if let (Some(s), Some(obj)) = (self.suggestion(), data.as_object_mut()) {

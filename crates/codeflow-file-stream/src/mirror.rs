@@ -1,0 +1,719 @@
+//! The server's copy of a project: `<data_dir>/mirrors/<project>/`, filled by manifest sync,
+//! kept fresh by `server/fileChanged`, read by language servers and by tools.
+//!
+//! The mirror keeps an index (relative path → hash, size) of what is on its disk and a
+//! byte-budgeted content cache; both change only through [`Mirror`]'s own writes, so the cache
+//! is exact — there is no TTL. Each path has a version, bumped by every write, so that a slow
+//! fetch started by a sync never overwrites a newer change that arrived meanwhile.
+//!
+//! A **shared** project ([`Mirror::shared`]) has the files on a server-side path already: it
+//! fetches nothing, writes nothing, and only translates paths.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use parking_lot::Mutex;
+
+use crate::atomic::{TMP_PREFIX, TMP_SUFFIX, write_atomic};
+use crate::cache::ContentCache;
+use crate::client_files::{self, ClientFiles};
+use crate::delta;
+use crate::error::FileError;
+use crate::jail::Jail;
+use crate::limits::Limits;
+use crate::manifest::Manifest;
+use crate::paths::{ClientPath, MirrorPath, PathMap, RelPath};
+use crate::protocol::{
+    ChangeType, ContentHash, Encoding, FileChanged, LineEdit, SyncManifestResult, decode_content,
+};
+
+/// Tuning of a [`Mirror`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorConfig {
+    pub limits: Limits,
+    /// `client/readFile` requests in flight at once during a sync.
+    pub fetch_concurrency: usize,
+    /// Bytes of file content kept in memory for [`Mirror::read`].
+    pub cache_bytes: usize,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig {
+            limits: Limits::default(),
+            fetch_concurrency: 32,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a sync will do: fetch `needed`, delete `removed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub needed: Vec<RelPath>,
+    pub removed: Vec<RelPath>,
+}
+
+impl SyncPlan {
+    /// The answer to `server/syncManifest`.
+    pub fn to_result(&self) -> SyncManifestResult {
+        SyncManifestResult {
+            needed: self.needed.iter().map(|p| p.as_str().to_owned()).collect(),
+            removed: self.removed.iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// Progress of a sync, reported after every fetched file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub total_files: usize,
+    pub done_files: usize,
+    pub total_bytes: u64,
+    pub done_bytes: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Files fetched from the client.
+    pub fetched: Vec<RelPath>,
+    pub fetched_bytes: u64,
+    /// Mirror files deleted because the manifest no longer lists them.
+    pub removed: Vec<RelPath>,
+    /// Files already up to date.
+    pub unchanged: usize,
+    /// Files not fetched, with the reason (too large, vanished, unreadable, superseded).
+    pub skipped: Vec<(RelPath, FileError)>,
+}
+
+/// How a `fileChanged` was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Written from the content in the notification.
+    Content,
+    /// Written by applying the notification's delta.
+    Delta,
+    /// Written from a `client/readFile` (no content, or the delta's base did not match).
+    Fetched,
+    /// The mirror already had this content.
+    Unchanged,
+    /// Removed from the mirror.
+    Removed,
+    /// A shared project: nothing to do.
+    Shared,
+}
+
+#[derive(Debug, Clone)]
+struct IndexEntry {
+    hash: ContentHash,
+    size: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    index: HashMap<RelPath, IndexEntry>,
+    versions: HashMap<RelPath, u64>,
+    cache: ContentCache,
+}
+
+impl State {
+    fn version(&self, rel: &RelPath) -> u64 {
+        self.versions.get(rel).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, rel: &RelPath) {
+        *self.versions.entry(rel.clone()).or_insert(0) += 1;
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.index.values().map(|e| e.size).sum()
+    }
+}
+
+/// One project's mirror. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    project: String,
+    paths: PathMap,
+    jail: Jail,
+    shared: bool,
+    config: MirrorConfig,
+    state: Mutex<State>,
+}
+
+/// Checks a project id: `[A-Za-z0-9._-]{1,64}`, not `.` or `..`.
+pub fn check_project_id(id: &str) -> Result<(), FileError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && id != "."
+        && id != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(FileError::rejected(format!(
+            "project id `{id}` must match [A-Za-z0-9._-]{{1,64}}"
+        )))
+    }
+}
+
+impl Mirror {
+    /// Opens (creating if needed) the mirror at `<data_dir>/mirrors/<project_id>/` for a
+    /// client whose project root is `client_root`, and indexes what it already holds.
+    pub async fn open(data_dir: &Path, project_id: &str, client_root: &str) -> Result<Self, FileError> {
+        Self::open_with(data_dir, project_id, client_root, MirrorConfig::default()).await
+    }
+
+    /// [`Mirror::open`] with explicit tuning.
+    pub async fn open_with(
+        data_dir: &Path,
+        project_id: &str,
+        client_root: &str,
+        config: MirrorConfig,
+    ) -> Result<Self, FileError> {
+        check_project_id(project_id)?;
+        let dir = data_dir.join("mirrors").join(project_id);
+        let client_root = client_root.to_owned();
+        let project = project_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
+            let jail = Jail::new(&dir)?;
+            let index = index_dir(jail.canonical_root())?;
+            let paths = PathMap::new(&client_root, jail.canonical_root())?;
+            Ok(Mirror::build(project, paths, jail, false, config, index))
+        })
+        .await
+        .map_err(|e| FileError::Io(format!("mirror open task failed: {e}")))?
+    }
+
+    /// A shared project: the server sees the client's files at `server_root` already.
+    /// Nothing is fetched or written; [`Mirror::paths`] translates, [`Mirror::read`] reads
+    /// `server_root` through the jail.
+    pub fn shared(
+        project_id: &str,
+        client_root: &str,
+        server_root: &Path,
+        config: MirrorConfig,
+    ) -> Result<Self, FileError> {
+        check_project_id(project_id)?;
+        let jail = Jail::new(server_root)?;
+        let paths = PathMap::new(client_root, jail.canonical_root())?;
+        Ok(Mirror::build(
+            project_id.to_owned(),
+            paths,
+            jail,
+            true,
+            config,
+            HashMap::new(),
+        ))
+    }
+
+    fn build(
+        project: String,
+        paths: PathMap,
+        jail: Jail,
+        shared: bool,
+        config: MirrorConfig,
+        index: HashMap<RelPath, IndexEntry>,
+    ) -> Self {
+        Mirror {
+            inner: Arc::new(Inner {
+                project,
+                paths,
+                jail,
+                shared,
+                config,
+                state: Mutex::new(State {
+                    index,
+                    versions: HashMap::new(),
+                    cache: ContentCache::new(config.cache_bytes),
+                }),
+            }),
+        }
+    }
+
+    pub fn project(&self) -> &str {
+        &self.inner.project
+    }
+
+    /// Path translation between the client and this mirror.
+    pub fn paths(&self) -> &PathMap {
+        &self.inner.paths
+    }
+
+    /// The directory language servers should run in (canonical).
+    pub fn root(&self) -> &Path {
+        self.inner.paths.mirror_root()
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared
+    }
+
+    /// Every file the mirror holds, with its hash.
+    pub fn files(&self) -> BTreeMap<RelPath, ContentHash> {
+        let state = self.inner.state.lock();
+        state
+            .index
+            .iter()
+            .map(|(k, v)| (k.clone(), v.hash.clone()))
+            .collect()
+    }
+
+    /// The hash the mirror holds for a path.
+    pub fn hash(&self, path: &MirrorPath) -> Option<ContentHash> {
+        self.inner
+            .state
+            .lock()
+            .index
+            .get(path.rel())
+            .map(|e| e.hash.clone())
+    }
+
+    /// What a sync against `manifest` would fetch and delete.
+    pub fn plan(&self, manifest: &Manifest) -> SyncPlan {
+        if self.inner.shared {
+            return SyncPlan::default();
+        }
+        let state = self.inner.state.lock();
+        let needed = manifest
+            .iter()
+            .filter(|(rel, entry)| state.index.get(*rel).is_none_or(|e| e.hash != entry.hash))
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        let mut removed: Vec<RelPath> = state
+            .index
+            .keys()
+            .filter(|rel| manifest.get(rel).is_none())
+            .cloned()
+            .collect();
+        removed.sort();
+        SyncPlan { needed, removed }
+    }
+
+    /// Brings the mirror to `manifest`: fetches files it lacks or holds stale (up to
+    /// `fetch_concurrency` at once), deletes files the manifest does not list, and calls
+    /// `progress` after each fetched file. Per-file failures are reported in
+    /// [`SyncReport::skipped`]; a lost connection or a manifest over the project limits fails
+    /// the whole sync.
+    pub async fn sync(
+        &self,
+        manifest: &Manifest,
+        client: &dyn ClientFiles,
+        progress: &(dyn Fn(&SyncProgress) + Send + Sync),
+    ) -> Result<SyncReport, FileError> {
+        let mut report = SyncReport::default();
+        if self.inner.shared {
+            return Ok(report);
+        }
+        let limits = self.inner.config.limits;
+        limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
+        let plan = self.plan(manifest);
+        report.unchanged = manifest.len() - plan.needed.len();
+
+        // Deletions first: they free room and cannot conflict with fetches.
+        for rel in &plan.removed {
+            let version = self.inner.state.lock().version(rel);
+            if self.commit(rel.clone(), None, Some(version)).await? {
+                report.removed.push(rel.clone());
+            }
+        }
+
+        let mut todo = Vec::new();
+        for rel in plan.needed {
+            let Some(entry) = manifest.get(&rel) else { continue };
+            if let Err(e) = limits.check_file_size(rel.as_str(), entry.size) {
+                report.skipped.push((rel, e));
+                continue;
+            }
+            let version = self.inner.state.lock().version(&rel);
+            todo.push((rel, entry.size, version));
+        }
+        let mut done = SyncProgress {
+            total_files: todo.len(),
+            done_files: 0,
+            total_bytes: todo.iter().map(|t| t.1).sum(),
+            done_bytes: 0,
+        };
+        let mut fetches = futures::stream::iter(todo.into_iter().map(|(rel, _, version)| async move {
+            let result = self.fetch(&rel, version, client).await;
+            (rel, result)
+        }))
+        .buffer_unordered(self.inner.config.fetch_concurrency.max(1));
+        while let Some((rel, result)) = fetches.next().await {
+            match result {
+                Ok(Some(bytes)) => {
+                    report.fetched_bytes += bytes;
+                    done.done_bytes += bytes;
+                    report.fetched.push(rel);
+                }
+                Ok(None) => report.skipped.push((
+                    rel,
+                    FileError::Conflict {
+                        path: "superseded by a newer change".into(),
+                        actual: None,
+                    },
+                )),
+                Err(e @ FileError::Unavailable(_)) => return Err(e),
+                Err(e) => report.skipped.push((rel, e)),
+            }
+            done.done_files += 1;
+            progress(&done);
+        }
+        report.fetched.sort();
+        tracing::debug!(
+            project = %self.inner.project,
+            fetched = report.fetched.len(),
+            removed = report.removed.len(),
+            unchanged = report.unchanged,
+            skipped = report.skipped.len(),
+            "mirror synced"
+        );
+        Ok(report)
+    }
+
+    /// Fetches one file with `client/readFile` and stores it unless the path changed since
+    /// `version`. Returns the bytes stored, or `None` when superseded.
+    async fn fetch(
+        &self,
+        rel: &RelPath,
+        version: u64,
+        client: &dyn ClientFiles,
+    ) -> Result<Option<u64>, FileError> {
+        let path = self.inner.paths.client_path(rel);
+        let bytes = match client_files::read_file(client, &path).await {
+            Ok((bytes, _)) => bytes,
+            // Deleted on the client since the manifest: mirror that.
+            Err(FileError::NotFound(_)) => {
+                self.commit(rel.clone(), None, Some(version)).await?;
+                return Err(FileError::NotFound(path.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        self.inner
+            .config
+            .limits
+            .check_file_size(rel.as_str(), bytes.len() as u64)?;
+        let len = bytes.len() as u64;
+        Ok(self
+            .commit(rel.clone(), Some(bytes), Some(version))
+            .await?
+            .then_some(len))
+    }
+
+    /// Applies a `server/fileChanged` notification. Notifications for one project must be
+    /// applied in the order they arrived. A delta whose base is not what the mirror holds is
+    /// refused internally ([`FileError::BaseMismatch`]) and the file is read whole instead.
+    pub async fn apply_change(
+        &self,
+        change: FileChanged,
+        client: &dyn ClientFiles,
+    ) -> Result<ChangeOutcome, FileError> {
+        if self.inner.shared {
+            return Ok(ChangeOutcome::Shared);
+        }
+        let client_path = ClientPath::parse(&change.path)?;
+        let rel = self.inner.paths.client_rel(&client_path)?;
+        if rel.is_root() {
+            return Err(FileError::NotAFile(change.path));
+        }
+        let (version, current) = {
+            let state = self.inner.state.lock();
+            (state.version(&rel), state.index.get(&rel).map(|e| e.hash.clone()))
+        };
+        if change.change_type == ChangeType::Deleted {
+            self.commit(rel, None, Some(version)).await?;
+            return Ok(ChangeOutcome::Removed);
+        }
+        if change.hash.is_some() && change.hash == current {
+            return Ok(ChangeOutcome::Unchanged);
+        }
+        if let Some(content) = &change.content {
+            let bytes = decode_content(content, change.encoding.unwrap_or(Encoding::Utf8))?;
+            self.inner
+                .config
+                .limits
+                .check_file_size(rel.as_str(), bytes.len() as u64)?;
+            let actual = ContentHash::of(&bytes);
+            if let Some(expected) = change.hash
+                && expected != actual
+            {
+                return Err(FileError::HashMismatch {
+                    path: change.path,
+                    expected,
+                    actual,
+                });
+            }
+            self.commit(rel, Some(bytes), Some(version)).await?;
+            return Ok(ChangeOutcome::Content);
+        }
+        if let (Some(base), Some(edits)) = (&change.base_hash, &change.edits) {
+            match self
+                .apply_delta(&self.inner.paths.mirror_path(&rel), base, edits, change.hash.as_ref())
+                .await
+            {
+                Ok(_) => return Ok(ChangeOutcome::Delta),
+                Err(e @ (FileError::BaseMismatch { .. } | FileError::HashMismatch { .. } | FileError::BadContent(_))) => {
+                    tracing::debug!(path = %rel, error = %e, "delta refused; reading the whole file");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match self.fetch(&rel, version, client).await {
+            Ok(_) => Ok(ChangeOutcome::Fetched),
+            // Deleted again before we could read it; the fetch mirrored the deletion.
+            Err(FileError::NotFound(_)) => Ok(ChangeOutcome::Removed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies a line delta to the mirror's copy. Refused with [`FileError::BaseMismatch`]
+    /// when the mirror does not hold `base`, and with [`FileError::HashMismatch`] when the
+    /// result is not `result` (if given); nothing is written then.
+    pub async fn apply_delta(
+        &self,
+        path: &MirrorPath,
+        base: &ContentHash,
+        edits: &[LineEdit],
+        result: Option<&ContentHash>,
+    ) -> Result<ContentHash, FileError> {
+        let rel = path.rel().clone();
+        let (version, current) = {
+            let state = self.inner.state.lock();
+            (state.version(&rel), state.index.get(&rel).map(|e| e.hash.clone()))
+        };
+        if current.as_ref() != Some(base) {
+            return Err(FileError::BaseMismatch {
+                path: rel.to_string(),
+                actual: current,
+            });
+        }
+        let old = self.read(path).await?;
+        let old = std::str::from_utf8(&old)
+            .map_err(|_| FileError::BadContent(format!("{rel} is not UTF-8 text")))?;
+        let new = delta::apply(old, edits)?;
+        let hash = ContentHash::of(new.as_bytes());
+        if let Some(expected) = result
+            && *expected != hash
+        {
+            return Err(FileError::HashMismatch {
+                path: rel.to_string(),
+                expected: expected.clone(),
+                actual: hash,
+            });
+        }
+        self.inner
+            .config
+            .limits
+            .check_file_size(rel.as_str(), new.len() as u64)?;
+        if !self.commit(rel.clone(), Some(new.into_bytes()), Some(version)).await? {
+            return Err(FileError::BaseMismatch {
+                path: rel.to_string(),
+                actual: self.inner.state.lock().index.get(&rel).map(|e| e.hash.clone()),
+            });
+        }
+        Ok(hash)
+    }
+
+    /// Records content written on the server side (e.g. after a successful write-back), so
+    /// the mirror does not wait for the client's echo.
+    pub async fn write_local(&self, path: &MirrorPath, bytes: Vec<u8>) -> Result<ContentHash, FileError> {
+        if self.inner.shared {
+            return Err(FileError::SharedProject);
+        }
+        let hash = ContentHash::of(&bytes);
+        self.commit(path.rel().clone(), Some(bytes), None).await?;
+        Ok(hash)
+    }
+
+    /// Removes a file from the mirror (server-side deletion after a write-back).
+    pub async fn remove_local(&self, path: &MirrorPath) -> Result<(), FileError> {
+        if self.inner.shared {
+            return Err(FileError::SharedProject);
+        }
+        self.commit(path.rel().clone(), None, None).await.map(|_| ())
+    }
+
+    /// The content of a mirror file, from the cache when it holds it.
+    pub async fn read(&self, path: &MirrorPath) -> Result<Arc<[u8]>, FileError> {
+        let rel = path.rel().clone();
+        let version = {
+            let state = self.inner.state.lock();
+            if let Some(bytes) = state.cache.get(&rel) {
+                return Ok(bytes);
+            }
+            state.version(&rel)
+        };
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let abs = inner.jail.resolve(&rel)?;
+            let meta = std::fs::metadata(&abs).map_err(|e| FileError::io(&rel.to_string(), &e))?;
+            if !meta.is_file() {
+                return Err(FileError::NotAFile(rel.to_string()));
+            }
+            inner.config.limits.check_file_size(rel.as_str(), meta.len())?;
+            let bytes: Arc<[u8]> = std::fs::read(&abs)
+                .map_err(|e| FileError::io(&rel.to_string(), &e))?
+                .into();
+            if !inner.shared {
+                let mut state = inner.state.lock();
+                if state.version(&rel) == version {
+                    state.cache.insert(rel, Arc::clone(&bytes));
+                }
+            }
+            Ok(bytes)
+        })
+        .await
+        .map_err(|e| FileError::Io(format!("mirror read task failed: {e}")))?
+    }
+
+    /// Writes (`Some`) or deletes (`None`) a mirror file, unless its version moved past
+    /// `if_version`. Returns whether it did.
+    async fn commit(
+        &self,
+        rel: RelPath,
+        content: Option<Vec<u8>>,
+        if_version: Option<u64>,
+    ) -> Result<bool, FileError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.commit_blocking(&rel, content, if_version))
+            .await
+            .map_err(|e| FileError::Io(format!("mirror write task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn commit_blocking(
+        &self,
+        rel: &RelPath,
+        content: Option<Vec<u8>>,
+        if_version: Option<u64>,
+    ) -> Result<bool, FileError> {
+        if rel.is_root() {
+            return Err(FileError::NotAFile(".".into()));
+        }
+        let shown = rel.to_string();
+        let mut state = self.state.lock();
+        if if_version.is_some_and(|v| v != state.version(rel)) {
+            return Ok(false);
+        }
+        match content {
+            Some(bytes) => {
+                let size = bytes.len() as u64;
+                let old = state.index.get(rel).map_or(0, |e| e.size);
+                let limits = self.config.limits;
+                let files = state.index.len() as u64 + u64::from(!state.index.contains_key(rel));
+                limits.check_project(files, state.total_bytes() - old + size)?;
+                self.make_room_for(rel, &mut state)?;
+                let abs = self.jail.resolve(rel)?;
+                write_atomic(&abs, &bytes, false, false)?;
+                state.index.insert(
+                    rel.clone(),
+                    IndexEntry {
+                        hash: ContentHash::of(&bytes),
+                        size,
+                    },
+                );
+                state.cache.insert(rel.clone(), bytes.into());
+            }
+            None => {
+                let abs = self.jail.resolve(rel)?;
+                match std::fs::symlink_metadata(&abs) {
+                    Ok(m) if m.is_dir() => {
+                        std::fs::remove_dir_all(&abs).map_err(|e| FileError::io(&shown, &e))?;
+                        self.forget_under(rel, &mut state);
+                    }
+                    Ok(_) => std::fs::remove_file(&abs).map_err(|e| FileError::io(&shown, &e))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(FileError::io(&shown, &e)),
+                }
+                state.index.remove(rel);
+                state.cache.remove(rel);
+            }
+        }
+        state.bump(rel);
+        Ok(true)
+    }
+
+    /// Where the client replaced a file by a directory (or the reverse), the mirror's stale
+    /// entry is in the way of the new one: remove it.
+    fn make_room_for(&self, rel: &RelPath, state: &mut State) -> Result<(), FileError> {
+        let parts: Vec<&str> = rel.components().collect();
+        let mut prefix = RelPath::root();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            prefix = prefix.join_name(part);
+            let abs = self.jail.resolve(&prefix)?;
+            if let Ok(m) = std::fs::symlink_metadata(&abs)
+                && !m.is_dir()
+            {
+                std::fs::remove_file(&abs).map_err(|e| FileError::io(&prefix.to_string(), &e))?;
+                state.index.remove(&prefix);
+                state.cache.remove(&prefix);
+                state.bump(&prefix);
+            }
+        }
+        let abs = self.jail.resolve(rel)?;
+        if let Ok(m) = std::fs::symlink_metadata(&abs)
+            && m.is_dir()
+        {
+            std::fs::remove_dir_all(&abs).map_err(|e| FileError::io(&rel.to_string(), &e))?;
+            self.forget_under(rel, state);
+        }
+        Ok(())
+    }
+
+    fn forget_under(&self, dir: &RelPath, state: &mut State) {
+        let gone: Vec<RelPath> = state
+            .index
+            .keys()
+            .filter(|k| k.starts_with(dir))
+            .cloned()
+            .collect();
+        for k in gone {
+            state.index.remove(&k);
+            state.cache.remove(&k);
+            state.bump(&k);
+        }
+    }
+}
+
+/// Indexes an existing mirror directory by hashing every file (exact; no stored index can go
+/// stale). Leftover temporary files from an interrupted write are removed.
+fn index_dir(root: &Path) -> Result<HashMap<RelPath, IndexEntry>, FileError> {
+    let mut index = HashMap::new();
+    let mut stack: Vec<(PathBuf, RelPath)> = vec![(root.to_path_buf(), RelPath::root())];
+    while let Some((dir, rel_dir)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
+        for entry in entries.filter_map(Result::ok) {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Ok(ft) = entry.file_type() else { continue };
+            let Ok(rel) = RelPath::parse(rel_dir.join_name(&name).as_str()) else { continue };
+            if ft.is_dir() {
+                stack.push((entry.path(), rel));
+            } else if ft.is_file() {
+                if name.starts_with(TMP_PREFIX) && name.ends_with(TMP_SUFFIX) {
+                    let _ = std::fs::remove_file(entry.path());
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+                index.insert(
+                    rel,
+                    IndexEntry {
+                        hash: ContentHash::of(&bytes),
+                        size: bytes.len() as u64,
+                    },
+                );
+            }
+        }
+    }
+    Ok(index)
+}
