@@ -1,3 +1,56 @@
+//! `codeflow-client`: the relay an agent starts as its stdio MCP server. It forwards MCP to a
+//! central `codeflow-server`, serves the server's file requests from this container's disk,
+//! and reconnects by itself. Logs go to stderr only: stdout is the protocol.
+
+mod check;
+mod cli;
+mod files;
+mod relay;
+mod stdio;
+mod upstream;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = cli::Cli::parse();
+    let filter = EnvFilter::try_new(&cli.target.log_level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let target = match cli.target.resolve() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("codeflow-client: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("codeflow-client: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Some(cli::Command::Check) => check::run(target).await,
+            None => match relay::run(target).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("codeflow-client: {e:#}");
+                    1
+                }
+            },
+        }
+    });
+    // Do not wait for the stdin reader: it blocks until the agent closes stdin.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    std::process::exit(code);
 }

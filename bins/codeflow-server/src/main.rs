@@ -1,3 +1,146 @@
-fn main() {
-    println!("Hello, world!");
+//! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
+//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM.
+
+mod app;
+mod config;
+mod routes;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Config, LogFormat};
+
+/// How long shutdown waits for connections to close before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("codeflow-server: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&config);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(config))
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    codeflow_transport::tls::install_crypto_provider();
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticker.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let app = app::App::build(&config, metrics)?;
+    let registry = app.registry.clone();
+    let router = routes::router(app);
+    let addr = SocketAddr::new(config.bind, config.port);
+    let scheme = if config.tls_cert.is_some() { "wss" } else { "ws" };
+
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing sessions");
+        registry.shutdown();
+    };
+
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = codeflow_transport::tls::server_config(cert, key)?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            });
+            let server = axum_server::bind_rustls(
+                addr,
+                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls)),
+            )
+            .handle(handle.clone());
+            announce(&config, scheme);
+            server
+                .serve(router.into_make_service())
+                .await
+                .with_context(|| format!("cannot serve on {addr}"))?;
+        }
+        _ => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (is another server using the port? try --port)"))?;
+            announce(&config, scheme);
+            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(async move {
+                let outcome = server.await;
+                let _ = done_tx.send(());
+                outcome
+            });
+            let _ = done_rx.await;
+            // Upgraded sockets may linger after the listener stops; give them a moment.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, serving).await;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce(config: &Config, scheme: &str) {
+    tracing::info!(
+        "codeflow-server {} listening on {scheme}://{}:{}/ws (health: /healthz, metrics: /metrics)",
+        env!("CARGO_PKG_VERSION"),
+        config.bind,
+        config.port
+    );
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
 }

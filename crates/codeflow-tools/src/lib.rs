@@ -1,14 +1,18 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The CodeFlow MCP tool catalogue and MCP server.
+//!
+//! [`Catalogue`] holds the tools (the names and parameters of `design/tools.md`, kept from
+//! codeflow-buddy and cclsp so agents' prompts keep working). [`McpService`] serves a session
+//! with them over MCP; it is the [`codeflow_session::SessionService`] the server plugs into its
+//! session registry. Tools reach the language servers and the project's files through
+//! [`ToolContext`]; this crate opens no sockets and reads no config files.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod catalogue;
+pub mod context;
+pub mod error;
+mod mcp;
+pub mod tools;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use catalogue::{Catalogue, Tool, ToolOutput};
+pub use context::{ServerServices, ToolContext};
+pub use error::ToolError;
+pub use mcp::McpService;

@@ -1,0 +1,81 @@
+//! Command line of `codeflow-client`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codeflow-client",
+    version,
+    about = "CodeFlow relay: an MCP server on stdin/stdout that forwards to a central codeflow-server and serves this container's project files to it."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that the server is reachable and accepts this project and token, then exit.
+    Check,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Server WebSocket URL, e.g. ws://127.0.0.1:3000/ws.
+    #[arg(long, global = true, env = "CODEFLOW_SERVER")]
+    pub server: Option<String>,
+    /// Project id, e.g. my-app.
+    #[arg(long, global = true, env = "PROJECT_ID")]
+    pub project: Option<String>,
+    /// Project directory in this container (default: the current directory).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// Token (JWT) for the server.
+    #[arg(long, global = true, env = "CODEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log filter for stderr, e.g. info or debug.
+    #[arg(long, global = true, default_value = "warn", env = "CODEFLOW_LOG")]
+    pub log_level: String,
+}
+
+/// A target with every required piece present.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub server: String,
+    pub project: String,
+    pub root: PathBuf,
+    pub token: Option<String>,
+}
+
+impl Target {
+    pub fn resolve(&self) -> Result<Resolved, String> {
+        let server = self
+            .server
+            .clone()
+            .or_else(|| std::env::var("MCP_SERVER").ok())
+            .ok_or("no server given: pass --server ws://HOST:PORT/ws (or set CODEFLOW_SERVER)")?;
+        let project = self
+            .project
+            .clone()
+            .ok_or("no project given: pass --project ID (or set PROJECT_ID)")?;
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None => std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?,
+        };
+        let root = std::fs::canonicalize(&root)
+            .map_err(|e| format!("project root {} is not usable: {e}", root.display()))?;
+        if !root.is_dir() {
+            return Err(format!("project root {} is not a directory", root.display()));
+        }
+        Ok(Resolved {
+            server,
+            project,
+            root,
+            token: self.token.clone().filter(|t| !t.is_empty()),
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! The relay loop: the agent's MCP on stdio on one side, the server's WebSocket on the other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codeflow_transport::{ConnectionConfig, ErrorObject, Inbound, Message, Outbound, close, codes};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::cli::Resolved;
+use crate::stdio::{self, FromAgent};
+use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
+
+/// How long a call waits for the server to come back before it fails. The agent always gets an
+/// answer; it never hangs on a dead link.
+pub const OFFLINE_WAIT: Duration = Duration::from_secs(30);
+/// Most agent messages held while the server is unreachable.
+const OFFLINE_QUEUE: usize = 1024;
+
+struct Relay {
+    target: Resolved,
+    config: ConnectionConfig,
+    memory: Arc<Mutex<HandshakeMemory>>,
+    to_agent: mpsc::Sender<Message>,
+    upstream: Option<(Outbound, Inbound)>,
+    reconnecting: Option<tokio::task::JoinHandle<Established>>,
+    /// Agent requests sent upstream and not yet answered: id → method.
+    in_flight: HashMap<Value, String>,
+    /// Agent messages waiting for a connection, with when they arrived.
+    waiting: VecDeque<(Instant, Message)>,
+    initialize_id: Option<Value>,
+    initialized: bool,
+    tools_cache: Option<Value>,
+}
+
+pub async fn run(target: Resolved) -> anyhow::Result<()> {
+    let (to_agent, stdout_task) = stdio::spawn_stdout();
+    let mut from_agent = stdio::spawn_stdin(to_agent.clone());
+    let mut relay = Relay {
+        target,
+        config: ConnectionConfig::default(),
+        memory: Arc::default(),
+        to_agent,
+        upstream: None,
+        reconnecting: None,
+        in_flight: HashMap::new(),
+        waiting: VecDeque::new(),
+        initialize_id: None,
+        initialized: false,
+        tools_cache: None,
+    };
+    relay.start_connecting();
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            m = from_agent.recv() => match m {
+                Some(FromAgent::Message(m)) => relay.from_agent(m).await,
+                Some(FromAgent::Eof) | None => break,
+            },
+            m = next_upstream(&mut relay.upstream) => match m {
+                Some(m) => relay.from_server(m).await,
+                None => relay.lost_connection(),
+            },
+            established = join_reconnect(&mut relay.reconnecting) => relay.connected(established).await,
+            _ = ticker.tick() => relay.expire_waiting().await,
+        }
+    }
+    if let Some((outbound, _)) = &relay.upstream {
+        outbound.close(close::NORMAL, "the agent closed the relay");
+    }
+    if let Some(task) = relay.reconnecting.take() {
+        task.abort();
+    }
+    drop(relay);
+    // Let queued replies reach the agent and the close frame reach the server.
+    let _ = tokio::time::timeout(Duration::from_secs(2), stdout_task).await;
+    Ok(())
+}
+
+async fn next_upstream(upstream: &mut Option<(Outbound, Inbound)>) -> Option<Message> {
+    match upstream {
+        Some((_, inbound)) => inbound.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_reconnect(task: &mut Option<tokio::task::JoinHandle<Established>>) -> Option<Established> {
+    let Some(handle) = task.as_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = handle.await.ok();
+    *task = None;
+    outcome
+}
+
+impl Relay {
+    fn start_connecting(&mut self) {
+        let target = self.target.clone();
+        let config = self.config.clone();
+        let memory = self.memory.clone();
+        self.reconnecting = Some(tokio::spawn(async move {
+            upstream::establish(&target, &config, &memory).await
+        }));
+    }
+
+    async fn to_agent(&self, message: Message) {
+        let _ = self.to_agent.send(message).await;
+    }
+
+    async fn connected(&mut self, established: Option<Established>) {
+        let Some(Established { outbound, inbound, early, kind }) = established else {
+            self.start_connecting();
+            return;
+        };
+        tracing::info!(?kind, "connected to {}", self.target.server);
+        if kind == Reestablished::Fresh {
+            // The old session is gone with whatever it was doing; its calls cannot be answered.
+            for (id, method) in self.in_flight.drain() {
+                let error = ErrorObject::new(codes::UNREACHABLE, format!("the server lost this `{method}` call (it restarted or the session expired)"))
+                    .with_suggestion("retry the call");
+                let _ = self.to_agent.send(Message::error(id, error)).await;
+            }
+        }
+        self.upstream = Some((outbound, inbound));
+        for m in early {
+            self.from_server(m).await;
+        }
+        while let Some((_, m)) = self.waiting.pop_front() {
+            self.send_upstream(m).await;
+        }
+    }
+
+    fn lost_connection(&mut self) {
+        tracing::warn!("lost the connection to {}; reconnecting", self.target.server);
+        self.upstream = None;
+        self.start_connecting();
+    }
+
+    async fn expire_waiting(&mut self) {
+        while let Some((since, _)) = self.waiting.front() {
+            if since.elapsed() < OFFLINE_WAIT {
+                break;
+            }
+            if let Some((_, m)) = self.waiting.pop_front()
+                && let Message::Request { id, method, .. } = m
+            {
+                self.to_agent(unreachable(id, &method, &self.target.server)).await;
+            }
+        }
+    }
+
+    async fn from_agent(&mut self, message: Message) {
+        match &message {
+            Message::Request { id, method, params } => {
+                let id = id.clone();
+                match method.as_str() {
+                    "initialize" => {
+                        let params = upstream::augment_initialize(&self.target, params.clone());
+                        self.memory.lock().init_params = Some(params.clone());
+                        self.initialize_id = Some(id.clone());
+                        self.send_or_wait(Message::request(id, "initialize", params)).await;
+                    }
+                    // Probes from newer MCP clients: answer here so they fall back to
+                    // `initialize` without costing the server connection.
+                    "server/discover" => {
+                        self.to_agent(Message::error(id, ErrorObject::new(codes::METHOD_NOT_FOUND, "method `server/discover` not found"))).await;
+                    }
+                    "ping" if self.upstream.is_none() => {
+                        self.to_agent(Message::response(id, serde_json::json!({}))).await;
+                    }
+                    "tools/list" if self.upstream.is_none() && self.tools_cache.is_some() => {
+                        let cached = self.tools_cache.clone().unwrap_or_default();
+                        self.to_agent(Message::response(id, cached)).await;
+                    }
+                    m if !self.initialized && self.initialize_id.is_none() => {
+                        let error = ErrorObject::new(codes::NOT_INITIALIZED, format!("`{m}` sent before initialize"))
+                            .with_suggestion("send initialize first");
+                        self.to_agent(Message::error(id, error)).await;
+                    }
+                    _ => self.send_or_wait(message).await,
+                }
+            }
+            Message::Notification { method, .. } => {
+                if method == "notifications/initialized" {
+                    self.initialized = true;
+                }
+                self.send_or_wait(message).await;
+            }
+            // Answers to the server's own requests (e.g. roots/list): only meaningful now.
+            _ => {
+                if let Some((outbound, _)) = &self.upstream {
+                    let _ = outbound.send_wait(&message).await;
+                }
+            }
+        }
+    }
+
+    async fn send_or_wait(&mut self, message: Message) {
+        if self.upstream.is_some() {
+            self.send_upstream(message).await;
+        } else if self.waiting.len() < OFFLINE_QUEUE {
+            self.waiting.push_back((Instant::now(), message));
+        } else if let Message::Request { id, method, .. } = message {
+            self.to_agent(unreachable(id, &method, &self.target.server)).await;
+        }
+    }
+
+    async fn send_upstream(&mut self, message: Message) {
+        let Some((outbound, _)) = &self.upstream else {
+            self.waiting.push_back((Instant::now(), message));
+            return;
+        };
+        if let Message::Request { id, method, .. } = &message {
+            self.in_flight.insert(id.clone(), method.clone());
+        }
+        if outbound.send_wait(&message).await.is_err() {
+            // The socket died under us; the message goes out after the reconnect.
+            if let Some(id) = message.id() {
+                self.in_flight.remove(id);
+            }
+            self.waiting.push_back((Instant::now(), message));
+        }
+    }
+
+    async fn from_server(&mut self, message: Message) {
+        match message {
+            Message::Request { id, method, params } if method.starts_with("client/") => {
+                if let Some((outbound, _)) = &self.upstream {
+                    crate::files::serve_file_request(outbound.clone(), id, method, params);
+                }
+            }
+            Message::Response { ref id, ref result } => {
+                let method = self.in_flight.remove(id);
+                if self.initialize_id.as_ref() == Some(id) {
+                    self.initialize_id = None;
+                    let sid = result.get("sessionId").and_then(Value::as_str).map(str::to_owned);
+                    self.memory.lock().session_id = sid;
+                }
+                if method.as_deref() == Some("tools/list") {
+                    self.tools_cache = Some(result.clone());
+                }
+                self.to_agent(message).await;
+            }
+            Message::Error { ref id, .. } => {
+                self.in_flight.remove(id);
+                if self.initialize_id.as_ref() == Some(id) {
+                    self.initialize_id = None;
+                    self.memory.lock().init_params = None;
+                }
+                self.to_agent(message).await;
+            }
+            other => self.to_agent(other).await,
+        }
+    }
+}
+
+fn unreachable(id: Value, method: &str, server: &str) -> Message {
+    Message::error(
+        id,
+        ErrorObject::new(
+            codes::UNREACHABLE,
+            format!("server unreachable, retrying: `{method}` could not reach {server} within {} s", OFFLINE_WAIT.as_secs()),
+        )
+        .with_suggestion("check that codeflow-server is running (codeflow-client check), then retry"),
+    )
+}

@@ -1,0 +1,136 @@
+//! The server side of the relay: dialing, and after a drop, coming back — resuming the session
+//! when the server still has it, or quietly starting a new one with the agent's own
+//! `initialize` when it does not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codeflow_transport::{Backoff, ConnectionConfig, Inbound, Message, Outbound, connect};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::cli::Resolved;
+
+/// How long the relay waits for the server to answer its own re-`initialize`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the relay remembers of the agent's handshake, to replay it after a reconnect.
+#[derive(Debug, Default)]
+pub struct HandshakeMemory {
+    /// The agent's `initialize` params with the CodeFlow fields added.
+    pub init_params: Option<Value>,
+    pub session_id: Option<String>,
+}
+
+/// A live connection, ready for the agent's traffic.
+pub struct Established {
+    pub outbound: Outbound,
+    pub inbound: Inbound,
+    /// Messages the server sent before the handshake reply (delivered backlog).
+    pub early: Vec<Message>,
+    pub kind: Reestablished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reestablished {
+    /// First connection: the agent's `initialize` is still to come.
+    New,
+    /// The server still had the session.
+    Resumed,
+    /// The session was gone (e.g. the server restarted); a new one was created.
+    Fresh,
+}
+
+/// Adds what the server needs to the agent's `initialize` params.
+pub fn augment_initialize(target: &Resolved, params: Option<Value>) -> Value {
+    let mut params = match params {
+        Some(Value::Object(p)) => p,
+        _ => serde_json::Map::new(),
+    };
+    params.insert("project".into(), json!(target.project));
+    params.insert("projectRoot".into(), json!(target.root.to_string_lossy()));
+    if let Some(token) = &target.token {
+        params.insert("token".into(), json!(token));
+    }
+    let capabilities = params
+        .entry("capabilities")
+        .or_insert_with(|| json!({}));
+    if let Value::Object(caps) = capabilities {
+        let experimental = caps.entry("experimental").or_insert_with(|| json!({}));
+        if let Value::Object(exp) = experimental {
+            exp.insert("codeflow".into(), json!({"fileStream": true}));
+        }
+    }
+    Value::Object(params)
+}
+
+/// Connects, retrying with full-jitter backoff until it succeeds, then re-runs the handshake if
+/// the agent has already initialized.
+pub async fn establish(
+    target: &Resolved,
+    config: &ConnectionConfig,
+    memory: &Arc<Mutex<HandshakeMemory>>,
+) -> Established {
+    let mut backoff = Backoff::default();
+    loop {
+        match attempt(target, config, memory).await {
+            Ok(established) => return established,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!("cannot reach {}: {e}; retrying in {:.1} s", target.server, delay.as_secs_f32());
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn attempt(
+    target: &Resolved,
+    config: &ConnectionConfig,
+    memory: &Arc<Mutex<HandshakeMemory>>,
+) -> Result<Established, String> {
+    let (outbound, mut inbound) = connect(&target.server, target.token.as_deref(), config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (params, previous) = {
+        let m = memory.lock();
+        (m.init_params.clone(), m.session_id.clone())
+    };
+    let Some(mut params) = params else {
+        return Ok(Established { outbound, inbound, early: Vec::new(), kind: Reestablished::New });
+    };
+    if let (Some(sid), Value::Object(p)) = (&previous, &mut params) {
+        p.insert("sessionId".into(), json!(sid));
+    }
+    let id = json!("r:initialize");
+    outbound
+        .send(&Message::request(id.clone(), "initialize", params))
+        .map_err(|e| e.to_string())?;
+    let mut early = Vec::new();
+    let deadline = tokio::time::sleep(HANDSHAKE_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        let message = tokio::select! {
+            m = inbound.recv() => m.ok_or("the server closed the connection during the handshake")?,
+            _ = &mut deadline => return Err("the server did not answer initialize".into()),
+        };
+        match message {
+            Message::Response { id: rid, result } if rid == id => {
+                let sid = result.get("sessionId").and_then(Value::as_str).map(str::to_owned);
+                let kind = if sid.is_some() && sid == previous {
+                    Reestablished::Resumed
+                } else {
+                    // A new session has not seen `initialized` yet.
+                    let _ = outbound.send(&Message::notification("notifications/initialized", json!({})));
+                    Reestablished::Fresh
+                };
+                memory.lock().session_id = sid;
+                return Ok(Established { outbound, inbound, early, kind });
+            }
+            Message::Error { id: rid, error } if rid == id => {
+                return Err(format!("the server refused the session: {error}"));
+            }
+            other => early.push(other),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The server's parts, built from the libraries and wired together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codeflow_session::{
+    AuthConfig, Authenticator, ConnectionCap, RateLimit, RegistryConfig, SessionRegistry,
+};
+use codeflow_tools::{Catalogue, McpService, ServerServices};
+use codeflow_transport::ConnectionConfig;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+
+/// Shared state of the HTTP routes.
+#[derive(Clone)]
+pub struct App {
+    pub registry: Arc<SessionRegistry>,
+    pub services: Arc<ServerServices>,
+    pub cap: ConnectionCap,
+    pub connection: ConnectionConfig,
+    pub rate_limit: RateLimit,
+    pub metrics: PrometheusHandle,
+}
+
+impl App {
+    pub fn build(config: &Config, metrics: PrometheusHandle) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+        })?;
+        let services = Arc::new(ServerServices::default());
+        let service = Arc::new(McpService::new(Catalogue::standard(), services.clone()));
+        let auth = Authenticator::new(AuthConfig {
+            jwt_secret: config.jwt_secret.clone(),
+            require_auth: config.require_auth,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        });
+        let registry = SessionRegistry::new(
+            RegistryConfig {
+                resume_grace: Duration::from_secs(config.resume_grace_secs),
+                initialize_timeout: Duration::from_secs(config.initialize_timeout_secs.max(1)),
+                max_sessions: config.max_sessions,
+            },
+            auth,
+            service,
+        );
+        let connection = ConnectionConfig {
+            max_message_size: config.max_message_bytes,
+            outbound_capacity: config.outbound_queue,
+            ping_interval: (config.ping_interval_secs > 0)
+                .then(|| Duration::from_secs(config.ping_interval_secs)),
+            pong_timeout: Duration::from_secs(config.pong_timeout_secs),
+            ..ConnectionConfig::default()
+        };
+        Ok(Self {
+            registry,
+            services,
+            cap: ConnectionCap::new(config.max_clients),
+            connection,
+            rate_limit: RateLimit {
+                per_second: config.rate_limit_per_second,
+                burst: config.rate_limit_burst,
+            },
+            metrics,
+        })
+    }
+}

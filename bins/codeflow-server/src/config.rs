@@ -1,0 +1,193 @@
+//! Server configuration: built-in defaults < `--config` TOML file < `CODEFLOW_*` environment <
+//! command-line flags. `docs/configuration.md` lists every key.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(name = "codeflow-server", version, about = "The CodeFlow central server: language servers, project mirrors and MCP tools for many dev containers, over WebSocket.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+}
+
+/// Flags override every other source; only flags actually given are applied.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct Flags {
+    /// Address to listen on.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<IpAddr>,
+    /// Port to listen on.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Directory for mirrors, logs and state.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "CODEFLOW_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Most WebSocket connections at once; more are closed with 1008.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_clients: Option<usize>,
+    /// HS256 secret for client tokens.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// Refuse clients without a valid token.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_auth: bool,
+    /// PEM certificate chain for wss://.
+    #[arg(long, global = true, requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for wss://.
+    #[arg(long, global = true, requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow a non-loopback address without authentication.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `codeflow=debug` (RUST_LOG also works).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub max_clients: usize,
+    pub jwt_secret: Option<String>,
+    pub require_auth: bool,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure: bool,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// Seconds a session without a socket is kept for a resume.
+    pub resume_grace_secs: u64,
+    /// Seconds a new socket has to complete `initialize`.
+    pub initialize_timeout_secs: u64,
+    /// Seconds between pings; 0 disables heartbeats.
+    pub ping_interval_secs: u64,
+    /// Seconds past a ping before a silent peer is dropped.
+    pub pong_timeout_secs: u64,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Messages queued per connection before it counts as a slow reader.
+    pub outbound_queue: usize,
+    /// Messages per second allowed on one connection.
+    pub rate_limit_per_second: u32,
+    /// Burst above the rate allowed on one connection.
+    pub rate_limit_burst: u32,
+    /// Most sessions held at once (attached or awaiting resume).
+    pub max_sessions: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 3000,
+            data_dir: PathBuf::from("./.codeflow"),
+            max_clients: 10_000,
+            jwt_secret: None,
+            require_auth: false,
+            jwt_issuer: "codeflow".into(),
+            jwt_audience: "codeflow-clients".into(),
+            tls_cert: None,
+            tls_key: None,
+            insecure: false,
+            log_format: LogFormat::Text,
+            log_level: "info,rmcp=warn".into(),
+            resume_grace_secs: 60,
+            initialize_timeout_secs: 10,
+            ping_interval_secs: 25,
+            pong_timeout_secs: 10,
+            max_message_bytes: 16 * 1024 * 1024,
+            outbound_queue: 1024,
+            rate_limit_per_second: 100_000,
+            rate_limit_burst: 20_000,
+            max_sessions: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Merges every source, then checks the result.
+    pub fn load(flags: &Flags) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &flags.config {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CODEFLOW_").ignore(&["TOKEN", "SERVER", "CONFIG"]))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.require_auth && self.jwt_secret.is_none() {
+            bail!("--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens");
+        }
+        let authenticated = self.require_auth && self.jwt_secret.is_some();
+        if !self.bind.is_loopback() && !authenticated && !self.insecure {
+            bail!(
+                "refusing to listen on {} without authentication: anyone who can reach it could read and edit projects. \
+                 Set --require-auth with --jwt-secret, or pass --insecure if the network is trusted",
+                self.bind
+            );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("TLS needs both --tls-cert and --tls-key");
+        }
+        if self.max_clients == 0 {
+            bail!("--max-clients must be at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use codeflow_session::{SocketContext, serve_socket};
+use codeflow_transport::{close, spawn_connection};
+use serde_json::json;
+
+use crate::app::App;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_owned())
+}
+
+async fn websocket(State(app): State<App>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let header_token = bearer_token(&headers);
+    // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
+    // the initialize params can only be checked after.)
+    if let Some(token) = &header_token
+        && let Err(e) = app.registry.auth.verify(Some(token))
+    {
+        metrics::counter!("codeflow_errors_total", "kind" => "auth").increment(1);
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": e.to_string(), "suggestion": e.suggestion()})),
+        )
+            .into_response();
+    }
+    let permit = app.cap.try_admit();
+    let config = app.connection.clone();
+    app.connection
+        .apply_to_upgrade(upgrade)
+        .on_upgrade(move |socket| async move {
+            let (outbound, inbound) = spawn_connection(socket, config);
+            let Some(permit) = permit else {
+                metrics::counter!("codeflow_errors_total", "kind" => "capacity").increment(1);
+                outbound.close(
+                    close::POLICY,
+                    format!("server at capacity ({} clients)", app.cap.max()),
+                );
+                return;
+            };
+            metrics::gauge!("codeflow_connections").increment(1.0);
+            metrics::counter!("codeflow_connections_total").increment(1);
+            let context = SocketContext {
+                header_token,
+                rate_limit: app.rate_limit,
+            };
+            serve_socket(app.registry.clone(), outbound, inbound, context).await;
+            metrics::gauge!("codeflow_connections").decrement(1.0);
+            drop(permit);
+        })
+}
+
+async fn healthz(State(app): State<App>) -> impl IntoResponse {
+    let stats = app.registry.stats();
+    axum::Json(json!({
+        "status": "ok",
+        "service": "codeflow-server",
+        "version": app.services.version,
+        "uptime_secs": app.services.started.elapsed().as_secs_f64(),
+        "connections": app.cap.in_use(),
+        "sessions": stats.sessions,
+        "projects": stats.projects.len(),
+    }))
+}
+
+async fn readyz(State(app): State<App>) -> impl IntoResponse {
+    if app.registry.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "reason": "shutting down"})))
+    } else {
+        (StatusCode::OK, axum::Json(json!({"ready": true})))
+    }
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}

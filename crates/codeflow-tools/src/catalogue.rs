@@ -1,0 +1,77 @@
+//! The tool abstraction and the catalogue that holds every tool by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::context::ToolContext;
+use crate::error::ToolError;
+
+/// What a tool returns: text for the model and `structuredContent` matching its output schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub structured: Value,
+}
+
+/// One MCP tool.
+pub trait Tool: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// One sentence for a model: what the tool does and when to use it.
+    fn description(&self) -> &'static str;
+    /// JSON Schema of the arguments.
+    fn input_schema(&self) -> Value;
+    /// JSON Schema of `structuredContent`.
+    fn output_schema(&self) -> Value;
+    fn call<'a>(&'a self, ctx: &'a ToolContext, args: Value) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+}
+
+/// Every tool, by name.
+#[derive(Clone, Default)]
+pub struct Catalogue {
+    tools: BTreeMap<&'static str, Arc<dyn Tool>>,
+    aliases: BTreeMap<&'static str, &'static str>,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+impl Catalogue {
+    /// The full catalogue CodeFlow serves.
+    pub fn standard() -> Self {
+        let mut catalogue = Self::default();
+        catalogue.add(crate::tools::health_check::HealthCheck);
+        catalogue
+    }
+
+    pub fn add(&mut self, tool: impl Tool) {
+        self.tools.insert(tool.name(), Arc::new(tool));
+    }
+
+    /// Makes `alias` call the tool `name` (names kept from the ancestors).
+    pub fn alias(&mut self, alias: &'static str, name: &'static str) {
+        self.aliases.insert(alias, name);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        let name = self.aliases.get(name).copied().unwrap_or(name);
+        self.tools.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
+        self.tools.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+}

@@ -1,0 +1,108 @@
+//! `health_check`: is the service up, and what is it holding?
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::error::{ToolError, parse_args};
+
+#[derive(Debug)]
+pub struct HealthCheck;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    include_details: bool,
+}
+
+impl Tool for HealthCheck {
+    fn name(&self) -> &'static str {
+        "health_check"
+    }
+
+    fn description(&self) -> &'static str {
+        "Report whether the CodeFlow service is healthy: version, uptime, sessions and projects it holds, and this session; use it to check the connection before other tools or when tools fail."
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "include_details": {
+                    "type": "boolean",
+                    "default": false,
+                    "description": "Also list sessions per project."
+                }
+            },
+            "additionalProperties": false
+        })
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "service": {"type": "string"},
+                "version": {"type": "string"},
+                "uptime_secs": {"type": "number", "description": "Seconds since the server started."},
+                "sessions": {"type": "integer"},
+                "attached_sessions": {"type": "integer"},
+                "projects": {"type": "integer"},
+                "session": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "project": {"type": "string"},
+                        "project_root": {"type": "string"},
+                        "file_stream": {"type": "boolean"}
+                    }
+                },
+                "sessions_per_project": {"type": "object", "additionalProperties": {"type": "integer"}}
+            },
+            "required": ["status", "service", "version", "uptime_secs", "sessions", "projects", "session"]
+        })
+    }
+
+    fn call<'a>(&'a self, ctx: &'a ToolContext, args: Value) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = if args.is_null() { Args::default() } else { parse_args(args)? };
+            let stats = ctx.session.registry().map(|r| r.stats()).unwrap_or_default();
+            let uptime = ctx.services.started.elapsed().as_secs_f64();
+            let mut structured = json!({
+                "status": "ok",
+                "service": "codeflow-server",
+                "version": ctx.services.version,
+                "uptime_secs": (uptime * 1000.0).round() / 1000.0,
+                "sessions": stats.sessions,
+                "attached_sessions": stats.attached,
+                "projects": stats.projects.len(),
+                "session": {
+                    "id": ctx.session.id,
+                    "project": ctx.session.project.as_str(),
+                    "project_root": ctx.session.root.as_str(),
+                    "file_stream": ctx.session.file_stream,
+                }
+            });
+            if args.include_details {
+                structured["sessions_per_project"] = json!(stats.projects);
+            }
+            let text = format!(
+                "CodeFlow {} is healthy: up {:.0} s, {} session(s) on {} project(s). This session: {} on project `{}` ({}).",
+                ctx.services.version,
+                uptime,
+                stats.sessions,
+                stats.projects.len(),
+                ctx.session.id,
+                ctx.session.project,
+                ctx.session.root.as_str(),
+            );
+            Ok(ToolOutput { text, structured })
+        }
+        .boxed()
+    }
+}

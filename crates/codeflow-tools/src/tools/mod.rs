@@ -1,0 +1,3 @@
+//! One file per tool.
+
+pub mod health_check;
