@@ -217,23 +217,4 @@ impl Manifest {
     pub(crate) fn insert(&mut self, rel: RelPath, entry: ManifestEntry) {
         self.files.insert(rel, entry);
     }
-
-    pub(crate) fn remove(&mut self, rel: &RelPath) -> Option<ManifestEntry> {
-        self.files.remove(rel)
-    }
-
-    pub(crate) fn remove_under(&mut self, dir: &RelPath) -> Vec<RelPath> {
-        let gone: Vec<RelPath> = self
-            .files
-            .range(dir.clone()..)
-            .map(|(k, _)| k)
-            .take_while(|k| k.as_str().starts_with(dir.as_str()))
-            .filter(|k| k.starts_with(dir))
-            .cloned()
-            .collect();
-        for k in &gone {
-            self.files.remove(k);
-        }
-        gone
-    }
 }

@@ -102,6 +102,17 @@ impl ClientPath {
         &self.0
     }
 
+    /// `self/rel`.
+    pub fn join(&self, rel: &RelPath) -> ClientPath {
+        if rel.is_root() {
+            self.clone()
+        } else if self.0 == "/" {
+            ClientPath(format!("/{}", rel.0))
+        } else {
+            ClientPath(format!("{}/{}", self.0, rel.0))
+        }
+    }
+
     /// The `file://` URI of this path.
     pub fn to_uri(&self) -> String {
         format!("file://{}", percent_encode_path(&self.0))
@@ -182,13 +193,7 @@ impl PathMap {
 
     /// The client path of a relative path.
     pub fn client_path(&self, rel: &RelPath) -> ClientPath {
-        if rel.is_root() {
-            self.client_root.clone()
-        } else if self.client_root.0 == "/" {
-            ClientPath(format!("/{}", rel.0))
-        } else {
-            ClientPath(format!("{}/{}", self.client_root.0, rel.0))
-        }
+        self.client_root.join(rel)
     }
 
     /// The mirror path of a relative path.

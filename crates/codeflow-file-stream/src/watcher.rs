@@ -1,0 +1,648 @@
+//! The relay's file watcher: turns changes under the client root into `server/fileChanged`.
+//!
+//! One owned thread (`codeflow-watcher`) does all the work: it receives raw `notify` events,
+//! coalesces them per path (a burst of writes to one file becomes one message once the burst
+//! settles), stats and hashes the paths, and emits [`FileChanged`] with the full content, a
+//! line delta against the content it last emitted, or (for files over
+//! [`WatcherConfig::inline_limit`]) just the hash. It compares every candidate with the last
+//! state it reported, so it never emits a change that did not happen.
+//!
+//! - **Watches** are per directory, only on directories the [`FileFilter`] admits and not
+//!   inside partial directories (`node_modules`): excluded trees cost no watches.
+//! - **Polling fallback**: every [`WatcherConfig::poll_interval`] the whole tree is re-stat'ed,
+//!   catching anything `notify` missed (network file systems, watch limits, queue overflows);
+//!   if `notify` cannot start at all, polling alone keeps the mirror fresh.
+//! - **Back-pressure policy**: the sink is a bounded channel; when it is full the watcher
+//!   waits (it never drops a change). Meanwhile raw events keep arriving on a bounded queue;
+//!   if that overflows, or more than [`WatcherConfig::max_pending`] paths are pending, the
+//!   watcher falls back to a full re-stat of the tree, which loses nothing because it compares
+//!   with the last reported state.
+//! - **Read-your-writes**: [`Watcher::flush`] returns once every change up to the call has been
+//!   handed to the sink: it drains the events `notify` delivered, re-checks recently touched
+//!   files (and, for trees of up to [`WatcherConfig::flush_full_scan_below`] files, every
+//!   file), and emits what differs.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::{RecursiveMode, Watcher as _};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::cache::ContentCache;
+use crate::delta;
+use crate::error::FileError;
+use crate::filter::{ExcludeConfig, FileFilter};
+use crate::jail::Jail;
+use crate::limits::Limits;
+use crate::manifest::{Manifest, mtime_ms, walk};
+use crate::paths::{ClientPath, RelPath};
+use crate::protocol::{ChangeType, ContentHash, FileChanged, ManifestEntry, encode_content};
+
+/// Tuning of a [`Watcher`].
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    pub excludes: ExcludeConfig,
+    pub limits: Limits,
+    /// Full re-stat period, the fallback for missed events (`None`: only when `notify` fails).
+    pub poll_interval: Option<Duration>,
+    /// Quiet time after the last event before pending paths are processed.
+    pub settle: Duration,
+    /// Longest a pending path waits while events keep coming.
+    pub max_delay: Duration,
+    /// Files up to this size travel inline (content or delta); larger ones as a hash only.
+    pub inline_limit: u64,
+    /// Bytes of text kept to compute deltas against.
+    pub delta_cache_bytes: usize,
+    /// Most pending paths before falling back to a full re-stat.
+    pub max_pending: usize,
+    /// Files changed within this window are re-checked by every flush.
+    pub hot_window: Duration,
+    /// Trees with at most this many files are fully re-stat'ed by every flush (exact).
+    pub flush_full_scan_below: usize,
+}
+
+impl Default for WatcherConfig {
+    fn default() -> Self {
+        WatcherConfig {
+            excludes: ExcludeConfig::default(),
+            limits: Limits::default(),
+            poll_interval: Some(Duration::from_secs(30)),
+            settle: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            inline_limit: 1024 * 1024,
+            delta_cache_bytes: 64 * 1024 * 1024,
+            max_pending: 10_000,
+            hot_window: Duration::from_secs(120),
+            flush_full_scan_below: 1000,
+        }
+    }
+}
+
+/// Raw events from `notify` (and wake-ups) into the worker thread; bounded.
+enum Msg {
+    Paths(Vec<PathBuf>),
+    Rescan,
+    Wake,
+}
+
+const EVENT_QUEUE: usize = 4096;
+
+/// Shared between the [`Watcher`] handle and its thread.
+struct Control {
+    stop: watch::Sender<bool>,
+    flushes: Mutex<Vec<oneshot::Sender<()>>>,
+    overflow: AtomicBool,
+    wake: SyncSender<Msg>,
+}
+
+impl Control {
+    fn wake(&self) {
+        // A full queue wakes the worker anyway.
+        let _ = self.wake.try_send(Msg::Wake);
+    }
+}
+
+/// A running watcher. Dropping it stops the thread; [`Watcher::stop`] also waits for it.
+pub struct Watcher {
+    control: Arc<Control>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    manifest: Manifest,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("files", &self.manifest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Scans `root` (the baseline, see [`Watcher::manifest`]), starts watching it, and sends
+    /// every later change to `sink`. `root` must be an absolute, UTF-8 path; emitted paths
+    /// are `root` joined with the relative path. Must be called within a tokio runtime.
+    pub async fn start(
+        root: impl Into<PathBuf>,
+        config: WatcherConfig,
+        sink: mpsc::Sender<FileChanged>,
+    ) -> Result<Watcher, FileError> {
+        let root: PathBuf = root.into();
+        let client_root = ClientPath::parse(
+            root.to_str()
+                .ok_or_else(|| FileError::rejected("the project root is not valid UTF-8"))?,
+        )?;
+        let runtime = tokio::runtime::Handle::current();
+        let (wake_tx, rx) = std::sync::mpsc::sync_channel(EVENT_QUEUE);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let control = Arc::new(Control {
+            stop: stop_tx,
+            flushes: Mutex::new(Vec::new()),
+            overflow: AtomicBool::new(false),
+            wake: wake_tx.clone(),
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread_control = Arc::clone(&control);
+        let thread = std::thread::Builder::new()
+            .name("codeflow-watcher".into())
+            .spawn(move || {
+                let worker = Worker::new(root, client_root, config, sink, runtime, stop_rx, thread_control, wake_tx);
+                match worker {
+                    Ok((mut worker, manifest)) => {
+                        if ready_tx.send(Ok(manifest)).is_ok() {
+                            worker.run(&rx);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| FileError::Io(format!("cannot start the watcher thread: {e}")))?;
+        let manifest = ready_rx
+            .await
+            .map_err(|_| FileError::Io("the watcher thread ended during start-up".into()))??;
+        Ok(Watcher {
+            control,
+            thread: Some(thread),
+            manifest,
+        })
+    }
+
+    /// The tree as scanned at start: send it as `server/syncManifest`. Every change after it
+    /// arrives through the sink, so manifest + changes describe the tree with no gap.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Returns once every change on disk before the call has been handed to the sink.
+    pub async fn flush(&self) -> Result<(), FileError> {
+        let (tx, rx) = oneshot::channel();
+        self.control.flushes.lock().push(tx);
+        self.control.wake();
+        rx.await
+            .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
+    }
+
+    /// Stops the watcher and waits for its thread to end.
+    pub async fn stop(mut self) {
+        self.signal_stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn signal_stop(&self) {
+        let _ = self.control.stop.send(true);
+        self.control.wake();
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+/// What the watcher last reported for a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    hash: ContentHash,
+    stamp: Stamp,
+}
+
+/// Cheap identity of a file version: size, mtime, inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let ino = 0;
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            ino,
+        }
+    }
+}
+
+struct Worker {
+    jail: Jail,
+    client_root: ClientPath,
+    filter: FileFilter,
+    config: WatcherConfig,
+    sink: mpsc::Sender<FileChanged>,
+    runtime: tokio::runtime::Handle,
+    stop: watch::Receiver<bool>,
+    control: Arc<Control>,
+    notify: Option<notify::RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    known: HashMap<RelPath, Known>,
+    texts: ContentCache,
+    hot: HashMap<RelPath, Instant>,
+    pending: BTreeSet<RelPath>,
+    first_pending: Option<Instant>,
+    last_event: Instant,
+    next_poll: Option<Instant>,
+    sink_closed: bool,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        root: PathBuf,
+        client_root: ClientPath,
+        mut config: WatcherConfig,
+        sink: mpsc::Sender<FileChanged>,
+        runtime: tokio::runtime::Handle,
+        stop: watch::Receiver<bool>,
+        control: Arc<Control>,
+        events: SyncSender<Msg>,
+    ) -> Result<(Worker, Manifest), FileError> {
+        let jail = Jail::new(&root)?;
+        let filter = FileFilter::new(jail.canonical_root(), config.excludes.clone())?;
+        let overflow_control = Arc::clone(&control);
+        let notify = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let msg = match res {
+                Ok(ev) if ev.need_rescan() => Msg::Rescan,
+                Ok(ev) => Msg::Paths(ev.paths),
+                Err(_) => Msg::Rescan,
+            };
+            if let Err(TrySendError::Full(_)) = events.try_send(msg) {
+                overflow_control.overflow.store(true, Ordering::Release);
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "file events unavailable; polling only");
+                config.poll_interval = config.poll_interval.or(Some(Duration::from_secs(2)));
+                None
+            }
+        };
+        let next_poll = config.poll_interval.map(|d| Instant::now() + d);
+        let mut worker = Worker {
+            texts: ContentCache::new(config.delta_cache_bytes),
+            jail,
+            client_root,
+            filter,
+            config,
+            sink,
+            runtime,
+            stop,
+            control,
+            notify,
+            watched: HashSet::new(),
+            known: HashMap::new(),
+            hot: HashMap::new(),
+            pending: BTreeSet::new(),
+            first_pending: None,
+            last_event: Instant::now(),
+            next_poll,
+            sink_closed: false,
+        };
+        let manifest = worker.baseline()?;
+        Ok((worker, manifest))
+    }
+
+    /// Watches every admitted directory, then hashes every admitted file (watching first, so
+    /// a change during the scan is seen by one or the other).
+    fn baseline(&mut self) -> Result<Manifest, FileError> {
+        let mut dirs = Vec::new();
+        walk(&self.jail, &self.filter, &RelPath::root(), &mut |_, abs, in_partial| {
+            if !in_partial {
+                dirs.push(abs.to_path_buf());
+            }
+        }, &mut |_| Ok(()))?;
+        for dir in dirs {
+            self.watch_dir(&dir);
+        }
+        let mut manifest = Manifest::default();
+        let mut total = 0u64;
+        let limits = self.config.limits;
+        let mut known = HashMap::new();
+        let texts = &mut self.texts;
+        walk(&self.jail, &self.filter, &RelPath::root(), &mut |_, _, _| {}, &mut |f| {
+            if limits.check_file_size(f.rel.as_str(), f.meta.len()).is_err() {
+                tracing::warn!(path = %f.rel, size = f.meta.len(), "file over the size limit is not streamed");
+                return Ok(());
+            }
+            let Ok(bytes) = std::fs::read(f.abs) else { return Ok(()) };
+            total += bytes.len() as u64;
+            limits.check_project(manifest.len() as u64 + 1, total)?;
+            let hash = ContentHash::of(&bytes);
+            if std::str::from_utf8(&bytes).is_ok() {
+                texts.insert(f.rel.clone(), bytes.clone().into());
+            }
+            manifest.insert(
+                f.rel.clone(),
+                ManifestEntry {
+                    path: f.rel.as_str().to_owned(),
+                    size: bytes.len() as u64,
+                    mtime: mtime_ms(&f.meta),
+                    hash: hash.clone(),
+                },
+            );
+            known.insert(f.rel, Known { hash, stamp: Stamp::of(&f.meta) });
+            Ok(())
+        })?;
+        self.known = known;
+        Ok(manifest)
+    }
+
+    fn watch_dir(&mut self, abs: &Path) {
+        if let Some(w) = self.notify.as_mut()
+            && !self.watched.contains(abs)
+        {
+            match w.watch(abs, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(abs.to_path_buf());
+                }
+                Err(e) => tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it"),
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow() || self.sink_closed
+    }
+
+    fn run(&mut self, rx: &Receiver<Msg>) {
+        while !self.stopped() {
+            let now = Instant::now();
+            let timeout = if let Some(first) = self.first_pending {
+                let settle_at = self.last_event + self.config.settle;
+                let latest = first + self.config.max_delay;
+                settle_at.min(latest).saturating_duration_since(now)
+            } else {
+                self.next_poll
+                    .map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(now))
+            };
+            match rx.recv_timeout(timeout) {
+                Ok(msg) => self.take(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.stopped() {
+                break;
+            }
+            let flushes = std::mem::take(&mut *self.control.flushes.lock());
+            if !flushes.is_empty() {
+                self.flush(rx);
+                for f in flushes {
+                    let _ = f.send(());
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if self.control.overflow.swap(false, Ordering::AcqRel)
+                || self.next_poll.is_some_and(|t| now >= t)
+            {
+                self.full_rescan();
+            }
+            if let Some(first) = self.first_pending
+                && (now >= self.last_event + self.config.settle || now >= first + self.config.max_delay)
+            {
+                self.process_pending();
+            }
+        }
+    }
+
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Wake => {}
+            Msg::Rescan => self.control.overflow.store(true, Ordering::Release),
+            Msg::Paths(paths) => {
+                self.last_event = Instant::now();
+                for p in paths {
+                    let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else { continue };
+                    let Some(rest) = rest.to_str() else { continue };
+                    let Ok(rel) = RelPath::parse(rest) else { continue };
+                    if rel.is_root() {
+                        continue;
+                    }
+                    self.pending.insert(rel);
+                }
+                if !self.pending.is_empty() && self.first_pending.is_none() {
+                    self.first_pending = Some(self.last_event);
+                }
+                if self.pending.len() > self.config.max_pending {
+                    self.pending.clear();
+                    self.first_pending = None;
+                    self.control.overflow.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, rx: &Receiver<Msg>) {
+        while let Ok(msg) = rx.try_recv() {
+            self.take(msg);
+        }
+        if self.control.overflow.swap(false, Ordering::AcqRel)
+            || self.known.len() <= self.config.flush_full_scan_below
+        {
+            self.full_rescan();
+        } else {
+            let window = self.config.hot_window;
+            self.hot.retain(|_, t| t.elapsed() < window);
+            let hot: Vec<RelPath> = self.hot.keys().cloned().collect();
+            self.pending.extend(hot);
+        }
+        self.process_pending();
+    }
+
+    fn process_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        self.first_pending = None;
+        for rel in pending {
+            if self.stopped() {
+                return;
+            }
+            self.check_path(&rel);
+        }
+    }
+
+    fn full_rescan(&mut self) {
+        self.filter.reload_gitignores();
+        self.pending.clear();
+        self.first_pending = None;
+        self.rescan_dir(&RelPath::root());
+        self.next_poll = self.config.poll_interval.map(|d| Instant::now() + d);
+    }
+
+    /// Re-stats a directory tree: new or changed files are checked, vanished ones deleted.
+    fn rescan_dir(&mut self, dir: &RelPath) {
+        let mut seen: Vec<(RelPath, Stamp)> = Vec::new();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let result = walk(&self.jail, &self.filter, dir, &mut |_, abs, in_partial| {
+            if !in_partial {
+                dirs.push(abs.to_path_buf());
+            }
+        }, &mut |f| {
+            seen.push((f.rel, Stamp::of(&f.meta)));
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::debug!(dir = %dir, error = %e, "rescan failed");
+        }
+        for d in dirs {
+            self.watch_dir(&d);
+        }
+        let seen_set: HashSet<&RelPath> = seen.iter().map(|(r, _)| r).collect();
+        let gone: Vec<RelPath> = self
+            .known
+            .keys()
+            .filter(|k| k.starts_with(dir) && !seen_set.contains(k))
+            .cloned()
+            .collect();
+        for (rel, stamp) in &seen {
+            if self.known.get(rel).is_none_or(|k| k.stamp != *stamp) {
+                self.check_file(rel);
+            }
+        }
+        for rel in gone {
+            self.emit_deleted(&rel);
+        }
+    }
+
+    /// Brings the reported state of one path (file, directory or nothing) up to date.
+    fn check_path(&mut self, rel: &RelPath) {
+        if rel.components().last() == Some(".gitignore") {
+            self.filter.reload_gitignores();
+            self.control.overflow.store(true, Ordering::Release);
+        }
+        let Ok(abs) = self.jail.resolve(rel) else {
+            self.emit_deleted_under(rel);
+            return;
+        };
+        match std::fs::metadata(&abs) {
+            Ok(m) if m.is_dir() => {
+                if self.filter.is_included(rel, true) {
+                    self.rescan_dir(rel);
+                } else {
+                    self.emit_deleted_under(rel);
+                }
+            }
+            Ok(_) => self.check_file(rel),
+            Err(_) => self.emit_deleted_under(rel),
+        }
+    }
+
+    fn emit_deleted_under(&mut self, rel: &RelPath) {
+        let gone: Vec<RelPath> = self.known.keys().filter(|k| k.starts_with(rel)).cloned().collect();
+        for k in gone {
+            self.emit_deleted(&k);
+        }
+    }
+
+    fn check_file(&mut self, rel: &RelPath) {
+        if !self.filter.is_included(rel, false) {
+            if self.known.contains_key(rel) {
+                self.emit_deleted(rel);
+            }
+            return;
+        }
+        let read = self.jail.resolve(rel).and_then(|abs| {
+            let meta = std::fs::metadata(&abs).map_err(|e| FileError::io(rel.as_str(), &e))?;
+            if !meta.is_file() {
+                return Err(FileError::NotAFile(rel.to_string()));
+            }
+            self.config.limits.check_file_size(rel.as_str(), meta.len())?;
+            let bytes = std::fs::read(&abs).map_err(|e| FileError::io(rel.as_str(), &e))?;
+            Ok((meta, bytes))
+        });
+        let (meta, bytes) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                if !matches!(e, FileError::NotFound(_)) {
+                    tracing::debug!(path = %rel, error = %e, "file not streamed");
+                }
+                if self.known.contains_key(rel) {
+                    self.emit_deleted(rel);
+                }
+                return;
+            }
+        };
+        let stamp = Stamp::of(&meta);
+        let hash = ContentHash::of(&bytes);
+        let previous = self.known.get(rel).cloned();
+        if let Some(prev) = &previous
+            && prev.hash == hash
+        {
+            self.known.insert(rel.clone(), Known { hash, stamp });
+            return;
+        }
+        let mut event = FileChanged {
+            change_type: if previous.is_some() { ChangeType::Changed } else { ChangeType::Created },
+            hash: Some(hash.clone()),
+            size: Some(bytes.len() as u64),
+            mtime: Some(mtime_ms(&meta)),
+            ..FileChanged::deleted(self.client_root.join(rel).as_str().to_owned())
+        };
+        let text = std::str::from_utf8(&bytes).ok();
+        let base = previous.as_ref().and_then(|p| {
+            let old = self.texts.get(rel)?;
+            (ContentHash::of(&old) == p.hash).then_some((old, p.hash.clone()))
+        });
+        let mut sent_delta = false;
+        if let (Some(new), Some((old, base_hash))) = (text, base)
+            && let Ok(old) = std::str::from_utf8(&old)
+        {
+            let edits = delta::compute(old, new);
+            if delta::worth_sending(&edits, new.len()) {
+                event.base_hash = Some(base_hash);
+                event.edits = Some(edits);
+                sent_delta = true;
+            }
+        }
+        if !sent_delta && bytes.len() as u64 <= self.config.inline_limit {
+            let (content, encoding) = encode_content(&bytes);
+            event.content = Some(content);
+            event.encoding = Some(encoding);
+        }
+        if text.is_some() {
+            self.texts.insert(rel.clone(), bytes.into());
+        } else {
+            self.texts.remove(rel);
+        }
+        self.known.insert(rel.clone(), Known { hash, stamp });
+        self.hot.insert(rel.clone(), Instant::now());
+        self.emit(event);
+    }
+
+    fn emit_deleted(&mut self, rel: &RelPath) {
+        if self.known.remove(rel).is_none() {
+            return;
+        }
+        self.texts.remove(rel);
+        self.hot.remove(rel);
+        self.emit(FileChanged::deleted(self.client_root.join(rel).as_str().to_owned()));
+    }
+
+    /// Hands one message to the sink, waiting while it is full (never dropping), unless the
+    /// watcher is stopped meanwhile.
+    fn emit(&mut self, event: FileChanged) {
+        let sink = self.sink.clone();
+        let mut stop = self.stop.clone();
+        let sent = self.runtime.block_on(async move {
+            tokio::select! {
+                r = sink.send(event) => r.is_ok(),
+                _ = stop.wait_for(|s| *s) => false,
+            }
+        });
+        if !sent {
+            self.sink_closed = true;
+        }
+    }
+}
