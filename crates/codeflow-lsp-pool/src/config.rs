@@ -134,6 +134,9 @@ pub struct ServerConfig {
     /// (`quiescent`); requests wait for it as well as for `$/progress` to end.
     #[serde(default)]
     pub wait_for_quiescence: bool,
+    /// Overrides the pool's `initialize_timeout` for this server (slow indexers, tests).
+    #[serde(default, with = "option_duration_serde")]
+    pub initialize_timeout: Option<Duration>,
     /// Set false to remove a default server.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -159,6 +162,7 @@ impl ServerConfig {
             root_markers: Vec::new(),
             install_hint: None,
             wait_for_quiescence: false,
+            initialize_timeout: None,
             enabled: true,
         }
     }
@@ -307,6 +311,27 @@ mod duration_serde {
             Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(D::Error::custom),
             Raw::Text(t) => super::parse_duration(&t).map_err(D::Error::custom),
         }
+    }
+}
+
+/// `Option<Duration>` in the same forms as `duration_serde`.
+mod option_duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(with = "super::duration_serde")] Duration);
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
     }
 }
 

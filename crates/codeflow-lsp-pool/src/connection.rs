@@ -311,16 +311,21 @@ impl Instance {
             Err(_elapsed) => return Err(format!("no answer to initialize within {limit:?}")),
             Ok(Ok(value)) => value,
             Ok(Err(async_lsp::Error::ServiceStopped)) => {
-                // The main loop ended first: its error says what the server sent.
-                let why = match tokio::time::timeout(Duration::from_secs(1), &mut self.mainloop)
-                    .await
+                // The main loop ended first. Bytes that are not LSP explain it best; at EOF,
+                // the process's exit does.
+                let ended = tokio::time::timeout(Duration::from_secs(1), &mut self.mainloop).await;
+                if let Ok(Ok(Err(
+                    e @ (async_lsp::Error::Protocol(_) | async_lsp::Error::Deserialize(_)),
+                ))) = ended
                 {
-                    Ok(Ok(Err(e))) => e.to_string(),
-                    Ok(Ok(Ok(()))) => "connection closed".to_owned(),
-                    Ok(Err(join)) => join.to_string(),
-                    Err(_) => "connection closed".to_owned(),
-                };
-                return Err(format!("did not speak LSP before initialize completed: {why}"));
+                    return Err(format!("did not speak LSP before initialize completed: {e}"));
+                }
+                if let Ok(Ok(status)) =
+                    tokio::time::timeout(Duration::from_millis(500), self.process.wait()).await
+                {
+                    return Err(format!("exited before answering initialize ({status})"));
+                }
+                return Err("closed its output before answering initialize".to_owned());
             }
             Ok(Err(e)) => return Err(format!("initialize failed: {e}")),
         };

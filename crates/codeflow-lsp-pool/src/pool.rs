@@ -314,8 +314,7 @@ impl LspPool {
             }
         };
         server.ensure_started();
-        let limit = self.inner.shared.config.initialize_timeout + Duration::from_secs(1);
-        server.wait_running(limit).await?;
+        server.wait_running(server.initialize_limit()).await?;
         Ok(ServerHandle { server })
     }
 

@@ -573,8 +573,15 @@ impl ManagedServer {
         self.stop(StopKind::KeepDocuments).await;
         self.stats.lock().crash_times.clear();
         self.ensure_started();
-        self.wait_running(self.timing().initialize_timeout + Duration::from_secs(1))
-            .await
+        self.wait_running(self.initialize_limit()).await
+    }
+
+    /// How long starting may take: the initialize limit plus spawn slack.
+    pub(crate) fn initialize_limit(&self) -> Duration {
+        self.config
+            .initialize_timeout
+            .unwrap_or(self.timing().initialize_timeout)
+            + Duration::from_secs(1)
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -677,7 +684,7 @@ async fn supervise(server: Arc<ManagedServer>, cancel: CancellationToken) {
                 &server.config,
                 &server.root,
                 generation,
-                timing.initialize_timeout,
+                server.config.initialize_timeout.unwrap_or(timing.initialize_timeout),
             ) => started,
         };
         match started {

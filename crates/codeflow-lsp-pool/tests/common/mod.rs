@@ -140,6 +140,16 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Child processes of this test process whose command line contains `needle` and whose
+/// working directory is `cwd` (tests in one binary run in parallel and share the parent).
+pub fn children_in(needle: &str, cwd: &Path) -> Vec<u32> {
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    children_matching(needle)
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(cwd.as_path()))
+        .collect()
+}
+
 /// Child processes of this test process whose command line contains `needle`.
 pub fn children_matching(needle: &str) -> Vec<u32> {
     let me = std::process::id();

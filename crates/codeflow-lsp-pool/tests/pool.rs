@@ -1,0 +1,313 @@
+//! Pool behaviour with real pylsp: sharing, isolation, crash + replay, idle shutdown, and
+//! broken servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
+use codeflow_lsp_pool::{
+    LspError, LspPool, PoolConfig, ProjectKey, ServerConfig, ServerState, metrics as names,
+};
+use common::*;
+use parking_lot::Mutex;
+
+// ---- a tiny metrics recorder: counters summed by name across labels --------------------------
+
+#[derive(Default)]
+struct Counters(Mutex<HashMap<String, Arc<AtomicU64>>>);
+
+impl Counters {
+    fn cell(&self, name: &str) -> Arc<AtomicU64> {
+        Arc::clone(self.0.lock().entry(name.to_owned()).or_default())
+    }
+    fn get(&self, name: &str) -> u64 {
+        self.cell(name).load(Ordering::SeqCst)
+    }
+}
+
+struct Recorder(&'static Counters);
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.0.cell(key.name()))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        // Count observations so the test can see latencies were recorded.
+        let _ = key;
+        metrics::Histogram::noop()
+    }
+}
+
+fn counters() -> &'static Counters {
+    static COUNTERS: OnceLock<&'static Counters> = OnceLock::new();
+    COUNTERS.get_or_init(|| {
+        let c: &'static Counters = Box::leak(Box::default());
+        metrics::set_global_recorder(Recorder(c)).expect("one recorder per test binary");
+        c
+    })
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+async fn add_definition(
+    server: &codeflow_lsp_pool::ServerHandle,
+    uri: &codeflow_lsp_pool::lsp_types::Url,
+    text: &str,
+) -> Vec<(String, u32, u32)> {
+    let pos = position_of(text, "add", 1);
+    def_locations(
+        server
+            .request::<GotoDefinition>(definition_params(uri, pos))
+            .await
+            .expect("definition"),
+    )
+}
+
+fn script_server(script: &str, ext: &str) -> ServerConfig {
+    let path = fixtures().join("servers").join(script);
+    let mut s = ServerConfig::new("python3", &[ext]);
+    s.args = vec![path.to_string_lossy().into_owned()];
+    s
+}
+
+// ---- tests -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_share_a_process_and_projects_do_not() {
+    let a = project("python");
+    let b = project("python");
+    let pool = LspPool::new(config());
+    let lease1 = pool.lease(ProjectKey::new("a", a.path()));
+    let lease2 = pool.lease(ProjectKey::new("a", a.path()));
+    let s1 = lease1.server_for_file("app.py").await.expect("start");
+    let s2 = lease2.server_for_file("mathlib.py").await.expect("shared");
+    assert_eq!(s1.pid(), s2.pid());
+    assert!(s1.pid().is_some());
+    let lease_b = pool.lease(ProjectKey::new("b", b.path()));
+    let sb = lease_b.server_for_file("app.py").await.expect("start b");
+    assert_ne!(s1.pid(), sb.pid());
+
+    // Exactly one pylsp child per project, running in that project's directory.
+    assert_eq!(children_in("pylsp", a.path()), vec![s1.pid().unwrap()]);
+    assert_eq!(children_in("pylsp", b.path()), vec![sb.pid().unwrap()]);
+    let expected = [s1.pid().unwrap(), sb.pid().unwrap()];
+
+    // Each server is rooted at its own project.
+    let status = pool.status();
+    assert_eq!(status.len(), 2);
+    let root_of = |p: &str| status.iter().find(|s| s.project == p).unwrap().root.clone();
+    assert_eq!(root_of("a"), std::fs::canonicalize(a.path()).unwrap());
+    assert_eq!(root_of("b"), std::fs::canonicalize(b.path()).unwrap());
+
+    // Both sessions get answers from the shared server.
+    let (uri, text) = open(&s1, lease1.root(), "app.py");
+    assert_eq!(add_definition(&s2, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+
+    pool.shutdown().await;
+    for pid in expected {
+        assert!(eventually(Duration::from_secs(5), || !alive(pid)).await, "pid {pid} survived shutdown");
+    }
+    assert!(matches!(
+        lease1.server_for_file("app.py").await,
+        Err(LspError::PoolShutDown)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_50_requests_in_flight_all_answered_once() {
+    let counters = counters();
+    let crashes_before = counters.get(names::CRASHES);
+    let restarts_before = counters.get(names::RESTARTS);
+
+    let dir = project("python");
+    let pool = LspPool::new(config());
+    let lease = pool.lease(ProjectKey::new("crash", dir.path()));
+    let server = lease.server_for_file("app.py").await.expect("start");
+    let (uri, text) = open(&server, lease.root(), "app.py");
+    // Warm up so the requests below are answered fast by a healthy server.
+    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    let old_pid = server.pid().expect("pid");
+
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (server, uri, text, answered) =
+            (server.clone(), uri.clone(), text.clone(), Arc::clone(&answered));
+        tasks.spawn(async move {
+            let got = add_definition(&server, &uri, &text).await;
+            answered.fetch_add(1, Ordering::SeqCst);
+            got
+        });
+    }
+    // Let the requests reach the server, then kill it.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    std::process::Command::new("kill")
+        .args(["-9", &old_pid.to_string()])
+        .status()
+        .expect("kill");
+
+    let mut results = 0;
+    while let Some(joined) = tasks.join_next().await {
+        assert_eq!(joined.expect("task"), vec![t("mathlib.py", 0, 4)]);
+        results += 1;
+    }
+    assert_eq!(results, 50);
+    assert_eq!(answered.load(Ordering::SeqCst), 50, "each request answered exactly once");
+
+    let status = server.status();
+    assert_eq!(status.state, ServerState::Running);
+    assert_eq!(status.crashes, 1);
+    assert_eq!(status.restarts, 1);
+    assert_eq!(status.starts, 2);
+    assert_eq!(status.open_documents, 1, "documents re-opened after restart");
+    assert_ne!(status.pid, Some(old_pid));
+    assert!(counters.get(names::CRASHES) > crashes_before);
+    assert!(counters.get(names::RESTARTS) > restarts_before);
+    assert!(!alive(old_pid));
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_server_stops_and_next_request_starts_a_new_one() {
+    let dir = project("python");
+    let pool = LspPool::new(PoolConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..config()
+    });
+    let key = ProjectKey::new("idle", dir.path());
+    let lease = pool.lease(key.clone());
+    let server = lease.server_for_file("app.py").await.expect("start");
+    let (uri, text) = open(&server, lease.root(), "app.py");
+    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    let pid = server.pid().expect("pid");
+
+    // Leased: stays up well past the idle timeout.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(server.status().state, ServerState::Running);
+
+    drop(lease);
+    assert!(
+        eventually(Duration::from_secs(5), || server.status().state == ServerState::Stopped).await,
+        "idle server was not stopped: {:?}",
+        server.status()
+    );
+    assert!(eventually(Duration::from_secs(2), || !alive(pid)).await);
+
+    let lease = pool.lease(key);
+    let server = lease.server_for_file("app.py").await.expect("restart on use");
+    let new_pid = server.pid().expect("pid");
+    assert_ne!(new_pid, pid);
+    let (uri, text) = open(&server, lease.root(), "app.py");
+    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
+    let dir = project("python");
+    let mut cfg = config();
+    let mut silent = script_server("never_initializes.py", "silent");
+    silent.initialize_timeout = Some(Duration::from_millis(1500));
+    cfg.servers.insert("silent".into(), silent);
+    cfg.servers.insert("quitter".into(), script_server("exits_at_once.py", "quit"));
+    cfg.servers.insert("garbage".into(), script_server("garbage.py", "junk"));
+    let mut missing = ServerConfig::new("codeflow-no-such-language-server", &["nope"]);
+    missing.install_hint = Some("pip install no-such-server".into());
+    cfg.servers.insert("missing".into(), missing);
+    let pool = LspPool::new(cfg);
+    let lease = pool.lease(ProjectKey::new("broken", dir.path()));
+
+    let err = lease.server_for_file("a.silent").await.expect_err("never initializes");
+    assert!(
+        matches!(&err, LspError::StartFailed { server, reason } if server == "silent" && reason.contains("no answer to initialize")),
+        "{err}"
+    );
+    let err = lease.server_for_file("a.quit").await.expect_err("exits");
+    assert!(
+        matches!(&err, LspError::StartFailed { server, reason }
+            if server == "quitter" && reason.contains("exited") && reason.contains("cannot load configuration")),
+        "{err}"
+    );
+    let err = lease.server_for_file("a.junk").await.expect_err("garbage");
+    assert!(
+        matches!(&err, LspError::StartFailed { server, reason } if server == "garbage" && reason.contains("LSP")),
+        "{err}"
+    );
+    let err = lease.server_for_file("a.nope").await.expect_err("missing");
+    assert!(
+        matches!(&err, LspError::NotInstalled { server, hint, .. } if server == "missing" && hint.contains("pip install")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing") && err.to_string().contains("pip install no-such-server"));
+    assert!(matches!(
+        lease.server_for_file("a.unknownext").await,
+        Err(LspError::NoServerForFile { .. })
+    ));
+
+    // The failures are reported in status, leave no process behind, and fail fast on reuse.
+    let status = lease.status();
+    for id in ["silent", "quitter", "garbage"] {
+        let s = status.iter().find(|s| s.server_id == id).expect("status entry");
+        assert_eq!(s.state, ServerState::Failed, "{s:?}");
+        assert!(s.pid.is_none());
+        assert!(s.last_error.is_some());
+    }
+    assert!(children_matching("never_initializes.py").is_empty());
+    assert!(children_matching("garbage.py").is_empty());
+    let started = std::time::Instant::now();
+    assert!(lease.server_for_file("b.silent").await.is_err());
+    assert!(started.elapsed() < Duration::from_millis(500), "failure is sticky, not retried per call");
+
+    // The pool still serves real work.
+    let server = lease.server_for_file("app.py").await.expect("pylsp still starts");
+    let (uri, text) = open(&server, lease.root(), "app.py");
+    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+
+    // restart_server retries a failed server (and it fails the same way, clearly).
+    let err = pool
+        .restart_project("broken", Some(&["quit".to_owned()]))
+        .await
+        .expect_err("still broken");
+    assert!(matches!(err, LspError::StartFailed { .. }), "{err}");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_document_sync_and_diagnostics() {
+    let dir = project("python");
+    let pool = LspPool::new(config());
+    let lease = pool.lease(ProjectKey::new("sync", dir.path()));
+    let server = lease.server_for_file("app.py").await.expect("start");
+    let (uri, text) = open(&server, lease.root(), "app.py");
+    assert_eq!(server.sync_document("app.py", text.clone()).expect("same text"), 1);
+    let broken = format!("{text}\ndef broken(:\n");
+    assert_eq!(server.sync_document("app.py", broken).expect("change"), 2);
+    let report = server.diagnostics("app.py").await.expect("diagnostics");
+    // pylsp without optional linters reports no problems, but it must be about version 2.
+    assert!(report.fresh, "{report:?}");
+    assert_eq!(report.version, Some(2), "{report:?}");
+
+    // Back to valid code: the line numbers still match the fixture.
+    assert_eq!(server.change("app.py", text.clone()).expect("change"), 3);
+    let old_pid = server.pid();
+    let restarted = pool.restart_project("sync", Some(&[".py".to_owned()])).await.expect("restart");
+    assert_eq!(restarted, vec!["pylsp".to_owned()]);
+    assert_ne!(server.pid(), old_pid);
+    assert_eq!(server.status().open_documents, 1);
+    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    server.close("app.py").expect("close");
+    assert!(matches!(server.close("app.py"), Err(LspError::DocumentNotOpen { .. })));
+    assert!(server.capabilities().await.expect("caps").definition_provider.is_some());
+    pool.shutdown().await;
+}
