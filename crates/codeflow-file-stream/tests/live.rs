@@ -1,0 +1,243 @@
+//! Live changes: a Watcher on a real client tree feeding a Mirror through fileChanged.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codeflow_file_stream::{
+    ChangeOutcome, ChangeType, ContentHash, FileChanged, FileError, FileServer, Limits, Mirror,
+    Watcher, WatcherConfig, delta,
+};
+use common::*;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+const MARKER: &str = "/__marker__";
+
+struct Harness {
+    _client: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    root: String,
+    watcher: Watcher,
+    sink: mpsc::Sender<FileChanged>,
+    acks: mpsc::Receiver<()>,
+    mirror: Mirror,
+    events: Arc<Mutex<Vec<(FileChanged, Result<ChangeOutcome, FileError>)>>>,
+    consumer: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    async fn start(config: WatcherConfig) -> Result<Harness, Box<dyn std::error::Error>> {
+        let client = temp();
+        let data = temp();
+        fixture(client.path());
+        let lines: String = (0..300).map(|i| format!("line number {i}\n")).collect();
+        write(client.path(), "src/long.txt", lines.as_bytes());
+        let root = root_str(client.path());
+        // A small sink, so back-pressure is exercised.
+        let (sink, mut rx) = mpsc::channel::<FileChanged>(4);
+        let watcher = Watcher::start(&root, config, sink.clone()).await?;
+        let server = FileServer::new(&root, Limits::default())?;
+        let mirror = Mirror::open(data.path(), "live", &root).await?;
+        mirror.sync(watcher.manifest(), &server, &|_| {}).await?;
+
+        let (ack_tx, acks) = mpsc::channel(1);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let consumer = {
+            let events = Arc::clone(&events);
+            let mirror = mirror.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    if ev.path == MARKER {
+                        if ack_tx.send(()).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    let outcome = mirror.apply_change(ev.clone(), &server).await;
+                    events.lock().push((ev, outcome));
+                }
+            })
+        };
+        Ok(Harness {
+            _client: client,
+            _data: data,
+            root,
+            watcher,
+            sink,
+            acks,
+            mirror,
+            events,
+            consumer,
+        })
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        std::path::Path::new(&self.root).join(rel)
+    }
+
+    /// flush(), then wait until the consumer applied everything flushed.
+    async fn settle(&mut self) -> Result<Vec<(FileChanged, Result<ChangeOutcome, FileError>)>, Box<dyn std::error::Error>> {
+        tokio::time::timeout(Duration::from_secs(10), self.watcher.flush()).await??;
+        self.sink.send(FileChanged::deleted(MARKER.into())).await?;
+        tokio::time::timeout(Duration::from_secs(10), self.acks.recv()).await?;
+        Ok(std::mem::take(&mut *self.events.lock()))
+    }
+
+    async fn mirror_text(&self, rel: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let cp = codeflow_file_stream::ClientPath::parse(&format!("{}/{rel}", self.root))?;
+        let bytes = self.mirror.read(&self.mirror.paths().to_mirror(&cp)?).await?;
+        Ok(String::from_utf8(bytes.to_vec())?)
+    }
+
+    async fn stop(self) {
+        self.watcher.stop().await;
+        drop(self.sink);
+        let _ = self.consumer.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_creates_deletes_and_renames_reach_the_mirror() -> TestResult {
+    let mut h = Harness::start(WatcherConfig::default()).await?;
+
+    // A one-line edit in a longer file travels as a delta.
+    let edited = std::fs::read_to_string(h.path("src/long.txt"))?.replace("line number 150\n", "line one-fifty\n");
+    std::fs::write(h.path("src/long.txt"), &edited)?;
+    let events = h.settle().await?;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (ev, outcome) = &events[0];
+    assert_eq!(ev.change_type, ChangeType::Changed);
+    assert!(ev.edits.is_some() && ev.content.is_none(), "sent as a delta: {ev:?}");
+    assert_eq!(outcome.as_ref().ok(), Some(&ChangeOutcome::Delta));
+    assert_eq!(h.mirror_text("src/long.txt").await?, edited);
+
+    // A small edit travels as content; a new file is created; binary goes as base64.
+    std::fs::write(h.path("src/main.py"), b"print('v2')\n")?;
+    write(std::path::Path::new(&h.root), "src/new/mod.py", b"X = 1\n");
+    std::fs::write(h.path("data/blob.bin"), [0u8, 255, 1, 254])?;
+    let events = h.settle().await?;
+    let by_path = |p: &str| events.iter().find(|(e, _)| e.path.ends_with(p)).cloned();
+    let (main, _) = by_path("src/main.py").ok_or("main.py event")?;
+    assert_eq!(main.content.as_deref(), Some("print('v2')\n"));
+    let (created, _) = by_path("src/new/mod.py").ok_or("mod.py event")?;
+    assert_eq!(created.change_type, ChangeType::Created);
+    let (blob, _) = by_path("data/blob.bin").ok_or("blob event")?;
+    assert_eq!(blob.encoding, Some(codeflow_file_stream::Encoding::Base64));
+    assert_eq!(h.mirror_text("src/new/mod.py").await?, "X = 1\n");
+
+    // Ignored and excluded paths produce nothing.
+    write(std::path::Path::new(&h.root), "build/x.js", b"1\n");
+    write(std::path::Path::new(&h.root), "node_modules/pkg/other.js", b"1\n");
+    assert!(h.settle().await?.is_empty());
+
+    // Delete and rename are mirrored (a rename is a deletion plus a creation).
+    std::fs::remove_file(h.path("README.md"))?;
+    std::fs::rename(h.path("src/lib/util.ts"), h.path("src/lib/renamed.ts"))?;
+    let events = h.settle().await?;
+    let kinds: Vec<(String, ChangeType)> = events
+        .iter()
+        .map(|(e, _)| (e.path.trim_start_matches(&h.root).to_owned(), e.change_type))
+        .collect();
+    assert!(kinds.contains(&("/README.md".into(), ChangeType::Deleted)), "{kinds:?}");
+    assert!(kinds.contains(&("/src/lib/util.ts".into(), ChangeType::Deleted)), "{kinds:?}");
+    assert!(kinds.contains(&("/src/lib/renamed.ts".into(), ChangeType::Created)), "{kinds:?}");
+    assert!(!h.mirror.root().join("README.md").exists());
+    assert!(!h.mirror.root().join("src/lib/util.ts").exists());
+    assert_eq!(h.mirror_text("src/lib/renamed.ts").await?, "export const x: number = 1;\n");
+
+    // After all of it, the mirror equals a fresh scan of the client, hash by hash.
+    let filter = codeflow_file_stream::FileFilter::new(&h.root, Default::default())?;
+    let fresh = codeflow_file_stream::Manifest::scan(std::path::Path::new(&h.root), &filter, &Limits::default())?;
+    let expected: std::collections::BTreeMap<String, String> = fresh
+        .iter()
+        .map(|(p, e)| (p.as_str().to_owned(), e.hash.as_str().to_owned()))
+        .collect();
+    assert_eq!(tree_hashes(h.mirror.root()), expected);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_reflects_an_edit_made_just_before() -> TestResult {
+    // Events are held back long, so only flush() can deliver them in time.
+    let config = WatcherConfig {
+        settle: Duration::from_secs(30),
+        max_delay: Duration::from_secs(30),
+        ..WatcherConfig::default()
+    };
+    let mut h = Harness::start(config).await?;
+    for i in 0..20 {
+        let text = format!("print({i})\n");
+        std::fs::write(h.path("src/main.py"), &text)?;
+        h.settle().await?;
+        assert_eq!(h.mirror_text("src/main.py").await?, text, "round {i}");
+    }
+    // New files and deletions too.
+    write(std::path::Path::new(&h.root), "fresh.txt", b"fresh\n");
+    h.settle().await?;
+    assert_eq!(h.mirror_text("fresh.txt").await?, "fresh\n");
+    std::fs::remove_file(h.path("fresh.txt"))?;
+    h.settle().await?;
+    assert!(!h.mirror.root().join("fresh.txt").exists());
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
+    let config = WatcherConfig {
+        settle: Duration::from_secs(30),
+        max_delay: Duration::from_secs(30),
+        flush_full_scan_below: 0,
+        ..WatcherConfig::default()
+    };
+    let mut h = Harness::start(config).await?;
+    // The first edit makes the file hot (notify delivers it); later edits are caught by
+    // flush's re-check of hot files even before their events arrive.
+    std::fs::write(h.path("src/main.py"), b"print(0)\n")?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.settle().await?;
+    assert_eq!(h.mirror_text("src/main.py").await?, "print(0)\n");
+    for i in 1..10 {
+        let text = format!("print({i}) # hot\n");
+        std::fs::write(h.path("src/main.py"), &text)?;
+        h.settle().await?;
+        assert_eq!(h.mirror_text("src/main.py").await?, text);
+    }
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> TestResult {
+    let h = Harness::start(WatcherConfig::default()).await?;
+    let server = FileServer::new(&h.root, Limits::default())?;
+    let path = format!("{}/src/long.txt", h.root);
+    let cp = codeflow_file_stream::ClientPath::parse(&path)?;
+    let mp = h.mirror.paths().to_mirror(&cp)?;
+    let old = h.mirror_text("src/long.txt").await?;
+    let new = old.replace("line number 7\n", "seven\n");
+    std::fs::write(h.path("src/long.txt"), &new)?;
+    let edits = delta::compute(&old, &new);
+    let wrong = ContentHash::of(b"not the base");
+
+    let refused = h.mirror.apply_delta(&mp, &wrong, &edits, None).await;
+    assert!(matches!(refused, Err(FileError::BaseMismatch { .. })), "{refused:?}");
+    assert_eq!(h.mirror_text("src/long.txt").await?, old, "nothing written");
+
+    let change = FileChanged {
+        path: path.clone(),
+        change_type: ChangeType::Changed,
+        hash: Some(ContentHash::of(new.as_bytes())),
+        base_hash: Some(wrong),
+        edits: Some(edits),
+        ..FileChanged::deleted(path)
+    };
+    let outcome = h.mirror.apply_change(change, &server).await?;
+    assert_eq!(outcome, ChangeOutcome::Fetched);
+    assert_eq!(h.mirror_text("src/long.txt").await?, new);
+    h.stop().await;
+    Ok(())
+}
