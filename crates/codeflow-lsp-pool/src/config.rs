@@ -118,7 +118,11 @@ pub struct ServerConfig {
     #[serde(default)]
     pub language_id: Option<String>,
     /// `initializationOptions` sent with `initialize`.
-    #[serde(default, rename = "initialization_options", alias = "initializationOptions")]
+    #[serde(
+        default,
+        rename = "initialization_options",
+        alias = "initializationOptions"
+    )]
     pub initialization_options: Option<Value>,
     /// Settings returned for `workspace/configuration` (looked up by section, dotted path).
     #[serde(default)]
@@ -201,7 +205,9 @@ impl ServerConfig {
     /// The language label used in metrics and status.
     #[must_use]
     pub fn language_label(&self, server_id: &str) -> String {
-        self.language.clone().unwrap_or_else(|| server_id.to_owned())
+        self.language
+            .clone()
+            .unwrap_or_else(|| server_id.to_owned())
     }
 
     /// The `languageId` for a file with this extension.
@@ -330,7 +336,9 @@ mod option_duration_serde {
     #[derive(Deserialize)]
     struct Wrap(#[serde(with = "super::duration_serde")] Duration);
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
     }
 }

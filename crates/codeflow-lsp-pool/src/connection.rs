@@ -21,9 +21,9 @@ use lsp_types::notification::{Cancel, Exit, Initialized};
 use lsp_types::request::Request;
 use lsp_types::{
     ApplyWorkspaceEditResponse, CancelParams, ClientCapabilities, ConfigurationParams,
-    InitializeParams, InitializeResult, InitializedParams, NumberOrString, PublishDiagnosticsParams,
-    RegistrationParams, ServerCapabilities, ShowDocumentResult, ShowMessageRequestParams,
-    UnregistrationParams, Url, WorkspaceFolder,
+    InitializeParams, InitializeResult, InitializedParams, NumberOrString,
+    PublishDiagnosticsParams, RegistrationParams, ServerCapabilities, ShowDocumentResult,
+    ShowMessageRequestParams, UnregistrationParams, Url, WorkspaceFolder,
 };
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -245,7 +245,8 @@ impl Instance {
             registrations: Arc::clone(&registrations),
         };
         let (mainloop, socket) = MainLoop::new_client(|_server| build_router(state));
-        let span = tracing::debug_span!("lsp", project = %ctx.project, server = %server, generation);
+        let span =
+            tracing::debug_span!("lsp", project = %ctx.project, server = %server, generation);
         let mainloop = tokio::spawn(tracing::Instrument::instrument(
             mainloop.run_buffered(pipes.stdout.compat(), pipes.stdin.compat_write()),
             span,
@@ -318,7 +319,9 @@ impl Instance {
                     e @ (async_lsp::Error::Protocol(_) | async_lsp::Error::Deserialize(_)),
                 ))) = ended
                 {
-                    return Err(format!("did not speak LSP before initialize completed: {e}"));
+                    return Err(format!(
+                        "did not speak LSP before initialize completed: {e}"
+                    ));
                 }
                 if let Ok(Ok(status)) =
                     tokio::time::timeout(Duration::from_millis(500), self.process.wait()).await
@@ -371,7 +374,10 @@ impl Instance {
             // `exit` above is queued before this event and flushed first.
             let _gone = self.conn.socket.emit(StopLoop);
             let _ended = tokio::time::timeout(limit, &mut self.mainloop).await;
-            if tokio::time::timeout(limit, self.process.wait()).await.is_err() {
+            if tokio::time::timeout(limit, self.process.wait())
+                .await
+                .is_err()
+            {
                 tracing::debug!("server did not exit in time; killing its process group");
             }
         }
@@ -535,7 +541,10 @@ fn ready_ok<T: Send + 'static>(value: T) -> Handled<T> {
     Box::pin(std::future::ready(Ok(value)))
 }
 
-fn on_notification(st: &mut RouterState, notif: AnyNotification) -> ControlFlow<async_lsp::Result<()>> {
+fn on_notification(
+    st: &mut RouterState,
+    notif: AnyNotification,
+) -> ControlFlow<async_lsp::Result<()>> {
     match notif.method.as_str() {
         "$/progress" => st.readiness.on_progress(notif.params),
         "textDocument/publishDiagnostics" => {
@@ -546,7 +555,11 @@ fn on_notification(st: &mut RouterState, notif: AnyNotification) -> ControlFlow<
         }
         "experimental/serverStatus" => st.readiness.on_server_status(&notif.params),
         "window/logMessage" | "window/showMessage" => {
-            let message = notif.params.get("message").and_then(Value::as_str).unwrap_or("");
+            let message = notif
+                .params
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             tracing::debug!(server = %st.ctx.server_id, "{}: {message}", notif.method);
         }
         other => tracing::trace!(server = %st.ctx.server_id, "ignoring notification {other}"),

@@ -24,7 +24,9 @@ pub enum LspError {
         server: String,
     },
     /// The server's program is not installed (not found on `PATH`).
-    #[error("language server {server} is not installed: `{command}` was not found; install it with: {hint}")]
+    #[error(
+        "language server {server} is not installed: `{command}` was not found; install it with: {hint}"
+    )]
     NotInstalled {
         /// Server id.
         server: String,
@@ -54,7 +56,9 @@ pub enum LspError {
     },
     /// The server crashed too often and the pool stopped restarting it; `restart_project`
     /// (the `restart_server` tool) tries again.
-    #[error("language server {server} crashed {crashes} times within {window:?}; gave up restarting it (last: {last_reason})")]
+    #[error(
+        "language server {server} crashed {crashes} times within {window:?}; gave up restarting it (last: {last_reason})"
+    )]
     GaveUp {
         /// Server id.
         server: String,

@@ -22,7 +22,10 @@ pub const REQUEST_DURATION: &str = "codeflow_lsp_request_duration_seconds";
 
 /// Register descriptions with the installed recorder (call once after installing it).
 pub fn describe() {
-    describe_gauge!(SERVERS_RUNNING, "Language-server processes running, by language");
+    describe_gauge!(
+        SERVERS_RUNNING,
+        "Language-server processes running, by language"
+    );
     describe_counter!(STARTS, "Language-server instances started and initialized");
     describe_counter!(START_FAILURES, "Language servers that failed to start");
     describe_counter!(CRASHES, "Language-server crashes");

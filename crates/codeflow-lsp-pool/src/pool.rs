@@ -276,14 +276,14 @@ impl LspPool {
         if self.inner.shared.closed.load(Ordering::SeqCst) {
             return Err(LspError::PoolShutDown);
         }
-        let config = self
-            .inner
-            .table
-            .get(server_id)
-            .cloned()
-            .ok_or_else(|| LspError::UnknownServer {
-                server: server_id.to_owned(),
-            })?;
+        let config =
+            self.inner
+                .table
+                .get(server_id)
+                .cloned()
+                .ok_or_else(|| LspError::UnknownServer {
+                    server: server_id.to_owned(),
+                })?;
         // A missing binary is reported at once and leaves no state behind.
         resolve_command(server_id, &config)?;
         let server = {
@@ -389,7 +389,9 @@ impl ProjectLease {
     /// # Errors
     /// As [`server_for_file`](Self::server_for_file), or [`LspError::UnknownServer`].
     pub async fn server_by_id(&self, server_id: &str) -> Result<ServerHandle, LspError> {
-        self.pool.acquire(&self.project, &self.root, server_id).await
+        self.pool
+            .acquire(&self.project, &self.root, server_id)
+            .await
     }
 
     /// Status of this project's servers.

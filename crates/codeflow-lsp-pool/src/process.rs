@@ -23,7 +23,8 @@ const STDERR_TAIL_LINES: usize = 20;
 /// Find `command` the way `execvp` would: a path is used as is, a bare name is searched on
 /// `PATH` (the server's own `env` may override `PATH`).
 pub(crate) fn resolve_command(server_id: &str, config: &ServerConfig) -> Result<PathBuf, LspError> {
-    let not_installed = || LspError::NotInstalled {
+    let not_installed = || {
+        LspError::NotInstalled {
         server: server_id.to_owned(),
         command: config.command.clone(),
         hint: config.install_hint.clone().unwrap_or_else(|| {
@@ -32,6 +33,7 @@ pub(crate) fn resolve_command(server_id: &str, config: &ServerConfig) -> Result<
                 config.command
             )
         }),
+    }
     };
     let command = Path::new(&config.command);
     if command.components().count() > 1 {

@@ -34,7 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{PoolConfig, ServerConfig};
 use crate::connection::{ClientContext, Connection, Instance, RawSend, raw_sender};
-use crate::documents::{DiagnosticStore, DiagnosticsReport, DiagnosticsSource, Documents, OpenDocument};
+use crate::documents::{
+    DiagnosticStore, DiagnosticsReport, DiagnosticsSource, Documents, OpenDocument,
+};
 use crate::edit::EditHandlerSlot;
 use crate::error::LspError;
 use crate::metrics as m;
@@ -244,15 +246,15 @@ impl ManagedServer {
         let _activity = ActivityGuard::new(self);
         let started = Instant::now();
         let limit = self.timing().request_timeout;
-        let result = match tokio::time::timeout(limit, self.request_inner(method, send, params)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(LspError::Timeout {
-                server: self.server_id.clone(),
-                method: method.to_owned(),
-                after: limit,
-            }),
-        };
+        let result =
+            match tokio::time::timeout(limit, self.request_inner(method, send, params)).await {
+                Ok(result) => result,
+                Err(_) => Err(LspError::Timeout {
+                    server: self.server_id.clone(),
+                    method: method.to_owned(),
+                    after: limit,
+                }),
+            };
         m::record_request(&self.language, method, result.is_ok(), started.elapsed());
         result
     }
@@ -386,7 +388,10 @@ impl ManagedServer {
                 uri: uri.to_string(),
             });
         }
-        let ext = path.extension().map(|e| e.to_string_lossy()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy())
+            .unwrap_or_default();
         let doc = OpenDocument {
             language_id: self.config.language_id_for(&ext),
             version: 1,
@@ -417,7 +422,10 @@ impl ManagedServer {
         Ok(())
     }
 
-    pub(crate) async fn diagnostics(self: &Arc<Self>, path: &Path) -> Result<DiagnosticsReport, LspError> {
+    pub(crate) async fn diagnostics(
+        self: &Arc<Self>,
+        path: &Path,
+    ) -> Result<DiagnosticsReport, LspError> {
         let uri = self.uri_for(path)?;
         let conn = self.connection(None).await?;
         let doc = self.documents.lock().open.get(&uri).cloned();
@@ -440,8 +448,9 @@ impl ManagedServer {
                     params,
                 )
                 .await?;
-            if let Ok(DocumentDiagnosticReportResult::Report(DocumentDiagnosticReport::Full(full))) =
-                serde_json::from_value::<DocumentDiagnosticReportResult>(value)
+            if let Ok(DocumentDiagnosticReportResult::Report(DocumentDiagnosticReport::Full(
+                full,
+            ))) = serde_json::from_value::<DocumentDiagnosticReportResult>(value)
             {
                 return Ok(DiagnosticsReport {
                     uri,

@@ -33,16 +33,38 @@ impl Counters {
 struct Recorder(&'static Counters);
 
 impl metrics::Recorder for Recorder {
-    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
     fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
         metrics::Counter::from_arc(self.0.cell(key.name()))
     }
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
         metrics::Gauge::noop()
     }
-    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
         // Count observations so the test can see latencies were recorded.
         let _ = key;
         metrics::Histogram::noop()
@@ -112,11 +134,17 @@ async fn sessions_share_a_process_and_projects_do_not() {
 
     // Both sessions get answers from the shared server.
     let (uri, text) = open(&s1, lease1.root(), "app.py");
-    assert_eq!(add_definition(&s2, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&s2, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
 
     pool.shutdown().await;
     for pid in expected {
-        assert!(eventually(Duration::from_secs(5), || !alive(pid)).await, "pid {pid} survived shutdown");
+        assert!(
+            eventually(Duration::from_secs(5), || !alive(pid)).await,
+            "pid {pid} survived shutdown"
+        );
     }
     assert!(matches!(
         lease1.server_for_file("app.py").await,
@@ -136,14 +164,21 @@ async fn kill_9_with_50_requests_in_flight_all_answered_once() {
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
     // Warm up so the requests below are answered fast by a healthy server.
-    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&server, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
     let old_pid = server.pid().expect("pid");
 
     let answered = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
-        let (server, uri, text, answered) =
-            (server.clone(), uri.clone(), text.clone(), Arc::clone(&answered));
+        let (server, uri, text, answered) = (
+            server.clone(),
+            uri.clone(),
+            text.clone(),
+            Arc::clone(&answered),
+        );
         tasks.spawn(async move {
             let got = add_definition(&server, &uri, &text).await;
             answered.fetch_add(1, Ordering::SeqCst);
@@ -163,14 +198,21 @@ async fn kill_9_with_50_requests_in_flight_all_answered_once() {
         results += 1;
     }
     assert_eq!(results, 50);
-    assert_eq!(answered.load(Ordering::SeqCst), 50, "each request answered exactly once");
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        50,
+        "each request answered exactly once"
+    );
 
     let status = server.status();
     assert_eq!(status.state, ServerState::Running);
     assert_eq!(status.crashes, 1);
     assert_eq!(status.restarts, 1);
     assert_eq!(status.starts, 2);
-    assert_eq!(status.open_documents, 1, "documents re-opened after restart");
+    assert_eq!(
+        status.open_documents, 1,
+        "documents re-opened after restart"
+    );
     assert_ne!(status.pid, Some(old_pid));
     assert!(counters.get(names::CRASHES) > crashes_before);
     assert!(counters.get(names::RESTARTS) > restarts_before);
@@ -189,7 +231,10 @@ async fn idle_server_stops_and_next_request_starts_a_new_one() {
     let lease = pool.lease(key.clone());
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
-    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&server, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
     let pid = server.pid().expect("pid");
 
     // Leased: stays up well past the idle timeout.
@@ -198,18 +243,26 @@ async fn idle_server_stops_and_next_request_starts_a_new_one() {
 
     drop(lease);
     assert!(
-        eventually(Duration::from_secs(5), || server.status().state == ServerState::Stopped).await,
+        eventually(Duration::from_secs(5), || server.status().state
+            == ServerState::Stopped)
+        .await,
         "idle server was not stopped: {:?}",
         server.status()
     );
     assert!(eventually(Duration::from_secs(2), || !alive(pid)).await);
 
     let lease = pool.lease(key);
-    let server = lease.server_for_file("app.py").await.expect("restart on use");
+    let server = lease
+        .server_for_file("app.py")
+        .await
+        .expect("restart on use");
     let new_pid = server.pid().expect("pid");
     assert_ne!(new_pid, pid);
     let (uri, text) = open(&server, lease.root(), "app.py");
-    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&server, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
     pool.shutdown().await;
 }
 
@@ -220,15 +273,20 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
     let mut silent = script_server("never_initializes.py", "silent");
     silent.initialize_timeout = Some(Duration::from_millis(1500));
     cfg.servers.insert("silent".into(), silent);
-    cfg.servers.insert("quitter".into(), script_server("exits_at_once.py", "quit"));
-    cfg.servers.insert("garbage".into(), script_server("garbage.py", "junk"));
+    cfg.servers
+        .insert("quitter".into(), script_server("exits_at_once.py", "quit"));
+    cfg.servers
+        .insert("garbage".into(), script_server("garbage.py", "junk"));
     let mut missing = ServerConfig::new("codeflow-no-such-language-server", &["nope"]);
     missing.install_hint = Some("pip install no-such-server".into());
     cfg.servers.insert("missing".into(), missing);
     let pool = LspPool::new(cfg);
     let lease = pool.lease(ProjectKey::new("broken", dir.path()));
 
-    let err = lease.server_for_file("a.silent").await.expect_err("never initializes");
+    let err = lease
+        .server_for_file("a.silent")
+        .await
+        .expect_err("never initializes");
     assert!(
         matches!(&err, LspError::StartFailed { server, reason } if server == "silent" && reason.contains("no answer to initialize")),
         "{err}"
@@ -249,7 +307,10 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
         matches!(&err, LspError::NotInstalled { server, hint, .. } if server == "missing" && hint.contains("pip install")),
         "{err}"
     );
-    assert!(err.to_string().contains("missing") && err.to_string().contains("pip install no-such-server"));
+    assert!(
+        err.to_string().contains("missing")
+            && err.to_string().contains("pip install no-such-server")
+    );
     assert!(matches!(
         lease.server_for_file("a.unknownext").await,
         Err(LspError::NoServerForFile { .. })
@@ -258,7 +319,10 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
     // The failures are reported in status, leave no process behind, and fail fast on reuse.
     let status = lease.status();
     for id in ["silent", "quitter", "garbage"] {
-        let s = status.iter().find(|s| s.server_id == id).expect("status entry");
+        let s = status
+            .iter()
+            .find(|s| s.server_id == id)
+            .expect("status entry");
         assert_eq!(s.state, ServerState::Failed, "{s:?}");
         assert!(s.pid.is_none());
         assert!(s.last_error.is_some());
@@ -267,12 +331,21 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
     assert!(children_matching("garbage.py").is_empty());
     let started = std::time::Instant::now();
     assert!(lease.server_for_file("b.silent").await.is_err());
-    assert!(started.elapsed() < Duration::from_millis(500), "failure is sticky, not retried per call");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "failure is sticky, not retried per call"
+    );
 
     // The pool still serves real work.
-    let server = lease.server_for_file("app.py").await.expect("pylsp still starts");
+    let server = lease
+        .server_for_file("app.py")
+        .await
+        .expect("pylsp still starts");
     let (uri, text) = open(&server, lease.root(), "app.py");
-    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&server, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
 
     // restart_server retries a failed server (and it fails the same way, clearly).
     let err = pool
@@ -290,7 +363,12 @@ async fn restart_and_document_sync_and_diagnostics() {
     let lease = pool.lease(ProjectKey::new("sync", dir.path()));
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
-    assert_eq!(server.sync_document("app.py", text.clone()).expect("same text"), 1);
+    assert_eq!(
+        server
+            .sync_document("app.py", text.clone())
+            .expect("same text"),
+        1
+    );
     let broken = format!("{text}\ndef broken(:\n");
     assert_eq!(server.sync_document("app.py", broken).expect("change"), 2);
     let report = server.diagnostics("app.py").await.expect("diagnostics");
@@ -301,13 +379,150 @@ async fn restart_and_document_sync_and_diagnostics() {
     // Back to valid code: the line numbers still match the fixture.
     assert_eq!(server.change("app.py", text.clone()).expect("change"), 3);
     let old_pid = server.pid();
-    let restarted = pool.restart_project("sync", Some(&[".py".to_owned()])).await.expect("restart");
+    let restarted = pool
+        .restart_project("sync", Some(&[".py".to_owned()]))
+        .await
+        .expect("restart");
     assert_eq!(restarted, vec!["pylsp".to_owned()]);
     assert_ne!(server.pid(), old_pid);
     assert_eq!(server.status().open_documents, 1);
-    assert_eq!(add_definition(&server, &uri, &text).await, vec![t("mathlib.py", 0, 4)]);
+    assert_eq!(
+        add_definition(&server, &uri, &text).await,
+        vec![t("mathlib.py", 0, 4)]
+    );
     server.close("app.py").expect("close");
-    assert!(matches!(server.close("app.py"), Err(LspError::DocumentNotOpen { .. })));
-    assert!(server.capabilities().await.expect("caps").definition_provider.is_some());
+    assert!(matches!(
+        server.close("app.py"),
+        Err(LspError::DocumentNotOpen { .. })
+    ));
+    assert!(
+        server
+            .capabilities()
+            .await
+            .expect("caps")
+            .definition_provider
+            .is_some()
+    );
+    pool.shutdown().await;
+}
+
+struct ApproveAll;
+
+impl codeflow_lsp_pool::ApplyEditHandler for ApproveAll {
+    fn apply_edit(
+        &self,
+        ctx: codeflow_lsp_pool::ApplyEditContext,
+        _params: codeflow_lsp_pool::lsp_types::ApplyWorkspaceEditParams,
+    ) -> futures::future::BoxFuture<'static, codeflow_lsp_pool::lsp_types::ApplyWorkspaceEditResponse>
+    {
+        Box::pin(async move {
+            codeflow_lsp_pool::lsp_types::ApplyWorkspaceEditResponse {
+                applied: true,
+                failure_reason: Some(format!("{}/{}", ctx.project, ctx.server_id)),
+                failed_change: None,
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requests_are_answered_and_dropped_requests_cancelled() {
+    use codeflow_lsp_pool::lsp_types::request::{HoverRequest, References, WorkspaceSymbolRequest};
+    use codeflow_lsp_pool::lsp_types::{
+        HoverContents, HoverParams, TextDocumentIdentifier, TextDocumentPositionParams,
+        WorkspaceSymbolParams,
+    };
+
+    let dir = project("python");
+    let mut cfg = PoolConfig {
+        request_timeout: Duration::from_millis(400),
+        ..config()
+    };
+    let mut scripted = script_server("scripted.py", "fake");
+    scripted.settings = Some(serde_json::json!({"fake": {"level": 7}}));
+    cfg.servers.insert("scripted".into(), scripted);
+    let pool = LspPool::new(cfg);
+    pool.set_apply_edit_handler(Some(Arc::new(ApproveAll)));
+    let lease = pool.lease(ProjectKey::new("proto", dir.path()));
+    let server = lease.server_for_file("x.fake").await.expect("start");
+
+    // Timed out: answered with Timeout, and the server is told to cancel.
+    let symbol = WorkspaceSymbolParams {
+        query: "q".into(),
+        work_done_progress_params: Default::default(),
+        partial_result_params: Default::default(),
+    };
+    let err = server
+        .request::<WorkspaceSymbolRequest>(symbol.clone())
+        .await
+        .expect_err("never answered");
+    assert!(matches!(err, LspError::Timeout { .. }), "{err}");
+    // Dropped by the caller: also cancelled.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(100),
+        server.request::<WorkspaceSymbolRequest>(symbol),
+    )
+    .await;
+    assert!(dropped.is_err());
+
+    let uri = server.uri_for("x.fake").expect("uri");
+    let hover = HoverParams {
+        text_document_position_params: TextDocumentPositionParams::new(
+            TextDocumentIdentifier::new(uri.clone()),
+            Default::default(),
+        ),
+        work_done_progress_params: Default::default(),
+    };
+    let report = server
+        .request::<HoverRequest>(hover)
+        .await
+        .expect("hover")
+        .expect("some hover");
+    let HoverContents::Markup(markup) = report.contents else {
+        panic!("markup expected")
+    };
+    let report: serde_json::Value = serde_json::from_str(&markup.value).expect("json report");
+    // The unknown notification and the malformed $/progress did not end the connection, and
+    // the two abandoned requests were cancelled (ids 1 and 2: 0 was initialize).
+    assert_eq!(report["cancelled"], serde_json::json!([1, 2]), "{report}");
+    let answers = &report["answers"];
+    assert_eq!(
+        answers["workspace/configuration"],
+        serde_json::json!([7, null]),
+        "{report}"
+    );
+    assert_eq!(
+        answers["window/workDoneProgress/create"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        answers["client/registerCapability"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        answers["window/showMessageRequest"],
+        serde_json::Value::Null
+    );
+    assert_eq!(answers["workspace/applyEdit"]["applied"], true, "{report}");
+    assert_eq!(
+        answers["workspace/applyEdit"]["failureReason"],
+        "proto/scripted"
+    );
+
+    // Not offered statically, but registered dynamically: allowed. Never offered: refused.
+    let refs = server
+        .request::<References>(references_params(&uri, Default::default()))
+        .await;
+    assert!(
+        matches!(refs, Err(LspError::ServerError { code: -32601, .. })),
+        "{refs:?}"
+    );
+    let def = server
+        .request::<GotoDefinition>(definition_params(&uri, Default::default()))
+        .await;
+    assert!(
+        matches!(&def, Err(LspError::CapabilityMissing { capability, .. }) if capability == "definitionProvider"),
+        "{def:?}"
+    );
     pool.shutdown().await;
 }

@@ -58,7 +58,12 @@ pub fn position_of(text: &str, needle: &str, nth: usize) -> Position {
         .0;
     let before = &text[..byte];
     let line = before.matches('\n').count();
-    let col = before.rsplit('\n').next().unwrap_or("").encode_utf16().count();
+    let col = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .encode_utf16()
+        .count();
     Position::new(line as u32, col as u32)
 }
 
@@ -146,7 +151,12 @@ pub fn children_in(needle: &str, cwd: &Path) -> Vec<u32> {
     let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     children_matching(needle)
         .into_iter()
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(cwd.as_path()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()
+                .as_deref()
+                == Some(cwd.as_path())
+        })
         .collect()
 }
 
@@ -155,10 +165,21 @@ pub fn children_matching(needle: &str) -> Vec<u32> {
     let me = std::process::id();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let (Some(state), Some(ppid)) = (fields.first(), fields.get(1)) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let (Some(state), Some(ppid)) = (fields.first(), fields.get(1)) else {
+            continue;
+        };
         if *state == "Z" || ppid.parse::<u32>().ok() != Some(me) {
             continue;
         }
