@@ -331,7 +331,11 @@ impl Mirror {
         let mut todo = Vec::new();
         for rel in plan.needed {
             let Some(entry) = manifest.get(&rel) else { continue };
-            if let Err(e) = limits.check_file_size(rel.as_str(), entry.size) {
+            // Refuse before asking the client: too large, or a symlink in the mirror leads out.
+            if let Err(e) = limits
+                .check_file_size(rel.as_str(), entry.size)
+                .and_then(|()| self.inner.jail.resolve(&rel).map(|_| ()))
+            {
                 report.skipped.push((rel, e));
                 continue;
             }
