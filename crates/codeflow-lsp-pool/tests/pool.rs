@@ -526,3 +526,59 @@ async fn server_requests_are_answered_and_dropped_requests_cancelled() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_gives_up_and_reports_it() {
+    use codeflow_lsp_pool::lsp_types::request::HoverRequest;
+    use codeflow_lsp_pool::lsp_types::{
+        HoverParams, TextDocumentIdentifier, TextDocumentPositionParams,
+    };
+
+    let dir = project("python");
+    let mut cfg = PoolConfig {
+        max_crashes: 3,
+        restart_backoff: Duration::from_millis(20),
+        ..config()
+    };
+    let mut crasher = script_server("scripted.py", "crash");
+    crasher
+        .env
+        .insert("SCRIPTED_CRASH_AFTER_INIT".into(), "1".into());
+    cfg.servers.insert("crasher".into(), crasher);
+    let pool = LspPool::new(cfg);
+    let lease = pool.lease(ProjectKey::new("loop", dir.path()));
+    let outcome = match lease.server_for_file("x.crash").await {
+        Err(e) => Err(e),
+        Ok(server) => {
+            let uri = server.uri_for("x.crash").expect("uri");
+            server
+                .request::<HoverRequest>(HoverParams {
+                    text_document_position_params: TextDocumentPositionParams::new(
+                        TextDocumentIdentifier::new(uri),
+                        Default::default(),
+                    ),
+                    work_done_progress_params: Default::default(),
+                })
+                .await
+                .map(|_| ())
+        }
+    };
+    assert!(
+        matches!(&outcome, Err(LspError::GaveUp { server, crashes: 3, .. }) if server == "crasher"),
+        "{outcome:?}"
+    );
+    let status = lease.status();
+    let s = status
+        .iter()
+        .find(|s| s.server_id == "crasher")
+        .expect("status");
+    assert_eq!(s.state, ServerState::Failed);
+    assert_eq!(s.crashes, 3);
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("gave up")),
+        "{s:?}"
+    );
+    pool.shutdown().await;
+}
