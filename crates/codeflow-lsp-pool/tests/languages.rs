@@ -156,7 +156,13 @@ async fn c_definition_and_references() {
         references(&server, &main, &main_text, "square", 0).await,
         vec![t("main.c", 2, 11), t("main.c", 7, 12), t("main.c", 8, 12)]
     );
-    // Across files: the definition in util.c (open, so in clangd's dynamic index).
+    // Across files: the definition in util.c, once clangd has built util.c (its diagnostics
+    // for the opened version arrive after the build, which also feeds the dynamic index).
+    let built = server
+        .diagnostics("util.c")
+        .await
+        .expect("util.c diagnostics");
+    assert!(built.fresh, "{built:?}");
     assert_eq!(
         definition(&server, &main, &main_text, "cube", 0).await,
         vec![t("util.c", 2, 4)]
