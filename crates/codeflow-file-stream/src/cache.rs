@@ -37,7 +37,9 @@ impl ContentCache {
         self.order.push_back(rel.clone());
         self.entries.insert(rel, bytes);
         while self.used > self.budget {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             if let Some(b) = self.entries.remove(&old) {
                 self.used -= b.len();
             }

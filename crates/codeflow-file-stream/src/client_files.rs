@@ -17,11 +17,19 @@ use crate::server_files::FileServer;
 /// [`RemoteError::unavailable`]); [`FileServer`] implements it in-process, for tests and for
 /// embedding both sides in one program.
 pub trait ClientFiles: Send + Sync {
-    fn call<'a>(&'a self, method: &'a str, params: Value) -> BoxFuture<'a, Result<Value, RemoteError>>;
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, RemoteError>>;
 }
 
 impl ClientFiles for FileServer {
-    fn call<'a>(&'a self, method: &'a str, params: Value) -> BoxFuture<'a, Result<Value, RemoteError>> {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, RemoteError>> {
         Box::pin(async move { self.handle(method, params).await.map_err(RemoteError::from) })
     }
 }

@@ -107,7 +107,9 @@ pub enum FileError {
         failed_path: String,
         cause: Box<FileError>,
     },
-    #[error("write-back failed on {failed_path} ({cause}) and these files could not be restored: {not_restored:?}")]
+    #[error(
+        "write-back failed on {failed_path} ({cause}) and these files could not be restored: {not_restored:?}"
+    )]
     RollbackIncomplete {
         failed_path: String,
         cause: Box<FileError>,
@@ -169,7 +171,9 @@ impl FileError {
             FileError::TooManyFiles { .. } | FileError::ProjectTooLarge { .. } => {
                 "exclude generated directories (build output, caches) or raise the project limits"
             }
-            FileError::Unavailable(_) => "the client relay is disconnected; retry after it reconnects",
+            FileError::Unavailable(_) => {
+                "the client relay is disconnected; retry after it reconnects"
+            }
             FileError::RolledBack { .. } => "no file was changed; re-read the files and retry",
             FileError::RollbackIncomplete { .. } => {
                 "some files hold the new content while others do not; inspect the listed files"
@@ -187,7 +191,9 @@ impl FileError {
             FileError::PathRejected { reason } => json!({ "reason": reason }),
             FileError::FileTooLarge { size, limit, .. } => json!({ "size": size, "limit": limit }),
             FileError::TooManyFiles { count, limit } => json!({ "count": count, "limit": limit }),
-            FileError::ProjectTooLarge { bytes, limit } => json!({ "bytes": bytes, "limit": limit }),
+            FileError::ProjectTooLarge { bytes, limit } => {
+                json!({ "bytes": bytes, "limit": limit })
+            }
             FileError::HashMismatch {
                 expected, actual, ..
             } => json!({ "expected": expected, "actual": actual }),

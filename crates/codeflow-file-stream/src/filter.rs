@@ -77,7 +77,8 @@ impl FileFilter {
         let exclude = build(&root, &config.exclude)?;
         let keep = build(&root, &config.partial_keep)?;
         let info = root.join(".git/info/exclude");
-        let info_exclude = (config.respect_gitignore && info.is_file()).then(|| Gitignore::new(&info).0);
+        let info_exclude =
+            (config.respect_gitignore && info.is_file()).then(|| Gitignore::new(&info).0);
         Ok(FileFilter {
             root,
             config,

@@ -124,7 +124,14 @@ impl Manifest {
         on_content: &mut dyn FnMut(&RelPath, &[u8]),
     ) -> Result<Manifest, FileError> {
         let jail = Jail::new(root)?;
-        Self::scan_jail(&jail, filter, limits, &RelPath::root(), on_content, &mut |_, _, _| {})
+        Self::scan_jail(
+            &jail,
+            filter,
+            limits,
+            &RelPath::root(),
+            on_content,
+            &mut |_, _, _| {},
+        )
     }
 
     pub(crate) fn scan_jail(

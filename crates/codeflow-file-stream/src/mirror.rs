@@ -169,7 +169,11 @@ pub fn check_project_id(id: &str) -> Result<(), FileError> {
 impl Mirror {
     /// Opens (creating if needed) the mirror at `<data_dir>/mirrors/<project_id>/` for a
     /// client whose project root is `client_root`, and indexes what it already holds.
-    pub async fn open(data_dir: &Path, project_id: &str, client_root: &str) -> Result<Self, FileError> {
+    pub async fn open(
+        data_dir: &Path,
+        project_id: &str,
+        client_root: &str,
+    ) -> Result<Self, FileError> {
         Self::open_with(data_dir, project_id, client_root, MirrorConfig::default()).await
     }
 
@@ -185,7 +189,8 @@ impl Mirror {
         let client_root = client_root.to_owned();
         let project = project_id.to_owned();
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
             let jail = Jail::new(&dir)?;
             let index = index_dir(jail.canonical_root())?;
             let paths = PathMap::new(&client_root, jail.canonical_root())?;
@@ -330,7 +335,9 @@ impl Mirror {
 
         let mut todo = Vec::new();
         for rel in plan.needed {
-            let Some(entry) = manifest.get(&rel) else { continue };
+            let Some(entry) = manifest.get(&rel) else {
+                continue;
+            };
             // Refuse before asking the client: too large, or a symlink in the mirror leads out.
             if let Err(e) = limits
                 .check_file_size(rel.as_str(), entry.size)
@@ -348,11 +355,12 @@ impl Mirror {
             total_bytes: todo.iter().map(|t| t.1).sum(),
             done_bytes: 0,
         };
-        let mut fetches = futures::stream::iter(todo.into_iter().map(|(rel, _, version)| async move {
-            let result = self.fetch(&rel, version, client).await;
-            (rel, result)
-        }))
-        .buffer_unordered(self.inner.config.fetch_concurrency.max(1));
+        let mut fetches =
+            futures::stream::iter(todo.into_iter().map(|(rel, _, version)| async move {
+                let result = self.fetch(&rel, version, client).await;
+                (rel, result)
+            }))
+            .buffer_unordered(self.inner.config.fetch_concurrency.max(1));
         while let Some((rel, result)) = fetches.next().await {
             match result {
                 Ok(Some(bytes)) => {
@@ -432,7 +440,10 @@ impl Mirror {
         }
         let (version, current) = {
             let state = self.inner.state.lock();
-            (state.version(&rel), state.index.get(&rel).map(|e| e.hash.clone()))
+            (
+                state.version(&rel),
+                state.index.get(&rel).map(|e| e.hash.clone()),
+            )
         };
         if change.change_type == ChangeType::Deleted {
             self.commit(rel, None, Some(version)).await?;
@@ -462,11 +473,20 @@ impl Mirror {
         }
         if let (Some(base), Some(edits)) = (&change.base_hash, &change.edits) {
             match self
-                .apply_delta(&self.inner.paths.mirror_path(&rel), base, edits, change.hash.as_ref())
+                .apply_delta(
+                    &self.inner.paths.mirror_path(&rel),
+                    base,
+                    edits,
+                    change.hash.as_ref(),
+                )
                 .await
             {
                 Ok(_) => return Ok(ChangeOutcome::Delta),
-                Err(e @ (FileError::BaseMismatch { .. } | FileError::HashMismatch { .. } | FileError::BadContent(_))) => {
+                Err(
+                    e @ (FileError::BaseMismatch { .. }
+                    | FileError::HashMismatch { .. }
+                    | FileError::BadContent(_)),
+                ) => {
                     tracing::debug!(path = %rel, error = %e, "delta refused; reading the whole file");
                 }
                 Err(e) => return Err(e),
@@ -493,7 +513,10 @@ impl Mirror {
         let rel = path.rel().clone();
         let (version, current) = {
             let state = self.inner.state.lock();
-            (state.version(&rel), state.index.get(&rel).map(|e| e.hash.clone()))
+            (
+                state.version(&rel),
+                state.index.get(&rel).map(|e| e.hash.clone()),
+            )
         };
         if current.as_ref() != Some(base) {
             return Err(FileError::BaseMismatch {
@@ -519,10 +542,19 @@ impl Mirror {
             .config
             .limits
             .check_file_size(rel.as_str(), new.len() as u64)?;
-        if !self.commit(rel.clone(), Some(new.into_bytes()), Some(version)).await? {
+        if !self
+            .commit(rel.clone(), Some(new.into_bytes()), Some(version))
+            .await?
+        {
             return Err(FileError::BaseMismatch {
                 path: rel.to_string(),
-                actual: self.inner.state.lock().index.get(&rel).map(|e| e.hash.clone()),
+                actual: self
+                    .inner
+                    .state
+                    .lock()
+                    .index
+                    .get(&rel)
+                    .map(|e| e.hash.clone()),
             });
         }
         Ok(hash)
@@ -530,7 +562,11 @@ impl Mirror {
 
     /// Records content written on the server side (e.g. after a successful write-back), so
     /// the mirror does not wait for the client's echo.
-    pub async fn write_local(&self, path: &MirrorPath, bytes: Vec<u8>) -> Result<ContentHash, FileError> {
+    pub async fn write_local(
+        &self,
+        path: &MirrorPath,
+        bytes: Vec<u8>,
+    ) -> Result<ContentHash, FileError> {
         if self.inner.shared {
             return Err(FileError::SharedProject);
         }
@@ -544,7 +580,9 @@ impl Mirror {
         if self.inner.shared {
             return Err(FileError::SharedProject);
         }
-        self.commit(path.rel().clone(), None, None).await.map(|_| ())
+        self.commit(path.rel().clone(), None, None)
+            .await
+            .map(|_| ())
     }
 
     /// The content of a mirror file, from the cache when it holds it.
@@ -564,7 +602,10 @@ impl Mirror {
             if !meta.is_file() {
                 return Err(FileError::NotAFile(rel.to_string()));
             }
-            inner.config.limits.check_file_size(rel.as_str(), meta.len())?;
+            inner
+                .config
+                .limits
+                .check_file_size(rel.as_str(), meta.len())?;
             let bytes: Arc<[u8]> = std::fs::read(&abs)
                 .map_err(|e| FileError::io(&rel.to_string(), &e))?
                 .into();
@@ -696,11 +737,16 @@ fn index_dir(root: &Path) -> Result<HashMap<RelPath, IndexEntry>, FileError> {
     let mut index = HashMap::new();
     let mut stack: Vec<(PathBuf, RelPath)> = vec![(root.to_path_buf(), RelPath::root())];
     while let Some((dir, rel_dir)) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
         for entry in entries.filter_map(Result::ok) {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             let Ok(ft) = entry.file_type() else { continue };
-            let Ok(rel) = RelPath::parse(rel_dir.join_name(&name).as_str()) else { continue };
+            let Ok(rel) = RelPath::parse(rel_dir.join_name(&name).as_str()) else {
+                continue;
+            };
             if ft.is_dir() {
                 stack.push((entry.path(), rel));
             } else if ft.is_file() {
@@ -708,7 +754,9 @@ fn index_dir(root: &Path) -> Result<HashMap<RelPath, IndexEntry>, FileError> {
                     let _ = std::fs::remove_file(entry.path());
                     continue;
                 }
-                let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
                 index.insert(
                     rel,
                     IndexEntry {

@@ -339,7 +339,9 @@ mod tests {
             Some("file:///data/mirrors/p/src/a%20b.ts")
         );
         assert_eq!(
-            m.uri_to_client("file:///data/mirrors/p/src/x.py").ok().as_deref(),
+            m.uri_to_client("file:///data/mirrors/p/src/x.py")
+                .ok()
+                .as_deref(),
             Some("file:///app/src/x.py")
         );
         assert!(m.uri_to_client("file:///etc/passwd").is_err());

@@ -99,8 +99,12 @@ impl Inner {
             READ_FILE => to_value(self.read_file(parse(params)?)?),
             WRITE_FILE => to_value(self.write_file(parse(params)?)?),
             WRITE_DELTA => to_value(self.write_delta(parse(params)?)?),
-            DELETE_FILE => self.delete_file(parse(params)?).map(|()| Value::Object(Default::default())),
-            RENAME_FILE => self.rename_file(parse(params)?).map(|()| Value::Object(Default::default())),
+            DELETE_FILE => self
+                .delete_file(parse(params)?)
+                .map(|()| Value::Object(Default::default())),
+            RENAME_FILE => self
+                .rename_file(parse(params)?)
+                .map(|()| Value::Object(Default::default())),
             FILE_EXISTS => to_value(self.file_exists(parse(params)?)?),
             GET_FILE_STATS => to_value(self.file_stats(parse(params)?)?),
             LIST_DIRECTORY => to_value(self.list_directory(parse(params)?)?),
@@ -114,7 +118,6 @@ impl Inner {
         let abs = self.jail.resolve(&rel)?;
         Ok((rel, abs))
     }
-
 
     /// Like [`Inner::locate`], for paths that are written: never the root itself.
     fn locate_file(&self, raw: &str) -> Result<(RelPath, PathBuf), FileError> {

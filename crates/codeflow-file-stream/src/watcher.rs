@@ -150,7 +150,16 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name("codeflow-watcher".into())
             .spawn(move || {
-                let worker = Worker::new(root, client_root, config, sink, runtime, stop_rx, thread_control, wake_tx);
+                let worker = Worker::new(
+                    root,
+                    client_root,
+                    config,
+                    sink,
+                    runtime,
+                    stop_rx,
+                    thread_control,
+                    wake_tx,
+                );
                 match worker {
                     Ok((mut worker, manifest)) => {
                         if ready_tx.send(Ok(manifest)).is_ok() {
@@ -319,11 +328,17 @@ impl Worker {
     /// a change during the scan is seen by one or the other).
     fn baseline(&mut self) -> Result<Manifest, FileError> {
         let mut dirs = Vec::new();
-        walk(&self.jail, &self.filter, &RelPath::root(), &mut |_, abs, in_partial| {
-            if !in_partial {
-                dirs.push(abs.to_path_buf());
-            }
-        }, &mut |_| Ok(()))?;
+        walk(
+            &self.jail,
+            &self.filter,
+            &RelPath::root(),
+            &mut |_, abs, in_partial| {
+                if !in_partial {
+                    dirs.push(abs.to_path_buf());
+                }
+            },
+            &mut |_| Ok(()),
+        )?;
         for dir in dirs {
             self.watch_dir(&dir);
         }
@@ -332,30 +347,47 @@ impl Worker {
         let limits = self.config.limits;
         let mut known = HashMap::new();
         let texts = &mut self.texts;
-        walk(&self.jail, &self.filter, &RelPath::root(), &mut |_, _, _| {}, &mut |f| {
-            if limits.check_file_size(f.rel.as_str(), f.meta.len()).is_err() {
-                tracing::warn!(path = %f.rel, size = f.meta.len(), "file over the size limit is not streamed");
-                return Ok(());
-            }
-            let Ok(bytes) = std::fs::read(f.abs) else { return Ok(()) };
-            total += bytes.len() as u64;
-            limits.check_project(manifest.len() as u64 + 1, total)?;
-            let hash = ContentHash::of(&bytes);
-            if std::str::from_utf8(&bytes).is_ok() {
-                texts.insert(f.rel.clone(), bytes.clone().into());
-            }
-            manifest.insert(
-                f.rel.clone(),
-                ManifestEntry {
-                    path: f.rel.as_str().to_owned(),
-                    size: bytes.len() as u64,
-                    mtime: mtime_ms(&f.meta),
-                    hash: hash.clone(),
-                },
-            );
-            known.insert(f.rel, Known { hash, stamp: Stamp::of(&f.meta) });
-            Ok(())
-        })?;
+        walk(
+            &self.jail,
+            &self.filter,
+            &RelPath::root(),
+            &mut |_, _, _| {},
+            &mut |f| {
+                if limits
+                    .check_file_size(f.rel.as_str(), f.meta.len())
+                    .is_err()
+                {
+                    tracing::warn!(path = %f.rel, size = f.meta.len(), "file over the size limit is not streamed");
+                    return Ok(());
+                }
+                let Ok(bytes) = std::fs::read(f.abs) else {
+                    return Ok(());
+                };
+                total += bytes.len() as u64;
+                limits.check_project(manifest.len() as u64 + 1, total)?;
+                let hash = ContentHash::of(&bytes);
+                if std::str::from_utf8(&bytes).is_ok() {
+                    texts.insert(f.rel.clone(), bytes.clone().into());
+                }
+                manifest.insert(
+                    f.rel.clone(),
+                    ManifestEntry {
+                        path: f.rel.as_str().to_owned(),
+                        size: bytes.len() as u64,
+                        mtime: mtime_ms(&f.meta),
+                        hash: hash.clone(),
+                    },
+                );
+                known.insert(
+                    f.rel,
+                    Known {
+                        hash,
+                        stamp: Stamp::of(&f.meta),
+                    },
+                );
+                Ok(())
+            },
+        )?;
         self.known = known;
         Ok(manifest)
     }
@@ -368,7 +400,9 @@ impl Worker {
                 Ok(()) => {
                     self.watched.insert(abs.to_path_buf());
                 }
-                Err(e) => tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it"),
+                Err(e) => {
+                    tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it")
+                }
             }
         }
     }
@@ -385,8 +419,9 @@ impl Worker {
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
             } else {
-                self.next_poll
-                    .map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(now))
+                self.next_poll.map_or(Duration::from_secs(3600), |t| {
+                    t.saturating_duration_since(now)
+                })
             };
             match rx.recv_timeout(timeout) {
                 Ok(msg) => self.take(msg),
@@ -411,7 +446,8 @@ impl Worker {
                 self.full_rescan();
             }
             if let Some(first) = self.first_pending
-                && (now >= self.last_event + self.config.settle || now >= first + self.config.max_delay)
+                && (now >= self.last_event + self.config.settle
+                    || now >= first + self.config.max_delay)
             {
                 self.process_pending();
             }
@@ -425,9 +461,13 @@ impl Worker {
             Msg::Paths(paths) => {
                 self.last_event = Instant::now();
                 for p in paths {
-                    let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else { continue };
+                    let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else {
+                        continue;
+                    };
                     let Some(rest) = rest.to_str() else { continue };
-                    let Ok(rel) = RelPath::parse(rest) else { continue };
+                    let Ok(rel) = RelPath::parse(rest) else {
+                        continue;
+                    };
                     if rel.is_root() {
                         continue;
                     }
@@ -485,14 +525,20 @@ impl Worker {
     fn rescan_dir(&mut self, dir: &RelPath) {
         let mut seen: Vec<(RelPath, Stamp)> = Vec::new();
         let mut dirs: Vec<PathBuf> = Vec::new();
-        let result = walk(&self.jail, &self.filter, dir, &mut |_, abs, in_partial| {
-            if !in_partial {
-                dirs.push(abs.to_path_buf());
-            }
-        }, &mut |f| {
-            seen.push((f.rel, Stamp::of(&f.meta)));
-            Ok(())
-        });
+        let result = walk(
+            &self.jail,
+            &self.filter,
+            dir,
+            &mut |_, abs, in_partial| {
+                if !in_partial {
+                    dirs.push(abs.to_path_buf());
+                }
+            },
+            &mut |f| {
+                seen.push((f.rel, Stamp::of(&f.meta)));
+                Ok(())
+            },
+        );
         if let Err(e) = result {
             tracing::debug!(dir = %dir, error = %e, "rescan failed");
         }
@@ -540,7 +586,12 @@ impl Worker {
     }
 
     fn emit_deleted_under(&mut self, rel: &RelPath) {
-        let gone: Vec<RelPath> = self.known.keys().filter(|k| k.starts_with(rel)).cloned().collect();
+        let gone: Vec<RelPath> = self
+            .known
+            .keys()
+            .filter(|k| k.starts_with(rel))
+            .cloned()
+            .collect();
         for k in gone {
             self.emit_deleted(&k);
         }
@@ -558,7 +609,9 @@ impl Worker {
             if !meta.is_file() {
                 return Err(FileError::NotAFile(rel.to_string()));
             }
-            self.config.limits.check_file_size(rel.as_str(), meta.len())?;
+            self.config
+                .limits
+                .check_file_size(rel.as_str(), meta.len())?;
             let bytes = std::fs::read(&abs).map_err(|e| FileError::io(rel.as_str(), &e))?;
             Ok((meta, bytes))
         });
@@ -584,7 +637,11 @@ impl Worker {
             return;
         }
         let mut event = FileChanged {
-            change_type: if previous.is_some() { ChangeType::Changed } else { ChangeType::Created },
+            change_type: if previous.is_some() {
+                ChangeType::Changed
+            } else {
+                ChangeType::Created
+            },
             hash: Some(hash.clone()),
             size: Some(bytes.len() as u64),
             mtime: Some(mtime_ms(&meta)),
@@ -627,7 +684,9 @@ impl Worker {
         }
         self.texts.remove(rel);
         self.hot.remove(rel);
-        self.emit(FileChanged::deleted(self.client_root.join(rel).as_str().to_owned()));
+        self.emit(FileChanged::deleted(
+            self.client_root.join(rel).as_str().to_owned(),
+        ));
     }
 
     /// Hands one message to the sink, waiting while it is full (never dropping), unless the

@@ -172,7 +172,9 @@ impl WriteBack {
                 Op::Rename { from, to, .. } => {
                     let from = paths.to_mirror(from)?;
                     let bytes = mirror.read(&from).await?;
-                    mirror.write_local(&paths.to_mirror(to)?, bytes.to_vec()).await?;
+                    mirror
+                        .write_local(&paths.to_mirror(to)?, bytes.to_vec())
+                        .await?;
                     mirror.remove_local(&from).await?;
                 }
             }
@@ -333,9 +335,10 @@ impl WriteBack {
                         .await
                         .map(|_| ()),
                 ),
-                Undo::RenameBack { from, to, hash } => {
-                    (to, client_files::rename_file(client, from, to, Some(hash)).await)
-                }
+                Undo::RenameBack { from, to, hash } => (
+                    to,
+                    client_files::rename_file(client, from, to, Some(hash)).await,
+                ),
             };
             if let Err(e) = result {
                 tracing::error!(path = %path, error = %e, "could not undo a write-back step");

@@ -22,7 +22,11 @@ fn arena(base: &Path, project: &str) -> (String, String) {
     let root = base.join(project);
     fixture(&root);
     write(base, "outside/secret.txt", SECRET.as_bytes());
-    write(base, &format!("{project}sibling/secret.txt"), SECRET.as_bytes());
+    write(
+        base,
+        &format!("{project}sibling/secret.txt"),
+        SECRET.as_bytes(),
+    );
     symlinks(&root, base);
     (root_str(&root), root_str(&base.join("outside")))
 }
@@ -113,14 +117,23 @@ async fn the_file_server_rejects_the_whole_corpus() -> TestResult {
     for case in &cases {
         let requests = [
             ("client/readFile", json!({ "path": case })),
-            ("client/writeFile", json!({ "path": case, "content": "pwned", "expectedHash": null })),
-            ("client/writeFile", json!({ "path": case, "content": "pwned", "expectedHash": any })),
+            (
+                "client/writeFile",
+                json!({ "path": case, "content": "pwned", "expectedHash": null }),
+            ),
+            (
+                "client/writeFile",
+                json!({ "path": case, "content": "pwned", "expectedHash": any }),
+            ),
             (
                 "client/writeDelta",
                 json!({ "path": case, "baseHash": any, "edits": [], "resultHash": any }),
             ),
             ("client/deleteFile", json!({ "path": case })),
-            ("client/renameFile", json!({ "from": case, "to": format!("{root}/stolen.txt") })),
+            (
+                "client/renameFile",
+                json!({ "from": case, "to": format!("{root}/stolen.txt") }),
+            ),
             ("client/renameFile", json!({ "from": good, "to": case })),
             ("client/fileExists", json!({ "path": case })),
             ("client/getFileStats", json!({ "path": case })),
@@ -163,14 +176,21 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
     cases.extend(corpus(&mirror_root, &outside));
     for case in &cases {
         // A relay announcing a change at a bad path.
-        for change_type in [ChangeType::Created, ChangeType::Changed, ChangeType::Deleted] {
+        for change_type in [
+            ChangeType::Created,
+            ChangeType::Changed,
+            ChangeType::Deleted,
+        ] {
             let change = FileChanged {
                 path: case.clone(),
                 change_type,
                 content: Some("pwned".into()),
                 ..FileChanged::deleted(String::new())
             };
-            let r = mirror.apply_change(change, &client).await.map(|o| json!(format!("{o:?}")));
+            let r = mirror
+                .apply_change(change, &client)
+                .await
+                .map(|o| json!(format!("{o:?}")));
             assert_rejected(case, "fileChanged", r);
         }
         // A manifest listing a bad path.
@@ -199,14 +219,20 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
         // Translation and reads of bad paths, from both sides.
         let translated = ClientPath::parse(case).and_then(|cp| mirror.paths().to_mirror(&cp));
         let read = match translated {
-            Ok(mp) => mirror.read(&mp).await.map(|b| json!(String::from_utf8_lossy(&b))),
+            Ok(mp) => mirror
+                .read(&mp)
+                .await
+                .map(|b| json!(String::from_utf8_lossy(&b))),
             Err(e) => Err(e),
         };
         assert_rejected(case, "client path read", read);
         let parsed = mirror.paths().parse_mirror(Path::new(case));
         let lexically_bad = parsed.is_err();
         let read = match parsed {
-            Ok(mp) => mirror.read(&mp).await.map(|b| json!(String::from_utf8_lossy(&b))),
+            Ok(mp) => mirror
+                .read(&mp)
+                .await
+                .map(|b| json!(String::from_utf8_lossy(&b))),
             Err(e) => Err(e),
         };
         assert_rejected(case, "mirror path read", read);
@@ -214,7 +240,11 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
         // path parser refuses, including after percent-decoding.
         if lexically_bad {
             let uri = format!("file://{}", case.replace('%', "%25"));
-            assert_rejected(case, "uri", mirror.paths().uri_to_client(&uri).map(|u| json!(u)));
+            assert_rejected(
+                case,
+                "uri",
+                mirror.paths().uri_to_client(&uri).map(|u| json!(u)),
+            );
         }
     }
     let after = tree_hashes(base.path());

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 
 const MARKER: &str = "/__marker__";
 
+type Applied = Vec<(FileChanged, Result<ChangeOutcome, FileError>)>;
+
 struct Harness {
     _client: tempfile::TempDir,
     _data: tempfile::TempDir,
@@ -23,7 +25,7 @@ struct Harness {
     sink: mpsc::Sender<FileChanged>,
     acks: mpsc::Receiver<()>,
     mirror: Mirror,
-    events: Arc<Mutex<Vec<(FileChanged, Result<ChangeOutcome, FileError>)>>>,
+    events: Arc<Mutex<Applied>>,
     consumer: tokio::task::JoinHandle<()>,
 }
 
@@ -78,7 +80,7 @@ impl Harness {
     }
 
     /// flush(), then wait until the consumer applied everything flushed.
-    async fn settle(&mut self) -> Result<Vec<(FileChanged, Result<ChangeOutcome, FileError>)>, Box<dyn std::error::Error>> {
+    async fn settle(&mut self) -> Result<Applied, Box<dyn std::error::Error>> {
         tokio::time::timeout(Duration::from_secs(10), self.watcher.flush()).await??;
         self.sink.send(FileChanged::deleted(MARKER.into())).await?;
         tokio::time::timeout(Duration::from_secs(10), self.acks.recv()).await?;
@@ -87,7 +89,10 @@ impl Harness {
 
     async fn mirror_text(&self, rel: &str) -> Result<String, Box<dyn std::error::Error>> {
         let cp = codeflow_file_stream::ClientPath::parse(&format!("{}/{rel}", self.root))?;
-        let bytes = self.mirror.read(&self.mirror.paths().to_mirror(&cp)?).await?;
+        let bytes = self
+            .mirror
+            .read(&self.mirror.paths().to_mirror(&cp)?)
+            .await?;
         Ok(String::from_utf8(bytes.to_vec())?)
     }
 
@@ -103,13 +108,17 @@ async fn edits_creates_deletes_and_renames_reach_the_mirror() -> TestResult {
     let mut h = Harness::start(WatcherConfig::default()).await?;
 
     // A one-line edit in a longer file travels as a delta.
-    let edited = std::fs::read_to_string(h.path("src/long.txt"))?.replace("line number 150\n", "line one-fifty\n");
+    let edited = std::fs::read_to_string(h.path("src/long.txt"))?
+        .replace("line number 150\n", "line one-fifty\n");
     std::fs::write(h.path("src/long.txt"), &edited)?;
     let events = h.settle().await?;
     assert_eq!(events.len(), 1, "{events:?}");
     let (ev, outcome) = &events[0];
     assert_eq!(ev.change_type, ChangeType::Changed);
-    assert!(ev.edits.is_some() && ev.content.is_none(), "sent as a delta: {ev:?}");
+    assert!(
+        ev.edits.is_some() && ev.content.is_none(),
+        "sent as a delta: {ev:?}"
+    );
     assert_eq!(outcome.as_ref().ok(), Some(&ChangeOutcome::Delta));
     assert_eq!(h.mirror_text("src/long.txt").await?, edited);
 
@@ -129,7 +138,11 @@ async fn edits_creates_deletes_and_renames_reach_the_mirror() -> TestResult {
 
     // Ignored and excluded paths produce nothing.
     write(std::path::Path::new(&h.root), "build/x.js", b"1\n");
-    write(std::path::Path::new(&h.root), "node_modules/pkg/other.js", b"1\n");
+    write(
+        std::path::Path::new(&h.root),
+        "node_modules/pkg/other.js",
+        b"1\n",
+    );
     assert!(h.settle().await?.is_empty());
 
     // Delete and rename are mirrored (a rename is a deletion plus a creation).
@@ -140,16 +153,32 @@ async fn edits_creates_deletes_and_renames_reach_the_mirror() -> TestResult {
         .iter()
         .map(|(e, _)| (e.path.trim_start_matches(&h.root).to_owned(), e.change_type))
         .collect();
-    assert!(kinds.contains(&("/README.md".into(), ChangeType::Deleted)), "{kinds:?}");
-    assert!(kinds.contains(&("/src/lib/util.ts".into(), ChangeType::Deleted)), "{kinds:?}");
-    assert!(kinds.contains(&("/src/lib/renamed.ts".into(), ChangeType::Created)), "{kinds:?}");
+    assert!(
+        kinds.contains(&("/README.md".into(), ChangeType::Deleted)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("/src/lib/util.ts".into(), ChangeType::Deleted)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("/src/lib/renamed.ts".into(), ChangeType::Created)),
+        "{kinds:?}"
+    );
     assert!(!h.mirror.root().join("README.md").exists());
     assert!(!h.mirror.root().join("src/lib/util.ts").exists());
-    assert_eq!(h.mirror_text("src/lib/renamed.ts").await?, "export const x: number = 1;\n");
+    assert_eq!(
+        h.mirror_text("src/lib/renamed.ts").await?,
+        "export const x: number = 1;\n"
+    );
 
     // After all of it, the mirror equals a fresh scan of the client, hash by hash.
     let filter = codeflow_file_stream::FileFilter::new(&h.root, Default::default())?;
-    let fresh = codeflow_file_stream::Manifest::scan(std::path::Path::new(&h.root), &filter, &Limits::default())?;
+    let fresh = codeflow_file_stream::Manifest::scan(
+        std::path::Path::new(&h.root),
+        &filter,
+        &Limits::default(),
+    )?;
     let expected: std::collections::BTreeMap<String, String> = fresh
         .iter()
         .map(|(p, e)| (p.as_str().to_owned(), e.hash.as_str().to_owned()))
@@ -224,7 +253,10 @@ async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> 
     let wrong = ContentHash::of(b"not the base");
 
     let refused = h.mirror.apply_delta(&mp, &wrong, &edits, None).await;
-    assert!(matches!(refused, Err(FileError::BaseMismatch { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(FileError::BaseMismatch { .. })),
+        "{refused:?}"
+    );
     assert_eq!(h.mirror_text("src/long.txt").await?, old, "nothing written");
 
     let change = FileChanged {

@@ -26,7 +26,10 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
 
     let manifest = scan(client.path())?;
     let listed: Vec<&str> = manifest.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(listed, FIXTURE_STREAMED, "excludes, .gitignore and node_modules rules");
+    assert_eq!(
+        listed, FIXTURE_STREAMED,
+        "excludes, .gitignore and node_modules rules"
+    );
 
     let server = Recording::new(FileServer::new(&root, Limits::default())?);
     let config = MirrorConfig {
@@ -36,15 +39,23 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
     let mirror = Mirror::open_with(data.path(), "demo", &root, config).await?;
     let progress = Mutex::new(Vec::new());
     let report = mirror
-        .sync(&manifest, server.as_ref(), &|p| progress.lock().push(p.clone()))
+        .sync(&manifest, server.as_ref(), &|p| {
+            progress.lock().push(p.clone())
+        })
         .await?;
     assert_eq!(report.fetched.len(), FIXTURE_STREAMED.len());
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
-    assert!(server.peak.load(Ordering::SeqCst) > 1, "fetches run concurrently");
+    assert!(
+        server.peak.load(Ordering::SeqCst) > 1,
+        "fetches run concurrently"
+    );
     assert!(server.peak.load(Ordering::SeqCst) <= 4, "and bounded");
     let progress = progress.lock().clone();
     assert_eq!(progress.len(), FIXTURE_STREAMED.len());
-    assert_eq!(progress.last().map(|p| p.done_bytes), Some(manifest.total_bytes()));
+    assert_eq!(
+        progress.last().map(|p| p.done_bytes),
+        Some(manifest.total_bytes())
+    );
 
     // The mirror equals the tree, hash by hash, on disk and in its index.
     let expected: BTreeMap<String, String> = manifest
@@ -58,18 +69,34 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
         .map(|(p, h)| (p.as_str().to_owned(), h.as_str().to_owned()))
         .collect();
     assert_eq!(index, expected);
-    for absent in ["build/out.js", "app.log", ".git/HEAD", "target/debug/app", "node_modules/pkg/index.js", "sub/secret.txt"] {
-        assert!(!mirror.root().join(absent).exists(), "{absent} must not be mirrored");
+    for absent in [
+        "build/out.js",
+        "app.log",
+        ".git/HEAD",
+        "target/debug/app",
+        "node_modules/pkg/index.js",
+        "sub/secret.txt",
+    ] {
+        assert!(
+            !mirror.root().join(absent).exists(),
+            "{absent} must not be mirrored"
+        );
     }
 
     // Nothing changed: nothing fetched.
     server.clear();
-    let again = mirror.sync(&scan(client.path())?, server.as_ref(), &|_| {}).await?;
+    let again = mirror
+        .sync(&scan(client.path())?, server.as_ref(), &|_| {})
+        .await?;
     assert!(again.fetched.is_empty() && again.removed.is_empty());
     assert_eq!(server.reads(), Vec::<String>::new());
 
     // One file changed, one deleted: only that one fetched, the other removed.
-    write(client.path(), "src/main.py", b"def main():\n    print('changed')\n");
+    write(
+        client.path(),
+        "src/main.py",
+        b"def main():\n    print('changed')\n",
+    );
     std::fs::remove_file(client.path().join("README.md"))?;
     server.clear();
     let manifest = scan(client.path())?;
@@ -114,16 +141,29 @@ async fn limits_are_enforced_with_clear_errors() -> TestResult {
 
     let server = FileServer::new(&root, limits)?;
     let err = server
-        .handle("client/readFile", serde_json::json!({ "path": format!("{root}/big.txt") }))
+        .handle(
+            "client/readFile",
+            serde_json::json!({ "path": format!("{root}/big.txt") }),
+        )
         .await;
-    assert!(matches!(err, Err(codeflow_file_stream::FileError::FileTooLarge { size: 4096, limit: 1024, .. })));
+    assert!(matches!(
+        err,
+        Err(codeflow_file_stream::FileError::FileTooLarge {
+            size: 4096,
+            limit: 1024,
+            ..
+        })
+    ));
 
     let few = Limits {
         max_files: 3,
         ..Limits::default()
     };
     let err = Manifest::scan(client.path(), &filter, &few);
-    assert!(matches!(err, Err(codeflow_file_stream::FileError::TooManyFiles { limit: 3, .. })));
+    assert!(matches!(
+        err,
+        Err(codeflow_file_stream::FileError::TooManyFiles { limit: 3, .. })
+    ));
 
     let tight = MirrorConfig {
         limits: Limits {
@@ -135,7 +175,10 @@ async fn limits_are_enforced_with_clear_errors() -> TestResult {
     let mirror = Mirror::open_with(data.path(), "p", &root, tight).await?;
     let full = Manifest::scan(client.path(), &filter, &Limits::default())?;
     let err = mirror.sync(&full, &server, &|_| {}).await;
-    assert!(matches!(err, Err(codeflow_file_stream::FileError::ProjectTooLarge { limit: 100, .. })));
+    assert!(matches!(
+        err,
+        Err(codeflow_file_stream::FileError::ProjectTooLarge { limit: 100, .. })
+    ));
     Ok(())
 }
 
@@ -143,10 +186,18 @@ async fn limits_are_enforced_with_clear_errors() -> TestResult {
 async fn shared_mode_translates_and_streams_nothing() -> TestResult {
     let server_side = temp();
     fixture(server_side.path());
-    let mirror = Mirror::shared("shared", "/workspace", server_side.path(), MirrorConfig::default())?;
+    let mirror = Mirror::shared(
+        "shared",
+        "/workspace",
+        server_side.path(),
+        MirrorConfig::default(),
+    )?;
     let cp = codeflow_file_stream::ClientPath::parse("/workspace/src/main.py")?;
     let mp = mirror.paths().to_mirror(&cp)?;
-    assert_eq!(mp.as_path(), std::fs::canonicalize(server_side.path())?.join("src/main.py"));
+    assert_eq!(
+        mp.as_path(),
+        std::fs::canonicalize(server_side.path())?.join("src/main.py")
+    );
     assert_eq!(mirror.paths().to_client(&mp), cp);
     let bytes = mirror.read(&mp).await?;
     assert!(bytes.starts_with(b"def main"));
@@ -155,7 +206,10 @@ async fn shared_mode_translates_and_streams_nothing() -> TestResult {
     let report = mirror.sync(&Manifest::default(), &never, &|_| {}).await?;
     assert_eq!(report, Default::default());
     let outcome = mirror
-        .apply_change(codeflow_file_stream::FileChanged::deleted("/workspace/src/main.py".into()), &never)
+        .apply_change(
+            codeflow_file_stream::FileChanged::deleted("/workspace/src/main.py".into()),
+            &never,
+        )
         .await?;
     assert_eq!(outcome, codeflow_file_stream::ChangeOutcome::Shared);
     assert!(server_side.path().join("src/main.py").exists());

@@ -39,12 +39,22 @@ async fn a_write_over_a_changed_file_is_refused_and_the_file_kept() -> TestResul
         actual: Some(h(b"x")),
     });
     assert_eq!(wire.code, -33002);
-    assert_eq!(wire.data.as_ref().map(|d| d["actualHash"].clone()), Some(json!(h(b"x"))));
-    assert!(wire.data.as_ref().is_some_and(|d| d.get("suggestion").is_some()));
+    assert_eq!(
+        wire.data.as_ref().map(|d| d["actualHash"].clone()),
+        Some(json!(h(b"x")))
+    );
+    assert!(
+        wire.data
+            .as_ref()
+            .is_some_and(|d| d.get("suggestion").is_some())
+    );
 
     // expectedHash null = must not exist.
     let err = fs
-        .handle("client/writeFile", json!({ "path": path, "content": "x", "expectedHash": null }))
+        .handle(
+            "client/writeFile",
+            json!({ "path": path, "content": "x", "expectedHash": null }),
+        )
         .await;
     assert!(matches!(err, Err(FileError::Conflict { .. })));
     let ok = fs
@@ -62,7 +72,10 @@ async fn a_write_over_a_changed_file_is_refused_and_the_file_kept() -> TestResul
             json!({ "path": path, "content": "#!/bin/sh\n", "expectedHash": h(b"user's version\n") }),
         )
         .await?;
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o755
+        );
         assert_eq!(std::fs::read(&path)?, b"#!/bin/sh\n");
     }
     // No temporary files are left behind.
@@ -83,13 +96,13 @@ async fn write_delta_applies_only_on_the_right_base() -> TestResult {
     let fs = FileServer::new(&root, Limits::default())?;
     let new = text.replace("50\n", "fifty\n");
     let edits = codeflow_file_stream::delta::compute(&text, &new);
-    let params = |base: ContentHash| {
-        json!({ "path": format!("{root}/f.txt"), "baseHash": base, "edits": edits, "resultHash": h(new.as_bytes()) })
-    };
+    let params = |base: ContentHash| json!({ "path": format!("{root}/f.txt"), "baseHash": base, "edits": edits, "resultHash": h(new.as_bytes()) });
     let wrong = fs.handle("client/writeDelta", params(h(b"other"))).await;
     assert!(matches!(wrong, Err(FileError::BaseMismatch { .. })));
     assert_eq!(std::fs::read_to_string(client.path().join("f.txt"))?, text);
-    let ok = fs.handle("client/writeDelta", params(h(text.as_bytes()))).await?;
+    let ok = fs
+        .handle("client/writeDelta", params(h(text.as_bytes())))
+        .await?;
     assert_eq!(ok["usedDelta"], json!(true));
     assert_eq!(std::fs::read_to_string(client.path().join("f.txt"))?, new);
     Ok(())
@@ -108,7 +121,11 @@ async fn a_three_file_write_back_whose_third_file_conflicts_changes_nothing() ->
     let plan = WriteBack::new()
         .write(p("src/main.py")?, b"a2\n".to_vec(), Expect::Hash(h(&a)))
         .write(p("src/lib/util.ts")?, b"b2\n".to_vec(), Expect::Hash(h(&b)))
-        .write(p("README.md")?, b"c2\n".to_vec(), Expect::Hash(h(b"stale base")));
+        .write(
+            p("README.md")?,
+            b"c2\n".to_vec(),
+            Expect::Hash(h(b"stale base")),
+        );
     let err = plan.apply(&fs).await;
     assert!(matches!(err, Err(FileError::Conflict { .. })), "{err:?}");
     assert_eq!(tree_hashes(client.path()), before, "all three as they were");
@@ -146,7 +163,10 @@ async fn a_write_back_failing_midway_is_rolled_back() -> TestResult {
     assert_eq!(std::fs::read(client.path().join("src/main.py"))?, a);
     assert_eq!(std::fs::read(client.path().join("src/lib/util.ts"))?, b);
     assert!(!client.path().join("created.txt").exists());
-    assert_eq!(std::fs::read(client.path().join("README.md"))?, b"edited by the user\n");
+    assert_eq!(
+        std::fs::read(client.path().join("README.md"))?,
+        b"edited by the user\n"
+    );
     Ok(())
 }
 
@@ -160,20 +180,30 @@ async fn a_successful_write_back_updates_client_and_mirror() -> TestResult {
     let root = root_str(client.path());
     let fs = FileServer::new(&root, Limits::default())?;
     let filter = codeflow_file_stream::FileFilter::new(client.path(), Default::default())?;
-    let manifest = codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
+    let manifest =
+        codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
     let mirror = Mirror::open(data.path(), "wb", &root).await?;
     mirror.sync(&manifest, &fs, &|_| {}).await?;
     let p = |rel: &str| ClientPath::parse(&format!("{root}/{rel}"));
     let long2 = long.replace("row 100\n", "row one hundred\n");
     let readme = std::fs::read(client.path().join("README.md"))?;
     let plan = WriteBack::new()
-        .write(p("long.txt")?, long2.clone().into_bytes(), Expect::Hash(h(long.as_bytes())))
+        .write(
+            p("long.txt")?,
+            long2.clone().into_bytes(),
+            Expect::Hash(h(long.as_bytes())),
+        )
         .rename(p("README.md")?, p("docs/README.md")?, h(&readme))
         .delete(p("sub/keep.txt")?, h(b"kept\n"));
     let report = plan.apply_and_mirror(&fs, &mirror).await?;
     assert_eq!(report.deltas_used, 1, "the one-line edit went as a delta");
-    assert_eq!(std::fs::read_to_string(client.path().join("long.txt"))?, long2);
-    assert!(client.path().join("docs/README.md").exists() && !client.path().join("README.md").exists());
+    assert_eq!(
+        std::fs::read_to_string(client.path().join("long.txt"))?,
+        long2
+    );
+    assert!(
+        client.path().join("docs/README.md").exists() && !client.path().join("README.md").exists()
+    );
     assert!(!client.path().join("sub/keep.txt").exists());
     let scan = codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
     let expected: std::collections::BTreeMap<String, String> = scan

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A hook run before each forwarded request.
+pub type BeforeHook = Box<dyn FnMut(&str, &Value) + Send>;
+
 pub fn write(root: &Path, rel: &str, bytes: &[u8]) {
     let p = root.join(rel);
     if let Some(parent) = p.parent() {
@@ -23,7 +26,11 @@ pub fn write(root: &Path, rel: &str, bytes: &[u8]) {
 
 /// A small project tree with ignored, excluded and partially kept parts.
 pub fn fixture(root: &Path) {
-    write(root, "src/main.py", b"def main():\n    print('hi')\n\nmain()\n");
+    write(
+        root,
+        "src/main.py",
+        b"def main():\n    print('hi')\n\nmain()\n",
+    );
     write(root, "src/lib/util.ts", b"export const x: number = 1;\n");
     write(root, "README.md", b"# fixture\n");
     write(root, "data/blob.bin", &(0u8..=255).collect::<Vec<u8>>());
@@ -32,10 +39,22 @@ pub fn fixture(root: &Path) {
     write(root, "app.log", b"ignored log\n");
     write(root, ".git/HEAD", b"ref: refs/heads/main\n");
     write(root, "target/debug/app", b"\x7fELF");
-    write(root, "node_modules/pkg/package.json", b"{\"name\":\"pkg\",\"types\":\"index.d.ts\"}\n");
-    write(root, "node_modules/pkg/index.d.ts", b"export declare const y: string;\n");
+    write(
+        root,
+        "node_modules/pkg/package.json",
+        b"{\"name\":\"pkg\",\"types\":\"index.d.ts\"}\n",
+    );
+    write(
+        root,
+        "node_modules/pkg/index.d.ts",
+        b"export declare const y: string;\n",
+    );
     write(root, "node_modules/pkg/index.js", b"exports.y = 'y';\n");
-    write(root, "node_modules/.cache/stale.d.ts", b"declare const z: 1;\n");
+    write(
+        root,
+        "node_modules/.cache/stale.d.ts",
+        b"declare const z: 1;\n",
+    );
     write(root, "sub/.gitignore", b"secret.txt\n");
     write(root, "sub/secret.txt", b"nested-ignored\n");
     write(root, "sub/keep.txt", b"kept\n");
@@ -59,7 +78,9 @@ pub fn tree_hashes(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             let Ok(ft) = e.file_type() else { continue };
@@ -91,7 +112,7 @@ pub struct Recording {
     in_flight: AtomicUsize,
     pub peak: AtomicUsize,
     /// Called before each forwarded request (tests use it to change files underneath).
-    pub before: Mutex<Option<Box<dyn FnMut(&str, &Value) + Send>>>,
+    pub before: Mutex<Option<BeforeHook>>,
 }
 
 impl Recording {
@@ -123,7 +144,11 @@ impl Recording {
 }
 
 impl ClientFiles for Recording {
-    fn call<'a>(&'a self, method: &'a str, params: Value) -> BoxFuture<'a, Result<Value, RemoteError>> {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, RemoteError>> {
         Box::pin(async move {
             if let Some(f) = self.before.lock().as_mut() {
                 f(method, &params);
