@@ -1,7 +1,7 @@
 //! The path jail: every path from the other side is checked here before the disk is touched.
 //!
 //! Two layers:
-//! - **lexical** ([`check_raw`], used by [`crate::RelPath::parse`]): NUL and other control
+//! - **lexical** (used by [`crate::RelPath::parse`] and [`crate::ClientPath::parse`]): NUL and other control
 //!   characters, backslashes, `..` components anywhere (even ones that would stay inside),
 //!   percent-encoded dots, slashes, backslashes, NULs and percents (`%2e`, `%2f`, `%5c`, `%00`,
 //!   `%25`, and overlong UTF-8 lead bytes `%c0`/`%c1`), over-long paths and names;

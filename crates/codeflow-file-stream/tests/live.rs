@@ -273,3 +273,41 @@ async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> 
     h.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_overflow_falls_back_to_a_rescan_that_loses_nothing() -> TestResult {
+    // One pending path at most: any burst overflows into a full re-stat.
+    let config = WatcherConfig {
+        max_pending: 1,
+        flush_full_scan_below: 0,
+        ..WatcherConfig::default()
+    };
+    let mut h = Harness::start(config).await?;
+    for i in 0..10 {
+        write(
+            std::path::Path::new(&h.root),
+            &format!("burst/f{i}.txt"),
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = 0;
+    while seen < 10 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen += h
+            .settle()
+            .await?
+            .iter()
+            .filter(|(e, _)| e.path.contains("/burst/"))
+            .count();
+    }
+    assert_eq!(seen, 10);
+    for i in 0..10 {
+        assert_eq!(
+            h.mirror_text(&format!("burst/f{i}.txt")).await?,
+            format!("{i}\n")
+        );
+    }
+    h.stop().await;
+    Ok(())
+}
