@@ -13,21 +13,35 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(target: Resolved) -> i32 {
     println!("Server:  {}", target.server);
-    println!("Project: {} (root {})", target.project, target.root.display());
+    println!(
+        "Project: {} (root {})",
+        target.project,
+        target.root.display()
+    );
     let (outbound, mut inbound) = match tokio::time::timeout(
         TIMEOUT,
-        connect(&target.server, target.token.as_deref(), &ConnectionConfig::default()),
+        connect(
+            &target.server,
+            target.token.as_deref(),
+            &ConnectionConfig::default(),
+        ),
     )
     .await
     {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             println!("FAILED: {e}");
-            println!("Check that codeflow-server is running and that the URL (host, port, /ws path) is right.");
+            println!(
+                "Check that codeflow-server is running and that the URL (host, port, /ws path) is right."
+            );
             return 1;
         }
         Err(_) => {
-            println!("FAILED: no answer from {} within {} s", target.server, TIMEOUT.as_secs());
+            println!(
+                "FAILED: no answer from {} within {} s",
+                target.server,
+                TIMEOUT.as_secs()
+            );
             return 1;
         }
     };
@@ -40,14 +54,21 @@ pub async fn run(target: Resolved) -> i32 {
             "clientInfo": {"name": "codeflow-client check", "version": env!("CARGO_PKG_VERSION")}
         })),
     );
-    if outbound.send(&Message::request(json!(1), "initialize", params)).is_err() {
+    if outbound
+        .send(&Message::request(json!(1), "initialize", params))
+        .is_err()
+    {
         println!("FAILED: the connection closed before the handshake");
         return 1;
     }
     let reply = tokio::time::timeout(TIMEOUT, async {
         loop {
             match inbound.recv().await {
-                Some(m @ (Message::Response { .. } | Message::Error { .. })) if m.id() == Some(&json!(1)) => return Some(m),
+                Some(m @ (Message::Response { .. } | Message::Error { .. }))
+                    if m.id() == Some(&json!(1)) =>
+                {
+                    return Some(m);
+                }
                 Some(_) => continue,
                 None => return None,
             }
@@ -56,10 +77,19 @@ pub async fn run(target: Resolved) -> i32 {
     .await;
     let code = match reply {
         Ok(Some(Message::Response { result, .. })) => {
-            let server = result.pointer("/serverInfo/version").and_then(Value::as_str).unwrap_or("?");
-            let session = result.get("sessionId").and_then(Value::as_str).unwrap_or("?");
+            let server = result
+                .pointer("/serverInfo/version")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let session = result
+                .get("sessionId")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
             println!("OK: handshake accepted (server version {server}, session {session})");
-            println!("The relay is ready: point your MCP client at `codeflow-client --server {} --project {}`.", target.server, target.project);
+            println!(
+                "The relay is ready: point your MCP client at `codeflow-client --server {} --project {}`.",
+                target.server, target.project
+            );
             0
         }
         Ok(Some(Message::Error { error, .. })) => {
@@ -69,17 +99,27 @@ pub async fn run(target: Resolved) -> i32 {
                 _ => "the server refused the handshake",
             };
             println!("FAILED: {what}: {}", error.message);
-            if let Some(s) = error.data.as_ref().and_then(|d| d.get("suggestion")).and_then(Value::as_str) {
+            if let Some(s) = error
+                .data
+                .as_ref()
+                .and_then(|d| d.get("suggestion"))
+                .and_then(Value::as_str)
+            {
                 println!("Next step: {s}");
             }
             1
         }
         Ok(_) => {
-            println!("FAILED: the server closed the connection during the handshake (a token problem, or the server is at capacity)");
+            println!(
+                "FAILED: the server closed the connection during the handshake (a token problem, or the server is at capacity)"
+            );
             1
         }
         Err(_) => {
-            println!("FAILED: the server did not answer initialize within {} s", TIMEOUT.as_secs());
+            println!(
+                "FAILED: the server did not answer initialize within {} s",
+                TIMEOUT.as_secs()
+            );
             1
         }
     };

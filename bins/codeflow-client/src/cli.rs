@@ -64,12 +64,16 @@ impl Target {
             .ok_or("no project given: pass --project ID (or set PROJECT_ID)")?;
         let root = match &self.root {
             Some(r) => r.clone(),
-            None => std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?,
+            None => std::env::current_dir()
+                .map_err(|e| format!("cannot read the current directory: {e}"))?,
         };
         let root = std::fs::canonicalize(&root)
             .map_err(|e| format!("project root {} is not usable: {e}", root.display()))?;
         if !root.is_dir() {
-            return Err(format!("project root {} is not a directory", root.display()));
+            return Err(format!(
+                "project root {} is not a directory",
+                root.display()
+            ));
         }
         Ok(Resolved {
             server,

@@ -86,7 +86,9 @@ async fn next_upstream(upstream: &mut Option<(Outbound, Inbound)>) -> Option<Mes
     }
 }
 
-async fn join_reconnect(task: &mut Option<tokio::task::JoinHandle<Established>>) -> Option<Established> {
+async fn join_reconnect(
+    task: &mut Option<tokio::task::JoinHandle<Established>>,
+) -> Option<Established> {
     let Some(handle) = task.as_mut() else {
         return std::future::pending().await;
     };
@@ -110,7 +112,13 @@ impl Relay {
     }
 
     async fn connected(&mut self, established: Option<Established>) {
-        let Some(Established { outbound, inbound, early, kind }) = established else {
+        let Some(Established {
+            outbound,
+            inbound,
+            early,
+            kind,
+        }) = established
+        else {
             self.start_connecting();
             return;
         };
@@ -118,8 +126,13 @@ impl Relay {
         if kind == Reestablished::Fresh {
             // The old session is gone with whatever it was doing; its calls cannot be answered.
             for (id, method) in self.in_flight.drain() {
-                let error = ErrorObject::new(codes::UNREACHABLE, format!("the server lost this `{method}` call (it restarted or the session expired)"))
-                    .with_suggestion("retry the call");
+                let error = ErrorObject::new(
+                    codes::UNREACHABLE,
+                    format!(
+                        "the server lost this `{method}` call (it restarted or the session expired)"
+                    ),
+                )
+                .with_suggestion("retry the call");
                 let _ = self.to_agent.send(Message::error(id, error)).await;
             }
         }
@@ -133,8 +146,19 @@ impl Relay {
     }
 
     fn lost_connection(&mut self) {
-        tracing::warn!("lost the connection to {}; reconnecting", self.target.server);
+        tracing::warn!(
+            "lost the connection to {}; reconnecting",
+            self.target.server
+        );
         self.upstream = None;
+        // An unanswered `initialize` died with the socket: send it again on the next one.
+        if let Some(id) = self.initialize_id.clone()
+            && self.in_flight.remove(&id).is_some()
+            && let Some(params) = self.memory.lock().init_params.clone()
+        {
+            self.waiting
+                .push_front((Instant::now(), Message::request(id, "initialize", params)));
+        }
         self.start_connecting();
     }
 
@@ -146,7 +170,8 @@ impl Relay {
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.to_agent(unreachable(id, &method, &self.target.server)).await;
+                self.to_agent(unreachable(id, &method, &self.target.server))
+                    .await;
             }
         }
     }
@@ -160,23 +185,35 @@ impl Relay {
                         let params = upstream::augment_initialize(&self.target, params.clone());
                         self.memory.lock().init_params = Some(params.clone());
                         self.initialize_id = Some(id.clone());
-                        self.send_or_wait(Message::request(id, "initialize", params)).await;
+                        self.send_or_wait(Message::request(id, "initialize", params))
+                            .await;
                     }
                     // Probes from newer MCP clients: answer here so they fall back to
                     // `initialize` without costing the server connection.
                     "server/discover" => {
-                        self.to_agent(Message::error(id, ErrorObject::new(codes::METHOD_NOT_FOUND, "method `server/discover` not found"))).await;
+                        self.to_agent(Message::error(
+                            id,
+                            ErrorObject::new(
+                                codes::METHOD_NOT_FOUND,
+                                "method `server/discover` not found",
+                            ),
+                        ))
+                        .await;
                     }
                     "ping" if self.upstream.is_none() => {
-                        self.to_agent(Message::response(id, serde_json::json!({}))).await;
+                        self.to_agent(Message::response(id, serde_json::json!({})))
+                            .await;
                     }
                     "tools/list" if self.upstream.is_none() && self.tools_cache.is_some() => {
                         let cached = self.tools_cache.clone().unwrap_or_default();
                         self.to_agent(Message::response(id, cached)).await;
                     }
                     m if !self.initialized && self.initialize_id.is_none() => {
-                        let error = ErrorObject::new(codes::NOT_INITIALIZED, format!("`{m}` sent before initialize"))
-                            .with_suggestion("send initialize first");
+                        let error = ErrorObject::new(
+                            codes::NOT_INITIALIZED,
+                            format!("`{m}` sent before initialize"),
+                        )
+                        .with_suggestion("send initialize first");
                         self.to_agent(Message::error(id, error)).await;
                     }
                     _ => self.send_or_wait(message).await,
@@ -203,7 +240,8 @@ impl Relay {
         } else if self.waiting.len() < OFFLINE_QUEUE {
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
-            self.to_agent(unreachable(id, &method, &self.target.server)).await;
+            self.to_agent(unreachable(id, &method, &self.target.server))
+                .await;
         }
     }
 
@@ -235,7 +273,10 @@ impl Relay {
                 let method = self.in_flight.remove(id);
                 if self.initialize_id.as_ref() == Some(id) {
                     self.initialize_id = None;
-                    let sid = result.get("sessionId").and_then(Value::as_str).map(str::to_owned);
+                    let sid = result
+                        .get("sessionId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                     self.memory.lock().session_id = sid;
                 }
                 if method.as_deref() == Some("tools/list") {
@@ -261,8 +302,13 @@ fn unreachable(id: Value, method: &str, server: &str) -> Message {
         id,
         ErrorObject::new(
             codes::UNREACHABLE,
-            format!("server unreachable, retrying: `{method}` could not reach {server} within {} s", OFFLINE_WAIT.as_secs()),
+            format!(
+                "server unreachable, retrying: `{method}` could not reach {server} within {} s",
+                OFFLINE_WAIT.as_secs()
+            ),
         )
-        .with_suggestion("check that codeflow-server is running (codeflow-client check), then retry"),
+        .with_suggestion(
+            "check that codeflow-server is running (codeflow-client check), then retry",
+        ),
     )
 }

@@ -52,9 +52,7 @@ pub fn augment_initialize(target: &Resolved, params: Option<Value>) -> Value {
     if let Some(token) = &target.token {
         params.insert("token".into(), json!(token));
     }
-    let capabilities = params
-        .entry("capabilities")
-        .or_insert_with(|| json!({}));
+    let capabilities = params.entry("capabilities").or_insert_with(|| json!({}));
     if let Value::Object(caps) = capabilities {
         let experimental = caps.entry("experimental").or_insert_with(|| json!({}));
         if let Value::Object(exp) = experimental {
@@ -77,7 +75,11 @@ pub async fn establish(
             Ok(established) => return established,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!("cannot reach {}: {e}; retrying in {:.1} s", target.server, delay.as_secs_f32());
+                tracing::warn!(
+                    "cannot reach {}: {e}; retrying in {:.1} s",
+                    target.server,
+                    delay.as_secs_f32()
+                );
                 tokio::time::sleep(delay).await;
             }
         }
@@ -96,8 +98,15 @@ async fn attempt(
         let m = memory.lock();
         (m.init_params.clone(), m.session_id.clone())
     };
-    let Some(mut params) = params else {
-        return Ok(Established { outbound, inbound, early: Vec::new(), kind: Reestablished::New });
+    // Replay the handshake only once the agent's own `initialize` was answered; until then the
+    // agent's request is still queued in the relay and goes out on this connection.
+    let Some(mut params) = params.filter(|_| previous.is_some()) else {
+        return Ok(Established {
+            outbound,
+            inbound,
+            early: Vec::new(),
+            kind: Reestablished::New,
+        });
     };
     if let (Some(sid), Value::Object(p)) = (&previous, &mut params) {
         p.insert("sessionId".into(), json!(sid));
@@ -116,16 +125,27 @@ async fn attempt(
         };
         match message {
             Message::Response { id: rid, result } if rid == id => {
-                let sid = result.get("sessionId").and_then(Value::as_str).map(str::to_owned);
+                let sid = result
+                    .get("sessionId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let kind = if sid.is_some() && sid == previous {
                     Reestablished::Resumed
                 } else {
                     // A new session has not seen `initialized` yet.
-                    let _ = outbound.send(&Message::notification("notifications/initialized", json!({})));
+                    let _ = outbound.send(&Message::notification(
+                        "notifications/initialized",
+                        json!({}),
+                    ));
                     Reestablished::Fresh
                 };
                 memory.lock().session_id = sid;
-                return Ok(Established { outbound, inbound, early, kind });
+                return Ok(Established {
+                    outbound,
+                    inbound,
+                    early,
+                    kind,
+                });
             }
             Message::Error { id: rid, error } if rid == id => {
                 return Err(format!("the server refused the session: {error}"));

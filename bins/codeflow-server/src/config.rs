@@ -11,7 +11,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Parser)]
-#[command(name = "codeflow-server", version, about = "The CodeFlow central server: language servers, project mirrors and MCP tools for many dev containers, over WebSocket.")]
+#[command(
+    name = "codeflow-server",
+    version,
+    about = "The CodeFlow central server: language servers, project mirrors and MCP tools for many dev containers, over WebSocket."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -66,7 +66,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = app.registry.clone();
     let router = routes::router(app);
     let addr = SocketAddr::new(config.bind, config.port);
-    let scheme = if config.tls_cert.is_some() { "wss" } else { "ws" };
+    let scheme = if config.tls_cert.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
 
     let shutdown = async move {
         wait_for_signal().await;
@@ -95,9 +99,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve on {addr}"))?;
         }
         _ => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (is another server using the port? try --port)"))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} (is another server using the port? try --port)")
+            })?;
             announce(&config, scheme);
             let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
             let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

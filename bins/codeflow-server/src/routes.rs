@@ -23,11 +23,17 @@ pub fn router(app: App) -> Router {
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim().to_owned())
 }
 
-async fn websocket(State(app): State<App>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(app): State<App>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
     // the initialize params can only be checked after.)
@@ -82,7 +88,10 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
 
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
     if app.registry.is_shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "reason": "shutting down"})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "reason": "shutting down"})),
+        )
     } else {
         (StatusCode::OK, axum::Json(json!({"ready": true})))
     }

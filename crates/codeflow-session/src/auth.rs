@@ -128,10 +128,16 @@ impl AuthError {
     /// A next step for the person holding the token.
     pub fn suggestion(&self) -> &'static str {
         match self {
-            Self::Missing => "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`",
+            Self::Missing => {
+                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`"
+            }
             Self::Expired => "mint a new token; `exp` has passed",
-            Self::Invalid(_) => "check the token was signed with the server's secret and names issuer `codeflow` and audience `codeflow-clients` (or the configured ones)",
-            Self::WrongProject(_) => "use a token whose `projects` (or `projectId`) includes this project",
+            Self::Invalid(_) => {
+                "check the token was signed with the server's secret and names issuer `codeflow` and audience `codeflow-clients` (or the configured ones)"
+            }
+            Self::WrongProject(_) => {
+                "use a token whose `projects` (or `projectId`) includes this project"
+            }
             Self::NotConfigured => "the server operator must set --jwt-secret",
         }
     }
@@ -223,12 +229,13 @@ impl Authenticator {
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Grant, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid(e.to_string()),
+                }
+            })?;
         let claims = data.claims;
         let projects = match (claims.projects, claims.project_id) {
             (Some(ProjectsClaim::Star(s)), _) if s == "*" => ProjectScope::All,

@@ -38,11 +38,17 @@ fn invalid(message: impl Into<String>, suggestion: &str) -> ErrorObject {
     ErrorObject::new(codes::INVALID_PARAMS, message).with_suggestion(suggestion)
 }
 
-fn string_field<'a>(params: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ErrorObject> {
+fn string_field<'a>(
+    params: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, ErrorObject> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("`{name}` must be a string"), "see docs/protocol.md, Handshake")),
+        Some(_) => Err(invalid(
+            format!("`{name}` must be a string"),
+            "see docs/protocol.md, Handshake",
+        )),
     }
 }
 
@@ -51,7 +57,12 @@ impl Handshake {
         let mut params = match params {
             Some(Value::Object(p)) => p,
             None => Map::new(),
-            Some(_) => return Err(invalid("initialize params must be an object", "send {\"project\": …, \"projectRoot\": …, …}")),
+            Some(_) => {
+                return Err(invalid(
+                    "initialize params must be an object",
+                    "send {\"project\": …, \"projectRoot\": …, …}",
+                ));
+            }
         };
         let project = string_field(&params, "project")?.ok_or_else(|| {
             invalid(
@@ -67,8 +78,12 @@ impl Handshake {
                 "add \"projectRoot\": \"/workspace/app\" (codeflow-client sends it from --root)",
             )
         })?;
-        let root = ClientRoot::parse(root)
-            .map_err(|e| invalid(e.to_string(), "send the absolute directory, e.g. /workspace/app"))?;
+        let root = ClientRoot::parse(root).map_err(|e| {
+            invalid(
+                e.to_string(),
+                "send the absolute directory, e.g. /workspace/app",
+            )
+        })?;
         let token = string_field(&params, "token")?.map(str::to_owned);
         let resume = string_field(&params, "sessionId")?.map(str::to_owned);
         let file_stream = params
@@ -81,9 +96,7 @@ impl Handshake {
             params.remove(*field);
         }
         cap_protocol_version(&mut params);
-        params
-            .entry("capabilities")
-            .or_insert_with(|| json!({}));
+        params.entry("capabilities").or_insert_with(|| json!({}));
         params
             .entry("clientInfo")
             .or_insert_with(|| json!({"name": "legacy-client", "version": "0"}));
@@ -105,7 +118,12 @@ impl Reconnect {
             _ => Map::new(),
         };
         let session_id = string_field(&params, "sessionId")?
-            .ok_or_else(|| invalid("reconnect needs `sessionId`", "send the sessionId the initialize result gave you"))?
+            .ok_or_else(|| {
+                invalid(
+                    "reconnect needs `sessionId`",
+                    "send the sessionId the initialize result gave you",
+                )
+            })?
             .to_owned();
         Ok(Self {
             session_id,
@@ -153,8 +171,10 @@ mod tests {
 
     #[test]
     fn keeps_older_versions_and_fills_legacy_gaps() {
-        let h = Handshake::parse(Some(json!({"project": "p", "projectRoot": "/a", "protocolVersion": "2024-11-05"})))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let h = Handshake::parse(Some(
+            json!({"project": "p", "projectRoot": "/a", "protocolVersion": "2024-11-05"}),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(h.mcp_params["protocolVersion"], "2024-11-05");
         assert!(h.mcp_params["clientInfo"].is_object());
         assert!(!h.file_stream);
@@ -162,7 +182,12 @@ mod tests {
 
     #[test]
     fn clear_errors() {
-        let err = |p: Value| Handshake::parse(Some(p)).err().map(|e| e.message).unwrap_or_default();
+        let err = |p: Value| {
+            Handshake::parse(Some(p))
+                .err()
+                .map(|e| e.message)
+                .unwrap_or_default()
+        };
         assert!(err(json!({"projectRoot": "/a"})).contains("needs `project`"));
         assert!(err(json!({"project": "../x", "projectRoot": "/a"})).contains("invalid"));
         assert!(err(json!({"project": "p"})).contains("projectRoot"));

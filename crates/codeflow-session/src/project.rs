@@ -12,9 +12,13 @@ pub struct ProjectId(String);
 /// Why a project id or root was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProjectError {
-    #[error("project id `{0}` is invalid: use 1–64 characters from A-Z a-z 0-9 . _ - (not `.` or `..`)")]
+    #[error(
+        "project id `{0}` is invalid: use 1–64 characters from A-Z a-z 0-9 . _ - (not `.` or `..`)"
+    )]
     BadId(String),
-    #[error("projectRoot `{0}` must be an absolute path (the project's directory in the client's container)")]
+    #[error(
+        "projectRoot `{0}` must be an absolute path (the project's directory in the client's container)"
+    )]
     RootNotAbsolute(String),
     #[error("projectRoot is too long or contains a NUL byte")]
     BadRoot,
@@ -61,14 +65,18 @@ impl ClientRoot {
             && &root[1..2] == ":"
             && matches!(&root[2..3], "\\" | "/");
         if !(root.starts_with('/') || windows_drive) {
-            return Err(ProjectError::RootNotAbsolute(root.chars().take(200).collect()));
+            return Err(ProjectError::RootNotAbsolute(
+                root.chars().take(200).collect(),
+            ));
         }
         let trimmed = if root.len() > 1 {
             root.trim_end_matches(['/', '\\'])
         } else {
             root
         };
-        Ok(Self(if trimmed.is_empty() { "/" } else { trimmed }.to_owned()))
+        Ok(Self(
+            if trimmed.is_empty() { "/" } else { trimmed }.to_owned(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -85,7 +93,17 @@ mod tests {
         for ok in ["demo", "a", "my-proj_1.2", &"x".repeat(64)] {
             assert!(ProjectId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "../x", "é", &"x".repeat(65), "a\0"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "../x",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
             assert!(ProjectId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -72,7 +72,11 @@ impl std::fmt::Debug for SessionRegistry {
 
 impl SessionRegistry {
     /// Creates the registry and starts its expiry task (stopped by [`Self::shutdown`]).
-    pub fn new(config: RegistryConfig, auth: Authenticator, service: Arc<dyn SessionService>) -> Arc<Self> {
+    pub fn new(
+        config: RegistryConfig,
+        auth: Authenticator,
+        service: Arc<dyn SessionService>,
+    ) -> Arc<Self> {
         let registry = Arc::new(Self {
             config,
             auth,
@@ -83,7 +87,8 @@ impl SessionRegistry {
         });
         let weak = Arc::downgrade(&registry);
         let stop = registry.shutdown.clone();
-        let period = (registry.config.resume_grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let period = (registry.config.resume_grace / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);
             loop {
@@ -91,7 +96,9 @@ impl SessionRegistry {
                     _ = stop.cancelled() => break,
                     _ = ticker.tick() => {}
                 }
-                let Some(registry) = weak.upgrade() else { break };
+                let Some(registry) = weak.upgrade() else {
+                    break;
+                };
                 registry.expire_detached();
             }
         });
@@ -99,7 +106,11 @@ impl SessionRegistry {
     }
 
     /// Creates a session for a handshake that passed authentication and starts its service.
-    pub fn create(self: &Arc<Self>, handshake: &Handshake, grant: Grant) -> Result<Arc<Session>, CreateError> {
+    pub fn create(
+        self: &Arc<Self>,
+        handshake: &Handshake,
+        grant: Grant,
+    ) -> Result<Arc<Session>, CreateError> {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::ShuttingDown);
         }
@@ -185,7 +196,10 @@ impl SessionRegistry {
         let all: Vec<_> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         crate::metrics::sessions(0);
         for session in all {
-            session.close();
+            session.close_with(
+                codeflow_transport::close::GOING_AWAY,
+                "server shutting down",
+            );
         }
     }
 

@@ -196,7 +196,10 @@ impl Session {
         if let Some(old) = state.attached.take()
             && !old.same_connection(&outbound)
         {
-            old.close(close::SESSION_REPLACED, "another connection resumed this session");
+            old.close(
+                close::SESSION_REPLACED,
+                "another connection resumed this session",
+            );
         }
         while let Some(text) = state.backlog.pop_front() {
             if outbound.send_text(text.clone()).is_err() {
@@ -233,6 +236,11 @@ impl Session {
     /// Ends the session: stops its MCP service, fails its pending client requests, closes its
     /// socket if one is attached.
     pub fn close(&self) {
+        self.close_with(close::SESSION_CLOSED, "session closed");
+    }
+
+    /// Ends the session, closing an attached socket with `code`.
+    pub fn close_with(&self, code: u16, reason: &str) {
         if self.closed.is_cancelled() {
             return;
         }
@@ -243,7 +251,7 @@ impl Session {
             "the session ended before the client answered",
         ));
         if let Some(outbound) = self.state.lock().attached.take() {
-            outbound.close(close::SESSION_CLOSED, "session closed");
+            outbound.close(code, reason);
         }
     }
 

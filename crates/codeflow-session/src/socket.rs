@@ -65,7 +65,7 @@ pub async fn serve_socket(
         let message = tokio::select! {
             m = inbound.recv() => m,
             _ = session.closed() => {
-                outbound.close(close::SESSION_CLOSED, "session closed");
+                // Session::close already sent the close frame with its reason.
                 return;
             }
             _ = registry.shutting_down() => {
@@ -83,8 +83,15 @@ pub async fn serve_socket(
         }
         if limiter.check().is_err() {
             if let Some(id) = message.id().cloned().filter(|_| !message.is_response()) {
-                reply(&outbound, id, ErrorObject::new(codes::LIMIT_EXCEEDED, "too many messages on this connection")
-                    .with_suggestion("slow down and retry"));
+                reply(
+                    &outbound,
+                    id,
+                    ErrorObject::new(
+                        codes::LIMIT_EXCEEDED,
+                        "too many messages on this connection",
+                    )
+                    .with_suggestion("slow down and retry"),
+                );
             }
             continue;
         }
@@ -150,9 +157,12 @@ async fn handshake(
             Message::Request { id, method, params } if method == "reconnect" => {
                 match reconnect(registry, outbound, context, params) {
                     Ok(session) => {
-                        let _ = outbound.send(&Message::response(id, serde_json::json!({
-                            "sessionId": session.id, "resumed": true,
-                        })));
+                        let _ = outbound.send(&Message::response(
+                            id,
+                            serde_json::json!({
+                                "sessionId": session.id, "resumed": true,
+                            }),
+                        ));
                         return Some(session);
                     }
                     Err(Refusal { error, close_with }) => {
@@ -166,9 +176,15 @@ async fn handshake(
             }
             Message::Request { id, method, .. } => {
                 let error = if method.contains('/') && !is_known_method(&method) {
-                    ErrorObject::new(codes::METHOD_NOT_FOUND, format!("method `{method}` not found"))
+                    ErrorObject::new(
+                        codes::METHOD_NOT_FOUND,
+                        format!("method `{method}` not found"),
+                    )
                 } else {
-                    ErrorObject::new(codes::NOT_INITIALIZED, format!("`{method}` sent before initialize"))
+                    ErrorObject::new(
+                        codes::NOT_INITIALIZED,
+                        format!("`{method}` sent before initialize"),
+                    )
                 };
                 reply(outbound, id, error.with_suggestion(
                     "send initialize with project and projectRoot first; this connection will now close",
@@ -182,14 +198,17 @@ async fn handshake(
     }
 }
 
+/// Methods CodeFlow serves after `initialize`; anything else before it is "not found", which
+/// tells probing clients (`server/discover`) to fall back to `initialize`.
 fn is_known_method(method: &str) -> bool {
     method.starts_with("tools/")
-        || method.starts_with("notifications/")
         || method.starts_with("channels/")
         || method.starts_with("projects/")
         || method.starts_with("claude/")
-        || method.starts_with("server/")
-        || method == "logging/setLevel"
+        || matches!(
+            method,
+            "logging/setLevel" | "server/syncManifest" | "server/fileChanged"
+        )
 }
 
 struct Refusal {
@@ -199,12 +218,16 @@ struct Refusal {
 
 impl Refusal {
     fn keep_open(error: ErrorObject) -> Self {
-        Self { error, close_with: None }
+        Self {
+            error,
+            close_with: None,
+        }
     }
     fn auth(e: crate::auth::AuthError) -> Self {
         crate::metrics::error_sent("auth");
         Self {
-            error: ErrorObject::new(codes::UNAUTHORIZED, e.to_string()).with_suggestion(e.suggestion()),
+            error: ErrorObject::new(codes::UNAUTHORIZED, e.to_string())
+                .with_suggestion(e.suggestion()),
             close_with: Some(close::POLICY),
         }
     }
@@ -218,13 +241,19 @@ async fn initialize(
     params: Option<Value>,
 ) -> Result<Arc<Session>, Refusal> {
     let handshake = Handshake::parse(params).map_err(Refusal::keep_open)?;
-    let token = handshake.token.as_deref().or(context.header_token.as_deref());
+    let token = handshake
+        .token
+        .as_deref()
+        .or(context.header_token.as_deref());
     let grant = registry
         .auth
         .verify_for(token, &handshake.project)
         .map_err(Refusal::auth)?;
 
-    if let Some(previous) = handshake.resume.as_deref().and_then(|sid| registry.get(sid))
+    if let Some(previous) = handshake
+        .resume
+        .as_deref()
+        .and_then(|sid| registry.get(sid))
         && previous.project == handshake.project
         && previous.grant == grant
         && let Some(result) = previous.initialize_result()
@@ -236,7 +265,8 @@ async fn initialize(
     }
 
     let session = registry.create(&handshake, grant).map_err(|e| Refusal {
-        error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string()).with_suggestion("retry later"),
+        error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
+            .with_suggestion("retry later"),
         close_with: Some(close::POLICY),
     })?;
     session.attach(outbound.clone());
@@ -260,8 +290,14 @@ fn reconnect(
     let request = Reconnect::parse(params).map_err(Refusal::keep_open)?;
     let Some(session) = registry.get(&request.session_id) else {
         return Err(Refusal::keep_open(
-            ErrorObject::new(codes::SESSION_NOT_FOUND, format!("session {} has expired or never existed", request.session_id))
-                .with_suggestion("send initialize to start a new session"),
+            ErrorObject::new(
+                codes::SESSION_NOT_FOUND,
+                format!(
+                    "session {} has expired or never existed",
+                    request.session_id
+                ),
+            )
+            .with_suggestion("send initialize to start a new session"),
         ));
     };
     let token = request.token.as_deref().or(context.header_token.as_deref());

@@ -25,7 +25,11 @@ pub trait Tool: Send + Sync + 'static {
     fn input_schema(&self) -> Value;
     /// JSON Schema of `structuredContent`.
     fn output_schema(&self) -> Value;
-    fn call<'a>(&'a self, ctx: &'a ToolContext, args: Value) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
 /// Every tool, by name.

@@ -42,7 +42,10 @@ pub struct McpService {
 
 impl McpService {
     pub fn new(catalogue: Catalogue, services: Arc<ServerServices>) -> Self {
-        let tools = catalogue.iter().filter_map(|t| describe(t.as_ref())).collect();
+        let tools = catalogue
+            .iter()
+            .filter_map(|t| describe(t.as_ref()))
+            .collect();
         Self {
             catalogue: Arc::new(catalogue),
             services,
@@ -91,20 +94,25 @@ impl SessionService for McpService {
             std::future::ready(parsed.ok())
         });
         let out = session.clone();
-        let sink = Box::pin(futures::sink::unfold(out, |out, message: ServerJsonRpcMessage| async move {
-            match from_rmcp(&message) {
-                Some(m) => out.send_to_client(m),
-                None => tracing::error!("rmcp produced a message that is not JSON-RPC"),
-            }
-            Ok::<_, std::convert::Infallible>(out)
-        }));
+        let sink = Box::pin(futures::sink::unfold(
+            out,
+            |out, message: ServerJsonRpcMessage| async move {
+                match from_rmcp(&message) {
+                    Some(m) => out.send_to_client(m),
+                    None => tracing::error!("rmcp produced a message that is not JSON-RPC"),
+                }
+                Ok::<_, std::convert::Infallible>(out)
+            },
+        ));
         let session_id = session.id.clone();
         tokio::spawn(async move {
             match rmcp::serve_server(handler, (sink, Box::pin(stream))).await {
                 Ok(running) => {
                     let _ = running.waiting().await;
                 }
-                Err(e) => tracing::info!(session = %session_id, error = %e, "MCP service did not start"),
+                Err(e) => {
+                    tracing::info!(session = %session_id, error = %e, "MCP service did not start")
+                }
             }
             // Whatever ended the service, the session cannot be served any more.
             session.close();
@@ -113,7 +121,9 @@ impl SessionService for McpService {
     }
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Message>) -> impl futures::Stream<Item = Message> + Send {
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Message>,
+) -> impl futures::Stream<Item = Message> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -176,7 +186,10 @@ impl ServerHandler for Handler {
         let Some(tool) = self.catalogue.get(&request.name) else {
             return Err(McpError::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
-                format!("unknown tool `{}`; tools/list names the available tools", request.name),
+                format!(
+                    "unknown tool `{}`; tools/list names the available tools",
+                    request.name
+                ),
                 None,
             ));
         };

@@ -37,20 +37,23 @@ pub async fn connect(
         request.headers_mut().insert("authorization", value);
     }
     crate::tls::install_crypto_provider();
-    let (socket, _response) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config.websocket_config()), true)
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) => ConnectError::Refused {
-                    status: resp.status().as_u16(),
-                    body: resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                        .filter(|b| !b.is_empty()),
-                },
-                tokio_tungstenite::tungstenite::Error::Url(_) => ConnectError::BadUrl(url.to_owned()),
-                other => ConnectError::Unreachable(other.to_string()),
-            })?;
+    let (socket, _response) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(config.websocket_config()),
+        true,
+    )
+    .await
+    .map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => ConnectError::Refused {
+            status: resp.status().as_u16(),
+            body: resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                .filter(|b| !b.is_empty()),
+        },
+        tokio_tungstenite::tungstenite::Error::Url(_) => ConnectError::BadUrl(url.to_owned()),
+        other => ConnectError::Unreachable(other.to_string()),
+    })?;
     Ok(spawn_connection(socket, config.clone()))
 }

@@ -95,7 +95,9 @@ pub enum CloseReason {
 pub enum SendError {
     #[error("the connection is closed")]
     Closed,
-    #[error("the peer is not reading; its outbound queue is full and the connection is being closed")]
+    #[error(
+        "the peer is not reading; its outbound queue is full and the connection is being closed"
+    )]
     SlowReader,
 }
 
@@ -263,7 +265,10 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     async fn run(mut self) -> CloseReason {
-        let period = self.config.ping_interval.unwrap_or(Duration::from_secs(3600));
+        let period = self
+            .config
+            .ping_interval
+            .unwrap_or(Duration::from_secs(3600));
         let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -378,12 +383,18 @@ where
         match Message::from_value(legacy::normalise(value)) {
             Ok(message) => match self.inbound.send(message).await {
                 Ok(()) => Step::Continue,
-                Err(_) => self.close(close::NORMAL, "no longer listening".into()).await,
+                Err(_) => {
+                    self.close(close::NORMAL, "no longer listening".into())
+                        .await
+                }
             },
             Err(e) => {
                 self.reply_error(
                     id,
-                    ErrorObject::new(codes::INVALID_REQUEST, format!("invalid JSON-RPC message: {e}")),
+                    ErrorObject::new(
+                        codes::INVALID_REQUEST,
+                        format!("invalid JSON-RPC message: {e}"),
+                    ),
                 )
                 .await
             }

@@ -57,7 +57,9 @@ impl WsFrame for tokio_tungstenite::tungstenite::Message {
             M::Binary(b) => Frame::Binary(b),
             M::Ping(b) => Frame::Ping(b),
             M::Pong(b) => Frame::Pong(b),
-            M::Close(c) => Frame::Close(c.map(|c| (u16::from(c.code), c.reason.as_str().to_owned()))),
+            M::Close(c) => {
+                Frame::Close(c.map(|c| (u16::from(c.code), c.reason.as_str().to_owned())))
+            }
             // Raw frames only appear when writing; a reader never yields them.
             M::Frame(_) => return None,
         })

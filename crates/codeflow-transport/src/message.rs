@@ -273,9 +273,15 @@ mod tests {
         check(json!([1]), Err(InvalidMessage::NotAnObject));
         check(json!({"method": 3}), Err(InvalidMessage::MethodNotString));
         check(json!({"id": {}, "method": "x"}), Err(InvalidMessage::BadId));
-        check(json!({"method": "x", "params": 3}), Err(InvalidMessage::BadParams));
+        check(
+            json!({"method": "x", "params": 3}),
+            Err(InvalidMessage::BadParams),
+        );
         check(json!({"id": 1}), Err(InvalidMessage::BadResponse));
-        check(json!({"id": 1, "error": "no"}), Err(InvalidMessage::BadError));
+        check(
+            json!({"id": 1, "error": "no"}),
+            Err(InvalidMessage::BadError),
+        );
     }
 
     #[test]

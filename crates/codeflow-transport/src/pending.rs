@@ -140,8 +140,14 @@ mod tests {
         assert_eq!(id, json!("s:1"));
         let foreign = Message::response(json!(1), json!({}));
         assert_eq!(pending.resolve(foreign.clone()), Some(foreign));
-        assert_eq!(pending.resolve(Message::response(id, json!({"ok": true}))), None);
-        assert_eq!(req.response(Duration::from_secs(1)).await, Ok(json!({"ok": true})));
+        assert_eq!(
+            pending.resolve(Message::response(id, json!({"ok": true}))),
+            None
+        );
+        assert_eq!(
+            req.response(Duration::from_secs(1)).await,
+            Ok(json!({"ok": true}))
+        );
         assert!(pending.is_empty());
     }
 

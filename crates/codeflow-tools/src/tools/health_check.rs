@@ -68,7 +68,11 @@ impl Tool for HealthCheck {
         })
     }
 
-    fn call<'a>(&'a self, ctx: &'a ToolContext, args: Value) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = if args.is_null() { Args::default() } else { parse_args(args)? };
             let stats = ctx.session.registry().map(|r| r.stats()).unwrap_or_default();

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need (real language servers, cargo-deny) if missing, then runs every
+# check and test: formatting, clippy, cargo-deny, unit, integration and end-to-end tests.
+#
+#   bash scripts/test.sh
+#
+# Safe to run again: installs are skipped when present. Needs Debian as root (or sudo) for the
+# apt packages on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "language servers"
+bash scripts/install-language-servers.sh
+
+if ! cargo deny --version >/dev/null 2>&1; then
+    step "installing cargo-deny"
+    cargo install --locked --quiet cargo-deny
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny"
+cargo deny --log-level error check bans licenses sources
+
+step "build (binaries used by the end-to-end tests)"
+cargo build --workspace --bins --locked
+
+step "tests"
+# Language-server tests start real servers; two at a time keeps a 2-core machine responsive.
+cargo test --workspace --locked -- --test-threads="${CODEFLOW_TEST_THREADS:-2}"

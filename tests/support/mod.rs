@@ -1,0 +1,455 @@
+//! Test support: start the real `codeflow-server` and `codeflow-client` binaries and talk to
+//! them the way users do — MCP over the relay's stdio, or raw WebSocket.
+//!
+//! The binaries come from the same target directory as the test executable; `.ci/run` builds
+//! them before the tests run (`cargo build --workspace --bins`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Path of a workspace binary next to the running test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound then released; the server binds it right after).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A running `codeflow-server`, killed on drop.
+pub struct Server {
+    pub port: u16,
+    pub child: Child,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// Starts the server with extra flags and environment, and waits until `/healthz` answers.
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(binary("codeflow-server"));
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(data_dir.path())
+                .args(args)
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("spawn codeflow-server");
+            drain(child.stderr.take(), "server");
+            let deadline = Instant::now() + TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port race or bad flags: try again
+                }
+                if http_get(port, "/healthz")
+                    .await
+                    .is_ok_and(|(s, _)| s == 200)
+                {
+                    return Self {
+                        port,
+                        child,
+                        data_dir,
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("codeflow-server did not become healthy");
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server pid")
+    }
+}
+
+/// Forwards a child's stderr to ours, prefixed, so failures show the logs.
+fn drain(stream: Option<tokio::process::ChildStderr>, who: &'static str) {
+    if let Some(stream) = stream {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{who}] {line}");
+            }
+        });
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Ok((status, body))
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// An MCP client driving a `codeflow-client` relay over its stdin/stdout, as an agent does.
+pub struct Relay {
+    pub child: Child,
+    stdin: Arc<Mutex<ChildStdin>>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
+    pub notifications: mpsc::UnboundedReceiver<Value>,
+    next_id: AtomicU64,
+}
+
+impl Relay {
+    /// Starts a relay for `project` rooted at `root`.
+    pub fn spawn(server_url: &str, project: &str, root: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary("codeflow-client"))
+            .arg("--server")
+            .arg(server_url)
+            .arg("--project")
+            .arg(project)
+            .arg("--root")
+            .arg(root)
+            .args(extra)
+            .env_remove("CODEFLOW_TOKEN")
+            .env("CODEFLOW_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn codeflow-client");
+        drain(child.stderr.take(), "relay");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
+        let (notify_tx, notifications) = mpsc::unbounded_channel();
+        let routes = waiting.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("relay wrote a non-JSON line to stdout: {line:?}: {e}")
+                });
+                let key = value.get("id").map(Value::to_string);
+                let is_response = value.get("result").is_some() || value.get("error").is_some();
+                match key {
+                    Some(k) if is_response => {
+                        if let Some(tx) = routes.lock().await.remove(&k) {
+                            let _ = tx.send(value);
+                        }
+                    }
+                    _ => {
+                        let _ = notify_tx.send(value);
+                    }
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            waiting,
+            notifications,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Writes one raw line to the relay's stdin.
+    pub async fn send_line(&self, line: &str) {
+        let mut stdin = self.stdin.lock().await;
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// Sends a request and returns the whole response message (with `result` or `error`).
+    pub async fn call(&self, method: &str, params: Value) -> Value {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.call_with_id(json!(id), method, params).await
+    }
+
+    pub async fn call_with_id(&self, id: Value, method: &str, params: Value) -> Value {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().await.insert(id.to_string(), tx);
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_line(&message.to_string()).await;
+        tokio::time::timeout(TIMEOUT, rx)
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {method} within {TIMEOUT:?}"))
+            .expect("relay stdout closed")
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) {
+        let message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.send_line(&message.to_string()).await;
+    }
+
+    /// The MCP handshake an agent performs; returns the initialize result.
+    pub async fn initialize(&self) -> Value {
+        let reply = self
+            .call(
+                "initialize",
+                json!({
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "e2e", "version": "1"}
+                }),
+            )
+            .await;
+        let result = reply
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("initialize failed: {reply}"));
+        self.notify("notifications/initialized", json!({})).await;
+        result
+    }
+
+    /// Calls a tool and returns its result (panics on a protocol error).
+    pub async fn tool(&self, name: &str, arguments: Value) -> Value {
+        let reply = self
+            .call("tools/call", json!({"name": name, "arguments": arguments}))
+            .await;
+        reply
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {name} failed: {reply}"))
+    }
+
+    /// Closes stdin and waits for the relay to exit; returns its exit code.
+    pub async fn close(mut self) -> Option<i32> {
+        drop(self.stdin);
+        let status = tokio::time::timeout(TIMEOUT, self.child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        status.code()
+    }
+}
+
+/// A raw WebSocket client for protocol-level tests.
+pub struct Ws {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+}
+
+/// What the server sent next.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Self {
+        Self::connect_with_token(url, None)
+            .await
+            .expect("websocket connect")
+    }
+
+    pub async fn connect_with_token(
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        if let Some(t) = token {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { socket })
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(WsMessage::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.socket
+            .send(WsMessage::Binary(bytes.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON message or the close, skipping pings.
+    pub async fn next(&mut self) -> Next {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.socket.next()).await {
+                Err(_) => panic!("nothing from the server within {TIMEOUT:?}"),
+                Ok(None) => return Next::Closed(None),
+                Ok(Some(Err(_))) => return Next::Closed(None),
+                Ok(Some(Ok(WsMessage::Text(t)))) => {
+                    return Next::Json(
+                        serde_json::from_str(t.as_str()).expect("server sent non-JSON"),
+                    );
+                }
+                Ok(Some(Ok(WsMessage::Close(frame)))) => {
+                    return Next::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The next JSON message; panics on a close.
+    pub async fn json(&mut self) -> Value {
+        match self.next().await {
+            Next::Json(v) => v,
+            Next::Closed(code) => {
+                panic!("connection closed ({code:?}) while a message was expected")
+            }
+        }
+    }
+
+    /// Sends a request and waits for the response with the same id.
+    pub async fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+        self.send_json(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        loop {
+            let m = self.json().await;
+            if m.get("id") == Some(&id) && (m.get("result").is_some() || m.get("error").is_some()) {
+                return m;
+            }
+        }
+    }
+
+    /// A full MCP handshake for `project`; returns the initialize result.
+    pub async fn initialize(&mut self, project: &str, root: &str) -> Value {
+        let reply = self
+            .request(
+                json!(0),
+                "initialize",
+                json!({
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": "e2e-ws", "version": "1"},
+                    "project": project, "projectRoot": root
+                }),
+            )
+            .await;
+        let result = reply
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("initialize failed: {reply}"));
+        self.send_json(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        result
+    }
+
+    /// Waits for the close and returns its code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Next::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .socket
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}
+
+/// Mints an HS256 token with CodeFlow's default issuer and audience.
+pub fn token(secret: &str, projects: Value, exp_offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({
+        "sub": "e2e", "iss": "codeflow", "aud": "codeflow-clients",
+        "exp": now + exp_offset_secs, "projects": projects,
+        "scope": "file:read file:write lsp:query"
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
