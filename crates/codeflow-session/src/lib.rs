@@ -10,7 +10,9 @@
 
 pub mod auth;
 pub mod caps;
+pub mod channels;
 pub mod handshake;
+pub mod memory;
 mod metrics;
 pub mod project;
 pub mod registry;
@@ -20,6 +22,7 @@ pub mod socket;
 
 pub use auth::{AuthConfig, AuthError, Authenticator, Grant, ProjectScope, Right};
 pub use caps::ConnectionCap;
+pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
 pub use project::{ClientRoot, ProjectId};
 pub use registry::{RegistryConfig, RegistryStats, SessionRegistry};

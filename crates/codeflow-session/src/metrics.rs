@@ -15,6 +15,8 @@ const KNOWN_METHODS: &[&str] = &[
     "channels/subscribe",
     "channels/unsubscribe",
     "channels/event",
+    "channels/publish",
+    "channels/gap",
     "server/fileChanged",
     "server/syncManifest",
     "client/readFile",
@@ -49,4 +51,22 @@ pub(crate) fn error_sent(kind: &'static str) {
 
 pub(crate) fn sessions(n: usize) {
     metrics::gauge!("codeflow_sessions").set(n as f64);
+}
+
+/// A request re-sent after a reconnect and not run again (`running` or `answered`).
+pub(crate) fn resend(kind: &'static str) {
+    metrics::counter!("codeflow_resent_requests_total", "kind" => kind).increment(1);
+}
+
+/// One publication and how many sessions it went to.
+pub(crate) fn published(channel: crate::channels::Channel, subscribers: usize) {
+    metrics::counter!("codeflow_channel_publications_total", "channel" => channel.as_str())
+        .increment(1);
+    metrics::counter!("codeflow_channel_deliveries_total", "channel" => channel.as_str())
+        .increment(subscribers as u64);
+}
+
+/// A session resumed (`reconnect` or `initialize`), or a resume that found no session.
+pub(crate) fn resume(outcome: &'static str) {
+    metrics::counter!("codeflow_resumes_total", "outcome" => outcome).increment(1);
 }

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, Grant};
+use crate::channels::{ChannelConfig, Channels};
 use crate::handshake::Handshake;
 use crate::service::SessionService;
 use crate::session::Session;
@@ -58,6 +59,7 @@ pub struct SessionRegistry {
     pub auth: Authenticator,
     service: Arc<dyn SessionService>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    channels: Channels,
     shutdown: CancellationToken,
     pub started: Instant,
 }
@@ -71,9 +73,20 @@ impl std::fmt::Debug for SessionRegistry {
 }
 
 impl SessionRegistry {
-    /// Creates the registry and starts its expiry task (stopped by [`Self::shutdown`]).
+    /// Creates the registry with default channel settings and starts its expiry task (stopped
+    /// by [`Self::shutdown`]).
     pub fn new(
         config: RegistryConfig,
+        auth: Authenticator,
+        service: Arc<dyn SessionService>,
+    ) -> Arc<Self> {
+        Self::with_channels(config, ChannelConfig::default(), auth, service)
+    }
+
+    /// Creates the registry with these channel settings and starts its expiry task.
+    pub fn with_channels(
+        config: RegistryConfig,
+        channels: ChannelConfig,
         auth: Authenticator,
         service: Arc<dyn SessionService>,
     ) -> Arc<Self> {
@@ -82,6 +95,7 @@ impl SessionRegistry {
             auth,
             service,
             sessions: Mutex::new(HashMap::new()),
+            channels: Channels::new(channels),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
         });
@@ -127,6 +141,7 @@ impl SessionRegistry {
                 grant,
                 handshake.file_stream,
                 Arc::downgrade(self),
+                self.config.resume_grace,
             ));
             sessions.insert(id, session.clone());
             crate::metrics::sessions(sessions.len());
@@ -136,6 +151,11 @@ impl SessionRegistry {
         session.set_service(inbound);
         tracing::info!(session = %session.id, project = %session.project, "session created");
         Ok(session)
+    }
+
+    /// The event channels of every project: publish here (see [`Channels::publish`]).
+    pub fn channels(&self) -> &Channels {
+        &self.channels
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {

@@ -4,7 +4,7 @@
 //! *attaches* after the handshake and *detaches* when it drops; what the service sends while
 //! no socket is attached waits in a bounded backlog and is delivered when one attaches again.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Grant, Right};
+use crate::channels::{Channel, ChannelHandle, Channels, Publication, Recovery};
+use crate::memory::{self, Admission, RequestMemory};
 use crate::project::{ClientRoot, ProjectId};
 use crate::registry::SessionRegistry;
 
@@ -40,18 +42,34 @@ pub struct Session {
     service: Mutex<Option<mpsc::Sender<Message>>>,
     closed: CancellationToken,
     registry: Weak<SessionRegistry>,
+    /// How long answers are remembered for re-sent requests.
+    answer_ttl: Duration,
 }
 
 #[derive(Default)]
 struct State {
     attached: Option<Outbound>,
+    /// Counts attaches: the connection a request arrived on, for telling re-sends apart.
+    connection: u64,
     detached_since: Option<Instant>,
     backlog: VecDeque<String>,
+    /// Recent requests and their answers (exactly-once after a resume).
+    memory: RequestMemory,
+    /// Channels this session is subscribed to.
+    subscriptions: BTreeMap<Channel, Subscription>,
     /// Id of the `initialize` request whose response still has to get `sessionId` added.
     init_id: Option<Value>,
     /// The `initialize` result, replayed to a client that resumes with `initialize`.
     init_result: Option<Value>,
+    /// Fields added to the first `initialize` answer only (why a resume failed).
+    init_extra: Option<serde_json::Map<String, Value>>,
     null_ids: u64,
+}
+
+/// A channel subscription: the channel and the last offset handed to a socket.
+struct Subscription {
+    handle: ChannelHandle,
+    delivered: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -71,6 +89,7 @@ impl Session {
         grant: Grant,
         file_stream: bool,
         registry: Weak<SessionRegistry>,
+        resume_grace: Duration,
     ) -> Self {
         Self {
             id,
@@ -84,6 +103,7 @@ impl Session {
             service: Mutex::new(None),
             closed: CancellationToken::new(),
             registry,
+            answer_ttl: resume_grace + memory::ANSWER_TTL,
         }
     }
 
@@ -110,8 +130,15 @@ impl Session {
         *self.service.lock() = Some(inbound);
     }
 
-    pub(crate) fn expect_initialize_response(&self, id: Value) {
-        self.state.lock().init_id = Some(id);
+    /// Marks `id` as the `initialize` whose answer gets `sessionId` (and `extra`) added.
+    pub(crate) fn expect_initialize_response(
+        &self,
+        id: Value,
+        extra: Option<serde_json::Map<String, Value>>,
+    ) {
+        let mut state = self.state.lock();
+        state.init_id = Some(id);
+        state.init_extra = extra;
     }
 
     pub(crate) fn initialize_result(&self) -> Option<Value> {
@@ -119,6 +146,8 @@ impl Session {
     }
 
     /// Sends a message to the client: to the attached socket, or into the backlog while none is.
+    /// An answer to a client request is also remembered, so a re-send after a reconnect gets it
+    /// again instead of running the request twice.
     pub fn send_to_client(&self, message: Message) {
         let message = self.restore_null_id(message);
         let mut state = self.state.lock();
@@ -129,6 +158,9 @@ impl Session {
                     map.insert("sessionId".into(), Value::String(self.id.clone()));
                 }
                 state.init_result = Some(result.clone());
+                if let (Value::Object(map), Some(extra)) = (&mut result, state.init_extra.take()) {
+                    map.extend(extra);
+                }
                 Message::Response { id, result }
             }
             other => other,
@@ -137,23 +169,172 @@ impl Session {
             crate::metrics::message_out(method);
         }
         let text = message.to_text();
+        if let (true, Some(id)) = (message.is_response(), message.id()) {
+            state
+                .memory
+                .answered(&memory::key(id), &text, self.answer_ttl);
+        }
+        if self.push(&mut state, text).is_err() {
+            drop(state);
+            tracing::warn!(session = %self.id, "backlog full while detached; closing session");
+            self.close();
+        }
+    }
+
+    /// Queues `text` on the attached socket, or in the backlog. Errs when the backlog is full
+    /// (the caller closes the session, after releasing the lock).
+    fn push(&self, state: &mut State, text: String) -> Result<(), BacklogFull> {
         if let Some(outbound) = &state.attached {
-            match outbound.send_text(text.clone()) {
-                Ok(()) => return,
+            match outbound.send_text(text) {
+                Ok(()) => return Ok(()),
                 Err(e) => {
+                    // The message is lost with the socket; a re-send after the resume is
+                    // answered from the request memory.
                     tracing::info!(session = %self.id, error = %e, "socket unusable; holding messages until the client resumes");
                     state.attached = None;
                     state.detached_since = Some(Instant::now());
+                    return Ok(());
                 }
             }
         }
         if state.backlog.len() >= BACKLOG_LIMIT {
-            drop(state);
-            tracing::warn!(session = %self.id, "backlog full while detached; closing session");
-            self.close();
-            return;
+            return Err(BacklogFull);
         }
         state.backlog.push_back(text);
+        Ok(())
+    }
+
+    /// Decides whether a client request that arrived on `connection` runs, or is a re-send
+    /// answered from memory (see [`crate::memory`]). Answers a re-send itself.
+    pub(crate) fn admit_request(
+        &self,
+        id: &Value,
+        method: &str,
+        params: Option<&Value>,
+        connection: u64,
+    ) -> bool {
+        if id.is_null() {
+            return true;
+        }
+        let mut state = self.state.lock();
+        let admission = state.memory.admit(
+            memory::key(id),
+            memory::fingerprint(method, params),
+            connection,
+        );
+        match admission {
+            Admission::Run => true,
+            Admission::AlreadyRunning => {
+                crate::metrics::resend("running");
+                tracing::debug!(session = %self.id, %id, "re-sent request still running; its answer will follow");
+                false
+            }
+            Admission::Answered(text) => {
+                crate::metrics::resend("answered");
+                tracing::debug!(session = %self.id, %id, "re-sent request answered from memory");
+                let _ = self.push(&mut state, text);
+                false
+            }
+            Admission::TooMany => {
+                crate::metrics::error_sent("too_many_running");
+                let error = ErrorObject::new(
+                    codes::LIMIT_EXCEEDED,
+                    format!(
+                        "this session already has {} requests running",
+                        memory::MAX_RUNNING
+                    ),
+                )
+                .with_suggestion("wait for answers before sending more requests");
+                let _ = self.push(&mut state, Message::error(id.clone(), error).to_text());
+                false
+            }
+        }
+    }
+
+    /// Client requests running in the service now.
+    pub fn requests_running(&self) -> usize {
+        self.state.lock().memory.running()
+    }
+
+    /// Subscribes to one of this session's project's channels and answers request `id` with
+    /// `{channel, epoch, offset, recovered, publications}`. Events published after the answer
+    /// follow it, in order.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        channels: &Channels,
+        channel: Channel,
+        since: Option<(String, u64)>,
+        id: Value,
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        let handle = channels.handle(&self.project, channel);
+        let mut state = self.state.lock();
+        let Recovery {
+            position,
+            recovered,
+            publications,
+        } = {
+            let mut ch = handle.lock();
+            ch.add_subscriber(self);
+            ch.recover(since.as_ref().map(|(e, o)| (e.as_str(), *o)))
+        };
+        state.subscriptions.insert(
+            channel,
+            Subscription {
+                handle: handle.clone(),
+                delivered: position.offset,
+            },
+        );
+        let result = serde_json::json!({
+            "channel": channel.as_str(),
+            "epoch": &*position.epoch,
+            "offset": position.offset,
+            "recovered": recovered,
+            "publications": publications.iter().map(|p| p.to_value()).collect::<Vec<_>>(),
+        });
+        let _ = self.push(&mut state, Message::response(id, result).to_text());
+    }
+
+    /// Ends a subscription; false when there was none.
+    pub(crate) fn unsubscribe(&self, channel: Channel) -> bool {
+        let removed = self.state.lock().subscriptions.remove(&channel);
+        match removed {
+            Some(sub) => {
+                sub.handle.lock().remove_subscriber(&self.id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The channels this session is subscribed to.
+    pub fn subscriptions(&self) -> Vec<Channel> {
+        self.state.lock().subscriptions.keys().copied().collect()
+    }
+
+    /// Hands a publication to the attached socket, first filling any gap since the last one
+    /// delivered (publishers can race; offsets keep the order). Without a socket it does
+    /// nothing: the channel's history is replayed on resume.
+    pub(crate) fn deliver_event(&self, handle: &ChannelHandle, publication: &Arc<Publication>) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let Some(outbound) = state.attached.clone() else {
+            return;
+        };
+        let Some(sub) = state.subscriptions.get_mut(&publication.channel) else {
+            return;
+        };
+        if publication.offset <= sub.delivered || !Arc::ptr_eq(&sub.handle, handle) {
+            return;
+        }
+        let next = (publication.offset == sub.delivered + 1).then(|| publication.clone());
+        if let Err(e) = catch_up(&outbound, sub, next, Some(publication.offset)) {
+            tracing::info!(session = %self.id, error = %e, "socket unusable while delivering events; they wait for the resume");
+            state.attached = None;
+            state.detached_since = Some(Instant::now());
+        }
     }
 
     /// Hands a message from the client to the MCP service. Waits when the service is busy:
@@ -190,9 +371,12 @@ impl Session {
         pending.response(timeout).await
     }
 
-    /// Attaches a socket, replacing any other, and delivers the backlog to it.
-    pub(crate) fn attach(&self, outbound: Outbound) {
+    /// Attaches a socket, replacing any other, and delivers to it the backlog and then the
+    /// channel publications missed while detached. Returns the connection number, which tells
+    /// re-sent requests apart from new ones.
+    pub(crate) fn attach(&self, outbound: Outbound) -> u64 {
         let mut state = self.state.lock();
+        let state = &mut *state;
         if let Some(old) = state.attached.take()
             && !old.same_connection(&outbound)
         {
@@ -201,14 +385,22 @@ impl Session {
                 "another connection resumed this session",
             );
         }
+        state.connection += 1;
+        let connection = state.connection;
         while let Some(text) = state.backlog.pop_front() {
             if outbound.send_text(text.clone()).is_err() {
                 state.backlog.push_front(text);
-                return;
+                return connection;
+            }
+        }
+        for sub in state.subscriptions.values_mut() {
+            if catch_up(&outbound, sub, None, None).is_err() {
+                return connection;
             }
         }
         state.attached = Some(outbound);
         state.detached_since = None;
+        connection
     }
 
     /// Detaches `outbound` if it is still the attached socket.
@@ -246,6 +438,10 @@ impl Session {
         }
         self.closed.cancel();
         self.service.lock().take();
+        let subscriptions = std::mem::take(&mut self.state.lock().subscriptions);
+        for sub in subscriptions.into_values() {
+            sub.handle.lock().remove_subscriber(&self.id);
+        }
         self.client_requests.fail_all(&ErrorObject::new(
             codes::UNREACHABLE,
             "the session ended before the client answered",
@@ -285,4 +481,45 @@ impl Session {
             other => other,
         }
     }
+}
+
+/// The backlog of a detached session is full.
+#[derive(Debug)]
+struct BacklogFull;
+
+/// Sends a subscription the publications after its last delivered one, up to `upto` (or the
+/// channel's newest). `next` is the one publication to send when it is known to follow directly
+/// (the common case, no channel lock). A gap older than the history is announced with a
+/// `channels/gap` notification before what is still kept.
+fn catch_up(
+    outbound: &Outbound,
+    sub: &mut Subscription,
+    next: Option<Arc<Publication>>,
+    upto: Option<u64>,
+) -> Result<(), codeflow_transport::SendError> {
+    let (gap, publications) = match next {
+        Some(p) => (None, vec![p]),
+        None => {
+            let ch = sub.handle.lock();
+            let upto = upto.unwrap_or(ch.position().offset);
+            ch.catch_up(sub.delivered, upto)
+        }
+    };
+    if let Some((from, to, channel, epoch)) = gap {
+        let notice = Message::notification(
+            "channels/gap",
+            serde_json::json!({
+                "channel": channel.as_str(), "epoch": &*epoch,
+                "missedFrom": from, "missedTo": to,
+            }),
+        );
+        outbound.send(&notice)?;
+        crate::metrics::error_sent("channel_gap");
+        sub.delivered = to;
+    }
+    for p in publications {
+        outbound.send_text(p.event_text.clone())?;
+        sub.delivered = p.offset;
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use codeflow_transport::{ErrorObject, Inbound, Message, Outbound, close, codes};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 
+use crate::channels::Channel;
 use crate::handshake::{Handshake, Reconnect};
 use crate::registry::SessionRegistry;
 use crate::session::Session;
@@ -56,7 +57,8 @@ pub async fn serve_socket(
     context: SocketContext,
 ) {
     let limiter = limiter(context.rate_limit);
-    let Some(session) = handshake(&registry, &outbound, &mut inbound, &context).await else {
+    let Some((session, connection)) = handshake(&registry, &outbound, &mut inbound, &context).await
+    else {
         return;
     };
     let span = tracing::info_span!("session", session = %session.id, project = %session.project);
@@ -95,11 +97,17 @@ pub async fn serve_socket(
             }
             continue;
         }
-        route(&session, &outbound, message).await;
+        route(&registry, &session, &outbound, connection, message).await;
     }
 }
 
-async fn route(session: &Arc<Session>, outbound: &Outbound, message: Message) {
+async fn route(
+    registry: &Arc<SessionRegistry>,
+    session: &Arc<Session>,
+    outbound: &Outbound,
+    connection: u64,
+    message: Message,
+) {
     match message {
         Message::Request { id, method, .. } if method == "initialize" || method == "reconnect" => {
             reply(outbound, id, ErrorObject::new(
@@ -107,12 +115,155 @@ async fn route(session: &Arc<Session>, outbound: &Outbound, message: Message) {
                 format!("this connection is already initialized (session {})", session.id),
             ).with_suggestion("send initialize only once per connection; open a new connection for another project"));
         }
+        Message::Request { id, method, params }
+            if matches!(
+                method.as_str(),
+                "channels/subscribe" | "channels/unsubscribe" | "channels/publish"
+            ) =>
+        {
+            channel_request(registry, session, outbound, id, &method, params).await;
+        }
         m if m.is_response() => {
             if let Some(other) = session.resolve_client_response(m) {
                 session.forward_to_service(other).await;
             }
         }
+        Message::Request { id, method, params } => {
+            if session.admit_request(&id, &method, params.as_ref(), connection) {
+                session
+                    .forward_to_service(Message::Request { id, method, params })
+                    .await;
+            }
+        }
         m => session.forward_to_service(m).await,
+    }
+}
+
+fn channel_params(
+    params: Option<Value>,
+) -> Result<(Channel, serde_json::Map<String, Value>), ErrorObject> {
+    let params = match params {
+        Some(Value::Object(p)) => p,
+        _ => serde_json::Map::new(),
+    };
+    let name = params
+        .get("channel")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ErrorObject::new(codes::INVALID_PARAMS, "`channel` is required")
+                .with_suggestion(CHANNEL_NAMES)
+        })?;
+    let channel = Channel::parse(name).ok_or_else(|| {
+        ErrorObject::new(codes::INVALID_PARAMS, format!("unknown channel `{name}`"))
+            .with_suggestion(CHANNEL_NAMES)
+    })?;
+    Ok((channel, params))
+}
+
+const CHANNEL_NAMES: &str =
+    "channels are: files, diagnostics, ai-response, search, validation, git";
+
+/// `channels/subscribe`, `channels/unsubscribe` and (when enabled) `channels/publish`, always on
+/// the session's own project: a session never sees another project's channels (R6).
+async fn channel_request(
+    registry: &Arc<SessionRegistry>,
+    session: &Arc<Session>,
+    outbound: &Outbound,
+    id: Value,
+    method: &str,
+    params: Option<Value>,
+) {
+    let (channel, params) = match channel_params(params) {
+        Ok(p) => p,
+        Err(e) => return reply(outbound, id, e),
+    };
+    if let Some(project) = params.get("project")
+        && project.as_str() != Some(session.project.as_str())
+    {
+        return reply(
+            outbound,
+            id,
+            ErrorObject::new(
+                codes::FORBIDDEN,
+                "a session sees only the channels of its own project",
+            )
+            .with_suggestion("leave out `project`, or open a session for that project"),
+        );
+    }
+    let channels = registry.channels();
+    match method {
+        "channels/subscribe" => {
+            let since = match params.get("since") {
+                None | Some(Value::Null) => None,
+                Some(since) => {
+                    let epoch = since.get("epoch").and_then(Value::as_str);
+                    let offset = since.get("offset").and_then(Value::as_u64);
+                    match (epoch, offset) {
+                        (Some(e), Some(o)) => Some((e.to_owned(), o)),
+                        _ => {
+                            return reply(
+                                outbound,
+                                id,
+                                ErrorObject::new(
+                                    codes::INVALID_PARAMS,
+                                    "`since` must be {\"epoch\": string, \"offset\": number}",
+                                )
+                                .with_suggestion(
+                                    "pass back the epoch and offset of the last event you received",
+                                ),
+                            );
+                        }
+                    }
+                }
+            };
+            session.subscribe(channels, channel, since, id);
+        }
+        "channels/unsubscribe" => {
+            let was = session.unsubscribe(channel);
+            let _ = outbound.send(&Message::response(
+                id,
+                serde_json::json!({"channel": channel.as_str(), "unsubscribed": was}),
+            ));
+        }
+        _ if !channels.config().client_publish => {
+            reply(
+                outbound,
+                id,
+                ErrorObject::new(
+                    codes::METHOD_NOT_FOUND,
+                    "method `channels/publish` not found",
+                )
+                .with_suggestion("only server components publish on channels"),
+            );
+        }
+        _ => {
+            // Test and benchmark publisher (enabled by `ChannelConfig::client_publish`).
+            let count = params.get("count").and_then(Value::as_u64).unwrap_or(1);
+            let pad = params.get("padBytes").and_then(Value::as_u64).unwrap_or(0);
+            let data = params.get("data").cloned().unwrap_or(Value::Null);
+            let pad = "x".repeat(usize::try_from(pad.min(1 << 20)).unwrap_or(0));
+            let mut first = None;
+            let mut last = channels.position(&session.project, channel);
+            for seq in 0..count.min(1_000_000) {
+                let payload = if count == 1 && pad.is_empty() {
+                    data.clone()
+                } else {
+                    serde_json::json!({"seq": seq, "data": data, "pad": pad})
+                };
+                last = channels.publish(&session.project, channel, payload);
+                first.get_or_insert(last.offset);
+                if seq % 64 == 63 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let _ = outbound.send(&Message::response(
+                id,
+                serde_json::json!({
+                    "channel": channel.as_str(), "epoch": &*last.epoch,
+                    "first": first, "last": last.offset,
+                }),
+            ));
+        }
     }
 }
 
@@ -122,7 +273,7 @@ async fn handshake(
     outbound: &Outbound,
     inbound: &mut Inbound,
     context: &SocketContext,
-) -> Option<Arc<Session>> {
+) -> Option<(Arc<Session>, u64)> {
     let deadline = tokio::time::sleep(registry.config.initialize_timeout);
     tokio::pin!(deadline);
     loop {
@@ -155,16 +306,8 @@ async fn handshake(
                 }
             }
             Message::Request { id, method, params } if method == "reconnect" => {
-                match reconnect(registry, outbound, context, params) {
-                    Ok(session) => {
-                        let _ = outbound.send(&Message::response(
-                            id,
-                            serde_json::json!({
-                                "sessionId": session.id, "resumed": true,
-                            }),
-                        ));
-                        return Some(session);
-                    }
+                match reconnect(registry, outbound, context, id.clone(), params) {
+                    Ok(attached) => return Some(attached),
                     Err(Refusal { error, close_with }) => {
                         reply(outbound, id, error);
                         if let Some(code) = close_with {
@@ -239,7 +382,7 @@ async fn initialize(
     context: &SocketContext,
     id: Value,
     params: Option<Value>,
-) -> Result<Arc<Session>, Refusal> {
+) -> Result<(Arc<Session>, u64), Refusal> {
     let handshake = Handshake::parse(params).map_err(Refusal::keep_open)?;
     let token = handshake
         .token
@@ -254,23 +397,43 @@ async fn initialize(
         .resume
         .as_deref()
         .and_then(|sid| registry.get(sid))
+        && !previous.is_closed()
         && previous.project == handshake.project
         && previous.grant == grant
-        && let Some(result) = previous.initialize_result()
+        && let Some(mut result) = previous.initialize_result()
     {
-        previous.attach(outbound.clone());
+        // The backlog and missed channel events go out first, then the answer.
+        let connection = previous.attach(outbound.clone());
+        if let Value::Object(map) = &mut result {
+            map.insert("resumed".into(), Value::Bool(true));
+        }
         let _ = outbound.send(&Message::response(id, result));
+        crate::metrics::resume("initialize");
         tracing::info!(session = %previous.id, "session resumed by initialize");
-        return Ok(previous);
+        return Ok((previous, connection));
     }
+    // Asked to resume, but cannot: say why in the result of the fresh session.
+    let resume_note = handshake.resume.as_deref().map(|sid| {
+        crate::metrics::resume("not_found");
+        let mut note = serde_json::Map::new();
+        note.insert("resumed".into(), Value::Bool(false));
+        note.insert(
+            "resumeError".into(),
+            serde_json::json!({
+                "code": codes::SESSION_NOT_FOUND,
+                "message": format!("session {sid} cannot be resumed: it expired (sessions are kept {} s after a disconnect), never existed, or belongs to other credentials or another project; this is a new session", registry.config.resume_grace.as_secs()),
+            }),
+        );
+        note
+    });
 
     let session = registry.create(&handshake, grant).map_err(|e| Refusal {
         error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
             .with_suggestion("retry later"),
         close_with: Some(close::POLICY),
     })?;
-    session.attach(outbound.clone());
-    session.expect_initialize_response(id.clone());
+    let connection = session.attach(outbound.clone());
+    session.expect_initialize_response(id.clone(), resume_note);
     session
         .forward_to_service(Message::Request {
             id,
@@ -278,17 +441,19 @@ async fn initialize(
             params: Some(handshake.mcp_params),
         })
         .await;
-    Ok(session)
+    Ok((session, connection))
 }
 
 fn reconnect(
     registry: &Arc<SessionRegistry>,
     outbound: &Outbound,
     context: &SocketContext,
+    id: Value,
     params: Option<Value>,
-) -> Result<Arc<Session>, Refusal> {
+) -> Result<(Arc<Session>, u64), Refusal> {
     let request = Reconnect::parse(params).map_err(Refusal::keep_open)?;
-    let Some(session) = registry.get(&request.session_id) else {
+    let Some(session) = registry.get(&request.session_id).filter(|s| !s.is_closed()) else {
+        crate::metrics::resume("not_found");
         return Err(Refusal::keep_open(
             ErrorObject::new(
                 codes::SESSION_NOT_FOUND,
@@ -310,7 +475,13 @@ fn reconnect(
             "resume needs the same credentials the session was created with".into(),
         )));
     }
-    session.attach(outbound.clone());
+    // The backlog and missed channel events go out first, then the answer.
+    let connection = session.attach(outbound.clone());
+    let _ = outbound.send(&Message::response(
+        id,
+        serde_json::json!({"sessionId": session.id, "resumed": true}),
+    ));
+    crate::metrics::resume("reconnect");
     tracing::info!(session = %session.id, "session resumed by reconnect");
-    Ok(session)
+    Ok((session, connection))
 }

@@ -78,6 +78,9 @@ impl ConnectionConfig {
 pub const READ_BUFFER: usize = 4 * 1024;
 /// Bytes gathered before a write is flushed to the socket.
 pub const WRITE_BUFFER: usize = 4 * 1024;
+/// How long a close frame may take to go out before the socket is dropped without it (a
+/// peer that does not read never takes it).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,18 +304,36 @@ where
     }
 
     async fn write(&mut self, frame: Frame) -> Step {
-        match self.socket.send(M::from_frame(frame)).await {
-            Ok(()) => Step::Continue,
-            Err(e) => Step::End(CloseReason::Io(e.to_string())),
+        // A peer that stops reading blocks this write once the socket buffers fill. A close
+        // request (slow reader, session replaced) must still get through, and a write stuck
+        // longer than a silent peer is allowed counts as the peer being gone.
+        let stall_limit =
+            self.config.ping_interval.unwrap_or(Duration::from_secs(60)) + self.config.pong_timeout;
+        let outcome = tokio::select! {
+            biased;
+            r = self.socket.send(M::from_frame(frame)) => Ok(r.map_err(|e| e.to_string())),
+            Some(request) = self.closer.recv() => Err(request),
+            _ = tokio::time::sleep(stall_limit) => Err((
+                close::HEARTBEAT_TIMEOUT,
+                "the peer stopped reading".to_owned(),
+            )),
+        };
+        match outcome {
+            Ok(Ok(())) => Step::Continue,
+            Ok(Err(e)) => Step::End(CloseReason::Io(e)),
+            Err((code, reason)) => self.close(code, reason).await,
         }
     }
 
+    /// Sends the close frame (giving up after [`CLOSE_TIMEOUT`] when the peer is not reading)
+    /// and ends the connection.
     async fn close(&mut self, code: u16, reason: String) -> Step {
-        let _ = self
-            .socket
-            .send(M::from_frame(Frame::Close(Some((code, reason.clone())))))
-            .await;
-        let _ = self.socket.close().await;
+        let frame = M::from_frame(Frame::Close(Some((code, reason.clone()))));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = self.socket.send(frame).await;
+            let _ = self.socket.close().await;
+        })
+        .await;
         Step::End(CloseReason::ClosedByUs(code, reason))
     }
 

@@ -16,12 +16,15 @@ use tokio::sync::oneshot;
 
 use crate::message::{ErrorObject, Message, RequestId, codes};
 
+/// Where the answer to one request goes.
+type Waiter = oneshot::Sender<Result<Value, ErrorObject>>;
+
 /// Requests awaiting their response. Cheap to clone.
 #[derive(Clone)]
 pub struct PendingRequests {
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, ErrorObject>>>>>,
+    waiting: Arc<Mutex<HashMap<String, Waiter>>>,
 }
 
 impl std::fmt::Debug for PendingRequests {
