@@ -1,15 +1,113 @@
-//! Answers the server's `client/*` file requests from this container's disk.
+//! This container's side of file streaming: serving the server's `client/*` requests from the
+//! project root (through the path jail), watching the root, and the manifest for syncs.
 
-use codeflow_transport::{ErrorObject, Message, Outbound, codes};
+use std::path::Path;
+use std::sync::Arc;
+
+use codeflow_file_stream::protocol::FileChanged;
+use codeflow_file_stream::{FileServer, Limits, Manifest, RemoteError, Watcher, WatcherConfig};
+use codeflow_transport::{ErrorObject, Message, Outbound};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
-/// Serves one `client/*` request and sends the answer upstream.
-pub fn serve_file_request(outbound: Outbound, id: Value, method: String, _params: Option<Value>) {
-    tokio::spawn(async move {
-        let error = ErrorObject::new(
-            codes::NOT_IMPLEMENTED,
-            format!("`{method}` is not implemented by this relay yet"),
-        );
-        let _ = outbound.send(&Message::error(id, error));
-    });
+/// File changes queued between the watcher and the relay loop. When full the watcher waits
+/// (it never drops a change); the relay drains it whenever it is connected.
+const CHANGE_QUEUE: usize = 256;
+
+pub struct LocalFiles {
+    server: Arc<FileServer>,
+    watcher: Watcher,
+    pub changes: mpsc::Receiver<FileChanged>,
+    config: WatcherConfig,
+}
+
+impl LocalFiles {
+    pub async fn start(root: &Path) -> anyhow::Result<Self> {
+        let limits = Limits::from_env().map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
+        let server = FileServer::new(root, limits)
+            .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?;
+        let config = WatcherConfig {
+            limits,
+            ..WatcherConfig::default()
+        };
+        let (sink, changes) = mpsc::channel(CHANGE_QUEUE);
+        let watcher = Watcher::start(root, config.clone(), sink)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", root.display()))?;
+        Ok(Self {
+            server: Arc::new(server),
+            watcher,
+            changes,
+            config,
+        })
+    }
+
+    /// The manifest the watcher started from: the first sync sends this, and the watcher's
+    /// changes since then follow it, so nothing falls between the two.
+    pub fn initial_manifest(&self) -> Value {
+        serde_json::to_value(self.watcher.manifest().to_params()).unwrap_or(Value::Null)
+    }
+
+    /// A fresh manifest of the disk now (for a new session after the server lost the old one).
+    pub async fn current_manifest(&self) -> Value {
+        let root = self.server.root().to_path_buf();
+        let config = self.config.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let filter = codeflow_file_stream::FileFilter::new(&root, config.excludes.clone())?;
+            Manifest::scan(&root, &filter, &config.limits)
+        })
+        .await;
+        match scanned {
+            Ok(Ok(m)) => serde_json::to_value(m.to_params()).unwrap_or(Value::Null),
+            Ok(Err(e)) => {
+                tracing::warn!("rescan failed ({e}); sending the starting manifest");
+                self.initial_manifest()
+            }
+            Err(_) => self.initial_manifest(),
+        }
+    }
+
+    /// Makes every change on disk up to now reach `changes` (read-your-writes before a tool
+    /// call), handing each to `send` as it comes so the queue never fills while we wait.
+    pub async fn flush(&mut self, mut send: impl FnMut(FileChanged)) {
+        let flush = self.watcher.flush();
+        tokio::pin!(flush);
+        loop {
+            tokio::select! {
+                biased;
+                Some(change) = self.changes.recv() => send(change),
+                r = &mut flush => {
+                    if let Err(e) = r {
+                        tracing::warn!("watcher flush failed: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        while let Ok(change) = self.changes.try_recv() {
+            send(change);
+        }
+    }
+
+    /// Serves one `client/*` request and answers upstream.
+    pub fn serve(&self, outbound: Outbound, id: Value, method: String, params: Option<Value>) {
+        let server = self.server.clone();
+        tokio::spawn(async move {
+            let reply = match server.handle(&method, params.unwrap_or(Value::Null)).await {
+                Ok(result) => Message::response(id, result),
+                Err(e) => {
+                    let remote = RemoteError::from(&e);
+                    Message::error(
+                        id,
+                        ErrorObject {
+                            code: remote.code,
+                            message: remote.message,
+                            data: remote.data,
+                        },
+                    )
+                }
+            };
+            let _ = outbound.send_wait(&reply).await;
+        });
+    }
 }

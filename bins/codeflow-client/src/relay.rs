@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::cli::Resolved;
+use crate::files::LocalFiles;
 use crate::stdio::{self, FromAgent};
 use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
 
@@ -33,9 +34,17 @@ struct Relay {
     initialize_id: Option<Value>,
     initialized: bool,
     tools_cache: Option<Value>,
+    files: LocalFiles,
+    /// The server has been sent a manifest for the current session: file changes flow.
+    live: bool,
+    syncs: u64,
 }
 
+/// Prefix of ids the relay uses for its own requests; their answers stay in the relay.
+const OWN_ID_PREFIX: &str = "r:";
+
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
+    let files = LocalFiles::start(&target.root).await?;
     let (to_agent, stdout_task) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
     let mut relay = Relay {
@@ -50,6 +59,9 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         initialize_id: None,
         initialized: false,
         tools_cache: None,
+        files,
+        live: false,
+        syncs: 0,
     };
     relay.start_connecting();
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
@@ -64,6 +76,9 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
                 None => relay.lost_connection(),
             },
             established = join_reconnect(&mut relay.reconnecting) => relay.connected(established).await,
+            Some(change) = relay.files.changes.recv(), if relay.live && relay.upstream.is_some() => {
+                relay.send_change(change);
+            }
             _ = ticker.tick() => relay.expire_waiting().await,
         }
     }
@@ -137,12 +152,66 @@ impl Relay {
             }
         }
         self.upstream = Some((outbound, inbound));
+        if kind == Reestablished::Fresh {
+            // A new session knows nothing of this project's files yet.
+            self.live = false;
+            self.start_sync(false).await;
+        }
         for m in early {
             self.from_server(m).await;
         }
         while let Some((_, m)) = self.waiting.pop_front() {
             self.send_upstream(m).await;
         }
+    }
+
+    /// Sends `server/syncManifest`; from then on watcher changes flow to the server, in order
+    /// behind the manifest.
+    async fn start_sync(&mut self, initial: bool) {
+        let manifest = if initial {
+            self.files.initial_manifest()
+        } else {
+            self.files.current_manifest().await
+        };
+        self.syncs += 1;
+        let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
+        if let Some((outbound, _)) = &self.upstream
+            && outbound
+                .send_wait(&Message::request(id, "server/syncManifest", manifest))
+                .await
+                .is_ok()
+        {
+            self.live = true;
+        }
+    }
+
+    fn send_change(&self, change: codeflow_file_stream::FileChanged) {
+        let Some((outbound, _)) = &self.upstream else {
+            return;
+        };
+        match serde_json::to_value(&change) {
+            Ok(params) => {
+                let _ = outbound.send(&Message::notification("server/fileChanged", params));
+            }
+            Err(e) => tracing::warn!("cannot encode a file change: {e}"),
+        }
+    }
+
+    /// Read-your-writes: every change on disk up to now goes out before the next message.
+    async fn flush_changes(&mut self) {
+        if !self.live {
+            return;
+        }
+        let Some(outbound) = self.upstream.as_ref().map(|(o, _)| o.clone()) else {
+            return;
+        };
+        self.files
+            .flush(|change| {
+                if let Ok(params) = serde_json::to_value(&change) {
+                    let _ = outbound.send(&Message::notification("server/fileChanged", params));
+                }
+            })
+            .await;
     }
 
     fn lost_connection(&mut self) {
@@ -216,6 +285,10 @@ impl Relay {
                         .with_suggestion("send initialize first");
                         self.to_agent(Message::error(id, error)).await;
                     }
+                    "tools/call" => {
+                        self.flush_changes().await;
+                        self.send_or_wait(message).await;
+                    }
                     _ => self.send_or_wait(message).await,
                 }
             }
@@ -266,12 +339,19 @@ impl Relay {
         match message {
             Message::Request { id, method, params } if method.starts_with("client/") => {
                 if let Some((outbound, _)) = &self.upstream {
-                    crate::files::serve_file_request(outbound.clone(), id, method, params);
+                    self.files.serve(outbound.clone(), id, method, params);
                 }
+            }
+            Message::Response { ref id, ref result } if is_own(id) => {
+                tracing::info!("sync done: {result}");
+            }
+            Message::Error { ref id, ref error } if is_own(id) => {
+                tracing::warn!("sync failed: {error}");
             }
             Message::Response { ref id, ref result } => {
                 let method = self.in_flight.remove(id);
-                if self.initialize_id.as_ref() == Some(id) {
+                let initialized_now = self.initialize_id.as_ref() == Some(id);
+                if initialized_now {
                     self.initialize_id = None;
                     let sid = result
                         .get("sessionId")
@@ -283,6 +363,9 @@ impl Relay {
                     self.tools_cache = Some(result.clone());
                 }
                 self.to_agent(message).await;
+                if initialized_now && !self.live {
+                    self.start_sync(true).await;
+                }
             }
             Message::Error { ref id, .. } => {
                 self.in_flight.remove(id);
@@ -295,6 +378,10 @@ impl Relay {
             other => self.to_agent(other).await,
         }
     }
+}
+
+fn is_own(id: &Value) -> bool {
+    id.as_str().is_some_and(|s| s.starts_with(OWN_ID_PREFIX))
 }
 
 fn unreachable(id: Value, method: &str, server: &str) -> Message {

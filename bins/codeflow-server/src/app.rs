@@ -6,7 +6,7 @@ use std::time::Duration;
 use codeflow_session::{
     AuthConfig, Authenticator, ConnectionCap, RateLimit, RegistryConfig, SessionRegistry,
 };
-use codeflow_tools::{Catalogue, McpService, ServerServices};
+use codeflow_tools::{Catalogue, McpService, ServerServices, WorkspaceConfig, Workspaces};
 use codeflow_transport::ConnectionConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -28,7 +28,22 @@ impl App {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
-        let services = Arc::new(ServerServices::default());
+        let limits = codeflow_file_stream::Limits::from_env()
+            .map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
+        let pool = codeflow_lsp_pool::LspPool::new(config.lsp.clone());
+        let workspaces = Workspaces::new(
+            WorkspaceConfig {
+                data_dir: config.data_dir.clone(),
+                mirror: codeflow_file_stream::MirrorConfig {
+                    limits,
+                    fetch_concurrency: config.sync_concurrency.max(1),
+                    ..Default::default()
+                },
+                shared: config.shared_projects.clone().into_iter().collect(),
+            },
+            pool,
+        );
+        let services = Arc::new(ServerServices::new(workspaces));
         let service = Arc::new(McpService::new(Catalogue::standard(), services.clone()));
         let auth = Authenticator::new(AuthConfig {
             jwt_secret: config.jwt_secret.clone(),

@@ -124,6 +124,13 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Most sessions held at once (attached or awaiting resume).
     pub max_sessions: usize,
+    /// The language-server pool: timeouts and the server table (`[lsp.servers.<id>]`).
+    pub lsp: codeflow_lsp_pool::PoolConfig,
+    /// Projects the server sees through a shared volume instead of streaming them:
+    /// project id → directory on the server.
+    pub shared_projects: std::collections::BTreeMap<String, PathBuf>,
+    /// `client/readFile` requests in flight per project during a sync.
+    pub sync_concurrency: usize,
 }
 
 impl Default for Config {
@@ -151,6 +158,9 @@ impl Default for Config {
             rate_limit_per_second: 100_000,
             rate_limit_burst: 20_000,
             max_sessions: 100_000,
+            lsp: codeflow_lsp_pool::PoolConfig::default(),
+            shared_projects: Default::default(),
+            sync_concurrency: 32,
         }
     }
 }
@@ -166,7 +176,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("CODEFLOW_").ignore(&["TOKEN", "SERVER", "CONFIG"]))
+            .merge(
+                Env::prefixed("CODEFLOW_")
+                    .ignore(&["TOKEN", "SERVER", "CONFIG", "LOG"])
+                    .split("__"),
+            )
             .merge(Serialized::defaults(flags))
             .extract()
             .context("invalid configuration")?;

@@ -64,6 +64,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let app = app::App::build(&config, metrics)?;
     let registry = app.registry.clone();
+    let services = app.services.clone();
     let router = routes::router(app);
     let addr = SocketAddr::new(config.bind, config.port);
     let scheme = if config.tls_cert.is_some() {
@@ -115,6 +116,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, serving).await;
         }
     }
+    // No orphans: every language server is stopped before the process exits.
+    services.pool().shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

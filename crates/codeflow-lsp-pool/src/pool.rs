@@ -399,6 +399,26 @@ impl ProjectLease {
     pub fn status(&self) -> Vec<ServerStatus> {
         self.pool.project_status(&self.project)
     }
+
+    /// Handles to this project's servers that are running now, without starting any: for
+    /// telling servers about file changes they may care about.
+    #[must_use]
+    pub fn running_servers(&self) -> Vec<ServerHandle> {
+        let projects = self.pool.inner.projects.lock();
+        projects
+            .get(&self.project)
+            .filter(|p| p.root == self.root)
+            .map(|p| {
+                p.servers
+                    .values()
+                    .filter(|s| s.is_active())
+                    .map(|s| ServerHandle {
+                        server: Arc::clone(s),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for ProjectLease {

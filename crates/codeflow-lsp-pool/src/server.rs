@@ -903,6 +903,14 @@ impl ServerHandle {
         self.server.diagnostics(path.as_ref()).await
     }
 
+    /// Whether the document at `path` is open on this server.
+    #[must_use]
+    pub fn is_open(&self, path: impl AsRef<Path>) -> bool {
+        self.server
+            .uri_for(path.as_ref())
+            .is_ok_and(|uri| self.server.documents.lock().open.contains_key(&uri))
+    }
+
     /// The server's capabilities (waits until it runs).
     ///
     /// # Errors

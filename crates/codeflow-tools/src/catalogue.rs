@@ -50,6 +50,7 @@ impl Catalogue {
     pub fn standard() -> Self {
         let mut catalogue = Self::default();
         catalogue.add(crate::tools::health_check::HealthCheck);
+        catalogue.add(crate::tools::restart_server::RestartServer);
         catalogue
     }
 

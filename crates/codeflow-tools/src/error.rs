@@ -36,6 +36,30 @@ impl ToolError {
         }
     }
 
+    /// A language-server failure, in words that say what to do.
+    pub fn from_lsp(e: codeflow_lsp_pool::LspError) -> Self {
+        use codeflow_lsp_pool::LspError as L;
+        let suggestion = match &e {
+            L::NotInstalled { .. } => Some(
+                "install the language server on the CodeFlow server (scripts/install-language-servers.sh)",
+            ),
+            L::NoServerForFile { .. } => Some(
+                "add a language server for this extension in the server's config ([lsp.servers])",
+            ),
+            L::Timeout { .. } | L::GaveUp { .. } => {
+                Some("retry; if it keeps failing, call restart_server")
+            }
+            L::CapabilityMissing { .. } => {
+                Some("this language server cannot do that; try another tool")
+            }
+            _ => None,
+        };
+        Self::Failed {
+            message: e.to_string(),
+            suggestion: suggestion.map(str::to_owned),
+        }
+    }
+
     /// The text shown to the model.
     pub fn to_text(&self) -> String {
         match self {

@@ -7,12 +7,16 @@
 //! [`ToolContext`]; this crate opens no sockets and reads no config files.
 
 pub mod catalogue;
+pub mod client;
 pub mod context;
 pub mod error;
 mod mcp;
+pub mod sync;
 pub mod tools;
+pub mod workspace;
 
 pub use catalogue::{Catalogue, Tool, ToolOutput};
-pub use context::{ServerServices, ToolContext};
+pub use context::{ResolvedFile, ServerServices, ToolContext};
 pub use error::ToolError;
 pub use mcp::McpService;
+pub use workspace::{ProjectWorkspace, WorkspaceConfig, Workspaces};

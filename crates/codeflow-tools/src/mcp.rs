@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::catalogue::Catalogue;
 use crate::context::{ServerServices, ToolContext};
 use crate::error::ToolError;
+use crate::sync::SessionFiles;
 
 /// Messages buffered from a session to its MCP service. When full, the socket reader waits.
 const INBOUND_CAPACITY: usize = 256;
@@ -75,23 +76,31 @@ fn describe(tool: &dyn crate::Tool) -> Option<McpTool> {
 impl SessionService for McpService {
     fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message> {
         let (tx, rx) = mpsc::channel::<Message>(INBOUND_CAPACITY);
+        let files = SessionFiles::start(session.clone(), self.services.clone());
         let handler = Handler {
             context: ToolContext {
                 session: session.clone(),
                 services: self.services.clone(),
+                files: files.clone(),
             },
             catalogue: self.catalogue.clone(),
             tools: self.tools.clone(),
         };
         let errors_to = session.clone();
         let stream = tokio_stream_from(rx).filter_map(move |message| {
-            let parsed = into_rmcp(&message);
-            if let Err(error) = &parsed
-                && let Some(id) = message.id().cloned().filter(|_| !message.is_response())
-            {
-                errors_to.send_to_client(Message::error(id, error.clone()));
+            let files = files.clone();
+            let errors_to = errors_to.clone();
+            async move {
+                // File-stream traffic is the server's own business, not MCP's.
+                let message = files.intercept(message).await?;
+                let parsed = into_rmcp(&message);
+                if let Err(error) = &parsed
+                    && let Some(id) = message.id().cloned().filter(|_| !message.is_response())
+                {
+                    errors_to.send_to_client(Message::error(id, error.clone()));
+                }
+                parsed.ok()
             }
-            std::future::ready(parsed.ok())
         });
         let out = session.clone();
         let sink = Box::pin(futures::sink::unfold(
@@ -194,10 +203,21 @@ impl ServerHandler for Handler {
             ));
         };
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let started = std::time::Instant::now();
         let outcome = tokio::select! {
-            r = tool.call(&self.context, args) => r,
+            r = async {
+                // Read-your-writes: file changes that reached us before this call are applied
+                // to the mirror before the tool looks at it.
+                self.context.files.caught_up().await;
+                tool.call(&self.context, args).await
+            } => r,
             _ = context.ct.cancelled() => Err(ToolError::Cancelled),
         };
+        metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
+            .record(started.elapsed().as_secs_f64());
+        if outcome.is_err() {
+            metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
+        }
         Ok(CallToolResponse::Complete(match outcome {
             Ok(output) => {
                 let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);

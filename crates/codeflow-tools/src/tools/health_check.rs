@@ -35,7 +35,7 @@ impl Tool for HealthCheck {
                 "include_details": {
                     "type": "boolean",
                     "default": false,
-                    "description": "Also list sessions per project."
+                    "description": "Also list this project's language servers (state, pid, uptime, restarts, open documents)."
                 }
             },
             "additionalProperties": false
@@ -62,7 +62,10 @@ impl Tool for HealthCheck {
                         "file_stream": {"type": "boolean"}
                     }
                 },
-                "sessions_per_project": {"type": "object", "additionalProperties": {"type": "integer"}}
+                "sessions_per_project": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "language_servers": {"type": "integer", "description": "Language servers this project has (any state)."},
+                "mirror": {"type": "object", "properties": {"files": {"type": "integer"}, "shared": {"type": "boolean"}}},
+                "servers": {"type": "array", "items": {"type": "object"}, "description": "Per language server: state, pid, uptime, restarts, open documents."}
             },
             "required": ["status", "service", "version", "uptime_secs", "sessions", "projects", "session"]
         })
@@ -92,8 +95,34 @@ impl Tool for HealthCheck {
                     "file_stream": ctx.session.file_stream,
                 }
             });
+            // Only this session's project: a token for project A learns nothing about B.
+            let project = ctx.session.project.as_str();
+            let servers = ctx.services.pool().project_status(project);
+            let workspace = ctx.services.workspaces.get(&ctx.session.project).await;
+            structured["language_servers"] = json!(servers.len());
+            if let Some(ws) = &workspace {
+                structured["mirror"] = json!({
+                    "files": ws.mirror.files().len(),
+                    "shared": ws.mirror.is_shared(),
+                });
+            }
             if args.include_details {
-                structured["sessions_per_project"] = json!(stats.projects);
+                structured["sessions_per_project"] = json!({project: stats.projects.get(project).copied().unwrap_or(0)});
+                structured["servers"] = json!(servers
+                    .iter()
+                    .map(|s| json!({
+                        "server": s.server_id,
+                        "language": s.language,
+                        "state": format!("{:?}", s.state).to_lowercase(),
+                        "pid": s.pid,
+                        "uptime_secs": s.uptime_secs,
+                        "restarts": s.restarts,
+                        "crashes": s.crashes,
+                        "open_documents": s.open_documents,
+                        "indexing": s.indexing,
+                        "last_error": s.last_error,
+                    }))
+                    .collect::<Vec<_>>());
             }
             let text = format!(
                 "CodeFlow {} is healthy: up {:.0} s, {} session(s) on {} project(s). This session: {} on project `{}` ({}).",

@@ -1,3 +1,4 @@
 //! One file per tool.
 
 pub mod health_check;
+pub mod restart_server;

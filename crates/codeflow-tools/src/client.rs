@@ -1,0 +1,111 @@
+//! The server's line to a session's relay: [`ClientFiles`] over [`Session::request_client`],
+//! with paths rebased when the session's root differs from the mirror's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codeflow_file_stream::{ClientFiles, RemoteError};
+use codeflow_session::Session;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+/// How long a file request may take before it counts as lost (a 10 MB read over a slow link).
+const FILE_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Moves client paths from one root to another (`/a/src/x` with `/a` → `/b` is `/b/src/x`).
+///
+/// Sessions of one project may mount it at different paths; the mirror speaks the root of the
+/// session that opened it, and each session's traffic is rebased at this boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebase {
+    from: String,
+    to: String,
+}
+
+impl Rebase {
+    pub fn new(from: &str, to: &str) -> Option<Self> {
+        (from != to).then(|| Self {
+            from: from.trim_end_matches('/').to_owned(),
+            to: to.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn path(&self, path: &str) -> String {
+        match path.strip_prefix(&self.from) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{}{rest}", self.to),
+            _ => path.to_owned(),
+        }
+    }
+
+    pub fn reversed(&self) -> Self {
+        Self {
+            from: self.to.clone(),
+            to: self.from.clone(),
+        }
+    }
+
+    /// Rebases the path-valued members of file-stream params (`path`, `from`, `to`).
+    pub fn params(&self, mut params: Value) -> Value {
+        if let Value::Object(map) = &mut params {
+            for key in ["path", "from", "to"] {
+                if let Some(Value::String(p)) = map.get_mut(key) {
+                    *p = self.path(p);
+                }
+            }
+        }
+        params
+    }
+}
+
+/// [`ClientFiles`] for one session.
+#[derive(Debug, Clone)]
+pub struct SessionClient {
+    session: Arc<Session>,
+    /// Mirror root → this session's root.
+    rebase: Option<Rebase>,
+}
+
+impl SessionClient {
+    pub fn new(session: Arc<Session>, mirror_client_root: &str) -> Self {
+        let rebase = Rebase::new(mirror_client_root, session.root.as_str());
+        Self { session, rebase }
+    }
+}
+
+impl ClientFiles for SessionClient {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, RemoteError>> {
+        Box::pin(async move {
+            let params = match &self.rebase {
+                Some(r) => r.params(params),
+                None => params,
+            };
+            self.session
+                .request_client(method, params, FILE_REQUEST_TIMEOUT)
+                .await
+                .map_err(|e| RemoteError {
+                    code: e.code,
+                    message: e.message,
+                    data: e.data,
+                })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebases_only_under_the_root() {
+        let r = Rebase::new("/a", "/b/c").unwrap_or_else(|| unreachable!());
+        assert_eq!(r.path("/a/src/x.py"), "/b/c/src/x.py");
+        assert_eq!(r.path("/a"), "/b/c");
+        assert_eq!(r.path("/ab/x"), "/ab/x");
+        assert_eq!(r.reversed().path("/b/c/y"), "/a/y");
+        assert!(Rebase::new("/a", "/a").is_none());
+    }
+}

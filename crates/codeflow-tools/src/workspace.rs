@@ -1,0 +1,135 @@
+//! A project's server-side state, shared by every session of the project: its mirror (the
+//! client's files, where the language servers run) and its lease on the language-server pool.
+//!
+//! A [`ProjectWorkspace`] lives while any session of its project holds it; when the last one
+//! ends, the lease drops and the pool stops the project's servers after its idle timeout. The
+//! mirror's files stay on disk, so the next session re-syncs only differences.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use codeflow_file_stream::{Mirror, MirrorConfig};
+use codeflow_lsp_pool::{LspPool, ProjectKey, ProjectLease};
+use codeflow_session::ProjectId;
+
+use crate::error::ToolError;
+
+/// One project's mirror and language servers.
+pub struct ProjectWorkspace {
+    pub project: ProjectId,
+    pub mirror: Mirror,
+    pub lease: ProjectLease,
+}
+
+impl std::fmt::Debug for ProjectWorkspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectWorkspace")
+            .field("project", &self.project)
+            .field("mirror", &self.mirror.root())
+            .finish()
+    }
+}
+
+/// Settings for opening workspaces.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceConfig {
+    /// `<data_dir>/mirrors/<project>/` holds streamed projects.
+    pub data_dir: PathBuf,
+    pub mirror: MirrorConfig,
+    /// Projects the server sees through a shared volume: project id → server-side directory.
+    /// Nothing is streamed for them.
+    pub shared: HashMap<String, PathBuf>,
+}
+
+/// Every open workspace, by project.
+pub struct Workspaces {
+    config: WorkspaceConfig,
+    pool: LspPool,
+    open: tokio::sync::Mutex<HashMap<ProjectId, Weak<ProjectWorkspace>>>,
+}
+
+impl std::fmt::Debug for Workspaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspaces")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workspaces {
+    pub fn new(config: WorkspaceConfig, pool: LspPool) -> Self {
+        Self {
+            config,
+            pool,
+            open: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn pool(&self) -> &LspPool {
+        &self.pool
+    }
+
+    pub fn config(&self) -> &WorkspaceConfig {
+        &self.config
+    }
+
+    /// The workspace of `project`, opening it on first use. `client_root` is the root of the
+    /// session asking; the mirror keeps the root of the session that opened it, and other
+    /// sessions' paths are rebased onto it (see [`crate::client::Rebase`]).
+    pub async fn open(
+        &self,
+        project: &ProjectId,
+        client_root: &str,
+    ) -> Result<Arc<ProjectWorkspace>, ToolError> {
+        let mut open = self.open.lock().await;
+        if let Some(existing) = open.get(project).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let mirror = match self.config.shared.get(project.as_str()) {
+            Some(server_root) => Mirror::shared(
+                project.as_str(),
+                client_root,
+                server_root,
+                self.config.mirror,
+            ),
+            None => {
+                Mirror::open_with(
+                    &self.config.data_dir,
+                    project.as_str(),
+                    client_root,
+                    self.config.mirror,
+                )
+                .await
+            }
+        }
+        .map_err(|e| {
+            ToolError::failed(format!(
+                "cannot open the mirror of project `{project}`: {e}"
+            ))
+        })?;
+        let lease = self
+            .pool
+            .lease(ProjectKey::new(project.as_str(), mirror.root()));
+        let workspace = Arc::new(ProjectWorkspace {
+            project: project.clone(),
+            mirror,
+            lease,
+        });
+        open.retain(|_, w| w.strong_count() > 0);
+        open.insert(project.clone(), Arc::downgrade(&workspace));
+        Ok(workspace)
+    }
+
+    /// The workspace of `project` if some session holds it open.
+    pub async fn get(&self, project: &ProjectId) -> Option<Arc<ProjectWorkspace>> {
+        self.open.lock().await.get(project).and_then(Weak::upgrade)
+    }
+}
+
+impl ProjectWorkspace {
+    /// The mirror directory the language servers run in.
+    pub fn root(&self) -> &Path {
+        self.mirror.root()
+    }
+}
