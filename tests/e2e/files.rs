@@ -337,7 +337,6 @@ async fn the_relay_refuses_paths_outside_its_root() {
     let reply = json!({"jsonrpc": "2.0", "id": init["id"], "result": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "fake", "version": "0"},
         "sessionId": "fake-session"}});
-    drop(next);
     ws.send(WsMessage::Text(reply.to_string().into()))
         .await
         .unwrap();
