@@ -76,6 +76,8 @@ impl std::fmt::Display for ErrorObject {
     }
 }
 
+impl std::error::Error for ErrorObject {}
+
 /// One JSON-RPC 2.0 message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
