@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod lsp;
 mod mcp;
 pub mod sync;
 pub mod tools;

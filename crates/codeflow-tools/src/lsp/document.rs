@@ -1,0 +1,86 @@
+//! A document opened for one tool call: the file in both path spaces, its language server
+//! (with the document open at the mirror's content), its URI and text.
+
+use std::sync::Arc;
+
+use codeflow_lsp_pool::ServerHandle;
+use codeflow_lsp_pool::lsp_types::{
+    Position, TextDocumentIdentifier, TextDocumentPositionParams, Url,
+};
+
+use crate::context::{ResolvedFile, ToolContext};
+use crate::error::ToolError;
+use crate::lsp::position::to_lsp;
+use crate::lsp::symbols::{self, FlatSymbol, SymbolMatches};
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: ResolvedFile,
+    pub server: ServerHandle,
+    pub uri: Url,
+    /// The content the server was given.
+    pub text: Arc<str>,
+}
+
+impl Document {
+    /// Resolves `file_path` (absolute or relative to the project root), starts its language
+    /// server and opens the document on it.
+    pub async fn open(ctx: &ToolContext, file_path: &str) -> Result<Self, ToolError> {
+        let file = ctx.resolve(file_path).await?;
+        let server = ctx.server_for(&file).await?;
+        let workspace = ctx.workspace().await?;
+        let bytes = workspace
+            .mirror
+            .read(&file.mirror)
+            .await
+            .map_err(|e| ToolError::failed(format!("cannot read {}: {e}", file.client)))?;
+        let uri = server
+            .uri_for(file.mirror.as_path())
+            .map_err(ToolError::from_lsp)?;
+        Ok(Self {
+            file,
+            server,
+            uri,
+            text: Arc::from(String::from_utf8_lossy(&bytes).as_ref()),
+        })
+    }
+
+    /// The LSP position of a 1-based (line, character), checked against the text.
+    pub fn position(&self, line: u32, character: u32) -> Result<Position, ToolError> {
+        to_lsp(&self.text, line, character).map_err(|e| match e {
+            ToolError::InvalidArguments(m) => {
+                ToolError::InvalidArguments(format!("{m} in {}", self.file.client))
+            }
+            other => other,
+        })
+    }
+
+    pub fn identifier(&self) -> TextDocumentIdentifier {
+        TextDocumentIdentifier::new(self.uri.clone())
+    }
+
+    pub fn at(&self, position: Position) -> TextDocumentPositionParams {
+        TextDocumentPositionParams::new(self.identifier(), position)
+    }
+
+    /// The file's symbols, flattened.
+    pub async fn symbols(&self) -> Result<Vec<FlatSymbol>, ToolError> {
+        symbols::document_symbols(&self.server, &self.uri).await
+    }
+
+    /// Symbols named `name` (see [`symbols::find_by_name`]); an error naming the file's
+    /// symbols when none matches.
+    pub async fn find_symbols(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+    ) -> Result<SymbolMatches, ToolError> {
+        let all = self.symbols().await?;
+        let found = symbols::find_by_name(&all, name, kind);
+        if found.symbols.is_empty() {
+            let kind = kind.filter(|k| symbols::kind_from_name(k).is_some());
+            return Err(symbols::not_found(name, kind, &self.file.client, &all));
+        }
+        Ok(found)
+    }
+}

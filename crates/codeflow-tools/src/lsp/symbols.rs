@@ -1,0 +1,253 @@
+//! Symbols by name: the file's `documentSymbol` tree flattened, exact name matches before
+//! substring matches, an optional kind filter (a lowercase LSP kind name; an unknown one
+//! gives a warning and searches every kind). The position of a symbol is its
+//! `selectionRange.start` (the name, not the start of its body).
+
+use codeflow_lsp_pool::ServerHandle;
+use codeflow_lsp_pool::lsp_types::request::DocumentSymbolRequest;
+use codeflow_lsp_pool::lsp_types::{
+    DocumentSymbol, DocumentSymbolParams, DocumentSymbolResponse, Range, SymbolKind,
+    TextDocumentIdentifier, Url,
+};
+
+use crate::error::ToolError;
+
+/// One symbol of a file, out of its tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatSymbol {
+    pub name: String,
+    pub kind: SymbolKind,
+    pub detail: Option<String>,
+    /// The enclosing symbols' names, outermost first.
+    pub container: Vec<String>,
+    /// The whole symbol (body included).
+    pub range: Range,
+    /// The name; its start is the position tools ask about.
+    pub selection_range: Range,
+}
+
+/// What a name lookup found.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolMatches {
+    pub symbols: Vec<FlatSymbol>,
+    /// True when no name matched exactly and these are substring matches.
+    pub substring: bool,
+    /// Things the caller should tell the model (an unknown kind).
+    pub warnings: Vec<String>,
+}
+
+/// Every LSP symbol kind by its lowercase name.
+const KINDS: &[(&str, SymbolKind)] = &[
+    ("file", SymbolKind::FILE),
+    ("module", SymbolKind::MODULE),
+    ("namespace", SymbolKind::NAMESPACE),
+    ("package", SymbolKind::PACKAGE),
+    ("class", SymbolKind::CLASS),
+    ("method", SymbolKind::METHOD),
+    ("property", SymbolKind::PROPERTY),
+    ("field", SymbolKind::FIELD),
+    ("constructor", SymbolKind::CONSTRUCTOR),
+    ("enum", SymbolKind::ENUM),
+    ("interface", SymbolKind::INTERFACE),
+    ("function", SymbolKind::FUNCTION),
+    ("variable", SymbolKind::VARIABLE),
+    ("constant", SymbolKind::CONSTANT),
+    ("string", SymbolKind::STRING),
+    ("number", SymbolKind::NUMBER),
+    ("boolean", SymbolKind::BOOLEAN),
+    ("array", SymbolKind::ARRAY),
+    ("object", SymbolKind::OBJECT),
+    ("key", SymbolKind::KEY),
+    ("null", SymbolKind::NULL),
+    ("enum_member", SymbolKind::ENUM_MEMBER),
+    ("struct", SymbolKind::STRUCT),
+    ("event", SymbolKind::EVENT),
+    ("operator", SymbolKind::OPERATOR),
+    ("type_parameter", SymbolKind::TYPE_PARAMETER),
+];
+
+/// The lowercase name of a kind (`function`, `enum_member`, …).
+pub fn kind_name(kind: SymbolKind) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("unknown", |(n, _)| n)
+}
+
+/// The kind named `name` (case-insensitive; `enummember` and `enum-member` also work).
+pub fn kind_from_name(name: &str) -> Option<SymbolKind> {
+    let wanted: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    KINDS
+        .iter()
+        .find(|(n, _)| n.replace('_', "") == wanted)
+        .map(|(_, k)| *k)
+}
+
+/// The names accepted for `symbol_kind`, for schemas and messages.
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|(n, _)| *n).collect()
+}
+
+/// The tree (or flat list) flattened, parents before children.
+pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
+    fn walk(symbol: DocumentSymbol, container: &mut Vec<String>, out: &mut Vec<FlatSymbol>) {
+        out.push(FlatSymbol {
+            name: symbol.name.clone(),
+            kind: symbol.kind,
+            detail: symbol.detail.clone().filter(|d| !d.is_empty()),
+            container: container.clone(),
+            range: symbol.range,
+            selection_range: symbol.selection_range,
+        });
+        container.push(symbol.name);
+        for child in symbol.children.into_iter().flatten() {
+            walk(child, container, out);
+        }
+        container.pop();
+    }
+    let mut out = Vec::new();
+    match response {
+        None => {}
+        Some(DocumentSymbolResponse::Nested(symbols)) => {
+            for s in symbols {
+                walk(s, &mut Vec::new(), &mut out);
+            }
+        }
+        Some(DocumentSymbolResponse::Flat(symbols)) => {
+            for s in symbols {
+                out.push(FlatSymbol {
+                    name: s.name,
+                    kind: s.kind,
+                    detail: None,
+                    container: s.container_name.into_iter().collect(),
+                    range: s.location.range,
+                    selection_range: s.location.range,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Asks `server` for the document's symbols, flattened.
+pub async fn document_symbols(
+    server: &ServerHandle,
+    uri: &Url,
+) -> Result<Vec<FlatSymbol>, ToolError> {
+    let response = server
+        .request::<DocumentSymbolRequest>(DocumentSymbolParams {
+            text_document: TextDocumentIdentifier::new(uri.clone()),
+            work_done_progress_params: Default::default(),
+            partial_result_params: Default::default(),
+        })
+        .await
+        .map_err(ToolError::from_lsp)?;
+    Ok(flatten(response))
+}
+
+/// Symbols named `name`: exact matches if any, else those whose name contains `name`; of
+/// kind `kind` when given and known.
+pub fn find_by_name(symbols: &[FlatSymbol], name: &str, kind: Option<&str>) -> SymbolMatches {
+    let mut warnings = Vec::new();
+    let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => match kind_from_name(k) {
+            Some(kind) => Some(kind),
+            None => {
+                warnings.push(format!(
+                    "unknown symbol_kind `{k}`; searched all kinds (known: {})",
+                    kind_names().join(", ")
+                ));
+                None
+            }
+        },
+    };
+    let of_kind = |s: &&FlatSymbol| kind.is_none_or(|k| s.kind == k);
+    let exact: Vec<FlatSymbol> = symbols
+        .iter()
+        .filter(of_kind)
+        .filter(|s| s.name == name)
+        .cloned()
+        .collect();
+    if !exact.is_empty() {
+        return SymbolMatches {
+            symbols: exact,
+            substring: false,
+            warnings,
+        };
+    }
+    let lower = name.to_lowercase();
+    let partial = symbols
+        .iter()
+        .filter(of_kind)
+        .filter(|s| !name.is_empty() && s.name.to_lowercase().contains(&lower))
+        .cloned()
+        .collect();
+    SymbolMatches {
+        symbols: partial,
+        substring: true,
+        warnings,
+    }
+}
+
+/// The error for a name that matched nothing, listing what the file does have.
+pub fn not_found(name: &str, kind: Option<&str>, file: &str, symbols: &[FlatSymbol]) -> ToolError {
+    let mut names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let shown = names
+        .iter()
+        .take(30)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kind = kind.map(|k| format!(" of kind `{k}`")).unwrap_or_default();
+    ToolError::failed(format!("no symbol named `{name}`{kind} in {file}"))
+        .with_suggestion(if names.is_empty() {
+            "the language server reports no symbols in this file; check the path, or use search_workspace_symbols".to_owned()
+        } else {
+            format!("symbols in this file: {shown}")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codeflow_lsp_pool::lsp_types::Position;
+
+    fn sym(name: &str, kind: SymbolKind) -> FlatSymbol {
+        let r = Range::new(Position::new(0, 0), Position::new(0, 1));
+        FlatSymbol {
+            name: name.into(),
+            kind,
+            detail: None,
+            container: vec![],
+            range: r,
+            selection_range: r,
+        }
+    }
+
+    #[test]
+    fn exact_before_substring_and_kinds() {
+        let all = [
+            sym("add", SymbolKind::FUNCTION),
+            sym("add_all", SymbolKind::FUNCTION),
+            sym("Adder", SymbolKind::CLASS),
+        ];
+        let m = find_by_name(&all, "add", None);
+        assert_eq!(m.symbols.len(), 1);
+        assert!(!m.substring);
+        let m = find_by_name(&all, "add", Some("class"));
+        assert!(m.substring);
+        assert_eq!(m.symbols[0].name, "Adder");
+        let m = find_by_name(&all, "add", Some("gizmo"));
+        assert_eq!(m.symbols.len(), 1);
+        assert_eq!(m.warnings.len(), 1);
+        assert_eq!(kind_from_name("EnumMember"), Some(SymbolKind::ENUM_MEMBER));
+        assert_eq!(kind_name(SymbolKind::TYPE_PARAMETER), "type_parameter");
+    }
+}
