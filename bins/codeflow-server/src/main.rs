@@ -41,6 +41,7 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
@@ -100,7 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve on {addr}"))?;
         }
         _ => {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            let listener = listen(addr).with_context(|| {
                 format!("cannot listen on {addr} (is another server using the port? try --port)")
             })?;
             announce(&config, scheme);
@@ -120,6 +121,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     services.pool().shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Many relays reconnect at once after a restart: a deep accept backlog keeps the kernel from
+/// dropping their SYNs (each drop costs the client a 1 s retransmit).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn announce(config: &Config, scheme: &str) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use codeflow_transport::{ErrorObject, Inbound, Message, Outbound, close, codes};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::channels::Channel;
 use crate::handshake::{Handshake, Reconnect};
@@ -61,8 +62,22 @@ pub async fn serve_socket(
     else {
         return;
     };
+    // `instrument`, not `span.enter()`: an entered span held across `.await` leaks into
+    // whatever else runs on the thread, and log lines pile up every session's span.
     let span = tracing::info_span!("session", session = %session.id, project = %session.project);
-    let _enter = span.enter();
+    route_loop(registry, session, connection, outbound, inbound, limiter)
+        .instrument(span)
+        .await;
+}
+
+async fn route_loop(
+    registry: Arc<SessionRegistry>,
+    session: Arc<Session>,
+    connection: u64,
+    outbound: Outbound,
+    mut inbound: Inbound,
+    limiter: DefaultDirectRateLimiter,
+) {
     loop {
         let message = tokio::select! {
             m = inbound.recv() => m,
