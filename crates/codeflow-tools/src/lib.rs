@@ -8,6 +8,7 @@
 
 pub mod catalogue;
 pub mod client;
+pub mod client_log;
 pub mod context;
 pub mod error;
 pub mod lsp;

@@ -6,6 +6,11 @@
 //! [`Session::send_to_client`]. rmcp therefore never sees a socket, so a reconnect is invisible
 //! to it.
 
+// MCP logging (`logging/setLevel`, `notifications/message`) is part of the 2025-11-25 contract
+// clients use; rmcp marks it deprecated for the 2026 revision, which WebSocket sessions never
+// negotiate.
+#![allow(deprecated)]
+
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ContentBlock,
     Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
-    ServerConfig, ServerJsonRpcMessage, Tool as McpTool,
+    ServerConfig, ServerJsonRpcMessage, SetLevelRequestParams, Tool as McpTool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -23,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::catalogue::Catalogue;
+use crate::client_log::ClientLog;
 use crate::context::{ServerServices, ToolContext};
 use crate::error::ToolError;
 use crate::sync::SessionFiles;
@@ -76,7 +82,8 @@ fn describe(tool: &dyn crate::Tool) -> Option<McpTool> {
 impl SessionService for McpService {
     fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message> {
         let (tx, rx) = mpsc::channel::<Message>(INBOUND_CAPACITY);
-        let files = SessionFiles::start(session.clone(), self.services.clone());
+        let log = Arc::new(ClientLog::new(session.clone()));
+        let files = SessionFiles::start(session.clone(), self.services.clone(), log.clone());
         let handler = Handler {
             context: ToolContext {
                 session: session.clone(),
@@ -85,6 +92,7 @@ impl SessionService for McpService {
             },
             catalogue: self.catalogue.clone(),
             tools: self.tools.clone(),
+            log,
         };
         let errors_to = session.clone();
         let stream = tokio_stream_from(rx).filter_map(move |message| {
@@ -152,6 +160,7 @@ fn from_rmcp(message: &ServerJsonRpcMessage) -> Option<Message> {
 }
 
 struct Handler {
+    log: Arc<ClientLog>,
     context: ToolContext,
     catalogue: Arc<Catalogue>,
     tools: Arc<Vec<McpTool>>,
@@ -177,6 +186,20 @@ impl ServerHandler for Handler {
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(ProtocolVersion::known_up_to(&MAX_VERSION))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let level = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.log
+            .set_level(&level)
+            .map_err(|e| McpError::invalid_params(e, None))
     }
 
     async fn list_tools(

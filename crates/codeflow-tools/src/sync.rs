@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{OnceCell, mpsc, watch};
 
 use crate::client::{Rebase, SessionClient};
+use crate::client_log::ClientLog;
 use crate::context::ServerServices;
 use crate::error::ToolError;
 use crate::workspace::ProjectWorkspace;
@@ -36,6 +37,7 @@ enum QueuedEvent {
 /// The file side of one session.
 pub struct SessionFiles {
     session: Arc<Session>,
+    log: Arc<ClientLog>,
     services: Arc<ServerServices>,
     workspace: OnceCell<Arc<ProjectWorkspace>>,
     received: AtomicU64,
@@ -54,11 +56,16 @@ impl std::fmt::Debug for SessionFiles {
 
 impl SessionFiles {
     /// Starts the session's file task; it ends with the session.
-    pub fn start(session: Arc<Session>, services: Arc<ServerServices>) -> Arc<Self> {
+    pub fn start(
+        session: Arc<Session>,
+        services: Arc<ServerServices>,
+        log: Arc<ClientLog>,
+    ) -> Arc<Self> {
         let (events, rx) = mpsc::channel(EVENT_QUEUE);
         let (applied, _) = watch::channel(0);
         let files = Arc::new(Self {
             session,
+            log,
             services,
             workspace: OnceCell::new(),
             received: AtomicU64::new(0),
@@ -208,6 +215,16 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
+    files.log.log(
+        "info",
+        json!({
+            "event": "mirror synced",
+            "fetched": report.fetched.len(),
+            "removed": report.removed.len(),
+            "unchanged": report.unchanged,
+            "skipped": report.skipped.len(),
+        }),
+    );
     tracing::info!(
         session = %files.session.id,
         fetched = report.fetched.len(),
@@ -264,7 +281,7 @@ async fn file_changed(files: &SessionFiles, params: Option<Value>) -> Result<(),
 /// Brings running language servers up to date: open documents get the new text
 /// (`didChange`), everything else a `didChangeWatchedFiles`. Servers that are not running will
 /// read the mirror when they start.
-async fn tell_language_servers(
+pub(crate) async fn tell_language_servers(
     workspace: &ProjectWorkspace,
     changes: &[(MirrorPath, FileChangeType)],
 ) {
