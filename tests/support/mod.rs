@@ -168,13 +168,31 @@ pub struct Relay {
     stdin: Arc<Mutex<ChildStdin>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
     pub notifications: mpsc::UnboundedReceiver<Value>,
+    /// Responses whose id no call was waiting for (a second answer to the same call lands
+    /// here).
+    pub strays: Arc<std::sync::Mutex<Vec<Value>>>,
     next_id: AtomicU64,
 }
 
 impl Relay {
     /// Starts a relay for `project` rooted at `root`.
     pub fn spawn(server_url: &str, project: &str, root: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(binary("codeflow-client"))
+        Self::spawn_with_env(server_url, project, root, extra, &[])
+    }
+
+    /// Starts a relay with extra environment variables.
+    pub fn spawn_with_env(
+        server_url: &str,
+        project: &str,
+        root: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new(binary("codeflow-client"));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .arg("--server")
             .arg(server_url)
             .arg("--project")
@@ -196,6 +214,8 @@ impl Relay {
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
         let (notify_tx, notifications) = mpsc::unbounded_channel();
         let routes = waiting.clone();
+        let strays: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+        let strays_in = strays.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -208,6 +228,8 @@ impl Relay {
                     Some(k) if is_response => {
                         if let Some(tx) = routes.lock().await.remove(&k) {
                             let _ = tx.send(value);
+                        } else {
+                            strays_in.lock().unwrap().push(value);
                         }
                     }
                     _ => {
@@ -221,6 +243,7 @@ impl Relay {
             stdin,
             waiting,
             notifications,
+            strays,
             next_id: AtomicU64::new(1),
         }
     }
@@ -415,6 +438,23 @@ impl Ws {
         result
     }
 
+    /// Reads the raw bytes left on the socket until the server closes it, without answering
+    /// anything (no pongs), and returns the close code of the last close frame among them, if
+    /// any. For peers that were cut off while not reading.
+    pub async fn raw_close_code(mut self) -> Option<u16> {
+        let stream = match self.socket.get_mut() {
+            tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
+            _ => return None,
+        };
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw)).await;
+        // Server frames are unmasked: 0x88, a 7-bit length, then the 2-byte code.
+        raw.windows(4)
+            .rev()
+            .find(|w| w[0] == 0x88 && w[1] >= 2 && w[1] < 126)
+            .map(|w| u16::from_be_bytes([w[2], w[3]]))
+    }
+
     /// Waits for the close and returns its code.
     pub async fn closed(&mut self) -> Option<u16> {
         loop {
@@ -452,4 +492,176 @@ pub fn token(secret: &str, projects: Value, exp_offset_secs: i64) -> String {
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()
+}
+
+/// A loopback TCP proxy a test can break: sever every connection, swallow traffic
+/// (`blackhole`), refuse new connections, or point at another port (a restarted server).
+/// It stops when dropped.
+pub struct TcpProxy {
+    pub port: u16,
+    control: Arc<ProxyControl>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct ProxyControl {
+    target: std::sync::atomic::AtomicU16,
+    blackhole: std::sync::atomic::AtomicBool,
+    refuse: std::sync::atomic::AtomicBool,
+    sever: tokio::sync::watch::Sender<u64>,
+    accepted: AtomicU64,
+}
+
+impl TcpProxy {
+    /// Starts a proxy on a free loopback port that forwards to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (sever, _) = tokio::sync::watch::channel(0u64);
+        let control = Arc::new(ProxyControl {
+            target: target.into(),
+            blackhole: false.into(),
+            refuse: false.into(),
+            sever,
+            accepted: AtomicU64::new(0),
+        });
+        let c = control.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if c.refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                c.accepted.fetch_add(1, Ordering::SeqCst);
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let target = c.target.load(Ordering::SeqCst);
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let mut severed = c.sever.subscribe();
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::select! {
+                        _ = pump(cr, sw, c.clone()) => {}
+                        _ = pump(sr, cw, c.clone()) => {}
+                        _ = severed.changed() => {}
+                    }
+                    // Dropping both halves closes both sockets.
+                });
+            }
+        });
+        Self {
+            port,
+            control,
+            accept,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Closes every connection through the proxy at once.
+    pub fn sever(&self) {
+        self.control.sever.send_modify(|n| *n += 1);
+    }
+
+    /// While on, bytes in both directions are read and thrown away: each side believes it
+    /// sent them.
+    pub fn blackhole(&self, on: bool) {
+        self.control.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, new connections are closed as soon as they are accepted.
+    pub fn refuse(&self, on: bool) {
+        self.control.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Sends new connections to another port.
+    pub fn retarget(&self, port: u16) {
+        self.control.target.store(port, Ordering::SeqCst);
+    }
+
+    /// Connections accepted and forwarded so far.
+    pub fn accepted(&self) -> u64 {
+        self.control.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.sever();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    control: Arc<ProxyControl>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if control.blackhole.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Samples of `/metrics`: `name{labels}` → value.
+pub async fn metrics(port: u16) -> HashMap<String, f64> {
+    let (_, body) = http_get(port, "/metrics").await.unwrap();
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `/healthz` as JSON.
+pub async fn health(port: u16) -> Value {
+    let (_, body) = http_get(port, "/healthz").await.unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// p-th percentile (0–100) of durations, in milliseconds.
+pub fn percentile_ms(samples: &mut [Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_unstable();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = (((samples.len() - 1) as f64) * p / 100.0).round() as usize;
+    samples[i].as_secs_f64() * 1000.0
 }

@@ -37,6 +37,14 @@ pub struct Target {
     /// Token (JWT) for the server.
     #[arg(long, global = true, env = "CODEFLOW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Seconds a call waits for an unreachable server before it fails with an error.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 30,
+        env = "CODEFLOW_OFFLINE_WAIT_SECS"
+    )]
+    pub offline_wait_secs: u64,
     /// Log filter for stderr, e.g. info or debug.
     #[arg(long, global = true, default_value = "warn", env = "CODEFLOW_LOG")]
     pub log_level: String,
@@ -49,6 +57,8 @@ pub struct Resolved {
     pub project: String,
     pub root: PathBuf,
     pub token: Option<String>,
+    /// How long a call waits for an unreachable server.
+    pub offline_wait: std::time::Duration,
 }
 
 impl Target {
@@ -80,6 +90,7 @@ impl Target {
             project,
             root,
             token: self.token.clone().filter(|t| !t.is_empty()),
+            offline_wait: std::time::Duration::from_secs(self.offline_wait_secs.max(1)),
         })
     }
 }

@@ -14,9 +14,6 @@ use crate::files::LocalFiles;
 use crate::stdio::{self, FromAgent};
 use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
 
-/// How long a call waits for the server to come back before it fails. The agent always gets an
-/// answer; it never hangs on a dead link.
-pub const OFFLINE_WAIT: Duration = Duration::from_secs(30);
 /// Most agent messages held while the server is unreachable.
 const OFFLINE_QUEUE: usize = 1024;
 
@@ -27,8 +24,13 @@ struct Relay {
     to_agent: mpsc::Sender<Message>,
     upstream: Option<(Outbound, Inbound)>,
     reconnecting: Option<tokio::task::JoinHandle<Established>>,
-    /// Agent requests sent upstream and not yet answered: id → method.
-    in_flight: HashMap<Value, String>,
+    /// Agent requests sent upstream and not yet answered, kept whole so they can be sent again
+    /// after a resume (the server answers a re-send from its memory, never runs it twice).
+    in_flight: HashMap<Value, InFlight>,
+    /// Numbers requests in sending order, so re-sends keep the agent's order.
+    sent_count: u64,
+    /// Since when the server has been unreachable.
+    disconnected_since: Option<Instant>,
     /// Agent messages waiting for a connection, with when they arrived.
     waiting: VecDeque<(Instant, Message)>,
     initialize_id: Option<Value>,
@@ -38,6 +40,13 @@ struct Relay {
     /// The server has been sent a manifest for the current session: file changes flow.
     live: bool,
     syncs: u64,
+}
+
+/// An agent request sent upstream and not answered yet.
+struct InFlight {
+    method: String,
+    message: Message,
+    order: u64,
 }
 
 /// Prefix of ids the relay uses for its own requests; their answers stay in the relay.
@@ -55,6 +64,8 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         upstream: None,
         reconnecting: None,
         in_flight: HashMap::new(),
+        sent_count: 0,
+        disconnected_since: Some(Instant::now()),
         waiting: VecDeque::new(),
         initialize_id: None,
         initialized: false,
@@ -68,11 +79,11 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             m = from_agent.recv() => match m {
-                Some(FromAgent::Message(m)) => relay.from_agent(m).await,
+                Some(FromAgent::Message(m)) => relay.on_agent_message(m).await,
                 Some(FromAgent::Eof) | None => break,
             },
             m = next_upstream(&mut relay.upstream) => match m {
-                Some(m) => relay.from_server(m).await,
+                Some(m) => relay.on_server_message(m).await,
                 None => relay.lost_connection(),
             },
             established = join_reconnect(&mut relay.reconnecting) => relay.connected(established).await,
@@ -90,7 +101,10 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     }
     drop(relay);
     // Let queued replies reach the agent and the close frame reach the server.
-    let _ = tokio::time::timeout(Duration::from_secs(2), stdout_task).await;
+    if let Some(thread) = stdout_task {
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
+    }
     Ok(())
 }
 
@@ -140,7 +154,8 @@ impl Relay {
         tracing::info!(?kind, "connected to {}", self.target.server);
         if kind == Reestablished::Fresh {
             // The old session is gone with whatever it was doing; its calls cannot be answered.
-            for (id, method) in self.in_flight.drain() {
+            // (Running them again on the new session could run a write twice.)
+            for (id, InFlight { method, .. }) in self.in_flight.drain() {
                 let error = ErrorObject::new(
                     codes::UNREACHABLE,
                     format!(
@@ -157,11 +172,45 @@ impl Relay {
             self.live = false;
             self.start_sync(false).await;
         }
+        self.disconnected_since = None;
+        // Answers the server kept while we were away come first.
         for m in early {
-            self.from_server(m).await;
+            self.on_server_message(m).await;
+        }
+        if kind == Reestablished::Resumed {
+            self.resend_in_flight().await;
         }
         while let Some((_, m)) = self.waiting.pop_front() {
             self.send_upstream(m).await;
+        }
+    }
+
+    /// After a resume: sends every request still unanswered again, in the order first sent.
+    /// Their answers may have died with the old socket; the server answers each re-send from
+    /// its memory (or once the original finishes), so nothing runs twice and answers that
+    /// arrive twice are dropped in [`Self::on_server_message`].
+    async fn resend_in_flight(&mut self) {
+        let mut again: Vec<(u64, Message)> = self
+            .in_flight
+            .values()
+            .map(|f| (f.order, f.message.clone()))
+            .collect();
+        if again.is_empty() {
+            return;
+        }
+        again.sort_by_key(|(order, _)| *order);
+        tracing::info!(
+            "re-sending {} unanswered request(s) after the resume",
+            again.len()
+        );
+        let Some(outbound) = self.upstream.as_ref().map(|(o, _)| o.clone()) else {
+            return;
+        };
+        for (_, message) in again {
+            if outbound.send_wait(&message).await.is_err() {
+                // The new socket died too: they go again after the next resume.
+                return;
+            }
         }
     }
 
@@ -220,6 +269,7 @@ impl Relay {
             self.target.server
         );
         self.upstream = None;
+        self.disconnected_since = Some(Instant::now());
         // An unanswered `initialize` died with the socket: send it again on the next one.
         if let Some(id) = self.initialize_id.clone()
             && self.in_flight.remove(&id).is_some()
@@ -232,20 +282,45 @@ impl Relay {
     }
 
     async fn expire_waiting(&mut self) {
+        let wait = self.target.offline_wait;
         while let Some((since, _)) = self.waiting.front() {
-            if since.elapsed() < OFFLINE_WAIT {
+            if since.elapsed() < wait {
                 break;
             }
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.to_agent(unreachable(id, &method, &self.target.server))
+                self.to_agent(unreachable(id, &method, &self.target.server, wait))
                     .await;
+            }
+        }
+        // Calls sent before the link died wait as long for a resume; then their outcome is
+        // unknown, and the agent is told so instead of waiting forever.
+        if self
+            .disconnected_since
+            .is_some_and(|since| since.elapsed() >= wait)
+            && !self.in_flight.is_empty()
+        {
+            let mut lost: Vec<(Value, InFlight)> = self.in_flight.drain().collect();
+            lost.sort_by_key(|(_, f)| f.order);
+            for (id, f) in lost {
+                let error = ErrorObject::new(
+                    codes::UNREACHABLE,
+                    format!(
+                        "server unreachable, retrying: the connection was lost while `{}` was running and has not come back within {} s; the call may or may not have completed",
+                        f.method,
+                        wait.as_secs()
+                    ),
+                )
+                .with_suggestion(
+                    "check that codeflow-server is running (codeflow-client check); check the call's effect before retrying it",
+                );
+                self.to_agent(Message::error(id, error)).await;
             }
         }
     }
 
-    async fn from_agent(&mut self, message: Message) {
+    async fn on_agent_message(&mut self, message: Message) {
         match &message {
             Message::Request { id, method, params } => {
                 let id = id.clone();
@@ -313,7 +388,8 @@ impl Relay {
         } else if self.waiting.len() < OFFLINE_QUEUE {
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
-            self.to_agent(unreachable(id, &method, &self.target.server))
+            let wait = self.target.offline_wait;
+            self.to_agent(unreachable(id, &method, &self.target.server, wait))
                 .await;
         }
     }
@@ -324,7 +400,15 @@ impl Relay {
             return;
         };
         if let Message::Request { id, method, .. } = &message {
-            self.in_flight.insert(id.clone(), method.clone());
+            self.sent_count += 1;
+            self.in_flight.insert(
+                id.clone(),
+                InFlight {
+                    method: method.clone(),
+                    message: message.clone(),
+                    order: self.sent_count,
+                },
+            );
         }
         if outbound.send_wait(&message).await.is_err() {
             // The socket died under us; the message goes out after the reconnect.
@@ -335,7 +419,7 @@ impl Relay {
         }
     }
 
-    async fn from_server(&mut self, message: Message) {
+    async fn on_server_message(&mut self, message: Message) {
         match message {
             Message::Request { id, method, params } if method.starts_with("client/") => {
                 if let Some((outbound, _)) = &self.upstream {
@@ -348,8 +432,15 @@ impl Relay {
             Message::Error { ref id, ref error } if is_own(id) => {
                 tracing::warn!("sync failed: {error}");
             }
+            // A second answer to the same request (a re-send crossed the original answer):
+            // the agent already has it.
+            Message::Response { ref id, .. } | Message::Error { ref id, .. }
+                if !self.in_flight.contains_key(id) =>
+            {
+                tracing::debug!(%id, "dropping a repeated answer");
+            }
             Message::Response { ref id, ref result } => {
-                let method = self.in_flight.remove(id);
+                let method = self.in_flight.remove(id).map(|f| f.method);
                 let initialized_now = self.initialize_id.as_ref() == Some(id);
                 if initialized_now {
                     self.initialize_id = None;
@@ -384,14 +475,14 @@ fn is_own(id: &Value) -> bool {
     id.as_str().is_some_and(|s| s.starts_with(OWN_ID_PREFIX))
 }
 
-fn unreachable(id: Value, method: &str, server: &str) -> Message {
+fn unreachable(id: Value, method: &str, server: &str, wait: Duration) -> Message {
     Message::error(
         id,
         ErrorObject::new(
             codes::UNREACHABLE,
             format!(
                 "server unreachable, retrying: `{method}` could not reach {server} within {} s",
-                OFFLINE_WAIT.as_secs()
+                wait.as_secs()
             ),
         )
         .with_suggestion(

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codeflow_session::{
-    AuthConfig, Authenticator, ConnectionCap, RateLimit, RegistryConfig, SessionRegistry,
+    AuthConfig, Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig,
+    SessionRegistry,
 };
 use codeflow_tools::{Catalogue, McpService, ServerServices, WorkspaceConfig, Workspaces};
 use codeflow_transport::ConnectionConfig;
@@ -44,18 +45,29 @@ impl App {
             pool,
         );
         let services = Arc::new(ServerServices::new(workspaces));
-        let service = Arc::new(McpService::new(Catalogue::standard(), services.clone()));
+        let mut catalogue = Catalogue::standard();
+        if config.test_tools {
+            tracing::warn!(
+                "CODEFLOW_TEST_TOOLS is on: test tools and client publishing are enabled"
+            );
+            catalogue.add_test_tools();
+        }
+        let service = Arc::new(McpService::new(catalogue, services.clone()));
         let auth = Authenticator::new(AuthConfig {
             jwt_secret: config.jwt_secret.clone(),
             require_auth: config.require_auth,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
         });
-        let registry = SessionRegistry::new(
+        let registry = SessionRegistry::with_channels(
             RegistryConfig {
                 resume_grace: Duration::from_secs(config.resume_grace_secs),
                 initialize_timeout: Duration::from_secs(config.initialize_timeout_secs.max(1)),
                 max_sessions: config.max_sessions,
+            },
+            ChannelConfig {
+                history: config.channel_history.max(1),
+                client_publish: config.test_tools,
             },
             auth,
             service,

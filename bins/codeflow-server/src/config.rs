@@ -124,6 +124,11 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Most sessions held at once (attached or awaiting resume).
     pub max_sessions: usize,
+    /// Publications kept per channel for clients that resubscribe with `since`.
+    pub channel_history: usize,
+    /// Test-only tools and client publishing on channels (`CODEFLOW_TEST_TOOLS=true`); for
+    /// end-to-end tests and benchmarks, never for production.
+    pub test_tools: bool,
     /// The language-server pool: timeouts and the server table (`[lsp.servers.<id>]`).
     pub lsp: codeflow_lsp_pool::PoolConfig,
     /// Projects the server sees through a shared volume instead of streaming them:
@@ -158,6 +163,8 @@ impl Default for Config {
             rate_limit_per_second: 100_000,
             rate_limit_burst: 20_000,
             max_sessions: 100_000,
+            channel_history: 1024,
+            test_tools: false,
             lsp: codeflow_lsp_pool::PoolConfig::default(),
             shared_projects: Default::default(),
             sync_concurrency: 32,

@@ -188,6 +188,9 @@ impl Session {
             match outbound.send_text(text) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
+                    if e == codeflow_transport::SendError::SlowReader {
+                        crate::metrics::error_sent("slow_reader");
+                    }
                     // The message is lost with the socket; a re-send after the resume is
                     // answered from the request memory.
                     tracing::info!(session = %self.id, error = %e, "socket unusable; holding messages until the client resumes");
@@ -331,6 +334,9 @@ impl Session {
         }
         let next = (publication.offset == sub.delivered + 1).then(|| publication.clone());
         if let Err(e) = catch_up(&outbound, sub, next, Some(publication.offset)) {
+            if e == codeflow_transport::SendError::SlowReader {
+                crate::metrics::error_sent("slow_reader");
+            }
             tracing::info!(session = %self.id, error = %e, "socket unusable while delivering events; they wait for the resume");
             state.attached = None;
             state.detached_since = Some(Instant::now());

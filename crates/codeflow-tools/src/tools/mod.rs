@@ -2,3 +2,4 @@
 
 pub mod health_check;
 pub mod restart_server;
+pub mod test_counter;

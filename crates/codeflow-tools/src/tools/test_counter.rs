@@ -1,0 +1,101 @@
+//! `test_counter`: a test-only "write" tool that counts how often it runs, per session and key.
+//!
+//! The server offers it only with `CODEFLOW_TEST_TOOLS=true` (end-to-end fault tests and
+//! benchmarks). A fault test calls it with a delay so calls are in flight when it cuts the
+//! connection, then reads the counts back with `peek` to prove that no call ran twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::error::{ToolError, parse_args};
+
+/// Longest delay a call may ask for.
+const MAX_DELAY_MS: u64 = 60_000;
+
+/// Counts executions per (session, key). Memory grows with the keys tests use; it is never
+/// enabled in production.
+#[derive(Debug, Default)]
+pub struct TestCounter {
+    counts: Arc<Mutex<HashMap<(String, String), u64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    key: String,
+    #[serde(default)]
+    delay_ms: u64,
+    /// Read the count without running (not counted).
+    #[serde(default)]
+    peek: bool,
+}
+
+impl Tool for TestCounter {
+    fn name(&self) -> &'static str {
+        "test_counter"
+    }
+
+    fn description(&self) -> &'static str {
+        "Test only: counts its executions per session and key (a stand-in for a write tool), after an optional delay; `peek` reads the count without running."
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "key": {"type": "string", "description": "What to count."},
+                "delay_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds to wait before answering."},
+                "peek": {"type": "boolean", "description": "Only read the count."}
+            },
+            "required": ["key"],
+            "additionalProperties": false
+        })
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "key": {"type": "string"},
+                "executions": {"type": "integer", "description": "Executions of this key in this session, this one included."}
+            },
+            "required": ["key", "executions"]
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(args)?;
+            let slot = (ctx.session.id.clone(), args.key.clone());
+            let executions = {
+                let mut counts = self.counts.lock();
+                let n = counts.entry(slot).or_default();
+                if !args.peek {
+                    *n += 1;
+                }
+                *n
+            };
+            if !args.peek {
+                tokio::time::sleep(Duration::from_millis(args.delay_ms.min(MAX_DELAY_MS))).await;
+            }
+            Ok(ToolOutput {
+                text: format!("{}: {executions} execution(s)", args.key),
+                structured: json!({"key": args.key, "executions": executions}),
+            })
+        }
+        .boxed()
+    }
+}
