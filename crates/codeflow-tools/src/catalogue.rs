@@ -51,34 +51,6 @@ impl Catalogue {
         let mut catalogue = Self::default();
         catalogue.add(crate::tools::health_check::HealthCheck);
         catalogue.add(crate::tools::restart_server::RestartServer);
-        catalogue.add(crate::tools::analyze_imports::AnalyzeImports);
-        catalogue.add(crate::tools::find_dead_code::FindDeadCode);
-        catalogue.add(crate::tools::search_workspace_symbols::SearchWorkspaceSymbols);
-        catalogue.add(crate::tools::get_document_symbols::GetDocumentSymbols);
-        catalogue.add(crate::tools::get_diagnostics::GetDiagnostics);
-        catalogue.add(crate::tools::get_code_actions::GetCodeActions);
-        catalogue.add(crate::tools::prepare_call_hierarchy::PrepareCallHierarchy);
-        catalogue.add(crate::tools::get_call_hierarchy_incoming_calls::GetCallHierarchyIncomingCalls);
-        catalogue.add(crate::tools::get_call_hierarchy_outgoing_calls::GetCallHierarchyOutgoingCalls);
-        catalogue.add(crate::tools::find_definition::FindDefinition);
-        catalogue.add(crate::tools::find_references::FindReferences);
-        catalogue.add(crate::tools::get_hover::GetHover);
-        catalogue.add(crate::tools::get_completions::GetCompletions);
-        catalogue.add(crate::tools::get_signature_help::GetSignatureHelp);
-        catalogue.add(crate::tools::find_implementation::FindImplementation);
-        catalogue.add(crate::tools::find_type_definition::FindTypeDefinition);
-        catalogue.add(crate::tools::rename_symbol::RenameSymbol);
-        catalogue.add(crate::tools::rename_symbol_strict::RenameSymbolStrict);
-        catalogue.add(crate::tools::format_document::FormatDocument);
-        catalogue.add(crate::tools::apply_workspace_edit::ApplyWorkspaceEdit);
-        catalogue.add(crate::tools::create_file::CreateFile);
-        catalogue.add(crate::tools::delete_file::DeleteFile);
-        catalogue.add(crate::tools::rename_file::RenameFile);
-        catalogue.add(crate::tools::rename_directory::RenameDirectory);
-        catalogue.add(crate::tools::fix_imports::FixImports);
-        // Last: a batch runs the tools registered before it.
-        let tools = catalogue.clone();
-        catalogue.add(crate::tools::batch_execute::BatchExecute::over(tools));
         catalogue
     }
 
