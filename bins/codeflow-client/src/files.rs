@@ -67,26 +67,14 @@ impl LocalFiles {
         }
     }
 
-    /// Makes every change on disk up to now reach `changes` (read-your-writes before a tool
-    /// call), handing each to `send` as it comes so the queue never fills while we wait.
-    pub async fn flush(&mut self, mut send: impl FnMut(FileChanged)) {
-        let flush = self.watcher.flush();
-        tokio::pin!(flush);
-        loop {
-            tokio::select! {
-                biased;
-                Some(change) = self.changes.recv() => send(change),
-                r = &mut flush => {
-                    if let Err(e) = r {
-                        tracing::warn!("watcher flush failed: {e}");
-                    }
-                    break;
-                }
-            }
-        }
-        while let Ok(change) = self.changes.try_recv() {
-            send(change);
-        }
+    /// Requests a flush: once the returned future completes, every change on disk up to the
+    /// moment of this call has been put into `changes`. The caller keeps draining `changes`
+    /// meanwhile (the queue must not fill up while it waits).
+    pub fn start_flush(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), codeflow_file_stream::FileError>> + Send + 'static
+    {
+        self.watcher.start_flush()
     }
 
     /// Serves one `client/*` request and answers upstream.

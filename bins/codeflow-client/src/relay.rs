@@ -40,6 +40,12 @@ struct Relay {
     /// The server has been sent a manifest for the current session: file changes flow.
     live: bool,
     syncs: u64,
+    /// Read-your-writes without stalling the loop: agent messages held until a watcher flush
+    /// that started after they arrived has completed, in arrival order.
+    held: VecDeque<(u64, Message)>,
+    flushes_started: u64,
+    flushes_done: u64,
+    flushing: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// An agent request sent upstream and not answered yet.
@@ -73,6 +79,10 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         files,
         live: false,
         syncs: 0,
+        held: VecDeque::new(),
+        flushes_started: 0,
+        flushes_done: 0,
+        flushing: None,
     };
     relay.start_connecting();
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
@@ -90,6 +100,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
             Some(change) = relay.files.changes.recv(), if relay.live && relay.upstream.is_some() => {
                 relay.send_change(change);
             }
+            () = flush_done(&mut relay.flushing) => relay.flush_completed().await,
             _ = ticker.tick() => relay.expire_waiting().await,
         }
     }
@@ -106,6 +117,15 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
     }
     Ok(())
+}
+
+async fn flush_done(
+    flushing: &mut Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+) {
+    match flushing.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_upstream(upstream: &mut Option<(Outbound, Inbound)>) -> Option<Message> {
@@ -246,21 +266,48 @@ impl Relay {
         }
     }
 
-    /// Read-your-writes: every change on disk up to now goes out before the next message.
-    async fn flush_changes(&mut self) {
-        if !self.live {
-            return;
-        }
-        let Some(outbound) = self.upstream.as_ref().map(|(o, _)| o.clone()) else {
-            return;
+    /// Holds `message` until a watcher flush that starts now (or after the flush already
+    /// running) completes, so every change on disk before the message reaches the server first.
+    /// Pipelined calls share flushes; the loop keeps serving meanwhile.
+    fn hold_for_flush(&mut self, message: Message) {
+        let needed = if self.flushing.is_some() {
+            // The running flush may have started before this message's writes.
+            self.flushes_started + 1
+        } else {
+            self.start_flush();
+            self.flushes_started
         };
-        self.files
-            .flush(|change| {
-                if let Ok(params) = serde_json::to_value(&change) {
-                    let _ = outbound.send(&Message::notification("server/fileChanged", params));
-                }
-            })
-            .await;
+        self.held.push_back((needed, message));
+    }
+
+    fn start_flush(&mut self) {
+        self.flushes_started += 1;
+        let flush = self.files.start_flush();
+        self.flushing = Some(Box::pin(async move {
+            if let Err(e) = flush.await {
+                tracing::warn!("watcher flush failed: {e}");
+            }
+        }));
+    }
+
+    async fn flush_completed(&mut self) {
+        self.flushing = None;
+        self.flushes_done = self.flushes_started;
+        // The flush put its changes in the queue before completing: send them first.
+        while let Ok(change) = self.files.changes.try_recv() {
+            self.send_change(change);
+        }
+        while let Some((needed, _)) = self.held.front() {
+            if *needed > self.flushes_done {
+                break;
+            }
+            if let Some((_, message)) = self.held.pop_front() {
+                self.send_or_wait(message).await;
+            }
+        }
+        if !self.held.is_empty() {
+            self.start_flush();
+        }
     }
 
     fn lost_connection(&mut self) {
@@ -360,9 +407,13 @@ impl Relay {
                         .with_suggestion("send initialize first");
                         self.to_agent(Message::error(id, error)).await;
                     }
-                    "tools/call" => {
-                        self.flush_changes().await;
-                        self.send_or_wait(message).await;
+                    "tools/call" if self.live && self.upstream.is_some() => {
+                        self.hold_for_flush(message);
+                    }
+                    _ if !self.held.is_empty() => {
+                        // Keep the agent's order behind held calls.
+                        let needed = self.held.back().map_or(0, |(n, _)| *n);
+                        self.held.push_back((needed, message));
                     }
                     _ => self.send_or_wait(message).await,
                 }
@@ -371,7 +422,12 @@ impl Relay {
                 if method == "notifications/initialized" {
                     self.initialized = true;
                 }
-                self.send_or_wait(message).await;
+                if self.held.is_empty() {
+                    self.send_or_wait(message).await;
+                } else {
+                    let needed = self.held.back().map_or(0, |(n, _)| *n);
+                    self.held.push_back((needed, message));
+                }
             }
             // Answers to the server's own requests (e.g. roots/list): only meaningful now.
             _ => {

@@ -190,11 +190,22 @@ impl Watcher {
 
     /// Returns once every change on disk before the call has been handed to the sink.
     pub async fn flush(&self) -> Result<(), FileError> {
+        self.start_flush().await
+    }
+
+    /// Like [`Watcher::flush`], but the flush is requested now and the returned future owns
+    /// nothing borrowed: callers can keep working (and draining the sink) while it completes,
+    /// and several callers can share one flush.
+    pub fn start_flush(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), FileError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.control.flushes.lock().push(tx);
         self.control.wake();
-        rx.await
-            .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
+        async move {
+            rx.await
+                .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
+        }
     }
 
     /// Stops the watcher and waits for its thread to end.
