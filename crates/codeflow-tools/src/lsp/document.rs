@@ -65,7 +65,11 @@ impl Document {
 
     /// The file's symbols, flattened.
     pub async fn symbols(&self) -> Result<Vec<FlatSymbol>, ToolError> {
-        symbols::document_symbols(&self.server, &self.uri).await
+        let mut found = symbols::document_symbols(&self.server, &self.uri).await?;
+        for symbol in &mut found {
+            symbols::refine_selection(&self.text, symbol);
+        }
+        Ok(found)
     }
 
     /// Symbols named `name` (see [`symbols::find_by_name`]); an error naming the file's

@@ -133,6 +133,55 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
     out
 }
 
+/// A flat `SymbolInformation` has only the whole symbol's range (pylsp's starts at `def`);
+/// point its selection at the name itself, the first whole-word occurrence in the range, so
+/// requests at `selectionRange.start` land on the name.
+pub fn refine_selection(text: &str, symbol: &mut FlatSymbol) {
+    if symbol.selection_range != symbol.range {
+        return;
+    }
+    let name = symbol
+        .name
+        .rsplit(['.', ':'])
+        .next()
+        .unwrap_or(&symbol.name);
+    if name.is_empty() {
+        return;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let first = symbol.range.start.line;
+    let last = symbol.range.end.line.max(first).min(first + 50);
+    for line0 in first..=last {
+        let Some(line) = crate::lsp::position::line_text(text, line0) else {
+            return;
+        };
+        let from_utf16 = if line0 == first {
+            symbol.range.start.character
+        } else {
+            0
+        };
+        let mut units = 0u32;
+        for (byte, c) in line.char_indices() {
+            if units >= from_utf16
+                && line[byte..].starts_with(name)
+                && !line[..byte].chars().next_back().is_some_and(is_word)
+                && !line[byte + name.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(is_word)
+            {
+                let width: u32 = name.chars().map(|c| c.len_utf16() as u32).sum();
+                symbol.selection_range = Range::new(
+                    codeflow_lsp_pool::lsp_types::Position::new(line0, units),
+                    codeflow_lsp_pool::lsp_types::Position::new(line0, units + width),
+                );
+                return;
+            }
+            units += c.len_utf16() as u32;
+        }
+    }
+}
+
 /// Asks `server` for the document's symbols, flattened.
 pub async fn document_symbols(
     server: &ServerHandle,
@@ -145,7 +194,7 @@ pub async fn document_symbols(
             partial_result_params: Default::default(),
         })
         .await
-        .map_err(ToolError::from_lsp)?;
+        .map_err(crate::lsp::lsp_error)?;
     Ok(flatten(response))
 }
 

@@ -1,0 +1,93 @@
+//! Argument pieces shared by the LSP tools: their JSON schemas (written for a model) and the
+//! last step of every tool, which scrubs the mirror out of the output.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::catalogue::ToolOutput;
+use crate::lsp::locations::{Locator, Place};
+
+/// `file_path` + 1-based `line` and `character`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PositionArgs {
+    pub file_path: String,
+    pub line: u32,
+    pub character: u32,
+}
+
+pub fn file_path_schema() -> Value {
+    json!({
+        "type": "string",
+        "description": "The file: an absolute path in your project, or a path relative to the project root."
+    })
+}
+
+pub fn line_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "description": "1-based line number."})
+}
+
+pub fn character_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "description": "1-based character (column) in the line, counted in characters; put it on the symbol's name."})
+}
+
+/// Properties `file_path`, `line`, `character`.
+pub fn position_properties() -> Map<String, Value> {
+    let mut props = Map::new();
+    props.insert("file_path".into(), file_path_schema());
+    props.insert("line".into(), line_schema());
+    props.insert("character".into(), character_schema());
+    props
+}
+
+/// `symbol_name` and `symbol_kind` as find_definition/find_references/rename take them.
+pub fn symbol_properties() -> Map<String, Value> {
+    let mut props = Map::new();
+    props.insert("file_path".into(), json!({
+        "type": "string",
+        "description": "A file that declares or uses the symbol: absolute, or relative to the project root."
+    }));
+    props.insert("symbol_name".into(), json!({
+        "type": "string",
+        "description": "The symbol's name as it appears in the file's outline (e.g. `scale`, `Circle`, `area`); exact matches win, else names containing it."
+    }));
+    props.insert("symbol_kind".into(), json!({
+        "type": "string",
+        "description": format!("Only symbols of this LSP kind, lowercase: {}. An unknown kind is ignored with a warning.", crate::lsp::symbols::kind_names().join(", "))
+    }));
+    props
+}
+
+/// An array of [`Place`]s.
+pub fn places_schema(description: &str) -> Value {
+    json!({"type": "array", "items": Place::schema(), "description": description})
+}
+
+/// An object schema from properties and required names.
+pub fn object(props: Map<String, Value>, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": false
+    })
+}
+
+/// The output with every mention of the mirror replaced by the client's root.
+pub fn finish(locator: &Locator, text: String, structured: Value) -> ToolOutput {
+    ToolOutput {
+        text: locator.scrub(&text),
+        structured: locator.scrub_value(structured),
+    }
+}
+
+/// Appends warnings (one per line, `Warning: …`) to a text.
+pub fn with_warnings(mut text: String, warnings: &[String]) -> String {
+    for w in warnings {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str("Warning: ");
+        text.push_str(w);
+    }
+    text
+}

@@ -1,0 +1,141 @@
+//! `find_references`: every use of a symbol named in a file.
+
+use codeflow_lsp_pool::lsp_types::request::References;
+use codeflow_lsp_pool::lsp_types::{ReferenceContext, ReferenceParams};
+use codeflow_session::Right;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::error::{ToolError, parse_args};
+use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::limit::max_results_schema;
+use crate::lsp::locations::dedup;
+use crate::lsp::{Document, Limited, Locator, kind_name, render_places};
+
+#[derive(Debug)]
+pub struct FindReferences;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    file_path: String,
+    symbol_name: String,
+    #[serde(default)]
+    symbol_kind: Option<String>,
+    #[serde(default = "yes")]
+    include_declaration: bool,
+    #[serde(default)]
+    max_results: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Tool for FindReferences {
+    fn name(&self) -> &'static str {
+        "find_references"
+    }
+
+    fn description(&self) -> &'static str {
+        "List every place a symbol is used across the project, given its name and a file that declares or uses it; use it before changing or removing the symbol."
+    }
+
+    fn input_schema(&self) -> Value {
+        let mut props = symbol_properties();
+        props.insert(
+            "include_declaration".into(),
+            json!({"type": "boolean", "default": true, "description": "Also list the declaration itself."}),
+        );
+        props.insert("max_results".into(), max_results_schema("references"));
+        object(props, &["file_path", "symbol_name"])
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "symbol_name": {"type": "string"},
+                "symbols": {"type": "array", "items": {"type": "object"}, "description": "The symbols of that name the references are for: name, kind, 1-based line and character."},
+                "references": places_schema("The references, by file and position."),
+                "total": {"type": "integer", "description": "References found before max_results was applied."},
+                "truncated": {"type": "boolean"},
+                "warnings": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings"]
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            ctx.require(Right::LspQuery)?;
+            let args: Args = parse_args(args)?;
+            let doc = Document::open(ctx, &args.file_path).await?;
+            let found = doc
+                .find_symbols(&args.symbol_name, args.symbol_kind.as_deref())
+                .await?;
+            let locator = Locator::new(ctx).await?;
+            let mut all = Vec::new();
+            let mut symbols = Vec::new();
+            for symbol in &found.symbols {
+                let at = symbol.selection_range.start;
+                let refs = doc
+                    .server
+                    .request::<References>(ReferenceParams {
+                        text_document_position: doc.at(at),
+                        context: ReferenceContext {
+                            include_declaration: args.include_declaration,
+                        },
+                        work_done_progress_params: Default::default(),
+                        partial_result_params: Default::default(),
+                    })
+                    .await
+                    .map_err(crate::lsp::lsp_error)?
+                    .unwrap_or_default();
+                all.extend(locator.locations(&refs).await);
+                let here = crate::lsp::from_lsp(crate::lsp::line_text(&doc.text, at.line), at);
+                symbols.push(json!({
+                    "name": symbol.name, "kind": kind_name(symbol.kind),
+                    "line": here.line, "character": here.character,
+                }));
+            }
+            let limited = Limited::new(dedup(all), args.max_results);
+            let mut text = if limited.items.is_empty() {
+                format!("No references to `{}` found.", args.symbol_name)
+            } else {
+                format!(
+                    "{} reference(s) to `{}`:\n{}",
+                    limited.total,
+                    args.symbol_name,
+                    render_places(&limited.items)
+                )
+            };
+            if let Some(n) = limited.notice("references") {
+                text.push('\n');
+                text.push_str(&n);
+            }
+            let text = with_warnings(text, &found.warnings);
+            Ok(finish(
+                &locator,
+                text,
+                json!({
+                    "symbol_name": args.symbol_name,
+                    "symbols": symbols,
+                    "references": limited.items,
+                    "total": limited.total,
+                    "truncated": limited.truncated,
+                    "warnings": found.warnings,
+                }),
+            ))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,186 @@
+//! `get_signature_help`: the signature of the call around a position, with the active
+//! parameter.
+
+use codeflow_lsp_pool::lsp_types::request::SignatureHelpRequest;
+use codeflow_lsp_pool::lsp_types::{
+    Documentation, ParameterLabel, SignatureHelpContext, SignatureHelpParams,
+    SignatureHelpTriggerKind,
+};
+use codeflow_session::Right;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::error::{ToolError, parse_args};
+use crate::lsp::args::{finish, object, position_properties};
+use crate::lsp::{Document, Locator};
+
+#[derive(Debug)]
+pub struct GetSignatureHelp;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    file_path: String,
+    line: u32,
+    character: u32,
+    #[serde(default)]
+    trigger_character: Option<String>,
+}
+
+fn doc_text(d: Option<&Documentation>) -> Option<String> {
+    match d? {
+        Documentation::String(s) => Some(s.clone()),
+        Documentation::MarkupContent(m) => Some(m.value.clone()),
+    }
+    .filter(|s| !s.trim().is_empty())
+}
+
+impl Tool for GetSignatureHelp {
+    fn name(&self) -> &'static str {
+        "get_signature_help"
+    }
+
+    fn description(&self) -> &'static str {
+        "Show the signature of the function being called at a 1-based line and character (inside its parentheses) and which parameter is active; use it while writing or checking a call."
+    }
+
+    fn input_schema(&self) -> Value {
+        let mut props = position_properties();
+        props.insert("character".into(), json!({"type": "integer", "minimum": 1, "description": "1-based character inside the call's parentheses (e.g. just after `(` or `,`)."}));
+        props.insert("trigger_character".into(), json!({"type": "string", "description": "The character just typed, e.g. \"(\" or \",\"; omit for an explicit request."}));
+        object(props, &["file_path", "line", "character"])
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "signatures": {"type": "array", "items": {"type": "object", "properties": {
+                    "label": {"type": "string"},
+                    "documentation": {"type": "string"},
+                    "parameters": {"type": "array", "items": {"type": "object", "properties": {
+                        "label": {"type": "string"}, "documentation": {"type": "string"}
+                    }}}
+                }, "required": ["label", "parameters"]}},
+                "active_signature": {"type": "integer", "description": "0-based index into signatures."},
+                "active_parameter": {"type": "integer", "description": "0-based index into the active signature's parameters."}
+            },
+            "required": ["signatures"]
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            ctx.require(Right::LspQuery)?;
+            let args: Args = parse_args(args)?;
+            let doc = Document::open(ctx, &args.file_path).await?;
+            let position = doc.position(args.line, args.character)?;
+            let context = Some(SignatureHelpContext {
+                trigger_kind: if args.trigger_character.is_some() {
+                    SignatureHelpTriggerKind::TRIGGER_CHARACTER
+                } else {
+                    SignatureHelpTriggerKind::INVOKED
+                },
+                trigger_character: args.trigger_character.clone(),
+                is_retrigger: false,
+                active_signature_help: None,
+            });
+            let help = doc
+                .server
+                .request::<SignatureHelpRequest>(SignatureHelpParams {
+                    context,
+                    text_document_position_params: doc.at(position),
+                    work_done_progress_params: Default::default(),
+                })
+                .await
+                .map_err(crate::lsp::lsp_error)?;
+            let locator = Locator::new(ctx).await?;
+            let Some(help) = help.filter(|h| !h.signatures.is_empty()) else {
+                return Ok(finish(
+                    &locator,
+                    format!(
+                        "No signature help at {}:{}:{} (is the position inside a call's parentheses?).",
+                        doc.file.client, args.line, args.character
+                    ),
+                    json!({"signatures": []}),
+                ));
+            };
+            let active_signature = help.active_signature.unwrap_or(0);
+            let mut signatures = Vec::new();
+            let mut text = Vec::new();
+            for (i, sig) in help.signatures.iter().enumerate() {
+                let params: Vec<Value> = sig
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .map(|p| {
+                        let label = match &p.label {
+                            ParameterLabel::Simple(s) => s.clone(),
+                            ParameterLabel::LabelOffsets([a, b]) => sig
+                                .label
+                                .encode_utf16()
+                                .skip(*a as usize)
+                                .take(b.saturating_sub(*a) as usize)
+                                .collect::<Vec<u16>>()
+                                .pipe(|u| String::from_utf16_lossy(&u)),
+                        };
+                        let mut v = json!({"label": label});
+                        if let Some(d) = doc_text(p.documentation.as_ref()) {
+                            v["documentation"] = json!(d);
+                        }
+                        v
+                    })
+                    .collect();
+                let active_param = sig.active_parameter.or(help.active_parameter);
+                let marker = if i as u32 == active_signature { "* " } else { "  " };
+                let mut line = format!("{marker}{}", sig.label);
+                if let Some(p) = active_param
+                    .and_then(|p| params.get(p as usize))
+                    .filter(|_| i as u32 == active_signature)
+                {
+                    line.push_str(&format!("  (active parameter: {})", p["label"].as_str().unwrap_or_default()));
+                }
+                text.push(line);
+                if let Some(d) = doc_text(sig.documentation.as_ref()) {
+                    text.push(format!("    {}", d.lines().next().unwrap_or_default()));
+                }
+                let mut s = json!({"label": sig.label, "parameters": params});
+                if let Some(d) = doc_text(sig.documentation.as_ref()) {
+                    s["documentation"] = json!(d);
+                }
+                signatures.push(s);
+            }
+            let active_parameter = help
+                .signatures
+                .get(active_signature as usize)
+                .and_then(|s| s.active_parameter)
+                .or(help.active_parameter)
+                .unwrap_or(0);
+            Ok(finish(
+                &locator,
+                text.join("\n"),
+                json!({
+                    "signatures": signatures,
+                    "active_signature": active_signature,
+                    "active_parameter": active_parameter,
+                }),
+            ))
+        }
+        .boxed()
+    }
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<S> Pipe for S {}

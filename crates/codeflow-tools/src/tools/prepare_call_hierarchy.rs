@@ -1,0 +1,183 @@
+//! `prepare_call_hierarchy`: the call-hierarchy item(s) at a position — the input of
+//! `get_call_hierarchy_incoming_calls` and `get_call_hierarchy_outgoing_calls`. The shared
+//! pieces of all three live here.
+
+use codeflow_lsp_pool::lsp_types::request::CallHierarchyPrepare;
+use codeflow_lsp_pool::lsp_types::{CallHierarchyItem, CallHierarchyPrepareParams, Position};
+use codeflow_session::Right;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::error::{ToolError, parse_args};
+use crate::lsp::args::{PositionArgs, finish, object, position_properties};
+use crate::lsp::{Document, Locator, Place, kind_name};
+
+#[derive(Debug)]
+pub struct PrepareCallHierarchy;
+
+/// Arguments of the incoming/outgoing tools: an item from `prepare_call_hierarchy`, or a
+/// position.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallsArgs {
+    #[serde(default)]
+    item: Option<CallHierarchyItem>,
+    #[serde(default)]
+    file_path: Option<String>,
+    #[serde(default)]
+    line: Option<u32>,
+    #[serde(default)]
+    character: Option<u32>,
+}
+
+pub(crate) fn calls_input_schema() -> Value {
+    let mut props: Map<String, Value> = position_properties();
+    props.insert("item".into(), json!({
+        "type": "object",
+        "description": "A call-hierarchy item exactly as prepare_call_hierarchy returned it (its `item` field). Give this, or file_path + line + character."
+    }));
+    json!({"type": "object", "properties": props, "additionalProperties": false})
+}
+
+/// The schema of an item summary as the three tools return it.
+pub(crate) fn item_schema() -> Value {
+    let mut place = Place::schema();
+    if let Some(props) = place["properties"].as_object_mut() {
+        props.insert("name".into(), json!({"type": "string"}));
+        props.insert(
+            "kind".into(),
+            json!({"type": "string", "description": "Lowercase LSP symbol kind."}),
+        );
+        props.insert("detail".into(), json!({"type": "string"}));
+        props.insert("item".into(), json!({"type": "object", "description": "The raw LSP item (0-based ranges) to pass back to the incoming/outgoing tools."}));
+    }
+    place
+}
+
+/// An item as tools show it: where it is (1-based, client path) and the raw item.
+pub(crate) async fn describe_item(locator: &Locator, item: &CallHierarchyItem) -> (Value, String) {
+    let place = locator.place(&item.uri, item.selection_range).await;
+    let kind = kind_name(item.kind);
+    let mut v = serde_json::to_value(&place).unwrap_or_default();
+    v["name"] = json!(item.name);
+    v["kind"] = json!(kind);
+    if let Some(d) = item.detail.as_ref().filter(|d| !d.is_empty()) {
+        v["detail"] = json!(d);
+    }
+    v["item"] = serde_json::to_value(item).unwrap_or_default();
+    let text = format!("{kind} {}  {}", item.name, place.render());
+    (v, text)
+}
+
+/// Prepares the call hierarchy at an LSP position of an open document.
+async fn prepare(doc: &Document, position: Position) -> Result<Vec<CallHierarchyItem>, ToolError> {
+    Ok(doc
+        .server
+        .request::<CallHierarchyPrepare>(CallHierarchyPrepareParams {
+            text_document_position_params: doc.at(position),
+            work_done_progress_params: Default::default(),
+        })
+        .await
+        .map_err(crate::lsp::lsp_error)?
+        .unwrap_or_default())
+}
+
+/// The item the incoming/outgoing tools work on, fresh from the server: re-prepared at the
+/// given item's position (so a stale or edited item still works), or at the position.
+pub(crate) async fn target_item(
+    ctx: &ToolContext,
+    args: CallsArgs,
+) -> Result<(Document, CallHierarchyItem), ToolError> {
+    let (doc, position, name) = match (args.item, args.file_path, args.line, args.character) {
+        (Some(item), _, _, _) => {
+            let path = item.uri.to_file_path().map_err(|()| {
+                ToolError::InvalidArguments(format!("item.uri `{}` is not a file URI", item.uri))
+            })?;
+            let doc = Document::open(ctx, &path.to_string_lossy()).await?;
+            (doc, item.selection_range.start, Some(item.name))
+        }
+        (None, Some(file_path), Some(line), Some(character)) => {
+            let doc = Document::open(ctx, &file_path).await?;
+            let position = doc.position(line, character)?;
+            (doc, position, None)
+        }
+        _ => {
+            return Err(ToolError::InvalidArguments(
+                "give `item` (from prepare_call_hierarchy) or `file_path`, `line` and `character`"
+                    .into(),
+            ));
+        }
+    };
+    let items = prepare(&doc, position).await?;
+    let chosen = match &name {
+        Some(n) => items.iter().find(|i| &i.name == n).or(items.first()),
+        None => items.first(),
+    }
+    .cloned();
+    match chosen {
+        Some(item) => Ok((doc, item)),
+        None => Err(ToolError::failed(format!(
+            "no callable symbol at that position in {}",
+            doc.file.client
+        ))
+        .with_suggestion("put the position on a function or method name (prepare_call_hierarchy shows what is there)")),
+    }
+}
+
+impl Tool for PrepareCallHierarchy {
+    fn name(&self) -> &'static str {
+        "prepare_call_hierarchy"
+    }
+
+    fn description(&self) -> &'static str {
+        "Identify the function or method at a 1-based line and character as a call-hierarchy item; use it before asking for its incoming or outgoing calls (pass the returned `item`)."
+    }
+
+    fn input_schema(&self) -> Value {
+        object(position_properties(), &["file_path", "line", "character"])
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": item_schema()}},
+            "required": ["items"]
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            ctx.require(Right::LspQuery)?;
+            let args: PositionArgs = parse_args(args)?;
+            let doc = Document::open(ctx, &args.file_path).await?;
+            let position = doc.position(args.line, args.character)?;
+            let items = prepare(&doc, position).await?;
+            let locator = Locator::new(ctx).await?;
+            let mut rows = Vec::new();
+            let mut text = Vec::new();
+            for item in &items {
+                let (v, t) = describe_item(&locator, item).await;
+                rows.push(v);
+                text.push(t);
+            }
+            let text = if text.is_empty() {
+                format!(
+                    "No call-hierarchy item at {}:{}:{}; put the position on a function or method name.",
+                    doc.file.client, args.line, args.character
+                )
+            } else {
+                text.join("\n")
+            };
+            Ok(finish(&locator, text, json!({"items": rows})))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,107 @@
+//! Shared by the tool tests: a fixture project copied to a temporary directory, served by the
+//! real server through the real relay.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use codeflow_e2e::{Relay, Server};
+use serde_json::Value;
+
+pub struct Project {
+    pub relay: Relay,
+    pub server: Server,
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+impl Project {
+    /// Copies `tests/fixtures/<fixture>` and serves it as `project`.
+    pub async fn start(fixture: &str, project: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture_dir(fixture), dir.path());
+        let root = dir.path().canonicalize().unwrap();
+        let server = Server::start().await;
+        let relay = Relay::spawn(&server.url(), project, &root, &[]);
+        relay.initialize().await;
+        Self {
+            relay,
+            server,
+            root,
+            _dir: dir,
+        }
+    }
+
+    /// The client's absolute path of a fixture file.
+    pub fn path(&self, rel: &str) -> String {
+        self.root.join(rel).to_string_lossy().into_owned()
+    }
+
+    /// Calls a tool that must succeed: (text, structuredContent). Checks that nothing names
+    /// the server's mirror.
+    pub async fn ok(&self, tool: &str, args: Value) -> (String, Value) {
+        let result = self.relay.tool(tool, args.clone()).await;
+        assert_eq!(result["isError"], false, "{tool} {args} failed: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap().to_owned();
+        let structured = result["structuredContent"].clone();
+        assert!(
+            structured.is_object(),
+            "{tool}: no structuredContent: {result}"
+        );
+        self.assert_no_mirror(&result);
+        (text, structured)
+    }
+
+    /// Calls a tool that must fail; returns its message.
+    pub async fn err(&self, tool: &str, args: Value) -> String {
+        let result = self.relay.tool(tool, args.clone()).await;
+        assert_eq!(
+            result["isError"], true,
+            "{tool} {args} should fail: {result}"
+        );
+        self.assert_no_mirror(&result);
+        result["content"][0]["text"].as_str().unwrap().to_owned()
+    }
+
+    fn assert_no_mirror(&self, result: &Value) {
+        let mirrors = self.server.data_dir.path().canonicalize().unwrap();
+        let s = result.to_string();
+        assert!(
+            !s.contains(mirrors.to_string_lossy().as_ref()),
+            "a result names the server's mirror: {s}"
+        );
+    }
+}
+
+/// `(path, line, character)` of every place in a JSON array of places.
+pub fn places(v: &Value) -> Vec<(String, u64, u64)> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["line"].as_u64().unwrap(),
+                p["character"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
