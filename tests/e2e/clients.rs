@@ -25,13 +25,23 @@ async fn the_official_python_sdk_uses_the_relay() {
         out.status.success(),
         "the Python SDK client failed (is `mcp` installed? scripts/test.sh installs it)\nstdout: {stdout}\nstderr: {stderr}"
     );
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
     // The SDK probes with server/discover, gets -32601 from the relay, and falls back.
     assert_eq!(seen["protocol_version"], "2025-11-25");
     assert_eq!(seen["server"], "codeflow");
-    assert!(seen["tools"].as_array().unwrap().iter().any(|t| t == "health_check"));
+    assert!(
+        seen["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "health_check")
+    );
     assert_eq!(seen["is_error"], false);
     assert_eq!(seen["structured"]["session"]["project"], "sdk-project");
-    assert_eq!(seen["structured"]["mirror"]["files"], 1, "the relay synced the project first");
+    assert_eq!(
+        seen["structured"]["mirror"]["files"], 1,
+        "the relay synced the project first"
+    );
     assert!(seen["text"].as_str().unwrap().contains("healthy"));
 }
