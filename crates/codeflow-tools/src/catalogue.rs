@@ -62,8 +62,10 @@ impl Catalogue {
         catalogue.add(crate::tools::get_diagnostics::GetDiagnostics);
         catalogue.add(crate::tools::get_code_actions::GetCodeActions);
         catalogue.add(crate::tools::prepare_call_hierarchy::PrepareCallHierarchy);
-        catalogue.add(crate::tools::get_call_hierarchy_incoming_calls::GetCallHierarchyIncomingCalls);
-        catalogue.add(crate::tools::get_call_hierarchy_outgoing_calls::GetCallHierarchyOutgoingCalls);
+        catalogue
+            .add(crate::tools::get_call_hierarchy_incoming_calls::GetCallHierarchyIncomingCalls);
+        catalogue
+            .add(crate::tools::get_call_hierarchy_outgoing_calls::GetCallHierarchyOutgoingCalls);
         catalogue.add(crate::tools::search_workspace_symbols::SearchWorkspaceSymbols);
         catalogue.add(crate::tools::find_dead_code::FindDeadCode);
         catalogue.add(crate::tools::analyze_imports::AnalyzeImports);
