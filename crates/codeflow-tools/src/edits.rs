@@ -1,0 +1,1063 @@
+//! Edits computed on the server (an LSP `WorkspaceEdit`, a formatter's text edits, a tool's
+//! own file operations) turned into one all-or-nothing write-back to the client — or into a
+//! dry-run description of exactly what would change.
+//!
+//! An [`EditPlan`] is a small virtual file system over the mirror: every operation (text
+//! edits, create, rename, delete) is applied in order to in-memory copies of the files, each
+//! loaded once from the mirror together with its hash. [`EditPlan::commit`] then compares the
+//! final state with the originals and sends one [`WriteBack`] whose every step expects the hash
+//! the edit was computed from; if the client's file changed underneath, nothing is written and
+//! the error names the file. After a write, the mirror holds the new content at once and the
+//! running language servers are told (open documents get the new text).
+//!
+//! Batches: [`BatchScope`] is a task-local scope that `batch_execute` runs its operations in.
+//! In it every commit is recorded (original content, hash written) so an atomic batch can put
+//! every file back, each restore guarded by the hash the batch wrote; a dry-run batch turns every
+//! commit into a description.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use codeflow_file_stream::{
+    ClientPath, ContentHash, Expect, FileError, MirrorPath, RelPath, WriteBack,
+};
+use codeflow_lsp_pool::lsp_types::{
+    DocumentChangeOperation, DocumentChanges, FileChangeType, OneOf, Position, Range, ResourceOp,
+    TextEdit, Url, WorkspaceEdit,
+};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::context::ToolContext;
+use crate::error::ToolError;
+use crate::workspace::ProjectWorkspace;
+
+/// One file's state inside a plan.
+#[derive(Debug, Clone)]
+struct PlannedFile {
+    mirror: MirrorPath,
+    /// What the client is expected to hold (read from the mirror): content and hash.
+    original: Option<(Arc<[u8]>, ContentHash)>,
+    /// The content after the plan; `None` when the file ends up absent.
+    current: Option<Vec<u8>>,
+    /// Text edits applied to this file, in order, as given (0-based LSP ranges).
+    edits: Vec<TextEdit>,
+    /// This file's content came from renaming that one.
+    moved_from: Option<RelPath>,
+    /// This file was renamed to that one.
+    moved_to: Option<RelPath>,
+}
+
+/// A multi-file change computed against the mirror, not yet written.
+#[derive(Debug)]
+pub struct EditPlan {
+    ctx: ToolContext,
+    workspace: Arc<ProjectWorkspace>,
+    files: BTreeMap<RelPath, PlannedFile>,
+    /// Whether out-of-range positions are errors (true) or clamped (false).
+    validate: bool,
+}
+
+/// What happened to one file (or would, in a dry run), in the client's paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileReport {
+    pub path: String,
+    /// `edit`, `create`, `delete` or `rename`.
+    pub action: &'static str,
+    /// For `rename`: the old path.
+    pub from: Option<String>,
+    /// Text edits with 1-based ranges, in the coordinates of the file before them.
+    pub edits: Vec<Value>,
+    /// For `create` (and renames whose content changed): the resulting content.
+    pub content: Option<String>,
+}
+
+/// The result of [`EditPlan::commit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditOutcome {
+    pub dry_run: bool,
+    pub files: Vec<FileReport>,
+}
+
+impl EditOutcome {
+    /// `{dry_run, applied, files_changed, files: [...]}` (see [`outcome_schema`]).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "dry_run": self.dry_run,
+            "applied": !self.dry_run && !self.files.is_empty(),
+            "files_changed": self.files.len(),
+            "files": self.files.iter().map(|f| {
+                let mut v = json!({"path": f.path, "action": f.action});
+                if let Some(from) = &f.from { v["from"] = json!(from); }
+                if !f.edits.is_empty() { v["edits"] = json!(f.edits); }
+                if let Some(c) = &f.content { v["content"] = json!(c); }
+                v
+            }).collect::<Vec<_>>(),
+        })
+    }
+
+    /// One line per file; in a dry run, every edit too.
+    pub fn to_text(&self, what: &str) -> String {
+        if self.files.is_empty() {
+            return format!("{what}: nothing to change.");
+        }
+        let mut out = if self.dry_run {
+            format!(
+                "{what} (dry run, nothing was changed) would change {} file(s):\n",
+                self.files.len()
+            )
+        } else {
+            format!("{what}: changed {} file(s):\n", self.files.len())
+        };
+        for f in &self.files {
+            let head = match (&f.from, f.action) {
+                (Some(from), _) => format!("{from} -> {}", f.path),
+                (None, action) => format!("{} ({action})", f.path),
+            };
+            out.push_str(&format!("- {head}: {} edit(s)\n", f.edits.len()));
+            if self.dry_run {
+                for e in &f.edits {
+                    out.push_str(&format!(
+                        "    {}:{}-{}:{} -> {}\n",
+                        e["range"]["start"]["line"],
+                        e["range"]["start"]["character"],
+                        e["range"]["end"]["line"],
+                        e["range"]["end"]["character"],
+                        e["new_text"]
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// JSON Schema of [`EditOutcome::to_json`], for tools' output schemas.
+pub fn outcome_schema() -> Value {
+    let position = json!({"type": "object", "properties": {"line": {"type": "integer"}, "character": {"type": "integer"}}});
+    json!({
+        "dry_run": {"type": "boolean", "description": "True when nothing was written."},
+        "applied": {"type": "boolean", "description": "True when the client's files were changed."},
+        "files_changed": {"type": "integer"},
+        "files": {
+            "type": "array",
+            "description": "Per file: what changes, with 1-based ranges in the file's text before the edit.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "action": {"type": "string", "enum": ["edit", "create", "delete", "rename"]},
+                    "from": {"type": "string", "description": "For a rename: the old path."},
+                    "edits": {"type": "array", "items": {"type": "object", "properties": {
+                        "range": {"type": "object", "properties": {"start": position, "end": position}},
+                        "new_text": {"type": "string"}
+                    }}},
+                    "content": {"type": "string", "description": "The whole resulting content (created files)."}
+                },
+                "required": ["path", "action"]
+            }
+        }
+    })
+}
+
+impl EditPlan {
+    pub fn new(ctx: &ToolContext, workspace: Arc<ProjectWorkspace>) -> Self {
+        Self {
+            ctx: ctx.clone(),
+            workspace,
+            files: BTreeMap::new(),
+            validate: true,
+        }
+    }
+
+    /// Clamp out-of-range positions instead of refusing them.
+    pub fn lenient(mut self) -> Self {
+        self.validate = false;
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files
+            .values()
+            .all(|f| f.original.as_ref().map(|(b, _)| &b[..]) == f.current.as_deref())
+    }
+
+    /// The client's path of a mirror path (for messages and results).
+    fn client(&self, path: &MirrorPath) -> String {
+        self.ctx.client_path(&self.workspace, path)
+    }
+
+    /// A language server's `file://` URI (in the mirror) → the mirror path.
+    pub fn mirror_path_of_uri(&self, uri: &Url) -> Result<MirrorPath, ToolError> {
+        let raw = codeflow_file_stream::paths::uri_path(uri.as_str())
+            .map_err(|e| ToolError::failed(format!("the language server named {uri}: {e}")))?;
+        self.workspace
+            .mirror
+            .paths()
+            .parse_mirror(std::path::Path::new(&raw))
+            .map_err(|e| {
+                ToolError::failed(format!(
+                    "the language server wants to edit {uri}, which is outside the project: {e}"
+                ))
+            })
+    }
+
+    async fn load(&mut self, path: &MirrorPath) -> Result<&mut PlannedFile, ToolError> {
+        let rel = path.rel().clone();
+        if !self.files.contains_key(&rel) {
+            let original = match self.workspace.mirror.read(path).await {
+                Ok(bytes) => {
+                    let hash = ContentHash::of(&bytes);
+                    Some((bytes, hash))
+                }
+                Err(FileError::NotFound(_) | FileError::NotAFile(_)) => None,
+                Err(e) => {
+                    return Err(ToolError::failed(format!(
+                        "cannot read {}: {e}",
+                        self.client(path)
+                    )));
+                }
+            };
+            let current = original.as_ref().map(|(b, _)| b.to_vec());
+            self.files.insert(
+                rel.clone(),
+                PlannedFile {
+                    mirror: path.clone(),
+                    original,
+                    current,
+                    edits: Vec::new(),
+                    moved_from: None,
+                    moved_to: None,
+                },
+            );
+        }
+        self.files
+            .get_mut(&rel)
+            .ok_or_else(|| ToolError::failed("edit plan lost a file"))
+    }
+
+    /// Whether the file exists at this point of the plan.
+    pub async fn exists(&mut self, path: &MirrorPath) -> Result<bool, ToolError> {
+        Ok(self.load(path).await?.current.is_some())
+    }
+
+    /// The file's text at this point of the plan.
+    pub async fn text(&mut self, path: &MirrorPath) -> Result<Option<String>, ToolError> {
+        Ok(self
+            .load(path)
+            .await?
+            .current
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned()))
+    }
+
+    /// Applies LSP text edits (0-based, UTF-16) to a file of the plan.
+    pub async fn text_edits(
+        &mut self,
+        path: &MirrorPath,
+        edits: Vec<TextEdit>,
+    ) -> Result<(), ToolError> {
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let validate = self.validate;
+        let client = self.client(path);
+        let file = self.load(path).await?;
+        let Some(current) = &file.current else {
+            return Err(ToolError::failed(format!(
+                "cannot edit {client}: the file does not exist"
+            )));
+        };
+        let text = std::str::from_utf8(current).map_err(|_| {
+            ToolError::failed(format!("cannot edit {client}: it is not UTF-8 text"))
+        })?;
+        let new_text = apply_text_edits(text, &edits, validate)
+            .map_err(|e| ToolError::InvalidArguments(format!("edit to {client}: {e}")))?;
+        file.current = Some(new_text.into_bytes());
+        file.edits.extend(edits);
+        Ok(())
+    }
+
+    /// Replaces a file's whole content (it must exist).
+    pub async fn replace(&mut self, path: &MirrorPath, content: String) -> Result<(), ToolError> {
+        let client = self.client(path);
+        let file = self.load(path).await?;
+        let Some(current) = &file.current else {
+            return Err(ToolError::failed(format!(
+                "cannot edit {client}: the file does not exist"
+            )));
+        };
+        let old = String::from_utf8_lossy(current).into_owned();
+        if old != content {
+            file.edits.push(TextEdit {
+                range: Range::new(Position::new(0, 0), end_position(&old)),
+                new_text: content.clone(),
+            });
+            file.current = Some(content.into_bytes());
+        }
+        Ok(())
+    }
+
+    /// Creates a file. An existing file is an error unless `overwrite` (replace it) or
+    /// `ignore_if_exists` (leave it).
+    pub async fn create(
+        &mut self,
+        path: &MirrorPath,
+        content: Vec<u8>,
+        overwrite: bool,
+        ignore_if_exists: bool,
+    ) -> Result<(), ToolError> {
+        let client = self.client(path);
+        let file = self.load(path).await?;
+        if file.current.is_some() {
+            if overwrite {
+                file.current = Some(content);
+                return Ok(());
+            }
+            if ignore_if_exists {
+                return Ok(());
+            }
+            return Err(ToolError::failed(format!("{client} already exists"))
+                .with_suggestion("pass overwrite: true to replace it"));
+        }
+        file.current = Some(content);
+        Ok(())
+    }
+
+    /// Deletes a file, or with `recursive` every file under a directory.
+    pub async fn delete(
+        &mut self,
+        path: &MirrorPath,
+        recursive: bool,
+        ignore_if_not_exists: bool,
+    ) -> Result<(), ToolError> {
+        if self.exists(path).await? {
+            if let Some(file) = self.files.get_mut(path.rel()) {
+                file.current = None;
+            }
+            return Ok(());
+        }
+        let under = self.files_under(path.rel());
+        if !under.is_empty() {
+            if !recursive {
+                return Err(ToolError::failed(format!(
+                    "{} is a directory; deleting it needs recursive",
+                    self.client(path)
+                )));
+            }
+            for rel in under {
+                let p = self.workspace.mirror.paths().mirror_path(&rel);
+                if let Some(file) = self.files.get_mut(&rel) {
+                    file.current = None;
+                } else {
+                    self.load(&p).await?.current = None;
+                }
+            }
+            return Ok(());
+        }
+        if ignore_if_not_exists {
+            Ok(())
+        } else {
+            Err(ToolError::failed(format!(
+                "cannot delete {}: it does not exist",
+                self.client(path)
+            )))
+        }
+    }
+
+    /// Renames a file (a directory: every file under it).
+    pub async fn rename(
+        &mut self,
+        from: &MirrorPath,
+        to: &MirrorPath,
+        overwrite: bool,
+        ignore_if_exists: bool,
+    ) -> Result<(), ToolError> {
+        if !self.exists(from).await? {
+            let under = self.files_under(from.rel());
+            if under.is_empty() {
+                return Err(ToolError::failed(format!(
+                    "cannot rename {}: it does not exist",
+                    self.client(from)
+                )));
+            }
+            let paths = self.workspace.mirror.paths().clone();
+            for rel in under {
+                let suffix = &rel.as_str()[from.rel().as_str().len()..];
+                let target = RelPath::parse(&format!("{}{suffix}", to.rel().as_str()))
+                    .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+                Box::pin(self.rename(
+                    &paths.mirror_path(&rel),
+                    &paths.mirror_path(&target),
+                    overwrite,
+                    ignore_if_exists,
+                ))
+                .await?;
+            }
+            return Ok(());
+        }
+        if self.exists(to).await? {
+            if ignore_if_exists && !overwrite {
+                return Ok(());
+            }
+            if !overwrite {
+                return Err(ToolError::failed(format!(
+                    "cannot rename {} to {}: the target exists",
+                    self.client(from),
+                    self.client(to)
+                )));
+            }
+        }
+        let source = self.load(from).await?;
+        let content = source.current.take();
+        let source_edits = std::mem::take(&mut source.edits);
+        source.moved_to = Some(to.rel().clone());
+        let target = self.load(to).await?;
+        target.current = content;
+        target.edits = source_edits;
+        target.moved_from = Some(from.rel().clone());
+        Ok(())
+    }
+
+    /// The mirror path of a project-relative path.
+    pub fn mirror_path(&self, rel: &str) -> Result<MirrorPath, ToolError> {
+        let rel = RelPath::parse(rel).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        Ok(self.workspace.mirror.paths().mirror_path(&rel))
+    }
+
+    /// [`EditPlan::text`] by project-relative path.
+    pub async fn text_of_rel(&mut self, rel: &str) -> Result<Option<String>, ToolError> {
+        let path = self.mirror_path(rel)?;
+        self.text(&path).await
+    }
+
+    /// [`EditPlan::text_edits`] by project-relative path.
+    pub async fn text_edits_rel(
+        &mut self,
+        rel: &str,
+        edits: Vec<TextEdit>,
+    ) -> Result<(), ToolError> {
+        let path = self.mirror_path(rel)?;
+        self.text_edits(&path, edits).await
+    }
+
+    /// Every file of the project as the plan sees it now (relative paths).
+    pub fn project_files(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .workspace
+            .mirror
+            .files()
+            .into_keys()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        for (rel, f) in &self.files {
+            if f.current.is_some() {
+                out.insert(rel.as_str().to_owned());
+            } else {
+                out.remove(rel.as_str());
+            }
+        }
+        out
+    }
+
+    pub fn workspace(&self) -> &Arc<ProjectWorkspace> {
+        &self.workspace
+    }
+
+    /// Every file of the mirror (and of this plan) strictly under `dir`, as the plan sees it.
+    pub fn files_under(&self, dir: &RelPath) -> Vec<RelPath> {
+        let mut out: BTreeSet<RelPath> = self
+            .workspace
+            .mirror
+            .files()
+            .into_keys()
+            .filter(|r| r != dir && r.starts_with(dir))
+            .filter(|r| self.files.get(r).is_none_or(|f| f.current.is_some()))
+            .collect();
+        for (rel, f) in &self.files {
+            if rel != dir && rel.starts_with(dir) && f.current.is_some() {
+                out.insert(rel.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Adds a language server's `WorkspaceEdit` (mirror URIs), operations in order.
+    pub async fn workspace_edit(&mut self, edit: WorkspaceEdit) -> Result<(), ToolError> {
+        if let Some(changes) = edit.changes {
+            // A map has no order; sort so results are stable.
+            let mut changes: Vec<_> = changes.into_iter().collect();
+            changes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            for (uri, edits) in changes {
+                let path = self.mirror_path_of_uri(&uri)?;
+                self.text_edits(&path, edits).await?;
+            }
+        }
+        let operations = match edit.document_changes {
+            None => Vec::new(),
+            Some(DocumentChanges::Edits(edits)) => edits
+                .into_iter()
+                .map(DocumentChangeOperation::Edit)
+                .collect(),
+            Some(DocumentChanges::Operations(ops)) => ops,
+        };
+        for op in operations {
+            match op {
+                DocumentChangeOperation::Edit(edit) => {
+                    let path = self.mirror_path_of_uri(&edit.text_document.uri)?;
+                    let edits = edit
+                        .edits
+                        .into_iter()
+                        .map(|e| match e {
+                            OneOf::Left(e) => e,
+                            OneOf::Right(annotated) => annotated.text_edit,
+                        })
+                        .collect();
+                    self.text_edits(&path, edits).await?;
+                }
+                DocumentChangeOperation::Op(ResourceOp::Create(c)) => {
+                    let path = self.mirror_path_of_uri(&c.uri)?;
+                    let (overwrite, ignore) = c.options.map_or((false, false), |o| {
+                        (
+                            o.overwrite.unwrap_or(false),
+                            o.ignore_if_exists.unwrap_or(false),
+                        )
+                    });
+                    self.create(&path, Vec::new(), overwrite, ignore).await?;
+                }
+                DocumentChangeOperation::Op(ResourceOp::Rename(r)) => {
+                    let from = self.mirror_path_of_uri(&r.old_uri)?;
+                    let to = self.mirror_path_of_uri(&r.new_uri)?;
+                    let (overwrite, ignore) = r.options.map_or((false, false), |o| {
+                        (
+                            o.overwrite.unwrap_or(false),
+                            o.ignore_if_exists.unwrap_or(false),
+                        )
+                    });
+                    self.rename(&from, &to, overwrite, ignore).await?;
+                }
+                DocumentChangeOperation::Op(ResourceOp::Delete(d)) => {
+                    let path = self.mirror_path_of_uri(&d.uri)?;
+                    let (recursive, ignore) = d.options.map_or((false, false), |o| {
+                        (
+                            o.recursive.unwrap_or(false),
+                            o.ignore_if_not_exists.unwrap_or(false),
+                        )
+                    });
+                    self.delete(&path, recursive, ignore).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The files that change, with what happens to each, in path order.
+    fn reports(&self) -> Vec<FileReport> {
+        let mut out = Vec::new();
+        for file in self.files.values() {
+            let original = file.original.as_ref().map(|(b, _)| &b[..]);
+            let renamed_away = file.moved_to.is_some() && file.current.is_none();
+            if renamed_away && original.is_some() {
+                continue; // shown as the target's `rename`
+            }
+            if original == file.current.as_deref() && file.moved_from.is_none() {
+                continue;
+            }
+            let action = match (&file.moved_from, original, &file.current) {
+                (Some(_), _, Some(_)) => "rename",
+                (_, None, Some(_)) => "create",
+                (_, Some(_), None) => "delete",
+                (_, None, None) => continue,
+                (None, Some(_), Some(_)) => "edit",
+            };
+            let from = file
+                .moved_from
+                .as_ref()
+                .map(|rel| self.client(&self.workspace.mirror.paths().mirror_path(rel)));
+            let content = match action {
+                "create" => file
+                    .current
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            };
+            out.push(FileReport {
+                path: self.client(&file.mirror),
+                action,
+                from,
+                edits: file.edits.iter().map(edit_json).collect(),
+                content,
+            });
+        }
+        out
+    }
+
+    /// The write-back for this plan, in the mirror's client paths.
+    fn write_back(&self) -> Result<WriteBack, ToolError> {
+        let paths = self.workspace.mirror.paths();
+        // Pure moves (the target is new and holds exactly the source's content) become one
+        // rename on the client: atomic, and it keeps the file's permissions.
+        let pure_moves: BTreeMap<&RelPath, (&RelPath, &ContentHash)> = self
+            .files
+            .iter()
+            .filter_map(|(rel, file)| {
+                let to = file.moved_to.as_ref()?;
+                let (bytes, hash) = file.original.as_ref()?;
+                let target = self.files.get(to)?;
+                (file.current.is_none()
+                    && target.original.is_none()
+                    && target.current.as_deref() == Some(&bytes[..]))
+                .then_some((rel, (to, hash)))
+            })
+            .collect();
+        let targets: BTreeSet<&RelPath> = pure_moves.values().map(|(to, _)| *to).collect();
+        let mut plan = WriteBack::new();
+        for (rel, file) in &self.files {
+            let client = paths.to_client(&file.mirror);
+            if let Some((to, hash)) = pure_moves.get(rel) {
+                plan = plan.rename(client, paths.client_path(to), (*hash).clone());
+                continue;
+            }
+            if targets.contains(rel) {
+                continue;
+            }
+            match (file.original.as_ref(), &file.current) {
+                (Some((bytes, _)), Some(now)) if bytes[..] == now[..] => {}
+                (Some((_, hash)), Some(now)) => {
+                    plan = plan.write(client, now.clone(), Expect::Hash(hash.clone()));
+                }
+                (None, Some(now)) => plan = plan.write(client, now.clone(), Expect::Absent),
+                (Some((_, hash)), None) => plan = plan.delete(client, hash.clone()),
+                (None, None) => {}
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Writes the plan to the client (all or nothing), updates the mirror and tells the
+    /// language servers; or, with `dry_run` (or inside a dry-run batch), only describes it.
+    pub async fn commit(self, dry_run: bool) -> Result<EditOutcome, ToolError> {
+        let scope = BATCH.try_with(Arc::clone).ok();
+        let dry_run = dry_run || scope.as_ref().is_some_and(|s| s.dry_run);
+        let files = self.reports();
+        if dry_run || files.is_empty() {
+            return Ok(EditOutcome { dry_run, files });
+        }
+        use codeflow_session::Right;
+        self.ctx.require(Right::FileWrite)?;
+        let write_back = self.write_back()?;
+        let client = self.ctx.files.client(&self.workspace);
+        write_back
+            .apply_and_mirror(&client, &self.workspace.mirror)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        if let Some(scope) = &scope {
+            scope.record(&self.files);
+        }
+        let mut changes = Vec::new();
+        for file in self.files.values() {
+            let original = file.original.as_ref().map(|(b, _)| &b[..]);
+            if original == file.current.as_deref() {
+                continue;
+            }
+            let kind = match (original, &file.current) {
+                (None, _) => FileChangeType::CREATED,
+                (_, None) => FileChangeType::DELETED,
+                _ => FileChangeType::CHANGED,
+            };
+            changes.push((file.mirror.clone(), kind));
+        }
+        crate::sync::tell_language_servers(&self.workspace, &changes).await;
+        Ok(EditOutcome {
+            dry_run: false,
+            files,
+        })
+    }
+
+    fn write_error(&self, e: FileError) -> ToolError {
+        write_error(&self.ctx, &self.workspace, e)
+    }
+}
+
+/// A write-back failure in the client's paths, saying what was (not) written.
+fn write_error(ctx: &ToolContext, workspace: &ProjectWorkspace, e: FileError) -> ToolError {
+    let client_path = |p: &str| {
+        ClientPath::parse(p)
+            .ok()
+            .and_then(|c| workspace.mirror.paths().to_mirror(&c).ok())
+            .map_or_else(|| p.to_owned(), |m| ctx.client_path(workspace, &m))
+    };
+    match e {
+        FileError::Conflict { path, actual } => ToolError::failed(format!(
+            "conflict: {} {} since CodeFlow computed this edit; nothing was written",
+            client_path(&path),
+            if actual.is_some() {
+                "changed on disk"
+            } else {
+                "was deleted or appeared on disk"
+            }
+        ))
+        .with_suggestion(
+            "re-run the tool: it will compute the edit from the file's current content",
+        ),
+        FileError::RolledBack { failed_path, cause } => ToolError::failed(format!(
+            "writing {} failed ({cause}); the files already written were restored, so nothing changed",
+            client_path(&failed_path)
+        )),
+        FileError::RollbackIncomplete {
+            failed_path,
+            cause,
+            not_restored,
+        } => ToolError::failed(format!(
+            "writing {} failed ({cause}) and these files could not be restored: {}",
+            client_path(&failed_path),
+            not_restored
+                .iter()
+                .map(|p| client_path(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_suggestion("check those files by hand"),
+        other => ToolError::failed(format!("writing to the client failed: {other}")),
+    }
+}
+
+/// A file operation done on the client, for the language servers that asked to hear of it.
+#[derive(Debug, Clone)]
+pub enum FileOperation {
+    Created(Vec<MirrorPath>),
+    Deleted(Vec<MirrorPath>),
+    Renamed(Vec<(MirrorPath, MirrorPath)>),
+}
+
+/// Sends `workspace/didCreateFiles` / `didDeleteFiles` / `didRenameFiles` to this project's
+/// running servers that registered for them (file contents reach them separately, through
+/// [`EditPlan::commit`]).
+pub async fn notify_file_operation(workspace: &ProjectWorkspace, op: &FileOperation) {
+    use codeflow_lsp_pool::lsp_types::notification::{
+        DidCreateFiles, DidDeleteFiles, DidRenameFiles,
+    };
+    use codeflow_lsp_pool::lsp_types::{
+        CreateFilesParams, DeleteFilesParams, FileCreate, FileDelete, FileRename, RenameFilesParams,
+    };
+    for server in workspace.lease.running_servers() {
+        let Some(ops) = server
+            .capabilities_now()
+            .and_then(|c| c.workspace)
+            .and_then(|w| w.file_operations)
+        else {
+            continue;
+        };
+        let uri = |p: &MirrorPath| server.uri_for(p.as_path()).map(|u| u.to_string());
+        let sent = match op {
+            FileOperation::Created(paths) if ops.did_create.is_some() => {
+                let files = paths
+                    .iter()
+                    .filter_map(|p| uri(p).ok())
+                    .map(|uri| FileCreate { uri })
+                    .collect();
+                server
+                    .notify::<DidCreateFiles>(CreateFilesParams { files })
+                    .await
+            }
+            FileOperation::Deleted(paths) if ops.did_delete.is_some() => {
+                let files = paths
+                    .iter()
+                    .filter_map(|p| uri(p).ok())
+                    .map(|uri| FileDelete { uri })
+                    .collect();
+                server
+                    .notify::<DidDeleteFiles>(DeleteFilesParams { files })
+                    .await
+            }
+            FileOperation::Renamed(pairs) if ops.did_rename.is_some() => {
+                let files = pairs
+                    .iter()
+                    .filter_map(|(a, b)| {
+                        Some(FileRename {
+                            old_uri: uri(a).ok()?,
+                            new_uri: uri(b).ok()?,
+                        })
+                    })
+                    .collect();
+                server
+                    .notify::<DidRenameFiles>(RenameFilesParams { files })
+                    .await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(server = server.server_id(), error = %e, "file operation notification not sent");
+        }
+    }
+}
+
+fn edit_json(e: &TextEdit) -> Value {
+    json!({
+        "range": {
+            "start": {"line": e.range.start.line + 1, "character": e.range.start.character + 1},
+            "end": {"line": e.range.end.line + 1, "character": e.range.end.character + 1},
+        },
+        "new_text": e.new_text,
+    })
+}
+
+/// Byte offsets where each line starts (`\n`, `\r\n` and `\r` end lines), plus the end.
+fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => starts.push(i + 1),
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                starts.push(i + 2);
+                i += 1;
+            }
+            b'\r' => starts.push(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// The position just past the last character.
+pub fn end_position(text: &str) -> Position {
+    let starts = line_starts(text);
+    let last = *starts.last().unwrap_or(&0);
+    let line = (starts.len() - 1) as u32;
+    Position::new(line, text[last..].encode_utf16().count() as u32)
+}
+
+/// Byte offset of an LSP position (UTF-16 characters). A character past the line's end is the
+/// line's end (as LSP says); a line past the end is an error when `validate`, else the end.
+fn offset_of(text: &str, starts: &[usize], pos: Position, validate: bool) -> Result<usize, String> {
+    let line = pos.line as usize;
+    if line >= starts.len() {
+        if validate && !(line == starts.len() && pos.character == 0) {
+            return Err(format!(
+                "line {} is past the end of the file ({} lines)",
+                line + 1,
+                starts.len()
+            ));
+        }
+        return Ok(text.len());
+    }
+    let start = starts[line];
+    let end = starts.get(line + 1).map_or(text.len(), |&next| {
+        let content = &text[start..next];
+        start + content.trim_end_matches(['\n', '\r']).len()
+    });
+    let mut units = 0u32;
+    for (i, c) in text[start..end].char_indices() {
+        if units >= pos.character {
+            return Ok(start + i);
+        }
+        units += c.len_utf16() as u32;
+    }
+    Ok(end)
+}
+
+/// Applies LSP text edits to `text`. Edits refer to the original text; they must not overlap;
+/// edits at the same position are applied in the order given.
+pub fn apply_text_edits(text: &str, edits: &[TextEdit], validate: bool) -> Result<String, String> {
+    let starts = line_starts(text);
+    let mut spans = Vec::with_capacity(edits.len());
+    for (i, e) in edits.iter().enumerate() {
+        let start = offset_of(text, &starts, e.range.start, validate)?;
+        let end = offset_of(text, &starts, e.range.end, validate)?;
+        if end < start {
+            return Err(format!(
+                "range {}:{}-{}:{} ends before it starts",
+                e.range.start.line,
+                e.range.start.character,
+                e.range.end.line,
+                e.range.end.character
+            ));
+        }
+        spans.push((start, end, i));
+    }
+    spans.sort_by_key(|&(start, end, i)| (start, end, i));
+    for pair in spans.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err("two edits overlap".to_owned());
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end, i) in spans {
+        out.push_str(&text[at..start]);
+        out.push_str(&edits[i].new_text);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+tokio::task_local! {
+    static BATCH: Arc<BatchScope>;
+}
+
+/// What a batch wrote to one file.
+#[derive(Debug)]
+struct Touched {
+    mirror: MirrorPath,
+    /// The content before the batch's first write (`None`: the file did not exist).
+    original: Option<Vec<u8>>,
+    /// The hash the batch left (`None`: the batch deleted it).
+    now: Option<ContentHash>,
+}
+
+/// The scope `batch_execute` runs its operations in (see the module docs).
+#[derive(Debug, Default)]
+pub struct BatchScope {
+    dry_run: bool,
+    touched: Mutex<BTreeMap<RelPath, Touched>>,
+}
+
+impl BatchScope {
+    pub fn new(dry_run: bool) -> Arc<Self> {
+        Arc::new(Self {
+            dry_run,
+            touched: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// True inside a batch's operation.
+    pub fn active() -> bool {
+        BATCH.try_with(|_| ()).is_ok()
+    }
+
+    /// Runs `operation` inside this scope.
+    pub async fn run<F: std::future::Future>(self: &Arc<Self>, operation: F) -> F::Output {
+        BATCH.scope(Arc::clone(self), operation).await
+    }
+
+    fn record(&self, files: &BTreeMap<RelPath, PlannedFile>) {
+        let mut touched = self.touched.lock();
+        for (rel, file) in files {
+            let original = file.original.as_ref().map(|(b, _)| &b[..]);
+            if original == file.current.as_deref() {
+                continue;
+            }
+            let now = file.current.as_deref().map(ContentHash::of);
+            touched
+                .entry(rel.clone())
+                .and_modify(|t| t.now = now.clone())
+                .or_insert_with(|| Touched {
+                    mirror: file.mirror.clone(),
+                    original: original.map(<[u8]>::to_vec),
+                    now,
+                });
+        }
+    }
+
+    /// The client paths the batch changed.
+    pub fn changed(&self, ctx: &ToolContext, workspace: &ProjectWorkspace) -> Vec<String> {
+        self.touched
+            .lock()
+            .values()
+            .filter(|t| t.original.as_deref().map(ContentHash::of) != t.now)
+            .map(|t| ctx.client_path(workspace, &t.mirror))
+            .collect()
+    }
+
+    /// Puts every file the batch changed back as it was, all or nothing; each restore expects
+    /// the hash the batch wrote, so a change made meanwhile by someone else is never undone.
+    /// Returns the client paths restored.
+    pub async fn roll_back(
+        &self,
+        ctx: &ToolContext,
+        workspace: &ProjectWorkspace,
+    ) -> Result<Vec<String>, ToolError> {
+        let touched: Vec<(RelPath, Touched)> = std::mem::take(&mut *self.touched.lock())
+            .into_iter()
+            .collect();
+        let paths = workspace.mirror.paths();
+        let mut plan = WriteBack::new();
+        let mut restored = Vec::new();
+        let mut changes = Vec::new();
+        for (_, t) in &touched {
+            let client = paths.to_client(&t.mirror);
+            let kind = match (&t.original, &t.now) {
+                (Some(orig), Some(now)) if ContentHash::of(orig) == *now => continue,
+                (Some(orig), Some(now)) => {
+                    plan = plan.write(client, orig.clone(), Expect::Hash(now.clone()));
+                    FileChangeType::CHANGED
+                }
+                (Some(orig), None) => {
+                    plan = plan.write(client, orig.clone(), Expect::Absent);
+                    FileChangeType::CREATED
+                }
+                (None, Some(now)) => {
+                    plan = plan.delete(client, now.clone());
+                    FileChangeType::DELETED
+                }
+                (None, None) => continue,
+            };
+            restored.push(ctx.client_path(workspace, &t.mirror));
+            changes.push((t.mirror.clone(), kind));
+        }
+        if plan.is_empty() {
+            return Ok(restored);
+        }
+        plan.apply_and_mirror(&ctx.files.client(workspace), &workspace.mirror)
+            .await
+            .map_err(|e| write_error(ctx, workspace, e))?;
+        crate::sync::tell_language_servers(workspace, &changes).await;
+        Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(l1: u32, c1: u32, l2: u32, c2: u32, text: &str) -> TextEdit {
+        TextEdit {
+            range: Range::new(Position::new(l1, c1), Position::new(l2, c2)),
+            new_text: text.to_owned(),
+        }
+    }
+
+    fn check(text: &str, edits: &[TextEdit], expect: &str) {
+        assert_eq!(apply_text_edits(text, edits, true).as_deref(), Ok(expect));
+    }
+
+    #[test]
+    fn applies_edits_against_the_original_text() {
+        check(
+            "def add(a, b):\n    return add\n",
+            &[edit(0, 4, 0, 7, "plus"), edit(1, 11, 1, 14, "plus")],
+            "def plus(a, b):\n    return plus\n",
+        );
+        check("ab\r\ncd", &[edit(1, 0, 1, 2, "x")], "ab\r\nx");
+        check("a\n", &[edit(1, 0, 1, 0, "b\n")], "a\nb\n");
+        check("x", &[edit(0, 0, 0, 0, "1"), edit(0, 0, 0, 0, "2")], "12x");
+    }
+
+    #[test]
+    fn counts_utf16_and_clamps_past_line_end() {
+        check("é😀x\n", &[edit(0, 3, 0, 4, "y")], "é😀y\n");
+        check("ab\ncd\n", &[edit(0, 9, 1, 0, "")], "abcd\n");
+    }
+
+    #[test]
+    fn refuses_overlaps_and_lines_past_the_end() {
+        assert!(
+            apply_text_edits("abc", &[edit(0, 0, 0, 2, ""), edit(0, 1, 0, 3, "")], true).is_err()
+        );
+        assert!(apply_text_edits("abc", &[edit(5, 0, 5, 0, "x")], true).is_err());
+        assert_eq!(
+            apply_text_edits("abc", &[edit(5, 0, 5, 0, "x")], false).as_deref(),
+            Ok("abcx")
+        );
+    }
+
+    #[test]
+    fn end_position_is_past_the_last_character() {
+        assert_eq!(end_position("a\nbc"), Position::new(1, 2));
+        assert_eq!(end_position("a\n"), Position::new(1, 0));
+    }
+}

@@ -1,0 +1,101 @@
+//! `fix_imports`: after a file was moved by other means, rewrite the imports that named its
+//! old path (and its own relative imports).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::edits::{EditPlan, outcome_schema};
+use crate::error::{ToolError, parse_args};
+use crate::imports;
+
+#[derive(Debug)]
+pub struct FixImports;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    file_path: String,
+    old_path: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl Tool for FixImports {
+    fn name(&self) -> &'static str {
+        "fix_imports"
+    }
+
+    fn description(&self) -> &'static str {
+        "After a file was moved from old_path to file_path by other means (mv, git mv), rewrite every import that still names the old path, and the moved file's own relative imports (Python, JS/TS relative imports, C #include \"...\"); use rename_file instead to move and fix in one step."
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string", "description": "Where the file is now."},
+                "old_path": {"type": "string", "description": "Where it was before the move."},
+                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."}
+            },
+            "required": ["file_path", "old_path"],
+            "additionalProperties": false
+        })
+    }
+
+    fn output_schema(&self) -> Value {
+        let mut properties = outcome_schema();
+        properties["imports_fixed"] = json!({"type": "integer"});
+        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "imports_fixed"]})
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(args)?;
+            let now = ctx.resolve(&args.file_path).await?;
+            let old = ctx.resolve(&args.old_path).await?;
+            let workspace = ctx.workspace().await?;
+            let mut plan = EditPlan::new(ctx, workspace);
+            if !plan.exists(&now.mirror).await? {
+                return Err(ToolError::failed(format!("{} does not exist", now.client)));
+            }
+            if plan.exists(&old.mirror).await? {
+                return Err(ToolError::failed(format!(
+                    "{} still exists, so nothing was moved",
+                    old.client
+                ))
+                .with_suggestion("use rename_file to move a file and fix its imports"));
+            }
+            let new_rel = now.mirror.rel().as_str().to_owned();
+            let old_rel = old.mirror.rel().as_str().to_owned();
+            // The project as it was before the move.
+            let mut before: BTreeSet<String> = plan.project_files();
+            before.remove(&new_rel);
+            before.insert(old_rel.clone());
+            let moves = BTreeMap::from([(old_rel, new_rel)]);
+            let fixed =
+                imports::rewrite_for_moves(&mut plan, &before, &moves, true, &BTreeSet::new())
+                    .await?;
+            let outcome = plan.commit(args.dry_run).await?;
+            let mut structured = outcome.to_json();
+            structured["imports_fixed"] = json!(fixed);
+            Ok(ToolOutput {
+                text: outcome.to_text(&format!(
+                    "Fix imports after moving {} to {}",
+                    old.client, now.client
+                )),
+                structured,
+            })
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,116 @@
+//! `organize_imports`: the language server's `source.organizeImports` code action, applied.
+
+use codeflow_lsp_pool::lsp_types::{
+    CodeActionContext, CodeActionKind, CodeActionOrCommand, CodeActionParams, Position, Range,
+    request::CodeActionRequest,
+};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::edits::{EditPlan, end_position, outcome_schema};
+use crate::error::{ToolError, parse_args};
+use crate::lsp::Document;
+
+#[derive(Debug)]
+pub struct OrganizeImports;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    file_path: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl Tool for OrganizeImports {
+    fn name(&self) -> &'static str {
+        "organize_imports"
+    }
+
+    fn description(&self) -> &'static str {
+        "Sort the file's imports and remove unused ones with the language server's source.organizeImports code action, and write the result to your file; use dry_run to see the edits first."
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string", "description": "The file, absolute or relative to the project root."},
+                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing the file."}
+            },
+            "required": ["file_path"],
+            "additionalProperties": false
+        })
+    }
+
+    fn output_schema(&self) -> Value {
+        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(args)?;
+            let doc = Document::open(ctx, &args.file_path).await?;
+            let actions = doc
+                .server
+                .request::<CodeActionRequest>(CodeActionParams {
+                    text_document: doc.identifier(),
+                    range: Range::new(Position::new(0, 0), end_position(&doc.text)),
+                    context: CodeActionContext {
+                        diagnostics: Vec::new(),
+                        only: Some(vec![CodeActionKind::SOURCE_ORGANIZE_IMPORTS]),
+                        trigger_kind: None,
+                    },
+                    work_done_progress_params: Default::default(),
+                    partial_result_params: Default::default(),
+                })
+                .await
+                .map_err(ToolError::from_lsp)?
+                .unwrap_or_default();
+            let server = doc.server.server_id().to_owned();
+            let action = actions.into_iter().find_map(|a| match a {
+                CodeActionOrCommand::CodeAction(a)
+                    if a.kind.as_ref().is_some_and(|k| {
+                        k.as_str().starts_with(CodeActionKind::SOURCE_ORGANIZE_IMPORTS.as_str())
+                    }) =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            });
+            let Some(action) = action else {
+                return Err(ToolError::failed(format!(
+                    "language server {server} does not support source.organizeImports for {}",
+                    doc.file.client
+                ))
+                .with_suggestion("this language server cannot do that; try another tool"));
+            };
+            let Some(edit) = action.edit else {
+                return Err(ToolError::failed(format!(
+                    "language server {server} answered source.organizeImports with a command only, which CodeFlow cannot apply"
+                )));
+            };
+            let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+            plan.workspace_edit(edit).await?;
+            let outcome = plan.commit(args.dry_run).await?;
+            let text = if outcome.files.is_empty() {
+                format!("The imports of {} are already organized.", doc.file.client)
+            } else {
+                outcome.to_text(&format!("Organize imports in {}", doc.file.client))
+            };
+            Ok(ToolOutput {
+                text,
+                structured: outcome.to_json(),
+            })
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,154 @@
+//! `rename_symbol`: rename a symbol found by name, in every file that uses it.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::catalogue::{Tool, ToolOutput};
+use crate::context::ToolContext;
+use crate::edits::outcome_schema;
+use crate::error::{ToolError, parse_args};
+use crate::lsp::{Document, from_lsp, kind_name, line_text};
+use crate::tools::rename_symbol_strict::rename_at;
+
+#[derive(Debug)]
+pub struct RenameSymbol;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    file_path: String,
+    symbol_name: String,
+    new_name: String,
+    #[serde(default)]
+    symbol_kind: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl Tool for RenameSymbol {
+    fn name(&self) -> &'static str {
+        "rename_symbol"
+    }
+
+    fn description(&self) -> &'static str {
+        "Rename a symbol declared in a file, found by its name (optionally its kind), to new_name in every file that uses it, through the language server, and write the edits to your files all or nothing. If several symbols match, nothing is renamed and the candidates are listed with positions for rename_symbol_strict. Use dry_run to see the edits first."
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string", "description": "The file that declares the symbol, absolute or relative to the project root."},
+                "symbol_name": {"type": "string", "description": "The symbol's current name."},
+                "new_name": {"type": "string", "description": "The new name."},
+                "symbol_kind": {"type": "string", "description": "Lowercase LSP symbol kind to narrow the match: function, class, method, variable, …"},
+                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."}
+            },
+            "required": ["file_path", "symbol_name", "new_name"],
+            "additionalProperties": false
+        })
+    }
+
+    fn output_schema(&self) -> Value {
+        let mut properties = outcome_schema();
+        properties["candidates"] = json!({
+            "type": "array",
+            "description": "When the name is ambiguous: the matching symbols (nothing was renamed).",
+            "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "kind": {"type": "string"}, "container": {"type": "string"},
+                "path": {"type": "string"}, "line": {"type": "integer"}, "character": {"type": "integer"}
+            }}
+        });
+        properties["warnings"] = json!({"type": "array", "items": {"type": "string"}});
+        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files"]})
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(args)?;
+            let doc = Document::open(ctx, &args.file_path).await?;
+            let found = doc
+                .find_symbols(&args.symbol_name, args.symbol_kind.as_deref())
+                .await?;
+            if found.symbols.len() == 1 && !found.substring {
+                let symbol = &found.symbols[0];
+                let outcome = rename_at(
+                    ctx,
+                    &doc,
+                    symbol.selection_range.start,
+                    &args.new_name,
+                    args.dry_run,
+                )
+                .await?;
+                let mut text = outcome.to_text(&format!(
+                    "Rename `{}` to `{}`",
+                    args.symbol_name, args.new_name
+                ));
+                for w in &found.warnings {
+                    text.push_str(&format!("\nWarning: {w}"));
+                }
+                let mut structured = outcome.to_json();
+                structured["warnings"] = json!(found.warnings);
+                return Ok(ToolOutput { text, structured });
+            }
+            let candidates: Vec<Value> = found
+                .symbols
+                .iter()
+                .map(|s| {
+                    let at = from_lsp(
+                        line_text(&doc.text, s.selection_range.start.line),
+                        s.selection_range.start,
+                    );
+                    json!({
+                        "name": s.name,
+                        "kind": kind_name(s.kind),
+                        "container": s.container.join("."),
+                        "path": doc.file.client,
+                        "line": at.line,
+                        "character": at.character,
+                    })
+                })
+                .collect();
+            let mut text = format!(
+                "Nothing was renamed: {} symbol(s) {} `{}` in {}. Call rename_symbol_strict with the position of the one you mean:\n",
+                candidates.len(),
+                if found.substring { "contain" } else { "are named" },
+                args.symbol_name,
+                doc.file.client
+            );
+            for c in &candidates {
+                text.push_str(&format!(
+                    "- {} ({}{}) at {}:{}:{}\n",
+                    c["name"].as_str().unwrap_or_default(),
+                    c["kind"].as_str().unwrap_or_default(),
+                    c["container"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .map(|s| format!(" in {s}"))
+                        .unwrap_or_default(),
+                    doc.file.client,
+                    c["line"],
+                    c["character"]
+                ));
+            }
+            Ok(ToolOutput {
+                text,
+                structured: json!({
+                    "dry_run": args.dry_run,
+                    "applied": false,
+                    "files_changed": 0,
+                    "files": [],
+                    "candidates": candidates,
+                    "warnings": found.warnings,
+                }),
+            })
+        }
+        .boxed()
+    }
+}
