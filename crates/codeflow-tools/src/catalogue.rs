@@ -69,6 +69,19 @@ impl Catalogue {
         catalogue.add(crate::tools::search_workspace_symbols::SearchWorkspaceSymbols);
         catalogue.add(crate::tools::find_dead_code::FindDeadCode);
         catalogue.add(crate::tools::analyze_imports::AnalyzeImports);
+        catalogue.add(crate::tools::rename_symbol::RenameSymbol);
+        catalogue.add(crate::tools::rename_symbol_strict::RenameSymbolStrict);
+        catalogue.add(crate::tools::format_document::FormatDocument);
+        catalogue.add(crate::tools::apply_workspace_edit::ApplyWorkspaceEdit);
+        catalogue.add(crate::tools::create_file::CreateFile);
+        catalogue.add(crate::tools::delete_file::DeleteFile);
+        catalogue.add(crate::tools::rename_file::RenameFile);
+        catalogue.add(crate::tools::rename_directory::RenameDirectory);
+        catalogue.add(crate::tools::fix_imports::FixImports);
+        catalogue.add(crate::tools::organize_imports::OrganizeImports);
+        // Last: a batch runs the tools registered before it.
+        let tools = catalogue.clone();
+        catalogue.add(crate::tools::batch_execute::BatchExecute::over(tools));
         catalogue
     }
 
