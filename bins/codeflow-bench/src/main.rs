@@ -14,6 +14,7 @@
 mod mcp;
 mod p1;
 mod p3;
+mod p4;
 mod procs;
 mod report;
 mod stats;
@@ -28,6 +29,7 @@ use clap::{Parser, ValueEnum};
 enum Which {
     P1,
     P3,
+    P4,
     All,
 }
 
@@ -40,6 +42,13 @@ struct Cli {
     /// Which benchmark to run.
     #[arg(value_enum, default_value = "all")]
     which: Which,
+    /// P4: subscribers of the one channel.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// P4: events published (one at a time); latencies are pooled.
+    #[arg(long, default_value_t = 5)]
+    events: usize,
+
     /// Directory holding the release codeflow-server and codeflow-client (default: next to
     /// this binary).
     #[arg(long)]
@@ -162,6 +171,9 @@ fn main() -> Result<()> {
             .collect(),
     };
     // Enough files for P3 before any runtime thread or child exists.
+    if matches!(cli.which, Which::P4) {
+        procs::ensure_nofile(u64::try_from(cli.subscribers)?.saturating_mul(2) + 1024);
+    }
     if matches!(cli.which, Which::P3 | Which::All) {
         procs::ensure_nofile(u64::try_from(cli.sessions)?.saturating_mul(2) + 1024);
     }
@@ -198,6 +210,7 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
         started_unix: report::unix_now(),
         p1: None,
         p3: None,
+        p4: None,
         load_after: None,
     };
     if matches!(cli.which, Which::P1 | Which::All) {
@@ -219,6 +232,14 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             settle: Duration::from_secs_f64(cli.settle_secs.max(0.0)),
         };
         results.p3 = Some(p3::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P4 | Which::All) {
+        let cfg = p4::P4Config {
+            subscribers: cli.subscribers,
+            events: cli.events.max(1),
+            concurrency: cli.concurrency,
+        };
+        results.p4 = Some(p4::run(env, &cfg).await?);
     }
     results.load_after = report::loadavg();
     Ok(results)

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::p1::{P1Result, WorkloadResult};
 use crate::p3::P3Result;
+use crate::p4::P4Result;
 
 #[derive(Debug, Serialize)]
 pub struct Machine {
@@ -78,6 +79,7 @@ pub struct Results {
     pub started_unix: u64,
     pub p1: Option<P1Result>,
     pub p3: Option<P3Result>,
+    pub p4: Option<P4Result>,
     pub load_after: Option<String>,
 }
 
@@ -213,6 +215,24 @@ pub fn rows(results: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
     if let Some(p1) = &results.p1 {
         p1_rows(&mut rows, p1);
+    }
+    if let Some(p4) = &results.p4 {
+        rows.push(Row {
+            id: "P4",
+            metric: format!("one event to {} subscribers, p99 delivery", p4.subscribers),
+            codeflow: format!(
+                "{:.1} ms (p50 {:.1} ms, {}/{} delivered)",
+                p4.p99_ms, p4.p50_ms, p4.deliveries, p4.expected_deliveries
+            ),
+            peer: "—".into(),
+            ratio: "—".into(),
+            target: "10,000 served, p99 ≤ 100 ms".into(),
+            verdict: verdict(Some(
+                p4.subscribers >= 10_000
+                    && p4.deliveries == p4.expected_deliveries
+                    && p4.p99_ms <= 100.0,
+            )),
+        });
     }
     if let Some(p3) = &results.p3 {
         p3_rows(&mut rows, p3);
