@@ -53,6 +53,10 @@ impl App {
             catalogue.add_test_tools();
         }
         let service = Arc::new(McpService::new(catalogue, services.clone()));
+        // Edits a language server asks for go back to the client like a tool's edits.
+        services
+            .pool()
+            .set_apply_edit_handler(Some(service.edit_router()));
         let auth = Authenticator::new(AuthConfig {
             jwt_secret: config.jwt_secret.clone(),
             require_auth: config.require_auth,

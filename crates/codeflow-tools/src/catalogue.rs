@@ -51,13 +51,9 @@ impl Catalogue {
         let mut catalogue = Self::default();
         catalogue.add(crate::tools::health_check::HealthCheck);
         catalogue.add(crate::tools::restart_server::RestartServer);
-        catalogue.add(crate::tools::find_definition::FindDefinition);
-        catalogue.add(crate::tools::find_references::FindReferences);
-        catalogue.add(crate::tools::get_hover::GetHover);
-        catalogue.add(crate::tools::get_completions::GetCompletions);
-        catalogue.add(crate::tools::get_signature_help::GetSignatureHelp);
-        catalogue.add(crate::tools::find_implementation::FindImplementation);
-        catalogue.add(crate::tools::find_type_definition::FindTypeDefinition);
+        catalogue.add(crate::tools::analyze_imports::AnalyzeImports);
+        catalogue.add(crate::tools::find_dead_code::FindDeadCode);
+        catalogue.add(crate::tools::search_workspace_symbols::SearchWorkspaceSymbols);
         catalogue.add(crate::tools::get_document_symbols::GetDocumentSymbols);
         catalogue.add(crate::tools::get_diagnostics::GetDiagnostics);
         catalogue.add(crate::tools::get_code_actions::GetCodeActions);
@@ -66,9 +62,13 @@ impl Catalogue {
             .add(crate::tools::get_call_hierarchy_incoming_calls::GetCallHierarchyIncomingCalls);
         catalogue
             .add(crate::tools::get_call_hierarchy_outgoing_calls::GetCallHierarchyOutgoingCalls);
-        catalogue.add(crate::tools::search_workspace_symbols::SearchWorkspaceSymbols);
-        catalogue.add(crate::tools::find_dead_code::FindDeadCode);
-        catalogue.add(crate::tools::analyze_imports::AnalyzeImports);
+        catalogue.add(crate::tools::find_definition::FindDefinition);
+        catalogue.add(crate::tools::find_references::FindReferences);
+        catalogue.add(crate::tools::get_hover::GetHover);
+        catalogue.add(crate::tools::get_completions::GetCompletions);
+        catalogue.add(crate::tools::get_signature_help::GetSignatureHelp);
+        catalogue.add(crate::tools::find_implementation::FindImplementation);
+        catalogue.add(crate::tools::find_type_definition::FindTypeDefinition);
         catalogue.add(crate::tools::rename_symbol::RenameSymbol);
         catalogue.add(crate::tools::rename_symbol_strict::RenameSymbolStrict);
         catalogue.add(crate::tools::format_document::FormatDocument);

@@ -6,6 +6,7 @@
 //! session registry. Tools reach the language servers and the project's files through
 //! [`ToolContext`]; this crate opens no sockets and reads no config files.
 
+pub mod apply_edit;
 pub mod catalogue;
 pub mod client;
 pub mod client_log;

@@ -27,6 +27,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::apply_edit::EditRouter;
 use crate::catalogue::Catalogue;
 use crate::client_log::ClientLog;
 use crate::context::{ServerServices, ToolContext};
@@ -42,6 +43,7 @@ const MAX_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 /// Serves every session with the tool catalogue.
 #[derive(Debug, Clone)]
 pub struct McpService {
+    router: Arc<EditRouter>,
     catalogue: Arc<Catalogue>,
     services: Arc<ServerServices>,
     tools: Arc<Vec<McpTool>>,
@@ -54,6 +56,7 @@ impl McpService {
             .filter_map(|t| describe(t.as_ref()))
             .collect();
         Self {
+            router: EditRouter::new(&services),
             catalogue: Arc::new(catalogue),
             services,
             tools: Arc::new(tools),
@@ -79,11 +82,20 @@ fn describe(tool: &dyn crate::Tool) -> Option<McpTool> {
     }
 }
 
+impl McpService {
+    /// Applies language servers' `workspace/applyEdit` through the project's sessions; install
+    /// it on the pool with `LspPool::set_apply_edit_handler`.
+    pub fn edit_router(&self) -> Arc<EditRouter> {
+        self.router.clone()
+    }
+}
+
 impl SessionService for McpService {
     fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message> {
         let (tx, rx) = mpsc::channel::<Message>(INBOUND_CAPACITY);
         let log = Arc::new(ClientLog::new(session.clone()));
         let files = SessionFiles::start(session.clone(), self.services.clone(), log.clone());
+        self.router.register(&session, &files);
         let handler = Handler {
             context: ToolContext {
                 session: session.clone(),
