@@ -57,6 +57,11 @@ impl App {
         services
             .pool()
             .set_apply_edit_handler(Some(service.edit_router()));
+        // Language servers' diagnostics feed each project's `diagnostics` channel.
+        let diagnostics = codeflow_tools::publish::DiagnosticsPublisher::new(&services);
+        services
+            .pool()
+            .set_diagnostics_listener(Some(diagnostics.clone()));
         let auth = Authenticator::new(AuthConfig {
             jwt_secret: config.jwt_secret.clone(),
             require_auth: config.require_auth,
@@ -76,6 +81,7 @@ impl App {
             auth,
             service,
         );
+        diagnostics.attach(&registry);
         let connection = ConnectionConfig {
             max_message_size: config.max_message_bytes,
             outbound_capacity: config.outbound_queue,

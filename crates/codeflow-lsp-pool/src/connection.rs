@@ -34,6 +34,7 @@ use crate::config::ServerConfig;
 use crate::documents::DiagnosticStore;
 use crate::edit::{ApplyEditContext, EditHandlerSlot};
 use crate::error::LspError;
+use crate::listen::ListenerSlot;
 use crate::process::{ServerProcess, resolve_command};
 use crate::readiness::Readiness;
 
@@ -76,6 +77,7 @@ pub(crate) struct ClientContext {
     pub(crate) settings: Option<Value>,
     pub(crate) diagnostics: Arc<DiagnosticStore>,
     pub(crate) edit_handler: Arc<EditHandlerSlot>,
+    pub(crate) diagnostics_listener: Arc<ListenerSlot>,
 }
 
 /// Per-instance state the router updates.
@@ -549,7 +551,12 @@ fn on_notification(
         "$/progress" => st.readiness.on_progress(notif.params),
         "textDocument/publishDiagnostics" => {
             match serde_json::from_value::<PublishDiagnosticsParams>(notif.params) {
-                Ok(p) => st.ctx.diagnostics.publish(p),
+                Ok(p) => {
+                    if let Some(listener) = st.ctx.diagnostics_listener.get() {
+                        listener.on_diagnostics(&st.ctx.project, &st.ctx.server_id, &p);
+                    }
+                    st.ctx.diagnostics.publish(p);
+                }
                 Err(e) => tracing::debug!("ignoring malformed publishDiagnostics: {e}"),
             }
         }

@@ -58,6 +58,7 @@ mod connection;
 mod documents;
 mod edit;
 mod error;
+mod listen;
 pub mod metrics;
 mod pool;
 mod process;
@@ -69,6 +70,7 @@ pub use config::{PoolConfig, ServerConfig, default_language_id, default_servers}
 pub use documents::{DiagnosticsReport, DiagnosticsSource};
 pub use edit::{ApplyEditContext, ApplyEditHandler};
 pub use error::LspError;
+pub use listen::DiagnosticsListener;
 pub use pool::{LspPool, ProjectKey, ProjectLease};
 pub use server::ServerHandle;
 pub use status::{ServerState, ServerStatus};

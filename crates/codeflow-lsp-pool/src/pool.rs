@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{PoolConfig, ServerConfig};
 use crate::edit::{ApplyEditHandler, EditHandlerSlot};
 use crate::error::LspError;
+use crate::listen::{DiagnosticsListener, ListenerSlot};
 use crate::process::resolve_command;
 use crate::server::{ManagedServer, PoolShared, ServerHandle, StopKind};
 use crate::status::ServerStatus;
@@ -99,6 +100,7 @@ impl LspPool {
                 shared: Arc::new(PoolShared {
                     config,
                     edit_handler: Arc::new(EditHandlerSlot::default()),
+                    diagnostics_listener: Arc::new(ListenerSlot::default()),
                     closed: AtomicBool::new(false),
                 }),
                 table,
@@ -125,6 +127,12 @@ impl LspPool {
     /// running servers too.
     pub fn set_apply_edit_handler(&self, handler: Option<Arc<dyn ApplyEditHandler>>) {
         self.inner.shared.edit_handler.set(handler);
+    }
+
+    /// Install (or remove) the listener for every server's `publishDiagnostics`; it applies to
+    /// running servers too.
+    pub fn set_diagnostics_listener(&self, listener: Option<Arc<dyn DiagnosticsListener>>) {
+        self.inner.shared.diagnostics_listener.set(listener);
     }
 
     /// Take a lease on a project. While any lease on it lives, its servers are not stopped for

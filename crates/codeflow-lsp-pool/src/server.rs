@@ -39,6 +39,7 @@ use crate::documents::{
 };
 use crate::edit::EditHandlerSlot;
 use crate::error::LspError;
+use crate::listen::ListenerSlot;
 use crate::metrics as m;
 use crate::status::{ServerState, ServerStatus};
 
@@ -46,6 +47,7 @@ use crate::status::{ServerState, ServerStatus};
 pub(crate) struct PoolShared {
     pub(crate) config: PoolConfig,
     pub(crate) edit_handler: Arc<EditHandlerSlot>,
+    pub(crate) diagnostics_listener: Arc<ListenerSlot>,
     pub(crate) closed: AtomicBool,
 }
 
@@ -142,6 +144,7 @@ impl ManagedServer {
             settings: config.settings.clone(),
             diagnostics: Arc::clone(&diagnostics),
             edit_handler: Arc::clone(&shared.edit_handler),
+            diagnostics_listener: Arc::clone(&shared.diagnostics_listener),
         });
         let slots = Semaphore::new(shared.config.max_in_flight_per_server.max(1));
         Ok(Arc::new(Self {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod imports;
 pub mod lsp;
 mod mcp;
+pub mod publish;
 pub mod sync;
 pub mod tools;
 pub mod workspace;

@@ -14,7 +14,7 @@ use codeflow_file_stream::{ClientPath, FileError, Manifest, MirrorPath, RemoteEr
 use codeflow_lsp_pool::lsp_types::{
     DidChangeWatchedFilesParams, FileChangeType, FileEvent, notification::DidChangeWatchedFiles,
 };
-use codeflow_session::Session;
+use codeflow_session::{Channel, Session};
 use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, mpsc, watch};
@@ -130,6 +130,14 @@ impl SessionFiles {
         )
     }
 
+    /// A path in the mirror's client space, back in this session's own root.
+    fn client_path_of(&self, workspace: &ProjectWorkspace, path: &str) -> String {
+        match self.rebase_in(workspace) {
+            Some(r) => r.reversed().path(path),
+            None => path.to_owned(),
+        }
+    }
+
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }
@@ -215,6 +223,17 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
+    if let Some(registry) = files.session.registry() {
+        registry.channels().publish(
+            &files.session.project,
+            Channel::Files,
+            json!({
+                "event": "synced",
+                "fetched": report.fetched.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                "removed": report.removed.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            }),
+        );
+    }
     files.log.log(
         "info",
         json!({
@@ -268,11 +287,21 @@ async fn file_changed(files: &SessionFiles, params: Option<Value>) -> Result<(),
         ChangeType::Deleted => FileChangeType::DELETED,
     };
     let client = files.client(&workspace);
+    let event = json!({
+        "path": files.client_path_of(&workspace, &change.path),
+        "changeType": change.change_type,
+        "hash": change.hash,
+    });
     workspace
         .mirror
         .apply_change(change, &client)
         .await
         .map_err(|e| file_error(&e))?;
+    if let Some(registry) = files.session.registry() {
+        registry
+            .channels()
+            .publish(&files.session.project, Channel::Files, event);
+    }
     metrics::counter!("codeflow_file_changes_total").increment(1);
     tell_language_servers(&workspace, &[(mirror_path, kind)]).await;
     Ok(())

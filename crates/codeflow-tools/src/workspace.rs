@@ -47,6 +47,8 @@ pub struct Workspaces {
     config: WorkspaceConfig,
     pool: LspPool,
     open: tokio::sync::Mutex<HashMap<ProjectId, Weak<ProjectWorkspace>>>,
+    /// Path maps of opened projects, for callers that cannot wait (language-server callbacks).
+    paths: parking_lot::Mutex<HashMap<String, codeflow_file_stream::PathMap>>,
 }
 
 impl std::fmt::Debug for Workspaces {
@@ -63,6 +65,7 @@ impl Workspaces {
             config,
             pool,
             open: tokio::sync::Mutex::new(HashMap::new()),
+            paths: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -118,7 +121,15 @@ impl Workspaces {
         });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(project.clone(), Arc::downgrade(&workspace));
+        self.paths
+            .lock()
+            .insert(project.to_string(), workspace.mirror.paths().clone());
         Ok(workspace)
+    }
+
+    /// The path map of a project opened at least once (without waiting).
+    pub fn paths_of(&self, project: &str) -> Option<codeflow_file_stream::PathMap> {
+        self.paths.lock().get(project).cloned()
     }
 
     /// The workspace of `project` if some session holds it open.

@@ -1,0 +1,92 @@
+//! Real producers for the project channels: language servers' diagnostics go to
+//! `diagnostics`, applied file changes to `files` — with client paths, never mirror paths.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use codeflow_lsp_pool::DiagnosticsListener;
+use codeflow_lsp_pool::lsp_types::PublishDiagnosticsParams;
+use codeflow_session::{Channel, ProjectId, SessionRegistry};
+use serde_json::json;
+
+use crate::context::ServerServices;
+
+/// Publishes every language server's diagnostics on its project's `diagnostics` channel.
+#[derive(Default)]
+pub struct DiagnosticsPublisher {
+    registry: OnceLock<Weak<SessionRegistry>>,
+    services: OnceLock<Weak<ServerServices>>,
+}
+
+impl std::fmt::Debug for DiagnosticsPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiagnosticsPublisher")
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiagnosticsPublisher {
+    pub fn new(services: &Arc<ServerServices>) -> Arc<Self> {
+        let publisher = Arc::new(Self::default());
+        let _ = publisher.services.set(Arc::downgrade(services));
+        publisher
+    }
+
+    /// Connects the publisher to the registry whose channels it feeds (created after the
+    /// services, so it is set afterwards).
+    pub fn attach(&self, registry: &Arc<SessionRegistry>) {
+        let _ = self.registry.set(Arc::downgrade(registry));
+    }
+}
+
+impl DiagnosticsListener for DiagnosticsPublisher {
+    fn on_diagnostics(&self, project: &str, server_id: &str, params: &PublishDiagnosticsParams) {
+        let Some(registry) = self.registry.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let Some(services) = self.services.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let Ok(project) = ProjectId::parse(project) else {
+            return;
+        };
+        let Some(paths) = services.workspaces.paths_of(project.as_str()) else {
+            return;
+        };
+        let Ok(uri) = paths.uri_to_client(params.uri.as_str()) else {
+            return;
+        };
+        let path = codeflow_file_stream::paths::uri_path(&uri).unwrap_or_default();
+        let diagnostics: Vec<_> = params
+            .diagnostics
+            .iter()
+            .map(|d| {
+                json!({
+                    "line": d.range.start.line + 1,
+                    "character": d.range.start.character + 1,
+                    "endLine": d.range.end.line + 1,
+                    "endCharacter": d.range.end.character + 1,
+                    "severity": d.severity.map(|s| match s {
+                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::ERROR => "error",
+                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::WARNING => "warning",
+                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::INFORMATION => "information",
+                        _ => "hint",
+                    }),
+                    "message": d.message,
+                    "source": d.source,
+                    "code": d.code,
+                })
+            })
+            .collect();
+        registry.channels().publish(
+            &project,
+            Channel::Diagnostics,
+            json!({
+                "path": path,
+                "uri": uri,
+                "server": server_id,
+                "version": params.version,
+                "diagnostics": diagnostics,
+            }),
+        );
+    }
+}
