@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for CodeFlow's benchmarks: builds the release binaries, installs the P1 peer
 # (supergateway) only if it is missing, raises the open-file limit for P3, and runs
-# codeflow-bench. Usage: bench/run.sh [p1|p3|all] [codeflow-bench flags…]
+# codeflow-bench. Usage: bench/run.sh [p1|p3|p5|p6|p7|all] [codeflow-bench flags…]
+# (other modes may be listed by `codeflow-bench --help`)
 # Results: a table on stdout and target/bench/results.json (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ shift || true
 
 cargo build --release -p codeflow-server -p codeflow-client -p codeflow-bench
 
-if [[ "$which" != "p3" ]] && ! command -v supergateway >/dev/null 2>&1; then
+if [[ "$which" == "p1" || "$which" == "all" ]] && ! command -v supergateway >/dev/null 2>&1; then
   if command -v npm >/dev/null 2>&1; then
     echo "installing the P1 peer: npm i -g supergateway" >&2
     npm i -g supergateway >&2 || echo "could not install supergateway: P1 will report CodeFlow only" >&2

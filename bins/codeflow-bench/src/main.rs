@@ -11,10 +11,14 @@
 //! started when it ends, also on error or Ctrl-C. It prints a table and writes
 //! `target/bench/results.json`.
 
+mod flows;
 mod mcp;
 mod p1;
 mod p3;
 mod p4;
+mod p5;
+mod p6;
+mod p7;
 mod procs;
 mod report;
 mod stats;
@@ -30,6 +34,9 @@ enum Which {
     P1,
     P3,
     P4,
+    P5,
+    P6,
+    P7,
     All,
 }
 
@@ -42,6 +49,8 @@ struct Cli {
     /// Which benchmark to run.
     #[arg(value_enum, default_value = "all")]
     which: Which,
+    #[command(flatten)]
+    sync: flows::SyncArgs,
     /// P4: subscribers of the one channel.
     #[arg(long, default_value_t = 10_000)]
     subscribers: usize,
@@ -211,6 +220,9 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
         p1: None,
         p3: None,
         p4: None,
+        p5: None,
+        p6: None,
+        p7: None,
         load_after: None,
     };
     if matches!(cli.which, Which::P1 | Which::All) {
@@ -240,6 +252,28 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             concurrency: cli.concurrency,
         };
         results.p4 = Some(p4::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P5 | Which::All) {
+        let cfg = p5::P5Config {
+            files: cli.sync.p5_files.max(2),
+            bytes: cli.sync.p5_mb.max(1) * 1_000_000,
+            resyncs: cli.sync.p5_resyncs.max(1),
+        };
+        results.p5 = Some(p5::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P6 | Which::All) {
+        let cfg = p6::P6Config {
+            file_bytes: cli.sync.p6_bytes.max(4096),
+            edits: cli.sync.p6_edits.max(1),
+        };
+        results.p6 = Some(p6::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P7 | Which::All) {
+        let cfg = p7::P7Config {
+            rounds: cli.sync.p7_rounds.max(1),
+            calls_per_round: cli.sync.p7_calls.max(1),
+        };
+        results.p7 = Some(p7::run(env, &cfg).await?);
     }
     results.load_after = report::loadavg();
     Ok(results)

@@ -80,6 +80,9 @@ pub struct Results {
     pub p1: Option<P1Result>,
     pub p3: Option<P3Result>,
     pub p4: Option<P4Result>,
+    pub p5: Option<crate::p5::P5Result>,
+    pub p6: Option<crate::p6::P6Result>,
+    pub p7: Option<crate::p7::P7Result>,
     pub load_after: Option<String>,
 }
 
@@ -237,6 +240,9 @@ pub fn rows(results: &Results) -> Vec<Row> {
     if let Some(p3) = &results.p3 {
         p3_rows(&mut rows, p3);
     }
+    rows.extend(results.p5.iter().flat_map(crate::p5::rows));
+    rows.extend(results.p6.iter().flat_map(crate::p6::rows));
+    rows.extend(results.p7.iter().flat_map(crate::p7::rows));
     rows
 }
 
@@ -322,6 +328,16 @@ pub fn table(rows: &[Row], results: &Results) -> String {
             p3.bench_cpu_secs.unwrap_or(f64::NAN),
             mib(p3.server_log_bytes)
         );
+    }
+    for line in [
+        results.p5.as_ref().map(crate::p5::summary),
+        results.p6.as_ref().map(crate::p6::summary),
+        results.p7.as_ref().map(crate::p7::summary),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = writeln!(out, "{line}");
     }
     let headers = [
         "id", "metric", "codeflow", "peer", "ratio", "target", "verdict",
