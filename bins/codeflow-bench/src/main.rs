@@ -14,6 +14,7 @@
 mod flows;
 mod mcp;
 mod p1;
+mod p2;
 mod p3;
 mod p4;
 mod p5;
@@ -32,6 +33,7 @@ use clap::{Parser, ValueEnum};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Which {
     P1,
+    P2,
     P3,
     P4,
     P5,
@@ -82,6 +84,9 @@ struct Cli {
     /// throughput is the median round.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// P2: warm find_definition calls per client (CodeFlow, direct pylsp, cclsp), in 5 rounds.
+    #[arg(long, default_value_t = 500)]
+    p2_calls: usize,
     /// P1: skip the supergateway peer.
     #[arg(long)]
     no_peer: bool,
@@ -235,6 +240,13 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             peer: !cli.no_peer,
         };
         results.p1 = Some(p1::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P2 | Which::All) {
+        let cfg = p2::P2Config {
+            calls: cli.p2_calls,
+            rounds: 5,
+        };
+        p2::run(env, &cfg).await?; // prints its own table, writes p2.json
     }
     if matches!(cli.which, Which::P3 | Which::All) {
         let cfg = p3::P3Config {
