@@ -20,6 +20,7 @@ pub struct ProjectWorkspace {
     pub project: ProjectId,
     pub mirror: Mirror,
     pub lease: ProjectLease,
+    pub symbols: crate::symbol_cache::SymbolCache,
 }
 
 impl std::fmt::Debug for ProjectWorkspace {
@@ -118,6 +119,7 @@ impl Workspaces {
             project: project.clone(),
             mirror,
             lease,
+            symbols: Default::default(),
         });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(project.clone(), Arc::downgrade(&workspace));

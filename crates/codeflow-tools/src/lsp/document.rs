@@ -20,6 +20,9 @@ pub struct Document {
     pub uri: Url,
     /// The content the server was given.
     pub text: Arc<str>,
+    /// Its hash, and the project's symbol cache it keys.
+    hash: Option<codeflow_file_stream::ContentHash>,
+    workspace: Arc<crate::workspace::ProjectWorkspace>,
 }
 
 impl Document {
@@ -37,11 +40,15 @@ impl Document {
         let uri = server
             .uri_for(file.mirror.as_path())
             .map_err(ToolError::from_lsp)?;
+        // Hash what was read, so the cache key matches the text exactly.
+        let hash = Some(codeflow_file_stream::ContentHash::of(&bytes));
         Ok(Self {
             file,
             server,
             uri,
             text: Arc::from(String::from_utf8_lossy(&bytes).as_ref()),
+            hash,
+            workspace,
         })
     }
 
@@ -65,9 +72,20 @@ impl Document {
 
     /// The file's symbols, flattened.
     pub async fn symbols(&self) -> Result<Vec<FlatSymbol>, ToolError> {
+        let server = self.server.server_id();
+        if let Some(hash) = &self.hash
+            && let Some(cached) = self.workspace.symbols.get(server, &self.uri, hash)
+        {
+            return Ok(cached.as_ref().clone());
+        }
         let mut found = symbols::document_symbols(&self.server, &self.uri).await?;
         for symbol in &mut found {
             symbols::refine_selection(&self.text, symbol);
+        }
+        if let Some(hash) = &self.hash {
+            self.workspace
+                .symbols
+                .put(server, &self.uri, hash.clone(), Arc::new(found.clone()));
         }
         Ok(found)
     }
