@@ -1,12 +1,19 @@
-//! Import statements read from source text, for the tools that move and delete files
-//! (`delete_file`, `rename_file`, `rename_directory`, `fix_imports`) when the language server
-//! cannot say itself (`workspace/willRenameFiles`).
+//! Import statements read from source text, and the project files they name. One lexical
+//! reader serves two kinds of caller:
 //!
-//! Deliberately small and lexical: Python `import m` / `from m import x` (absolute and
-//! relative), JavaScript/TypeScript relative specifiers (`from "./x"`, `import "./x"`,
-//! `require("./x")`, `import("./x")`), C/C++ `#include "x.h"`. Package imports, aliases in
-//! `tsconfig.json` paths and include directories other than the includer's and the project
-//! root are not followed.
+//! - the tools that move and delete files (`delete_file`, `rename_file`, `rename_directory`,
+//!   `fix_imports`) when the language server cannot say itself (`workspace/willRenameFiles`):
+//!   [`resolve`] is exact on purpose, because what it resolves gets respelled
+//!   ([`specifier`], [`rewrite_for_moves`]); only Python, JavaScript/TypeScript and C/C++
+//!   quoted includes are rewritten ([`Lang::rewrites_imports`]);
+//! - `analyze_imports`, which answers for a whole project without a language server:
+//!   [`Analysis::resolve`] adds what a reader wants and a rewriter must not guess (Python
+//!   `from pkg import module`, C include directories, Go packages, Rust modules).
+//!
+//! Read: Python `import m` / `from m import x` (absolute and relative), JavaScript/TypeScript
+//! specifiers (`from "./x"`, `import "./x"`, `require("./x")`, `import("./x")`), C/C++
+//! `#include "x.h"` and `<x.h>`, Go `import "p"` and `import ( … )`, Rust `mod m;` and
+//! `use crate::m`. Aliases in `tsconfig.json` paths are not followed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +29,8 @@ pub enum Lang {
     Python,
     Script,
     C,
+    Go,
+    Rust,
 }
 
 const SCRIPT_EXTENSIONS: &[&str] = &["ts", "tsx", "d.ts", "js", "jsx", "mjs", "cjs", "mts", "cts"];
@@ -33,8 +42,16 @@ impl Lang {
             "py" | "pyi" => Some(Self::Python),
             "ts" | "tsx" | "js" | "jsx" | "mjs" | "cjs" | "mts" | "cts" => Some(Self::Script),
             "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" => Some(Self::C),
+            "go" => Some(Self::Go),
+            "rs" => Some(Self::Rust),
             _ => None,
         }
+    }
+
+    /// Whether the file tools rewrite this language's imports when files move (Go and Rust
+    /// imports name packages and modules, not files).
+    pub fn rewrites_imports(self) -> bool {
+        matches!(self, Self::Python | Self::Script | Self::C)
     }
 }
 
@@ -47,18 +64,23 @@ pub struct Import {
     pub spec: String,
     /// 0-based line.
     pub line: u32,
+    /// A C/C++ `#include <…>`: searched on the include path, never rewritten.
+    pub system: bool,
 }
 
 /// The import specifiers of a file's text.
 pub fn imports(lang: Lang, text: &str) -> Vec<Import> {
     let mut out = Vec::new();
     let mut offset = 0;
+    let mut in_go_block = false;
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let line_no = n as u32;
         match lang {
             Lang::Python => python_line(line, offset, line_no, &mut out),
             Lang::Script => script_line(line, offset, line_no, &mut out),
             Lang::C => c_line(line, offset, line_no, &mut out),
+            Lang::Go => go_line(line, offset, line_no, &mut in_go_block, &mut out),
+            Lang::Rust => rust_line(line, offset, line_no, &mut out),
         }
         offset += line.len();
     }
@@ -71,6 +93,7 @@ fn push(out: &mut Vec<Import>, line: &str, offset: usize, line_no: u32, start: u
         end: offset + end,
         spec: line[start..end].to_owned(),
         line: line_no,
+        system: false,
     });
 }
 
@@ -148,10 +171,69 @@ fn c_line(line: &str, offset: usize, line_no: u32, out: &mut Vec<Import>) {
     let Some(rest) = rest.trim_start().strip_prefix("include") else {
         return;
     };
-    let Some(q) = rest.find('"') else { return };
-    let start = line.len() - rest.len() + q + 1;
-    if let Some(len) = line[start..].find('"') {
+    let open = rest.len() - rest.trim_start().len();
+    let close = match rest[open..].chars().next() {
+        Some('"') => '"',
+        Some('<') => '>',
+        _ => return,
+    };
+    let start = line.len() - rest.len() + open + 1;
+    if let Some(len) = line[start..].find(close).filter(|len| *len > 0) {
         push(out, line, offset, line_no, start, start + len);
+        if close == '>' {
+            out.last_mut().expect("just pushed").system = true;
+        }
+    }
+}
+
+/// `import "p"`, `import alias "p"`, and the lines of an `import ( … )` block.
+fn go_line(line: &str, offset: usize, line_no: u32, in_block: &mut bool, out: &mut Vec<Import>) {
+    let body = line.trim();
+    let quoted = if *in_block {
+        if body.starts_with(')') {
+            *in_block = false;
+            return;
+        }
+        true
+    } else if body == "import (" {
+        *in_block = true;
+        false
+    } else {
+        body.starts_with("import ")
+    };
+    if !quoted {
+        return;
+    }
+    // The last quoted string of the line is the path (`alias "p"`).
+    let Some(close) = line.rfind(['"', '`']) else {
+        return;
+    };
+    let quote = line[close..].chars().next().unwrap_or('"');
+    if let Some(open) = line[..close].rfind(quote) {
+        push(out, line, offset, line_no, open + 1, close);
+    }
+}
+
+/// `mod m;` (a module file) and `use crate::m…` (the crate's top-level module `m`).
+fn rust_line(line: &str, offset: usize, line_no: u32, out: &mut Vec<Import>) {
+    let body = line.trim_start();
+    let body = body.strip_prefix("pub ").unwrap_or(body);
+    let body = body.strip_prefix("pub(crate) ").unwrap_or(body);
+    let at = line.len() - body.len();
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    if let Some(rest) = body.strip_prefix("mod ") {
+        let Some(name) = rest.trim_end().strip_suffix(';') else {
+            return;
+        };
+        let skip = name.len() - name.trim_start().len();
+        let start = at + 4 + skip;
+        let len = name.trim().len();
+        if len > 0 {
+            push(out, line, offset, line_no, start, start + len);
+        }
+    } else if let Some(rest) = body.strip_prefix("use crate::") {
+        let len = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        push(out, line, offset, line_no, at + 4, at + 11 + len);
     }
 }
 
@@ -195,14 +277,7 @@ pub fn resolve(lang: Lang, importer: &str, spec: &str, files: &BTreeSet<String>)
     match lang {
         Lang::Python => {
             let module = python_absolute(importer, spec)?;
-            let base = module.replace('.', "/");
-            [
-                format!("{base}.py"),
-                format!("{base}.pyi"),
-                format!("{base}/__init__.py"),
-            ]
-            .into_iter()
-            .find(|c| files.contains(c))
+            python_candidates(&module.replace('.', "/")).find(|c| files.contains(c))
         }
         Lang::Script => {
             if !spec.starts_with("./") && !spec.starts_with("../") && spec != "." && spec != ".." {
@@ -228,7 +303,19 @@ pub fn resolve(lang: Lang, importer: &str, spec: &str, files: &BTreeSet<String>)
             .into_iter()
             .flatten()
             .find(|c| files.contains(c)),
+        // Packages and modules, not files: see `Analysis::resolve`.
+        Lang::Go | Lang::Rust => None,
     }
+}
+
+/// The files a Python module path (`pkg/mod`) may be.
+fn python_candidates(stem: &str) -> impl Iterator<Item = String> {
+    [
+        format!("{stem}.py"),
+        format!("{stem}.pyi"),
+        format!("{stem}/__init__.py"),
+    ]
+    .into_iter()
 }
 
 /// A Python module spec (maybe relative, `..pkg.mod`) as an absolute dotted name.
@@ -312,6 +399,8 @@ pub fn specifier(lang: Lang, importer: &str, target: &str, old_spec: &str) -> St
             let rel = relative(dir_of(importer), target);
             rel.strip_prefix("./").map_or(rel.clone(), str::to_owned)
         }
+        // Not rewritten (`Lang::rewrites_imports`).
+        Lang::Go | Lang::Rust => old_spec.to_owned(),
     }
 }
 
@@ -322,7 +411,7 @@ pub async fn importers_of(
     target: &str,
 ) -> Result<Vec<(String, u32)>, ToolError> {
     let mut out = Vec::new();
-    let Some(target_lang) = Lang::of(target) else {
+    let Some(target_lang) = Lang::of(target).filter(|l| l.rewrites_imports()) else {
         return Ok(out);
     };
     for file in files {
@@ -333,7 +422,7 @@ pub async fn importers_of(
         let Some(text) = plan.text_of_rel(file).await? else {
             continue;
         };
-        for import in imports(lang, &text) {
+        for import in imports(lang, &text).into_iter().filter(|i| !i.system) {
             if resolve(lang, file, &import.spec, files).as_deref() == Some(target) {
                 out.push((file.clone(), import.line + 1));
             }
@@ -356,7 +445,8 @@ pub async fn rewrite_for_moves(
 ) -> Result<usize, ToolError> {
     let mut changed = 0;
     for file in files {
-        let Some(lang) = Lang::of(file).filter(|l| !skip.contains(l)) else {
+        let Some(lang) = Lang::of(file).filter(|l| l.rewrites_imports() && !skip.contains(l))
+        else {
             continue;
         };
         let new_place = moves.get(file).unwrap_or(file);
@@ -365,7 +455,7 @@ pub async fn rewrite_for_moves(
             continue;
         };
         let mut edits = Vec::new();
-        for import in imports(lang, &text) {
+        for import in imports(lang, &text).into_iter().filter(|i| !i.system) {
             let Some(target) = resolve(lang, file, &import.spec, files) else {
                 continue;
             };
@@ -388,6 +478,115 @@ pub async fn rewrite_for_moves(
         plan.text_edits_rel(current, edits).await?;
     }
     Ok(changed)
+}
+
+/// An import with the project file it names, as `analyze_imports` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImport {
+    pub import: Import,
+    /// The project file (or, for Go, package directory), relative to the root; `None` for
+    /// external modules.
+    pub resolved: Option<String>,
+}
+
+/// Resolution for reading a project's imports: [`resolve`], plus what a reader wants and a
+/// rewriter must not guess.
+#[derive(Debug, Clone, Copy)]
+pub struct Analysis<'a> {
+    /// Every project file, relative.
+    pub files: &'a BTreeSet<String>,
+    /// The module path from `go.mod`, if any.
+    pub go_module: Option<&'a str>,
+}
+
+impl Analysis<'_> {
+    /// The imports of the file `importer` with content `text`, resolved; none for a language
+    /// this module does not read.
+    pub fn imports(&self, importer: &str, text: &str) -> Vec<ResolvedImport> {
+        let Some(lang) = Lang::of(importer) else {
+            return Vec::new();
+        };
+        imports(lang, text)
+            .into_iter()
+            .map(|import| ResolvedImport {
+                resolved: self.resolve(lang, importer, text, &import),
+                import,
+            })
+            .collect()
+    }
+
+    /// The project file (or Go package directory) `import`, read from `importer`'s `text`,
+    /// names.
+    pub fn resolve(
+        &self,
+        lang: Lang,
+        importer: &str,
+        text: &str,
+        import: &Import,
+    ) -> Option<String> {
+        let files = self.files;
+        match lang {
+            Lang::Python => {
+                // Also the importer's own directory, as when it runs as a script.
+                let python = |spec: &str| {
+                    resolve(lang, importer, spec, files).or_else(|| {
+                        let stem = join(dir_of(importer), &spec.replace('.', "/"))?;
+                        python_candidates(&stem).find(|c| files.contains(c))
+                    })
+                };
+                let module = python(&import.spec);
+                if module
+                    .as_deref()
+                    .is_some_and(|r| !r.ends_with("__init__.py"))
+                {
+                    return module;
+                }
+                // `from pkg import module` names a module file.
+                let rest = text[import.end..].lines().next().unwrap_or("").trim_start();
+                let names = rest.strip_prefix("import").map_or("", str::trim);
+                let sep = if import.spec.ends_with('.') { "" } else { "." };
+                names
+                    .trim_matches(['(', ')', ' '])
+                    .split(',')
+                    .filter(|_| !names.is_empty())
+                    .find_map(|name| {
+                        let name = name.split(" as ").next().unwrap_or("").trim();
+                        python(&format!("{}{sep}{name}", import.spec))
+                    })
+                    .or(module)
+            }
+            Lang::Script => resolve(lang, importer, &import.spec, files),
+            Lang::C => (!import.system)
+                .then(|| resolve(lang, importer, &import.spec, files))
+                .flatten()
+                .or_else(|| {
+                    // Include directories: any project file of that name.
+                    let suffix = format!("/{}", import.spec);
+                    files.iter().find(|f| f.ends_with(&suffix)).cloned()
+                }),
+            Lang::Go => self
+                .go_module
+                .and_then(|m| import.spec.strip_prefix(m))
+                .map(|rest| rest.trim_start_matches('/').to_owned())
+                .filter(|d| files.iter().any(|f| dir_of(f) == d && f.ends_with(".go"))),
+            Lang::Rust => {
+                let candidates = if let Some(first) = import.spec.strip_prefix("crate::") {
+                    [format!("src/{first}.rs"), format!("src/{first}/mod.rs")]
+                } else {
+                    let name = &import.spec;
+                    let file = importer.rsplit('/').next().unwrap_or(importer);
+                    let base = if matches!(file, "lib.rs" | "main.rs" | "mod.rs") {
+                        dir_of(importer).to_owned()
+                    } else {
+                        join(dir_of(importer), file.trim_end_matches(".rs")).unwrap_or_default()
+                    };
+                    [format!("{base}/{name}.rs"), format!("{base}/{name}/mod.rs")]
+                        .map(|c| c.trim_start_matches('/').to_owned())
+                };
+                candidates.into_iter().find(|c| files.contains(c))
+            }
+        }
+    }
 }
 
 /// The LSP position of a byte offset.
@@ -416,6 +615,7 @@ mod tests {
         let specs = |lang, text| {
             imports(lang, text)
                 .into_iter()
+                .filter(|i| !i.system)
                 .map(|i| i.spec)
                 .collect::<Vec<_>>()
         };
@@ -485,6 +685,78 @@ mod tests {
         assert_eq!(
             specifier(Lang::C, "a.c", "inc/util.h", "util.h"),
             "inc/util.h"
+        );
+    }
+
+    #[test]
+    fn resolves_by_language() {
+        let files = set(&[
+            "pkg/__init__.py",
+            "pkg/shapes.py",
+            "app.py",
+            "src/a.ts",
+            "src/b.ts",
+            "inc/x.h",
+            "m.c",
+        ]);
+        let analysis = Analysis {
+            files: &files,
+            go_module: None,
+        };
+        let py = analysis.imports(
+            "app.py",
+            "import os\nfrom pkg.shapes import scale\nfrom pkg import shapes\n",
+        );
+        assert_eq!(py[0].resolved, None);
+        assert_eq!(py[1].resolved.as_deref(), Some("pkg/shapes.py"));
+        assert_eq!(py[2].resolved.as_deref(), Some("pkg/shapes.py"));
+        let ts = analysis.imports(
+            "src/b.ts",
+            "import { a } from \"./a\";\nimport fs from 'fs';\n",
+        );
+        assert_eq!(ts[0].resolved.as_deref(), Some("src/a.ts"));
+        assert_eq!(ts[1].resolved, None);
+        let c = analysis.imports("m.c", "#include \"x.h\"\n#include <stdio.h>\n");
+        assert_eq!(c[0].resolved.as_deref(), Some("inc/x.h"));
+        assert_eq!(c[1].resolved, None);
+    }
+
+    #[test]
+    fn resolves_go_packages_and_rust_modules() {
+        let files = set(&[
+            "go.mod",
+            "shapes/shapes.go",
+            "main.go",
+            "src/lib.rs",
+            "src/shapes.rs",
+        ]);
+        let analysis = Analysis {
+            files: &files,
+            go_module: Some("example.com/demo"),
+        };
+        let go = analysis.imports(
+            "main.go",
+            "import (\n\t\"fmt\"\n\ts \"example.com/demo/shapes\"\n)\n",
+        );
+        let go: Vec<_> = go
+            .iter()
+            .map(|i| (i.import.spec.as_str(), i.resolved.as_deref()))
+            .collect();
+        assert_eq!(
+            go,
+            [("fmt", None), ("example.com/demo/shapes", Some("shapes"))]
+        );
+        let rs = analysis.imports("src/lib.rs", "pub mod shapes;\nuse crate::shapes::scale;\n");
+        let rs: Vec<_> = rs
+            .iter()
+            .map(|i| (i.import.spec.as_str(), i.resolved.as_deref()))
+            .collect();
+        assert_eq!(
+            rs,
+            [
+                ("shapes", Some("src/shapes.rs")),
+                ("crate::shapes", Some("src/shapes.rs"))
+            ]
         );
     }
 }

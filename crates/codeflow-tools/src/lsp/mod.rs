@@ -4,7 +4,6 @@
 
 pub mod args;
 pub mod document;
-pub mod imports;
 pub mod limit;
 pub mod locations;
 pub mod position;

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::imports::{Analysis, Lang};
 use crate::lsp::Locator;
 use crate::lsp::args::{file_path_schema, finish, object};
-use crate::lsp::imports::{imports, is_supported, same_family};
 
 #[derive(Debug)]
 pub struct AnalyzeImports;
@@ -85,12 +85,12 @@ impl Tool for AnalyzeImports {
             let locator = Locator::new(ctx).await?;
             let workspace = locator.workspace().clone();
             let target = file.mirror.rel().as_str().to_owned();
-            if !is_supported(&target) {
+            let Some(lang) = Lang::of(&target) else {
                 return Err(ToolError::InvalidArguments(format!(
                     "{}: imports are understood for Python, TypeScript/JavaScript, C/C++, Go and Rust files",
                     file.client
                 )));
-            }
+            };
             let files: BTreeSet<String> = workspace
                 .mirror
                 .files()
@@ -121,22 +121,26 @@ impl Tool for AnalyzeImports {
                     .map(|r| locator.client_path(&workspace.mirror.paths().mirror_path(&r)))
                     .unwrap_or_else(|_| rel.to_owned())
             };
+            let analysis = Analysis {
+                files: &files,
+                go_module: go_module.as_deref(),
+            };
             let mut lines = vec![format!("{}:", file.client)];
             let mut import_rows = Vec::new();
             if args.include_imports {
-                let found = imports(&target, &text, &files, go_module.as_deref());
+                let found = analysis.imports(&target, &text);
                 lines.push(format!("imports ({}):", found.len()));
                 for i in &found {
                     let path = i.resolved.as_deref().map(&to_client);
                     lines.push(format!(
                         "  {}:{}  {} -> {}",
                         file.client,
-                        i.line + 1,
-                        i.specifier,
+                        i.import.line + 1,
+                        i.import.spec,
                         path.as_deref().unwrap_or("(external)")
                     ));
                     import_rows.push(json!({
-                        "specifier": i.specifier, "line": i.line + 1,
+                        "specifier": i.import.spec, "line": i.import.line + 1,
                         "path": path, "external": i.resolved.is_none(),
                     }));
                 }
@@ -148,22 +152,22 @@ impl Tool for AnalyzeImports {
                 let is_target = |resolved: &str| {
                     resolved == target || (target.ends_with(".go") && resolved == target_dir)
                 };
-                for other in files.iter().filter(|f| **f != target && same_family(f, &target)) {
+                for other in files.iter().filter(|f| **f != target && Lang::of(f) == Some(lang)) {
                     if other.split('/').any(|c| c == "node_modules") {
                         continue;
                     }
                     let Some(content) = read(other.clone()).await else { continue };
-                    for i in imports(other, &content, &files, go_module.as_deref()) {
+                    for i in analysis.imports(other, &content) {
                         if i.resolved.as_deref().is_some_and(is_target) {
                             let line_text = content
                                 .lines()
-                                .nth(i.line as usize)
+                                .nth(i.import.line as usize)
                                 .unwrap_or_default()
                                 .trim()
                                 .to_owned();
                             importer_rows.push(json!({
-                                "path": to_client(other), "line": i.line + 1,
-                                "specifier": i.specifier, "text": line_text,
+                                "path": to_client(other), "line": i.import.line + 1,
+                                "specifier": i.import.spec, "text": line_text,
                             }));
                         }
                     }

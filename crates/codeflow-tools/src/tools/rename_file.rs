@@ -136,7 +136,11 @@ pub(crate) async fn move_paths(
     // Language servers that can compute the import edits themselves (TypeScript can).
     let mut by_server: Vec<String> = Vec::new();
     let mut handled: BTreeSet<Lang> = BTreeSet::new();
-    let langs: BTreeSet<Lang> = moves.keys().filter_map(|f| Lang::of(f)).collect();
+    let langs: BTreeSet<Lang> = moves
+        .keys()
+        .filter_map(|f| Lang::of(f))
+        .filter(|l| l.rewrites_imports())
+        .collect();
     for lang in langs {
         let Some(sample) = moves.keys().find(|f| Lang::of(f) == Some(lang)) else {
             continue;
