@@ -41,6 +41,7 @@ impl App {
                     ..Default::default()
                 },
                 shared: config.shared_projects.clone().into_iter().collect(),
+                prestart_servers: config.prestart_language_servers,
             },
             pool,
         );

@@ -136,6 +136,9 @@ pub struct Config {
     pub shared_projects: std::collections::BTreeMap<String, PathBuf>,
     /// `client/readFile` requests in flight per project during a sync.
     pub sync_concurrency: usize,
+    /// Language servers started right after a project's first sync, for its most common
+    /// languages (0 = start each on first use).
+    pub prestart_language_servers: usize,
 }
 
 impl Default for Config {
@@ -168,6 +171,7 @@ impl Default for Config {
             lsp: codeflow_lsp_pool::PoolConfig::default(),
             shared_projects: Default::default(),
             sync_concurrency: 32,
+            prestart_language_servers: 2,
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct WorkspaceConfig {
     /// Projects the server sees through a shared volume: project id → server-side directory.
     /// Nothing is streamed for them.
     pub shared: HashMap<String, PathBuf>,
+    /// After a project's first sync, start the language servers for its most common languages
+    /// (at most this many), so the first question does not pay for a cold start. 0 disables.
+    pub prestart_servers: usize,
 }
 
 /// Every open workspace, by project.
@@ -132,6 +135,40 @@ impl Workspaces {
     /// The path map of a project opened at least once (without waiting).
     pub fn paths_of(&self, project: &str) -> Option<codeflow_file_stream::PathMap> {
         self.paths.lock().get(project).cloned()
+    }
+
+    /// Starts, in the background, the language servers for the project's most common file
+    /// extensions among `files` (relative paths), at most `prestart_servers` of them.
+    pub fn prestart(&self, workspace: &Arc<ProjectWorkspace>, files: impl Iterator<Item = String>) {
+        let limit = self.config.prestart_servers;
+        if limit == 0 {
+            return;
+        }
+        let mut by_extension: HashMap<String, (usize, String)> = HashMap::new();
+        for rel in files {
+            let Some(ext) = Path::new(&rel).extension().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            let entry = by_extension.entry(ext.to_owned()).or_insert((0, rel.clone()));
+            entry.0 += 1;
+        }
+        let mut ranked: Vec<(usize, String)> = by_extension.into_values().collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0));
+        let workspace = Arc::clone(workspace);
+        tokio::spawn(async move {
+            let mut started = std::collections::HashSet::new();
+            for (_, sample) in ranked {
+                if started.len() >= limit {
+                    break;
+                }
+                let path = workspace.root().join(&sample);
+                // Extensions without a configured server are skipped; start failures surface
+                // on the first real request with their full message.
+                if let Ok(server) = workspace.lease.server_for_file(&path).await {
+                    started.insert(server.server_id().to_owned());
+                }
+            }
+        });
     }
 
     /// The workspace of `project` if some session holds it open.
