@@ -14,10 +14,15 @@ use crate::lsp::symbols::FlatSymbol;
 /// Documents remembered at most; past this the cache starts over (it refills on demand).
 const MAX_DOCUMENTS: usize = 2048;
 
+/// (server id, document URI).
+type DocumentKey = (String, Url);
+/// The content the symbols describe, and the symbols.
+type CachedSymbols = (ContentHash, Arc<Vec<FlatSymbol>>);
+
 /// Symbols by (server, document URI), valid for one content hash.
 #[derive(Debug, Default)]
 pub struct SymbolCache {
-    entries: Mutex<HashMap<(String, Url), (ContentHash, Arc<Vec<FlatSymbol>>)>>,
+    entries: Mutex<HashMap<DocumentKey, CachedSymbols>>,
 }
 
 impl SymbolCache {

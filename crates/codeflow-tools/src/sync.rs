@@ -223,10 +223,10 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
-    files
-        .services
-        .workspaces
-        .prestart(&workspace, mirror.files().into_keys().map(|p| p.as_str().to_owned()));
+    files.services.workspaces.prestart(
+        &workspace,
+        mirror.files().into_keys().map(|p| p.as_str().to_owned()),
+    );
     if let Some(registry) = files.session.registry() {
         registry.channels().publish(
             &files.session.project,

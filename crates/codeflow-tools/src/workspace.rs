@@ -149,11 +149,13 @@ impl Workspaces {
             let Some(ext) = Path::new(&rel).extension().and_then(|e| e.to_str()) else {
                 continue;
             };
-            let entry = by_extension.entry(ext.to_owned()).or_insert((0, rel.clone()));
+            let entry = by_extension
+                .entry(ext.to_owned())
+                .or_insert((0, rel.clone()));
             entry.0 += 1;
         }
         let mut ranked: Vec<(usize, String)> = by_extension.into_values().collect();
-        ranked.sort_by(|a, b| b.0.cmp(&a.0));
+        ranked.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
         let workspace = Arc::clone(workspace);
         tokio::spawn(async move {
             let mut started = std::collections::HashSet::new();
