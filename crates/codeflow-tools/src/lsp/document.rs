@@ -10,7 +10,7 @@ use codeflow_lsp_pool::lsp_types::{
 
 use crate::context::{ResolvedFile, ToolContext};
 use crate::error::ToolError;
-use crate::lsp::position::to_lsp;
+use crate::lsp::position::{UserPosition, from_lsp, line_text, to_lsp};
 use crate::lsp::symbols::{self, FlatSymbol, SymbolMatches};
 
 #[derive(Debug, Clone)]
@@ -60,6 +60,11 @@ impl Document {
             }
             other => other,
         })
+    }
+
+    /// An LSP position in this document as the 1-based one tools show.
+    pub fn user_position(&self, position: Position) -> UserPosition {
+        from_lsp(line_text(&self.text, position.line), position)
     }
 
     pub fn identifier(&self) -> TextDocumentIdentifier {

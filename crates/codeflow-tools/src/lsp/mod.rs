@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod document;
+pub mod goto;
 pub mod limit;
 pub mod locations;
 pub mod position;

@@ -1,6 +1,5 @@
 //! `find_definition`: where a symbol named in a file is defined.
 
-use codeflow_lsp_pool::lsp_types::GotoDefinitionParams;
 use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
 use codeflow_session::Right;
 use futures::FutureExt;
@@ -12,6 +11,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::goto::goto;
 use crate::lsp::{Document, Locator, kind_name, render_places};
 
 #[derive(Debug)]
@@ -84,17 +84,8 @@ impl Tool for FindDefinition {
             let mut text = Vec::new();
             for symbol in &found.symbols {
                 let at = symbol.selection_range.start;
-                let response = doc
-                    .server
-                    .request::<GotoDefinition>(GotoDefinitionParams {
-                        text_document_position_params: doc.at(at),
-                        work_done_progress_params: Default::default(),
-                        partial_result_params: Default::default(),
-                    })
-                    .await
-                    .map_err(crate::lsp::lsp_error)?;
-                let definitions = locator.definition(response).await;
-                let here = crate::lsp::from_lsp(crate::lsp::line_text(&doc.text, at.line), at);
+                let definitions = goto::<GotoDefinition>(&doc, &locator, at).await?;
+                let here = doc.user_position(at);
                 let kind = kind_name(symbol.kind);
                 text.push(format!(
                     "{kind} {} ({}:{}:{}):",

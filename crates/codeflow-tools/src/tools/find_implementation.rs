@@ -1,19 +1,18 @@
 //! `find_implementation`: `textDocument/implementation` at a position.
 
-use codeflow_lsp_pool::lsp_types::GotoDefinitionParams;
 use codeflow_lsp_pool::lsp_types::request::GotoImplementation;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, places_schema, position_properties};
+use crate::lsp::args::{object, position_properties};
+use crate::lsp::goto::{location_output_schema, location_tool};
 use crate::lsp::limit::max_results_schema;
-use crate::lsp::{Document, Limited, Locator, render_places};
 
 #[derive(Debug)]
 pub struct FindImplementation;
@@ -44,15 +43,7 @@ impl Tool for FindImplementation {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "locations": places_schema("The implementations found."),
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"}
-            },
-            "required": ["locations", "total", "truncated"]
-        })
+        location_output_schema("implementations")
     }
 
     fn call<'a>(
@@ -63,40 +54,15 @@ impl Tool for FindImplementation {
         async move {
             ctx.require(Right::LspQuery)?;
             let args: Args = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
-            let position = doc.position(args.line, args.character)?;
-            let response = doc
-                .server
-                .request::<GotoImplementation>(GotoDefinitionParams {
-                    text_document_position_params: doc.at(position),
-                    work_done_progress_params: Default::default(),
-                    partial_result_params: Default::default(),
-                })
-                .await
-                .map_err(crate::lsp::lsp_error)?;
-            let locator = Locator::new(ctx).await?;
-            let limited = Limited::new(locator.definition(response).await, args.max_results);
-            let mut text = if limited.items.is_empty() {
-                format!(
-                    "No implementations found at {}:{}:{}.",
-                    doc.file.client, args.line, args.character
-                )
-            } else {
-                render_places(&limited.items)
-            };
-            if let Some(n) = limited.notice("implementations") {
-                text.push('\n');
-                text.push_str(&n);
-            }
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "locations": limited.items,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                }),
-            ))
+            let at = (args.line, args.character);
+            location_tool::<GotoImplementation>(
+                ctx,
+                &args.file_path,
+                at,
+                args.max_results,
+                "implementations",
+            )
+            .await
         }
         .boxed()
     }

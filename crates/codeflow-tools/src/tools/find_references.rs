@@ -101,7 +101,7 @@ impl Tool for FindReferences {
                     .map_err(crate::lsp::lsp_error)?
                     .unwrap_or_default();
                 all.extend(locator.locations(&refs).await);
-                let here = crate::lsp::from_lsp(crate::lsp::line_text(&doc.text, at.line), at);
+                let here = doc.user_position(at);
                 symbols.push(json!({
                     "name": symbol.name, "kind": kind_name(symbol.kind),
                     "line": here.line, "character": here.character,

@@ -1,18 +1,17 @@
 //! `find_type_definition`: `textDocument/typeDefinition` at a position.
 
-use codeflow_lsp_pool::lsp_types::GotoDefinitionParams;
 use codeflow_lsp_pool::lsp_types::request::GotoTypeDefinition;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, places_schema, position_properties};
-use crate::lsp::{Document, Limited, Locator, render_places};
+use crate::lsp::args::{object, position_properties};
+use crate::lsp::goto::{location_output_schema, location_tool};
 
 #[derive(Debug)]
 pub struct FindTypeDefinition;
@@ -40,15 +39,7 @@ impl Tool for FindTypeDefinition {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "locations": places_schema("The type definitions found."),
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"}
-            },
-            "required": ["locations", "total", "truncated"]
-        })
+        location_output_schema("type definitions")
     }
 
     fn call<'a>(
@@ -59,40 +50,9 @@ impl Tool for FindTypeDefinition {
         async move {
             ctx.require(Right::LspQuery)?;
             let args: Args = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
-            let position = doc.position(args.line, args.character)?;
-            let response = doc
-                .server
-                .request::<GotoTypeDefinition>(GotoDefinitionParams {
-                    text_document_position_params: doc.at(position),
-                    work_done_progress_params: Default::default(),
-                    partial_result_params: Default::default(),
-                })
+            let at = (args.line, args.character);
+            location_tool::<GotoTypeDefinition>(ctx, &args.file_path, at, None, "type definitions")
                 .await
-                .map_err(crate::lsp::lsp_error)?;
-            let locator = Locator::new(ctx).await?;
-            let limited = Limited::new(locator.definition(response).await, None);
-            let mut text = if limited.items.is_empty() {
-                format!(
-                    "No type definitions found at {}:{}:{}.",
-                    doc.file.client, args.line, args.character
-                )
-            } else {
-                render_places(&limited.items)
-            };
-            if let Some(n) = limited.notice("type definitions") {
-                text.push('\n');
-                text.push_str(&n);
-            }
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "locations": limited.items,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                }),
-            ))
         }
         .boxed()
     }

@@ -1,20 +1,13 @@
 //! `get_call_hierarchy_outgoing_calls`: `callHierarchy/outgoingCalls`.
 
-use codeflow_lsp_pool::lsp_types::CallHierarchyOutgoingCallsParams;
-use codeflow_lsp_pool::lsp_types::request::CallHierarchyOutgoingCalls;
-use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::error::{ToolError, parse_args};
-use crate::lsp::Locator;
-use crate::lsp::args::{finish, places_schema};
-use crate::tools::prepare_call_hierarchy::{
-    CallsArgs, calls_input_schema, describe_item, item_schema, target_item,
-};
+use crate::error::ToolError;
+use crate::tools::prepare_call_hierarchy::{CallDirection, calls_input_schema};
 
 #[derive(Debug)]
 pub struct GetCallHierarchyOutgoingCalls;
@@ -33,17 +26,7 @@ impl Tool for GetCallHierarchyOutgoingCalls {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "item": item_schema(),
-                "calls": {"type": "array", "items": {"type": "object", "properties": {
-                    "to": item_schema(),
-                    "call_sites": places_schema("Where the calls are.")
-                }, "required": ["to", "call_sites"]}}
-            },
-            "required": ["item", "calls"]
-        })
+        CallDirection::Outgoing.output_schema()
     }
 
     fn call<'a>(
@@ -51,44 +34,6 @@ impl Tool for GetCallHierarchyOutgoingCalls {
         ctx: &'a ToolContext,
         args: Value,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            ctx.require(Right::LspQuery)?;
-            let args: CallsArgs = parse_args(args)?;
-            let (doc, item) = target_item(ctx, args).await?;
-            let calls = doc
-                .server
-                .request::<CallHierarchyOutgoingCalls>(CallHierarchyOutgoingCallsParams {
-                    item: item.clone(),
-                    work_done_progress_params: Default::default(),
-                    partial_result_params: Default::default(),
-                })
-                .await
-                .map_err(crate::lsp::lsp_error)?
-                .unwrap_or_default();
-            let locator = Locator::new(ctx).await?;
-            let (item_value, item_text) = describe_item(&locator, &item).await;
-            let mut rows = Vec::new();
-            let mut text = vec![format!("{} callees of {item_text}:", calls.len())];
-            for call in &calls {
-                let (v, t) = describe_item(&locator, &call.to).await;
-                text.push(format!("  {t}"));
-                let sites_uri = &item.uri;
-                let mut sites = Vec::new();
-                for range in &call.from_ranges {
-                    sites.push(locator.place(sites_uri, *range).await);
-                }
-                let sites = crate::lsp::locations::dedup(sites);
-                for place in &sites {
-                    text.push(format!("    call at {}", place.render()));
-                }
-                rows.push(json!({"to": v, "call_sites": sites}));
-            }
-            Ok(finish(
-                &locator,
-                text.join("\n"),
-                json!({"item": item_value, "calls": rows}),
-            ))
-        }
-        .boxed()
+        CallDirection::Outgoing.list(ctx, args).boxed()
     }
 }

@@ -2,8 +2,13 @@
 //! `get_call_hierarchy_incoming_calls` and `get_call_hierarchy_outgoing_calls`. The shared
 //! pieces of all three live here.
 
-use codeflow_lsp_pool::lsp_types::request::CallHierarchyPrepare;
-use codeflow_lsp_pool::lsp_types::{CallHierarchyItem, CallHierarchyPrepareParams, Position};
+use codeflow_lsp_pool::lsp_types::request::{
+    CallHierarchyIncomingCalls, CallHierarchyOutgoingCalls, CallHierarchyPrepare,
+};
+use codeflow_lsp_pool::lsp_types::{
+    CallHierarchyIncomingCallsParams, CallHierarchyItem, CallHierarchyOutgoingCallsParams,
+    CallHierarchyPrepareParams, Position, Range, Url,
+};
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -13,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{PositionArgs, finish, object, position_properties};
+use crate::lsp::args::{PositionArgs, finish, object, places_schema, position_properties};
 use crate::lsp::{Document, Locator, Place, kind_name};
 
 #[derive(Debug)]
@@ -125,6 +130,113 @@ pub(crate) async fn target_item(
             doc.file.client
         ))
         .with_suggestion("put the position on a function or method name (prepare_call_hierarchy shows what is there)")),
+    }
+}
+
+/// Which calls of an item `get_call_hierarchy_incoming_calls` and
+/// `get_call_hierarchy_outgoing_calls` list: its callers or its callees.
+#[derive(Debug, Clone, Copy)]
+pub enum CallDirection {
+    Incoming,
+    Outgoing,
+}
+
+impl CallDirection {
+    /// The key naming the other end of a call in the output.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Incoming => "from",
+            Self::Outgoing => "to",
+        }
+    }
+
+    pub fn output_schema(self) -> Value {
+        let key = self.key();
+        json!({
+            "type": "object",
+            "properties": {
+                "item": item_schema(),
+                "calls": {"type": "array", "items": {"type": "object", "properties": {
+                    key: item_schema(),
+                    "call_sites": places_schema("Where the calls are.")
+                }, "required": [key, "call_sites"]}}
+            },
+            "required": ["item", "calls"]
+        })
+    }
+
+    /// The other end of each call, with where the calls are (the file and ranges).
+    async fn request(
+        self,
+        doc: &Document,
+        item: &CallHierarchyItem,
+    ) -> Result<Vec<(CallHierarchyItem, Url, Vec<Range>)>, ToolError> {
+        let calls = match self {
+            Self::Incoming => doc
+                .server
+                .request::<CallHierarchyIncomingCalls>(CallHierarchyIncomingCallsParams {
+                    item: item.clone(),
+                    work_done_progress_params: Default::default(),
+                    partial_result_params: Default::default(),
+                })
+                .await
+                .map_err(crate::lsp::lsp_error)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|call| {
+                    let uri = call.from.uri.clone();
+                    (call.from, uri, call.from_ranges)
+                })
+                .collect(),
+            Self::Outgoing => doc
+                .server
+                .request::<CallHierarchyOutgoingCalls>(CallHierarchyOutgoingCallsParams {
+                    item: item.clone(),
+                    work_done_progress_params: Default::default(),
+                    partial_result_params: Default::default(),
+                })
+                .await
+                .map_err(crate::lsp::lsp_error)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|call| (call.to, item.uri.clone(), call.from_ranges))
+                .collect(),
+        };
+        Ok(calls)
+    }
+
+    /// The tool's call: the item's calls in this direction, with their call sites.
+    pub async fn list(self, ctx: &ToolContext, args: Value) -> Result<ToolOutput, ToolError> {
+        ctx.require(Right::LspQuery)?;
+        let args: CallsArgs = parse_args(args)?;
+        let (doc, item) = target_item(ctx, args).await?;
+        let calls = self.request(&doc, &item).await?;
+        let locator = Locator::new(ctx).await?;
+        let (item_value, item_text) = describe_item(&locator, &item).await;
+        let noun = match self {
+            Self::Incoming => "callers",
+            Self::Outgoing => "callees",
+        };
+        let mut rows = Vec::new();
+        let mut text = vec![format!("{} {noun} of {item_text}:", calls.len())];
+        for (other, sites_uri, ranges) in &calls {
+            let (v, t) = describe_item(&locator, other).await;
+            text.push(format!("  {t}"));
+            let mut sites = Vec::new();
+            for range in ranges {
+                sites.push(locator.place(sites_uri, *range).await);
+            }
+            let sites = crate::lsp::locations::dedup(sites);
+            for place in &sites {
+                text.push(format!("    call at {}", place.render()));
+            }
+            rows.push(json!({self.key(): v, "call_sites": sites}));
+        }
+        Ok(finish(
+            &locator,
+            text.join("\n"),
+            json!({"item": item_value, "calls": rows}),
+        ))
     }
 }
 

@@ -1,0 +1,87 @@
+//! The "go to" requests (`textDocument/definition`, `implementation`, `typeDefinition`): one
+//! call for all of them, and the whole flow of the tools that ask one at a position.
+
+use codeflow_lsp_pool::lsp_types::request::Request;
+use codeflow_lsp_pool::lsp_types::{GotoDefinitionParams, GotoDefinitionResponse, Position};
+use serde_json::{Value, json};
+
+use crate::catalogue::ToolOutput;
+use crate::context::ToolContext;
+use crate::error::ToolError;
+use crate::lsp::args::{finish, places_schema};
+use crate::lsp::{Document, Limited, Locator, Place, render_places};
+
+/// A request answered like `textDocument/definition`.
+pub trait GotoRequest:
+    Request<Params = GotoDefinitionParams, Result = Option<GotoDefinitionResponse>>
+{
+}
+
+impl<R> GotoRequest for R where
+    R: Request<Params = GotoDefinitionParams, Result = Option<GotoDefinitionResponse>>
+{
+}
+
+/// The places request `R` answers for `position` in `doc`.
+pub async fn goto<R: GotoRequest>(
+    doc: &Document,
+    locator: &Locator,
+    position: Position,
+) -> Result<Vec<Place>, ToolError> {
+    let response = doc
+        .server
+        .request::<R>(GotoDefinitionParams {
+            text_document_position_params: doc.at(position),
+            work_done_progress_params: Default::default(),
+            partial_result_params: Default::default(),
+        })
+        .await
+        .map_err(crate::lsp::lsp_error)?;
+    Ok(locator.definition(response).await)
+}
+
+/// The output schema of a location tool; `what` names what it finds (`implementations`).
+pub fn location_output_schema(what: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "locations": places_schema(&format!("The {what} found.")),
+            "total": {"type": "integer"},
+            "truncated": {"type": "boolean"}
+        },
+        "required": ["locations", "total", "truncated"]
+    })
+}
+
+/// A location tool's call: request `R` at a 1-based `line` and `character` of `file_path`,
+/// at most `max_results` places; `what` names what it finds in the text.
+pub async fn location_tool<R: GotoRequest>(
+    ctx: &ToolContext,
+    file_path: &str,
+    (line, character): (u32, u32),
+    max_results: Option<usize>,
+    what: &str,
+) -> Result<ToolOutput, ToolError> {
+    let doc = Document::open(ctx, file_path).await?;
+    let position = doc.position(line, character)?;
+    let locator = Locator::new(ctx).await?;
+    let limited = Limited::new(goto::<R>(&doc, &locator, position).await?, max_results);
+    let mut text = if limited.items.is_empty() {
+        format!("No {what} found at {}:{line}:{character}.", doc.file.client)
+    } else {
+        render_places(&limited.items)
+    };
+    if let Some(n) = limited.notice(what) {
+        text.push('\n');
+        text.push_str(&n);
+    }
+    Ok(finish(
+        &locator,
+        text,
+        json!({
+            "locations": limited.items,
+            "total": limited.total,
+            "truncated": limited.truncated,
+        }),
+    ))
+}
