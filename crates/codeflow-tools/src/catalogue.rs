@@ -79,6 +79,8 @@ impl Catalogue {
         catalogue.add(crate::tools::rename_directory::RenameDirectory);
         catalogue.add(crate::tools::fix_imports::FixImports);
         catalogue.add(crate::tools::organize_imports::OrganizeImports);
+        catalogue.add(crate::tools::update_dependencies::UpdateDependencies);
+        catalogue.alias("update_package_json", "update_dependencies");
         // Last: a batch runs the tools registered before it.
         let tools = catalogue.clone();
         catalogue.add(crate::tools::batch_execute::BatchExecute::over(tools));

@@ -30,3 +30,4 @@ pub mod rename_symbol_strict;
 pub mod restart_server;
 pub mod search_workspace_symbols;
 pub mod test_counter;
+pub mod update_dependencies;
