@@ -42,7 +42,10 @@ pub struct SessionFiles {
     workspace: OnceCell<Arc<ProjectWorkspace>>,
     received: AtomicU64,
     applied: watch::Sender<u64>,
-    events: mpsc::Sender<QueuedEvent>,
+    /// Created with the task on the first file event: most sessions of a busy server are idle,
+    /// and an idle session should not hold a task and a queue.
+    events: std::sync::OnceLock<mpsc::Sender<QueuedEvent>>,
+    me: std::sync::Weak<SessionFiles>,
 }
 
 impl std::fmt::Debug for SessionFiles {
@@ -55,25 +58,33 @@ impl std::fmt::Debug for SessionFiles {
 }
 
 impl SessionFiles {
-    /// Starts the session's file task; it ends with the session.
+    /// The file side of a session; its task starts with the first file event and ends with
+    /// the session.
     pub fn start(
         session: Arc<Session>,
         services: Arc<ServerServices>,
         log: Arc<ClientLog>,
     ) -> Arc<Self> {
-        let (events, rx) = mpsc::channel(EVENT_QUEUE);
         let (applied, _) = watch::channel(0);
-        let files = Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             session,
             log,
             services,
             workspace: OnceCell::new(),
             received: AtomicU64::new(0),
             applied,
-            events,
-        });
-        tokio::spawn(run(Arc::downgrade(&files), files.session.clone(), rx));
-        files
+            events: std::sync::OnceLock::new(),
+            me: me.clone(),
+        })
+    }
+
+    /// The queue to the session's file task, starting the task on first use.
+    fn events(&self) -> &mpsc::Sender<QueuedEvent> {
+        self.events.get_or_init(|| {
+            let (events, rx) = mpsc::channel(EVENT_QUEUE);
+            tokio::spawn(run(self.me.clone(), self.session.clone(), rx));
+            events
+        })
     }
 
     /// Takes file-stream messages out of the session's inbound traffic; hands back the rest.
@@ -88,7 +99,7 @@ impl SessionFiles {
             other => return Some(other),
         };
         self.received.fetch_add(1, Ordering::SeqCst);
-        if self.events.send(event).await.is_err() {
+        if self.events().send(event).await.is_err() {
             // The task is gone (session closing): count it as applied so nobody waits on it.
             self.applied.send_modify(|n| *n += 1);
         }
