@@ -4,86 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use codeflow_e2e::{Relay, Server};
+use codeflow_e2e::Relay;
+use codeflow_e2e::tools::{Project, fixture};
 use serde_json::{Value, json};
-
-struct Project {
-    server: Server,
-    relay: Relay,
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    name: &'static str,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// A temporary copy of `tests/fixtures/<fixture>`.
-fn fixture(fixture: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(fixture);
-    copy_dir(&src, dir.path());
-    let root = dir.path().canonicalize().unwrap();
-    (dir, root)
-}
-
-impl Project {
-    async fn start(fixture_name: &str, project: &'static str) -> Self {
-        let server = Server::start().await;
-        let (dir, root) = fixture(fixture_name);
-        let relay = Relay::spawn(&server.url(), project, &root, &[]);
-        relay.initialize().await;
-        let p = Self {
-            server,
-            relay,
-            _dir: dir,
-            root,
-            name: project,
-        };
-        // A tool call waits until the relay's sync is in the mirror.
-        ok(&p.relay.tool("health_check", json!({})).await);
-        p
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root.join(rel))
-            .unwrap_or_else(|e| panic!("{rel} on the client: {e}"))
-    }
-
-    fn mirror(&self, rel: &str) -> Option<String> {
-        std::fs::read_to_string(
-            self.server
-                .data_dir
-                .path()
-                .join("mirrors")
-                .join(self.name)
-                .join(rel),
-        )
-        .ok()
-    }
-
-    fn path(&self, rel: &str) -> String {
-        self.root.join(rel).to_string_lossy().into_owned()
-    }
-
-    async fn tool(&self, name: &str, args: Value) -> Value {
-        self.relay.tool(name, args).await
-    }
-}
 
 /// Every file under a root: relative path → content.
 fn tree(root: &Path) -> BTreeMap<String, String> {
@@ -140,7 +65,7 @@ fn changed(structured: &Value) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn python_rename_dry_run_create_delete_and_move() {
-    let p = Project::start("python", "edit-py").await;
+    let p = Project::start_synced("python", "edit-py").await;
     let before = tree(&p.root);
 
     // Dry run: the exact edits, nothing changed.
@@ -347,7 +272,7 @@ async fn python_rename_dry_run_create_delete_and_move() {
 
 #[tokio::test]
 async fn typescript_rename_format_and_move_with_will_rename_files() {
-    let p = Project::start("typescript", "edit-ts").await;
+    let p = Project::start_synced("typescript", "edit-ts").await;
     let before = tree(&p.root);
 
     let done = ok(&p
@@ -450,7 +375,7 @@ async fn typescript_rename_format_and_move_with_will_rename_files() {
 
 #[tokio::test]
 async fn c_rename_format_and_move_header() {
-    let p = Project::start("c", "edit-c").await;
+    let p = Project::start_synced("c", "edit-c").await;
     let before = tree(&p.root);
 
     // `report` (main.c line 3) is file-local: clangd renames it without an index.
@@ -504,7 +429,7 @@ async fn c_rename_format_and_move_header() {
 /// nothing.
 #[tokio::test]
 async fn a_conflicting_edit_is_refused_and_nothing_changes() {
-    let p = Project::start("python", "conflict").await;
+    let p = Project::start_synced("python", "conflict").await;
     let before = tree(&p.root);
     let (_other_dir, other_root) = fixture("python");
     let edited = "import os\n\nfrom pkg.shapes import scale\n\n# edited in another container\ndef report(x):\n    return scale(x, 10)\n";
@@ -544,7 +469,7 @@ async fn a_conflicting_edit_is_refused_and_nothing_changes() {
 
 #[tokio::test]
 async fn an_atomic_batch_whose_third_operation_fails_leaves_every_file_as_it_was() {
-    let p = Project::start("python", "batch").await;
+    let p = Project::start_synced("python", "batch").await;
     let before = tree(&p.root);
     let mirror_before = p.mirror("app.py");
     let bad_edit = json!({p.path("report.py"): [{"range": {"start": {"line": 99, "character": 0}, "end": {"line": 99, "character": 1}}, "newText": "x"}]});
@@ -624,7 +549,7 @@ async fn an_atomic_batch_whose_third_operation_fails_leaves_every_file_as_it_was
 
 #[tokio::test]
 async fn apply_workspace_edit_validates_and_applies_all_or_nothing() {
-    let p = Project::start("python", "awe").await;
+    let p = Project::start_synced("python", "awe").await;
     let before = tree(&p.root);
     let uri = format!("file://{}", p.path("report.py"));
     let changes = json!({
@@ -663,7 +588,7 @@ async fn apply_workspace_edit_validates_and_applies_all_or_nothing() {
 
 #[tokio::test]
 async fn organize_imports_in_typescript_and_a_clear_error_elsewhere() {
-    let p = Project::start("typescript", "organize-ts").await;
+    let p = Project::start_synced("typescript", "organize-ts").await;
     ok(&p
         .tool(
             "create_file",
@@ -683,7 +608,7 @@ async fn organize_imports_in_typescript_and_a_clear_error_elsewhere() {
         "import { Circle, scale } from \"./shapes\";\n\nexport const n = scale(1, 2);\n"
     );
 
-    let py = Project::start("python", "organize-py").await;
+    let py = Project::start_synced("python", "organize-py").await;
     let refused = err(&py
         .tool("organize_imports", json!({"file_path": "report.py"}))
         .await);

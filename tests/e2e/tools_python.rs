@@ -4,20 +4,9 @@
 //! lookup rules, and the legacy WebSocket form reaching the same tool.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "tools_support.rs"]
-mod support;
-
 use codeflow_e2e::Ws;
-use serde_json::{Value, json};
-use support::{Project, places};
-
-fn names(v: &Value, key: &str) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s[key].as_str().unwrap().to_owned())
-        .collect()
-}
+use codeflow_e2e::tools::{Project, names, places};
+use serde_json::json;
 
 #[tokio::test]
 async fn python_tools_through_pylsp() {

@@ -1,11 +1,8 @@
 //! A smoke set of the LSP tools on the Rust (rust-analyzer) and Go (gopls) fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "tools_support.rs"]
-mod support;
-
+use codeflow_e2e::tools::{Project, places};
 use serde_json::json;
-use support::{Project, places};
 
 #[tokio::test]
 async fn rust_tools_through_rust_analyzer() {

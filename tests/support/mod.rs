@@ -5,6 +5,8 @@
 //! them before the tests run (`cargo build --workspace --bins`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod tools;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,16 +1,20 @@
 //! Shared by the tool tests: a fixture project copied to a temporary directory, served by the
-//! real server through the real relay.
-#![allow(dead_code)]
+//! real server through the real relay, and the helpers that read tool results.
 
 use std::path::{Path, PathBuf};
 
-use codeflow_e2e::{Relay, Server};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::{Relay, Server};
+
+/// A temporary copy of `tests/fixtures/<fixture>` served as one project.
 pub struct Project {
     pub relay: Relay,
     pub server: Server,
+    /// The client's root: the copy, canonical.
     pub root: PathBuf,
+    /// The project's name.
+    pub name: String,
     _dir: tempfile::TempDir,
 }
 
@@ -27,18 +31,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `tests/fixtures/<name>`.
 pub fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
 }
 
+/// A temporary copy of `tests/fixtures/<name>`: the directory and its canonical path.
+pub fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir(name), dir.path());
+    let root = dir.path().canonicalize().unwrap();
+    (dir, root)
+}
+
 impl Project {
     /// Copies `tests/fixtures/<fixture>` and serves it as `project`.
-    pub async fn start(fixture: &str, project: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&fixture_dir(fixture), dir.path());
-        let root = dir.path().canonicalize().unwrap();
+    pub async fn start(fixture_name: &str, project: &str) -> Self {
+        let (dir, root) = fixture(fixture_name);
         let server = Server::start().await;
         let relay = Relay::spawn(&server.url(), project, &root, &[]);
         relay.initialize().await;
@@ -46,13 +57,49 @@ impl Project {
             relay,
             server,
             root,
+            name: project.to_owned(),
             _dir: dir,
         }
+    }
+
+    /// [`Project::start`], then one tool call, which waits until the relay's sync is in the
+    /// mirror.
+    pub async fn start_synced(fixture_name: &str, project: &str) -> Self {
+        let p = Self::start(fixture_name, project).await;
+        let result = p.tool("health_check", json!({})).await;
+        assert_eq!(result["isError"], false, "tool failed: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(!text.is_empty(), "no text content: {result}");
+        p
     }
 
     /// The client's absolute path of a fixture file.
     pub fn path(&self, rel: &str) -> String {
         self.root.join(rel).to_string_lossy().into_owned()
+    }
+
+    /// A file on the client's disk.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel))
+            .unwrap_or_else(|e| panic!("{rel} on the client: {e}"))
+    }
+
+    /// A file in the server's mirror of the project, if it is there.
+    pub fn mirror(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(
+            self.server
+                .data_dir
+                .path()
+                .join("mirrors")
+                .join(&self.name)
+                .join(rel),
+        )
+        .ok()
+    }
+
+    /// The raw result of a tool call.
+    pub async fn tool(&self, name: &str, args: Value) -> Value {
+        self.relay.tool(name, args).await
     }
 
     /// Calls a tool that must succeed: (text, structuredContent). Checks that nothing names
@@ -103,5 +150,14 @@ pub fn places(v: &Value) -> Vec<(String, u64, u64)> {
                 p["character"].as_u64().unwrap(),
             )
         })
+        .collect()
+}
+
+/// The string field `key` of every object in a JSON array.
+pub fn names(v: &Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[key].as_str().unwrap().to_owned())
         .collect()
 }
