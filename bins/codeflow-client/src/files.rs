@@ -24,8 +24,6 @@ pub struct LocalFiles {
 impl LocalFiles {
     pub async fn start(root: &Path) -> anyhow::Result<Self> {
         let limits = Limits::from_env().map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
-        let server = FileServer::new(root, limits)
-            .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?;
         let config = WatcherConfig {
             limits,
             ..WatcherConfig::default()
@@ -34,6 +32,12 @@ impl LocalFiles {
         let watcher = Watcher::start(root, config.clone(), sink)
             .await
             .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", root.display()))?;
+        // The server records its write-backs in its mirror itself; the watcher must take what
+        // they changed as reported, or a later `mv`/`rm` of such a file is compared with stale
+        // state (and the old path stays in the mirror).
+        let server = FileServer::new(root, limits)
+            .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?
+            .reporting_to(watcher.write_notices());
         Ok(Self {
             server: Arc::new(server),
             watcher,

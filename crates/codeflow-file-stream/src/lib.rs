@@ -24,9 +24,10 @@
 //! # async fn relay() -> Result<(), codeflow_file_stream::FileError> {
 //! use codeflow_file_stream::{FileServer, Limits, Watcher, WatcherConfig};
 //! let limits = Limits::from_env()?; // FILE_SIZE_LIMIT, PROJECT_FILE_LIMIT, PROJECT_BYTES_LIMIT
-//! let files = FileServer::new("/app", limits)?;
 //! let (sink, mut changes) = tokio::sync::mpsc::channel(256);
 //! let watcher = Watcher::start("/app", WatcherConfig { limits, ..Default::default() }, sink).await?;
+//! // The watcher must know what the server's write-back changed (see `watcher`).
+//! let files = FileServer::new("/app", limits)?.reporting_to(watcher.write_notices());
 //! let manifest_params = watcher.manifest().to_params(); // send as `server/syncManifest`
 //! // for each `server/fileChanged` to forward: changes.recv().await
 //! // for each `client/*` request: files.handle(method, params).await -> Result<Value, FileError>
@@ -95,10 +96,11 @@ pub use jail::Jail;
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use mirror::{
-    ChangeOutcome, Mirror, MirrorConfig, SyncPlan, SyncProgress, SyncReport, check_project_id,
+    ChangeOutcome, Mirror, MirrorConfig, PathMark, SyncPlan, SyncProgress, SyncReport,
+    check_project_id,
 };
 pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
 pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};
 pub use server_files::FileServer;
-pub use watcher::{Watcher, WatcherConfig};
+pub use watcher::{Watcher, WatcherConfig, WriteNotices};
 pub use write_back::{Expect, WriteBack, WriteBackReport};

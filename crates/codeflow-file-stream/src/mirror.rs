@@ -106,6 +106,10 @@ pub enum ChangeOutcome {
     Shared,
 }
 
+/// A point in one mirror path's history ([`Mirror::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathMark(u64);
+
 #[derive(Debug, Clone)]
 struct IndexEntry {
     hash: ContentHash,
@@ -558,6 +562,39 @@ impl Mirror {
             });
         }
         Ok(hash)
+    }
+
+    /// Where a path stands in the mirror's history now; pass it to
+    /// [`Mirror::record_local`] after writing to the client.
+    pub fn mark(&self, path: &MirrorPath) -> PathMark {
+        PathMark(self.inner.state.lock().version(path.rel()))
+    }
+
+    /// Records a write-back's result for one path (`Some`: written with this content, `None`:
+    /// deleted or renamed away) unless the mirror applied a change to that path since `mark`,
+    /// taken before the client was written. Such a change is the client's echo of this very
+    /// write or something newer — the relay's watcher reports every path its file server
+    /// wrote again after the write — so it wins: this never overwrites it, and never fails
+    /// because it already happened. Idempotent. Returns whether it wrote.
+    pub async fn record_local(
+        &self,
+        path: &MirrorPath,
+        content: Option<Vec<u8>>,
+        mark: PathMark,
+    ) -> Result<bool, FileError> {
+        if self.inner.shared {
+            return Err(FileError::SharedProject);
+        }
+        let rel = path.rel().clone();
+        {
+            let state = self.inner.state.lock();
+            let holds = state.index.get(&rel).map(|e| &e.hash);
+            let wanted = content.as_deref().map(ContentHash::of);
+            if holds == wanted.as_ref() {
+                return Ok(false);
+            }
+        }
+        self.commit(rel, content, Some(mark.0)).await
     }
 
     /// Records content written on the server side (e.g. after a successful write-back), so

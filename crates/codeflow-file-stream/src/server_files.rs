@@ -2,7 +2,7 @@
 //! jail, with hash-checked atomic writes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use crate::limits::Limits;
 use crate::manifest::mtime_ms;
 use crate::paths::RelPath;
 use crate::protocol::*;
+use crate::watcher::WriteNotices;
 
 /// Serves the files of one client root to the server. Cheap to clone.
 ///
@@ -24,6 +25,10 @@ use crate::protocol::*;
 /// within one `FileServer`, compare the file's current hash with `expectedHash` just before an
 /// atomic rename, and never overwrite on a mismatch (another program writing the same file in
 /// the microseconds between the check and the rename is the remaining window).
+///
+/// On the relay, make it with [`FileServer::reporting_to`] the [`Watcher`](crate::Watcher) of the
+/// same root: the server records its write-backs in its mirror itself, and the watcher must
+/// know what the server now holds (see [`watcher`](crate::watcher), "The relay's own writes").
 #[derive(Debug, Clone)]
 pub struct FileServer {
     inner: Arc<Inner>,
@@ -34,6 +39,7 @@ struct Inner {
     jail: Jail,
     limits: Limits,
     write_lock: Mutex<()>,
+    notices: OnceLock<WriteNotices>,
 }
 
 fn parse<T: DeserializeOwned>(params: Value) -> Result<T, FileError> {
@@ -65,8 +71,19 @@ impl FileServer {
                 jail: Jail::new(root)?,
                 limits,
                 write_lock: Mutex::new(()),
+                notices: OnceLock::new(),
             }),
         })
+    }
+
+    /// Reports every write, deletion and rename this server makes (and its clones make) to
+    /// the watcher of the same root, [`Watcher::write_notices`](crate::Watcher::write_notices).
+    /// Only the first watcher given is used.
+    pub fn reporting_to(self, notices: WriteNotices) -> Self {
+        if self.inner.notices.set(notices).is_err() {
+            tracing::debug!("this file server already reports to a watcher");
+        }
+        self
     }
 
     /// The root as configured.
@@ -112,6 +129,24 @@ impl Inner {
         }
     }
 
+    fn wrote(&self, rel: &RelPath, bytes: &[u8]) {
+        if let Some(n) = self.notices.get() {
+            n.wrote(rel, bytes);
+        }
+    }
+
+    fn removed(&self, rel: &RelPath) {
+        if let Some(n) = self.notices.get() {
+            n.removed(rel);
+        }
+    }
+
+    fn touched(&self, rel: &RelPath) {
+        if let Some(n) = self.notices.get() {
+            n.touched(rel);
+        }
+    }
+
     /// Jail check: the relative path and the absolute path on disk.
     fn locate(&self, raw: &str) -> Result<(RelPath, PathBuf), FileError> {
         let rel = self.jail.relativize(raw, &self.limits)?;
@@ -154,7 +189,7 @@ impl Inner {
     }
 
     fn write_file(&self, p: WriteFileParams) -> Result<WriteResult, FileError> {
-        let (_, abs) = self.locate_file(&p.path)?;
+        let (rel, abs) = self.locate_file(&p.path)?;
         let bytes = decode_content(&p.content, p.encoding)?;
         self.limits.check_file_size(&p.path, bytes.len() as u64)?;
         let _guard = self.write_lock.lock();
@@ -166,6 +201,7 @@ impl Inner {
             });
         }
         write_atomic(&abs, &bytes, current.is_none(), true)?;
+        self.wrote(&rel, &bytes);
         Ok(WriteResult {
             hash: ContentHash::of(&bytes),
             used_delta: false,
@@ -173,7 +209,7 @@ impl Inner {
     }
 
     fn write_delta(&self, p: WriteDeltaParams) -> Result<WriteResult, FileError> {
-        let (_, abs) = self.locate_file(&p.path)?;
+        let (rel, abs) = self.locate_file(&p.path)?;
         let edits = match (p.edits, p.patch) {
             (Some(edits), _) => edits,
             (None, Some(_)) => {
@@ -209,6 +245,7 @@ impl Inner {
         }
         self.limits.check_file_size(&p.path, new.len() as u64)?;
         write_atomic(&abs, new.as_bytes(), false, true)?;
+        self.wrote(&rel, new.as_bytes());
         Ok(WriteResult {
             hash,
             used_delta: true,
@@ -216,7 +253,7 @@ impl Inner {
     }
 
     fn delete_file(&self, p: DeleteFileParams) -> Result<(), FileError> {
-        let (_, abs) = self.locate_file(&p.path)?;
+        let (rel, abs) = self.locate_file(&p.path)?;
         let _guard = self.write_lock.lock();
         let current = current_hash(&abs, &p.path)?;
         let Some((actual, _)) = current else {
@@ -230,14 +267,16 @@ impl Inner {
                 actual: Some(actual),
             });
         }
-        std::fs::remove_file(&abs).map_err(|e| FileError::io(&p.path, &e))
+        std::fs::remove_file(&abs).map_err(|e| FileError::io(&p.path, &e))?;
+        self.removed(&rel);
+        Ok(())
     }
 
     fn rename_file(&self, p: RenameFileParams) -> Result<(), FileError> {
-        let (_, from) = self.locate_file(&p.from)?;
-        let (_, to) = self.locate_file(&p.to)?;
+        let (from_rel, from) = self.locate_file(&p.from)?;
+        let (to_rel, to) = self.locate_file(&p.to)?;
         let _guard = self.write_lock.lock();
-        let Some((actual, _)) = current_hash(&from, &p.from)? else {
+        let Some((actual, bytes)) = current_hash(&from, &p.from)? else {
             return Err(FileError::NotFound(p.from));
         };
         if let Some(expected) = p.expected_hash
@@ -259,13 +298,30 @@ impl Inner {
         }
         // link + unlink never replaces a destination that appeared meanwhile.
         match std::fs::hard_link(&from, &to) {
-            Ok(()) => std::fs::remove_file(&from).map_err(|e| FileError::io(&p.from, &e)),
+            Ok(()) => {
+                self.wrote(&to_rel, &bytes);
+                match std::fs::remove_file(&from) {
+                    Ok(()) => {
+                        self.removed(&from_rel);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.touched(&from_rel);
+                        Err(FileError::io(&p.from, &e))
+                    }
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(FileError::Conflict {
                 actual: current_hash(&to, &p.to).ok().flatten().map(|(h, _)| h),
                 path: p.to,
             }),
             // File systems without hard links: a plain rename.
-            Err(_) => std::fs::rename(&from, &to).map_err(|e| FileError::io(&p.from, &e)),
+            Err(_) => {
+                std::fs::rename(&from, &to).map_err(|e| FileError::io(&p.from, &e))?;
+                self.removed(&from_rel);
+                self.wrote(&to_rel, &bytes);
+                Ok(())
+            }
         }
     }
 

@@ -21,6 +21,16 @@
 //!   handed to the sink: it drains the events `notify` delivered, re-checks recently touched
 //!   files (and, for trees of up to [`WatcherConfig::flush_full_scan_below`] files, every
 //!   file), and emits what differs.
+//! - **The relay's own writes**: a [`FileServer`](crate::FileServer) made with
+//!   [`FileServer::reporting_to`](crate::FileServer::reporting_to) tells the watcher what it
+//!   wrote, deleted or renamed ([`WriteNotices`]). The server recorded that write-back in its
+//!   mirror itself, so the watcher takes the new state as the one the server holds (the base
+//!   of later deltas, the thing a later `mv` or `rm` is compared with) and still reports the
+//!   path once more at its next check: a hash-only `Changed` when the file is as written
+//!   (the mirror answers `Unchanged`, or fetches it if it missed the write), `Deleted` when it
+//!   is gone, a normal change otherwise. Without this, a file the server created and the user
+//!   moved before the watcher saw it was never reported deleted, and a write the user reverted
+//!   by hand looked like no change at all.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -92,12 +102,31 @@ enum Msg {
 
 const EVENT_QUEUE: usize = 4096;
 
+/// What the relay's own file server did to one path.
+#[derive(Debug)]
+struct Notice {
+    rel: RelPath,
+    now: Noticed,
+}
+
+#[derive(Debug)]
+enum Noticed {
+    /// Written with this content; the server's write-back records it in the mirror.
+    Holds(Arc<[u8]>),
+    /// Deleted (or renamed away); the server's write-back removes it from the mirror.
+    Absent,
+    /// Changed in a way the server may not know exactly (a failed operation): re-report it.
+    Unknown,
+}
+
 /// Shared between the [`Watcher`] handle and its thread.
 struct Control {
     stop: watch::Sender<bool>,
     flushes: Mutex<Vec<oneshot::Sender<()>>>,
     overflow: AtomicBool,
     wake: SyncSender<Msg>,
+    /// Writes of the relay's own file server, applied by the worker before its next check.
+    notices: Mutex<Vec<Notice>>,
 }
 
 impl Control {
@@ -144,6 +173,7 @@ impl Watcher {
             flushes: Mutex::new(Vec::new()),
             overflow: AtomicBool::new(false),
             wake: wake_tx.clone(),
+            notices: Mutex::new(Vec::new()),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread_control = Arc::clone(&control);
@@ -208,6 +238,15 @@ impl Watcher {
         }
     }
 
+    /// The handle through which the relay's [`FileServer`](crate::FileServer) reports its own
+    /// writes (see the module docs); pass it to
+    /// [`FileServer::reporting_to`](crate::FileServer::reporting_to).
+    pub fn write_notices(&self) -> WriteNotices {
+        WriteNotices {
+            control: Arc::downgrade(&self.control),
+        }
+    }
+
     /// Stops the watcher and waits for its thread to end.
     pub async fn stop(mut self) {
         self.signal_stop();
@@ -222,9 +261,63 @@ impl Watcher {
     }
 }
 
+/// Events that cannot mean a content change: opens, reads, closes without writing.
+fn is_read_only_access(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(
+        kind,
+        notify::EventKind::Access(
+            AccessKind::Open(_)
+                | AccessKind::Read
+                | AccessKind::Close(AccessMode::Read | AccessMode::Execute | AccessMode::Any)
+        )
+    )
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.signal_stop();
+    }
+}
+
+/// Where a [`FileServer`](crate::FileServer) reports the writes it makes, so the [`Watcher`] of
+/// the same root keeps what it reported in line with what the server's write-back put in the
+/// mirror. Cheap to clone; once the watcher is gone, notices are dropped.
+#[derive(Debug, Clone)]
+pub struct WriteNotices {
+    control: std::sync::Weak<Control>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").finish_non_exhaustive()
+    }
+}
+
+impl WriteNotices {
+    /// `rel` now holds `bytes`, written by the file server.
+    pub(crate) fn wrote(&self, rel: &RelPath, bytes: &[u8]) {
+        self.push(rel, Noticed::Holds(bytes.into()));
+    }
+
+    /// `rel` was deleted (or renamed away) by the file server.
+    pub(crate) fn removed(&self, rel: &RelPath) {
+        self.push(rel, Noticed::Absent);
+    }
+
+    /// `rel` may have been changed by a file server operation that failed half way.
+    pub(crate) fn touched(&self, rel: &RelPath) {
+        self.push(rel, Noticed::Unknown);
+    }
+
+    fn push(&self, rel: &RelPath, now: Noticed) {
+        if let Some(control) = self.control.upgrade() {
+            control.notices.lock().push(Notice {
+                rel: rel.clone(),
+                now,
+            });
+            control.wake();
+        }
     }
 }
 
@@ -255,6 +348,13 @@ impl Stamp {
             ino,
         }
     }
+
+    /// Matches no file on disk: the next re-stat checks the file again.
+    const UNKNOWN: Stamp = Stamp {
+        len: u64::MAX,
+        modified: None,
+        ino: 0,
+    };
 }
 
 struct Worker {
@@ -269,6 +369,13 @@ struct Worker {
     notify: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
     known: HashMap<RelPath, Known>,
+    /// Paths the relay's file server wrote since their last check: reported at the next check
+    /// even when they look unchanged (see the module docs).
+    owed: HashSet<RelPath>,
+    /// During a flush that re-checks recent files only: directories a reported file vanished
+    /// from, re-listed (one level) before the flush completes, so a file moved within its
+    /// directory is found even when `notify` has not delivered the move yet.
+    vanished_from: Option<BTreeSet<RelPath>>,
     texts: ContentCache,
     hot: HashMap<RelPath, Instant>,
     pending: BTreeSet<RelPath>,
@@ -296,6 +403,10 @@ impl Worker {
         let notify = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let msg = match res {
                 Ok(ev) if ev.need_rescan() => Msg::Rescan,
+                // inotify reports every open and read-only close. The relay's own reads (the
+                // server fetching files during a sync) would otherwise wake the worker for
+                // each file it serves; only a close after writing says content changed.
+                Ok(ev) if is_read_only_access(&ev.kind) => return,
                 Ok(ev) => Msg::Paths(ev.paths),
                 Err(_) => Msg::Rescan,
             };
@@ -324,6 +435,8 @@ impl Worker {
             notify,
             watched: HashSet::new(),
             known: HashMap::new(),
+            owed: HashSet::new(),
+            vanished_from: None,
             hot: HashMap::new(),
             pending: BTreeSet::new(),
             first_pending: None,
@@ -439,6 +552,7 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.take_notices();
             if self.stopped() {
                 break;
             }
@@ -496,10 +610,56 @@ impl Worker {
         }
     }
 
+    /// Applies the file server's notices: the state it wrote becomes the state the server
+    /// holds, and the path is owed a report at its next check.
+    fn take_notices(&mut self) {
+        let notices = std::mem::take(&mut *self.control.notices.lock());
+        if notices.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for Notice { rel, now: state } in notices {
+            if rel.is_root() || !self.filter.is_included(&rel, false) {
+                // Never streamed, so never in the mirror through the watcher either.
+                continue;
+            }
+            match state {
+                Noticed::Holds(bytes) => {
+                    let hash = ContentHash::of(&bytes);
+                    if std::str::from_utf8(&bytes).is_ok() {
+                        self.texts.insert(rel.clone(), bytes);
+                    } else {
+                        self.texts.remove(&rel);
+                    }
+                    self.known.insert(
+                        rel.clone(),
+                        Known {
+                            hash,
+                            stamp: Stamp::UNKNOWN,
+                        },
+                    );
+                }
+                Noticed::Absent => {
+                    self.known.remove(&rel);
+                    self.texts.remove(&rel);
+                }
+                Noticed::Unknown => {}
+            }
+            self.owed.insert(rel.clone());
+            self.hot.insert(rel.clone(), now);
+            self.pending.insert(rel);
+        }
+        if self.first_pending.is_none() {
+            self.first_pending = Some(now);
+        }
+        self.last_event = now;
+    }
+
     fn flush(&mut self, rx: &Receiver<Msg>) {
         while let Ok(msg) = rx.try_recv() {
             self.take(msg);
         }
+        self.take_notices();
         if self.control.overflow.swap(false, Ordering::AcqRel)
             || self.known.len() <= self.config.flush_full_scan_below
         {
@@ -509,8 +669,46 @@ impl Worker {
             self.hot.retain(|_, t| t.elapsed() < window);
             let hot: Vec<RelPath> = self.hot.keys().cloned().collect();
             self.pending.extend(hot);
+            self.vanished_from = Some(BTreeSet::new());
         }
         self.process_pending();
+        if let Some(dirs) = self.vanished_from.take() {
+            for dir in dirs {
+                self.relist_dir(&dir);
+            }
+        }
+    }
+
+    /// Checks the files directly in `dir` that are new or changed since last reported.
+    fn relist_dir(&mut self, dir: &RelPath) {
+        let Ok(abs) = self.jail.resolve(dir) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&abs) else {
+            return;
+        };
+        let mut candidates = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(rel) = RelPath::parse(dir.join_name(&name).as_str()) else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file()
+                && self.filter.is_included(&rel, false)
+                && self
+                    .known
+                    .get(&rel)
+                    .is_none_or(|k| k.stamp != Stamp::of(&meta))
+            {
+                candidates.push(rel);
+            }
+        }
+        for rel in candidates {
+            self.check_file(&rel);
+        }
     }
 
     fn process_pending(&mut self) {
@@ -560,11 +758,14 @@ impl Worker {
         let gone: Vec<RelPath> = self
             .known
             .keys()
+            .chain(self.owed.iter())
             .filter(|k| k.starts_with(dir) && !seen_set.contains(k))
             .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         for (rel, stamp) in &seen {
-            if self.known.get(rel).is_none_or(|k| k.stamp != *stamp) {
+            if self.owed.contains(rel) || self.known.get(rel).is_none_or(|k| k.stamp != *stamp) {
                 self.check_file(rel);
             }
         }
@@ -600,8 +801,11 @@ impl Worker {
         let gone: Vec<RelPath> = self
             .known
             .keys()
+            .chain(self.owed.iter())
             .filter(|k| k.starts_with(rel))
             .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         for k in gone {
             self.emit_deleted(&k);
@@ -610,7 +814,7 @@ impl Worker {
 
     fn check_file(&mut self, rel: &RelPath) {
         if !self.filter.is_included(rel, false) {
-            if self.known.contains_key(rel) {
+            if self.known.contains_key(rel) || self.owed.contains(rel) {
                 self.emit_deleted(rel);
             }
             return;
@@ -632,7 +836,7 @@ impl Worker {
                 if !matches!(e, FileError::NotFound(_)) {
                     tracing::debug!(path = %rel, error = %e, "file not streamed");
                 }
-                if self.known.contains_key(rel) {
+                if self.known.contains_key(rel) || self.owed.contains(rel) {
                     self.emit_deleted(rel);
                 }
                 return;
@@ -641,10 +845,28 @@ impl Worker {
         let stamp = Stamp::of(&meta);
         let hash = ContentHash::of(&bytes);
         let previous = self.known.get(rel).cloned();
+        let owed = self.owed.remove(rel);
         if let Some(prev) = &previous
             && prev.hash == hash
         {
-            self.known.insert(rel.clone(), Known { hash, stamp });
+            self.known.insert(
+                rel.clone(),
+                Known {
+                    hash: hash.clone(),
+                    stamp,
+                },
+            );
+            if owed {
+                // As the file server wrote it: confirm by hash (the mirror recorded the
+                // write-back, or fetches the file if it did not).
+                self.emit(FileChanged {
+                    change_type: ChangeType::Changed,
+                    hash: Some(hash),
+                    size: Some(bytes.len() as u64),
+                    mtime: Some(mtime_ms(&meta)),
+                    ..FileChanged::deleted(self.client_root.join(rel).as_str().to_owned())
+                });
+            }
             return;
         }
         let mut event = FileChanged {
@@ -690,11 +912,18 @@ impl Worker {
     }
 
     fn emit_deleted(&mut self, rel: &RelPath) {
-        if self.known.remove(rel).is_none() {
+        let owed = self.owed.remove(rel);
+        if self.known.remove(rel).is_none() && !owed {
             return;
         }
         self.texts.remove(rel);
         self.hot.remove(rel);
+        if let Some(dirs) = self.vanished_from.as_mut() {
+            let parts: Vec<&str> = rel.components().collect();
+            if let Ok(parent) = RelPath::from_parts(&parts[..parts.len().saturating_sub(1)]) {
+                dirs.insert(parent);
+            }
+        }
         self.emit(FileChanged::deleted(
             self.client_root.join(rel).as_str().to_owned(),
         ));

@@ -120,12 +120,23 @@ impl WriteBack {
     /// before anything is written is returned as [`FileError::Conflict`]; a failure after some
     /// operations were applied is returned as [`FileError::RolledBack`] once they are undone.
     pub async fn apply(&self, client: &dyn ClientFiles) -> Result<WriteBackReport, FileError> {
+        self.apply_keeping_originals(client)
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// [`WriteBack::apply`], also returning each operation's original content as read (and
+    /// hash-checked) on the client before anything was written.
+    async fn apply_keeping_originals(
+        &self,
+        client: &dyn ClientFiles,
+    ) -> Result<(WriteBackReport, Vec<Option<Vec<u8>>>), FileError> {
         self.check_distinct()?;
         let originals = self.preflight(client).await?;
         let mut undo: Vec<Undo> = Vec::new();
         let mut report = WriteBackReport::default();
-        for (op, original) in self.ops.iter().zip(originals) {
-            let result = Self::perform(client, op, original, &mut undo, &mut report).await;
+        for (op, original) in self.ops.iter().zip(&originals) {
+            let result = Self::perform(client, op, original.clone(), &mut undo, &mut report).await;
             if let Err(cause) = result {
                 let failed_path = match op {
                     Op::Write { path, .. } | Op::Delete { path, .. } => path.to_string(),
@@ -146,36 +157,60 @@ impl WriteBack {
                 });
             }
         }
-        Ok(report)
+        Ok((report, originals))
     }
 
     /// [`WriteBack::apply`], then records the new contents in `mirror` so tools see them
     /// before the client's watcher echoes them.
+    ///
+    /// The mirror update never races with that echo: everything it needs (a renamed file's
+    /// content included) comes from the plan and the originals read on the client, not from
+    /// the mirror after the client was written; and a path the mirror changed since before
+    /// the client was written (the echo, or a newer change) is left as the mirror has it
+    /// ([`Mirror::record_local`]). So a write that succeeded on the client never fails here
+    /// because the echo came first.
     pub async fn apply_and_mirror(
         &self,
         client: &dyn ClientFiles,
         mirror: &Mirror,
     ) -> Result<WriteBackReport, FileError> {
-        let report = self.apply(client).await?;
         if mirror.is_shared() {
-            return Ok(report);
+            return self.apply(client).await;
         }
         let paths = mirror.paths();
+        // Where every touched path stands in the mirror before the client is touched.
+        let mut marks = Vec::with_capacity(self.ops.len());
         for op in &self.ops {
+            let (first, second) = match op {
+                Op::Write { path, .. } | Op::Delete { path, .. } => (path, None),
+                Op::Rename { from, to, .. } => (from, Some(to)),
+            };
+            let first = paths.to_mirror(first)?;
+            let second = second.map(|p| paths.to_mirror(p)).transpose()?;
+            let first_mark = mirror.mark(&first);
+            let second = second.map(|p| {
+                let mark = mirror.mark(&p);
+                (p, mark)
+            });
+            marks.push(((first, first_mark), second));
+        }
+        let (report, originals) = self.apply_keeping_originals(client).await?;
+        for ((op, original), ((path, mark), second)) in self.ops.iter().zip(originals).zip(marks) {
             match op {
-                Op::Write { path, content, .. } => {
+                Op::Write { content, .. } => {
                     mirror
-                        .write_local(&paths.to_mirror(path)?, content.clone())
+                        .record_local(&path, Some(content.clone()), mark)
                         .await?;
                 }
-                Op::Delete { path, .. } => mirror.remove_local(&paths.to_mirror(path)?).await?,
-                Op::Rename { from, to, .. } => {
-                    let from = paths.to_mirror(from)?;
-                    let bytes = mirror.read(&from).await?;
-                    mirror
-                        .write_local(&paths.to_mirror(to)?, bytes.to_vec())
-                        .await?;
-                    mirror.remove_local(&from).await?;
+                Op::Delete { .. } => {
+                    mirror.record_local(&path, None, mark).await?;
+                }
+                Op::Rename { .. } => {
+                    // The content moved is what the client held under the expected hash.
+                    if let Some((to, to_mark)) = second {
+                        mirror.record_local(&to, original, to_mark).await?;
+                    }
+                    mirror.record_local(&path, None, mark).await?;
                 }
             }
         }

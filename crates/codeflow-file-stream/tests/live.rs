@@ -25,6 +25,8 @@ struct Harness {
     sink: mpsc::Sender<FileChanged>,
     acks: mpsc::Receiver<()>,
     mirror: Mirror,
+    /// The relay's file server, reporting its writes to the watcher as the relay's does.
+    files: FileServer,
     events: Arc<Mutex<Applied>>,
     consumer: tokio::task::JoinHandle<()>,
 }
@@ -40,7 +42,9 @@ impl Harness {
         // A small sink, so back-pressure is exercised.
         let (sink, mut rx) = mpsc::channel::<FileChanged>(4);
         let watcher = Watcher::start(&root, config, sink.clone()).await?;
-        let server = FileServer::new(&root, Limits::default())?;
+        let server =
+            FileServer::new(&root, Limits::default())?.reporting_to(watcher.write_notices());
+        let files = server.clone();
         let mirror = Mirror::open(data.path(), "live", &root).await?;
         mirror.sync(watcher.manifest(), &server, &|_| {}).await?;
 
@@ -70,6 +74,7 @@ impl Harness {
             sink,
             acks,
             mirror,
+            files,
             events,
             consumer,
         })
@@ -309,5 +314,173 @@ async fn an_event_overflow_falls_back_to_a_rescan_that_loses_nothing() -> TestRe
         );
     }
     h.stop().await;
+    Ok(())
+}
+
+impl Harness {
+    fn client_path(&self, rel: &str) -> codeflow_file_stream::ClientPath {
+        codeflow_file_stream::ClientPath::parse(&format!("{}/{rel}", self.root)).expect("path")
+    }
+
+    /// A write-back as the server makes it: on the client through the relay's file server,
+    /// then recorded in the mirror without waiting for the echo.
+    async fn write_back(&self, plan: codeflow_file_stream::WriteBack) -> TestResult {
+        plan.apply_and_mirror(&self.files, &self.mirror).await?;
+        Ok(())
+    }
+
+    fn mirror_has(&self, rel: &str) -> bool {
+        self.mirror.root().join(rel).exists()
+    }
+}
+
+fn configs() -> [WatcherConfig; 2] {
+    [
+        WatcherConfig::default(),
+        // Large trees: flushes re-check recent files only.
+        WatcherConfig {
+            flush_full_scan_below: 0,
+            ..WatcherConfig::default()
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_created_by_write_back_then_moved_by_hand_moves_in_the_mirror() -> TestResult {
+    for config in configs() {
+        let full_scan = config.flush_full_scan_below;
+        let mut h = Harness::start(config).await?;
+        for round in 0..5 {
+            let (new, moved) = (format!("src/new{round}.py"), format!("src/moved{round}.py"));
+            h.write_back(codeflow_file_stream::WriteBack::new().write(
+                h.client_path(&new),
+                b"N = 1\n".to_vec(),
+                codeflow_file_stream::Expect::Absent,
+            ))
+            .await?;
+            assert!(h.mirror_has(&new));
+            // Moved at once: the watcher has not looked at the new file yet.
+            std::fs::rename(h.path(&new), h.path(&moved))?;
+            h.settle().await?;
+            assert!(!h.mirror_has(&new), "round {round}: the old path is gone");
+            assert_eq!(
+                h.mirror_text(&moved).await.ok().as_deref(),
+                Some("N = 1\n"),
+                "round {round}, full scan below {}",
+                full_scan
+            );
+        }
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_created_by_write_back_then_deleted_by_hand_leaves_the_mirror() -> TestResult {
+    for config in configs() {
+        let mut h = Harness::start(config).await?;
+        for round in 0..5 {
+            let new = format!("src/gone{round}.py");
+            h.write_back(codeflow_file_stream::WriteBack::new().write(
+                h.client_path(&new),
+                b"G = 1\n".to_vec(),
+                codeflow_file_stream::Expect::Absent,
+            ))
+            .await?;
+            std::fs::remove_file(h.path(&new))?;
+            h.settle().await?;
+            assert!(!h.mirror_has(&new), "round {round}");
+        }
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_backs_undone_by_hand_are_undone_in_the_mirror() -> TestResult {
+    for config in configs() {
+        let mut h = Harness::start(config).await?;
+        let original = std::fs::read(h.path("src/main.py"))?;
+        // Overwritten by the server, then put back by hand with the very same bytes.
+        h.write_back(codeflow_file_stream::WriteBack::new().write(
+            h.client_path("src/main.py"),
+            b"print('server')\n".to_vec(),
+            codeflow_file_stream::Expect::Hash(ContentHash::of(&original)),
+        ))
+        .await?;
+        std::fs::write(h.path("src/main.py"), &original)?;
+        h.settle().await?;
+        assert_eq!(h.mirror_text("src/main.py").await?.as_bytes(), original);
+
+        // Deleted by the server, restored by hand.
+        h.write_back(
+            codeflow_file_stream::WriteBack::new()
+                .delete(h.client_path("src/main.py"), ContentHash::of(&original)),
+        )
+        .await?;
+        std::fs::write(h.path("src/main.py"), &original)?;
+        h.settle().await?;
+        assert_eq!(h.mirror_text("src/main.py").await?.as_bytes(), original);
+
+        // Renamed by the server, renamed back by hand.
+        h.write_back(codeflow_file_stream::WriteBack::new().rename(
+            h.client_path("src/main.py"),
+            h.client_path("src/app.py"),
+            ContentHash::of(&original),
+        ))
+        .await?;
+        std::fs::rename(h.path("src/app.py"), h.path("src/main.py"))?;
+        h.settle().await?;
+        assert_eq!(h.mirror_text("src/main.py").await?.as_bytes(), original);
+        assert!(!h.mirror_has("src/app.py"));
+        h.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_back_then_edited_by_hand_arrives_as_a_delta_on_the_right_base() -> TestResult
+{
+    for config in configs() {
+        let mut h = Harness::start(config).await?;
+        let lines: String = (0..100).map(|i| format!("row {i}\n")).collect();
+        h.write_back(codeflow_file_stream::WriteBack::new().write(
+            h.client_path("src/rows.txt"),
+            lines.clone().into_bytes(),
+            codeflow_file_stream::Expect::Absent,
+        ))
+        .await?;
+        h.settle().await?;
+        // Written again by the server, then edited by hand before the watcher looked.
+        let server_side = lines.replace("row 10\n", "row ten\n");
+        h.write_back(codeflow_file_stream::WriteBack::new().write(
+            h.client_path("src/rows.txt"),
+            server_side.clone().into_bytes(),
+            codeflow_file_stream::Expect::Hash(ContentHash::of(lines.as_bytes())),
+        ))
+        .await?;
+        let by_hand = server_side.replace("row 90\n", "row ninety\n");
+        // Replaced in one step (an editor's save), so no half-written state is seen.
+        let outside = h
+            .path("..")
+            .join(format!("rows-{}.txt", std::process::id()));
+        std::fs::write(&outside, &by_hand)?;
+        std::fs::rename(&outside, h.path("src/rows.txt"))?;
+        let events = h.settle().await?;
+        assert_eq!(h.mirror_text("src/rows.txt").await?, by_hand);
+        let outcomes: Vec<_> = events
+            .iter()
+            .filter(|(e, _)| e.path.ends_with("src/rows.txt"))
+            .map(|(e, o)| (e.base_hash.clone(), o.as_ref().ok().copied()))
+            .collect();
+        assert!(
+            outcomes.contains(&(
+                Some(ContentHash::of(server_side.as_bytes())),
+                Some(ChangeOutcome::Delta)
+            )),
+            "the hand edit went as a delta against what the server wrote: {outcomes:?}"
+        );
+        h.stop().await;
+    }
     Ok(())
 }

@@ -213,3 +213,174 @@ async fn a_successful_write_back_updates_client_and_mirror() -> TestResult {
     assert_eq!(tree_hashes(mirror.root()), expected);
     Ok(())
 }
+
+/// Changes made by hand after a write-back request: (relative path, new content or deletion).
+type ByHand = Box<dyn FnMut() -> Vec<(String, Option<Vec<u8>>)> + Send>;
+
+/// A client whose watcher echo reaches the mirror before the write-back's reply does: after
+/// each successful writing request, the session's file task (simulated here) applies the
+/// `fileChanged` events the relay's watcher would send for what is now on disk, and then
+/// `then` runs (a later change by hand, say), all before the write-back sees the reply.
+struct EchoFirst {
+    inner: FileServer,
+    mirror: Mirror,
+    root: String,
+    then: parking_lot::Mutex<Option<ByHand>>,
+}
+
+impl EchoFirst {
+    async fn echo(&self, rel: &str) {
+        let path = format!("{}/{rel}", self.root);
+        let change = match std::fs::read(&path) {
+            Ok(bytes) => codeflow_file_stream::FileChanged {
+                change_type: codeflow_file_stream::ChangeType::Created,
+                hash: Some(h(&bytes)),
+                size: Some(bytes.len() as u64),
+                content: Some(String::from_utf8(bytes).expect("text")),
+                encoding: Some(codeflow_file_stream::Encoding::Utf8),
+                ..codeflow_file_stream::FileChanged::deleted(path)
+            },
+            Err(_) => codeflow_file_stream::FileChanged::deleted(path),
+        };
+        self.mirror
+            .apply_change(change, &self.inner)
+            .await
+            .expect("echo applied");
+    }
+}
+
+impl codeflow_file_stream::ClientFiles for EchoFirst {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, Result<serde_json::Value, codeflow_file_stream::RemoteError>>
+    {
+        Box::pin(async move {
+            let result = self.inner.call(method, params.clone()).await;
+            if result.is_ok() && method != "client/readFile" && method != "client/getFileStats" {
+                let rel = |key: &str| {
+                    params[key]
+                        .as_str()
+                        .and_then(|p| p.strip_prefix(&format!("{}/", self.root)))
+                        .map(str::to_owned)
+                };
+                let touched: Vec<String> = match method {
+                    "client/renameFile" => [rel("from"), rel("to")].into_iter().flatten().collect(),
+                    "client/writeFile" | "client/writeDelta" | "client/deleteFile" => {
+                        rel("path").into_iter().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for p in &touched {
+                    self.echo(p).await;
+                }
+                let later = self.then.lock().as_mut().map(|f| f()).unwrap_or_default();
+                for (p, content) in later {
+                    let abs = format!("{}/{p}", self.root);
+                    match content {
+                        Some(bytes) => std::fs::write(&abs, bytes).expect("write by hand"),
+                        None => std::fs::remove_file(&abs).expect("delete by hand"),
+                    }
+                    self.echo(&p).await;
+                }
+            }
+            result
+        })
+    }
+}
+
+async fn echo_first(
+    then: Option<ByHand>,
+) -> Result<(tempfile::TempDir, tempfile::TempDir, EchoFirst), Box<dyn std::error::Error>> {
+    let client = temp();
+    let data = temp();
+    fixture(client.path());
+    let root = root_str(client.path());
+    let fs = FileServer::new(&root, Limits::default())?;
+    let filter = codeflow_file_stream::FileFilter::new(client.path(), Default::default())?;
+    let manifest =
+        codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
+    let mirror = Mirror::open(data.path(), "echo", &root).await?;
+    mirror.sync(&manifest, &fs, &|_| {}).await?;
+    let client_files = EchoFirst {
+        inner: fs,
+        mirror,
+        root,
+        then: parking_lot::Mutex::new(then),
+    };
+    Ok((client, data, client_files))
+}
+
+#[tokio::test]
+async fn a_rename_whose_echo_reached_the_mirror_first_still_succeeds() -> TestResult {
+    let (client, _data, c) = echo_first(None).await?;
+    let p = |rel: &str| ClientPath::parse(&format!("{}/{rel}", c.root));
+    let readme = std::fs::read(client.path().join("README.md"))?;
+    let main = std::fs::read(client.path().join("src/main.py"))?;
+    let plan = WriteBack::new()
+        .rename(p("README.md")?, p("docs/README.md")?, h(&readme))
+        .write(
+            p("src/main.py")?,
+            b"print('new')\n".to_vec(),
+            Expect::Hash(h(&main)),
+        )
+        .write(p("src/new.py")?, b"N = 1\n".to_vec(), Expect::Absent)
+        .delete(p("sub/keep.txt")?, h(b"kept\n"));
+    let report = plan.apply_and_mirror(&c, &c.mirror).await?;
+    assert_eq!(report.renamed.len(), 1);
+    let scan = codeflow_file_stream::Manifest::scan(
+        client.path(),
+        &codeflow_file_stream::FileFilter::new(client.path(), Default::default())?,
+        &Limits::default(),
+    )?;
+    let expected: std::collections::BTreeMap<String, String> = scan
+        .iter()
+        .map(|(p, e)| (p.as_str().to_owned(), e.hash.as_str().to_owned()))
+        .collect();
+    assert_eq!(tree_hashes(c.mirror.root()), expected);
+    assert_eq!(
+        std::fs::read(c.mirror.root().join("docs/README.md"))?,
+        readme
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_change_by_hand_that_reached_the_mirror_first_is_not_overwritten() -> TestResult {
+    // After the write-back's writes and their echoes, the user edits the written file and
+    // the moved file again, and that too reaches the mirror before the write-back's reply.
+    let mut once = true;
+    let then: ByHand = Box::new(move || {
+        if std::mem::take(&mut once) {
+            Vec::new()
+        } else {
+            vec![
+                ("src/main.py".into(), Some(b"print('by hand')\n".to_vec())),
+                ("docs/README.md".into(), Some(b"# by hand\n".to_vec())),
+            ]
+        }
+    });
+    let (client, _data, c) = echo_first(Some(then)).await?;
+    let p = |rel: &str| ClientPath::parse(&format!("{}/{rel}", c.root));
+    let readme = std::fs::read(client.path().join("README.md"))?;
+    let main = std::fs::read(client.path().join("src/main.py"))?;
+    let plan = WriteBack::new()
+        .rename(p("README.md")?, p("docs/README.md")?, h(&readme))
+        .write(
+            p("src/main.py")?,
+            b"print('new')\n".to_vec(),
+            Expect::Hash(h(&main)),
+        );
+    plan.apply_and_mirror(&c, &c.mirror).await?;
+    assert_eq!(
+        std::fs::read_to_string(c.mirror.root().join("src/main.py"))?,
+        "print('by hand')\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.mirror.root().join("docs/README.md"))?,
+        "# by hand\n"
+    );
+    assert!(!c.mirror.root().join("README.md").exists());
+    Ok(())
+}
