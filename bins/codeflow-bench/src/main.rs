@@ -64,7 +64,7 @@ struct Cli {
     /// this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Where results.json and logs go (default: <target>/bench).
+    /// Where results.json and logs go (default: `<target>/bench`).
     #[arg(long)]
     out_dir: Option<PathBuf>,
 

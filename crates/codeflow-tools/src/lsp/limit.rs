@@ -27,7 +27,7 @@ impl<T> Limited<T> {
         }
     }
 
-    /// "Showing the first N of M <what>; raise max_results to see more." when cut.
+    /// "Showing the first N of M `<what>`; raise max_results to see more." when cut.
     pub fn notice(&self, what: &str) -> Option<String> {
         self.truncated.then(|| {
             format!(

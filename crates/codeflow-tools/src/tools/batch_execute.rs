@@ -1,6 +1,6 @@
 //! `batch_execute`: run several catalogue tools as one call, optionally all or nothing.
 //!
-//! Atomic mode runs the operations inside an [`edits::BatchScope`]: every write an operation
+//! Atomic mode runs the operations inside an [`crate::edits::BatchScope`]: every write an operation
 //! makes goes through [`crate::edits::EditPlan::commit`], which records the file's original
 //! content and the hash it wrote. When an operation fails, the scope restores every file the
 //! batch changed in one write-back, each restore expecting the hash the batch left, so a file
