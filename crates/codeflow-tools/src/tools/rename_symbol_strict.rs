@@ -1,6 +1,9 @@
 //! `rename_symbol_strict`: rename the symbol at a position, in every file that uses it.
 
-use codeflow_lsp_pool::lsp_types::{RenameParams, request::Rename};
+use codeflow_lsp_pool::lsp_types::{
+    DocumentSymbolParams, RenameParams, TextDocumentIdentifier,
+    request::{DocumentSymbolRequest, Rename},
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -10,7 +13,9 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::edits::{EditPlan, outcome_schema};
 use crate::error::{ToolError, parse_args};
+use crate::imports::Lang;
 use crate::lsp::document::Document;
+use crate::lsp::position::line_text;
 
 #[derive(Debug)]
 pub struct RenameSymbolStrict;
@@ -89,6 +94,8 @@ pub(crate) async fn rename_at(
             "new_name must not be empty".to_owned(),
         ));
     }
+    let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+    open_mentioning_files(&mut plan, doc, position).await?;
     let edit = doc
         .server
         .request::<Rename>(RenameParams {
@@ -108,7 +115,133 @@ pub(crate) async fn rename_at(
             ))
             .with_suggestion("point at the symbol's name (get_document_symbols lists them)")
         })?;
-    let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
     plan.workspace_edit(edit).await?;
     plan.commit(dry_run).await
+}
+
+/// At most this many other files are opened before a rename.
+const MAX_OPENED: usize = 100;
+
+/// Opens on the document's language server every other project file of its language that
+/// mentions the identifier at `position`: servers that only know open files (clangd without a
+/// background index) otherwise rename the uses in the open files only, and a rename that
+/// leaves the declaration in a header and the definition in another `.c` file under the old
+/// name breaks the build.
+async fn open_mentioning_files(
+    plan: &mut EditPlan,
+    doc: &Document,
+    position: codeflow_lsp_pool::lsp_types::Position,
+) -> Result<(), ToolError> {
+    let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
+        return Ok(());
+    };
+    let Some(word) = line_text(&doc.text, position.line)
+        .and_then(|line| identifier_at(line, position.character as usize))
+    else {
+        return Ok(());
+    };
+    let own = doc.file.mirror.rel().as_str().to_owned();
+    let mut opened = Vec::new();
+    for rel in plan.project_files() {
+        if opened.len() >= MAX_OPENED {
+            break;
+        }
+        if rel == own || Lang::of(&rel) != Some(lang) {
+            continue;
+        }
+        let path = plan.mirror_path(&rel)?;
+        let Some(text) = plan.text(&path).await? else {
+            continue;
+        };
+        if !mentions(&text, &word) {
+            continue;
+        }
+        doc.server
+            .sync_document(path.as_path(), text)
+            .map_err(ToolError::from_lsp)?;
+        opened.push(path);
+    }
+    // A server indexes a file it was just given in the background; a request on it returns
+    // once it is parsed (and, for clangd, in its index of open files).
+    let parsed = opened.iter().map(|path| async move {
+        let Ok(uri) = doc.server.uri_for(path.as_path()) else {
+            return;
+        };
+        let _ = doc
+            .server
+            .request::<DocumentSymbolRequest>(DocumentSymbolParams {
+                text_document: TextDocumentIdentifier::new(uri),
+                work_done_progress_params: Default::default(),
+                partial_result_params: Default::default(),
+            })
+            .await;
+    });
+    futures::future::join_all(parsed).await;
+    Ok(())
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+/// The identifier around a UTF-16 column of a line.
+fn identifier_at(line: &str, utf16: usize) -> Option<String> {
+    let mut at = line.len();
+    let mut units = 0;
+    for (i, c) in line.char_indices() {
+        if units >= utf16 {
+            at = i;
+            break;
+        }
+        units += c.len_utf16();
+    }
+    let start = line[..at]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_ident(*c))
+        .last()
+        .map_or(at, |(i, _)| i);
+    let end = line[at..]
+        .char_indices()
+        .find(|(_, c)| !is_ident(*c))
+        .map_or(line.len(), |(i, _)| at + i);
+    (start < end).then(|| line[start..end].to_owned())
+}
+
+/// Whether `word` occurs in `text` as a whole identifier.
+fn mentions(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(is_ident)
+            && !text[i + word.len()..].chars().next().is_some_and(is_ident)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identifier_around_a_column() {
+        assert_eq!(
+            identifier_at("    return scale(x, 10.0);", 11).as_deref(),
+            Some("scale")
+        );
+        assert_eq!(
+            identifier_at("    return scale(x, 10.0);", 16).as_deref(),
+            Some("scale")
+        );
+        assert_eq!(
+            identifier_at("    return scale(x, 10.0);", 13).as_deref(),
+            Some("scale")
+        );
+        assert_eq!(identifier_at("a + b", 2), None);
+        assert_eq!(identifier_at("é_x", 1).as_deref(), Some("é_x"));
+    }
+
+    #[test]
+    fn mentions_whole_identifiers_only() {
+        assert!(mentions("double scale(double v);", "scale"));
+        assert!(!mentions("double rescale(double v);", "scale"));
+        assert!(!mentions("double scale_by(double v);", "scale"));
+    }
 }
