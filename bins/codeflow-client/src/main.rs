@@ -28,8 +28,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread is plenty for a relay, and it keeps every hop between the relay's tasks a
+    // same-thread wake instead of a cross-thread one (stdin, stdout and the watcher have
+    // threads of their own; file I/O goes to the blocking pool).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
