@@ -157,7 +157,7 @@ impl Relay {
     }
 }
 
-/// The MCP agent side of a relay's stdio.
+/// The MCP agent side of a stdio MCP server (a relay, cclsp): newline-delimited JSON.
 pub struct Agent {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -193,11 +193,18 @@ impl Agent {
             loop {
                 self.line.clear();
                 if self.stdout.read_line(&mut self.line).await? == 0 {
-                    bail!("the relay closed its stdout");
+                    bail!("the MCP server closed its stdout");
                 }
                 let Ok(msg) = serde_json::from_str::<Value>(self.line.trim()) else {
-                    continue;
+                    continue; // not JSON (a stray log line)
                 };
+                if let (Some(_), Some(rid)) = (msg.get("method"), msg.get("id")) {
+                    // A request to the client (ping, roots/list): answer so it never waits.
+                    let rid = rid.clone();
+                    self.send(&json!({"jsonrpc": "2.0", "id": rid, "result": {}}))
+                        .await?;
+                    continue;
+                }
                 if msg.get("method").is_none() && msg.get("id").and_then(Value::as_u64) == Some(id)
                 {
                     return Ok(msg);

@@ -21,6 +21,8 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::flows::{self, Agent, ms, nanos};
 use tokio::process::{ChildStdin, ChildStdout};
 
 use crate::procs::{self, Guarded};
@@ -121,58 +123,12 @@ pub struct P2Result {
     pub load_after: Option<String>,
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// `pid` and all its descendants. Scans every `/proc/<pid>/stat` for parents: the server
-/// spawns pylsp from a runtime worker thread, and `/proc/<pid>/task/<pid>/children` lists only
-/// the main thread's children.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((p, ppid));
-        }
-    }
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i];
-        out.extend(
-            parent_of
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    out
-}
-
 /// CPU seconds of a process tree: (all of it, the pylsp processes in it).
 fn tree_cpu(pid: u32) -> (f64, f64) {
     let mut all = 0.0;
     let mut lsp = 0.0;
-    for p in descendants(pid) {
+    let tree = std::iter::once(pid).chain(flows::descendants(pid).into_iter().map(|(p, _)| p));
+    for p in tree {
         let cpu = procs::cpu_secs(p).unwrap_or(0.0);
         all += cpu;
         let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
@@ -189,103 +145,24 @@ fn sum_cpu(pids: &[u32]) -> (f64, f64) {
         .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// An MCP client over a child's stdin/stdout, newline-delimited JSON (the relay, cclsp).
-struct LineMcp {
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    line: String,
-    next_id: u64,
-}
-
-impl LineMcp {
-    fn new(stdin: ChildStdin, stdout: ChildStdout) -> Self {
-        Self {
-            stdin,
-            stdout: BufReader::with_capacity(1 << 16, stdout),
-            line: String::new(),
-            next_id: 1,
-        }
+/// `tools/call find_definition` through an MCP server (the relay, cclsp); fails unless the
+/// answer names the defining file.
+async fn find_definition(mcp: &mut Agent, file_path: &str) -> Result<()> {
+    let result = mcp
+        .request(
+            "tools/call",
+            json!({"name": "find_definition",
+                   "arguments": {"file_path": file_path, "symbol_name": SYMBOL}}),
+            LIMIT,
+        )
+        .await?;
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        bail!("find_definition answered isError: {result}");
     }
-
-    async fn send(&mut self, message: &Value) -> Result<()> {
-        let mut bytes = serde_json::to_vec(message)?;
-        bytes.push(b'\n');
-        self.stdin.write_all(&bytes).await?;
-        self.stdin.flush().await?;
-        Ok(())
+    if !result.to_string().contains(EXPECT) {
+        bail!("find_definition did not find {SYMBOL} in {EXPECT}: {result}");
     }
-
-    /// One request; its `result`.
-    async fn request(&mut self, method: &str, params: Value) -> Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await?;
-        let msg = tokio::time::timeout(LIMIT, async {
-            loop {
-                self.line.clear();
-                if self.stdout.read_line(&mut self.line).await? == 0 {
-                    bail!("the MCP server closed its stdout");
-                }
-                let Ok(msg) = serde_json::from_str::<Value>(self.line.trim()) else {
-                    continue; // not JSON (a stray log line)
-                };
-                if let (Some(method), Some(rid)) = (msg.get("method"), msg.get("id")) {
-                    // A request to the client (ping, roots/list): answer so it never waits.
-                    let _ = method;
-                    let rid = rid.clone();
-                    self.send(&json!({"jsonrpc": "2.0", "id": rid, "result": {}}))
-                        .await?;
-                    continue;
-                }
-                if msg.get("id").and_then(Value::as_u64) == Some(id) {
-                    return Ok(msg);
-                }
-            }
-        })
-        .await
-        .with_context(|| format!("{method}: no answer within {LIMIT:?}"))??;
-        if let Some(error) = msg.get("error") {
-            bail!("{method} answered with an error: {error}");
-        }
-        msg.get("result")
-            .cloned()
-            .with_context(|| format!("{method} answered without a result: {msg}"))
-    }
-
-    async fn initialize(&mut self) -> Result<Value> {
-        let result = self
-            .request(
-                "initialize",
-                json!({
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "codeflow-bench", "version": env!("CARGO_PKG_VERSION")}
-                }),
-            )
-            .await?;
-        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await?;
-        Ok(result)
-    }
-
-    /// `tools/call find_definition`; fails unless the answer names the defining file.
-    async fn find_definition(&mut self, file_path: &str) -> Result<()> {
-        let result = self
-            .request(
-                "tools/call",
-                json!({"name": "find_definition",
-                       "arguments": {"file_path": file_path, "symbol_name": SYMBOL}}),
-            )
-            .await?;
-        if result.get("isError").and_then(Value::as_bool) == Some(true) {
-            bail!("find_definition answered isError: {result}");
-        }
-        if !result.to_string().contains(EXPECT) {
-            bail!("find_definition did not find {SYMBOL} in {EXPECT}: {result}");
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// A minimal LSP client over stdio (Content-Length framing).
@@ -519,7 +396,7 @@ struct CodeFlow {
     _server: Guarded,
     _relay: Guarded,
     pids: [u32; 2],
-    mcp: LineMcp,
+    mcp: Agent,
 }
 
 async fn start_codeflow(env: &Env, root: &Path) -> Result<(CodeFlow, First)> {
@@ -541,16 +418,14 @@ async fn start_codeflow(env: &Env, root: &Path) -> Result<(CodeFlow, First)> {
         false,
     )?;
     // Poll /healthz every 2 ms: the start-up figure should not carry a coarse poll interval.
-    loop {
-        server.check_alive()?;
-        if let Ok((200, _)) = procs::http_get(port, "/healthz").await {
-            break;
-        }
-        if t0.elapsed() > LIMIT {
-            bail!("codeflow-server did not answer /healthz within {LIMIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    procs::wait_http_ok_every(
+        &mut server,
+        port,
+        "/healthz",
+        LIMIT,
+        Duration::from_millis(2),
+    )
+    .await?;
     let server_ready = t0.elapsed();
     let mut relay = Guarded::spawn(
         "codeflow-client",
@@ -568,13 +443,13 @@ async fn start_codeflow(env: &Env, root: &Path) -> Result<(CodeFlow, First)> {
         true,
     )?;
     let (stdin, stdout) = relay.take_stdio()?;
-    let mut mcp = LineMcp::new(stdin, stdout);
+    let mut mcp = Agent::new(stdin, stdout);
     let t_init = Instant::now();
     mcp.initialize()
         .await
         .context("initialize through the relay")?;
     let t_call = Instant::now();
-    mcp.find_definition(QUERY_FILE)
+    find_definition(&mut mcp, QUERY_FILE)
         .await
         .context("first find_definition through CodeFlow")?;
     let first = First {
@@ -598,7 +473,7 @@ async fn start_codeflow(env: &Env, root: &Path) -> Result<(CodeFlow, First)> {
 struct Cclsp {
     _guard: Guarded,
     pid: u32,
-    mcp: LineMcp,
+    mcp: Agent,
     file: String,
 }
 
@@ -632,13 +507,13 @@ async fn start_cclsp(env: &Env, bin: &Path, pylsp: &Path, root: &Path) -> Result
         true,
     )?;
     let (stdin, stdout) = guard.take_stdio()?;
-    let mut mcp = LineMcp::new(stdin, stdout);
+    let mut mcp = Agent::new(stdin, stdout);
     let t_init = Instant::now();
     mcp.initialize().await.context("cclsp initialize")?;
     // cclsp resolves relative paths against its own cwd: give it the absolute path.
     let file = root.join(QUERY_FILE).display().to_string();
     let t_call = Instant::now();
-    mcp.find_definition(&file)
+    find_definition(&mut mcp, &file)
         .await
         .context("first find_definition through cclsp")?;
     let first = First {
@@ -714,11 +589,11 @@ pub async fn run(env: &Env, cfg: &P2Config) -> Result<P2Result> {
 
     eprintln!("P2: warm-up, {WARMUP} calls each");
     for _ in 0..WARMUP {
-        cf.mcp.find_definition(QUERY_FILE).await?;
-        cf.mcp.request("ping", json!({})).await?;
+        find_definition(&mut cf.mcp, QUERY_FILE).await?;
+        cf.mcp.request("ping", json!({}), LIMIT).await?;
         direct_call(&mut direct.lsp, &direct.uri, &direct.text).await?;
         if let Some(c) = cclsp.as_mut() {
-            c.mcp.find_definition(&c.file).await?;
+            find_definition(&mut c.mcp, &c.file).await?;
         }
     }
     let rounds = cfg.rounds.max(1);
@@ -740,13 +615,13 @@ pub async fn run(env: &Env, cfg: &P2Config) -> Result<P2Result> {
                     let before = sum_cpu(&cf.pids);
                     for _ in 0..per_round {
                         let t = Instant::now();
-                        cf.mcp.find_definition(QUERY_FILE).await?;
+                        find_definition(&mut cf.mcp, QUERY_FILE).await?;
                         s_cf.push(nanos(t.elapsed()));
                     }
                     add(&mut cpu_cf, before, sum_cpu(&cf.pids));
                     for _ in 0..per_round / 2 {
                         let t = Instant::now();
-                        cf.mcp.request("ping", json!({})).await?;
+                        cf.mcp.request("ping", json!({}), LIMIT).await?;
                         s_ping.push(nanos(t.elapsed()));
                     }
                 }
@@ -764,7 +639,7 @@ pub async fn run(env: &Env, cfg: &P2Config) -> Result<P2Result> {
                         let before = sum_cpu(&[c.pid]);
                         for _ in 0..per_round {
                             let t = Instant::now();
-                            c.mcp.find_definition(&c.file).await?;
+                            find_definition(&mut c.mcp, &c.file).await?;
                             s_cclsp.push(nanos(t.elapsed()));
                         }
                         add(&mut cpu_cclsp, before, sum_cpu(&[c.pid]));

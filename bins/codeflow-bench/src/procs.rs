@@ -163,6 +163,17 @@ pub async fn wait_http_ok(
     path: &str,
     limit: Duration,
 ) -> Result<()> {
+    wait_http_ok_every(child, port, path, limit, Duration::from_millis(50)).await
+}
+
+/// [`wait_http_ok`], asking every `interval` (a start-up figure wants a fine one).
+pub async fn wait_http_ok_every(
+    child: &mut Guarded,
+    port: u16,
+    path: &str,
+    limit: Duration,
+    interval: Duration,
+) -> Result<()> {
     let start = Instant::now();
     loop {
         child.check_alive()?;
@@ -175,7 +186,7 @@ pub async fn wait_http_ok(
                 child.name
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(interval).await;
     }
 }
 
