@@ -7,6 +7,7 @@
 
 mod cargo_toml;
 mod go_mod;
+mod line_file;
 mod package_json;
 mod pyproject;
 mod requirements;

@@ -4,9 +4,9 @@
 use toml_edit::{DocumentMut, Item, Value};
 
 use super::toml_util::{
-    describe, find_key, parse, replace_value, set_table_dependency, table, table_mut,
+    parse, remove_table_dependency, replace_value, set_table_dependency, table, table_mut,
 };
-use super::{Change, Edited, Request, unsupported};
+use super::{Edited, Request, unsupported};
 use crate::error::ToolError;
 
 const FILE: &str = "Cargo.toml";
@@ -55,16 +55,7 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
             &["build-dependencies"],
             &["workspace", "dependencies"],
         ] {
-            let Some(t) = table_mut(&mut doc, path) else {
-                continue;
-            };
-            let Some(key) = find_key(t, name, cargo_norm) else {
-                continue;
-            };
-            let previous = t.remove(&key).as_ref().and_then(describe);
-            out.changes
-                .push(Change::removed(&path.join("."), &key, previous));
-            found = true;
+            found |= remove_table_dependency(&mut doc, path, name, cargo_norm, &mut out);
         }
         if !found {
             out.warnings.push(format!(

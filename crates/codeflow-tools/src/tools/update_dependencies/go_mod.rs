@@ -1,6 +1,7 @@
 //! go.mod: `require` directives, single-line or in a `require ( … )` block; every other line
 //! (and each entry's `// indirect` comment) is kept.
 
+use super::line_file::LineFile;
 use super::{Change, Edited, Request, unsupported};
 use crate::error::ToolError;
 
@@ -104,14 +105,13 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
             "go.mod has no version of its own: a Go module's version is its VCS tag (git tag vX.Y.Z)",
         ));
     }
-    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let ends_with_newline = text.is_empty() || text.ends_with('\n');
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut file = LineFile::new(text);
+    let lines = &mut file.lines;
     let mut out = Edited::default();
     let section = "require";
     for (module, version) in &req.add_dependencies {
         let version = go_version(version)?;
-        let (entries, blocks) = scan(&lines);
+        let (entries, blocks) = scan(lines);
         if let Some(e) = entries.iter().find(|e| e.module == *module) {
             let line = &lines[e.line];
             // Replace the version token after the module path, keeping the rest.
@@ -163,7 +163,7 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
         }
     }
     for module in &req.remove_dependencies {
-        let (entries, blocks) = scan(&lines);
+        let (entries, blocks) = scan(lines);
         let Some(e) = entries.iter().find(|e| e.module == *module) else {
             out.warnings.push(format!(
                 "{module} is not required in go.mod; nothing removed"
@@ -180,19 +180,11 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
             (others == 0).then(|| blocks.iter().find(|(s, _)| *s == start).copied())?
         });
         match emptied_block {
-            Some((start, end)) => remove_lines(&mut lines, start, end),
-            None => remove_lines(&mut lines, e.line, e.line),
+            Some((start, end)) => remove_lines(lines, start, end),
+            None => remove_lines(lines, e.line, e.line),
         }
     }
-    let mut content = lines.join(newline);
-    if ends_with_newline && !content.is_empty() {
-        content.push_str(newline);
-    }
-    out.content = if out.changes.is_empty() {
-        text.to_owned()
-    } else {
-        content
-    };
+    file.finish(text, &mut out);
     Ok(out)
 }
 

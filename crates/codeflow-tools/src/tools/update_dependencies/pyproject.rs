@@ -7,8 +7,8 @@ use toml_edit::{Array, DocumentMut, Item, Value};
 
 use super::requirements::{normalize, parse_requirement, requirement, with_version};
 use super::toml_util::{
-    array_insert, array_remove, describe, ensure_table, find_key, is_sorted, parse, replace_value,
-    set_table_dependency, table, table_mut,
+    array_insert, array_remove, ensure_table, is_sorted, parse, remove_table_dependency,
+    replace_value, set_table_dependency, table, table_mut,
 };
 use super::{Change, Edited, Request, unsupported};
 use crate::error::ToolError;
@@ -307,16 +307,7 @@ fn poetry(doc: &mut DocumentMut, req: &Request, out: &mut Edited) -> Result<(), 
         let mut found = false;
         for path in tables {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            let Some(t) = table_mut(doc, &path) else {
-                continue;
-            };
-            let Some(key) = find_key(t, name, normalize) else {
-                continue;
-            };
-            let previous = t.remove(&key).as_ref().and_then(describe);
-            out.changes
-                .push(Change::removed(&path.join("."), &key, previous));
-            found = true;
+            found |= remove_table_dependency(doc, &path, name, normalize, out);
         }
         if !found {
             out.warnings.push(format!(

@@ -1,6 +1,7 @@
 //! requirements.txt: one requirement per line; comments, options (`-r`, `-e`, `--index-url`)
 //! and blank lines are kept as they are. Also the PEP 508 helpers pyproject.toml uses.
 
+use super::line_file::LineFile;
 use super::{Change, Edited, Request, unsupported};
 use crate::error::ToolError;
 
@@ -139,9 +140,8 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
             "requirements.txt has no version of its own; update_version works on package.json, Cargo.toml and pyproject.toml",
         ));
     }
-    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let ends_with_newline = text.is_empty() || text.ends_with('\n');
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut file = LineFile::new(text);
+    let lines = &mut file.lines;
     let mut out = Edited::default();
     let section = "requirements";
     // Index of each line's requirement name (normalized).
@@ -214,15 +214,7 @@ pub fn edit(text: &str, req: &Request) -> Result<Edited, ToolError> {
             ));
         }
     }
-    let mut content = lines.join(newline);
-    if ends_with_newline && !content.is_empty() {
-        content.push_str(newline);
-    }
-    out.content = if out.changes.is_empty() {
-        text.to_owned()
-    } else {
-        content
-    };
+    file.finish(text, &mut out);
     Ok(out)
 }
 

@@ -3,7 +3,7 @@
 
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
-use super::Edited;
+use super::{Change, Edited};
 use crate::error::ToolError;
 
 pub fn parse(text: &str, file: &str) -> Result<DocumentMut, ToolError> {
@@ -268,4 +268,25 @@ pub fn set_table_dependency(
     };
     out.record_set(section, &key, version, previous);
     Ok(())
+}
+
+/// Removes the dependency `name` (matched through `norm`) from the table at `path`, recording
+/// the change; whether it was there.
+pub fn remove_table_dependency(
+    doc: &mut DocumentMut,
+    path: &[&str],
+    name: &str,
+    norm: fn(&str) -> String,
+    out: &mut Edited,
+) -> bool {
+    let Some(t) = table_mut(doc, path) else {
+        return false;
+    };
+    let Some(key) = find_key(t, name, norm) else {
+        return false;
+    };
+    let previous = t.remove(&key).as_ref().and_then(describe);
+    out.changes
+        .push(Change::removed(&path.join("."), &key, previous));
+    true
 }
