@@ -28,6 +28,7 @@ use codeflow_lsp_pool::lsp_types::{
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::catalogue::ToolOutput;
 use crate::context::ToolContext;
 use crate::error::ToolError;
 use crate::workspace::ProjectWorkspace;
@@ -96,6 +97,24 @@ impl EditOutcome {
         })
     }
 
+    /// A write tool's answer: `text`, with [`Self::to_json`] as the structured content.
+    pub fn output(&self, text: String) -> ToolOutput {
+        ToolOutput {
+            text,
+            structured: self.to_json(),
+        }
+    }
+
+    /// A write tool's usual answer: `unchanged` when no file changed and one is given, else
+    /// [`Self::to_text`] of `what`; [`Self::to_json`] as the structured content.
+    pub fn report(&self, what: &str, unchanged: Option<String>) -> ToolOutput {
+        let text = match unchanged {
+            Some(text) if self.files.is_empty() => text,
+            _ => self.to_text(what),
+        };
+        self.output(text)
+    }
+
     /// One line per file; in a dry run, every edit too.
     pub fn to_text(&self, what: &str) -> String {
         if self.files.is_empty() {
@@ -130,6 +149,11 @@ impl EditOutcome {
         }
         out
     }
+}
+
+/// The output schema of a tool whose whole answer is an [`EditOutcome`].
+pub fn outcome_output_schema() -> Value {
+    json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
 }
 
 /// JSON Schema of [`EditOutcome::to_json`], for tools' output schemas.

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use codeflow_lsp_pool::ServerHandle;
+use codeflow_lsp_pool::lsp_types::request::References;
 use codeflow_lsp_pool::lsp_types::{
-    Position, TextDocumentIdentifier, TextDocumentPositionParams, Url,
+    Location, Position, ReferenceContext, ReferenceParams, TextDocumentIdentifier,
+    TextDocumentPositionParams, Url,
 };
 
 use crate::context::{ResolvedFile, ToolContext};
@@ -73,6 +75,27 @@ impl Document {
 
     pub fn at(&self, position: Position) -> TextDocumentPositionParams {
         TextDocumentPositionParams::new(self.identifier(), position)
+    }
+
+    /// `textDocument/references` at `position`, the declaration included when asked.
+    pub async fn references(
+        &self,
+        position: Position,
+        include_declaration: bool,
+    ) -> Result<Vec<Location>, ToolError> {
+        Ok(self
+            .server
+            .request::<References>(ReferenceParams {
+                text_document_position: self.at(position),
+                context: ReferenceContext {
+                    include_declaration,
+                },
+                work_done_progress_params: Default::default(),
+                partial_result_params: Default::default(),
+            })
+            .await
+            .map_err(crate::lsp::lsp_error)?
+            .unwrap_or_default())
     }
 
     /// The file's symbols, flattened.

@@ -60,6 +60,24 @@ impl Place {
             "required": ["path", "line", "character", "text"]
         })
     }
+
+    /// A symbol found here, as JSON: the place's fields, its `name` and its `kind`.
+    pub fn symbol_json(&self, name: &str, kind: &str) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["name"] = serde_json::json!(name);
+        v["kind"] = serde_json::json!(kind);
+        v
+    }
+
+    /// The JSON schema of [`Place::symbol_json`].
+    pub fn symbol_schema() -> Value {
+        let mut place = Self::schema();
+        if let Some(props) = place["properties"].as_object_mut() {
+            props.insert("name".into(), serde_json::json!({"type": "string"}));
+            props.insert("kind".into(), serde_json::json!({"type": "string"}));
+        }
+        place
+    }
 }
 
 /// Renders places one per line.

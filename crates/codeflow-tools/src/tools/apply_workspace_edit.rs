@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_schema};
+use crate::edits::{EditPlan, outcome_output_schema};
 use crate::error::{ToolError, parse_args};
 
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl Tool for ApplyWorkspaceEdit {
     }
 
     fn output_schema(&self) -> Value {
-        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+        outcome_output_schema()
     }
 
     fn call<'a>(
@@ -114,10 +114,7 @@ impl Tool for ApplyWorkspaceEdit {
                 plan.text_edits(&file.mirror, edits).await?;
             }
             let outcome = plan.commit(args.dry_run).await?;
-            Ok(ToolOutput {
-                text: outcome.to_text("Workspace edit"),
-                structured: outcome.to_json(),
-            })
+            Ok(outcome.report("Workspace edit", None))
         }
         .boxed()
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, FileOperation, notify_file_operation, outcome_schema};
+use crate::edits::{EditPlan, FileOperation, notify_file_operation, outcome_output_schema};
 use crate::error::{ToolError, parse_args};
 
 #[derive(Debug)]
@@ -46,7 +46,7 @@ impl Tool for CreateFile {
     }
 
     fn output_schema(&self) -> Value {
-        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+        outcome_output_schema()
     }
 
     fn call<'a>(
@@ -83,10 +83,7 @@ impl Tool for CreateFile {
                 }
                 (false, true) => format!("Overwrote {}.", file.client),
             };
-            Ok(ToolOutput {
-                text,
-                structured: outcome.to_json(),
-            })
+            Ok(outcome.output(text))
         }
         .boxed()
     }

@@ -5,8 +5,7 @@
 //! inside its own body) is reported. Every file is opened first, so servers that only know
 //! open files (clangd without a background index) see every use.
 
-use codeflow_lsp_pool::lsp_types::request::References;
-use codeflow_lsp_pool::lsp_types::{ReferenceContext, ReferenceParams, SymbolKind};
+use codeflow_lsp_pool::lsp_types::SymbolKind;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -103,10 +102,8 @@ impl Tool for FindDeadCode {
     }
 
     fn output_schema(&self) -> Value {
-        let mut place = Place::schema();
+        let mut place = Place::symbol_schema();
         if let Some(props) = place["properties"].as_object_mut() {
-            props.insert("name".into(), json!({"type": "string"}));
-            props.insert("kind".into(), json!({"type": "string"}));
             props.insert(
                 "references".into(),
                 json!({"type": "integer", "description": "Uses found outside its own body."}),
@@ -184,18 +181,8 @@ impl Tool for FindDeadCode {
                 {
                     symbols_checked += 1;
                     let refs = doc
-                        .server
-                        .request::<References>(ReferenceParams {
-                            text_document_position: doc.at(symbol.selection_range.start),
-                            context: ReferenceContext {
-                                include_declaration: false,
-                            },
-                            work_done_progress_params: Default::default(),
-                            partial_result_params: Default::default(),
-                        })
-                        .await
-                        .map_err(crate::lsp::lsp_error)?
-                        .unwrap_or_default();
+                        .references(symbol.selection_range.start, false)
+                        .await?;
                     let uses = refs
                         .iter()
                         .filter(|r| {
@@ -245,9 +232,7 @@ impl Tool for FindDeadCode {
                 .items
                 .iter()
                 .map(|(p, name, kind, uses)| {
-                    let mut v = serde_json::to_value(p).unwrap_or_default();
-                    v["name"] = json!(name);
-                    v["kind"] = json!(kind);
+                    let mut v = p.symbol_json(name, kind);
                     v["references"] = json!(uses);
                     v
                 })

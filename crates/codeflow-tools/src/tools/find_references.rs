@@ -1,7 +1,5 @@
 //! `find_references`: every use of a symbol named in a file.
 
-use codeflow_lsp_pool::lsp_types::request::References;
-use codeflow_lsp_pool::lsp_types::{ReferenceContext, ReferenceParams};
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -87,19 +85,7 @@ impl Tool for FindReferences {
             let mut symbols = Vec::new();
             for symbol in &found.symbols {
                 let at = symbol.selection_range.start;
-                let refs = doc
-                    .server
-                    .request::<References>(ReferenceParams {
-                        text_document_position: doc.at(at),
-                        context: ReferenceContext {
-                            include_declaration: args.include_declaration,
-                        },
-                        work_done_progress_params: Default::default(),
-                        partial_result_params: Default::default(),
-                    })
-                    .await
-                    .map_err(crate::lsp::lsp_error)?
-                    .unwrap_or_default();
+                let refs = doc.references(at, args.include_declaration).await?;
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
                 symbols.push(json!({

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_schema};
+use crate::edits::{EditPlan, outcome_output_schema};
 use crate::error::{ToolError, parse_args};
 use crate::lsp::document::Document;
 
@@ -94,7 +94,7 @@ impl Tool for FormatDocument {
     }
 
     fn output_schema(&self) -> Value {
-        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+        outcome_output_schema()
     }
 
     fn call<'a>(
@@ -126,15 +126,10 @@ impl Tool for FormatDocument {
             let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
             plan.text_edits(&doc.file.mirror, edits).await?;
             let outcome = plan.commit(args.dry_run).await?;
-            let text = if outcome.files.is_empty() {
-                format!("{} is already formatted.", doc.file.client)
-            } else {
-                outcome.to_text(&format!("Format {}", doc.file.client))
-            };
-            Ok(ToolOutput {
-                text,
-                structured: outcome.to_json(),
-            })
+            Ok(outcome.report(
+                &format!("Format {}", doc.file.client),
+                Some(format!("{} is already formatted.", doc.file.client)),
+            ))
         }
         .boxed()
     }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, end_position, outcome_schema};
+use crate::edits::{EditPlan, end_position, outcome_output_schema};
 use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
 
@@ -48,7 +48,7 @@ impl Tool for OrganizeImports {
     }
 
     fn output_schema(&self) -> Value {
-        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+        outcome_output_schema()
     }
 
     fn call<'a>(
@@ -101,15 +101,13 @@ impl Tool for OrganizeImports {
             let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
             plan.workspace_edit(edit).await?;
             let outcome = plan.commit(args.dry_run).await?;
-            let text = if outcome.files.is_empty() {
-                format!("The imports of {} are already organized.", doc.file.client)
-            } else {
-                outcome.to_text(&format!("Organize imports in {}", doc.file.client))
-            };
-            Ok(ToolOutput {
-                text,
-                structured: outcome.to_json(),
-            })
+            Ok(outcome.report(
+                &format!("Organize imports in {}", doc.file.client),
+                Some(format!(
+                    "The imports of {} are already organized.",
+                    doc.file.client
+                )),
+            ))
         }
         .boxed()
     }

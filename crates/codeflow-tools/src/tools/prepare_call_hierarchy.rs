@@ -67,9 +67,7 @@ pub(crate) fn item_schema() -> Value {
 pub(crate) async fn describe_item(locator: &Locator, item: &CallHierarchyItem) -> (Value, String) {
     let place = locator.place(&item.uri, item.selection_range).await;
     let kind = kind_name(item.kind);
-    let mut v = serde_json::to_value(&place).unwrap_or_default();
-    v["name"] = json!(item.name);
-    v["kind"] = json!(kind);
+    let mut v = place.symbol_json(&item.name, kind);
     if let Some(d) = item.detail.as_ref().filter(|d| !d.is_empty()) {
         v["detail"] = json!(d);
     }

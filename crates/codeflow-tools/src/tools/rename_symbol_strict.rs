@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_schema};
+use crate::edits::{EditPlan, outcome_output_schema};
 use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::document::Document;
@@ -56,7 +56,7 @@ impl Tool for RenameSymbolStrict {
     }
 
     fn output_schema(&self) -> Value {
-        json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
+        outcome_output_schema()
     }
 
     fn call<'a>(
@@ -69,13 +69,13 @@ impl Tool for RenameSymbolStrict {
             let doc = Document::open(ctx, &args.file_path).await?;
             let position = doc.position(args.line, args.character)?;
             let outcome = rename_at(ctx, &doc, position, &args.new_name, args.dry_run).await?;
-            Ok(ToolOutput {
-                text: outcome.to_text(&format!(
+            Ok(outcome.report(
+                &format!(
                     "Rename at {}:{}:{} to `{}`",
                     doc.file.client, args.line, args.character, args.new_name
-                )),
-                structured: outcome.to_json(),
-            })
+                ),
+                None,
+            ))
         }
         .boxed()
     }

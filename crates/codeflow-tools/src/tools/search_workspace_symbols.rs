@@ -89,10 +89,8 @@ impl Tool for SearchWorkspaceSymbols {
     }
 
     fn output_schema(&self) -> Value {
-        let mut place = Place::schema();
+        let mut place = Place::symbol_schema();
         if let Some(props) = place["properties"].as_object_mut() {
-            props.insert("name".into(), json!({"type": "string"}));
-            props.insert("kind".into(), json!({"type": "string"}));
             props.insert("container".into(), json!({"type": "string"}));
         }
         json!({
@@ -213,9 +211,7 @@ impl Tool for SearchWorkspaceSymbols {
                 .items
                 .iter()
                 .map(|(p, name, kind, container)| {
-                    let mut v = serde_json::to_value(p).unwrap_or_default();
-                    v["name"] = json!(name);
-                    v["kind"] = json!(kind);
+                    let mut v = p.symbol_json(name, kind);
                     v["container"] = json!(container);
                     v
                 })
