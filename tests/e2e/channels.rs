@@ -7,44 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use codeflow_e2e::channels::{TEST_ENV, events, publish, subscribe};
 use codeflow_e2e::{Server, Ws, eventually, health};
-use serde_json::{Value, json};
-
-const TEST_ENV: &[(&str, &str)] = &[("CODEFLOW_TEST_TOOLS", "true")];
-
-async fn publish(ws: &mut Ws, id: i64, channel: &str, count: u64, pad: u64) -> Value {
-    let reply = ws
-        .request(
-            json!(id),
-            "channels/publish",
-            json!({"channel": channel, "count": count, "padBytes": pad}),
-        )
-        .await;
-    reply
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("publish failed: {reply}"))
-}
-
-async fn subscribe(ws: &mut Ws, id: i64, params: Value) -> Value {
-    let reply = ws.request(json!(id), "channels/subscribe", params).await;
-    reply
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("subscribe failed: {reply}"))
-}
-
-/// The next `channels/event` notifications, `n` of them.
-async fn events(ws: &mut Ws, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let m = ws.json().await;
-        if m["method"] == "channels/event" {
-            out.push(m["params"].clone());
-        }
-    }
-    out
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn resubscribe_since_recovers_100_missed_events_in_order_or_says_not_recovered() {

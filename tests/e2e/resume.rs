@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use codeflow_e2e::channels::TEST_ENV;
 use codeflow_e2e::{Relay, Server, TcpProxy, Ws, eventually, metrics, token};
 use serde_json::{Value, json};
-
-const TEST_ENV: &[(&str, &str)] = &[("CODEFLOW_TEST_TOOLS", "true")];
 
 fn executions(reply: &Value) -> u64 {
     reply["result"]["structuredContent"]["executions"]

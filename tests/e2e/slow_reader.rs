@@ -4,32 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use codeflow_e2e::channels::{TEST_ENV, publish, subscribe};
 use codeflow_e2e::{Next, Server, Ws, eventually, health, metrics, percentile_ms};
-use serde_json::{Value, json};
-
-const TEST_ENV: &[(&str, &str)] = &[("CODEFLOW_TEST_TOOLS", "true")];
-
-async fn publish(ws: &mut Ws, id: i64, channel: &str, count: u64, pad: u64) -> Value {
-    let reply = ws
-        .request(
-            json!(id),
-            "channels/publish",
-            json!({"channel": channel, "count": count, "padBytes": pad}),
-        )
-        .await;
-    reply
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("publish failed: {reply}"))
-}
-
-async fn subscribe(ws: &mut Ws, id: i64, params: Value) -> Value {
-    let reply = ws.request(json!(id), "channels/subscribe", params).await;
-    reply
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("subscribe failed: {reply}"))
-}
+use serde_json::json;
 
 /// A client that stops reading is disconnected when its queue fills; 50 clients of another
 /// project keep answering at their usual speed meanwhile.

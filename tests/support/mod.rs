@@ -5,6 +5,7 @@
 //! them before the tests run (`cargo build --workspace --bins`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod channels;
 pub mod tools;
 
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ use codeflow_lsp_pool::lsp_types::request::{DocumentSymbolRequest, GotoDefinitio
 use codeflow_lsp_pool::lsp_types::{
     DocumentSymbolParams, DocumentSymbolResponse, TextDocumentIdentifier,
 };
-use codeflow_lsp_pool::{LspPool, ProjectKey, ServerHandle};
+use codeflow_lsp_pool::{LspPool, ProjectKey, ProjectLease, ServerHandle};
 use common::*;
 
 async fn definition(
@@ -71,22 +71,57 @@ async fn symbol_names(
     names
 }
 
+/// The fixture project `fixture` served by a pool as project `key`, with the language server
+/// for `file` started (`starts` is the failure message). Fields drop in the order the tests'
+/// locals did: server, lease, pool, then the directory.
+struct Served {
+    server: ServerHandle,
+    root: std::path::PathBuf,
+    _lease: ProjectLease,
+    pool: LspPool,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve(fixture: &str, key: &str, file: &str, starts: &str) -> Served {
+    let dir = project(fixture);
+    let pool = LspPool::new(config());
+    let lease = pool.lease(ProjectKey::new(key, dir.path()));
+    let server = lease.server_for_file(file).await.expect(starts);
+    let root = lease.root().to_path_buf();
+    Served {
+        server,
+        root,
+        _lease: lease,
+        pool,
+        _dir: dir,
+    }
+}
+
+/// Asserts that the document symbols of `file` name each of `wanted`.
+async fn assert_symbols(s: &Served, file: &str, wanted: &[&str]) {
+    let (uri, _) = open(&s.server, &s.root, file);
+    let names = symbol_names(&s.server, &uri).await;
+    for want in wanted {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_definition_and_references() {
-    let dir = project("python");
-    let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("py", dir.path()));
-    let server = lease.server_for_file("app.py").await.expect("pylsp starts");
+    let served = serve("python", "py", "app.py", "pylsp starts").await;
+    let (server, root) = (&served.server, &served.root);
     assert_eq!(server.server_id(), "pylsp");
-    let root = lease.root().to_path_buf();
-    let (app, app_text) = open(&server, &root, "app.py");
-    let (lib, lib_text) = open(&server, &root, "mathlib.py");
+    let (app, app_text) = open(server, root, "app.py");
+    let (lib, lib_text) = open(server, root, "mathlib.py");
 
     assert_eq!(
-        definition(&server, &app, &app_text, "add", 1).await,
+        definition(server, &app, &app_text, "add", 1).await,
         vec![t("mathlib.py", 0, 4)]
     );
-    let refs = references(&server, &lib, &lib_text, "add", 0).await;
+    let refs = references(server, &lib, &lib_text, "add", 0).await;
     for want in [
         t("mathlib.py", 0, 4),
         t("mathlib.py", 5, 11),
@@ -95,33 +130,27 @@ async fn python_definition_and_references() {
     ] {
         assert!(refs.contains(&want), "{want:?} missing from {refs:?}");
     }
-    pool.shutdown().await;
+    served.pool.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_definition_and_references() {
-    let dir = project("ts");
-    let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("ts", dir.path()));
-    let server = lease
-        .server_for_file("main.ts")
-        .await
-        .expect("typescript-language-server starts");
-    let root = lease.root().to_path_buf();
-    let (main, main_text) = open(&server, &root, "main.ts");
-    let (lib, lib_text) = open(&server, &root, "lib.ts");
+    let served = serve("ts", "ts", "main.ts", "typescript-language-server starts").await;
+    let (server, root) = (&served.server, &served.root);
+    let (main, main_text) = open(server, root, "main.ts");
+    let (lib, lib_text) = open(server, root, "lib.ts");
 
     // tsserver resolves a call of an imported function to the import binding, and the import
     // binding to the declaration.
     assert_eq!(
-        definition(&server, &main, &main_text, "greet", 1).await,
+        definition(server, &main, &main_text, "greet", 1).await,
         vec![t("main.ts", 0, 9)]
     );
     assert_eq!(
-        definition(&server, &main, &main_text, "greet", 0).await,
+        definition(server, &main, &main_text, "greet", 0).await,
         vec![t("lib.ts", 0, 16)]
     );
-    let refs = references(&server, &lib, &lib_text, "greet", 0).await;
+    let refs = references(server, &lib, &lib_text, "greet", 0).await;
     assert_eq!(
         refs,
         vec![
@@ -131,29 +160,23 @@ async fn typescript_definition_and_references() {
             t("main.ts", 3, 10)
         ]
     );
-    pool.shutdown().await;
+    served.pool.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_definition_and_references() {
-    let dir = project("c");
-    let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("c", dir.path()));
-    let server = lease
-        .server_for_file("main.c")
-        .await
-        .expect("clangd starts");
+    let served = serve("c", "c", "main.c", "clangd starts").await;
+    let (server, root) = (&served.server, &served.root);
     assert_eq!(server.server_id(), "clangd");
-    let root = lease.root().to_path_buf();
-    let (main, main_text) = open(&server, &root, "main.c");
-    let _ = open(&server, &root, "util.c");
+    let (main, main_text) = open(server, root, "main.c");
+    let _ = open(server, root, "util.c");
 
     assert_eq!(
-        definition(&server, &main, &main_text, "square", 1).await,
+        definition(server, &main, &main_text, "square", 1).await,
         vec![t("main.c", 2, 11)]
     );
     assert_eq!(
-        references(&server, &main, &main_text, "square", 0).await,
+        references(server, &main, &main_text, "square", 0).await,
         vec![t("main.c", 2, 11), t("main.c", 7, 12), t("main.c", 8, 12)]
     );
     // Across files: the definition in util.c, once clangd has built util.c (its diagnostics
@@ -164,52 +187,24 @@ async fn c_definition_and_references() {
         .expect("util.c diagnostics");
     assert!(built.fresh, "{built:?}");
     assert_eq!(
-        definition(&server, &main, &main_text, "cube", 0).await,
+        definition(server, &main, &main_text, "cube", 0).await,
         vec![t("util.c", 2, 4)]
     );
     // No `.cache/` written into the project.
     assert!(!root.join(".cache").exists());
-    pool.shutdown().await;
+    served.pool.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_analyzer_document_symbols() {
-    let dir = project("rust");
-    let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("rs", dir.path()));
-    let server = lease
-        .server_for_file("src/lib.rs")
-        .await
-        .expect("rust-analyzer starts");
-    let root = lease.root().to_path_buf();
-    let (uri, _) = open(&server, &root, "src/lib.rs");
-    let names = symbol_names(&server, &uri).await;
-    for want in ["Counter", "bump", "make"] {
-        assert!(
-            names.iter().any(|n| n == want),
-            "{want} missing from {names:?}"
-        );
-    }
-    pool.shutdown().await;
+    let served = serve("rust", "rs", "src/lib.rs", "rust-analyzer starts").await;
+    assert_symbols(&served, "src/lib.rs", &["Counter", "bump", "make"]).await;
+    served.pool.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gopls_document_symbols() {
-    let dir = project("go");
-    let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("go", dir.path()));
-    let server = lease
-        .server_for_file("main.go")
-        .await
-        .expect("gopls starts");
-    let root = lease.root().to_path_buf();
-    let (uri, _) = open(&server, &root, "main.go");
-    let names = symbol_names(&server, &uri).await;
-    for want in ["Shape", "Area", "main"] {
-        assert!(
-            names.iter().any(|n| n == want),
-            "{want} missing from {names:?}"
-        );
-    }
-    pool.shutdown().await;
+    let served = serve("go", "go", "main.go", "gopls starts").await;
+    assert_symbols(&served, "main.go", &["Shape", "Area", "main"]).await;
+    served.pool.shutdown().await;
 }
