@@ -75,6 +75,24 @@ pub struct First {
     pub server_ready_ms: Option<f64>,
 }
 
+impl First {
+    /// The figures now, from the spawn at `spawned`, `initialize` at `initialized` and the
+    /// call at `called`.
+    fn measured(
+        spawned: Instant,
+        initialized: Instant,
+        called: Instant,
+        server_ready: Option<Duration>,
+    ) -> Self {
+        Self {
+            from_spawn_ms: ms(spawned.elapsed()),
+            from_initialize_ms: ms(initialized.elapsed()),
+            call_ms: ms(called.elapsed()),
+            server_ready_ms: server_ready.map(ms),
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Warm {
     pub p50_ms: f64,
@@ -373,12 +391,7 @@ async fn start_direct(env: &Env, pylsp: &Path, root: &Path) -> Result<(Direct, F
     .await?;
     let t_call = Instant::now();
     direct_call(&mut lsp, &uri, &text).await?;
-    let first = First {
-        from_spawn_ms: ms(t0.elapsed()),
-        from_initialize_ms: ms(t_init.elapsed()),
-        call_ms: ms(t_call.elapsed()),
-        server_ready_ms: None,
-    };
+    let first = First::measured(t0, t_init, t_call, None);
     let pid = guard.pid();
     Ok((
         Direct {
@@ -452,12 +465,7 @@ async fn start_codeflow(env: &Env, root: &Path) -> Result<(CodeFlow, First)> {
     find_definition(&mut mcp, QUERY_FILE)
         .await
         .context("first find_definition through CodeFlow")?;
-    let first = First {
-        from_spawn_ms: ms(t0.elapsed()),
-        from_initialize_ms: ms(t_init.elapsed()),
-        call_ms: ms(t_call.elapsed()),
-        server_ready_ms: Some(ms(server_ready)),
-    };
+    let first = First::measured(t0, t_init, t_call, Some(server_ready));
     let pids = [server.pid(), relay.pid()];
     Ok((
         CodeFlow {
@@ -516,12 +524,7 @@ async fn start_cclsp(env: &Env, bin: &Path, pylsp: &Path, root: &Path) -> Result
     find_definition(&mut mcp, &file)
         .await
         .context("first find_definition through cclsp")?;
-    let first = First {
-        from_spawn_ms: ms(t0.elapsed()),
-        from_initialize_ms: ms(t_init.elapsed()),
-        call_ms: ms(t_call.elapsed()),
-        server_ready_ms: None,
-    };
+    let first = First::measured(t0, t_init, t_call, None);
     let pid = guard.pid();
     Ok((
         Cclsp {
