@@ -41,4 +41,4 @@ cargo build --workspace --bins --locked
 
 step "tests"
 # Language-server tests start real servers; two at a time keeps a 2-core machine responsive.
-cargo test --workspace --locked -- --test-threads="${CODEFLOW_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${CODEFLOW_TEST_THREADS:-2}"

@@ -89,6 +89,7 @@ impl App {
             ping_interval: (config.ping_interval_secs > 0)
                 .then(|| Duration::from_secs(config.ping_interval_secs)),
             pong_timeout: Duration::from_secs(config.pong_timeout_secs),
+            tracker: Some(tokio_util::task::TaskTracker::new()),
             ..ConnectionConfig::default()
         };
         Ok(Self {

@@ -66,6 +66,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = app::App::build(&config, metrics)?;
     let registry = app.registry.clone();
     let services = app.services.clone();
+    let sockets = app.connection.tracker.clone().unwrap_or_default();
     let router = routes::router(app);
     let addr = SocketAddr::new(config.bind, config.port);
     let scheme = if config.tls_cert.is_some() {
@@ -113,9 +114,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 outcome
             });
             let _ = done_rx.await;
-            // Upgraded sockets may linger after the listener stops; give them a moment.
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, serving).await;
         }
+    }
+    // The listener stopping does not wait for upgraded sockets: wait until each has sent its
+    // close frame (1001), or the grace runs out.
+    sockets.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, sockets.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = sockets.len(),
+            "sockets still open after the shutdown grace; exiting anyway"
+        );
     }
     // No orphans: every language server is stopped before the process exits.
     services.pool().shutdown().await;

@@ -31,6 +31,9 @@ pub struct ConnectionConfig {
     pub ping_interval: Option<Duration>,
     /// How long past a ping without hearing anything before the peer counts as gone.
     pub pong_timeout: Duration,
+    /// When set, connection tasks run on this tracker, so a server shutting down can wait for
+    /// every socket to finish sending its close frame before the process exits.
+    pub tracker: Option<tokio_util::task::TaskTracker>,
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +45,7 @@ impl Default for ConnectionConfig {
             inbound_capacity: 64,
             ping_interval: Some(Duration::from_secs(25)),
             pong_timeout: Duration::from_secs(10),
+            tracker: None,
         }
     }
 }
@@ -227,11 +231,16 @@ where
         last_heard: Instant::now(),
         _frame: std::marker::PhantomData,
     };
-    tokio::spawn(async move {
+    let tracker = driver.config.tracker.clone();
+    let task = async move {
         let reason = driver.run().await;
         tracing::debug!(?reason, "connection ended");
         let _ = closed_tx.send(Some(reason));
-    });
+    };
+    match tracker {
+        Some(tracker) => drop(tracker.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
     (
         Outbound {
             commands: commands_tx,
