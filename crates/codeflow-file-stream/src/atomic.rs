@@ -12,7 +12,7 @@ pub(crate) const TMP_PREFIX: &str = ".codeflow-";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// Replaces `target` with `bytes`. An existing file keeps its permissions; a new one gets
-/// `0644`. With `create_new`, an existing target is a conflict and is left alone. With
+/// `0644` less the umask. With `create_new`, an existing target is a conflict and is left alone. With
 /// `durable`, the data is synced before the rename (client files; the mirror skips it).
 pub(crate) fn write_atomic(
     target: &Path,
@@ -25,14 +25,21 @@ pub(crate) fn write_atomic(
         .parent()
         .ok_or_else(|| FileError::NotAFile(name.clone()))?;
     std::fs::create_dir_all(dir).map_err(|e| FileError::io(&name, &e))?;
-    let perms = std::fs::metadata(target).ok().map(|m| m.permissions());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .suffix(TMP_SUFFIX)
+    // An existing file keeps its exact mode (set after creation: `open` would apply the
+    // umask); a new one is created 0644 (less the umask) in the same call.
+    let existing = std::fs::metadata(target).ok().map(|m| m.permissions());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TMP_PREFIX).suffix(TMP_SUFFIX);
+    if existing.is_none()
+        && let Some(perms) = default_permissions()
+    {
+        builder.permissions(perms);
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| FileError::io(&name, &e))?;
     tmp.write_all(bytes).map_err(|e| FileError::io(&name, &e))?;
-    if let Some(perms) = perms.or_else(default_permissions) {
+    if let Some(perms) = existing {
         tmp.as_file()
             .set_permissions(perms)
             .map_err(|e| FileError::io(&name, &e))?;

@@ -106,7 +106,29 @@ impl Jail {
     /// is not resolved, so callers can tell a symlink (inside the root) from its target.
     pub fn resolve(&self, rel: &RelPath) -> Result<PathBuf, FileError> {
         let full = self.canonical.join(rel.as_str());
-        // Find the deepest existing ancestor (or the path itself) and canonicalize it.
+        // Fast path: `lstat` each component below the (already canonical) root. Plain
+        // directories down to the first missing component, or to a final non-symlink, cannot
+        // lead out, and need no canonicalisation (a `realpath` costs a `readlink` for every
+        // component of the absolute path, and this runs for every file a sync writes).
+        let parts: Vec<&str> = rel.components().collect();
+        let mut walked = self.canonical.clone();
+        for (i, part) in parts.iter().enumerate() {
+            walked.push(part);
+            match std::fs::symlink_metadata(&walked) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if !m.file_type().is_symlink() && i + 1 == parts.len() => break,
+                // A symlink, or a file where a directory should be: the careful path decides.
+                Ok(_) => return self.resolve_canonical(rel, full),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(FileError::io(&rel.to_string(), &e)),
+            }
+        }
+        Ok(full)
+    }
+
+    /// [`Jail::resolve`] for a path that meets a symlink: canonicalizes the deepest existing
+    /// ancestor (or the path itself) and checks that it lies in the root.
+    fn resolve_canonical(&self, rel: &RelPath, full: PathBuf) -> Result<PathBuf, FileError> {
         let mut existing = full.as_path();
         loop {
             match std::fs::symlink_metadata(existing) {

@@ -695,8 +695,7 @@ impl Inner {
                 let limits = self.config.limits;
                 let files = state.index.len() as u64 + u64::from(!state.index.contains_key(rel));
                 limits.check_project(files, state.total_bytes() - old + size)?;
-                self.make_room_for(rel, &mut state)?;
-                let abs = self.jail.resolve(rel)?;
+                let abs = self.make_room_for(rel, &mut state)?;
                 write_atomic(&abs, &bytes, false, false)?;
                 state.index.insert(
                     rel.clone(),
@@ -727,20 +726,33 @@ impl Inner {
     }
 
     /// Where the client replaced a file by a directory (or the reverse), the mirror's stale
-    /// entry is in the way of the new one: remove it.
-    fn make_room_for(&self, rel: &RelPath, state: &mut State) -> Result<(), FileError> {
+    /// entry is in the way of the new one: remove it. Returns where `rel` is on disk.
+    fn make_room_for(&self, rel: &RelPath, state: &mut State) -> Result<PathBuf, FileError> {
+        // One `lstat` per directory on the way: the root is canonical and every component
+        // checked is a real directory, so none of them leads out; a non-directory in the way
+        // (a file, or a symlink that stays inside) is removed itself, never followed. Nothing below a missing
+        // component exists.
         let parts: Vec<&str> = rel.components().collect();
         let mut prefix = RelPath::root();
+        let mut abs = self.jail.canonical_root().to_path_buf();
         for part in &parts[..parts.len().saturating_sub(1)] {
             prefix = prefix.join_name(part);
-            let abs = self.jail.resolve(&prefix)?;
-            if let Ok(m) = std::fs::symlink_metadata(&abs)
-                && !m.is_dir()
-            {
-                std::fs::remove_file(&abs).map_err(|e| FileError::io(&prefix.to_string(), &e))?;
-                state.index.remove(&prefix);
-                state.cache.remove(&prefix);
-                state.bump(&prefix);
+            abs.push(part);
+            match std::fs::symlink_metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) => {
+                    if m.file_type().is_symlink() {
+                        // One that leads out is refused, not quietly replaced.
+                        self.jail.resolve(&prefix)?;
+                    }
+                    std::fs::remove_file(&abs)
+                        .map_err(|e| FileError::io(&prefix.to_string(), &e))?;
+                    state.index.remove(&prefix);
+                    state.cache.remove(&prefix);
+                    state.bump(&prefix);
+                    return Ok(self.jail.canonical_root().join(rel.as_str()));
+                }
+                Err(_) => return Ok(self.jail.canonical_root().join(rel.as_str())),
             }
         }
         let abs = self.jail.resolve(rel)?;
@@ -750,7 +762,7 @@ impl Inner {
             std::fs::remove_dir_all(&abs).map_err(|e| FileError::io(&rel.to_string(), &e))?;
             self.forget_under(rel, state);
         }
-        Ok(())
+        Ok(abs)
     }
 
     fn forget_under(&self, dir: &RelPath, state: &mut State) {
