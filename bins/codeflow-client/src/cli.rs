@@ -45,6 +45,14 @@ pub struct Target {
         env = "CODEFLOW_OFFLINE_WAIT_SECS"
     )]
     pub offline_wait_secs: u64,
+    /// Where the relay keeps the hashes of the project's files between runs, so a restart on
+    /// an unchanged tree stats files instead of reading them all [default:
+    /// $XDG_CACHE_HOME/codeflow, else ~/.cache/codeflow].
+    #[arg(long, global = true, env = "CODEFLOW_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep no hash cache: hash every file at every start.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Log filter for stderr, e.g. info or debug.
     #[arg(long, global = true, default_value = "warn", env = "CODEFLOW_LOG")]
     pub log_level: String,
@@ -59,6 +67,8 @@ pub struct Resolved {
     pub token: Option<String>,
     /// How long a call waits for an unreachable server.
     pub offline_wait: std::time::Duration,
+    /// The hash cache directory, if any.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Target {
@@ -91,6 +101,24 @@ impl Target {
             root,
             token: self.token.clone().filter(|t| !t.is_empty()),
             offline_wait: std::time::Duration::from_secs(self.offline_wait_secs.max(1)),
+            cache_dir: self.cache_dir(),
+        })
+    }
+
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
+        self.cache_dir.clone().or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .and_then(nonempty)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .and_then(nonempty)
+                        .map(|h| h.join(".cache"))
+                })
+                .map(|d| d.join("codeflow"))
         })
     }
 }

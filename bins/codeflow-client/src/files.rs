@@ -1,7 +1,7 @@
 //! This container's side of file streaming: serving the server's `client/*` requests from the
 //! project root (through the path jail), watching the root, and the manifest for syncs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use codeflow_file_stream::protocol::FileChanged;
@@ -22,10 +22,11 @@ pub struct LocalFiles {
 }
 
 impl LocalFiles {
-    pub async fn start(root: &Path) -> anyhow::Result<Self> {
+    pub async fn start(root: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let limits = Limits::from_env().map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
         let config = WatcherConfig {
             limits,
+            hash_cache_dir: cache_dir,
             ..WatcherConfig::default()
         };
         let (sink, changes) = mpsc::channel(CHANGE_QUEUE);

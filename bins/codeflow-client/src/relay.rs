@@ -59,7 +59,7 @@ struct InFlight {
 const OWN_ID_PREFIX: &str = "r:";
 
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
-    let files = LocalFiles::start(&target.root).await?;
+    let files = LocalFiles::start(&target.root, target.cache_dir.clone()).await?;
     let (to_agent, stdout_task) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
     let mut relay = Relay {

@@ -24,6 +24,11 @@ impl ContentCache {
         }
     }
 
+    /// Whether the cache is below its budget (more can go in without evicting anything).
+    pub(crate) fn has_room(&self) -> bool {
+        self.used < self.budget
+    }
+
     pub(crate) fn get(&self, rel: &RelPath) -> Option<Arc<[u8]>> {
         self.entries.get(rel).cloned()
     }

@@ -79,6 +79,7 @@ pub mod client_files;
 pub mod delta;
 pub mod error;
 mod filter;
+mod hash_cache;
 pub mod jail;
 pub mod limits;
 mod manifest;

@@ -47,6 +47,7 @@ use crate::cache::ContentCache;
 use crate::delta;
 use crate::error::FileError;
 use crate::filter::{ExcludeConfig, FileFilter};
+use crate::hash_cache::{HashCache, Stamp};
 use crate::jail::Jail;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, mtime_ms, walk};
@@ -74,6 +75,12 @@ pub struct WatcherConfig {
     pub hot_window: Duration,
     /// Trees with at most this many files are fully re-stat'ed by every flush (exact).
     pub flush_full_scan_below: usize,
+    /// Directory of the persisted hash cache (`None`: hash every file at every start). A
+    /// restart on an unchanged tree then costs a stat per file instead of a read and a hash.
+    pub hash_cache_dir: Option<PathBuf>,
+    /// How much older than the read a file's mtime and ctime must be before its hash is
+    /// persisted (covers coarse file-system timestamps; see the `hash_cache` module).
+    pub hash_cache_margin: Duration,
 }
 
 impl Default for WatcherConfig {
@@ -89,6 +96,8 @@ impl Default for WatcherConfig {
             max_pending: 10_000,
             hot_window: Duration::from_secs(120),
             flush_full_scan_below: 1000,
+            hash_cache_dir: None,
+            hash_cache_margin: Duration::from_secs(2),
         }
     }
 }
@@ -326,35 +335,8 @@ impl WriteNotices {
 struct Known {
     hash: ContentHash,
     stamp: Stamp,
-}
-
-/// Cheap identity of a file version: size, mtime, inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    ino: u64,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let ino = 0;
-        Stamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            ino,
-        }
-    }
-
-    /// Matches no file on disk: the next re-stat checks the file again.
-    const UNKNOWN: Stamp = Stamp {
-        len: u64::MAX,
-        modified: None,
-        ino: 0,
-    };
+    /// When the hash was read (an entry is only persisted once settled, see [`HashCache`]).
+    read_at: SystemTime,
 }
 
 struct Worker {
@@ -383,6 +365,12 @@ struct Worker {
     last_event: Instant,
     next_poll: Option<Instant>,
     sink_closed: bool,
+    hash_cache: HashCache,
+    /// When to re-read the files whose hashes were too fresh to persist, and save again.
+    resave_at: Option<Instant>,
+    /// Text files whose hash came from the cache: read in small batches while idle so later
+    /// edits travel as deltas.
+    unwarmed: Vec<RelPath>,
 }
 
 impl Worker {
@@ -443,6 +431,9 @@ impl Worker {
             last_event: Instant::now(),
             next_poll,
             sink_closed: false,
+            hash_cache: HashCache::default(),
+            resave_at: None,
+            unwarmed: Vec::new(),
         };
         let manifest = worker.baseline()?;
         Ok((worker, manifest))
@@ -471,33 +462,50 @@ impl Worker {
         let limits = self.config.limits;
         let mut known = HashMap::new();
         let texts = &mut self.texts;
+        let cache_file = self
+            .config
+            .hash_cache_dir
+            .as_deref()
+            .map(|dir| HashCache::file_in(dir, self.jail.canonical_root()));
+        let cache = HashCache::load(cache_file, self.jail.canonical_root());
+        let unwarmed = &mut self.unwarmed;
+        let started = SystemTime::now();
         walk(
             &self.jail,
             &self.filter,
             &RelPath::root(),
             &mut |_, _, _| {},
             &mut |f| {
-                if limits
-                    .check_file_size(f.rel.as_str(), f.meta.len())
-                    .is_err()
-                {
-                    tracing::warn!(path = %f.rel, size = f.meta.len(), "file over the size limit is not streamed");
+                let size = f.meta.len();
+                if limits.check_file_size(f.rel.as_str(), size).is_err() {
+                    tracing::warn!(path = %f.rel, size, "file over the size limit is not streamed");
                     return Ok(());
                 }
-                let Ok(bytes) = std::fs::read(f.abs) else {
-                    return Ok(());
+                let stamp = Stamp::of(&f.meta);
+                let (hash, size) = match cache.lookup(&f.rel, &stamp) {
+                    Some(hash) => {
+                        unwarmed.push(f.rel.clone());
+                        (hash, size)
+                    }
+                    None => {
+                        let Ok(bytes) = std::fs::read(f.abs) else {
+                            return Ok(());
+                        };
+                        let hash = ContentHash::of(&bytes);
+                        let size = bytes.len() as u64;
+                        if std::str::from_utf8(&bytes).is_ok() {
+                            texts.insert(f.rel.clone(), bytes.into());
+                        }
+                        (hash, size)
+                    }
                 };
-                total += bytes.len() as u64;
+                total += size;
                 limits.check_project(manifest.len() as u64 + 1, total)?;
-                let hash = ContentHash::of(&bytes);
-                if std::str::from_utf8(&bytes).is_ok() {
-                    texts.insert(f.rel.clone(), bytes.clone().into());
-                }
                 manifest.insert(
                     f.rel.clone(),
                     ManifestEntry {
                         path: f.rel.as_str().to_owned(),
-                        size: bytes.len() as u64,
+                        size,
                         mtime: mtime_ms(&f.meta),
                         hash: hash.clone(),
                     },
@@ -506,12 +514,14 @@ impl Worker {
                     f.rel,
                     Known {
                         hash,
-                        stamp: Stamp::of(&f.meta),
+                        stamp,
+                        read_at: started,
                     },
                 );
                 Ok(())
             },
         )?;
+        self.hash_cache = cache;
         self.known = known;
         Ok(manifest)
     }
@@ -536,16 +546,20 @@ impl Worker {
     }
 
     fn run(&mut self, rx: &Receiver<Msg>) {
+        self.save_hash_cache();
         while !self.stopped() {
             let now = Instant::now();
             let timeout = if let Some(first) = self.first_pending {
                 let settle_at = self.last_event + self.config.settle;
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
+            } else if !self.unwarmed.is_empty() {
+                Duration::ZERO
             } else {
-                self.next_poll.map_or(Duration::from_secs(3600), |t| {
-                    t.saturating_duration_since(now)
-                })
+                let poll = self.next_poll.unwrap_or(now + Duration::from_secs(3600));
+                self.resave_at
+                    .map_or(poll, |t| t.min(poll))
+                    .saturating_duration_since(now)
             };
             match rx.recv_timeout(timeout) {
                 Ok(msg) => self.take(msg),
@@ -576,7 +590,107 @@ impl Worker {
             {
                 self.process_pending();
             }
+            if self.first_pending.is_none() {
+                if self.resave_at.is_some_and(|t| now >= t) {
+                    self.resave_fresh();
+                }
+                self.warm_some_texts();
+            }
         }
+        if self.hash_cache.enabled() {
+            self.save_hash_cache();
+        }
+    }
+
+    /// Persists the hashes that are settled (see [`HashCache`]); if some were too fresh,
+    /// schedules [`Worker::resave_fresh`] for when they will have aged.
+    fn save_hash_cache(&mut self) {
+        if !self.hash_cache.enabled() {
+            return;
+        }
+        let margin = self.config.hash_cache_margin;
+        let mut fresh = false;
+        let settled = self.known.iter().filter_map(|(rel, k)| {
+            if k.stamp.settled_before(k.read_at, margin) {
+                Some((rel, k.stamp, &k.hash))
+            } else {
+                fresh |= k.stamp != Stamp::UNKNOWN;
+                None
+            }
+        });
+        self.hash_cache.save(settled);
+        self.resave_at = fresh.then(|| Instant::now() + margin + Duration::from_millis(100));
+    }
+
+    /// Re-reads the files whose hash was read too soon after their last change to persist
+    /// it; where the file is still as recorded, the new read settles it. Then saves.
+    fn resave_fresh(&mut self) {
+        self.resave_at = None;
+        let margin = self.config.hash_cache_margin;
+        let fresh: Vec<RelPath> = self
+            .known
+            .iter()
+            .filter(|(_, k)| {
+                k.stamp != Stamp::UNKNOWN && !k.stamp.settled_before(k.read_at, margin)
+            })
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        for rel in fresh {
+            let read_at = SystemTime::now();
+            let Some((stamp, hash, _)) = self.read_as_known(&rel) else {
+                continue;
+            };
+            if let Some(k) = self.known.get_mut(&rel)
+                && k.stamp == stamp
+            {
+                if k.hash == hash {
+                    k.read_at = read_at;
+                } else {
+                    // Changed within one timestamp tick of the last read: check it properly.
+                    k.stamp = Stamp::UNKNOWN;
+                    self.pending.insert(rel);
+                    self.first_pending.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        self.save_hash_cache();
+    }
+
+    /// Reads a few of the files whose hash came from the cache into the delta texts, while
+    /// there is room; a file no longer as recorded is left to the normal checks.
+    fn warm_some_texts(&mut self) {
+        const BATCH_FILES: usize = 64;
+        const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+        let mut bytes_read = 0u64;
+        for _ in 0..BATCH_FILES {
+            if bytes_read >= BATCH_BYTES || !self.texts.has_room() {
+                self.unwarmed.clear();
+                return;
+            }
+            let Some(rel) = self.unwarmed.pop() else {
+                return;
+            };
+            let Some((stamp, hash, bytes)) = self.read_as_known(&rel) else {
+                continue;
+            };
+            bytes_read += bytes.len() as u64;
+            if self
+                .known
+                .get(&rel)
+                .is_some_and(|k| k.stamp == stamp && k.hash == hash)
+                && std::str::from_utf8(&bytes).is_ok()
+            {
+                self.texts.insert(rel, bytes.into());
+            }
+        }
+    }
+
+    /// Stats and reads a file: its stamp, hash and bytes (`None` if it cannot be read).
+    fn read_as_known(&self, rel: &RelPath) -> Option<(Stamp, ContentHash, Vec<u8>)> {
+        let abs = self.jail.resolve(rel).ok()?;
+        let meta = std::fs::metadata(&abs).ok()?;
+        let bytes = std::fs::read(&abs).ok()?;
+        Some((Stamp::of(&meta), ContentHash::of(&bytes), bytes))
     }
 
     fn take(&mut self, msg: Msg) {
@@ -636,6 +750,7 @@ impl Worker {
                         Known {
                             hash,
                             stamp: Stamp::UNKNOWN,
+                            read_at: SystemTime::now(),
                         },
                     );
                 }
@@ -819,6 +934,8 @@ impl Worker {
             }
             return;
         }
+        // Taken before the stat and read, so it is never later than the read.
+        let read_at = SystemTime::now();
         let read = self.jail.resolve(rel).and_then(|abs| {
             let meta = std::fs::metadata(&abs).map_err(|e| FileError::io(rel.as_str(), &e))?;
             if !meta.is_file() {
@@ -854,6 +971,7 @@ impl Worker {
                 Known {
                     hash: hash.clone(),
                     stamp,
+                    read_at,
                 },
             );
             if owed {
@@ -906,7 +1024,14 @@ impl Worker {
         } else {
             self.texts.remove(rel);
         }
-        self.known.insert(rel.clone(), Known { hash, stamp });
+        self.known.insert(
+            rel.clone(),
+            Known {
+                hash,
+                stamp,
+                read_at,
+            },
+        );
         self.hot.insert(rel.clone(), Instant::now());
         self.emit(event);
     }
