@@ -18,8 +18,71 @@ fn lines(text: &str) -> Vec<&str> {
     text.split_inclusive('\n').collect()
 }
 
+/// Newlines in `bytes` (a plain count the compiler turns into SIMD).
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Length of the common prefix of `a` and `b`, compared a block at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 256;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Length of the common suffix of `a` and `b`, compared a block at a time.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 256;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n
+        && a[a.len() - i - BLOCK..a.len() - i] == b[b.len() - i - BLOCK..b.len() - i]
+    {
+        i += BLOCK;
+    }
+    while i < n && a[a.len() - i - 1] == b[b.len() - i - 1] {
+        i += 1;
+    }
+    i
+}
+
 /// The edits that turn `old` into `new`, in order, with line numbers of `old`.
+///
+/// The common head and tail (whole lines) are found by comparing bytes first, so a one-line
+/// edit in a large file costs two memory scans, not a line split and a diff of every line.
 pub fn compute(old: &str, new: &str) -> Vec<LineEdit> {
+    let (a, b) = (old.as_bytes(), new.as_bytes());
+    // The head: whole lines equal in both (ends just after a newline, or at 0).
+    let head = common_prefix(a, b);
+    let head = a[..head]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |i| i + 1);
+    // The tail: whole lines equal in both, after the head. Its start must be a line start in
+    // both texts; if it is not, it begins after its first newline (same place in both).
+    let mut tail = common_suffix(&a[head..], &b[head..]);
+    let starts_line = |t: &[u8], at: usize| at == head || t[at - 1] == b'\n';
+    if tail > 0 && !(starts_line(a, a.len() - tail) && starts_line(b, b.len() - tail)) {
+        tail = a[a.len() - tail..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(0, |i| tail - i - 1);
+    }
+    let old_mid = &old[head..old.len() - tail];
+    let new_mid = &new[head..new.len() - tail];
+    let offset = newlines(&a[..head]);
+    diff_lines(old_mid, new_mid, offset)
+}
+
+/// Line edits between two texts made of whole lines, numbered from `offset`.
+fn diff_lines(old: &str, new: &str, offset: usize) -> Vec<LineEdit> {
     let old_lines = lines(old);
     let new_lines = lines(new);
     let ops = similar::capture_diff_slices_deadline(
@@ -48,7 +111,7 @@ pub fn compute(old: &str, new: &str) -> Vec<LineEdit> {
             } => (old_index, old_len, new_index, new_len),
         };
         let insert: String = new_lines[new_index..new_index + new_len].concat();
-        let line = u32::try_from(old_index).unwrap_or(u32::MAX);
+        let line = u32::try_from(old_index + offset).unwrap_or(u32::MAX);
         let delete = u32::try_from(old_len).unwrap_or(u32::MAX);
         // Merge with the previous edit when adjacent (similar emits Delete+Insert pairs).
         if let Some(prev) = edits.last_mut()
@@ -67,29 +130,64 @@ pub fn compute(old: &str, new: &str) -> Vec<LineEdit> {
     edits
 }
 
-/// Applies `edits` (sorted, non-overlapping, line numbers of `base`) to `base`.
-pub fn apply(base: &str, edits: &[LineEdit]) -> Result<String, FileError> {
-    let base_lines = lines(base);
-    let mut out = String::with_capacity(base.len());
-    let mut next = 0usize; // first base line not yet copied
-    for e in edits {
-        let line = e.line as usize;
-        let end = line
-            .checked_add(e.delete as usize)
-            .filter(|&end| line >= next && end <= base_lines.len())
-            .ok_or_else(|| {
-                FileError::BadContent(format!(
-                    "edit at line {} deleting {} lines does not fit a {}-line base",
-                    e.line,
-                    e.delete,
-                    base_lines.len()
-                ))
-            })?;
-        out.extend(base_lines[next..line].iter().copied());
-        out.push_str(&e.insert);
-        next = end;
+/// Where the line `n` lines after the one starting at `from` starts; the end of the text
+/// counts as the start of the line after the last. `None` when the text has fewer lines.
+fn line_start(text: &[u8], from: usize, n: usize) -> Option<usize> {
+    const CHUNK: usize = 4096;
+    let mut left = n;
+    let mut pos = from;
+    while left > 0 && pos < text.len() {
+        let end = (pos + CHUNK).min(text.len());
+        let count = newlines(&text[pos..end]);
+        if count < left {
+            left -= count;
+            pos = end;
+            continue;
+        }
+        for (i, &c) in text[pos..end].iter().enumerate() {
+            if c == b'\n' {
+                left -= 1;
+                if left == 0 {
+                    return Some(pos + i + 1);
+                }
+            }
+        }
     }
-    out.extend(base_lines[next..].iter().copied());
+    match left {
+        0 => Some(pos),
+        // The last line has no newline: stepping over it reaches the end.
+        1 if text.len() > from && text.last() != Some(&b'\n') => Some(text.len()),
+        _ => None,
+    }
+}
+
+/// Applies `edits` (sorted, non-overlapping, line numbers of `base`) to `base`. Only the
+/// lines up to the last edit are walked; the rest is copied in one piece.
+pub fn apply(base: &str, edits: &[LineEdit]) -> Result<String, FileError> {
+    let bytes = base.as_bytes();
+    let mut out = String::with_capacity(base.len());
+    let mut pos = 0usize; // start of `line`, the first base line not yet copied
+    let mut line = 0usize;
+    for e in edits {
+        let (at, delete) = (e.line as usize, e.delete as usize);
+        let span = at
+            .checked_sub(line)
+            .and_then(|skip| line_start(bytes, pos, skip))
+            .and_then(|start| Some((start, line_start(bytes, start, delete)?)));
+        let Some((start, end)) = span else {
+            return Err(FileError::BadContent(format!(
+                "edit at line {} deleting {} lines does not fit a {}-line base",
+                e.line,
+                e.delete,
+                lines(base).len()
+            )));
+        };
+        out.push_str(&base[pos..start]);
+        out.push_str(&e.insert);
+        pos = end;
+        line = at + delete;
+    }
+    out.push_str(&base[pos..]);
     Ok(out)
 }
 
@@ -122,6 +220,33 @@ mod tests {
         check("a\r\nb\r\n", "a\r\nx\r\nb\r\n");
         check("1\n2\n3\n4\n5\n", "0\n1\n3\n4\n5\n6\n");
         check("no newline", "no newline at all");
+        check("x\nb", "y\nb");
+        check("a\nb", "a\nbc");
+        check("a\nb\n", "a\nb\nc");
+        check("same\n", "same\n");
+        check("a\na\na\n", "a\na\n");
+        check("a\nb\na\nb\n", "a\nb\nX\na\nb\n");
+        check("tail\nend", "head\ntail\nend");
+        check("ab\ncd\n", "ab\nXcd\n");
+        check("ab\ncd\n", "aXb\ncd\n");
+    }
+
+    #[test]
+    fn round_trips_generated_edits() {
+        // Every single-line replace, insert and delete in a small text with repeats.
+        let base: Vec<&str> = vec!["a\n", "b\n", "a\n", "", "c", "\n", "a\n"];
+        let text: String = base.concat();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for i in 0..=lines.len() {
+            for insert in ["", "a\n", "z\n", "a", "\n"] {
+                for delete in 0..=(lines.len() - i).min(2) {
+                    let mut new: Vec<&str> = lines[..i].to_vec();
+                    new.push(insert);
+                    new.extend_from_slice(&lines[i + delete..]);
+                    check(&text, &new.concat());
+                }
+            }
+        }
     }
 
     #[test]

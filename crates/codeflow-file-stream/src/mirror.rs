@@ -118,7 +118,10 @@ struct IndexEntry {
 
 #[derive(Debug)]
 struct State {
+    /// Change only through [`State::index_insert`] and [`State::index_remove`], which keep
+    /// `total` equal to the sum of the sizes.
     index: HashMap<RelPath, IndexEntry>,
+    total: u64,
     versions: HashMap<RelPath, u64>,
     cache: ContentCache,
 }
@@ -133,7 +136,20 @@ impl State {
     }
 
     fn total_bytes(&self) -> u64 {
-        self.index.values().map(|e| e.size).sum()
+        self.total
+    }
+
+    fn index_insert(&mut self, rel: RelPath, entry: IndexEntry) {
+        self.total += entry.size;
+        if let Some(old) = self.index.insert(rel, entry) {
+            self.total -= old.size;
+        }
+    }
+
+    fn index_remove(&mut self, rel: &RelPath) {
+        if let Some(old) = self.index.remove(rel) {
+            self.total -= old.size;
+        }
     }
 }
 
@@ -242,6 +258,7 @@ impl Mirror {
                 shared,
                 config,
                 state: Mutex::new(State {
+                    total: index.values().map(|e| e.size).sum(),
                     index,
                     versions: HashMap::new(),
                     cache: ContentCache::new(config.cache_bytes),
@@ -406,8 +423,8 @@ impl Mirror {
         client: &dyn ClientFiles,
     ) -> Result<Option<u64>, FileError> {
         let path = self.inner.paths.client_path(rel);
-        let bytes = match client_files::read_file(client, &path).await {
-            Ok((bytes, _)) => bytes,
+        let (bytes, hash) = match client_files::read_file(client, &path).await {
+            Ok((bytes, result)) => (bytes, result.hash),
             // Deleted on the client since the manifest: mirror that.
             Err(FileError::NotFound(_)) => {
                 self.commit(rel.clone(), None, Some(version)).await?;
@@ -421,7 +438,7 @@ impl Mirror {
             .check_file_size(rel.as_str(), bytes.len() as u64)?;
         let len = bytes.len() as u64;
         Ok(self
-            .commit(rel.clone(), Some(bytes), Some(version))
+            .commit(rel.clone(), Some((bytes, hash)), Some(version))
             .await?
             .then_some(len))
     }
@@ -472,7 +489,8 @@ impl Mirror {
                     actual,
                 });
             }
-            self.commit(rel, Some(bytes), Some(version)).await?;
+            self.commit(rel, Some((bytes, actual)), Some(version))
+                .await?;
             return Ok(ChangeOutcome::Content);
         }
         if let (Some(base), Some(edits)) = (&change.base_hash, &change.edits) {
@@ -547,7 +565,11 @@ impl Mirror {
             .limits
             .check_file_size(rel.as_str(), new.len() as u64)?;
         if !self
-            .commit(rel.clone(), Some(new.into_bytes()), Some(version))
+            .commit(
+                rel.clone(),
+                Some((new.into_bytes(), hash.clone())),
+                Some(version),
+            )
             .await?
         {
             return Err(FileError::BaseMismatch {
@@ -586,15 +608,15 @@ impl Mirror {
             return Err(FileError::SharedProject);
         }
         let rel = path.rel().clone();
+        let wanted = content.as_deref().map(ContentHash::of);
         {
             let state = self.inner.state.lock();
             let holds = state.index.get(&rel).map(|e| &e.hash);
-            let wanted = content.as_deref().map(ContentHash::of);
             if holds == wanted.as_ref() {
                 return Ok(false);
             }
         }
-        self.commit(rel, content, Some(mark.0)).await
+        self.commit(rel, content.zip(wanted), Some(mark.0)).await
     }
 
     /// Records content written on the server side (e.g. after a successful write-back), so
@@ -608,7 +630,8 @@ impl Mirror {
             return Err(FileError::SharedProject);
         }
         let hash = ContentHash::of(&bytes);
-        self.commit(path.rel().clone(), Some(bytes), None).await?;
+        self.commit(path.rel().clone(), Some((bytes, hash.clone())), None)
+            .await?;
         Ok(hash)
     }
 
@@ -658,12 +681,13 @@ impl Mirror {
         .map_err(|e| FileError::Io(format!("mirror read task failed: {e}")))?
     }
 
-    /// Writes (`Some`) or deletes (`None`) a mirror file, unless its version moved past
-    /// `if_version`. Returns whether it did.
+    /// Writes (`Some`: the bytes and their hash, computed by the caller, who always has it) or
+    /// deletes (`None`) a mirror file, unless its version moved past `if_version`. Returns
+    /// whether it did.
     async fn commit(
         &self,
         rel: RelPath,
-        content: Option<Vec<u8>>,
+        content: Option<(Vec<u8>, ContentHash)>,
         if_version: Option<u64>,
     ) -> Result<bool, FileError> {
         let inner = Arc::clone(&self.inner);
@@ -677,19 +701,21 @@ impl Inner {
     fn commit_blocking(
         &self,
         rel: &RelPath,
-        content: Option<Vec<u8>>,
+        content: Option<(Vec<u8>, ContentHash)>,
         if_version: Option<u64>,
     ) -> Result<bool, FileError> {
         if rel.is_root() {
             return Err(FileError::NotAFile(".".into()));
         }
         let shown = rel.to_string();
+        // The cache's copy needs no lock.
+        let content = content.map(|(bytes, hash)| (Arc::<[u8]>::from(bytes), hash));
         let mut state = self.state.lock();
         if if_version.is_some_and(|v| v != state.version(rel)) {
             return Ok(false);
         }
         match content {
-            Some(bytes) => {
+            Some((bytes, hash)) => {
                 let size = bytes.len() as u64;
                 let old = state.index.get(rel).map_or(0, |e| e.size);
                 let limits = self.config.limits;
@@ -697,14 +723,8 @@ impl Inner {
                 limits.check_project(files, state.total_bytes() - old + size)?;
                 let abs = self.make_room_for(rel, &mut state)?;
                 write_atomic(&abs, &bytes, false, false)?;
-                state.index.insert(
-                    rel.clone(),
-                    IndexEntry {
-                        hash: ContentHash::of(&bytes),
-                        size,
-                    },
-                );
-                state.cache.insert(rel.clone(), bytes.into());
+                state.index_insert(rel.clone(), IndexEntry { hash, size });
+                state.cache.insert(rel.clone(), bytes);
             }
             None => {
                 let abs = self.jail.resolve(rel)?;
@@ -717,7 +737,7 @@ impl Inner {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(FileError::io(&shown, &e)),
                 }
-                state.index.remove(rel);
+                state.index_remove(rel);
                 state.cache.remove(rel);
             }
         }
@@ -747,7 +767,7 @@ impl Inner {
                     }
                     std::fs::remove_file(&abs)
                         .map_err(|e| FileError::io(&prefix.to_string(), &e))?;
-                    state.index.remove(&prefix);
+                    state.index_remove(&prefix);
                     state.cache.remove(&prefix);
                     state.bump(&prefix);
                     return Ok(self.jail.canonical_root().join(rel.as_str()));
@@ -773,7 +793,7 @@ impl Inner {
             .cloned()
             .collect();
         for k in gone {
-            state.index.remove(&k);
+            state.index_remove(&k);
             state.cache.remove(&k);
             state.bump(&k);
         }

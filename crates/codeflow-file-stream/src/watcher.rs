@@ -999,10 +999,12 @@ impl Worker {
             ..FileChanged::deleted(self.client_root.join(rel).as_str().to_owned())
         };
         let text = std::str::from_utf8(&bytes).ok();
-        let base = previous.as_ref().and_then(|p| {
-            let old = self.texts.get(rel)?;
-            (ContentHash::of(&old) == p.hash).then_some((old, p.hash.clone()))
-        });
+        // `texts` holds, for a path, exactly the content `known` has the hash of (both are
+        // updated together), so the base needs no re-hashing. Were that ever broken, the
+        // server's result-hash check would refuse the delta and read the file whole.
+        let base = previous
+            .as_ref()
+            .and_then(|p| Some((self.texts.get(rel)?, p.hash.clone())));
         let mut sent_delta = false;
         if let (Some(new), Some((old, base_hash))) = (text, base)
             && let Ok(old) = std::str::from_utf8(&old)
