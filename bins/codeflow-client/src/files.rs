@@ -17,6 +17,10 @@ const CHANGE_QUEUE: usize = 256;
 pub struct LocalFiles {
     server: Arc<FileServer>,
     watcher: Watcher,
+    /// The starting manifest as `server/syncManifest` params JSON, serialised once at start
+    /// (10,000 files are ~1.3 MB: not something to build on the relay loop while the agent
+    /// waits).
+    initial_text: Option<String>,
     pub changes: mpsc::Receiver<FileChanged>,
     config: WatcherConfig,
 }
@@ -39,9 +43,11 @@ impl LocalFiles {
         let server = FileServer::new(root, limits)
             .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?
             .reporting_to(watcher.write_notices());
+        let initial_text = serde_json::to_string(&watcher.manifest().to_params()).ok();
         Ok(Self {
             server: Arc::new(server),
             watcher,
+            initial_text,
             changes,
             config,
         })
@@ -51,6 +57,11 @@ impl LocalFiles {
     /// changes since then follow it, so nothing falls between the two.
     pub fn initial_manifest(&self) -> Value {
         serde_json::to_value(self.watcher.manifest().to_params()).unwrap_or(Value::Null)
+    }
+
+    /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for.
+    pub fn take_initial_text(&mut self) -> Option<String> {
+        self.initial_text.take()
     }
 
     /// A fresh manifest of the disk now (for a new session after the server lost the old one).

@@ -59,16 +59,26 @@ struct InFlight {
 const OWN_ID_PREFIX: &str = "r:";
 
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
-    let files = LocalFiles::start(&target.root, target.cache_dir.clone()).await?;
     let (to_agent, stdout_task) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
+    // Dial while the watcher scans the tree: the two do not depend on each other.
+    let config = ConnectionConfig::default();
+    let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
+    let dialing = spawn_establish(&target, &config, &memory);
+    let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {
+        Ok(files) => files,
+        Err(e) => {
+            dialing.abort();
+            return Err(e);
+        }
+    };
     let mut relay = Relay {
         target,
-        config: ConnectionConfig::default(),
-        memory: Arc::default(),
+        config,
+        memory,
         to_agent,
         upstream: None,
-        reconnecting: None,
+        reconnecting: Some(dialing),
         in_flight: HashMap::new(),
         sent_count: 0,
         disconnected_since: Some(Instant::now()),
@@ -84,7 +94,6 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         flushes_done: 0,
         flushing: None,
     };
-    relay.start_connecting();
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -148,12 +157,7 @@ async fn join_reconnect(
 
 impl Relay {
     fn start_connecting(&mut self) {
-        let target = self.target.clone();
-        let config = self.config.clone();
-        let memory = self.memory.clone();
-        self.reconnecting = Some(tokio::spawn(async move {
-            upstream::establish(&target, &config, &memory).await
-        }));
+        self.reconnecting = Some(spawn_establish(&self.target, &self.config, &self.memory));
     }
 
     async fn to_agent(&self, message: Message) {
@@ -237,18 +241,23 @@ impl Relay {
     /// Sends `server/syncManifest`; from then on watcher changes flow to the server, in order
     /// behind the manifest.
     async fn start_sync(&mut self, initial: bool) {
-        let manifest = if initial {
-            self.files.initial_manifest()
-        } else {
-            self.files.current_manifest().await
-        };
         self.syncs += 1;
         let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
+        let text = match initial.then(|| self.files.take_initial_text()).flatten() {
+            Some(params) => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{params}}}"#
+            ),
+            None => {
+                let manifest = if initial {
+                    self.files.initial_manifest()
+                } else {
+                    self.files.current_manifest().await
+                };
+                Message::request(id, "server/syncManifest", manifest).to_text()
+            }
+        };
         if let Some((outbound, _)) = &self.upstream
-            && outbound
-                .send_wait(&Message::request(id, "server/syncManifest", manifest))
-                .await
-                .is_ok()
+            && outbound.send_text_wait(text).await.is_ok()
         {
             self.live = true;
         }
@@ -545,4 +554,14 @@ fn unreachable(id: Value, method: &str, server: &str, wait: Duration) -> Message
             "check that codeflow-server is running (codeflow-client check), then retry",
         ),
     )
+}
+
+/// Starts dialling the server (with backoff, until it answers) on its own task.
+fn spawn_establish(
+    target: &Resolved,
+    config: &ConnectionConfig,
+    memory: &Arc<Mutex<HandshakeMemory>>,
+) -> tokio::task::JoinHandle<Established> {
+    let (target, config, memory) = (target.clone(), config.clone(), memory.clone());
+    tokio::spawn(async move { upstream::establish(&target, &config, &memory).await })
 }

@@ -167,9 +167,14 @@ impl HashCache {
         entries: impl Iterator<Item = (&'a RelPath, Stamp, &'a ContentHash)>,
     ) {
         let Some(path) = &self.file else { return };
-        self.entries = entries
+        let entries: HashMap<String, (Stamp, ContentHash)> = entries
             .map(|(rel, stamp, hash)| (rel.as_str().to_owned(), (stamp, hash.clone())))
             .collect();
+        if entries.is_empty() && self.entries.is_empty() {
+            // Nothing to remember and nothing stale to replace: leave no file behind.
+            return;
+        }
+        self.entries = entries;
         let mut files: Vec<(String, Stamp, ContentHash)> = self
             .entries
             .iter()

@@ -439,24 +439,12 @@ impl Worker {
         Ok((worker, manifest))
     }
 
-    /// Watches every admitted directory, then hashes every admitted file (watching first, so
-    /// a change during the scan is seen by one or the other).
+    /// Walks the tree once: each admitted directory is watched before it is listed, so a
+    /// change during the scan is seen by the scan, the watch, or both; each admitted file is
+    /// hashed (or its hash taken from the cache when its stamp is unchanged).
     fn baseline(&mut self) -> Result<Manifest, FileError> {
-        let mut dirs = Vec::new();
-        walk(
-            &self.jail,
-            &self.filter,
-            &RelPath::root(),
-            &mut |_, abs, in_partial| {
-                if !in_partial {
-                    dirs.push(abs.to_path_buf());
-                }
-            },
-            &mut |_| Ok(()),
-        )?;
-        for dir in dirs {
-            self.watch_dir(&dir);
-        }
+        let notify = &mut self.notify;
+        let watched = &mut self.watched;
         let mut manifest = Manifest::default();
         let mut total = 0u64;
         let limits = self.config.limits;
@@ -474,7 +462,11 @@ impl Worker {
             &self.jail,
             &self.filter,
             &RelPath::root(),
-            &mut |_, _, _| {},
+            &mut |_, abs, in_partial| {
+                if !in_partial {
+                    watch_dir(notify, watched, abs);
+                }
+            },
             &mut |f| {
                 let size = f.meta.len();
                 if limits.check_file_size(f.rel.as_str(), size).is_err() {
@@ -527,18 +519,7 @@ impl Worker {
     }
 
     fn watch_dir(&mut self, abs: &Path) {
-        if let Some(w) = self.notify.as_mut()
-            && !self.watched.contains(abs)
-        {
-            match w.watch(abs, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.watched.insert(abs.to_path_buf());
-                }
-                Err(e) => {
-                    tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it")
-                }
-            }
-        }
+        watch_dir(&mut self.notify, &mut self.watched, abs);
     }
 
     fn stopped(&self) -> bool {
@@ -1069,6 +1050,26 @@ impl Worker {
         });
         if !sent {
             self.sink_closed = true;
+        }
+    }
+}
+
+/// Adds a non-recursive watch on `abs` unless it has one.
+fn watch_dir(
+    notify: &mut Option<notify::RecommendedWatcher>,
+    watched: &mut HashSet<PathBuf>,
+    abs: &Path,
+) {
+    if let Some(w) = notify.as_mut()
+        && !watched.contains(abs)
+    {
+        match w.watch(abs, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watched.insert(abs.to_path_buf());
+            }
+            Err(e) => {
+                tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it")
+            }
         }
     }
 }

@@ -44,6 +44,9 @@ fn cache_file(dir: &Path) -> PathBuf {
 }
 
 fn cached_paths(dir: &Path) -> Vec<String> {
+    if std::fs::read_dir(dir).expect("cache dir").next().is_none() {
+        return Vec::new();
+    }
     let body: Value = serde_json::from_slice(&std::fs::read(cache_file(dir)).expect("read cache"))
         .expect("cache is JSON");
     body["files"]

@@ -159,6 +159,15 @@ impl Outbound {
             .map_err(|_| SendError::Closed)
     }
 
+    /// [`Outbound::send_wait`] for an already-serialised message (a large one built off the
+    /// caller's loop, say).
+    pub async fn send_text_wait(&self, text: String) -> Result<(), SendError> {
+        self.commands
+            .send(Command::Send(text))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
     /// Asks the connection to close with this code after what is queued before it.
     pub fn close(&self, code: u16, reason: impl Into<String>) {
         let reason = reason.into();
