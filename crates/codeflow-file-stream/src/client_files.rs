@@ -51,7 +51,7 @@ pub async fn read_file(
     client: &dyn ClientFiles,
     path: &ClientPath,
 ) -> Result<(Vec<u8>, ReadFileResult), FileError> {
-    let mut result: ReadFileResult = call_typed(
+    let result: ReadFileResult = call_typed(
         client,
         READ_FILE,
         ReadFileParams {
@@ -60,17 +60,61 @@ pub async fn read_file(
         },
     )
     .await?;
+    verified(path.as_str(), result)
+}
+
+/// Decodes a `client/readFile` result and checks its hash.
+fn verified(
+    path: &str,
+    mut result: ReadFileResult,
+) -> Result<(Vec<u8>, ReadFileResult), FileError> {
     let bytes = decode_content(&result.content, result.encoding)?;
     let actual = ContentHash::of(&bytes);
     if actual != result.hash {
         return Err(FileError::HashMismatch {
-            path: path.to_string(),
+            path: path.to_owned(),
             expected: result.hash,
             actual,
         });
     }
     result.content = String::new();
     Ok((bytes, result))
+}
+
+/// One file of a [`read_files`] answer.
+pub type ReadOne = Result<(Vec<u8>, ReadFileResult), FileError>;
+
+/// `client/readFiles`: the files the relay returned, in the order asked, each decoded and its
+/// hash verified. The answer may stop short of `paths` (the relay bounds its size); an entry
+/// whose path is not the one asked at its place ends the list. A relay without the method
+/// fails the whole call with [`FileError::MethodNotFound`].
+pub async fn read_files(
+    client: &dyn ClientFiles,
+    paths: &[ClientPath],
+) -> Result<Vec<ReadOne>, FileError> {
+    let result: ReadFilesResult = call_typed(
+        client,
+        READ_FILES,
+        ReadFilesParams {
+            paths: paths.iter().map(|p| p.as_str().to_owned()).collect(),
+        },
+    )
+    .await?;
+    let mut out = Vec::with_capacity(result.files.len());
+    for (entry, asked) in result.files.into_iter().zip(paths) {
+        if entry.path != asked.as_str() {
+            break;
+        }
+        out.push(match (entry.file, entry.error) {
+            (Some(file), None) => verified(&entry.path, file),
+            (None, Some(error)) => Err(FileError::from(error)),
+            _ => Err(FileError::BadContent(format!(
+                "readFiles entry for {} has neither or both of file and error",
+                entry.path
+            ))),
+        });
+    }
+    Ok(out)
 }
 
 /// `client/writeFile`; `expected` `None` = the file must not exist.

@@ -9,6 +9,8 @@
 //! A **shared** project ([`Mirror::shared`]) has the files on a server-side path already: it
 //! fetches nothing, writes nothing, and only translates paths.
 
+mod fetch;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use parking_lot::Mutex;
 
 use crate::atomic::{TMP_PREFIX, TMP_SUFFIX, write_atomic};
 use crate::cache::ContentCache;
-use crate::client_files::{self, ClientFiles};
+use crate::client_files::ClientFiles;
 use crate::delta;
 use crate::error::FileError;
 use crate::jail::Jail;
@@ -33,7 +35,8 @@ use crate::protocol::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MirrorConfig {
     pub limits: Limits,
-    /// `client/readFile` requests in flight at once during a sync.
+    /// `client/readFile` requests in flight at once during a sync; batches of small files
+    /// (`client/readFiles`) are limited to an eighth of it.
     pub fetch_concurrency: usize,
     /// Bytes of file content kept in memory for [`Mirror::read`].
     pub cache_bytes: usize,
@@ -376,12 +379,8 @@ impl Mirror {
             total_bytes: todo.iter().map(|t| t.1).sum(),
             done_bytes: 0,
         };
-        let mut fetches =
-            futures::stream::iter(todo.into_iter().map(|(rel, _, version)| async move {
-                let result = self.fetch(&rel, version, client).await;
-                (rel, result)
-            }))
-            .buffer_unordered(self.inner.config.fetch_concurrency.max(1));
+        let fetches = self.fetch_all(todo, client);
+        futures::pin_mut!(fetches);
         while let Some((rel, result)) = fetches.next().await {
             match result {
                 Ok(Some(bytes)) => {
@@ -412,35 +411,6 @@ impl Mirror {
             "mirror synced"
         );
         Ok(report)
-    }
-
-    /// Fetches one file with `client/readFile` and stores it unless the path changed since
-    /// `version`. Returns the bytes stored, or `None` when superseded.
-    async fn fetch(
-        &self,
-        rel: &RelPath,
-        version: u64,
-        client: &dyn ClientFiles,
-    ) -> Result<Option<u64>, FileError> {
-        let path = self.inner.paths.client_path(rel);
-        let (bytes, hash) = match client_files::read_file(client, &path).await {
-            Ok((bytes, result)) => (bytes, result.hash),
-            // Deleted on the client since the manifest: mirror that.
-            Err(FileError::NotFound(_)) => {
-                self.commit(rel.clone(), None, Some(version)).await?;
-                return Err(FileError::NotFound(path.to_string()));
-            }
-            Err(e) => return Err(e),
-        };
-        self.inner
-            .config
-            .limits
-            .check_file_size(rel.as_str(), bytes.len() as u64)?;
-        let len = bytes.len() as u64;
-        Ok(self
-            .commit(rel.clone(), Some((bytes, hash)), Some(version))
-            .await?
-            .then_some(len))
     }
 
     /// Applies a `server/fileChanged` notification. Notifications for one project must be

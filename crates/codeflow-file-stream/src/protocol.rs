@@ -12,6 +12,9 @@ use crate::error::FileError;
 
 /// `client/readFile`: [`ReadFileParams`] → [`ReadFileResult`].
 pub const READ_FILE: &str = "client/readFile";
+/// `client/readFiles`: [`ReadFilesParams`] → [`ReadFilesResult`]: several files in one round
+/// trip (a sync's fetches). A relay without it answers -32601 and the server reads singly.
+pub const READ_FILES: &str = "client/readFiles";
 /// `client/writeFile`: [`WriteFileParams`] → [`WriteResult`].
 pub const WRITE_FILE: &str = "client/writeFile";
 /// `client/writeDelta`: [`WriteDeltaParams`] → [`WriteResult`].
@@ -34,6 +37,7 @@ pub const SYNC_MANIFEST: &str = "server/syncManifest";
 /// Every `client/*` method a [`crate::FileServer`] answers.
 pub const CLIENT_METHODS: &[&str] = &[
     READ_FILE,
+    READ_FILES,
     WRITE_FILE,
     WRITE_DELTA,
     DELETE_FILE,
@@ -123,6 +127,29 @@ pub struct ReadFileResult {
     pub mtime: u64,
     pub size: u64,
     pub hash: ContentHash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadFilesParams {
+    pub paths: Vec<String>,
+}
+
+/// The files of a `client/readFiles`, in the order asked. The relay may stop early (it
+/// bounds the bytes of one answer): paths missing from `files` were not read and are asked
+/// for again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadFilesResult {
+    pub files: Vec<ReadFilesEntry>,
+}
+
+/// One file of a `client/readFiles`: exactly one of `file` and `error` is present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadFilesEntry {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<ReadFileResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::RemoteError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,13 +11,17 @@ use serde_json::Value;
 
 use crate::atomic::write_atomic;
 use crate::delta;
-use crate::error::FileError;
+use crate::error::{FileError, RemoteError};
 use crate::jail::Jail;
 use crate::limits::Limits;
 use crate::manifest::mtime_ms;
 use crate::paths::RelPath;
 use crate::protocol::*;
 use crate::watcher::WriteNotices;
+
+/// Most bytes of content in one `client/readFiles` answer: far below the default 16 MiB
+/// message limit even when JSON escaping inflates text.
+const READ_FILES_BUDGET: usize = 4 * 1024 * 1024;
 
 /// Serves the files of one client root to the server. Cheap to clone.
 ///
@@ -114,6 +118,7 @@ impl Inner {
     fn handle_blocking(&self, method: &str, params: Value) -> Result<Value, FileError> {
         match method {
             READ_FILE => to_value(self.read_file(parse(params)?)?),
+            READ_FILES => to_value(self.read_files(parse(params)?)),
             WRITE_FILE => to_value(self.write_file(parse(params)?)?),
             WRITE_DELTA => to_value(self.write_delta(parse(params)?)?),
             DELETE_FILE => self
@@ -186,6 +191,42 @@ impl Inner {
             size: bytes.len() as u64,
             hash: ContentHash::of(&bytes),
         })
+    }
+
+    /// Reads the files in order while their encoded contents stay within
+    /// [`READ_FILES_BUDGET`] bytes (the first file always goes); the server asks again for
+    /// the rest.
+    fn read_files(&self, p: ReadFilesParams) -> ReadFilesResult {
+        let mut files = Vec::with_capacity(p.paths.len());
+        let mut bytes = 0usize;
+        for path in p.paths {
+            let read = self.read_file(ReadFileParams {
+                path: path.clone(),
+                encoding: None,
+            });
+            if let Ok(file) = &read
+                && !files.is_empty()
+                && bytes + file.content.len() > READ_FILES_BUDGET
+            {
+                break;
+            }
+            files.push(match read {
+                Ok(file) => {
+                    bytes += file.content.len();
+                    ReadFilesEntry {
+                        path,
+                        file: Some(file),
+                        error: None,
+                    }
+                }
+                Err(e) => ReadFilesEntry {
+                    path,
+                    file: None,
+                    error: Some(RemoteError::from(&e)),
+                },
+            });
+        }
+        ReadFilesResult { files }
     }
 
     fn write_file(&self, p: WriteFileParams) -> Result<WriteResult, FileError> {

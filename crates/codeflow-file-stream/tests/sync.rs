@@ -45,9 +45,13 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
         .await?;
     assert_eq!(report.fetched.len(), FIXTURE_STREAMED.len());
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
-    assert!(
-        server.peak.load(Ordering::SeqCst) > 1,
-        "fetches run concurrently"
+    assert_eq!(
+        (
+            server.count("client/readFiles"),
+            server.count("client/readFile")
+        ),
+        (1, 0),
+        "the small files come in one batch"
     );
     assert!(server.peak.load(Ordering::SeqCst) <= 4, "and bounded");
     let progress = progress.lock().clone();
@@ -213,5 +217,67 @@ async fn shared_mode_translates_and_streams_nothing() -> TestResult {
         .await?;
     assert_eq!(outcome, codeflow_file_stream::ChangeOutcome::Shared);
     assert!(server_side.path().join("src/main.py").exists());
+    Ok(())
+}
+
+/// Syncs the fixture through `server` and checks the mirror equals the tree.
+async fn sync_fixture(
+    client: &std::path::Path,
+    server: &Recording,
+    fetch_concurrency: usize,
+) -> TestResult {
+    let data = temp();
+    let root = root_str(client);
+    let manifest = scan(client)?;
+    let config = MirrorConfig {
+        fetch_concurrency,
+        ..MirrorConfig::default()
+    };
+    let mirror = Mirror::open_with(data.path(), "demo", &root, config).await?;
+    let report = mirror.sync(&manifest, server, &|_| {}).await?;
+    assert_eq!(report.fetched.len(), manifest.len());
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let expected: BTreeMap<String, String> = manifest
+        .iter()
+        .map(|(p, e)| (p.as_str().to_owned(), e.hash.as_str().to_owned()))
+        .collect();
+    assert_eq!(tree_hashes(mirror.root()), expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_without_batches_is_read_file_by_file() -> TestResult {
+    let client = temp();
+    fixture(client.path());
+    let root = root_str(client.path());
+    let server = Recording::new(FileServer::new(&root, Limits::default())?);
+    server.no_batches.store(true, Ordering::SeqCst);
+    sync_fixture(client.path(), &server, 4).await?;
+    assert_eq!(
+        server.count("client/readFiles"),
+        1,
+        "asked once, then not again"
+    );
+    assert_eq!(server.count("client/readFile"), FIXTURE_STREAMED.len());
+    let peak = server.peak.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&peak), "concurrent and bounded: {peak}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn files_a_batch_answer_left_out_are_asked_for_again() -> TestResult {
+    let client = temp();
+    fixture(client.path());
+    let root = root_str(client.path());
+    let server = Recording::new(FileServer::new(&root, Limits::default())?);
+    server.batch_answer_cap.store(2, Ordering::SeqCst);
+    sync_fixture(client.path(), &server, 32).await?;
+    let batches = server.count("client/readFiles");
+    assert_eq!(
+        batches,
+        FIXTURE_STREAMED.len().div_ceil(2),
+        "two files per answer"
+    );
+    assert_eq!(server.count("client/readFile"), 0);
     Ok(())
 }

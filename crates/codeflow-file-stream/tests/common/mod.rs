@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use codeflow_file_stream::{ClientFiles, FileServer, RemoteError};
 use futures::future::BoxFuture;
@@ -113,6 +113,10 @@ pub struct Recording {
     pub peak: AtomicUsize,
     /// Called before each forwarded request (tests use it to change files underneath).
     pub before: Mutex<Option<BeforeHook>>,
+    /// Answer `client/readFiles` with -32601, as a relay that predates it does.
+    pub no_batches: AtomicBool,
+    /// When non-zero, `client/readFiles` answers carry at most this many files.
+    pub batch_answer_cap: AtomicUsize,
 }
 
 impl Recording {
@@ -123,7 +127,18 @@ impl Recording {
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             before: Mutex::new(None),
+            no_batches: AtomicBool::new(false),
+            batch_answer_cap: AtomicUsize::new(0),
         })
+    }
+
+    /// How many requests of `method` were made.
+    pub fn count(&self, method: &str) -> usize {
+        self.calls
+            .lock()
+            .iter()
+            .filter(|(m, _)| m == method)
+            .count()
     }
 
     pub fn reads(&self) -> Vec<String> {
@@ -131,8 +146,18 @@ impl Recording {
             .calls
             .lock()
             .iter()
-            .filter(|(m, _)| m == "client/readFile")
-            .map(|(_, p)| p["path"].as_str().unwrap_or_default().to_owned())
+            .flat_map(|(m, p)| match m.as_str() {
+                "client/readFile" => vec![p["path"].as_str().unwrap_or_default().to_owned()],
+                "client/readFiles" => p["paths"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().unwrap_or_default().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            })
             .collect();
         v.sort();
         v
@@ -158,7 +183,25 @@ impl ClientFiles for Recording {
             self.peak.fetch_max(now, Ordering::SeqCst);
             // Let other fetches start, so concurrency is observable.
             tokio::task::yield_now().await;
-            let r = self.inner.call(method, params).await;
+            let r = if method == "client/readFiles" && self.no_batches.load(Ordering::SeqCst) {
+                Err(RemoteError {
+                    code: -32601,
+                    message: "Method not found".into(),
+                    data: None,
+                })
+            } else {
+                self.inner.call(method, params).await
+            };
+            let cap = self.batch_answer_cap.load(Ordering::SeqCst);
+            let r = r.map(|mut v| {
+                if method == "client/readFiles"
+                    && cap > 0
+                    && let Some(files) = v["files"].as_array_mut()
+                {
+                    files.truncate(cap);
+                }
+                v
+            });
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             r
         })
