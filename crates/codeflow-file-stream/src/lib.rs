@@ -86,6 +86,7 @@ mod manifest;
 pub mod mirror;
 pub mod paths;
 pub mod protocol;
+mod read_many;
 mod server_files;
 pub mod watcher;
 pub mod write_back;

@@ -53,6 +53,7 @@ use crate::limits::Limits;
 use crate::manifest::{Manifest, mtime_ms, walk};
 use crate::paths::{ClientPath, RelPath};
 use crate::protocol::{ChangeType, ContentHash, FileChanged, ManifestEntry, encode_content};
+use crate::read_many::{Read, read_many};
 
 /// Tuning of a [`Watcher`].
 #[derive(Debug, Clone)]
@@ -458,6 +459,9 @@ impl Worker {
         let cache = HashCache::load(cache_file, self.jail.canonical_root());
         let unwarmed = &mut self.unwarmed;
         let started = SystemTime::now();
+        // Files the cache cannot vouch for: read and hashed after the walk, on a few threads.
+        let mut to_read: Vec<(RelPath, Stamp, u64)> = Vec::new();
+        let mut to_read_abs: Vec<PathBuf> = Vec::new();
         walk(
             &self.jail,
             &self.filter,
@@ -473,32 +477,22 @@ impl Worker {
                     tracing::warn!(path = %f.rel, size, "file over the size limit is not streamed");
                     return Ok(());
                 }
-                let stamp = Stamp::of(&f.meta);
-                let (hash, size) = match cache.lookup(&f.rel, &stamp) {
-                    Some(hash) => {
-                        unwarmed.push(f.rel.clone());
-                        (hash, size)
-                    }
-                    None => {
-                        let Ok(bytes) = std::fs::read(f.abs) else {
-                            return Ok(());
-                        };
-                        let hash = ContentHash::of(&bytes);
-                        let size = bytes.len() as u64;
-                        if std::str::from_utf8(&bytes).is_ok() {
-                            texts.insert(f.rel.clone(), bytes.into());
-                        }
-                        (hash, size)
-                    }
-                };
                 total += size;
-                limits.check_project(manifest.len() as u64 + 1, total)?;
+                limits.check_project(manifest.len() as u64 + to_read.len() as u64 + 1, total)?;
+                let stamp = Stamp::of(&f.meta);
+                let mtime = mtime_ms(&f.meta);
+                let Some(hash) = cache.lookup(&f.rel, &stamp) else {
+                    to_read.push((f.rel, stamp, mtime));
+                    to_read_abs.push(f.abs.to_path_buf());
+                    return Ok(());
+                };
+                unwarmed.push(f.rel.clone());
                 manifest.insert(
                     f.rel.clone(),
                     ManifestEntry {
                         path: f.rel.as_str().to_owned(),
                         size,
-                        mtime: mtime_ms(&f.meta),
+                        mtime,
                         hash: hash.clone(),
                     },
                 );
@@ -513,6 +507,40 @@ impl Worker {
                 Ok(())
             },
         )?;
+        read_many(&to_read_abs, |i, read| {
+            // Vanished since the walk: its event follows.
+            let Some(Read { bytes, hash }) = read else {
+                return Ok(());
+            };
+            let (rel, stamp, mtime) = &to_read[i];
+            let size = bytes.len() as u64;
+            if limits.check_file_size(rel.as_str(), size).is_err() {
+                tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
+                return Ok(());
+            }
+            if std::str::from_utf8(&bytes).is_ok() {
+                texts.insert(rel.clone(), bytes.into());
+            }
+            manifest.insert(
+                rel.clone(),
+                ManifestEntry {
+                    path: rel.as_str().to_owned(),
+                    size,
+                    mtime: *mtime,
+                    hash: hash.clone(),
+                },
+            );
+            known.insert(
+                rel.clone(),
+                Known {
+                    hash,
+                    stamp: *stamp,
+                    read_at: started,
+                },
+            );
+            Ok::<(), FileError>(())
+        })?;
+        limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
         self.hash_cache = cache;
         self.known = known;
         Ok(manifest)

@@ -1,0 +1,66 @@
+//! Reads and hashes many files on a few threads (a relay's first scan of a tree: reading and
+//! hashing 100 MB on one core is most of its start-up). Results come back to the caller's
+//! thread in any order through a small bounded queue, so at most a few files' bytes are held
+//! at once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::protocol::ContentHash;
+
+/// Results waiting for the caller, at most.
+const QUEUE: usize = 32;
+/// Most reader threads.
+const MAX_THREADS: usize = 4;
+
+/// One file read: its bytes and their hash.
+pub(crate) struct Read {
+    pub bytes: Vec<u8>,
+    pub hash: ContentHash,
+}
+
+/// Reads every path of `files` and calls `on_read(index, result)` on this thread for each
+/// (`None`: it could not be read, e.g. it vanished). Returns early with the first error of
+/// `on_read`.
+pub(crate) fn read_many<E>(
+    files: &[PathBuf],
+    mut on_read: impl FnMut(usize, Option<Read>) -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_THREADS)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Option<Read>)>(QUEUE);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let read = std::fs::read(path).ok().map(|bytes| Read {
+                        hash: ContentHash::of(&bytes),
+                        bytes,
+                    });
+                    // The receiver is gone only when the caller stopped early.
+                    if tx.send((i, read)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut outcome = Ok(());
+        for (i, read) in rx.iter() {
+            if let Err(e) = on_read(i, read) {
+                // Stop the readers: they see the closed queue and end.
+                next.store(files.len(), Ordering::Relaxed);
+                outcome = Err(e);
+                break;
+            }
+        }
+        outcome
+    })
+}
