@@ -432,7 +432,8 @@ async fn the_server_refuses_paths_outside_the_project() {
 
     let corpus = traversal_corpus("/app");
     // syncManifest with escaping relative paths. This "relay" is malicious: it answers every
-    // client/readFile with content, so whatever the server accepts really gets written.
+    // client/readFile and client/readFiles with content, so whatever the server accepts
+    // really gets written.
     let pwned = blake3::hash(b"pwned").to_hex().to_string();
     for (i, path) in corpus.iter().enumerate() {
         let id = json!(100 + i);
@@ -444,6 +445,18 @@ async fn the_server_refuses_paths_outside_the_project() {
             if m["method"] == "client/readFile" {
                 ws.send_json(json!({"jsonrpc": "2.0", "id": m["id"], "result": {
                     "content": "pwned", "encoding": "utf8", "mtime": 0, "size": 5, "hash": pwned}}))
+                    .await;
+                continue;
+            }
+            if m["method"] == "client/readFiles" {
+                let files: Vec<Value> = m["params"]["paths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| json!({"path": p, "file": {
+                        "content": "pwned", "encoding": "utf8", "mtime": 0, "size": 5, "hash": pwned}}))
+                    .collect();
+                ws.send_json(json!({"jsonrpc": "2.0", "id": m["id"], "result": {"files": files}}))
                     .await;
                 continue;
             }

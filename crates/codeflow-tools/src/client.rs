@@ -44,7 +44,8 @@ impl Rebase {
         }
     }
 
-    /// Rebases the path-valued members of file-stream params (`path`, `from`, `to`).
+    /// Rebases the path-valued members of file-stream params (`path`, `from`, `to`, and each
+    /// of `paths`).
     pub fn params(&self, mut params: Value) -> Value {
         if let Value::Object(map) = &mut params {
             for key in ["path", "from", "to"] {
@@ -52,8 +53,29 @@ impl Rebase {
                     *p = self.path(p);
                 }
             }
+            if let Some(Value::Array(paths)) = map.get_mut("paths") {
+                for p in paths {
+                    if let Value::String(p) = p {
+                        *p = self.path(p);
+                    }
+                }
+            }
         }
         params
+    }
+
+    /// Rebases the paths a result names (`client/readFiles` echoes each path asked).
+    pub fn result(&self, method: &str, mut result: Value) -> Value {
+        if method == codeflow_file_stream::protocol::READ_FILES
+            && let Some(Value::Array(files)) = result.get_mut("files")
+        {
+            for entry in files {
+                if let Some(Value::String(p)) = entry.get_mut("path") {
+                    *p = self.path(p);
+                }
+            }
+        }
+        result
     }
 }
 
@@ -83,14 +105,19 @@ impl ClientFiles for SessionClient {
                 Some(r) => r.params(params),
                 None => params,
             };
-            self.session
+            let result = self
+                .session
                 .request_client(method, params, FILE_REQUEST_TIMEOUT)
                 .await
                 .map_err(|e| RemoteError {
                     code: e.code,
                     message: e.message,
                     data: e.data,
-                })
+                })?;
+            Ok(match &self.rebase {
+                Some(r) => r.reversed().result(method, result),
+                None => result,
+            })
         })
     }
 }
@@ -107,5 +134,20 @@ mod tests {
         assert_eq!(r.path("/ab/x"), "/ab/x");
         assert_eq!(r.reversed().path("/b/c/y"), "/a/y");
         assert!(Rebase::new("/a", "/a").is_none());
+    }
+
+    #[test]
+    fn rebases_batched_reads_both_ways() {
+        let r = Rebase::new("/a", "/b").unwrap_or_else(|| unreachable!());
+        let params = r.params(serde_json::json!({"paths": ["/a/x", "/a/y/z", "/elsewhere"]}));
+        assert_eq!(
+            params["paths"],
+            serde_json::json!(["/b/x", "/b/y/z", "/elsewhere"])
+        );
+        let answer =
+            serde_json::json!({"files": [{"path": "/b/x", "file": {}}, {"path": "/b/y/z"}]});
+        let back = r.reversed().result("client/readFiles", answer);
+        assert_eq!(back["files"][0]["path"], "/a/x");
+        assert_eq!(back["files"][1]["path"], "/a/y/z");
     }
 }
