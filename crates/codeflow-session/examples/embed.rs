@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::routing::get;
 use codeflow_session::{
-    AuthConfig, Authenticator, RegistryConfig, Session, SessionRegistry, SessionService,
-    SocketContext, serve_socket,
+    AuthConfig, Authenticator, RegistryConfig, ServiceInbox, Session, SessionRegistry,
+    SessionService, SocketContext, serve_socket,
 };
 use codeflow_transport::{ConnectionConfig, ErrorObject, Message, codes, spawn_connection};
 use serde_json::json;
@@ -22,11 +22,11 @@ use tokio::sync::mpsc;
 struct PingService;
 
 impl SessionService for PingService {
-    fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message> {
-        let (tx, mut rx) = mpsc::channel::<Message>(64);
+    fn start(&self, session: Arc<Session>) -> ServiceInbox {
+        let (tx, mut rx) = mpsc::channel::<Box<Message>>(64);
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
-                let Message::Request { id, method, .. } = message else {
+                let Message::Request { id, method, .. } = *message else {
                     continue;
                 };
                 let reply = match method.as_str() {

@@ -26,6 +26,6 @@ pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
 pub use project::{ClientRoot, ProjectId};
 pub use registry::{RegistryConfig, RegistryStats, SessionRegistry};
-pub use service::SessionService;
+pub use service::{ServiceInbox, SessionService};
 pub use session::Session;
 pub use socket::{RateLimit, SocketContext, serve_socket};

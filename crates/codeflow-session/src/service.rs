@@ -14,5 +14,10 @@ use crate::session::Session;
 /// ended). The session layer handles the handshake, resume and routing of client responses, so
 /// the service never sees a socket come or go.
 pub trait SessionService: Send + Sync + 'static {
-    fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message>;
+    fn start(&self, session: Arc<Session>) -> ServiceInbox;
 }
+
+/// Where a session hands its client's messages to the service. Messages are boxed: tokio
+/// allocates a channel's first block (32 slots) when the channel is made, and every idle
+/// session holds one such channel.
+pub type ServiceInbox = mpsc::Sender<Box<Message>>;

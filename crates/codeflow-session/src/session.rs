@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use codeflow_transport::{ErrorObject, Message, Outbound, PendingRequests, close, codes};
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Grant, Right};
@@ -39,7 +38,7 @@ pub struct Session {
     pub created: Instant,
     client_requests: PendingRequests,
     state: Mutex<State>,
-    service: Mutex<Option<mpsc::Sender<Message>>>,
+    service: Mutex<Option<crate::service::ServiceInbox>>,
     closed: CancellationToken,
     registry: Weak<SessionRegistry>,
     /// How long answers are remembered for re-sent requests.
@@ -126,7 +125,7 @@ impl Session {
         self.closed.is_cancelled()
     }
 
-    pub(crate) fn set_service(&self, inbound: mpsc::Sender<Message>) {
+    pub(crate) fn set_service(&self, inbound: crate::service::ServiceInbox) {
         *self.service.lock() = Some(inbound);
     }
 
@@ -349,7 +348,7 @@ impl Session {
         let message = self.substitute_null_id(message);
         let sender = self.service.lock().clone();
         if let Some(sender) = sender {
-            let _ = sender.send(message).await;
+            let _ = sender.send(Box::new(message)).await;
         }
     }
 

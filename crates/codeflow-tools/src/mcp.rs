@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use codeflow_session::{Session, SessionService};
+use codeflow_session::{ServiceInbox, Session, SessionService};
 use codeflow_transport::{ErrorObject, Message, codes};
 use futures::StreamExt;
 use rmcp::model::{
@@ -91,8 +91,8 @@ impl McpService {
 }
 
 impl SessionService for McpService {
-    fn start(&self, session: Arc<Session>) -> mpsc::Sender<Message> {
-        let (tx, rx) = mpsc::channel::<Message>(INBOUND_CAPACITY);
+    fn start(&self, session: Arc<Session>) -> ServiceInbox {
+        let (tx, rx) = mpsc::channel::<Box<Message>>(INBOUND_CAPACITY);
         let log = Arc::new(ClientLog::new(session.clone()));
         let files = SessionFiles::start(session.clone(), self.services.clone(), log.clone());
         self.router.register(&session, &files);
@@ -135,7 +135,10 @@ impl SessionService for McpService {
         ));
         let session_id = session.id.clone();
         tokio::spawn(async move {
-            match rmcp::serve_server(handler, (sink, Box::pin(stream))).await {
+            // Boxed: the handshake's state is large (≈ 7 KB) and needed only until the
+            // service runs; unboxed it would size this task for the session's whole life.
+            let serving = Box::pin(rmcp::serve_server(handler, (sink, Box::pin(stream))));
+            match serving.await {
                 Ok(running) => {
                     let _ = running.waiting().await;
                 }
@@ -151,9 +154,9 @@ impl SessionService for McpService {
 }
 
 fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Box<Message>>,
 ) -> impl futures::Stream<Item = Message> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|m| m.map(|m| *m)))
 }
 
 fn into_rmcp(message: &Message) -> Result<ClientJsonRpcMessage, ErrorObject> {

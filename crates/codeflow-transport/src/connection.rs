@@ -193,7 +193,9 @@ impl Outbound {
 
 /// Messages read from a connection, in order.
 pub struct Inbound {
-    messages: mpsc::Receiver<Message>,
+    // Boxed: tokio allocates a channel's first block of 32 slots up front, and an idle
+    // connection should not hold 32 × 96 bytes for messages it is not receiving.
+    messages: mpsc::Receiver<Box<Message>>,
     closed: watch::Receiver<Option<CloseReason>>,
 }
 
@@ -206,7 +208,7 @@ impl std::fmt::Debug for Inbound {
 impl Inbound {
     /// The next message; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Message> {
-        self.messages.recv().await
+        self.messages.recv().await.map(|m| *m)
     }
 
     /// Why the connection ended, once it has.
@@ -266,7 +268,7 @@ where
 struct Driver<S, M> {
     socket: S,
     config: ConnectionConfig,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<Box<Message>>,
     commands: mpsc::Receiver<Command>,
     closer: mpsc::Receiver<(u16, String)>,
     last_heard: Instant,
@@ -420,7 +422,7 @@ where
         }
         let id = value.get("id").cloned().unwrap_or(Value::Null);
         match Message::from_value(legacy::normalise(value)) {
-            Ok(message) => match self.inbound.send(message).await {
+            Ok(message) => match self.inbound.send(Box::new(message)).await {
                 Ok(()) => Step::Continue,
                 Err(_) => {
                     self.close(close::NORMAL, "no longer listening".into())
