@@ -126,6 +126,18 @@ pub enum LspError {
         /// The document.
         uri: String,
     },
+    /// The server died while running a request that acts rather than asks (such as
+    /// `workspace/executeCommand`). It may or may not have acted before it died, so the
+    /// request is not sent again on its own.
+    #[error(
+        "language server {server} stopped while running {method}; it may or may not have taken effect, so it was not sent again"
+    )]
+    Interrupted {
+        /// Server id.
+        server: String,
+        /// LSP method.
+        method: String,
+    },
     /// The pool is shutting down or shut down.
     #[error("the language-server pool is shut down")]
     PoolShutDown,

@@ -5,7 +5,9 @@
 //! Invariants:
 //! - at most one supervisor task per managed server, owned through `Lifecycle`;
 //! - a caller's request future returns exactly once; if the instance it was sent to dies, the
-//!   same future re-sends it to the next instance (replay);
+//!   same future re-sends it to the next instance (replay) — except a request that acts
+//!   (`workspace/executeCommand`), which fails with `LspError::Interrupted` instead, since it
+//!   may have acted already;
 //! - the open-document table survives crashes and restarts and is re-opened on the new
 //!   instance before any replayed request can reach it.
 
@@ -309,6 +311,15 @@ impl ManagedServer {
                         server: self.server_id.clone(),
                         method: method.to_owned(),
                         reason: e.to_string(),
+                    });
+                }
+                Err(other) if acts(method) => {
+                    // It may have acted before the instance died: running it again could act
+                    // twice. The caller decides.
+                    tracing::info!(server = %self.server_id, method, "not replaying after: {other}");
+                    return Err(LspError::Interrupted {
+                        server: self.server_id.clone(),
+                        method: method.to_owned(),
                     });
                 }
                 Err(other) => {
@@ -948,4 +959,11 @@ impl ServerHandle {
     pub fn pid(&self) -> Option<u32> {
         self.server.status().pid
     }
+}
+
+/// Requests that make the server act (run a command that may edit files through
+/// `workspace/applyEdit`) rather than answer a question. Every other request only computes an
+/// answer, so replaying it on a new instance is safe; these are not replayed.
+fn acts(method: &str) -> bool {
+    method == "workspace/executeCommand"
 }

@@ -582,3 +582,57 @@ async fn crash_loop_gives_up_and_reports_it() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_interrupted_by_a_crash_is_not_run_twice() {
+    use codeflow_lsp_pool::lsp_types::request::{ExecuteCommand, HoverRequest};
+    use codeflow_lsp_pool::lsp_types::{
+        ExecuteCommandParams, HoverParams, TextDocumentIdentifier, TextDocumentPositionParams,
+    };
+
+    let dir = project("python");
+    let log = dir.path().join("commands.log");
+    let mut cfg = PoolConfig {
+        restart_backoff: Duration::from_millis(20),
+        ..config()
+    };
+    let mut actor = script_server("scripted.py", "act");
+    actor
+        .env
+        .insert("SCRIPTED_LOG".into(), log.to_string_lossy().into_owned());
+    cfg.servers.insert("actor".into(), actor);
+    let pool = LspPool::new(cfg);
+    let lease = pool.lease(ProjectKey::new("acts", dir.path()));
+    let server = lease.server_for_file("x.act").await.expect("start");
+
+    // The server acts, then dies before answering: the caller hears so, and the command is
+    // not sent to the restarted instance (it would act a second time).
+    let outcome = server
+        .request::<ExecuteCommand>(ExecuteCommandParams {
+            command: "act".into(),
+            arguments: vec![],
+            work_done_progress_params: Default::default(),
+        })
+        .await;
+    assert!(
+        matches!(&outcome, Err(LspError::Interrupted { method, .. }) if method == "workspace/executeCommand"),
+        "{outcome:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "act\n");
+
+    // A question is still answered, by the restarted instance.
+    let uri = server.uri_for("x.act").expect("uri");
+    let hover = server
+        .request::<HoverRequest>(HoverParams {
+            text_document_position_params: TextDocumentPositionParams::new(
+                TextDocumentIdentifier::new(uri),
+                Default::default(),
+            ),
+            work_done_progress_params: Default::default(),
+        })
+        .await;
+    assert!(hover.is_ok(), "{hover:?}");
+    assert_eq!(server.status().restarts, 1);
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "act\n");
+    pool.shutdown().await;
+}

@@ -52,6 +52,9 @@ impl ToolError {
             L::CapabilityMissing { .. } => {
                 Some("this language server cannot do that; try another tool")
             }
+            L::Interrupted { .. } => Some(
+                "check whether the command took effect (read the files it changes), then call it again if it did not",
+            ),
             _ => None,
         };
         Self::Failed {
