@@ -112,6 +112,11 @@ enum Msg {
 
 const EVENT_QUEUE: usize = 4096;
 
+/// Work done while idle (re-reading fresh files for the hash cache, warming delta texts) goes
+/// in batches of at most this many files and bytes, so events and flushes never wait long.
+const IDLE_BATCH_FILES: usize = 64;
+const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
 /// What the relay's own file server did to one path.
 #[derive(Debug)]
 struct Notice {
@@ -369,6 +374,8 @@ struct Worker {
     hash_cache: HashCache,
     /// When to re-read the files whose hashes were too fresh to persist, and save again.
     resave_at: Option<Instant>,
+    /// Fresh files being read again (see [`Worker::resettle_some`]).
+    resettle: Vec<RelPath>,
     /// Text files whose hash came from the cache: read in small batches while idle so later
     /// edits travel as deltas.
     unwarmed: Vec<RelPath>,
@@ -434,6 +441,7 @@ impl Worker {
             sink_closed: false,
             hash_cache: HashCache::default(),
             resave_at: None,
+            resettle: Vec::new(),
             unwarmed: Vec::new(),
         };
         let manifest = worker.baseline()?;
@@ -555,14 +563,14 @@ impl Worker {
     }
 
     fn run(&mut self, rx: &Receiver<Msg>) {
-        self.save_hash_cache();
+        self.save_hash_cache(true);
         while !self.stopped() {
             let now = Instant::now();
             let timeout = if let Some(first) = self.first_pending {
                 let settle_at = self.last_event + self.config.settle;
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
-            } else if !self.unwarmed.is_empty() {
+            } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() {
                 Duration::ZERO
             } else {
                 let poll = self.next_poll.unwrap_or(now + Duration::from_secs(3600));
@@ -601,19 +609,22 @@ impl Worker {
             }
             if self.first_pending.is_none() {
                 if self.resave_at.is_some_and(|t| now >= t) {
-                    self.resave_fresh();
+                    self.start_resettle();
                 }
+                self.resettle_some();
                 self.warm_some_texts();
             }
         }
         if self.hash_cache.enabled() {
-            self.save_hash_cache();
+            self.save_hash_cache(false);
         }
     }
 
-    /// Persists the hashes that are settled (see [`HashCache`]); if some were too fresh,
-    /// schedules [`Worker::resave_fresh`] for when they will have aged.
-    fn save_hash_cache(&mut self) {
+    /// Persists the hashes that are settled (see [`HashCache`]). After the baseline
+    /// (`settle_later`), files too fresh to persist are read again once they have aged
+    /// ([`Worker::start_resettle`]); files changed later are persisted at the next start's
+    /// baseline instead (a restart re-hashes only those).
+    fn save_hash_cache(&mut self, settle_later: bool) {
         if !self.hash_cache.enabled() {
             return;
         }
@@ -628,15 +639,17 @@ impl Worker {
             }
         });
         self.hash_cache.save(settled);
-        self.resave_at = fresh.then(|| Instant::now() + margin + Duration::from_millis(100));
+        if settle_later && fresh {
+            self.resave_at = Some(Instant::now() + margin + Duration::from_millis(100));
+        }
     }
 
-    /// Re-reads the files whose hash was read too soon after their last change to persist
-    /// it; where the file is still as recorded, the new read settles it. Then saves.
-    fn resave_fresh(&mut self) {
+    /// Queues the files whose hash was read too soon after their last change to persist it:
+    /// [`Worker::resettle_some`] reads them again, a few per idle turn, then saves.
+    fn start_resettle(&mut self) {
         self.resave_at = None;
         let margin = self.config.hash_cache_margin;
-        let fresh: Vec<RelPath> = self
+        self.resettle = self
             .known
             .iter()
             .filter(|(_, k)| {
@@ -644,11 +657,28 @@ impl Worker {
             })
             .map(|(rel, _)| rel.clone())
             .collect();
-        for rel in fresh {
+    }
+
+    /// Re-reads a batch of queued fresh files; where a file is still as recorded, the new read
+    /// settles its hash. Saves the cache once the queue is empty. Small batches keep the
+    /// watcher's own work (events, flushes) from waiting behind a whole tree's reads.
+    fn resettle_some(&mut self) {
+        if self.resettle.is_empty() {
+            return;
+        }
+        let mut bytes_read = 0u64;
+        for _ in 0..IDLE_BATCH_FILES {
+            if bytes_read >= IDLE_BATCH_BYTES {
+                break;
+            }
+            let Some(rel) = self.resettle.pop() else {
+                break;
+            };
             let read_at = SystemTime::now();
-            let Some((stamp, hash, _)) = self.read_as_known(&rel) else {
+            let Some((stamp, hash, bytes)) = self.read_as_known(&rel) else {
                 continue;
             };
+            bytes_read += bytes.len() as u64;
             if let Some(k) = self.known.get_mut(&rel)
                 && k.stamp == stamp
             {
@@ -662,17 +692,17 @@ impl Worker {
                 }
             }
         }
-        self.save_hash_cache();
+        if self.resettle.is_empty() {
+            self.save_hash_cache(false);
+        }
     }
 
     /// Reads a few of the files whose hash came from the cache into the delta texts, while
     /// there is room; a file no longer as recorded is left to the normal checks.
     fn warm_some_texts(&mut self) {
-        const BATCH_FILES: usize = 64;
-        const BATCH_BYTES: u64 = 4 * 1024 * 1024;
         let mut bytes_read = 0u64;
-        for _ in 0..BATCH_FILES {
-            if bytes_read >= BATCH_BYTES || !self.texts.has_room() {
+        for _ in 0..IDLE_BATCH_FILES {
+            if bytes_read >= IDLE_BATCH_BYTES || !self.texts.has_room() {
                 self.unwarmed.clear();
                 return;
             }
