@@ -190,6 +190,9 @@ async fn server_restart_gives_the_relay_a_fresh_session_without_bothering_the_ag
     let old = session_id(&relay).await;
 
     first.child.kill().await.unwrap();
+    // Edited while no server was there: the new session's manifest must carry it.
+    std::fs::write(root.path().join("a.txt"), "changed while away\n").unwrap();
+    std::fs::write(root.path().join("b.txt"), "new while away\n").unwrap();
     let second = Server::start().await;
     proxy.retarget(second.port);
 
@@ -213,9 +216,19 @@ async fn server_restart_gives_the_relay_a_fresh_session_without_bothering_the_ag
             "the agent got something it did not ask for: {n}"
         );
     }
-    // The fresh session was set up fully: the new server knows it.
+    // The fresh session was set up fully: the new server knows it, and its mirror has the
+    // tree as it is now (the call above ran after the sync).
     let health = codeflow_e2e::health(second.port).await;
     assert_eq!(health["sessions"], 1);
+    let mirror = second.data_dir.path().join("mirrors").join("restart");
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("a.txt")).unwrap(),
+        "changed while away\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("b.txt")).unwrap(),
+        "new while away\n"
+    );
 }
 
 /// Expired or unknown sessions: `reconnect` gets a clear error, `initialize {sessionId}` a

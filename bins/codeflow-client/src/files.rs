@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use codeflow_file_stream::protocol::FileChanged;
-use codeflow_file_stream::{FileServer, Limits, Manifest, RemoteError, Watcher, WatcherConfig};
+use codeflow_file_stream::{FileServer, Limits, RemoteError, Watcher, WatcherConfig};
 use codeflow_transport::{ErrorObject, Message, Outbound};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -22,7 +22,6 @@ pub struct LocalFiles {
     /// waits).
     initial_text: Option<String>,
     pub changes: mpsc::Receiver<FileChanged>,
-    config: WatcherConfig,
 }
 
 impl LocalFiles {
@@ -34,7 +33,7 @@ impl LocalFiles {
             ..WatcherConfig::default()
         };
         let (sink, changes) = mpsc::channel(CHANGE_QUEUE);
-        let watcher = Watcher::start(root, config.clone(), sink)
+        let watcher = Watcher::start(root, config, sink)
             .await
             .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", root.display()))?;
         // The server records its write-backs in its mirror itself; the watcher must take what
@@ -49,7 +48,6 @@ impl LocalFiles {
             watcher,
             initial_text,
             changes,
-            config,
         })
     }
 
@@ -64,22 +62,20 @@ impl LocalFiles {
         self.initial_text.take()
     }
 
-    /// A fresh manifest of the disk now (for a new session after the server lost the old one).
-    pub async fn current_manifest(&self) -> Value {
-        let root = self.server.root().to_path_buf();
-        let config = self.config.clone();
-        let scanned = tokio::task::spawn_blocking(move || {
-            let filter = codeflow_file_stream::FileFilter::new(&root, config.excludes.clone())?;
-            Manifest::scan(&root, &filter, &config.limits)
-        })
-        .await;
-        match scanned {
-            Ok(Ok(m)) => serde_json::to_value(m.to_params()).unwrap_or(Value::Null),
-            Ok(Err(e)) => {
-                tracing::warn!("rescan failed ({e}); sending the starting manifest");
-                self.initial_manifest()
+    /// The tree as the watcher knows it now, after a flush (for a new session after the server
+    /// lost the old one): no re-reading of the tree. The caller must keep draining `changes`
+    /// while it waits (the flush hands changes to it); see [`crate::relay`]'s `start_sync`.
+    pub fn current_manifest(&self) -> impl std::future::Future<Output = Value> + Send + 'static {
+        let snapshot = self.watcher.current_manifest();
+        let fallback = self.initial_manifest();
+        async move {
+            match snapshot.await {
+                Ok(m) => serde_json::to_value(m.to_params()).unwrap_or(Value::Null),
+                Err(e) => {
+                    tracing::warn!("no current manifest ({e}); sending the starting manifest");
+                    fallback
+                }
             }
-            Err(_) => self.initial_manifest(),
         }
     }
 

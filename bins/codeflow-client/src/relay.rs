@@ -195,6 +195,10 @@ impl Relay {
             // A new session knows nothing of this project's files yet.
             self.live = false;
             self.start_sync(false).await;
+        } else if kind == Reestablished::Resumed && !self.live && self.syncs > 0 {
+            // The socket died while the manifest was being sent: the resumed session may
+            // never have had it, and changes only flow behind one.
+            self.start_sync(false).await;
         }
         self.disconnected_since = None;
         // Answers the server kept while we were away come first.
@@ -243,6 +247,10 @@ impl Relay {
     async fn start_sync(&mut self, initial: bool) {
         self.syncs += 1;
         let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
+        // Changes the watcher hands over while the manifest is taken: sent after it. Those
+        // already in the manifest are re-applied harmlessly (each carries its path's whole new
+        // state, in order); none is lost.
+        let mut caught = Vec::new();
         let text = match initial.then(|| self.files.take_initial_text()).flatten() {
             Some(params) => format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{params}}}"#
@@ -251,7 +259,15 @@ impl Relay {
                 let manifest = if initial {
                     self.files.initial_manifest()
                 } else {
-                    self.files.current_manifest().await
+                    let snapshot = self.files.current_manifest();
+                    tokio::pin!(snapshot);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            manifest = &mut snapshot => break manifest,
+                            Some(change) = self.files.changes.recv() => caught.push(change),
+                        }
+                    }
                 };
                 Message::request(id, "server/syncManifest", manifest).to_text()
             }
@@ -260,6 +276,9 @@ impl Relay {
             && outbound.send_text_wait(text).await.is_ok()
         {
             self.live = true;
+            for change in caught {
+                self.send_change(change);
+            }
         }
     }
 

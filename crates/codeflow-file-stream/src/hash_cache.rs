@@ -77,6 +77,16 @@ impl Stamp {
         ino: 0,
     };
 
+    /// Size and mtime (milliseconds since the epoch), unless this is [`Stamp::UNKNOWN`].
+    pub(crate) fn size_and_mtime_ms(&self) -> Option<(u64, u64)> {
+        (*self != Stamp::UNKNOWN).then(|| {
+            (
+                self.len,
+                u64::try_from(self.mtime_ns / 1_000_000).unwrap_or(0),
+            )
+        })
+    }
+
     /// Whether a hash read at `read_at` can be trusted for this stamp later: the file's last
     /// change (mtime and ctime) is at least `margin` older than the read.
     pub(crate) fn settled_before(&self, read_at: SystemTime, margin: Duration) -> bool {

@@ -138,6 +138,8 @@ enum Noticed {
 struct Control {
     stop: watch::Sender<bool>,
     flushes: Mutex<Vec<oneshot::Sender<()>>>,
+    /// Callers of [`Watcher::current_manifest`], answered after a flush.
+    snapshots: Mutex<Vec<oneshot::Sender<Manifest>>>,
     overflow: AtomicBool,
     wake: SyncSender<Msg>,
     /// Writes of the relay's own file server, applied by the worker before its next check.
@@ -186,6 +188,7 @@ impl Watcher {
         let control = Arc::new(Control {
             stop: stop_tx,
             flushes: Mutex::new(Vec::new()),
+            snapshots: Mutex::new(Vec::new()),
             overflow: AtomicBool::new(false),
             wake: wake_tx.clone(),
             notices: Mutex::new(Vec::new()),
@@ -231,6 +234,21 @@ impl Watcher {
     /// arrives through the sink, so manifest + changes describe the tree with no gap.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The tree as the watcher knows it once every change on disk before the call has been
+    /// handed to the sink: the manifest for a new session (after the server lost the old
+    /// one), with no re-reading of the tree.
+    pub fn current_manifest(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Manifest, FileError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.control.snapshots.lock().push(tx);
+        self.control.wake();
+        async move {
+            rx.await
+                .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
+        }
     }
 
     /// Returns once every change on disk before the call has been handed to the sink.
@@ -588,10 +606,17 @@ impl Worker {
                 break;
             }
             let flushes = std::mem::take(&mut *self.control.flushes.lock());
-            if !flushes.is_empty() {
+            let snapshots = std::mem::take(&mut *self.control.snapshots.lock());
+            if !flushes.is_empty() || !snapshots.is_empty() {
                 self.flush(rx);
                 for f in flushes {
                     let _ = f.send(());
+                }
+                if !snapshots.is_empty() {
+                    let manifest = self.snapshot();
+                    for s in snapshots {
+                        let _ = s.send(manifest.clone());
+                    }
                 }
                 continue;
             }
@@ -695,6 +720,34 @@ impl Worker {
         if self.resettle.is_empty() {
             self.save_hash_cache(false);
         }
+    }
+
+    /// The tree as reported so far (the state the server's mirror is brought to by the
+    /// changes already emitted), as a manifest.
+    fn snapshot(&self) -> Manifest {
+        let mut manifest = Manifest::default();
+        for (rel, k) in &self.known {
+            let (size, mtime) = match k.stamp.size_and_mtime_ms() {
+                Some(known) => known,
+                // Written by the relay's own file server: stat it.
+                None => match self.jail.resolve(rel).and_then(|abs| {
+                    std::fs::metadata(&abs).map_err(|e| FileError::io(rel.as_str(), &e))
+                }) {
+                    Ok(meta) => (meta.len(), mtime_ms(&meta)),
+                    Err(_) => continue,
+                },
+            };
+            manifest.insert(
+                rel.clone(),
+                ManifestEntry {
+                    path: rel.as_str().to_owned(),
+                    size,
+                    mtime,
+                    hash: k.hash.clone(),
+                },
+            );
+        }
+        manifest
     }
 
     /// Reads a few of the files whose hash came from the cache into the delta texts, while

@@ -153,3 +153,41 @@ async fn edits_after_a_cached_start_still_travel_as_deltas() -> TestResult {
     second.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_manifest_is_the_tree_now_without_rereading_it() -> TestResult {
+    let client = temp();
+    fixture(client.path());
+    write(client.path(), "a.txt", b"alpha");
+    write(client.path(), "b.txt", b"bravo");
+    let root = root_str(client.path());
+    let (watcher, mut rx) = start(&root, WatcherConfig::default()).await;
+    // Drain the changes as the relay does while it waits for the manifest.
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+
+    write(client.path(), "a.txt", b"ALPHA, longer");
+    write(client.path(), "src/new.py", b"x = 1\n");
+    std::fs::remove_file(client.path().join("b.txt"))?;
+    let current = watcher.current_manifest().await?;
+
+    let filter = codeflow_file_stream::FileFilter::new(
+        client.path(),
+        codeflow_file_stream::ExcludeConfig::default(),
+    )?;
+    let scanned = codeflow_file_stream::Manifest::scan(
+        client.path(),
+        &filter,
+        &codeflow_file_stream::Limits::default(),
+    )?;
+    let hashes = |m: &codeflow_file_stream::Manifest| -> Vec<(String, String, u64)> {
+        m.iter()
+            .map(|(p, e)| (p.as_str().to_owned(), e.hash.to_string(), e.size))
+            .collect()
+    };
+    assert_eq!(hashes(&current), hashes(&scanned));
+    assert!(hashes(&current).iter().any(|(p, _, _)| p == "src/new.py"));
+    assert!(!hashes(&current).iter().any(|(p, _, _)| p == "b.txt"));
+    watcher.stop().await;
+    drain.abort();
+    Ok(())
+}
