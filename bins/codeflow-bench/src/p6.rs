@@ -32,6 +32,9 @@ pub struct EditSample {
     pub up_bytes: u64,
     pub down_bytes: u64,
     pub latency_ms: f64,
+    /// Of `latency_ms`, how long the bench's own save (write the temp file, rename) took;
+    /// the watcher can only fire once it is done.
+    pub save_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +47,9 @@ pub struct P6Result {
     pub flush_edits: Vec<EditSample>,
     pub watcher_up_bytes_median: f64,
     pub watcher_latency_ms_median: f64,
+    /// Watcher path from the moment the renamed file is in place (the earliest the watcher
+    /// can fire) → mirror has the line: the figure the target speaks of.
+    pub watcher_after_save_ms_median: f64,
     pub flush_up_bytes_median: f64,
     pub flush_latency_ms_median: f64,
     /// pylsp leg on a small Python file.
@@ -186,6 +192,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
         let (up0, down0) = quiet_counts(&proxy).await;
         let t = Instant::now();
         save(&big_path, &tmp_dir, &big.content)?;
+        let save_ms = flows::ms(t.elapsed());
         loop {
             if mirror_has(&mirror_big, offset, &new) {
                 break;
@@ -202,6 +209,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
             up_bytes: up1 - up0,
             down_bytes: down1 - down0,
             latency_ms,
+            save_ms,
         });
     }
 
@@ -214,6 +222,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
         let (up0, down0) = quiet_counts(&proxy).await;
         let t = Instant::now();
         save(&big_path, &tmp_dir, &big.content)?;
+        let save_ms = flows::ms(t.elapsed());
         relay
             .agent
             .tool("health_check", json!({}), Duration::from_secs(30))
@@ -228,6 +237,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
             up_bytes: up1 - up0,
             down_bytes: down1 - down0,
             latency_ms,
+            save_ms,
         });
     }
 
@@ -269,6 +279,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
         let (up0, down0) = quiet_counts(&proxy).await;
         let t = Instant::now();
         save(&py_path, &tmp_dir, source.as_bytes())?;
+        let save_ms = flows::ms(t.elapsed());
         let got = relay
             .agent
             .tool(
@@ -288,6 +299,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
             up_bytes: up1 - up0,
             down_bytes: down1 - down0,
             latency_ms,
+            save_ms,
         });
     }
     drop(relay);
@@ -297,6 +309,7 @@ pub async fn run(env: &Env, cfg: &P6Config) -> Result<P6Result> {
         file_lines: lines,
         watcher_up_bytes_median: median_of(&watcher_edits, |e| e.up_bytes as f64),
         watcher_latency_ms_median: median_of(&watcher_edits, |e| e.latency_ms),
+        watcher_after_save_ms_median: median_of(&watcher_edits, |e| e.latency_ms - e.save_ms),
         flush_up_bytes_median: median_of(&flush_edits, |e| e.up_bytes as f64),
         flush_latency_ms_median: median_of(&flush_edits, |e| e.latency_ms),
         watcher_edits,
@@ -333,12 +346,16 @@ pub fn rows(p6: &P6Result) -> Vec<crate::report::Row> {
         },
         Row {
             id: "P6",
-            metric: "same edit: write → mirror has it (watcher path, median)".into(),
-            codeflow: format!("{:.1} ms", p6.watcher_latency_ms_median),
+            metric: "same edit: file renamed into place → mirror has it (watcher path, median)"
+                .into(),
+            codeflow: format!(
+                "{:.1} ms (from the start of the save: {:.1} ms)",
+                p6.watcher_after_save_ms_median, p6.watcher_latency_ms_median
+            ),
             peer: none(),
             ratio: none(),
             target: "≤ 20 ms after the watcher fires".into(),
-            verdict: verdict(p6.watcher_latency_ms_median <= 20.0),
+            verdict: verdict(p6.watcher_after_save_ms_median <= 20.0),
         },
         Row {
             id: "P6",
@@ -372,8 +389,8 @@ pub fn summary(p6: &P6Result) -> String {
         v.iter()
             .map(|e| {
                 format!(
-                    "{:.1} ms/{} B up/{} B down",
-                    e.latency_ms, e.up_bytes, e.down_bytes
+                    "{:.1} ms (save {:.1})/{} B up/{} B down",
+                    e.latency_ms, e.save_ms, e.up_bytes, e.down_bytes
                 )
             })
             .collect::<Vec<_>>()

@@ -1,8 +1,8 @@
 //! A byte-budgeted content cache. Entries are dropped by their owner exactly when the file
 //! changes (no TTL); when the budget is exceeded the oldest insertions go first.
 
+use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
 use crate::paths::RelPath;
 
@@ -10,7 +10,7 @@ use crate::paths::RelPath;
 pub(crate) struct ContentCache {
     budget: usize,
     used: usize,
-    entries: HashMap<RelPath, Arc<[u8]>>,
+    entries: HashMap<RelPath, Bytes>,
     order: VecDeque<RelPath>,
 }
 
@@ -29,11 +29,11 @@ impl ContentCache {
         self.used < self.budget
     }
 
-    pub(crate) fn get(&self, rel: &RelPath) -> Option<Arc<[u8]>> {
+    pub(crate) fn get(&self, rel: &RelPath) -> Option<Bytes> {
         self.entries.get(rel).cloned()
     }
 
-    pub(crate) fn insert(&mut self, rel: RelPath, bytes: Arc<[u8]>) {
+    pub(crate) fn insert(&mut self, rel: RelPath, bytes: Bytes) {
         self.remove(&rel);
         if bytes.len() > self.budget {
             return;

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
 
@@ -616,7 +617,7 @@ impl Mirror {
     }
 
     /// The content of a mirror file, from the cache when it holds it.
-    pub async fn read(&self, path: &MirrorPath) -> Result<Arc<[u8]>, FileError> {
+    pub async fn read(&self, path: &MirrorPath) -> Result<Bytes, FileError> {
         let rel = path.rel().clone();
         let version = {
             let state = self.inner.state.lock();
@@ -636,13 +637,12 @@ impl Mirror {
                 .config
                 .limits
                 .check_file_size(rel.as_str(), meta.len())?;
-            let bytes: Arc<[u8]> = std::fs::read(&abs)
-                .map_err(|e| FileError::io(&rel.to_string(), &e))?
-                .into();
+            let bytes =
+                Bytes::from(std::fs::read(&abs).map_err(|e| FileError::io(&rel.to_string(), &e))?);
             if !inner.shared {
                 let mut state = inner.state.lock();
                 if state.version(&rel) == version {
-                    state.cache.insert(rel, Arc::clone(&bytes));
+                    state.cache.insert(rel, bytes.clone());
                 }
             }
             Ok(bytes)
@@ -678,8 +678,8 @@ impl Inner {
             return Err(FileError::NotAFile(".".into()));
         }
         let shown = rel.to_string();
-        // The cache's copy needs no lock.
-        let content = content.map(|(bytes, hash)| (Arc::<[u8]>::from(bytes), hash));
+        // Shared with the cache without a copy.
+        let content = content.map(|(bytes, hash)| (Bytes::from(bytes), hash));
         let mut state = self.state.lock();
         if if_version.is_some_and(|v| v != state.version(rel)) {
             return Ok(false);

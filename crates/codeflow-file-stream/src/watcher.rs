@@ -2,7 +2,8 @@
 //!
 //! One owned thread (`codeflow-watcher`) does all the work: it receives raw `notify` events,
 //! coalesces them per path (a burst of writes to one file becomes one message once the burst
-//! settles), stats and hashes the paths, and emits [`FileChanged`] with the full content, a
+//! settles; a completed write — closed after writing, or renamed into place — is checked at
+//! once), stats and hashes the paths, and emits [`FileChanged`] with the full content, a
 //! line delta against the content it last emitted, or (for files over
 //! [`WatcherConfig::inline_limit`]) just the hash. It compares every candidate with the last
 //! state it reported, so it never emits a change that did not happen.
@@ -62,7 +63,8 @@ pub struct WatcherConfig {
     pub limits: Limits,
     /// Full re-stat period, the fallback for missed events (`None`: only when `notify` fails).
     pub poll_interval: Option<Duration>,
-    /// Quiet time after the last event before pending paths are processed.
+    /// Quiet time after the last event before pending paths are processed (not waited for
+    /// after a completed write while few paths are pending).
     pub settle: Duration,
     /// Longest a pending path waits while events keep coming.
     pub max_delay: Duration,
@@ -105,7 +107,9 @@ impl Default for WatcherConfig {
 
 /// Raw events from `notify` (and wake-ups) into the worker thread; bounded.
 enum Msg {
-    Paths(Vec<PathBuf>),
+    /// Paths an event names, and whether the event says a write is complete (see
+    /// [`completes_a_write`]).
+    Paths(Vec<PathBuf>, bool),
     Rescan,
     Wake,
 }
@@ -115,6 +119,10 @@ const EVENT_QUEUE: usize = 4096;
 /// Work done while idle (re-reading fresh files for the hash cache, warming delta texts) goes
 /// in batches of at most this many files and bytes, so events and flushes never wait long.
 const IDLE_BATCH_FILES: usize = 64;
+
+/// Up to this many pending paths are checked at once after a completed write, without waiting
+/// for the settle time.
+const EARLY_CHECK_MAX: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What the relay's own file server did to one path.
@@ -127,7 +135,7 @@ struct Notice {
 #[derive(Debug)]
 enum Noticed {
     /// Written with this content; the server's write-back records it in the mirror.
-    Holds(Arc<[u8]>),
+    Holds(bytes::Bytes),
     /// Deleted (or renamed away); the server's write-back removes it from the mirror.
     Absent,
     /// Changed in a way the server may not know exactly (a failed operation): re-report it.
@@ -295,6 +303,17 @@ impl Watcher {
 }
 
 /// Events that cannot mean a content change: opens, reads, closes without writing.
+/// Events after which a file is as its writer meant it: closed after writing, or renamed into
+/// place (how editors save). Waiting for quiet after them only adds latency.
+fn completes_a_write(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | notify::EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
 fn is_read_only_access(kind: &notify::EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode};
     matches!(
@@ -330,7 +349,7 @@ impl std::fmt::Debug for Control {
 impl WriteNotices {
     /// `rel` now holds `bytes`, written by the file server.
     pub(crate) fn wrote(&self, rel: &RelPath, bytes: &[u8]) {
-        self.push(rel, Noticed::Holds(bytes.into()));
+        self.push(rel, Noticed::Holds(bytes::Bytes::copy_from_slice(bytes)));
     }
 
     /// `rel` was deleted (or renamed away) by the file server.
@@ -387,6 +406,8 @@ struct Worker {
     pending: BTreeSet<RelPath>,
     first_pending: Option<Instant>,
     last_event: Instant,
+    /// A pending path's write was completed (see [`completes_a_write`]).
+    write_completed: bool,
     next_poll: Option<Instant>,
     sink_closed: bool,
     hash_cache: HashCache,
@@ -421,7 +442,10 @@ impl Worker {
                 // server fetching files during a sync) would otherwise wake the worker for
                 // each file it serves; only a close after writing says content changed.
                 Ok(ev) if is_read_only_access(&ev.kind) => return,
-                Ok(ev) => Msg::Paths(ev.paths),
+                Ok(ev) => {
+                    let complete = completes_a_write(&ev.kind);
+                    Msg::Paths(ev.paths, complete)
+                }
                 Err(_) => Msg::Rescan,
             };
             if let Err(TrySendError::Full(_)) = events.try_send(msg) {
@@ -455,6 +479,7 @@ impl Worker {
             pending: BTreeSet::new(),
             first_pending: None,
             last_event: Instant::now(),
+            write_completed: false,
             next_poll,
             sink_closed: false,
             hash_cache: HashCache::default(),
@@ -585,7 +610,7 @@ impl Worker {
         while !self.stopped() {
             let now = Instant::now();
             let timeout = if let Some(first) = self.first_pending {
-                let settle_at = self.last_event + self.config.settle;
+                let settle_at = self.last_event + self.settle();
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
             } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() {
@@ -627,9 +652,12 @@ impl Worker {
                 self.full_rescan();
             }
             if let Some(first) = self.first_pending
-                && (now >= self.last_event + self.config.settle
-                    || now >= first + self.config.max_delay)
+                && (now >= self.last_event + self.settle() || now >= first + self.config.max_delay)
             {
+                // Whatever `notify` has delivered meanwhile goes in the same pass.
+                while let Ok(msg) = rx.try_recv() {
+                    self.take(msg);
+                }
                 self.process_pending();
             }
             if self.first_pending.is_none() {
@@ -789,8 +817,9 @@ impl Worker {
         match msg {
             Msg::Wake => {}
             Msg::Rescan => self.control.overflow.store(true, Ordering::Release),
-            Msg::Paths(paths) => {
+            Msg::Paths(paths, completes) => {
                 self.last_event = Instant::now();
+                self.write_completed |= completes;
                 for p in paths {
                     let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else {
                         continue;
@@ -918,9 +947,21 @@ impl Worker {
         }
     }
 
+    /// The quiet time to wait for before checking pending paths: none when a write was just
+    /// completed (closed, or renamed into place) and few paths are pending, since nothing more
+    /// is coming for it; the configured settle otherwise (bursts, tools writing many files).
+    fn settle(&self) -> Duration {
+        if self.write_completed && self.pending.len() <= EARLY_CHECK_MAX {
+            Duration::ZERO
+        } else {
+            self.config.settle
+        }
+    }
+
     fn process_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.first_pending = None;
+        self.write_completed = false;
         for rel in pending {
             if self.stopped() {
                 return;

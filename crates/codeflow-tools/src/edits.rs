@@ -38,7 +38,7 @@ use crate::workspace::ProjectWorkspace;
 struct PlannedFile {
     mirror: MirrorPath,
     /// What the client is expected to hold (read from the mirror): content and hash.
-    original: Option<(Arc<[u8]>, ContentHash)>,
+    original: Option<(bytes::Bytes, ContentHash)>,
     /// The content after the plan; `None` when the file ends up absent.
     current: Option<Vec<u8>>,
     /// Text edits applied to this file, in order, as given (0-based LSP ranges).
