@@ -52,15 +52,55 @@ pub(crate) fn read_many<E>(
             });
         }
         drop(tx);
+        let rx = rx;
         let mut outcome = Ok(());
         for (i, read) in rx.iter() {
             if let Err(e) = on_read(i, read) {
-                // Stop the readers: they see the closed queue and end.
-                next.store(files.len(), Ordering::Relaxed);
                 outcome = Err(e);
                 break;
             }
         }
+        // Stop the readers: no new files, and a reader blocked on the full queue sees it
+        // closed (the scope waits for every reader before returning).
+        next.store(files.len(), Ordering::Relaxed);
+        drop(rx);
         outcome
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_file_and_stops_early_on_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files: Vec<PathBuf> = (0..200)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                std::fs::write(&p, format!("file {i}")).expect("write");
+                p
+            })
+            .collect();
+        let mut seen = vec![false; files.len()];
+        read_many(&files, |i, read| {
+            let read = read.expect("readable");
+            assert_eq!(read.bytes, format!("file {i}").into_bytes());
+            assert_eq!(read.hash, ContentHash::of(&read.bytes));
+            seen[i] = true;
+            Ok::<(), ()>(())
+        })
+        .expect("no error");
+        assert!(seen.iter().all(|s| *s));
+
+        // An error on the first result returns it, with readers blocked on the full queue
+        // released (without that the scope could wait for them forever).
+        let mut calls = 0;
+        let outcome = read_many(&files, |_, _| {
+            calls += 1;
+            Err("stop")
+        });
+        assert_eq!(outcome, Err("stop"));
+        assert_eq!(calls, 1);
+    }
 }
