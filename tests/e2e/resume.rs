@@ -391,3 +391,41 @@ async fn offline_relay_serves_tools_list_from_cache_and_fails_calls_after_a_boun
         assert!(Instant::now() < deadline, "never came back: {reply}");
     }
 }
+
+/// A file change the relay sent into a connection that swallowed it is not lost: after the
+/// resume the relay sends a manifest of the tree as it is, and the server fetches what its
+/// mirror lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_swallowed_by_a_dying_connection_reaches_the_mirror_after_resume() {
+    let server = Server::start().await;
+    let proxy = TcpProxy::start(server.port).await;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), "before\n").unwrap();
+    let relay = Relay::spawn(&proxy.url(), "swallow", root.path(), &[]);
+    relay.initialize().await;
+    let before = session_id(&relay).await;
+    let mirrored = server
+        .data_dir
+        .path()
+        .join("mirrors")
+        .join("swallow")
+        .join("a.txt");
+    assert_eq!(std::fs::read_to_string(&mirrored).unwrap(), "before\n");
+
+    proxy.blackhole(true);
+    std::fs::write(root.path().join("a.txt"), "after\n").unwrap();
+    // The watcher reports the change at once; it goes into the black hole.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.sever();
+    proxy.blackhole(false);
+
+    let after = session_id(&relay).await;
+    assert_eq!(after, before, "the same session, resumed");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            std::fs::read_to_string(&mirrored).unwrap() == "after\n"
+        })
+        .await,
+        "the mirror got the swallowed change"
+    );
+}

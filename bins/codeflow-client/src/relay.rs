@@ -195,9 +195,10 @@ impl Relay {
             // A new session knows nothing of this project's files yet.
             self.live = false;
             self.start_sync(false).await;
-        } else if kind == Reestablished::Resumed && !self.live && self.syncs > 0 {
-            // The socket died while the manifest was being sent: the resumed session may
-            // never have had it, and changes only flow behind one.
+        } else if kind == Reestablished::Resumed && self.syncs > 0 {
+            // What this relay wrote just before the socket died (file changes, or the manifest
+            // itself) may never have reached the server. A manifest of the tree as it is now
+            // heals that: the server compares hashes and fetches only what differs.
             self.start_sync(false).await;
         }
         self.disconnected_since = None;
