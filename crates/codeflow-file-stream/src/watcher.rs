@@ -406,8 +406,9 @@ struct Worker {
     pending: BTreeSet<RelPath>,
     first_pending: Option<Instant>,
     last_event: Instant,
-    /// A pending path's write was completed (see [`completes_a_write`]).
-    write_completed: bool,
+    /// Pending paths whose write was completed (see [`completes_a_write`]): checked at once,
+    /// without waiting for the settle time; other pending paths still settle.
+    completed: HashSet<RelPath>,
     next_poll: Option<Instant>,
     sink_closed: bool,
     hash_cache: HashCache,
@@ -479,7 +480,7 @@ impl Worker {
             pending: BTreeSet::new(),
             first_pending: None,
             last_event: Instant::now(),
-            write_completed: false,
+            completed: HashSet::new(),
             next_poll,
             sink_closed: false,
             hash_cache: HashCache::default(),
@@ -597,10 +598,6 @@ impl Worker {
         Ok(manifest)
     }
 
-    fn watch_dir(&mut self, abs: &Path) {
-        watch_dir(&mut self.notify, &mut self.watched, abs);
-    }
-
     fn stopped(&self) -> bool {
         *self.stop.borrow() || self.sink_closed
     }
@@ -609,8 +606,14 @@ impl Worker {
         self.save_hash_cache(true);
         while !self.stopped() {
             let now = Instant::now();
-            let timeout = if let Some(first) = self.first_pending {
-                let settle_at = self.last_event + self.settle();
+            // A flush or snapshot request may be waiting whose wake-up was drained with other
+            // messages (flushes and early checks empty the queue): never sleep over it.
+            let requested = !self.control.flushes.lock().is_empty()
+                || !self.control.snapshots.lock().is_empty();
+            let timeout = if requested || !self.completed.is_empty() {
+                Duration::ZERO
+            } else if let Some(first) = self.first_pending {
+                let settle_at = self.last_event + self.config.settle;
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
             } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() {
@@ -652,13 +655,12 @@ impl Worker {
                 self.full_rescan();
             }
             if let Some(first) = self.first_pending
-                && (now >= self.last_event + self.settle() || now >= first + self.config.max_delay)
+                && (now >= self.last_event + self.config.settle
+                    || now >= first + self.config.max_delay)
             {
-                // Whatever `notify` has delivered meanwhile goes in the same pass.
-                while let Ok(msg) = rx.try_recv() {
-                    self.take(msg);
-                }
                 self.process_pending();
+            } else if !self.completed.is_empty() {
+                self.process_completed();
             }
             if self.first_pending.is_none() {
                 if self.resave_at.is_some_and(|t| now >= t) {
@@ -819,7 +821,6 @@ impl Worker {
             Msg::Rescan => self.control.overflow.store(true, Ordering::Release),
             Msg::Paths(paths, completes) => {
                 self.last_event = Instant::now();
-                self.write_completed |= completes;
                 for p in paths {
                     let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else {
                         continue;
@@ -831,6 +832,9 @@ impl Worker {
                     if rel.is_root() {
                         continue;
                     }
+                    if completes && self.completed.len() < EARLY_CHECK_MAX {
+                        self.completed.insert(rel.clone());
+                    }
                     self.pending.insert(rel);
                 }
                 if !self.pending.is_empty() && self.first_pending.is_none() {
@@ -838,6 +842,7 @@ impl Worker {
                 }
                 if self.pending.len() > self.config.max_pending {
                     self.pending.clear();
+                    self.completed.clear();
                     self.first_pending = None;
                     self.control.overflow.store(true, Ordering::Release);
                 }
@@ -947,21 +952,28 @@ impl Worker {
         }
     }
 
-    /// The quiet time to wait for before checking pending paths: none when a write was just
-    /// completed (closed, or renamed into place) and few paths are pending, since nothing more
-    /// is coming for it; the configured settle otherwise (bursts, tools writing many files).
-    fn settle(&self) -> Duration {
-        if self.write_completed && self.pending.len() <= EARLY_CHECK_MAX {
-            Duration::ZERO
-        } else {
-            self.config.settle
+    /// Checks the pending paths whose write was completed (closed, or renamed into place):
+    /// nothing more is coming for them, so waiting for quiet would only add latency. Paths
+    /// still being written keep waiting for the settle time.
+    fn process_completed(&mut self) {
+        let completed: Vec<RelPath> = self.completed.drain().collect();
+        for rel in completed {
+            if self.stopped() {
+                return;
+            }
+            if self.pending.remove(&rel) {
+                self.check_path(&rel);
+            }
+        }
+        if self.pending.is_empty() {
+            self.first_pending = None;
         }
     }
 
     fn process_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.first_pending = None;
-        self.write_completed = false;
+        self.completed.clear();
         for rel in pending {
             if self.stopped() {
                 return;
@@ -973,6 +985,7 @@ impl Worker {
     fn full_rescan(&mut self) {
         self.filter.reload_gitignores();
         self.pending.clear();
+        self.completed.clear();
         self.first_pending = None;
         self.rescan_dir(&RelPath::root());
         self.next_poll = self.config.poll_interval.map(|d| Instant::now() + d);
@@ -981,14 +994,17 @@ impl Worker {
     /// Re-stats a directory tree: new or changed files are checked, vanished ones deleted.
     fn rescan_dir(&mut self, dir: &RelPath) {
         let mut seen: Vec<(RelPath, Stamp)> = Vec::new();
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        // Each directory is watched before it is listed: a file created just after the
+        // listing then has an event (watching after listing lost such files until the next
+        // poll).
+        let (notify, watched) = (&mut self.notify, &mut self.watched);
         let result = walk(
             &self.jail,
             &self.filter,
             dir,
             &mut |_, abs, in_partial| {
                 if !in_partial {
-                    dirs.push(abs.to_path_buf());
+                    watch_dir(notify, watched, abs);
                 }
             },
             &mut |f| {
@@ -998,9 +1014,6 @@ impl Worker {
         );
         if let Err(e) = result {
             tracing::debug!(dir = %dir, error = %e, "rescan failed");
-        }
-        for d in dirs {
-            self.watch_dir(&d);
         }
         let seen_set: HashSet<&RelPath> = seen.iter().map(|(r, _)| r).collect();
         let gone: Vec<RelPath> = self

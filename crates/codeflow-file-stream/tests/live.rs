@@ -246,23 +246,47 @@ async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> TestResult {
-    let h = Harness::start(WatcherConfig::default()).await?;
-    let server = FileServer::new(&h.root, Limits::default())?;
-    let path = format!("{}/src/long.txt", h.root);
+    // No watcher here: it would race the test in bringing the mirror up to date.
+    let client = temp();
+    let data = temp();
+    fixture(client.path());
+    let lines: String = (0..300).map(|i| format!("line number {i}\n")).collect();
+    write(client.path(), "src/long.txt", lines.as_bytes());
+    let root = root_str(client.path());
+    let server = FileServer::new(&root, Limits::default())?;
+    let mirror = Mirror::open(data.path(), "delta", &root).await?;
+    let filter = codeflow_file_stream::FileFilter::new(
+        client.path(),
+        codeflow_file_stream::ExcludeConfig::default(),
+    )?;
+    let manifest =
+        codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
+    mirror.sync(&manifest, &server, &|_| {}).await?;
+    let mirror_text = |rel: &'static str| {
+        let mirror = mirror.clone();
+        let root = root.clone();
+        async move {
+            let cp = codeflow_file_stream::ClientPath::parse(&format!("{root}/{rel}"))?;
+            let bytes = mirror.read(&mirror.paths().to_mirror(&cp)?).await?;
+            Ok::<_, Box<dyn std::error::Error>>(String::from_utf8(bytes.to_vec())?)
+        }
+    };
+    let path = format!("{root}/src/long.txt");
     let cp = codeflow_file_stream::ClientPath::parse(&path)?;
-    let mp = h.mirror.paths().to_mirror(&cp)?;
-    let old = h.mirror_text("src/long.txt").await?;
+    let mp = mirror.paths().to_mirror(&cp)?;
+    let old = mirror_text("src/long.txt").await?;
+    assert_eq!(old, lines);
     let new = old.replace("line number 7\n", "seven\n");
-    std::fs::write(h.path("src/long.txt"), &new)?;
+    std::fs::write(client.path().join("src/long.txt"), &new)?;
     let edits = delta::compute(&old, &new);
     let wrong = ContentHash::of(b"not the base");
 
-    let refused = h.mirror.apply_delta(&mp, &wrong, &edits, None).await;
+    let refused = mirror.apply_delta(&mp, &wrong, &edits, None).await;
     assert!(
         matches!(refused, Err(FileError::BaseMismatch { .. })),
         "{refused:?}"
     );
-    assert_eq!(h.mirror_text("src/long.txt").await?, old, "nothing written");
+    assert_eq!(mirror_text("src/long.txt").await?, old, "nothing written");
 
     let change = FileChanged {
         path: path.clone(),
@@ -272,10 +296,9 @@ async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> 
         edits: Some(edits),
         ..FileChanged::deleted(path)
     };
-    let outcome = h.mirror.apply_change(change, &server).await?;
+    let outcome = mirror.apply_change(change, &server).await?;
     assert_eq!(outcome, ChangeOutcome::Fetched);
-    assert_eq!(h.mirror_text("src/long.txt").await?, new);
-    h.stop().await;
+    assert_eq!(mirror_text("src/long.txt").await?, new);
     Ok(())
 }
 
@@ -297,7 +320,8 @@ async fn an_event_overflow_falls_back_to_a_rescan_that_loses_nothing() -> TestRe
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut seen = 0;
-    while seen < 10 && std::time::Instant::now() < deadline {
+    let complete = |h: &Harness| (0..10).all(|i| h.mirror_has(&format!("burst/f{i}.txt")));
+    while (seen < 10 || !complete(&h)) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         seen += h
             .settle()
@@ -306,7 +330,9 @@ async fn an_event_overflow_falls_back_to_a_rescan_that_loses_nothing() -> TestRe
             .filter(|(e, _)| e.path.contains("/burst/"))
             .count();
     }
-    assert_eq!(seen, 10);
+    // At least one event per file; a file caught by a re-scan while it was still being
+    // written is reported again once complete. What matters is the mirror's final state.
+    assert!(seen >= 10, "{seen}");
     for i in 0..10 {
         assert_eq!(
             h.mirror_text(&format!("burst/f{i}.txt")).await?,
