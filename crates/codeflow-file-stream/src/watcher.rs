@@ -2,8 +2,7 @@
 //!
 //! One owned thread (`codeflow-watcher`) does all the work: it receives raw `notify` events,
 //! coalesces them per path (a burst of writes to one file becomes one message once the burst
-//! settles; a completed write — closed after writing, or renamed into place — is checked at
-//! once), stats and hashes the paths, and emits [`FileChanged`] with the full content, a
+//! settles), stats and hashes the paths, and emits [`FileChanged`] with the full content, a
 //! line delta against the content it last emitted, or (for files over
 //! [`WatcherConfig::inline_limit`]) just the hash. It compares every candidate with the last
 //! state it reported, so it never emits a change that did not happen.
@@ -63,8 +62,7 @@ pub struct WatcherConfig {
     pub limits: Limits,
     /// Full re-stat period, the fallback for missed events (`None`: only when `notify` fails).
     pub poll_interval: Option<Duration>,
-    /// Quiet time after the last event before pending paths are processed (not waited for
-    /// after a completed write while few paths are pending).
+    /// Quiet time after the last event before pending paths are processed.
     pub settle: Duration,
     /// Longest a pending path waits while events keep coming.
     pub max_delay: Duration,
@@ -107,9 +105,7 @@ impl Default for WatcherConfig {
 
 /// Raw events from `notify` (and wake-ups) into the worker thread; bounded.
 enum Msg {
-    /// Paths an event names, and whether the event says a write is complete (see
-    /// [`completes_a_write`]).
-    Paths(Vec<PathBuf>, bool),
+    Paths(Vec<PathBuf>),
     Rescan,
     Wake,
 }
@@ -119,10 +115,6 @@ const EVENT_QUEUE: usize = 4096;
 /// Work done while idle (re-reading fresh files for the hash cache, warming delta texts) goes
 /// in batches of at most this many files and bytes, so events and flushes never wait long.
 const IDLE_BATCH_FILES: usize = 64;
-
-/// Up to this many pending paths are checked at once after a completed write, without waiting
-/// for the settle time.
-const EARLY_CHECK_MAX: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What the relay's own file server did to one path.
@@ -303,17 +295,6 @@ impl Watcher {
 }
 
 /// Events that cannot mean a content change: opens, reads, closes without writing.
-/// Events after which a file is as its writer meant it: closed after writing, or renamed into
-/// place (how editors save). Waiting for quiet after them only adds latency.
-fn completes_a_write(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-    matches!(
-        kind,
-        notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | notify::EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-    )
-}
-
 fn is_read_only_access(kind: &notify::EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode};
     matches!(
@@ -406,9 +387,6 @@ struct Worker {
     pending: BTreeSet<RelPath>,
     first_pending: Option<Instant>,
     last_event: Instant,
-    /// Pending paths whose write was completed (see [`completes_a_write`]): checked at once,
-    /// without waiting for the settle time; other pending paths still settle.
-    completed: HashSet<RelPath>,
     next_poll: Option<Instant>,
     sink_closed: bool,
     hash_cache: HashCache,
@@ -443,10 +421,7 @@ impl Worker {
                 // server fetching files during a sync) would otherwise wake the worker for
                 // each file it serves; only a close after writing says content changed.
                 Ok(ev) if is_read_only_access(&ev.kind) => return,
-                Ok(ev) => {
-                    let complete = completes_a_write(&ev.kind);
-                    Msg::Paths(ev.paths, complete)
-                }
+                Ok(ev) => Msg::Paths(ev.paths),
                 Err(_) => Msg::Rescan,
             };
             if let Err(TrySendError::Full(_)) = events.try_send(msg) {
@@ -480,7 +455,6 @@ impl Worker {
             pending: BTreeSet::new(),
             first_pending: None,
             last_event: Instant::now(),
-            completed: HashSet::new(),
             next_poll,
             sink_closed: false,
             hash_cache: HashCache::default(),
@@ -610,7 +584,7 @@ impl Worker {
             // messages (flushes and early checks empty the queue): never sleep over it.
             let requested = !self.control.flushes.lock().is_empty()
                 || !self.control.snapshots.lock().is_empty();
-            let timeout = if requested || !self.completed.is_empty() {
+            let timeout = if requested {
                 Duration::ZERO
             } else if let Some(first) = self.first_pending {
                 let settle_at = self.last_event + self.config.settle;
@@ -659,8 +633,6 @@ impl Worker {
                     || now >= first + self.config.max_delay)
             {
                 self.process_pending();
-            } else if !self.completed.is_empty() {
-                self.process_completed();
             }
             if self.first_pending.is_none() {
                 if self.resave_at.is_some_and(|t| now >= t) {
@@ -819,7 +791,7 @@ impl Worker {
         match msg {
             Msg::Wake => {}
             Msg::Rescan => self.control.overflow.store(true, Ordering::Release),
-            Msg::Paths(paths, completes) => {
+            Msg::Paths(paths) => {
                 self.last_event = Instant::now();
                 for p in paths {
                     let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else {
@@ -832,9 +804,6 @@ impl Worker {
                     if rel.is_root() {
                         continue;
                     }
-                    if completes && self.completed.len() < EARLY_CHECK_MAX {
-                        self.completed.insert(rel.clone());
-                    }
                     self.pending.insert(rel);
                 }
                 if !self.pending.is_empty() && self.first_pending.is_none() {
@@ -842,7 +811,6 @@ impl Worker {
                 }
                 if self.pending.len() > self.config.max_pending {
                     self.pending.clear();
-                    self.completed.clear();
                     self.first_pending = None;
                     self.control.overflow.store(true, Ordering::Release);
                 }
@@ -952,28 +920,9 @@ impl Worker {
         }
     }
 
-    /// Checks the pending paths whose write was completed (closed, or renamed into place):
-    /// nothing more is coming for them, so waiting for quiet would only add latency. Paths
-    /// still being written keep waiting for the settle time.
-    fn process_completed(&mut self) {
-        let completed: Vec<RelPath> = self.completed.drain().collect();
-        for rel in completed {
-            if self.stopped() {
-                return;
-            }
-            if self.pending.remove(&rel) {
-                self.check_path(&rel);
-            }
-        }
-        if self.pending.is_empty() {
-            self.first_pending = None;
-        }
-    }
-
     fn process_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.first_pending = None;
-        self.completed.clear();
         for rel in pending {
             if self.stopped() {
                 return;
@@ -985,7 +934,6 @@ impl Worker {
     fn full_rescan(&mut self) {
         self.filter.reload_gitignores();
         self.pending.clear();
-        self.completed.clear();
         self.first_pending = None;
         self.rescan_dir(&RelPath::root());
         self.next_poll = self.config.poll_interval.map(|d| Instant::now() + d);
