@@ -65,18 +65,12 @@ impl LocalFiles {
     /// The tree as the watcher knows it now, after a flush (for a new session after the server
     /// lost the old one): no re-reading of the tree. The caller must keep draining `changes`
     /// while it waits (the flush hands changes to it); see [`crate::relay`]'s `start_sync`.
-    pub fn current_manifest(&self) -> impl std::future::Future<Output = Value> + Send + 'static {
+    pub fn current_manifest(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Value, codeflow_file_stream::FileError>> + Send + 'static
+    {
         let snapshot = self.watcher.current_manifest();
-        let fallback = self.initial_manifest();
-        async move {
-            match snapshot.await {
-                Ok(m) => serde_json::to_value(m.to_params()).unwrap_or(Value::Null),
-                Err(e) => {
-                    tracing::warn!("no current manifest ({e}); sending the starting manifest");
-                    fallback
-                }
-            }
-        }
+        async move { Ok(serde_json::to_value(snapshot.await?.to_params()).unwrap_or(Value::Null)) }
     }
 
     /// Requests a flush: once the returned future completes, every change on disk up to the

@@ -262,13 +262,17 @@ impl Relay {
                 } else {
                     let snapshot = self.files.current_manifest();
                     tokio::pin!(snapshot);
-                    loop {
+                    let taken = loop {
                         tokio::select! {
                             biased;
                             manifest = &mut snapshot => break manifest,
                             Some(change) = self.files.changes.recv() => caught.push(change),
                         }
-                    }
+                    };
+                    taken.unwrap_or_else(|e| {
+                        tracing::warn!("no current manifest ({e}); sending the starting one");
+                        self.files.initial_manifest()
+                    })
                 };
                 Message::request(id, "server/syncManifest", manifest).to_text()
             }

@@ -147,6 +147,20 @@ struct Control {
 }
 
 impl Control {
+    /// Queues a request for the worker (answered after its next flush) and wakes it.
+    fn request<T: Send + 'static>(
+        &self,
+        queue: &Mutex<Vec<oneshot::Sender<T>>>,
+    ) -> impl std::future::Future<Output = Result<T, FileError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        queue.lock().push(tx);
+        self.wake();
+        async move {
+            rx.await
+                .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
+        }
+    }
+
     fn wake(&self) {
         // A full queue wakes the worker anyway.
         let _ = self.wake.try_send(Msg::Wake);
@@ -242,13 +256,7 @@ impl Watcher {
     pub fn current_manifest(
         &self,
     ) -> impl std::future::Future<Output = Result<Manifest, FileError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        self.control.snapshots.lock().push(tx);
-        self.control.wake();
-        async move {
-            rx.await
-                .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
-        }
+        self.control.request(&self.control.snapshots)
     }
 
     /// Returns once every change on disk before the call has been handed to the sink.
@@ -262,13 +270,7 @@ impl Watcher {
     pub fn start_flush(
         &self,
     ) -> impl std::future::Future<Output = Result<(), FileError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        self.control.flushes.lock().push(tx);
-        self.control.wake();
-        async move {
-            rx.await
-                .map_err(|_| FileError::Unavailable("the watcher has stopped".into()))
-        }
+        self.control.request(&self.control.flushes)
     }
 
     /// The handle through which the relay's [`FileServer`](crate::FileServer) reports its own
