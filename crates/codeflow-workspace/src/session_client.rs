@@ -1,5 +1,6 @@
-//! The server's line to a session's relay: [`ClientFiles`] over [`Session::request_client`],
-//! with paths rebased when the session's root differs from the mirror's.
+//! The server's line to a caller's client files: [`ClientFiles`] over
+//! [`Session::request_client`] (or in-process files), with paths rebased when the caller's root
+//! differs from the mirror's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,22 +80,47 @@ impl Rebase {
     }
 }
 
-/// [`ClientFiles`] for one session.
-#[derive(Debug, Clone)]
-pub struct SessionClient {
-    session: Arc<Session>,
-    /// Mirror root → this session's root.
+/// Where a caller's file requests go.
+#[derive(Clone)]
+enum Target {
+    Session(Arc<Session>),
+    Local(Arc<dyn ClientFiles>),
+}
+
+/// [`ClientFiles`] for one caller: its session's relay (or in-process files), with the
+/// mirror's client paths rebased onto the caller's root.
+#[derive(Clone)]
+pub struct CallerClient {
+    target: Target,
+    /// Mirror's client root → this caller's root.
     rebase: Option<Rebase>,
 }
 
-impl SessionClient {
-    pub fn new(session: Arc<Session>, mirror_client_root: &str) -> Self {
-        let rebase = Rebase::new(mirror_client_root, session.root.as_str());
-        Self { session, rebase }
+impl std::fmt::Debug for CallerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerClient")
+            .field("rebase", &self.rebase)
+            .finish_non_exhaustive()
     }
 }
 
-impl ClientFiles for SessionClient {
+impl CallerClient {
+    pub(crate) fn session(session: Arc<Session>, rebase: Option<Rebase>) -> Self {
+        Self {
+            target: Target::Session(session),
+            rebase,
+        }
+    }
+
+    pub(crate) fn local(files: Arc<dyn ClientFiles>, rebase: Option<Rebase>) -> Self {
+        Self {
+            target: Target::Local(files),
+            rebase,
+        }
+    }
+}
+
+impl ClientFiles for CallerClient {
     fn call<'a>(
         &'a self,
         method: &'a str,
@@ -105,15 +131,17 @@ impl ClientFiles for SessionClient {
                 Some(r) => r.params(params),
                 None => params,
             };
-            let result = self
-                .session
-                .request_client(method, params, FILE_REQUEST_TIMEOUT)
-                .await
-                .map_err(|e| RemoteError {
-                    code: e.code,
-                    message: e.message,
-                    data: e.data,
-                })?;
+            let result = match &self.target {
+                Target::Session(session) => session
+                    .request_client(method, params, FILE_REQUEST_TIMEOUT)
+                    .await
+                    .map_err(|e| RemoteError {
+                        code: e.code,
+                        message: e.message,
+                        data: e.data,
+                    })?,
+                Target::Local(files) => files.call(method, params).await?,
+            };
             Ok(match &self.rebase {
                 Some(r) => r.reversed().result(method, result),
                 None => result,
