@@ -124,13 +124,23 @@ impl Fixture {
         self.root.join(rel).to_string_lossy().into_owned()
     }
 
-    /// Calls `tool` with `args` as the agent would (arguments as JSON).
+    /// Calls `tool` with `args` as the agent would (arguments as JSON). A success's
+    /// `structuredContent` must match the tool's declared output schema: every check is also a
+    /// schema check.
     pub async fn call(&self, tool: &str, args: Value) -> Result<ToolOutput, ToolError> {
         let tool = self
             .catalogue
             .get(tool)
             .unwrap_or_else(|| panic!("no tool `{tool}`"));
-        tool.call(&self.ctx, args).await
+        let out = tool.call(&self.ctx, args.clone()).await?;
+        if let Err(problem) = matches_schema(&tool.output_schema(), &out.structured) {
+            panic!(
+                "{} {args}: structuredContent does not match the declared outputSchema: {problem}\n{:#}",
+                tool.name(),
+                out.structured
+            );
+        }
+        Ok(out)
     }
 
     /// The tool's answer, which must be a success.
@@ -162,6 +172,16 @@ impl Fixture {
             ),
             other => other,
         }
+    }
+}
+
+/// Whether `value` is valid against the JSON Schema `schema`; the first problem otherwise.
+pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
+    let validator =
+        jsonschema::validator_for(schema).map_err(|e| format!("the schema itself is invalid: {e}"))?;
+    match validator.iter_errors(value).next() {
+        None => Ok(()),
+        Some(e) => Err(format!("at {}: {e}", e.instance_path())),
     }
 }
 
