@@ -87,7 +87,7 @@ impl ToolContext {
     }
 
     /// An edit plan for this call: the caller's project, in this call's batch if any.
-    pub fn edit_plan(&self, workspace: Arc<ProjectWorkspace>) -> EditPlan {
-        EditPlan::new(&self.caller, workspace, self.batch.as_ref())
+    pub fn edit_plan(&self, workspace: Arc<ProjectWorkspace>) -> Result<EditPlan, ToolError> {
+        Ok(EditPlan::new(&self.caller, workspace, self.batch.as_ref())?)
     }
 }

@@ -130,7 +130,10 @@ fn document_symbols_give_kinds_and_positions() {
     let f = common::shared("python");
     common::runtime().block_on(async {
         let out = f
-            .ok("get_document_symbols", json!({"file_path": "pkg/shapes.py"}))
+            .ok(
+                "get_document_symbols",
+                json!({"file_path": "pkg/shapes.py"}),
+            )
             .await;
         let symbols = out.structured["symbols"].as_array().unwrap();
         let circle = symbols.iter().find(|s| s["name"] == "Circle").unwrap();

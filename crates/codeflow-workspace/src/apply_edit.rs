@@ -83,7 +83,10 @@ impl ApplyEditHandler for EditRouter {
                 Ok(w) => w,
                 Err(e) => return refused(e.to_text()),
             };
-            let mut plan = EditPlan::new(&caller, workspace, None);
+            let mut plan = match EditPlan::new(&caller, workspace, None) {
+                Ok(plan) => plan,
+                Err(e) => return refused(e.to_text()),
+            };
             if let Err(e) = plan.workspace_edit(params.edit).await {
                 return refused(e.to_text());
             }

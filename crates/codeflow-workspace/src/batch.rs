@@ -86,7 +86,8 @@ impl BatchScope {
         let touched: Vec<(RelPath, Touched)> = std::mem::take(&mut *self.touched.lock())
             .into_iter()
             .collect();
-        let paths = workspace.mirror.paths();
+        let mirror = caller.mirror(workspace)?;
+        let paths = mirror.paths();
         let mut plan = WriteBack::new();
         let mut restored = Vec::new();
         let mut changes = Vec::new();
@@ -114,9 +115,9 @@ impl BatchScope {
         if plan.is_empty() {
             return Ok(restored);
         }
-        plan.apply_and_mirror(&caller.client(workspace), &workspace.mirror)
+        plan.apply_and_mirror(&caller.client(), &mirror)
             .await
-            .map_err(|e| write_error(caller, workspace, e))?;
+            .map_err(write_error)?;
         tell_language_servers(workspace, &changes).await;
         Ok(restored)
     }

@@ -6,19 +6,20 @@
 //! [`ClientFiles`] (the relay's own `FileServer`, in-process), which is how tools are tested
 //! against real language servers without a socket, and how another program embeds them.
 //!
-//! Paths: a caller's client paths are translated through its own [`PathMap`] (its root ↔
-//! project-relative ↔ the mirror), so two sessions that mount a project at different paths each
-//! see their own paths, and a mirror path never reaches a client.
+//! Paths: a caller sees the project's mirror through its own client root ([`Caller::mirror`]:
+//! the shared files, translated by its own [`PathMap`] — its root ↔ project-relative ↔ the
+//! mirror), so two sessions that mount a project at different paths each send and receive
+//! their own paths, and a mirror path never reaches a client.
 
 use std::sync::{Arc, Weak};
 
-use codeflow_file_stream::{ClientFiles, ClientPath, MirrorPath, PathMap};
+use codeflow_file_stream::{ClientFiles, ClientPath, Mirror, MirrorPath, PathMap};
 use codeflow_lsp_pool::ServerHandle;
 use codeflow_session::{ClientRoot, Grant, ProjectId, Right, Session, SessionRegistry};
 use tokio::sync::OnceCell;
 
 use crate::error::WorkspaceError;
-use crate::session_client::{CallerClient, Rebase};
+use crate::session_client::CallerClient;
 use crate::workspace::{ProjectWorkspace, Workspaces};
 
 /// How a caller's file requests reach its client.
@@ -153,11 +154,23 @@ impl Caller {
             .cloned()
     }
 
+    /// The project's mirror as this caller sees it: the shared files, in this caller's client
+    /// paths (requests to its client and every translation use its own root).
+    pub fn mirror(&self, workspace: &ProjectWorkspace) -> Result<Mirror, WorkspaceError> {
+        workspace
+            .mirror
+            .for_client_root(self.root.as_str())
+            .map_err(|e| {
+                WorkspaceError::InvalidArguments(format!(
+                    "projectRoot `{}`: {e}",
+                    self.root.as_str()
+                ))
+            })
+    }
+
     /// This caller's own path map: its root ↔ project-relative ↔ the mirror.
     pub fn paths(&self, workspace: &ProjectWorkspace) -> Result<PathMap, WorkspaceError> {
-        PathMap::new(self.root.as_str(), workspace.root()).map_err(|e| {
-            WorkspaceError::InvalidArguments(format!("projectRoot `{}`: {e}", self.root.as_str()))
-        })
+        Ok(self.mirror(workspace)?.paths().clone())
     }
 
     /// Reads a `file_path` argument: absolute in the client's filesystem, or relative to the
@@ -194,25 +207,12 @@ impl Caller {
         }
     }
 
-    /// A line to this caller's client files, speaking the mirror's client paths (the root of
-    /// the session that opened the mirror), translated to this caller's root on the way.
-    pub fn client(&self, workspace: &ProjectWorkspace) -> CallerClient {
-        let rebase = Rebase::new(
-            workspace.mirror.paths().client_root().as_str(),
-            self.root.as_str(),
-        );
+    /// A line to this caller's client files (requests in the caller's own paths).
+    pub fn client(&self) -> CallerClient {
         match &self.link {
-            Link::Session(session) => CallerClient::session(session.clone(), rebase),
-            Link::Local(files, _) => CallerClient::local(files.clone(), rebase),
+            Link::Session(session) => CallerClient::session(session.clone()),
+            Link::Local(files, _) => CallerClient::local(files.clone()),
         }
-    }
-
-    /// This caller's root → the mirror's client root, when they differ.
-    pub fn rebase_in(&self, workspace: &ProjectWorkspace) -> Option<Rebase> {
-        Rebase::new(
-            self.root.as_str(),
-            workspace.mirror.paths().client_root().as_str(),
-        )
     }
 
     /// The language server for a file, with the file opened on it at the mirror's content.

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use codeflow_file_stream::{
-    ClientPath, ContentHash, Expect, FileError, MirrorPath, RelPath, WriteBack,
+    ContentHash, Expect, FileError, Mirror, MirrorPath, RelPath, WriteBack,
 };
 use codeflow_lsp_pool::lsp_types::{
     DocumentChangeOperation, DocumentChanges, FileChangeType, OneOf, Position, Range, ResourceOp,
@@ -57,6 +57,8 @@ pub struct EditPlan {
     /// The batch this plan belongs to, if any.
     batch: Option<Arc<BatchScope>>,
     workspace: Arc<ProjectWorkspace>,
+    /// The project's mirror in the caller's client paths.
+    mirror: Mirror,
     files: BTreeMap<RelPath, PlannedFile>,
     /// Whether out-of-range positions are errors (true) or clamped (false).
     validate: bool,
@@ -176,14 +178,15 @@ impl EditPlan {
         caller: &Arc<Caller>,
         workspace: Arc<ProjectWorkspace>,
         batch: Option<&Arc<BatchScope>>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WorkspaceError> {
+        Ok(Self {
             caller: Arc::clone(caller),
             batch: batch.cloned(),
+            mirror: caller.mirror(&workspace)?,
             workspace,
             files: BTreeMap::new(),
             validate: true,
-        }
+        })
     }
 
     /// Clamp out-of-range positions instead of refusing them.
@@ -200,7 +203,7 @@ impl EditPlan {
 
     /// The client's path of a mirror path (for messages and results).
     fn client(&self, path: &MirrorPath) -> String {
-        self.caller.client_path(&self.workspace, path)
+        self.mirror.paths().to_client(path).as_str().to_owned()
     }
 
     /// A language server's `file://` URI (in the mirror) → the mirror path.
@@ -221,7 +224,7 @@ impl EditPlan {
     async fn load(&mut self, path: &MirrorPath) -> Result<&mut PlannedFile, WorkspaceError> {
         let rel = path.rel().clone();
         if !self.files.contains_key(&rel) {
-            let original = match self.workspace.mirror.read(path).await {
+            let original = match self.mirror.read(path).await {
                 Ok(bytes) => {
                     let hash = ContentHash::of(&bytes);
                     Some((bytes, hash))
@@ -366,7 +369,7 @@ impl EditPlan {
                 )));
             }
             for rel in under {
-                let p = self.workspace.mirror.paths().mirror_path(&rel);
+                let p = self.mirror.paths().mirror_path(&rel);
                 if let Some(file) = self.files.get_mut(&rel) {
                     file.current = None;
                 } else {
@@ -401,7 +404,7 @@ impl EditPlan {
                     self.client(from)
                 )));
             }
-            let paths = self.workspace.mirror.paths().clone();
+            let paths = self.mirror.paths().clone();
             for rel in under {
                 let suffix = &rel.as_str()[from.rel().as_str().len()..];
                 let target = RelPath::parse(&format!("{}{suffix}", to.rel().as_str()))
@@ -443,7 +446,7 @@ impl EditPlan {
     pub fn mirror_path(&self, rel: &str) -> Result<MirrorPath, WorkspaceError> {
         let rel =
             RelPath::parse(rel).map_err(|e| WorkspaceError::InvalidArguments(e.to_string()))?;
-        Ok(self.workspace.mirror.paths().mirror_path(&rel))
+        Ok(self.mirror.paths().mirror_path(&rel))
     }
 
     /// [`EditPlan::text`] by project-relative path.
@@ -594,7 +597,7 @@ impl EditPlan {
             let from = file
                 .moved_from
                 .as_ref()
-                .map(|rel| self.client(&self.workspace.mirror.paths().mirror_path(rel)));
+                .map(|rel| self.client(&self.mirror.paths().mirror_path(rel)));
             let content = match action {
                 "create" => file
                     .current
@@ -615,7 +618,7 @@ impl EditPlan {
 
     /// The write-back for this plan, in the mirror's client paths.
     fn write_back(&self) -> Result<WriteBack, WorkspaceError> {
-        let paths = self.workspace.mirror.paths();
+        let paths = self.mirror.paths();
         // Pure moves (the target is new and holds exactly the source's content) become one
         // rename on the client: atomic, and it keeps the file's permissions.
         let pure_moves: BTreeMap<&RelPath, (&RelPath, &ContentHash)> = self
@@ -666,9 +669,9 @@ impl EditPlan {
         }
         self.caller.require(codeflow_session::Right::FileWrite)?;
         let write_back = self.write_back()?;
-        let client = self.caller.client(&self.workspace);
+        let client = self.caller.client();
         write_back
-            .apply_and_mirror(&client, &self.workspace.mirror)
+            .apply_and_mirror(&client, &self.mirror)
             .await
             .map_err(|e| self.write_error(e))?;
         if let Some(scope) = &scope {
@@ -695,22 +698,14 @@ impl EditPlan {
     }
 
     fn write_error(&self, e: FileError) -> WorkspaceError {
-        write_error(&self.caller, &self.workspace, e)
+        write_error(e)
     }
 }
 
 /// A write-back failure in the client's paths, saying what was (not) written.
-pub(crate) fn write_error(
-    caller: &Caller,
-    workspace: &ProjectWorkspace,
-    e: FileError,
-) -> WorkspaceError {
-    let client_path = |p: &str| {
-        ClientPath::parse(p)
-            .ok()
-            .and_then(|c| workspace.mirror.paths().to_mirror(&c).ok())
-            .map_or_else(|| p.to_owned(), |m| caller.client_path(workspace, &m))
-    };
+/// (Write-backs are made in the caller's own paths, so the error's paths are already its.)
+pub(crate) fn write_error(e: FileError) -> WorkspaceError {
+    let client_path = |p: &str| p.to_owned();
     match e {
         FileError::Conflict { path, actual } => WorkspaceError::failed(format!(
             "conflict: {} {} since CodeFlow computed this edit; nothing was written",

@@ -187,11 +187,11 @@ pub async fn sync_manifest(
             )
         })?;
     let workspace = caller.workspace().await.map_err(workspace_error)?;
-    let mirror = &workspace.mirror;
+    let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
         .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
-    let client = caller.client(&workspace);
+    let client = caller.client();
     let project = caller.project.to_string();
     let started = std::time::Instant::now();
     let report = mirror
@@ -263,19 +263,16 @@ pub async fn sync_manifest(
 /// servers.
 pub async fn file_changed(caller: &Caller, params: Option<Value>) -> Result<(), ErrorObject> {
     let workspace = caller.workspace().await.map_err(workspace_error)?;
-    let params = match caller.rebase_in(&workspace) {
-        Some(r) => r.params(params.unwrap_or(Value::Null)),
-        None => params.unwrap_or(Value::Null),
-    };
-    let change: FileChanged = serde_json::from_value(params).map_err(|e| {
-        ErrorObject::new(
-            codes::INVALID_PARAMS,
-            format!("invalid server/fileChanged params: {e}"),
-        )
-    })?;
+    let mirror = caller.mirror(&workspace).map_err(workspace_error)?;
+    let change: FileChanged =
+        serde_json::from_value(params.unwrap_or(Value::Null)).map_err(|e| {
+            ErrorObject::new(
+                codes::INVALID_PARAMS,
+                format!("invalid server/fileChanged params: {e}"),
+            )
+        })?;
     let path = ClientPath::parse(&change.path).map_err(|e| file_error(&e))?;
-    let mirror_path = workspace
-        .mirror
+    let mirror_path = mirror
         .paths()
         .to_mirror(&path)
         .map_err(|e| file_error(&e))?;
@@ -284,14 +281,13 @@ pub async fn file_changed(caller: &Caller, params: Option<Value>) -> Result<(), 
         ChangeType::Changed => FileChangeType::CHANGED,
         ChangeType::Deleted => FileChangeType::DELETED,
     };
-    let client = caller.client(&workspace);
+    let client = caller.client();
     let event = json!({
-        "path": caller.client_path(&workspace, &mirror_path),
+        "path": path.as_str(),
         "changeType": change.change_type,
         "hash": change.hash,
     });
-    workspace
-        .mirror
+    mirror
         .apply_change(change, &client)
         .await
         .map_err(|e| file_error(&e))?;

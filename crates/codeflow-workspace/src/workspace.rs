@@ -85,7 +85,7 @@ impl Workspaces {
 
     /// The workspace of `project`, opening it on first use. `client_root` is the root of the
     /// session asking; the mirror keeps the root of the session that opened it, and other
-    /// sessions' paths are rebased onto it (see [`crate::session_client::Rebase`]).
+    /// sessions see it through their own roots (see [`crate::Caller::mirror`]).
     pub async fn open(
         &self,
         project: &ProjectId,

@@ -92,7 +92,7 @@ impl Tool for ApplyWorkspaceEdit {
                     "changes is empty: give at least one file with edits".to_owned(),
                 ));
             }
-            let mut plan = ctx.edit_plan(ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             if !args.validate_before_apply {
                 plan = plan.lenient();
             }

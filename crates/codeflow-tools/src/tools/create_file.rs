@@ -59,7 +59,7 @@ impl Tool for CreateFile {
             let args: Args = parse_args(args)?;
             let file = ctx.resolve(&args.file_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = ctx.edit_plan(workspace.clone());
+            let mut plan = ctx.edit_plan(workspace.clone())?;
             let existed = plan.exists(&file.mirror).await?;
             plan.create(
                 &file.mirror,

@@ -58,7 +58,7 @@ impl Tool for DeleteFile {
             let args: Args = parse_args(args)?;
             let file = ctx.resolve(&args.file_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = ctx.edit_plan(workspace.clone());
+            let mut plan = ctx.edit_plan(workspace.clone())?;
             if !plan.exists(&file.mirror).await? {
                 return Err(ToolError::failed(format!("{} does not exist", file.client)));
             }

@@ -64,7 +64,7 @@ impl Tool for FixImports {
             let now = ctx.resolve(&args.file_path).await?;
             let old = ctx.resolve(&args.old_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = ctx.edit_plan(workspace);
+            let mut plan = ctx.edit_plan(workspace)?;
             if !plan.exists(&now.mirror).await? {
                 return Err(ToolError::failed(format!("{} does not exist", now.client)));
             }

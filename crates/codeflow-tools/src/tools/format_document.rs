@@ -124,7 +124,7 @@ impl Tool for FormatDocument {
                 .await
                 .map_err(ToolError::from_lsp)?
                 .unwrap_or_default();
-            let mut plan = ctx.edit_plan(ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.text_edits(&doc.file.mirror, edits).await?;
             let outcome = plan.commit(args.dry_run).await?;
             Ok(outcome.report(

@@ -99,7 +99,7 @@ impl Tool for OrganizeImports {
                     "language server {server} answered source.organizeImports with a command only, which CodeFlow cannot apply"
                 )));
             };
-            let mut plan = ctx.edit_plan(ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.workspace_edit(edit).await?;
             let outcome = plan.commit(args.dry_run).await?;
             Ok(outcome.report(

@@ -90,7 +90,7 @@ pub(crate) async fn move_paths(
     dry_run: bool,
 ) -> Result<ToolOutput, ToolError> {
     let workspace = ctx.workspace().await?;
-    let mut plan = ctx.edit_plan(workspace.clone());
+    let mut plan = ctx.edit_plan(workspace.clone())?;
     let files = plan.project_files();
     let from_rel = from.mirror.rel().as_str().to_owned();
     let to_rel = to.mirror.rel().as_str().to_owned();

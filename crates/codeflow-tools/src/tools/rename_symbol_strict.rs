@@ -95,7 +95,7 @@ pub(crate) async fn rename_at(
             "new_name must not be empty".to_owned(),
         ));
     }
-    let mut plan = ctx.edit_plan(ctx.workspace().await?);
+    let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
     open_mentioning_files(&mut plan, doc, position).await?;
     let edit = doc
         .server

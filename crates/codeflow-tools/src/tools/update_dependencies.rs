@@ -319,7 +319,7 @@ impl Tool for UpdateDependencies {
                 ));
             }
             let file = ctx.resolve(&args.file_path).await?;
-            let mut plan = ctx.edit_plan(ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             let Some(text) = plan.text(&file.mirror).await? else {
                 return Err(ToolError::failed(format!("{} does not exist", file.client))
                     .with_suggestion("check the path; create the manifest first (create_file)"));

@@ -17,9 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use codeflow_file_stream::{
-    ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig,
-};
+use codeflow_file_stream::{ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, PoolConfig};
 use codeflow_session::{ClientRoot, Grant, ProjectId};
 use codeflow_tools::{Catalogue, ServerServices, ToolContext, ToolError, ToolOutput};
@@ -85,7 +83,7 @@ impl Fixture {
             WorkspaceConfig {
                 data_dir: data.path().to_path_buf(),
                 mirror: MirrorConfig {
-                    limits: limits.clone(),
+                    limits,
                     ..Default::default()
                 },
                 shared: HashMap::new(),
@@ -93,7 +91,7 @@ impl Fixture {
             },
             LspPool::new(PoolConfig::default()),
         ));
-        let files = Arc::new(FileServer::new(&root, limits.clone()).unwrap());
+        let files = Arc::new(FileServer::new(&root, limits).unwrap());
         let caller = Arc::new(Caller::local(
             format!("test-{name}"),
             ProjectId::parse(name).unwrap(),
@@ -164,12 +162,12 @@ impl Fixture {
         let root = self.root.to_string_lossy();
         match value {
             Value::String(s) => Value::String(s.replace("$ROOT", &root)),
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.expand(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, self.expand(v)))
-                    .collect(),
-            ),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.expand(v)).collect())
+            }
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, self.expand(v))).collect())
+            }
             other => other,
         }
     }
@@ -177,8 +175,8 @@ impl Fixture {
 
 /// Whether `value` is valid against the JSON Schema `schema`; the first problem otherwise.
 pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
-    let validator =
-        jsonschema::validator_for(schema).map_err(|e| format!("the schema itself is invalid: {e}"))?;
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| format!("the schema itself is invalid: {e}"))?;
     match validator.iter_errors(value).next() {
         None => Ok(()),
         Some(e) => Err(format!("at {}: {e}", e.instance_path())),
