@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::Resolved;
 use crate::files::LocalFiles;
+use crate::serving::{Served, Serving};
 use crate::stdio::{self, FromAgent};
 use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
 
@@ -37,6 +38,8 @@ struct Relay {
     initialized: bool,
     tools_cache: Option<Value>,
     files: LocalFiles,
+    /// The server's `client/*` requests being served, and answers to re-sent ones.
+    serving: Serving,
     /// The server has been sent a manifest for the current session: file changes flow.
     live: bool,
     syncs: u64,
@@ -86,6 +89,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         initialize_id: None,
         initialized: false,
         tools_cache: None,
+        serving: Serving::new(files.file_server()),
         files,
         live: false,
         syncs: 0,
@@ -110,6 +114,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
                 relay.send_change(change);
             }
             () = flush_done(&mut relay.flushing) => relay.flush_completed().await,
+            served = relay.serving.next() => relay.answer_served(served).await,
             _ = ticker.tick() => relay.expire_waiting().await,
         }
     }
@@ -176,6 +181,10 @@ impl Relay {
             return;
         };
         tracing::info!(?kind, "connected to {}", self.target.server);
+        if kind != Reestablished::Resumed {
+            // Another session: its request ids start over.
+            self.serving.new_session();
+        }
         if kind == Reestablished::Fresh {
             // The old session is gone with whatever it was doing; its calls cannot be answered.
             // (Running them again on the new session could run a write twice.)
@@ -511,8 +520,8 @@ impl Relay {
     async fn on_server_message(&mut self, message: Message) {
         match message {
             Message::Request { id, method, params } if method.starts_with("client/") => {
-                if let Some((outbound, _)) = &self.upstream {
-                    self.files.serve(outbound.clone(), id, method, params);
+                if let Some(text) = self.serving.request(id, method, params) {
+                    self.send_answer(text).await;
                 }
             }
             Message::Response { ref id, ref result } if is_own(id) => {
@@ -556,6 +565,22 @@ impl Relay {
                 self.to_agent(message).await;
             }
             other => self.to_agent(other).await,
+        }
+    }
+}
+
+impl Relay {
+    /// A `client/*` request was served: its answer goes to the connection up now (if none is,
+    /// the server sends the request again on resume and gets the answer from memory).
+    async fn answer_served(&mut self, served: Served) {
+        if let Some(text) = self.serving.finished(served) {
+            self.send_answer(text).await;
+        }
+    }
+
+    async fn send_answer(&self, text: String) {
+        if let Some((outbound, _)) = &self.upstream {
+            let _ = outbound.send_text_wait(text).await;
         }
     }
 }
