@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use codeflow_e2e::channels::TEST_ENV;
-use codeflow_e2e::{Relay, Server, TcpProxy, Trip};
+use codeflow_e2e::{Relay, Server, TcpProxy, Trip, metrics};
 use serde_json::{Value, json};
 
 /// The file the write tool creates, and its content.
@@ -32,7 +32,7 @@ async fn session_id(relay: &Relay) -> String {
 }
 
 /// One of the calls beside the write: even ones count executions (answered once, run once),
-/// odd ones read the server's health.
+/// odd ones read `main.py`'s outline through the language server.
 async fn beside(relay: &Relay, i: u64) -> Value {
     if i.is_multiple_of(2) {
         relay
@@ -45,7 +45,7 @@ async fn beside(relay: &Relay, i: u64) -> Value {
         relay
             .call(
                 "tools/call",
-                json!({"name": "health_check", "arguments": {}}),
+                json!({"name": "get_document_symbols", "arguments": {"file_path": "main.py"}}),
             )
             .await
     }
@@ -57,7 +57,7 @@ async fn write_across_a_cut(trip: Trip, project: &str) {
     let dir = tempfile::tempdir().unwrap();
     let root: PathBuf = dir.path().canonicalize().unwrap();
     std::fs::create_dir_all(root.join("pkg")).unwrap();
-    std::fs::write(root.join("main.py"), "print('hello')\n").unwrap();
+    std::fs::write(root.join("main.py"), "def main():\n    print('hello')\n").unwrap();
     let relay = Relay::spawn(&proxy.url(), project, &root, &[]);
     relay.initialize().await;
     let before = session_id(&relay).await;
@@ -115,6 +115,11 @@ async fn write_across_a_cut(trip: Trip, project: &str) {
                 reply["result"]["structuredContent"]["executions"], 1,
                 "call {i} ran once: {reply}"
             );
+        } else {
+            assert_eq!(
+                reply["result"]["structuredContent"]["symbols"][0]["name"], "main",
+                "call {i}: {reply}"
+            );
         }
     }
     // No call got a second answer, even a while later.
@@ -147,6 +152,13 @@ async fn write_across_a_cut(trip: Trip, project: &str) {
         .join(project)
         .join(NEW_FILE);
     assert_eq!(std::fs::read_to_string(mirrored).unwrap(), CONTENT);
+    // It completed because the server sent the lost request again on the resumed connection.
+    let resent = metrics(server.port)
+        .await
+        .get("codeflow_resent_client_requests_total")
+        .copied()
+        .unwrap_or_default();
+    assert!(resent >= 1.0, "client/writeFile was sent again ({resent})");
 }
 
 /// The relay never saw the `client/writeFile`: the server sends it again on the resumed

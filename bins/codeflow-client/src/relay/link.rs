@@ -129,6 +129,19 @@ impl Link {
     }
 }
 
+impl Drop for Link {
+    /// A dial never outlives the link that started it.
+    fn drop(&mut self) {
+        if let State::Down {
+            dialing: Some(task),
+            ..
+        } = &self.state
+        {
+            task.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
