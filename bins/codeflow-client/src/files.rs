@@ -1,5 +1,6 @@
-//! This container's side of file streaming: serving the server's `client/*` requests from the
-//! project root (through the path jail), watching the root, and the manifest for syncs.
+//! This container's side of file streaming: the [`FileServer`] that answers the server's
+//! `client/*` requests from the project root (through the path jail; [`crate::serving`] runs
+//! them), watching the root, and the manifest for syncs.
 
 use std::path::{Path, PathBuf};
 

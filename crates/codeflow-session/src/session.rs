@@ -3,6 +3,9 @@
 //! The MCP service serving a session talks to the session, never to a socket. A socket
 //! *attaches* after the handshake and *detaches* when it drops; what the service sends while
 //! no socket is attached waits in a bounded backlog and is delivered when one attaches again.
+//! The session's own requests to the client (`client/*`) wait for their answers whatever
+//! happens to sockets: each attach sends every one still unanswered again (the client answers
+//! a re-sent id once), and each gives up after its own timeout.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
