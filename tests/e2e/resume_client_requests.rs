@@ -83,7 +83,9 @@ async fn write_across_a_cut(trip: Trip, project: &str) {
     };
     let others = futures::future::join_all((0..BESIDE).map(|i| beside(&relay, i)));
     let breaker = async {
-        proxy.tripped().await;
+        tokio::time::timeout(Duration::from_secs(20), proxy.tripped())
+            .await
+            .expect("the server sent client/writeFile through the proxy");
         let at = Instant::now();
         // Let the relay write (or not) and answer into the swallowing connection.
         tokio::time::sleep(Duration::from_millis(300)).await;

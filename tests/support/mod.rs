@@ -656,6 +656,8 @@ async fn pump(
     swallowing: Arc<Swallowing>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    // The end of the previous chunk, so a trip word split across two reads is still seen.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -665,7 +667,11 @@ async fn pump(
             let fired = {
                 let mut trip = control.trip.lock().unwrap();
                 let hit = trip.as_ref().is_some_and(|(word, _)| {
-                    buf[..n].windows(word.len()).any(|w| w == word.as_slice())
+                    tail.extend_from_slice(&buf[..n]);
+                    let seen = tail.windows(word.len()).any(|w| w == word.as_slice());
+                    let keep = tail.len().min(word.len());
+                    tail.drain(..tail.len() - keep);
+                    seen
                 });
                 if hit {
                     trip.take().map(|(_, t)| t)
