@@ -15,7 +15,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = FileServer::new(&root, limits)?;
     let data = tempfile::tempdir()?;
-    let mirror = Mirror::open(data.path(), "example", &root_str).await?;
+    let mirror = Mirror::open(
+        data.path(),
+        &codeflow_types::ProjectId::parse("example").expect("project id"),
+        &root_str,
+    )
+    .await?;
     let report = mirror
         .sync(&manifest, &client, &|p| {
             if p.done_files % 100 == 0 || p.done_files == p.total_files {

@@ -23,50 +23,8 @@ use crate::paths::RelPath;
 /// Lexical checks on a raw path string from the other side; returns its components
 /// (`/`-separated, empty and `.` components dropped).
 pub(crate) fn check_raw<'a>(raw: &'a str, limits: &Limits) -> Result<Vec<&'a str>, FileError> {
-    if raw.len() > limits.max_path_len {
-        return Err(FileError::rejected(format!(
-            "path is {} bytes, over the limit of {}",
-            raw.len(),
-            limits.max_path_len
-        )));
-    }
-    if let Some(c) = raw.chars().find(|c| c.is_control()) {
-        return Err(FileError::rejected(format!(
-            "path contains the control character U+{:04X}",
-            u32::from(c)
-        )));
-    }
-    if raw.contains('\\') {
-        return Err(FileError::rejected(
-            "path contains a backslash; use `/` as the separator",
-        ));
-    }
-    let lower = raw.to_ascii_lowercase();
-    for bad in ["%2e", "%2f", "%5c", "%00", "%25", "%c0", "%c1"] {
-        if lower.contains(bad) {
-            return Err(FileError::rejected(format!(
-                "path contains the percent-encoded sequence `{bad}`"
-            )));
-        }
-    }
-    let mut parts = Vec::new();
-    for part in raw.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(FileError::rejected("path contains a `..` component")),
-            name => {
-                if name.len() > limits.max_name_len {
-                    return Err(FileError::rejected(format!(
-                        "a path component is {} bytes, over the limit of {}",
-                        name.len(),
-                        limits.max_name_len
-                    )));
-                }
-                parts.push(name);
-            }
-        }
-    }
-    Ok(parts)
+    codeflow_types::path_text::components(raw, limits.max_path_len, limits.max_name_len)
+        .map_err(FileError::rejected)
 }
 
 /// A directory on this machine that paths must stay inside, symlinks included.

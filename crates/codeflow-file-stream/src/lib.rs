@@ -42,7 +42,7 @@
 //! #   params: codeflow_file_stream::protocol::SyncManifestParams,
 //! #   change: codeflow_file_stream::FileChanged) -> Result<(), codeflow_file_stream::FileError> {
 //! use codeflow_file_stream::{Expect, Limits, Manifest, Mirror, WriteBack};
-//! let mirror = Mirror::open("./.codeflow".as_ref(), "my-project", "/app").await?;
+//! let mirror = Mirror::open("./.codeflow".as_ref(), &codeflow_types::ProjectId::parse("my-project").expect("a valid id"), "/app").await?;
 //! let manifest = Manifest::from_params(params, &Limits::default())?;
 //! let answer = mirror.plan(&manifest).to_result(); // the `server/syncManifest` result
 //! mirror.sync(&manifest, client, &|p| tracing::info!(?p, "sync")).await?;
@@ -99,7 +99,6 @@ pub use limits::Limits;
 pub use manifest::Manifest;
 pub use mirror::{
     ChangeOutcome, Mirror, MirrorConfig, PathMark, SyncPlan, SyncProgress, SyncReport,
-    check_project_id,
 };
 pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
 pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};

@@ -31,6 +31,7 @@ use crate::paths::{ClientPath, MirrorPath, PathMap, RelPath};
 use crate::protocol::{
     ChangeType, ContentHash, Encoding, FileChanged, LineEdit, SyncManifestResult, decode_content,
 };
+use codeflow_types::ProjectId;
 
 /// Tuning of a [`Mirror`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,28 +171,11 @@ pub struct Mirror {
 
 #[derive(Debug)]
 struct Inner {
-    project: String,
+    project: ProjectId,
     jail: Jail,
     shared: bool,
     config: MirrorConfig,
     state: Mutex<State>,
-}
-
-/// Checks a project id: `[A-Za-z0-9._-]{1,64}`, not `.` or `..`.
-pub fn check_project_id(id: &str) -> Result<(), FileError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        && id != "."
-        && id != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(FileError::rejected(format!(
-            "project id `{id}` must match [A-Za-z0-9._-]{{1,64}}"
-        )))
-    }
 }
 
 impl Mirror {
@@ -199,7 +183,7 @@ impl Mirror {
     /// client whose project root is `client_root`, and indexes what it already holds.
     pub async fn open(
         data_dir: &Path,
-        project_id: &str,
+        project_id: &ProjectId,
         client_root: &str,
     ) -> Result<Self, FileError> {
         Self::open_with(data_dir, project_id, client_root, MirrorConfig::default()).await
@@ -208,14 +192,13 @@ impl Mirror {
     /// [`Mirror::open`] with explicit tuning.
     pub async fn open_with(
         data_dir: &Path,
-        project_id: &str,
+        project_id: &ProjectId,
         client_root: &str,
         config: MirrorConfig,
     ) -> Result<Self, FileError> {
-        check_project_id(project_id)?;
-        let dir = data_dir.join("mirrors").join(project_id);
+        let dir = data_dir.join("mirrors").join(project_id.as_str());
         let client_root = client_root.to_owned();
-        let project = project_id.to_owned();
+        let project = project_id.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| FileError::io(&dir.display().to_string(), &e))?;
@@ -232,16 +215,15 @@ impl Mirror {
     /// Nothing is fetched or written; [`Mirror::paths`] translates, [`Mirror::read`] reads
     /// `server_root` through the jail.
     pub fn shared(
-        project_id: &str,
+        project_id: &ProjectId,
         client_root: &str,
         server_root: &Path,
         config: MirrorConfig,
     ) -> Result<Self, FileError> {
-        check_project_id(project_id)?;
         let jail = Jail::new(server_root)?;
         let paths = PathMap::new(client_root, jail.canonical_root())?;
         Ok(Mirror::build(
-            project_id.to_owned(),
+            project_id.clone(),
             paths,
             jail,
             true,
@@ -251,7 +233,7 @@ impl Mirror {
     }
 
     fn build(
-        project: String,
+        project: ProjectId,
         paths: PathMap,
         jail: Jail,
         shared: bool,
@@ -275,7 +257,7 @@ impl Mirror {
         }
     }
 
-    pub fn project(&self) -> &str {
+    pub fn project(&self) -> &ProjectId {
         &self.inner.project
     }
 

@@ -165,7 +165,12 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
     let data = base.path().join("data");
     std::fs::create_dir_all(&data)?;
     let client = FileServer::new(&client_root, Limits::default())?;
-    let mirror = Mirror::open(&data, "jailed", &client_root).await?;
+    let mirror = Mirror::open(
+        &data,
+        &codeflow_types::ProjectId::parse("jailed").expect("project id"),
+        &client_root,
+    )
+    .await?;
     let mirror_root = root_str(mirror.root());
     // The mirror itself gets escaping symlinks too (a language server or a Claude run in the
     // mirror could create them).

@@ -45,7 +45,12 @@ impl Harness {
         let server =
             FileServer::new(&root, Limits::default())?.reporting_to(watcher.write_notices());
         let files = server.clone();
-        let mirror = Mirror::open(data.path(), "live", &root).await?;
+        let mirror = Mirror::open(
+            data.path(),
+            &codeflow_types::ProjectId::parse("live").expect("project id"),
+            &root,
+        )
+        .await?;
         mirror.sync(watcher.manifest(), &server, &|_| {}).await?;
 
         let (ack_tx, acks) = mpsc::channel(1);
@@ -254,7 +259,12 @@ async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> 
     write(client.path(), "src/long.txt", lines.as_bytes());
     let root = root_str(client.path());
     let server = FileServer::new(&root, Limits::default())?;
-    let mirror = Mirror::open(data.path(), "delta", &root).await?;
+    let mirror = Mirror::open(
+        data.path(),
+        &codeflow_types::ProjectId::parse("delta").expect("project id"),
+        &root,
+    )
+    .await?;
     let filter = codeflow_file_stream::FileFilter::new(
         client.path(),
         codeflow_file_stream::ExcludeConfig::default(),

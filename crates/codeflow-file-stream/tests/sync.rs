@@ -36,7 +36,13 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
         fetch_concurrency: 4,
         ..MirrorConfig::default()
     };
-    let mirror = Mirror::open_with(data.path(), "demo", &root, config).await?;
+    let mirror = Mirror::open_with(
+        data.path(),
+        &codeflow_types::ProjectId::parse("demo").expect("project id"),
+        &root,
+        config,
+    )
+    .await?;
     let progress = Mutex::new(Vec::new());
     let report = mirror
         .sync(&manifest, server.as_ref(), &|p| {
@@ -120,7 +126,12 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
 
     // A reopened mirror (server restart) indexes its disk and still fetches nothing.
     drop(mirror);
-    let reopened = Mirror::open(data.path(), "demo", &root).await?;
+    let reopened = Mirror::open(
+        data.path(),
+        &codeflow_types::ProjectId::parse("demo").expect("project id"),
+        &root,
+    )
+    .await?;
     server.clear();
     let after_restart = reopened.sync(&manifest, server.as_ref(), &|_| {}).await?;
     assert!(after_restart.fetched.is_empty());
@@ -176,7 +187,13 @@ async fn limits_are_enforced_with_clear_errors() -> TestResult {
         },
         ..MirrorConfig::default()
     };
-    let mirror = Mirror::open_with(data.path(), "p", &root, tight).await?;
+    let mirror = Mirror::open_with(
+        data.path(),
+        &codeflow_types::ProjectId::parse("p").expect("project id"),
+        &root,
+        tight,
+    )
+    .await?;
     let full = Manifest::scan(client.path(), &filter, &Limits::default())?;
     let err = mirror.sync(&full, &server, &|_| {}).await;
     assert!(matches!(
@@ -191,7 +208,7 @@ async fn shared_mode_translates_and_streams_nothing() -> TestResult {
     let server_side = temp();
     fixture(server_side.path());
     let mirror = Mirror::shared(
-        "shared",
+        &codeflow_types::ProjectId::parse("shared").expect("project id"),
         "/workspace",
         server_side.path(),
         MirrorConfig::default(),
@@ -233,7 +250,13 @@ async fn sync_fixture(
         fetch_concurrency,
         ..MirrorConfig::default()
     };
-    let mirror = Mirror::open_with(data.path(), "demo", &root, config).await?;
+    let mirror = Mirror::open_with(
+        data.path(),
+        &codeflow_types::ProjectId::parse("demo").expect("project id"),
+        &root,
+        config,
+    )
+    .await?;
     let report = mirror.sync(&manifest, server, &|_| {}).await?;
     assert_eq!(report.fetched.len(), manifest.len());
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);

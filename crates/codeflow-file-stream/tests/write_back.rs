@@ -182,7 +182,12 @@ async fn a_successful_write_back_updates_client_and_mirror() -> TestResult {
     let filter = codeflow_file_stream::FileFilter::new(client.path(), Default::default())?;
     let manifest =
         codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
-    let mirror = Mirror::open(data.path(), "wb", &root).await?;
+    let mirror = Mirror::open(
+        data.path(),
+        &codeflow_types::ProjectId::parse("wb").expect("project id"),
+        &root,
+    )
+    .await?;
     mirror.sync(&manifest, &fs, &|_| {}).await?;
     let p = |rel: &str| ClientPath::parse(&format!("{root}/{rel}"));
     let long2 = long.replace("row 100\n", "row one hundred\n");
@@ -301,7 +306,12 @@ async fn echo_first(
     let filter = codeflow_file_stream::FileFilter::new(client.path(), Default::default())?;
     let manifest =
         codeflow_file_stream::Manifest::scan(client.path(), &filter, &Limits::default())?;
-    let mirror = Mirror::open(data.path(), "echo", &root).await?;
+    let mirror = Mirror::open(
+        data.path(),
+        &codeflow_types::ProjectId::parse("echo").expect("project id"),
+        &root,
+    )
+    .await?;
     mirror.sync(&manifest, &fs, &|_| {}).await?;
     let client_files = EchoFirst {
         inner: fs,

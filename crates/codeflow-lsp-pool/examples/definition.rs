@@ -23,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let character: u32 = args.next().ok_or(usage)?.parse()?;
 
     let pool = LspPool::new(PoolConfig::default());
-    let lease = pool.lease(ProjectKey::new("example", &root));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("example").expect("project id"),
+        &root,
+    ));
     let server = lease.server_for_file(&file).await?;
     server.sync_document(&file, std::fs::read_to_string(root.join(&file))?)?;
     let answer = server

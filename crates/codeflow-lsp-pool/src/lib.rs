@@ -10,7 +10,7 @@
 //! use lsp_types::request::GotoDefinition;
 //! # async fn demo() -> Result<(), codeflow_lsp_pool::LspError> {
 //! let pool = LspPool::new(PoolConfig::default());
-//! let lease = pool.lease(ProjectKey::new("demo", "/srv/mirrors/demo"));
+//! let lease = pool.lease(ProjectKey::new(codeflow_types::ProjectId::parse("demo").expect("a valid id"), "/srv/mirrors/demo"));
 //! let server = lease.server_for_file("src/app.py").await?;
 //! server.sync_document("src/app.py", std::fs::read_to_string("/srv/mirrors/demo/src/app.py").unwrap_or_default())?;
 //! let uri = server.uri_for("src/app.py")?;

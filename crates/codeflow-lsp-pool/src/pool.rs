@@ -1,6 +1,7 @@
 //! The pool: managed servers keyed by (project, server id), leases that keep a project warm,
 //! and the reaper that stops idle servers.
 
+use codeflow_types::ProjectId;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,16 +25,16 @@ use crate::status::ServerStatus;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProjectKey {
     /// Project id.
-    pub id: String,
+    pub id: ProjectId,
     /// Absolute path of the project's directory (the mirror).
     pub root: PathBuf,
 }
 
 impl ProjectKey {
     /// Build a key.
-    pub fn new(id: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+    pub fn new(id: ProjectId, root: impl Into<PathBuf>) -> Self {
         Self {
-            id: id.into(),
+            id,
             root: root.into(),
         }
     }
@@ -146,12 +147,14 @@ impl LspPool {
         // Canonical roots give the same URIs the servers produce (e.g. through symlinked /tmp).
         let root = std::fs::canonicalize(&key.root).unwrap_or(key.root);
         let mut projects = self.inner.projects.lock();
-        let project = projects.entry(key.id.clone()).or_insert_with(|| Project {
-            root: root.clone(),
-            leases: 0,
-            idle_since: None,
-            servers: HashMap::new(),
-        });
+        let project = projects
+            .entry(key.id.to_string())
+            .or_insert_with(|| Project {
+                root: root.clone(),
+                leases: 0,
+                idle_since: None,
+                servers: HashMap::new(),
+            });
         if project.root != root {
             tracing::info!(project = %key.id, old = ?project.root, new = ?root, "project root changed; retiring its servers");
             self.inner
@@ -164,7 +167,7 @@ impl LspPool {
         project.idle_since = None;
         ProjectLease {
             pool: self.clone(),
-            project: key.id,
+            project: key.id.to_string(),
             root,
         }
     }

@@ -85,7 +85,10 @@ struct Served {
 async fn serve(fixture: &str, key: &str, file: &str, starts: &str) -> Served {
     let dir = project(fixture);
     let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new(key, dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse(key).expect("project id"),
+        dir.path(),
+    ));
     let server = lease.server_for_file(file).await.expect(starts);
     let root = lease.root().to_path_buf();
     Served {

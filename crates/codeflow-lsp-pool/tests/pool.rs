@@ -110,13 +110,22 @@ async fn sessions_share_a_process_and_projects_do_not() {
     let a = project("python");
     let b = project("python");
     let pool = LspPool::new(config());
-    let lease1 = pool.lease(ProjectKey::new("a", a.path()));
-    let lease2 = pool.lease(ProjectKey::new("a", a.path()));
+    let lease1 = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("a").expect("project id"),
+        a.path(),
+    ));
+    let lease2 = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("a").expect("project id"),
+        a.path(),
+    ));
     let s1 = lease1.server_for_file("app.py").await.expect("start");
     let s2 = lease2.server_for_file("mathlib.py").await.expect("shared");
     assert_eq!(s1.pid(), s2.pid());
     assert!(s1.pid().is_some());
-    let lease_b = pool.lease(ProjectKey::new("b", b.path()));
+    let lease_b = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("b").expect("project id"),
+        b.path(),
+    ));
     let sb = lease_b.server_for_file("app.py").await.expect("start b");
     assert_ne!(s1.pid(), sb.pid());
 
@@ -160,7 +169,10 @@ async fn kill_9_with_50_requests_in_flight_all_answered_once() {
 
     let dir = project("python");
     let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("crash", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("crash").expect("project id"),
+        dir.path(),
+    ));
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
     // Warm up so the requests below are answered fast by a healthy server.
@@ -227,7 +239,10 @@ async fn idle_server_stops_and_next_request_starts_a_new_one() {
         idle_timeout: Duration::from_millis(300),
         ..config()
     });
-    let key = ProjectKey::new("idle", dir.path());
+    let key = ProjectKey::new(
+        codeflow_types::ProjectId::parse("idle").expect("project id"),
+        dir.path(),
+    );
     let lease = pool.lease(key.clone());
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
@@ -281,7 +296,10 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
     missing.install_hint = Some("pip install no-such-server".into());
     cfg.servers.insert("missing".into(), missing);
     let pool = LspPool::new(cfg);
-    let lease = pool.lease(ProjectKey::new("broken", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("broken").expect("project id"),
+        dir.path(),
+    ));
 
     let err = lease
         .server_for_file("a.silent")
@@ -360,7 +378,10 @@ async fn broken_servers_give_clear_errors_and_the_pool_stays_healthy() {
 async fn restart_and_document_sync_and_diagnostics() {
     let dir = project("python");
     let pool = LspPool::new(config());
-    let lease = pool.lease(ProjectKey::new("sync", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("sync").expect("project id"),
+        dir.path(),
+    ));
     let server = lease.server_for_file("app.py").await.expect("start");
     let (uri, text) = open(&server, lease.root(), "app.py");
     assert_eq!(
@@ -443,7 +464,10 @@ async fn server_requests_are_answered_and_dropped_requests_cancelled() {
     cfg.servers.insert("scripted".into(), scripted);
     let pool = LspPool::new(cfg);
     pool.set_apply_edit_handler(Some(Arc::new(ApproveAll)));
-    let lease = pool.lease(ProjectKey::new("proto", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("proto").expect("project id"),
+        dir.path(),
+    ));
     let server = lease.server_for_file("x.fake").await.expect("start");
 
     // Timed out: answered with Timeout, and the server is told to cancel.
@@ -546,7 +570,10 @@ async fn crash_loop_gives_up_and_reports_it() {
         .insert("SCRIPTED_CRASH_AFTER_INIT".into(), "1".into());
     cfg.servers.insert("crasher".into(), crasher);
     let pool = LspPool::new(cfg);
-    let lease = pool.lease(ProjectKey::new("loop", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("loop").expect("project id"),
+        dir.path(),
+    ));
     let outcome = match lease.server_for_file("x.crash").await {
         Err(e) => Err(e),
         Ok(server) => {
@@ -602,7 +629,10 @@ async fn a_command_interrupted_by_a_crash_is_not_run_twice() {
         .insert("SCRIPTED_LOG".into(), log.to_string_lossy().into_owned());
     cfg.servers.insert("actor".into(), actor);
     let pool = LspPool::new(cfg);
-    let lease = pool.lease(ProjectKey::new("acts", dir.path()));
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("acts").expect("project id"),
+        dir.path(),
+    ));
     let server = lease.server_for_file("x.act").await.expect("start");
 
     // The server acts, then dies before answering: the caller hears so, and the command is

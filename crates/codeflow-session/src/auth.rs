@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::project::ProjectId;
+use codeflow_types::ProjectId;
 
 /// A right a token can grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,8 +23,8 @@ use codeflow_transport::Message;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::project::ProjectId;
 use crate::session::Session;
+use codeflow_types::ProjectId;
 
 /// The channels every project has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,7 +4,7 @@
 use codeflow_transport::{ErrorObject, codes};
 use serde_json::{Map, Value, json};
 
-use crate::project::{ClientRoot, ProjectId};
+use codeflow_types::{ClientRoot, ProjectId};
 
 /// The newest MCP version CodeFlow negotiates on a WebSocket session. The stateless 2026-07-28
 /// revision forbids the server→client requests that file streaming needs.

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Grant, Right};
 use crate::channels::{Channel, ChannelHandle, Channels, Publication, Recovery};
 use crate::memory::{self, Admission, RequestMemory};
-use crate::project::{ClientRoot, ProjectId};
 use crate::registry::SessionRegistry;
+use codeflow_types::{ClientRoot, ProjectId};
 
 /// Messages kept for a detached session before it is given up. Past this the client could not
 /// be given a faithful history, so the session is closed rather than silently dropping replies.
@@ -571,7 +571,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::project::{ClientRoot, ProjectId};
+    use codeflow_types::{ClientRoot, ProjectId};
 
     /// An in-memory WebSocket: frames the session sends come out of the receiver kept by the
     /// test; nothing ever arrives.

@@ -96,16 +96,13 @@ impl Workspaces {
             return Ok(existing);
         }
         let mirror = match self.config.shared.get(project.as_str()) {
-            Some(server_root) => Mirror::shared(
-                project.as_str(),
-                client_root,
-                server_root,
-                self.config.mirror,
-            ),
+            Some(server_root) => {
+                Mirror::shared(project, client_root, server_root, self.config.mirror)
+            }
             None => {
                 Mirror::open_with(
                     &self.config.data_dir,
-                    project.as_str(),
+                    project,
                     client_root,
                     self.config.mirror,
                 )
@@ -119,7 +116,7 @@ impl Workspaces {
         })?;
         let lease = self
             .pool
-            .lease(ProjectKey::new(project.as_str(), mirror.root()));
+            .lease(ProjectKey::new(project.clone(), mirror.root()));
         let workspace = Arc::new(ProjectWorkspace {
             project: project.clone(),
             mirror,

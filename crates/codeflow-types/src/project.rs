@@ -20,8 +20,12 @@ pub enum ProjectError {
         "projectRoot `{0}` must be an absolute path (the project's directory in the client's container)"
     )]
     RootNotAbsolute(String),
-    #[error("projectRoot is too long or contains a NUL byte")]
-    BadRoot,
+    #[error(
+        "projectRoot `{0}` is a Windows path; CodeFlow's relay serves POSIX paths: run codeflow-client inside WSL or the dev container, where the project has a path like /workspace/app"
+    )]
+    RootNotPosix(String),
+    #[error("projectRoot `{0}` is not a usable path: {1}")]
+    BadRoot(String, String),
 }
 
 impl ProjectId {
@@ -57,26 +61,19 @@ pub struct ClientRoot(String);
 
 impl ClientRoot {
     pub fn parse(root: &str) -> Result<Self, ProjectError> {
-        if root.len() > 4096 || root.contains('\0') {
-            return Err(ProjectError::BadRoot);
+        let shown = || root.chars().take(200).collect::<String>();
+        // Bytes, not string slices: a root may start with a multi-byte character.
+        let windows_drive = matches!(root.as_bytes(), [d, b':', ..] if d.is_ascii_alphabetic())
+            || root.starts_with("\\\\");
+        if windows_drive {
+            return Err(ProjectError::RootNotPosix(shown()));
         }
-        let windows_drive = root.len() >= 3
-            && root.as_bytes()[0].is_ascii_alphabetic()
-            && &root[1..2] == ":"
-            && matches!(&root[2..3], "\\" | "/");
-        if !(root.starts_with('/') || windows_drive) {
-            return Err(ProjectError::RootNotAbsolute(
-                root.chars().take(200).collect(),
-            ));
+        if !root.starts_with('/') {
+            return Err(ProjectError::RootNotAbsolute(shown()));
         }
-        let trimmed = if root.len() > 1 {
-            root.trim_end_matches(['/', '\\'])
-        } else {
-            root
-        };
-        Ok(Self(
-            if trimmed.is_empty() { "/" } else { trimmed }.to_owned(),
-        ))
+        let parts = crate::path_text::components(root, 4096, 255)
+            .map_err(|why| ProjectError::BadRoot(shown(), why))?;
+        Ok(Self(format!("/{}", parts.join("/"))))
     }
 
     pub fn as_str(&self) -> &str {
@@ -112,8 +109,22 @@ mod tests {
     fn roots() {
         assert_eq!(ClientRoot::parse("/app/").map(|r| r.0), Ok("/app".into()));
         assert_eq!(ClientRoot::parse("/").map(|r| r.0), Ok("/".into()));
-        assert!(ClientRoot::parse("C:\\src").is_ok());
+        assert!(matches!(
+            ClientRoot::parse("C:\\src"),
+            Err(ProjectError::RootNotPosix(_))
+        ));
+        assert!(ClientRoot::parse("C:/src").is_err());
+        assert!(ClientRoot::parse("\\\\server\\share").is_err());
+        for hostile in ["aé", "é", "éa/b", "a", ""] {
+            assert!(ClientRoot::parse(hostile).is_err(), "{hostile}");
+        }
+        assert_eq!(ClientRoot::parse("/é/ü").map(|r| r.0), Ok("/é/ü".into()));
         assert!(ClientRoot::parse("app").is_err());
         assert!(ClientRoot::parse("/a\0b").is_err());
+        assert!(ClientRoot::parse("/a/../etc").is_err());
+        assert_eq!(
+            ClientRoot::parse("/a//b/./").map(|r| r.0),
+            Ok("/a/b".into())
+        );
     }
 }

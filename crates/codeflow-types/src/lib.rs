@@ -1,0 +1,13 @@
+//! Identifiers every CodeFlow crate shares, validated once at the boundary and trusted inward.
+//!
+//! - [`ProjectId`]: `[A-Za-z0-9._-]{1,64}`, not `.` or `..` — used in paths on the server, so
+//!   the check is a security boundary.
+//! - [`ClientRoot`]: the client's absolute, POSIX project root.
+//! - [`path_text`]: the lexical rules every path from the network passes.
+//!
+//! A leaf crate: it depends on nothing of CodeFlow, and every other crate may use it.
+
+pub mod path_text;
+pub mod project;
+
+pub use project::{ClientRoot, ProjectError, ProjectId};
