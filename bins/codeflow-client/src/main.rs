@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod dial;
 mod files;
 mod relay;
 mod stdio;
