@@ -196,7 +196,7 @@ impl Relay {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command
+        let child = command
             .arg("--server")
             .arg(server_url)
             .arg("--project")
@@ -212,6 +212,11 @@ impl Relay {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn codeflow-client");
+        Self::from_child(child)
+    }
+
+    /// Drives a relay started by the caller with piped stdin, stdout and stderr.
+    pub fn from_child(mut child: Child) -> Self {
         drain(child.stderr.take(), "relay");
         let stdout = child.stdout.take().unwrap();
         let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
