@@ -128,7 +128,7 @@ fn unreachable(address: &str, tls: bool, detail: &str) -> String {
     let lower = detail.to_ascii_lowercase();
     let hint = if lower.contains("connection refused") {
         format!(
-            "nothing is listening at {address}: start codeflow-server there, or fix the host or port"
+            "nothing is listening at {address}: check that codeflow-server is running there, or fix the host or port"
         )
     } else if lower.contains("failed to lookup")
         || lower.contains("name or service not known")
