@@ -31,6 +31,12 @@ if ! dclint --version >/dev/null 2>&1; then
     npm install -g --no-fund --no-audit --loglevel=error "dclint@3.1.0"
 fi
 
+# The MCP Inspector's CLI: tests/e2e/readme.rs runs the README's Inspector lines with it.
+if ! command -v mcp-inspector >/dev/null 2>&1; then
+    step "installing the MCP Inspector (npm)"
+    npm install -g --no-fund --no-audit --loglevel=error "@modelcontextprotocol/inspector@0.15.0"
+fi
+
 if ! cargo deny --version >/dev/null 2>&1; then
     step "installing cargo-deny"
     cargo install --locked --quiet cargo-deny
