@@ -31,6 +31,14 @@ if ! dclint --version >/dev/null 2>&1; then
     npm install -g --no-fund --no-audit --loglevel=error "dclint@3.1.0"
 fi
 
+# promtool (Debian's prometheus package): tests/e2e/operations.rs checks the alert rules with it.
+if ! promtool --version >/dev/null 2>&1; then
+    step "installing promtool (apt: prometheus)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+
 # The MCP Inspector's CLI: tests/e2e/readme.rs runs the README's Inspector lines with it.
 if ! command -v mcp-inspector >/dev/null 2>&1; then
     step "installing the MCP Inspector (npm)"

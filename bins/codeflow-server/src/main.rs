@@ -4,6 +4,7 @@
 
 mod app;
 mod config;
+mod gauges;
 mod healthcheck;
 mod routes;
 
@@ -71,6 +72,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = app::App::build(&config, metrics)?;
     let registry = app.registry.clone();
     let services = app.services.clone();
+    gauges::init(&services);
+    let sampler = gauges::spawn(registry.clone(), services.clone(), config.data_dir.clone());
     let sockets = app.connection.tracker.clone().unwrap_or_default();
     let router = routes::router(app);
     let addr = SocketAddr::new(config.bind, config.port);
@@ -134,6 +137,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "sockets still open after the shutdown grace; exiting anyway"
         );
     }
+    sampler.abort();
     // No orphans: every language server is stopped before the process exits.
     services.pool().shutdown().await;
     tracing::info!("stopped");
