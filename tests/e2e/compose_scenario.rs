@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use codeflow_e2e::deploy::{
     Dockerfile, compose, env_file_example, read_env_file, repo_root, service_env_files,
@@ -103,9 +104,21 @@ fn start_dev(service: &Value, service_port: u16, port: u16, secret: &str) -> Dev
     }
 }
 
+/// A language server's first answer, on a machine that may be busy.
+const FIRST_ANSWER: Duration = Duration::from_secs(90);
+
 impl DevContainer {
     async fn ok(&self, tool: &str, args: Value) -> Value {
-        let result = self.relay.tool(tool, args.clone()).await;
+        let reply = self
+            .relay
+            .call_within(
+                json!(format!("{tool}-{}", args)),
+                "tools/call",
+                json!({"name": tool, "arguments": args}),
+                FIRST_ANSWER,
+            )
+            .await;
+        let result = reply["result"].clone();
         assert_eq!(result["isError"], false, "{tool} {args} failed: {result}");
         result
     }

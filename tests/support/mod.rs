@@ -272,13 +272,25 @@ impl Relay {
     }
 
     pub async fn call_with_id(&self, id: Value, method: &str, params: Value) -> Value {
+        self.call_within(id, method, params, TIMEOUT).await
+    }
+
+    /// [`Relay::call_with_id`] with its own time limit (a language server's first answer on a
+    /// busy machine).
+    pub async fn call_within(
+        &self,
+        id: Value,
+        method: &str,
+        params: Value,
+        limit: Duration,
+    ) -> Value {
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().await.insert(id.to_string(), tx);
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_line(&message.to_string()).await;
-        tokio::time::timeout(TIMEOUT, rx)
+        tokio::time::timeout(limit, rx)
             .await
-            .unwrap_or_else(|_| panic!("no answer to {method} within {TIMEOUT:?}"))
+            .unwrap_or_else(|_| panic!("no answer to {method} within {limit:?}"))
             .expect("relay stdout closed")
     }
 
