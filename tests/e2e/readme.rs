@@ -1,6 +1,7 @@
 //! The README's own commands, read from the README and run as written, so they cannot drift:
 //! the server command, the relay command of the Claude Code line (twice: two containers of one
-//! project), the `check` line, and the MCP Inspector lines.
+//! project), the `check` line, and the MCP Inspector lines; and `examples/mcp.json` (Claude
+//! Code's project MCP configuration) as Claude Code would start it.
 //!
 //! What is substituted, and why: `HOST` → `127.0.0.1` (a placeholder); port 3000 → a free port,
 //! set for the server through `CODEFLOW_PORT` (another program on a shared machine may hold
@@ -248,4 +249,65 @@ async fn the_readmes_commands_work_as_written() {
             assert_eq!(answer["structuredContent"]["session"]["project"], "demo");
         }
     }
+}
+
+/// `examples/mcp.json`, the `.mcp.json` Claude Code reads: its command, arguments and
+/// environment (with `${VAR}` expanded from the environment, as Claude Code does) start a relay
+/// that works against a server with auth on. Substituted: the example host and port, and the
+/// project directory.
+#[tokio::test]
+async fn the_example_mcp_json_starts_a_working_relay() {
+    let text = std::fs::read_to_string(repo_root().join("examples/mcp.json")).unwrap();
+    let config: Value = serde_json::from_str(&text).expect("mcp.json is JSON");
+    let server_config = &config["mcpServers"]["codeflow"];
+    let secret = "mcp-json-secret";
+    let server =
+        codeflow_e2e::Server::start_with(&["--jwt-secret", secret, "--require-auth"], &[]).await;
+    let (_dir, root) = project("my-app");
+    let token = codeflow_e2e::token(secret, json!(["my-app"]), 3600);
+
+    let program = server_config["command"].as_str().unwrap();
+    assert_eq!(program, "codeflow-client");
+    let args: Vec<String> = server_config["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            let a = a.replace(
+                "codeflow.internal:3000",
+                &format!("127.0.0.1:{}", server.port),
+            );
+            substitute(&a, server.port, &root)
+        })
+        .collect();
+    let mut command = tokio::process::Command::new(binary(program));
+    command.args(&args).env_remove("CODEFLOW_TOKEN");
+    for (key, value) in server_config["env"].as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        let expanded = match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+            Some("CODEFLOW_TOKEN") => token.clone(),
+            Some(other) => {
+                panic!("mcp.json expands ${{{other}}}, which this test does not provide")
+            }
+            None => value.to_owned(),
+        };
+        command.env(key, expanded);
+    }
+    let child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let relay = Relay::from_child(child);
+    relay.initialize().await;
+    let health = relay.tool("health_check", json!({})).await;
+    assert_eq!(health["isError"], false, "{health}");
+    assert_eq!(health["structuredContent"]["session"]["project"], "my-app");
+    assert_eq!(
+        health["structuredContent"]["session"]["project_root"],
+        root.to_string_lossy().as_ref()
+    );
 }
