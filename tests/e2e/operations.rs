@@ -2,8 +2,9 @@
 //! a real server exports. The test drives a server through what makes each series appear
 //! (tool calls, a sync, a file change, a tool error, a resume, a refused token, a rate-limited
 //! flood, a slow reader cut off), then reads its `/metrics` and checks every series the two
-//! files name — and every label value they match on — is there. `promtool check rules` (from
-//! Debian's `prometheus` package) checks the rules' syntax.
+//! files name — and every label value they match on — is there. `promtool` (from Debian's
+//! `prometheus` package) checks the rules' syntax and runs their unit tests
+//! (`deploy/prometheus/codeflow-alerts.test.yml`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,19 +307,28 @@ fn the_dashboard_and_rules_are_well_formed() {
         assert!(alerts.contains(needed), "alert {needed}");
     }
 
-    let out = std::process::Command::new("promtool")
-        .args(["check", "rules", "deploy/prometheus/codeflow-alerts.yml"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): `apt-get install prometheus` (scripts/test.sh does)")
-        });
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The rules' syntax, then their unit tests: each alert fires on its condition, and not
+    // without it.
+    for args in [
+        ["check", "rules", "codeflow-alerts.yml"],
+        ["test", "rules", "codeflow-alerts.test.yml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(repo_root().join("deploy/prometheus"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run promtool ({e}): `apt-get install prometheus` (scripts/test.sh does)"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
