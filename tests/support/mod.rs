@@ -516,8 +516,8 @@ pub fn token(secret: &str, projects: Value, exp_offset_secs: i64) -> String {
 }
 
 /// A loopback TCP proxy a test can break: sever every connection, swallow traffic
-/// (`blackhole`), refuse new connections, or point at another port (a restarted server).
-/// It stops when dropped.
+/// (`blackhole`, or from a chosen message on with [`TcpProxy::trip_on`]), refuse new
+/// connections, or point at another port (a restarted server). It stops when dropped.
 pub struct TcpProxy {
     pub port: u16,
     control: Arc<ProxyControl>,
@@ -530,6 +530,36 @@ struct ProxyControl {
     refuse: std::sync::atomic::AtomicBool,
     sever: tokio::sync::watch::Sender<u64>,
     accepted: AtomicU64,
+    /// An armed trip: the bytes to look for in the server's traffic, and what to do then.
+    trip: std::sync::Mutex<Option<(Vec<u8>, Trip)>>,
+    tripped: tokio::sync::watch::Sender<bool>,
+}
+
+/// What a [`TcpProxy`] does to the connection whose server traffic first contains the trip
+/// word. Either way each side believes it sent what is swallowed; the connection stays open
+/// (swallowing) until the test severs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// Swallow the chunk that contains the word and everything after it, server → client:
+    /// the client never sees that message.
+    SwallowIt,
+    /// Deliver the chunk, then swallow everything client → server: the client sees the
+    /// message, and its answer is lost.
+    SwallowTheAnswer,
+}
+
+/// Which way a pump carries bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    ToServer,
+    ToClient,
+}
+
+/// Per connection: what a trip has made it swallow.
+#[derive(Default)]
+struct Swallowing {
+    to_server: std::sync::atomic::AtomicBool,
+    to_client: std::sync::atomic::AtomicBool,
 }
 
 impl TcpProxy {
@@ -538,12 +568,15 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sever, _) = tokio::sync::watch::channel(0u64);
+        let (tripped, _) = tokio::sync::watch::channel(false);
         let control = Arc::new(ProxyControl {
             target: target.into(),
             blackhole: false.into(),
             refuse: false.into(),
             sever,
             accepted: AtomicU64::new(0),
+            trip: std::sync::Mutex::new(None),
+            tripped,
         });
         let c = control.clone();
         let accept = tokio::spawn(async move {
@@ -564,9 +597,10 @@ impl TcpProxy {
                     let mut severed = c.sever.subscribe();
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
+                    let swallowing = Arc::new(Swallowing::default());
                     tokio::select! {
-                        _ = pump(cr, sw, c.clone()) => {}
-                        _ = pump(sr, cw, c.clone()) => {}
+                        _ = pump(cr, sw, c.clone(), Direction::ToServer, swallowing.clone()) => {}
+                        _ = pump(sr, cw, c.clone(), Direction::ToClient, swallowing) => {}
                         _ = severed.changed() => {}
                     }
                     // Dropping both halves closes both sockets.
@@ -609,6 +643,20 @@ impl TcpProxy {
     pub fn accepted(&self) -> u64 {
         self.control.accepted.load(Ordering::SeqCst)
     }
+
+    /// Arms a trip: the first chunk of server → client bytes containing `word` (e.g. a method
+    /// name; server frames are not masked, so JSON text shows as is) makes that connection
+    /// swallow traffic as `trip` says. It fires once.
+    pub fn trip_on(&self, word: &str, trip: Trip) {
+        self.control.tripped.send_replace(false);
+        *self.control.trip.lock().unwrap() = Some((word.as_bytes().to_vec(), trip));
+    }
+
+    /// Waits until an armed trip has fired.
+    pub async fn tripped(&self) {
+        let mut tripped = self.control.tripped.subscribe();
+        let _ = tripped.wait_for(|t| *t).await;
+    }
 }
 
 impl Drop for TcpProxy {
@@ -622,14 +670,47 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     control: Arc<ProxyControl>,
+    direction: Direction,
+    swallowing: Arc<Swallowing>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    // The end of the previous chunk, so a trip word split across two reads is still seen.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if control.blackhole.load(Ordering::SeqCst) {
+        if direction == Direction::ToClient {
+            let fired = {
+                let mut trip = control.trip.lock().unwrap();
+                let hit = trip.as_ref().is_some_and(|(word, _)| {
+                    tail.extend_from_slice(&buf[..n]);
+                    let seen = tail.windows(word.len()).any(|w| w == word.as_slice());
+                    let keep = tail.len().min(word.len());
+                    tail.drain(..tail.len() - keep);
+                    seen
+                });
+                if hit {
+                    trip.take().map(|(_, t)| t)
+                } else {
+                    None
+                }
+            };
+            match fired {
+                Some(Trip::SwallowIt) => swallowing.to_client.store(true, Ordering::SeqCst),
+                Some(Trip::SwallowTheAnswer) => swallowing.to_server.store(true, Ordering::SeqCst),
+                None => {}
+            }
+            if fired.is_some() {
+                control.tripped.send_replace(true);
+            }
+        }
+        let swallow = match direction {
+            Direction::ToServer => &swallowing.to_server,
+            Direction::ToClient => &swallowing.to_client,
+        };
+        if control.blackhole.load(Ordering::SeqCst) || swallow.load(Ordering::SeqCst) {
             continue;
         }
         if to.write_all(&buf[..n]).await.is_err() {

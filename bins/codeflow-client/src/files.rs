@@ -1,12 +1,11 @@
-//! This container's side of file streaming: serving the server's `client/*` requests from the
-//! project root (through the path jail), watching the root, and the manifest for syncs.
+//! This container's side of file streaming: the [`FileServer`] that answers the server's
+//! `client/*` requests from the project root (through the path jail; [`crate::serving`] runs
+//! them), watching the root, and the manifest for syncs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use codeflow_file_stream::protocol::FileChanged;
-use codeflow_file_stream::{FileServer, Limits, RemoteError, Watcher, WatcherConfig};
-use codeflow_transport::{ErrorObject, Message, Outbound};
+use codeflow_file_stream::{FileServer, Limits, Watcher, WatcherConfig};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -15,7 +14,7 @@ use tokio::sync::mpsc;
 const CHANGE_QUEUE: usize = 256;
 
 pub struct LocalFiles {
-    server: Arc<FileServer>,
+    server: FileServer,
     watcher: Watcher,
     /// The starting manifest as `server/syncManifest` params JSON, serialised once at start
     /// (10,000 files are ~1.3 MB: not something to build on the relay loop while the agent
@@ -44,7 +43,7 @@ impl LocalFiles {
             .reporting_to(watcher.write_notices());
         let initial_text = serde_json::to_string(&watcher.manifest().to_params()).ok();
         Ok(Self {
-            server: Arc::new(server),
+            server,
             watcher,
             initial_text,
             changes,
@@ -83,25 +82,8 @@ impl LocalFiles {
         self.watcher.start_flush()
     }
 
-    /// Serves one `client/*` request and answers upstream.
-    pub fn serve(&self, outbound: Outbound, id: Value, method: String, params: Option<Value>) {
-        let server = self.server.clone();
-        tokio::spawn(async move {
-            let reply = match server.handle(&method, params.unwrap_or(Value::Null)).await {
-                Ok(result) => Message::response(id, result),
-                Err(e) => {
-                    let remote = RemoteError::from(&e);
-                    Message::error(
-                        id,
-                        ErrorObject {
-                            code: remote.code,
-                            message: remote.message,
-                            data: remote.data,
-                        },
-                    )
-                }
-            };
-            let _ = outbound.send_wait(&reply).await;
-        });
+    /// What serves the server's `client/*` requests from this root (see [`crate::serving`]).
+    pub fn file_server(&self) -> FileServer {
+        self.server.clone()
     }
 }

@@ -2,11 +2,13 @@
 //! central `codeflow-server`, serves the server's file requests from this container's disk,
 //! and reconnects by itself. Logs go to stderr only: stdout is the protocol.
 
+mod answers;
 mod check;
 mod cli;
 mod dial;
 mod files;
 mod relay;
+mod serving;
 mod stdio;
 mod upstream;
 

@@ -7,8 +7,9 @@ use codeflow_session::{
     AuthConfig, Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig,
     SessionRegistry,
 };
-use codeflow_tools::{Catalogue, McpService, ServerServices, WorkspaceConfig, Workspaces};
+use codeflow_tools::{Catalogue, McpService, ServerServices};
 use codeflow_transport::ConnectionConfig;
+use codeflow_workspace::{DiagnosticsPublisher, WorkspaceConfig, Workspaces};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
@@ -32,7 +33,7 @@ impl App {
         let limits = codeflow_file_stream::Limits::from_env()
             .map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
         let pool = codeflow_lsp_pool::LspPool::new(config.lsp.clone());
-        let workspaces = Workspaces::new(
+        let workspaces = Arc::new(Workspaces::new(
             WorkspaceConfig {
                 data_dir: config.data_dir.clone(),
                 mirror: codeflow_file_stream::MirrorConfig {
@@ -44,7 +45,7 @@ impl App {
                 prestart_servers: config.prestart_language_servers,
             },
             pool,
-        );
+        ));
         let services = Arc::new(ServerServices::new(workspaces));
         let mut catalogue = Catalogue::standard();
         if config.test_tools {
@@ -59,7 +60,7 @@ impl App {
             .pool()
             .set_apply_edit_handler(Some(service.edit_router()));
         // Language servers' diagnostics feed each project's `diagnostics` channel.
-        let diagnostics = codeflow_tools::publish::DiagnosticsPublisher::new(&services);
+        let diagnostics = DiagnosticsPublisher::new(&services.workspaces);
         services
             .pool()
             .set_diagnostics_listener(Some(diagnostics.clone()));

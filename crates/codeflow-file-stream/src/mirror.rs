@@ -158,15 +158,19 @@ impl State {
 }
 
 /// One project's mirror. Cheap to clone; clones share state.
+///
+/// A handle speaks one client root ([`Mirror::paths`]): the root of the session that opened
+/// the mirror, or, through [`Mirror::for_client_root`], another session's, so each session's
+/// requests and answers are in its own paths while the files and their index are shared.
 #[derive(Debug, Clone)]
 pub struct Mirror {
     inner: Arc<Inner>,
+    paths: PathMap,
 }
 
 #[derive(Debug)]
 struct Inner {
     project: String,
-    paths: PathMap,
     jail: Jail,
     shared: bool,
     config: MirrorConfig,
@@ -255,9 +259,9 @@ impl Mirror {
         index: HashMap<RelPath, IndexEntry>,
     ) -> Self {
         Mirror {
+            paths,
             inner: Arc::new(Inner {
                 project,
-                paths,
                 jail,
                 shared,
                 config,
@@ -275,14 +279,23 @@ impl Mirror {
         &self.inner.project
     }
 
-    /// Path translation between the client and this mirror.
+    /// Path translation between this handle's client root and the mirror.
     pub fn paths(&self) -> &PathMap {
-        &self.inner.paths
+        &self.paths
+    }
+
+    /// This mirror (the same files and state) for a client whose project root is
+    /// `client_root`: its requests to the client and its path translation use that root.
+    pub fn for_client_root(&self, client_root: &str) -> Result<Mirror, FileError> {
+        Ok(Mirror {
+            inner: Arc::clone(&self.inner),
+            paths: PathMap::new(client_root, self.paths.mirror_root())?,
+        })
     }
 
     /// The directory language servers should run in (canonical).
     pub fn root(&self) -> &Path {
-        self.inner.paths.mirror_root()
+        self.paths.mirror_root()
     }
 
     pub fn is_shared(&self) -> bool {
@@ -426,7 +439,7 @@ impl Mirror {
             return Ok(ChangeOutcome::Shared);
         }
         let client_path = ClientPath::parse(&change.path)?;
-        let rel = self.inner.paths.client_rel(&client_path)?;
+        let rel = self.paths.client_rel(&client_path)?;
         if rel.is_root() {
             return Err(FileError::NotAFile(change.path));
         }
@@ -467,7 +480,7 @@ impl Mirror {
         if let (Some(base), Some(edits)) = (&change.base_hash, &change.edits) {
             match self
                 .apply_delta(
-                    &self.inner.paths.mirror_path(&rel),
+                    &self.paths.mirror_path(&rel),
                     base,
                     edits,
                     change.hash.as_ref(),

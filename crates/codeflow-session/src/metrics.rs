@@ -20,6 +20,7 @@ const KNOWN_METHODS: &[&str] = &[
     "server/fileChanged",
     "server/syncManifest",
     "client/readFile",
+    "client/readFiles",
     "client/writeFile",
     "client/writeDelta",
     "client/deleteFile",
@@ -56,6 +57,12 @@ pub(crate) fn sessions(n: usize) {
 /// A request re-sent after a reconnect and not run again (`running` or `answered`).
 pub(crate) fn resend(kind: &'static str) {
     metrics::counter!("codeflow_resent_requests_total", "kind" => kind).increment(1);
+}
+
+/// Requests of ours sent to a client again when it resumed (their first send, or the
+/// client's answer, may have died with the old socket).
+pub(crate) fn resent_to_client(count: usize) {
+    metrics::counter!("codeflow_resent_client_requests_total").increment(count as u64);
 }
 
 /// One publication and how many sessions it went to.

@@ -3,6 +3,9 @@
 //! The MCP service serving a session talks to the session, never to a socket. A socket
 //! *attaches* after the handshake and *detaches* when it drops; what the service sends while
 //! no socket is attached waits in a bounded backlog and is delivered when one attaches again.
+//! The session's own requests to the client (`client/*`) wait for their answers whatever
+//! happens to sockets: each attach sends every one still unanswered again (the client answers
+//! a re-sent id once), and each gives up after its own timeout.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -183,27 +186,31 @@ impl Session {
     /// Queues `text` on the attached socket, or in the backlog. Errs when the backlog is full
     /// (the caller closes the session, after releasing the lock).
     fn push(&self, state: &mut State, text: String) -> Result<(), BacklogFull> {
-        if let Some(outbound) = &state.attached {
-            match outbound.send_text(text) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    if e == codeflow_transport::SendError::SlowReader {
-                        crate::metrics::error_sent("slow_reader");
-                    }
-                    // The message is lost with the socket; a re-send after the resume is
-                    // answered from the request memory.
-                    tracing::info!(session = %self.id, error = %e, "socket unusable; holding messages until the client resumes");
-                    state.attached = None;
-                    state.detached_since = Some(Instant::now());
-                    return Ok(());
-                }
-            }
-        }
+        let Some(text) = self.send_attached(state, text) else {
+            return Ok(());
+        };
         if state.backlog.len() >= BACKLOG_LIMIT {
             return Err(BacklogFull);
         }
         state.backlog.push_back(text);
         Ok(())
+    }
+
+    /// Queues `text` on the attached socket; hands it back when none is attached. When the
+    /// socket turns out to be unusable the message is lost with it and the session detaches:
+    /// a client request re-sent after the resume is answered from the request memory, and a
+    /// request of ours is sent again by [`Self::attach`].
+    fn send_attached(&self, state: &mut State, text: String) -> Option<String> {
+        let outbound = state.attached.as_ref()?;
+        if let Err(e) = outbound.send_text(text) {
+            if e == codeflow_transport::SendError::SlowReader {
+                crate::metrics::error_sent("slow_reader");
+            }
+            tracing::info!(session = %self.id, error = %e, "socket unusable; holding messages until the client resumes");
+            state.attached = None;
+            state.detached_since = Some(Instant::now());
+        }
+        None
     }
 
     /// Decides whether a client request that arrived on `connection` runs, or is a re-send
@@ -357,7 +364,9 @@ impl Session {
         self.client_requests.resolve(message)
     }
 
-    /// Sends a request to the client (e.g. `client/readFile`) and waits for its answer.
+    /// Sends a request to the client (e.g. `client/readFile`) and waits for its answer. A
+    /// request the socket lost (or whose answer it lost) is sent again when the client resumes,
+    /// so it completes within `timeout` of the first send as long as the client comes back.
     pub async fn request_client(
         &self,
         method: &str,
@@ -371,14 +380,23 @@ impl Session {
             )
             .with_suggestion("connect through codeflow-client, which serves the project's files"));
         }
-        let pending = self.client_requests.register(method, params);
-        self.send_to_client(pending.message.clone());
+        let pending = {
+            // Registered and sent under the state lock, so an `attach` racing with this sends
+            // it once: either here or with the unanswered requests it re-sends.
+            let mut state = self.state.lock();
+            let pending = self.client_requests.register(method, params);
+            crate::metrics::message_out(method);
+            // Not into the backlog while detached: `attach` sends every unanswered request.
+            let _ = self.send_attached(&mut state, pending.message.to_text());
+            pending
+        };
         pending.response(timeout).await
     }
 
-    /// Attaches a socket, replacing any other, and delivers to it the backlog and then the
-    /// channel publications missed while detached. Returns the connection number, which tells
-    /// re-sent requests apart from new ones.
+    /// Attaches a socket, replacing any other, and delivers to it the backlog, every request
+    /// of ours still unanswered (again, in the order first sent), and then the channel
+    /// publications missed while detached. Returns the connection number, which tells re-sent
+    /// requests apart from new ones.
     pub(crate) fn attach(&self, outbound: Outbound) -> u64 {
         let mut state = self.state.lock();
         let state = &mut *state;
@@ -395,6 +413,18 @@ impl Session {
         while let Some(text) = state.backlog.pop_front() {
             if outbound.send_text(text.clone()).is_err() {
                 state.backlog.push_front(text);
+                return connection;
+            }
+        }
+        // Our requests the client has not answered: the old socket may have lost them or their
+        // answers. The client answers a re-sent id from its memory, so none acts twice.
+        let again = self.client_requests.unanswered();
+        if !again.is_empty() {
+            tracing::info!(session = %self.id, count = again.len(), "re-sending unanswered requests to the client");
+            crate::metrics::resent_to_client(again.len());
+        }
+        for request in again {
+            if outbound.send(&request).is_err() {
                 return connection;
             }
         }
@@ -527,4 +557,182 @@ fn catch_up(
         sub.delivered = p.offset;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::extract::ws::Message as WsMessage;
+    use codeflow_transport::{ConnectionConfig, spawn_connection};
+    use futures::channel::mpsc;
+    use futures::{Sink, Stream, StreamExt};
+    use serde_json::json;
+
+    use super::*;
+    use crate::project::{ClientRoot, ProjectId};
+
+    /// An in-memory WebSocket: frames the session sends come out of the receiver kept by the
+    /// test; nothing ever arrives.
+    struct FakeSocket {
+        incoming: mpsc::UnboundedReceiver<Result<WsMessage, std::io::Error>>,
+        outgoing: mpsc::UnboundedSender<WsMessage>,
+    }
+
+    impl Stream for FakeSocket {
+        type Item = Result<WsMessage, std::io::Error>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_next_unpin(cx)
+        }
+    }
+
+    impl Sink<WsMessage> for FakeSocket {
+        type Error = mpsc::SendError;
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.outgoing).poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), Self::Error> {
+            Pin::new(&mut self.outgoing).start_send(item)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.outgoing).poll_flush(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.outgoing).poll_close(cx)
+        }
+    }
+
+    /// A socket's outbound side, what is sent on it, and its (silent) inbound side.
+    struct Socket {
+        outbound: Outbound,
+        sent: mpsc::UnboundedReceiver<WsMessage>,
+        _inbound: codeflow_transport::Inbound,
+        _keep_open: mpsc::UnboundedSender<Result<WsMessage, std::io::Error>>,
+    }
+
+    fn socket() -> Socket {
+        let (keep_open, incoming) = mpsc::unbounded();
+        let (outgoing, sent) = mpsc::unbounded();
+        let (outbound, inbound) = spawn_connection(
+            FakeSocket { incoming, outgoing },
+            ConnectionConfig::default(),
+        );
+        Socket {
+            outbound,
+            sent,
+            _inbound: inbound,
+            _keep_open: keep_open,
+        }
+    }
+
+    impl Socket {
+        async fn next_json(&mut self) -> Value {
+            let frame = tokio::time::timeout(Duration::from_secs(2), self.sent.next())
+                .await
+                .expect("a frame within 2 s")
+                .expect("the socket is open");
+            match frame {
+                WsMessage::Text(t) => serde_json::from_str(t.as_str()).expect("JSON"),
+                other => panic!("not a text frame: {other:?}"),
+            }
+        }
+
+        async fn nothing_more(&mut self) -> bool {
+            tokio::time::timeout(Duration::from_millis(100), self.sent.next())
+                .await
+                .is_err()
+        }
+    }
+
+    fn session() -> Arc<Session> {
+        Arc::new(Session::new(
+            "test".into(),
+            ProjectId::parse("p").unwrap(),
+            ClientRoot::parse("/p").unwrap(),
+            Grant::anonymous(),
+            true,
+            Weak::new(),
+            Duration::from_secs(5),
+        ))
+    }
+
+    #[tokio::test]
+    async fn unanswered_client_requests_are_sent_again_on_attach_once_each() {
+        let session = session();
+        let mut first = socket();
+        session.attach(first.outbound.clone());
+        let s = session.clone();
+        let write = tokio::spawn(async move {
+            s.request_client(
+                "client/writeFile",
+                json!({"path": "/p/a.py", "content": "x"}),
+                Duration::from_secs(5),
+            )
+            .await
+        });
+        let sent = first.next_json().await;
+        assert_eq!(sent["method"], "client/writeFile");
+        let id = sent["id"].clone();
+
+        // The socket dies before the client's answer; a request made meanwhile waits for the
+        // next socket.
+        session.detach(&first.outbound);
+        let s = session.clone();
+        let read = tokio::spawn(async move {
+            s.request_client(
+                "client/readFile",
+                json!({"path": "/p/b.py"}),
+                Duration::from_secs(5),
+            )
+            .await
+        });
+        while session.client_requests.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(first.nothing_more().await);
+
+        // The client resumes: both go out on the new socket, in the order first sent, once.
+        let mut second = socket();
+        session.attach(second.outbound.clone());
+        assert_eq!(second.next_json().await, sent, "the same request, same id");
+        let again = second.next_json().await;
+        assert_eq!(again["method"], "client/readFile");
+        assert!(second.nothing_more().await);
+
+        // The answers complete the calls; a second answer to the same id is dropped, not
+        // handed to the service.
+        let answer = |id: &Value, result: Value| {
+            let id = serde_json::from_value(id.clone()).unwrap();
+            Message::response(id, result)
+        };
+        assert_eq!(
+            session.resolve_client_response(answer(&id, json!({"hash": "h"}))),
+            None
+        );
+        assert_eq!(
+            session.resolve_client_response(answer(&id, json!({"hash": "h"}))),
+            None
+        );
+        assert_eq!(
+            session.resolve_client_response(answer(&again["id"], json!({"content": ""}))),
+            None
+        );
+        assert_eq!(write.await.unwrap(), Ok(json!({"hash": "h"})));
+        assert_eq!(read.await.unwrap(), Ok(json!({"content": ""})));
+
+        // Nothing unanswered is left to send on the next resume.
+        let mut third = socket();
+        session.attach(third.outbound.clone());
+        assert!(third.nothing_more().await);
+    }
 }

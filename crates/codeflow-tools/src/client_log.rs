@@ -48,7 +48,15 @@ impl ClientLog {
         self.threshold.store(index as u8, Ordering::Relaxed);
         Ok(())
     }
+}
 
+impl codeflow_workspace::ClientNotices for ClientLog {
+    fn notice(&self, level: &str, data: Value) {
+        self.log(level, data);
+    }
+}
+
+impl ClientLog {
     /// Sends `data` at `level` if the client wants that level.
     pub fn log(&self, level: &str, data: Value) {
         let Some(index) = LEVELS.iter().position(|l| *l == level) else {

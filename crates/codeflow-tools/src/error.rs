@@ -38,29 +38,7 @@ impl ToolError {
 
     /// A language-server failure, in words that say what to do.
     pub fn from_lsp(e: codeflow_lsp_pool::LspError) -> Self {
-        use codeflow_lsp_pool::LspError as L;
-        let suggestion = match &e {
-            L::NotInstalled { .. } => Some(
-                "install the language server on the CodeFlow server (scripts/install-language-servers.sh)",
-            ),
-            L::NoServerForFile { .. } => Some(
-                "add a language server for this extension in the server's config ([lsp.servers])",
-            ),
-            L::Timeout { .. } | L::GaveUp { .. } => {
-                Some("retry; if it keeps failing, call restart_server")
-            }
-            L::CapabilityMissing { .. } => {
-                Some("this language server cannot do that; try another tool")
-            }
-            L::Interrupted { .. } => Some(
-                "check whether the command took effect (read the files it changes), then call it again if it did not",
-            ),
-            _ => None,
-        };
-        Self::Failed {
-            message: e.to_string(),
-            suggestion: suggestion.map(str::to_owned),
-        }
+        codeflow_workspace::WorkspaceError::from_lsp(e).into()
     }
 
     /// The text shown to the model.
@@ -71,6 +49,23 @@ impl ToolError {
                 suggestion: Some(s),
             } => format!("{message}\nSuggestion: {s}"),
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<codeflow_workspace::WorkspaceError> for ToolError {
+    fn from(e: codeflow_workspace::WorkspaceError) -> Self {
+        use codeflow_workspace::WorkspaceError as W;
+        match e {
+            W::InvalidArguments(m) => Self::InvalidArguments(m),
+            W::Forbidden(right) => Self::Forbidden(right),
+            W::Failed {
+                message,
+                suggestion,
+            } => Self::Failed {
+                message,
+                suggestion,
+            },
         }
     }
 }

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use codeflow_file_stream::RelPath;
 use codeflow_lsp_pool::lsp_types::{Position, Range, TextEdit};
 
-use crate::edits::EditPlan;
 use crate::error::ToolError;
+use codeflow_workspace::EditPlan;
 
 /// Languages whose imports are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

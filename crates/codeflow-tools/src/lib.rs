@@ -4,26 +4,21 @@
 //! codeflow-buddy and cclsp so agents' prompts keep working). [`McpService`] serves a session
 //! with them over MCP; it is the [`codeflow_session::SessionService`] the server plugs into its
 //! session registry. Tools reach the language servers and the project's files through
-//! [`ToolContext`]; this crate opens no sockets and reads no config files.
+//! [`ToolContext`], built on the project layer of `codeflow-workspace`; this crate opens no
+//! sockets and reads no config files.
 
-pub mod apply_edit;
 pub mod catalogue;
-pub mod client;
 pub mod client_log;
 pub mod context;
-pub mod edits;
+pub mod edit_output;
 pub mod error;
 pub mod imports;
 pub mod lsp;
 mod mcp;
-pub mod publish;
 pub mod symbol_cache;
-pub mod sync;
 pub mod tools;
-pub mod workspace;
 
 pub use catalogue::{Catalogue, Tool, ToolOutput};
 pub use context::{ResolvedFile, ServerServices, ToolContext};
 pub use error::ToolError;
 pub use mcp::McpService;
-pub use workspace::{ProjectWorkspace, WorkspaceConfig, Workspaces};

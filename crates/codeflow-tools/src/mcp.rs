@@ -27,12 +27,12 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::apply_edit::EditRouter;
+use codeflow_workspace::{Caller, EditRouter, SessionFiles};
+
 use crate::catalogue::Catalogue;
 use crate::client_log::ClientLog;
 use crate::context::{ServerServices, ToolContext};
 use crate::error::ToolError;
-use crate::sync::SessionFiles;
 
 /// Messages buffered from a session to its MCP service. When full, the socket reader waits.
 const INBOUND_CAPACITY: usize = 256;
@@ -56,7 +56,7 @@ impl McpService {
             .filter_map(|t| describe(t.as_ref()))
             .collect();
         Self {
-            router: EditRouter::new(&services),
+            router: EditRouter::new(),
             catalogue: Arc::new(catalogue),
             services,
             tools: Arc::new(tools),
@@ -94,14 +94,15 @@ impl SessionService for McpService {
     fn start(&self, session: Arc<Session>) -> ServiceInbox {
         let (tx, rx) = mpsc::channel::<Box<Message>>(INBOUND_CAPACITY);
         let log = Arc::new(ClientLog::new(session.clone()));
-        let files = SessionFiles::start(session.clone(), self.services.clone(), log.clone());
-        self.router.register(&session, &files);
+        let caller = Arc::new(Caller::for_session(
+            session.clone(),
+            self.services.workspaces.clone(),
+        ));
+        let files = SessionFiles::start(session.clone(), caller.clone(), log.clone());
+        self.router.register(&caller);
         let handler = Handler {
-            context: ToolContext {
-                session: session.clone(),
-                services: self.services.clone(),
-                files: files.clone(),
-            },
+            context: ToolContext::new(caller, self.services.clone()),
+            files: files.clone(),
             catalogue: self.catalogue.clone(),
             tools: self.tools.clone(),
             log,
@@ -177,6 +178,7 @@ fn from_rmcp(message: &ServerJsonRpcMessage) -> Option<Message> {
 struct Handler {
     log: Arc<ClientLog>,
     context: ToolContext,
+    files: Arc<SessionFiles>,
     catalogue: Arc<Catalogue>,
     tools: Arc<Vec<McpTool>>,
 }
@@ -246,7 +248,7 @@ impl ServerHandler for Handler {
             r = async {
                 // Read-your-writes: file changes that reached us before this call are applied
                 // to the mirror before the tool looks at it.
-                self.context.files.caught_up().await;
+                self.files.caught_up().await;
                 tool.call(&self.context, args).await
             } => r,
             _ = context.ct.cancelled() => Err(ToolError::Cancelled),

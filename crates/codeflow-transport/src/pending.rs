@@ -4,6 +4,10 @@
 //! server sends `client/*` requests to the relay. Ids we allocate are strings with a prefix of
 //! our own (`"s:17"`), so they can never collide with the numeric ids MCP clients use on the same
 //! socket, and a response we did not ask for is handed back to the caller to route elsewhere.
+//!
+//! Each waiting request keeps its message, so a side whose connection was replaced can send
+//! every unanswered one again ([`PendingRequests::unanswered`]); the peer answers a re-sent id
+//! once, and a second answer to an id of ours that nobody waits for any more is dropped here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,12 +23,20 @@ use crate::message::{ErrorObject, Message, RequestId, codes};
 /// Where the answer to one request goes.
 type Waiter = oneshot::Sender<Result<Value, ErrorObject>>;
 
+/// A request awaiting its response.
+struct Waiting {
+    /// Registration order, for re-sending in the order first sent.
+    order: u64,
+    message: Message,
+    waiter: Waiter,
+}
+
 /// Requests awaiting their response. Cheap to clone.
 #[derive(Clone)]
 pub struct PendingRequests {
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
-    waiting: Arc<Mutex<HashMap<String, Waiter>>>,
+    waiting: Arc<Mutex<HashMap<String, Waiting>>>,
 }
 
 impl std::fmt::Debug for PendingRequests {
@@ -85,23 +97,44 @@ impl PendingRequests {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}:{n}", self.prefix);
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().insert(key.clone(), tx);
+        let message = Message::request(Value::String(key.clone()), method, params);
+        self.waiting.lock().insert(
+            key.clone(),
+            Waiting {
+                order: n,
+                message: message.clone(),
+                waiter: tx,
+            },
+        );
         PendingRequest {
-            message: Message::request(Value::String(key.clone()), method, params),
+            message,
             receiver: rx,
             key,
             owner: self.clone(),
         }
     }
 
+    /// Whether `key` is an id this side allocates (`"<prefix>:<n>"`).
+    fn is_ours(&self, key: &str) -> bool {
+        key.strip_prefix(&*self.prefix)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     /// Delivers a response to its waiter. Returns the message back when it is not a response
-    /// to one of our requests, so the caller can route it elsewhere.
+    /// to one of our requests, so the caller can route it elsewhere. A response to one of our
+    /// ids that nobody waits for any more (a second answer to a re-sent request, or one that
+    /// came after its caller gave up) is dropped.
     pub fn resolve(&self, message: Message) -> Option<Message> {
         let key = match message.id() {
             Some(RequestId::String(s)) if message.is_response() => s.clone(),
             _ => return Some(message),
         };
-        let Some(waiter) = self.waiting.lock().remove(&key) else {
+        let Some(Waiting { waiter, .. }) = self.waiting.lock().remove(&key) else {
+            if self.is_ours(&key) {
+                tracing::debug!(id = %key, "dropping an answer nobody waits for");
+                return None;
+            }
             return Some(message);
         };
         let outcome = match message {
@@ -115,9 +148,22 @@ impl PendingRequests {
 
     /// Fails every waiting request, e.g. when the connection is gone for good.
     pub fn fail_all(&self, error: &ErrorObject) {
-        for (_, waiter) in self.waiting.lock().drain() {
-            let _ = waiter.send(Err(error.clone()));
+        for (_, w) in self.waiting.lock().drain() {
+            let _ = w.waiter.send(Err(error.clone()));
         }
+    }
+
+    /// Every request still waiting for its answer, in the order registered: what to send again
+    /// on a new connection when the old one may have lost them (or their answers).
+    pub fn unanswered(&self) -> Vec<Message> {
+        let mut again: Vec<(u64, Message)> = self
+            .waiting
+            .lock()
+            .values()
+            .map(|w| (w.order, w.message.clone()))
+            .collect();
+        again.sort_by_key(|(order, _)| *order);
+        again.into_iter().map(|(_, m)| m).collect()
     }
 
     /// How many requests are waiting.
@@ -152,6 +198,40 @@ mod tests {
             Ok(json!({"ok": true}))
         );
         assert!(pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unanswered_requests_come_back_in_order_and_late_answers_are_dropped() {
+        let pending = PendingRequests::new("s");
+        let first = pending.register("client/writeFile", json!({"path": "/a"}));
+        let second = pending.register("client/readFile", json!({"path": "/b"}));
+        let third = pending.register("client/readFile", json!({"path": "/c"}));
+        let ids = |ms: Vec<Message>| {
+            ms.iter()
+                .filter_map(|m| m.id().cloned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(pending.unanswered()),
+            vec![json!("s:1"), json!("s:2"), json!("s:3")]
+        );
+        assert_eq!(pending.unanswered()[0], first.message);
+        // Answered or given up: no longer re-sent.
+        assert_eq!(
+            pending.resolve(Message::response(json!("s:2"), json!({}))),
+            None
+        );
+        drop(third);
+        assert_eq!(ids(pending.unanswered()), vec![json!("s:1")]);
+        // A second answer to an id of ours is dropped, not handed on; other ids pass through.
+        assert_eq!(
+            pending.resolve(Message::response(json!("s:2"), json!({}))),
+            None
+        );
+        let other = Message::response(json!("sx:2"), json!({}));
+        assert_eq!(pending.resolve(other.clone()), Some(other));
+        assert_eq!(second.response(Duration::from_secs(1)).await, Ok(json!({})));
+        assert_eq!(pending.len(), 1);
     }
 
     #[tokio::test]

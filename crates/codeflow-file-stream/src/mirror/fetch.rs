@@ -95,7 +95,7 @@ impl Mirror {
             }
             let paths: Vec<ClientPath> = files
                 .iter()
-                .map(|(rel, _, _)| self.inner.paths.client_path(rel))
+                .map(|(rel, _, _)| self.paths.client_path(rel))
                 .collect();
             let answers = match client_files::read_files(client, &paths).await {
                 Ok(answers) if !answers.is_empty() => answers,
@@ -162,7 +162,7 @@ impl Mirror {
         version: u64,
         client: &dyn ClientFiles,
     ) -> Result<Option<u64>, FileError> {
-        let path = self.inner.paths.client_path(rel);
+        let path = self.paths.client_path(rel);
         let (bytes, hash) = match client_files::read_file(client, &path).await {
             Ok((bytes, result)) => (bytes, result.hash),
             // Deleted on the client since the manifest: mirror that.

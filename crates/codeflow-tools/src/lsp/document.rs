@@ -14,6 +14,7 @@ use crate::context::{ResolvedFile, ToolContext};
 use crate::error::ToolError;
 use crate::lsp::position::{UserPosition, from_lsp, line_text, to_lsp};
 use crate::lsp::symbols::{self, FlatSymbol, SymbolMatches};
+use crate::symbol_cache::SymbolCache;
 
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -24,7 +25,7 @@ pub struct Document {
     pub text: Arc<str>,
     /// Its hash, and the project's symbol cache it keys.
     hash: Option<codeflow_file_stream::ContentHash>,
-    workspace: Arc<crate::workspace::ProjectWorkspace>,
+    workspace: Arc<codeflow_workspace::ProjectWorkspace>,
 }
 
 impl Document {
@@ -102,7 +103,11 @@ impl Document {
     pub async fn symbols(&self) -> Result<Vec<FlatSymbol>, ToolError> {
         let server = self.server.server_id();
         if let Some(hash) = &self.hash
-            && let Some(cached) = self.workspace.symbols.get(server, &self.uri, hash)
+            && let Some(cached) = self
+                .workspace
+                .extensions
+                .get::<SymbolCache>()
+                .get(server, &self.uri, hash)
         {
             return Ok(cached.as_ref().clone());
         }
@@ -111,9 +116,12 @@ impl Document {
             symbols::refine_selection(&self.text, symbol);
         }
         if let Some(hash) = &self.hash {
-            self.workspace
-                .symbols
-                .put(server, &self.uri, hash.clone(), Arc::new(found.clone()));
+            self.workspace.extensions.get::<SymbolCache>().put(
+                server,
+                &self.uri,
+                hash.clone(),
+                Arc::new(found.clone()),
+            );
         }
         Ok(found)
     }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::context::ToolContext;
 use crate::error::ToolError;
 use crate::lsp::position::{line_text, range_from_lsp};
-use crate::workspace::ProjectWorkspace;
+use codeflow_workspace::ProjectWorkspace;
 
 /// One location as tools return it: the client's path, 1-based start and end, and the text of
 /// the start line (trimmed).

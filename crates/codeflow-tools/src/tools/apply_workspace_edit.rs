@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_output_schema};
+use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
+use codeflow_workspace::outcome_output_schema;
 
 #[derive(Debug)]
 pub struct ApplyWorkspaceEdit;
@@ -91,7 +92,7 @@ impl Tool for ApplyWorkspaceEdit {
                     "changes is empty: give at least one file with edits".to_owned(),
                 ));
             }
-            let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             if !args.validate_before_apply {
                 plan = plan.lenient();
             }

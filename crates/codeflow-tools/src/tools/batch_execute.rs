@@ -1,7 +1,7 @@
 //! `batch_execute`: run several catalogue tools as one call, optionally all or nothing.
 //!
-//! Atomic mode runs the operations inside an [`crate::edits::BatchScope`]: every write an operation
-//! makes goes through [`crate::edits::EditPlan::commit`], which records the file's original
+//! Atomic mode runs the operations with a [`BatchScope`] in their context: every write an operation
+//! makes goes through [`codeflow_workspace::EditPlan::commit`], which records the file's original
 //! content and the hash it wrote. When an operation fails, the scope restores every file the
 //! batch changed in one write-back, each restore expecting the hash the batch left, so a file
 //! someone else changed in the meantime is reported rather than clobbered.
@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalogue::{Catalogue, Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::BatchScope;
 use crate::error::{ToolError, parse_args};
+use codeflow_workspace::BatchScope;
 
 /// Most operations in one batch.
 const MAX_OPERATIONS: usize = 50;
@@ -170,7 +170,7 @@ impl Tool for BatchExecute {
                     args.operations.len()
                 )));
             }
-            if BatchScope::active() {
+            if ctx.batch.is_some() {
                 return Err(ToolError::InvalidArguments(
                     "batch_execute cannot run inside another batch".to_owned(),
                 ));
@@ -191,38 +191,36 @@ impl Tool for BatchExecute {
             }
             let options = args.options;
             let scope = BatchScope::new(options.dry_run);
+            let batch_ctx = ctx.in_batch(&scope);
+            let batch_ctx = &batch_ctx;
             let run = |i: usize| {
                 let tool = tools[i].clone();
                 let args = Value::Object(args.operations[i].args.clone());
                 async move {
-                    match tool.call(ctx, args).await {
+                    match tool.call(batch_ctx, args).await {
                         Ok(out) => Outcome::Ok(out),
                         Err(e) => Outcome::Failed(e.to_text()),
                     }
                 }
             };
             let n = args.operations.len();
-            let outcomes: Vec<Outcome> = scope
-                .run(async {
-                    if options.parallel {
-                        futures::future::join_all((0..n).map(run)).await
-                    } else {
-                        let mut out = Vec::with_capacity(n);
-                        let mut stop = false;
-                        for i in 0..n {
-                            if stop {
-                                out.push(Outcome::Skipped);
-                                continue;
-                            }
-                            let outcome = run(i).await;
-                            stop = matches!(outcome, Outcome::Failed(_))
-                                && (options.atomic || options.stop_on_error);
-                            out.push(outcome);
-                        }
-                        out
+            let outcomes: Vec<Outcome> = if options.parallel {
+                futures::future::join_all((0..n).map(run)).await
+            } else {
+                let mut out = Vec::with_capacity(n);
+                let mut stop = false;
+                for i in 0..n {
+                    if stop {
+                        out.push(Outcome::Skipped);
+                        continue;
                     }
-                })
-                .await;
+                    let outcome = run(i).await;
+                    stop = matches!(outcome, Outcome::Failed(_))
+                        && (options.atomic || options.stop_on_error);
+                    out.push(outcome);
+                }
+                out
+            };
             let failed = outcomes.iter().filter(|o| matches!(o, Outcome::Failed(_))).count();
             let skipped = outcomes.iter().filter(|o| matches!(o, Outcome::Skipped)).count();
             let workspace = ctx.workspace().await?;
@@ -230,7 +228,7 @@ impl Tool for BatchExecute {
             let mut restored = Vec::new();
             let mut rollback_error = None;
             if options.atomic && failed > 0 && !options.dry_run {
-                match scope.roll_back(ctx, &workspace).await {
+                match scope.roll_back(&ctx.caller, &workspace).await {
                     Ok(paths) => {
                         rolled_back = true;
                         restored = paths;
@@ -241,7 +239,7 @@ impl Tool for BatchExecute {
             let changed = if rolled_back || options.dry_run {
                 Vec::new()
             } else {
-                scope.changed(ctx, &workspace)
+                scope.changed(&ctx.caller, &workspace)
             };
             let results: Vec<Value> = outcomes
                 .iter()

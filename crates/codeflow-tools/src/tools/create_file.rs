@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, FileOperation, notify_file_operation, outcome_output_schema};
+use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
+use codeflow_workspace::{FileOperation, notify_file_operation, outcome_output_schema};
 
 #[derive(Debug)]
 pub struct CreateFile;
@@ -58,7 +59,7 @@ impl Tool for CreateFile {
             let args: Args = parse_args(args)?;
             let file = ctx.resolve(&args.file_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = EditPlan::new(ctx, workspace.clone());
+            let mut plan = ctx.edit_plan(workspace.clone())?;
             let existed = plan.exists(&file.mirror).await?;
             plan.create(
                 &file.mirror,

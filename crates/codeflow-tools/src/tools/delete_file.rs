@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, FileOperation, notify_file_operation, outcome_schema};
 use crate::error::{ToolError, parse_args};
 use crate::imports;
+use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
 
 #[derive(Debug)]
 pub struct DeleteFile;
@@ -58,7 +58,7 @@ impl Tool for DeleteFile {
             let args: Args = parse_args(args)?;
             let file = ctx.resolve(&args.file_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = EditPlan::new(ctx, workspace.clone());
+            let mut plan = ctx.edit_plan(workspace.clone())?;
             if !plan.exists(&file.mirror).await? {
                 return Err(ToolError::failed(format!("{} does not exist", file.client)));
             }

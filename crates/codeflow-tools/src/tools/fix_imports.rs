@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_schema};
 use crate::error::{ToolError, parse_args};
 use crate::imports;
+use codeflow_workspace::outcome_schema;
 
 #[derive(Debug)]
 pub struct FixImports;
@@ -64,7 +64,7 @@ impl Tool for FixImports {
             let now = ctx.resolve(&args.file_path).await?;
             let old = ctx.resolve(&args.old_path).await?;
             let workspace = ctx.workspace().await?;
-            let mut plan = EditPlan::new(ctx, workspace);
+            let mut plan = ctx.edit_plan(workspace)?;
             if !plan.exists(&now.mirror).await? {
                 return Err(ToolError::failed(format!("{} does not exist", now.client)));
             }

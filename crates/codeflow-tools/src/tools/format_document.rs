@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_output_schema};
+use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::document::Document;
+use codeflow_workspace::outcome_output_schema;
 
 #[derive(Debug)]
 pub struct FormatDocument;
@@ -123,7 +124,7 @@ impl Tool for FormatDocument {
                 .await
                 .map_err(ToolError::from_lsp)?
                 .unwrap_or_default();
-            let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.text_edits(&doc.file.mirror, edits).await?;
             let outcome = plan.commit(args.dry_run).await?;
             Ok(outcome.report(

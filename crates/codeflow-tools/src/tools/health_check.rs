@@ -78,7 +78,7 @@ impl Tool for HealthCheck {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = if args.is_null() { Args::default() } else { parse_args(args)? };
-            let stats = ctx.session.registry().map(|r| r.stats()).unwrap_or_default();
+            let stats = ctx.caller.registry().map(|r| r.stats()).unwrap_or_default();
             let uptime = ctx.services.started.elapsed().as_secs_f64();
             let mut structured = json!({
                 "status": "ok",
@@ -89,16 +89,16 @@ impl Tool for HealthCheck {
                 "attached_sessions": stats.attached,
                 "projects": stats.projects.len(),
                 "session": {
-                    "id": ctx.session.id,
-                    "project": ctx.session.project.as_str(),
-                    "project_root": ctx.session.root.as_str(),
-                    "file_stream": ctx.session.file_stream,
+                    "id": ctx.caller.id,
+                    "project": ctx.caller.project.as_str(),
+                    "project_root": ctx.caller.root.as_str(),
+                    "file_stream": ctx.caller.file_stream,
                 }
             });
             // Only this session's project: a token for project A learns nothing about B.
-            let project = ctx.session.project.as_str();
+            let project = ctx.caller.project.as_str();
             let servers = ctx.services.pool().project_status(project);
-            let workspace = ctx.services.workspaces.get(&ctx.session.project).await;
+            let workspace = ctx.services.workspaces.get(&ctx.caller.project).await;
             structured["language_servers"] = json!(servers.len());
             if let Some(ws) = &workspace {
                 structured["mirror"] = json!({
@@ -130,9 +130,9 @@ impl Tool for HealthCheck {
                 uptime,
                 stats.sessions,
                 stats.projects.len(),
-                ctx.session.id,
-                ctx.session.project,
-                ctx.session.root.as_str(),
+                ctx.caller.id,
+                ctx.caller.project,
+                ctx.caller.root.as_str(),
             );
             Ok(ToolOutput { text, structured })
         }

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, end_position, outcome_output_schema};
+use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
+use codeflow_workspace::{end_position, outcome_output_schema};
 
 #[derive(Debug)]
 pub struct OrganizeImports;
@@ -98,7 +99,7 @@ impl Tool for OrganizeImports {
                     "language server {server} answered source.organizeImports with a command only, which CodeFlow cannot apply"
                 )));
             };
-            let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.workspace_edit(edit).await?;
             let outcome = plan.commit(args.dry_run).await?;
             Ok(outcome.report(

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::{ResolvedFile, ToolContext};
-use crate::edits::{EditPlan, FileOperation, notify_file_operation, outcome_schema};
 use crate::error::{ToolError, parse_args};
 use crate::imports::{self, Lang};
+use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
 
 #[derive(Debug)]
 pub struct RenameFile;
@@ -90,7 +90,7 @@ pub(crate) async fn move_paths(
     dry_run: bool,
 ) -> Result<ToolOutput, ToolError> {
     let workspace = ctx.workspace().await?;
-    let mut plan = EditPlan::new(ctx, workspace.clone());
+    let mut plan = ctx.edit_plan(workspace.clone())?;
     let files = plan.project_files();
     let from_rel = from.mirror.rel().as_str().to_owned();
     let to_rel = to.mirror.rel().as_str().to_owned();
@@ -236,7 +236,7 @@ pub(crate) async fn move_paths(
 }
 
 fn plan_path(
-    workspace: &crate::workspace::ProjectWorkspace,
+    workspace: &codeflow_workspace::ProjectWorkspace,
     rel: &str,
 ) -> Result<codeflow_file_stream::MirrorPath, ToolError> {
     Ok(workspace.mirror.paths().mirror_path(&imports::rel(rel)?))

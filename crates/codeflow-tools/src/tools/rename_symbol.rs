@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::outcome_schema;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::{Document, from_lsp, kind_name, line_text};
 use crate::tools::rename_symbol_strict::rename_at;
+use codeflow_workspace::outcome_schema;
 
 #[derive(Debug)]
 pub struct RenameSymbol;

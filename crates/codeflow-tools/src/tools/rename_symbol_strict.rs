@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_output_schema};
+use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::document::Document;
 use crate::lsp::position::line_text;
+use codeflow_workspace::{EditPlan, outcome_output_schema};
 
 #[derive(Debug)]
 pub struct RenameSymbolStrict;
@@ -88,13 +89,13 @@ pub(crate) async fn rename_at(
     position: codeflow_lsp_pool::lsp_types::Position,
     new_name: &str,
     dry_run: bool,
-) -> Result<crate::edits::EditOutcome, ToolError> {
+) -> Result<codeflow_workspace::EditOutcome, ToolError> {
     if new_name.trim().is_empty() {
         return Err(ToolError::InvalidArguments(
             "new_name must not be empty".to_owned(),
         ));
     }
-    let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+    let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
     open_mentioning_files(&mut plan, doc, position).await?;
     let edit = doc
         .server
@@ -116,7 +117,7 @@ pub(crate) async fn rename_at(
             .with_suggestion("point at the symbol's name (get_document_symbols lists them)")
         })?;
     plan.workspace_edit(edit).await?;
-    plan.commit(dry_run).await
+    Ok(plan.commit(dry_run).await?)
 }
 
 /// At most this many other files are opened before a rename.

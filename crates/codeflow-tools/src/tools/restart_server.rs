@@ -65,7 +65,7 @@ impl Tool for RestartServer {
             } else {
                 parse_args(args)?
             };
-            let project = ctx.session.project.as_str();
+            let project = ctx.caller.project.as_str();
             let restarted = ctx
                 .services
                 .pool()

@@ -79,7 +79,7 @@ impl Tool for TestCounter {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = parse_args(args)?;
-            let slot = (ctx.session.id.clone(), args.key.clone());
+            let slot = (ctx.caller.id.clone(), args.key.clone());
             let executions = {
                 let mut counts = self.counts.lock();
                 let n = counts.entry(slot).or_default();

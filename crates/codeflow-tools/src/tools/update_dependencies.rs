@@ -3,7 +3,7 @@
 //! pyproject.toml, requirements*.txt or go.mod — keeping the file's formatting and comments.
 //!
 //! Each manifest has a pure editor (text → text, in a submodule); the tool reads the file
-//! from the mirror, runs the editor and commits the new content through an [`EditPlan`].
+//! from the mirror, runs the editor and commits the new content through an [`codeflow_workspace::EditPlan`].
 
 mod cargo_toml;
 mod go_mod;
@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edits::{EditPlan, outcome_schema};
 use crate::error::{ToolError, parse_args};
+use codeflow_workspace::outcome_schema;
 
 #[derive(Debug)]
 pub struct UpdateDependencies;
@@ -319,7 +319,7 @@ impl Tool for UpdateDependencies {
                 ));
             }
             let file = ctx.resolve(&args.file_path).await?;
-            let mut plan = EditPlan::new(ctx, ctx.workspace().await?);
+            let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             let Some(text) = plan.text(&file.mirror).await? else {
                 return Err(ToolError::failed(format!("{} does not exist", file.client))
                     .with_suggestion("check the path; create the manifest first (create_file)"));

@@ -11,19 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use codeflow_file_stream::protocol::{ChangeType, FileChanged, SyncManifestParams};
 use codeflow_file_stream::{ClientPath, FileError, Manifest, MirrorPath, RemoteError};
-use codeflow_lsp_pool::lsp_types::{
-    DidChangeWatchedFilesParams, FileChangeType, FileEvent, notification::DidChangeWatchedFiles,
-};
+use codeflow_lsp_pool::lsp_types::FileChangeType;
 use codeflow_session::{Channel, Session};
 use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::{Value, json};
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::client::{Rebase, SessionClient};
-use crate::client_log::ClientLog;
-use crate::context::ServerServices;
-use crate::error::ToolError;
-use crate::workspace::ProjectWorkspace;
+use crate::caller::Caller;
+use crate::error::WorkspaceError;
+use crate::lsp_sync::tell_language_servers;
 
 /// File events queued per session. When full, the socket reader waits (back-pressure on the
 /// relay), which never loses an event.
@@ -34,12 +30,25 @@ enum QueuedEvent {
     Changed(Option<Value>),
 }
 
+/// Where notable file events are told to the client (MCP's `notifications/message` in
+/// CodeFlow): `level` is a syslog level name, `data` the event.
+pub trait ClientNotices: Send + Sync {
+    fn notice(&self, level: &str, data: Value);
+}
+
+/// Tells nobody.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNotices;
+
+impl ClientNotices for NoNotices {
+    fn notice(&self, _level: &str, _data: Value) {}
+}
+
 /// The file side of one session.
 pub struct SessionFiles {
     session: Arc<Session>,
-    log: Arc<ClientLog>,
-    services: Arc<ServerServices>,
-    workspace: OnceCell<Arc<ProjectWorkspace>>,
+    caller: Arc<Caller>,
+    notices: Arc<dyn ClientNotices>,
     received: AtomicU64,
     applied: watch::Sender<u64>,
     /// Created with the task on the first file event: most sessions of a busy server are idle,
@@ -62,15 +71,14 @@ impl SessionFiles {
     /// the session.
     pub fn start(
         session: Arc<Session>,
-        services: Arc<ServerServices>,
-        log: Arc<ClientLog>,
+        caller: Arc<Caller>,
+        notices: Arc<dyn ClientNotices>,
     ) -> Arc<Self> {
         let (applied, _) = watch::channel(0);
         Arc::new_cyclic(|me| Self {
             session,
-            log,
-            services,
-            workspace: OnceCell::new(),
+            caller,
+            notices,
             received: AtomicU64::new(0),
             applied,
             events: std::sync::OnceLock::new(),
@@ -113,44 +121,9 @@ impl SessionFiles {
         let _ = applied.wait_for(|n| *n >= target).await;
     }
 
-    /// The project's workspace, opened on first use.
-    pub async fn workspace(&self) -> Result<Arc<ProjectWorkspace>, ToolError> {
-        self.workspace
-            .get_or_try_init(|| {
-                self.services
-                    .workspaces
-                    .open(&self.session.project, self.session.root.as_str())
-            })
-            .await
-            .cloned()
-    }
-
-    /// Talks to this session's relay, in the mirror's path space.
-    pub fn client(&self, workspace: &ProjectWorkspace) -> SessionClient {
-        SessionClient::new(
-            self.session.clone(),
-            workspace.mirror.paths().client_root().as_str(),
-        )
-    }
-
-    /// This session's root → the mirror's client root, when they differ.
-    pub fn rebase_in(&self, workspace: &ProjectWorkspace) -> Option<Rebase> {
-        Rebase::new(
-            self.session.root.as_str(),
-            workspace.mirror.paths().client_root().as_str(),
-        )
-    }
-
-    /// A path in the mirror's client space, back in this session's own root.
-    fn client_path_of(&self, workspace: &ProjectWorkspace, path: &str) -> String {
-        match self.rebase_in(workspace) {
-            Some(r) => r.reversed().path(path),
-            None => path.to_owned(),
-        }
-    }
-
-    pub fn session(&self) -> &Arc<Session> {
-        &self.session
+    /// The caller this session's file events are applied for.
+    pub fn caller(&self) -> &Arc<Caller> {
+        &self.caller
     }
 }
 
@@ -168,14 +141,15 @@ async fn run(
         let Some(files) = files.upgrade() else { break };
         match event {
             QueuedEvent::Sync { id, params } => {
-                let reply = match sync_manifest(&files, params).await {
+                let reply = match sync_manifest(&files.caller, files.notices.as_ref(), params).await
+                {
                     Ok(result) => Message::response(id, result),
                     Err(e) => Message::error(id, e),
                 };
                 session.send_to_client(reply);
             }
             QueuedEvent::Changed(params) => {
-                if let Err(e) = file_changed(&files, params).await {
+                if let Err(e) = file_changed(&files.caller, params).await {
                     tracing::warn!(session = %session.id, error = %e.message, "fileChanged not applied");
                 }
             }
@@ -193,11 +167,18 @@ fn file_error(e: &FileError) -> ErrorObject {
     }
 }
 
-fn tool_error(e: ToolError) -> ErrorObject {
+fn workspace_error(e: WorkspaceError) -> ErrorObject {
     ErrorObject::new(codes::INTERNAL_ERROR, e.to_text())
 }
 
-async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Value, ErrorObject> {
+/// Applies a `server/syncManifest` from `caller`'s client: fetches what the mirror lacks,
+/// drops what the client no longer has, tells the language servers, and answers with what
+/// was done.
+pub async fn sync_manifest(
+    caller: &Caller,
+    notices: &dyn ClientNotices,
+    params: Option<Value>,
+) -> Result<Value, ErrorObject> {
     let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
         .map_err(|e| {
             ErrorObject::new(
@@ -205,13 +186,13 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
                 format!("invalid server/syncManifest params: {e}"),
             )
         })?;
-    let workspace = files.workspace().await.map_err(tool_error)?;
-    let mirror = &workspace.mirror;
-    let manifest = Manifest::from_params(params, &files.services.workspaces.config().mirror.limits)
+    let workspace = caller.workspace().await.map_err(workspace_error)?;
+    let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
+    let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
         .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
-    let client = files.client(&workspace);
-    let project = files.session.project.to_string();
+    let client = caller.client();
+    let project = caller.project.to_string();
     let started = std::time::Instant::now();
     let report = mirror
         .sync(&manifest, &client, &|p| {
@@ -234,13 +215,13 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
-    files.services.workspaces.prestart(
+    caller.workspaces().prestart(
         &workspace,
         mirror.files().into_keys().map(|p| p.as_str().to_owned()),
     );
-    if let Some(registry) = files.session.registry() {
+    if let Some(registry) = caller.registry() {
         registry.channels().publish(
-            &files.session.project,
+            &caller.project,
             Channel::Files,
             json!({
                 "event": "synced",
@@ -249,7 +230,7 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
             }),
         );
     }
-    files.log.log(
+    notices.notice(
         "info",
         json!({
             "event": "mirror synced",
@@ -260,7 +241,7 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
         }),
     );
     tracing::info!(
-        session = %files.session.id,
+        session = %caller.id,
         fetched = report.fetched.len(),
         removed = report.removed.len(),
         unchanged = report.unchanged,
@@ -278,21 +259,20 @@ async fn sync_manifest(files: &SessionFiles, params: Option<Value>) -> Result<Va
     }))
 }
 
-async fn file_changed(files: &SessionFiles, params: Option<Value>) -> Result<(), ErrorObject> {
-    let workspace = files.workspace().await.map_err(tool_error)?;
-    let params = match files.rebase_in(&workspace) {
-        Some(r) => r.params(params.unwrap_or(Value::Null)),
-        None => params.unwrap_or(Value::Null),
-    };
-    let change: FileChanged = serde_json::from_value(params).map_err(|e| {
-        ErrorObject::new(
-            codes::INVALID_PARAMS,
-            format!("invalid server/fileChanged params: {e}"),
-        )
-    })?;
+/// Applies a `server/fileChanged` from `caller`'s client to the mirror and tells the language
+/// servers.
+pub async fn file_changed(caller: &Caller, params: Option<Value>) -> Result<(), ErrorObject> {
+    let workspace = caller.workspace().await.map_err(workspace_error)?;
+    let mirror = caller.mirror(&workspace).map_err(workspace_error)?;
+    let change: FileChanged =
+        serde_json::from_value(params.unwrap_or(Value::Null)).map_err(|e| {
+            ErrorObject::new(
+                codes::INVALID_PARAMS,
+                format!("invalid server/fileChanged params: {e}"),
+            )
+        })?;
     let path = ClientPath::parse(&change.path).map_err(|e| file_error(&e))?;
-    let mirror_path = workspace
-        .mirror
+    let mirror_path = mirror
         .paths()
         .to_mirror(&path)
         .map_err(|e| file_error(&e))?;
@@ -301,56 +281,22 @@ async fn file_changed(files: &SessionFiles, params: Option<Value>) -> Result<(),
         ChangeType::Changed => FileChangeType::CHANGED,
         ChangeType::Deleted => FileChangeType::DELETED,
     };
-    let client = files.client(&workspace);
+    let client = caller.client();
     let event = json!({
-        "path": files.client_path_of(&workspace, &change.path),
+        "path": path.as_str(),
         "changeType": change.change_type,
         "hash": change.hash,
     });
-    workspace
-        .mirror
+    mirror
         .apply_change(change, &client)
         .await
         .map_err(|e| file_error(&e))?;
-    if let Some(registry) = files.session.registry() {
+    if let Some(registry) = caller.registry() {
         registry
             .channels()
-            .publish(&files.session.project, Channel::Files, event);
+            .publish(&caller.project, Channel::Files, event);
     }
     metrics::counter!("codeflow_file_changes_total").increment(1);
     tell_language_servers(&workspace, &[(mirror_path, kind)]).await;
     Ok(())
-}
-
-/// Brings running language servers up to date: open documents get the new text
-/// (`didChange`), everything else a `didChangeWatchedFiles`. Servers that are not running will
-/// read the mirror when they start.
-pub(crate) async fn tell_language_servers(
-    workspace: &ProjectWorkspace,
-    changes: &[(MirrorPath, FileChangeType)],
-) {
-    if changes.is_empty() {
-        return;
-    }
-    for server in workspace.lease.running_servers() {
-        let mut watched = Vec::new();
-        for (path, kind) in changes {
-            let disk_path = path.as_path();
-            if server.is_open(disk_path) {
-                if *kind == FileChangeType::DELETED {
-                    let _ = server.close(disk_path);
-                } else if let Ok(bytes) = workspace.mirror.read(path).await {
-                    let _ = server
-                        .sync_document(disk_path, String::from_utf8_lossy(&bytes).into_owned());
-                }
-            } else if let Ok(uri) = server.uri_for(disk_path) {
-                watched.push(FileEvent { uri, typ: *kind });
-            }
-        }
-        if !watched.is_empty() {
-            let _ = server
-                .notify::<DidChangeWatchedFiles>(DidChangeWatchedFilesParams { changes: watched })
-                .await;
-        }
-    }
 }

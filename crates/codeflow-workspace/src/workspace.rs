@@ -13,14 +13,16 @@ use codeflow_file_stream::{Mirror, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, ProjectKey, ProjectLease};
 use codeflow_session::ProjectId;
 
-use crate::error::ToolError;
+use crate::error::WorkspaceError;
+use crate::extensions::Extensions;
 
 /// One project's mirror and language servers.
 pub struct ProjectWorkspace {
     pub project: ProjectId,
     pub mirror: Mirror,
     pub lease: ProjectLease,
-    pub symbols: crate::symbol_cache::SymbolCache,
+    /// Per-project state of the layers above (caches that live and die with the project).
+    pub extensions: Extensions,
 }
 
 impl std::fmt::Debug for ProjectWorkspace {
@@ -83,12 +85,12 @@ impl Workspaces {
 
     /// The workspace of `project`, opening it on first use. `client_root` is the root of the
     /// session asking; the mirror keeps the root of the session that opened it, and other
-    /// sessions' paths are rebased onto it (see [`crate::client::Rebase`]).
+    /// sessions see it through their own roots (see [`crate::Caller::mirror`]).
     pub async fn open(
         &self,
         project: &ProjectId,
         client_root: &str,
-    ) -> Result<Arc<ProjectWorkspace>, ToolError> {
+    ) -> Result<Arc<ProjectWorkspace>, WorkspaceError> {
         let mut open = self.open.lock().await;
         if let Some(existing) = open.get(project).and_then(Weak::upgrade) {
             return Ok(existing);
@@ -111,7 +113,7 @@ impl Workspaces {
             }
         }
         .map_err(|e| {
-            ToolError::failed(format!(
+            WorkspaceError::failed(format!(
                 "cannot open the mirror of project `{project}`: {e}"
             ))
         })?;
@@ -122,7 +124,7 @@ impl Workspaces {
             project: project.clone(),
             mirror,
             lease,
-            symbols: Default::default(),
+            extensions: Extensions::default(),
         });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(project.clone(), Arc::downgrade(&workspace));

@@ -8,13 +8,13 @@ use codeflow_lsp_pool::lsp_types::PublishDiagnosticsParams;
 use codeflow_session::{Channel, ProjectId, SessionRegistry};
 use serde_json::json;
 
-use crate::context::ServerServices;
+use crate::workspace::Workspaces;
 
 /// Publishes every language server's diagnostics on its project's `diagnostics` channel.
 #[derive(Default)]
 pub struct DiagnosticsPublisher {
     registry: OnceLock<Weak<SessionRegistry>>,
-    services: OnceLock<Weak<ServerServices>>,
+    workspaces: OnceLock<Weak<Workspaces>>,
 }
 
 impl std::fmt::Debug for DiagnosticsPublisher {
@@ -25,9 +25,9 @@ impl std::fmt::Debug for DiagnosticsPublisher {
 }
 
 impl DiagnosticsPublisher {
-    pub fn new(services: &Arc<ServerServices>) -> Arc<Self> {
+    pub fn new(workspaces: &Arc<Workspaces>) -> Arc<Self> {
         let publisher = Arc::new(Self::default());
-        let _ = publisher.services.set(Arc::downgrade(services));
+        let _ = publisher.workspaces.set(Arc::downgrade(workspaces));
         publisher
     }
 
@@ -43,13 +43,13 @@ impl DiagnosticsListener for DiagnosticsPublisher {
         let Some(registry) = self.registry.get().and_then(Weak::upgrade) else {
             return;
         };
-        let Some(services) = self.services.get().and_then(Weak::upgrade) else {
+        let Some(workspaces) = self.workspaces.get().and_then(Weak::upgrade) else {
             return;
         };
         let Ok(project) = ProjectId::parse(project) else {
             return;
         };
-        let Some(paths) = services.workspaces.paths_of(project.as_str()) else {
+        let Some(paths) = workspaces.paths_of(project.as_str()) else {
             return;
         };
         let Ok(uri) = paths.uri_to_client(params.uri.as_str()) else {

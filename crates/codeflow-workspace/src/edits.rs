@@ -10,37 +10,38 @@
 //! the error names the file. After a write, the mirror holds the new content at once and the
 //! running language servers are told (open documents get the new text).
 //!
-//! Batches: [`BatchScope`] is a task-local scope that `batch_execute` runs its operations in.
-//! In it every commit is recorded (original content, hash written) so an atomic batch can put
-//! every file back, each restore guarded by the hash the batch wrote; a dry-run batch turns every
-//! commit into a description.
+//! Batches: a plan made for a [`BatchScope`] (passed explicitly to [`EditPlan::new`]) records
+//! every commit (original content, hash written) so an atomic batch can put every file back,
+//! each restore guarded by the hash the batch wrote; a dry-run batch turns every commit into a
+//! description.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use codeflow_file_stream::{
-    ClientPath, ContentHash, Expect, FileError, MirrorPath, RelPath, WriteBack,
+    ContentHash, Expect, FileError, Mirror, MirrorPath, RelPath, WriteBack,
 };
 use codeflow_lsp_pool::lsp_types::{
     DocumentChangeOperation, DocumentChanges, FileChangeType, OneOf, Position, Range, ResourceOp,
     TextEdit, Url, WorkspaceEdit,
 };
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::catalogue::ToolOutput;
-use crate::context::ToolContext;
-use crate::error::ToolError;
+use crate::batch::BatchScope;
+use crate::caller::Caller;
+use crate::error::WorkspaceError;
+use crate::lsp_sync::tell_language_servers;
+use crate::text::{apply_text_edits, end_position};
 use crate::workspace::ProjectWorkspace;
 
 /// One file's state inside a plan.
 #[derive(Debug, Clone)]
-struct PlannedFile {
-    mirror: MirrorPath,
+pub(crate) struct PlannedFile {
+    pub(crate) mirror: MirrorPath,
     /// What the client is expected to hold (read from the mirror): content and hash.
-    original: Option<(bytes::Bytes, ContentHash)>,
+    pub(crate) original: Option<(bytes::Bytes, ContentHash)>,
     /// The content after the plan; `None` when the file ends up absent.
-    current: Option<Vec<u8>>,
+    pub(crate) current: Option<Vec<u8>>,
     /// Text edits applied to this file, in order, as given (0-based LSP ranges).
     edits: Vec<TextEdit>,
     /// This file's content came from renaming that one.
@@ -52,8 +53,12 @@ struct PlannedFile {
 /// A multi-file change computed against the mirror, not yet written.
 #[derive(Debug)]
 pub struct EditPlan {
-    ctx: ToolContext,
+    caller: Arc<Caller>,
+    /// The batch this plan belongs to, if any.
+    batch: Option<Arc<BatchScope>>,
     workspace: Arc<ProjectWorkspace>,
+    /// The project's mirror in the caller's client paths.
+    mirror: Mirror,
     files: BTreeMap<RelPath, PlannedFile>,
     /// Whether out-of-range positions are errors (true) or clamped (false).
     validate: bool,
@@ -95,24 +100,6 @@ impl EditOutcome {
                 v
             }).collect::<Vec<_>>(),
         })
-    }
-
-    /// A write tool's answer: `text`, with [`Self::to_json`] as the structured content.
-    pub fn output(&self, text: String) -> ToolOutput {
-        ToolOutput {
-            text,
-            structured: self.to_json(),
-        }
-    }
-
-    /// A write tool's usual answer: `unchanged` when no file changed and one is given, else
-    /// [`Self::to_text`] of `what`; [`Self::to_json`] as the structured content.
-    pub fn report(&self, what: &str, unchanged: Option<String>) -> ToolOutput {
-        let text = match unchanged {
-            Some(text) if self.files.is_empty() => text,
-            _ => self.to_text(what),
-        };
-        self.output(text)
     }
 
     /// One line per file; in a dry run, every edit too.
@@ -185,13 +172,21 @@ pub fn outcome_schema() -> Value {
 }
 
 impl EditPlan {
-    pub fn new(ctx: &ToolContext, workspace: Arc<ProjectWorkspace>) -> Self {
-        Self {
-            ctx: ctx.clone(),
+    /// A plan for `caller`'s project; with `batch`, its commit is part of that batch (recorded
+    /// for a roll-back, or only described in a dry-run batch).
+    pub fn new(
+        caller: &Arc<Caller>,
+        workspace: Arc<ProjectWorkspace>,
+        batch: Option<&Arc<BatchScope>>,
+    ) -> Result<Self, WorkspaceError> {
+        Ok(Self {
+            caller: Arc::clone(caller),
+            batch: batch.cloned(),
+            mirror: caller.mirror(&workspace)?,
             workspace,
             files: BTreeMap::new(),
             validate: true,
-        }
+        })
     }
 
     /// Clamp out-of-range positions instead of refusing them.
@@ -208,35 +203,35 @@ impl EditPlan {
 
     /// The client's path of a mirror path (for messages and results).
     fn client(&self, path: &MirrorPath) -> String {
-        self.ctx.client_path(&self.workspace, path)
+        self.mirror.paths().to_client(path).as_str().to_owned()
     }
 
     /// A language server's `file://` URI (in the mirror) → the mirror path.
-    pub fn mirror_path_of_uri(&self, uri: &Url) -> Result<MirrorPath, ToolError> {
+    pub fn mirror_path_of_uri(&self, uri: &Url) -> Result<MirrorPath, WorkspaceError> {
         let raw = codeflow_file_stream::paths::uri_path(uri.as_str())
-            .map_err(|e| ToolError::failed(format!("the language server named {uri}: {e}")))?;
+            .map_err(|e| WorkspaceError::failed(format!("the language server named {uri}: {e}")))?;
         self.workspace
             .mirror
             .paths()
             .parse_mirror(std::path::Path::new(&raw))
             .map_err(|e| {
-                ToolError::failed(format!(
+                WorkspaceError::failed(format!(
                     "the language server wants to edit {uri}, which is outside the project: {e}"
                 ))
             })
     }
 
-    async fn load(&mut self, path: &MirrorPath) -> Result<&mut PlannedFile, ToolError> {
+    async fn load(&mut self, path: &MirrorPath) -> Result<&mut PlannedFile, WorkspaceError> {
         let rel = path.rel().clone();
         if !self.files.contains_key(&rel) {
-            let original = match self.workspace.mirror.read(path).await {
+            let original = match self.mirror.read(path).await {
                 Ok(bytes) => {
                     let hash = ContentHash::of(&bytes);
                     Some((bytes, hash))
                 }
                 Err(FileError::NotFound(_) | FileError::NotAFile(_)) => None,
                 Err(e) => {
-                    return Err(ToolError::failed(format!(
+                    return Err(WorkspaceError::failed(format!(
                         "cannot read {}: {e}",
                         self.client(path)
                     )));
@@ -257,16 +252,16 @@ impl EditPlan {
         }
         self.files
             .get_mut(&rel)
-            .ok_or_else(|| ToolError::failed("edit plan lost a file"))
+            .ok_or_else(|| WorkspaceError::failed("edit plan lost a file"))
     }
 
     /// Whether the file exists at this point of the plan.
-    pub async fn exists(&mut self, path: &MirrorPath) -> Result<bool, ToolError> {
+    pub async fn exists(&mut self, path: &MirrorPath) -> Result<bool, WorkspaceError> {
         Ok(self.load(path).await?.current.is_some())
     }
 
     /// The file's text at this point of the plan.
-    pub async fn text(&mut self, path: &MirrorPath) -> Result<Option<String>, ToolError> {
+    pub async fn text(&mut self, path: &MirrorPath) -> Result<Option<String>, WorkspaceError> {
         Ok(self
             .load(path)
             .await?
@@ -280,7 +275,7 @@ impl EditPlan {
         &mut self,
         path: &MirrorPath,
         edits: Vec<TextEdit>,
-    ) -> Result<(), ToolError> {
+    ) -> Result<(), WorkspaceError> {
         if edits.is_empty() {
             return Ok(());
         }
@@ -288,26 +283,30 @@ impl EditPlan {
         let client = self.client(path);
         let file = self.load(path).await?;
         let Some(current) = &file.current else {
-            return Err(ToolError::failed(format!(
+            return Err(WorkspaceError::failed(format!(
                 "cannot edit {client}: the file does not exist"
             )));
         };
         let text = std::str::from_utf8(current).map_err(|_| {
-            ToolError::failed(format!("cannot edit {client}: it is not UTF-8 text"))
+            WorkspaceError::failed(format!("cannot edit {client}: it is not UTF-8 text"))
         })?;
         let new_text = apply_text_edits(text, &edits, validate)
-            .map_err(|e| ToolError::InvalidArguments(format!("edit to {client}: {e}")))?;
+            .map_err(|e| WorkspaceError::InvalidArguments(format!("edit to {client}: {e}")))?;
         file.current = Some(new_text.into_bytes());
         file.edits.extend(edits);
         Ok(())
     }
 
     /// Replaces a file's whole content (it must exist).
-    pub async fn replace(&mut self, path: &MirrorPath, content: String) -> Result<(), ToolError> {
+    pub async fn replace(
+        &mut self,
+        path: &MirrorPath,
+        content: String,
+    ) -> Result<(), WorkspaceError> {
         let client = self.client(path);
         let file = self.load(path).await?;
         let Some(current) = &file.current else {
-            return Err(ToolError::failed(format!(
+            return Err(WorkspaceError::failed(format!(
                 "cannot edit {client}: the file does not exist"
             )));
         };
@@ -330,7 +329,7 @@ impl EditPlan {
         content: Vec<u8>,
         overwrite: bool,
         ignore_if_exists: bool,
-    ) -> Result<(), ToolError> {
+    ) -> Result<(), WorkspaceError> {
         let client = self.client(path);
         let file = self.load(path).await?;
         if file.current.is_some() {
@@ -341,7 +340,7 @@ impl EditPlan {
             if ignore_if_exists {
                 return Ok(());
             }
-            return Err(ToolError::failed(format!("{client} already exists"))
+            return Err(WorkspaceError::failed(format!("{client} already exists"))
                 .with_suggestion("pass overwrite: true to replace it"));
         }
         file.current = Some(content);
@@ -354,7 +353,7 @@ impl EditPlan {
         path: &MirrorPath,
         recursive: bool,
         ignore_if_not_exists: bool,
-    ) -> Result<(), ToolError> {
+    ) -> Result<(), WorkspaceError> {
         if self.exists(path).await? {
             if let Some(file) = self.files.get_mut(path.rel()) {
                 file.current = None;
@@ -364,13 +363,13 @@ impl EditPlan {
         let under = self.files_under(path.rel());
         if !under.is_empty() {
             if !recursive {
-                return Err(ToolError::failed(format!(
+                return Err(WorkspaceError::failed(format!(
                     "{} is a directory; deleting it needs recursive",
                     self.client(path)
                 )));
             }
             for rel in under {
-                let p = self.workspace.mirror.paths().mirror_path(&rel);
+                let p = self.mirror.paths().mirror_path(&rel);
                 if let Some(file) = self.files.get_mut(&rel) {
                     file.current = None;
                 } else {
@@ -382,7 +381,7 @@ impl EditPlan {
         if ignore_if_not_exists {
             Ok(())
         } else {
-            Err(ToolError::failed(format!(
+            Err(WorkspaceError::failed(format!(
                 "cannot delete {}: it does not exist",
                 self.client(path)
             )))
@@ -396,20 +395,20 @@ impl EditPlan {
         to: &MirrorPath,
         overwrite: bool,
         ignore_if_exists: bool,
-    ) -> Result<(), ToolError> {
+    ) -> Result<(), WorkspaceError> {
         if !self.exists(from).await? {
             let under = self.files_under(from.rel());
             if under.is_empty() {
-                return Err(ToolError::failed(format!(
+                return Err(WorkspaceError::failed(format!(
                     "cannot rename {}: it does not exist",
                     self.client(from)
                 )));
             }
-            let paths = self.workspace.mirror.paths().clone();
+            let paths = self.mirror.paths().clone();
             for rel in under {
                 let suffix = &rel.as_str()[from.rel().as_str().len()..];
                 let target = RelPath::parse(&format!("{}{suffix}", to.rel().as_str()))
-                    .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+                    .map_err(|e| WorkspaceError::InvalidArguments(e.to_string()))?;
                 Box::pin(self.rename(
                     &paths.mirror_path(&rel),
                     &paths.mirror_path(&target),
@@ -425,7 +424,7 @@ impl EditPlan {
                 return Ok(());
             }
             if !overwrite {
-                return Err(ToolError::failed(format!(
+                return Err(WorkspaceError::failed(format!(
                     "cannot rename {} to {}: the target exists",
                     self.client(from),
                     self.client(to)
@@ -444,13 +443,14 @@ impl EditPlan {
     }
 
     /// The mirror path of a project-relative path.
-    pub fn mirror_path(&self, rel: &str) -> Result<MirrorPath, ToolError> {
-        let rel = RelPath::parse(rel).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-        Ok(self.workspace.mirror.paths().mirror_path(&rel))
+    pub fn mirror_path(&self, rel: &str) -> Result<MirrorPath, WorkspaceError> {
+        let rel =
+            RelPath::parse(rel).map_err(|e| WorkspaceError::InvalidArguments(e.to_string()))?;
+        Ok(self.mirror.paths().mirror_path(&rel))
     }
 
     /// [`EditPlan::text`] by project-relative path.
-    pub async fn text_of_rel(&mut self, rel: &str) -> Result<Option<String>, ToolError> {
+    pub async fn text_of_rel(&mut self, rel: &str) -> Result<Option<String>, WorkspaceError> {
         let path = self.mirror_path(rel)?;
         self.text(&path).await
     }
@@ -460,7 +460,7 @@ impl EditPlan {
         &mut self,
         rel: &str,
         edits: Vec<TextEdit>,
-    ) -> Result<(), ToolError> {
+    ) -> Result<(), WorkspaceError> {
         let path = self.mirror_path(rel)?;
         self.text_edits(&path, edits).await
     }
@@ -507,7 +507,7 @@ impl EditPlan {
     }
 
     /// Adds a language server's `WorkspaceEdit` (mirror URIs), operations in order.
-    pub async fn workspace_edit(&mut self, edit: WorkspaceEdit) -> Result<(), ToolError> {
+    pub async fn workspace_edit(&mut self, edit: WorkspaceEdit) -> Result<(), WorkspaceError> {
         if let Some(changes) = edit.changes {
             // A map has no order; sort so results are stable.
             let mut changes: Vec<_> = changes.into_iter().collect();
@@ -597,7 +597,7 @@ impl EditPlan {
             let from = file
                 .moved_from
                 .as_ref()
-                .map(|rel| self.client(&self.workspace.mirror.paths().mirror_path(rel)));
+                .map(|rel| self.client(&self.mirror.paths().mirror_path(rel)));
             let content = match action {
                 "create" => file
                     .current
@@ -617,8 +617,8 @@ impl EditPlan {
     }
 
     /// The write-back for this plan, in the mirror's client paths.
-    fn write_back(&self) -> Result<WriteBack, ToolError> {
-        let paths = self.workspace.mirror.paths();
+    fn write_back(&self) -> Result<WriteBack, WorkspaceError> {
+        let paths = self.mirror.paths();
         // Pure moves (the target is new and holds exactly the source's content) become one
         // rename on the client: atomic, and it keeps the file's permissions.
         let pure_moves: BTreeMap<&RelPath, (&RelPath, &ContentHash)> = self
@@ -660,19 +660,18 @@ impl EditPlan {
 
     /// Writes the plan to the client (all or nothing), updates the mirror and tells the
     /// language servers; or, with `dry_run` (or inside a dry-run batch), only describes it.
-    pub async fn commit(self, dry_run: bool) -> Result<EditOutcome, ToolError> {
-        let scope = BATCH.try_with(Arc::clone).ok();
-        let dry_run = dry_run || scope.as_ref().is_some_and(|s| s.dry_run);
+    pub async fn commit(self, dry_run: bool) -> Result<EditOutcome, WorkspaceError> {
+        let scope = self.batch.clone();
+        let dry_run = dry_run || scope.as_ref().is_some_and(|s| s.is_dry_run());
         let files = self.reports();
         if dry_run || files.is_empty() {
             return Ok(EditOutcome { dry_run, files });
         }
-        use codeflow_session::Right;
-        self.ctx.require(Right::FileWrite)?;
+        self.caller.require(codeflow_session::Right::FileWrite)?;
         let write_back = self.write_back()?;
-        let client = self.ctx.files.client(&self.workspace);
+        let client = self.caller.client();
         write_back
-            .apply_and_mirror(&client, &self.workspace.mirror)
+            .apply_and_mirror(&client, &self.mirror)
             .await
             .map_err(|e| self.write_error(e))?;
         if let Some(scope) = &scope {
@@ -691,28 +690,24 @@ impl EditPlan {
             };
             changes.push((file.mirror.clone(), kind));
         }
-        crate::sync::tell_language_servers(&self.workspace, &changes).await;
+        tell_language_servers(&self.workspace, &changes).await;
         Ok(EditOutcome {
             dry_run: false,
             files,
         })
     }
 
-    fn write_error(&self, e: FileError) -> ToolError {
-        write_error(&self.ctx, &self.workspace, e)
+    fn write_error(&self, e: FileError) -> WorkspaceError {
+        write_error(e)
     }
 }
 
 /// A write-back failure in the client's paths, saying what was (not) written.
-fn write_error(ctx: &ToolContext, workspace: &ProjectWorkspace, e: FileError) -> ToolError {
-    let client_path = |p: &str| {
-        ClientPath::parse(p)
-            .ok()
-            .and_then(|c| workspace.mirror.paths().to_mirror(&c).ok())
-            .map_or_else(|| p.to_owned(), |m| ctx.client_path(workspace, &m))
-    };
+/// (Write-backs are made in the caller's own paths, so the error's paths are already its.)
+pub(crate) fn write_error(e: FileError) -> WorkspaceError {
+    let client_path = |p: &str| p.to_owned();
     match e {
-        FileError::Conflict { path, actual } => ToolError::failed(format!(
+        FileError::Conflict { path, actual } => WorkspaceError::failed(format!(
             "conflict: {} {} since CodeFlow computed this edit; nothing was written",
             client_path(&path),
             if actual.is_some() {
@@ -724,7 +719,7 @@ fn write_error(ctx: &ToolContext, workspace: &ProjectWorkspace, e: FileError) ->
         .with_suggestion(
             "re-run the tool: it will compute the edit from the file's current content",
         ),
-        FileError::RolledBack { failed_path, cause } => ToolError::failed(format!(
+        FileError::RolledBack { failed_path, cause } => WorkspaceError::failed(format!(
             "writing {} failed ({cause}); the files already written were restored, so nothing changed",
             client_path(&failed_path)
         )),
@@ -732,7 +727,7 @@ fn write_error(ctx: &ToolContext, workspace: &ProjectWorkspace, e: FileError) ->
             failed_path,
             cause,
             not_restored,
-        } => ToolError::failed(format!(
+        } => WorkspaceError::failed(format!(
             "writing {} failed ({cause}) and these files could not be restored: {}",
             client_path(&failed_path),
             not_restored
@@ -742,77 +737,7 @@ fn write_error(ctx: &ToolContext, workspace: &ProjectWorkspace, e: FileError) ->
                 .join(", ")
         ))
         .with_suggestion("check those files by hand"),
-        other => ToolError::failed(format!("writing to the client failed: {other}")),
-    }
-}
-
-/// A file operation done on the client, for the language servers that asked to hear of it.
-#[derive(Debug, Clone)]
-pub enum FileOperation {
-    Created(Vec<MirrorPath>),
-    Deleted(Vec<MirrorPath>),
-    Renamed(Vec<(MirrorPath, MirrorPath)>),
-}
-
-/// Sends `workspace/didCreateFiles` / `didDeleteFiles` / `didRenameFiles` to this project's
-/// running servers that registered for them (file contents reach them separately, through
-/// [`EditPlan::commit`]).
-pub async fn notify_file_operation(workspace: &ProjectWorkspace, op: &FileOperation) {
-    use codeflow_lsp_pool::lsp_types::notification::{
-        DidCreateFiles, DidDeleteFiles, DidRenameFiles,
-    };
-    use codeflow_lsp_pool::lsp_types::{
-        CreateFilesParams, DeleteFilesParams, FileCreate, FileDelete, FileRename, RenameFilesParams,
-    };
-    for server in workspace.lease.running_servers() {
-        let Some(ops) = server
-            .capabilities_now()
-            .and_then(|c| c.workspace)
-            .and_then(|w| w.file_operations)
-        else {
-            continue;
-        };
-        let uri = |p: &MirrorPath| server.uri_for(p.as_path()).map(|u| u.to_string());
-        let sent = match op {
-            FileOperation::Created(paths) if ops.did_create.is_some() => {
-                let files = paths
-                    .iter()
-                    .filter_map(|p| uri(p).ok())
-                    .map(|uri| FileCreate { uri })
-                    .collect();
-                server
-                    .notify::<DidCreateFiles>(CreateFilesParams { files })
-                    .await
-            }
-            FileOperation::Deleted(paths) if ops.did_delete.is_some() => {
-                let files = paths
-                    .iter()
-                    .filter_map(|p| uri(p).ok())
-                    .map(|uri| FileDelete { uri })
-                    .collect();
-                server
-                    .notify::<DidDeleteFiles>(DeleteFilesParams { files })
-                    .await
-            }
-            FileOperation::Renamed(pairs) if ops.did_rename.is_some() => {
-                let files = pairs
-                    .iter()
-                    .filter_map(|(a, b)| {
-                        Some(FileRename {
-                            old_uri: uri(a).ok()?,
-                            new_uri: uri(b).ok()?,
-                        })
-                    })
-                    .collect();
-                server
-                    .notify::<DidRenameFiles>(RenameFilesParams { files })
-                    .await
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = sent {
-            tracing::debug!(server = server.server_id(), error = %e, "file operation notification not sent");
-        }
+        other => WorkspaceError::failed(format!("writing to the client failed: {other}")),
     }
 }
 
@@ -824,264 +749,4 @@ fn edit_json(e: &TextEdit) -> Value {
         },
         "new_text": e.new_text,
     })
-}
-
-/// Byte offsets where each line starts (`\n`, `\r\n` and `\r` end lines), plus the end.
-fn line_starts(text: &str) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut starts = vec![0];
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => starts.push(i + 1),
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
-                starts.push(i + 2);
-                i += 1;
-            }
-            b'\r' => starts.push(i + 1),
-            _ => {}
-        }
-        i += 1;
-    }
-    starts
-}
-
-/// The position just past the last character.
-pub fn end_position(text: &str) -> Position {
-    let starts = line_starts(text);
-    let last = *starts.last().unwrap_or(&0);
-    let line = (starts.len() - 1) as u32;
-    Position::new(line, text[last..].encode_utf16().count() as u32)
-}
-
-/// Byte offset of an LSP position (UTF-16 characters). A character past the line's end is the
-/// line's end (as LSP says); a line past the end is an error when `validate`, else the end.
-fn offset_of(text: &str, starts: &[usize], pos: Position, validate: bool) -> Result<usize, String> {
-    let line = pos.line as usize;
-    if line >= starts.len() {
-        if validate && !(line == starts.len() && pos.character == 0) {
-            return Err(format!(
-                "line {} is past the end of the file ({} lines)",
-                line + 1,
-                starts.len()
-            ));
-        }
-        return Ok(text.len());
-    }
-    let start = starts[line];
-    let end = starts.get(line + 1).map_or(text.len(), |&next| {
-        let content = &text[start..next];
-        start + content.trim_end_matches(['\n', '\r']).len()
-    });
-    let mut units = 0u32;
-    for (i, c) in text[start..end].char_indices() {
-        if units >= pos.character {
-            return Ok(start + i);
-        }
-        units += c.len_utf16() as u32;
-    }
-    Ok(end)
-}
-
-/// Applies LSP text edits to `text`. Edits refer to the original text; they must not overlap;
-/// edits at the same position are applied in the order given.
-pub fn apply_text_edits(text: &str, edits: &[TextEdit], validate: bool) -> Result<String, String> {
-    let starts = line_starts(text);
-    let mut spans = Vec::with_capacity(edits.len());
-    for (i, e) in edits.iter().enumerate() {
-        let start = offset_of(text, &starts, e.range.start, validate)?;
-        let end = offset_of(text, &starts, e.range.end, validate)?;
-        if end < start {
-            return Err(format!(
-                "range {}:{}-{}:{} ends before it starts",
-                e.range.start.line,
-                e.range.start.character,
-                e.range.end.line,
-                e.range.end.character
-            ));
-        }
-        spans.push((start, end, i));
-    }
-    spans.sort_by_key(|&(start, end, i)| (start, end, i));
-    for pair in spans.windows(2) {
-        if pair[1].0 < pair[0].1 {
-            return Err("two edits overlap".to_owned());
-        }
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for (start, end, i) in spans {
-        out.push_str(&text[at..start]);
-        out.push_str(&edits[i].new_text);
-        at = end;
-    }
-    out.push_str(&text[at..]);
-    Ok(out)
-}
-
-tokio::task_local! {
-    static BATCH: Arc<BatchScope>;
-}
-
-/// What a batch wrote to one file.
-#[derive(Debug)]
-struct Touched {
-    mirror: MirrorPath,
-    /// The content before the batch's first write (`None`: the file did not exist).
-    original: Option<Vec<u8>>,
-    /// The hash the batch left (`None`: the batch deleted it).
-    now: Option<ContentHash>,
-}
-
-/// The scope `batch_execute` runs its operations in (see the module docs).
-#[derive(Debug, Default)]
-pub struct BatchScope {
-    dry_run: bool,
-    touched: Mutex<BTreeMap<RelPath, Touched>>,
-}
-
-impl BatchScope {
-    pub fn new(dry_run: bool) -> Arc<Self> {
-        Arc::new(Self {
-            dry_run,
-            touched: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// True inside a batch's operation.
-    pub fn active() -> bool {
-        BATCH.try_with(|_| ()).is_ok()
-    }
-
-    /// Runs `operation` inside this scope.
-    pub async fn run<F: std::future::Future>(self: &Arc<Self>, operation: F) -> F::Output {
-        BATCH.scope(Arc::clone(self), operation).await
-    }
-
-    fn record(&self, files: &BTreeMap<RelPath, PlannedFile>) {
-        let mut touched = self.touched.lock();
-        for (rel, file) in files {
-            let original = file.original.as_ref().map(|(b, _)| &b[..]);
-            if original == file.current.as_deref() {
-                continue;
-            }
-            let now = file.current.as_deref().map(ContentHash::of);
-            touched
-                .entry(rel.clone())
-                .and_modify(|t| t.now = now.clone())
-                .or_insert_with(|| Touched {
-                    mirror: file.mirror.clone(),
-                    original: original.map(<[u8]>::to_vec),
-                    now,
-                });
-        }
-    }
-
-    /// The client paths the batch changed.
-    pub fn changed(&self, ctx: &ToolContext, workspace: &ProjectWorkspace) -> Vec<String> {
-        self.touched
-            .lock()
-            .values()
-            .filter(|t| t.original.as_deref().map(ContentHash::of) != t.now)
-            .map(|t| ctx.client_path(workspace, &t.mirror))
-            .collect()
-    }
-
-    /// Puts every file the batch changed back as it was, all or nothing; each restore expects
-    /// the hash the batch wrote, so a change made meanwhile by someone else is never undone.
-    /// Returns the client paths restored.
-    pub async fn roll_back(
-        &self,
-        ctx: &ToolContext,
-        workspace: &ProjectWorkspace,
-    ) -> Result<Vec<String>, ToolError> {
-        let touched: Vec<(RelPath, Touched)> = std::mem::take(&mut *self.touched.lock())
-            .into_iter()
-            .collect();
-        let paths = workspace.mirror.paths();
-        let mut plan = WriteBack::new();
-        let mut restored = Vec::new();
-        let mut changes = Vec::new();
-        for (_, t) in &touched {
-            let client = paths.to_client(&t.mirror);
-            let kind = match (&t.original, &t.now) {
-                (Some(orig), Some(now)) if ContentHash::of(orig) == *now => continue,
-                (Some(orig), Some(now)) => {
-                    plan = plan.write(client, orig.clone(), Expect::Hash(now.clone()));
-                    FileChangeType::CHANGED
-                }
-                (Some(orig), None) => {
-                    plan = plan.write(client, orig.clone(), Expect::Absent);
-                    FileChangeType::CREATED
-                }
-                (None, Some(now)) => {
-                    plan = plan.delete(client, now.clone());
-                    FileChangeType::DELETED
-                }
-                (None, None) => continue,
-            };
-            restored.push(ctx.client_path(workspace, &t.mirror));
-            changes.push((t.mirror.clone(), kind));
-        }
-        if plan.is_empty() {
-            return Ok(restored);
-        }
-        plan.apply_and_mirror(&ctx.files.client(workspace), &workspace.mirror)
-            .await
-            .map_err(|e| write_error(ctx, workspace, e))?;
-        crate::sync::tell_language_servers(workspace, &changes).await;
-        Ok(restored)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn edit(l1: u32, c1: u32, l2: u32, c2: u32, text: &str) -> TextEdit {
-        TextEdit {
-            range: Range::new(Position::new(l1, c1), Position::new(l2, c2)),
-            new_text: text.to_owned(),
-        }
-    }
-
-    fn check(text: &str, edits: &[TextEdit], expect: &str) {
-        assert_eq!(apply_text_edits(text, edits, true).as_deref(), Ok(expect));
-    }
-
-    #[test]
-    fn applies_edits_against_the_original_text() {
-        check(
-            "def add(a, b):\n    return add\n",
-            &[edit(0, 4, 0, 7, "plus"), edit(1, 11, 1, 14, "plus")],
-            "def plus(a, b):\n    return plus\n",
-        );
-        check("ab\r\ncd", &[edit(1, 0, 1, 2, "x")], "ab\r\nx");
-        check("a\n", &[edit(1, 0, 1, 0, "b\n")], "a\nb\n");
-        check("x", &[edit(0, 0, 0, 0, "1"), edit(0, 0, 0, 0, "2")], "12x");
-    }
-
-    #[test]
-    fn counts_utf16_and_clamps_past_line_end() {
-        check("é😀x\n", &[edit(0, 3, 0, 4, "y")], "é😀y\n");
-        check("ab\ncd\n", &[edit(0, 9, 1, 0, "")], "abcd\n");
-    }
-
-    #[test]
-    fn refuses_overlaps_and_lines_past_the_end() {
-        assert!(
-            apply_text_edits("abc", &[edit(0, 0, 0, 2, ""), edit(0, 1, 0, 3, "")], true).is_err()
-        );
-        assert!(apply_text_edits("abc", &[edit(5, 0, 5, 0, "x")], true).is_err());
-        assert_eq!(
-            apply_text_edits("abc", &[edit(5, 0, 5, 0, "x")], false).as_deref(),
-            Ok("abcx")
-        );
-    }
-
-    #[test]
-    fn end_position_is_past_the_last_character() {
-        assert_eq!(end_position("a\nbc"), Position::new(1, 2));
-        assert_eq!(end_position("a\n"), Position::new(1, 0));
-    }
 }

@@ -1,0 +1,239 @@
+//! The relay's link to the server: up (a connection) or down (dialling, with backoff, since
+//! some moment). Exactly one of the two at any time, and a dial is always running while down.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use codeflow_transport::{Inbound, Message, Outbound, close};
+use futures::future::BoxFuture;
+use tokio::task::JoinHandle;
+
+use crate::upstream::Established;
+
+/// Starts one dial: connects (retrying with backoff until it succeeds) and re-runs the
+/// handshake. In the relay, [`crate::upstream::establish`].
+pub type Dial = Arc<dyn Fn() -> BoxFuture<'static, Established> + Send + Sync>;
+
+/// What [`Link::next`] saw.
+pub enum Event {
+    Message(Message),
+    /// The connection ended.
+    Ended,
+    /// The dial finished: a connection, or `None` when its task died.
+    Dialed(Option<Established>),
+}
+
+pub struct Link {
+    dial: Dial,
+    state: State,
+}
+
+enum State {
+    /// No connection since `since`; `dialing` runs until it has one (taken while its outcome
+    /// is handed over).
+    Down {
+        dialing: Option<JoinHandle<Established>>,
+        since: Instant,
+    },
+    Up {
+        outbound: Outbound,
+        inbound: Inbound,
+    },
+}
+
+impl Link {
+    /// Down, and dialling.
+    pub fn dial(dial: Dial) -> Self {
+        let dialing = tokio::spawn(dial());
+        Self {
+            dial,
+            state: State::Down {
+                dialing: Some(dialing),
+                since: Instant::now(),
+            },
+        }
+    }
+
+    /// The connection's sending side, when up.
+    pub fn outbound(&self) -> Option<&Outbound> {
+        match &self.state {
+            State::Up { outbound, .. } => Some(outbound),
+            State::Down { .. } => None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// Since when the server has been unreachable, when down.
+    pub fn down_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Down { since, .. } => Some(since),
+            State::Up { .. } => None,
+        }
+    }
+
+    /// What happens next on the link: a message from the server, the connection's end (then
+    /// call [`Self::lost`]), or, while down, the dial's outcome — a connection (then call
+    /// [`Self::up`]) or `None` when the dialling task died (then call [`Self::redial`]).
+    pub async fn next(&mut self) -> Event {
+        match &mut self.state {
+            State::Up { inbound, .. } => match inbound.recv().await {
+                Some(message) => Event::Message(message),
+                None => Event::Ended,
+            },
+            State::Down { dialing, .. } => {
+                let Some(handle) = dialing.as_mut() else {
+                    return std::future::pending().await;
+                };
+                let outcome = handle.await.ok();
+                *dialing = None;
+                Event::Dialed(outcome)
+            }
+        }
+    }
+
+    /// Takes a connection [`Self::next`] handed over.
+    pub fn up(&mut self, outbound: Outbound, inbound: Inbound) {
+        self.state = State::Up { outbound, inbound };
+    }
+
+    /// Dials again while down (after a dial failed), keeping when the link went down.
+    pub fn redial(&mut self) {
+        if let State::Down { dialing, .. } = &mut self.state
+            && dialing.is_none()
+        {
+            *dialing = Some(tokio::spawn((self.dial)()));
+        }
+    }
+
+    /// The connection ended: down from now, dialling.
+    pub fn lost(&mut self) {
+        self.state = State::Down {
+            dialing: Some(tokio::spawn((self.dial)())),
+            since: Instant::now(),
+        };
+    }
+
+    /// Ends the link: closes the connection (telling the server why) or stops dialling.
+    pub fn close(&mut self, reason: &str) {
+        match &mut self.state {
+            State::Up { outbound, .. } => outbound.close(close::NORMAL, reason),
+            State::Down { dialing, .. } => {
+                if let Some(task) = dialing.take() {
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Link {
+    /// A dial never outlives the link that started it.
+    fn drop(&mut self) {
+        if let State::Down {
+            dialing: Some(task),
+            ..
+        } = &self.state
+        {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures::FutureExt;
+    use serde_json::json;
+
+    use super::*;
+    use crate::relay::testing::connection_pair;
+    use crate::upstream::Reestablished;
+
+    /// A dial that connects to an in-memory peer at once; the peers' far ends are kept.
+    fn instant_dial(
+        dials: Arc<AtomicUsize>,
+        peers: Arc<parking_lot::Mutex<Vec<Outbound>>>,
+    ) -> Dial {
+        Arc::new(move || {
+            let dials = dials.clone();
+            let peers = peers.clone();
+            async move {
+                dials.fetch_add(1, Ordering::SeqCst);
+                let ((outbound, inbound), (far, _far_in)) = connection_pair().await;
+                peers.lock().push(far);
+                Established {
+                    outbound,
+                    inbound,
+                    early: Vec::new(),
+                    kind: Reestablished::New,
+                }
+            }
+            .boxed()
+        })
+    }
+
+    #[tokio::test]
+    async fn down_dialling_then_up_then_down_again() {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let peers = Arc::default();
+        let mut link = Link::dial(instant_dial(dials.clone(), Arc::clone(&peers)));
+        assert!(!link.is_up());
+        assert!(link.outbound().is_none());
+        let went_down = link.down_since().unwrap();
+
+        let Event::Dialed(Some(established)) = link.next().await else {
+            panic!("not dialled");
+        };
+        link.up(established.outbound, established.inbound);
+        assert!(link.is_up());
+        assert!(link.down_since().is_none());
+        assert!(link.outbound().is_some());
+
+        // A message from the server arrives; then the server end goes away.
+        let far = peers.lock().remove(0);
+        far.send(&Message::notification("x", json!({}))).unwrap();
+        assert!(matches!(link.next().await, Event::Message(_)));
+        far.close(close::NORMAL, "bye");
+        drop(far);
+        assert!(matches!(link.next().await, Event::Ended));
+        link.lost();
+        assert!(!link.is_up());
+        assert!(link.down_since().unwrap() > went_down);
+        assert!(matches!(link.next().await, Event::Dialed(Some(_))));
+        assert_eq!(dials.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_dial_is_dialled_again_keeping_when_the_link_went_down() {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let counted = dials.clone();
+        let peers: Arc<parking_lot::Mutex<Vec<Outbound>>> = Arc::default();
+        let fallback = instant_dial(dials.clone(), peers);
+        let dial: Dial = Arc::new(move || {
+            if counted.load(Ordering::SeqCst) == 0 {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { panic!("the dialling task died") }.boxed()
+            } else {
+                fallback()
+            }
+        });
+        let mut link = Link::dial(dial);
+        let since = link.down_since();
+        assert!(matches!(link.next().await, Event::Dialed(None)));
+        // Nothing to wait for until it dials again.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), link.next())
+                .await
+                .is_err()
+        );
+        link.redial();
+        assert_eq!(link.down_since(), since);
+        assert!(matches!(link.next().await, Event::Dialed(Some(_))));
+        assert_eq!(dials.load(Ordering::SeqCst), 2);
+    }
+}

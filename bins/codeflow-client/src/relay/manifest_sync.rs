@@ -1,0 +1,177 @@
+//! Keeping the server's mirror of this project current: a `server/syncManifest` when a session
+//! starts (or may have missed something), then the watcher's changes as `server/fileChanged`,
+//! in order behind the manifest.
+
+use codeflow_file_stream::FileChanged;
+use codeflow_transport::{Message, Outbound};
+use serde_json::Value;
+
+use crate::files::LocalFiles;
+use crate::upstream::Reestablished;
+
+/// Prefix of ids the relay uses for its own requests (the syncs, and the handshake it replays
+/// in [`crate::upstream`]); their answers stay in the relay.
+pub const OWN_ID_PREFIX: &str = "r:";
+
+/// Whether `id` is one of the relay's own requests.
+pub fn is_own(id: &Value) -> bool {
+    id.as_str().is_some_and(|s| s.starts_with(OWN_ID_PREFIX))
+}
+
+#[derive(Default)]
+pub struct ManifestSync {
+    /// The server has been sent a manifest for the current session: file changes flow.
+    live: bool,
+    syncs: u64,
+}
+
+impl ManifestSync {
+    /// Whether file changes flow to the server.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// A connection came up: whether the server needs a manifest now. A new session knows
+    /// nothing of this project's files. On a resumed one, what this relay sent just before the
+    /// socket died (changes, or the manifest itself) may never have arrived; a manifest of the
+    /// tree as it is now heals that (the server fetches only what differs). The first
+    /// connection waits for the agent's `initialize` ([`Self::wants_first`]).
+    pub fn needed_after(&mut self, kind: Reestablished) -> bool {
+        match kind {
+            Reestablished::Fresh => {
+                self.live = false;
+                true
+            }
+            Reestablished::Resumed => self.syncs > 0,
+            Reestablished::New => false,
+        }
+    }
+
+    /// The agent's `initialize` was answered: whether the session still needs its first
+    /// manifest.
+    pub fn wants_first(&self) -> bool {
+        !self.live
+    }
+
+    /// Sends a manifest (`first`: the one the watcher started from, serialised at start; else
+    /// the tree as the watcher knows it now); from then on changes flow. Changes the watcher
+    /// hands over while the manifest is taken are sent after it; those already in it are
+    /// re-applied harmlessly (each carries its path's whole new state), none is lost.
+    pub async fn send(&mut self, files: &mut LocalFiles, outbound: Option<&Outbound>, first: bool) {
+        self.syncs += 1;
+        let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
+        let mut caught = Vec::new();
+        let text = match first.then(|| files.take_initial_text()).flatten() {
+            Some(params) => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{params}}}"#
+            ),
+            None => {
+                let manifest = if first {
+                    files.initial_manifest()
+                } else {
+                    let snapshot = files.current_manifest();
+                    tokio::pin!(snapshot);
+                    let taken = loop {
+                        tokio::select! {
+                            biased;
+                            manifest = &mut snapshot => break manifest,
+                            Some(change) = files.changes.recv() => caught.push(change),
+                        }
+                    };
+                    taken.unwrap_or_else(|e| {
+                        tracing::warn!("no current manifest ({e}); sending the starting one");
+                        files.initial_manifest()
+                    })
+                };
+                Message::request(id, "server/syncManifest", manifest).to_text()
+            }
+        };
+        if let Some(outbound) = outbound
+            && outbound.send_text_wait(text).await.is_ok()
+        {
+            self.live = true;
+            for change in caught {
+                send_change(outbound, change);
+            }
+        }
+    }
+}
+
+/// Sends one watcher change as `server/fileChanged`.
+pub fn send_change(outbound: &Outbound, change: FileChanged) {
+    match serde_json::to_value(&change) {
+        Ok(params) => {
+            let _ = outbound.send(&Message::notification("server/fileChanged", params));
+        }
+        Err(e) => tracing::warn!("cannot encode a file change: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::relay::testing::connection_pair;
+
+    #[test]
+    fn when_a_manifest_is_needed() {
+        let mut sync = ManifestSync::default();
+        assert!(!sync.needed_after(Reestablished::New), "initialize first");
+        assert!(sync.wants_first());
+        assert!(
+            !sync.needed_after(Reestablished::Resumed),
+            "nothing sent yet"
+        );
+        sync.syncs = 1;
+        sync.live = true;
+        assert!(sync.needed_after(Reestablished::Resumed));
+        assert!(
+            sync.is_live(),
+            "a resumed session keeps its changes flowing"
+        );
+        assert!(sync.needed_after(Reestablished::Fresh));
+        assert!(
+            !sync.is_live(),
+            "a new session gets a manifest before any change"
+        );
+        assert!(is_own(&json!("r:sync:1")));
+        assert!(!is_own(&json!(1)));
+    }
+
+    #[tokio::test]
+    async fn the_manifest_goes_out_then_changes_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.py"), "A = 1\n").unwrap();
+        let mut files = LocalFiles::start(&root, None).await.unwrap();
+        let ((outbound, _inbound), (_far, mut far_in)) = connection_pair().await;
+        let mut sync = ManifestSync::default();
+
+        // Without a connection nothing is sent and changes do not flow.
+        sync.send(&mut files, None, true).await;
+        assert!(!sync.is_live());
+
+        sync.send(&mut files, Some(&outbound), false).await;
+        assert!(sync.is_live());
+        let Some(Message::Request { id, method, params }) = far_in.recv().await else {
+            panic!("no manifest");
+        };
+        assert_eq!(
+            (id, method.as_str()),
+            (json!("r:sync:2"), "server/syncManifest")
+        );
+        assert!(params.unwrap().to_string().contains("a.py"));
+
+        // A change after it follows as `server/fileChanged`.
+        std::fs::write(root.join("b.py"), "B = 1\n").unwrap();
+        files.start_flush().await.unwrap();
+        let change = files.changes.recv().await.unwrap();
+        send_change(&outbound, change);
+        let Some(Message::Notification { method, params }) = far_in.recv().await else {
+            panic!("no change");
+        };
+        assert_eq!(method, "server/fileChanged");
+        assert!(params.unwrap().to_string().contains("b.py"));
+    }
+}

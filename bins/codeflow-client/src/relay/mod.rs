@@ -1,0 +1,473 @@
+//! The relay loop: the agent's MCP on stdio on one side, the server's WebSocket on the other.
+//!
+//! The loop owns the pieces, each doing one job, and routes messages between them:
+//! [`link`] (up, or down and dialling), [`in_flight`] (the agent's requests, re-sent after a
+//! resume), [`flush_gate`] (calls wait for the watcher's flush), [`manifest_sync`] (the
+//! server's mirror of the tree), [`tools_cache`] (`tools/list` while offline) and
+//! [`crate::serving`] (the server's `client/*` requests, answered once).
+
+mod flush_gate;
+mod in_flight;
+mod link;
+mod manifest_sync;
+#[cfg(test)]
+mod testing;
+mod tools_cache;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codeflow_transport::{ConnectionConfig, ErrorObject, Message, codes};
+use futures::FutureExt;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::cli::Resolved;
+use crate::files::LocalFiles;
+use crate::serving::{Served, Serving};
+use crate::stdio::{self, FromAgent};
+use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
+use flush_gate::{Flush, FlushGate};
+use in_flight::{InFlight, MAX_IN_FLIGHT};
+use link::{Event, Link};
+use manifest_sync::{ManifestSync, is_own, send_change};
+use tools_cache::ToolsCache;
+
+/// Most agent messages held while the server is unreachable.
+const OFFLINE_QUEUE: usize = 1024;
+
+struct Relay {
+    target: Resolved,
+    memory: Arc<Mutex<HandshakeMemory>>,
+    to_agent: mpsc::Sender<Message>,
+    link: Link,
+    in_flight: InFlight,
+    /// Agent messages waiting for a connection, with when they arrived.
+    waiting: VecDeque<(Instant, Message)>,
+    initialize_id: Option<Value>,
+    initialized: bool,
+    tools: ToolsCache,
+    files: LocalFiles,
+    /// The server's `client/*` requests being served, and answers to re-sent ones.
+    serving: Serving,
+    sync: ManifestSync,
+    gate: FlushGate,
+}
+
+pub async fn run(target: Resolved) -> anyhow::Result<()> {
+    let (to_agent, stdout_task) = stdio::spawn_stdout();
+    let mut from_agent = stdio::spawn_stdin(to_agent.clone());
+    let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
+    // Dial while the watcher scans the tree: the two do not depend on each other.
+    let mut link = Link::dial(dialer(&target, &ConnectionConfig::default(), &memory));
+    let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {
+        Ok(files) => files,
+        Err(e) => {
+            link.close("the relay could not start");
+            return Err(e);
+        }
+    };
+    let mut relay = Relay {
+        target,
+        memory,
+        to_agent,
+        link,
+        in_flight: InFlight::default(),
+        waiting: VecDeque::new(),
+        initialize_id: None,
+        initialized: false,
+        tools: ToolsCache::default(),
+        serving: Serving::new(files.file_server()),
+        files,
+        sync: ManifestSync::default(),
+        gate: FlushGate::default(),
+    };
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            // A full flush gate stops reading the agent until a flush releases some.
+            m = from_agent.recv(), if !relay.gate.is_full() => match m {
+                Some(FromAgent::Message(m)) => relay.on_agent_message(m).await,
+                Some(FromAgent::Eof) | None => break,
+            },
+            event = relay.link.next() => match event {
+                Event::Message(m) => relay.on_server_message(m).await,
+                Event::Ended => relay.lost_connection(),
+                Event::Dialed(established) => relay.connected(established).await,
+            },
+            Some(change) = relay.files.changes.recv(), if relay.sync.is_live() && relay.link.is_up() => {
+                if let Some(outbound) = relay.link.outbound() {
+                    send_change(outbound, change);
+                }
+            }
+            () = relay.gate.flushed() => relay.flush_completed().await,
+            served = relay.serving.next() => relay.answer_served(served).await,
+            _ = ticker.tick() => relay.expire_waiting().await,
+        }
+    }
+    relay.link.close("the agent closed the relay");
+    drop(relay);
+    // Let queued replies reach the agent and the close frame reach the server.
+    if let Some(thread) = stdout_task {
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
+    }
+    Ok(())
+}
+
+/// Starts a watcher flush for the [`FlushGate`].
+fn flush(files: &LocalFiles) -> Flush {
+    let flush = files.start_flush();
+    Box::pin(async move {
+        if let Err(e) = flush.await {
+            tracing::warn!("watcher flush failed: {e}");
+        }
+    })
+}
+
+impl Relay {
+    async fn to_agent(&self, message: Message) {
+        let _ = self.to_agent.send(message).await;
+    }
+
+    async fn connected(&mut self, established: Option<Established>) {
+        let Some(Established {
+            outbound,
+            inbound,
+            early,
+            kind,
+        }) = established
+        else {
+            self.link.redial();
+            return;
+        };
+        tracing::info!(?kind, "connected to {}", self.target.server);
+        if kind != Reestablished::Resumed {
+            // Another session: its request ids start over.
+            self.serving.new_session();
+        }
+        if kind == Reestablished::Fresh {
+            // The old session is gone with whatever it was doing; its calls cannot be answered.
+            // (Running them again on the new session could run a write twice.)
+            for (id, method) in self.in_flight.give_up() {
+                let error = ErrorObject::new(
+                    codes::UNREACHABLE,
+                    format!(
+                        "the server lost this `{method}` call (it restarted or the session expired)"
+                    ),
+                )
+                .with_suggestion("retry the call");
+                self.to_agent(Message::error(id, error)).await;
+            }
+        }
+        self.link.up(outbound, inbound);
+        if self.sync.needed_after(kind) {
+            self.sync
+                .send(&mut self.files, self.link.outbound(), false)
+                .await;
+        }
+        // Answers the server kept while we were away come first (and its re-sent `client/*`
+        // requests).
+        for m in early {
+            self.on_server_message(m).await;
+        }
+        if kind == Reestablished::Resumed {
+            self.resend_in_flight().await;
+        }
+        while let Some((_, m)) = self.waiting.pop_front() {
+            self.send_upstream(m).await;
+        }
+    }
+
+    /// After a resume: sends every request still unanswered again, in the order first sent.
+    /// The server answers each re-send from its memory (or once the original finishes), so
+    /// nothing runs twice, and answers that arrive twice are dropped in
+    /// [`Self::on_server_message`].
+    async fn resend_in_flight(&mut self) {
+        let again = self.in_flight.replay();
+        if again.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "re-sending {} unanswered request(s) after the resume",
+            again.len()
+        );
+        let Some(outbound) = self.link.outbound() else {
+            return;
+        };
+        for message in again {
+            if outbound.send_wait(&message).await.is_err() {
+                // The new socket died too: they go again after the next resume.
+                return;
+            }
+        }
+    }
+
+    async fn flush_completed(&mut self) {
+        // The flush put its changes in the queue before completing: send them first.
+        while let Ok(change) = self.files.changes.try_recv() {
+            if let Some(outbound) = self.link.outbound() {
+                send_change(outbound, change);
+            }
+        }
+        let released = self.gate.release(|| flush(&self.files));
+        for message in released {
+            self.send_or_wait(message).await;
+        }
+    }
+
+    fn lost_connection(&mut self) {
+        tracing::warn!(
+            "lost the connection to {}; reconnecting",
+            self.target.server
+        );
+        self.link.lost();
+        // An unanswered `initialize` died with the socket: send it again on the next one.
+        if let Some(id) = self.initialize_id.clone()
+            && self.in_flight.forget(&id)
+            && let Some(params) = self.memory.lock().init_params.clone()
+        {
+            self.waiting
+                .push_front((Instant::now(), Message::request(id, "initialize", params)));
+        }
+    }
+
+    async fn expire_waiting(&mut self) {
+        let wait = self.target.offline_wait;
+        while let Some((since, _)) = self.waiting.front() {
+            if since.elapsed() < wait {
+                break;
+            }
+            if let Some((_, m)) = self.waiting.pop_front()
+                && let Message::Request { id, method, .. } = m
+            {
+                self.to_agent(unreachable(id, &method, &self.target.server, wait))
+                    .await;
+            }
+        }
+        // Calls sent before the link died wait as long for a resume; then their outcome is
+        // unknown, and the agent is told so instead of waiting forever.
+        if self
+            .link
+            .down_since()
+            .is_some_and(|since| since.elapsed() >= wait)
+            && !self.in_flight.is_empty()
+        {
+            for (id, method) in self.in_flight.give_up() {
+                let error = ErrorObject::new(
+                    codes::UNREACHABLE,
+                    format!(
+                        "server unreachable, retrying: the connection was lost while `{method}` was running and has not come back within {} s; the call may or may not have completed",
+                        wait.as_secs()
+                    ),
+                )
+                .with_suggestion(
+                    "check that codeflow-server is running (codeflow-client check); check the call's effect before retrying it",
+                );
+                self.to_agent(Message::error(id, error)).await;
+            }
+        }
+    }
+
+    async fn on_agent_message(&mut self, message: Message) {
+        match &message {
+            Message::Request { id, method, params } => {
+                let id = id.clone();
+                match method.as_str() {
+                    "initialize" => {
+                        let params = upstream::augment_initialize(&self.target, params.clone());
+                        self.memory.lock().init_params = Some(params.clone());
+                        self.initialize_id = Some(id.clone());
+                        self.send_or_wait(Message::request(id, "initialize", params))
+                            .await;
+                    }
+                    // Probes from newer MCP clients: answer here so they fall back to
+                    // `initialize` without costing the server connection.
+                    "server/discover" => {
+                        self.to_agent(Message::error(
+                            id,
+                            ErrorObject::new(
+                                codes::METHOD_NOT_FOUND,
+                                "method `server/discover` not found",
+                            ),
+                        ))
+                        .await;
+                    }
+                    "ping" if !self.link.is_up() => {
+                        self.to_agent(Message::response(id, serde_json::json!({})))
+                            .await;
+                    }
+                    "tools/list" if !self.link.is_up() && self.tools.get().is_some() => {
+                        let cached = self.tools.get().unwrap_or_default();
+                        self.to_agent(Message::response(id, cached)).await;
+                    }
+                    m if !self.initialized && self.initialize_id.is_none() => {
+                        let error = ErrorObject::new(
+                            codes::NOT_INITIALIZED,
+                            format!("`{m}` sent before initialize"),
+                        )
+                        .with_suggestion("send initialize first");
+                        self.to_agent(Message::error(id, error)).await;
+                    }
+                    "tools/call" if self.sync.is_live() && self.link.is_up() => {
+                        self.gate.hold_call(message, || flush(&self.files));
+                    }
+                    // Keep the agent's order behind held calls.
+                    _ if self.gate.is_holding() => self.gate.hold_behind(message),
+                    _ => self.send_or_wait(message).await,
+                }
+            }
+            Message::Notification { method, .. } => {
+                if method == "notifications/initialized" {
+                    self.initialized = true;
+                }
+                if self.gate.is_holding() {
+                    self.gate.hold_behind(message);
+                } else {
+                    self.send_or_wait(message).await;
+                }
+            }
+            // Answers to the server's own requests (e.g. roots/list): only meaningful now.
+            _ => {
+                if let Some(outbound) = self.link.outbound() {
+                    let _ = outbound.send_wait(&message).await;
+                }
+            }
+        }
+    }
+
+    async fn send_or_wait(&mut self, message: Message) {
+        if self.link.is_up() {
+            self.send_upstream(message).await;
+        } else if self.waiting.len() < OFFLINE_QUEUE {
+            self.waiting.push_back((Instant::now(), message));
+        } else if let Message::Request { id, method, .. } = message {
+            let wait = self.target.offline_wait;
+            self.to_agent(unreachable(id, &method, &self.target.server, wait))
+                .await;
+        }
+    }
+
+    async fn send_upstream(&mut self, message: Message) {
+        let Some(outbound) = self.link.outbound() else {
+            self.waiting.push_back((Instant::now(), message));
+            return;
+        };
+        if let Message::Request { id, .. } = &message
+            && !self.in_flight.has_room()
+        {
+            let error = ErrorObject::new(
+                codes::LIMIT_EXCEEDED,
+                format!("the relay already has {MAX_IN_FLIGHT} requests waiting for the server"),
+            )
+            .with_suggestion("wait for answers before sending more requests");
+            let _ = self.to_agent.send(Message::error(id.clone(), error)).await;
+            return;
+        }
+        self.in_flight.sent(&message);
+        if outbound.send_wait(&message).await.is_err() {
+            // The socket died under us; the message goes out after the reconnect.
+            if let Some(id) = message.id() {
+                self.in_flight.forget(id);
+            }
+            self.waiting.push_back((Instant::now(), message));
+        }
+    }
+
+    async fn on_server_message(&mut self, message: Message) {
+        match message {
+            Message::Request { id, method, params } if method.starts_with("client/") => {
+                if let Some(text) = self.serving.request(id, method, params) {
+                    self.send_answer(text).await;
+                }
+            }
+            Message::Response { ref id, ref result } if is_own(id) => {
+                tracing::info!("sync done: {result}");
+            }
+            Message::Error { ref id, ref error } if is_own(id) => {
+                tracing::warn!("sync failed: {error}");
+            }
+            // A second answer to the same request (a re-send crossed the original answer):
+            // the agent already has it.
+            Message::Response { ref id, .. } | Message::Error { ref id, .. }
+                if !self.in_flight.contains(id) =>
+            {
+                tracing::debug!(%id, "dropping a repeated answer");
+            }
+            Message::Response { ref id, ref result } => {
+                let method = self.in_flight.answered(id);
+                let initialized_now = self.initialize_id.as_ref() == Some(id);
+                if initialized_now {
+                    self.initialize_id = None;
+                    let sid = result
+                        .get("sessionId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    self.memory.lock().session_id = sid;
+                }
+                self.tools.answered(method.as_deref(), result);
+                self.to_agent(message).await;
+                if initialized_now && self.sync.wants_first() {
+                    self.sync
+                        .send(&mut self.files, self.link.outbound(), true)
+                        .await;
+                }
+            }
+            Message::Error { ref id, .. } => {
+                self.in_flight.answered(id);
+                if self.initialize_id.as_ref() == Some(id) {
+                    self.initialize_id = None;
+                    self.memory.lock().init_params = None;
+                }
+                self.to_agent(message).await;
+            }
+            other => self.to_agent(other).await,
+        }
+    }
+
+    /// A `client/*` request was served: its answer goes to the connection up now (if none is,
+    /// the server sends the request again on resume and gets the answer from memory).
+    async fn answer_served(&mut self, served: Served) {
+        if let Some(text) = self.serving.finished(served) {
+            self.send_answer(text).await;
+        }
+    }
+
+    async fn send_answer(&self, text: String) {
+        if let Some(outbound) = self.link.outbound() {
+            let _ = outbound.send_text_wait(text).await;
+        }
+    }
+}
+
+fn unreachable(id: Value, method: &str, server: &str, wait: Duration) -> Message {
+    Message::error(
+        id,
+        ErrorObject::new(
+            codes::UNREACHABLE,
+            format!(
+                "server unreachable, retrying: `{method}` could not reach {server} within {} s",
+                wait.as_secs()
+            ),
+        )
+        .with_suggestion(
+            "check that codeflow-server is running (codeflow-client check), then retry",
+        ),
+    )
+}
+
+/// Dials the server (with backoff, until it answers) and re-runs the handshake; one dial per
+/// call, on its own task (see [`Link`]).
+fn dialer(
+    target: &Resolved,
+    config: &ConnectionConfig,
+    memory: &Arc<Mutex<HandshakeMemory>>,
+) -> link::Dial {
+    let (target, config, memory) = (target.clone(), config.clone(), memory.clone());
+    Arc::new(move || {
+        let (target, config, memory) = (target.clone(), config.clone(), memory.clone());
+        async move { upstream::establish(&target, &config, &memory).await }.boxed()
+    })
+}

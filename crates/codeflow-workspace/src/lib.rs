@@ -1,0 +1,44 @@
+//! A CodeFlow project on the server: what every session of a project shares, and each
+//! session's view of it.
+//!
+//! - [`Workspaces`] / [`ProjectWorkspace`]: a project's mirror (the client's files, where the
+//!   language servers run) and its lease on the language-server pool.
+//! - [`Caller`]: one session's narrow view — project, root, rights, a line to its client's
+//!   files, and its path map (client path ↔ project-relative ↔ mirror). Tools take a caller;
+//!   [`Caller::local`] makes one without a socket, for tests and embedding.
+//! - [`SessionFiles`]: a session's file events (`server/syncManifest`, `server/fileChanged`)
+//!   applied to the mirror in arrival order; a tool call waits for them
+//!   ([`SessionFiles::caught_up`]).
+//! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
+//!   was based on, or a dry-run description; [`BatchScope`] groups plans.
+//! - [`EditRouter`]: language servers' `workspace/applyEdit` through a caller that can write.
+//! - [`DiagnosticsPublisher`]: language servers' diagnostics on the `diagnostics` channel.
+//! - [`text`]: the one line index for LSP positions and text edits.
+//!
+//! It knows nothing of MCP or of sockets: sessions reach it through [`codeflow_session`], and
+//! the tool catalogue sits on top of it.
+
+pub mod apply_edit;
+pub mod batch;
+pub mod caller;
+pub mod edits;
+pub mod error;
+pub mod extensions;
+pub mod lsp_sync;
+pub mod publish;
+pub mod session_client;
+pub mod sync;
+pub mod text;
+pub mod workspace;
+
+pub use apply_edit::EditRouter;
+pub use batch::BatchScope;
+pub use caller::{Caller, ResolvedFile};
+pub use edits::{EditOutcome, EditPlan, FileReport, outcome_output_schema, outcome_schema};
+pub use error::WorkspaceError;
+pub use extensions::Extensions;
+pub use lsp_sync::{FileOperation, notify_file_operation, tell_language_servers};
+pub use publish::DiagnosticsPublisher;
+pub use sync::{ClientNotices, NoNotices, SessionFiles};
+pub use text::{LineIndex, apply_text_edits, end_position};
+pub use workspace::{ProjectWorkspace, WorkspaceConfig, Workspaces};
