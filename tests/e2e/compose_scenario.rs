@@ -56,10 +56,14 @@ fn host_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Starts a dev container's relay: the compose service's environment with the service's host
-/// and port replaced by this machine's, a token minted for its project, in a copy of its
-/// mounted project directory.
-fn start_dev(service: &Value, service_port: u16, port: u16, secret: &str) -> DevContainer {
+/// The environment of a dev container on this machine: its compose environment with the
+/// service's host and port replaced by this machine's, and a token minted for its project.
+fn dev_env(
+    service: &Value,
+    service_port: u16,
+    port: u16,
+    secret: &str,
+) -> BTreeMap<String, String> {
     let mut env = compose_env(service);
     let project = env["PROJECT_ID"].clone();
     env.insert(
@@ -74,6 +78,11 @@ fn start_dev(service: &Value, service_port: u16, port: u16, secret: &str) -> Dev
             );
         }
     }
+    env
+}
+
+/// A copy of the project directory compose mounts at the service's working directory.
+fn project_copy(service: &Value) -> (tempfile::TempDir, PathBuf) {
     let workdir = service["working_dir"].as_str().unwrap();
     let (source, _) = service_volumes(service)
         .into_iter()
@@ -82,6 +91,78 @@ fn start_dev(service: &Value, service_port: u16, port: u16, secret: &str) -> Dev
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join(source), dir.path());
     let root = dir.path().canonicalize().unwrap();
+    (dir, root)
+}
+
+/// A dev container's own process: its `entrypoint` + `command` (`sh -c …`) with its
+/// environment, in its project directory, the relay found on `PATH` as in the image.
+struct Container {
+    child: tokio::process::Child,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Drop for Container {
+    /// The shell, the relay and `sleep` share a process group of their own: end them all.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+fn start_container(service: &Value, service_port: u16, port: u16, secret: &str) -> Container {
+    let env = dev_env(service, service_port, port, secret);
+    let (dir, root) = project_copy(service);
+    let home = tempfile::tempdir().unwrap();
+    let mut argv: Vec<String> = service["entrypoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    argv.extend(
+        service["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned()),
+    );
+    let bin_dir = binary("codeflow-client").parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(host_env())
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .envs(&env)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the container's command runs");
+    Container {
+        child,
+        _dirs: (dir, home),
+    }
+}
+
+/// Starts a dev container's relay: the compose service's environment with the service's host
+/// and port replaced by this machine's, a token minted for its project, in a copy of its
+/// mounted project directory.
+fn start_dev(service: &Value, service_port: u16, port: u16, secret: &str) -> DevContainer {
+    let env = dev_env(service, service_port, port, secret);
+    let project = env["PROJECT_ID"].clone();
+    let (dir, root) = project_copy(service);
     let home = tempfile::tempdir().unwrap();
     let mut command = tokio::process::Command::new(binary("codeflow-client"));
     command
@@ -192,6 +273,28 @@ async fn one_server_two_dev_containers_two_projects_neither_sees_the_other() {
         "the service starts"
     );
 
+    // Each dev container's own process: its compose command, as its shell runs it.
+    let mut containers = Vec::new();
+    for name in ["frontend-dev", "backend-dev"] {
+        containers.push(start_container(
+            &services[name],
+            service_port,
+            port,
+            &secret,
+        ));
+    }
+    assert!(
+        eventually(TIMEOUT, || async {
+            let (_, body) = http_get(port, "/healthz").await.unwrap();
+            let health: Value = serde_json::from_str(&body).unwrap();
+            health["projects"] == 2 && health["connections"] == 2
+        })
+        .await,
+        "each container's relay holds a session: {}",
+        http_get(port, "/healthz").await.unwrap().1
+    );
+
+    // The agents' relays, started in the containers' environment.
     let frontend = start_dev(&services["frontend-dev"], service_port, port, &secret);
     let backend = start_dev(&services["backend-dev"], service_port, port, &secret);
     assert_eq!(frontend.project, "frontend-app");

@@ -364,10 +364,20 @@ fn the_compose_file_agrees_with_the_dockerfile_and_the_binaries() {
             .find(|(_, t)| t == workdir)
             .unwrap_or_else(|| panic!("{name} mounts its project at {workdir}"));
         assert!(repo_root().join(source).is_dir(), "{source} exists");
-        assert_eq!(
-            dev["stdin_open"], true,
-            "{name} keeps the relay's stdin open"
+        // The container runs the relay with a session of its own (initialize, then stdin
+        // held open), not a bare relay that would dial with no session to open.
+        assert_eq!(dev["entrypoint"], serde_json::json!(["sh", "-c"]), "{name}");
+        let command = dev["command"][0].as_str().expect("command");
+        assert!(
+            command.ends_with("| exec codeflow-client"),
+            "{name}: {command}"
         );
+        assert!(
+            command.contains(r#""method":"initialize""#),
+            "{name}: {command}"
+        );
+        assert!(command.contains("sleep infinity"), "{name}: {command}");
+        assert_eq!(dev["init"], true, "{name}: signals reach the relay");
     }
 }
 
