@@ -463,3 +463,63 @@ async fn every_series_the_dashboard_and_alerts_name_is_exported() {
         }
     }
 }
+
+/// The token recipe of `docs/operations.md` ("Tokens"), run as written (with a real secret for
+/// `...`), mints a token the server accepts for its project and refuses for another.
+#[tokio::test]
+async fn the_token_recipe_of_the_operations_page_works() {
+    let page = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
+    let section = page.split("## Tokens").nth(1).expect("a Tokens section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a sh block in Tokens");
+    let secret = "recipe-secret";
+    let script = block
+        .strip_prefix("CODEFLOW_JWT_SECRET=... python3 -c '")
+        .and_then(|s| s.strip_suffix('\''))
+        .unwrap_or_else(|| {
+            panic!("the recipe is `CODEFLOW_JWT_SECRET=... python3 -c '…'`: {block}")
+        });
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env("CODEFLOW_JWT_SECRET", secret)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the recipe failed (is PyJWT installed? scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    let server = Server::start_with(&["--jwt-secret", secret, "--require-auth"], &[]).await;
+    let check = |project: &'static str| {
+        let token = token.clone();
+        let url = server.url();
+        async move {
+            let root = tempfile::tempdir().unwrap();
+            tokio::process::Command::new(codeflow_e2e::binary("codeflow-client"))
+                .args(["check", "--server", &url, "--project", project, "--root"])
+                .arg(root.path())
+                .env("CODEFLOW_TOKEN", token)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let ok = check("frontend-app").await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let other = check("backend-api").await;
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stdout).contains("does not grant project"),
+        "{}",
+        String::from_utf8_lossy(&other.stdout)
+    );
+}
