@@ -400,7 +400,7 @@ async fn every_series_the_dashboard_and_alerts_name_is_exported() {
     subscribe(&mut slow, 1, json!({"channel": "search"})).await;
     let mut publisher = Ws::connect(&server.url()).await;
     publisher.initialize("ops-slow", "/slow-pub").await;
-    publish(&mut publisher, 1, "search", 1000, 16 * 1024).await;
+    publish(&mut publisher, 1, "search", 2000, 16 * 1024).await;
 
     // The sampled gauges refresh every 5 s.
     let metrics_text = || async { http_get(port, "/metrics").await.unwrap().1 };
