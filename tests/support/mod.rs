@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod channels;
+pub mod deploy;
 pub mod tools;
 
 use std::collections::HashMap;
@@ -195,7 +196,7 @@ impl Relay {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command
+        let child = command
             .arg("--server")
             .arg(server_url)
             .arg("--project")
@@ -211,6 +212,11 @@ impl Relay {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn codeflow-client");
+        Self::from_child(child)
+    }
+
+    /// Drives a relay started by the caller with piped stdin, stdout and stderr.
+    pub fn from_child(mut child: Child) -> Self {
         drain(child.stderr.take(), "relay");
         let stdout = child.stdout.take().unwrap();
         let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
@@ -266,13 +272,25 @@ impl Relay {
     }
 
     pub async fn call_with_id(&self, id: Value, method: &str, params: Value) -> Value {
+        self.call_within(id, method, params, TIMEOUT).await
+    }
+
+    /// [`Relay::call_with_id`] with its own time limit (a language server's first answer on a
+    /// busy machine).
+    pub async fn call_within(
+        &self,
+        id: Value,
+        method: &str,
+        params: Value,
+        limit: Duration,
+    ) -> Value {
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().await.insert(id.to_string(), tx);
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_line(&message.to_string()).await;
-        tokio::time::timeout(TIMEOUT, rx)
+        tokio::time::timeout(limit, rx)
             .await
-            .unwrap_or_else(|_| panic!("no answer to {method} within {TIMEOUT:?}"))
+            .unwrap_or_else(|_| panic!("no answer to {method} within {limit:?}"))
             .expect("relay stdout closed")
     }
 

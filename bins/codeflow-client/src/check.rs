@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use codeflow_transport::{ConnectionConfig, Message, codes, connect};
+use codeflow_transport::{ConnectionConfig, Message, codes};
 use serde_json::{Value, json};
 
 use crate::cli::Resolved;
@@ -20,7 +20,7 @@ pub async fn run(target: Resolved) -> i32 {
     );
     let (outbound, mut inbound) = match tokio::time::timeout(
         TIMEOUT,
-        connect(
+        crate::dial::connect(
             &target.server,
             target.token.as_deref(),
             &ConnectionConfig::default(),
@@ -31,9 +31,6 @@ pub async fn run(target: Resolved) -> i32 {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             println!("FAILED: {e}");
-            println!(
-                "Check that codeflow-server is running and that the URL (host, port, /ws path) is right."
-            );
             return 1;
         }
         Err(_) => {

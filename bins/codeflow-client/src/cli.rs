@@ -25,7 +25,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct Target {
-    /// Server WebSocket URL, e.g. ws://127.0.0.1:3000/ws.
+    /// Server WebSocket URL, e.g. ws://127.0.0.1:3000/ws (without a path, /ws is used).
     #[arg(long, global = true, env = "CODEFLOW_SERVER")]
     pub server: Option<String>,
     /// Project id, e.g. my-app.
@@ -78,6 +78,7 @@ impl Target {
             .clone()
             .or_else(|| std::env::var("MCP_SERVER").ok())
             .ok_or("no server given: pass --server ws://HOST:PORT/ws (or set CODEFLOW_SERVER)")?;
+        let server = crate::dial::normalize(&server)?;
         let project = self
             .project
             .clone()

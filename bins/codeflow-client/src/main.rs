@@ -5,6 +5,7 @@
 mod answers;
 mod check;
 mod cli;
+mod dial;
 mod files;
 mod relay;
 mod serving;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use codeflow_transport::{Backoff, ConnectionConfig, Inbound, Message, Outbound, connect};
+use codeflow_transport::{Backoff, ConnectionConfig, Inbound, Message, Outbound};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -91,9 +91,8 @@ async fn attempt(
     config: &ConnectionConfig,
     memory: &Arc<Mutex<HandshakeMemory>>,
 ) -> Result<Established, String> {
-    let (outbound, mut inbound) = connect(&target.server, target.token.as_deref(), config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (outbound, mut inbound) =
+        crate::dial::connect(&target.server, target.token.as_deref(), config).await?;
     let (params, previous) = {
         let m = memory.lock();
         (m.init_params.clone(), m.session_id.clone())

@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Ask the running server's /healthz on this machine (same config); exit 0 when healthy.
+    Healthcheck,
 }
 
 /// Flags override every other source; only flags actually given are applied.

@@ -1,8 +1,11 @@
 //! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
-//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM.
+//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM
+//! (`codeflow-server healthcheck` probes a running one instead).
 
 mod app;
 mod config;
+mod gauges;
+mod healthcheck;
 mod routes;
 
 use std::net::SocketAddr;
@@ -27,6 +30,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(config::Command::Healthcheck) = cli.command {
+        std::process::exit(healthcheck::run(&config));
+    }
     init_logging(&config);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,6 +72,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = app::App::build(&config, metrics)?;
     let registry = app.registry.clone();
     let services = app.services.clone();
+    gauges::init(&services);
+    let sampler = gauges::spawn(registry.clone(), services.clone(), config.data_dir.clone());
     let sockets = app.connection.tracker.clone().unwrap_or_default();
     let router = routes::router(app);
     let addr = SocketAddr::new(config.bind, config.port);
@@ -129,6 +137,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "sockets still open after the shutdown grace; exiting anyway"
         );
     }
+    sampler.abort();
     // No orphans: every language server is stopped before the process exits.
     services.pool().shutdown().await;
     tracing::info!("stopped");

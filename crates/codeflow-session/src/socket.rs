@@ -99,6 +99,7 @@ async fn route_loop(
             crate::metrics::message_in(method);
         }
         if limiter.check().is_err() {
+            crate::metrics::error_sent("rate_limited");
             if let Some(id) = message.id().cloned().filter(|_| !message.is_response()) {
                 reply(
                     &outbound,

@@ -1,0 +1,233 @@
+//! Dialling the server: the URL a person types made into the one the server serves (a URL
+//! without a path reaches `/ws`), and a failed dial explained in words that say what to fix.
+
+use codeflow_transport::{ConnectError, ConnectionConfig, Inbound, Outbound};
+use serde_json::Value;
+use url::Url;
+
+/// Where `codeflow-server` serves its WebSocket.
+pub const WS_PATH: &str = "/ws";
+
+/// Checks a server URL and fills in what people leave out: `ws://host:3000` (or with a bare
+/// `/`) becomes `ws://host:3000/ws`. Any other path is kept as given (a reverse proxy may mount
+/// the server elsewhere). HTTP URLs and other schemes are refused with the URL to use instead.
+pub fn normalize(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    let mut url = Url::parse(trimmed).map_err(|e| {
+        format!(
+            "`{trimmed}` is not a valid server URL ({e}): pass --server ws://HOST:PORT{WS_PATH}"
+        )
+    })?;
+    match url.scheme() {
+        "ws" | "wss" => {}
+        scheme @ ("http" | "https") => {
+            let ws = if scheme == "https" { "wss" } else { "ws" };
+            let mut suggested = url.clone();
+            // Both are special schemes, so switching between them always succeeds.
+            let _ = suggested.set_scheme(ws);
+            if suggested.path() == "/" {
+                suggested.set_path(WS_PATH);
+            }
+            return Err(format!(
+                "`{trimmed}` is an {} URL, but the relay talks to the server over WebSocket: pass --server {suggested}",
+                scheme.to_uppercase()
+            ));
+        }
+        other => {
+            return Err(format!(
+                "`{trimmed}` has the scheme `{other}:`; the server URL must start with ws:// (or wss:// for TLS), e.g. ws://HOST:PORT{WS_PATH}"
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{trimmed}` names no host: pass --server ws://HOST:PORT{WS_PATH}"
+        ));
+    }
+    if url.path().is_empty() || url.path() == "/" {
+        url.set_path(WS_PATH);
+    }
+    Ok(url.to_string())
+}
+
+/// Dials `url` and, when that fails, says why and what to change.
+pub async fn connect(
+    url: &str,
+    token: Option<&str>,
+    config: &ConnectionConfig,
+) -> Result<(Outbound, Inbound), String> {
+    codeflow_transport::connect(url, token, config)
+        .await
+        .map_err(|e| explain(url, &e))
+}
+
+/// A failed dial in words: what happened at which address, and the fix.
+pub fn explain(url: &str, error: &ConnectError) -> String {
+    let parsed = Url::parse(url).ok();
+    let address = parsed
+        .as_ref()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_owned());
+    let tls = parsed.as_ref().is_some_and(|u| u.scheme() == "wss");
+    match error {
+        ConnectError::BadUrl(_) => {
+            format!("`{url}` is not a valid server URL: pass --server ws://HOST:PORT{WS_PATH}")
+        }
+        ConnectError::BadToken => error.to_string(),
+        ConnectError::Refused { status: 404, .. } => {
+            let path = parsed.as_ref().map_or("", Url::path);
+            let suggested = parsed
+                .clone()
+                .map(|mut u| {
+                    u.set_path(WS_PATH);
+                    u.set_query(None);
+                    u.to_string()
+                })
+                .unwrap_or_else(|| format!("ws://HOST:PORT{WS_PATH}"));
+            format!(
+                "{address} answered HTTP 404 for `{path}`: nothing serves WebSocket at that path. codeflow-server serves it at {WS_PATH}: pass --server {suggested}"
+            )
+        }
+        ConnectError::Refused {
+            status: 401 | 403,
+            body,
+        } => {
+            let (reason, suggestion) = refusal(body.as_deref());
+            let mut text = format!("the server refused the token: {reason}");
+            match suggestion {
+                Some(s) => text.push_str(&format!(". {s}")),
+                None => text.push_str(
+                    ". Pass a valid token with --token or CODEFLOW_TOKEN, minted with the server's secret",
+                ),
+            }
+            text
+        }
+        ConnectError::Refused { status, .. } => format!(
+            "{address} answered HTTP {status} instead of switching to WebSocket: what listens there is not codeflow-server (a plain HTTP server, or a proxy that does not pass WebSocket upgrades on). Check the host and port (`curl http://{address}/healthz` names codeflow-server), or let the proxy forward the Upgrade and Connection headers"
+        ),
+        ConnectError::Unreachable(detail) => unreachable(&address, tls, detail),
+    }
+}
+
+/// The token refusal's reason and suggestion, from the server's JSON body.
+fn refusal(body: Option<&str>) -> (String, Option<String>) {
+    let json: Option<Value> = body.and_then(|b| serde_json::from_str(b).ok());
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let reason = field("error")
+        .or_else(|| body.map(str::to_owned))
+        .unwrap_or_else(|| "no reason given".into());
+    (reason, field("suggestion"))
+}
+
+fn unreachable(address: &str, tls: bool, detail: &str) -> String {
+    let lower = detail.to_ascii_lowercase();
+    let hint = if lower.contains("connection refused") {
+        format!(
+            "nothing is listening at {address}: check that codeflow-server is running there, or fix the host or port"
+        )
+    } else if lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("no address associated")
+        || lower.contains("temporary failure in name resolution")
+    {
+        format!(
+            "the host of {address} cannot be resolved: check its spelling and this container's DNS"
+        )
+    } else if tls && (lower.contains("invalidcontenttype") || lower.contains("corrupt message")) {
+        format!(
+            "{address} does not speak TLS: use ws:// instead of wss://, or start the server with --tls-cert and --tls-key"
+        )
+    } else if tls && lower.contains("certificate") {
+        format!(
+            "the TLS certificate of {address} is not accepted: the relay trusts the public web PKI roots only, so the certificate must be issued by a public CA for that host name (a self-signed or private-CA certificate is refused)"
+        )
+    } else if lower.contains("http version must be") {
+        format!(
+            "{address} answered with an old HTTP version, so what listens there is a plain HTTP server, not codeflow-server: check the host and port"
+        )
+    } else if !tls
+        && (lower.contains("httparse")
+            || lower.contains("http format")
+            || lower.contains("handshake not finished")
+            || lower.contains("connection reset"))
+    {
+        format!(
+            "{address} did not answer with HTTP: if the server uses TLS (--tls-cert), use wss:// instead of ws://; otherwise check that the port is codeflow-server's"
+        )
+    } else {
+        format!("check that codeflow-server runs at {address} and that the URL is right")
+    };
+    format!("cannot reach the server ({detail}): {hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_path_reaches_ws() {
+        assert_eq!(
+            normalize("ws://codeflow-service:3000").as_deref(),
+            Ok("ws://codeflow-service:3000/ws")
+        );
+        assert_eq!(
+            normalize(" ws://127.0.0.1:3000/ ").as_deref(),
+            Ok("ws://127.0.0.1:3000/ws")
+        );
+        assert_eq!(
+            normalize("wss://example.com").as_deref(),
+            Ok("wss://example.com/ws")
+        );
+        assert_eq!(normalize("ws://h:3000/ws").as_deref(), Ok("ws://h:3000/ws"));
+        // A proxy's own path is kept.
+        assert_eq!(
+            normalize("wss://h/codeflow/ws").as_deref(),
+            Ok("wss://h/codeflow/ws")
+        );
+    }
+
+    #[test]
+    fn http_urls_are_refused_with_the_url_to_use() {
+        let e = normalize("http://h:3000").unwrap_err();
+        assert!(e.contains("--server ws://h:3000/ws"), "{e}");
+        let e = normalize("https://h/ws").unwrap_err();
+        assert!(e.contains("--server wss://h/ws"), "{e}");
+        let e = normalize("h:3000").unwrap_err();
+        assert!(e.contains("ws://"), "{e}");
+        let e = normalize("not a url").unwrap_err();
+        assert!(e.contains("ws://HOST:PORT/ws"), "{e}");
+    }
+
+    #[test]
+    fn a_404_names_the_path_to_use() {
+        let e = explain(
+            "ws://h:3000/wrong?x=1",
+            &ConnectError::Refused {
+                status: 404,
+                body: None,
+            },
+        );
+        assert!(e.contains("`/wrong`"), "{e}");
+        assert!(e.contains("--server ws://h:3000/ws"), "{e}");
+    }
+
+    #[test]
+    fn a_token_refusal_carries_the_servers_suggestion() {
+        let e = explain(
+            "ws://h:3000/ws",
+            &ConnectError::Refused {
+                status: 401,
+                body: Some(r#"{"error":"token expired","suggestion":"mint a new one"}"#.into()),
+            },
+        );
+        assert_eq!(
+            e,
+            "the server refused the token: token expired. mint a new one"
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! The README's own commands, read from the README and run as written, so they cannot drift:
+//! the server command, the relay command of the Claude Code line (twice: two containers of one
+//! project), the `check` line, and the MCP Inspector lines; and `examples/mcp.json` (Claude
+//! Code's project MCP configuration) as Claude Code would start it.
+//!
+//! What is substituted, and why: `HOST` → `127.0.0.1` (a placeholder); port 3000 → a free port,
+//! set for the server through `CODEFLOW_PORT` (another program on a shared machine may hold
+//! 3000); `/workspace/my-app` → a temporary project; `cargo run --release -p NAME` → the
+//! already built binary NAME (the test does not rebuild in release). Everything else —
+//! subcommands, flags, values, environment variables — is the README's.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use codeflow_e2e::deploy::repo_root;
+use codeflow_e2e::{Relay, TIMEOUT, binary, eventually, free_port, http_get};
+use serde_json::{Value, json};
+
+/// Lines of the README's ```sh blocks (comments dropped).
+fn shell_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside && line.trim() == "```sh";
+            continue;
+        }
+        if inside && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            lines.push(line.trim().to_owned());
+        }
+    }
+    lines
+}
+
+/// The one README line that starts with `prefix`.
+fn line_starting(lines: &[String], prefix: &str) -> String {
+    let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one README line starts with {prefix:?}: {found:?}"
+    );
+    found[0].clone()
+}
+
+/// The README's placeholders made concrete.
+fn substitute(line: &str, port: u16, root: &Path) -> String {
+    line.replace("HOST", "127.0.0.1")
+        .replace(":3000", &format!(":{port}"))
+        .replace("/workspace/my-app", &root.to_string_lossy())
+}
+
+/// A command line as (environment, program, arguments); the README's lines need no quoting.
+fn split(line: &str) -> (Vec<(String, String)>, String, Vec<String>) {
+    assert!(
+        !line.contains(['"', '\'', '$', '`', '|', ';']),
+        "a README command needs no shell: {line}"
+    );
+    let mut words = line.split_whitespace().map(str::to_owned).peekable();
+    let mut env = Vec::new();
+    while let Some(word) = words.next_if(|w| w.contains('=') && !w.starts_with('-')) {
+        let (k, v) = word.split_once('=').unwrap();
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let program = words.next().expect("a program");
+    (env, program, words.collect())
+}
+
+/// `cargo run [--release] -p NAME [-- ARGS]` → (the built NAME, ARGS).
+fn cargo_run(line: &str) -> (PathBuf, Vec<String>) {
+    let (env, program, args) = split(line);
+    assert!(env.is_empty());
+    assert_eq!(program, "cargo");
+    assert_eq!(args[0], "run", "{line}");
+    let package = args
+        .iter()
+        .position(|a| a == "-p")
+        .map(|i| args[i + 1].clone())
+        .expect("-p NAME");
+    let rest = args
+        .iter()
+        .position(|a| a == "--")
+        .map(|i| args[i + 1..].to_vec())
+        .unwrap_or_default();
+    (binary(&package), rest)
+}
+
+/// A directory on `PATH` with the built binaries first, as after `cargo install`.
+fn path_with_binaries() -> String {
+    let dir = binary("codeflow-client").parent().unwrap().to_path_buf();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("app.py"),
+        "def greet(name):\n    return 'hi ' + name\n",
+    )
+    .unwrap();
+    let root = root.canonicalize().unwrap();
+    (dir, root)
+}
+
+#[tokio::test]
+async fn the_readmes_commands_work_as_written() {
+    let lines = shell_lines();
+
+    // The server, in a fresh working directory: its data goes to ./.codeflow there.
+    let (server_bin, server_args) = cargo_run(&line_starting(&lines, "cargo run"));
+    assert!(server_bin.ends_with("codeflow-server"));
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = tokio::process::Command::new(&server_bin)
+        .args(&server_args)
+        .current_dir(cwd.path())
+        .env("CODEFLOW_PORT", port.to_string())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(TIMEOUT, || async {
+            http_get(port, "/healthz")
+                .await
+                .is_ok_and(|(s, _)| s == 200)
+        })
+        .await,
+        "the README's server command starts a server"
+    );
+    assert!(
+        cwd.path().join(".codeflow").is_dir(),
+        "data in ./.codeflow, as the README says"
+    );
+
+    // The relay of the Claude Code line: everything after `--`, in two containers.
+    let claude = line_starting(&lines, "claude mcp add");
+    let (_, program, args) = split(&claude);
+    assert_eq!(program, "claude");
+    assert_eq!(&args[..3], ["mcp", "add", "codeflow"], "{claude}");
+    assert_eq!(args[3], "--", "claude mcp add NAME -- COMMAND: {claude}");
+    let relay_line = args[4..].join(" ");
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let (dir, root) = project("my-app");
+        let (env, program, args) = split(&substitute(&relay_line, port, &root));
+        assert_eq!(program, "codeflow-client");
+        let child = tokio::process::Command::new(binary(&program))
+            .args(&args)
+            .envs(env)
+            .env_remove("CODEFLOW_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let relay = Relay::from_child(child);
+        relay.initialize().await;
+        relays.push((relay, root, dir));
+    }
+    for (relay, root, _) in &relays {
+        let health = relay.tool("health_check", json!({})).await;
+        assert_eq!(health["isError"], false, "{health}");
+        let session = &health["structuredContent"]["session"];
+        assert_eq!(session["project"], "my-app");
+        assert_eq!(session["project_root"], root.to_string_lossy().as_ref());
+        // A language server's first answer may take long on a busy machine.
+        let reply = relay
+            .call_within(
+                json!("symbols"),
+                "tools/call",
+                json!({"name": "get_document_symbols", "arguments": {"file_path": "app.py"}}),
+                std::time::Duration::from_secs(90),
+            )
+            .await;
+        let symbols = &reply["result"];
+        assert_eq!(symbols["isError"], false, "{reply}");
+        assert!(symbols.to_string().contains("greet"), "{symbols}");
+    }
+
+    // The check line.
+    let (_dir, root) = project("my-app");
+    let check = substitute(&line_starting(&lines, "codeflow-client check"), port, &root);
+    let (env, program, args) = split(&check);
+    let out = tokio::process::Command::new(binary(&program))
+        .args(&args)
+        .envs(env)
+        .env_remove("CODEFLOW_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{check}: {said}");
+    assert!(said.contains("handshake accepted"), "{said}");
+
+    // The MCP Inspector lines (its own CLI, run with the relay on PATH).
+    let inspector: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("mcp-inspector"))
+        .collect();
+    assert_eq!(inspector.len(), 2, "{inspector:?}");
+    for line in inspector {
+        let (_dir, root) = project("demo");
+        let (env, program, args) = split(&substitute(line, port, &root));
+        assert_eq!(program, "mcp-inspector");
+        let out = tokio::time::timeout(
+            TIMEOUT * 3,
+            tokio::process::Command::new(&program)
+                .args(&args)
+                .envs(env)
+                .env("PATH", path_with_binaries())
+                .env_remove("CODEFLOW_TOKEN")
+                .current_dir(&root)
+                .output(),
+        )
+        .await
+        .expect("the Inspector finishes")
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run mcp-inspector ({e}): `npm install -g @modelcontextprotocol/inspector@0.15.0` (scripts/test.sh does)"
+            )
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{line}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_str(&stdout).expect("the Inspector prints JSON");
+        if line.contains("tools/list") {
+            let tools = answer["tools"].as_array().expect("tools");
+            assert!(
+                tools.iter().any(|t| t["name"] == "health_check"),
+                "{stdout}"
+            );
+        } else {
+            assert_eq!(answer["isError"], false, "{stdout}");
+            assert_eq!(answer["structuredContent"]["session"]["project"], "demo");
+        }
+    }
+}
+
+/// `examples/mcp.json`, the `.mcp.json` Claude Code reads: its command, arguments and
+/// environment (with `${VAR}` expanded from the environment, as Claude Code does) start a relay
+/// that works against a server with auth on. Substituted: the example host and port, and the
+/// project directory.
+#[tokio::test]
+async fn the_example_mcp_json_starts_a_working_relay() {
+    let text = std::fs::read_to_string(repo_root().join("examples/mcp.json")).unwrap();
+    let config: Value = serde_json::from_str(&text).expect("mcp.json is JSON");
+    let server_config = &config["mcpServers"]["codeflow"];
+    let secret = "mcp-json-secret";
+    let server =
+        codeflow_e2e::Server::start_with(&["--jwt-secret", secret, "--require-auth"], &[]).await;
+    let (_dir, root) = project("my-app");
+    let token = codeflow_e2e::token(secret, json!(["my-app"]), 3600);
+
+    let program = server_config["command"].as_str().unwrap();
+    assert_eq!(program, "codeflow-client");
+    let args: Vec<String> = server_config["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            let a = a.replace(
+                "codeflow.internal:3000",
+                &format!("127.0.0.1:{}", server.port),
+            );
+            substitute(&a, server.port, &root)
+        })
+        .collect();
+    let mut command = tokio::process::Command::new(binary(program));
+    command.args(&args).env_remove("CODEFLOW_TOKEN");
+    for (key, value) in server_config["env"].as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        let expanded = match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+            Some("CODEFLOW_TOKEN") => token.clone(),
+            Some(other) => {
+                panic!("mcp.json expands ${{{other}}}, which this test does not provide")
+            }
+            None => value.to_owned(),
+        };
+        command.env(key, expanded);
+    }
+    let child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let relay = Relay::from_child(child);
+    relay.initialize().await;
+    let health = relay.tool("health_check", json!({})).await;
+    assert_eq!(health["isError"], false, "{health}");
+    assert_eq!(health["structuredContent"]["session"]["project"], "my-app");
+    assert_eq!(
+        health["structuredContent"]["session"]["project_root"],
+        root.to_string_lossy().as_ref()
+    );
+}
