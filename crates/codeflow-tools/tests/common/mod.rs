@@ -13,13 +13,11 @@
 //! binary, on one runtime; tests that write get a fresh copy ([`Fixture::fresh`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use codeflow_file_stream::{
-    ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig,
-};
+use codeflow_file_stream::{ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, PoolConfig};
 use codeflow_session::{ClientRoot, Grant, ProjectId};
 use codeflow_tools::{Catalogue, ServerServices, ToolContext, ToolError, ToolOutput};
@@ -63,7 +61,11 @@ pub struct Fixture {
     /// The client's root (canonical), as results name it.
     pub root: PathBuf,
     pub ctx: ToolContext,
+    /// The project's name (the fixture's).
+    pub name: String,
+    caller: Arc<Caller>,
     catalogue: Catalogue,
+    data_root: PathBuf,
     _client: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -93,6 +95,7 @@ impl Fixture {
             },
             LspPool::new(PoolConfig::default()),
         ));
+        let data_root = data.path().canonicalize().unwrap();
         let files = Arc::new(FileServer::new(&root, limits.clone()).unwrap());
         let caller = Arc::new(Caller::local(
             format!("test-{name}"),
@@ -102,21 +105,64 @@ impl Fixture {
             files,
             workspaces.clone(),
         ));
-        let filter = FileFilter::new(&root, ExcludeConfig::default()).unwrap();
-        let manifest = Manifest::scan(&root, &filter, &limits).unwrap();
-        let params = serde_json::to_value(manifest.to_params()).unwrap();
-        codeflow_workspace::sync::sync_manifest(&caller, &NoNotices, Some(params))
-            .await
-            .unwrap_or_else(|e| panic!("syncing fixture {name}: {}", e.message));
         let mut catalogue = Catalogue::standard();
         catalogue.add_test_tools();
-        Self {
+        let fixture = Self {
             root,
-            ctx: ToolContext::new(caller, Arc::new(ServerServices::new(workspaces))),
+            ctx: ToolContext::new(caller.clone(), Arc::new(ServerServices::new(workspaces))),
+            name: name.to_owned(),
+            caller,
             catalogue,
+            data_root,
             _client: client,
             _data: data,
-        }
+        };
+        fixture.sync().await;
+        fixture
+    }
+
+    /// Syncs the mirror with the client's tree by manifest, as the relay does when it connects
+    /// (in-process there is no watcher: a change made by hand on the client's disk reaches the
+    /// mirror only through this).
+    pub async fn sync(&self) {
+        let limits = Limits::default();
+        let filter = FileFilter::new(&self.root, ExcludeConfig::default()).unwrap();
+        let manifest = Manifest::scan(&self.root, &filter, &limits).unwrap();
+        let params = serde_json::to_value(manifest.to_params()).unwrap();
+        codeflow_workspace::sync::sync_manifest(&self.caller, &NoNotices, Some(params))
+            .await
+            .unwrap_or_else(|e| panic!("syncing fixture {}: {}", self.name, e.message));
+    }
+
+    /// A file on the client's disk.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel))
+            .unwrap_or_else(|e| panic!("{rel} on the client: {e}"))
+    }
+
+    /// Whether `rel` exists on the client's disk.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.root.join(rel).exists()
+    }
+
+    /// A file in the server's mirror of the project, if it is there.
+    pub fn mirror(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.data_root.join("mirrors").join(&self.name).join(rel)).ok()
+    }
+
+    /// Every file of the client's tree: relative path → content.
+    pub fn tree(&self) -> BTreeMap<String, String> {
+        tree(&self.root)
+    }
+
+    /// Fails if `what` names the server's data directory (where the mirror is): results name
+    /// the client's paths only.
+    fn assert_no_mirror(&self, tool: &str, what: &str) {
+        let data = self.data_root.to_string_lossy();
+        assert!(
+            !what.contains(data.as_ref()),
+            "{tool}: a result names the server's mirror: {what}"
+        );
     }
 
     /// The client's absolute path of a fixture file.
@@ -132,7 +178,15 @@ impl Fixture {
             .catalogue
             .get(tool)
             .unwrap_or_else(|| panic!("no tool `{tool}`"));
-        let out = tool.call(&self.ctx, args.clone()).await?;
+        let out = match tool.call(&self.ctx, args.clone()).await {
+            Ok(out) => out,
+            Err(e) => {
+                self.assert_no_mirror(tool.name(), &e.to_text());
+                return Err(e);
+            }
+        };
+        self.assert_no_mirror(tool.name(), &out.text);
+        self.assert_no_mirror(tool.name(), &out.structured.to_string());
         if let Err(problem) = matches_schema(&tool.output_schema(), &out.structured) {
             panic!(
                 "{} {args}: structuredContent does not match the declared outputSchema: {problem}\n{:#}",
@@ -164,12 +218,12 @@ impl Fixture {
         let root = self.root.to_string_lossy();
         match value {
             Value::String(s) => Value::String(s.replace("$ROOT", &root)),
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.expand(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, self.expand(v)))
-                    .collect(),
-            ),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.expand(v)).collect())
+            }
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, self.expand(v))).collect())
+            }
             other => other,
         }
     }
@@ -177,8 +231,8 @@ impl Fixture {
 
 /// Whether `value` is valid against the JSON Schema `schema`; the first problem otherwise.
 pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
-    let validator =
-        jsonschema::validator_for(schema).map_err(|e| format!("the schema itself is invalid: {e}"))?;
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| format!("the schema itself is invalid: {e}"))?;
     match validator.iter_errors(value).next() {
         None => Ok(()),
         Some(e) => Err(format!("at {}: {e}", e.instance_path())),
@@ -259,6 +313,33 @@ pub fn check_err(fixture: &str, tool: &str, args: Value, expected: &str) {
     });
 }
 
+/// Calls `tool` on the shared fixture and checks that it fails with a message containing every
+/// one of `parts` (`$ROOT` stands for the client root).
+pub fn check_err_all(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
+    let f = shared(fixture);
+    let args = f.expand(args);
+    runtime().block_on(async {
+        let text = f.err(tool, args.clone()).await;
+        for part in parts {
+            let part = f.expand(Value::String((*part).to_owned()));
+            let part = part.as_str().unwrap_or_default();
+            assert!(
+                text.contains(part),
+                "{tool} {args} on {fixture}: error {text:?} does not contain {part:?}"
+            );
+        }
+    });
+}
+
+/// Calls `tool` on the shared fixture: (text, structuredContent) of a success, for checks
+/// [`check`] cannot express (membership, order-free sets).
+pub fn call(fixture: &str, tool: &str, args: Value) -> (Arc<Fixture>, String, Value) {
+    let f = shared(fixture);
+    let args = f.expand(args);
+    let out = runtime().block_on(f.ok(tool, args));
+    (f, out.text, out.structured)
+}
+
 /// Calls `tool` on the shared fixture and checks that its text contains every one of `parts`.
 pub fn check_text(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
     let f = shared(fixture);
@@ -274,4 +355,103 @@ pub fn check_text(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
             );
         }
     });
+}
+
+/// Runs `f` on the test runtime (for tests with their own [`Fixture::fresh`]).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// Every file under `root`: relative path → content (lossy for binary files).
+pub fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(
+                    rel,
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// `(path, line, character)` of every place in a JSON array of places.
+pub fn places(v: &Value) -> Vec<(String, u64, u64)> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["line"].as_u64().unwrap(),
+                p["character"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The string field `key` of every object in a JSON array.
+pub fn names(v: &Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// path → action of each file an edit result says it changed.
+pub fn changed(structured: &Value) -> BTreeMap<String, String> {
+    structured["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no files in {structured}"))
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The 1-based `(line, character)` starts and new texts of one file's edits in a result,
+/// sorted.
+pub fn edits_of(structured: &Value, path: &str) -> Vec<(u64, u64, String)> {
+    let file = structured["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in {structured}"));
+    let mut out: Vec<_> = file["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["range"]["start"]["line"].as_u64().unwrap(),
+                e["range"]["start"]["character"].as_u64().unwrap(),
+                e["new_text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// An LSP (0-based) range on one line replaced by `text`, as `apply_workspace_edit` takes it.
+pub fn edit(line: u32, from: u32, to: u32, text: &str) -> Value {
+    serde_json::json!({"range": {"start": {"line": line, "character": from}, "end": {"line": line, "character": to}}, "newText": text})
 }
