@@ -80,6 +80,21 @@ impl Fixture {
     pub async fn fresh_with(name: &str, grant: Grant) -> Self {
         let client = tempfile::tempdir().unwrap();
         copy_dir(&fixture_dir(name), client.path());
+        Self::serve(name, client, grant).await
+    }
+
+    /// A project `name` made of `files` (relative path, content), synced into a new mirror.
+    pub async fn from_files(name: &str, files: &[(&str, &str)]) -> Self {
+        let client = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            let path = client.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Self::serve(name, client, Grant::anonymous()).await
+    }
+
+    async fn serve(name: &str, client: tempfile::TempDir, grant: Grant) -> Self {
         let root = client.path().canonicalize().unwrap();
         let data = tempfile::tempdir().unwrap();
         let limits = Limits::default();
