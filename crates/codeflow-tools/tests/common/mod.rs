@@ -244,13 +244,47 @@ impl Fixture {
     }
 }
 
-/// Whether `value` is valid against the JSON Schema `schema`; the first problem otherwise.
+/// Whether `value` is valid against the JSON Schema `schema` and declares every member it has
+/// (a member the schema does not name, where it allows no `additionalProperties` schema, is
+/// drift too); the first problem otherwise.
 pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| format!("the schema itself is invalid: {e}"))?;
-    match validator.iter_errors(value).next() {
-        None => Ok(()),
-        Some(e) => Err(format!("at {}: {e}", e.instance_path())),
+    if let Some(e) = validator.iter_errors(value).next() {
+        return Err(format!("at {}: {e}", e.instance_path()));
+    }
+    undeclared(schema, value, "")
+}
+
+/// The first member of `value` that `schema` does not declare: objects by `properties` (or an
+/// `additionalProperties` schema), arrays by `items`.
+fn undeclared(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    match value {
+        Value::Object(members) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (key, member) in members {
+                let here = format!("{at}/{key}");
+                match (properties.and_then(|p| p.get(key)), additional) {
+                    (Some(s), _) => undeclared(s, member, &here)?,
+                    (None, Some(s @ Value::Object(_))) => undeclared(s, member, &here)?,
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, None) if properties.is_none() => {}
+                    (None, _) => {
+                        return Err(format!("at {here}: a member the schema does not declare"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(s) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, item)| undeclared(s, item, &format!("{at}/{i}"))),
+            None => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
