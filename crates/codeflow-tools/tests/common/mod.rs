@@ -11,12 +11,15 @@
 //!
 //! Read-only checks share one fixture per name (and its language servers) for the whole test
 //! binary, on one runtime; tests that write get a fresh copy ([`Fixture::fresh`]).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+pub use codeflow_e2e::fs::tree;
+use codeflow_e2e::fs::{copy_dir, fixture_dir};
+pub use codeflow_e2e::results::{changed, edit, edits_of, names, places};
 use codeflow_file_stream::{ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, PoolConfig};
 use codeflow_session::{ClientRoot, Grant, ProjectId};
@@ -34,26 +37,6 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .expect("runtime")
     })
-}
-
-/// `tests/fixtures/<name>` at the workspace root.
-pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A fixture served as one project: the client's tree, its mirror, and a caller.
@@ -409,98 +392,4 @@ pub fn check_text(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
 /// Runs `f` on the test runtime (for tests with their own [`Fixture::fresh`]).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
-}
-
-/// Every file under `root`: relative path → content (lossy for binary files).
-pub fn tree(root: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(
-                    rel,
-                    String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// `(path, line, character)` of every place in a JSON array of places.
-pub fn places(v: &Value) -> Vec<(String, u64, u64)> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().to_owned(),
-                p["line"].as_u64().unwrap(),
-                p["character"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The string field `key` of every object in a JSON array.
-pub fn names(v: &Value, key: &str) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| s[key].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// path → action of each file an edit result says it changed.
-pub fn changed(structured: &Value) -> BTreeMap<String, String> {
-    structured["files"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no files in {structured}"))
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_owned(),
-                f["action"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// The 1-based `(line, character)` starts and new texts of one file's edits in a result,
-/// sorted.
-pub fn edits_of(structured: &Value, path: &str) -> Vec<(u64, u64, String)> {
-    let file = structured["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == path)
-        .unwrap_or_else(|| panic!("{path} not in {structured}"));
-    let mut out: Vec<_> = file["edits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["range"]["start"]["line"].as_u64().unwrap(),
-                e["range"]["start"]["character"].as_u64().unwrap(),
-                e["new_text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// An LSP (0-based) range on one line replaced by `text`, as `apply_workspace_edit` takes it.
-pub fn edit(line: u32, from: u32, to: u32, text: &str) -> Value {
-    serde_json::json!({"range": {"start": {"line": line, "character": from}, "end": {"line": line, "character": to}}, "newText": text})
 }
