@@ -85,7 +85,7 @@ impl Fixture {
             WorkspaceConfig {
                 data_dir: data.path().to_path_buf(),
                 mirror: MirrorConfig {
-                    limits: limits.clone(),
+                    limits,
                     ..Default::default()
                 },
                 shared: HashMap::new(),
@@ -94,7 +94,7 @@ impl Fixture {
             LspPool::new(PoolConfig::default()),
         ));
         let data_root = data.path().canonicalize().unwrap();
-        let files = Arc::new(FileServer::new(&root, limits.clone()).unwrap());
+        let files = Arc::new(FileServer::new(&root, limits).unwrap());
         let caller = Arc::new(Caller::local(
             format!("test-{name}"),
             ProjectId::parse(name).unwrap(),
