@@ -183,6 +183,11 @@ impl Fixture {
                 return Err(e);
             }
         };
+        assert!(
+            !out.text.is_empty(),
+            "{} {args}: no text content",
+            tool.name()
+        );
         self.assert_no_mirror(tool.name(), &out.text);
         self.assert_no_mirror(tool.name(), &out.structured.to_string());
         if let Err(problem) = matches_schema(&tool.output_schema(), &out.structured) {
