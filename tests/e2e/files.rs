@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use codeflow_e2e::{Relay, Server, Ws};
+use codeflow_e2e::{Relay, Server, Ws, tree};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -49,57 +49,6 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-/// Every file under `root` (relative path → blake3 hex), skipping nothing.
-fn tree(root: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let kind = entry.file_type().unwrap();
-            if kind.is_symlink() {
-                let rel = path
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_string();
-                out.insert(
-                    rel,
-                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
-                );
-            } else if kind.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.insert(
-                    rel,
-                    blake3::hash(&std::fs::read(&path).unwrap())
-                        .to_hex()
-                        .to_string(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if root.exists() {
-        walk(root, root, &mut out);
-    }
-    out
-}
-
-fn mirror_dir(server: &Server, project: &str) -> PathBuf {
-    server.data_dir.path().join("mirrors").join(project)
-}
-
-/// A tool call waits for every file event before it: after it returns, the mirror is current.
-async fn settle(relay: &Relay) {
-    let r = relay.tool("health_check", json!({})).await;
-    assert_eq!(r["isError"], false, "{r}");
-}
-
 #[tokio::test]
 async fn the_mirror_equals_the_tree_and_follows_edits() {
     let server = Server::start().await;
@@ -107,9 +56,9 @@ async fn the_mirror_equals_the_tree_and_follows_edits() {
     let root = project.path().canonicalize().unwrap();
     let relay = Relay::spawn(&server.url(), "mirror-demo", &root, &[]);
     relay.initialize().await;
-    settle(&relay).await;
+    relay.settle().await;
 
-    let mirror = mirror_dir(&server, "mirror-demo");
+    let mirror = server.mirror_dir("mirror-demo");
     let mirrored = tree(&mirror);
     let mut expected = tree(&root);
     for excluded in [
@@ -147,28 +96,28 @@ async fn the_mirror_equals_the_tree_and_follows_edits() {
             "pkg/util.py",
             &format!("def helper(x):\n    return x * {round}\n"),
         );
-        settle(&relay).await;
+        relay.settle().await;
         assert_eq!(
             std::fs::read_to_string(mirror.join("pkg/util.py")).unwrap(),
             format!("def helper(x):\n    return x * {round}\n")
         );
     }
     write(&root, "pkg/extra.py", "VALUE = 1\n");
-    settle(&relay).await;
+    relay.settle().await;
     assert_eq!(
         std::fs::read_to_string(mirror.join("pkg/extra.py")).unwrap(),
         "VALUE = 1\n"
     );
 
     std::fs::remove_file(root.join("docs/notes.txt")).unwrap();
-    settle(&relay).await;
+    relay.settle().await;
     assert!(
         !mirror.join("docs/notes.txt").exists(),
         "delete is mirrored"
     );
 
     std::fs::rename(root.join("pkg/extra.py"), root.join("pkg/renamed.py")).unwrap();
-    settle(&relay).await;
+    relay.settle().await;
     assert!(!mirror.join("pkg/extra.py").exists());
     assert_eq!(
         std::fs::read_to_string(mirror.join("pkg/renamed.py")).unwrap(),
@@ -177,7 +126,7 @@ async fn the_mirror_equals_the_tree_and_follows_edits() {
 
     // An ignored file never travels.
     write(&root, "secret.txt", "still secret\n");
-    settle(&relay).await;
+    relay.settle().await;
     assert!(!mirror.join("secret.txt").exists());
 
     let mut expected = tree(&root);
@@ -200,7 +149,7 @@ async fn a_new_relay_resyncs_only_differences() {
     let root = project.path().canonicalize().unwrap();
     let first = Relay::spawn(&server.url(), "resync", &root, &[]);
     first.initialize().await;
-    settle(&first).await;
+    first.settle().await;
     assert_eq!(first.close().await, Some(0));
 
     // While no relay runs, one file changes and one disappears.
@@ -209,8 +158,8 @@ async fn a_new_relay_resyncs_only_differences() {
 
     let second = Relay::spawn(&server.url(), "resync", &root, &[]);
     second.initialize().await;
-    settle(&second).await;
-    let mirror = mirror_dir(&server, "resync");
+    second.settle().await;
+    let mirror = server.mirror_dir("resync");
     assert_eq!(
         std::fs::read_to_string(mirror.join("main.py")).unwrap(),
         "print('changed while away')\n"

@@ -2,7 +2,7 @@
 //! the files where they are, streams nothing, and answers in the client's paths.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use codeflow_e2e::tools::fixture;
+use codeflow_e2e::fs::fixture;
 use codeflow_e2e::{Relay, Server};
 use serde_json::json;
 

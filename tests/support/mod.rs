@@ -7,7 +7,11 @@
 
 pub mod channels;
 pub mod deploy;
+pub mod fs;
+pub mod results;
 pub mod tools;
+
+pub use fs::tree;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +111,11 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("server pid")
+    }
+
+    /// The server's mirror of a streamed `project`.
+    pub fn mirror_dir(&self, project: &str) -> PathBuf {
+        self.data_dir.path().join("mirrors").join(project)
     }
 }
 
@@ -328,6 +337,15 @@ impl Relay {
             .get("result")
             .cloned()
             .unwrap_or_else(|| panic!("tools/call {name} failed: {reply}"))
+    }
+
+    /// One tool call, which waits for every file event before it: afterwards the mirror is as
+    /// current as the relay's view of the client's disk.
+    pub async fn settle(&self) {
+        let result = self.tool("health_check", json!({})).await;
+        assert_eq!(result["isError"], false, "health_check failed: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(!text.is_empty(), "no text content: {result}");
     }
 
     /// Closes stdin and waits for the relay to exit; returns its exit code.

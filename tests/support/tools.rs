@@ -1,10 +1,13 @@
 //! Shared by the tool tests: a fixture project copied to a temporary directory, served by the
 //! real server through the real relay, and the helpers that read tool results.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+pub use crate::results::{names, places};
+
+use crate::fs::fixture;
 use crate::{Relay, Server};
 
 /// A temporary copy of `tests/fixtures/<fixture>` served as one project.
@@ -16,34 +19,6 @@ pub struct Project {
     /// The project's name.
     pub name: String,
     _dir: tempfile::TempDir,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// `tests/fixtures/<name>`.
-pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-/// A temporary copy of `tests/fixtures/<name>`: the directory and its canonical path.
-pub fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_dir(name), dir.path());
-    let root = dir.path().canonicalize().unwrap();
-    (dir, root)
 }
 
 impl Project {
@@ -62,14 +37,34 @@ impl Project {
         }
     }
 
+    /// A project `project` made of `files` (relative path, content) in a temporary directory,
+    /// served and synced.
+    pub async fn from_files(project: &str, files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for (rel, text) in files {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let server = Server::start().await;
+        let relay = Relay::spawn(&server.url(), project, &root, &[]);
+        relay.initialize().await;
+        relay.settle().await;
+        Self {
+            relay,
+            server,
+            root,
+            name: project.to_owned(),
+            _dir: dir,
+        }
+    }
+
     /// [`Project::start`], then one tool call, which waits until the relay's sync is in the
     /// mirror.
     pub async fn start_synced(fixture_name: &str, project: &str) -> Self {
         let p = Self::start(fixture_name, project).await;
-        let result = p.tool("health_check", json!({})).await;
-        assert_eq!(result["isError"], false, "tool failed: {result}");
-        let text = result["content"][0]["text"].as_str().unwrap_or_default();
-        assert!(!text.is_empty(), "no text content: {result}");
+        p.relay.settle().await;
         p
     }
 
@@ -86,15 +81,7 @@ impl Project {
 
     /// A file in the server's mirror of the project, if it is there.
     pub fn mirror(&self, rel: &str) -> Option<String> {
-        std::fs::read_to_string(
-            self.server
-                .data_dir
-                .path()
-                .join("mirrors")
-                .join(&self.name)
-                .join(rel),
-        )
-        .ok()
+        std::fs::read_to_string(self.server.mirror_dir(&self.name).join(rel)).ok()
     }
 
     /// The raw result of a tool call.
@@ -136,28 +123,4 @@ impl Project {
             "a result names the server's mirror: {s}"
         );
     }
-}
-
-/// `(path, line, character)` of every place in a JSON array of places.
-pub fn places(v: &Value) -> Vec<(String, u64, u64)> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().to_owned(),
-                p["line"].as_u64().unwrap(),
-                p["character"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The string field `key` of every object in a JSON array.
-pub fn names(v: &Value, key: &str) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s[key].as_str().unwrap().to_owned())
-        .collect()
 }

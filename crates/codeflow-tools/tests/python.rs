@@ -1,10 +1,10 @@
-//! The tools on the Python fixture, in-process against a real pylsp: one short check per
-//! behaviour (see `common` for how a check runs).
+//! The read-only tools on the Python fixture, in-process against a real pylsp: one short check
+//! per behaviour (see `common` for how a check runs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{check, check_err, check_text};
+use common::{call, check, check_err, check_err_all, check_text, names, places};
 use serde_json::json;
 
 #[test]
@@ -41,10 +41,12 @@ fn definition_by_kind_in_the_file_itself() {
 
 #[test]
 fn an_unknown_kind_warns_and_a_substring_matches() {
+    let args =
+        json!({"file_path": "pkg/shapes.py", "symbol_name": "unused", "symbol_kind": "gizmo"});
     check(
         "python",
         "find_definition",
-        json!({"file_path": "pkg/shapes.py", "symbol_name": "unused", "symbol_kind": "gizmo"}),
+        args.clone(),
         json!({"substring_matches": true, "matches": [{"name": "unused_helper", "definitions": [
             {"path": "$ROOT/pkg/shapes.py", "line": 19, "character": 5}
         ]}]}),
@@ -52,18 +54,18 @@ fn an_unknown_kind_warns_and_a_substring_matches() {
     check_text(
         "python",
         "find_definition",
-        json!({"file_path": "pkg/shapes.py", "symbol_name": "unused", "symbol_kind": "gizmo"}),
+        args,
         &["Warning: unknown symbol_kind `gizmo`"],
     );
 }
 
 #[test]
 fn a_missing_symbol_names_the_file_symbols() {
-    check_err(
+    check_err_all(
         "python",
         "find_definition",
         json!({"file_path": "pkg/shapes.py", "symbol_name": "nope"}),
-        "no symbol named `nope`",
+        &["no symbol named `nope`", "scale"],
     );
 }
 
@@ -79,40 +81,25 @@ fn a_path_outside_the_project_is_refused() {
 
 #[test]
 fn references_cover_every_file() {
-    let f = common::shared("python");
-    common::runtime().block_on(async {
-        let out = f
-            .ok(
-                "find_references",
-                json!({"file_path": "pkg/shapes.py", "symbol_name": "scale"}),
-            )
-            .await;
-        let refs: Vec<(String, u64, u64)> = out.structured["references"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["path"].as_str().unwrap().to_owned(),
-                    p["line"].as_u64().unwrap(),
-                    p["character"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        for (rel, line, character) in [
-            ("pkg/shapes.py", 14, 5),
-            ("app.py", 7, 12),
-            ("app.py", 10, 9),
-            ("report.py", 7, 12),
-        ] {
-            assert!(
-                refs.contains(&(f.path(rel), line, character)),
-                "{rel}:{line}:{character} missing from {}",
-                out.text
-            );
-        }
-        assert_eq!(out.structured["truncated"], false);
-    });
+    let (f, text, s) = call(
+        "python",
+        "find_references",
+        json!({"file_path": "pkg/shapes.py", "symbol_name": "scale"}),
+    );
+    let refs = places(&s["references"]);
+    for (rel, line, character) in [
+        ("pkg/shapes.py", 14, 5),
+        ("app.py", 7, 12),
+        ("app.py", 10, 9),
+        ("report.py", 7, 12),
+    ] {
+        assert!(
+            refs.contains(&(f.path(rel), line, character)),
+            "{rel}:{line}:{character} missing from {text}"
+        );
+    }
+    assert_eq!(s["truncated"], false);
+    assert_eq!(refs.len(), 6, "{text}");
 }
 
 #[test]
@@ -121,23 +108,204 @@ fn references_are_truncated_with_the_total() {
         "python",
         "find_references",
         json!({"file_path": "pkg/shapes.py", "symbol_name": "scale", "max_results": 2}),
-        json!({"truncated": true, "total": 6}),
+        json!({"truncated": true, "total": 6, "references": [{}, {}]}),
+    );
+    check_text(
+        "python",
+        "find_references",
+        json!({"file_path": "pkg/shapes.py", "symbol_name": "scale", "max_results": 2}),
+        &["Truncated: showing the first 2 of 6"],
     );
 }
 
 #[test]
-fn document_symbols_give_kinds_and_positions() {
+fn document_symbols_give_kinds_containers_and_positions() {
+    let (_, _, s) = call(
+        "python",
+        "get_document_symbols",
+        json!({"file_path": "pkg/shapes.py"}),
+    );
+    let symbols = s["symbols"].as_array().unwrap();
+    let circle = symbols.iter().find(|s| s["name"] == "Circle").unwrap();
+    common::contains(
+        circle,
+        &json!({"kind": "class", "line": 4, "character": 7}),
+        "Circle",
+    )
+    .unwrap();
+    let area = symbols.iter().find(|s| s["name"] == "area").unwrap();
+    common::contains(
+        area,
+        &json!({"kind": "method", "container": "Circle", "line": 10}),
+        "area",
+    )
+    .unwrap();
+    check_text(
+        "python",
+        "get_document_symbols",
+        json!({"file_path": "pkg/shapes.py"}),
+        &["function scale  $ROOT/pkg/shapes.py:14:5"],
+    );
+}
+
+#[test]
+fn hover_shows_the_signature_and_docstring() {
+    let args = json!({"file_path": "app.py", "line": 10, "character": 9});
+    check("python", "get_hover", args.clone(), json!({"found": true}));
+    check_text(
+        "python",
+        "get_hover",
+        args,
+        &["scale(value, factor)", "Multiply value by factor."],
+    );
+}
+
+#[test]
+fn signature_help_names_the_parameters() {
+    check(
+        "python",
+        "get_signature_help",
+        json!({"file_path": "app.py", "line": 10, "character": 15}),
+        json!({"active_parameter": 0, "signatures": [{"label": "scale(value, factor)", "parameters": [
+            {"label": "value"}, {"label": "factor"}
+        ]}]}),
+    );
+}
+
+#[test]
+fn completions_after_a_dot_list_the_members() {
+    let (_, text, s) = call(
+        "python",
+        "get_completions",
+        json!({"file_path": "app.py", "line": 6, "character": 18}),
+    );
+    let labels = names(&s["items"], "label");
+    assert!(
+        labels.iter().any(|l| l.starts_with("area")) && labels.contains(&"radius".to_owned()),
+        "{text}"
+    );
+    assert_eq!(s["truncated"], false);
+}
+
+#[test]
+fn completions_are_truncated() {
+    let args = json!({"file_path": "app.py", "line": 6, "character": 18, "max_results": 3});
+    check(
+        "python",
+        "get_completions",
+        args.clone(),
+        json!({"truncated": true, "items": [{}, {}, {}]}),
+    );
+    check_text(
+        "python",
+        "get_completions",
+        args,
+        &["Truncated: showing the first 3 of"],
+    );
+}
+
+#[test]
+fn type_definition_of_a_variable_is_its_class() {
+    check(
+        "python",
+        "find_type_definition",
+        json!({"file_path": "app.py", "line": 5, "character": 5}),
+        json!({"locations": [{"path": "$ROOT/pkg/shapes.py", "line": 4, "character": 7}]}),
+    );
+}
+
+#[test]
+fn diagnostics_without_linters_are_a_fresh_empty_push() {
+    check(
+        "python",
+        "get_diagnostics",
+        json!({"file_path": "report.py"}),
+        json!({"source": "push", "fresh": true, "diagnostics": []}),
+    );
+}
+
+#[test]
+fn no_code_actions_is_said() {
+    let (_, text, s) = call(
+        "python",
+        "get_code_actions",
+        json!({"file_path": "report.py"}),
+    );
+    assert_eq!(s["actions"], json!([]), "{text}");
+    assert!(text.starts_with("No code actions"), "{text}");
+}
+
+#[test]
+fn what_pylsp_cannot_do_is_an_error_naming_the_capability() {
+    for (tool, args, capability) in [
+        (
+            "search_workspace_symbols",
+            json!({"query": "scale"}),
+            "workspaceSymbolProvider",
+        ),
+        (
+            "prepare_call_hierarchy",
+            json!({"file_path": "app.py", "line": 4, "character": 5}),
+            "callHierarchyProvider",
+        ),
+        (
+            "get_call_hierarchy_incoming_calls",
+            json!({"file_path": "app.py", "line": 4, "character": 5}),
+            "callHierarchyProvider",
+        ),
+        (
+            "get_call_hierarchy_outgoing_calls",
+            json!({"file_path": "app.py", "line": 4, "character": 5}),
+            "callHierarchyProvider",
+        ),
+        (
+            "find_implementation",
+            json!({"file_path": "app.py", "line": 5, "character": 14}),
+            "implementationProvider",
+        ),
+    ] {
+        check_err_all("python", tool, args, &["pylsp", capability]);
+    }
+}
+
+#[test]
+fn dead_code_lists_the_unused_and_not_the_used() {
+    let (_, text, s) = call("python", "find_dead_code", json!({}));
+    let dead = names(&s["unused"], "name");
+    for name in ["unused_helper", "report"] {
+        assert!(
+            dead.contains(&name.to_owned()),
+            "{name} not reported: {text}"
+        );
+    }
+    for name in ["scale", "Circle"] {
+        assert!(!dead.contains(&name.to_owned()), "{name} is used: {text}");
+    }
+}
+
+#[test]
+fn importers_of_a_module_in_order() {
+    check(
+        "python",
+        "analyze_imports",
+        json!({"file_path": "pkg/shapes.py"}),
+        json!({"importers": [{"path": "$ROOT/app.py", "line": 1}, {"path": "$ROOT/report.py", "line": 3}]}),
+    );
+}
+
+#[test]
+fn imports_of_a_file_tell_external_from_local() {
+    let (_, _, s) = call(
+        "python",
+        "analyze_imports",
+        json!({"file_path": "report.py", "include_importers": false}),
+    );
     let f = common::shared("python");
-    common::runtime().block_on(async {
-        let out = f
-            .ok(
-                "get_document_symbols",
-                json!({"file_path": "pkg/shapes.py"}),
-            )
-            .await;
-        let symbols = out.structured["symbols"].as_array().unwrap();
-        let circle = symbols.iter().find(|s| s["name"] == "Circle").unwrap();
-        common::contains(circle, &json!({"kind": "class", "line": 4}), "Circle").unwrap();
-        assert!(symbols.iter().any(|s| s["name"] == "scale"), "{}", out.text);
-    });
+    assert_eq!(
+        s["imports"],
+        json!([
+            {"specifier": "os", "line": 1, "path": null, "external": true},
+            {"specifier": "pkg.shapes", "line": 3, "path": f.path("pkg/shapes.py"), "external": false}
+        ])
+    );
 }

@@ -11,12 +11,15 @@
 //!
 //! Read-only checks share one fixture per name (and its language servers) for the whole test
 //! binary, on one runtime; tests that write get a fresh copy ([`Fixture::fresh`]).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+pub use codeflow_e2e::fs::tree;
+use codeflow_e2e::fs::{copy_dir, fixture_dir};
+pub use codeflow_e2e::results::{changed, edit, edits_of, names, places};
 use codeflow_file_stream::{ExcludeConfig, FileFilter, FileServer, Limits, Manifest, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, PoolConfig};
 use codeflow_session::{ClientRoot, Grant, ProjectId};
@@ -36,32 +39,16 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// `tests/fixtures/<name>` at the workspace root.
-pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A fixture served as one project: the client's tree, its mirror, and a caller.
 pub struct Fixture {
     /// The client's root (canonical), as results name it.
     pub root: PathBuf,
     pub ctx: ToolContext,
+    /// The project's name (the fixture's).
+    pub name: String,
+    caller: Arc<Caller>,
     catalogue: Catalogue,
+    data_root: PathBuf,
     _client: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -76,6 +63,21 @@ impl Fixture {
     pub async fn fresh_with(name: &str, grant: Grant) -> Self {
         let client = tempfile::tempdir().unwrap();
         copy_dir(&fixture_dir(name), client.path());
+        Self::serve(name, client, grant).await
+    }
+
+    /// A project `name` made of `files` (relative path, content), synced into a new mirror.
+    pub async fn from_files(name: &str, files: &[(&str, &str)]) -> Self {
+        let client = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            let path = client.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Self::serve(name, client, Grant::anonymous()).await
+    }
+
+    async fn serve(name: &str, client: tempfile::TempDir, grant: Grant) -> Self {
         let root = client.path().canonicalize().unwrap();
         let data = tempfile::tempdir().unwrap();
         let limits = Limits::default();
@@ -91,6 +93,7 @@ impl Fixture {
             },
             LspPool::new(PoolConfig::default()),
         ));
+        let data_root = data.path().canonicalize().unwrap();
         let files = Arc::new(FileServer::new(&root, limits).unwrap());
         let caller = Arc::new(Caller::local(
             format!("test-{name}"),
@@ -100,21 +103,64 @@ impl Fixture {
             files,
             workspaces.clone(),
         ));
-        let filter = FileFilter::new(&root, ExcludeConfig::default()).unwrap();
-        let manifest = Manifest::scan(&root, &filter, &limits).unwrap();
-        let params = serde_json::to_value(manifest.to_params()).unwrap();
-        codeflow_workspace::sync::sync_manifest(&caller, &NoNotices, Some(params))
-            .await
-            .unwrap_or_else(|e| panic!("syncing fixture {name}: {}", e.message));
         let mut catalogue = Catalogue::standard();
         catalogue.add_test_tools();
-        Self {
+        let fixture = Self {
             root,
-            ctx: ToolContext::new(caller, Arc::new(ServerServices::new(workspaces))),
+            ctx: ToolContext::new(caller.clone(), Arc::new(ServerServices::new(workspaces))),
+            name: name.to_owned(),
+            caller,
             catalogue,
+            data_root,
             _client: client,
             _data: data,
-        }
+        };
+        fixture.sync().await;
+        fixture
+    }
+
+    /// Syncs the mirror with the client's tree by manifest, as the relay does when it connects
+    /// (in-process there is no watcher: a change made by hand on the client's disk reaches the
+    /// mirror only through this).
+    pub async fn sync(&self) {
+        let limits = Limits::default();
+        let filter = FileFilter::new(&self.root, ExcludeConfig::default()).unwrap();
+        let manifest = Manifest::scan(&self.root, &filter, &limits).unwrap();
+        let params = serde_json::to_value(manifest.to_params()).unwrap();
+        codeflow_workspace::sync::sync_manifest(&self.caller, &NoNotices, Some(params))
+            .await
+            .unwrap_or_else(|e| panic!("syncing fixture {}: {}", self.name, e.message));
+    }
+
+    /// A file on the client's disk.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel))
+            .unwrap_or_else(|e| panic!("{rel} on the client: {e}"))
+    }
+
+    /// Whether `rel` exists on the client's disk.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.root.join(rel).exists()
+    }
+
+    /// A file in the server's mirror of the project, if it is there.
+    pub fn mirror(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.data_root.join("mirrors").join(&self.name).join(rel)).ok()
+    }
+
+    /// Every file of the client's tree: relative path → content.
+    pub fn tree(&self) -> BTreeMap<String, String> {
+        tree(&self.root)
+    }
+
+    /// Fails if `what` names the server's data directory (where the mirror is): results name
+    /// the client's paths only.
+    fn assert_no_mirror(&self, tool: &str, what: &str) {
+        let data = self.data_root.to_string_lossy();
+        assert!(
+            !what.contains(data.as_ref()),
+            "{tool}: a result names the server's mirror: {what}"
+        );
     }
 
     /// The client's absolute path of a fixture file.
@@ -130,7 +176,20 @@ impl Fixture {
             .catalogue
             .get(tool)
             .unwrap_or_else(|| panic!("no tool `{tool}`"));
-        let out = tool.call(&self.ctx, args.clone()).await?;
+        let out = match tool.call(&self.ctx, args.clone()).await {
+            Ok(out) => out,
+            Err(e) => {
+                self.assert_no_mirror(tool.name(), &e.to_text());
+                return Err(e);
+            }
+        };
+        assert!(
+            !out.text.is_empty(),
+            "{} {args}: no text content",
+            tool.name()
+        );
+        self.assert_no_mirror(tool.name(), &out.text);
+        self.assert_no_mirror(tool.name(), &out.structured.to_string());
         if let Err(problem) = matches_schema(&tool.output_schema(), &out.structured) {
             panic!(
                 "{} {args}: structuredContent does not match the declared outputSchema: {problem}\n{:#}",
@@ -173,13 +232,47 @@ impl Fixture {
     }
 }
 
-/// Whether `value` is valid against the JSON Schema `schema`; the first problem otherwise.
+/// Whether `value` is valid against the JSON Schema `schema` and declares every member it has
+/// (a member the schema does not name, where it allows no `additionalProperties` schema, is
+/// drift too); the first problem otherwise.
 pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| format!("the schema itself is invalid: {e}"))?;
-    match validator.iter_errors(value).next() {
-        None => Ok(()),
-        Some(e) => Err(format!("at {}: {e}", e.instance_path())),
+    if let Some(e) = validator.iter_errors(value).next() {
+        return Err(format!("at {}: {e}", e.instance_path()));
+    }
+    undeclared(schema, value, "")
+}
+
+/// The first member of `value` that `schema` does not declare: objects by `properties` (or an
+/// `additionalProperties` schema), arrays by `items`.
+fn undeclared(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    match value {
+        Value::Object(members) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (key, member) in members {
+                let here = format!("{at}/{key}");
+                match (properties.and_then(|p| p.get(key)), additional) {
+                    (Some(s), _) => undeclared(s, member, &here)?,
+                    (None, Some(s @ Value::Object(_))) => undeclared(s, member, &here)?,
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, None) if properties.is_none() => {}
+                    (None, _) => {
+                        return Err(format!("at {here}: a member the schema does not declare"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(s) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, item)| undeclared(s, item, &format!("{at}/{i}"))),
+            None => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -257,6 +350,33 @@ pub fn check_err(fixture: &str, tool: &str, args: Value, expected: &str) {
     });
 }
 
+/// Calls `tool` on the shared fixture and checks that it fails with a message containing every
+/// one of `parts` (`$ROOT` stands for the client root).
+pub fn check_err_all(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
+    let f = shared(fixture);
+    let args = f.expand(args);
+    runtime().block_on(async {
+        let text = f.err(tool, args.clone()).await;
+        for part in parts {
+            let part = f.expand(Value::String((*part).to_owned()));
+            let part = part.as_str().unwrap_or_default();
+            assert!(
+                text.contains(part),
+                "{tool} {args} on {fixture}: error {text:?} does not contain {part:?}"
+            );
+        }
+    });
+}
+
+/// Calls `tool` on the shared fixture: (text, structuredContent) of a success, for checks
+/// [`check`] cannot express (membership, order-free sets).
+pub fn call(fixture: &str, tool: &str, args: Value) -> (Arc<Fixture>, String, Value) {
+    let f = shared(fixture);
+    let args = f.expand(args);
+    let out = runtime().block_on(f.ok(tool, args));
+    (f, out.text, out.structured)
+}
+
 /// Calls `tool` on the shared fixture and checks that its text contains every one of `parts`.
 pub fn check_text(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
     let f = shared(fixture);
@@ -272,4 +392,9 @@ pub fn check_text(fixture: &str, tool: &str, args: Value, parts: &[&str]) {
             );
         }
     });
+}
+
+/// Runs `f` on the test runtime (for tests with their own [`Fixture::fresh`]).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
 }

@@ -1,0 +1,181 @@
+//! The read-only tools on the C fixture, in-process against a real clangd: one short check per
+//! behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{call, check, check_err_all, check_text, names, places};
+use serde_json::json;
+
+const C: &str = "c";
+
+#[test]
+fn definition_of_a_static_function() {
+    check(
+        C,
+        "find_definition",
+        json!({"file_path": "main.c", "symbol_name": "report"}),
+        json!({"matches": [{"definitions": [{"path": "$ROOT/main.c", "line": 3, "character": 15}]}]}),
+    );
+}
+
+/// Every file is opened first, so clangd without a background index sees every use.
+#[test]
+fn references_across_files_without_an_index() {
+    let (f, text, s) = call(
+        C,
+        "find_references",
+        json!({"file_path": "shapes.c", "symbol_name": "scale"}),
+    );
+    let refs = places(&s["references"]);
+    for (rel, line, character) in [("shapes.c", 7, 8), ("main.c", 4, 12), ("main.c", 10, 18)] {
+        assert!(
+            refs.contains(&(f.path(rel), line, character)),
+            "{rel}:{line}:{character}: {text}"
+        );
+    }
+}
+
+#[test]
+fn document_symbols_with_details() {
+    check(
+        C,
+        "get_document_symbols",
+        json!({"file_path": "main.c"}),
+        json!({"symbols": [{"name": "report", "detail": "double (double)"}, {"name": "main"}]}),
+    );
+}
+
+#[test]
+fn hover_shows_the_declaration_and_range() {
+    let args = json!({"file_path": "main.c", "line": 4, "character": 12});
+    check(
+        C,
+        "get_hover",
+        args.clone(),
+        json!({"range": {"line": 4, "character": 12, "end_line": 4, "end_character": 17}}),
+    );
+    check_text(
+        C,
+        "get_hover",
+        args,
+        &["double scale(double value, double factor)"],
+    );
+}
+
+/// Once clangd has analysed the file (diagnostics published): before that it answers with
+/// words of the file only (the old scenario asked after several other calls on main.c).
+#[test]
+fn completions_include_the_functions() {
+    call(C, "get_diagnostics", json!({"file_path": "main.c"}));
+    let (_, _, s) = call(
+        C,
+        "get_completions",
+        json!({"file_path": "main.c", "line": 9, "character": 17}),
+    );
+    assert!(
+        names(&s["items"], "label")
+            .iter()
+            .any(|l| l.starts_with("area(")),
+        "{s}"
+    );
+}
+
+#[test]
+fn signature_help_labels_the_signature() {
+    check(
+        C,
+        "get_signature_help",
+        json!({"file_path": "main.c", "line": 4, "character": 18}),
+        json!({"signatures": [{"label": "scale(double value, double factor) -> double"}]}),
+    );
+}
+
+#[test]
+fn diagnostics_name_the_undeclared_identifier() {
+    check(
+        C,
+        "get_diagnostics",
+        json!({"file_path": "broken.c"}),
+        json!({"errors": 1}),
+    );
+    check_text(
+        C,
+        "get_diagnostics",
+        json!({"file_path": "broken.c"}),
+        &["$ROOT/broken.c:4:12  error: Use of undeclared identifier 'missing_value'"],
+    );
+}
+
+#[test]
+fn code_actions_are_a_list() {
+    let (_, _, s) = call(C, "get_code_actions", json!({"file_path": "broken.c"}));
+    assert!(s["actions"].is_array(), "{s}");
+}
+
+#[test]
+fn workspace_symbols_find_the_definition_first() {
+    let (f, _, s) = call(C, "search_workspace_symbols", json!({"query": "scale"}));
+    assert_eq!(places(&s["symbols"])[0], (f.path("shapes.c"), 7, 8));
+}
+
+#[test]
+fn incoming_calls_name_both_callers() {
+    let (_, _, s) = call(
+        C,
+        "get_call_hierarchy_incoming_calls",
+        json!({"file_path": "shapes.c", "line": 7, "character": 8}),
+    );
+    let mut callers: Vec<String> = s["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["from"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    callers.sort();
+    assert_eq!(callers, ["main", "report"]);
+}
+
+/// This clangd has no outgoing calls: a clear error, not an empty list.
+#[test]
+fn outgoing_calls_are_a_clear_error() {
+    check_err_all(
+        C,
+        "get_call_hierarchy_outgoing_calls",
+        json!({"file_path": "main.c", "line": 7, "character": 5}),
+        &["clangd", "callHierarchy/outgoingCalls"],
+    );
+}
+
+#[test]
+fn type_definition_of_a_variable_is_the_struct() {
+    check(
+        C,
+        "find_type_definition",
+        json!({"file_path": "main.c", "line": 9, "character": 22}),
+        json!({"locations": [{"path": "$ROOT/shapes.h", "line": 4, "character": 8}]}),
+    );
+}
+
+#[test]
+fn dead_code_lists_the_unused_and_not_the_used() {
+    let (_, text, s) = call(C, "find_dead_code", json!({}));
+    let dead = names(&s["unused"], "name");
+    assert!(dead.contains(&"unused_helper".to_owned()), "{text}");
+    assert!(
+        !dead
+            .iter()
+            .any(|d| d == "scale" || d == "area" || d == "report"),
+        "{text}"
+    );
+}
+
+#[test]
+fn includers_of_a_header_in_order() {
+    check(
+        C,
+        "analyze_imports",
+        json!({"file_path": "shapes.h"}),
+        json!({"importers": [{"path": "$ROOT/broken.c"}, {"path": "$ROOT/main.c"}, {"path": "$ROOT/shapes.c"}]}),
+    );
+}

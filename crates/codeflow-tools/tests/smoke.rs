@@ -1,0 +1,131 @@
+//! A smoke set of the read-only tools on the Rust (rust-analyzer) and Go (gopls) fixtures,
+//! in-process against the real language servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{call, check, check_text, names, places};
+use serde_json::json;
+
+/// Asserts that `get_document_symbols` of `file` names each of `expected`.
+fn assert_outline(fixture: &str, file: &str, expected: &[&str]) {
+    let (_, _, s) = call(fixture, "get_document_symbols", json!({"file_path": file}));
+    let names = names(&s["symbols"], "name");
+    assert!(
+        expected.iter().all(|e| names.contains(&(*e).to_owned())),
+        "{s}"
+    );
+}
+
+#[test]
+fn rust_outline() {
+    assert_outline("rust", "src/shapes.rs", &["Shape", "Circle", "scale"]);
+}
+
+#[test]
+fn rust_definition() {
+    check(
+        "rust",
+        "find_definition",
+        json!({"file_path": "src/shapes.rs", "symbol_name": "scale"}),
+        json!({"matches": [{"definitions": [{"path": "$ROOT/src/shapes.rs", "line": 15, "character": 8}]}]}),
+    );
+}
+
+#[test]
+fn rust_references_without_the_declaration() {
+    let (f, text, s) = call(
+        "rust",
+        "find_references",
+        json!({"file_path": "src/shapes.rs", "symbol_name": "scale", "include_declaration": false}),
+    );
+    assert!(
+        places(&s["references"]).contains(&(f.path("src/lib.rs"), 7, 5)),
+        "{text}"
+    );
+}
+
+#[test]
+fn rust_hover() {
+    check_text(
+        "rust",
+        "get_hover",
+        json!({"file_path": "src/lib.rs", "line": 7, "character": 5}),
+        &["fn scale(value: f64, factor: f64) -> f64"],
+    );
+}
+
+#[test]
+fn rust_implementation_of_a_trait() {
+    check(
+        "rust",
+        "find_implementation",
+        json!({"file_path": "src/shapes.rs", "line": 1, "character": 11}),
+        json!({"locations": [{"path": "$ROOT/src/shapes.rs", "line": 9, "character": 16}]}),
+    );
+}
+
+#[test]
+fn go_outline() {
+    assert_outline("go", "shapes/shapes.go", &["Shape", "Circle", "Scale"]);
+}
+
+#[test]
+fn go_definition() {
+    check(
+        "go",
+        "find_definition",
+        json!({"file_path": "main.go", "symbol_name": "main"}),
+        json!({"matches": [{"definitions": [{"path": "$ROOT/main.go", "line": 9, "character": 6}]}]}),
+    );
+}
+
+#[test]
+fn go_references_across_packages() {
+    let (f, text, s) = call(
+        "go",
+        "find_references",
+        json!({"file_path": "shapes/shapes.go", "symbol_name": "Scale"}),
+    );
+    assert!(
+        places(&s["references"]).contains(&(f.path("main.go"), 11, 21)),
+        "{text}"
+    );
+}
+
+#[test]
+fn go_hover() {
+    let (_, text, _) = call(
+        "go",
+        "get_hover",
+        json!({"file_path": "main.go", "line": 11, "character": 21}),
+    );
+    assert!(
+        text.contains("func shapes.Scale(value float64, factor float64) float64")
+            || text.contains("func Scale(value, factor float64) float64"),
+        "{text}"
+    );
+}
+
+#[test]
+fn go_implementation_of_an_interface() {
+    let (f, _, s) = call(
+        "go",
+        "find_implementation",
+        json!({"file_path": "shapes/shapes.go", "line": 4, "character": 6}),
+    );
+    assert!(
+        places(&s["locations"]).contains(&(f.path("shapes/shapes.go"), 9, 6)),
+        "{s}"
+    );
+}
+
+#[test]
+fn go_importers_of_a_package_file() {
+    let (f, _, s) = call(
+        "go",
+        "analyze_imports",
+        json!({"file_path": "shapes/shapes.go"}),
+    );
+    assert_eq!(s["importers"][0]["path"], f.path("main.go").as_str());
+}
