@@ -133,17 +133,7 @@ impl Serving {
 async fn answer(files: &FileServer, id: Value, method: &str, params: Option<Value>) -> String {
     let reply = match files.handle(method, params.unwrap_or(Value::Null)).await {
         Ok(result) => Message::response(id, result),
-        Err(e) => {
-            let remote = RemoteError::from(&e);
-            Message::error(
-                id,
-                ErrorObject {
-                    code: remote.code,
-                    message: remote.message,
-                    data: remote.data,
-                },
-            )
-        }
+        Err(e) => Message::error(id, RemoteError::from(&e)),
     };
     reply.to_text()
 }

@@ -14,7 +14,7 @@ use crate::server_files::FileServer;
 /// Sends one `client/*` request to the relay serving a project and returns its result.
 ///
 /// The transport implements this over its connection (mapping a lost connection to
-/// [`RemoteError::unavailable`]); [`FileServer`] implements it in-process, for tests and for
+/// [`crate::error::unavailable`]); [`FileServer`] implements it in-process, for tests and for
 /// embedding both sides in one program.
 pub trait ClientFiles: Send + Sync {
     fn call<'a>(

@@ -26,7 +26,6 @@
 //! | -33016 | `RolledBack` | a multi-file write-back failed and was rolled back | `failedPath`, `cause` |
 //! | -33017 | `RollbackIncomplete` | a write-back failed and some files could not be restored | `failedPath`, `cause`, `notRestored` |
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::protocol::ContentHash;
@@ -221,25 +220,13 @@ impl FileError {
     }
 }
 
-/// A JSON-RPC error object as it crosses the wire; what [`crate::ClientFiles::call`] returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("remote error {code}: {message}")]
-pub struct RemoteError {
-    pub code: i64,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
+/// A JSON-RPC error object as it crosses the wire (the one [`codeflow_types::ErrorObject`]);
+/// what [`crate::ClientFiles::call`] returns.
+pub type RemoteError = codeflow_types::ErrorObject;
 
-impl RemoteError {
-    /// The transport could not deliver the request or its answer.
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        RemoteError {
-            code: codes::UNAVAILABLE,
-            message: message.into(),
-            data: None,
-        }
-    }
+/// The error for a request the transport could not deliver, or whose answer it lost.
+pub fn unavailable(message: impl Into<String>) -> RemoteError {
+    RemoteError::new(codes::UNAVAILABLE, message)
 }
 
 impl From<&FileError> for RemoteError {

@@ -3,7 +3,6 @@
 //! Bodies stay `serde_json::Value`: this layer routes messages, it does not interpret their
 //! params or results. Upper layers deserialize what they own.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A request id. JSON-RPC allows numbers, strings and (for errors about unparsable requests)
@@ -40,43 +39,7 @@ pub mod codes {
     pub const NOT_IMPLEMENTED: i64 = -32010;
 }
 
-/// The `error` member of a JSON-RPC error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorObject {
-    pub code: i64,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-impl ErrorObject {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    /// Adds `data.suggestion`: the next step a person (or agent) can take.
-    pub fn with_suggestion(mut self, suggestion: impl Into<String>) -> Self {
-        let mut data = match self.data.take() {
-            Some(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        data.insert("suggestion".into(), Value::String(suggestion.into()));
-        self.data = Some(Value::Object(data));
-        self
-    }
-}
-
-impl std::fmt::Display for ErrorObject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (code {})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for ErrorObject {}
+pub use codeflow_types::ErrorObject;
 
 /// One JSON-RPC 2.0 message.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,10 +4,13 @@
 //!   the check is a security boundary.
 //! - [`ClientRoot`]: the client's absolute, POSIX project root.
 //! - [`path_text`]: the lexical rules every path from the network passes.
+//! - [`ErrorObject`]: the JSON-RPC error object, the one wire form of every error.
 //!
 //! A leaf crate: it depends on nothing of CodeFlow, and every other crate may use it.
 
 pub mod path_text;
 pub mod project;
+pub mod rpc_error;
 
 pub use project::{ClientRoot, ProjectError, ProjectId};
+pub use rpc_error::ErrorObject;

@@ -54,14 +54,11 @@ impl ClientFiles for CallerClient {
     ) -> BoxFuture<'a, Result<Value, RemoteError>> {
         Box::pin(async move {
             match &self.target {
-                Target::Session(session) => session
-                    .request_client(method, params, FILE_REQUEST_TIMEOUT)
-                    .await
-                    .map_err(|e| RemoteError {
-                        code: e.code,
-                        message: e.message,
-                        data: e.data,
-                    }),
+                Target::Session(session) => {
+                    session
+                        .request_client(method, params, FILE_REQUEST_TIMEOUT)
+                        .await
+                }
                 Target::Local(files) => files.call(method, params).await,
             }
         })

@@ -159,12 +159,7 @@ async fn run(
 }
 
 fn file_error(e: &FileError) -> ErrorObject {
-    let remote = RemoteError::from(e);
-    ErrorObject {
-        code: remote.code,
-        message: remote.message,
-        data: remote.data,
-    }
+    RemoteError::from(e)
 }
 
 fn workspace_error(e: WorkspaceError) -> ErrorObject {
