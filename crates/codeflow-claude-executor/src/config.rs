@@ -1,0 +1,90 @@
+//! The executor's settings (the server fills them from its configuration).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the executor needs to know; see `docs/configuration.md` for the keys.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Projects' working directories live under this directory.
+    pub projects_root: PathBuf,
+    /// Project metadata and message logs: `<state_dir>/<project>/project.json` and
+    /// `<state_dir>/<project>/messages/`.
+    pub state_dir: PathBuf,
+    /// The CLI to run (a name looked up in `PATH`, or a path).
+    pub claude_cmd: String,
+    /// Extra arguments appended after CodeFlow's own (e.g. `--model`, `--permission-mode`).
+    pub claude_args: Vec<String>,
+    /// A run's time limit when the request names none.
+    pub default_timeout: Duration,
+    /// The largest time limit a request may ask for.
+    pub max_timeout: Duration,
+    /// A run that prints no complete line for this long is stopped.
+    pub stall_timeout: Duration,
+    /// How long a process may take to exit after its `result` line (or after closing its
+    /// output) before it is stopped.
+    pub exit_grace: Duration,
+    /// The wait between SIGINT, SIGTERM and SIGKILL when a run is stopped.
+    pub kill_grace: Duration,
+    /// Longest stream-json line accepted; longer lines become error events.
+    pub max_line_bytes: usize,
+    /// Most projects the server holds.
+    pub max_projects: usize,
+    /// Environment variables not passed to the CLI, besides `CLAUDECODE*` and `CODEFLOW_*`
+    /// (which are always removed). A trailing `*` matches a prefix.
+    pub env_remove: Vec<String>,
+    /// Run the CLI as this user and group (the server must be allowed to switch).
+    pub run_as_uid: Option<u32>,
+    pub run_as_gid: Option<u32>,
+    /// The message log.
+    pub log: LogConfig,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            projects_root: PathBuf::from("./.codeflow/projects-root"),
+            state_dir: PathBuf::from("./.codeflow/projects"),
+            claude_cmd: "claude".into(),
+            claude_args: Vec::new(),
+            default_timeout: Duration::from_secs(300),
+            max_timeout: Duration::from_secs(3600),
+            stall_timeout: Duration::from_secs(600),
+            exit_grace: Duration::from_secs(10),
+            kill_grace: Duration::from_secs(3),
+            max_line_bytes: 4 * 1024 * 1024,
+            max_projects: 1000,
+            env_remove: Vec::new(),
+            run_as_uid: None,
+            run_as_gid: None,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Message-log settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A segment is sealed and a new one started once it reaches this size.
+    pub rotate_bytes: u64,
+    /// A segment is sealed and a new one started once its first entry is this old.
+    pub rotate_age: Duration,
+    /// Sealed segments whose entries are all older than this are deleted (`None`: kept).
+    pub retention: Option<Duration>,
+    /// Appends queued per project before appenders wait.
+    pub queue: usize,
+    /// Most appends written and synced together (one group commit).
+    pub batch: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            rotate_bytes: 1024 * 1024 * 1024,
+            rotate_age: Duration::from_secs(30 * 24 * 3600),
+            retention: None,
+            queue: 16 * 1024,
+            batch: 4096,
+        }
+    }
+}
