@@ -69,7 +69,7 @@ pub struct LogConfig {
     pub rotate_bytes: u64,
     /// A segment is sealed and a new one started once its first entry is this old.
     pub rotate_age: Duration,
-    /// Sealed segments whose entries are all older than this are deleted (`None`: kept).
+    /// Sealed segments last written longer ago than this are deleted (`None`: kept).
     pub retention: Option<Duration>,
     /// Appends queued per project before appenders wait.
     pub queue: usize,

@@ -15,7 +15,7 @@
 //! **Rotation** happens in the writer, in the background of appends: a segment is sealed once it
 //! reaches [`LogConfig::rotate_bytes`] or its first entry is [`LogConfig::rotate_age`] old (checked
 //! on every batch and once a minute); the next append starts a new segment. Sealed segments
-//! older than [`LogConfig::retention`] are deleted.
+//! last written longer ago than [`LogConfig::retention`] (off by default) are deleted.
 //!
 //! **Recovery** on open: a last line without its newline (a write torn by a crash) or one that
 //! does not parse is cut off; loading never fails because of it.
@@ -99,6 +99,15 @@ pub(crate) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     }
     found.sort();
     Ok(found)
+}
+
+/// The segment files of a log directory, oldest first (for tests and tools).
+pub fn segments_for_tests(dir: &Path) -> Vec<PathBuf> {
+    segments(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 fn segment_path(dir: &Path, first_ts: u64) -> PathBuf {
@@ -214,17 +223,23 @@ impl Writer {
             self.active = None;
         }
         if let Some(retention) = self.config.retention {
-            let segs = segments(&self.dir)?;
-            // A segment's entries are all older than the next segment's first entry.
-            for pair in segs.windows(2) {
-                let (_, path) = &pair[0];
-                let (next_first, _) = pair[1];
-                let is_active = self
-                    .active
-                    .as_ref()
-                    .is_some_and(|(_, first, _)| segment_path(&self.dir, *first) == *path);
-                if !is_active && age(next_first) >= retention {
-                    fs::remove_file(path)?;
+            // A sealed segment was last written when its newest entry was: its mtime says
+            // whether every entry in it has expired.
+            let active = self
+                .active
+                .as_ref()
+                .map(|(_, first, _)| segment_path(&self.dir, *first));
+            for (_, path) in segments(&self.dir)? {
+                if Some(&path) == active.as_ref() {
+                    continue;
+                }
+                let expired = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= retention);
+                if expired {
+                    fs::remove_file(&path)?;
                 }
             }
         }
