@@ -1,8 +1,10 @@
 //! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
 //! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM.
 
+mod aliases;
 mod app;
 mod config;
+mod projects;
 mod routes;
 
 use std::net::SocketAddr;
@@ -63,7 +65,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let app = app::App::build(&config, metrics)?;
+    let app = app::App::build(&config, metrics).await?;
+    let executor = app.executor.clone();
     let registry = app.registry.clone();
     let services = app.services.clone();
     let sockets = app.connection.tracker.clone().unwrap_or_default();
@@ -129,6 +132,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "sockets still open after the shutdown grace; exiting anyway"
         );
     }
+    // Every run is stopped (its `complete` recorded) and every message log flushed.
+    executor.shutdown().await;
     // No orphans: every language server is stopped before the process exits.
     services.pool().shutdown().await;
     tracing::info!("stopped");

@@ -13,6 +13,7 @@ pub mod caps;
 pub mod channels;
 pub mod handshake;
 pub mod memory;
+pub mod methods;
 mod metrics;
 pub mod project;
 pub mod registry;
@@ -24,6 +25,7 @@ pub use auth::{AuthConfig, AuthError, Authenticator, Grant, ProjectScope, Right}
 pub use caps::ConnectionCap;
 pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
+pub use methods::{MethodFamily, MethodReply};
 pub use project::{ClientRoot, ProjectId};
 pub use registry::{RegistryConfig, RegistryStats, SessionRegistry};
 pub use service::{ServiceInbox, SessionService};
