@@ -607,3 +607,68 @@ fn reopen(path: &std::path::Path, server: &mut Server) -> tempfile::TempDir {
     assert_eq!(old.path(), path);
     old
 }
+
+#[tokio::test]
+async fn a_stopping_server_ends_live_runs_once_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut server = start_in(dir, &[]).await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/join", json!({})).await;
+    let run = call(
+        &mut a,
+        3,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "mock:ignore-term mock:grandchild"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    first_output(&mut a).await;
+    let ws_dir = path.join("workspaces/alpha");
+    let gc: i64 = std::fs::read_to_string(ws_dir.join(".mock-grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(ws_dir.join(".mock-claude-call.json")).unwrap())
+            .unwrap();
+    let leader = info["pid"].as_i64().unwrap();
+
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = tokio::time::timeout(Duration::from_secs(20), server.child.wait()).await;
+    assert!(exited.is_ok(), "the server did not stop within 20 s");
+    assert!(
+        !pid_alive(leader) && !pid_alive(gc),
+        "a run's process outlived the server"
+    );
+
+    let restarted = start_in(reopen(&path, &mut server), &[]).await;
+    let mut b = client(&restarted, "alpha").await;
+    let got = call(&mut b, 1, "projects/get", json!({"project": "alpha"})).await;
+    assert_eq!(got["status"], "idle");
+    let history = call(
+        &mut b,
+        2,
+        "projects/history",
+        json!({"project": "alpha", "limit": 1000}),
+    )
+    .await;
+    let completes: Vec<&Value> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "run.complete" && e["payload"]["runId"] == run.as_str())
+        .collect();
+    assert_eq!(completes.len(), 1, "{completes:?}");
+    assert_eq!(completes[0]["payload"]["reason"], "server shutting down");
+    assert_eq!(completes[0]["payload"]["aborted"], true);
+}

@@ -213,7 +213,7 @@ impl Default for Config {
             claude_args: Vec::new(),
             exec_timeout_secs: 300,
             exec_max_timeout_secs: 3600,
-            exec_stall_secs: 600,
+            exec_stall_secs: 240,
             exec_exit_grace_secs: 10,
             exec_kill_grace_ms: 3000,
             exec_max_line_bytes: 4 * 1024 * 1024,

@@ -19,7 +19,8 @@ pub struct ExecutorConfig {
     pub default_timeout: Duration,
     /// The largest time limit a request may ask for.
     pub max_timeout: Duration,
-    /// A run that prints no complete line for this long is stopped.
+    /// A run that prints no complete line for this long is stopped. Claude Code prints nothing
+    /// while a tool runs (its Bash tool allows 2 minutes by default), so this is longer.
     pub stall_timeout: Duration,
     /// How long a process may take to exit after its `result` line (or after closing its
     /// output) before it is stopped.
@@ -49,7 +50,7 @@ impl Default for ExecutorConfig {
             claude_args: Vec::new(),
             default_timeout: Duration::from_secs(300),
             max_timeout: Duration::from_secs(3600),
-            stall_timeout: Duration::from_secs(600),
+            stall_timeout: Duration::from_secs(240),
             exit_grace: Duration::from_secs(10),
             kill_grace: Duration::from_secs(3),
             max_line_bytes: 4 * 1024 * 1024,

@@ -267,12 +267,12 @@ pub(crate) async fn supervise<O: RunObserver>(
                     }
                 } else if now >= deadline {
                     begin_stop(&mut stopping, StopCause {
-                        reason: format!("timed out after {} s", timeout.as_secs_f64().round()),
+                        reason: format!("timed out after {} s", timeout.as_secs_f64()),
                         aborted: true,
                     });
                 } else if now >= last_line + config.stall_timeout {
                     begin_stop(&mut stopping, StopCause {
-                        reason: format!("stalled: no output for {} s", config.stall_timeout.as_secs_f64().round()),
+                        reason: format!("stalled: no output for {} s", config.stall_timeout.as_secs_f64()),
                         aborted: true,
                     });
                 } else if exit_by.is_some_and(|t| now >= t) {

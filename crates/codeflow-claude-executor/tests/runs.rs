@@ -504,8 +504,17 @@ async fn projects_reload_and_a_live_run_is_closed_after_a_restart() {
         .as_str()
         .unwrap()
         .to_owned();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let root = dir.path().join("root/p");
+    // The mock writes its pid files before its first line; wait for both.
+    for _ in 0..400 {
+        if root.join(".mock-grandchild.pid").exists()
+            && std::fs::read(root.join(".mock-claude-call.json"))
+                .is_ok_and(|b| serde_json::from_slice::<Value>(&b).is_ok())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let call: Value =
         serde_json::from_slice(&std::fs::read(root.join(".mock-claude-call.json")).unwrap())
             .unwrap();
