@@ -166,6 +166,12 @@ pub struct Config {
     /// Run the CLI as this user / group id.
     pub exec_run_as_uid: Option<u32>,
     pub exec_run_as_gid: Option<u32>,
+    /// Resource limits of a run (through util-linux `prlimit`): address space in MiB, CPU
+    /// seconds, open files, processes of the user.
+    pub exec_max_memory_mb: Option<u64>,
+    pub exec_max_cpu_secs: Option<u64>,
+    pub exec_max_open_files: Option<u64>,
+    pub exec_max_processes: Option<u64>,
     /// Message-log segment size that starts a new segment, in bytes. Go alias
     /// `MSG_ROTATE_SIZE`.
     pub msg_rotate_bytes: u64,
@@ -220,6 +226,10 @@ impl Default for Config {
             exec_env_remove: Vec::new(),
             exec_run_as_uid: None,
             exec_run_as_gid: None,
+            exec_max_memory_mb: None,
+            exec_max_cpu_secs: None,
+            exec_max_open_files: None,
+            exec_max_processes: None,
             msg_rotate_bytes: 1024 * 1024 * 1024,
             msg_rotate_days: 30.0,
             msg_retention_days: 0.0,
@@ -250,6 +260,12 @@ impl Config {
             env_remove: self.exec_env_remove.clone(),
             run_as_uid: self.exec_run_as_uid,
             run_as_gid: self.exec_run_as_gid,
+            limits: codeflow_claude_executor::Limits {
+                memory_mb: self.exec_max_memory_mb,
+                cpu_secs: self.exec_max_cpu_secs,
+                open_files: self.exec_max_open_files,
+                processes: self.exec_max_processes,
+            },
             log: codeflow_claude_executor::LogConfig {
                 rotate_bytes: self.msg_rotate_bytes.max(1),
                 rotate_age: days(self.msg_rotate_days),

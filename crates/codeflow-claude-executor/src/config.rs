@@ -37,8 +37,44 @@ pub struct ExecutorConfig {
     /// Run the CLI as this user and group (the server must be allowed to switch).
     pub run_as_uid: Option<u32>,
     pub run_as_gid: Option<u32>,
+    /// Resource limits for the CLI and everything it starts.
+    pub limits: Limits,
     /// The message log.
     pub log: LogConfig,
+}
+
+/// Resource limits (`setrlimit`) applied to a run through util-linux `prlimit`, which must be
+/// installed when any is set. Unset limits are inherited from the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Address space per process, in MiB (`RLIMIT_AS`).
+    pub memory_mb: Option<u64>,
+    /// CPU time per process, in seconds (`RLIMIT_CPU`).
+    pub cpu_secs: Option<u64>,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Processes of the run's user (`RLIMIT_NPROC`; counts all of that user's processes).
+    pub processes: Option<u64>,
+}
+
+impl Limits {
+    /// `prlimit` options for the set limits (empty when none is set).
+    pub fn prlimit_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(mb) = self.memory_mb {
+            args.push(format!("--as={}", mb.saturating_mul(1024 * 1024)));
+        }
+        if let Some(s) = self.cpu_secs {
+            args.push(format!("--cpu={s}"));
+        }
+        if let Some(n) = self.open_files {
+            args.push(format!("--nofile={n}"));
+        }
+        if let Some(n) = self.processes {
+            args.push(format!("--nproc={n}"));
+        }
+        args
+    }
 }
 
 impl Default for ExecutorConfig {
@@ -58,6 +94,7 @@ impl Default for ExecutorConfig {
             env_remove: Vec::new(),
             run_as_uid: None,
             run_as_gid: None,
+            limits: Limits::default(),
             log: LogConfig::default(),
         }
     }

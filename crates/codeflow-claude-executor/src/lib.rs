@@ -29,7 +29,7 @@ pub mod project;
 pub(crate) mod run;
 pub mod sink;
 
-pub use config::{ExecutorConfig, LogConfig};
+pub use config::{ExecutorConfig, Limits, LogConfig};
 pub use error::{ErrorKind, ExecError};
 pub use executor::Executor;
 pub use history::{HistoryPage, HistoryQuery};

@@ -56,8 +56,20 @@ pub fn spawn(
     prompt: &str,
     resume: Option<&str>,
 ) -> std::io::Result<Started> {
-    let mut command = CommandWrap::with_new(&config.claude_cmd, |c| {
-        c.args(arguments(config, prompt, resume))
+    // Resource limits go through `prlimit`, which sets them and then execs the CLI (same pid,
+    // same process group): `pre_exec` would need unsafe code.
+    let limits = config.limits.prlimit_args();
+    let (program, mut args) = if limits.is_empty() {
+        (config.claude_cmd.clone(), Vec::new())
+    } else {
+        let mut a = limits;
+        a.push("--".into());
+        a.push(config.claude_cmd.clone());
+        ("prlimit".to_owned(), a)
+    };
+    args.extend(arguments(config, prompt, resume));
+    let mut command = CommandWrap::with_new(&program, |c| {
+        c.args(&args)
             .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -233,6 +233,28 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_with_stdin_closed_and_env_filt
 }
 
 #[tokio::test]
+async fn resource_limits_apply_to_the_cli() {
+    let mut h = harness_with(|c| {
+        c.limits.open_files = Some(77);
+        c.limits.cpu_secs = Some(1234);
+        c.limits.memory_mb = Some(4096);
+    })
+    .await;
+    h.create("p").await;
+    let run = h.execute("p", "limited").await;
+    let events = h.until_complete(&run).await;
+    assert_eq!(events.last().unwrap()["success"], true);
+    let call: Value =
+        serde_json::from_slice(&std::fs::read(h.root.join("p/.mock-claude-call.json")).unwrap())
+            .unwrap();
+    assert_eq!(call["rlimits"]["nofile"], json!([77, 77]));
+    assert_eq!(call["rlimits"]["cpu"], json!([1234, 1234]));
+    assert_eq!(call["rlimits"]["as"], json!([4096u64 << 20, 4096u64 << 20]));
+    assert_eq!(call["pid"], call["pgid"], "prlimit execs the CLI in place");
+    assert_eq!(call["argv"][0], "-p");
+}
+
+#[tokio::test]
 async fn cancel_stops_the_whole_group_including_a_sigterm_ignoring_grandchild() {
     let mut h = harness_with(|_| {}).await;
     h.create("p").await;
