@@ -116,6 +116,9 @@ struct Cli {
     /// P8: `projects/post` requests (the in-process log gets five times as many).
     #[arg(long, default_value_t = 50_000)]
     p8_appends: usize,
+    /// P8: posts in flight on the socket, and concurrent appenders in process.
+    #[arg(long, default_value_t = 1024)]
+    p8_window: usize,
 
     /// P3: sessions to open.
     #[arg(long, default_value_t = 10_000)]
@@ -313,7 +316,7 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             pace_ms: cli.p8_pace_ms,
             flood: cli.p8_flood.max(1),
             appends: cli.p8_appends.max(256),
-            window: 256,
+            window: cli.p8_window.max(1),
             mock: workspace.join("tests/mock-claude/claude"),
         };
         let r = p8::run(env, &cfg).await?;
