@@ -672,3 +672,39 @@ async fn a_stopping_server_ends_live_runs_once_and_leaves_no_process() {
     assert_eq!(completes[0]["payload"]["reason"], "server shutting down");
     assert_eq!(completes[0]["payload"]["aborted"], true);
 }
+
+#[tokio::test]
+async fn the_go_servers_variable_names_configure_the_executor() {
+    // No CODEFLOW_* executor settings: only the original Go server's names.
+    let mock = mock_claude();
+    let server = Server::start_with(
+        &[],
+        &[
+            ("CLAUDE_CMD", mock.as_str()),
+            ("MAX_PROJECTS", "1"),
+            ("EXEC_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    let e = call_err(&mut a, 2, "projects/create", json!({"id": "beta"})).await;
+    assert_eq!(e["code"], -32004, "MAX_PROJECTS=1: {e}");
+    call(&mut a, 3, "projects/join", json!({})).await;
+    let run = call(
+        &mut a,
+        4,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "mock:hang"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = events_until_complete(&mut a, &run).await;
+    let complete = &events.last().unwrap()["data"];
+    assert_eq!(
+        complete["reason"], "timed out after 1 s",
+        "EXEC_TIMEOUT=1s, CLAUDE_CMD ran: {complete}"
+    );
+}
