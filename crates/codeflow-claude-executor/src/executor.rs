@@ -187,7 +187,7 @@ impl Executor {
         params: Value,
         caller: &dyn Caller,
     ) -> Result<Value> {
-        let params = match params {
+        let mut params = match params {
             Value::Object(map) => map,
             Value::Null => serde_json::Map::new(),
             _ => return Err(ExecError::invalid("params must be an object")),
@@ -215,7 +215,7 @@ impl Executor {
                 info["left"] = Value::Bool(was);
                 Ok(info)
             }
-            "projects/post" => self.post(&params, caller).await,
+            "projects/post" => self.post(&mut params, caller).await,
             "projects/history" => self.history(&params, caller).await,
             "claude/execute" => self.execute(&params, caller).await,
             "claude/cancel" => self.cancel(&params, caller),
@@ -424,11 +424,11 @@ impl Executor {
 
     async fn post(
         &self,
-        params: &serde_json::Map<String, Value>,
+        params: &mut serde_json::Map<String, Value>,
         caller: &dyn Caller,
     ) -> Result<Value> {
         let (_, project) = self.target(params, caller, Need::Manage)?;
-        let payload = params.get("payload").cloned().unwrap_or(Value::Null);
+        let payload = params.remove("payload").unwrap_or(Value::Null);
         if payload.to_string().len() > MAX_POST_BYTES {
             return Err(ExecError::new(
                 ErrorKind::Limit,
