@@ -99,6 +99,25 @@ fn pid_alive(pid: i64) -> bool {
     }
 }
 
+/// Kills the process group a run's mock recorded in `dir`, when the test ends however it ends:
+/// a test that fails between killing its server and restarting it must not leave the run behind.
+struct ReapRun(PathBuf);
+
+impl Drop for ReapRun {
+    fn drop(&mut self) {
+        if let Ok(bytes) = std::fs::read(self.0.join(".mock-claude-call.json"))
+            && let Ok(info) = serde_json::from_slice::<Value>(&bytes)
+            && let Some(pgid) = info["pgid"].as_i64()
+        {
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(format!("-{pgid}"))
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 fn workspace(server: &Server, project: &str) -> PathBuf {
     server.data_dir.path().join("workspaces").join(project)
 }
@@ -481,6 +500,7 @@ async fn kill_9_during_appends_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let mut server = start_in(dir, &[]).await;
+    let _reap = ReapRun(path.join("workspaces/w/alpha"));
     let mut a = client(&server, "alpha").await;
     call(
         &mut a,
@@ -613,6 +633,7 @@ async fn a_stopping_server_ends_live_runs_once_and_leaves_no_process() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let mut server = start_in(dir, &[]).await;
+    let _reap = ReapRun(path.join("workspaces/alpha"));
     let mut a = client(&server, "alpha").await;
     call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
     call(&mut a, 2, "projects/join", json!({})).await;
