@@ -196,6 +196,22 @@ async fn two_joined_clients_get_every_line_in_order_and_one_complete() {
     assert_eq!(kinds.first(), Some(&"run.started"));
     assert_eq!(kinds.last(), Some(&"run.complete"));
     assert_eq!(kinds.len(), 44);
+
+    let m = codeflow_e2e::metrics(server.port).await;
+    assert_eq!(
+        m.get("codeflow_claude_runs_started_total"),
+        Some(&1.0),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get("codeflow_claude_runs_completed_total{outcome=\"success\"}"),
+        Some(&1.0)
+    );
+    assert_eq!(m.get("codeflow_claude_runs_live"), Some(&0.0));
+    assert!(
+        m.get("codeflow_message_log_appends_total")
+            .is_some_and(|n| *n >= 44.0)
+    );
 }
 
 #[tokio::test]

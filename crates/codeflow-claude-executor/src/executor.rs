@@ -591,6 +591,7 @@ impl Executor {
             meta.last_active = now_millis();
             meta.runs += 1;
         }
+        crate::metrics::run_started();
         let cancel = Arc::new(RunCancel::default());
         self.runs.lock().insert(
             run_id.clone(),
@@ -657,6 +658,7 @@ impl Executor {
             tracing::error!(project = %id, error = %e, "cannot persist the end of a run");
         }
         self.runs.lock().remove(&run_id);
+        crate::metrics::run_completed(outcome.success, outcome.aborted, outcome.lines);
         tracing::info!(project = %id, run = %run_id, reason = %outcome.reason, success = outcome.success, "run ended");
         self.emit(
             &id,

@@ -23,6 +23,7 @@ pub mod executor;
 pub mod history;
 pub mod lines;
 pub mod log;
+mod metrics;
 pub mod paths;
 pub mod process;
 pub mod project;

@@ -357,6 +357,9 @@ impl MessageLog {
                 writer = back;
                 match result {
                     Ok(stamps) => {
+                        if !stamps.is_empty() {
+                            crate::metrics::log_commit(stamps.len());
+                        }
                         let mut stamps = stamps.into_iter();
                         let mut last = writer.last_ts;
                         for (is_entry, ack) in acks {
