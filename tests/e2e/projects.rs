@@ -429,6 +429,7 @@ async fn project_paths_outside_the_root_and_bad_requests_are_refused() {
     // Joining another project's channels from this session is refused.
     let e = call_err(&mut a, 25, "projects/join", json!({"project": "beta"})).await;
     assert_eq!(e["code"], -32003);
+    assert_eq!(e["data"]["reason"], "forbidden");
     let list = call(&mut a, 26, "projects/list", json!({})).await;
     assert_eq!(list["projects"].as_array().unwrap().len(), 1);
 }

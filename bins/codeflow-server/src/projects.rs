@@ -200,15 +200,15 @@ impl MethodFamily for ExecutorMethods {
                     if let Some(name) = named
                         && name != session.project.as_str()
                     {
-                        return Err(ErrorObject::new(
-                            codes::FORBIDDEN,
-                            format!(
-                                "a session joins only its own project (`{}`), not `{name}`",
-                                session.project
-                            ),
-                        )
-                        .with_suggestion(
-                            "open a session (initialize) for that project to watch it",
+                        return Err(to_error(
+                            ExecError::new(
+                                ErrorKind::Forbidden,
+                                format!(
+                                    "a session joins only its own project (`{}`), not `{name}`",
+                                    session.project
+                                ),
+                            )
+                            .suggest("open a session (initialize) for that project to watch it"),
                         ));
                     }
                     let mut params = params;
