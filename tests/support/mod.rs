@@ -65,7 +65,15 @@ impl Server {
 
     /// Starts the server with extra flags and environment, and waits until `/healthz` answers.
     pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), args, env).await
+    }
+
+    /// Starts the server on an existing data directory (a restart after a kill).
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(binary("codeflow-server"));

@@ -20,6 +20,7 @@ mod p4;
 mod p5;
 mod p6;
 mod p7;
+mod p8;
 mod procs;
 mod report;
 mod stats;
@@ -39,6 +40,7 @@ enum Which {
     P5,
     P6,
     P7,
+    P8,
     All,
 }
 
@@ -98,6 +100,25 @@ struct Cli {
     /// For diagnosis only: the reported figures use the default.
     #[arg(long)]
     server_log: Option<String>,
+
+    /// P8: subscribers joined to the project.
+    #[arg(long, default_value_t = 10)]
+    p8_subscribers: usize,
+    /// P8: stamped lines in the paced run.
+    #[arg(long, default_value_t = 2000)]
+    p8_lines: usize,
+    /// P8: milliseconds between stamped lines.
+    #[arg(long, default_value_t = 2)]
+    p8_pace_ms: u64,
+    /// P8: lines of the flood run.
+    #[arg(long, default_value_t = 50_000)]
+    p8_flood: usize,
+    /// P8: `projects/post` requests (the in-process log gets five times as many).
+    #[arg(long, default_value_t = 50_000)]
+    p8_appends: usize,
+    /// P8: posts in flight on the socket, and concurrent appenders in process.
+    #[arg(long, default_value_t = 1024)]
+    p8_window: usize,
 
     /// P3: sessions to open.
     #[arg(long, default_value_t = 10_000)]
@@ -286,6 +307,23 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             calls_per_round: cli.sync.p7_calls.max(1),
         };
         results.p7 = Some(p7::run(env, &cfg).await?);
+    }
+    if matches!(cli.which, Which::P8 | Which::All) {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cfg = p8::P8Config {
+            subscribers: cli.p8_subscribers.max(1),
+            lines: cli.p8_lines.max(1),
+            pace_ms: cli.p8_pace_ms,
+            flood: cli.p8_flood.max(1),
+            appends: cli.p8_appends.max(256),
+            window: cli.p8_window.max(1),
+            mock: workspace.join("tests/mock-claude/claude"),
+        };
+        let r = p8::run(env, &cfg).await?;
+        p8::print(&r); // its own table; also written to p8.json
+        let path = env.logs.join("../p8.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     results.load_after = report::loadavg();
     Ok(results)

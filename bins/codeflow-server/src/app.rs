@@ -23,10 +23,11 @@ pub struct App {
     pub connection: ConnectionConfig,
     pub rate_limit: RateLimit,
     pub metrics: PrometheusHandle,
+    pub executor: Arc<codeflow_claude_executor::Executor>,
 }
 
 impl App {
-    pub fn build(config: &Config, metrics: PrometheusHandle) -> anyhow::Result<Self> {
+    pub async fn build(config: &Config, metrics: PrometheusHandle) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
@@ -84,6 +85,13 @@ impl App {
             service,
         );
         diagnostics.attach(&registry);
+        // Projects and Claude runs: run events go to each project's `ai-response` channel.
+        let sink = crate::projects::ChannelSink::new();
+        sink.attach(&registry);
+        let executor = codeflow_claude_executor::Executor::open(config.executor(), sink)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the projects store: {e}"))?;
+        registry.add_method_family(crate::projects::ExecutorMethods::new(executor.clone()));
         let connection = ConnectionConfig {
             max_message_size: config.max_message_bytes,
             outbound_capacity: config.outbound_queue,
@@ -103,6 +111,7 @@ impl App {
                 burst: config.rate_limit_burst,
             },
             metrics,
+            executor,
         })
     }
 }

@@ -141,6 +141,47 @@ pub struct Config {
     /// Language servers started right after a project's first sync, for its most common
     /// languages (0 = start each on first use).
     pub prestart_language_servers: usize,
+    /// Where the directories of projects made with `projects/create` live (default
+    /// `<data_dir>/workspaces`).
+    pub projects_root: Option<PathBuf>,
+    /// Most projects (`projects/create` beyond it is refused).
+    pub max_projects: usize,
+    /// The Claude Code CLI (a name in `PATH` or a path). Go alias `CLAUDE_CMD`.
+    pub claude_cmd: String,
+    /// Extra arguments for every run, after CodeFlow's own.
+    pub claude_args: Vec<String>,
+    /// A run's default time limit, in seconds. Go alias `EXEC_TIMEOUT`.
+    pub exec_timeout_secs: u64,
+    /// The largest time limit a `claude/execute` may ask for, in seconds.
+    pub exec_max_timeout_secs: u64,
+    /// A run that prints no complete line for this long is stopped, in seconds.
+    pub exec_stall_secs: u64,
+    /// How long the CLI may take to exit after its `result` line, in seconds.
+    pub exec_exit_grace_secs: u64,
+    /// Wait between SIGINT, SIGTERM and SIGKILL when a run is stopped, in milliseconds.
+    pub exec_kill_grace_ms: u64,
+    /// Longest stream-json line, in bytes; longer lines become error events.
+    pub exec_max_line_bytes: usize,
+    /// More environment variables withheld from the CLI (`CLAUDECODE*` and `CODEFLOW_*`
+    /// always are); a trailing `*` matches a prefix.
+    pub exec_env_remove: Vec<String>,
+    /// Run the CLI as this user / group id.
+    pub exec_run_as_uid: Option<u32>,
+    pub exec_run_as_gid: Option<u32>,
+    /// Resource limits of a run (through util-linux `prlimit`): address space in MiB, CPU
+    /// seconds, open files, processes of the user.
+    pub exec_max_memory_mb: Option<u64>,
+    pub exec_max_cpu_secs: Option<u64>,
+    pub exec_max_open_files: Option<u64>,
+    pub exec_max_processes: Option<u64>,
+    /// Message-log segment size that starts a new segment, in bytes. Go alias
+    /// `MSG_ROTATE_SIZE`.
+    pub msg_rotate_bytes: u64,
+    /// Age of a segment's first entry that starts a new segment, in days. Go alias
+    /// `MSG_ROTATE_DAYS`.
+    pub msg_rotate_days: f64,
+    /// Delete sealed segments last written this many days ago (0 = keep them).
+    pub msg_retention_days: f64,
 }
 
 impl Default for Config {
@@ -174,11 +215,68 @@ impl Default for Config {
             shared_projects: Default::default(),
             sync_concurrency: 32,
             prestart_language_servers: 2,
+            projects_root: None,
+            max_projects: 1000,
+            claude_cmd: "claude".into(),
+            claude_args: Vec::new(),
+            exec_timeout_secs: 300,
+            exec_max_timeout_secs: 3600,
+            exec_stall_secs: 240,
+            exec_exit_grace_secs: 10,
+            exec_kill_grace_ms: 3000,
+            exec_max_line_bytes: 4 * 1024 * 1024,
+            exec_env_remove: Vec::new(),
+            exec_run_as_uid: None,
+            exec_run_as_gid: None,
+            exec_max_memory_mb: None,
+            exec_max_cpu_secs: None,
+            exec_max_open_files: None,
+            exec_max_processes: None,
+            msg_rotate_bytes: 1024 * 1024 * 1024,
+            msg_rotate_days: 30.0,
+            msg_retention_days: 0.0,
         }
     }
 }
 
 impl Config {
+    /// The executor's settings.
+    pub fn executor(&self) -> codeflow_claude_executor::ExecutorConfig {
+        use std::time::Duration;
+        let days = |d: f64| Duration::from_secs_f64((d * 86_400.0).clamp(0.0, 1e12));
+        codeflow_claude_executor::ExecutorConfig {
+            projects_root: self
+                .projects_root
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("workspaces")),
+            state_dir: self.data_dir.join("projects"),
+            claude_cmd: self.claude_cmd.clone(),
+            claude_args: self.claude_args.clone(),
+            default_timeout: Duration::from_secs(self.exec_timeout_secs),
+            max_timeout: Duration::from_secs(self.exec_max_timeout_secs),
+            stall_timeout: Duration::from_secs(self.exec_stall_secs.max(1)),
+            exit_grace: Duration::from_secs(self.exec_exit_grace_secs),
+            kill_grace: Duration::from_millis(self.exec_kill_grace_ms),
+            max_line_bytes: self.exec_max_line_bytes.max(1024),
+            max_projects: self.max_projects,
+            env_remove: self.exec_env_remove.clone(),
+            run_as_uid: self.exec_run_as_uid,
+            run_as_gid: self.exec_run_as_gid,
+            limits: codeflow_claude_executor::Limits {
+                memory_mb: self.exec_max_memory_mb,
+                cpu_secs: self.exec_max_cpu_secs,
+                open_files: self.exec_max_open_files,
+                processes: self.exec_max_processes,
+            },
+            log: codeflow_claude_executor::LogConfig {
+                rotate_bytes: self.msg_rotate_bytes.max(1),
+                rotate_age: days(self.msg_rotate_days),
+                retention: (self.msg_retention_days > 0.0).then(|| days(self.msg_retention_days)),
+                ..Default::default()
+            },
+        }
+    }
+
     /// Merges every source, then checks the result.
     pub fn load(flags: &Flags) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -189,6 +287,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
+            // The original Go server's variable names, below CodeFlow's own.
+            .merge(Serialized::defaults(crate::aliases::from_env()?))
             .merge(
                 Env::prefixed("CODEFLOW_")
                     .ignore(&["TOKEN", "SERVER", "CONFIG", "LOG"])
@@ -218,6 +318,15 @@ impl Config {
         }
         if self.max_clients == 0 {
             bail!("--max-clients must be at least 1");
+        }
+        if self.exec_timeout_secs == 0 || self.exec_timeout_secs > self.exec_max_timeout_secs {
+            bail!("exec_timeout_secs must be between 1 and exec_max_timeout_secs");
+        }
+        if self.claude_cmd.trim().is_empty() {
+            bail!("claude_cmd must name the Claude Code CLI");
+        }
+        if !(self.msg_rotate_days > 0.0 && self.msg_retention_days >= 0.0) {
+            bail!("msg_rotate_days must be positive and msg_retention_days not negative");
         }
         Ok(())
     }

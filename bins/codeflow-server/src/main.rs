@@ -2,10 +2,12 @@
 //! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM
 //! (`codeflow-server healthcheck` probes a running one instead).
 
+mod aliases;
 mod app;
 mod config;
 mod gauges;
 mod healthcheck;
+mod projects;
 mod routes;
 
 use std::net::SocketAddr;
@@ -69,7 +71,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let app = app::App::build(&config, metrics)?;
+    let app = app::App::build(&config, metrics).await?;
+    let executor = app.executor.clone();
     let registry = app.registry.clone();
     let services = app.services.clone();
     gauges::init(&services);
@@ -138,6 +141,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     sampler.abort();
+    // Every run is stopped (its `complete` recorded) and every message log flushed.
+    executor.shutdown().await;
     // No orphans: every language server is stopped before the process exits.
     services.pool().shutdown().await;
     tracing::info!("stopped");

@@ -1,11 +1,38 @@
 //! Runs the `claude` CLI for CodeFlow projects.
 //!
-//! This crate will own the projects store, `claude -p … --output-format stream-json --verbose`
-//! runs (one process group per run, killed as a group; stdin closed; `CLAUDECODE*` variables
-//! removed), stream-json parsing, the per-project message log with rotation, and recovery of
-//! runs after a server restart. Run output is published on the project's `ai-response` channel
-//! and every run ends with exactly one `complete` event (see `docs/protocol.md`).
+//! - [`Executor`] — the projects store (metadata persisted per project with atomic writes,
+//!   reloaded on start, live runs of a previous process closed with
+//!   `complete {reason: "server restarted"}`), runs, and the methods clients call
+//!   (`projects/*`, `claude/*`).
+//! - [`run`] — one run's supervision: stream-json lines, watchdogs, stopping its process group.
+//! - [`process`] — starting the CLI (argument vector, stdin closed, filtered environment, own
+//!   process group) and signalling its group.
+//! - [`lines`] — bounded-length line reading.
+//! - [`log`] and [`history`] — the per-project message log (group commit, rotation, torn-line
+//!   repair) and its time queries.
+//! - [`paths`] — project ids and directories under the projects root.
+//! - [`sink`] — the seams to the server: [`EventSink`] (where run events go) and [`Caller`]
+//!   (who asks, and what they may do).
 //!
-//! It deliberately knows nothing of WebSocket or LSP.
-//!
-//! Not built yet: no issue has asked for it so far, and nothing here is wired into the server.
+//! It deliberately knows nothing of sessions, WebSocket or LSP.
+
+pub mod atomic;
+pub mod config;
+pub mod error;
+pub mod executor;
+pub mod history;
+pub mod lines;
+pub mod log;
+mod metrics;
+pub mod paths;
+pub mod process;
+pub mod project;
+pub(crate) mod run;
+pub mod sink;
+
+pub use config::{ExecutorConfig, Limits, LogConfig};
+pub use error::{ErrorKind, ExecError};
+pub use executor::Executor;
+pub use history::{HistoryPage, HistoryQuery};
+pub use log::{MessageLog, NewEntry};
+pub use sink::{Caller, EventSink, Need};

@@ -61,6 +61,8 @@ pub struct SessionRegistry {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     channels: Channels,
     shutdown: CancellationToken,
+    /// Method families served beside the MCP service (see [`crate::methods`]).
+    families: parking_lot::RwLock<Vec<Arc<dyn crate::methods::MethodFamily>>>,
     pub started: Instant,
 }
 
@@ -97,6 +99,7 @@ impl SessionRegistry {
             sessions: Mutex::new(HashMap::new()),
             channels: Channels::new(channels),
             shutdown: CancellationToken::new(),
+            families: parking_lot::RwLock::new(Vec::new()),
             started: Instant::now(),
         });
         let weak = Arc::downgrade(&registry);
@@ -151,6 +154,24 @@ impl SessionRegistry {
         session.set_service(inbound);
         tracing::info!(session = %session.id, project = %session.project, "session created");
         Ok(session)
+    }
+
+    /// Registers a family of methods served beside the MCP service; the first registered
+    /// family that serves a method gets it.
+    pub fn add_method_family(&self, family: Arc<dyn crate::methods::MethodFamily>) {
+        self.families.write().push(family);
+    }
+
+    /// The family serving `method`, if one does.
+    pub(crate) fn method_family(
+        &self,
+        method: &str,
+    ) -> Option<Arc<dyn crate::methods::MethodFamily>> {
+        self.families
+            .read()
+            .iter()
+            .find(|f| f.serves(method))
+            .cloned()
     }
 
     /// The event channels of every project: publish here (see [`Channels::publish`]).

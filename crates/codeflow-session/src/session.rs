@@ -275,6 +275,31 @@ impl Session {
         since: Option<(String, u64)>,
         id: Value,
     ) {
+        self.subscribe_inner(channels, channel, since, id, serde_json::Map::new(), false);
+    }
+
+    /// [`Self::subscribe`] for a request of a method family: the answer carries `extra` too and
+    /// is remembered like any answer (a re-sent request gets it again).
+    pub fn subscribe_answering(
+        self: &Arc<Self>,
+        channels: &Channels,
+        channel: Channel,
+        since: Option<(String, u64)>,
+        id: Value,
+        extra: serde_json::Map<String, Value>,
+    ) {
+        self.subscribe_inner(channels, channel, since, id, extra, true);
+    }
+
+    fn subscribe_inner(
+        self: &Arc<Self>,
+        channels: &Channels,
+        channel: Channel,
+        since: Option<(String, u64)>,
+        id: Value,
+        extra: serde_json::Map<String, Value>,
+        remember: bool,
+    ) {
         if self.is_closed() {
             return;
         }
@@ -296,14 +321,22 @@ impl Session {
                 delivered: position.offset,
             },
         );
-        let result = serde_json::json!({
-            "channel": channel.as_str(),
-            "epoch": &*position.epoch,
-            "offset": position.offset,
-            "recovered": recovered,
-            "publications": publications.iter().map(|p| p.to_value()).collect::<Vec<_>>(),
-        });
-        let _ = self.push(&mut state, Message::response(id, result).to_text());
+        let mut result = extra;
+        result.insert("channel".into(), channel.as_str().into());
+        result.insert("epoch".into(), (&*position.epoch).into());
+        result.insert("offset".into(), position.offset.into());
+        result.insert("recovered".into(), recovered.into());
+        result.insert(
+            "publications".into(),
+            publications.iter().map(|p| p.to_value()).collect(),
+        );
+        let text = Message::response(id.clone(), Value::Object(result)).to_text();
+        if remember {
+            state
+                .memory
+                .answered(&memory::key(&id), &text, self.answer_ttl);
+        }
+        let _ = self.push(&mut state, text);
     }
 
     /// Ends a subscription; false when there was none.

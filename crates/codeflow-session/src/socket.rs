@@ -139,6 +139,13 @@ async fn route(
         {
             channel_request(registry, session, outbound, id, &method, params).await;
         }
+        Message::Request { id, method, params } if registry.method_family(&method).is_some() => {
+            if let Some(family) = registry.method_family(&method)
+                && session.admit_request(&id, &method, params.as_ref(), connection)
+            {
+                family_request(registry, session, family, id, method, params);
+            }
+        }
         m if m.is_response() => {
             if let Some(other) = session.resolve_client_response(m) {
                 session.forward_to_service(other).await;
@@ -153,6 +160,45 @@ async fn route(
         }
         m => session.forward_to_service(m).await,
     }
+}
+
+/// Runs a request of a registered method family on its own task and answers it through the
+/// session (so the answer is remembered for a re-send, and waits in the backlog if the socket
+/// dropped meanwhile).
+fn family_request(
+    registry: &Arc<SessionRegistry>,
+    session: &Arc<Session>,
+    family: Arc<dyn crate::methods::MethodFamily>,
+    id: Value,
+    method: String,
+    params: Option<Value>,
+) {
+    let registry = registry.clone();
+    let session = session.clone();
+    let work = family.handle(session.clone(), method, params);
+    tokio::spawn(async move {
+        match work.await {
+            Ok(crate::methods::MethodReply::Result(result)) => {
+                session.send_to_client(Message::response(id, result));
+            }
+            Ok(crate::methods::MethodReply::Subscribe {
+                channel,
+                since,
+                extra,
+            }) => {
+                session.subscribe_answering(registry.channels(), channel, since, id, extra);
+            }
+            Ok(crate::methods::MethodReply::Unsubscribe { channel, mut extra }) => {
+                let was = session.unsubscribe(channel);
+                extra.insert("unsubscribed".into(), Value::Bool(was));
+                session.send_to_client(Message::response(id, Value::Object(extra)));
+            }
+            Err(error) => {
+                crate::metrics::error_sent("method");
+                session.send_to_client(Message::error(id, error));
+            }
+        }
+    });
 }
 
 fn channel_params(

@@ -1,0 +1,54 @@
+//! Method families served beside a session's service: the server registers handlers for
+//! families such as `projects/*` and `claude/*`, and the socket's router hands their requests
+//! to them instead of the MCP service. This keeps the session layer free of what serves them
+//! (the Claude executor lives in a crate the session layer does not know).
+
+use std::sync::Arc;
+
+use codeflow_transport::ErrorObject;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::channels::Channel;
+use crate::session::Session;
+
+/// What a handler answers.
+#[derive(Debug)]
+pub enum MethodReply {
+    /// Answer with this result.
+    Result(Value),
+    /// Subscribe the session to one of its own project's channels (with `since` for
+    /// recovery, as `channels/subscribe`), then answer with the subscription's result
+    /// (`channel`, `epoch`, `offset`, `recovered`, `publications`) plus `extra`. Events published
+    /// after the answer follow it in order.
+    Subscribe {
+        channel: Channel,
+        since: Option<(String, u64)>,
+        extra: Map<String, Value>,
+    },
+    /// End the session's subscription to `channel`, then answer with `extra` plus
+    /// `unsubscribed` (whether there was one).
+    Unsubscribe {
+        channel: Channel,
+        extra: Map<String, Value>,
+    },
+}
+
+/// A family of methods served by the server beside the MCP service.
+///
+/// A request is admitted like any other (a re-send after a reconnect is answered from the
+/// session's memory, not run twice), then the future runs on its own task. It must finish on
+/// its own (not wait for the client): it is not cancelled when the session ends, so that work
+/// it started is never left half done.
+pub trait MethodFamily: Send + Sync + 'static {
+    /// Whether this family serves `method`.
+    fn serves(&self, method: &str) -> bool;
+
+    /// Handles one request.
+    fn handle(
+        &self,
+        session: Arc<Session>,
+        method: String,
+        params: Option<Value>,
+    ) -> BoxFuture<'static, Result<MethodReply, ErrorObject>>;
+}
