@@ -47,13 +47,15 @@ async fn websocket(
         )
             .into_response();
     }
-    let permit = app.cap.try_admit();
+    // The admission holds the connection's slot and its share of the connections gauge until
+    // it is dropped, which also happens when the task below panics.
+    let admission = app.cap.try_admit();
     let config = app.connection.clone();
     app.connection
         .apply_to_upgrade(upgrade)
         .on_upgrade(move |socket| async move {
             let (outbound, inbound) = spawn_connection(socket, config);
-            let Some(permit) = permit else {
+            let Some(_admission) = admission else {
                 metrics::counter!("codeflow_errors_total", "kind" => "capacity").increment(1);
                 outbound.close(
                     close::POLICY,
@@ -61,15 +63,11 @@ async fn websocket(
                 );
                 return;
             };
-            metrics::gauge!("codeflow_connections").increment(1.0);
-            metrics::counter!("codeflow_connections_total").increment(1);
             let context = SocketContext {
                 header_token,
                 rate_limit: app.rate_limit,
             };
             serve_socket(app.registry.clone(), outbound, inbound, context).await;
-            metrics::gauge!("codeflow_connections").decrement(1.0);
-            drop(permit);
         })
 }
 

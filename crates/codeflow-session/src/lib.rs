@@ -21,7 +21,7 @@ pub mod session;
 pub mod socket;
 
 pub use auth::{AuthConfig, AuthError, Authenticator, Grant, ProjectScope, Right};
-pub use caps::ConnectionCap;
+pub use caps::{Admission, ConnectionCap};
 pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
 pub use project::{ClientRoot, ProjectId};

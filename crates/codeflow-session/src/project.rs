@@ -60,10 +60,12 @@ impl ClientRoot {
         if root.len() > 4096 || root.contains('\0') {
             return Err(ProjectError::BadRoot);
         }
-        let windows_drive = root.len() >= 3
-            && root.as_bytes()[0].is_ascii_alphabetic()
-            && &root[1..2] == ":"
-            && matches!(&root[2..3], "\\" | "/");
+        // Bytes, not string slices: a slice boundary inside a multi-byte character panics
+        // (`"aé"` once took down the connection task).
+        let windows_drive = matches!(
+            root.as_bytes(),
+            [drive, b':', b'\\' | b'/', ..] if drive.is_ascii_alphabetic()
+        );
         if !(root.starts_with('/') || windows_drive) {
             return Err(ProjectError::RootNotAbsolute(
                 root.chars().take(200).collect(),
@@ -115,5 +117,10 @@ mod tests {
         assert!(ClientRoot::parse("C:\\src").is_ok());
         assert!(ClientRoot::parse("app").is_err());
         assert!(ClientRoot::parse("/a\0b").is_err());
+        // Multi-byte characters where a drive letter would be: an error, never a panic.
+        for bad in ["aé", "é:/", "a:é", "aé/x", "ü", "日本語", "a:", "a:x"] {
+            assert!(ClientRoot::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ClientRoot::parse("/srv/é/日本").is_ok());
     }
 }

@@ -57,6 +57,7 @@ pub async fn serve_socket(
     mut inbound: Inbound,
     context: SocketContext,
 ) {
+    let _on_panic = CloseOnPanic(outbound.clone());
     let limiter = limiter(context.rate_limit);
     let Some((session, connection)) = handshake(&registry, &outbound, &mut inbound, &context).await
     else {
@@ -78,6 +79,10 @@ async fn route_loop(
     mut inbound: Inbound,
     limiter: DefaultDirectRateLimiter,
 ) {
+    let _detach = DetachOnDrop {
+        session: &session,
+        outbound: &outbound,
+    };
     loop {
         let message = tokio::select! {
             m = inbound.recv() => m,
@@ -91,7 +96,6 @@ async fn route_loop(
             }
         };
         let Some(message) = message else {
-            session.detach(&outbound);
             tracing::debug!("socket closed; session waits for a resume");
             return;
         };
@@ -113,6 +117,35 @@ async fn route_loop(
             continue;
         }
         route(&registry, &session, &outbound, connection, message).await;
+    }
+}
+
+/// Detaches the socket from its session however the routing loop ends — a return, or a panic
+/// unwinding through it — so a session never stays attached to a socket nobody serves.
+struct DetachOnDrop<'a> {
+    session: &'a Arc<Session>,
+    outbound: &'a Outbound,
+}
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        self.session.detach(self.outbound);
+    }
+}
+
+/// Closes the socket with 1011 when serving it panics (a bug, never the client's input), so
+/// the client learns at once instead of waiting for a heartbeat timeout.
+struct CloseOnPanic(Outbound);
+
+impl Drop for CloseOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::metrics::error_sent("panic");
+            self.0.close(
+                close::SERVER_ERROR,
+                "internal error while serving this socket",
+            );
+        }
     }
 }
 
