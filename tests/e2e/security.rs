@@ -1,5 +1,6 @@
 //! Security through real sockets: hostile handshakes, authorization, tokens, audit, children's
 //! environments and limits (issue 12; `docs/security.md`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -179,5 +180,282 @@ async fn hostile_handshakes_get_errors_and_the_server_keeps_serving() {
             .await
             .contains_key("codeflow_errors_total{kind=\"panic\"}"),
         "no connection task panicked"
+    );
+}
+
+const SECRET: &str = "security-e2e-secret-0123456789abcdef";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token with these claims over the defaults (issuer, audience, an hour to live).
+fn jwt_with(secret: &str, algorithm: jsonwebtoken::Algorithm, overrides: Value) -> String {
+    let mut claims = json!({
+        "sub": "e2e", "iss": "codeflow", "aud": "codeflow-clients", "exp": now() + 3600,
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn jwt(projects: Value, scope: &str) -> String {
+    jwt_with(
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+        json!({"projects": projects, "scope": scope}),
+    )
+}
+
+const ALL_RIGHTS: &str = "file:read file:write lsp:query claude:execute projects:manage";
+
+/// A socket with a session on `project` for this token.
+async fn session(server: &Server, project: &str, token: &str) -> (Ws, String) {
+    let mut ws = Ws::connect_with_token(&server.url(), Some(token))
+        .await
+        .unwrap();
+    let sid = ws.initialize(project, &format!("/{project}")).await["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ws, sid)
+}
+
+/// The answer with every mention of `name` (and `sid`) blanked, for comparing the answers about
+/// a project that exists and one that does not.
+fn normalised(answer: &Value, names: &[&str]) -> String {
+    let mut text = answer.to_string();
+    for name in names {
+        text = text.replace(name, "«P»");
+    }
+    text
+}
+
+/// R6: a session of project A tries every method family against project B, and against a
+/// project that does not exist; it is refused, and the two refusals are the same.
+#[tokio::test]
+async fn a_session_cannot_reach_or_detect_another_project() {
+    let server = Server::start_with(
+        &["--jwt-secret", SECRET],
+        &[("CODEFLOW_TEST_TOOLS", "true")],
+    )
+    .await;
+    // Project B exists: a live session, subscribed to its channels.
+    let (mut beta, beta_sid) = session(&server, "beta", &jwt(json!(["beta"]), ALL_RIGHTS)).await;
+    let sub = beta
+        .request(json!(1), "channels/subscribe", json!({"channel": "files"}))
+        .await;
+    assert!(sub["result"].is_object(), "{sub}");
+    // A's token has every right, on A only.
+    let alpha_token = jwt(json!(["alpha"]), ALL_RIGHTS);
+    let (mut alpha, _) = session(&server, "alpha", &alpha_token).await;
+
+    type Params = fn(&str) -> Value;
+    let table: Vec<(&str, &str, Params)> = vec![
+        (
+            "tools",
+            "tools/call",
+            |p| json!({"name": "health_check", "arguments": {"project": p}}),
+        ),
+        (
+            "tools, a path in B",
+            "tools/call",
+            |p| json!({"name": "find_definition", "arguments": {"file_path": format!("/{p}/main.py"), "line": 1, "character": 1}}),
+        ),
+        (
+            "tools, a relative escape",
+            "tools/call",
+            |p| json!({"name": "get_document_symbols", "arguments": {"file_path": format!("../{p}/main.py")}}),
+        ),
+        (
+            "write tools",
+            "tools/call",
+            |p| json!({"name": "create_file", "arguments": {"file_path": format!("/{p}/new.py"), "content": "x"}}),
+        ),
+        (
+            "batch",
+            "tools/call",
+            |p| json!({"name": "batch_execute", "arguments": {"operations": [{"tool": "health_check", "args": {"project": p}}], "project": p}}),
+        ),
+        (
+            "subscribe",
+            "channels/subscribe",
+            |p| json!({"channel": "files", "project": p}),
+        ),
+        (
+            "unsubscribe",
+            "channels/unsubscribe",
+            |p| json!({"channel": "files", "project": p}),
+        ),
+        (
+            "publish",
+            "channels/publish",
+            |p| json!({"channel": "files", "project": p, "data": 1}),
+        ),
+        (
+            "file stream",
+            "server/syncManifest",
+            |p| json!({"files": [], "project": p}),
+        ),
+        ("projects", "projects/status", |p| json!({"project": p})),
+        (
+            "projects by id",
+            "projects/delete",
+            |p| json!({"projectId": p}),
+        ),
+        (
+            "claude",
+            "claude/run",
+            |p| json!({"project": p, "prompt": "list files"}),
+        ),
+    ];
+    for (family, method, params) in &table {
+        let id = json!(format!("r6-{family}"));
+        let existing = alpha.request(id.clone(), method, params("beta")).await;
+        let missing = alpha.request(id, method, params("gamma")).await;
+        let refused =
+            existing["error"]["code"].is_i64() || existing["result"]["isError"] == json!(true);
+        assert!(refused, "{family}: B was reachable: {existing}");
+        assert_eq!(
+            normalised(&existing, &["beta"]),
+            normalised(&missing, &["gamma"]),
+            "{family}: the answer tells B exists"
+        );
+    }
+
+    // Handshakes: A's token for B, a resume of B's session, a reconnect to it.
+    let fake_sid = "00000000-0000-4000-8000-000000000000";
+    let mut answers = Vec::new();
+    for (project, sid) in [("beta", beta_sid.as_str()), ("gamma", fake_sid)] {
+        let mut ws = Ws::connect_with_token(&server.url(), Some(&alpha_token))
+            .await
+            .unwrap();
+        let init = ws
+            .request(
+                json!(1),
+                "initialize",
+                json!({"project": project, "projectRoot": "/x"}),
+            )
+            .await;
+        assert_eq!(init["error"]["code"], -32001, "{init}");
+        let mut ws = Ws::connect_with_token(&server.url(), Some(&alpha_token))
+            .await
+            .unwrap();
+        let reconnect = ws
+            .request(json!(1), "reconnect", json!({"sessionId": sid}))
+            .await;
+        assert_eq!(reconnect["error"]["code"], -32005, "{reconnect}");
+        let mut ws = Ws::connect_with_token(&server.url(), Some(&alpha_token))
+            .await
+            .unwrap();
+        let resume = ws
+            .request(
+                json!(1),
+                "initialize",
+                json!({"project": "alpha", "projectRoot": "/alpha", "sessionId": sid}),
+            )
+            .await;
+        assert_eq!(resume["result"]["resumed"], false, "{resume}");
+        let mut resume_error = resume["result"]["resumeError"].clone();
+        resume_error["message"] = json!(
+            resume_error["message"]
+                .as_str()
+                .unwrap()
+                .replace(sid, "«S»")
+        );
+        answers.push((
+            normalised(&init["error"], &[project]),
+            normalised(&reconnect["error"], &[sid]),
+            resume_error,
+        ));
+    }
+    assert_eq!(answers[0], answers[1], "handshake answers tell B exists");
+
+    // B saw none of it: its channel did not move, its session is untouched.
+    let ping = beta.request(json!(2), "ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}));
+    let pos = beta
+        .request(json!(3), "channels/subscribe", json!({"channel": "files"}))
+        .await;
+    assert_eq!(pos["result"]["offset"], sub["result"]["offset"], "{pos}");
+}
+
+/// Every method family checks its right at the one authorization point: -32003 with the
+/// missing right and a suggestion.
+#[tokio::test]
+async fn each_method_family_needs_its_right() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    let (mut query_only, _) = session(&server, "p", &jwt(json!(["p"]), "lsp:query")).await;
+    let cases = [
+        (
+            "tools/call",
+            json!({"name": "rename_file", "arguments": {"old_path": "/p/a.py", "new_path": "/p/b.py"}}),
+            "file:write",
+        ),
+        (
+            "tools/call",
+            json!({"name": "create_file", "arguments": {"file_path": "/p/n.py", "content": ""}}),
+            "file:write",
+        ),
+        (
+            "tools/call",
+            json!({"name": "batch_execute", "arguments": {"operations": [{"tool": "find_definition", "args": {}}, {"tool": "delete_file", "args": {}}]}}),
+            "file:write",
+        ),
+        (
+            "channels/subscribe",
+            json!({"channel": "files"}),
+            "file:read",
+        ),
+        ("server/syncManifest", json!({"files": []}), "file:read"),
+        ("projects/list", json!({}), "projects:manage"),
+        ("claude/run", json!({"prompt": "hi"}), "claude:execute"),
+    ];
+    for (i, (method, params, right)) in cases.iter().enumerate() {
+        let e = query_only.request(json!(i), method, params.clone()).await;
+        assert_eq!(e["error"]["code"], -32003, "{method}: {e}");
+        assert_eq!(e["error"]["data"]["right"], *right, "{method}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(right),
+            "{e}"
+        );
+        assert!(e["error"]["data"]["suggestion"].is_string(), "{e}");
+    }
+    // What the token grants goes through: read tools, dry runs, and rightless methods.
+    for (i, (method, params)) in [
+        ("tools/call", json!({"name": "health_check", "arguments": {}})),
+        ("tools/call", json!({"name": "rename_file", "arguments": {"old_path": "/p/a.py", "new_path": "/p/b.py", "dry_run": true}})),
+        ("tools/call", json!({"name": "get_document_symbols", "arguments": {"file_path": "/p/a.py"}})),
+        ("tools/list", json!({})),
+        ("ping", json!({})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = query_only.request(json!(100 + i), method, params).await;
+        assert_ne!(r["error"]["code"], -32003, "{method}: {r}");
+    }
+    // A notification the grant does not allow is dropped (nothing to answer), and the session
+    // goes on.
+    query_only
+        .send_json(json!({"jsonrpc": "2.0", "method": "server/fileChanged",
+            "params": {"path": "/p/a.py", "changeType": "created", "content": "x"}}))
+        .await;
+    let ping = query_only.request(json!(200), "ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}));
+    assert!(
+        metrics(server.port)
+            .await
+            .get("codeflow_errors_total{kind=\"forbidden\"}")
+            .is_some_and(|v| *v >= 8.0)
     );
 }

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codeflow_session::{
-    AuthConfig, Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig,
-    SessionRegistry,
+    Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig, SessionRegistry,
 };
 use codeflow_tools::{Catalogue, McpService, ServerServices, WorkspaceConfig, Workspaces};
 use codeflow_transport::ConnectionConfig;
@@ -63,12 +62,7 @@ impl App {
         services
             .pool()
             .set_diagnostics_listener(Some(diagnostics.clone()));
-        let auth = Authenticator::new(AuthConfig {
-            jwt_secret: config.jwt_secret.clone(),
-            require_auth: config.require_auth,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-        });
+        let auth = Authenticator::new(config.auth()?);
         let registry = SessionRegistry::with_channels(
             RegistryConfig {
                 resume_grace: Duration::from_secs(config.resume_grace_secs),

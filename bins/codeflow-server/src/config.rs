@@ -27,6 +27,64 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Mint a client token signed with the configured secret, and print it.
+    Token(TokenArgs),
+}
+
+/// `codeflow-server token`: reads the same configuration as the server (for the secret,
+/// issuer and audience).
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// A project the token grants; repeat for several, or `*` for every project.
+    #[arg(long = "project", required = true)]
+    pub projects: Vec<String>,
+    /// Rights, space- or comma-separated: file:read file:write lsp:query claude:execute
+    /// projects:manage.
+    #[arg(long, default_value = "file:read lsp:query")]
+    pub scope: String,
+    /// Lifetime: seconds or a number with a unit (`90s`, `30m`, `12h`, `7d`).
+    #[arg(long, default_value = "12h")]
+    pub ttl: String,
+    /// Who the token is for (`sub`; shown in the audit log).
+    #[arg(long, default_value = "codeflow-client")]
+    pub subject: String,
+}
+
+/// Reads `--scope` or `anonymous_rights`: known right names, space- or comma-separated.
+pub fn parse_rights(text: &str) -> anyhow::Result<Vec<codeflow_session::Right>> {
+    text.split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            codeflow_session::Right::parse(w).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown right `{w}`: use file:read, file:write, lsp:query, claude:execute, projects:manage"
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads a duration: seconds, or a number with `s`, `m`, `h` or `d`.
+pub fn parse_ttl(text: &str) -> anyhow::Result<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--ttl `{text}`: expected e.g. 3600, 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--ttl `{text}`: the unit must be s, m, h or d"),
+    };
+    if secs == 0 {
+        bail!("--ttl must be more than 0");
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Flags override every other source; only flags actually given are applied.
@@ -99,6 +157,9 @@ pub struct Config {
     pub max_clients: usize,
     pub jwt_secret: Option<String>,
     pub require_auth: bool,
+    /// Rights of clients without a token, space-separated (e.g. `"file:read lsp:query"`).
+    /// With a secret, unset means tokens are required; without one, unset means every right.
+    pub anonymous_rights: Option<String>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub tls_cert: Option<PathBuf>,
@@ -150,6 +211,7 @@ impl Default for Config {
             max_clients: 10_000,
             jwt_secret: None,
             require_auth: false,
+            anonymous_rights: None,
             jwt_issuer: "codeflow".into(),
             jwt_audience: "codeflow-clients".into(),
             tls_cert: None,
@@ -199,15 +261,34 @@ impl Config {
         Ok(config)
     }
 
+    /// The authentication settings these keys describe.
+    pub fn auth(&self) -> anyhow::Result<codeflow_session::AuthConfig> {
+        let anonymous_rights = match &self.anonymous_rights {
+            None => None,
+            Some(text) => Some(
+                parse_rights(text)
+                    .context("invalid anonymous_rights")?
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        let auth = codeflow_session::AuthConfig {
+            jwt_secret: self.jwt_secret.clone(),
+            require_auth: self.require_auth,
+            anonymous_rights,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        };
+        auth.check().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(auth)
+    }
+
     fn check(&self) -> anyhow::Result<()> {
-        if self.require_auth && self.jwt_secret.is_none() {
-            bail!("--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens");
-        }
-        let authenticated = self.require_auth && self.jwt_secret.is_some();
-        if !self.bind.is_loopback() && !authenticated && !self.insecure {
+        self.auth()?;
+        if !self.bind.is_loopback() && self.jwt_secret.is_none() && !self.insecure {
             bail!(
                 "refusing to listen on {} without authentication: anyone who can reach it could read and edit projects. \
-                 Set --require-auth with --jwt-secret, or pass --insecure if the network is trusted",
+                 Set --jwt-secret (tokens are then required), or pass --insecure if the network is trusted",
                 self.bind
             );
         }

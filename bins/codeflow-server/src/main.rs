@@ -13,7 +13,7 @@ use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Config, LogFormat};
+use crate::config::{Cli, Command, Config, LogFormat, TokenArgs};
 
 /// How long shutdown waits for connections to close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -27,12 +27,44 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Token(args)) = &cli.command {
+        return mint(&config, args);
+    }
     init_logging(&config);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
         .block_on(serve(config))
+}
+
+/// `codeflow-server token`: prints a token signed with the configured secret.
+fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+    let auth = config.auth()?;
+    if auth.jwt_secret.is_none() {
+        anyhow::bail!(
+            "no JWT secret is configured: set jwt_secret (or CODEFLOW_JWT_SECRET, --jwt-secret) as the server has it"
+        );
+    }
+    let projects = if args.projects.iter().any(|p| p == "*") {
+        None
+    } else {
+        for p in &args.projects {
+            codeflow_session::ProjectId::parse(p).map_err(|e| anyhow::anyhow!("--project: {e}"))?;
+        }
+        Some(args.projects.clone())
+    };
+    let request = codeflow_session::MintRequest {
+        subject: args.subject.clone(),
+        projects,
+        rights: config::parse_rights(&args.scope).context("--scope")?,
+        ttl: config::parse_ttl(&args.ttl)?,
+    };
+    let token = codeflow_session::Authenticator::new(auth)
+        .mint(&request)
+        .map_err(|e| anyhow::anyhow!("cannot mint the token: {e}"))?;
+    println!("{token}");
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

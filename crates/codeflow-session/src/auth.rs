@@ -56,44 +56,78 @@ pub enum ProjectScope {
     Only(HashSet<String>),
 }
 
-/// What an authenticated (or anonymous, when auth is off) peer may do.
+/// What an authenticated (or anonymous) peer may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The token's `sub`, or `anonymous`.
     pub subject: String,
     pub projects: ProjectScope,
     pub rights: HashSet<Right>,
+    /// The token's `exp` (seconds since the Unix epoch); `None` for anonymous access.
+    pub expires_at: Option<u64>,
 }
 
 impl Grant {
-    /// Everything, for servers that run without authentication.
+    /// Every right on every project: a server without a secret and without configured
+    /// anonymous rights (loopback development).
     pub fn anonymous() -> Self {
+        Self::anonymous_with(Right::ALL.into_iter().collect())
+    }
+
+    /// Anonymous access with exactly these rights, on every project.
+    pub fn anonymous_with(rights: HashSet<Right>) -> Self {
         Self {
             subject: "anonymous".into(),
             projects: ProjectScope::All,
-            rights: Right::ALL.into_iter().collect(),
+            rights,
+            expires_at: None,
         }
     }
 
     pub fn allows_project(&self, project: &ProjectId) -> bool {
+        self.allows_project_name(project.as_str())
+    }
+
+    /// [`Self::allows_project`] for a name that has not been validated (it is only compared).
+    pub fn allows_project_name(&self, project: &str) -> bool {
         match &self.projects {
             ProjectScope::All => true,
-            ProjectScope::Only(set) => set.contains(project.as_str()),
+            ProjectScope::Only(set) => set.contains(project),
         }
     }
 
     pub fn has(&self, right: Right) -> bool {
         self.rights.contains(&right)
     }
+
+    /// Same subject, projects and rights: the same credentials for a resume, whatever the
+    /// expiry (a refreshed token carries a later one).
+    pub fn same_access(&self, other: &Grant) -> bool {
+        self.subject == other.subject
+            && self.projects == other.projects
+            && self.rights == other.rights
+    }
 }
 
+/// The shortest HS256 secret accepted: 32 bytes (256 bits, the size of the MAC).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Authentication settings.
+///
+/// The rule (`docs/security.md`): with a secret, every client needs a valid token unless
+/// `anonymous_rights` is set, and then a client without a token gets exactly those rights.
+/// Without a secret no token can be checked: every client is anonymous, with
+/// `anonymous_rights` or, when unset, every right (loopback development only; the server
+/// refuses a non-loopback address without a secret unless `--insecure`).
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// HS256 secret. Without one, tokens cannot be checked.
     pub jwt_secret: Option<String>,
-    /// Refuse peers without a valid token.
+    /// Refuse peers without a valid token (needs a secret; the default when one is set).
     pub require_auth: bool,
+    /// What a client without a token may do; `None` = nothing when a secret is set, every
+    /// right when none is.
+    pub anonymous_rights: Option<HashSet<Right>>,
     pub issuer: String,
     pub audience: String,
 }
@@ -103,19 +137,57 @@ impl Default for AuthConfig {
         Self {
             jwt_secret: None,
             require_auth: false,
+            anonymous_rights: None,
             issuer: "codeflow".into(),
             audience: "codeflow-clients".into(),
         }
     }
 }
 
-/// Why a token was refused. Messages say what to do about it.
+impl AuthConfig {
+    /// Why these settings cannot run, in words for the operator.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            return Err(format!(
+                "the JWT secret is {} bytes; it must be at least {MIN_SECRET_BYTES} (generate one with `openssl rand -base64 48`)",
+                secret.len()
+            ));
+        }
+        if self.require_auth && self.jwt_secret.is_none() {
+            return Err(
+                "--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens".into(),
+            );
+        }
+        if self.require_auth && self.anonymous_rights.is_some() {
+            return Err(
+                "--require-auth and anonymous_rights contradict each other: drop one".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Why a token was refused. Each case has its own message; all are answered with -32001.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuthError {
     #[error("this server requires a token")]
     Missing,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (`nbf` is in the future)")]
+    NotYetValid,
+    #[error("the token's signature does not match this server's secret")]
+    BadSignature,
+    #[error("the token is signed with an algorithm this server does not accept (it accepts HS256)")]
+    WrongAlgorithm,
+    #[error("the token is for another audience (`aud`)")]
+    WrongAudience,
+    #[error("the token is from another issuer (`iss`)")]
+    WrongIssuer,
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
     #[error("the token is invalid: {0}")]
     Invalid(String),
     #[error("the token does not grant project `{0}`")]
@@ -129,16 +201,47 @@ impl AuthError {
     pub fn suggestion(&self) -> &'static str {
         match self {
             Self::Missing => {
-                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`"
+                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`; an operator mints one with `codeflow-server token`"
             }
-            Self::Expired => "mint a new token; `exp` has passed",
-            Self::Invalid(_) => {
-                "check the token was signed with the server's secret and names issuer `codeflow` and audience `codeflow-clients` (or the configured ones)"
+            Self::Expired => {
+                "mint a new token (`codeflow-server token`); a live session can swap it with `auth/refresh`"
             }
+            Self::NotYetValid => "wait until `nbf`, or check the clocks of both machines",
+            Self::BadSignature => {
+                "the token was signed with another secret: mint it with this server's `codeflow-server token`"
+            }
+            Self::WrongAlgorithm => "sign the token with HS256",
+            Self::WrongAudience => {
+                "the token's `aud` must be the server's jwt_audience (default `codeflow-clients`)"
+            }
+            Self::WrongIssuer => {
+                "the token's `iss` must be the server's jwt_issuer (default `codeflow`)"
+            }
+            Self::Malformed(_) => {
+                "send the JWT as it was minted: three base64url parts joined by dots"
+            }
+            Self::Invalid(_) => "mint a new token with `codeflow-server token`",
             Self::WrongProject(_) => {
                 "use a token whose `projects` (or `projectId`) includes this project"
             }
             Self::NotConfigured => "the server operator must set --jwt-secret",
+        }
+    }
+
+    /// A short stable name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::Malformed(_) => "malformed",
+            Self::Invalid(_) => "invalid",
+            Self::WrongProject(_) => "wrong_project",
+            Self::NotConfigured => "not_configured",
         }
     }
 }
@@ -147,6 +250,8 @@ impl AuthError {
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(default)]
     projects: Option<ProjectsClaim>,
     #[serde(default, rename = "projectId")]
@@ -181,6 +286,23 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// What `codeflow-server token` puts in a token.
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    pub subject: String,
+    /// Project ids, or `None` for every project (`"*"`).
+    pub projects: Option<Vec<String>>,
+    pub rights: Vec<Right>,
+    pub ttl: std::time::Duration,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Self {
         let key = config
@@ -191,6 +313,9 @@ impl Authenticator {
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        // Clocks of different machines drift a little; a minute either way is forgiven.
+        validation.leeway = 60;
         Self {
             config,
             key,
@@ -198,21 +323,31 @@ impl Authenticator {
         }
     }
 
+    /// Whether a client without a token is refused.
     pub fn requires_auth(&self) -> bool {
-        self.config.require_auth
+        self.config.require_auth || (self.key.is_some() && self.config.anonymous_rights.is_none())
     }
 
-    /// Checks a token, if any. A token that is present is always checked, even when auth is
-    /// optional: a wrong token is an error, not a silent downgrade to anonymous.
+    /// The grant of a client without a token, or why it has none.
+    fn anonymous(&self) -> Result<Grant, AuthError> {
+        if self.requires_auth() {
+            return Err(AuthError::Missing);
+        }
+        Ok(match &self.config.anonymous_rights {
+            Some(rights) => Grant::anonymous_with(rights.clone()),
+            None => Grant::anonymous(),
+        })
+    }
+
+    /// Checks a token, if any. A token that is present is always checked when there is a
+    /// secret: a wrong token is an error, not a silent downgrade to anonymous.
     pub fn verify(&self, token: Option<&str>) -> Result<Grant, AuthError> {
         let token = token.map(str::trim).filter(|t| !t.is_empty());
         match (token, &self.key) {
-            (None, _) if self.config.require_auth => Err(AuthError::Missing),
-            (None, _) => Ok(Grant::anonymous()),
+            (None, _) => self.anonymous(),
             (Some(_), None) if self.config.require_auth => Err(AuthError::NotConfigured),
-            // No secret and auth optional: tokens cannot be checked, so they grant nothing more
-            // than anonymous access does.
-            (Some(_), None) => Ok(Grant::anonymous()),
+            // No secret: tokens cannot be checked, so they grant what anonymous access does.
+            (Some(_), None) => self.anonymous(),
             (Some(token), Some(key)) => self.decode(token, key),
         }
     }
@@ -227,12 +362,55 @@ impl Authenticator {
         }
     }
 
+    /// Signs a token with this server's secret (the operator's `codeflow-server token`).
+    pub fn mint(&self, request: &MintRequest) -> Result<String, AuthError> {
+        let secret = self
+            .config
+            .jwt_secret
+            .as_deref()
+            .ok_or(AuthError::NotConfigured)?;
+        let now = now_secs();
+        let projects = match &request.projects {
+            None => serde_json::json!("*"),
+            Some(list) => serde_json::json!(list),
+        };
+        let scope: Vec<&str> = request.rights.iter().map(|r| r.as_str()).collect();
+        let claims = serde_json::json!({
+            "sub": request.subject,
+            "iss": self.config.issuer,
+            "aud": self.config.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + request.ttl.as_secs(),
+            "projects": projects,
+            "scope": scope.join(" "),
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Grant, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let data =
             jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    ErrorKind::InvalidAlgorithm
+                    | ErrorKind::InvalidAlgorithmName
+                    | ErrorKind::MissingAlgorithm
+                    | ErrorKind::UnsupportedAlgorithm => AuthError::WrongAlgorithm,
+                    ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                    ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                    ErrorKind::InvalidToken
+                    | ErrorKind::Base64(_)
+                    | ErrorKind::Json(_)
+                    | ErrorKind::Utf8(_) => AuthError::Malformed(e.to_string()),
                     _ => AuthError::Invalid(e.to_string()),
                 }
             })?;
@@ -265,6 +443,61 @@ impl Authenticator {
             subject: claims.sub.unwrap_or_else(|| "unnamed".into()),
             projects,
             rights,
+            expires_at: claims.exp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn auth(anonymous: Option<&[Right]>) -> Authenticator {
+        Authenticator::new(AuthConfig {
+            jwt_secret: Some(SECRET.into()),
+            anonymous_rights: anonymous.map(|r| r.iter().copied().collect()),
+            ..AuthConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_secret_means_tokens_unless_anonymous_rights_are_given() {
+        assert_eq!(auth(None).verify(None), Err(AuthError::Missing));
+        let anon = auth(Some(&[Right::FileRead]))
+            .verify(None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(anon.rights, [Right::FileRead].into());
+        let open = Authenticator::new(AuthConfig::default())
+            .verify(None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(open.rights.len(), Right::ALL.len());
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_short_secrets_are_refused() {
+        let a = auth(None);
+        let token = a
+            .mint(&MintRequest {
+                subject: "ops".into(),
+                projects: Some(vec!["p".into()]),
+                rights: vec![Right::FileRead, Right::FileWrite],
+                ttl: std::time::Duration::from_secs(600),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let grant = a
+            .verify_for(
+                Some(&token),
+                &ProjectId::parse("p").unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(grant.subject, "ops");
+        assert!(grant.has(Right::FileWrite) && !grant.has(Right::LspQuery));
+        let short = AuthConfig {
+            jwt_secret: Some("short".into()),
+            ..AuthConfig::default()
+        };
+        assert!(short.check().is_err_and(|e| e.contains("at least 32")));
     }
 }

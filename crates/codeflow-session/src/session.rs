@@ -32,7 +32,8 @@ pub struct Session {
     pub id: String,
     pub project: ProjectId,
     pub root: ClientRoot,
-    pub grant: Grant,
+    /// Who the client is and what it may do; replaced by `auth/refresh`.
+    grant: Mutex<Grant>,
     /// The client serves `client/*` file requests.
     pub file_stream: bool,
     pub created: Instant,
@@ -94,7 +95,7 @@ impl Session {
             id,
             project,
             root,
-            grant,
+            grant: Mutex::new(grant),
             file_stream,
             created: Instant::now(),
             client_requests: PendingRequests::new("s"),
@@ -113,7 +114,17 @@ impl Session {
 
     /// Whether the token behind this session grants `right`.
     pub fn has(&self, right: Right) -> bool {
-        self.grant.has(right)
+        self.grant.lock().has(right)
+    }
+
+    /// The session's current grant.
+    pub fn grant(&self) -> Grant {
+        self.grant.lock().clone()
+    }
+
+    /// Replaces the grant (a refreshed token).
+    pub(crate) fn set_grant(&self, grant: Grant) {
+        *self.grant.lock() = grant;
     }
 
     /// Resolves when the session has ended.

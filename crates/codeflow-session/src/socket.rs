@@ -156,6 +156,29 @@ async fn route(
     connection: u64,
     message: Message,
 ) {
+    // The one authorization point: nothing below runs for a message its grant does not allow.
+    if let Message::Request { method, params, .. } | Message::Notification { method, params } =
+        &message
+        && let Err(refused) = crate::authorize::authorize(
+            &session.grant(),
+            &session.project,
+            registry.service(),
+            method,
+            params.as_ref(),
+        )
+    {
+        crate::metrics::error_sent("forbidden");
+        crate::audit::refused(session, method, &refused);
+        if let Some(id) = message.id().cloned() {
+            let _ = outbound.send(&Message::error(id, refused.to_error()));
+        }
+        return;
+    }
+    if let Some(method) = message.method()
+        && (method.starts_with("projects/") || method.starts_with("claude/"))
+    {
+        crate::audit::operation(session, method);
+    }
     match message {
         Message::Request { id, method, .. } if method == "initialize" || method == "reconnect" => {
             reply(outbound, id, ErrorObject::new(
@@ -225,19 +248,7 @@ async fn channel_request(
         Ok(p) => p,
         Err(e) => return reply(outbound, id, e),
     };
-    if let Some(project) = params.get("project")
-        && project.as_str() != Some(session.project.as_str())
-    {
-        return reply(
-            outbound,
-            id,
-            ErrorObject::new(
-                codes::FORBIDDEN,
-                "a session sees only the channels of its own project",
-            )
-            .with_suggestion("leave out `project`, or open a session for that project"),
-        );
-    }
+    // `project` other than the session's was refused by the authorization point.
     let channels = registry.channels();
     match method {
         "channels/subscribe" => {
@@ -439,7 +450,10 @@ async fn initialize(
     let grant = registry
         .auth
         .verify_for(token, &handshake.project)
-        .map_err(Refusal::auth)?;
+        .map_err(|e| {
+            crate::audit::auth_failed("initialize", Some(handshake.project.as_str()), &e);
+            Refusal::auth(e)
+        })?;
 
     if let Some(previous) = handshake
         .resume
@@ -447,7 +461,7 @@ async fn initialize(
         .and_then(|sid| registry.get(sid))
         && !previous.is_closed()
         && previous.project == handshake.project
-        && previous.grant == grant
+        && previous.grant().same_access(&grant)
         && let Some(mut result) = previous.initialize_result()
     {
         // The backlog and missed channel events go out first, then the answer.
@@ -456,7 +470,9 @@ async fn initialize(
             map.insert("resumed".into(), Value::Bool(true));
         }
         let _ = outbound.send(&Message::response(id, result));
+        previous.set_grant(grant);
         crate::metrics::resume("initialize");
+        crate::audit::authenticated(&previous, "resume");
         tracing::info!(session = %previous.id, "session resumed by initialize");
         return Ok((previous, connection));
     }
@@ -480,6 +496,7 @@ async fn initialize(
             .with_suggestion("retry later"),
         close_with: Some(close::POLICY),
     })?;
+    crate::audit::authenticated(&session, "initialize");
     let connection = session.attach(outbound.clone());
     session.expect_initialize_response(id.clone(), resume_note);
     session
@@ -500,7 +517,18 @@ fn reconnect(
     params: Option<Value>,
 ) -> Result<(Arc<Session>, u64), Refusal> {
     let request = Reconnect::parse(params).map_err(Refusal::keep_open)?;
-    let Some(session) = registry.get(&request.session_id).filter(|s| !s.is_closed()) else {
+    // The token is checked before the session is looked up, and a session of a project the
+    // token does not cover is answered like one that does not exist: a client learns nothing
+    // about other projects' sessions (R6).
+    let token = request.token.as_deref().or(context.header_token.as_deref());
+    let grant = registry.auth.verify(token).map_err(|e| {
+        crate::audit::auth_failed("reconnect", None, &e);
+        Refusal::auth(e)
+    })?;
+    let Some(session) = registry
+        .get(&request.session_id)
+        .filter(|s| !s.is_closed() && grant.allows_project(&s.project))
+    else {
         crate::metrics::resume("not_found");
         return Err(Refusal::keep_open(
             ErrorObject::new(
@@ -513,16 +541,14 @@ fn reconnect(
             .with_suggestion("send initialize to start a new session"),
         ));
     };
-    let token = request.token.as_deref().or(context.header_token.as_deref());
-    let grant = registry
-        .auth
-        .verify_for(token, &session.project)
-        .map_err(Refusal::auth)?;
-    if grant != session.grant {
-        return Err(Refusal::auth(crate::auth::AuthError::Invalid(
+    if !grant.same_access(&session.grant()) {
+        let e = crate::auth::AuthError::Invalid(
             "resume needs the same credentials the session was created with".into(),
-        )));
+        );
+        crate::audit::auth_failed("reconnect", Some(session.project.as_str()), &e);
+        return Err(Refusal::auth(e));
     }
+    session.set_grant(grant);
     // The backlog and missed channel events go out first, then the answer.
     let connection = session.attach(outbound.clone());
     let _ = outbound.send(&Message::response(
@@ -530,6 +556,7 @@ fn reconnect(
         serde_json::json!({"sessionId": session.id, "resumed": true}),
     ));
     crate::metrics::resume("reconnect");
+    crate::audit::authenticated(&session, "reconnect");
     tracing::info!(session = %session.id, "session resumed by reconnect");
     Ok((session, connection))
 }

@@ -17,6 +17,7 @@ pub mod imports;
 pub mod lsp;
 mod mcp;
 pub mod publish;
+pub mod rights;
 pub mod symbol_cache;
 pub mod sync;
 pub mod tools;
