@@ -459,3 +459,264 @@ async fn each_method_family_needs_its_right() {
             .is_some_and(|v| *v >= 8.0)
     );
 }
+
+/// What an initialize with `token` is answered: the error message (the socket is then closed
+/// with 1008).
+async fn refused_with(server: &Server, token: Option<&str>, project: &str) -> String {
+    let mut ws = Ws::connect(&server.url()).await;
+    let mut params = json!({"project": project, "projectRoot": "/t"});
+    if let Some(t) = token {
+        params["token"] = json!(t);
+    }
+    let e = ws.request(json!(1), "initialize", params).await;
+    assert_eq!(e["error"]["code"], -32001, "{e}");
+    assert!(e["error"]["data"]["suggestion"].is_string(), "{e}");
+    assert_eq!(ws.closed().await, Some(1008));
+    e["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// Each bad token is refused with its own clear error, through a real socket.
+#[tokio::test]
+async fn each_bad_token_gets_its_own_error() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    use jsonwebtoken::Algorithm::{HS256, HS512};
+    let base = json!({"projects": ["t"], "scope": "lsp:query"});
+    let with = |extra: Value| {
+        let mut claims = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token", None, "requires a token"),
+        (
+            "bad signature",
+            Some(jwt_with(
+                "another-secret-of-enough-length-0123456",
+                HS256,
+                base.clone(),
+            )),
+            "signature does not match",
+        ),
+        (
+            "wrong algorithm",
+            Some(jwt_with(SECRET, HS512, base.clone())),
+            "algorithm",
+        ),
+        (
+            "expired",
+            Some(jwt_with(SECRET, HS256, with(json!({"exp": now() - 600})))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            Some(jwt_with(SECRET, HS256, with(json!({"nbf": now() + 600})))),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            Some(jwt_with(
+                SECRET,
+                HS256,
+                with(json!({"aud": "someone-else"})),
+            )),
+            "audience",
+        ),
+        (
+            "wrong issuer",
+            Some(jwt_with(
+                SECRET,
+                HS256,
+                with(json!({"iss": "someone-else"})),
+            )),
+            "issuer",
+        ),
+        (
+            "wrong project",
+            Some(jwt_with(
+                SECRET,
+                HS256,
+                with(json!({"projects": ["other"]})),
+            )),
+            "does not grant project `t`",
+        ),
+        ("garbage", Some("not.a.jwt".into()), "well-formed"),
+    ];
+    let mut messages = std::collections::HashSet::new();
+    for (what, token, words) in &cases {
+        let message = refused_with(&server, token.as_deref(), "t").await;
+        assert!(message.contains(words), "{what}: {message}");
+        assert!(
+            messages.insert(message),
+            "{what}: the same message as another case"
+        );
+    }
+    // Missing right: the handshake works, the method is refused with -32003 naming the right.
+    let (mut ws, _) = session(&server, "t", &jwt(json!(["t"]), "lsp:query")).await;
+    let e = ws
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name": "delete_file", "arguments": {"file_path": "/t/x"}}),
+        )
+        .await;
+    assert_eq!(e["error"]["code"], -32003, "{e}");
+    assert_eq!(e["error"]["data"]["right"], "file:write");
+    // The audit counted the refusals by reason.
+    let m = metrics(server.port).await;
+    assert!(
+        m.get("codeflow_errors_total{kind=\"auth\"}")
+            .is_some_and(|v| *v >= 9.0),
+        "{m:?}"
+    );
+}
+
+/// `auth/refresh` keeps a session past its first token's expiry; a session whose token expires
+/// is closed with 4005.
+#[tokio::test]
+async fn refresh_keeps_a_session_and_expiry_closes_one() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    let short = |secs: i64| {
+        jwt_with(
+            SECRET,
+            jsonwebtoken::Algorithm::HS256,
+            json!({"projects": ["r"], "scope": "lsp:query", "exp": now() + secs}),
+        )
+    };
+    let (mut kept, kept_sid) = session(&server, "r", &short(3)).await;
+    let (mut lapsed, _) = session(&server, "r", &short(3)).await;
+
+    // A refresh for another subject, or another project, is refused; the session goes on.
+    let stranger = jwt_with(
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+        json!({"sub": "someone-else", "projects": ["r"], "exp": now() + 600}),
+    );
+    let e = kept
+        .request(json!(1), "auth/refresh", json!({"token": stranger}))
+        .await;
+    assert_eq!(e["error"]["code"], -32001, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("same subject"),
+        "{e}"
+    );
+    let e = kept
+        .request(
+            json!(2),
+            "auth/refresh",
+            json!({"token": jwt(json!(["x"]), "lsp:query")}),
+        )
+        .await;
+    assert_eq!(e["error"]["code"], -32001, "{e}");
+
+    let ok = kept
+        .request(json!(3), "auth/refresh", json!({"token": short(600)}))
+        .await;
+    assert_eq!(ok["result"]["refreshed"], true, "{ok}");
+    assert!(ok["result"]["expiresAt"].as_i64().unwrap() > now() + 500);
+
+    // The unrefreshed session is closed with 4005 when its token expires.
+    let started = std::time::Instant::now();
+    assert_eq!(lapsed.closed().await, Some(4005));
+    assert!(started.elapsed() < Duration::from_secs(6));
+    // The refreshed one lives on, as the same session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ping = kept.request(json!(4), "ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}), "{ping}");
+    let health = kept
+        .request(
+            json!(5),
+            "tools/call",
+            json!({"name": "health_check", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        health["result"]["structuredContent"]["session"]["id"],
+        kept_sid.as_str()
+    );
+}
+
+/// `codeflow-server token` mints tokens the server accepts, from the same configuration;
+/// a short secret stops the server with a clear error.
+#[tokio::test]
+async fn the_token_command_mints_accepted_tokens() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    let out = std::process::Command::new(codeflow_e2e::binary("codeflow-server"))
+        .args([
+            "token",
+            "--project",
+            "minted",
+            "--scope",
+            "file:read,lsp:query",
+            "--ttl",
+            "10m",
+            "--subject",
+            "ops",
+        ])
+        .env("CODEFLOW_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut ws, _) = session(&server, "minted", &token).await;
+    assert_eq!(
+        ws.request(json!(1), "ping", json!({})).await["result"],
+        json!({})
+    );
+    // Another project is not in it.
+    assert!(
+        refused_with(&server, Some(&token), "elsewhere")
+            .await
+            .contains("does not grant")
+    );
+
+    for (args, words) in [
+        (
+            vec!["token", "--project", "p", "--jwt-secret", "short"],
+            "at least 32",
+        ),
+        (
+            vec![
+                "token",
+                "--project",
+                "p",
+                "--scope",
+                "file:everything",
+                "--jwt-secret",
+                SECRET,
+            ],
+            "unknown right",
+        ),
+        (
+            vec![
+                "token",
+                "--project",
+                "p",
+                "--ttl",
+                "soon",
+                "--jwt-secret",
+                SECRET,
+            ],
+            "--ttl",
+        ),
+        (vec!["token", "--project", "p"], "no JWT secret"),
+        (vec!["--jwt-secret", "short", "--port", "1"], "at least 32"),
+    ] {
+        let out = std::process::Command::new(codeflow_e2e::binary("codeflow-server"))
+            .args(&args)
+            .env_remove("CODEFLOW_JWT_SECRET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+    }
+}

@@ -39,6 +39,18 @@ pub fn auth_failed(how: &'static str, project: Option<&str>, error: &AuthError) 
     );
 }
 
+/// A session closed because its token expired.
+pub fn expired(session: &Session) {
+    tracing::info!(
+        target: TARGET,
+        event = "auth",
+        outcome = "expired",
+        subject = %session.grant().subject,
+        project = %session.project,
+        session = %session.id,
+    );
+}
+
 /// A request the authorization point refused.
 pub fn refused(session: &Session, method: &str, why: &Forbidden) {
     let what = match why {

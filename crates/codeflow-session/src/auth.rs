@@ -314,8 +314,9 @@ impl Authenticator {
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_nbf = true;
-        // Clocks of different machines drift a little; a minute either way is forgiven.
-        validation.leeway = 60;
+        // Clocks of different machines drift a little; half a minute either way is forgiven
+        // at the handshake. A session is closed when `exp` itself passes.
+        validation.leeway = 30;
         Self {
             config,
             key,

@@ -83,9 +83,19 @@ async fn route_loop(
         session: &session,
         outbound: &outbound,
     };
+    let mut expiry = token_expiry(&session);
     loop {
         let message = tokio::select! {
             m = inbound.recv() => m,
+            _ = async { if let Some(e) = expiry.as_mut() { e.await } }, if expiry.is_some() => {
+                crate::metrics::error_sent("token_expired");
+                crate::audit::expired(&session);
+                session.close_with(
+                    close::TOKEN_EXPIRED,
+                    "the session's token expired; mint a new one and start a new session (send auth/refresh before expiry to keep a session)",
+                );
+                return;
+            }
             _ = session.closed() => {
                 // Session::close already sent the close frame with its reason.
                 return;
@@ -116,7 +126,79 @@ async fn route_loop(
             }
             continue;
         }
+        let refresh = message.method() == Some("auth/refresh");
         route(&registry, &session, &outbound, connection, message).await;
+        if refresh {
+            expiry = token_expiry(&session);
+        }
+    }
+}
+
+/// A timer that fires when the session's token expires (`None` for anonymous sessions).
+fn token_expiry(session: &Session) -> Option<std::pin::Pin<Box<tokio::time::Sleep>>> {
+    let exp = session.grant().expires_at?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let left = std::time::Duration::from_secs(exp.saturating_sub(now));
+    Some(Box::pin(tokio::time::sleep(left)))
+}
+
+/// `auth/refresh {token}`: swaps the session's token for a new one of the same subject that
+/// grants the session's project. The rights become the new token's. A refused token leaves
+/// the session as it was.
+fn refresh(
+    registry: &SessionRegistry,
+    session: &Session,
+    outbound: &Outbound,
+    id: Value,
+    params: Option<Value>,
+) {
+    let token = params
+        .as_ref()
+        .and_then(|p| p.get("token"))
+        .and_then(Value::as_str);
+    let Some(token) = token else {
+        return reply(
+            outbound,
+            id,
+            ErrorObject::new(codes::INVALID_PARAMS, "auth/refresh needs `token`")
+                .with_suggestion("send {\"token\": \"<new jwt>\"}"),
+        );
+    };
+    let outcome = registry
+        .auth
+        .verify_for(Some(token), &session.project)
+        .and_then(|grant| {
+            if grant.subject == session.grant().subject {
+                Ok(grant)
+            } else {
+                Err(crate::auth::AuthError::Invalid(
+                    "a refresh must be for the same subject (`sub`) as the session's token".into(),
+                ))
+            }
+        });
+    match outcome {
+        Ok(grant) => {
+            let expires_at = grant.expires_at;
+            session.set_grant(grant);
+            crate::audit::authenticated(session, "refresh");
+            let _ = outbound.send(&Message::response(
+                id,
+                serde_json::json!({"refreshed": true, "expiresAt": expires_at}),
+            ));
+        }
+        Err(e) => {
+            crate::audit::auth_failed("refresh", Some(session.project.as_str()), &e);
+            crate::metrics::error_sent("auth");
+            reply(
+                outbound,
+                id,
+                ErrorObject::new(codes::UNAUTHORIZED, format!("refresh refused: {e}"))
+                    .with_suggestion(e.suggestion()),
+            );
+        }
     }
 }
 
@@ -185,6 +267,9 @@ async fn route(
                 codes::INVALID_REQUEST,
                 format!("this connection is already initialized (session {})", session.id),
             ).with_suggestion("send initialize only once per connection; open a new connection for another project"));
+        }
+        Message::Request { id, method, params } if method == "auth/refresh" => {
+            refresh(registry, session, outbound, id, params);
         }
         Message::Request { id, method, params }
             if matches!(
@@ -407,6 +492,7 @@ fn is_known_method(method: &str) -> bool {
         || method.starts_with("channels/")
         || method.starts_with("projects/")
         || method.starts_with("claude/")
+        || method.starts_with("auth/")
         || matches!(
             method,
             "logging/setLevel" | "server/syncManifest" | "server/fileChanged"
