@@ -720,3 +720,88 @@ async fn the_token_command_mints_accepted_tokens() {
         assert!(stderr.contains(words), "{args:?}: {stderr}");
     }
 }
+
+/// One audit line per authentication (with the reason of a failure), refused request and write
+/// to a client file, on `codeflow::audit`, here in its own file.
+#[tokio::test]
+async fn the_audit_log_records_who_did_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let server = Server::start_with(
+        &["--jwt-secret", SECRET],
+        &[("CODEFLOW_AUDIT_FILE", audit.to_str().unwrap())],
+    )
+    .await;
+    // A failure, a refusal, and a write through the relay.
+    refused_with(
+        &server,
+        Some(&jwt_with(
+            "another-secret-of-enough-length-0123456",
+            jsonwebtoken::Algorithm::HS256,
+            json!({"projects": ["au"]}),
+        )),
+        "au",
+    )
+    .await;
+    let (mut reader, _) = session(&server, "au", &jwt(json!(["au"]), "lsp:query")).await;
+    let e = reader
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name": "create_file", "arguments": {"file_path": "/au/x.txt", "content": "x"}}),
+        )
+        .await;
+    assert_eq!(e["error"]["code"], -32003);
+    let root = tempfile::tempdir().unwrap();
+    let writer = jwt_with(
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+        json!({"sub": "writer-7", "projects": ["au"], "scope": "file:read file:write lsp:query"}),
+    );
+    let relay = codeflow_e2e::Relay::spawn(&server.url(), "au", root.path(), &["--token", &writer]);
+    relay.initialize().await;
+    let created = relay
+        .tool(
+            "create_file",
+            json!({"file_path": "notes.txt", "content": "hello\n"}),
+        )
+        .await;
+    assert_ne!(created["isError"], true, "{created}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("notes.txt")).unwrap(),
+        "hello\n"
+    );
+
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    };
+    let has = |pred: &dyn Fn(&Value) -> bool| lines().iter().any(pred);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            has(&|l| l["event"] == "client_write" && l["outcome"] == "ok")
+        })
+        .await,
+        "{:#?}",
+        lines()
+    );
+    assert!(lines().iter().all(|l| l["target"] == "codeflow::audit"));
+    assert!(has(&|l| l["event"] == "auth"
+        && l["outcome"] == "refused"
+        && l["reason"] == "bad_signature"
+        && l["project"] == "au"));
+    assert!(has(&|l| l["event"] == "auth"
+        && l["outcome"] == "ok"
+        && l["subject"] == "writer-7"
+        && l["how"] == "initialize"));
+    assert!(has(&|l| l["event"] == "forbidden"
+        && l["right"] == "file:write"
+        && l["what"] == "create_file"));
+    assert!(has(&|l| l["event"] == "client_write"
+        && l["method"] == "client/writeFile"
+        && l["subject"] == "writer-7"
+        && l["path"].as_str().unwrap().ends_with("notes.txt")));
+}

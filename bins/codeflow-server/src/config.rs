@@ -167,6 +167,8 @@ pub struct Config {
     pub insecure: bool,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// File for the audit log (`codeflow::audit`, JSON lines); unset = the main log.
+    pub audit_file: Option<PathBuf>,
     /// Seconds a session without a socket is kept for a resume.
     pub resume_grace_secs: u64,
     /// Seconds a new socket has to complete `initialize`.
@@ -219,6 +221,7 @@ impl Default for Config {
             insecure: false,
             log_format: LogFormat::Text,
             log_level: "info,rmcp=warn".into(),
+            audit_file: None,
             resume_grace_secs: 60,
             initialize_timeout_secs: 10,
             ping_interval_secs: 25,

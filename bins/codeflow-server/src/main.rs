@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Token(args)) = &cli.command {
         return mint(&config, args);
     }
-    init_logging(&config);
+    if let Err(e) = init_logging(&config) {
+        eprintln!("codeflow-server: {e:#}");
+        std::process::exit(2);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,18 +70,56 @@ fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let main = match config.log_format {
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    // With `audit_file`, audit lines go there (one JSON object per line, whatever the log
+    // level) and not to stderr.
+    let audit_file = match &config.audit_file {
+        Some(path) => Some(open_audit_file(path)?),
+        None => None,
+    };
+    let separate = audit_file.is_some();
+    let main = main
+        .with_filter(filter_fn(move |m| {
+            !(separate && m.target() == codeflow_session::audit::TARGET)
+        }))
+        .with_filter(filter);
+    let audit = audit_file.map(|file| {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(filter_fn(|m| m.target() == codeflow_session::audit::TARGET))
+    });
+    tracing_subscriber::registry().with(main).with(audit).init();
+    Ok(())
+}
+
+fn open_audit_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("cannot open the audit file {}", path.display()))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

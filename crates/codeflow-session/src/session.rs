@@ -382,9 +382,28 @@ impl Session {
             )
             .with_suggestion("connect through codeflow-client, which serves the project's files"));
         }
+        let writes = matches!(
+            method,
+            "client/writeFile" | "client/writeDelta" | "client/deleteFile" | "client/renameFile"
+        );
+        let path = writes.then(|| {
+            let field = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default();
+            match method {
+                "client/renameFile" => format!("{} -> {}", field("from"), field("to")),
+                _ => field("path").to_owned(),
+            }
+        });
         let pending = self.client_requests.register(method, params);
         self.send_to_client(pending.message.clone());
-        pending.response(timeout).await
+        let answer = pending.response(timeout).await;
+        if let Some(path) = path {
+            let outcome = match &answer {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("error {}", e.code),
+            };
+            crate::audit::client_write(self, method, &path, &outcome);
+        }
+        answer
     }
 
     /// Attaches a socket, replacing any other, and delivers to it the backlog and then the
