@@ -805,3 +805,73 @@ async fn the_audit_log_records_who_did_what() {
         && l["subject"] == "writer-7"
         && l["path"].as_str().unwrap().ends_with("notes.txt")));
 }
+
+/// Language servers start with a clean environment: the basics and what the server table
+/// passes, never the CodeFlow server's secrets. A fake language server dumps what it got.
+#[tokio::test]
+async fn language_servers_do_not_inherit_the_servers_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("env.txt");
+    let script = dir.path().join("envdump-ls");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nenv > \"$DUMP_TO.tmp\" && mv \"$DUMP_TO.tmp\" \"$DUMP_TO\"\nexec cat > /dev/null\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("codeflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[lsp]\ninitialize_timeout = \"2s\"\nrequest_timeout = \"3s\"\n\
+             [lsp.servers.envdump]\ncommand = \"{}\"\nargs = []\nextensions = [\"envdump\"]\n\
+             language = \"envdump\"\nenv = {{ DUMP_TO = \"{}\", FROM_CONFIG = \"yes\" }}\n",
+            script.display(),
+            dump.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("CODEFLOW_JWT_SECRET", SECRET),
+            ("AWS_SECRET_ACCESS_KEY", "do-not-leak"),
+            ("GITHUB_TOKEN", "do-not-leak-either"),
+        ],
+    )
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.envdump"), "x\n").unwrap();
+    let token = jwt(json!(["envp"]), "file:read lsp:query");
+    let relay =
+        codeflow_e2e::Relay::spawn(&server.url(), "envp", root.path(), &["--token", &token]);
+    relay.initialize().await;
+    // The fake server never answers initialize; the call fails, but the process ran.
+    let _ = relay
+        .tool("get_document_symbols", json!({"file_path": "a.envdump"}))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { dump.exists() }).await,
+        "the fake language server never started"
+    );
+    let env = std::fs::read_to_string(&dump).unwrap();
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert!(names.contains(&"FROM_CONFIG"), "{env}");
+    assert!(names.contains(&"PATH"), "{env}");
+    for secret in [
+        "CODEFLOW_JWT_SECRET",
+        "AWS_SECRET_ACCESS_KEY",
+        "GITHUB_TOKEN",
+    ] {
+        assert!(!names.contains(&secret), "{secret} leaked: {env}");
+    }
+    assert!(
+        !env.contains(SECRET) && !env.contains("do-not-leak"),
+        "{env}"
+    );
+    assert!(names.iter().all(|n| !n.starts_with("CODEFLOW")), "{env}");
+}
