@@ -875,3 +875,173 @@ async fn language_servers_do_not_inherit_the_servers_secrets() {
     );
     assert!(names.iter().all(|n| !n.starts_with("CODEFLOW")), "{env}");
 }
+
+/// p99 of a batch of pings, one at a time, in milliseconds.
+async fn ping_p99(ws: &mut Ws, base: u64, n: u64) -> f64 {
+    let mut samples = Vec::new();
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        let r = ws.request(json!(base + i), "ping", json!({})).await;
+        assert_eq!(r["result"], json!({}), "a quiet session was refused: {r}");
+        samples.push(started.elapsed());
+        // A quiet client: well under the limit.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    codeflow_e2e::percentile_ms(&mut samples, 99.0)
+}
+
+/// A flood from one session is answered with -32004 and `retryAfterMs`; another session is
+/// not refused and its latency stays close to its unloaded value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_session_is_rate_limited_and_others_are_not() {
+    let server = Server::start_with(
+        &[],
+        &[
+            ("CODEFLOW_RATE_LIMIT_PER_SECOND", "200"),
+            ("CODEFLOW_RATE_LIMIT_BURST", "100"),
+        ],
+    )
+    .await;
+    let mut quiet = Ws::connect(&server.url()).await;
+    quiet.initialize("quiet", "/q").await;
+    let unloaded = ping_p99(&mut quiet, 0, 40).await;
+
+    let mut flood = Ws::connect(&server.url()).await;
+    flood.initialize("flood", "/f").await;
+    let flooding = tokio::spawn(async move {
+        let (mut ok, mut limited, mut retry) = (0, 0, 0u64);
+        // 2000 requests as fast as the socket takes them, in rounds of 200 (reading the
+        // answers between rounds, so the flooder is not also a slow reader).
+        for round in 0..10u64 {
+            for i in 0..200 {
+                flood
+                    .send_json(json!({"jsonrpc": "2.0", "id": round * 200 + i, "method": "ping"}))
+                    .await;
+            }
+            for _ in 0..200 {
+                let m = flood.json().await;
+                if m["error"]["code"] == -32004 {
+                    limited += 1;
+                    retry = retry.max(m["error"]["data"]["retryAfterMs"].as_u64().unwrap());
+                    assert!(
+                        m["error"]["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("per second")
+                    );
+                } else {
+                    ok += 1;
+                }
+            }
+        }
+        (ok, limited, retry)
+    });
+    let loaded = ping_p99(&mut quiet, 1000, 40).await;
+    let (ok, limited, retry) = flooding.await.unwrap();
+    eprintln!(
+        "flood: {ok} answered, {limited} limited (retryAfterMs ≤ {retry}); quiet p99 {unloaded:.2} ms unloaded, {loaded:.2} ms during the flood"
+    );
+    assert!(limited > 1000, "{limited} of 2000 limited");
+    assert!(ok >= 100, "the burst is served");
+    assert!((1..=1000).contains(&retry), "retryAfterMs {retry}");
+    // Within 2× of unloaded, with a few ms of slack for a 2-core machine shared by others.
+    assert!(
+        loaded <= unloaded * 2.0 + 5.0,
+        "p99 {loaded:.2} ms vs {unloaded:.2} ms unloaded"
+    );
+    let m = metrics(server.port).await;
+    assert!(
+        m.get("codeflow_errors_total{kind=\"rate_limited\"}")
+            .is_some_and(|v| *v >= 1000.0)
+    );
+}
+
+/// Concurrent requests per session, JSON nesting depth, handshake time and the Origin
+/// allow-list: each hit, answered with an error or a close code, and counted.
+#[tokio::test]
+async fn each_limit_is_answered_and_counted() {
+    let server = Server::start_with(
+        &[],
+        &[
+            ("CODEFLOW_MAX_CONCURRENT_REQUESTS", "3"),
+            ("CODEFLOW_MAX_JSON_DEPTH", "16"),
+            ("CODEFLOW_INITIALIZE_TIMEOUT_SECS", "1"),
+            ("CODEFLOW_TEST_TOOLS", "true"),
+            ("CODEFLOW_ALLOWED_ORIGINS", "[\"https://ok.example\"]"),
+        ],
+    )
+    .await;
+    // Concurrency: three slow calls run, the fourth is refused at once.
+    let mut ws = Ws::connect(&server.url()).await;
+    ws.initialize("lim", "/lim").await;
+    for i in 0..4 {
+        ws.send_json(json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "test_counter", "arguments": {"key": "k", "delay_ms": 1500}}}))
+            .await;
+    }
+    let first = ws.json().await;
+    assert_eq!(first["id"], 3, "the fourth is answered first: {first}");
+    assert_eq!(first["error"]["code"], -32004, "{first}");
+    assert_eq!(first["error"]["data"]["limit"], "concurrent_requests");
+    for _ in 0..3 {
+        let done = ws.json().await;
+        assert!(done["result"].is_object(), "{done}");
+    }
+    // Depth: 17 levels refused before parsing, 16 accepted; the socket stays open.
+    let deep = |levels: usize| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":{{\"x\":{}}}}}",
+            nested(levels - 2)
+        )
+    };
+    ws.send_text(&deep(17)).await;
+    let e = ws.json().await;
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 16"),
+        "{e}"
+    );
+    ws.send_text(&deep(16)).await;
+    let ok = ws.json().await;
+    assert_eq!(ok["id"], 9, "{ok}");
+    assert!(
+        ok.get("error").is_none() || ok["error"]["code"] != -32600,
+        "{ok}"
+    );
+    // Handshake time: closed with 4000.
+    let mut idle = Ws::connect(&server.url()).await;
+    assert_eq!(idle.closed().await, Some(4000));
+    // Origin: a browser page from elsewhere is refused before the upgrade; a listed one and a
+    // client without Origin are served.
+    let url = server.url();
+    let origin = |o: &'static str| {
+        let url = url.clone();
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert("origin", o.parse().unwrap());
+            tokio_tungstenite::connect_async(request).await.map(|_| ())
+        }
+    };
+    match origin("https://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    assert!(origin("https://ok.example").await.is_ok());
+    let m = metrics(server.port).await;
+    for kind in [
+        "too_many_running",
+        "json_depth",
+        "initialize_timeout",
+        "origin",
+    ] {
+        assert!(
+            m.get(&format!("codeflow_errors_total{{kind=\"{kind}\"}}"))
+                .is_some_and(|v| *v >= 1.0),
+            "{kind} not counted: {m:?}"
+        );
+    }
+}

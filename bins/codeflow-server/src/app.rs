@@ -20,6 +20,9 @@ pub struct App {
     pub cap: ConnectionCap,
     pub connection: ConnectionConfig,
     pub rate_limit: RateLimit,
+    pub max_concurrent_requests: usize,
+    /// `Origin` values allowed on `/ws`; `"*"` allows any.
+    pub allowed_origins: Arc<Vec<String>>,
     pub metrics: PrometheusHandle,
 }
 
@@ -84,6 +87,7 @@ impl App {
                 .then(|| Duration::from_secs(config.ping_interval_secs)),
             pong_timeout: Duration::from_secs(config.pong_timeout_secs),
             tracker: Some(tokio_util::task::TaskTracker::new()),
+            max_json_depth: config.max_json_depth,
             ..ConnectionConfig::default()
         };
         Ok(Self {
@@ -95,6 +99,8 @@ impl App {
                 per_second: config.rate_limit_per_second,
                 burst: config.rate_limit_burst,
             },
+            max_concurrent_requests: config.max_concurrent_requests,
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics,
         })
     }

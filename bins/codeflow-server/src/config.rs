@@ -181,10 +181,17 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Messages queued per connection before it counts as a slow reader.
     pub outbound_queue: usize,
-    /// Messages per second allowed on one connection.
+    /// Requests per second allowed per session.
     pub rate_limit_per_second: u32,
-    /// Burst above the rate allowed on one connection.
+    /// Burst above the rate allowed per session.
     pub rate_limit_burst: u32,
+    /// Requests running at once per session.
+    pub max_concurrent_requests: usize,
+    /// Deepest nesting of arrays and objects in a client message.
+    pub max_json_depth: usize,
+    /// `Origin` values allowed on `/ws` (browser clients); `"*"` allows any. A request without
+    /// an `Origin` header (the relay, tools) is always allowed.
+    pub allowed_origins: Vec<String>,
     /// Most sessions held at once (attached or awaiting resume).
     pub max_sessions: usize,
     /// Publications kept per channel for clients that resubscribe with `since`.
@@ -230,6 +237,9 @@ impl Default for Config {
             outbound_queue: 1024,
             rate_limit_per_second: 100_000,
             rate_limit_burst: 20_000,
+            max_concurrent_requests: 4096,
+            max_json_depth: 64,
+            allowed_origins: Vec::new(),
             max_sessions: 100_000,
             channel_history: 1024,
             test_tools: false,
@@ -297,6 +307,12 @@ impl Config {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("TLS needs both --tls-cert and --tls-key");
+        }
+        if self.max_json_depth < 8 {
+            bail!("max_json_depth must be at least 8 (MCP messages nest a few levels)");
+        }
+        if self.max_concurrent_requests == 0 {
+            bail!("max_concurrent_requests must be at least 1");
         }
         if self.max_clients == 0 {
             bail!("--max-clients must be at least 1");

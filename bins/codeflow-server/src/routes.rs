@@ -34,6 +34,26 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Browsers send `Origin`; a page on another site must not drive a server the browser
+    // can reach (cross-site WebSocket hijacking). Clients that are not browsers send none.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let allowed = app
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+        if !allowed {
+            metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({
+                    "error": format!("origin `{origin}` is not allowed"),
+                    "suggestion": "the operator can add it to allowed_origins",
+                })),
+            )
+                .into_response();
+        }
+    }
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
     // the initialize params can only be checked after.)
@@ -66,6 +86,7 @@ async fn websocket(
             let context = SocketContext {
                 header_token,
                 rate_limit: app.rate_limit,
+                max_concurrent_requests: app.max_concurrent_requests,
             };
             serve_socket(app.registry.clone(), outbound, inbound, context).await;
         })

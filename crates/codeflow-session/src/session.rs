@@ -44,6 +44,8 @@ pub struct Session {
     registry: Weak<SessionRegistry>,
     /// How long answers are remembered for re-sent requests.
     answer_ttl: Duration,
+    /// The session's request rate limiter, made on first use (it outlives reconnects).
+    rate: std::sync::OnceLock<governor::DefaultDirectRateLimiter>,
 }
 
 #[derive(Default)]
@@ -104,12 +106,22 @@ impl Session {
             closed: CancellationToken::new(),
             registry,
             answer_ttl: resume_grace + memory::ANSWER_TTL,
+            rate: std::sync::OnceLock::new(),
         }
     }
 
     /// The registry this session belongs to (gone only during shutdown).
     pub fn registry(&self) -> Option<Arc<SessionRegistry>> {
         self.registry.upgrade()
+    }
+
+    /// Takes one request from the session's rate budget, or says how long until one is free.
+    pub(crate) fn check_rate(&self, limit: crate::socket::RateLimit) -> Result<(), Duration> {
+        use governor::clock::Clock;
+        let limiter = self.rate.get_or_init(|| crate::socket::limiter(limit));
+        limiter.check().map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+        })
     }
 
     /// Whether the token behind this session grants `right`.

@@ -31,15 +31,28 @@ impl Default for RateLimit {
     }
 }
 
-/// What the HTTP layer learned before the upgrade.
-#[derive(Debug, Clone, Default)]
+/// What the HTTP layer learned before the upgrade, and the per-session limits.
+#[derive(Debug, Clone)]
 pub struct SocketContext {
     /// A token from `Authorization: Bearer`, already checked once before the upgrade.
     pub header_token: Option<String>,
+    /// Requests per second per session (over it: -32004 with `retryAfterMs`).
     pub rate_limit: RateLimit,
+    /// Requests running at once per session (over it: -32004).
+    pub max_concurrent_requests: usize,
 }
 
-fn limiter(rate: RateLimit) -> DefaultDirectRateLimiter {
+impl Default for SocketContext {
+    fn default() -> Self {
+        Self {
+            header_token: None,
+            rate_limit: RateLimit::default(),
+            max_concurrent_requests: crate::memory::MAX_RUNNING,
+        }
+    }
+}
+
+pub(crate) fn limiter(rate: RateLimit) -> DefaultDirectRateLimiter {
     let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(rate.burst).unwrap_or(per_second);
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
@@ -58,7 +71,6 @@ pub async fn serve_socket(
     context: SocketContext,
 ) {
     let _on_panic = CloseOnPanic(outbound.clone());
-    let limiter = limiter(context.rate_limit);
     let Some((session, connection)) = handshake(&registry, &outbound, &mut inbound, &context).await
     else {
         return;
@@ -66,7 +78,7 @@ pub async fn serve_socket(
     // `instrument`, not `span.enter()`: an entered span held across `.await` leaks into
     // whatever else runs on the thread, and log lines pile up every session's span.
     let span = tracing::info_span!("session", session = %session.id, project = %session.project);
-    route_loop(registry, session, connection, outbound, inbound, limiter)
+    route_loop(registry, session, connection, outbound, inbound, context)
         .instrument(span)
         .await;
 }
@@ -77,7 +89,7 @@ async fn route_loop(
     connection: u64,
     outbound: Outbound,
     mut inbound: Inbound,
-    limiter: DefaultDirectRateLimiter,
+    context: SocketContext,
 ) {
     let _detach = DetachOnDrop {
         session: &session,
@@ -112,19 +124,51 @@ async fn route_loop(
         if let Some(method) = message.method() {
             crate::metrics::message_in(method);
         }
-        if limiter.check().is_err() {
-            if let Some(id) = message.id().cloned().filter(|_| !message.is_response()) {
-                reply(
-                    &outbound,
-                    id,
-                    ErrorObject::new(
-                        codes::LIMIT_EXCEEDED,
-                        "too many messages on this connection",
-                    )
-                    .with_suggestion("slow down and retry"),
-                );
+        // Limits per session (a reconnect does not reset them), for requests: they can be
+        // answered. Notifications and responses are bounded by back-pressure instead.
+        if let Message::Request { id, .. } = &message {
+            if let Err(retry_after) = session.check_rate(context.rate_limit) {
+                crate::metrics::error_sent("rate_limited");
+                let retry_ms = u64::try_from(retry_after.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let _ = outbound.send(&Message::error(
+                    id.clone(),
+                    ErrorObject {
+                        code: codes::LIMIT_EXCEEDED,
+                        message: format!(
+                            "too many requests from this session (limit {} per second, burst {})",
+                            context.rate_limit.per_second, context.rate_limit.burst
+                        ),
+                        data: Some(serde_json::json!({
+                            "limit": "rate",
+                            "retryAfterMs": retry_ms,
+                            "suggestion": format!("retry after {retry_ms} ms, and send fewer requests per second"),
+                        })),
+                    },
+                ));
+                continue;
             }
-            continue;
+            if session.requests_running() >= context.max_concurrent_requests
+                && !is_session_level(message.method().unwrap_or_default())
+            {
+                crate::metrics::error_sent("too_many_running");
+                let _ = outbound.send(&Message::error(
+                    id.clone(),
+                    ErrorObject {
+                        code: codes::LIMIT_EXCEEDED,
+                        message: format!(
+                            "this session already has {} requests running (max_concurrent_requests)",
+                            context.max_concurrent_requests
+                        ),
+                        data: Some(serde_json::json!({
+                            "limit": "concurrent_requests",
+                            "suggestion": "wait for answers before sending more requests",
+                        })),
+                    },
+                ));
+                continue;
+            }
         }
         let refresh = message.method() == Some("auth/refresh");
         route(&registry, &session, &outbound, connection, message).await;
@@ -132,6 +176,11 @@ async fn route_loop(
             expiry = token_expiry(&session);
         }
     }
+}
+
+/// Requests the session layer answers itself (never counted as running in the service).
+fn is_session_level(method: &str) -> bool {
+    matches!(method, "ping" | "auth/refresh") || method.starts_with("channels/")
 }
 
 /// A timer that fires when the session's token expires (`None` for anonymous sessions).
