@@ -1045,3 +1045,124 @@ async fn each_limit_is_answered_and_counted() {
         );
     }
 }
+
+/// A CA and a leaf certificate for 127.0.0.1 signed by it, made with the openssl CLI:
+/// (ca.pem, leaf.pem, leaf.key) in `dir`, named with `tag`.
+fn make_certificate(
+    dir: &std::path::Path,
+    tag: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let script = format!(
+        r#"set -e
+cd "{dir}"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-{tag}.key -out ca-{tag}.pem -days 2 -subj "/CN=CodeFlow test CA {tag}" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf-{tag}.key -out leaf-{tag}.csr -subj "/CN=127.0.0.1" 2>/dev/null
+printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n" > ext-{tag}.cnf
+openssl x509 -req -in leaf-{tag}.csr -CA ca-{tag}.pem -CAkey ca-{tag}.key -CAcreateserial -out leaf-{tag}.pem -days 1 -extfile ext-{tag}.cnf 2>/dev/null
+"#,
+        dir = dir.display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl failed");
+    (
+        dir.join(format!("ca-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.key")),
+    )
+}
+
+/// A wss:// connection that trusts only `ca`.
+async fn wss_connect(url: &str, ca: &std::path::Path) -> Result<Ws, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(Ws::from_socket(socket))
+}
+
+/// wss with a generated certificate; a certificate replaced on disk is served to the next
+/// connection while the existing session goes on.
+#[tokio::test]
+async fn a_replaced_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_a, leaf_a, key_a) = make_certificate(dir.path(), "a");
+    let (ca_b, leaf_b, key_b) = make_certificate(dir.path(), "b");
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    std::fs::copy(&leaf_a, &cert).unwrap();
+    std::fs::copy(&key_a, &key).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let port = codeflow_e2e::free_port();
+    let mut child = tokio::process::Command::new(codeflow_e2e::binary("codeflow-server"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("wss://127.0.0.1:{port}/ws");
+    let mut first = None;
+    for _ in 0..200 {
+        if let Ok(ws) = wss_connect(&url, &ca_a).await {
+            first = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut first = first.expect("wss with certificate A");
+    first.initialize("tls", "/tls").await;
+    // A client that trusts only B is refused while A is served.
+    assert!(wss_connect(&url, &ca_b).await.is_err());
+
+    // Replace the pair (key first, then the certificate, as a renewal tool would).
+    std::fs::copy(&key_b, dir.path().join("new.key")).unwrap();
+    std::fs::rename(dir.path().join("new.key"), &key).unwrap();
+    std::fs::copy(&leaf_b, dir.path().join("new.pem")).unwrap();
+    std::fs::rename(dir.path().join("new.pem"), &cert).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            wss_connect(&url, &ca_b).await.is_ok()
+        })
+        .await,
+        "the new certificate was not served"
+    );
+    assert!(
+        wss_connect(&url, &ca_a).await.is_err(),
+        "the old certificate is still served"
+    );
+    // The session opened under the old certificate continues.
+    assert_eq!(
+        first.request(json!(1), "ping", json!({})).await["result"],
+        json!({})
+    );
+    let mut second = wss_connect(&url, &ca_b).await.unwrap();
+    assert!(second.initialize("tls", "/tls2").await["sessionId"].is_string());
+    let _ = child.kill().await;
+}

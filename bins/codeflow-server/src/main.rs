@@ -4,6 +4,7 @@
 mod app;
 mod config;
 mod routes;
+mod tls_reload;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -163,11 +164,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 shutdown.await;
                 stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
             });
-            let server = axum_server::bind_rustls(
-                addr,
-                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls)),
-            )
-            .handle(handle.clone());
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
+            tls_reload::spawn(rustls.clone(), cert.clone(), key.clone());
+            let server = axum_server::bind_rustls(addr, rustls).handle(handle.clone());
             announce(&config, scheme);
             server
                 .serve(router.into_make_service())
