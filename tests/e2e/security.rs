@@ -1095,21 +1095,14 @@ async fn wss_connect(url: &str, ca: &std::path::Path) -> Result<Ws, String> {
     Ok(Ws::from_socket(socket))
 }
 
-/// wss with a generated certificate; a certificate replaced on disk is served to the next
-/// connection while the existing session goes on.
-#[tokio::test]
-async fn a_replaced_certificate_is_served_without_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca_a, leaf_a, key_a) = make_certificate(dir.path(), "a");
-    let (ca_b, leaf_b, key_b) = make_certificate(dir.path(), "b");
-    let cert = dir.path().join("server.pem");
-    let key = dir.path().join("server.key");
-    std::fs::copy(&leaf_a, &cert).unwrap();
-    std::fs::copy(&key_a, &key).unwrap();
-
+/// A server on wss:// with this certificate: (child, url, data dir).
+async fn tls_server(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (tokio::process::Child, String, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let port = codeflow_e2e::free_port();
-    let mut child = tokio::process::Command::new(codeflow_e2e::binary("codeflow-server"))
+    let child = tokio::process::Command::new(codeflow_e2e::binary("codeflow-server"))
         .args([
             "--port",
             &port.to_string(),
@@ -1127,7 +1120,22 @@ async fn a_replaced_certificate_is_served_without_a_restart() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let url = format!("wss://127.0.0.1:{port}/ws");
+    (child, format!("wss://127.0.0.1:{port}/ws"), data)
+}
+
+/// wss with a generated certificate; a certificate replaced on disk is served to the next
+/// connection while the existing session goes on.
+#[tokio::test]
+async fn a_replaced_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_a, leaf_a, key_a) = make_certificate(dir.path(), "a");
+    let (ca_b, leaf_b, key_b) = make_certificate(dir.path(), "b");
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    std::fs::copy(&leaf_a, &cert).unwrap();
+    std::fs::copy(&key_a, &key).unwrap();
+
+    let (mut child, url, _data) = tls_server(&cert, &key).await;
     let mut first = None;
     for _ in 0..200 {
         if let Ok(ws) = wss_connect(&url, &ca_a).await {
@@ -1165,4 +1173,68 @@ async fn a_replaced_certificate_is_served_without_a_restart() {
     let mut second = wss_connect(&url, &ca_b).await.unwrap();
     assert!(second.initialize("tls", "/tls2").await["sessionId"].is_string());
     let _ = child.kill().await;
+}
+
+/// The relay refuses a certificate it cannot trust, says why in words, trusts a private CA
+/// with `--ca-file`, and skips the check only with the loud `--insecure-skip-tls-verify`.
+#[tokio::test]
+async fn the_relay_trusts_a_private_ca_only_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificate(dir.path(), "relay");
+    let (_server, url, _data) = tls_server(&cert, &key).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            wss_connect(&url, &ca).await.is_ok()
+        })
+        .await,
+        "the TLS server did not start"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let check = |extra: &[&str]| {
+        std::process::Command::new(codeflow_e2e::binary("codeflow-client"))
+            .args(["check", "--server", &url, "--project", "tlsrelay"])
+            .arg("--root")
+            .arg(root.path())
+            .args(extra)
+            .env_remove("CODEFLOW_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let refused = check(&[]);
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("not trusted") && said.contains("--ca-file"),
+        "{said}"
+    );
+
+    let trusted = check(&["--ca-file", ca.to_str().unwrap()]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
+
+    let insecure = check(&["--insecure-skip-tls-verify"]);
+    assert!(
+        insecure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&insecure.stdout)
+    );
+    let warned = String::from_utf8_lossy(&insecure.stderr);
+    assert!(warned.contains("VERIFICATION IS OFF"), "{warned}");
+
+    // The relay itself, with the CA: a tool call goes through.
+    let relay = codeflow_e2e::Relay::spawn(
+        &url,
+        "tlsrelay",
+        root.path(),
+        &["--ca-file", ca.to_str().unwrap()],
+    );
+    relay.initialize().await;
+    let health = relay.tool("health_check", json!({})).await;
+    assert_eq!(
+        health["structuredContent"]["session"]["project"], "tlsrelay",
+        "{health}"
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use codeflow_transport::{ConnectionConfig, Message, codes, connect};
+use codeflow_transport::{Message, codes, connect};
 use serde_json::{Value, json};
 
 use crate::cli::Resolved;
@@ -23,7 +23,7 @@ pub async fn run(target: Resolved) -> i32 {
         connect(
             &target.server,
             target.token.as_deref(),
-            &ConnectionConfig::default(),
+            &target.connection_config(),
         ),
     )
     .await
@@ -31,9 +31,20 @@ pub async fn run(target: Resolved) -> i32 {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             println!("FAILED: {e}");
-            println!(
-                "Check that codeflow-server is running and that the URL (host, port, /ws path) is right."
-            );
+            let text = e.to_string();
+            if text.contains("certificate") || text.contains("UnknownIssuer") {
+                println!(
+                    "The server's TLS certificate is not trusted. If it is signed by a private CA, pass --ca-file with that CA's PEM file (or set CODEFLOW_CA_FILE)."
+                );
+            } else if text.contains("tls") || text.contains("TLS") || text.contains("handshake") {
+                println!(
+                    "The TLS handshake failed: check that the server serves wss:// on that port and that its certificate names this host."
+                );
+            } else {
+                println!(
+                    "Check that codeflow-server is running and that the URL (host, port, /ws path) is right."
+                );
+            }
             return 1;
         }
         Err(_) => {

@@ -62,7 +62,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     let (to_agent, stdout_task) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
     // Dial while the watcher scans the tree: the two do not depend on each other.
-    let config = ConnectionConfig::default();
+    let config = target.connection_config();
     let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
     let dialing = spawn_establish(&target, &config, &memory);
     let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {

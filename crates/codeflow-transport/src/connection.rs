@@ -37,6 +37,8 @@ pub struct ConnectionConfig {
     /// When set, connection tasks run on this tracker, so a server shutting down can wait for
     /// every socket to finish sending its close frame before the process exits.
     pub tracker: Option<tokio_util::task::TaskTracker>,
+    /// For dialing `wss://`: how the server's certificate is checked (`None` = public roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ConnectionConfig {
@@ -50,6 +52,7 @@ impl Default for ConnectionConfig {
             ping_interval: Some(Duration::from_secs(25)),
             pong_timeout: Duration::from_secs(10),
             tracker: None,
+            tls: None,
         }
     }
 }
