@@ -964,6 +964,7 @@ async fn each_limit_is_answered_and_counted() {
         &[],
         &[
             ("CODEFLOW_MAX_CONCURRENT_REQUESTS", "3"),
+            ("CODEFLOW_MAX_SESSIONS", "1"),
             ("CODEFLOW_MAX_JSON_DEPTH", "16"),
             ("CODEFLOW_INITIALIZE_TIMEOUT_SECS", "1"),
             ("CODEFLOW_TEST_TOOLS", "true"),
@@ -1011,6 +1012,17 @@ async fn each_limit_is_answered_and_counted() {
         ok.get("error").is_none() || ok["error"]["code"] != -32600,
         "{ok}"
     );
+    // Sessions: the one allowed is taken; the next handshake gets -32004, then 1008.
+    let mut extra = Ws::connect(&server.url()).await;
+    let e = extra
+        .request(
+            json!(1),
+            "initialize",
+            json!({"project": "lim2", "projectRoot": "/l"}),
+        )
+        .await;
+    assert_eq!(e["error"]["code"], -32004, "{e}");
+    assert_eq!(extra.closed().await, Some(1008));
     // Handshake time: closed with 4000.
     let mut idle = Ws::connect(&server.url()).await;
     assert_eq!(idle.closed().await, Some(4000));

@@ -626,10 +626,13 @@ async fn initialize(
         note
     });
 
-    let session = registry.create(&handshake, grant).map_err(|e| Refusal {
-        error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
-            .with_suggestion("retry later"),
-        close_with: Some(close::POLICY),
+    let session = registry.create(&handshake, grant).map_err(|e| {
+        crate::metrics::error_sent("max_sessions");
+        Refusal {
+            error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
+                .with_suggestion("retry later"),
+            close_with: Some(close::POLICY),
+        }
     })?;
     crate::audit::authenticated(&session, "initialize");
     let connection = session.attach(outbound.clone());
