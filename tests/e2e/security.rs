@@ -1064,12 +1064,21 @@ fn make_certificate(
     dir: &std::path::Path,
     tag: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    make_certificate_for(dir, tag, "serverAuth")
+}
+
+/// [`make_certificate`] with another extended key usage (`clientAuth` for a client).
+fn make_certificate_for(
+    dir: &std::path::Path,
+    tag: &str,
+    usage: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let script = format!(
         r#"set -e
 cd "{dir}"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-{tag}.key -out ca-{tag}.pem -days 2 -subj "/CN=CodeFlow test CA {tag}" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf-{tag}.key -out leaf-{tag}.csr -subj "/CN=127.0.0.1" 2>/dev/null
-printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n" > ext-{tag}.cnf
+printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n" > ext-{tag}.cnf
 openssl x509 -req -in leaf-{tag}.csr -CA ca-{tag}.pem -CAkey ca-{tag}.key -CAcreateserial -out leaf-{tag}.pem -days 1 -extfile ext-{tag}.cnf 2>/dev/null
 "#,
         dir = dir.display()
@@ -1112,6 +1121,15 @@ async fn tls_server(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> (tokio::process::Child, String, tempfile::TempDir) {
+    tls_server_with(cert, key, &[]).await
+}
+
+/// [`tls_server`] with extra flags.
+async fn tls_server_with(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let port = codeflow_e2e::free_port();
     let child = tokio::process::Command::new(codeflow_e2e::binary("codeflow-server"))
@@ -1127,6 +1145,7 @@ async fn tls_server(
             "--tls-key",
             key.to_str().unwrap(),
         ])
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -1248,5 +1267,65 @@ async fn the_relay_trusts_a_private_ca_only_when_told() {
     assert_eq!(
         health["structuredContent"]["session"]["project"], "tlsrelay",
         "{health}"
+    );
+}
+
+/// With `--tls-client-ca`, a client certificate from an unknown CA, or none, is refused in the
+/// TLS handshake; one signed by the listed CA is accepted.
+#[tokio::test]
+async fn client_certificates_from_unknown_cas_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_ca, cert, key) = make_certificate(dir.path(), "srv");
+    let (client_ca, good_cert, good_key) = make_certificate_for(dir.path(), "cli", "clientAuth");
+    let (_, bad_cert, bad_key) = make_certificate_for(dir.path(), "rogue", "clientAuth");
+    let (_server, url, _data) = tls_server_with(
+        &cert,
+        &key,
+        &["--tls-client-ca", client_ca.to_str().unwrap()],
+    )
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    let check = |extra: &[&std::path::Path]| {
+        let mut command = std::process::Command::new(codeflow_e2e::binary("codeflow-client"));
+        command
+            .args(["check", "--server", &url, "--project", "mtls", "--ca-file"])
+            .arg(&server_ca)
+            .arg("--root")
+            .arg(root.path());
+        if let [cert, key] = extra {
+            command
+                .arg("--client-cert")
+                .arg(cert)
+                .arg("--client-key")
+                .arg(key);
+        }
+        command.output().unwrap()
+    };
+    // The server may still be starting: wait until the good certificate gets through.
+    let mut accepted = None;
+    for _ in 0..100 {
+        let out = check(&[&good_cert, &good_key]);
+        if out.status.success() {
+            accepted = Some(out);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        accepted.is_some(),
+        "a certificate from the listed CA was refused"
+    );
+    let none = check(&[]);
+    let said = String::from_utf8_lossy(&none.stdout);
+    assert!(!none.status.success(), "{said}");
+    assert!(
+        said.contains("client certificate") || said.contains("FAILED"),
+        "{said}"
+    );
+    let rogue = check(&[&bad_cert, &bad_key]);
+    assert!(
+        !rogue.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rogue.stdout)
     );
 }

@@ -32,7 +32,11 @@ pub async fn run(target: Resolved) -> i32 {
         Ok(Err(e)) => {
             println!("FAILED: {e}");
             let text = e.to_string();
-            if text.contains("certificate") || text.contains("UnknownIssuer") {
+            if text.contains("CertificateRequired") || text.contains("certificate required") {
+                println!(
+                    "The server requires a client certificate: pass --client-cert and --client-key (signed by the CA the server trusts)."
+                );
+            } else if text.contains("certificate") || text.contains("UnknownIssuer") {
                 println!(
                     "The server's TLS certificate is not trusted. If it is signed by a private CA, pass --ca-file with that CA's PEM file (or set CODEFLOW_CA_FILE)."
                 );

@@ -57,6 +57,22 @@ pub struct Target {
     /// trusted for wss://.
     #[arg(long, global = true, env = "CODEFLOW_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require one (`--tls-client-ca`).
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     /// DANGEROUS: accept any server certificate on wss:// (a test bench only; logged loudly
     /// on every connection). Anyone on the path can read and change the traffic.
     #[arg(long, global = true, conflicts_with = "ca_file")]
@@ -129,8 +145,9 @@ impl Target {
             (None, true) => ServerTrust::Insecure,
             (None, false) => ServerTrust::PublicRoots,
         };
-        let tls = codeflow_transport::tls::client_config(&trust)
-            .map_err(|e| format!("--ca-file: {e}"))?;
+        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        let tls = codeflow_transport::tls::client_config(&trust, identity)
+            .map_err(|e| format!("TLS settings (--ca-file, --client-cert, --client-key): {e}"))?;
         Ok(Resolved {
             tls,
             insecure_tls: self.insecure_skip_tls_verify,

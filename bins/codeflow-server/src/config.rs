@@ -126,6 +126,11 @@ pub struct Flags {
     #[arg(long, global = true, requires = "tls_cert")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates are accepted; clients without one
+    /// are refused in the TLS handshake.
+    #[arg(long, global = true, requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Allow a non-loopback address without authentication.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -164,6 +169,8 @@ pub struct Config {
     pub jwt_audience: String,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Client certificates must be signed by a CA in this PEM file (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
     pub insecure: bool,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -225,6 +232,7 @@ impl Default for Config {
             jwt_audience: "codeflow-clients".into(),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             insecure: false,
             log_format: LogFormat::Text,
             log_level: "info,rmcp=warn".into(),
@@ -307,6 +315,9 @@ impl Config {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("TLS needs both --tls-cert and --tls-key");
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            bail!("--tls-client-ca needs --tls-cert and --tls-key");
         }
         if self.max_json_depth < 8 {
             bail!("max_json_depth must be at least 8 (MCP messages nest a few levels)");

@@ -157,7 +157,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let tls = codeflow_transport::tls::server_config(cert, key)?;
+            let client_ca = config.tls_client_ca.clone();
+            let tls = codeflow_transport::tls::server_config(cert, key, client_ca.as_deref())?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
@@ -166,7 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             });
             let rustls =
                 axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
-            tls_reload::spawn(rustls.clone(), cert.clone(), key.clone());
+            tls_reload::spawn(rustls.clone(), cert.clone(), key.clone(), client_ca);
             let server = axum_server::bind_rustls(addr, rustls).handle(handle.clone());
             announce(&config, scheme);
             server

@@ -17,7 +17,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// Watches `cert` and `key` until the process ends, reloading `config` when they change.
-pub fn spawn(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+pub fn spawn(config: RustlsConfig, cert: PathBuf, key: PathBuf, client_ca: Option<PathBuf>) {
     tokio::spawn(async move {
         let mut last = (stamp(&cert), stamp(&key));
         let mut ticker = tokio::time::interval(CHECK_EVERY);
@@ -28,7 +28,7 @@ pub fn spawn(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
             if now == last {
                 continue;
             }
-            match codeflow_transport::tls::server_config(&cert, &key) {
+            match codeflow_transport::tls::server_config(&cert, &key, client_ca.as_deref()) {
                 Ok(server) => {
                     config.reload_from_config(Arc::new(server));
                     last = now;
