@@ -1329,3 +1329,63 @@ async fn client_certificates_from_unknown_cas_are_refused() {
         String::from_utf8_lossy(&rogue.stdout)
     );
 }
+
+/// EdDSA tokens, checked against an Ed25519 public key file; an HS256 token to that server is
+/// refused as the wrong algorithm.
+#[tokio::test]
+async fn eddsa_tokens_are_checked_with_a_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "set -e; cd '{}'; openssl genpkey -algorithm ed25519 -outform DER -out ed.der; \
+         openssl pkey -inform DER -in ed.der -pubout -out ed.pub",
+        dir.path().display()
+    );
+    assert!(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let config = dir.path().join("codeflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "jwt_public_key = \"{}\"\n",
+            dir.path().join("ed.pub").display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&["--config", config.to_str().unwrap()], &[]).await;
+    let private = std::fs::read(dir.path().join("ed.der")).unwrap();
+    let claims = json!({"sub": "ed", "iss": "codeflow", "aud": "codeflow-clients",
+        "exp": now() + 600, "projects": ["ed"], "scope": "lsp:query"});
+    let signed = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(&private),
+    )
+    .unwrap();
+    let (mut ws, _) = session(&server, "ed", &signed).await;
+    assert_eq!(
+        ws.request(json!(1), "ping", json!({})).await["result"],
+        json!({})
+    );
+    // No token: refused (a key is configured); HS256: the wrong algorithm.
+    assert!(
+        refused_with(&server, None, "ed")
+            .await
+            .contains("requires a token")
+    );
+    let hs = jwt_with(
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+        json!({"projects": ["ed"]}),
+    );
+    let message = refused_with(&server, Some(&hs), "ed").await;
+    assert!(
+        message.contains("algorithm") && message.contains("EdDSA"),
+        "{message}"
+    );
+}

@@ -161,6 +161,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_clients: usize,
     pub jwt_secret: Option<String>,
+    /// PEM Ed25519 public key file: tokens signed with its private key (EdDSA) are accepted.
+    pub jwt_public_key: Option<PathBuf>,
     pub require_auth: bool,
     /// Rights of clients without a token, space-separated (e.g. `"file:read lsp:query"`).
     /// With a secret, unset means tokens are required; without one, unset means every right.
@@ -226,6 +228,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./.codeflow"),
             max_clients: 10_000,
             jwt_secret: None,
+            jwt_public_key: None,
             require_auth: false,
             anonymous_rights: None,
             jwt_issuer: "codeflow".into(),
@@ -293,8 +296,16 @@ impl Config {
                     .collect(),
             ),
         };
+        let jwt_public_key_pem = match &self.jwt_public_key {
+            None => None,
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read jwt_public_key {}", path.display()))?,
+            ),
+        };
         let auth = codeflow_session::AuthConfig {
             jwt_secret: self.jwt_secret.clone(),
+            jwt_public_key_pem,
             require_auth: self.require_auth,
             anonymous_rights,
             issuer: self.jwt_issuer.clone(),
@@ -306,7 +317,11 @@ impl Config {
 
     fn check(&self) -> anyhow::Result<()> {
         self.auth()?;
-        if !self.bind.is_loopback() && self.jwt_secret.is_none() && !self.insecure {
+        if !self.bind.is_loopback()
+            && self.jwt_secret.is_none()
+            && self.jwt_public_key.is_none()
+            && !self.insecure
+        {
             bail!(
                 "refusing to listen on {} without authentication: anyone who can reach it could read and edit projects. \
                  Set --jwt-secret (tokens are then required), or pass --insecure if the network is trusted",

@@ -121,8 +121,12 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// refuses a non-loopback address without a secret unless `--insecure`).
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// HS256 secret. Without one, tokens cannot be checked.
+    /// HS256 secret. Without one (and without a public key), tokens cannot be checked.
     pub jwt_secret: Option<String>,
+    /// PEM Ed25519 public key: tokens may be signed with its private key (EdDSA),
+    /// instead of or besides the secret. Tokens signed with its private key are minted
+    /// elsewhere (the server holds no private key).
+    pub jwt_public_key_pem: Option<String>,
     /// Refuse peers without a valid token (needs a secret; the default when one is set).
     pub require_auth: bool,
     /// What a client without a token may do; `None` = nothing when a secret is set, every
@@ -136,6 +140,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             jwt_secret: None,
+            jwt_public_key_pem: None,
             require_auth: false,
             anonymous_rights: None,
             issuer: "codeflow".into(),
@@ -155,7 +160,14 @@ impl AuthConfig {
                 secret.len()
             ));
         }
-        if self.require_auth && self.jwt_secret.is_none() {
+        if let Some(pem) = &self.jwt_public_key_pem
+            && public_key(pem).is_none()
+        {
+            return Err(
+                "the JWT public key is not an Ed25519 public key in PEM form (`openssl pkey -pubout`)".into(),
+            );
+        }
+        if self.require_auth && self.jwt_secret.is_none() && self.jwt_public_key_pem.is_none() {
             return Err(
                 "--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens".into(),
             );
@@ -180,8 +192,8 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token's signature does not match this server's secret")]
     BadSignature,
-    #[error("the token is signed with an algorithm this server does not accept (it accepts HS256)")]
-    WrongAlgorithm,
+    #[error("the token is signed with an algorithm this server does not accept (it accepts {0})")]
+    WrongAlgorithm(String),
     #[error("the token is for another audience (`aud`)")]
     WrongAudience,
     #[error("the token is from another issuer (`iss`)")]
@@ -210,7 +222,7 @@ impl AuthError {
             Self::BadSignature => {
                 "the token was signed with another secret: mint it with this server's `codeflow-server token`"
             }
-            Self::WrongAlgorithm => "sign the token with HS256",
+            Self::WrongAlgorithm(_) => "sign the token with an algorithm the server accepts",
             Self::WrongAudience => {
                 "the token's `aud` must be the server's jwt_audience (default `codeflow-clients`)"
             }
@@ -235,7 +247,7 @@ impl AuthError {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::BadSignature => "bad_signature",
-            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::WrongAlgorithm(_) => "wrong_algorithm",
             Self::WrongAudience => "wrong_audience",
             Self::WrongIssuer => "wrong_issuer",
             Self::Malformed(_) => "malformed",
@@ -269,11 +281,34 @@ enum ProjectsClaim {
     List(Vec<String>),
 }
 
+/// Reads a PEM Ed25519 public key (`-----BEGIN PUBLIC KEY-----`, as `openssl pkey -pubout`
+/// writes it) for EdDSA tokens.
+fn public_key(pem: &str) -> Option<(Algorithm, DecodingKey)> {
+    use base64::Engine;
+    /// The DER of an Ed25519 SubjectPublicKeyInfo up to the 32 key bytes.
+    const ED25519_SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PUBLIC KEY-----")
+        .skip(1)
+        .take_while(|l| *l != "-----END PUBLIC KEY-----")
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let key = der.strip_prefix(&ED25519_SPKI_PREFIX[..])?;
+    (key.len() == 32).then(|| (Algorithm::EdDSA, DecodingKey::from_ed_der(key)))
+}
+
 /// Checks tokens against an [`AuthConfig`].
 #[derive(Clone)]
 pub struct Authenticator {
     config: AuthConfig,
-    key: Option<DecodingKey>,
+    /// Each accepted algorithm with its key; a token is checked with the key of its `alg`.
+    keys: Vec<(Algorithm, DecodingKey)>,
     validation: Validation,
 }
 
@@ -281,7 +316,10 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("require_auth", &self.config.require_auth)
-            .field("has_secret", &self.key.is_some())
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -305,10 +343,17 @@ fn now_secs() -> u64 {
 
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Self {
-        let key = config
-            .jwt_secret
-            .as_deref()
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+        let mut keys: Vec<(Algorithm, DecodingKey)> = Vec::new();
+        if let Some(secret) = config.jwt_secret.as_deref() {
+            keys.push((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            ));
+        }
+        // A key that does not parse was refused by `AuthConfig::check` at start-up.
+        if let Some(key) = config.jwt_public_key_pem.as_deref().and_then(public_key) {
+            keys.push(key);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
@@ -319,14 +364,15 @@ impl Authenticator {
         validation.leeway = 30;
         Self {
             config,
-            key,
+            keys,
             validation,
         }
     }
 
     /// Whether a client without a token is refused.
     pub fn requires_auth(&self) -> bool {
-        self.config.require_auth || (self.key.is_some() && self.config.anonymous_rights.is_none())
+        self.config.require_auth
+            || (!self.keys.is_empty() && self.config.anonymous_rights.is_none())
     }
 
     /// The grant of a client without a token, or why it has none.
@@ -344,12 +390,14 @@ impl Authenticator {
     /// secret: a wrong token is an error, not a silent downgrade to anonymous.
     pub fn verify(&self, token: Option<&str>) -> Result<Grant, AuthError> {
         let token = token.map(str::trim).filter(|t| !t.is_empty());
-        match (token, &self.key) {
-            (None, _) => self.anonymous(),
-            (Some(_), None) if self.config.require_auth => Err(AuthError::NotConfigured),
-            // No secret: tokens cannot be checked, so they grant what anonymous access does.
-            (Some(_), None) => self.anonymous(),
-            (Some(token), Some(key)) => self.decode(token, key),
+        match token {
+            None => self.anonymous(),
+            Some(_) if self.keys.is_empty() && self.config.require_auth => {
+                Err(AuthError::NotConfigured)
+            }
+            // No key: tokens cannot be checked, so they grant what anonymous access does.
+            Some(_) if self.keys.is_empty() => self.anonymous(),
+            Some(token) => self.decode(token),
         }
     }
 
@@ -394,27 +442,44 @@ impl Authenticator {
         .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Grant, AuthError> {
+    fn decode(&self, token: &str) -> Result<Grant, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => AuthError::Expired,
-                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                    ErrorKind::InvalidSignature => AuthError::BadSignature,
-                    ErrorKind::InvalidAlgorithm
-                    | ErrorKind::InvalidAlgorithmName
-                    | ErrorKind::MissingAlgorithm
-                    | ErrorKind::UnsupportedAlgorithm => AuthError::WrongAlgorithm,
-                    ErrorKind::InvalidAudience => AuthError::WrongAudience,
-                    ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-                    ErrorKind::InvalidToken
-                    | ErrorKind::Base64(_)
-                    | ErrorKind::Json(_)
-                    | ErrorKind::Utf8(_) => AuthError::Malformed(e.to_string()),
-                    _ => AuthError::Invalid(e.to_string()),
-                }
-            })?;
+        let accepted = || {
+            self.keys
+                .iter()
+                .map(|(a, _)| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                AuthError::WrongAlgorithm(accepted())
+            }
+            _ => AuthError::Malformed(e.to_string()),
+        })?;
+        let Some((algorithm, key)) = self.keys.iter().find(|(a, _)| *a == header.alg) else {
+            return Err(AuthError::WrongAlgorithm(accepted()));
+        };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![*algorithm];
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::MissingAlgorithm
+            | ErrorKind::UnsupportedAlgorithm => AuthError::WrongAlgorithm(accepted()),
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_) => AuthError::Malformed(e.to_string()),
+            _ => AuthError::Invalid(e.to_string()),
+        })?;
         let claims = data.claims;
         let projects = match (claims.projects, claims.project_id) {
             (Some(ProjectsClaim::Star(s)), _) if s == "*" => ProjectScope::All,
