@@ -235,10 +235,14 @@ async fn server_restart_gives_the_relay_a_fresh_session_without_bothering_the_ag
 /// fresh session that says why it is not the old one; resuming needs the same credentials.
 #[tokio::test]
 async fn expired_sessions_get_a_clear_error_and_a_fresh_one() {
-    let secret = "resume-secret";
+    let secret = "resume-secret-at-least-32-bytes-long";
     let server = Server::start_with(
         &["--jwt-secret", secret],
-        &[("CODEFLOW_RESUME_GRACE_SECS", "1")],
+        &[
+            ("CODEFLOW_RESUME_GRACE_SECS", "1"),
+            // Clients without a token are allowed explicitly (docs/security.md).
+            ("CODEFLOW_ANONYMOUS_RIGHTS", "file:read lsp:query"),
+        ],
     )
     .await;
     let mut ws = Ws::connect(&server.url()).await;

@@ -326,7 +326,7 @@ async fn health_and_metrics_endpoints() {
 
 #[tokio::test]
 async fn tokens_are_checked() {
-    let secret = "e2e-secret";
+    let secret = "e2e-secret-at-least-32-bytes-long!!";
     let server = Server::start_with(&["--jwt-secret", secret, "--require-auth"], &[]).await;
     let url = server.url();
 

@@ -380,6 +380,13 @@ pub enum Next {
 }
 
 impl Ws {
+    /// Wraps a socket dialed some other way (wss with a test CA, say).
+    pub fn from_socket(
+        socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    ) -> Self {
+        Self { socket }
+    }
+
     pub async fn connect(url: &str) -> Self {
         Self::connect_with_token(url, None)
             .await

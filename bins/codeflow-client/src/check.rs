@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use codeflow_transport::{ConnectionConfig, Message, codes};
+use codeflow_transport::{Message, codes};
 use serde_json::{Value, json};
 
 use crate::cli::Resolved;
@@ -23,7 +23,7 @@ pub async fn run(target: Resolved) -> i32 {
         crate::dial::connect(
             &target.server,
             target.token.as_deref(),
-            &ConnectionConfig::default(),
+            &target.connection_config(),
         ),
     )
     .await
@@ -31,6 +31,16 @@ pub async fn run(target: Resolved) -> i32 {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             println!("FAILED: {e}");
+            let text = e.to_string();
+            if text.contains("CertificateRequired") || text.contains("certificate required") {
+                println!(
+                    "The server requires a client certificate: pass --client-cert and --client-key (signed by the CA the server trusts)."
+                );
+            } else if text.contains("UnknownIssuer") {
+                println!(
+                    "If the server's certificate is signed by a private CA, pass --ca-file with that CA's PEM file (or set CODEFLOW_CA_FILE)."
+                );
+            }
             return 1;
         }
         Err(_) => {

@@ -53,6 +53,30 @@ pub struct Target {
     /// Keep no hash cache: hash every file at every start.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// PEM file of the CA that signed the server's certificate (a private CA); only it is
+    /// trusted for wss://.
+    #[arg(long, global = true, env = "CODEFLOW_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require one (`--tls-client-ca`).
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+    /// DANGEROUS: accept any server certificate on wss:// (a test bench only; logged loudly
+    /// on every connection). Anyone on the path can read and change the traffic.
+    #[arg(long, global = true, conflicts_with = "ca_file")]
+    pub insecure_skip_tls_verify: bool,
     /// Log filter for stderr, e.g. info or debug.
     #[arg(long, global = true, default_value = "warn", env = "CODEFLOW_LOG")]
     pub log_level: String,
@@ -69,6 +93,26 @@ pub struct Resolved {
     pub offline_wait: std::time::Duration,
     /// The hash cache directory, if any.
     pub cache_dir: Option<PathBuf>,
+    /// How wss:// checks the server (`None` = public roots).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Certificate checks are off (`--insecure-skip-tls-verify`).
+    pub insecure_tls: bool,
+}
+
+impl Resolved {
+    /// The connection settings for dialing the server.
+    pub fn connection_config(&self) -> codeflow_transport::ConnectionConfig {
+        if self.insecure_tls && self.server.starts_with("wss://") {
+            tracing::warn!(
+                "TLS CERTIFICATE VERIFICATION IS OFF (--insecure-skip-tls-verify): anyone between this container and {} can read and change the project's traffic",
+                self.server
+            );
+        }
+        codeflow_transport::ConnectionConfig {
+            tls: self.tls.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Target {
@@ -96,7 +140,18 @@ impl Target {
                 root.display()
             ));
         }
+        use codeflow_transport::tls::ServerTrust;
+        let trust = match (&self.ca_file, self.insecure_skip_tls_verify) {
+            (Some(ca), _) => ServerTrust::CaFile(ca.clone()),
+            (None, true) => ServerTrust::Insecure,
+            (None, false) => ServerTrust::PublicRoots,
+        };
+        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        let tls = codeflow_transport::tls::client_config(&trust, identity)
+            .map_err(|e| format!("TLS settings (--ca-file, --client-cert, --client-key): {e}"))?;
         Ok(Resolved {
+            tls,
+            insecure_tls: self.insecure_skip_tls_verify,
             server,
             project,
             root,

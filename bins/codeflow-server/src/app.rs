@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codeflow_session::{
-    AuthConfig, Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig,
-    SessionRegistry,
+    Authenticator, ChannelConfig, ConnectionCap, RateLimit, RegistryConfig, SessionRegistry,
 };
 use codeflow_tools::{Catalogue, McpService, ServerServices};
 use codeflow_transport::ConnectionConfig;
@@ -22,6 +21,9 @@ pub struct App {
     pub cap: ConnectionCap,
     pub connection: ConnectionConfig,
     pub rate_limit: RateLimit,
+    pub max_concurrent_requests: usize,
+    /// `Origin` values allowed on `/ws`; `"*"` allows any.
+    pub allowed_origins: Arc<Vec<String>>,
     pub metrics: PrometheusHandle,
     pub executor: Arc<codeflow_claude_executor::Executor>,
 }
@@ -65,12 +67,7 @@ impl App {
         services
             .pool()
             .set_diagnostics_listener(Some(diagnostics.clone()));
-        let auth = Authenticator::new(AuthConfig {
-            jwt_secret: config.jwt_secret.clone(),
-            require_auth: config.require_auth,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-        });
+        let auth = Authenticator::new(config.auth()?);
         let registry = SessionRegistry::with_channels(
             RegistryConfig {
                 resume_grace: Duration::from_secs(config.resume_grace_secs),
@@ -99,6 +96,7 @@ impl App {
                 .then(|| Duration::from_secs(config.ping_interval_secs)),
             pong_timeout: Duration::from_secs(config.pong_timeout_secs),
             tracker: Some(tokio_util::task::TaskTracker::new()),
+            max_json_depth: config.max_json_depth,
             ..ConnectionConfig::default()
         };
         Ok(Self {
@@ -110,6 +108,8 @@ impl App {
                 per_second: config.rate_limit_per_second,
                 burst: config.rate_limit_burst,
             },
+            max_concurrent_requests: config.max_concurrent_requests,
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics,
             executor,
         })

@@ -29,6 +29,64 @@ pub enum Command {
     Serve,
     /// Ask the running server's /healthz on this machine (same config); exit 0 when healthy.
     Healthcheck,
+    /// Mint a client token signed with the configured secret, and print it.
+    Token(TokenArgs),
+}
+
+/// `codeflow-server token`: reads the same configuration as the server (for the secret,
+/// issuer and audience).
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// A project the token grants; repeat for several, or `*` for every project.
+    #[arg(long = "project", required = true)]
+    pub projects: Vec<String>,
+    /// Rights, space- or comma-separated: file:read file:write lsp:query claude:execute
+    /// projects:manage.
+    #[arg(long, default_value = "file:read lsp:query")]
+    pub scope: String,
+    /// Lifetime: seconds or a number with a unit (`90s`, `30m`, `12h`, `7d`).
+    #[arg(long, default_value = "12h")]
+    pub ttl: String,
+    /// Who the token is for (`sub`; shown in the audit log).
+    #[arg(long, default_value = "codeflow-client")]
+    pub subject: String,
+}
+
+/// Reads `--scope` or `anonymous_rights`: known right names, space- or comma-separated.
+pub fn parse_rights(text: &str) -> anyhow::Result<Vec<codeflow_session::Right>> {
+    text.split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            codeflow_session::Right::parse(w).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown right `{w}`: use file:read, file:write, lsp:query, claude:execute, projects:manage"
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads a duration: seconds, or a number with `s`, `m`, `h` or `d`.
+pub fn parse_ttl(text: &str) -> anyhow::Result<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--ttl `{text}`: expected e.g. 3600, 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--ttl `{text}`: the unit must be s, m, h or d"),
+    };
+    if secs == 0 {
+        bail!("--ttl must be more than 0");
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Flags override every other source; only flags actually given are applied.
@@ -70,6 +128,11 @@ pub struct Flags {
     #[arg(long, global = true, requires = "tls_cert")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates are accepted; clients without one
+    /// are refused in the TLS handshake.
+    #[arg(long, global = true, requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Allow a non-loopback address without authentication.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -100,14 +163,23 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_clients: usize,
     pub jwt_secret: Option<String>,
+    /// PEM Ed25519 public key file: tokens signed with its private key (EdDSA) are accepted.
+    pub jwt_public_key: Option<PathBuf>,
     pub require_auth: bool,
+    /// Rights of clients without a token, space-separated (e.g. `"file:read lsp:query"`).
+    /// With a secret, unset means tokens are required; without one, unset means every right.
+    pub anonymous_rights: Option<String>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Client certificates must be signed by a CA in this PEM file (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
     pub insecure: bool,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// File for the audit log (`codeflow::audit`, JSON lines); unset = the main log.
+    pub audit_file: Option<PathBuf>,
     /// Seconds a session without a socket is kept for a resume.
     pub resume_grace_secs: u64,
     /// Seconds a new socket has to complete `initialize`.
@@ -120,10 +192,17 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Messages queued per connection before it counts as a slow reader.
     pub outbound_queue: usize,
-    /// Messages per second allowed on one connection.
+    /// Requests per second allowed per session.
     pub rate_limit_per_second: u32,
-    /// Burst above the rate allowed on one connection.
+    /// Burst above the rate allowed per session.
     pub rate_limit_burst: u32,
+    /// Requests running at once per session.
+    pub max_concurrent_requests: usize,
+    /// Deepest nesting of arrays and objects in a client message.
+    pub max_json_depth: usize,
+    /// `Origin` values allowed on `/ws` (browser clients); `"*"` allows any. A request without
+    /// an `Origin` header (the relay, tools) is always allowed.
+    pub allowed_origins: Vec<String>,
     /// Most sessions held at once (attached or awaiting resume).
     pub max_sessions: usize,
     /// Publications kept per channel for clients that resubscribe with `since`.
@@ -192,14 +271,18 @@ impl Default for Config {
             data_dir: PathBuf::from("./.codeflow"),
             max_clients: 10_000,
             jwt_secret: None,
+            jwt_public_key: None,
             require_auth: false,
+            anonymous_rights: None,
             jwt_issuer: "codeflow".into(),
             jwt_audience: "codeflow-clients".into(),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             insecure: false,
             log_format: LogFormat::Text,
             log_level: "info,rmcp=warn".into(),
+            audit_file: None,
             resume_grace_secs: 60,
             initialize_timeout_secs: 10,
             ping_interval_secs: 25,
@@ -208,6 +291,9 @@ impl Default for Config {
             outbound_queue: 1024,
             rate_limit_per_second: 100_000,
             rate_limit_burst: 20_000,
+            max_concurrent_requests: 4096,
+            max_json_depth: 64,
+            allowed_origins: Vec::new(),
             max_sessions: 100_000,
             channel_history: 1024,
             test_tools: false,
@@ -301,20 +387,60 @@ impl Config {
         Ok(config)
     }
 
+    /// The authentication settings these keys describe.
+    pub fn auth(&self) -> anyhow::Result<codeflow_session::AuthConfig> {
+        let anonymous_rights = match &self.anonymous_rights {
+            None => None,
+            Some(text) => Some(
+                parse_rights(text)
+                    .context("invalid anonymous_rights")?
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        let jwt_public_key_pem = match &self.jwt_public_key {
+            None => None,
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read jwt_public_key {}", path.display()))?,
+            ),
+        };
+        let auth = codeflow_session::AuthConfig {
+            jwt_secret: self.jwt_secret.clone(),
+            jwt_public_key_pem,
+            require_auth: self.require_auth,
+            anonymous_rights,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        };
+        auth.check().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(auth)
+    }
+
     fn check(&self) -> anyhow::Result<()> {
-        if self.require_auth && self.jwt_secret.is_none() {
-            bail!("--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens");
-        }
-        let authenticated = self.require_auth && self.jwt_secret.is_some();
-        if !self.bind.is_loopback() && !authenticated && !self.insecure {
+        self.auth()?;
+        if !self.bind.is_loopback()
+            && self.jwt_secret.is_none()
+            && self.jwt_public_key.is_none()
+            && !self.insecure
+        {
             bail!(
                 "refusing to listen on {} without authentication: anyone who can reach it could read and edit projects. \
-                 Set --require-auth with --jwt-secret, or pass --insecure if the network is trusted",
+                 Set --jwt-secret (tokens are then required), or pass --insecure if the network is trusted",
                 self.bind
             );
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("TLS needs both --tls-cert and --tls-key");
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            bail!("--tls-client-ca needs --tls-cert and --tls-key");
+        }
+        if self.max_json_depth < 8 {
+            bail!("max_json_depth must be at least 8 (MCP messages nest a few levels)");
+        }
+        if self.max_concurrent_requests == 0 {
+            bail!("max_concurrent_requests must be at least 1");
         }
         if self.max_clients == 0 {
             bail!("--max-clients must be at least 1");

@@ -9,6 +9,7 @@ mod gauges;
 mod healthcheck;
 mod projects;
 mod routes;
+mod tls_reload;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Config, LogFormat};
+use crate::config::{Cli, Command, Config, LogFormat, TokenArgs};
 
 /// How long shutdown waits for connections to close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,10 +33,16 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    if let Some(config::Command::Healthcheck) = cli.command {
+    if let Some(Command::Healthcheck) = cli.command {
         std::process::exit(healthcheck::run(&config));
     }
-    init_logging(&config);
+    if let Some(Command::Token(args)) = &cli.command {
+        return mint(&config, args);
+    }
+    if let Err(e) = init_logging(&config) {
+        eprintln!("codeflow-server: {e:#}");
+        std::process::exit(2);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,18 +50,85 @@ fn main() -> anyhow::Result<()> {
         .block_on(serve(config))
 }
 
-fn init_logging(config: &Config) {
+/// `codeflow-server token`: prints a token signed with the configured secret.
+fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+    let auth = config.auth()?;
+    if auth.jwt_secret.is_none() {
+        anyhow::bail!(
+            "no JWT secret is configured: set jwt_secret (or CODEFLOW_JWT_SECRET, --jwt-secret) as the server has it"
+        );
+    }
+    let projects = if args.projects.iter().any(|p| p == "*") {
+        None
+    } else {
+        for p in &args.projects {
+            codeflow_session::ProjectId::parse(p).map_err(|e| anyhow::anyhow!("--project: {e}"))?;
+        }
+        Some(args.projects.clone())
+    };
+    let request = codeflow_session::MintRequest {
+        subject: args.subject.clone(),
+        projects,
+        rights: config::parse_rights(&args.scope).context("--scope")?,
+        ttl: config::parse_ttl(&args.ttl)?,
+    };
+    let token = codeflow_session::Authenticator::new(auth)
+        .mint(&request)
+        .map_err(|e| anyhow::anyhow!("cannot mint the token: {e}"))?;
+    println!("{token}");
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let main = match config.log_format {
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    // With `audit_file`, audit lines go there (one JSON object per line, whatever the log
+    // level) and not to stderr.
+    let audit_file = match &config.audit_file {
+        Some(path) => Some(open_audit_file(path)?),
+        None => None,
+    };
+    let separate = audit_file.is_some();
+    let main = main
+        .with_filter(filter_fn(move |m| {
+            !(separate && m.target() == codeflow_session::audit::TARGET)
+        }))
+        .with_filter(filter);
+    let audit = audit_file.map(|file| {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(filter_fn(|m| m.target() == codeflow_session::audit::TARGET))
+    });
+    tracing_subscriber::registry().with(main).with(audit).init();
+    Ok(())
+}
+
+fn open_audit_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("cannot open the audit file {}", path.display()))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -94,18 +168,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let tls = codeflow_transport::tls::server_config(cert, key)?;
+            let client_ca = config.tls_client_ca.clone();
+            let tls = codeflow_transport::tls::server_config(cert, key, client_ca.as_deref())?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
                 shutdown.await;
                 stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
             });
-            let server = axum_server::bind_rustls(
-                addr,
-                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls)),
-            )
-            .handle(handle.clone());
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
+            tls_reload::spawn(rustls.clone(), cert.clone(), key.clone(), client_ca);
+            let server = axum_server::bind_rustls(addr, rustls).handle(handle.clone());
             announce(&config, scheme);
             server
                 .serve(router.into_make_service())

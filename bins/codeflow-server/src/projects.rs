@@ -58,7 +58,7 @@ pub fn authorize(session: &Session, need: Need, project: &str) -> Result<(), Exe
         )
         .suggest("use a token whose scope includes it"));
     }
-    let allowed = ProjectId::parse(project).is_ok_and(|p| session.grant.allows_project(&p));
+    let allowed = ProjectId::parse(project).is_ok_and(|p| session.grant().allows_project(&p));
     if !allowed {
         return Err(ExecError::new(
             ErrorKind::Forbidden,

@@ -34,6 +34,26 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Browsers send `Origin`; a page on another site must not drive a server the browser
+    // can reach (cross-site WebSocket hijacking). Clients that are not browsers send none.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let allowed = app
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+        if !allowed {
+            metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({
+                    "error": format!("origin `{origin}` is not allowed"),
+                    "suggestion": "the operator can add it to allowed_origins",
+                })),
+            )
+                .into_response();
+        }
+    }
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
     // the initialize params can only be checked after.)
@@ -47,13 +67,15 @@ async fn websocket(
         )
             .into_response();
     }
-    let permit = app.cap.try_admit();
+    // The admission holds the connection's slot and its share of the connections gauge until
+    // it is dropped, which also happens when the task below panics.
+    let admission = app.cap.try_admit();
     let config = app.connection.clone();
     app.connection
         .apply_to_upgrade(upgrade)
         .on_upgrade(move |socket| async move {
             let (outbound, inbound) = spawn_connection(socket, config);
-            let Some(permit) = permit else {
+            let Some(_admission) = admission else {
                 metrics::counter!("codeflow_errors_total", "kind" => "capacity").increment(1);
                 outbound.close(
                     close::POLICY,
@@ -61,15 +83,12 @@ async fn websocket(
                 );
                 return;
             };
-            metrics::gauge!("codeflow_connections").increment(1.0);
-            metrics::counter!("codeflow_connections_total").increment(1);
             let context = SocketContext {
                 header_token,
                 rate_limit: app.rate_limit,
+                max_concurrent_requests: app.max_concurrent_requests,
             };
             serve_socket(app.registry.clone(), outbound, inbound, context).await;
-            metrics::gauge!("codeflow_connections").decrement(1.0);
-            drop(permit);
         })
 }
 

@@ -86,7 +86,11 @@ impl ServerProcess {
         root: &Path,
     ) -> Result<(Self, ServerPipes), LspError> {
         let mut cmd = CommandWrap::with_new(program, |c| {
+            // A clean environment: the basics a language server needs, then the table's
+            // `env`. Never the CodeFlow server's own (its secrets live there).
             c.args(&config.args)
+                .env_clear()
+                .envs(crate::child_env::inherited())
                 .envs(&config.env)
                 .current_dir(root)
                 .stdin(Stdio::piped())

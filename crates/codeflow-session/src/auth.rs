@@ -56,44 +56,82 @@ pub enum ProjectScope {
     Only(HashSet<String>),
 }
 
-/// What an authenticated (or anonymous, when auth is off) peer may do.
+/// What an authenticated (or anonymous) peer may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The token's `sub`, or `anonymous`.
     pub subject: String,
     pub projects: ProjectScope,
     pub rights: HashSet<Right>,
+    /// The token's `exp` (seconds since the Unix epoch); `None` for anonymous access.
+    pub expires_at: Option<u64>,
 }
 
 impl Grant {
-    /// Everything, for servers that run without authentication.
+    /// Every right on every project: a server without a secret and without configured
+    /// anonymous rights (loopback development).
     pub fn anonymous() -> Self {
+        Self::anonymous_with(Right::ALL.into_iter().collect())
+    }
+
+    /// Anonymous access with exactly these rights, on every project.
+    pub fn anonymous_with(rights: HashSet<Right>) -> Self {
         Self {
             subject: "anonymous".into(),
             projects: ProjectScope::All,
-            rights: Right::ALL.into_iter().collect(),
+            rights,
+            expires_at: None,
         }
     }
 
     pub fn allows_project(&self, project: &ProjectId) -> bool {
+        self.allows_project_name(project.as_str())
+    }
+
+    /// [`Self::allows_project`] for a name that has not been validated (it is only compared).
+    pub fn allows_project_name(&self, project: &str) -> bool {
         match &self.projects {
             ProjectScope::All => true,
-            ProjectScope::Only(set) => set.contains(project.as_str()),
+            ProjectScope::Only(set) => set.contains(project),
         }
     }
 
     pub fn has(&self, right: Right) -> bool {
         self.rights.contains(&right)
     }
+
+    /// Same subject, projects and rights: the same credentials for a resume, whatever the
+    /// expiry (a refreshed token carries a later one).
+    pub fn same_access(&self, other: &Grant) -> bool {
+        self.subject == other.subject
+            && self.projects == other.projects
+            && self.rights == other.rights
+    }
 }
 
+/// The shortest HS256 secret accepted: 32 bytes (256 bits, the size of the MAC).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Authentication settings.
+///
+/// The rule (`docs/security.md`): with a secret, every client needs a valid token unless
+/// `anonymous_rights` is set, and then a client without a token gets exactly those rights.
+/// Without a secret no token can be checked: every client is anonymous, with
+/// `anonymous_rights` or, when unset, every right (loopback development only; the server
+/// refuses a non-loopback address without a secret unless `--insecure`).
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// HS256 secret. Without one, tokens cannot be checked.
+    /// HS256 secret. Without one (and without a public key), tokens cannot be checked.
     pub jwt_secret: Option<String>,
-    /// Refuse peers without a valid token.
+    /// PEM Ed25519 public key: tokens may be signed with its private key (EdDSA),
+    /// instead of or besides the secret. Tokens signed with its private key are minted
+    /// elsewhere (the server holds no private key).
+    pub jwt_public_key_pem: Option<String>,
+    /// Refuse peers without a valid token (needs a secret; the default when one is set).
     pub require_auth: bool,
+    /// What a client without a token may do; `None` = nothing when a secret is set, every
+    /// right when none is.
+    pub anonymous_rights: Option<HashSet<Right>>,
     pub issuer: String,
     pub audience: String,
 }
@@ -102,20 +140,66 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             jwt_secret: None,
+            jwt_public_key_pem: None,
             require_auth: false,
+            anonymous_rights: None,
             issuer: "codeflow".into(),
             audience: "codeflow-clients".into(),
         }
     }
 }
 
-/// Why a token was refused. Messages say what to do about it.
+impl AuthConfig {
+    /// Why these settings cannot run, in words for the operator.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            return Err(format!(
+                "the JWT secret is {} bytes; it must be at least {MIN_SECRET_BYTES} (generate one with `openssl rand -base64 48`)",
+                secret.len()
+            ));
+        }
+        if let Some(pem) = &self.jwt_public_key_pem
+            && public_key(pem).is_none()
+        {
+            return Err(
+                "the JWT public key is not an Ed25519 public key in PEM form (`openssl pkey -pubout`)".into(),
+            );
+        }
+        if self.require_auth && self.jwt_secret.is_none() && self.jwt_public_key_pem.is_none() {
+            return Err(
+                "--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens".into(),
+            );
+        }
+        if self.require_auth && self.anonymous_rights.is_some() {
+            return Err(
+                "--require-auth and anonymous_rights contradict each other: drop one".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Why a token was refused. Each case has its own message; all are answered with -32001.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuthError {
     #[error("this server requires a token")]
     Missing,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (`nbf` is in the future)")]
+    NotYetValid,
+    #[error("the token's signature does not match this server's secret")]
+    BadSignature,
+    #[error("the token is signed with an algorithm this server does not accept (it accepts {0})")]
+    WrongAlgorithm(String),
+    #[error("the token is for another audience (`aud`)")]
+    WrongAudience,
+    #[error("the token is from another issuer (`iss`)")]
+    WrongIssuer,
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
     #[error("the token is invalid: {0}")]
     Invalid(String),
     #[error("the token does not grant project `{0}`")]
@@ -129,16 +213,47 @@ impl AuthError {
     pub fn suggestion(&self) -> &'static str {
         match self {
             Self::Missing => {
-                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`"
+                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`; an operator mints one with `codeflow-server token`"
             }
-            Self::Expired => "mint a new token; `exp` has passed",
-            Self::Invalid(_) => {
-                "check the token was signed with the server's secret and names issuer `codeflow` and audience `codeflow-clients` (or the configured ones)"
+            Self::Expired => {
+                "mint a new token (`codeflow-server token`); a live session can swap it with `auth/refresh`"
             }
+            Self::NotYetValid => "wait until `nbf`, or check the clocks of both machines",
+            Self::BadSignature => {
+                "the token was signed with another secret: mint it with this server's `codeflow-server token`"
+            }
+            Self::WrongAlgorithm(_) => "sign the token with an algorithm the server accepts",
+            Self::WrongAudience => {
+                "the token's `aud` must be the server's jwt_audience (default `codeflow-clients`)"
+            }
+            Self::WrongIssuer => {
+                "the token's `iss` must be the server's jwt_issuer (default `codeflow`)"
+            }
+            Self::Malformed(_) => {
+                "send the JWT as it was minted: three base64url parts joined by dots"
+            }
+            Self::Invalid(_) => "mint a new token with `codeflow-server token`",
             Self::WrongProject(_) => {
                 "use a token whose `projects` (or `projectId`) includes this project"
             }
             Self::NotConfigured => "the server operator must set --jwt-secret",
+        }
+    }
+
+    /// A short stable name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::WrongAlgorithm(_) => "wrong_algorithm",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::Malformed(_) => "malformed",
+            Self::Invalid(_) => "invalid",
+            Self::WrongProject(_) => "wrong_project",
+            Self::NotConfigured => "not_configured",
         }
     }
 }
@@ -147,6 +262,8 @@ impl AuthError {
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(default)]
     projects: Option<ProjectsClaim>,
     #[serde(default, rename = "projectId")]
@@ -164,11 +281,34 @@ enum ProjectsClaim {
     List(Vec<String>),
 }
 
+/// Reads a PEM Ed25519 public key (`-----BEGIN PUBLIC KEY-----`, as `openssl pkey -pubout`
+/// writes it) for EdDSA tokens.
+fn public_key(pem: &str) -> Option<(Algorithm, DecodingKey)> {
+    use base64::Engine;
+    /// The DER of an Ed25519 SubjectPublicKeyInfo up to the 32 key bytes.
+    const ED25519_SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PUBLIC KEY-----")
+        .skip(1)
+        .take_while(|l| *l != "-----END PUBLIC KEY-----")
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let key = der.strip_prefix(&ED25519_SPKI_PREFIX[..])?;
+    (key.len() == 32).then(|| (Algorithm::EdDSA, DecodingKey::from_ed_der(key)))
+}
+
 /// Checks tokens against an [`AuthConfig`].
 #[derive(Clone)]
 pub struct Authenticator {
     config: AuthConfig,
-    key: Option<DecodingKey>,
+    /// Each accepted algorithm with its key; a token is checked with the key of its `alg`.
+    keys: Vec<(Algorithm, DecodingKey)>,
     validation: Validation,
 }
 
@@ -176,44 +316,88 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("require_auth", &self.config.require_auth)
-            .field("has_secret", &self.key.is_some())
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
+/// What `codeflow-server token` puts in a token.
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    pub subject: String,
+    /// Project ids, or `None` for every project (`"*"`).
+    pub projects: Option<Vec<String>>,
+    pub rights: Vec<Right>,
+    pub ttl: std::time::Duration,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Self {
-        let key = config
-            .jwt_secret
-            .as_deref()
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+        let mut keys: Vec<(Algorithm, DecodingKey)> = Vec::new();
+        if let Some(secret) = config.jwt_secret.as_deref() {
+            keys.push((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            ));
+        }
+        // A key that does not parse was refused by `AuthConfig::check` at start-up.
+        if let Some(key) = config.jwt_public_key_pem.as_deref().and_then(public_key) {
+            keys.push(key);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        // Clocks of different machines drift a little; half a minute either way is forgiven
+        // at the handshake. A session is closed when `exp` itself passes.
+        validation.leeway = 30;
         Self {
             config,
-            key,
+            keys,
             validation,
         }
     }
 
+    /// Whether a client without a token is refused.
     pub fn requires_auth(&self) -> bool {
         self.config.require_auth
+            || (!self.keys.is_empty() && self.config.anonymous_rights.is_none())
     }
 
-    /// Checks a token, if any. A token that is present is always checked, even when auth is
-    /// optional: a wrong token is an error, not a silent downgrade to anonymous.
+    /// The grant of a client without a token, or why it has none.
+    fn anonymous(&self) -> Result<Grant, AuthError> {
+        if self.requires_auth() {
+            return Err(AuthError::Missing);
+        }
+        Ok(match &self.config.anonymous_rights {
+            Some(rights) => Grant::anonymous_with(rights.clone()),
+            None => Grant::anonymous(),
+        })
+    }
+
+    /// Checks a token, if any. A token that is present is always checked when there is a
+    /// secret: a wrong token is an error, not a silent downgrade to anonymous.
     pub fn verify(&self, token: Option<&str>) -> Result<Grant, AuthError> {
         let token = token.map(str::trim).filter(|t| !t.is_empty());
-        match (token, &self.key) {
-            (None, _) if self.config.require_auth => Err(AuthError::Missing),
-            (None, _) => Ok(Grant::anonymous()),
-            (Some(_), None) if self.config.require_auth => Err(AuthError::NotConfigured),
-            // No secret and auth optional: tokens cannot be checked, so they grant nothing more
-            // than anonymous access does.
-            (Some(_), None) => Ok(Grant::anonymous()),
-            (Some(token), Some(key)) => self.decode(token, key),
+        match token {
+            None => self.anonymous(),
+            Some(_) if self.keys.is_empty() && self.config.require_auth => {
+                Err(AuthError::NotConfigured)
+            }
+            // No key: tokens cannot be checked, so they grant what anonymous access does.
+            Some(_) if self.keys.is_empty() => self.anonymous(),
+            Some(token) => self.decode(token),
         }
     }
 
@@ -227,15 +411,75 @@ impl Authenticator {
         }
     }
 
-    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Grant, AuthError> {
+    /// Signs a token with this server's secret (the operator's `codeflow-server token`).
+    pub fn mint(&self, request: &MintRequest) -> Result<String, AuthError> {
+        let secret = self
+            .config
+            .jwt_secret
+            .as_deref()
+            .ok_or(AuthError::NotConfigured)?;
+        let now = now_secs();
+        let projects = match &request.projects {
+            None => serde_json::json!("*"),
+            Some(list) => serde_json::json!(list),
+        };
+        let scope: Vec<&str> = request.rights.iter().map(|r| r.as_str()).collect();
+        let claims = serde_json::json!({
+            "sub": request.subject,
+            "iss": self.config.issuer,
+            "aud": self.config.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + request.ttl.as_secs(),
+            "projects": projects,
+            "scope": scope.join(" "),
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    fn decode(&self, token: &str) -> Result<Grant, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => AuthError::Expired,
-                    _ => AuthError::Invalid(e.to_string()),
-                }
-            })?;
+        let accepted = || {
+            self.keys
+                .iter()
+                .map(|(a, _)| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                AuthError::WrongAlgorithm(accepted())
+            }
+            _ => AuthError::Malformed(e.to_string()),
+        })?;
+        let Some((algorithm, key)) = self.keys.iter().find(|(a, _)| *a == header.alg) else {
+            return Err(AuthError::WrongAlgorithm(accepted()));
+        };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![*algorithm];
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::MissingAlgorithm
+            | ErrorKind::UnsupportedAlgorithm => AuthError::WrongAlgorithm(accepted()),
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_) => AuthError::Malformed(e.to_string()),
+            _ => AuthError::Invalid(e.to_string()),
+        })?;
         let claims = data.claims;
         let projects = match (claims.projects, claims.project_id) {
             (Some(ProjectsClaim::Star(s)), _) if s == "*" => ProjectScope::All,
@@ -265,6 +509,61 @@ impl Authenticator {
             subject: claims.sub.unwrap_or_else(|| "unnamed".into()),
             projects,
             rights,
+            expires_at: claims.exp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn auth(anonymous: Option<&[Right]>) -> Authenticator {
+        Authenticator::new(AuthConfig {
+            jwt_secret: Some(SECRET.into()),
+            anonymous_rights: anonymous.map(|r| r.iter().copied().collect()),
+            ..AuthConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_secret_means_tokens_unless_anonymous_rights_are_given() {
+        assert_eq!(auth(None).verify(None), Err(AuthError::Missing));
+        let anon = auth(Some(&[Right::FileRead]))
+            .verify(None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(anon.rights, [Right::FileRead].into());
+        let open = Authenticator::new(AuthConfig::default())
+            .verify(None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(open.rights.len(), Right::ALL.len());
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_short_secrets_are_refused() {
+        let a = auth(None);
+        let token = a
+            .mint(&MintRequest {
+                subject: "ops".into(),
+                projects: Some(vec!["p".into()]),
+                rights: vec![Right::FileRead, Right::FileWrite],
+                ttl: std::time::Duration::from_secs(600),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let grant = a
+            .verify_for(
+                Some(&token),
+                &ProjectId::parse("p").unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(grant.subject, "ops");
+        assert!(grant.has(Right::FileWrite) && !grant.has(Right::LspQuery));
+        let short = AuthConfig {
+            jwt_secret: Some("short".into()),
+            ..AuthConfig::default()
+        };
+        assert!(short.check().is_err_and(|e| e.contains("at least 32")));
     }
 }

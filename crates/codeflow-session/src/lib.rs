@@ -8,7 +8,9 @@
 //!
 //! This crate knows nothing of LSP or files; what serves a session is a [`SessionService`].
 
+pub mod audit;
 pub mod auth;
+pub mod authorize;
 pub mod caps;
 pub mod channels;
 pub mod handshake;
@@ -20,8 +22,11 @@ pub mod service;
 pub mod session;
 pub mod socket;
 
-pub use auth::{AuthConfig, AuthError, Authenticator, Grant, ProjectScope, Right};
-pub use caps::ConnectionCap;
+pub use auth::{
+    AuthConfig, AuthError, Authenticator, Grant, MIN_SECRET_BYTES, MintRequest, ProjectScope, Right,
+};
+pub use authorize::Forbidden;
+pub use caps::{Admission, ConnectionCap};
 pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use codeflow_types::{ClientRoot, ProjectError, ProjectId};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};

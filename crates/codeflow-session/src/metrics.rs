@@ -4,6 +4,7 @@
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
     "reconnect",
+    "auth/refresh",
     "ping",
     "tools/list",
     "tools/call",

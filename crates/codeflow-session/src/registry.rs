@@ -175,6 +175,11 @@ impl SessionRegistry {
     }
 
     /// The event channels of every project: publish here (see [`Channels::publish`]).
+    /// The service serving this registry's sessions.
+    pub(crate) fn service(&self) -> &dyn SessionService {
+        self.service.as_ref()
+    }
+
     pub fn channels(&self) -> &Channels {
         &self.channels
     }

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use codeflow_transport::Message;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::auth::Right;
 use crate::session::Session;
 
 /// Starts the service for a new session.
@@ -15,6 +17,15 @@ use crate::session::Session;
 /// the service never sees a socket come or go.
 pub trait SessionService: Send + Sync + 'static {
     fn start(&self, session: Arc<Session>) -> ServiceInbox;
+
+    /// The rights a `tools/call` of `tool` with these arguments needs; the session checks
+    /// them before the call reaches the service (`authorize.rs`), so the session never names a
+    /// tool. An unknown tool needs nothing (the service answers "unknown tool"). The default
+    /// fails closed: every right.
+    fn tool_rights(&self, tool: &str, arguments: Option<&Value>) -> Vec<Right> {
+        let _ = (tool, arguments);
+        Right::ALL.to_vec()
+    }
 }
 
 /// Where a session hands its client's messages to the service. Messages are boxed: tokio

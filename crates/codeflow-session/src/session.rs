@@ -35,7 +35,8 @@ pub struct Session {
     pub id: String,
     pub project: ProjectId,
     pub root: ClientRoot,
-    pub grant: Grant,
+    /// Who the client is and what it may do; replaced by `auth/refresh`.
+    grant: Mutex<Grant>,
     /// The client serves `client/*` file requests.
     pub file_stream: bool,
     pub created: Instant,
@@ -46,6 +47,8 @@ pub struct Session {
     registry: Weak<SessionRegistry>,
     /// How long answers are remembered for re-sent requests.
     answer_ttl: Duration,
+    /// The session's request rate limiter, made on first use (it outlives reconnects).
+    rate: std::sync::OnceLock<governor::DefaultDirectRateLimiter>,
 }
 
 #[derive(Default)]
@@ -97,7 +100,7 @@ impl Session {
             id,
             project,
             root,
-            grant,
+            grant: Mutex::new(grant),
             file_stream,
             created: Instant::now(),
             client_requests: PendingRequests::new("s"),
@@ -106,6 +109,7 @@ impl Session {
             closed: CancellationToken::new(),
             registry,
             answer_ttl: resume_grace + memory::ANSWER_TTL,
+            rate: std::sync::OnceLock::new(),
         }
     }
 
@@ -114,9 +118,28 @@ impl Session {
         self.registry.upgrade()
     }
 
+    /// Takes one request from the session's rate budget, or says how long until one is free.
+    pub(crate) fn check_rate(&self, limit: crate::socket::RateLimit) -> Result<(), Duration> {
+        use governor::clock::Clock;
+        let limiter = self.rate.get_or_init(|| crate::socket::limiter(limit));
+        limiter.check().map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+        })
+    }
+
     /// Whether the token behind this session grants `right`.
     pub fn has(&self, right: Right) -> bool {
-        self.grant.has(right)
+        self.grant.lock().has(right)
+    }
+
+    /// The session's current grant.
+    pub fn grant(&self) -> Grant {
+        self.grant.lock().clone()
+    }
+
+    /// Replaces the grant (a refreshed token).
+    pub(crate) fn set_grant(&self, grant: Grant) {
+        *self.grant.lock() = grant;
     }
 
     /// Resolves when the session has ended.
@@ -413,6 +436,17 @@ impl Session {
             )
             .with_suggestion("connect through codeflow-client, which serves the project's files"));
         }
+        let writes = matches!(
+            method,
+            "client/writeFile" | "client/writeDelta" | "client/deleteFile" | "client/renameFile"
+        );
+        let path = writes.then(|| {
+            let field = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default();
+            match method {
+                "client/renameFile" => format!("{} -> {}", field("from"), field("to")),
+                _ => field("path").to_owned(),
+            }
+        });
         let pending = {
             // Registered and sent under the state lock, so an `attach` racing with this sends
             // it once: either here or with the unanswered requests it re-sends.
@@ -423,7 +457,15 @@ impl Session {
             let _ = self.send_attached(&mut state, pending.message.to_text());
             pending
         };
-        pending.response(timeout).await
+        let answer = pending.response(timeout).await;
+        if let Some(path) = path {
+            let outcome = match &answer {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("error {}", e.code),
+            };
+            crate::audit::client_write(self, method, &path, &outcome);
+        }
+        answer
     }
 
     /// Attaches a socket, replacing any other, and delivers to it the backlog, every request

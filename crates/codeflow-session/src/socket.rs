@@ -31,15 +31,28 @@ impl Default for RateLimit {
     }
 }
 
-/// What the HTTP layer learned before the upgrade.
-#[derive(Debug, Clone, Default)]
+/// What the HTTP layer learned before the upgrade, and the per-session limits.
+#[derive(Debug, Clone)]
 pub struct SocketContext {
     /// A token from `Authorization: Bearer`, already checked once before the upgrade.
     pub header_token: Option<String>,
+    /// Requests per second per session (over it: -32004 with `retryAfterMs`).
     pub rate_limit: RateLimit,
+    /// Requests running at once per session (over it: -32004).
+    pub max_concurrent_requests: usize,
 }
 
-fn limiter(rate: RateLimit) -> DefaultDirectRateLimiter {
+impl Default for SocketContext {
+    fn default() -> Self {
+        Self {
+            header_token: None,
+            rate_limit: RateLimit::default(),
+            max_concurrent_requests: crate::memory::MAX_RUNNING,
+        }
+    }
+}
+
+pub(crate) fn limiter(rate: RateLimit) -> DefaultDirectRateLimiter {
     let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(rate.burst).unwrap_or(per_second);
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
@@ -57,7 +70,7 @@ pub async fn serve_socket(
     mut inbound: Inbound,
     context: SocketContext,
 ) {
-    let limiter = limiter(context.rate_limit);
+    let _on_panic = CloseOnPanic(outbound.clone());
     let Some((session, connection)) = handshake(&registry, &outbound, &mut inbound, &context).await
     else {
         return;
@@ -65,7 +78,7 @@ pub async fn serve_socket(
     // `instrument`, not `span.enter()`: an entered span held across `.await` leaks into
     // whatever else runs on the thread, and log lines pile up every session's span.
     let span = tracing::info_span!("session", session = %session.id, project = %session.project);
-    route_loop(registry, session, connection, outbound, inbound, limiter)
+    route_loop(registry, session, connection, outbound, inbound, context)
         .instrument(span)
         .await;
 }
@@ -76,11 +89,25 @@ async fn route_loop(
     connection: u64,
     outbound: Outbound,
     mut inbound: Inbound,
-    limiter: DefaultDirectRateLimiter,
+    context: SocketContext,
 ) {
+    let _detach = DetachOnDrop {
+        session: &session,
+        outbound: &outbound,
+    };
+    let mut expiry = token_expiry(&session);
     loop {
         let message = tokio::select! {
             m = inbound.recv() => m,
+            _ = async { if let Some(e) = expiry.as_mut() { e.await } }, if expiry.is_some() => {
+                crate::metrics::error_sent("token_expired");
+                crate::audit::expired(&session);
+                session.close_with(
+                    close::TOKEN_EXPIRED,
+                    "the session's token expired; mint a new one and start a new session (send auth/refresh before expiry to keep a session)",
+                );
+                return;
+            }
             _ = session.closed() => {
                 // Session::close already sent the close frame with its reason.
                 return;
@@ -91,29 +118,165 @@ async fn route_loop(
             }
         };
         let Some(message) = message else {
-            session.detach(&outbound);
             tracing::debug!("socket closed; session waits for a resume");
             return;
         };
         if let Some(method) = message.method() {
             crate::metrics::message_in(method);
         }
-        if limiter.check().is_err() {
-            crate::metrics::error_sent("rate_limited");
-            if let Some(id) = message.id().cloned().filter(|_| !message.is_response()) {
-                reply(
-                    &outbound,
-                    id,
-                    ErrorObject::new(
-                        codes::LIMIT_EXCEEDED,
-                        "too many messages on this connection",
-                    )
-                    .with_suggestion("slow down and retry"),
-                );
+        // Limits per session (a reconnect does not reset them), for requests: they can be
+        // answered. Notifications and responses are bounded by back-pressure instead.
+        if let Message::Request { id, .. } = &message {
+            if let Err(retry_after) = session.check_rate(context.rate_limit) {
+                crate::metrics::error_sent("rate_limited");
+                let retry_ms = u64::try_from(retry_after.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let _ = outbound.send(&Message::error(
+                    id.clone(),
+                    ErrorObject {
+                        code: codes::LIMIT_EXCEEDED,
+                        message: format!(
+                            "too many requests from this session (limit {} per second, burst {})",
+                            context.rate_limit.per_second, context.rate_limit.burst
+                        ),
+                        data: Some(serde_json::json!({
+                            "limit": "rate",
+                            "retryAfterMs": retry_ms,
+                            "suggestion": format!("retry after {retry_ms} ms, and send fewer requests per second"),
+                        })),
+                    },
+                ));
+                continue;
             }
-            continue;
+            if session.requests_running() >= context.max_concurrent_requests
+                && !is_session_level(message.method().unwrap_or_default())
+            {
+                crate::metrics::error_sent("too_many_running");
+                let _ = outbound.send(&Message::error(
+                    id.clone(),
+                    ErrorObject {
+                        code: codes::LIMIT_EXCEEDED,
+                        message: format!(
+                            "this session already has {} requests running (max_concurrent_requests)",
+                            context.max_concurrent_requests
+                        ),
+                        data: Some(serde_json::json!({
+                            "limit": "concurrent_requests",
+                            "suggestion": "wait for answers before sending more requests",
+                        })),
+                    },
+                ));
+                continue;
+            }
         }
+        let refresh = message.method() == Some("auth/refresh");
         route(&registry, &session, &outbound, connection, message).await;
+        if refresh {
+            expiry = token_expiry(&session);
+        }
+    }
+}
+
+/// Requests the session layer answers itself (never counted as running in the service).
+fn is_session_level(method: &str) -> bool {
+    matches!(method, "ping" | "auth/refresh") || method.starts_with("channels/")
+}
+
+/// A timer that fires when the session's token expires (`None` for anonymous sessions).
+fn token_expiry(session: &Session) -> Option<std::pin::Pin<Box<tokio::time::Sleep>>> {
+    let exp = session.grant().expires_at?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let left = std::time::Duration::from_secs(exp.saturating_sub(now));
+    Some(Box::pin(tokio::time::sleep(left)))
+}
+
+/// `auth/refresh {token}`: swaps the session's token for a new one of the same subject that
+/// grants the session's project. The rights become the new token's. A refused token leaves
+/// the session as it was.
+fn refresh(
+    registry: &SessionRegistry,
+    session: &Session,
+    outbound: &Outbound,
+    id: Value,
+    params: Option<Value>,
+) {
+    let token = params
+        .as_ref()
+        .and_then(|p| p.get("token"))
+        .and_then(Value::as_str);
+    let Some(token) = token else {
+        return reply(
+            outbound,
+            id,
+            ErrorObject::new(codes::INVALID_PARAMS, "auth/refresh needs `token`")
+                .with_suggestion("send {\"token\": \"<new jwt>\"}"),
+        );
+    };
+    let outcome = registry
+        .auth
+        .verify_for(Some(token), &session.project)
+        .and_then(|grant| {
+            if grant.subject == session.grant().subject {
+                Ok(grant)
+            } else {
+                Err(crate::auth::AuthError::Invalid(
+                    "a refresh must be for the same subject (`sub`) as the session's token".into(),
+                ))
+            }
+        });
+    match outcome {
+        Ok(grant) => {
+            let expires_at = grant.expires_at;
+            session.set_grant(grant);
+            crate::audit::authenticated(session, "refresh");
+            let _ = outbound.send(&Message::response(
+                id,
+                serde_json::json!({"refreshed": true, "expiresAt": expires_at}),
+            ));
+        }
+        Err(e) => {
+            crate::audit::auth_failed("refresh", Some(session.project.as_str()), &e);
+            crate::metrics::error_sent("auth");
+            reply(
+                outbound,
+                id,
+                ErrorObject::new(codes::UNAUTHORIZED, format!("refresh refused: {e}"))
+                    .with_suggestion(e.suggestion()),
+            );
+        }
+    }
+}
+
+/// Detaches the socket from its session however the routing loop ends — a return, or a panic
+/// unwinding through it — so a session never stays attached to a socket nobody serves.
+struct DetachOnDrop<'a> {
+    session: &'a Arc<Session>,
+    outbound: &'a Outbound,
+}
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        self.session.detach(self.outbound);
+    }
+}
+
+/// Closes the socket with 1011 when serving it panics (a bug, never the client's input), so
+/// the client learns at once instead of waiting for a heartbeat timeout.
+struct CloseOnPanic(Outbound);
+
+impl Drop for CloseOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::metrics::error_sent("panic");
+            self.0.close(
+                close::SERVER_ERROR,
+                "internal error while serving this socket",
+            );
+        }
     }
 }
 
@@ -124,12 +287,38 @@ async fn route(
     connection: u64,
     message: Message,
 ) {
+    // The one authorization point: nothing below runs for a message its grant does not allow.
+    if let Message::Request { method, params, .. } | Message::Notification { method, params } =
+        &message
+        && let Err(refused) = crate::authorize::authorize(
+            &session.grant(),
+            &session.project,
+            registry.service(),
+            method,
+            params.as_ref(),
+        )
+    {
+        crate::metrics::error_sent("forbidden");
+        crate::audit::refused(session, method, &refused);
+        if let Some(id) = message.id().cloned() {
+            let _ = outbound.send(&Message::error(id, refused.to_error()));
+        }
+        return;
+    }
+    if let Some(method) = message.method()
+        && (method.starts_with("projects/") || method.starts_with("claude/"))
+    {
+        crate::audit::operation(session, method);
+    }
     match message {
         Message::Request { id, method, .. } if method == "initialize" || method == "reconnect" => {
             reply(outbound, id, ErrorObject::new(
                 codes::INVALID_REQUEST,
                 format!("this connection is already initialized (session {})", session.id),
             ).with_suggestion("send initialize only once per connection; open a new connection for another project"));
+        }
+        Message::Request { id, method, params } if method == "auth/refresh" => {
+            refresh(registry, session, outbound, id, params);
         }
         Message::Request { id, method, params }
             if matches!(
@@ -239,19 +428,7 @@ async fn channel_request(
         Ok(p) => p,
         Err(e) => return reply(outbound, id, e),
     };
-    if let Some(project) = params.get("project")
-        && project.as_str() != Some(session.project.as_str())
-    {
-        return reply(
-            outbound,
-            id,
-            ErrorObject::new(
-                codes::FORBIDDEN,
-                "a session sees only the channels of its own project",
-            )
-            .with_suggestion("leave out `project`, or open a session for that project"),
-        );
-    }
+    // `project` other than the session's was refused by the authorization point.
     let channels = registry.channels();
     match method {
         "channels/subscribe" => {
@@ -410,6 +587,7 @@ fn is_known_method(method: &str) -> bool {
         || method.starts_with("channels/")
         || method.starts_with("projects/")
         || method.starts_with("claude/")
+        || method.starts_with("auth/")
         || matches!(
             method,
             "logging/setLevel" | "server/syncManifest" | "server/fileChanged"
@@ -453,7 +631,10 @@ async fn initialize(
     let grant = registry
         .auth
         .verify_for(token, &handshake.project)
-        .map_err(Refusal::auth)?;
+        .map_err(|e| {
+            crate::audit::auth_failed("initialize", Some(handshake.project.as_str()), &e);
+            Refusal::auth(e)
+        })?;
 
     if let Some(previous) = handshake
         .resume
@@ -461,7 +642,7 @@ async fn initialize(
         .and_then(|sid| registry.get(sid))
         && !previous.is_closed()
         && previous.project == handshake.project
-        && previous.grant == grant
+        && previous.grant().same_access(&grant)
         && let Some(mut result) = previous.initialize_result()
     {
         // The backlog and missed channel events go out first, then the answer.
@@ -470,7 +651,9 @@ async fn initialize(
             map.insert("resumed".into(), Value::Bool(true));
         }
         let _ = outbound.send(&Message::response(id, result));
+        previous.set_grant(grant);
         crate::metrics::resume("initialize");
+        crate::audit::authenticated(&previous, "resume");
         tracing::info!(session = %previous.id, "session resumed by initialize");
         return Ok((previous, connection));
     }
@@ -489,11 +672,15 @@ async fn initialize(
         note
     });
 
-    let session = registry.create(&handshake, grant).map_err(|e| Refusal {
-        error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
-            .with_suggestion("retry later"),
-        close_with: Some(close::POLICY),
+    let session = registry.create(&handshake, grant).map_err(|e| {
+        crate::metrics::error_sent("max_sessions");
+        Refusal {
+            error: ErrorObject::new(codes::LIMIT_EXCEEDED, e.to_string())
+                .with_suggestion("retry later"),
+            close_with: Some(close::POLICY),
+        }
     })?;
+    crate::audit::authenticated(&session, "initialize");
     let connection = session.attach(outbound.clone());
     session.expect_initialize_response(id.clone(), resume_note);
     session
@@ -514,7 +701,18 @@ fn reconnect(
     params: Option<Value>,
 ) -> Result<(Arc<Session>, u64), Refusal> {
     let request = Reconnect::parse(params).map_err(Refusal::keep_open)?;
-    let Some(session) = registry.get(&request.session_id).filter(|s| !s.is_closed()) else {
+    // The token is checked before the session is looked up, and a session of a project the
+    // token does not cover is answered like one that does not exist: a client learns nothing
+    // about other projects' sessions (R6).
+    let token = request.token.as_deref().or(context.header_token.as_deref());
+    let grant = registry.auth.verify(token).map_err(|e| {
+        crate::audit::auth_failed("reconnect", None, &e);
+        Refusal::auth(e)
+    })?;
+    let Some(session) = registry
+        .get(&request.session_id)
+        .filter(|s| !s.is_closed() && grant.allows_project(&s.project))
+    else {
         crate::metrics::resume("not_found");
         return Err(Refusal::keep_open(
             ErrorObject::new(
@@ -527,16 +725,14 @@ fn reconnect(
             .with_suggestion("send initialize to start a new session"),
         ));
     };
-    let token = request.token.as_deref().or(context.header_token.as_deref());
-    let grant = registry
-        .auth
-        .verify_for(token, &session.project)
-        .map_err(Refusal::auth)?;
-    if grant != session.grant {
-        return Err(Refusal::auth(crate::auth::AuthError::Invalid(
+    if !grant.same_access(&session.grant()) {
+        let e = crate::auth::AuthError::Invalid(
             "resume needs the same credentials the session was created with".into(),
-        )));
+        );
+        crate::audit::auth_failed("reconnect", Some(session.project.as_str()), &e);
+        return Err(Refusal::auth(e));
     }
+    session.set_grant(grant);
     // The backlog and missed channel events go out first, then the answer.
     let connection = session.attach(outbound.clone());
     let _ = outbound.send(&Message::response(
@@ -544,6 +740,7 @@ fn reconnect(
         serde_json::json!({"sessionId": session.id, "resumed": true}),
     ));
     crate::metrics::resume("reconnect");
+    crate::audit::authenticated(&session, "reconnect");
     tracing::info!(session = %session.id, "session resumed by reconnect");
     Ok((session, connection))
 }

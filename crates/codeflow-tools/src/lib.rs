@@ -15,6 +15,7 @@ pub mod error;
 pub mod imports;
 pub mod lsp;
 mod mcp;
+pub mod rights;
 pub mod symbol_cache;
 pub mod tools;
 

@@ -152,6 +152,10 @@ impl SessionService for McpService {
         });
         tx
     }
+
+    fn tool_rights(&self, tool: &str, arguments: Option<&Value>) -> Vec<codeflow_session::Right> {
+        crate::rights::tool_rights(&self.catalogue, tool, arguments)
+    }
 }
 
 fn tokio_stream_from(

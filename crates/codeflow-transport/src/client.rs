@@ -37,10 +37,12 @@ pub async fn connect(
         request.headers_mut().insert("authorization", value);
     }
     crate::tls::install_crypto_provider();
-    let (socket, _response) = tokio_tungstenite::connect_async_with_config(
+    let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let (socket, _response) = tokio_tungstenite::connect_async_tls_with_config(
         request,
         Some(config.websocket_config()),
         true,
+        connector,
     )
     .await
     .map_err(|e| match e {

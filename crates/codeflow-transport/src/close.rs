@@ -21,3 +21,5 @@ pub const SLOW_READER: u16 = 4002;
 pub const SESSION_REPLACED: u16 = 4003;
 /// The session ended (expired, or closed by the server).
 pub const SESSION_CLOSED: u16 = 4004;
+/// The session's token expired (and was not replaced with `auth/refresh` in time).
+pub const TOKEN_EXPIRED: u16 = 4005;

@@ -27,6 +27,9 @@ pub struct ConnectionConfig {
     pub outbound_capacity: usize,
     /// Messages read ahead of the consumer before reading pauses (back-pressure, not loss).
     pub inbound_capacity: usize,
+    /// Deepest nesting of arrays and objects accepted in a message; deeper ones get -32600
+    /// before they are parsed.
+    pub max_json_depth: usize,
     /// How often to ping; `None` disables heartbeats.
     pub ping_interval: Option<Duration>,
     /// How long past a ping without hearing anything before the peer counts as gone.
@@ -34,6 +37,8 @@ pub struct ConnectionConfig {
     /// When set, connection tasks run on this tracker, so a server shutting down can wait for
     /// every socket to finish sending its close frame before the process exits.
     pub tracker: Option<tokio_util::task::TaskTracker>,
+    /// For dialing `wss://`: how the server's certificate is checked (`None` = public roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ConnectionConfig {
@@ -43,9 +48,11 @@ impl Default for ConnectionConfig {
             max_message_size: 16 * 1024 * 1024,
             outbound_capacity: 1024,
             inbound_capacity: 64,
+            max_json_depth: DEFAULT_JSON_DEPTH,
             ping_interval: Some(Duration::from_secs(25)),
             pong_timeout: Duration::from_secs(10),
             tracker: None,
+            tls: None,
         }
     }
 }
@@ -75,6 +82,41 @@ impl ConnectionConfig {
             .max_message_size(self.max_message_size)
             .max_frame_size(self.max_message_size)
     }
+}
+
+/// Default for [`ConnectionConfig::max_json_depth`]: serde_json's own recursion limit. The
+/// server sets a lower one (`max_json_depth`).
+pub const DEFAULT_JSON_DEPTH: usize = 128;
+
+/// Whether `text` nests arrays and objects deeper than `max` (brackets inside strings do not
+/// count). One pass over the bytes, before any parsing.
+pub fn nesting_exceeds(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Read buffer per connection. Small on purpose: most messages are a few hundred bytes, and
@@ -387,6 +429,7 @@ where
 
     async fn on_read_error(&mut self, e: E) -> Step {
         if is_capacity_error(&e) {
+            metrics::counter!("codeflow_errors_total", "kind" => "too_big").increment(1);
             let limit = self.config.max_message_size;
             return self
                 .close(
@@ -399,6 +442,22 @@ where
     }
 
     async fn on_text(&mut self, text: String) -> Step {
+        let max_depth = self.config.max_json_depth;
+        if nesting_exceeds(&text, max_depth) {
+            metrics::counter!("codeflow_errors_total", "kind" => "json_depth").increment(1);
+            return self
+                .reply_error(
+                    Value::Null,
+                    ErrorObject::new(
+                        codes::INVALID_REQUEST,
+                        format!(
+                            "the message nests arrays and objects deeper than {max_depth} levels"
+                        ),
+                    )
+                    .with_suggestion("flatten the message; no CodeFlow method needs that depth"),
+                )
+                .await;
+        }
         let value: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
@@ -455,4 +514,19 @@ fn is_capacity_error(e: &(dyn std::error::Error + 'static)) -> bool {
         current = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::nesting_exceeds;
+
+    #[test]
+    fn counts_brackets_outside_strings_only() {
+        assert!(!nesting_exceeds(r#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(r#"{"a":[1,{"b":[2]}]}"#, 3));
+        assert!(!nesting_exceeds(r#"{"a":"[[[[[[[[{{{{{"}"#, 1));
+        assert!(!nesting_exceeds(r#"{"a":"\"[[[[["}"#, 1));
+        assert!(nesting_exceeds(&"[".repeat(100), 64));
+        assert!(!nesting_exceeds("]]]]]]", 1));
+    }
 }

@@ -126,5 +126,10 @@ mod tests {
             ClientRoot::parse("/a//b/./").map(|r| r.0),
             Ok("/a/b".into())
         );
+        // Multi-byte characters where a drive letter would be: an error, never a panic.
+        for bad in ["aé", "é:/", "a:é", "aé/x", "ü", "日本語", "a:", "a:x"] {
+            assert!(ClientRoot::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ClientRoot::parse("/srv/é/日本").is_ok());
     }
 }

@@ -59,9 +59,10 @@ struct Relay {
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
     let (to_agent, stdout_task) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
+    let config = target.connection_config();
     let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
     // Dial while the watcher scans the tree: the two do not depend on each other.
-    let mut link = Link::dial(dialer(&target, &ConnectionConfig::default(), &memory));
+    let mut link = Link::dial(dialer(&target, &config, &memory));
     let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {
         Ok(files) => files,
         Err(e) => {

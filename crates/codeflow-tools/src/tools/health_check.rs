@@ -25,7 +25,7 @@ impl Tool for HealthCheck {
     }
 
     fn description(&self) -> &'static str {
-        "Report whether the CodeFlow service is healthy: version, uptime, sessions and projects it holds, and this session; use it to check the connection before other tools or when tools fail."
+        "Report whether the CodeFlow service is healthy: version, uptime, this project's sessions, and this session; use it to check the connection before other tools or when tools fail."
     }
 
     fn input_schema(&self) -> Value {
@@ -50,9 +50,8 @@ impl Tool for HealthCheck {
                 "service": {"type": "string"},
                 "version": {"type": "string"},
                 "uptime_secs": {"type": "number", "description": "Seconds since the server started."},
-                "sessions": {"type": "integer"},
-                "attached_sessions": {"type": "integer"},
-                "projects": {"type": "integer"},
+                "sessions": {"type": "integer", "description": "Sessions of this project."},
+                "attached_sessions": {"type": "integer", "description": "Sessions of this project with a connection."},
                 "session": {
                     "type": "object",
                     "properties": {
@@ -67,7 +66,7 @@ impl Tool for HealthCheck {
                 "mirror": {"type": "object", "properties": {"files": {"type": "integer"}, "shared": {"type": "boolean"}}},
                 "servers": {"type": "array", "items": {"type": "object"}, "description": "Per language server: state, pid, uptime, restarts, open documents."}
             },
-            "required": ["status", "service", "version", "uptime_secs", "sessions", "projects", "session"]
+            "required": ["status", "service", "version", "uptime_secs", "sessions", "session"]
         })
     }
 
@@ -78,16 +77,22 @@ impl Tool for HealthCheck {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = if args.is_null() { Args::default() } else { parse_args(args)? };
-            let stats = ctx.caller.registry().map(|r| r.stats()).unwrap_or_default();
+            // Counts of this session's project only: a session learns nothing about other
+            // projects, not even that they exist (R6). `/healthz` has server-wide counts.
+            let peers = ctx
+                .caller
+                .registry()
+                .map(|r| r.sessions_of(&ctx.caller.project))
+                .unwrap_or_default();
+            let attached = peers.iter().filter(|s| s.is_attached()).count();
             let uptime = ctx.services.started.elapsed().as_secs_f64();
             let mut structured = json!({
                 "status": "ok",
                 "service": "codeflow-server",
                 "version": ctx.services.version,
                 "uptime_secs": (uptime * 1000.0).round() / 1000.0,
-                "sessions": stats.sessions,
-                "attached_sessions": stats.attached,
-                "projects": stats.projects.len(),
+                "sessions": peers.len(),
+                "attached_sessions": attached,
                 "session": {
                     "id": ctx.caller.id,
                     "project": ctx.caller.project.as_str(),
@@ -107,7 +112,7 @@ impl Tool for HealthCheck {
                 });
             }
             if args.include_details {
-                structured["sessions_per_project"] = json!({project: stats.projects.get(project).copied().unwrap_or(0)});
+                structured["sessions_per_project"] = json!({project: peers.len()});
                 structured["servers"] = json!(servers
                     .iter()
                     .map(|s| json!({
@@ -125,11 +130,10 @@ impl Tool for HealthCheck {
                     .collect::<Vec<_>>());
             }
             let text = format!(
-                "CodeFlow {} is healthy: up {:.0} s, {} session(s) on {} project(s). This session: {} on project `{}` ({}).",
+                "CodeFlow {} is healthy: up {:.0} s, {} session(s) on this project. This session: {} on project `{}` ({}).",
                 ctx.services.version,
                 uptime,
-                stats.sessions,
-                stats.projects.len(),
+                peers.len(),
                 ctx.caller.id,
                 ctx.caller.project,
                 ctx.caller.root.as_str(),
