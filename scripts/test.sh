@@ -14,11 +14,6 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "language servers"
 bash scripts/install-language-servers.sh
 
-if ! python3 -c "import jwt" >/dev/null 2>&1; then
-    step "installing PyJWT (docs/operations.md's token recipe, run by tests/e2e/operations.rs)"
-    python3 -m pip install --quiet "pyjwt==2.15.1"
-fi
-
 if ! python3 -c "import mcp" >/dev/null 2>&1; then
     step "installing the MCP Python SDK (an MCP client for the end-to-end tests)"
     python3 -m pip install --quiet mcp

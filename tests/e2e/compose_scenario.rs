@@ -240,7 +240,7 @@ async fn one_server_two_dev_containers_two_projects_neither_sees_the_other() {
 
     // The service: the image's environment, then the compose service's; only the secret (a
     // fresh one instead of the example's), the port and the data dir differ.
-    let secret = format!("compose-scenario-{}", std::process::id());
+    let secret = format!("compose-scenario-secret-of-32-bytes-{}", std::process::id());
     let mut server_env = dockerfile.env("server");
     server_env.remove("PATH");
     server_env.extend(compose_env(&services["codeflow-service"]));

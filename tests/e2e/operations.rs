@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use codeflow_e2e::channels::{publish, subscribe};
 use codeflow_e2e::deploy::repo_root;
-use codeflow_e2e::{Relay, Server, TcpProxy, Ws, eventually, http_get};
+use codeflow_e2e::{Next, Relay, Server, TcpProxy, Ws, eventually, http_get};
 use serde_json::{Value, json};
 
 /// Series Prometheus records itself for every target; not the server's.
@@ -333,10 +333,15 @@ fn the_dashboard_and_rules_are_well_formed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_series_the_dashboard_and_alerts_name_is_exported() {
-    let secret = "operations-test-secret";
+    let secret = "operations-test-secret-at-least-32-bytes";
     let server = Server::start_with(
         &["--jwt-secret", secret],
         &[
+            // A secret means tokens are required; the relay below is anonymous on purpose.
+            (
+                "CODEFLOW_ANONYMOUS_RIGHTS",
+                "file:read file:write lsp:query claude:execute projects:manage",
+            ),
             ("CODEFLOW_TEST_TOOLS", "true"),
             ("CODEFLOW_OUTBOUND_QUEUE", "64"),
             ("CODEFLOW_RATE_LIMIT_PER_SECOND", "200"),
@@ -379,20 +384,33 @@ async fn every_series_the_dashboard_and_alerts_name_is_exported() {
     let refused = Ws::connect_with_token(&server.url(), Some("not-a-token")).await;
     assert!(refused.is_err(), "a bad bearer token is refused");
 
-    // A rate-limited flood on one connection: notifications, which get no answers, so the
-    // flood is refused for its rate and not cut for not reading.
+    // A rate-limited flood from one session: requests past the per-session rate are refused
+    // with -32004 (and `retryAfterMs`), each refusal counted.
     let mut flood = Ws::connect(&server.url()).await;
     flood.initialize("ops-flood", "/flood").await;
-    for n in 0..600 {
-        flood
-            .send_json(
-                json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                "params": {"requestId": 10_000 + n}}),
-            )
-            .await;
+    // In batches under the outbound queue (64 here), so the session is never a slow reader.
+    let sent = 600;
+    let mut refused = 0;
+    for batch in 0..sent / 30 {
+        for n in 0..30 {
+            flood
+                .send_json(
+                    json!({"jsonrpc": "2.0", "id": 10_000 + batch * 30 + n, "method": "ping", "params": {}}),
+                )
+                .await;
+        }
+        for _ in 0..30 {
+            match flood.next().await {
+                Next::Json(v) if v["error"]["code"] == -32004 => {
+                    assert!(v["error"]["data"]["retryAfterMs"].is_u64(), "{v}");
+                    refused += 1;
+                }
+                Next::Json(_) => {}
+                Next::Closed(code) => panic!("the flooding session was closed ({code:?})"),
+            }
+        }
     }
-    let refused = flood.request(json!(1), "ping", json!({})).await;
-    assert_eq!(refused["error"]["code"], -32004, "{refused}");
+    assert!(refused > 0, "none of {sent} pings was rate-limited");
 
     // A slow reader cut off.
     let mut slow = Ws::connect(&server.url()).await;
@@ -465,7 +483,8 @@ async fn every_series_the_dashboard_and_alerts_name_is_exported() {
 }
 
 /// The token recipe of `docs/operations.md` ("Tokens"), run as written (with a real secret for
-/// `...`), mints a token the server accepts for its project and refuses for another.
+/// `...`, and the built binaries first on `PATH`), mints a token the server accepts for its
+/// project and refuses for another.
 #[tokio::test]
 async fn the_token_recipe_of_the_operations_page_works() {
     let page = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
@@ -475,21 +494,30 @@ async fn the_token_recipe_of_the_operations_page_works() {
         .nth(1)
         .and_then(|b| b.split("\n```").next())
         .expect("a sh block in Tokens");
-    let secret = "recipe-secret";
-    let script = block
-        .strip_prefix("CODEFLOW_JWT_SECRET=... python3 -c '")
-        .and_then(|s| s.strip_suffix('\''))
+    let secret = "recipe-secret-that-is-at-least-32-bytes";
+    let command = block
+        .strip_prefix("CODEFLOW_JWT_SECRET=... ")
         .unwrap_or_else(|| {
-            panic!("the recipe is `CODEFLOW_JWT_SECRET=... python3 -c '…'`: {block}")
+            panic!("the recipe is `CODEFLOW_JWT_SECRET=... codeflow-server token …`: {block}")
         });
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
+    let bin_dir = codeflow_e2e::binary("codeflow-server")
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", command])
         .env("CODEFLOW_JWT_SECRET", secret)
+        .env("PATH", path)
         .output()
-        .expect("python3 runs");
+        .expect("sh runs");
     assert!(
         out.status.success(),
-        "the recipe failed (is PyJWT installed? scripts/test.sh installs it): {}",
+        "the recipe failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();

@@ -450,7 +450,7 @@ fn mint(secret: &str, projects: Value, scope: &str) -> String {
 
 #[tokio::test]
 async fn rights_and_projects_come_from_the_token() {
-    let secret = "s3cret-for-tests";
+    let secret = "s3cret-for-tests-at-least-32-bytes-long";
     let server = start(&[
         ("CODEFLOW_JWT_SECRET", secret),
         ("CODEFLOW_REQUIRE_AUTH", "true"),

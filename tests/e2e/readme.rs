@@ -260,7 +260,7 @@ async fn the_example_mcp_json_starts_a_working_relay() {
     let text = std::fs::read_to_string(repo_root().join("examples/mcp.json")).unwrap();
     let config: Value = serde_json::from_str(&text).expect("mcp.json is JSON");
     let server_config = &config["mcpServers"]["codeflow"];
-    let secret = "mcp-json-secret";
+    let secret = "mcp-json-secret-that-is-at-least-32-bytes";
     let server =
         codeflow_e2e::Server::start_with(&["--jwt-secret", secret, "--require-auth"], &[]).await;
     let (_dir, root) = project("my-app");

@@ -36,10 +36,6 @@ pub async fn run(target: Resolved) -> i32 {
                 println!(
                     "The server requires a client certificate: pass --client-cert and --client-key (signed by the CA the server trusts)."
                 );
-            } else if text.contains("UnknownIssuer") {
-                println!(
-                    "If the server's certificate is signed by a private CA, pass --ca-file with that CA's PEM file (or set CODEFLOW_CA_FILE)."
-                );
             }
             return 1;
         }

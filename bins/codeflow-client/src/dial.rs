@@ -144,7 +144,7 @@ fn unreachable(address: &str, tls: bool, detail: &str) -> String {
         )
     } else if tls && lower.contains("certificate") {
         format!(
-            "the TLS certificate of {address} is not accepted: the relay trusts the public web PKI roots only, so the certificate must be issued by a public CA for that host name (a self-signed or private-CA certificate is refused)"
+            "the TLS certificate of {address} is not accepted (not trusted, or not for that host name): without --ca-file the relay trusts the public web PKI roots only; for a private or self-signed CA pass --ca-file with that CA's PEM file (or set CODEFLOW_CA_FILE)"
         )
     } else if lower.contains("http version must be") {
         format!(

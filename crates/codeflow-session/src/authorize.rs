@@ -3,8 +3,8 @@
 //!
 //! - A method that names a project (`project` or `projectId` in its params or in a tool's
 //!   arguments) other than the session's is refused with the same words whether that project
-//!   exists or not (R6). Only `projects/*` may name another project, and only one the token
-//!   covers.
+//!   exists or not (R6). Only `projects/*` and `claude/*` (server-side projects and their
+//!   runs) may name another project, and only one the token covers.
 //! - Each method family needs a right; `tools/call` asks the service which rights the tool
 //!   needs ([`crate::SessionService::tool_rights`]), so this crate never names a tool.
 //!
@@ -93,9 +93,11 @@ pub fn authorize(
 ) -> Result<(), Forbidden> {
     for named in named_projects(params) {
         let same = named.as_str() == Some(project.as_str());
-        let allowed = same
-            || (method.starts_with("projects/")
-                && named.as_str().is_some_and(|n| grant.allows_project_name(n)));
+        // Projects and Claude runs live on the server, not in the session's tree: those two
+        // families may name any project the token grants (R6: "unless its token names B").
+        let server_side = method.starts_with("projects/") || method.starts_with("claude/");
+        let allowed =
+            same || (server_side && named.as_str().is_some_and(|n| grant.allows_project_name(n)));
         if !allowed {
             return Err(Forbidden::OtherProject);
         }
@@ -187,6 +189,12 @@ mod tests {
         );
         let manager = grant(&[Right::ProjectsManage], &["a", "b"]);
         assert!(call(&manager, "projects/status", json!({"project": "b"})).is_ok());
+        let runner = grant(&[Right::ClaudeExecute], &["a", "b"]);
+        assert!(call(&runner, "claude/execute", json!({"project": "b"})).is_ok());
+        assert_eq!(
+            call(&runner, "claude/execute", json!({"project": "zz"})),
+            Err(Forbidden::OtherProject)
+        );
         assert_eq!(
             call(&manager, "projects/status", json!({"project": "zz"})),
             Err(Forbidden::OtherProject)
