@@ -4,7 +4,7 @@
 //!   reloaded on start, live runs of a previous process closed with
 //!   `complete {reason: "server restarted"}`), runs, and the methods clients call
 //!   (`projects/*`, `claude/*`).
-//! - [`run`] — one run's supervision: stream-json lines, watchdogs, stopping its process group.
+//! - `run` — one run's supervision: stream-json lines, watchdogs, stopping its process group.
 //! - [`process`] — starting the CLI (argument vector, stdin closed, filtered environment, own
 //!   process group) and signalling its group.
 //! - [`lines`] — bounded-length line reading.

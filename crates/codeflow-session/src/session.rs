@@ -301,7 +301,7 @@ impl Session {
         self.subscribe_inner(channels, channel, since, id, serde_json::Map::new(), false);
     }
 
-    /// [`Self::subscribe`] for a request of a method family: the answer carries `extra` too and
+    /// `Self::subscribe` for a request of a method family: the answer carries `extra` too and
     /// is remembered like any answer (a re-sent request gets it again).
     pub fn subscribe_answering(
         self: &Arc<Self>,

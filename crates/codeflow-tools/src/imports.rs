@@ -591,10 +591,7 @@ impl Analysis<'_> {
 
 /// The LSP position of a byte offset.
 fn position_at(text: &str, offset: usize) -> Position {
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    Position::new(line, before[start..].encode_utf16().count() as u32)
+    codeflow_workspace::LineIndex::new(text).position(offset)
 }
 
 /// Helpers for callers that hold relative paths.

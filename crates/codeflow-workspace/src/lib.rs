@@ -21,6 +21,7 @@
 pub mod apply_edit;
 pub mod batch;
 pub mod caller;
+pub mod diagnostics;
 pub mod edits;
 pub mod error;
 pub mod extensions;
@@ -40,5 +41,8 @@ pub use extensions::Extensions;
 pub use lsp_sync::{FileOperation, notify_file_operation, tell_language_servers};
 pub use publish::DiagnosticsPublisher;
 pub use sync::{ClientNotices, NoNotices, SessionFiles};
-pub use text::{LineIndex, apply_text_edits, end_position};
+pub use text::{
+    LineIndex, UserPosition, apply_text_edits, end_position, from_lsp, line_text, range_from_lsp,
+    to_lsp, utf16_len, utf16_slice, utf16_to_byte,
+};
 pub use workspace::{ProjectWorkspace, WorkspaceConfig, Workspaces};

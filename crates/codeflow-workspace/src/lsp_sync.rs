@@ -51,7 +51,7 @@ pub enum FileOperation {
 
 /// Sends `workspace/didCreateFiles` / `didDeleteFiles` / `didRenameFiles` to this project's
 /// running servers that registered for them (file contents reach them separately, through
-/// [`EditPlan::commit`]).
+/// [`crate::EditPlan::commit`]).
 pub async fn notify_file_operation(workspace: &ProjectWorkspace, op: &FileOperation) {
     use codeflow_lsp_pool::lsp_types::notification::{
         DidCreateFiles, DidDeleteFiles, DidRenameFiles,

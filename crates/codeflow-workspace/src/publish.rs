@@ -8,6 +8,8 @@ use codeflow_lsp_pool::lsp_types::PublishDiagnosticsParams;
 use codeflow_session::{Channel, ProjectId, SessionRegistry};
 use serde_json::json;
 
+use crate::diagnostics::diagnostic_json;
+
 use crate::workspace::Workspaces;
 
 /// Publishes every language server's diagnostics on its project's `diagnostics` channel.
@@ -56,26 +58,18 @@ impl DiagnosticsListener for DiagnosticsPublisher {
             return;
         };
         let path = codeflow_file_stream::paths::uri_path(&uri).unwrap_or_default();
+        // The same rows as `get_diagnostics`, with characters counted from the file's text in
+        // the mirror (a small local read; without it, columns are UTF-16 units).
+        let text = paths
+            .parse_mirror(std::path::Path::new(
+                &codeflow_file_stream::paths::uri_path(params.uri.as_str()).unwrap_or_default(),
+            ))
+            .ok()
+            .and_then(|m| read_small(m.as_path()));
         let diagnostics: Vec<_> = params
             .diagnostics
             .iter()
-            .map(|d| {
-                json!({
-                    "line": d.range.start.line + 1,
-                    "character": d.range.start.character + 1,
-                    "endLine": d.range.end.line + 1,
-                    "endCharacter": d.range.end.character + 1,
-                    "severity": d.severity.map(|s| match s {
-                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::ERROR => "error",
-                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::WARNING => "warning",
-                        codeflow_lsp_pool::lsp_types::DiagnosticSeverity::INFORMATION => "information",
-                        _ => "hint",
-                    }),
-                    "message": d.message,
-                    "source": d.source,
-                    "code": d.code,
-                })
-            })
+            .map(|d| diagnostic_json(text.as_deref(), d))
             .collect();
         registry.channels().publish(
             &project,
@@ -89,4 +83,13 @@ impl DiagnosticsListener for DiagnosticsPublisher {
             }),
         );
     }
+}
+
+/// The text of a mirror file of at most 1 MiB (diagnostics positions are converted with it).
+fn read_small(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > 1 << 20 {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
 }

@@ -1,10 +1,12 @@
 //! Text positions and edits: LSP's 0-based lines and UTF-16 columns over a document's text.
 //!
 //! One [`LineIndex`] answers every conversion (line starts, the byte offset of a position,
-//! the position of a byte offset, a line's text), so no other module counts lines or UTF-16
-//! units itself.
+//! the position of a byte offset, a line's text), and the functions below convert between LSP
+//! positions and the 1-based positions tools and channels report ([`UserPosition`]: characters
+//! counted in Unicode scalar values, what a person or a model counts), so no other module counts
+//! lines or UTF-16 units itself.
 
-use codeflow_lsp_pool::lsp_types::{Position, TextEdit};
+use codeflow_lsp_pool::lsp_types::{Position, Range, TextEdit};
 
 /// Where each line of a text starts. Lines end at `\n`, `\r\n` or a lone `\r`, as LSP says.
 #[derive(Debug, Clone)]
@@ -69,14 +71,7 @@ impl<'a> LineIndex<'a> {
             }
             return Ok(self.text.len());
         };
-        let mut units = 0u32;
-        for (i, c) in self.text[start..end].char_indices() {
-            if units >= pos.character {
-                return Ok(start + i);
-            }
-            units += c.len_utf16() as u32;
-        }
-        Ok(end)
+        Ok(start + utf16_to_byte(&self.text[start..end], pos.character))
     }
 
     /// The LSP position of a byte offset (clamped to the text, and back to a character
@@ -98,6 +93,101 @@ impl<'a> LineIndex<'a> {
     pub fn end(&self) -> Position {
         self.position(self.text.len())
     }
+}
+
+/// UTF-16 code units in `s`.
+pub fn utf16_len(s: &str) -> u32 {
+    u32::try_from(s.encode_utf16().count()).unwrap_or(u32::MAX)
+}
+
+/// The byte offset in `line` of UTF-16 column `units`; past the end, the line's length; inside
+/// a surrogate pair, the character's end.
+pub fn utf16_to_byte(line: &str, units: u32) -> usize {
+    let mut seen = 0u32;
+    for (i, c) in line.char_indices() {
+        if seen >= units {
+            return i;
+        }
+        seen += c.len_utf16() as u32;
+    }
+    line.len()
+}
+
+/// The part of `s` between UTF-16 offsets `from` and `to` (clamped).
+pub fn utf16_slice(s: &str, from: u32, to: u32) -> &str {
+    let start = utf16_to_byte(s, from);
+    let end = utf16_to_byte(s, to.max(from));
+    &s[start..end]
+}
+
+/// A 1-based position as tools and channels report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct UserPosition {
+    pub line: u32,
+    pub character: u32,
+}
+
+/// The text of line `line0` (0-based), without its line ending; `None` past the end.
+pub fn line_text(text: &str, line0: u32) -> Option<&str> {
+    LineIndex::new(text).line(line0)
+}
+
+/// 1-based (line, character) → LSP position, checked against the document's text. A character
+/// one past the end of the line is allowed (the cursor after the last character, where
+/// completions are asked for).
+pub fn to_lsp(text: &str, line: u32, character: u32) -> Result<Position, String> {
+    if line == 0 || character == 0 {
+        return Err(format!(
+            "line and character are 1-based; got line {line}, character {character}"
+        ));
+    }
+    let index = LineIndex::new(text);
+    let Some(content) = index.line(line - 1) else {
+        return Err(format!(
+            "line {line} is past the end of the file ({} lines)",
+            index.line_count()
+        ));
+    };
+    let chars = content.chars().count();
+    let column = (character - 1) as usize;
+    if column > chars {
+        return Err(format!(
+            "character {character} is past the end of line {line} ({chars} characters)"
+        ));
+    }
+    let byte = content
+        .char_indices()
+        .nth(column)
+        .map_or(content.len(), |(i, _)| i);
+    Ok(Position::new(line - 1, utf16_len(&content[..byte])))
+}
+
+/// LSP position → 1-based (line, character). Without the line's text (a file the server can
+/// read but we cannot), the UTF-16 column is taken as the character count.
+pub fn from_lsp(line_content: Option<&str>, position: Position) -> UserPosition {
+    let character = match line_content {
+        Some(content) => {
+            let byte = utf16_to_byte(content, position.character);
+            let chars = u32::try_from(content[..byte].chars().count()).unwrap_or(u32::MAX);
+            // A column past the line's end (some servers point at the newline) is kept.
+            chars + position.character.saturating_sub(utf16_len(content))
+        }
+        None => position.character,
+    };
+    UserPosition {
+        line: position.line + 1,
+        character: character + 1,
+    }
+}
+
+/// A range's start and end in 1-based form, given the document's text when known.
+pub fn range_from_lsp(text: Option<&str>, range: Range) -> (UserPosition, UserPosition) {
+    let index = text.map(LineIndex::new);
+    let line = |n: u32| index.as_ref().and_then(|i| i.line(n));
+    (
+        from_lsp(line(range.start.line), range.start),
+        from_lsp(line(range.end.line), range.end),
+    )
 }
 
 /// The position just past the last character of `text`.
@@ -213,5 +303,44 @@ mod tests {
     fn end_position_is_past_the_last_character() {
         assert_eq!(end_position("a\nbc"), Position::new(1, 2));
         assert_eq!(end_position("a\n"), Position::new(1, 0));
+    }
+
+    #[test]
+    fn user_positions_round_trip_in_ascii() {
+        let text = "def f():\n    return 1\n";
+        let p = to_lsp(text, 2, 5).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p, Position::new(1, 4));
+        assert_eq!(
+            from_lsp(line_text(text, 1), p),
+            UserPosition {
+                line: 2,
+                character: 5
+            }
+        );
+    }
+
+    #[test]
+    fn user_positions_count_characters_not_utf16_units() {
+        // 'é' is one UTF-16 unit, '𝄞' two.
+        let text = "a𝄞é = x\n";
+        let p = to_lsp(text, 1, 4).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p, Position::new(0, 4));
+        assert_eq!(from_lsp(line_text(text, 0), p).character, 4);
+        assert_eq!(
+            from_lsp(line_text(text, 0), Position::new(0, 5)).character,
+            5
+        );
+        assert_eq!(utf16_slice("a𝄞é", 1, 3), "𝄞");
+    }
+
+    #[test]
+    fn user_positions_are_checked() {
+        let text = "ab\ncd";
+        assert!(to_lsp(text, 0, 1).is_err());
+        assert!(to_lsp(text, 1, 0).is_err());
+        assert!(to_lsp(text, 3, 1).is_err());
+        assert!(to_lsp(text, 1, 4).is_err());
+        assert_eq!(to_lsp(text, 2, 3), Ok(Position::new(1, 2)));
+        assert_eq!(line_text("a\r\nb", 0), Some("a"));
     }
 }

@@ -170,7 +170,7 @@ pub fn refine_selection(text: &str, symbol: &mut FlatSymbol) {
                     .next()
                     .is_some_and(is_word)
             {
-                let width: u32 = name.chars().map(|c| c.len_utf16() as u32).sum();
+                let width = codeflow_workspace::utf16_len(name);
                 symbol.selection_range = Range::new(
                     codeflow_lsp_pool::lsp_types::Position::new(line0, units),
                     codeflow_lsp_pool::lsp_types::Position::new(line0, units + width),

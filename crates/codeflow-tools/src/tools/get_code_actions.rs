@@ -113,18 +113,9 @@ impl Tool for GetCodeActions {
             let args: Args = parse_args(args)?;
             let doc = Document::open(ctx, &args.file_path).await?;
             let range = args.range.unwrap_or_else(|| {
-                let lines = doc.text.split('\n').collect::<Vec<_>>();
-                let last = lines.len().saturating_sub(1);
-                let width: usize = lines
-                    .last()
-                    .map(|l| l.chars().map(char::len_utf16).sum())
-                    .unwrap_or(0);
                 Range::new(
                     Position::new(0, 0),
-                    Position::new(
-                        u32::try_from(last).unwrap_or(u32::MAX),
-                        u32::try_from(width).unwrap_or(u32::MAX),
-                    ),
+                    codeflow_workspace::end_position(&doc.text),
                 )
             });
             // Quick fixes are offered for the diagnostics the request carries.

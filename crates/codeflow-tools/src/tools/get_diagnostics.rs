@@ -1,7 +1,7 @@
 //! `get_diagnostics`: errors and warnings for a file, for its current content.
 
-use codeflow_lsp_pool::lsp_types::{DiagnosticSeverity, NumberOrString};
 use codeflow_session::Right;
+use codeflow_workspace::diagnostics::{code_text, diagnostic_json, severity_name};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -11,7 +11,6 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{file_path_schema, finish, object};
-use crate::lsp::position::{line_text, range_from_lsp};
 use crate::lsp::{Document, Locator};
 
 #[derive(Debug)]
@@ -21,16 +20,6 @@ pub struct GetDiagnostics;
 #[serde(deny_unknown_fields)]
 struct Args {
     file_path: String,
-}
-
-pub(crate) fn severity_name(s: Option<DiagnosticSeverity>) -> &'static str {
-    match s {
-        Some(DiagnosticSeverity::ERROR) => "error",
-        Some(DiagnosticSeverity::WARNING) => "warning",
-        Some(DiagnosticSeverity::INFORMATION) => "information",
-        Some(DiagnosticSeverity::HINT) => "hint",
-        _ => "error",
-    }
 }
 
 impl Tool for GetDiagnostics {
@@ -100,39 +89,21 @@ impl Tool for GetDiagnostics {
                     "warning" => warnings += 1,
                     _ => {}
                 }
-                let (s, e) = range_from_lsp(Some(&doc.text), d.range);
-                let line = line_text(&doc.text, d.range.start.line)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                let code = d.code.as_ref().map(|c| match c {
-                    NumberOrString::Number(n) => n.to_string(),
-                    NumberOrString::String(s) => s.clone(),
-                });
-                let origin = match (&d.source, &code) {
+                let row = diagnostic_json(Some(&doc.text), d);
+                let origin = match (&d.source, code_text(d)) {
                     (Some(src), Some(c)) => format!(" [{src} {c}]"),
                     (Some(src), None) => format!(" [{src}]"),
                     (None, Some(c)) => format!(" [{c}]"),
                     (None, None) => String::new(),
                 };
                 text.push(format!(
-                    "{}:{}:{}  {severity}: {}{origin}\n    {line}",
+                    "{}:{}:{}  {severity}: {}{origin}\n    {}",
                     doc.file.client,
-                    s.line,
-                    s.character,
-                    d.message.replace('\n', " ")
+                    row["line"],
+                    row["character"],
+                    d.message.replace('\n', " "),
+                    row["text"].as_str().unwrap_or_default()
                 ));
-                let mut row = json!({
-                    "severity": severity, "message": d.message,
-                    "line": s.line, "character": s.character,
-                    "end_line": e.line, "end_character": e.character, "text": line,
-                });
-                if let Some(src) = &d.source {
-                    row["source"] = json!(src);
-                }
-                if let Some(c) = code {
-                    row["code"] = json!(c);
-                }
                 rows.push(row);
             }
             let source = serde_json::to_value(report.source).unwrap_or(json!("none"));

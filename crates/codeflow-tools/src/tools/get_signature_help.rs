@@ -124,13 +124,9 @@ impl Tool for GetSignatureHelp {
                     .map(|p| {
                         let label = match &p.label {
                             ParameterLabel::Simple(s) => s.clone(),
-                            ParameterLabel::LabelOffsets([a, b]) => sig
-                                .label
-                                .encode_utf16()
-                                .skip(*a as usize)
-                                .take(b.saturating_sub(*a) as usize)
-                                .collect::<Vec<u16>>()
-                                .pipe(|u| String::from_utf16_lossy(&u)),
+                            ParameterLabel::LabelOffsets([a, b]) => {
+                                codeflow_workspace::utf16_slice(&sig.label, *a, *b).to_owned()
+                            }
                         };
                         let mut v = json!({"label": label});
                         if let Some(d) = doc_text(p.documentation.as_ref()) {
@@ -177,10 +173,3 @@ impl Tool for GetSignatureHelp {
         .boxed()
     }
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl<S> Pipe for S {}

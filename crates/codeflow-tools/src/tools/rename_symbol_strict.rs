@@ -137,7 +137,7 @@ async fn open_mentioning_files(
         return Ok(());
     };
     let Some(word) = line_text(&doc.text, position.line)
-        .and_then(|line| identifier_at(line, position.character as usize))
+        .and_then(|line| identifier_at(line, position.character))
     else {
         return Ok(());
     };
@@ -186,16 +186,8 @@ fn is_ident(c: char) -> bool {
 }
 
 /// The identifier around a UTF-16 column of a line.
-fn identifier_at(line: &str, utf16: usize) -> Option<String> {
-    let mut at = line.len();
-    let mut units = 0;
-    for (i, c) in line.char_indices() {
-        if units >= utf16 {
-            at = i;
-            break;
-        }
-        units += c.len_utf16();
-    }
+fn identifier_at(line: &str, utf16: u32) -> Option<String> {
+    let at = codeflow_workspace::utf16_to_byte(line, utf16);
     let start = line[..at]
         .char_indices()
         .rev()
