@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -51,13 +50,16 @@ fn probe(addr: SocketAddr, tls: bool) -> anyhow::Result<String> {
     );
     let mut raw = Vec::new();
     if tls {
-        codeflow_transport::tls::install_crypto_provider();
-        let config = rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate::new()))
-            .with_no_client_auth();
+        // The probe checks that the server answers, not who it is (a certificate names a public
+        // host, not 127.0.0.1): the transport's "accept any certificate" trust, signatures
+        // still checked.
+        let config = codeflow_transport::tls::client_config(
+            &codeflow_transport::tls::ServerTrust::Insecure,
+            None,
+        )?
+        .context("no TLS client configuration")?;
         let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-        let mut session = rustls::ClientConnection::new(Arc::new(config), name)?;
+        let mut session = rustls::ClientConnection::new(config, name)?;
         let mut stream = rustls::Stream::new(&mut session, &mut tcp);
         stream.write_all(request.as_bytes())?;
         read_all(&mut stream, &mut raw)?;
@@ -93,62 +95,5 @@ fn read_all(stream: &mut impl Read, into: &mut Vec<u8>) -> std::io::Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !into.is_empty() => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-/// The probe talks to this machine's own server on loopback, whose certificate names the
-/// public host: it checks that the server answers, not who it is, so any certificate is taken
-/// (signatures are still checked, so the handshake itself is real).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl AnyCertificate {
-    fn new() -> Self {
-        Self(Arc::new(rustls::crypto::ring::default_provider()))
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
