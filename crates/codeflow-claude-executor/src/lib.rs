@@ -7,7 +7,7 @@
 //! - `run` — one run's supervision: stream-json lines, watchdogs, stopping its process group.
 //! - [`process`] — starting the CLI (argument vector, stdin closed, filtered environment, own
 //!   process group) and signalling its group.
-//! - [`lines`] — bounded-length line reading.
+//! - [`lines`] — bounded-length line reading; [`stream_json`] — what one line of it is.
 //! - [`log`] and [`history`] — the per-project message log (group commit, rotation, torn-line
 //!   repair) and its time queries.
 //! - [`paths`] — project ids and directories under the projects root.
@@ -29,6 +29,7 @@ pub mod process;
 pub mod project;
 pub(crate) mod run;
 pub mod sink;
+pub mod stream_json;
 
 pub use config::{ExecutorConfig, Limits, LogConfig};
 pub use error::{ErrorKind, ExecError};

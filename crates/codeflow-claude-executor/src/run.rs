@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ExecutorConfig;
 use crate::lines::{Line, LineReader};
 use crate::process::{Started, describe, signal_group};
+use crate::stream_json::{StreamLine, interpret};
 
 /// Bytes of stderr kept for the `complete` event.
 const STDERR_TAIL: usize = 4096;
@@ -175,14 +176,12 @@ pub(crate) async fn supervise<O: RunObserver>(
                         last_line = Instant::now();
                         seq += 1;
                         outcome.lines = seq;
-                        match serde_json::from_slice::<Value>(&bytes) {
-                            Ok(message) if message.is_object() => {
-                                if message["type"] == "system" && message["subtype"] == "init"
-                                    && let Some(id) = message["session_id"].as_str()
-                                {
-                                    observer.conversation(id).await;
+                        match interpret(&bytes) {
+                            StreamLine::Message { message, conversation, is_result } => {
+                                if let Some(id) = conversation {
+                                    observer.conversation(&id).await;
                                 }
-                                if message["type"] == "result" {
+                                if is_result {
                                     result_seen = Some(message.clone());
                                     exit_by.get_or_insert(Instant::now() + config.exit_grace);
                                 }
@@ -190,12 +189,11 @@ pub(crate) async fn supervise<O: RunObserver>(
                                     "type": "output", "runId": run_id, "seq": seq, "message": message,
                                 })).await;
                             }
-                            _ => {
-                                let text = String::from_utf8_lossy(&bytes);
+                            StreamLine::NotAnObject { excerpt } => {
                                 observer.event(json!({
                                     "type": "error", "runId": run_id, "seq": seq,
                                     "error": "the CLI printed a line that is not a JSON object",
-                                    "excerpt": text.chars().take(200).collect::<String>(),
+                                    "excerpt": excerpt,
                                 })).await;
                             }
                         }

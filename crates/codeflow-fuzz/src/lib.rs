@@ -17,6 +17,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("paths", paths),
     ("delta", delta),
     ("manifest", manifest),
+    ("stream_json", stream_json),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -86,4 +87,18 @@ pub fn manifest(data: &[u8]) {
     if let Ok(params) = serde_json::from_str::<SyncManifestParams>(text) {
         let _ = Manifest::from_params(params, &Limits::default());
     }
+}
+
+/// The `claude` CLI's stream-json output: bounded lines (a small limit, so over-long lines are
+/// exercised), each interpreted as a run would.
+pub fn stream_json(data: &[u8]) {
+    use codeflow_claude_executor::lines::{Line, LineReader};
+    let mut reader = LineReader::new(tokio::io::BufReader::with_capacity(7, data), 64);
+    futures::executor::block_on(async {
+        while let Ok(Some(line)) = reader.next().await {
+            if let Line::Text(bytes) = line {
+                let _ = codeflow_claude_executor::stream_json::interpret(&bytes);
+            }
+        }
+    });
 }
