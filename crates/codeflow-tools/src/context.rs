@@ -64,16 +64,16 @@ impl ToolContext {
 
     /// Fails unless the caller's token grants `right`.
     pub fn require(&self, right: Right) -> Result<(), ToolError> {
-        Ok(self.caller.require(right)?)
+        self.caller.require(right)
     }
 
     pub async fn workspace(&self) -> Result<Arc<ProjectWorkspace>, ToolError> {
-        Ok(self.caller.workspace().await?)
+        self.caller.workspace().await
     }
 
     /// Reads a `file_path` argument (see [`Caller::resolve`]).
     pub async fn resolve(&self, file_path: &str) -> Result<ResolvedFile, ToolError> {
-        Ok(self.caller.resolve(file_path).await?)
+        self.caller.resolve(file_path).await
     }
 
     /// The caller's client path for a mirror path.
@@ -83,11 +83,11 @@ impl ToolContext {
 
     /// The language server for a file, with the file opened on it at the mirror's content.
     pub async fn server_for(&self, file: &ResolvedFile) -> Result<ServerHandle, ToolError> {
-        Ok(self.caller.server_for(file).await?)
+        self.caller.server_for(file).await
     }
 
     /// An edit plan for this call: the caller's project, in this call's batch if any.
     pub fn edit_plan(&self, workspace: Arc<ProjectWorkspace>) -> Result<EditPlan, ToolError> {
-        Ok(EditPlan::new(&self.caller, workspace, self.batch.as_ref())?)
+        EditPlan::new(&self.caller, workspace, self.batch.as_ref())
     }
 }

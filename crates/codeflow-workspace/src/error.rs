@@ -1,5 +1,7 @@
 //! What can go wrong when a caller works on its project: each case a caller can act on, with a
-//! message a person (or a model) can follow.
+//! message a person (or a model) can follow. The tool catalogue reports the same type
+//! (`codeflow_tools::ToolError` is this type), so a failure keeps its words from the workspace
+//! up to the agent.
 
 use codeflow_session::Right;
 
@@ -18,6 +20,9 @@ pub enum WorkspaceError {
         message: String,
         suggestion: Option<String>,
     },
+    /// The caller gave up on the operation (a cancelled tool call).
+    #[error("the call was cancelled")]
+    Cancelled,
 }
 
 impl WorkspaceError {

@@ -117,7 +117,7 @@ pub(crate) async fn rename_at(
             .with_suggestion("point at the symbol's name (get_document_symbols lists them)")
         })?;
     plan.workspace_edit(edit).await?;
-    Ok(plan.commit(dry_run).await?)
+    plan.commit(dry_run).await
 }
 
 /// At most this many other files are opened before a rename.
