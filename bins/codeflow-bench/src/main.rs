@@ -24,6 +24,7 @@ mod p8;
 mod procs;
 mod report;
 mod stats;
+mod ws;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,15 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use futures::{SinkExt, StreamExt};
+use anyhow::{Context, Result};
+use futures::StreamExt;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::procs::{self, Guarded};
+use crate::ws::{Ws, request};
 use crate::{Env, stats};
 
 #[derive(Clone, Debug)]
@@ -38,34 +39,6 @@ pub struct P4Result {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub setup_secs: f64,
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn request(ws: &mut Ws, id: u64, method: &str, params: Value) -> Result<Value> {
-    let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    ws.send(Message::text(msg.to_string())).await?;
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .context("no answer within 60 s")?;
-        match frame {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                if v.get("id") == Some(&json!(id)) {
-                    if let Some(e) = v.get("error") {
-                        bail!("{method} failed: {e}");
-                    }
-                    return Ok(v["result"].clone());
-                }
-            }
-            Some(Ok(Message::Close(f))) => bail!("closed: {f:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => bail!("closed"),
-        }
-    }
 }
 
 async fn open(url: String, subscribe: bool) -> Result<Ws> {

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procs::{self, Guarded};
+use crate::ws::{Ws, request};
 use crate::{Env, stats};
 
 #[derive(Clone, Debug)]
@@ -53,34 +54,6 @@ pub struct P8Result {
     pub log_appends: usize,
     pub log_appends_per_sec: f64,
     pub window: usize,
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn request(ws: &mut Ws, id: u64, method: &str, params: Value) -> Result<Value> {
-    let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    ws.send(Message::text(msg.to_string())).await?;
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .context("no answer within 60 s")?;
-        match frame {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                if v.get("id") == Some(&json!(id)) {
-                    if let Some(e) = v.get("error") {
-                        bail!("{method} failed: {e}");
-                    }
-                    return Ok(v["result"].clone());
-                }
-            }
-            Some(Ok(Message::Close(f))) => bail!("closed: {f:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => bail!("closed"),
-        }
-    }
 }
 
 async fn open(url: &str) -> Result<Ws> {
