@@ -44,6 +44,9 @@ pub struct Session {
     state: Mutex<State>,
     service: Mutex<Option<crate::service::ServiceInbox>>,
     closed: CancellationToken,
+    /// The close code and reason the session ended with (for a socket that attaches or is
+    /// attaching while it ends, so it gets the same close frame).
+    closed_with: Mutex<Option<(u16, String)>>,
     registry: Weak<SessionRegistry>,
     /// How long answers are remembered for re-sent requests.
     answer_ttl: Duration,
@@ -107,6 +110,7 @@ impl Session {
             state: Mutex::new(State::default()),
             service: Mutex::new(None),
             closed: CancellationToken::new(),
+            closed_with: Mutex::new(None),
             registry,
             answer_ttl: resume_grace + memory::ANSWER_TTL,
             rate: std::sync::OnceLock::new(),
@@ -546,6 +550,7 @@ impl Session {
         if self.closed.is_cancelled() {
             return;
         }
+        *self.closed_with.lock() = Some((code, reason.to_owned()));
         self.closed.cancel();
         self.service.lock().take();
         let subscriptions = std::mem::take(&mut self.state.lock().subscriptions);
@@ -559,6 +564,11 @@ impl Session {
         if let Some(outbound) = self.state.lock().attached.take() {
             outbound.close(code, reason);
         }
+    }
+
+    /// The close code and reason the session ended with, once it has.
+    pub fn close_reason(&self) -> Option<(u16, String)> {
+        self.closed_with.lock().clone()
     }
 
     fn substitute_null_id(&self, message: Message) -> Message {

@@ -109,7 +109,12 @@ async fn route_loop(
                 return;
             }
             _ = session.closed() => {
-                // Session::close already sent the close frame with its reason.
+                // Session::close sent the close frame to the attached socket; this one may not
+                // have been attached yet (a shutdown right after the handshake), so it sends the
+                // same frame itself (a second close frame is ignored).
+                if let Some((code, reason)) = session.close_reason() {
+                    outbound.close(code, reason);
+                }
                 return;
             }
             _ = registry.shutting_down() => {
