@@ -264,12 +264,7 @@ async fn one_server_two_dev_containers_two_projects_neither_sees_the_other() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(TIMEOUT, || async {
-            http_get(port, "/healthz")
-                .await
-                .is_ok_and(|(s, _)| s == 200)
-        })
-        .await,
+        codeflow_e2e::becomes_healthy(port, TIMEOUT).await,
         "the service starts"
     );
 

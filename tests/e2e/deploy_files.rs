@@ -465,12 +465,7 @@ async fn the_images_health_check_probes_a_real_server() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(TIMEOUT, || async {
-            http_get(port, "/healthz")
-                .await
-                .is_ok_and(|(s, _)| s == 200)
-        })
-        .await,
+        codeflow_e2e::becomes_healthy(port, TIMEOUT).await,
         "the server starts with the image's environment"
     );
     let (healthy, said) = run_healthcheck(&image.healthcheck, &env).await;
@@ -487,19 +482,7 @@ async fn the_images_health_check_probes_a_real_server() {
 #[tokio::test]
 async fn the_health_check_follows_the_server_to_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=codeflow.example", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl makes a test certificate");
-    assert!(made.success());
+    let (cert, key) = codeflow_e2e::self_signed_certificate(dir.path(), "codeflow.example");
     let port = free_port();
     let env: BTreeMap<String, String> = [
         ("CODEFLOW_PORT", port.to_string()),

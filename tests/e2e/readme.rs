@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use codeflow_e2e::deploy::repo_root;
-use codeflow_e2e::{Relay, TIMEOUT, binary, eventually, free_port, http_get};
+use codeflow_e2e::{Relay, TIMEOUT, binary, free_port};
 use serde_json::{Value, json};
 
 /// Lines of the README's ```sh blocks (comments dropped).
@@ -130,12 +130,7 @@ async fn the_readmes_commands_work_as_written() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(TIMEOUT, || async {
-            http_get(port, "/healthz")
-                .await
-                .is_ok_and(|(s, _)| s == 200)
-        })
-        .await,
+        codeflow_e2e::becomes_healthy(port, TIMEOUT).await,
         "the README's server command starts a server"
     );
     assert!(

@@ -217,19 +217,7 @@ async fn a_tls_mismatch_says_which_scheme_to_use() {
 
     // ws:// against a TLS server, and wss:// to it with a self-signed certificate.
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl makes a test certificate");
-    assert!(made.success());
+    let (cert, key) = codeflow_e2e::self_signed_certificate(dir.path(), "localhost");
     let port = free_port();
     let _tls = tokio::process::Command::new(binary("codeflow-server"))
         .arg("--port")

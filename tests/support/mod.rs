@@ -97,10 +97,7 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port race or bad flags: try again
                 }
-                if http_get(port, "/healthz")
-                    .await
-                    .is_ok_and(|(s, _)| s == 200)
-                {
+                if is_healthy(port).await {
                     return Self {
                         port,
                         child,
@@ -137,6 +134,39 @@ fn drain(stream: Option<tokio::process::ChildStderr>, who: &'static str) {
             }
         });
     }
+}
+
+/// Whether a server on `port` answers `/healthz` with 200.
+pub async fn is_healthy(port: u16) -> bool {
+    http_get(port, "/healthz")
+        .await
+        .is_ok_and(|(s, _)| s == 200)
+}
+
+/// Waits up to `limit` for a server on `port` to answer `/healthz` with 200.
+pub async fn becomes_healthy(port: u16, limit: Duration) -> bool {
+    eventually(limit, || is_healthy(port)).await
+}
+
+/// A self-signed certificate for `common_name`, made with the openssl CLI in `dir`: the
+/// certificate and key PEM files.
+pub fn self_signed_certificate(dir: &Path, common_name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={common_name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl makes a test certificate");
+    assert!(made.success(), "openssl could not make a certificate");
+    (cert, key)
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).
