@@ -62,8 +62,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "cargo deny"
 cargo deny --log-level error check bans licenses sources
 
-step "build (binaries used by the end-to-end tests)"
-cargo build --workspace --bins --locked
+step "build (binaries used by the end-to-end tests, and every test target)"
+# --all-targets resolves features with the dev-dependencies, as `cargo test` does, so the
+# binaries and the libraries are built once rather than once per feature set.
+cargo build --workspace --all-targets --locked
 
 step "tests"
 # Language-server tests start real servers; two at a time keeps a 2-core machine responsive.
