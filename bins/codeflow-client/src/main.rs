@@ -12,6 +12,10 @@ mod serving;
 mod stdio;
 mod upstream;
 
+/// mimalloc: the allocator is on every message's path (P1 in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 

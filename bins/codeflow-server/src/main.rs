@@ -21,6 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Command, Config, LogFormat, TokenArgs};
 
+/// mimalloc: the allocator is on every message's path (P1 in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long shutdown waits for connections to close before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 

@@ -284,6 +284,11 @@ impl Mirror {
         self.inner.shared
     }
 
+    /// How many files the mirror holds (without copying the index, as [`Self::files`] does).
+    pub fn file_count(&self) -> usize {
+        self.inner.state.lock().index.len()
+    }
+
     /// Every file the mirror holds, with its hash.
     pub fn files(&self) -> BTreeMap<RelPath, ContentHash> {
         let state = self.inner.state.lock();

@@ -11,39 +11,41 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::routing::get;
 use codeflow_session::{
-    AuthConfig, Authenticator, RegistryConfig, ServiceInbox, Session, SessionRegistry,
+    AuthConfig, Authenticator, Delivery, RegistryConfig, Session, SessionHandler, SessionRegistry,
     SessionService, SocketContext, serve_socket,
 };
 use codeflow_transport::{ConnectionConfig, ErrorObject, Message, codes, spawn_connection};
 use serde_json::json;
-use tokio::sync::mpsc;
 
 /// Answers `initialize` and `ping`; everything else is "method not found".
 struct PingService;
 
 impl SessionService for PingService {
-    fn start(&self, session: Arc<Session>) -> ServiceInbox {
-        let (tx, mut rx) = mpsc::channel::<Box<Message>>(64);
-        tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                let Message::Request { id, method, .. } = *message else {
-                    continue;
-                };
-                let reply = match method.as_str() {
-                    "initialize" => Message::response(
-                        id,
-                        json!({"serverInfo": {"name": "embed", "version": "0"}}),
-                    ),
-                    "ping" => Message::response(id, json!({})),
-                    other => Message::error(
-                        id,
-                        ErrorObject::new(codes::METHOD_NOT_FOUND, format!("no {other}")),
-                    ),
-                };
-                session.send_to_client(reply);
-            }
-        });
-        tx
+    fn start(&self, session: Arc<Session>) -> Arc<dyn SessionHandler> {
+        Arc::new(PingSession(session))
+    }
+}
+
+/// One session of the ping service. Each answer is quick, so it is sent from `deliver`
+/// itself; slow work would go to a task of its own.
+struct PingSession(Arc<Session>);
+
+impl SessionHandler for PingSession {
+    fn deliver(&self, message: Message) -> Delivery<'_> {
+        if let Message::Request { id, method, .. } = message {
+            let reply = match method.as_str() {
+                "initialize" => {
+                    Message::response(id, json!({"serverInfo": {"name": "embed", "version": "0"}}))
+                }
+                "ping" => Message::response(id, json!({})),
+                other => Message::error(
+                    id,
+                    ErrorObject::new(codes::METHOD_NOT_FOUND, format!("no {other}")),
+                ),
+            };
+            self.0.send_to_client(reply);
+        }
+        Box::pin(async {})
     }
 }
 

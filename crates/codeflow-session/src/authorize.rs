@@ -125,8 +125,17 @@ mod tests {
 
     struct Tools;
     impl SessionService for Tools {
-        fn start(&self, _: std::sync::Arc<crate::Session>) -> crate::ServiceInbox {
-            tokio::sync::mpsc::channel(1).0
+        fn start(
+            &self,
+            _: std::sync::Arc<crate::Session>,
+        ) -> std::sync::Arc<dyn crate::SessionHandler> {
+            struct Nothing;
+            impl crate::SessionHandler for Nothing {
+                fn deliver(&self, _: codeflow_transport::Message) -> crate::Delivery<'_> {
+                    Box::pin(async {})
+                }
+            }
+            std::sync::Arc::new(Nothing)
         }
         fn tool_rights(&self, tool: &str, _: Option<&Value>) -> Vec<Right> {
             match tool {

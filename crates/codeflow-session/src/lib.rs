@@ -32,6 +32,6 @@ pub use codeflow_types::{ClientRoot, ProjectError, ProjectId};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
 pub use methods::{MethodFamily, MethodReply};
 pub use registry::{RegistryConfig, RegistryStats, SessionRegistry};
-pub use service::{ServiceInbox, SessionService};
+pub use service::{Delivery, SessionHandler, SessionService};
 pub use session::Session;
 pub use socket::{RateLimit, SocketContext, serve_socket};

@@ -155,6 +155,14 @@ impl RequestMemory {
         self.answered_bytes += text.len();
     }
 
+    /// Forgets a running request that will get no answer (the client cancelled it).
+    pub(crate) fn abandon(&mut self, key: &str) {
+        if let Some(Entry::Running { .. }) = self.entries.get(key) {
+            self.entries.remove(key);
+            self.running -= 1;
+        }
+    }
+
     /// Requests running now.
     pub(crate) fn running(&self) -> usize {
         self.running

@@ -150,8 +150,8 @@ impl SessionRegistry {
             crate::metrics::sessions(sessions.len());
             session
         };
-        let inbound = self.service.start(session.clone());
-        session.set_service(inbound);
+        let handler = self.service.start(session.clone());
+        session.set_service(handler);
         tracing::info!(session = %session.id, project = %session.project, "session created");
         Ok(session)
     }

@@ -42,7 +42,7 @@ pub struct Session {
     pub created: Instant,
     client_requests: PendingRequests,
     state: Mutex<State>,
-    service: Mutex<Option<crate::service::ServiceInbox>>,
+    service: Mutex<Option<Arc<dyn crate::service::SessionHandler>>>,
     closed: CancellationToken,
     /// The close code and reason the session ended with (for a socket that attaches or is
     /// attaching while it ends, so it gets the same close frame).
@@ -155,8 +155,8 @@ impl Session {
         self.closed.is_cancelled()
     }
 
-    pub(crate) fn set_service(&self, inbound: crate::service::ServiceInbox) {
-        *self.service.lock() = Some(inbound);
+    pub(crate) fn set_service(&self, handler: Arc<dyn crate::service::SessionHandler>) {
+        *self.service.lock() = Some(handler);
     }
 
     /// Marks `id` as the `initialize` whose answer gets `sessionId` (and `extra`) added.
@@ -288,6 +288,12 @@ impl Session {
     }
 
     /// Client requests running in the service now.
+    /// A request the service will not answer because the client cancelled it (MCP: a
+    /// cancelled request gets no response): it stops counting as running.
+    pub fn request_cancelled(&self, id: &Value) {
+        self.state.lock().memory.abandon(&memory::key(id));
+    }
+
     pub fn requests_running(&self) -> usize {
         self.state.lock().memory.running()
     }
@@ -409,13 +415,13 @@ impl Session {
         }
     }
 
-    /// Hands a message from the client to the MCP service. Waits when the service is busy:
-    /// that back-pressure reaches the socket, which stops reading.
+    /// Hands a message from the client to the MCP service, in arrival order. Waits when the
+    /// service applies back-pressure: the socket stops reading meanwhile.
     pub(crate) async fn forward_to_service(&self, message: Message) {
         let message = self.substitute_null_id(message);
-        let sender = self.service.lock().clone();
-        if let Some(sender) = sender {
-            let _ = sender.send(Box::new(message)).await;
+        let handler = self.service.lock().clone();
+        if let Some(handler) = handler {
+            handler.deliver(message).await;
         }
     }
 

@@ -1,10 +1,19 @@
-//! The MCP server, on rmcp. This is the only module that names rmcp: it changes fast, so its
-//! types stop here and the rest of CodeFlow speaks [`Message`] and [`crate::Tool`].
+//! The MCP server. rmcp gives the protocol's types and its version negotiation; the dispatch
+//! is ours, and the only module that names rmcp is this one: it changes fast, so its types
+//! stop here and the rest of CodeFlow speaks [`Message`] and [`crate::Tool`].
 //!
-//! Each session gets its own rmcp service, driven over a pair of channels: client messages come
-//! in through the sender returned by [`McpService::start`], and rmcp's output goes straight to
-//! [`Session::send_to_client`]. rmcp therefore never sees a socket, so a reconnect is invisible
-//! to it.
+//! Each session gets a [`McpSession`], which the session layer hands the client's messages in
+//! arrival order on the socket's routing task ([`SessionHandler::deliver`]). `initialize`,
+//! `ping`, `tools/list` and `logging/setLevel` are answered right there; a `tools/call` runs
+//! on a task of its own. rmcp's own serve loop is not used: it costs four task hops per
+//! request (loop → handler task → loop → send task) before the answer even reaches the
+//! socket's writer, which was most of the server's share of a round trip (P1 in
+//! `docs/benchmarks.md`). The answers keep rmcp's shapes: results are built from rmcp's model
+//! types and `initialize` is negotiated by rmcp's rule.
+//!
+//! File-stream traffic (`server/syncManifest`, `server/fileChanged`) arrives in the same order
+//! and goes to the workspace's [`SessionFiles`] before any later message is looked at, so a
+//! tool call waits for every file event that arrived before it.
 
 // MCP logging (`logging/setLevel`, `notifications/message`) is part of the 2025-11-25 contract
 // clients use; rmcp marks it deprecated for the 2026 revision, which WebSocket sessions never
@@ -12,20 +21,19 @@
 #![allow(deprecated)]
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use codeflow_session::{ServiceInbox, Session, SessionService};
+use codeflow_session::{Delivery, Session, SessionHandler, SessionService};
 use codeflow_transport::{ErrorObject, Message, codes};
-use futures::StreamExt;
+use parking_lot::Mutex;
+use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ContentBlock,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
-    ServerConfig, ServerJsonRpcMessage, SetLevelRequestParams, Tool as McpTool,
+    CallToolResult, ContentBlock, Implementation, InitializeRequestParams, ListToolsResult,
+    ProtocolVersion, ServerCapabilities, ServerConfig, Tool as McpTool,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use codeflow_workspace::{Caller, EditRouter, SessionFiles};
 
@@ -33,9 +41,6 @@ use crate::catalogue::Catalogue;
 use crate::client_log::ClientLog;
 use crate::context::{ServerServices, ToolContext};
 use crate::error::ToolError;
-
-/// Messages buffered from a session to its MCP service. When full, the socket reader waits.
-const INBOUND_CAPACITY: usize = 256;
 
 /// The newest MCP revision served over WebSocket (see `codeflow_session::MAX_PROTOCOL_VERSION`).
 const MAX_VERSION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
@@ -46,20 +51,26 @@ pub struct McpService {
     router: Arc<EditRouter>,
     catalogue: Arc<Catalogue>,
     services: Arc<ServerServices>,
-    tools: Arc<Vec<McpTool>>,
+    /// The `tools/list` result, built once: it is the same for every session.
+    tools_list: Arc<Value>,
 }
 
 impl McpService {
     pub fn new(catalogue: Catalogue, services: Arc<ServerServices>) -> Self {
-        let tools = catalogue
+        let tools: Vec<McpTool> = catalogue
             .iter()
             .filter_map(|t| describe(t.as_ref()))
             .collect();
+        let tools_list = serde_json::to_value(ListToolsResult::with_all_items(tools))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "tools/list result not serialisable");
+                serde_json::json!({"tools": []})
+            });
         Self {
             router: EditRouter::new(),
             catalogue: Arc::new(catalogue),
             services,
-            tools: Arc::new(tools),
+            tools_list: Arc::new(tools_list),
         }
     }
 }
@@ -91,8 +102,7 @@ impl McpService {
 }
 
 impl SessionService for McpService {
-    fn start(&self, session: Arc<Session>) -> ServiceInbox {
-        let (tx, rx) = mpsc::channel::<Box<Message>>(INBOUND_CAPACITY);
+    fn start(&self, session: Arc<Session>) -> Arc<dyn SessionHandler> {
         let log = Arc::new(ClientLog::new(session.clone()));
         let caller = Arc::new(Caller::for_session(
             session.clone(),
@@ -100,57 +110,20 @@ impl SessionService for McpService {
         ));
         let files = SessionFiles::start(session.clone(), caller.clone(), log.clone());
         self.router.register(&caller);
-        let handler = Handler {
-            context: ToolContext::new(caller, self.services.clone()),
-            files: files.clone(),
-            catalogue: self.catalogue.clone(),
-            tools: self.tools.clone(),
-            log,
-        };
-        let errors_to = session.clone();
-        let stream = tokio_stream_from(rx).filter_map(move |message| {
-            let files = files.clone();
-            let errors_to = errors_to.clone();
-            async move {
-                // File-stream traffic is the server's own business, not MCP's.
-                let message = files.intercept(message).await?;
-                let parsed = into_rmcp(&message);
-                if let Err(error) = &parsed
-                    && let Some(id) = message.id().cloned().filter(|_| !message.is_response())
-                {
-                    errors_to.send_to_client(Message::error(id, error.clone()));
-                }
-                parsed.ok()
-            }
-        });
-        let out = session.clone();
-        let sink = Box::pin(futures::sink::unfold(
-            out,
-            |out, message: ServerJsonRpcMessage| async move {
-                match from_rmcp(&message) {
-                    Some(m) => out.send_to_client(m),
-                    None => tracing::error!("rmcp produced a message that is not JSON-RPC"),
-                }
-                Ok::<_, std::convert::Infallible>(out)
+        Arc::new(McpSession {
+            shared: Arc::new(Shared {
+                session,
+                context: ToolContext::new(caller, self.services.clone()),
+                files,
+                catalogue: self.catalogue.clone(),
+                running: Mutex::new(HashMap::new()),
+            }),
+            identity: Identity {
+                version: self.services.version,
             },
-        ));
-        let session_id = session.id.clone();
-        tokio::spawn(async move {
-            // Boxed: the handshake's state is large (≈ 7 KB) and needed only until the
-            // service runs; unboxed it would size this task for the session's whole life.
-            let serving = Box::pin(rmcp::serve_server(handler, (sink, Box::pin(stream))));
-            match serving.await {
-                Ok(running) => {
-                    let _ = running.waiting().await;
-                }
-                Err(e) => {
-                    tracing::info!(session = %session_id, error = %e, "MCP service did not start")
-                }
-            }
-            // Whatever ended the service, the session cannot be served any more.
-            session.close();
-        });
-        tx
+            tools_list: self.tools_list.clone(),
+            log,
+        })
     }
 
     fn tool_rights(&self, tool: &str, arguments: Option<&Value>) -> Vec<codeflow_session::Right> {
@@ -158,36 +131,218 @@ impl SessionService for McpService {
     }
 }
 
-fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Box<Message>>,
-) -> impl futures::Stream<Item = Message> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|m| m.map(|m| *m)))
-}
-
-fn into_rmcp(message: &Message) -> Result<ClientJsonRpcMessage, ErrorObject> {
-    serde_json::from_value(message.to_value()).map_err(|e| match message.method() {
-        Some(method) => ErrorObject::new(
-            codes::INVALID_PARAMS,
-            format!("invalid params for `{method}`: {e}"),
-        ),
-        None => ErrorObject::new(codes::INVALID_REQUEST, format!("invalid message: {e}")),
-    })
-}
-
-fn from_rmcp(message: &ServerJsonRpcMessage) -> Option<Message> {
-    let value = serde_json::to_value(message).ok()?;
-    Message::from_value(value).ok()
-}
-
-struct Handler {
+/// One session's MCP server.
+struct McpSession {
+    shared: Arc<Shared>,
+    identity: Identity,
+    tools_list: Arc<Value>,
     log: Arc<ClientLog>,
+}
+
+/// What a running tool call needs from its session.
+struct Shared {
+    session: Arc<Session>,
     context: ToolContext,
     files: Arc<SessionFiles>,
     catalogue: Arc<Catalogue>,
-    tools: Arc<Vec<McpTool>>,
+    /// Tool calls running, by the JSON text of their id, for `notifications/cancelled`.
+    running: Mutex<HashMap<String, CancellationToken>>,
 }
 
-impl ServerHandler for Handler {
+impl SessionHandler for McpSession {
+    fn deliver(&self, message: Message) -> Delivery<'_> {
+        Box::pin(async move {
+            // File-stream traffic is the workspace's: queued in order (waiting here when the
+            // queue is full, which stops the socket reading).
+            let Some(message) = self.shared.files.intercept(message).await else {
+                return;
+            };
+            match message {
+                Message::Request { id, method, params } => {
+                    if let Some(reply) = self.request(id, &method, params) {
+                        self.shared.session.send_to_client(reply);
+                    }
+                }
+                Message::Notification { method, params } => self.notification(&method, params),
+                // We send the client no requests of our own (its `client/*` answers are the
+                // session's), so a response here answers nothing.
+                Message::Response { .. } | Message::Error { .. } => {}
+            }
+        })
+    }
+}
+
+impl McpSession {
+    /// Answers a request at once, or starts it and returns `None` (`tools/call`).
+    fn request(&self, id: Value, method: &str, params: Option<Value>) -> Option<Message> {
+        Some(match method {
+            "ping" => Message::response(id, Value::Object(serde_json::Map::new())),
+            "tools/call" => return self.call_tool(id, params),
+            "tools/list" => Message::response(id, self.tools_list.as_ref().clone()),
+            "initialize" => match self.initialize(params) {
+                Ok(result) => Message::response(id, result),
+                Err(e) => Message::error(id, e),
+            },
+            "logging/setLevel" => {
+                let level = params
+                    .as_ref()
+                    .and_then(|p| p.get("level"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match self.log.set_level(level) {
+                    Ok(()) => Message::response(id, Value::Object(serde_json::Map::new())),
+                    Err(e) => Message::error(id, ErrorObject::new(codes::INVALID_PARAMS, e)),
+                }
+            }
+            other => Message::error(
+                id,
+                ErrorObject::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("method `{other}` not found"),
+                )
+                .with_suggestion(
+                    "this server offers tools: initialize, ping, tools/list, tools/call, logging/setLevel",
+                ),
+            ),
+        })
+    }
+
+    fn notification(&self, method: &str, params: Option<Value>) {
+        if method == "notifications/cancelled"
+            && let Some(id) = params.as_ref().and_then(|p| p.get("requestId"))
+        {
+            let key = id.to_string();
+            if let Some(token) = self.shared.running.lock().remove(&key) {
+                token.cancel();
+                // MCP: a cancelled request is not answered.
+                self.shared.session.request_cancelled(id);
+            }
+        }
+        // `notifications/initialized` and anything else need nothing from us.
+    }
+
+    /// `initialize`: rmcp's negotiation over our identity and capabilities.
+    fn initialize(&self, params: Option<Value>) -> Result<Value, ErrorObject> {
+        let request: InitializeRequestParams =
+            serde_json::from_value(params.unwrap_or(Value::Null)).map_err(|e| {
+                ErrorObject::new(
+                    codes::INVALID_PARAMS,
+                    format!("invalid params for `initialize`: {e}"),
+                )
+            })?;
+        let result = self
+            .identity
+            .negotiate_initialize(&request)
+            .map_err(|e| ErrorObject {
+                code: i64::from(e.code.0),
+                message: e.message.into_owned(),
+                data: e.data,
+            })?;
+        serde_json::to_value(result)
+            .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))
+    }
+
+    /// `tools/call`: checked here, run on a task of its own, answered from there.
+    fn call_tool(&self, id: Value, params: Option<Value>) -> Option<Message> {
+        let (name, args) = match call_params(params) {
+            Ok(p) => p,
+            Err(e) => return Some(Message::error(id, e)),
+        };
+        let Some(tool) = self.shared.catalogue.get(&name).cloned() else {
+            return Some(Message::error(
+                id,
+                ErrorObject::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("unknown tool `{name}`; tools/list names the available tools"),
+                ),
+            ));
+        };
+        let cancel = CancellationToken::new();
+        let key = id.to_string();
+        self.shared
+            .running
+            .lock()
+            .insert(key.clone(), cancel.clone());
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = tokio::select! {
+                r = async {
+                    // Read-your-writes: file changes that reached us before this call are
+                    // applied to the mirror before the tool looks at it.
+                    shared.files.caught_up().await;
+                    tool.call(&shared.context, args).await
+                } => Some(r),
+                _ = cancel.cancelled() => None,
+                _ = shared.session.closed() => None,
+            };
+            metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
+                .record(started.elapsed().as_secs_f64());
+            let Some(outcome) = outcome else {
+                metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
+                return;
+            };
+            shared.running.lock().remove(&key);
+            if outcome.is_err() {
+                metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
+            }
+            shared
+                .session
+                .send_to_client(Message::response(id, tool_result(outcome)));
+        });
+        None
+    }
+}
+
+/// `tools/call`'s params: the tool's name and its arguments (an object, or null when absent).
+fn call_params(params: Option<Value>) -> Result<(String, Value), ErrorObject> {
+    let invalid = |what: &str| {
+        ErrorObject::new(
+            codes::INVALID_PARAMS,
+            format!("invalid params for `tools/call`: {what}"),
+        )
+        .with_suggestion("send {\"name\": \"<tool>\", \"arguments\": {…}}")
+    };
+    let Some(Value::Object(mut params)) = params else {
+        return Err(invalid("params must be an object"));
+    };
+    let Some(Value::String(name)) = params.remove("name") else {
+        return Err(invalid("`name` must be a string"));
+    };
+    let args = match params.remove("arguments") {
+        None | Some(Value::Null) => Value::Null,
+        Some(a @ Value::Object(_)) => a,
+        Some(_) => return Err(invalid("`arguments` must be an object")),
+    };
+    Ok((name, args))
+}
+
+/// A tool's outcome as MCP's `CallToolResult`: the text for the agent, the structured output
+/// for programs, and `isError` for a tool error (which is a result, not a JSON-RPC error).
+fn tool_result(outcome: Result<crate::ToolOutput, ToolError>) -> Value {
+    let result = match outcome {
+        Ok(output) => {
+            let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);
+            result.structured_content = Some(output.structured);
+            result
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_text())]),
+    };
+    serde_json::to_value(result).unwrap_or_else(|e| {
+        serde_json::json!({
+            "content": [{"type": "text", "text": format!("the result could not be serialised: {e}")}],
+            "isError": true,
+        })
+    })
+}
+
+/// The server's identity and capabilities, as rmcp's handler trait describes them (used for
+/// its `initialize` negotiation only).
+struct Identity {
+    version: &'static str,
+}
+
+impl ServerHandler for Identity {
     // `logging/setLevel` is part of the contract clients rely on (MCP 2025-11-25); rmcp marks
     // it deprecated for the 2026 revision, which WebSocket sessions do not negotiate.
     #[allow(deprecated)]
@@ -198,7 +353,7 @@ impl ServerHandler for Handler {
                 .enable_logging()
                 .build(),
         )
-        .with_server_info(Implementation::new("codeflow", self.context.services.version))
+        .with_server_info(Implementation::new("codeflow", self.version))
         .with_protocol_version(MAX_VERSION)
         .with_instructions(
             "CodeFlow gives code intelligence for this project from a central server: find definitions and references, rename, diagnostics and more. Paths are your project's paths; lines and characters are 1-based.",
@@ -208,67 +363,46 @@ impl ServerHandler for Handler {
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(ProtocolVersion::known_up_to(&MAX_VERSION))
     }
+}
 
-    async fn set_level(
-        &self,
-        request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        let level = serde_json::to_value(request.level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        self.log
-            .set_level(&level)
-            .map_err(|e| McpError::invalid_params(e, None))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        let Some(tool) = self.catalogue.get(&request.name) else {
-            return Err(McpError::new(
-                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
-                format!(
-                    "unknown tool `{}`; tools/list names the available tools",
-                    request.name
-                ),
-                None,
-            ));
-        };
-        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        let started = std::time::Instant::now();
-        let outcome = tokio::select! {
-            r = async {
-                // Read-your-writes: file changes that reached us before this call are applied
-                // to the mirror before the tool looks at it.
-                self.files.caught_up().await;
-                tool.call(&self.context, args).await
-            } => r,
-            _ = context.ct.cancelled() => Err(ToolError::Cancelled),
-        };
-        metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
-            .record(started.elapsed().as_secs_f64());
-        if outcome.is_err() {
-            metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
+    #[test]
+    fn call_params_are_checked() {
+        assert!(call_params(Some(serde_json::json!({"name": "x"}))).is_ok());
+        assert_eq!(
+            call_params(Some(
+                serde_json::json!({"name": "x", "arguments": {"a": 1}})
+            ))
+            .map(|(_, a)| a),
+            Ok(serde_json::json!({"a": 1}))
+        );
+        for bad in [
+            None,
+            Some(serde_json::json!([])),
+            Some(serde_json::json!({})),
+            Some(serde_json::json!({"name": 1})),
+            Some(serde_json::json!({"name": "x", "arguments": [1]})),
+        ] {
+            assert_eq!(
+                call_params(bad).map_err(|e| e.code),
+                Err(codes::INVALID_PARAMS)
+            );
         }
-        Ok(CallToolResponse::Complete(match outcome {
-            Ok(output) => {
-                let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);
-                result.structured_content = Some(output.structured);
-                result
-            }
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_text())]),
-        }))
+    }
+
+    #[test]
+    fn tool_results_keep_mcp_shape() {
+        let ok = tool_result(Ok(crate::ToolOutput {
+            text: "hi".into(),
+            structured: serde_json::json!({"n": 1}),
+        }));
+        assert_eq!(ok["content"][0]["text"], "hi");
+        assert_eq!(ok["structuredContent"]["n"], 1);
+        assert_ne!(ok["isError"], true);
+        let err = tool_result(Err(ToolError::Cancelled));
+        assert_eq!(err["isError"], true);
     }
 }

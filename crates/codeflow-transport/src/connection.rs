@@ -150,6 +150,32 @@ pub enum SendError {
     SlowReader,
 }
 
+/// A write's outcome: done (perhaps asking for a close queued behind its frames), failed, or
+/// interrupted by a close request or a stall (the close to send).
+type WriteOutcome = Result<Result<Option<(u16, String)>, String>, (u16, String)>;
+
+/// Runs a write on the socket. A peer that stops reading blocks a write once the socket
+/// buffers fill; a close request (slow reader, session replaced) must still get through, and a
+/// write stuck longer than `stall` counts as the peer being gone.
+async fn guarded<E: std::fmt::Display>(
+    closer: &mut mpsc::Receiver<(u16, String)>,
+    stall: Duration,
+    write: impl std::future::Future<Output = Result<Option<(u16, String)>, E>>,
+) -> WriteOutcome {
+    tokio::select! {
+        biased;
+        r = write => Ok(r.map_err(|e| e.to_string())),
+        Some(request) = closer.recv() => Err(request),
+        _ = tokio::time::sleep(stall) => Err((
+            close::HEARTBEAT_TIMEOUT,
+            "the peer stopped reading".to_owned(),
+        )),
+    }
+}
+
+/// Frames written with one flush at most (see `Driver::write_queued`).
+const WRITE_BATCH: usize = 64;
+
 enum Command {
     Send(String),
     Close(u16, String),
@@ -342,7 +368,7 @@ where
                 Some((code, reason)) = self.closer.recv() => self.close(code, reason).await,
                 frame = self.socket.next() => self.on_frame(frame).await,
                 command = self.commands.recv() => match command {
-                    Some(Command::Send(text)) => self.write(Frame::Text(text)).await,
+                    Some(Command::Send(text)) => self.write_queued(text).await,
                     Some(Command::Close(code, reason)) => self.close(code, reason).await,
                     // Every sender is gone: nobody can talk on this connection any more.
                     None => self.close(close::NORMAL, "connection no longer used".into()).await,
@@ -366,22 +392,53 @@ where
     }
 
     async fn write(&mut self, frame: Frame) -> Step {
-        // A peer that stops reading blocks this write once the socket buffers fill. A close
-        // request (slow reader, session replaced) must still get through, and a write stuck
-        // longer than a silent peer is allowed counts as the peer being gone.
-        let stall_limit =
-            self.config.ping_interval.unwrap_or(Duration::from_secs(60)) + self.config.pong_timeout;
-        let outcome = tokio::select! {
-            biased;
-            r = self.socket.send(M::from_frame(frame)) => Ok(r.map_err(|e| e.to_string())),
-            Some(request) = self.closer.recv() => Err(request),
-            _ = tokio::time::sleep(stall_limit) => Err((
-                close::HEARTBEAT_TIMEOUT,
-                "the peer stopped reading".to_owned(),
-            )),
-        };
+        let stall = self.stall_limit();
+        let socket = &mut self.socket;
+        let outcome = guarded(&mut self.closer, stall, async move {
+            socket.send(M::from_frame(frame)).await.map(|()| None)
+        })
+        .await;
+        self.after_write(outcome).await
+    }
+
+    /// Writes `first` and whatever else is already queued behind it (up to [`WRITE_BATCH`]
+    /// frames) with one flush: under load, one `send` system call carries many answers
+    /// instead of one each. A close queued among them is honoured after the frames before it.
+    async fn write_queued(&mut self, first: String) -> Step {
+        let stall = self.stall_limit();
+        let (socket, commands) = (&mut self.socket, &mut self.commands);
+        let outcome = guarded(&mut self.closer, stall, async move {
+            socket.feed(M::from_frame(Frame::Text(first))).await?;
+            let mut close_after = None;
+            for _ in 1..WRITE_BATCH {
+                match commands.try_recv() {
+                    Ok(Command::Send(text)) => {
+                        socket.feed(M::from_frame(Frame::Text(text))).await?
+                    }
+                    Ok(Command::Close(code, reason)) => {
+                        close_after = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            socket.flush().await?;
+            Ok::<_, <S as Sink<M>>::Error>(close_after)
+        })
+        .await;
+        self.after_write(outcome).await
+    }
+
+    /// How long a write may be stuck before the peer counts as gone: as long as a silent
+    /// peer is allowed.
+    fn stall_limit(&self) -> Duration {
+        self.config.ping_interval.unwrap_or(Duration::from_secs(60)) + self.config.pong_timeout
+    }
+
+    async fn after_write(&mut self, outcome: WriteOutcome) -> Step {
         match outcome {
-            Ok(Ok(())) => Step::Continue,
+            Ok(Ok(None)) => Step::Continue,
+            Ok(Ok(Some((code, reason)))) => self.close(code, reason).await,
             Ok(Err(e)) => Step::End(CloseReason::Io(e)),
             Err((code, reason)) => self.close(code, reason).await,
         }

@@ -63,6 +63,39 @@ pub enum Message {
     },
 }
 
+/// Written as JSON-RPC 2.0: `jsonrpc` first, then `id`, then the rest.
+impl serde::Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        match self {
+            Self::Request { id, method, params } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("method", method)?;
+                if let Some(p) = params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Self::Notification { method, params } => {
+                map.serialize_entry("method", method)?;
+                if let Some(p) = params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Self::Response { id, result } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("result", result)?;
+            }
+            Self::Error { id, error } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("error", error)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// Why a JSON value is not a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidMessage {
@@ -194,9 +227,10 @@ impl Message {
         Value::Object(map)
     }
 
-    /// The message as one line of JSON text (no newline).
+    /// The message as one line of JSON text (no newline), written straight from the message
+    /// (no intermediate [`Value`]).
     pub fn to_text(&self) -> String {
-        self.to_value().to_string()
+        serde_json::to_string(self).unwrap_or_else(|_| self.to_value().to_string())
     }
 }
 

@@ -107,7 +107,7 @@ impl Tool for HealthCheck {
             structured["language_servers"] = json!(servers.len());
             if let Some(ws) = &workspace {
                 structured["mirror"] = json!({
-                    "files": ws.mirror.files().len(),
+                    "files": ws.mirror.file_count(),
                     "shared": ws.mirror.is_shared(),
                 });
             }
