@@ -1,0 +1,393 @@
+//! The watcher thread: its start (the baseline scan and hash cache), its loop, and its idle
+//! work (settling fresh hashes, warming delta texts).
+
+use super::*;
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        root: PathBuf,
+        client_root: ClientPath,
+        mut config: WatcherConfig,
+        sink: mpsc::Sender<FileChanged>,
+        runtime: tokio::runtime::Handle,
+        stop: watch::Receiver<bool>,
+        control: Arc<Control>,
+        events: SyncSender<Msg>,
+    ) -> Result<(Worker, Manifest), FileError> {
+        let jail = Jail::new(&root)?;
+        let filter = FileFilter::new(jail.canonical_root(), config.excludes.clone())?;
+        let overflow_control = Arc::clone(&control);
+        let notify = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let msg = match res {
+                Ok(ev) if ev.need_rescan() => Msg::Rescan,
+                // inotify reports every open and read-only close. The relay's own reads (the
+                // server fetching files during a sync) would otherwise wake the worker for
+                // each file it serves; only a close after writing says content changed.
+                Ok(ev) if is_read_only_access(&ev.kind) => return,
+                Ok(ev) => Msg::Paths(ev.paths),
+                Err(_) => Msg::Rescan,
+            };
+            if let Err(TrySendError::Full(_)) = events.try_send(msg) {
+                overflow_control.overflow.store(true, Ordering::Release);
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "file events unavailable; polling only");
+                config.poll_interval = config.poll_interval.or(Some(Duration::from_secs(2)));
+                None
+            }
+        };
+        let next_poll = config.poll_interval.map(|d| Instant::now() + d);
+        let mut worker = Worker {
+            texts: ContentCache::new(config.delta_cache_bytes),
+            jail,
+            client_root,
+            filter,
+            config,
+            sink,
+            runtime,
+            stop,
+            control,
+            notify,
+            watched: HashSet::new(),
+            known: HashMap::new(),
+            owed: HashSet::new(),
+            vanished_from: None,
+            hot: HashMap::new(),
+            pending: BTreeSet::new(),
+            first_pending: None,
+            last_event: Instant::now(),
+            next_poll,
+            sink_closed: false,
+            hash_cache: HashCache::default(),
+            resave_at: None,
+            resettle: Vec::new(),
+            unwarmed: Vec::new(),
+        };
+        let manifest = worker.baseline()?;
+        Ok((worker, manifest))
+    }
+
+    /// Walks the tree once: each admitted directory is watched before it is listed, so a
+    /// change during the scan is seen by the scan, the watch, or both; each admitted file is
+    /// hashed (or its hash taken from the cache when its stamp is unchanged).
+    pub(super) fn baseline(&mut self) -> Result<Manifest, FileError> {
+        let notify = &mut self.notify;
+        let watched = &mut self.watched;
+        let mut manifest = Manifest::default();
+        let mut total = 0u64;
+        let limits = self.config.limits;
+        let mut known = HashMap::new();
+        let texts = &mut self.texts;
+        let cache_file = self
+            .config
+            .hash_cache_dir
+            .as_deref()
+            .map(|dir| HashCache::file_in(dir, self.jail.canonical_root()));
+        let cache = HashCache::load(cache_file, self.jail.canonical_root());
+        let unwarmed = &mut self.unwarmed;
+        let started = SystemTime::now();
+        // Files the cache cannot vouch for: read and hashed after the walk, on a few threads.
+        let mut to_read: Vec<(RelPath, Stamp, u64)> = Vec::new();
+        let mut to_read_abs: Vec<PathBuf> = Vec::new();
+        walk(
+            &self.jail,
+            &self.filter,
+            &RelPath::root(),
+            &mut |_, abs, in_partial| {
+                if !in_partial {
+                    watch_dir(notify, watched, abs);
+                }
+            },
+            &mut |f| {
+                let size = f.meta.len();
+                if limits.check_file_size(f.rel.as_str(), size).is_err() {
+                    tracing::warn!(path = %f.rel, size, "file over the size limit is not streamed");
+                    return Ok(());
+                }
+                total += size;
+                limits.check_project(manifest.len() as u64 + to_read.len() as u64 + 1, total)?;
+                let stamp = Stamp::of(&f.meta);
+                let mtime = mtime_ms(&f.meta);
+                let Some(hash) = cache.lookup(&f.rel, &stamp) else {
+                    to_read.push((f.rel, stamp, mtime));
+                    to_read_abs.push(f.abs.to_path_buf());
+                    return Ok(());
+                };
+                unwarmed.push(f.rel.clone());
+                manifest.insert(
+                    f.rel.clone(),
+                    ManifestEntry {
+                        path: f.rel.as_str().to_owned(),
+                        size,
+                        mtime,
+                        hash: hash.clone(),
+                    },
+                );
+                known.insert(
+                    f.rel,
+                    Known {
+                        hash,
+                        stamp,
+                        read_at: started,
+                    },
+                );
+                Ok(())
+            },
+        )?;
+        read_many(&to_read_abs, |i, read| {
+            // Vanished since the walk: its event follows.
+            let Some(Read { bytes, hash }) = read else {
+                return Ok(());
+            };
+            let (rel, stamp, mtime) = &to_read[i];
+            let size = bytes.len() as u64;
+            if limits.check_file_size(rel.as_str(), size).is_err() {
+                tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
+                return Ok(());
+            }
+            if std::str::from_utf8(&bytes).is_ok() {
+                texts.insert(rel.clone(), bytes.into());
+            }
+            manifest.insert(
+                rel.clone(),
+                ManifestEntry {
+                    path: rel.as_str().to_owned(),
+                    size,
+                    mtime: *mtime,
+                    hash: hash.clone(),
+                },
+            );
+            known.insert(
+                rel.clone(),
+                Known {
+                    hash,
+                    stamp: *stamp,
+                    read_at: started,
+                },
+            );
+            Ok::<(), FileError>(())
+        })?;
+        limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
+        self.hash_cache = cache;
+        self.known = known;
+        Ok(manifest)
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        *self.stop.borrow() || self.sink_closed
+    }
+
+    pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
+        self.save_hash_cache(true);
+        while !self.stopped() {
+            let now = Instant::now();
+            // A flush or snapshot request may be waiting whose wake-up was drained with other
+            // messages (flushes and early checks empty the queue): never sleep over it.
+            let requested = !self.control.flushes.lock().is_empty()
+                || !self.control.snapshots.lock().is_empty();
+            let timeout = if requested {
+                Duration::ZERO
+            } else if let Some(first) = self.first_pending {
+                let settle_at = self.last_event + self.config.settle;
+                let latest = first + self.config.max_delay;
+                settle_at.min(latest).saturating_duration_since(now)
+            } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() {
+                Duration::ZERO
+            } else {
+                let poll = self.next_poll.unwrap_or(now + Duration::from_secs(3600));
+                self.resave_at
+                    .map_or(poll, |t| t.min(poll))
+                    .saturating_duration_since(now)
+            };
+            match rx.recv_timeout(timeout) {
+                Ok(msg) => self.take(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.take_notices();
+            if self.stopped() {
+                break;
+            }
+            let flushes = std::mem::take(&mut *self.control.flushes.lock());
+            let snapshots = std::mem::take(&mut *self.control.snapshots.lock());
+            if !flushes.is_empty() || !snapshots.is_empty() {
+                self.flush(rx);
+                for f in flushes {
+                    let _ = f.send(());
+                }
+                if !snapshots.is_empty() {
+                    let manifest = self.snapshot();
+                    for s in snapshots {
+                        let _ = s.send(manifest.clone());
+                    }
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if self.control.overflow.swap(false, Ordering::AcqRel)
+                || self.next_poll.is_some_and(|t| now >= t)
+            {
+                self.full_rescan();
+            }
+            if let Some(first) = self.first_pending
+                && (now >= self.last_event + self.config.settle
+                    || now >= first + self.config.max_delay)
+            {
+                self.process_pending();
+            }
+            if self.first_pending.is_none() {
+                if self.resave_at.is_some_and(|t| now >= t) {
+                    self.start_resettle();
+                }
+                self.resettle_some();
+                self.warm_some_texts();
+            }
+        }
+        if self.hash_cache.enabled() {
+            self.save_hash_cache(false);
+        }
+    }
+
+    /// Persists the hashes that are settled (see [`HashCache`]). After the baseline
+    /// (`settle_later`), files too fresh to persist are read again once they have aged
+    /// ([`Worker::start_resettle`]); files changed later are persisted at the next start's
+    /// baseline instead (a restart re-hashes only those).
+    pub(super) fn save_hash_cache(&mut self, settle_later: bool) {
+        if !self.hash_cache.enabled() {
+            return;
+        }
+        let margin = self.config.hash_cache_margin;
+        let mut fresh = false;
+        let settled = self.known.iter().filter_map(|(rel, k)| {
+            if k.stamp.settled_before(k.read_at, margin) {
+                Some((rel, k.stamp, &k.hash))
+            } else {
+                fresh |= k.stamp != Stamp::UNKNOWN;
+                None
+            }
+        });
+        self.hash_cache.save(settled);
+        if settle_later && fresh {
+            self.resave_at = Some(Instant::now() + margin + Duration::from_millis(100));
+        }
+    }
+
+    /// Queues the files whose hash was read too soon after their last change to persist it:
+    /// [`Worker::resettle_some`] reads them again, a few per idle turn, then saves.
+    pub(super) fn start_resettle(&mut self) {
+        self.resave_at = None;
+        let margin = self.config.hash_cache_margin;
+        self.resettle = self
+            .known
+            .iter()
+            .filter(|(_, k)| {
+                k.stamp != Stamp::UNKNOWN && !k.stamp.settled_before(k.read_at, margin)
+            })
+            .map(|(rel, _)| rel.clone())
+            .collect();
+    }
+
+    /// Re-reads a batch of queued fresh files; where a file is still as recorded, the new read
+    /// settles its hash. Saves the cache once the queue is empty. Small batches keep the
+    /// watcher's own work (events, flushes) from waiting behind a whole tree's reads.
+    pub(super) fn resettle_some(&mut self) {
+        if self.resettle.is_empty() {
+            return;
+        }
+        let mut bytes_read = 0u64;
+        for _ in 0..IDLE_BATCH_FILES {
+            if bytes_read >= IDLE_BATCH_BYTES {
+                break;
+            }
+            let Some(rel) = self.resettle.pop() else {
+                break;
+            };
+            let read_at = SystemTime::now();
+            let Some((stamp, hash, bytes)) = self.read_as_known(&rel) else {
+                continue;
+            };
+            bytes_read += bytes.len() as u64;
+            if let Some(k) = self.known.get_mut(&rel)
+                && k.stamp == stamp
+            {
+                if k.hash == hash {
+                    k.read_at = read_at;
+                } else {
+                    // Changed within one timestamp tick of the last read: check it properly.
+                    k.stamp = Stamp::UNKNOWN;
+                    self.pending.insert(rel);
+                    self.first_pending.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        if self.resettle.is_empty() {
+            self.save_hash_cache(false);
+        }
+    }
+
+    /// The tree as reported so far (the state the server's mirror is brought to by the
+    /// changes already emitted), as a manifest.
+    pub(super) fn snapshot(&self) -> Manifest {
+        let mut manifest = Manifest::default();
+        for (rel, k) in &self.known {
+            let (size, mtime) = match k.stamp.size_and_mtime_ms() {
+                Some(known) => known,
+                // Written by the relay's own file server: stat it.
+                None => match self.jail.resolve(rel).and_then(|abs| {
+                    std::fs::metadata(&abs).map_err(|e| FileError::io(rel.as_str(), &e))
+                }) {
+                    Ok(meta) => (meta.len(), mtime_ms(&meta)),
+                    Err(_) => continue,
+                },
+            };
+            manifest.insert(
+                rel.clone(),
+                ManifestEntry {
+                    path: rel.as_str().to_owned(),
+                    size,
+                    mtime,
+                    hash: k.hash.clone(),
+                },
+            );
+        }
+        manifest
+    }
+
+    /// Reads a few of the files whose hash came from the cache into the delta texts, while
+    /// there is room; a file no longer as recorded is left to the normal checks.
+    pub(super) fn warm_some_texts(&mut self) {
+        let mut bytes_read = 0u64;
+        for _ in 0..IDLE_BATCH_FILES {
+            if bytes_read >= IDLE_BATCH_BYTES || !self.texts.has_room() {
+                self.unwarmed.clear();
+                return;
+            }
+            let Some(rel) = self.unwarmed.pop() else {
+                return;
+            };
+            let Some((stamp, hash, bytes)) = self.read_as_known(&rel) else {
+                continue;
+            };
+            bytes_read += bytes.len() as u64;
+            if self
+                .known
+                .get(&rel)
+                .is_some_and(|k| k.stamp == stamp && k.hash == hash)
+                && std::str::from_utf8(&bytes).is_ok()
+            {
+                self.texts.insert(rel, bytes.into());
+            }
+        }
+    }
+
+    /// Stats and reads a file: its stamp, hash and bytes (`None` if it cannot be read).
+    pub(super) fn read_as_known(&self, rel: &RelPath) -> Option<(Stamp, ContentHash, Vec<u8>)> {
+        let abs = self.jail.resolve(rel).ok()?;
+        let meta = std::fs::metadata(&abs).ok()?;
+        let bytes = std::fs::read(&abs).ok()?;
+        Some((Stamp::of(&meta), ContentHash::of(&bytes), bytes))
+    }
+}
