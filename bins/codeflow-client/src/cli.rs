@@ -127,6 +127,8 @@ impl Target {
             .project
             .clone()
             .ok_or("no project given: pass --project ID (or set PROJECT_ID)")?;
+        // The project rides in the URL too: a proxy in front of several servers routes on it.
+        let server = crate::dial::with_project(&server, &project);
         let root = match &self.root {
             Some(r) => r.clone(),
             None => std::env::current_dir()
