@@ -50,6 +50,7 @@ pub fn authorize(session: &Session, need: Need, project: &str) -> Result<(), Exe
     let right = match need {
         Need::Manage => Right::ProjectsManage,
         Need::Execute => Right::ClaudeExecute,
+        Need::WriteFiles => Right::FileWrite,
     };
     if !session.has(right) {
         return Err(ExecError::new(
@@ -177,6 +178,7 @@ impl MethodFamily for ExecutorMethods {
                 | "projects/history"
                 | "claude/execute"
                 | "claude/cancel"
+                | "claude/changes"
         )
     }
 

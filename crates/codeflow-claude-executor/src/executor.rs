@@ -28,6 +28,8 @@ use crate::process;
 use crate::project::{self, LiveRun, ProjectMeta, Status, now_millis};
 use crate::run::{Outcome, RunCancel, RunObserver, supervise};
 use crate::sink::{Caller, EventSink, Need};
+use crate::streamed::{StreamedFiles, WriteBackOutcome};
+use crate::working_copy::{self, ChangedFile, Record};
 
 /// Longest prompt accepted, in bytes (the OS limits one argument to 128 KiB on Linux).
 pub const MAX_PROMPT_BYTES: usize = 128 * 1024 - 1;
@@ -59,6 +61,8 @@ pub struct Executor {
     runs: Mutex<HashMap<String, LiveHandle>>,
     tasks: TaskTracker,
     closing: CancellationToken,
+    /// Streamed projects' files (set by the server once its sessions exist).
+    streams: Mutex<Option<Arc<dyn StreamedFiles>>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -95,6 +99,7 @@ impl Executor {
             runs: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
+            streams: Mutex::new(None),
         });
         let entries = std::fs::read_dir(&executor.config.state_dir)
             .map_err(|e| io_err("cannot read the projects state directory", e))?;
@@ -118,7 +123,11 @@ impl Executor {
                 tracing::error!(path = %path.display(), "project metadata names another id; skipping");
                 continue;
             }
-            let dir = executor.root.join(&meta.path);
+            let dir = if meta.streamed {
+                PathBuf::new()
+            } else {
+                executor.root.join(&meta.path)
+            };
             let log = MessageLog::open(
                 project::log_dir(&executor.config.state_dir, &id),
                 executor.config.log.clone(),
@@ -147,6 +156,7 @@ impl Executor {
             meta.status = Status::Idle;
             meta.current_run.take()
         };
+        let streamed = project.meta.lock().streamed;
         if let Some(live) = &live {
             // Its process group may still run: stop it, unless the pid now names another process.
             if live.pgid > 1
@@ -160,11 +170,22 @@ impl Executor {
                 );
                 process::signal_group(live.pgid, Signal::SIGKILL);
             }
-            let event = json!({
+            let mut event = json!({
                 "type": "complete", "runId": live.run_id, "exitCode": null, "signal": null,
                 "success": false, "aborted": true, "reason": "server restarted",
                 "costUsd": null, "durationMs": now_millis().saturating_sub(live.started_at),
             });
+            if streamed {
+                let record = self
+                    .finish_working_copy(
+                        id,
+                        &live.run_id,
+                        "",
+                        Some("the server restarted during the run"),
+                    )
+                    .await;
+                add_changes(&mut event, &record);
+            }
             self.emit(id, project, "", event).await;
         }
         self.persist(project).await?;
@@ -173,6 +194,15 @@ impl Executor {
             "project was executing when the server stopped; now idle"
         );
         Ok(())
+    }
+
+    /// Connects streamed projects' files (runs on a streamed project need it).
+    pub fn set_streamed_files(&self, streams: Arc<dyn StreamedFiles>) {
+        *self.streams.lock() = Some(streams);
+    }
+
+    fn streams(&self) -> Option<Arc<dyn StreamedFiles>> {
+        self.streams.lock().clone()
     }
 
     /// The configuration.
@@ -219,6 +249,7 @@ impl Executor {
             "projects/history" => self.history(&params, caller).await,
             "claude/execute" => self.execute(&params, caller).await,
             "claude/cancel" => self.cancel(&params, caller),
+            "claude/changes" => self.run_changes(&params, caller).await,
             other => Err(ExecError::new(
                 ErrorKind::NotFound,
                 format!("method `{other}` not found"),
@@ -256,6 +287,7 @@ impl Executor {
         json!({
             "id": id,
             "path": meta.path,
+            "streamed": meta.streamed,
             "status": meta.status,
             "conversationId": meta.conversation_id,
             "subscribers": project.members.lock().len(),
@@ -290,8 +322,19 @@ impl Executor {
             .to_owned();
         paths::check_id(&id)?;
         caller.check(Need::Manage, &id)?;
+        let streamed = match params.get("streamed") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ExecError::invalid("`streamed` must be a boolean")),
+        };
         let rel = match params.get("path") {
+            None | Some(Value::Null) if streamed => String::new(),
             None | Some(Value::Null) => id.clone(),
+            Some(_) if streamed => {
+                return Err(ExecError::invalid(
+                    "a streamed project has no `path`: its files are the client's",
+                ));
+            }
             Some(Value::String(p)) => paths::normalise(p)?,
             Some(_) => return Err(ExecError::invalid("`path` must be a string")),
         };
@@ -314,8 +357,11 @@ impl Executor {
                 )
                 .suggest("delete projects you no longer need, or raise max_projects"));
             }
-            for (other, p) in projects.iter() {
+            for (other, p) in projects.iter().filter(|_| !streamed) {
                 let theirs = p.meta.lock().path.clone();
+                if theirs.is_empty() {
+                    continue; // a streamed project has no directory
+                }
                 let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
                 if nested(&rel, &theirs) || nested(&theirs, &rel) {
                     return Err(ExecError::new(
@@ -326,15 +372,20 @@ impl Executor {
                 }
             }
         }
-        let root = self.root.clone();
-        let rel_for_dir = rel.clone();
-        let dir = tokio::task::spawn_blocking(move || paths::resolve_dir(&root, &rel_for_dir))
-            .await
-            .map_err(|e| io_err("directory check failed", e))??;
+        let dir = if streamed {
+            PathBuf::new()
+        } else {
+            let root = self.root.clone();
+            let rel_for_dir = rel.clone();
+            tokio::task::spawn_blocking(move || paths::resolve_dir(&root, &rel_for_dir))
+                .await
+                .map_err(|e| io_err("directory check failed", e))??
+        };
         let now = now_millis();
         let meta = ProjectMeta {
             id: id.clone(),
             path: rel,
+            streamed,
             status: Status::Idle,
             conversation_id: None,
             created_at: now,
@@ -532,6 +583,23 @@ impl Executor {
                 asked
             }
         };
+        let streamed = project.meta.lock().streamed;
+        let streams = if streamed {
+            // The run's changes are written to the client's files.
+            caller.check(Need::WriteFiles, &id)?;
+            let streams = self.streams().filter(|s| s.available(&id)).ok_or_else(|| {
+                ExecError::new(
+                    ErrorKind::Conflict,
+                    format!("no live session of project `{id}` serves its files"),
+                )
+                .suggest(
+                    "start codeflow-client for the project (it streams the files), then run again",
+                )
+            })?;
+            Some(streams)
+        } else {
+            None
+        };
         let run_id = uuid::Uuid::new_v4().to_string();
         // Claim the project (one run at a time).
         let resume = {
@@ -566,9 +634,31 @@ impl Executor {
             });
             resume
         };
-        let started = match process::spawn(&self.config, &project.dir, prompt, resume.as_deref()) {
+        let cwd = match &streams {
+            None => project.dir.clone(),
+            Some(streams) => match self
+                .working_copy(streams.as_ref(), &id, &run_id, caller.session_id())
+                .await
+            {
+                Ok(work) => work,
+                Err(e) => {
+                    {
+                        let mut meta = project.meta.lock();
+                        meta.status = Status::Idle;
+                        meta.current_run = None;
+                    }
+                    let _ = self.persist(&project).await;
+                    return Err(e);
+                }
+            },
+        };
+        let started = match process::spawn(&self.config, &cwd, prompt, resume.as_deref()) {
             Ok(s) => s,
             Err(e) => {
+                if streams.is_some() {
+                    let dir = working_copy::run_dir(&self.config.state_dir, &id, &run_id);
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 let message = format!("cannot start `{}`: {e}", self.config.claude_cmd);
                 {
                     let mut meta = project.meta.lock();
@@ -644,6 +734,17 @@ impl Executor {
         };
         let outcome: Outcome =
             supervise(started, &run_id, &self.config, timeout, &cancel, &observer).await;
+        // A streamed project stays `executing` until the changes are back on the client, so a
+        // next run copies files that include them.
+        let changes = if project.meta.lock().streamed {
+            let refused = (!outcome.success).then_some("the run did not succeed");
+            Some(
+                self.finish_working_copy(&id, &run_id, &session, refused)
+                    .await,
+            )
+        } else {
+            None
+        };
         let duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
         let conversation = {
             let mut meta = project.meta.lock();
@@ -660,11 +761,7 @@ impl Executor {
         self.runs.lock().remove(&run_id);
         crate::metrics::run_completed(outcome.success, outcome.aborted, outcome.lines);
         tracing::info!(project = %id, run = %run_id, reason = %outcome.reason, success = outcome.success, "run ended");
-        self.emit(
-            &id,
-            &project,
-            &session,
-            json!({
+        let mut event = json!({
                 "type": "complete", "runId": run_id,
                 "exitCode": outcome.exit_code, "signal": outcome.signal,
                 "success": outcome.success, "aborted": outcome.aborted,
@@ -673,9 +770,200 @@ impl Executor {
                 "resultSubtype": outcome.result_subtype,
                 "conversationId": conversation, "lines": outcome.lines,
                 "stderr": outcome.stderr_tail,
-            }),
-        )
+        });
+        if let Some(record) = &changes {
+            add_changes(&mut event, record);
+        }
+        self.emit(&id, &project, &session, event).await;
+    }
+
+    /// Makes a run's private copy of a streamed project: the mirror's files copied to
+    /// `base/` (kept as the starting state) and again to `work/`, where the CLI runs.
+    async fn working_copy(
+        &self,
+        streams: &dyn StreamedFiles,
+        id: &str,
+        run_id: &str,
+        session: &str,
+    ) -> Result<PathBuf> {
+        let dir = working_copy::run_dir(&self.config.state_dir, id, run_id);
+        let prepared = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || working_copy::prepare(&dir))
+                .await
+                .map_err(|e| io_err("working copy failed", e))?
+        };
+        let result = async {
+            let base = prepared.map_err(|e| io_err("cannot create the run's working copy", e))?;
+            let files = streams.copy_out(id, session, &base).await.map_err(|e| {
+                ExecError::internal(format!("cannot copy the project's files: {e}")).suggest(
+                    "check that the project's client is connected and synced, then run again",
+                )
+            })?;
+            let (base, work) = working_copy::base_and_work(&dir);
+            tokio::task::spawn_blocking(move || working_copy::copy_tree(&base, &work))
+                .await
+                .map_err(|e| io_err("working copy failed", e))?
+                .map_err(|e| io_err("cannot fill the run's working copy", e))?;
+            tracing::info!(project = %id, run = %run_id, files, "working copy made");
+            Ok(working_copy::base_and_work(&dir).1)
+        }
         .await;
+        if result.is_err() {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        }
+        result
+    }
+
+    /// Compares a streamed run's working copy with its starting state, writes the changes
+    /// back to the client (unless `refused` says why not), and keeps them for `claude/changes`.
+    async fn finish_working_copy(
+        &self,
+        id: &str,
+        run_id: &str,
+        session: &str,
+        refused: Option<&str>,
+    ) -> Record {
+        let dir = working_copy::run_dir(&self.config.state_dir, id, run_id);
+        let mut record = Record {
+            run_id: run_id.to_owned(),
+            project: id.to_owned(),
+            files: Vec::new(),
+            applied: false,
+            conflicts: Vec::new(),
+            write_back: String::new(),
+            ended_at: now_millis(),
+        };
+        let compared = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let (base, work) = working_copy::base_and_work(&dir);
+                working_copy::changes(&base, &work)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        };
+        let changes = match compared {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(project = %id, run = %run_id, error = %e, "cannot compare the run's working copy");
+                record.write_back =
+                    format!("not written back: the working copy could not be compared ({e})");
+                return record;
+            }
+        };
+        record.files = changes
+            .iter()
+            .map(|c| ChangedFile {
+                path: c.path.clone(),
+                action: c.action().to_owned(),
+            })
+            .collect();
+        if changes.is_empty() {
+            record.applied = true;
+            record.write_back = "the run changed no file".into();
+        } else if let Some(why) = refused {
+            record.write_back =
+                format!("not written back: {why}; claude/changes shows what the run changed");
+        } else {
+            match self.streams() {
+                None => record.write_back = "not written back: no file streaming".into(),
+                Some(streams) => match streams.write_back(id, session, &changes).await {
+                    WriteBackOutcome::Applied { session } => {
+                        record.applied = true;
+                        record.write_back =
+                            format!("written to the client's files through session {session}");
+                    }
+                    WriteBackOutcome::Conflicts(paths) => {
+                        record.write_back = format!(
+                            "not written back: {} changed on the client during the run; nothing was written",
+                            paths.join(", ")
+                        );
+                        record.conflicts = paths;
+                    }
+                    WriteBackOutcome::NoSession => {
+                        record.write_back = "not written back: no live session of the project serves its files; claude/changes shows what the run changed".into();
+                    }
+                    WriteBackOutcome::Failed(e) => {
+                        record.write_back = format!("not written back: {e}");
+                    }
+                },
+            }
+        }
+        tracing::info!(project = %id, run = %run_id, files = changes.len(), applied = record.applied, "{}", record.write_back);
+        let kept = {
+            let record = record.clone();
+            let state_dir = self.config.state_dir.clone();
+            let id = id.to_owned();
+            tokio::task::spawn_blocking(move || {
+                working_copy::keep(&dir, &changes, &record)?;
+                working_copy::prune(
+                    &working_copy::runs_dir(&state_dir, &id),
+                    working_copy::KEEP_RUNS,
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        };
+        if let Err(e) = kept {
+            tracing::error!(project = %id, run = %run_id, error = %e, "cannot keep the run's changes");
+        }
+        record
+    }
+
+    /// `claude/changes {runId}`: what a streamed run changed, as a unified diff.
+    async fn run_changes(
+        &self,
+        params: &serde_json::Map<String, Value>,
+        caller: &dyn Caller,
+    ) -> Result<Value> {
+        let run_id = params
+            .get("runId")
+            .and_then(Value::as_str)
+            .filter(|r| {
+                (1..=64).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+            })
+            .ok_or_else(|| ExecError::invalid("`runId` (a run id) is required"))?
+            .to_owned();
+        let not_found = || {
+            ExecError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "run {run_id} has no recorded changes (not a run on a streamed project, too old, or never existed)"
+                ),
+            )
+        };
+        if let Some(handle) = self.runs.lock().get(&run_id) {
+            if caller.check(Need::Execute, &handle.project).is_err() {
+                return Err(not_found());
+            }
+            return Err(ExecError::new(
+                ErrorKind::Conflict,
+                format!("run {run_id} is still running"),
+            )
+            .suggest("its changes are known once its `complete` event arrives"));
+        }
+        let ids: Vec<String> = self.projects.lock().keys().cloned().collect();
+        for id in ids {
+            if caller.check(Need::Execute, &id).is_err() {
+                continue;
+            }
+            let dir = working_copy::run_dir(&self.config.state_dir, &id, &run_id);
+            let loaded = tokio::task::spawn_blocking(move || working_copy::load(&dir))
+                .await
+                .map_err(|e| io_err("reading the run's changes failed", e))?
+                .map_err(|e| io_err("cannot read the run's changes", e))?;
+            if let Some((record, changes)) = loaded {
+                return Ok(json!({
+                    "runId": run_id, "project": id, "applied": record.applied,
+                    "conflicts": record.conflicts, "writeBack": record.write_back,
+                    "files": record.files, "diff": working_copy::unified_diff(&changes),
+                }));
+            }
+        }
+        Err(not_found())
     }
 
     fn cancel(
@@ -780,6 +1068,14 @@ impl RunObserver for Observer<'_> {
             tracing::error!(project = %self.id, error = %e, "cannot persist the conversation id");
         }
     }
+}
+
+/// A streamed run's changes in its `complete` event.
+fn add_changes(event: &mut Value, record: &Record) {
+    event["changes"] = json!(record.files);
+    event["applied"] = json!(record.applied);
+    event["conflicts"] = json!(record.conflicts);
+    event["writeBack"] = json!(record.write_back);
 }
 
 fn valid_conversation(s: &str) -> bool {
