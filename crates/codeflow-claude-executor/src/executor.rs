@@ -128,11 +128,9 @@ impl Executor {
             } else {
                 executor.root.join(&meta.path)
             };
-            let log = MessageLog::open(
-                project::log_dir(&executor.config.state_dir, &id),
-                executor.config.log.clone(),
-            )
-            .map_err(|e| io_err(&format!("cannot open the message log of `{id}`"), e))?;
+            let Some(log) = open_log_or_set_aside(&executor.config, &id) else {
+                continue;
+            };
             let project = Arc::new(Project {
                 meta: Mutex::new(meta),
                 dir,
@@ -1066,6 +1064,33 @@ impl RunObserver for Observer<'_> {
         };
         if changed && let Err(e) = self.executor.persist(self.project).await {
             tracing::error!(project = %self.id, error = %e, "cannot persist the conversation id");
+        }
+    }
+}
+
+/// Opens a project's message log on start. A log that cannot be opened (an unreadable
+/// directory, say; unreadable segments are set aside by the log itself) is renamed to
+/// `messages.corrupt-<ms>` and a fresh one started; if even that fails the project is skipped.
+/// Either way the server starts.
+fn open_log_or_set_aside(config: &ExecutorConfig, id: &str) -> Option<MessageLog> {
+    let dir = project::log_dir(&config.state_dir, id);
+    let first = match MessageLog::open(dir.clone(), config.log.clone()) {
+        Ok(log) => return Some(log),
+        Err(e) => e,
+    };
+    let aside = dir.with_file_name(format!("messages.corrupt-{}", now_millis()));
+    tracing::error!(
+        project = id, dir = %dir.display(), error = %first,
+        "cannot open the project's message log; setting it aside as {} and starting a new one",
+        aside.display()
+    );
+    let opened = std::fs::rename(&dir, &aside)
+        .and_then(|()| MessageLog::open(dir.clone(), config.log.clone()));
+    match opened {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(project = id, error = %e, "cannot start a new message log either; the project is not loaded");
+            None
         }
     }
 }
