@@ -388,6 +388,116 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_and_without_server_variables()
     assert_eq!(info["pid"], info["pgid"], "its own process group");
 }
 
+/// The CLI's environment is an allow-list: the clean base every child gets (the language
+/// servers' too), what `exec_env_pass` names, nothing else of the server's.
+#[tokio::test]
+async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
+    let server = start(&[
+        ("ANTHROPIC_API_KEY", "key"),
+        ("EXTRA_ONE", "1"),
+        ("EXTRA_TWO", "2"),
+        ("SOME_SERVER_VARIABLE", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("LANG", "C.UTF-8"),
+        ("CODEFLOW_EXEC_ENV_PASS", r#"["ANTHROPIC_*", "EXTRA_*"]"#),
+        ("CODEFLOW_EXEC_ENV_REMOVE", r#"["EXTRA_TWO"]"#),
+    ])
+    .await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/join", json!({})).await;
+    let run = call(
+        &mut a,
+        3,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "hello"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = events_until_complete(&mut a, &run).await;
+    assert_eq!(events.last().unwrap()["data"]["success"], true);
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(workspace(&server, "alpha").join(".mock-claude-call.json")).unwrap(),
+    )
+    .unwrap();
+    let env: Vec<&str> = info["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for name in ["PATH", "LANG", "ANTHROPIC_API_KEY", "EXTRA_ONE"] {
+        assert!(env.contains(&name), "{name} missing: {env:?}");
+    }
+    for name in [
+        "EXTRA_TWO",
+        "SOME_SERVER_VARIABLE",
+        "AWS_SECRET_ACCESS_KEY",
+        "CLAUDECODE",
+        "CODEFLOW_SOME_SECRET",
+        "CODEFLOW_EXEC_ENV_PASS",
+    ] {
+        assert!(!env.contains(&name), "{name} passed: {env:?}");
+    }
+    // Nothing but the allow-list — aside from what the mock's interpreter launcher sets itself
+    // (a pyenv shim is a shell script: PWD, SHLVL, PYENV_*, _PYENV_*).
+    let base = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_RUNTIME_DIR",
+        "SHELL",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CARGO",
+        "CARGO_HOME",
+        "RUSTC",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTUP_TOOLCHAIN_SOURCE",
+        "RUSTUP_AUTO_INSTALL",
+        "GOPATH",
+        "GOROOT",
+        "GOCACHE",
+        "GOMODCACHE",
+        "GOFLAGS",
+        "GOPROXY",
+        "GOTOOLCHAIN",
+        "GOPRIVATE",
+        "NODE_PATH",
+        "NVM_DIR",
+        "VIRTUAL_ENV",
+        "PYENV_ROOT",
+        "PYENV_VERSION",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "JAVA_HOME",
+    ];
+    for name in &env {
+        assert!(
+            base.contains(name)
+                || name.starts_with("ANTHROPIC_")
+                || name.starts_with("EXTRA_")
+                || ["PWD", "SHLVL", "_"].contains(name)
+                || name.starts_with("PYENV_")
+                || name.starts_with("_PYENV_"),
+            "{name} is not on the allow-list: {env:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn project_paths_outside_the_root_and_bad_requests_are_refused() {
     let server = start(&[]).await;
