@@ -381,8 +381,8 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_and_without_server_variables()
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        !env.iter()
-            .any(|k| k.starts_with("CLAUDECODE") || k.starts_with("CODEFLOW_")),
+        !env.iter().any(|k| k.starts_with("CLAUDECODE")
+            || (k.starts_with("CODEFLOW_") && *k != "CODEFLOW_RUN_ID")),
         "{env:?}"
     );
     assert_eq!(info["pid"], info["pgid"], "its own process group");
@@ -441,7 +441,7 @@ async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
     ] {
         assert!(!env.contains(&name), "{name} passed: {env:?}");
     }
-    // Nothing but the allow-list — aside from what the mock's interpreter launcher sets itself
+    // Nothing but the allow-list and the run's marker — aside from what the mock's interpreter launcher sets itself
     // (a pyenv shim is a shell script: PWD, SHLVL, PYENV_*, _PYENV_*).
     let base = [
         "PATH",
@@ -490,7 +490,7 @@ async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
             base.contains(name)
                 || name.starts_with("ANTHROPIC_")
                 || name.starts_with("EXTRA_")
-                || ["PWD", "SHLVL", "_"].contains(name)
+                || ["PWD", "SHLVL", "_", "CODEFLOW_RUN_ID"].contains(name)
                 || name.starts_with("PYENV_")
                 || name.starts_with("_PYENV_"),
             "{name} is not on the allow-list: {env:?}"

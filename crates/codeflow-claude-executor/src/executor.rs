@@ -156,17 +156,25 @@ impl Executor {
         };
         let streamed = project.meta.lock().streamed;
         if let Some(live) = &live {
-            // Its process group may still run: stop it, unless the pid now names another process.
+            // Its processes may still run: every process carrying the run's marker (also when
+            // the server died before saving the pid, or the leader is gone and a grandchild
+            // lives on), and the saved group, unless the pid now names another process.
+            let mut groups = process::groups_of_run(&live.run_id);
             if live.pgid > 1
                 && live.start_ticks.is_some()
                 && process::start_ticks(live.pgid) == live.start_ticks
+                && !groups.contains(&live.pgid)
             {
+                groups.push(live.pgid);
+            }
+            for pgid in groups {
                 tracing::warn!(
                     project = id,
-                    pgid = live.pgid,
+                    pgid,
+                    run = %live.run_id,
                     "killing the process group of a run left by the previous server"
                 );
-                process::signal_group(live.pgid, Signal::SIGKILL);
+                process::signal_group(pgid, Signal::SIGKILL);
             }
             let mut event = json!({
                 "type": "complete", "runId": live.run_id, "exitCode": null, "signal": null,
@@ -650,7 +658,21 @@ impl Executor {
                 }
             },
         };
-        let started = match process::spawn(&self.config, &cwd, prompt, resume.as_deref()) {
+        // The claim is durable before the CLI exists: a server that dies from here on finds
+        // the run on its next start and kills what carries the run's marker.
+        if let Err(e) = self.persist(&project).await {
+            {
+                let mut meta = project.meta.lock();
+                meta.status = Status::Idle;
+                meta.current_run = None;
+            }
+            if streams.is_some() {
+                let dir = working_copy::run_dir(&self.config.state_dir, &id, &run_id);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.suggest("check the data directory's disk; the run was not started"));
+        }
+        let started = match process::spawn(&self.config, &cwd, &run_id, prompt, resume.as_deref()) {
             Ok(s) => s,
             Err(e) => {
                 if streams.is_some() {

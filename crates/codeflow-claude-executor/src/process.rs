@@ -73,9 +73,14 @@ pub struct Started {
     pub start_ticks: Option<u64>,
 }
 
+/// The variable every run's CLI carries (`CODEFLOW_RUN_ID=<runId>`), inherited by what it
+/// starts: after a crash, a run's processes are found by it even when no pid was saved.
+pub const RUN_MARKER: &str = "CODEFLOW_RUN_ID";
+
 pub fn spawn(
     config: &ExecutorConfig,
     cwd: &Path,
+    run_id: &str,
     prompt: &str,
     resume: Option<&str>,
 ) -> std::io::Result<Started> {
@@ -98,7 +103,8 @@ pub fn spawn(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_clear()
-            .envs(environment(config));
+            .envs(environment(config))
+            .env(RUN_MARKER, run_id);
         #[cfg(unix)]
         {
             if let Some(uid) = config.run_as_uid {
@@ -120,6 +126,52 @@ pub fn spawn(
         pgid: pid,
         start_ticks: start_ticks(pid),
     })
+}
+
+/// The process groups of every process whose environment carries `run_id`'s marker (read from
+/// `/proc/<pid>/environ`; processes that cannot be read are skipped).
+pub fn groups_of_run(run_id: &str) -> Vec<i32> {
+    let needle = format!("{RUN_MARKER}={run_id}");
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut groups = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            continue;
+        }
+        if let Some(pgid) = process_group(pid)
+            && pgid > 1
+            && !groups.contains(&pgid)
+        {
+            groups.push(pgid);
+        }
+    }
+    groups
+}
+
+/// The process group of a process, from `/proc/<pid>/stat` (field 5).
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Sends `signal` to every process of the group. False when the group is gone.
