@@ -536,10 +536,10 @@ async fn project_paths_outside_the_root_and_bad_requests_are_refused() {
     assert_eq!(e["code"], -32602);
     let e = call_err(&mut a, 24, "claude/cancel", json!({"runId": "nope"})).await;
     assert_eq!(e["data"]["reason"], "not_found");
-    // Joining another project's channels from this session is refused.
+    // Joining another project (this anonymous session's grant covers every project) that does
+    // not exist.
     let e = call_err(&mut a, 25, "projects/join", json!({"project": "beta"})).await;
-    assert_eq!(e["code"], -32003);
-    assert_eq!(e["data"]["reason"], "forbidden");
+    assert_eq!(e["data"]["reason"], "not_found", "{e}");
     let list = call(&mut a, 26, "projects/list", json!({})).await;
     assert_eq!(list["projects"].as_array().unwrap().len(), 1);
 }
@@ -618,6 +618,117 @@ async fn rights_and_projects_come_from_the_token() {
     let e = call_err(&mut alpha_exec, 1, "claude/cancel", json!({"runId": run})).await;
     assert_eq!(e["data"]["reason"], "not_found", "{e}");
     call(&mut all, 3, "claude/cancel", json!({"runId": run})).await;
+}
+
+/// A session joins another project's runs when its token grants that project, and only then;
+/// each event names its project.
+#[tokio::test]
+async fn a_session_joins_another_project_its_token_grants() {
+    let secret = "s3cret-for-tests-at-least-32-bytes-long";
+    let server = start(&[
+        ("CODEFLOW_JWT_SECRET", secret),
+        ("CODEFLOW_REQUIRE_AUTH", "true"),
+    ])
+    .await;
+    let connect = |token: String, project: &'static str| {
+        let url = server.url();
+        async move {
+            let mut ws = Ws::connect_with_token(&url, Some(&token)).await.unwrap();
+            ws.initialize(project, &format!("/{project}")).await;
+            ws
+        }
+    };
+    let both = "projects:manage claude:execute";
+    let mut watcher = connect(mint(secret, json!(["alpha", "beta"]), both), "alpha").await;
+    let mut beta = connect(mint(secret, json!(["beta"]), both), "beta").await;
+    call(&mut beta, 1, "projects/create", json!({"id": "beta"})).await;
+    call(&mut watcher, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut watcher, 2, "projects/join", json!({})).await;
+    let joined = call(&mut watcher, 3, "projects/join", json!({"project": "beta"})).await;
+    assert_eq!(joined["project"]["id"], "beta", "{joined}");
+    assert_eq!(joined["project"]["subscribers"], 1);
+    assert_eq!(joined["channel"], "ai-response");
+    // A token for alpha alone cannot.
+    let mut alpha_only = connect(mint(secret, json!(["alpha"]), both), "alpha").await;
+    let e = call_err(
+        &mut alpha_only,
+        1,
+        "projects/join",
+        json!({"project": "beta"}),
+    )
+    .await;
+    assert_eq!(e["code"], -32003, "{e}");
+
+    // A run on beta reaches the alpha session, each event naming beta; one on alpha too.
+    let run = call(
+        &mut beta,
+        2,
+        "claude/execute",
+        json!({"project": "beta", "prompt": "hello beta"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &run).await;
+    assert!(seen.len() >= 4, "{seen:#?}");
+    assert!(
+        seen.iter().all(|e| e["data"]["project"] == "beta"),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.last().unwrap()["data"]["success"], true);
+    let own = call(
+        &mut watcher,
+        4,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "hello alpha"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &own).await;
+    assert!(
+        seen.iter().all(|e| e["data"]["project"] == "alpha"),
+        "{seen:#?}"
+    );
+
+    // Leaving beta stops its events; alpha's keep coming.
+    let left = call(
+        &mut watcher,
+        5,
+        "projects/leave",
+        json!({"project": "beta"}),
+    )
+    .await;
+    assert_eq!(left["unsubscribed"], true, "{left}");
+    let info = call(&mut beta, 3, "projects/get", json!({"project": "beta"})).await;
+    assert_eq!(info["subscribers"], 0);
+    let quiet = call(
+        &mut beta,
+        4,
+        "claude/execute",
+        json!({"project": "beta", "prompt": "unseen"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = call(
+        &mut watcher,
+        6,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "mock:slow=300 after"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &own).await;
+    assert!(
+        seen.iter().all(|e| e["data"]["runId"] != quiet.as_str()),
+        "{seen:#?}"
+    );
 }
 
 /// R3: kill -9 during 10,000 appends; on restart every acknowledged append is there, the

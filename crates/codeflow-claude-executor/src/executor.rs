@@ -1018,7 +1018,9 @@ impl Executor {
     }
 
     /// Publishes a run event and records it in the project's log, in order.
-    async fn emit(&self, id: &str, project: &Project, session: &str, event: Value) {
+    async fn emit(&self, id: &str, project: &Project, session: &str, mut event: Value) {
+        // Sessions may watch several projects' runs: every event names its project.
+        event["project"] = Value::String(id.to_owned());
         let kind = format!("run.{}", event["type"].as_str().unwrap_or("event"));
         self.sink.publish(id, event.clone());
         project
