@@ -186,4 +186,23 @@ async fn a_streamed_run_writes_its_edits_to_the_client_and_never_overwrites_a_ch
     let diff = changes["diff"].as_str().unwrap();
     assert!(diff.contains("-keep\n+written by mock claude\n"), "{diff}");
     assert!(diff.contains("+++ b/other.txt\n"), "{diff}");
+
+    // 3. The agent in the container hands a task over through its own relay: the run's
+    // changes come back to that relay's files.
+    let reply = relay
+        .call(
+            "claude/execute",
+            json!({"project": "alpha", "prompt": "mock:no-record mock:edit=src/from-agent.txt"}),
+        )
+        .await;
+    let run = reply["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reply}"))
+        .to_owned();
+    let complete = until_complete(&mut ws, &run).await;
+    assert_eq!(complete["applied"], true, "{complete}");
+    assert_eq!(
+        tree(root).get("src/from-agent.txt").map(String::as_str),
+        Some("written by mock claude\n")
+    );
 }
