@@ -821,10 +821,14 @@ impl Executor {
                 )
             })?;
             let (base, work) = working_copy::base_and_work(&dir);
-            tokio::task::spawn_blocking(move || working_copy::copy_tree(&base, &work))
-                .await
-                .map_err(|e| io_err("working copy failed", e))?
-                .map_err(|e| io_err("cannot fill the run's working copy", e))?;
+            let (uid, gid) = (self.config.run_as_uid, self.config.run_as_gid);
+            tokio::task::spawn_blocking(move || {
+                working_copy::copy_tree(&base, &work)?;
+                working_copy::hand_over(&work, uid, gid)
+            })
+            .await
+            .map_err(|e| io_err("working copy failed", e))?
+            .map_err(|e| io_err("cannot fill the run's working copy", e))?;
             tracing::info!(project = %id, run = %run_id, files, "working copy made");
             Ok(working_copy::base_and_work(&dir).1)
         }

@@ -80,6 +80,24 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
     Ok(copied)
 }
 
+/// Gives `root` and everything under it to the user and group the CLI runs as (`None`: left
+/// as is), so a run under another user can write its working copy — and only that.
+pub fn hand_over(root: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result<()> {
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(root, uid, gid)?;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            hand_over(&entry.path(), uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(entry.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
 /// Every regular file under `root`, relative, `/`-separated, sorted. Symbolic links are not
 /// followed.
 pub fn regular_files(root: &Path) -> std::io::Result<Vec<String>> {
@@ -259,6 +277,29 @@ pub fn unified_diff(changes: &[FileChange]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_working_copy_is_handed_to_the_runs_user() {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's effective user.
+        if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+            return; // only root may give files away
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(work.join("sub/f.txt"), "x").unwrap_or_else(|e| panic!("{e}"));
+        hand_over(&work, Some(65534), Some(65534)).unwrap_or_else(|e| panic!("{e}"));
+        for path in [work.clone(), work.join("sub"), work.join("sub/f.txt")] {
+            let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (65534, 65534),
+                "{}",
+                path.display()
+            );
+        }
+    }
 
     #[test]
     fn changes_between_trees_and_their_diff() {
