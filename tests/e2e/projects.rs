@@ -107,13 +107,15 @@ impl Drop for ReapRun {
     fn drop(&mut self) {
         if let Ok(bytes) = std::fs::read(self.0.join(".mock-claude-call.json"))
             && let Ok(info) = serde_json::from_slice::<Value>(&bytes)
-            && let Some(pgid) = info["pgid"].as_i64()
+            && let Some(pgid) = info["pgid"].as_i64().and_then(|p| i32::try_from(p).ok())
+            && pgid > 1
         {
-            let _ = std::process::Command::new("kill")
-                .arg("-9")
-                .arg(format!("-{pgid}"))
-                .stderr(std::process::Stdio::null())
-                .status();
+            // A system call, not `kill -9 -PGID`: procps-ng 4.0.2's `kill` turns that into
+            // `kill(-1)`, which as root is every process on the machine.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

@@ -140,6 +140,16 @@ impl Executor {
             });
             executor.projects.lock().insert(id.clone(), project.clone());
             executor.recover(&id, &project).await?;
+            let runs = working_copy::runs_dir(&executor.config.state_dir, &id);
+            match working_copy::sweep(&runs) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(project = %id, removed = n, "removed working copies of runs that never started");
+                }
+                Err(e) => {
+                    tracing::warn!(project = %id, error = %e, "cannot clean the project's run directory");
+                }
+            }
         }
         Ok(executor)
     }

@@ -214,6 +214,26 @@ pub fn load(dir: &Path) -> std::io::Result<Option<(Record, Vec<FileChange>)>> {
     Ok(Some((record, changes)))
 }
 
+/// Removes run directories without a record: working copies of runs that never started (a
+/// server that died while copying). Called on start, after live runs were closed.
+pub fn sweep(runs: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(runs) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir())
+            && !entry.path().join("changes.json").exists()
+        {
+            std::fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Deletes the oldest run directories of a project beyond `keep` (by modification time).
 pub fn prune(runs: &Path, keep: usize) -> std::io::Result<()> {
     let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(runs)?

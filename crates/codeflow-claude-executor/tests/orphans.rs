@@ -55,16 +55,18 @@ fn alive(pid: i64) -> bool {
     })
 }
 
-/// Kills the stray group if the test fails before the executor does.
+/// Kills the stray group if the test fails before the executor does. (A system call, not
+/// `kill -9 -PGID`: procps-ng 4.0.2's `kill` turns that into `kill(-1)`, every process.)
 struct Reap(i32);
 
 impl Drop for Reap {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(format!("-{}", self.0))
-            .stderr(std::process::Stdio::null())
-            .status();
+        if self.0 > 1 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
