@@ -274,3 +274,92 @@ impl Setup {
             .unwrap_err()
     }
 }
+
+/// A server that dies during a streamed run: on the next start the run is closed, nothing is
+/// written to the client, and what the run had changed is kept for `claude/changes`.
+#[test]
+fn a_streamed_run_cut_by_a_restart_keeps_its_changes_unwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_root = dir.path().join("client");
+    std::fs::create_dir_all(&client_root).unwrap();
+    std::fs::write(client_root.join("a.txt"), "a\n").unwrap();
+    let config = ExecutorConfig {
+        projects_root: dir.path().join("root"),
+        state_dir: dir.path().join("state"),
+        claude_cmd: mock(),
+        ..ExecutorConfig::default()
+    };
+    let client = Arc::new(ClientDir {
+        root: client_root.clone(),
+        session_live: Mutex::new(true),
+        written_by: Mutex::new(Vec::new()),
+    });
+    let who = Who { may_write: true };
+    // The first server: its runtime is dropped mid-run, as a crash would end it.
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let run = first.block_on(async {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let exec = Executor::open(config.clone(), Arc::new(Sink(tx)))
+            .await
+            .unwrap();
+        exec.set_streamed_files(client.clone());
+        exec.call("projects/create", json!({"id": "p", "streamed": true}), &who)
+            .await
+            .unwrap();
+        let run = exec
+            .call(
+                "claude/execute",
+                json!({"project": "p", "prompt": "mock:no-record mock:edit=a.txt mock:hang-after-result"}),
+                &who,
+            )
+            .await
+            .unwrap()["runId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if event["message"]["type"] == "result" {
+                break;
+            }
+        }
+        run
+    });
+    first.shutdown_background();
+
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let exec = Executor::open(config, Arc::new(Sink(tx))).await.unwrap();
+        exec.set_streamed_files(client.clone());
+        let complete = events.try_recv().unwrap();
+        assert_eq!(complete["runId"], run.as_str());
+        assert_eq!(complete["reason"], "server restarted");
+        assert_eq!(complete["applied"], false, "{complete}");
+        assert_eq!(
+            complete["changes"],
+            json!([{"path": "a.txt", "action": "modified"}]),
+            "{complete}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(client_root.join("a.txt")).unwrap(),
+            "a\n"
+        );
+        assert!(client.written_by.lock().is_empty());
+        let changes = exec
+            .call("claude/changes", json!({"runId": run}), &who)
+            .await
+            .unwrap();
+        assert!(
+            changes["diff"]
+                .as_str()
+                .unwrap()
+                .contains("-a\n+written by mock claude\n"),
+            "{changes}"
+        );
+        exec.shutdown().await;
+    });
+}
