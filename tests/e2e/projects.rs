@@ -860,6 +860,74 @@ fn nix_kill9(pid: u32) {
     assert!(status.success());
 }
 
+/// A message log the server cannot read does not stop it: on restart the project loads, the
+/// bad segment is set aside, and appends and history go on.
+#[tokio::test]
+async fn an_unreadable_message_log_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut server = start_in(dir, &[]).await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/create", json!({"id": "beta"})).await;
+    for (id, project) in [(3, "alpha"), (4, "beta")] {
+        call(
+            &mut a,
+            id,
+            "projects/post",
+            json!({"project": project, "payload": "before"}),
+        )
+        .await;
+    }
+    nix_kill9(server.pid());
+    let _ = server.child.wait().await;
+    // alpha's newest segment cannot be read (a directory in its place); beta's log directory
+    // is not a directory at all.
+    let alpha_log = path.join("projects/alpha/messages");
+    let segment = std::fs::read_dir(&alpha_log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    std::fs::remove_file(&segment).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+    let beta_log = path.join("projects/beta/messages");
+    std::fs::remove_dir_all(&beta_log).unwrap();
+    std::fs::write(&beta_log, b"garbage").unwrap();
+
+    let data = reopen(&path, &mut server);
+    let server = start_in(data, &[]).await;
+    let mut a = client(&server, "alpha").await;
+    let list = call(&mut a, 1, "projects/list", json!({})).await;
+    assert_eq!(list["projects"].as_array().unwrap().len(), 2, "{list}");
+    for (id, project) in [(2, "alpha"), (3, "beta")] {
+        call(
+            &mut a,
+            id,
+            "projects/post",
+            json!({"project": project, "payload": "after"}),
+        )
+        .await;
+        let history = call(
+            &mut a,
+            id + 10,
+            "projects/history",
+            json!({"project": project}),
+        )
+        .await;
+        let last = history["entries"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["payload"], "after", "{project}: {history}");
+    }
+    let mut aside = segment.into_os_string();
+    aside.push(".corrupt");
+    assert!(std::path::Path::new(&aside).is_dir());
+}
+
 /// Takes the data directory of a killed server for a restart.
 fn reopen(path: &std::path::Path, server: &mut Server) -> tempfile::TempDir {
     let replacement = tempfile::tempdir().unwrap();
