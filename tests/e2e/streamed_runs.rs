@@ -103,7 +103,7 @@ async fn a_streamed_run_writes_its_edits_to_the_client_and_never_overwrites_a_ch
     let run = execute(
         &mut ws,
         3,
-        "mock:no-record mock:edit=notes.txt,src/new.txt mock:delete=gone.txt",
+        "mock:no-record mock:edit=notes.txt,src/new.txt,new/deep/dir.txt mock:delete=gone.txt",
     )
     .await;
     let complete = until_complete(&mut ws, &run).await;
@@ -114,6 +114,7 @@ async fn a_streamed_run_writes_its_edits_to_the_client_and_never_overwrites_a_ch
         complete["changes"],
         json!([
             {"path": "gone.txt", "action": "deleted"},
+            {"path": "new/deep/dir.txt", "action": "created"},
             {"path": "notes.txt", "action": "modified"},
             {"path": "src/new.txt", "action": "created"},
         ]),
@@ -127,6 +128,11 @@ async fn a_streamed_run_writes_its_edits_to_the_client_and_never_overwrites_a_ch
     assert_eq!(
         files.get("src/new.txt").map(String::as_str),
         Some("written by mock claude\n")
+    );
+    assert_eq!(
+        files.get("new/deep/dir.txt").map(String::as_str),
+        Some("written by mock claude\n"),
+        "a new directory is created on the client"
     );
     assert_eq!(
         files.get("src/keep.txt").map(String::as_str),
