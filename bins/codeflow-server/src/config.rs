@@ -241,6 +241,9 @@ pub struct Config {
     pub exec_kill_grace_ms: u64,
     /// Longest stream-json line, in bytes; longer lines become error events.
     pub exec_max_line_bytes: usize,
+    /// Variables of the server's environment passed to the CLI besides the clean base (`PATH`,
+    /// `HOME`, the locale, toolchains); a trailing `*` matches a prefix.
+    pub exec_env_pass: Vec<String>,
     /// More environment variables withheld from the CLI (`CLAUDECODE*` and `CODEFLOW_*`
     /// always are); a trailing `*` matches a prefix.
     pub exec_env_remove: Vec<String>,
@@ -311,6 +314,7 @@ impl Default for Config {
             exec_exit_grace_secs: 10,
             exec_kill_grace_ms: 3000,
             exec_max_line_bytes: 4 * 1024 * 1024,
+            exec_env_pass: codeflow_claude_executor::config::default_env_pass(),
             exec_env_remove: Vec::new(),
             exec_run_as_uid: None,
             exec_run_as_gid: None,
@@ -345,6 +349,7 @@ impl Config {
             kill_grace: Duration::from_millis(self.exec_kill_grace_ms),
             max_line_bytes: self.exec_max_line_bytes.max(1024),
             max_projects: self.max_projects,
+            env_pass: self.exec_env_pass.clone(),
             env_remove: self.exec_env_remove.clone(),
             run_as_uid: self.exec_run_as_uid,
             run_as_gid: self.exec_run_as_gid,

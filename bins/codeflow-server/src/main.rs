@@ -9,6 +9,7 @@ mod gauges;
 mod healthcheck;
 mod projects;
 mod routes;
+mod run_files;
 mod tls_reload;
 
 use std::net::SocketAddr;

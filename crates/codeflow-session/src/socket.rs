@@ -376,14 +376,26 @@ fn family_request(
                 session.send_to_client(Message::response(id, result));
             }
             Ok(crate::methods::MethodReply::Subscribe {
+                project,
                 channel,
                 since,
                 extra,
             }) => {
-                session.subscribe_answering(registry.channels(), channel, since, id, extra);
+                session.subscribe_answering(
+                    registry.channels(),
+                    project.as_ref(),
+                    channel,
+                    since,
+                    id,
+                    extra,
+                );
             }
-            Ok(crate::methods::MethodReply::Unsubscribe { channel, mut extra }) => {
-                let was = session.unsubscribe(channel);
+            Ok(crate::methods::MethodReply::Unsubscribe {
+                project,
+                channel,
+                mut extra,
+            }) => {
+                let was = session.unsubscribe_in(project.as_ref(), channel);
                 extra.insert("unsubscribed".into(), Value::Bool(was));
                 session.send_to_client(Message::response(id, Value::Object(extra)));
             }

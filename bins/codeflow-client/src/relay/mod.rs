@@ -312,7 +312,9 @@ impl Relay {
                         .with_suggestion("send initialize first");
                         self.to_agent(Message::error(id, error)).await;
                     }
-                    "tools/call" if self.sync.is_live() && self.link.is_up() => {
+                    // A Claude run copies the server's mirror: it too should see every change
+                    // on disk up to now.
+                    "tools/call" | "claude/execute" if self.sync.is_live() && self.link.is_up() => {
                         self.gate.hold_call(message, || flush(&self.files));
                     }
                     // Keep the agent's order behind held calls.
