@@ -1,0 +1,102 @@
+//! SSH-key login (`--ssh-key`): on each new connection the relay asks the server for a
+//! one-time challenge (`auth/challenge`), signs it with the key as an SSHSIG signature in the
+//! `codeflow` namespace, and sends the public key, the challenge and the signature in the
+//! `initialize` params (`auth.sshKey`). `docs/protocol.md`, "SSH-key login".
+
+use std::path::Path;
+use std::time::Duration;
+
+use codeflow_transport::{Inbound, Message, Outbound};
+use serde_json::{Value, json};
+use ssh_key::{HashAlg, LineEnding, PrivateKey};
+
+/// The SSHSIG namespace of a login signature (the server checks the same one).
+pub const NAMESPACE: &str = "codeflow";
+
+/// The id of the relay's own `auth/challenge` request.
+const CHALLENGE_ID: &str = "r:challenge";
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Reads an OpenSSH private key file, refusing what the relay cannot use.
+pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
+    let key = PrivateKey::read_openssh_file(path).map_err(|e| {
+        format!(
+            "--ssh-key {}: not an OpenSSH private key ({e}); pass the private key file (e.g. ~/.ssh/id_ed25519), not the .pub",
+            path.display()
+        )
+    })?;
+    if key.is_encrypted() {
+        return Err(format!(
+            "--ssh-key {}: the key is protected by a passphrase, which the relay cannot ask for; use a key without one for this relay (`ssh-keygen -t ed25519 -N ''`)",
+            path.display()
+        ));
+    }
+    match key.algorithm() {
+        ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Rsa { .. } => Ok(key),
+        other => Err(format!(
+            "--ssh-key {}: {other} keys are not supported; use an ed25519 or RSA key",
+            path.display()
+        )),
+    }
+}
+
+/// The `auth` object of `initialize` for `challenge`, signed with `key`.
+pub fn answer(key: &PrivateKey, challenge: &str) -> Result<Value, String> {
+    let signature = key
+        .sign(NAMESPACE, HashAlg::Sha512, challenge.as_bytes())
+        .and_then(|s| s.to_pem(LineEnding::LF))
+        .map_err(|e| format!("cannot sign the login challenge with the SSH key: {e}"))?;
+    let public_key = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| format!("cannot encode the SSH public key: {e}"))?;
+    Ok(json!({"sshKey": {
+        "publicKey": public_key,
+        "challenge": challenge,
+        "signature": signature,
+    }}))
+}
+
+/// Asks the server on a fresh connection for a challenge and signs it: the `auth` object for
+/// this connection's `initialize`.
+pub async fn login(
+    key: &PrivateKey,
+    outbound: &Outbound,
+    inbound: &mut Inbound,
+) -> Result<Value, String> {
+    let id = json!(CHALLENGE_ID);
+    outbound
+        .send(&Message::request(id.clone(), "auth/challenge", json!({})))
+        .map_err(|e| e.to_string())?;
+    let reply = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match inbound.recv().await {
+                Some(m @ (Message::Response { .. } | Message::Error { .. }))
+                    if m.id() == Some(&id) =>
+                {
+                    return Some(m);
+                }
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the server did not answer auth/challenge".to_owned())?
+    .ok_or("the server closed the connection before answering auth/challenge")?;
+    match reply {
+        Message::Response { result, .. } => {
+            let challenge = result
+                .get("challenge")
+                .and_then(Value::as_str)
+                .ok_or("the server's auth/challenge answer has no challenge")?;
+            answer(key, challenge)
+        }
+        Message::Error { error, .. } => Err(format!(
+            "the server does not offer SSH-key login: {}",
+            error.message
+        )),
+        _ => Err("unexpected answer to auth/challenge".into()),
+    }
+}
