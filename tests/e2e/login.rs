@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use codeflow_e2e::{Relay, Server};
+use codeflow_e2e::{Relay, Server, Ws};
 use serde_json::{Value, json};
 
 const SECRET: &str = "login-e2e-secret-0123456789abcdef0123";
@@ -102,4 +102,227 @@ async fn the_relay_renews_its_token_and_keeps_its_session() {
         command_sid,
         "the command relay lost its session"
     );
+}
+
+/// Runs a shell script (openssl) in `dir`.
+fn sh(dir: &Path, script: &str) {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("set -e; cd '{}'; {script}", dir.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+}
+
+/// An RSA key pair made with openssl: `<name>.key` (PKCS#8 PEM) and `<name>.pub` (SPKI PEM).
+fn rsa_key(dir: &Path, name: &str) {
+    sh(
+        dir,
+        &format!(
+            "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {name}.key 2>/dev/null; \
+             openssl pkey -in {name}.key -pubout -out {name}.pub"
+        ),
+    );
+}
+
+/// The JWK of an RSA public key, with `kid`.
+fn rsa_jwk(dir: &Path, name: &str, kid: &str) -> Value {
+    use base64::Engine;
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-pubin", "-noout", "-modulus", "-in"])
+        .arg(dir.join(format!("{name}.pub")))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hex = text.trim().trim_start_matches("Modulus=");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+           "n": b64.encode(bytes), "e": "AQAB"})
+}
+
+/// A token for `project` signed with an RSA private key, with `alg` and `kid`.
+fn rsa_token(
+    dir: &Path,
+    name: &str,
+    alg: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+    project: &str,
+) -> String {
+    let pem = std::fs::read(dir.join(format!("{name}.key"))).unwrap();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    let claims = json!({"sub": "rsa", "iss": "codeflow", "aud": "codeflow-clients",
+        "exp": now() + 600, "projects": [project], "scope": "lsp:query"});
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+/// An initialize with `params` (project `project`, root `/t`); the result, or the error
+/// message after which the server closes with 1008.
+async fn initialize_with(server: &Server, params: Value) -> Result<Value, String> {
+    let mut ws = Ws::connect(&server.url()).await;
+    initialize_on(&mut ws, params).await
+}
+
+async fn initialize_on(ws: &mut Ws, mut params: Value) -> Result<Value, String> {
+    params["projectRoot"] = json!("/t");
+    params["protocolVersion"] = json!("2025-11-25");
+    params["capabilities"] = json!({});
+    params["clientInfo"] = json!({"name": "e2e-login", "version": "1"});
+    let reply = ws.request(json!("init"), "initialize", params).await;
+    match reply.get("result") {
+        Some(result) => Ok(result.clone()),
+        None => {
+            assert_eq!(reply["error"]["code"], -32001, "{reply}");
+            assert!(reply["error"]["data"]["suggestion"].is_string(), "{reply}");
+            assert_eq!(ws.closed().await, Some(1008), "{reply}");
+            Err(reply["error"]["message"].as_str().unwrap().to_owned())
+        }
+    }
+}
+
+fn config_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("codeflow.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// RS256 tokens checked with a PEM public key; a JWKS file whose `kid` selects the key, re-read
+/// when it changes; an unknown `kid`, the wrong algorithm and another key's signature each
+/// refused with their own error.
+#[tokio::test]
+async fn rs256_tokens_with_a_public_key_or_a_jwks_file() {
+    use jsonwebtoken::Algorithm::{HS256, RS256, RS384};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rsa_key(d, "one");
+    rsa_key(d, "two");
+
+    // A PEM public key: RS256.
+    let pem_server = Server::start_with(
+        &[
+            "--config",
+            &config_file(
+                d,
+                &format!("jwt_public_key = \"{}\"\n", d.join("one.pub").display()),
+            ),
+        ],
+        &[],
+    )
+    .await;
+    let accepted = initialize_with(
+        &pem_server,
+        json!({"project": "rs", "token": rsa_token(d, "one", RS256, None, "rs")}),
+    )
+    .await;
+    assert!(accepted.is_ok_and(|r| r["sessionId"].is_string()));
+    let hs = hs256("rs", 600);
+    let e = initialize_with(&pem_server, json!({"project": "rs", "token": hs}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("algorithm") && e.contains("RS256"), "{e}");
+    let e = initialize_with(
+        &pem_server,
+        json!({"project": "rs", "token": rsa_token(d, "two", RS256, None, "rs")}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("signature"), "{e}");
+
+    // A JWKS file with key `two` as `k-two`.
+    let jwks = d.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [rsa_jwk(d, "two", "k-two")]}).to_string(),
+    )
+    .unwrap();
+    let sub = tempfile::tempdir().unwrap();
+    let jwks_server = Server::start_with(
+        &[
+            "--config",
+            &config_file(
+                sub.path(),
+                &format!("jwt_jwks_file = \"{}\"\n", jwks.display()),
+            ),
+        ],
+        &[],
+    )
+    .await;
+    let ok = initialize_with(
+        &jwks_server,
+        json!({"project": "jw", "token": rsa_token(d, "two", RS256, Some("k-two"), "jw")}),
+    )
+    .await;
+    assert!(ok.is_ok_and(|r| r["sessionId"].is_string()));
+    let e = initialize_with(
+        &jwks_server,
+        json!({"project": "jw", "token": rsa_token(d, "two", RS256, Some("k-nope"), "jw")}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("`k-nope`") && e.contains("JWKS"), "{e}");
+    let e = initialize_with(
+        &jwks_server,
+        json!({"project": "jw", "token": rsa_token(d, "two", RS384, Some("k-two"), "jw")}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("algorithm"), "{e}");
+    let e = initialize_with(
+        &jwks_server,
+        json!({"project": "jw", "token": rsa_token(d, "one", RS256, Some("k-two"), "jw")}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("signature"), "{e}");
+    let mut hs_kid = jsonwebtoken::Header::new(HS256);
+    hs_kid.kid = Some("k-two".into());
+    let claims = json!({"sub": "x", "iss": "codeflow", "aud": "codeflow-clients", "exp": now() + 600, "projects": ["jw"]});
+    let forged = jsonwebtoken::encode(
+        &hs_kid,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"whatever-secret-0123456789abcdef"),
+    )
+    .unwrap();
+    let e = initialize_with(&jwks_server, json!({"project": "jw", "token": forged}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("algorithm"), "{e}");
+
+    // The file is rotated to key `one` as `k-one`: the next handshakes use it.
+    let rotated = d.join("jwks.new");
+    std::fs::write(
+        &rotated,
+        json!({"keys": [rsa_jwk(d, "one", "k-one")]}).to_string(),
+    )
+    .unwrap();
+    std::fs::rename(&rotated, &jwks).unwrap();
+    let fresh = rsa_token(d, "one", RS256, Some("k-one"), "jw");
+    let mut rotated_ok = false;
+    for _ in 0..50 {
+        if initialize_with(&jwks_server, json!({"project": "jw", "token": fresh}))
+            .await
+            .is_ok()
+        {
+            rotated_ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rotated_ok, "the rotated JWKS file was not picked up");
+    let e = initialize_with(
+        &jwks_server,
+        json!({"project": "jw", "token": rsa_token(d, "two", RS256, Some("k-two"), "jw")}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("`k-two`"), "{e}");
 }
