@@ -326,3 +326,265 @@ async fn rs256_tokens_with_a_public_key_or_a_jwks_file() {
     .unwrap_err();
     assert!(e.contains("`k-two`"), "{e}");
 }
+
+/// Runs `codeflow-client check` with these flags; (succeeded, what it printed).
+fn check(url: &str, project: &str, root: &Path, extra: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(codeflow_e2e::binary("codeflow-client"))
+        .args(["check", "--server", url, "--project", project])
+        .arg("--root")
+        .arg(root)
+        .args(extra)
+        .env_remove("CODEFLOW_TOKEN")
+        .env_remove("CODEFLOW_CA_FILE")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// With `--tls-client-ca` and `[[auth.client_certs]]`, a relay with a client certificate and
+/// no token gets exactly the grant its certificate's CN maps to; a certificate from the same
+/// CA without a mapping is refused with words that name it (a token is required: the server
+/// has a secret and no anonymous rights).
+#[tokio::test]
+async fn a_client_certificate_maps_to_its_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server_ca, cert, key) =
+        codeflow_e2e::ca_signed_certificate(d, "srv", "127.0.0.1", "serverAuth");
+    let (client_ca, _, _) = codeflow_e2e::ca_signed_certificate(d, "cli", "ca-only", "clientAuth");
+    let (mapped_cert, mapped_key) =
+        codeflow_e2e::client_certificate(d, "cli", "relay7", "relay-7.example");
+    let (other_cert, other_key) =
+        codeflow_e2e::client_certificate(d, "cli", "stranger", "stranger.example");
+    let config = config_file(
+        d,
+        &format!(
+            "jwt_secret = \"{SECRET}\"\ntls_client_ca = \"{}\"\n\n[[auth.client_certs]]\nsubject = \"relay-7.example\"\nprojects = [\"mtls\"]\nscope = [\"lsp:query\"]\n",
+            client_ca.display()
+        ),
+    );
+    let (_server, url, _data) = codeflow_e2e::spawn_tls_server(&cert, &key, &["--config", &config]);
+    let root = tempfile::tempdir().unwrap();
+    let ca = server_ca.to_str().unwrap();
+    let mapped = [
+        "--ca-file",
+        ca,
+        "--client-cert",
+        mapped_cert.to_str().unwrap(),
+        "--client-key",
+        mapped_key.to_str().unwrap(),
+    ];
+    let mut ready = false;
+    for _ in 0..100 {
+        if check(&url, "mtls", root.path(), &mapped).0 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "{}", check(&url, "mtls", root.path(), &mapped).1);
+
+    // Another project than the mapping names: refused.
+    let (ok, said) = check(&url, "elsewhere", root.path(), &mapped);
+    assert!(!ok && said.contains("does not grant project"), "{said}");
+    // The same CA, no mapping: refused, naming the certificate.
+    let unmapped = [
+        "--ca-file",
+        ca,
+        "--client-cert",
+        other_cert.to_str().unwrap(),
+        "--client-key",
+        other_key.to_str().unwrap(),
+    ];
+    let (ok, said) = check(&url, "mtls", root.path(), &unmapped);
+    assert!(
+        !ok && said.contains("stranger.example") && said.contains("maps to no grant"),
+        "{said}"
+    );
+    // ... unless it brings a token.
+    let token = hs256("mtls", 600);
+    let with_token = [&unmapped[..], &["--token", &token]].concat();
+    let (ok, said) = check(&url, "mtls", root.path(), &with_token);
+    assert!(ok, "{said}");
+
+    // The relay with the mapped certificate: exactly `lsp:query` on `mtls`.
+    let relay = Relay::spawn(&url, "mtls", root.path(), &mapped);
+    relay.initialize().await;
+    let health = relay.tool("health_check", json!({})).await;
+    assert_eq!(
+        health["structuredContent"]["session"]["project"], "mtls",
+        "{health}"
+    );
+    let write = relay
+        .call(
+            "tools/call",
+            json!({"name": "rename_file", "arguments": {"old_path": "a", "new_path": "b"}}),
+        )
+        .await;
+    assert_eq!(write["error"]["code"], -32003, "{write}");
+    assert_eq!(write["error"]["data"]["right"], "file:write", "{write}");
+    let read = relay
+        .call("tools/call", json!({"name": "find_definition", "arguments": {"file": "a.py", "line": 1, "character": 1}}))
+        .await;
+    assert_ne!(read["error"]["code"], -32003, "{read}");
+}
+
+/// An OpenSSH key pair made with ssh-keygen: `<name>` and `<name>.pub`, comment `<name>@e2e`.
+fn ssh_keygen(dir: &Path, name: &str, kind: &str) -> String {
+    let bits = if kind == "rsa" { "-b 2048" } else { "" };
+    sh(
+        dir,
+        &format!("ssh-keygen -q -t {kind} {bits} -N '' -C {name}@e2e -f {name}"),
+    );
+    std::fs::read_to_string(dir.join(format!("{name}.pub")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The `auth` object of an initialize: `challenge` signed with the private key in `path`.
+fn ssh_auth(path: &Path, challenge: &str) -> Value {
+    let key = ssh_key::PrivateKey::read_openssh_file(path).unwrap();
+    let signature = key
+        .sign("codeflow", ssh_key::HashAlg::Sha512, challenge.as_bytes())
+        .unwrap()
+        .to_pem(ssh_key::LineEnding::LF)
+        .unwrap();
+    json!({"sshKey": {
+        "publicKey": key.public_key().to_openssh().unwrap(),
+        "challenge": challenge,
+        "signature": signature,
+    }})
+}
+
+async fn challenge(ws: &mut Ws) -> String {
+    let reply = ws.request(json!("c"), "auth/challenge", json!({})).await;
+    reply["result"]["challenge"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no challenge: {reply}"))
+        .to_owned()
+}
+
+/// SSH-key login: a listed key gets its options' projects and rights (ed25519 through the
+/// relay, RSA through `check`); an unlisted key, a key whose options do not grant the project,
+/// a replayed challenge (on another connection, or a challenge other than the connection's)
+/// are each refused. The audit log names the key by its comment.
+#[tokio::test]
+async fn ssh_key_login_grants_what_the_key_options_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let alice = ssh_keygen(d, "alice", "ed25519");
+    let bob = ssh_keygen(d, "bob", "rsa");
+    ssh_keygen(d, "mallory", "ed25519");
+    let keys = d.join("authorized_keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "# CodeFlow relays\ncodeflow-projects=\"sshp,other\",codeflow-scope=\"file:read,lsp:query\" {alice}\nno-pty,codeflow-projects=\"bobs\",codeflow-scope=\"file:read,lsp:query,file:write\" {bob}\n"
+        ),
+    )
+    .unwrap();
+    let audit = d.join("audit.log");
+    let config = config_file(
+        d,
+        &format!(
+            "jwt_secret = \"{SECRET}\"\naudit_file = \"{}\"\n\n[auth]\nauthorized_keys = \"{}\"\n",
+            audit.display(),
+            keys.display()
+        ),
+    );
+    let server = Server::start_with(&["--config", &config], &[]).await;
+    let root = tempfile::tempdir().unwrap();
+    let key = |name: &str| d.join(name).to_str().unwrap().to_owned();
+
+    // The relay with alice's ed25519 key: `lsp:query` on `sshp`.
+    let relay = Relay::spawn(
+        &server.url(),
+        "sshp",
+        root.path(),
+        &["--ssh-key", &key("alice")],
+    );
+    relay.initialize().await;
+    let health = relay.tool("health_check", json!({})).await;
+    assert_eq!(
+        health["structuredContent"]["session"]["project"], "sshp",
+        "{health}"
+    );
+    let write = relay
+        .call(
+            "tools/call",
+            json!({"name": "rename_file", "arguments": {"old_path": "a", "new_path": "b"}}),
+        )
+        .await;
+    assert_eq!(write["error"]["data"]["right"], "file:write", "{write}");
+
+    // Bob's RSA key is accepted for his project, refused for alice's.
+    let (ok, said) = check(
+        &server.url(),
+        "bobs",
+        root.path(),
+        &["--ssh-key", &key("bob")],
+    );
+    assert!(ok, "{said}");
+    let (ok, said) = check(
+        &server.url(),
+        "sshp",
+        root.path(),
+        &["--ssh-key", &key("bob")],
+    );
+    assert!(!ok && said.contains("does not grant project"), "{said}");
+    // An unlisted key.
+    let (ok, said) = check(
+        &server.url(),
+        "sshp",
+        root.path(),
+        &["--ssh-key", &key("mallory")],
+    );
+    assert!(
+        !ok && said.contains("not in this server's authorized keys"),
+        "{said}"
+    );
+
+    // Replays. A signed challenge logs in once, on its own connection...
+    let mut first = Ws::connect(&server.url()).await;
+    let c1 = challenge(&mut first).await;
+    let signed = ssh_auth(&d.join("alice"), &c1);
+    assert!(
+        initialize_on(&mut first, json!({"project": "sshp", "auth": signed}))
+            .await
+            .is_ok()
+    );
+    // ...not on another connection that asked for none...
+    let e = initialize_with(&server, json!({"project": "sshp", "auth": signed}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("no challenge was issued"), "{e}");
+    // ...nor on one that was issued another.
+    let mut third = Ws::connect(&server.url()).await;
+    let _c3 = challenge(&mut third).await;
+    let e = initialize_on(&mut third, json!({"project": "sshp", "auth": signed}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("not the one issued"), "{e}");
+    // A signature by another key than the one named.
+    let mut fourth = Ws::connect(&server.url()).await;
+    let c4 = challenge(&mut fourth).await;
+    let mut forged = ssh_auth(&d.join("mallory"), &c4);
+    forged["sshKey"]["publicKey"] = json!(alice);
+    let e = initialize_on(&mut fourth, json!({"project": "sshp", "auth": forged}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("does not verify"), "{e}");
+
+    // The audit log names the key by its comment.
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.contains("ssh:alice@e2e") && log.contains("ssh:bob@e2e"),
+        "{log}"
+    );
+}

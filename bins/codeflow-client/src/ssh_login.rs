@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use codeflow_transport::{Inbound, Message, Outbound};
 use serde_json::{Value, json};
-use ssh_key::{HashAlg, LineEnding, PrivateKey};
+use ssh_key::{HashAlg, LineEnding, PrivateKey, SshSig};
 
 /// The SSHSIG namespace of a login signature (the server checks the same one).
 pub const NAMESPACE: &str = "codeflow";
@@ -41,12 +41,54 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
     }
 }
 
+/// An SSHSIG signature of `message` in the login namespace.
+fn sign(key: &PrivateKey, message: &[u8]) -> Result<SshSig, String> {
+    let failed = |e: &dyn std::fmt::Display| {
+        format!("cannot sign the login challenge with the SSH key: {e}")
+    };
+    let ssh_key::private::KeypairData::Rsa(pair) = key.key_data() else {
+        return key
+            .sign(NAMESPACE, HashAlg::Sha512, message)
+            .map_err(|e| failed(&e));
+    };
+    // ssh-key 0.6.7 builds the RSA private key with the first prime twice, which `rsa`
+    // refuses; the key is built here from its components and signed with `rsa` (PKCS#1 v1.5,
+    // SHA-512: `rsa-sha2-512`), then wrapped as SSHSIG by ssh-key.
+    use rsa::signature::{SignatureEncoding, Signer};
+    let big = |m: &ssh_key::Mpint| rsa::BigUint::try_from(m).map_err(|e| failed(&e));
+    let private = rsa::RsaPrivateKey::from_components(
+        big(&pair.public.n)?,
+        big(&pair.public.e)?,
+        big(&pair.private.d)?,
+        vec![big(&pair.private.p)?, big(&pair.private.q)?],
+    )
+    .map_err(|e| failed(&e))?;
+    let signed =
+        SshSig::signed_data(NAMESPACE, HashAlg::Sha512, message).map_err(|e| failed(&e))?;
+    let raw = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private)
+        .try_sign(&signed)
+        .map_err(|e| failed(&e))?;
+    let signature = ssh_key::Signature::new(
+        ssh_key::Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        raw.to_vec(),
+    )
+    .map_err(|e| failed(&e))?;
+    SshSig::new(
+        key.public_key().key_data().clone(),
+        NAMESPACE,
+        HashAlg::Sha512,
+        signature,
+    )
+    .map_err(|e| failed(&e))
+}
+
 /// The `auth` object of `initialize` for `challenge`, signed with `key`.
 pub fn answer(key: &PrivateKey, challenge: &str) -> Result<Value, String> {
-    let signature = key
-        .sign(NAMESPACE, HashAlg::Sha512, challenge.as_bytes())
-        .and_then(|s| s.to_pem(LineEnding::LF))
-        .map_err(|e| format!("cannot sign the login challenge with the SSH key: {e}"))?;
+    let signature = sign(key, challenge.as_bytes())?
+        .to_pem(LineEnding::LF)
+        .map_err(|e| format!("cannot encode the login signature: {e}"))?;
     let public_key = key
         .public_key()
         .to_openssh()
