@@ -252,7 +252,7 @@ impl AuthError {
     pub fn suggestion(&self) -> &'static str {
         match self {
             Self::Missing => {
-                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`; an operator mints one with `codeflow-server token`"
+                "pass --token, --token-file or --token-command to codeflow-client (or send `Authorization: Bearer <jwt>`); an operator mints one with `codeflow-server token`. Where the server offers them, --ssh-key or a mapped client certificate work instead"
             }
             Self::Expired => {
                 "mint a new token (`codeflow-server token`); a live session can swap it with `auth/refresh`"
@@ -530,6 +530,11 @@ impl Authenticator {
             Some(_) if !self.checks_tokens() && self.config.require_auth => {
                 Err(AuthError::NotConfigured)
             }
+            // Other credentials, but no token key: a token cannot be checked, so it is refused
+            // rather than taken for nothing.
+            Some(_) if !self.checks_tokens() && self.requires_auth() => Err(AuthError::Invalid(
+                "this server checks no tokens (it has no JWT secret or key); log in with an SSH key or a client certificate".into(),
+            )),
             // No key: tokens cannot be checked, so they grant what anonymous access does.
             Some(_) if !self.checks_tokens() => self.anonymous(),
             Some(token) => self.decode(token),
