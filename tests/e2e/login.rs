@@ -329,7 +329,18 @@ async fn rs256_tokens_with_a_public_key_or_a_jwks_file() {
 
 /// Runs `codeflow-client check` with these flags; (succeeded, what it printed).
 fn check(url: &str, project: &str, root: &Path, extra: &[&str]) -> (bool, String) {
+    check_with_env(url, project, root, extra, &[])
+}
+
+fn check_with_env(
+    url: &str,
+    project: &str,
+    root: &Path,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (bool, String) {
     let out = std::process::Command::new(codeflow_e2e::binary("codeflow-client"))
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .args(["check", "--server", url, "--project", project])
         .arg("--root")
         .arg(root)
@@ -580,6 +591,51 @@ async fn ssh_key_login_grants_what_the_key_options_say() {
         .await
         .unwrap_err();
     assert!(e.contains("does not verify"), "{e}");
+
+    // Through an ssh-agent that holds bob's RSA key: the key named, or the agent's first.
+    let socket = d.join("agent.sock");
+    let mut agent = tokio::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg("-q")
+        .arg(d.join("bob"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let env = [("SSH_AUTH_SOCK", socket.as_path())];
+    let bob_pub = d.join("bob.pub");
+    let (ok, said) = check_with_env(
+        &server.url(),
+        "bobs",
+        root.path(),
+        &["--ssh-agent", "--ssh-key", bob_pub.to_str().unwrap()],
+        &env,
+    );
+    assert!(ok, "{said}");
+    let (ok, said) = check_with_env(&server.url(), "bobs", root.path(), &["--ssh-agent"], &env);
+    assert!(ok, "{said}");
+    let (ok, said) = check_with_env(
+        &server.url(),
+        "sshp",
+        root.path(),
+        &["--ssh-agent", "--ssh-key", &key("alice")],
+        &env,
+    );
+    assert!(!ok && said.contains("does not hold the key"), "{said}");
+    let _ = agent.kill().await;
 
     // The audit log names the key by its comment.
     let log = std::fs::read_to_string(&audit).unwrap();

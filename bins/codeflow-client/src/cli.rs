@@ -62,8 +62,14 @@ pub struct Target {
     /// OpenSSH private key (ed25519 or RSA, not passphrase-protected) to log in with instead
     /// of a token: the relay signs the server's one-time challenge; the server looks the
     /// public key up in its `auth.authorized_keys`.
+    /// With --ssh-agent, it names the public key (or the private key beside its .pub) the
+    /// agent should use.
     #[arg(long, global = true, env = "CODEFLOW_SSH_KEY")]
     pub ssh_key: Option<PathBuf>,
+    /// Log in with a key held by the running ssh-agent (SSH_AUTH_SOCK): the one --ssh-key
+    /// names, or the agent's first ed25519 or RSA key.
+    #[arg(long, global = true)]
+    pub ssh_agent: bool,
     /// Seconds a call waits for an unreachable server before it fails with an error.
     #[arg(
         long,
@@ -118,7 +124,7 @@ pub struct Resolved {
     /// The newest token (fixed, or renewed from --token-file / --token-command).
     pub tokens: crate::tokens::Tokens,
     /// The key for SSH-key login, when given.
-    pub ssh_key: Option<std::sync::Arc<ssh_key::PrivateKey>>,
+    pub ssh_key: Option<std::sync::Arc<crate::ssh_login::LoginKey>>,
     /// How long a call waits for an unreachable server.
     pub offline_wait: std::time::Duration,
     /// The hash cache directory, if any.
@@ -186,10 +192,11 @@ impl Target {
             project,
             root,
             tokens: self.tokens()?,
-            ssh_key: match &self.ssh_key {
-                None => None,
-                Some(path) => Some(std::sync::Arc::new(crate::ssh_login::load_key(path)?)),
-            },
+            ssh_key: crate::ssh_login::LoginKey::from_flags(
+                self.ssh_key.as_deref(),
+                self.ssh_agent,
+            )?
+            .map(std::sync::Arc::new),
             offline_wait: std::time::Duration::from_secs(self.offline_wait_secs.max(1)),
             cache_dir: self.cache_dir(),
         })
