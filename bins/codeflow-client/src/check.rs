@@ -111,7 +111,13 @@ pub async fn run(target: Resolved) -> i32 {
         }
         Ok(Some(Message::Error { error, .. })) => {
             let what = match error.code {
-                codes::UNAUTHORIZED => "the server refused the token",
+                codes::UNAUTHORIZED if target.ssh_key.is_some() => {
+                    "the server refused the SSH-key login"
+                }
+                codes::UNAUTHORIZED if target.tokens.current().is_some() => {
+                    "the server refused the token"
+                }
+                codes::UNAUTHORIZED => "the server refused the connection's credentials",
                 codes::INVALID_PARAMS => "the server refused the project id or root",
                 _ => "the server refused the handshake",
             };

@@ -734,4 +734,50 @@ mod tests {
         };
         assert!(short.check().is_err_and(|e| e.contains("at least 32")));
     }
+
+    #[test]
+    fn a_token_is_always_checked_and_a_mapped_certificate_is_a_credential() {
+        let a = Authenticator::new(AuthConfig {
+            jwt_secret: Some(SECRET.into()),
+            client_certs: vec![crate::client_cert::CertGrant {
+                subject: "relay-1".into(),
+                projects: Some(vec!["p".into()]),
+                rights: [Right::LspQuery].into(),
+            }],
+            ..AuthConfig::default()
+        });
+        let names = vec!["relay-1".to_owned()];
+        let grant = a
+            .login(None, None, &names)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(grant.subject, "cert:relay-1");
+        // A bad token next to a mapped certificate is refused, not downgraded.
+        assert!(matches!(
+            a.login(Some("not.a.jwt"), None, &names),
+            Err(AuthError::Malformed(_))
+        ));
+        // A verified certificate without a mapping is no credential.
+        assert_eq!(
+            a.login(None, None, &["other".to_owned()]),
+            Err(AuthError::UnmappedCertificate("other".into()))
+        );
+        // A JWKS file with a shared secret in it is refused at start-up.
+        let dir = std::env::temp_dir().join(format!("codeflow-jwks-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("jwks.json");
+        let _ = std::fs::write(
+            &file,
+            r#"{"keys":[{"kty":"oct","kid":"k","k":"c2VjcmV0"}]}"#,
+        );
+        let config = AuthConfig {
+            jwks_file: Some(file),
+            ..AuthConfig::default()
+        };
+        assert!(
+            config
+                .check()
+                .is_err_and(|e| e.contains("public keys only"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
