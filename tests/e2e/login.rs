@@ -644,3 +644,46 @@ async fn ssh_key_login_grants_what_the_key_options_say() {
         "{log}"
     );
 }
+
+/// A relay logged in with an SSH key signs a new challenge on every connection: after the
+/// connection is cut it logs in again and resumes the same session.
+#[tokio::test]
+async fn an_ssh_key_relay_logs_in_again_after_a_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = ssh_keygen(d, "carol", "ed25519");
+    let keys = d.join("authorized_keys");
+    std::fs::write(
+        &keys,
+        format!("codeflow-projects=\"again\",codeflow-scope=\"file:read,lsp:query\" {key}\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        d,
+        &format!(
+            "jwt_secret = \"{SECRET}\"\n\n[auth]\nauthorized_keys = \"{}\"\n",
+            keys.display()
+        ),
+    );
+    let server = Server::start_with(&["--config", &config], &[]).await;
+    let proxy = codeflow_e2e::TcpProxy::start(server.port).await;
+    let root = tempfile::tempdir().unwrap();
+    let relay = Relay::spawn(
+        &proxy.url(),
+        "again",
+        root.path(),
+        &["--ssh-key", d.join("carol").to_str().unwrap()],
+    );
+    relay.initialize().await;
+    let sid = session_id(&relay).await;
+    let dials = proxy.accepted();
+    proxy.sever();
+    assert!(
+        codeflow_e2e::eventually(Duration::from_secs(10), || async {
+            proxy.accepted() > dials
+        })
+        .await,
+        "the relay did not dial again"
+    );
+    assert_eq!(session_id(&relay).await, sid, "the session was not resumed");
+}
