@@ -4,6 +4,7 @@
 
 mod aliases;
 mod app;
+mod client_cert;
 mod config;
 mod gauges;
 mod healthcheck;
