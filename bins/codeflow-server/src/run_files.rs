@@ -79,6 +79,9 @@ impl StreamedFiles for MirrorFiles {
                 .ok_or_else(|| {
                     format!("no live session of project `{project}` serves its files")
                 })?;
+            // Read-your-writes, as for a tool call: the relay flushed its watcher before sending
+            // `claude/execute`; every file event it sent before is applied before the copy.
+            codeflow_workspace::SessionFiles::caught_up_of(&session).await;
             let caller = self.caller(session);
             let workspace = caller.workspace().await.map_err(|e| e.to_string())?;
             let mirror = &workspace.mirror;

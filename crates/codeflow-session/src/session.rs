@@ -52,6 +52,8 @@ pub struct Session {
     answer_ttl: Duration,
     /// The session's request rate limiter, made on first use (it outlives reconnects).
     rate: std::sync::OnceLock<governor::DefaultDirectRateLimiter>,
+    /// Values other layers attach to the session, one per type (see [`Session::extension`]).
+    extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 #[derive(Default)]
@@ -115,6 +117,7 @@ impl Session {
             registry,
             answer_ttl: resume_grace + memory::ANSWER_TTL,
             rate: std::sync::OnceLock::new(),
+            extensions: Mutex::new(Vec::new()),
         }
     }
 
@@ -289,6 +292,23 @@ impl Session {
     }
 
     /// Client requests running in the service now.
+    /// Attaches a value of a higher layer to this session (one per type; a second replaces the
+    /// first), so code that holds only the session can find it — e.g. the workspace's file
+    /// state of the session. Dropped when the session ends.
+    pub fn set_extension<T: std::any::Any + Send + Sync>(&self, value: Arc<T>) {
+        let mut extensions = self.extensions.lock();
+        extensions.retain(|e| !e.is::<T>());
+        extensions.push(value);
+    }
+
+    /// The value of type `T` attached with [`Session::set_extension`], if any.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.extensions
+            .lock()
+            .iter()
+            .find_map(|e| e.clone().downcast::<T>().ok())
+    }
+
     /// A request the service will not answer because the client cancelled it (MCP: a
     /// cancelled request gets no response): it stops counting as running.
     pub fn request_cancelled(&self, id: &Value) {
@@ -591,6 +611,7 @@ impl Session {
         *self.closed_with.lock() = Some((code, reason.to_owned()));
         self.closed.cancel();
         self.service.lock().take();
+        self.extensions.lock().clear();
         let subscriptions = std::mem::take(&mut self.state.lock().subscriptions);
         for sub in subscriptions.into_values() {
             sub.handle.lock().remove_subscriber(&self.id);

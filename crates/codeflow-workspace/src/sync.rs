@@ -75,15 +75,27 @@ impl SessionFiles {
         notices: Arc<dyn ClientNotices>,
     ) -> Arc<Self> {
         let (applied, _) = watch::channel(0);
-        Arc::new_cyclic(|me| Self {
-            session,
+        let files = Arc::new_cyclic(|me| Self {
+            session: session.clone(),
             caller,
             notices,
             received: AtomicU64::new(0),
             applied,
             events: std::sync::OnceLock::new(),
             me: me.clone(),
-        })
+        });
+        // Found from the session by work that does not go through the MCP handler (a Claude
+        // run copying the mirror waits for the session's file events as a tool call does).
+        session.set_extension(files.clone());
+        files
+    }
+
+    /// Waits until every file event `session` sent so far is in the mirror (at once for a
+    /// session without file state).
+    pub async fn caught_up_of(session: &Session) {
+        if let Some(files) = session.extension::<SessionFiles>() {
+            files.caught_up().await;
+        }
     }
 
     /// The queue to the session's file task, starting the task on first use.
