@@ -227,3 +227,23 @@ fn imports_resolve_to_files_and_nothing_imports_the_entry() {
         json!({"imports": [{"path": "$ROOT/src/shapes.ts"}], "importers": []}),
     );
 }
+
+/// Reproduction 5 of issue 10: a name the file imports and calls, not declares, is looked up
+/// where the file uses it (`scale(` in app.ts), and the server answers for what it refers to.
+#[test]
+fn a_name_the_file_uses_but_does_not_declare() {
+    check(
+        TS,
+        "find_definition",
+        json!({"file_path": "src/app.ts", "symbol_name": "scale"}),
+        json!({"matches": [{"kind": "reference", "line": 4, "character": 29,
+            "definitions": [{"path": "$ROOT/src/shapes.ts", "line": 14, "character": 17}]}]}),
+    );
+    let (_, text, s) = call(
+        TS,
+        "find_references",
+        json!({"file_path": "src/app.ts", "symbol_name": "scale"}),
+    );
+    assert_eq!(s["total"], 5, "{text}");
+    assert!(text.contains("is not declared in"), "{text}");
+}

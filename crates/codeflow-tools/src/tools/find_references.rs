@@ -12,7 +12,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
-use crate::lsp::{Document, Limited, Locator, kind_name, render_places};
+use crate::lsp::{Document, Limited, Locator, render_places};
 
 #[derive(Debug)]
 pub struct FindReferences;
@@ -89,7 +89,7 @@ impl Tool for FindReferences {
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
                 symbols.push(json!({
-                    "name": symbol.name, "kind": kind_name(symbol.kind),
+                    "name": symbol.name, "kind": symbol.kind_label(),
                     "line": here.line, "character": here.character,
                 }));
             }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::{Document, from_lsp, kind_name, line_text};
+use crate::lsp::{Document, from_lsp, line_text};
 use crate::tools::rename_symbol_strict::rename_at;
 use codeflow_workspace::outcome_schema;
 
@@ -33,15 +33,15 @@ impl Tool for RenameSymbol {
     }
 
     fn description(&self) -> &'static str {
-        "Rename a symbol declared in a file, found by its name (optionally its kind), to new_name in every file that uses it, through the language server, and write the edits to your files all or nothing. If several symbols match, nothing is renamed and the candidates are listed with positions for rename_symbol_strict. Use dry_run to see the edits first."
+        "Rename a symbol declared or used in a file, found by its name (optionally its kind), to new_name in every file that uses it, through the language server, and write the edits to your files all or nothing. If several symbols match, nothing is renamed and the candidates are listed with positions for rename_symbol_strict. Use dry_run to see the edits first."
     }
 
     fn input_schema(&self) -> Value {
         json!({
             "type": "object",
             "properties": {
-                "file_path": {"type": "string", "description": "The file that declares the symbol, absolute or relative to the project root."},
-                "symbol_name": {"type": "string", "description": "The symbol's current name."},
+                "file_path": {"type": "string", "description": "A file that declares or uses the symbol, absolute or relative to the project root."},
+                "symbol_name": {"type": "string", "description": "The symbol's current name, as declared or used in the file (a Go method as `newPipeline` or `(*Tree).newPipeline`)."},
                 "new_name": {"type": "string", "description": "The new name."},
                 "symbol_kind": {"type": "string", "description": "Lowercase LSP symbol kind to narrow the match: function, class, method, variable, …"},
                 "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."}
@@ -107,7 +107,7 @@ impl Tool for RenameSymbol {
                     );
                     json!({
                         "name": s.name,
-                        "kind": kind_name(s.kind),
+                        "kind": s.kind_label(),
                         "container": s.container.join("."),
                         "path": doc.file.client,
                         "line": at.line,
