@@ -215,13 +215,45 @@ fn type_definition_of_a_variable_is_its_class() {
 }
 
 #[test]
-fn diagnostics_without_linters_are_a_fresh_empty_push() {
+fn diagnostics_name_an_unused_import() {
     check(
         "python",
         "get_diagnostics",
         json!({"file_path": "report.py"}),
+        json!({"source": "push", "fresh": true, "diagnostics": [
+            {"source": "pyflakes", "line": 1, "character": 1, "message": "'os' imported but unused"}
+        ]}),
+    );
+    check(
+        "python",
+        "get_diagnostics",
+        json!({"file_path": "app.py"}),
         json!({"source": "push", "fresh": true, "diagnostics": []}),
     );
+}
+
+/// Reproduction 4 of issue 10: a syntax error is diagnosed (pylsp's pyflakes plugin, which
+/// scripts/install-language-servers.sh installs).
+#[test]
+fn a_syntax_error_is_diagnosed() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "py-syntax",
+            &[("broken.py", "def broken(:\n    return 1\n")],
+        )
+        .await;
+        let out = f
+            .ok("get_diagnostics", json!({"file_path": "broken.py"}))
+            .await;
+        assert_eq!(out.structured["errors"], 1, "{}", out.text);
+        let d = &out.structured["diagnostics"][0];
+        assert_eq!(
+            (d["severity"].as_str(), d["line"].as_u64()),
+            (Some("error"), Some(1)),
+            "{}",
+            out.text
+        );
+    });
 }
 
 #[test]
