@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
-use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::document::Document;
@@ -30,6 +29,8 @@ struct Args {
     new_name: String,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    verify: bool,
 }
 
 impl Tool for RenameSymbolStrict {
@@ -49,7 +50,8 @@ impl Tool for RenameSymbolStrict {
                 "line": {"type": "integer", "minimum": 1, "description": "1-based line of the symbol."},
                 "character": {"type": "integer", "minimum": 1, "description": "1-based character on that line, anywhere inside the name."},
                 "new_name": {"type": "string", "description": "The new name."},
-                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."}
+                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."},
+                "verify": {"type": "boolean", "default": false, "description": "Write nothing if the old name still appears (as a whole word) in the project's files of that language after the rename. Either way such places are listed in `leftovers`."}
             },
             "required": ["file_path", "line", "character", "new_name"],
             "additionalProperties": false
@@ -57,7 +59,9 @@ impl Tool for RenameSymbolStrict {
     }
 
     fn output_schema(&self) -> Value {
-        outcome_output_schema()
+        let mut schema = outcome_output_schema();
+        rename_schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -69,27 +73,131 @@ impl Tool for RenameSymbolStrict {
             let args: Args = parse_args(args)?;
             let doc = Document::open(ctx, &args.file_path).await?;
             let position = doc.position(args.line, args.character)?;
-            let outcome = rename_at(ctx, &doc, position, &args.new_name, args.dry_run).await?;
-            Ok(outcome.report(
-                &format!(
-                    "Rename at {}:{}:{} to `{}`",
-                    doc.file.client, args.line, args.character, args.new_name
-                ),
-                None,
-            ))
+            let outcome = rename_at(
+                ctx,
+                &doc,
+                position,
+                &args.new_name,
+                args.dry_run,
+                args.verify,
+            )
+            .await?;
+            Ok(outcome.output(&format!(
+                "Rename at {}:{}:{} to `{}`",
+                doc.file.client, args.line, args.character, args.new_name
+            )))
         }
         .boxed()
     }
 }
 
-/// `textDocument/rename` at `position`, then the edit through [`EditPlan`].
+/// A place where the old name is still written after a rename.
+#[derive(Debug, Clone)]
+pub(crate) struct Leftover {
+    pub path: String,
+    /// 1-based.
+    pub line: u32,
+    pub character: u32,
+    pub text: String,
+}
+
+/// What a rename did, or would do, and what it left behind.
+#[derive(Debug)]
+pub(crate) struct RenameOutcome {
+    pub outcome: codeflow_workspace::EditOutcome,
+    /// The identifier renamed (as written at the position).
+    pub old_name: Option<String>,
+    /// Whole-word occurrences of the old name in the project's files of the language, after
+    /// the rename.
+    pub leftovers: Vec<Leftover>,
+    /// Leftovers found with `verify`: nothing was written.
+    pub refused: bool,
+    /// Not every file of the language was searched (more than [`MAX_SEARCHED`]).
+    pub search_partial: bool,
+}
+
+/// At most this many files are searched for the old name after a rename.
+const MAX_SEARCHED: usize = 5000;
+/// At most this many leftovers are reported.
+const MAX_LEFTOVERS: usize = 50;
+
+impl RenameOutcome {
+    /// The answer: the outcome's text and JSON, with the leftovers (and a refusal) in both.
+    pub fn output(&self, what: &str) -> ToolOutput {
+        let mut text = if self.refused {
+            format!(
+                "{what}: nothing was written — the old name would remain in {} place(s) the language server did not rename, so the code would break. The edits it offered are below; rename the places listed by hand (or with rename_symbol_strict there), or call again with verify: false to write them anyway.\n{}",
+                self.leftovers.len(),
+                codeflow_workspace::EditOutcome {
+                    dry_run: true,
+                    files: self.outcome.files.clone(),
+                }
+                .to_text("Rename")
+            )
+        } else {
+            self.outcome.to_text(what)
+        };
+        if let Some(old) = &self.old_name
+            && !self.leftovers.is_empty()
+        {
+            if !self.refused {
+                text.push_str(&format!(
+                    "\nWarning: `{old}` still appears in {} place(s) after the rename:",
+                    self.leftovers.len()
+                ));
+            } else {
+                text.push_str(&format!("\n`{old}` still appears at:"));
+            }
+            for l in &self.leftovers {
+                text.push_str(&format!(
+                    "\n  {}:{}:{}  {}",
+                    l.path, l.line, l.character, l.text
+                ));
+            }
+        }
+        if self.search_partial {
+            text.push_str(&format!(
+                "\nWarning: only {MAX_SEARCHED} files were searched for the old name."
+            ));
+        }
+        let mut structured = self.outcome.to_json();
+        if self.refused {
+            structured["applied"] = json!(false);
+            structured["refused"] = json!(true);
+        }
+        structured["leftovers"] = json!(
+            self.leftovers
+                .iter()
+                .map(|l| json!({"path": l.path, "line": l.line, "character": l.character, "text": l.text}))
+                .collect::<Vec<_>>()
+        );
+        ToolOutput { text, structured }
+    }
+}
+
+/// The output-schema members a rename adds to an edit outcome.
+pub(crate) fn rename_schema_members(properties: &mut Value) {
+    properties["leftovers"] = json!({
+        "type": "array",
+        "description": "Whole-word occurrences of the old name still in the project's files of that language after the rename (places the language server did not rename, or other symbols of the same name).",
+        "items": {"type": "object", "properties": {
+            "path": {"type": "string"}, "line": {"type": "integer"}, "character": {"type": "integer"}, "text": {"type": "string"}
+        }, "required": ["path", "line", "character", "text"]}
+    });
+    properties["refused"] = json!({"type": "boolean", "description": "True when verify found leftovers and nothing was written."});
+}
+
+/// `textDocument/rename` at `position`, then the edit through [`EditPlan`]; afterwards the
+/// project's files of the language are searched for the old name, and with `verify` a rename
+/// that leaves it anywhere is not written.
 pub(crate) async fn rename_at(
     ctx: &ToolContext,
     doc: &Document,
     position: codeflow_lsp_pool::lsp_types::Position,
     new_name: &str,
     dry_run: bool,
-) -> Result<codeflow_workspace::EditOutcome, ToolError> {
+    verify: bool,
+) -> Result<RenameOutcome, ToolError> {
     if new_name.trim().is_empty() {
         return Err(ToolError::InvalidArguments(
             "new_name must not be empty".to_owned(),
@@ -117,7 +225,80 @@ pub(crate) async fn rename_at(
             .with_suggestion("point at the symbol's name (get_document_symbols lists them)")
         })?;
     plan.workspace_edit(edit).await?;
-    plan.commit(dry_run).await
+    let old_name = line_text(&doc.text, position.line)
+        .and_then(|line| identifier_at(line, position.character))
+        .filter(|old| old != new_name);
+    let (leftovers, search_partial) = match &old_name {
+        Some(old) => leftovers(ctx, &mut plan, doc, old).await?,
+        None => (Vec::new(), false),
+    };
+    let refused = verify && !leftovers.is_empty();
+    let outcome = plan.commit(dry_run || refused).await?;
+    Ok(RenameOutcome {
+        // A refusal is not a dry run the caller asked for (a dry-run batch still is one).
+        outcome: codeflow_workspace::EditOutcome {
+            dry_run: if refused { dry_run } else { outcome.dry_run },
+            files: outcome.files,
+        },
+        old_name,
+        leftovers,
+        refused,
+        search_partial,
+    })
+}
+
+/// Whole-word occurrences of `old` in the project's files of the document's language, as the
+/// plan leaves them; and whether the search stopped at [`MAX_SEARCHED`] files.
+async fn leftovers(
+    ctx: &ToolContext,
+    plan: &mut EditPlan,
+    doc: &Document,
+    old: &str,
+) -> Result<(Vec<Leftover>, bool), ToolError> {
+    let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
+        return Ok((Vec::new(), false));
+    };
+    let workspace = plan.workspace().clone();
+    let mut found = Vec::new();
+    let mut searched = 0;
+    for rel in plan.project_files() {
+        if Lang::of(&rel) != Some(lang) {
+            continue;
+        }
+        if searched >= MAX_SEARCHED {
+            return Ok((found, true));
+        }
+        searched += 1;
+        let path = plan.mirror_path(&rel)?;
+        let Some(text) = plan.text(&path).await? else {
+            continue;
+        };
+        if !mentions(&text, old) {
+            continue;
+        }
+        let client = ctx.client_path(&workspace, &path);
+        for (line0, line) in text.lines().enumerate() {
+            for (byte, _) in line.match_indices(old) {
+                if line[..byte].chars().next_back().is_some_and(is_ident)
+                    || line[byte + old.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(is_ident)
+                {
+                    continue;
+                }
+                if found.len() < MAX_LEFTOVERS {
+                    found.push(Leftover {
+                        path: client.clone(),
+                        line: line0 as u32 + 1,
+                        character: line[..byte].chars().count() as u32 + 1,
+                        text: line.trim().chars().take(200).collect(),
+                    });
+                }
+            }
+        }
+    }
+    Ok((found, false))
 }
 
 /// At most this many other files are opened before a rename.

@@ -66,6 +66,14 @@ impl Fixture {
         Self::serve(name, client, grant).await
     }
 
+    /// A fresh copy of the directory `dir` (a real project, see `codeflow_e2e::registry`),
+    /// synced into a new mirror as project `name`.
+    pub async fn from_dir(name: &str, dir: &Path) -> Self {
+        let client = tempfile::tempdir().unwrap();
+        copy_dir(dir, client.path());
+        Self::serve(name, client, Grant::anonymous()).await
+    }
+
     /// A project `name` made of `files` (relative path, content), synced into a new mirror.
     pub async fn from_files(name: &str, files: &[(&str, &str)]) -> Self {
         let client = tempfile::tempdir().unwrap();
