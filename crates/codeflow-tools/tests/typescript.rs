@@ -247,3 +247,32 @@ fn a_name_the_file_uses_but_does_not_declare() {
     assert_eq!(s["total"], 5, "{text}");
     assert!(text.contains("is not declared in"), "{text}");
 }
+
+/// Issue 10, reproduction 6: the text answer of prepare_call_hierarchy carries the item, and
+/// the whole entry (its `kind` a name like `function`) is accepted as `item`; so is the item
+/// copied out of the text.
+#[test]
+fn call_hierarchy_takes_the_whole_entry_or_the_item_from_the_text() {
+    let (_, text, s) = call(
+        TS,
+        "prepare_call_hierarchy",
+        json!({"file_path": "src/shapes.ts", "line": 14, "character": 17}),
+    );
+    let entry = s["items"][0].clone();
+    assert_eq!(entry["kind"], "function");
+    let from_text: serde_json::Value = serde_json::from_str(
+        text.split("item: ")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or_else(|| panic!("no item in the text: {text}")),
+    )
+    .unwrap();
+    for item in [entry, from_text] {
+        check(
+            TS,
+            "get_call_hierarchy_incoming_calls",
+            json!({"item": item}),
+            json!({"item": {"name": "scale"}, "calls": [{"from": {"name": "describe"}}, {"from": {}}]}),
+        );
+    }
+}
