@@ -276,3 +276,25 @@ fn call_hierarchy_takes_the_whole_entry_or_the_item_from_the_text() {
         );
     }
 }
+
+/// Issue 10, reproduction 6: a 2-space file is formatted with 2 spaces by default (it was
+/// re-indented to 4).
+#[test]
+fn format_document_keeps_the_files_indentation() {
+    let (f, text, s) = call(
+        TS,
+        "format_document",
+        json!({"file_path": "src/app.ts", "dry_run": true}),
+    );
+    assert!(text.contains("indent 2 spaces"), "{text}");
+    let before = f.read("src/app.ts");
+    for file in s["files"].as_array().unwrap() {
+        for e in file["edits"].as_array().unwrap() {
+            assert!(
+                !e["new_text"].as_str().unwrap().contains("    "),
+                "re-indented: {text}"
+            );
+        }
+    }
+    assert_eq!(f.read("src/app.ts"), before);
+}
