@@ -24,7 +24,7 @@ use crate::error::ToolError;
 use codeflow_workspace::EditPlan;
 
 /// Languages whose imports are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lang {
     Python,
     Script,

@@ -341,3 +341,36 @@ fn imports_of_a_file_tell_external_from_local() {
         ])
     );
 }
+
+/// Issue 10, reproduction 6: `find_dead_code` on Python reports neither a name other modules
+/// use (through `module.name`, which jedi does not count) nor `from __future__ import
+/// annotations`; a function nothing names is still reported.
+#[test]
+fn dead_code_trusts_the_text_over_missed_uses_and_skips_imports() {
+    common::block_on(async {
+        let user = |n: &str| {
+            format!("from pkg import util\n\n\ndef use_{n}():\n    return util.helper({n})\n")
+        };
+        let (a, b, c) = (user("1"), user("2"), user("3"));
+        let f = common::Fixture::from_files(
+            "py-dead",
+            &[
+                ("pkg/__init__.py", ""),
+                (
+                    "pkg/util.py",
+                    "from __future__ import annotations\n\n\ndef helper(x: int) -> int:\n    return x\n\n\ndef lonely() -> int:\n    return 0\n",
+                ),
+                ("a.py", &a),
+                ("b.py", &b),
+                ("c.py", &c),
+            ],
+        )
+        .await;
+        let out = f.ok("find_dead_code", json!({})).await;
+        let dead = names(&out.structured["unused"], "name");
+        assert!(dead.contains(&"lonely".to_owned()), "{}", out.text);
+        for used in ["helper", "annotations"] {
+            assert!(!dead.contains(&used.to_owned()), "{used}: {}", out.text);
+        }
+    });
+}
