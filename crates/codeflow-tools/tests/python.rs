@@ -374,3 +374,39 @@ fn dead_code_trusts_the_text_over_missed_uses_and_skips_imports() {
         }
     });
 }
+
+/// Issue 10, reproduction 6: in a package that has its own `typing.py` (flask does),
+/// `import typing as t` is the standard library's, not the sibling file.
+#[test]
+fn analyze_imports_keeps_the_standard_library_apart_from_a_same_named_module() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "py-typing",
+            &[
+                ("src/flask/__init__.py", ""),
+                ("src/flask/typing.py", "T = int\n"),
+                (
+                    "src/flask/app.py",
+                    "import typing as t\n\nfrom . import typing as ft\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "analyze_imports",
+                json!({"file_path": "src/flask/app.py", "include_importers": false}),
+            )
+            .await;
+        let imports = &out.structured["imports"];
+        assert_eq!(imports[0]["specifier"], "typing", "{}", out.text);
+        assert_eq!(imports[0]["path"], json!(null), "{}", out.text);
+        assert_eq!(imports[0]["external"], true, "{}", out.text);
+        assert_eq!(
+            imports[1]["path"],
+            f.path("src/flask/typing.py"),
+            "{}",
+            out.text
+        );
+    });
+}
