@@ -55,6 +55,11 @@ impl Document {
         })
     }
 
+    /// The project's workspace this document was opened in.
+    pub fn workspace(&self) -> &codeflow_workspace::ProjectWorkspace {
+        &self.workspace
+    }
+
     /// The LSP position of a 1-based (line, character), checked against the text.
     pub fn position(&self, line: u32, character: u32) -> Result<Position, ToolError> {
         to_lsp(&self.text, line, character).map_err(|e| match e {

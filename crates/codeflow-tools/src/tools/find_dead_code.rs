@@ -7,7 +7,8 @@
 //!
 //! A symbol is reported only when the project's text agrees: if its name is written (as a
 //! whole word) in other files of its language, or in its own file outside its body, as often
-//! as `min_references`, a language server that found fewer uses (jedi across modules, say) is
+//! as `min_references` (declarations the server knows, like a C prototype, not counted), a
+//! language server that found fewer uses (jedi across modules, say) is
 //! not trusted, and the symbol is counted in `named_elsewhere` instead. Imports (`from
 //! __future__ import annotations`) and dunder names are never candidates.
 
@@ -26,7 +27,7 @@ use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::args::{finish, object, with_warnings};
 use crate::lsp::limit::max_results_schema;
-use crate::lsp::{Document, FileRef, Limited, Locator, Place, kind_name, line_text};
+use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name, line_text};
 use codeflow_workspace::LineIndex;
 
 #[derive(Debug)]
@@ -153,7 +154,7 @@ impl Tool for FindDeadCode {
                 json!({"type": "integer", "description": "Uses found outside its own body."}),
             );
         }
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "unused": {"type": "array", "items": place},
@@ -164,8 +165,10 @@ impl Tool for FindDeadCode {
                 "named_elsewhere": {"type": "integer", "description": "Symbols the language server found too few uses of but whose name the project's text uses often enough elsewhere: not reported."},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             },
-            "required": ["unused", "files_checked", "symbols_checked", "total", "truncated", "warnings"]
-        })
+            "required": ["unused", "files_checked", "symbols_checked", "total", "truncated", "warnings", "partial"]
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -192,9 +195,14 @@ impl Tool for FindDeadCode {
             if args.exclude_tests {
                 files.retain(|f| !is_test_file(f));
             }
+            let mut coverage = Coverage::default();
             if files.len() > MAX_FILES {
                 warnings.push(format!(
                     "checked the first {MAX_FILES} of {} files; pass `files` to check others",
+                    files.len()
+                ));
+                coverage = Coverage::partial(format!(
+                    "only the first {MAX_FILES} of {} source files were opened and checked; uses in the others were not seen",
                     files.len()
                 ));
                 files.truncate(MAX_FILES);
@@ -269,7 +277,15 @@ impl Tool for FindDeadCode {
                         let own = own_counts.get(name).copied().unwrap_or(0);
                         let in_body = word_counts(body).get(name).copied().unwrap_or(0);
                         let elsewhere = lang_counts.get(name).copied().unwrap_or(0) - own;
-                        if elsewhere + own.saturating_sub(in_body) >= args.min_references {
+                        // Declarations outside the body (a C prototype in a header) are not
+                        // uses: the server's declarations, less the definition itself.
+                        let declarations = doc
+                            .references(symbol.selection_range.start, true)
+                            .await
+                            .map_or(1, |with| with.len().saturating_sub(refs.len()).max(1));
+                        let text_uses = (elsewhere + own.saturating_sub(in_body))
+                            .saturating_sub(declarations - 1);
+                        if text_uses >= args.min_references {
                             named_elsewhere += 1;
                             continue;
                         }
@@ -321,10 +337,9 @@ impl Tool for FindDeadCode {
                     v
                 })
                 .collect();
-            Ok(finish(
-                &locator,
-                with_warnings(lines.join("\n"), &warnings),
-                json!({
+            let mut text = lines.join("\n");
+            coverage.note(&mut text);
+            let mut structured = json!({
                     "unused": rows,
                     "files_checked": docs.len(),
                     "symbols_checked": symbols_checked,
@@ -332,8 +347,9 @@ impl Tool for FindDeadCode {
                     "truncated": limited.truncated,
                     "named_elsewhere": named_elsewhere,
                     "warnings": warnings,
-                }),
-            ))
+            });
+            coverage.mark(&mut structured);
+            Ok(finish(&locator, with_warnings(text, &warnings), structured))
         }
         .boxed()
     }

@@ -10,6 +10,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::coverage::{self, Coverage};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
 use crate::lsp::{Document, Limited, Locator, render_places};
@@ -54,7 +55,7 @@ impl Tool for FindReferences {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "symbol_name": {"type": "string"},
@@ -64,8 +65,10 @@ impl Tool for FindReferences {
                 "truncated": {"type": "boolean"},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             },
-            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings"]
-        })
+            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings", "partial"]
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -83,8 +86,10 @@ impl Tool for FindReferences {
             let locator = Locator::new(ctx).await?;
             let mut all = Vec::new();
             let mut symbols = Vec::new();
+            let mut coverage = Coverage::default();
             for symbol in &found.symbols {
                 let at = symbol.selection_range.start;
+                coverage = coverage.and(coverage::prepare_at(&doc, at, false).await?);
                 let refs = doc.references(at, args.include_declaration).await?;
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
@@ -108,19 +113,18 @@ impl Tool for FindReferences {
                 text.push('\n');
                 text.push_str(&n);
             }
+            coverage.note(&mut text);
             let text = with_warnings(text, &found.warnings);
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "symbol_name": args.symbol_name,
-                    "symbols": symbols,
-                    "references": limited.items,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                    "warnings": found.warnings,
-                }),
-            ))
+            let mut structured = json!({
+                "symbol_name": args.symbol_name,
+                "symbols": symbols,
+                "references": limited.items,
+                "total": limited.total,
+                "truncated": limited.truncated,
+                "warnings": found.warnings,
+            });
+            coverage.mark(&mut structured);
+            Ok(finish(&locator, text, structured))
         }
         .boxed()
     }

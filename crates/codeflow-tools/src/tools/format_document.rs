@@ -30,7 +30,7 @@ struct Args {
     dry_run: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
     /// Absent: the file's own indentation width.
@@ -42,17 +42,6 @@ struct Options {
     trim_final_newlines: Option<bool>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            tab_size: None,
-            insert_spaces: None,
-            trim_trailing_whitespace: None,
-            insert_final_newline: None,
-            trim_final_newlines: None,
-        }
-    }
-}
 
 /// The file's indentation: (width, spaces rather than tabs). Lines indented with a tab make
 /// it tabs; else the width is the greatest common divisor of the space indents (2 for a file

@@ -178,7 +178,7 @@ impl CallDirection {
 
     pub fn output_schema(self) -> Value {
         let key = self.key();
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "item": item_schema(),
@@ -188,7 +188,11 @@ impl CallDirection {
                 }, "required": [key, "call_sites"]}}
             },
             "required": ["item", "calls"]
-        })
+        });
+        if matches!(self, Self::Incoming) {
+            crate::lsp::Coverage::schema_members(&mut schema["properties"]);
+        }
+        schema
     }
 
     /// The other end of each call, with where the calls are (the file and ranges).
@@ -236,6 +240,20 @@ impl CallDirection {
         ctx.require(Right::LspQuery)?;
         let args: CallsArgs = parse_args(args)?;
         let (doc, item) = target_item(ctx, args).await?;
+        // Callers are in other files: a server that sees only open files needs them open.
+        let coverage = match self {
+            Self::Incoming => Some(
+                crate::lsp::coverage::prepare(
+                    doc.workspace(),
+                    &doc.server,
+                    doc.file.mirror.rel().as_str(),
+                    crate::lsp::coverage::Wanted::Word(&item.name),
+                    false,
+                )
+                .await?,
+            ),
+            Self::Outgoing => None,
+        };
         let calls = self.request(&doc, &item).await?;
         let locator = Locator::new(ctx).await?;
         let (item_value, item_text) = describe_item(&locator, &item).await;
@@ -258,11 +276,13 @@ impl CallDirection {
             }
             rows.push(json!({self.key(): v, "call_sites": sites}));
         }
-        Ok(finish(
-            &locator,
-            text.join("\n"),
-            json!({"item": item_value, "calls": rows}),
-        ))
+        let mut text = text.join("\n");
+        let mut structured = json!({"item": item_value, "calls": rows});
+        if let Some(coverage) = &coverage {
+            coverage.note(&mut text);
+            coverage.mark(&mut structured);
+        }
+        Ok(finish(&locator, text, structured))
     }
 }
 

@@ -1,9 +1,6 @@
 //! `rename_symbol_strict`: rename the symbol at a position, in every file that uses it.
 
-use codeflow_lsp_pool::lsp_types::{
-    DocumentSymbolParams, RenameParams, TextDocumentIdentifier,
-    request::{DocumentSymbolRequest, Rename},
-};
+use codeflow_lsp_pool::lsp_types::{RenameParams, request::Rename};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -13,6 +10,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
+use crate::lsp::coverage::{self, Coverage, identifier_at, is_ident, mentions};
 use crate::lsp::document::Document;
 use crate::lsp::position::line_text;
 use codeflow_workspace::{EditPlan, outcome_output_schema};
@@ -114,6 +112,8 @@ pub(crate) struct RenameOutcome {
     pub refused: bool,
     /// Not every file of the language was searched (more than [`MAX_SEARCHED`]).
     pub search_partial: bool,
+    /// Whether every file that mentions the name was open on the server.
+    pub coverage: Coverage,
 }
 
 /// At most this many files are searched for the old name after a rename.
@@ -160,7 +160,9 @@ impl RenameOutcome {
                 "\nWarning: only {MAX_SEARCHED} files were searched for the old name."
             ));
         }
+        self.coverage.note(&mut text);
         let mut structured = self.outcome.to_json();
+        self.coverage.mark(&mut structured);
         if self.refused {
             structured["applied"] = json!(false);
             structured["refused"] = json!(true);
@@ -185,6 +187,7 @@ pub(crate) fn rename_schema_members(properties: &mut Value) {
         }, "required": ["path", "line", "character", "text"]}
     });
     properties["refused"] = json!({"type": "boolean", "description": "True when verify found leftovers and nothing was written."});
+    Coverage::schema_members(properties);
 }
 
 /// `textDocument/rename` at `position`, then the edit through [`EditPlan`]; afterwards the
@@ -204,7 +207,9 @@ pub(crate) async fn rename_at(
         ));
     }
     let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
-    open_mentioning_files(&mut plan, doc, position).await?;
+    // Every file that mentions the name open first: servers that only know open files
+    // (clangd) would otherwise rename the uses in the open files only.
+    let coverage = coverage::prepare_at(doc, position, true).await?;
     let edit = doc
         .server
         .request::<Rename>(RenameParams {
@@ -244,6 +249,7 @@ pub(crate) async fn rename_at(
         leftovers,
         refused,
         search_partial,
+        coverage,
     })
 }
 
@@ -299,123 +305,4 @@ async fn leftovers(
         }
     }
     Ok((found, false))
-}
-
-/// At most this many other files are opened before a rename.
-const MAX_OPENED: usize = 100;
-
-/// Opens on the document's language server every other project file of its language that
-/// mentions the identifier at `position`: servers that only know open files (clangd without a
-/// background index) otherwise rename the uses in the open files only, and a rename that
-/// leaves the declaration in a header and the definition in another `.c` file under the old
-/// name breaks the build.
-async fn open_mentioning_files(
-    plan: &mut EditPlan,
-    doc: &Document,
-    position: codeflow_lsp_pool::lsp_types::Position,
-) -> Result<(), ToolError> {
-    let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
-        return Ok(());
-    };
-    let Some(word) = line_text(&doc.text, position.line)
-        .and_then(|line| identifier_at(line, position.character))
-    else {
-        return Ok(());
-    };
-    let own = doc.file.mirror.rel().as_str().to_owned();
-    let mut opened = Vec::new();
-    for rel in plan.project_files() {
-        if opened.len() >= MAX_OPENED {
-            break;
-        }
-        if rel == own || Lang::of(&rel) != Some(lang) {
-            continue;
-        }
-        let path = plan.mirror_path(&rel)?;
-        let Some(text) = plan.text(&path).await? else {
-            continue;
-        };
-        if !mentions(&text, &word) {
-            continue;
-        }
-        doc.server
-            .sync_document(path.as_path(), text)
-            .map_err(ToolError::from_lsp)?;
-        opened.push(path);
-    }
-    // A server indexes a file it was just given in the background; a request on it returns
-    // once it is parsed (and, for clangd, in its index of open files).
-    let parsed = opened.iter().map(|path| async move {
-        let Ok(uri) = doc.server.uri_for(path.as_path()) else {
-            return;
-        };
-        let _ = doc
-            .server
-            .request::<DocumentSymbolRequest>(DocumentSymbolParams {
-                text_document: TextDocumentIdentifier::new(uri),
-                work_done_progress_params: Default::default(),
-                partial_result_params: Default::default(),
-            })
-            .await;
-    });
-    futures::future::join_all(parsed).await;
-    Ok(())
-}
-
-fn is_ident(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '$'
-}
-
-/// The identifier around a UTF-16 column of a line.
-fn identifier_at(line: &str, utf16: u32) -> Option<String> {
-    let at = codeflow_workspace::utf16_to_byte(line, utf16);
-    let start = line[..at]
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| is_ident(*c))
-        .last()
-        .map_or(at, |(i, _)| i);
-    let end = line[at..]
-        .char_indices()
-        .find(|(_, c)| !is_ident(*c))
-        .map_or(line.len(), |(i, _)| at + i);
-    (start < end).then(|| line[start..end].to_owned())
-}
-
-/// Whether `word` occurs in `text` as a whole identifier.
-fn mentions(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(i, _)| {
-        !text[..i].chars().next_back().is_some_and(is_ident)
-            && !text[i + word.len()..].chars().next().is_some_and(is_ident)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_identifier_around_a_column() {
-        assert_eq!(
-            identifier_at("    return scale(x, 10.0);", 11).as_deref(),
-            Some("scale")
-        );
-        assert_eq!(
-            identifier_at("    return scale(x, 10.0);", 16).as_deref(),
-            Some("scale")
-        );
-        assert_eq!(
-            identifier_at("    return scale(x, 10.0);", 13).as_deref(),
-            Some("scale")
-        );
-        assert_eq!(identifier_at("a + b", 2), None);
-        assert_eq!(identifier_at("é_x", 1).as_deref(), Some("é_x"));
-    }
-
-    #[test]
-    fn mentions_whole_identifiers_only() {
-        assert!(mentions("double scale(double v);", "scale"));
-        assert!(!mentions("double rescale(double v);", "scale"));
-        assert!(!mentions("double scale_by(double v);", "scale"));
-    }
 }
