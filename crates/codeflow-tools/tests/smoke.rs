@@ -181,3 +181,35 @@ fn go_pointer_method_renamed_by_its_bare_name() {
         );
     });
 }
+
+/// Reproduction 5 of issue 10 on Go's own `text/template/parse`: `(*Tree).newPipeline` is
+/// renamed by its name, bare or receiver-qualified, the only candidate proceeding, in both
+/// files that use it.
+#[test]
+fn go_new_pipeline_of_text_template_parse_renamed_by_name() {
+    let parse = codeflow_e2e::registry::go_std_package("text/template/parse");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("go-parse", &parse).await;
+        std::fs::write(
+            f.root.join("go.mod"),
+            "module example.com/parse\n\ngo 1.19\n",
+        )
+        .unwrap();
+        f.sync().await;
+        for name in ["newPipeline", "(*Tree).newPipeline"] {
+            let out = f
+                .ok(
+                    "rename_symbol",
+                    json!({"file_path": "node.go", "symbol_name": name, "new_name": "makePipeline", "dry_run": true}),
+                )
+                .await;
+            let files = names(&out.structured["files"], "path");
+            assert!(
+                files.contains(&f.path("node.go")) && files.contains(&f.path("parse.go")),
+                "{name}: {}",
+                out.text
+            );
+            assert_eq!(out.structured["leftovers"], json!([]), "{}", out.text);
+        }
+    });
+}

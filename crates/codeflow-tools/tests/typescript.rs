@@ -298,3 +298,28 @@ fn format_document_keeps_the_files_indentation() {
     }
     assert_eq!(f.read("src/app.ts"), before);
 }
+
+/// Reproduction 5 of issue 10 on TanStack query-core 5.108.4 (npm): `hashKey` is imported and
+/// called by src/mutationObserver.ts, not declared there; it is found where the file uses it,
+/// and its definition is in src/utils.ts.
+#[test]
+fn hash_key_is_found_from_mutation_observer() {
+    let query_core = codeflow_e2e::registry::npm_package("@tanstack/query-core", "5.108.4");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("query-core", &query_core).await;
+        let out = f
+            .ok(
+                "find_definition",
+                json!({"file_path": "src/mutationObserver.ts", "symbol_name": "hashKey"}),
+            )
+            .await;
+        let definitions = places(&out.structured["matches"][0]["definitions"]);
+        assert!(
+            definitions
+                .iter()
+                .any(|(p, _, _)| p == &f.path("src/utils.ts")),
+            "{}",
+            out.text
+        );
+    });
+}

@@ -42,7 +42,6 @@ struct Options {
     trim_final_newlines: Option<bool>,
 }
 
-
 /// The file's indentation: (width, spaces rather than tabs). Lines indented with a tab make
 /// it tabs; else the width is the greatest common divisor of the space indents (2 for a file
 /// indented by 2 and 4 and 6), 4 when nothing is indented.
