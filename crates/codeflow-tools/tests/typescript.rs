@@ -307,6 +307,13 @@ fn hash_key_is_found_from_mutation_observer() {
     let query_core = codeflow_e2e::registry::npm_package("@tanstack/query-core", "5.108.4");
     common::block_on(async {
         let f = common::Fixture::from_dir("query-core", &query_core).await;
+        // The repository's tsconfig is not in the npm tarball; a minimal one stands for it.
+        std::fs::write(
+            f.root.join("tsconfig.json"),
+            r#"{"compilerOptions": {"target": "es2020", "module": "esnext", "moduleResolution": "bundler", "strict": true}, "include": ["src"]}"#,
+        )
+        .unwrap();
+        f.sync().await;
         let out = f
             .ok(
                 "find_definition",
