@@ -115,7 +115,10 @@ fn references_against_grep() {
     measure(
         "query-core",
         &query_core,
-        &[],
+        &[(
+            "tsconfig.json",
+            r#"{"compilerOptions": {"target": "es2020", "module": "esnext", "moduleResolution": "bundler", "strict": true}, "include": ["src"]}"#,
+        )],
         "src/",
         &[".ts"],
         &[
@@ -128,7 +131,7 @@ fn references_against_grep() {
     );
     let parse = codeflow_e2e::registry::go_std_package("text/template/parse");
     measure(
-        "text/template/parse",
+        "go-parse",
         &parse,
         &[("go.mod", "module example.com/parse\n\ngo 1.19\n")],
         "",

@@ -410,3 +410,43 @@ fn analyze_imports_keeps_the_standard_library_apart_from_a_same_named_module() {
         );
     });
 }
+
+/// Issue 10: a references answer the project's text contradicts is marked partial. On flask
+/// 3.0.3, pylsp (jedi) reports only the definition of `get_load_dotenv`, while cli.py and
+/// app.py import and call it: the answer says partial and names them; on the fixture, where
+/// every file is reported, it is complete.
+#[test]
+fn references_the_text_contradicts_are_marked_partial() {
+    let (_, text, s) = call(
+        "python",
+        "find_references",
+        json!({"file_path": "pkg/shapes.py", "symbol_name": "scale"}),
+    );
+    assert_eq!(s["partial"], false, "{text}");
+    let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("flask-refs", &flask).await;
+        let out = f
+            .ok(
+                "find_references",
+                json!({"file_path": "src/flask/helpers.py", "symbol_name": "get_load_dotenv"}),
+            )
+            .await;
+        let found: Vec<String> = places(&out.structured["references"])
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect();
+        let reported_all = [f.path("src/flask/app.py"), f.path("src/flask/cli.py")]
+            .iter()
+            .all(|p| found.contains(p));
+        if !reported_all {
+            assert_eq!(out.structured["partial"], true, "{}", out.text);
+            let reason = out.structured["partial_reason"].as_str().unwrap();
+            assert!(
+                reason.contains("src/flask/app.py") && reason.contains("src/flask/cli.py"),
+                "{reason}"
+            );
+            assert!(out.text.contains("Partial: "), "{}", out.text);
+        }
+    });
+}

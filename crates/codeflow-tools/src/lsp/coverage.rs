@@ -189,6 +189,51 @@ pub async fn prepare(
     })
 }
 
+/// A cross-check of an answer against the project's text: the files of the language of `rel`
+/// that write `word` as a whole word but where the answer names no place (`reported`, mirror
+/// relative paths). Any such file makes the answer partial — uses the server missed (jedi
+/// misses uses in other modules of a package), or other symbols of the same name — and the
+/// reason names them.
+pub async fn unreported(
+    workspace: &ProjectWorkspace,
+    rel: &str,
+    word: &str,
+    reported: &std::collections::BTreeSet<String>,
+) -> Coverage {
+    let lang = Lang::of(rel);
+    if lang.is_none() || word.is_empty() {
+        return Coverage::default();
+    }
+    let mut missing = Vec::new();
+    for file in workspace.mirror.files().into_keys() {
+        if Lang::of(file.as_str()) != lang || reported.contains(file.as_str()) {
+            continue;
+        }
+        let path = workspace.mirror.paths().mirror_path(&file);
+        let Ok(bytes) = workspace.mirror.read(&path).await else {
+            continue;
+        };
+        if mentions(&String::from_utf8_lossy(&bytes), word) {
+            missing.push(file.as_str().to_owned());
+        }
+    }
+    if missing.is_empty() {
+        return Coverage::default();
+    }
+    let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+    let more = missing.len() - shown.len();
+    Coverage::partial(format!(
+        "`{word}` is also written in {} file(s) where the language server reported no place ({}{}): uses it missed, or other symbols of that name — check them (find_references from there, or read them)",
+        missing.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// [`prepare`] for the identifier at `position` of `doc`.
 pub async fn prepare_at(
     doc: &Document,

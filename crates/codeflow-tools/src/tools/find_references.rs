@@ -13,7 +13,7 @@ use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_wa
 use crate::lsp::coverage::{self, Coverage};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
-use crate::lsp::{Document, Limited, Locator, render_places};
+use crate::lsp::{Document, FileRef, Limited, Locator, line_text, render_places};
 
 #[derive(Debug)]
 pub struct FindReferences;
@@ -87,16 +87,45 @@ impl Tool for FindReferences {
             let mut all = Vec::new();
             let mut symbols = Vec::new();
             let mut coverage = Coverage::default();
+            let mut reported = std::collections::BTreeSet::new();
+            let mut words = Vec::new();
             for symbol in &found.symbols {
                 let at = symbol.selection_range.start;
                 coverage = coverage.and(coverage::prepare_at(&doc, at, false).await?);
-                let refs = doc.references(at, args.include_declaration).await?;
+                let refs = doc.references(at, true).await?;
+                for r in &refs {
+                    if let Some(FileRef::Project { mirror, .. }) = locator.file(&r.uri) {
+                        reported.insert(mirror.rel().as_str().to_owned());
+                    }
+                }
+                let refs: Vec<_> = if args.include_declaration {
+                    refs
+                } else {
+                    doc.references(at, false).await?
+                };
+                if let Some(word) = line_text(&doc.text, at.line)
+                    .and_then(|line| coverage::identifier_at(line, at.character))
+                {
+                    words.push(word);
+                }
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
                 symbols.push(json!({
                     "name": symbol.name, "kind": symbol.kind_label(),
                     "line": here.line, "character": here.character,
                 }));
+            }
+            // The project's text as a check: files that write the name but got no place.
+            for word in &words {
+                coverage = coverage.and(
+                    coverage::unreported(
+                        doc.workspace(),
+                        doc.file.mirror.rel().as_str(),
+                        word,
+                        &reported,
+                    )
+                    .await,
+                );
             }
             let limited = Limited::new(dedup(all), args.max_results);
             let mut text = if limited.items.is_empty() {
