@@ -189,6 +189,18 @@ pub async fn prepare(
     })
 }
 
+/// Build output and dependencies (`build/`, `dist/`, `node_modules/`, declaration files): not
+/// where a missed use would break the code.
+fn is_generated(rel: &str) -> bool {
+    rel.ends_with(".d.ts")
+        || rel.split('/').any(|c| {
+            matches!(
+                c,
+                "node_modules" | "vendor" | "target" | ".git" | "build" | "dist" | "out"
+            )
+        })
+}
+
 /// A cross-check of an answer against the project's text: the files of the language of `rel`
 /// that write `word` as a whole word but where the answer names no place (`reported`, mirror
 /// relative paths). Any such file makes the answer partial — uses the server missed (jedi
@@ -206,7 +218,10 @@ pub async fn unreported(
     }
     let mut missing = Vec::new();
     for file in workspace.mirror.files().into_keys() {
-        if Lang::of(file.as_str()) != lang || reported.contains(file.as_str()) {
+        if Lang::of(file.as_str()) != lang
+            || reported.contains(file.as_str())
+            || is_generated(file.as_str())
+        {
             continue;
         }
         let path = workspace.mirror.paths().mirror_path(&file);
