@@ -2,7 +2,7 @@
 //! from a TypeScript tree, relay B the same project id from a Python tree. B's sync would remove
 //! A's files from the shared mirror, so it is refused: A's files stay, A's tools keep working,
 //! B's tools say why they cannot answer and what to do, and `codeflow-client check` for B's
-//! tree reports the collision. Once A is gone, B's tree is accepted.
+//! tree reports the collision. Once A's relay is gone, B's tree is accepted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -34,8 +34,7 @@ async fn check(server: &Server, project: &str, root: &std::path::Path) -> (bool,
 
 #[tokio::test]
 async fn a_second_tree_under_one_project_id_never_removes_the_first_ones_files() {
-    // A short resume grace, so A's session ends soon after its relay exits.
-    let server = Server::start_with(&[], &[("CODEFLOW_RESUME_GRACE_SECS", "1")]).await;
+    let server = Server::start().await;
     let (_a_dir, a_root) = fixture("typescript");
     let (_b_dir, b_root) = fixture("python");
     let a = Relay::spawn(&server.url(), "trees", &a_root, &[]);
@@ -74,7 +73,7 @@ async fn a_second_tree_under_one_project_id_never_removes_the_first_ones_files()
     assert_eq!(symbols["isError"], false, "{symbols}");
     drop(b);
 
-    // With A gone (its session expired), B's tree is accepted.
+    // With A's relay gone (its session detached), B's tree is accepted.
     assert_eq!(a.close().await, Some(0));
     let mut accepted = None;
     for _ in 0..40 {

@@ -2,17 +2,21 @@
 //!
 //! A project id is shared by every container of a project, but their trees may differ
 //! (branches, worktrees, another checkout). One mirror holds one tree, so a session whose sync
-//! would remove files that another live session synced is refused ([`TreeConflict`]): nothing
-//! is changed, and the message says what to do (give the other tree its own project id, or stop
-//! the other relay). Files a live session has are never deleted by another session's sync.
+//! would remove files that another connected session synced is refused ([`TreeConflict`]):
+//! nothing is changed, and the message says what to do (give the other tree its own project
+//! id, or stop the other relay). Files a connected session has are never deleted by another
+//! session's sync; a session whose relay is away does not hold its tree, and its re-sync on
+//! resume is checked like any other.
 
 use std::sync::Weak;
 
 use codeflow_session::Session;
 
-/// How to tell whether a holder still lives.
+/// How to tell whether a holder still holds its tree.
 enum Liveness {
-    /// A session: lives until it closes (a detached session may still resume).
+    /// A session: while its relay is connected. A detached session does not hold its tree —
+    /// a relay restarted on the same tree (with a file deleted while it was away) must be able
+    /// to sync — and when it resumes, its own re-sync is checked like any other.
     Session(Weak<Session>),
     /// An in-process caller: lives as long as its workspace (nothing tells its end).
     Local,
@@ -27,7 +31,9 @@ struct Holder {
 impl Holder {
     fn is_live(&self) -> bool {
         match &self.live {
-            Liveness::Session(s) => s.upgrade().is_some_and(|s| !s.is_closed()),
+            Liveness::Session(s) => s
+                .upgrade()
+                .is_some_and(|s| !s.is_closed() && s.is_attached()),
             Liveness::Local => true,
         }
     }
@@ -38,7 +44,7 @@ impl Holder {
 pub struct OtherTree {
     pub session: String,
     pub root: String,
-    /// Whether its relay is connected now (a detached one may still resume).
+    /// Whether its relay is connected now (always, for sessions; kept for the wire format).
     pub attached: bool,
 }
 
@@ -124,7 +130,7 @@ impl TreeConflict {
             if self.other.attached {
                 "connected"
             } else {
-                "disconnected, may resume"
+                "disconnected"
             },
             self.other.root,
             sample.join(", "),
@@ -134,7 +140,7 @@ impl TreeConflict {
     /// What to do about it.
     pub fn suggestion(&self) -> String {
         format!(
-            "give this tree its own project id (e.g. `--project {}-2`), or stop the other relay first (a disconnected session ends when its resume grace runs out)",
+            "give this tree its own project id (e.g. `--project {}-2`), or stop the other relay first",
             self.project
         )
     }
