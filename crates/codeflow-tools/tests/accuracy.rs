@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use codeflow_lsp_pool::{PoolConfig, ServerConfig};
 use serde_json::json;
 
 /// (file, line) of every whole-word occurrence of `name` in files under `root/under` ending in
@@ -36,13 +37,14 @@ fn truth(root: &Path, under: &str, exts: &[&str], name: &str) -> BTreeSet<(Strin
 fn measure(
     project: &str,
     dir: &Path,
+    pool: PoolConfig,
     extra: &[(&str, &str)],
     under: &str,
     exts: &[&str],
     symbols: &[(&str, &str)],
 ) {
     common::block_on(async {
-        let f = common::Fixture::from_dir(project, dir).await;
+        let f = common::Fixture::from_dir_with(project, dir, pool).await;
         for (rel, text) in extra {
             std::fs::write(f.root.join(rel), text).unwrap();
         }
@@ -85,6 +87,7 @@ fn references_against_grep() {
     measure(
         "flask",
         &flask,
+        PoolConfig::default(),
         &[],
         "src/",
         &[".py"],
@@ -100,6 +103,7 @@ fn references_against_grep() {
     measure(
         "brotli",
         &brotli,
+        PoolConfig::default(),
         &[("compile_flags.txt", "-Iinclude\n")],
         "",
         &[".c", ".h"],
@@ -115,6 +119,7 @@ fn references_against_grep() {
     measure(
         "query-core",
         &query_core,
+        PoolConfig::default(),
         &[(
             "tsconfig.json",
             r#"{"compilerOptions": {"target": "es2020", "module": "esnext", "moduleResolution": "bundler", "strict": true}, "include": ["src"]}"#,
@@ -133,6 +138,7 @@ fn references_against_grep() {
     measure(
         "go-parse",
         &parse,
+        PoolConfig::default(),
         &[("go.mod", "module example.com/parse\n\ngo 1.19\n")],
         "",
         &[".go"],
@@ -144,4 +150,42 @@ fn references_against_grep() {
             ("node.go", "newAction"),
         ],
     );
+}
+
+/// The same flask symbols through other Python servers (pylsp turned off), to choose the
+/// Python default by measured answers: `basedpyright-langserver` and `jedi-language-server`
+/// (`pip install basedpyright jedi-language-server`).
+#[test]
+#[ignore = "measurement for docs/benchmarks.md"]
+fn python_servers_against_grep() {
+    let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");
+    for (id, command, args) in [
+        ("basedpyright", "basedpyright-langserver", vec!["--stdio"]),
+        ("jedi-language-server", "jedi-language-server", vec![]),
+    ] {
+        let mut pool = PoolConfig::default();
+        let mut off = ServerConfig::new("pylsp", &["py"]);
+        off.enabled = false;
+        pool.servers.insert("pylsp".to_owned(), off);
+        pool.servers.insert(
+            id.to_owned(),
+            ServerConfig::new(command, &["py", "pyi"]).with_args(&args),
+        );
+        eprintln!("{id}:");
+        measure(
+            "flask",
+            &flask,
+            pool,
+            &[],
+            "src/",
+            &[".py"],
+            &[
+                ("src/flask/helpers.py", "get_load_dotenv"),
+                ("src/flask/helpers.py", "get_debug_flag"),
+                ("src/flask/helpers.py", "stream_with_context"),
+                ("src/flask/helpers.py", "send_from_directory"),
+                ("src/flask/helpers.py", "get_root_path"),
+            ],
+        );
+    }
 }
