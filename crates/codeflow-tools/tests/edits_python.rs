@@ -67,8 +67,9 @@ fn a_rename_dry_run_gives_minimal_edits_and_writes_nothing() {
 }
 
 /// Reproduction 3 of issue 10 on flask 3.0.3 from PyPI: renaming `get_load_dotenv` from
-/// cli.py either renames every use (app.py included, and `import flask` still works) or, when
-/// the language server misses one, writes nothing and names where the old name remains.
+/// cli.py either renames every use (app.py included — pylsp's edit misses it, CodeFlow renames
+/// the uses whose definition is the symbol's — and `import flask` still works) or, when a use
+/// stays unresolved, writes nothing and names where the old name remains.
 #[test]
 fn the_flask_rename_keeps_flask_importable_or_refuses_naming_app_py() {
     let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");

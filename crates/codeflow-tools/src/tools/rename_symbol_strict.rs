@@ -12,7 +12,10 @@ use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::coverage::{self, Coverage, identifier_at, is_ident, mentions};
 use crate::lsp::document::Document;
+use crate::lsp::goto::goto;
 use crate::lsp::position::line_text;
+use crate::lsp::{Locator, Place};
+use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
 use codeflow_workspace::{EditPlan, outcome_output_schema};
 
 #[derive(Debug)]
@@ -114,6 +117,8 @@ pub(crate) struct RenameOutcome {
     pub search_partial: bool,
     /// Whether every file that mentions the name was open on the server.
     pub coverage: Coverage,
+    /// Files where uses the server's edit missed were renamed too.
+    pub completed: Vec<String>,
 }
 
 /// At most this many files are searched for the old name after a rename.
@@ -160,8 +165,16 @@ impl RenameOutcome {
                 "\nWarning: only {MAX_SEARCHED} files were searched for the old name."
             ));
         }
+        if !self.completed.is_empty() {
+            text.push_str(&format!(
+                "\nThe language server's edit missed uses in {} file(s) whose definition is this symbol; they are renamed too: {}",
+                self.completed.len(),
+                self.completed.join(", ")
+            ));
+        }
         self.coverage.note(&mut text);
         let mut structured = self.outcome.to_json();
+        structured["completed"] = json!(self.completed);
         self.coverage.mark(&mut structured);
         if self.refused {
             structured["applied"] = json!(false);
@@ -187,6 +200,7 @@ pub(crate) fn rename_schema_members(properties: &mut Value) {
         }, "required": ["path", "line", "character", "text"]}
     });
     properties["refused"] = json!({"type": "boolean", "description": "True when verify found leftovers and nothing was written."});
+    properties["completed"] = json!({"type": "array", "items": {"type": "string"}, "description": "Files where uses the language server's edit missed (checked by their definition) were renamed too."});
     Coverage::schema_members(properties);
 }
 
@@ -233,6 +247,12 @@ pub(crate) async fn rename_at(
     let old_name = line_text(&doc.text, position.line)
         .and_then(|line| identifier_at(line, position.character))
         .filter(|old| old != new_name);
+    // Uses the server's edit missed (jedi across a package's modules), in files it left
+    // untouched, whose definition is the renamed symbol's: renamed too.
+    let completed = match &old_name {
+        Some(old) => complete_missed_uses(ctx, &mut plan, doc, position, old, new_name).await?,
+        None => Vec::new(),
+    };
     let (leftovers, search_partial) = match &old_name {
         Some(old) => leftovers(ctx, &mut plan, doc, old).await?,
         None => (Vec::new(), false),
@@ -250,7 +270,98 @@ pub(crate) async fn rename_at(
         refused,
         search_partial,
         coverage,
+        completed,
     })
+}
+
+/// At most this many uses are checked by definition after a rename.
+const MAX_CHECKED_USES: usize = 200;
+
+/// Renames, in files the server's edit did not touch, the whole-word uses of `old` whose
+/// definition (asked of the server) is where the renamed symbol's is; returns those files.
+async fn complete_missed_uses(
+    ctx: &ToolContext,
+    plan: &mut EditPlan,
+    doc: &Document,
+    position: codeflow_lsp_pool::lsp_types::Position,
+    old: &str,
+    new_name: &str,
+) -> Result<Vec<String>, ToolError> {
+    let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
+        return Ok(Vec::new());
+    };
+    let locator = Locator::new(ctx).await?;
+    let here = |p: &Place| (p.path.clone(), p.line, p.character);
+    let target: Vec<_> = goto::<GotoDefinition>(doc, &locator, position)
+        .await?
+        .iter()
+        .map(here)
+        .collect();
+    if target.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workspace = plan.workspace().clone();
+    let width = codeflow_workspace::utf16_len(old);
+    let mut checked = 0usize;
+    let mut completed = Vec::new();
+    for rel in plan.project_files() {
+        if Lang::of(&rel) != Some(lang) || rel == doc.file.mirror.rel().as_str() {
+            continue;
+        }
+        let path = plan.mirror_path(&rel)?;
+        let Some(current) = plan.text(&path).await? else {
+            continue;
+        };
+        if !mentions(&current, old) {
+            continue;
+        }
+        let Ok(original) = workspace.mirror.read(&path).await else {
+            continue;
+        };
+        if original[..] != *current.as_bytes() {
+            continue; // edited by the server: its coordinates moved
+        }
+        let other = Document::open(ctx, &ctx.client_path(&workspace, &path)).await?;
+        let mut edits = Vec::new();
+        for (line0, line) in current.lines().enumerate() {
+            for (byte, _) in line.match_indices(old) {
+                if line[..byte].chars().next_back().is_some_and(is_ident)
+                    || line[byte + old.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(is_ident)
+                {
+                    continue;
+                }
+                if checked >= MAX_CHECKED_USES {
+                    break;
+                }
+                checked += 1;
+                let start = codeflow_lsp_pool::lsp_types::Position::new(
+                    line0 as u32,
+                    codeflow_workspace::utf16_len(&line[..byte]),
+                );
+                let defs = goto::<GotoDefinition>(&other, &locator, start).await?;
+                if defs.iter().any(|d| target.contains(&here(d))) {
+                    edits.push(codeflow_lsp_pool::lsp_types::TextEdit {
+                        range: codeflow_lsp_pool::lsp_types::Range::new(
+                            start,
+                            codeflow_lsp_pool::lsp_types::Position::new(
+                                start.line,
+                                start.character + width,
+                            ),
+                        ),
+                        new_text: new_name.to_owned(),
+                    });
+                }
+            }
+        }
+        if !edits.is_empty() {
+            plan.text_edits(&path, edits).await?;
+            completed.push(other.file.client.clone());
+        }
+    }
+    Ok(completed)
 }
 
 /// Whole-word occurrences of `old` in the project's files of the document's language, as the
