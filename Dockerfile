@@ -67,7 +67,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv clangd \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/pylsp \
- && /opt/pylsp/bin/pip install --no-cache-dir "python-lsp-server==${PYLSP_VERSION}" \
+ && /opt/pylsp/bin/pip install --no-cache-dir "python-lsp-server[pyflakes]==${PYLSP_VERSION}" \
  && ln -s /opt/pylsp/bin/pylsp /usr/local/bin/pylsp
 COPY --from=node-servers /usr/local/bin/node /usr/local/bin/node
 COPY --from=node-servers /opt/node-servers /opt/node-servers

@@ -40,11 +40,13 @@ PIP="pip3"
 have pip3 || PIP="python3 -m pip"
 
 # --- Python: pylsp --------------------------------------------------------------------------
-if runs pylsp --version; then
-    log "pylsp present"
+# With its pyflakes plugin: without a linter plugin pylsp reports no diagnostics at all, not
+# even a syntax error. (pycodestyle is left out: style warnings on every line bury the errors.)
+if runs pylsp --version && python3 -c "import pyflakes" >/dev/null 2>&1; then
+    log "pylsp (with pyflakes) present"
 else
-    log "installing python-lsp-server"
-    $PIP install --quiet python-lsp-server
+    log "installing python-lsp-server[pyflakes]"
+    $PIP install --quiet "python-lsp-server[pyflakes]"
     # pyenv keeps shims that only appear after a rehash.
     if have pyenv; then pyenv rehash || true; fi
 fi

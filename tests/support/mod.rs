@@ -8,6 +8,7 @@
 pub mod channels;
 pub mod deploy;
 pub mod fs;
+pub mod registry;
 pub mod results;
 pub mod tools;
 

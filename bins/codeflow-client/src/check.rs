@@ -103,11 +103,15 @@ pub async fn run(target: Resolved) -> i32 {
                 .and_then(Value::as_str)
                 .unwrap_or("?");
             println!("OK: handshake accepted (server version {server}, session {session})");
-            println!(
-                "The relay is ready: point your MCP client at `codeflow-client --server {} --project {}`.",
-                target.server, target.project
-            );
-            0
+            if check_tree(&target, &outbound, &mut inbound).await {
+                println!(
+                    "The relay is ready: point your MCP client at `codeflow-client --server {} --project {}`.",
+                    target.server, target.project
+                );
+                0
+            } else {
+                1
+            }
         }
         Ok(Some(Message::Error { error, .. })) => {
             let what = match error.code {
@@ -149,4 +153,95 @@ pub async fn run(target: Resolved) -> i32 {
     outbound.close(codeflow_transport::close::NORMAL, "check done");
     tokio::time::sleep(Duration::from_millis(50)).await;
     code
+}
+
+/// Compares this tree with the project's mirror on the server (a dry-run `server/syncManifest`):
+/// fails when the mirror holds another live session's different tree, which a relay started
+/// here would be refused for.
+async fn check_tree(
+    target: &Resolved,
+    outbound: &codeflow_transport::Outbound,
+    inbound: &mut codeflow_transport::Inbound,
+) -> bool {
+    use codeflow_file_stream::{ExcludeConfig, FileFilter, Limits, Manifest};
+    let scanned = Limits::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|limits| {
+            let filter = FileFilter::new(&target.root, ExcludeConfig::default())
+                .map_err(|e| e.to_string())?;
+            Manifest::scan(&target.root, &filter, &limits).map_err(|e| e.to_string())
+        });
+    let manifest = match scanned {
+        Ok(m) => m,
+        Err(e) => {
+            println!(
+                "FAILED: cannot read the tree at {}: {e}",
+                target.root.display()
+            );
+            return false;
+        }
+    };
+    let mut params = manifest.to_params();
+    params.dry_run = true;
+    let params = serde_json::to_value(params).unwrap_or(Value::Null);
+    if outbound
+        .send(&Message::request(json!(2), "server/syncManifest", params))
+        .is_err()
+    {
+        println!("FAILED: the connection closed before the tree was compared");
+        return false;
+    }
+    let reply = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match inbound.recv().await {
+                Some(m @ (Message::Response { .. } | Message::Error { .. }))
+                    if m.id() == Some(&json!(2)) =>
+                {
+                    return Some(m);
+                }
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await;
+    match reply {
+        Ok(Some(Message::Response { result, .. })) => {
+            let count = |k: &str| result.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+            println!(
+                "OK: tree compared with the server's mirror ({} file(s) to fetch, {} to remove)",
+                count("needed"),
+                count("removed")
+            );
+            true
+        }
+        Ok(Some(Message::Error { error, .. })) if error.code == codes::CONFLICT => {
+            println!("FAILED: {}", error.message);
+            if let Some(s) = error
+                .data
+                .as_ref()
+                .and_then(|d| d.get("suggestion"))
+                .and_then(Value::as_str)
+            {
+                println!("Next step: {s}");
+            }
+            false
+        }
+        Ok(Some(Message::Error { error, .. })) => {
+            // An older server, or a token without file rights: the tree cannot be compared,
+            // which is not this check's failure.
+            println!(
+                "NOTE: the tree was not compared with the server's mirror: {}",
+                error.message
+            );
+            true
+        }
+        _ => {
+            println!(
+                "FAILED: the server did not answer the tree comparison within {} s",
+                TIMEOUT.as_secs()
+            );
+            false
+        }
+    }
 }

@@ -193,6 +193,7 @@ impl Manifest {
     pub fn to_params(&self) -> SyncManifestParams {
         SyncManifestParams {
             files: self.files.values().cloned().collect(),
+            dry_run: false,
         }
     }
 

@@ -336,6 +336,10 @@ pub struct ManifestEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncManifestParams {
     pub files: Vec<ManifestEntry>,
+    /// Only compare: answer what a sync would fetch and remove (or the conflict it would
+    /// meet), changing nothing (`codeflow-client check`).
+    #[serde(default, rename = "dryRun", skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// `server/syncManifest` result: what the server will fetch and what it drops.

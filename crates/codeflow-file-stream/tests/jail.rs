@@ -206,6 +206,7 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
                 mtime: 0,
                 hash: ContentHash::of(b"pwned"),
             }],
+            dry_run: false,
         };
         // Refused lexically when the manifest is read, or (symlinks) by the mirror's jail when
         // synced — before the client is asked.

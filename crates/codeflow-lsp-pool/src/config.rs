@@ -248,7 +248,7 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
         "pylsp".to_owned(),
         ServerConfig::new("pylsp", &["py", "pyi"])
             .with_language("python")
-            .with_hint("pip install python-lsp-server"),
+            .with_hint("pip install \"python-lsp-server[pyflakes]\""),
     );
     t.insert(
         "typescript-language-server".to_owned(),

@@ -24,7 +24,7 @@ use crate::error::ToolError;
 use codeflow_workspace::EditPlan;
 
 /// Languages whose imports are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lang {
     Python,
     Script,
@@ -527,10 +527,22 @@ impl Analysis<'_> {
         let files = self.files;
         match lang {
             Lang::Python => {
-                // Also the importer's own directory, as when it runs as a script.
+                // Also the importer's own directory, as when it runs as a script — not for a
+                // module of a package (its directory has an `__init__.py`): there `import
+                // typing` is the standard library's even beside the package's own typing.py.
+                let dir = dir_of(importer);
+                let init = if dir.is_empty() {
+                    "__init__.py".to_owned()
+                } else {
+                    format!("{dir}/__init__.py")
+                };
+                let script_dir = !files.contains(&init);
                 let python = |spec: &str| {
                     resolve(lang, importer, spec, files).or_else(|| {
-                        let stem = join(dir_of(importer), &spec.replace('.', "/"))?;
+                        if !script_dir || spec.starts_with('.') {
+                            return None;
+                        }
+                        let stem = join(dir, &spec.replace('.', "/"))?;
                         python_candidates(&stem).find(|c| files.contains(c))
                     })
                 };
@@ -716,6 +728,30 @@ mod tests {
         let c = analysis.imports("m.c", "#include \"x.h\"\n#include <stdio.h>\n");
         assert_eq!(c[0].resolved.as_deref(), Some("inc/x.h"));
         assert_eq!(c[1].resolved, None);
+    }
+
+    #[test]
+    fn a_package_module_does_not_import_its_siblings_by_bare_name() {
+        let files = set(&[
+            "src/flask/__init__.py",
+            "src/flask/app.py",
+            "src/flask/typing.py",
+            "scripts/run.py",
+            "scripts/helpers.py",
+        ]);
+        let analysis = Analysis {
+            files: &files,
+            go_module: None,
+        };
+        let app = analysis.imports(
+            "src/flask/app.py",
+            "import typing as t\nfrom . import typing as ft\n",
+        );
+        assert_eq!(app[0].resolved, None, "the standard library's typing");
+        assert_eq!(app[1].resolved.as_deref(), Some("src/flask/typing.py"));
+        // A script's own directory is on its path.
+        let run = analysis.imports("scripts/run.py", "import helpers\n");
+        assert_eq!(run[0].resolved.as_deref(), Some("scripts/helpers.py"));
     }
 
     #[test]

@@ -179,3 +179,97 @@ fn includers_of_a_header_in_order() {
         json!({"importers": [{"path": "$ROOT/broken.c"}, {"path": "$ROOT/main.c"}, {"path": "$ROOT/shapes.c"}]}),
     );
 }
+
+/// Reproduction 2 of issue 10 on brotli 1.2.1's C sources (PyPI's sdist), on a cold clangd
+/// (no file opened before): references, callers and workspace symbols cover the project —
+/// clangd sees only open files, so the files that mention the name are opened first — and say
+/// so (`partial: false`).
+#[test]
+fn cold_cross_file_answers_on_brotli_are_complete() {
+    let brotli = codeflow_e2e::registry::pypi_sdist("brotli", "1.2.1").join("c");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("brotli", &brotli).await;
+        std::fs::write(f.root.join("compile_flags.txt"), "-Iinclude\n").unwrap();
+        f.sync().await;
+
+        let out = f
+            .ok(
+                "find_references",
+                json!({"file_path": "dec/huffman.c", "symbol_name": "BrotliBuildHuffmanTable"}),
+            )
+            .await;
+        let refs = places(&out.structured["references"]);
+        for (rel, line) in [
+            ("dec/huffman.h", 95),
+            ("dec/decode.c", 915),
+            ("dec/huffman.c", 169),
+        ] {
+            assert!(
+                refs.iter().any(|(p, l, _)| p == &f.path(rel) && *l == line),
+                "{rel}:{line} missing: {}",
+                out.text
+            );
+        }
+        assert_eq!(out.structured["partial"], false, "{}", out.text);
+
+        let callers = f
+            .ok(
+                "get_call_hierarchy_incoming_calls",
+                json!({"file_path": "dec/huffman.c", "line": 169, "character": 10}),
+            )
+            .await;
+        assert!(
+            !callers.structured["calls"].as_array().unwrap().is_empty(),
+            "{}",
+            callers.text
+        );
+        assert_eq!(callers.structured["partial"], false, "{}", callers.text);
+
+        let symbols = f
+            .ok(
+                "search_workspace_symbols",
+                json!({"query": "BrotliDecoderDecompressStream"}),
+            )
+            .await;
+        assert!(
+            places(&symbols.structured["symbols"])
+                .iter()
+                .any(|(p, _, _)| p == &f.path("dec/decode.c")),
+            "{}",
+            symbols.text
+        );
+        assert_eq!(symbols.structured["partial"], false, "{}", symbols.text);
+    });
+}
+
+/// When more files mention the name than are opened for one answer, the answer says it is
+/// partial, and why, in the text and the structured output.
+#[test]
+fn references_beyond_what_is_opened_are_marked_partial() {
+    common::block_on(async {
+        let users: Vec<(String, String)> = (0..205)
+            .map(|i| {
+                (
+                    format!("u{i}.c"),
+                    format!("int shared(void);\nint use{i}(void) {{ return shared(); }}\n"),
+                )
+            })
+            .collect();
+        let mut files: Vec<(&str, &str)> = users
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        files.push(("shared.c", "int shared(void) { return 1; }\n"));
+        let f = common::Fixture::from_files("c-many", &files).await;
+        let out = f
+            .ok(
+                "find_references",
+                json!({"file_path": "shared.c", "symbol_name": "shared"}),
+            )
+            .await;
+        assert_eq!(out.structured["partial"], true, "{}", out.text);
+        let reason = out.structured["partial_reason"].as_str().unwrap();
+        assert!(reason.contains("200 of the 205 files"), "{reason}");
+        assert!(out.text.contains("Partial: "), "{}", out.text);
+    });
+}

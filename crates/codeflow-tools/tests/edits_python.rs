@@ -15,11 +15,12 @@ fn rename_scale(dry_run: bool) -> serde_json::Value {
 }
 
 #[test]
-fn a_rename_dry_run_gives_whole_file_edits_and_writes_nothing() {
+fn a_rename_dry_run_gives_minimal_edits_and_writes_nothing() {
     block_on(async {
         let f = Fixture::fresh(PY).await;
         let before = f.tree();
-        let dry = f.ok("rename_symbol", rename_scale(true)).await.structured;
+        let out = f.ok("rename_symbol", rename_scale(true)).await;
+        let dry = out.structured;
         assert_eq!(
             (&dry["dry_run"], &dry["applied"]),
             (&json!(true), &json!(false))
@@ -32,26 +33,103 @@ fn a_rename_dry_run_gives_whole_file_edits_and_writes_nothing() {
                 "{dry}"
             );
         }
-        // pylsp (jedi) answers with whole-file replacements: 1-based range from 1:1.
-        let shapes = dry["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["path"] == f.path("pkg/shapes.py"))
-            .unwrap();
-        assert!(
-            shapes["edits"]
+        // pylsp (jedi) answers with whole-file replacements; they are shown as the names
+        // that change (reproduction 3 of issue 10).
+        let edits_of = |rel: &str| {
+            dry["files"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|e| e["new_text"]
-                    .as_str()
-                    .unwrap()
-                    .contains("\ndef resize(value, factor):\n")
-                    && e["range"]["start"] == json!({"line": 1, "character": 1})),
-            "{shapes}"
+                .find(|x| x["path"] == f.path(rel))
+                .unwrap()["edits"]
+                .clone()
+        };
+        assert_eq!(
+            edits_of("pkg/shapes.py"),
+            json!([{"range": {"start": {"line": 14, "character": 5}, "end": {"line": 14, "character": 10}}, "new_text": "resize"}]),
+            "{}",
+            out.text
+        );
+        assert_eq!(
+            edits_of("app.py").as_array().unwrap().len(),
+            3,
+            "{}",
+            out.text
+        );
+        assert_eq!(dry["leftovers"], json!([]));
+        assert!(
+            out.text.contains("14:5-14:10 -> \"resize\""),
+            "{}",
+            out.text
         );
         assert_eq!(f.tree(), before, "a dry run changes nothing");
+    });
+}
+
+/// Reproduction 3 of issue 10 on flask 3.0.3 from PyPI: renaming `get_load_dotenv` from
+/// cli.py either renames every use (app.py included — pylsp's edit misses it, CodeFlow renames
+/// the uses whose definition is the symbol's — and `import flask` still works) or, when a use
+/// stays unresolved, writes nothing and names where the old name remains.
+#[test]
+fn the_flask_rename_keeps_flask_importable_or_refuses_naming_app_py() {
+    let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");
+    block_on(async {
+        let f = Fixture::from_dir("flask", &flask).await;
+        let before = f.tree();
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "src/flask/cli.py", "symbol_name": "get_load_dotenv", "new_name": "should_load_dotenv"}),
+            )
+            .await;
+        let s = &out.structured;
+        if s["applied"] == true {
+            for (rel, text) in f.tree() {
+                if rel.ends_with(".py") {
+                    assert!(
+                        !text.contains("get_load_dotenv"),
+                        "{rel} keeps the old name\n{}",
+                        out.text
+                    );
+                }
+            }
+            let import = std::process::Command::new("python3")
+                .args(["-c", "import flask"])
+                .env("PYTHONPATH", f.root.join("src"))
+                .output()
+                .unwrap();
+            assert!(
+                import.status.success(),
+                "{}",
+                String::from_utf8_lossy(&import.stderr)
+            );
+        } else {
+            assert_eq!(s["refused"], true, "{}", out.text);
+            assert!(out.text.contains("src/flask/app.py"), "{}", out.text);
+            let places: Vec<(String, u64)> = s["leftovers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    (
+                        l["path"].as_str().unwrap().to_owned(),
+                        l["line"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert!(
+                places.contains(&(f.path("src/flask/app.py"), 586)),
+                "{}",
+                out.text
+            );
+            assert_eq!(f.tree(), before, "nothing was written");
+        }
+        // No edit is a whole-file replacement.
+        for file in s["files"].as_array().unwrap() {
+            for e in file["edits"].as_array().unwrap() {
+                assert!(e["new_text"].as_str().unwrap().len() < 200, "{e}");
+            }
+        }
     });
 }
 
@@ -430,5 +508,46 @@ fn overlapping_edits_are_refused_and_nothing_is_written() {
             .await;
         assert!(refused.contains("overlap"), "{refused}");
         assert_eq!(f.tree(), before);
+    });
+}
+
+/// The old name still written elsewhere (here another symbol of the same name) is listed;
+/// `verify` (the default) writes nothing, `verify: false` writes and still lists it.
+#[test]
+fn leftovers_of_the_old_name_refuse_the_rename_unless_verify_is_off() {
+    block_on(async {
+        let f = Fixture::from_files(
+            "py-leftovers",
+            &[
+                ("a.py", "def f():\n    return 1\n\n\nf()\n"),
+                ("b.py", "def g():\n    f = 2\n    return f\n"),
+            ],
+        )
+        .await;
+        let before = f.tree();
+        let args = json!({"file_path": "a.py", "symbol_name": "f", "new_name": "h"});
+        let out = f.ok("rename_symbol", args.clone()).await;
+        assert_eq!(
+            (&out.structured["applied"], &out.structured["refused"]),
+            (&json!(false), &json!(true)),
+            "{}",
+            out.text
+        );
+        assert_eq!(out.structured["leftovers"][0]["path"], f.path("b.py"));
+        assert_eq!(out.structured["leftovers"].as_array().unwrap().len(), 2);
+        assert!(out.text.contains("nothing was written"), "{}", out.text);
+        assert_eq!(f.tree(), before);
+
+        let mut args = args;
+        args["verify"] = json!(false);
+        let out = f.ok("rename_symbol", args).await;
+        assert_eq!(out.structured["applied"], true, "{}", out.text);
+        assert!(
+            out.text.contains("still appears in 2 place(s)"),
+            "{}",
+            out.text
+        );
+        assert_eq!(f.read("a.py"), "def h():\n    return 1\n\n\nh()\n");
+        assert_eq!(f.read("b.py"), before["b.py"]);
     });
 }

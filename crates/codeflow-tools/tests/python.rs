@@ -215,13 +215,45 @@ fn type_definition_of_a_variable_is_its_class() {
 }
 
 #[test]
-fn diagnostics_without_linters_are_a_fresh_empty_push() {
+fn diagnostics_name_an_unused_import() {
     check(
         "python",
         "get_diagnostics",
         json!({"file_path": "report.py"}),
+        json!({"source": "push", "fresh": true, "diagnostics": [
+            {"source": "pyflakes", "line": 1, "character": 1, "message": "'os' imported but unused"}
+        ]}),
+    );
+    check(
+        "python",
+        "get_diagnostics",
+        json!({"file_path": "app.py"}),
         json!({"source": "push", "fresh": true, "diagnostics": []}),
     );
+}
+
+/// Reproduction 4 of issue 10: a syntax error is diagnosed (pylsp's pyflakes plugin, which
+/// scripts/install-language-servers.sh installs).
+#[test]
+fn a_syntax_error_is_diagnosed() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "py-syntax",
+            &[("broken.py", "def broken(:\n    return 1\n")],
+        )
+        .await;
+        let out = f
+            .ok("get_diagnostics", json!({"file_path": "broken.py"}))
+            .await;
+        assert_eq!(out.structured["errors"], 1, "{}", out.text);
+        let d = &out.structured["diagnostics"][0];
+        assert_eq!(
+            (d["severity"].as_str(), d["line"].as_u64()),
+            (Some("error"), Some(1)),
+            "{}",
+            out.text
+        );
+    });
 }
 
 #[test]
@@ -308,4 +340,113 @@ fn imports_of_a_file_tell_external_from_local() {
             {"specifier": "pkg.shapes", "line": 3, "path": f.path("pkg/shapes.py"), "external": false}
         ])
     );
+}
+
+/// Issue 10, reproduction 6: `find_dead_code` on Python reports neither a name other modules
+/// use (through `module.name`, which jedi does not count) nor `from __future__ import
+/// annotations`; a function nothing names is still reported.
+#[test]
+fn dead_code_trusts_the_text_over_missed_uses_and_skips_imports() {
+    common::block_on(async {
+        let user = |n: &str| {
+            format!("from pkg import util\n\n\ndef use_{n}():\n    return util.helper({n})\n")
+        };
+        let (a, b, c) = (user("1"), user("2"), user("3"));
+        let f = common::Fixture::from_files(
+            "py-dead",
+            &[
+                ("pkg/__init__.py", ""),
+                (
+                    "pkg/util.py",
+                    "from __future__ import annotations\n\n\ndef helper(x: int) -> int:\n    return x\n\n\ndef lonely() -> int:\n    return 0\n",
+                ),
+                ("a.py", &a),
+                ("b.py", &b),
+                ("c.py", &c),
+            ],
+        )
+        .await;
+        let out = f.ok("find_dead_code", json!({})).await;
+        let dead = names(&out.structured["unused"], "name");
+        assert!(dead.contains(&"lonely".to_owned()), "{}", out.text);
+        for used in ["helper", "annotations"] {
+            assert!(!dead.contains(&used.to_owned()), "{used}: {}", out.text);
+        }
+    });
+}
+
+/// Issue 10, reproduction 6: in a package that has its own `typing.py` (flask does),
+/// `import typing as t` is the standard library's, not the sibling file.
+#[test]
+fn analyze_imports_keeps_the_standard_library_apart_from_a_same_named_module() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "py-typing",
+            &[
+                ("src/flask/__init__.py", ""),
+                ("src/flask/typing.py", "T = int\n"),
+                (
+                    "src/flask/app.py",
+                    "import typing as t\n\nfrom . import typing as ft\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "analyze_imports",
+                json!({"file_path": "src/flask/app.py", "include_importers": false}),
+            )
+            .await;
+        let imports = &out.structured["imports"];
+        assert_eq!(imports[0]["specifier"], "typing", "{}", out.text);
+        assert_eq!(imports[0]["path"], json!(null), "{}", out.text);
+        assert_eq!(imports[0]["external"], true, "{}", out.text);
+        assert_eq!(
+            imports[1]["path"],
+            f.path("src/flask/typing.py"),
+            "{}",
+            out.text
+        );
+    });
+}
+
+/// Issue 10: a references answer the project's text contradicts is marked partial. On flask
+/// 3.0.3, pylsp (jedi) reports only the definition of `get_load_dotenv`, while cli.py and
+/// app.py import and call it: the answer says partial and names them; on the fixture, where
+/// every file is reported, it is complete.
+#[test]
+fn references_the_text_contradicts_are_marked_partial() {
+    let (_, text, s) = call(
+        "python",
+        "find_references",
+        json!({"file_path": "pkg/shapes.py", "symbol_name": "scale"}),
+    );
+    assert_eq!(s["partial"], false, "{text}");
+    let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("flask-refs", &flask).await;
+        let out = f
+            .ok(
+                "find_references",
+                json!({"file_path": "src/flask/helpers.py", "symbol_name": "get_load_dotenv"}),
+            )
+            .await;
+        let found: Vec<String> = places(&out.structured["references"])
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect();
+        let reported_all = [f.path("src/flask/app.py"), f.path("src/flask/cli.py")]
+            .iter()
+            .all(|p| found.contains(p));
+        if !reported_all {
+            assert_eq!(out.structured["partial"], true, "{}", out.text);
+            let reason = out.structured["partial_reason"].as_str().unwrap();
+            assert!(
+                reason.contains("src/flask/app.py") && reason.contains("src/flask/cli.py"),
+                "{reason}"
+            );
+            assert!(out.text.contains("Partial: "), "{}", out.text);
+        }
+    });
 }

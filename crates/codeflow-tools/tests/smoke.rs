@@ -129,3 +129,87 @@ fn go_importers_of_a_package_file() {
     );
     assert_eq!(s["importers"][0]["path"], f.path("main.go").as_str());
 }
+
+/// Reproduction 5 of issue 10: a Go method is found by its name, receiver-qualified or bare,
+/// and a single candidate is renamed (gopls names it `(Circle).Area`).
+#[test]
+fn go_method_renamed_by_name() {
+    for name in ["(Circle).Area", "Circle.Area"] {
+        let (f, text, s) = call(
+            "go",
+            "rename_symbol",
+            json!({"file_path": "shapes/shapes.go", "symbol_name": name, "new_name": "Size", "dry_run": true}),
+        );
+        assert_eq!(s["dry_run"], true, "{text}");
+        let files = names(&s["files"], "path");
+        assert!(
+            files.contains(&f.path("shapes/shapes.go")) && files.contains(&f.path("main.go")),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// The same with a pointer receiver and the bare name, as in Go's `text/template/parse`
+/// (`(*Tree).newPipeline` renamed as `newPipeline`): the only candidate is renamed.
+#[test]
+fn go_pointer_method_renamed_by_its_bare_name() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "go-tree",
+            &[
+                ("go.mod", "module example.com/tree\n\ngo 1.21\n"),
+                (
+                    "tree.go",
+                    "package tree\n\ntype Tree struct{ n int }\n\nfunc (t *Tree) newPipeline() int {\n\treturn t.n\n}\n\nfunc (t *Tree) Use() int {\n\treturn t.newPipeline() + 1\n}\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "tree.go", "symbol_name": "newPipeline", "new_name": "makePipeline"}),
+            )
+            .await;
+        assert_eq!(out.structured["applied"], true, "{}", out.text);
+        let after = f.read("tree.go");
+        assert!(
+            after.contains("func (t *Tree) makePipeline() int")
+                && after.contains("return t.makePipeline() + 1")
+                && !after.contains("newPipeline"),
+            "{after}"
+        );
+    });
+}
+
+/// Reproduction 5 of issue 10 on Go's own `text/template/parse`: `(*Tree).newPipeline` is
+/// renamed by its name, bare or receiver-qualified, the only candidate proceeding, in both
+/// files that use it.
+#[test]
+fn go_new_pipeline_of_text_template_parse_renamed_by_name() {
+    let parse = codeflow_e2e::registry::go_std_package("text/template/parse");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("go-parse", &parse).await;
+        std::fs::write(
+            f.root.join("go.mod"),
+            "module example.com/parse\n\ngo 1.19\n",
+        )
+        .unwrap();
+        f.sync().await;
+        for name in ["newPipeline", "(*Tree).newPipeline"] {
+            let out = f
+                .ok(
+                    "rename_symbol",
+                    json!({"file_path": "node.go", "symbol_name": name, "new_name": "makePipeline", "dry_run": true}),
+                )
+                .await;
+            let files = names(&out.structured["files"], "path");
+            assert!(
+                files.contains(&f.path("node.go")) && files.contains(&f.path("parse.go")),
+                "{name}: {}",
+                out.text
+            );
+            assert_eq!(out.structured["leftovers"], json!([]), "{}", out.text);
+        }
+    });
+}

@@ -227,3 +227,106 @@ fn imports_resolve_to_files_and_nothing_imports_the_entry() {
         json!({"imports": [{"path": "$ROOT/src/shapes.ts"}], "importers": []}),
     );
 }
+
+/// Reproduction 5 of issue 10: a name the file imports and calls, not declares, is looked up
+/// where the file uses it (`scale(` in app.ts), and the server answers for what it refers to.
+#[test]
+fn a_name_the_file_uses_but_does_not_declare() {
+    check(
+        TS,
+        "find_definition",
+        json!({"file_path": "src/app.ts", "symbol_name": "scale"}),
+        json!({"matches": [{"kind": "reference", "line": 4, "character": 29,
+            "definitions": [{"path": "$ROOT/src/shapes.ts", "line": 14, "character": 17}]}]}),
+    );
+    let (_, text, s) = call(
+        TS,
+        "find_references",
+        json!({"file_path": "src/app.ts", "symbol_name": "scale"}),
+    );
+    assert_eq!(s["total"], 5, "{text}");
+    assert!(text.contains("is not declared in"), "{text}");
+}
+
+/// Issue 10, reproduction 6: the text answer of prepare_call_hierarchy carries the item, and
+/// the whole entry (its `kind` a name like `function`) is accepted as `item`; so is the item
+/// copied out of the text.
+#[test]
+fn call_hierarchy_takes_the_whole_entry_or_the_item_from_the_text() {
+    let (_, text, s) = call(
+        TS,
+        "prepare_call_hierarchy",
+        json!({"file_path": "src/shapes.ts", "line": 14, "character": 17}),
+    );
+    let entry = s["items"][0].clone();
+    assert_eq!(entry["kind"], "function");
+    let from_text: serde_json::Value = serde_json::from_str(
+        text.split("item: ")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or_else(|| panic!("no item in the text: {text}")),
+    )
+    .unwrap();
+    for item in [entry, from_text] {
+        check(
+            TS,
+            "get_call_hierarchy_incoming_calls",
+            json!({"item": item}),
+            json!({"item": {"name": "scale"}, "calls": [{"from": {"name": "describe"}}, {"from": {}}]}),
+        );
+    }
+}
+
+/// Issue 10, reproduction 6: a 2-space file is formatted with 2 spaces by default (it was
+/// re-indented to 4).
+#[test]
+fn format_document_keeps_the_files_indentation() {
+    let (f, text, s) = call(
+        TS,
+        "format_document",
+        json!({"file_path": "src/app.ts", "dry_run": true}),
+    );
+    assert!(text.contains("indent 2 spaces"), "{text}");
+    let before = f.read("src/app.ts");
+    for file in s["files"].as_array().unwrap() {
+        for e in file["edits"].as_array().unwrap() {
+            assert!(
+                !e["new_text"].as_str().unwrap().contains("    "),
+                "re-indented: {text}"
+            );
+        }
+    }
+    assert_eq!(f.read("src/app.ts"), before);
+}
+
+/// Reproduction 5 of issue 10 on TanStack query-core 5.108.4 (npm): `hashKey` is imported and
+/// called by src/mutationObserver.ts, not declared there; it is found where the file uses it,
+/// and its definition is in src/utils.ts.
+#[test]
+fn hash_key_is_found_from_mutation_observer() {
+    let query_core = codeflow_e2e::registry::npm_package("@tanstack/query-core", "5.108.4");
+    common::block_on(async {
+        let f = common::Fixture::from_dir("query-core", &query_core).await;
+        // The repository's tsconfig is not in the npm tarball; a minimal one stands for it.
+        std::fs::write(
+            f.root.join("tsconfig.json"),
+            r#"{"compilerOptions": {"target": "es2020", "module": "esnext", "moduleResolution": "bundler", "strict": true}, "include": ["src"]}"#,
+        )
+        .unwrap();
+        f.sync().await;
+        let out = f
+            .ok(
+                "find_definition",
+                json!({"file_path": "src/mutationObserver.ts", "symbol_name": "hashKey"}),
+            )
+            .await;
+        let definitions = places(&out.structured["matches"][0]["definitions"]);
+        assert!(
+            definitions
+                .iter()
+                .any(|(p, _, _)| p == &f.path("src/utils.ts")),
+            "{}",
+            out.text
+        );
+    });
+}

@@ -35,6 +35,9 @@ pub mod codes {
     pub const TIMEOUT: i64 = -32006;
     /// The other side of the relay is unreachable.
     pub const UNREACHABLE: i64 = -32007;
+    /// The request conflicts with another live session's state (a sync that would remove
+    /// files another session's tree has).
+    pub const CONFLICT: i64 = -32009;
     /// The feature is not implemented by this peer (yet).
     pub const NOT_IMPLEMENTED: i64 = -32010;
 }

@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::WorkspaceError;
 use crate::session_client::CallerClient;
+use crate::trees::TreeConflict;
 use crate::workspace::{ProjectWorkspace, Workspaces};
 
 /// How a caller's file requests reach its client.
@@ -44,6 +45,9 @@ pub struct Caller {
     link: Link,
     workspaces: Arc<Workspaces>,
     workspace: OnceCell<Arc<ProjectWorkspace>>,
+    /// Set while this caller's tree was refused by the mirror (another live session's tree is
+    /// there): its tools fail with the reason rather than answer about the other tree.
+    conflict: parking_lot::Mutex<Option<TreeConflict>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -76,6 +80,7 @@ impl Caller {
             link: Link::Session(session),
             workspaces,
             workspace: OnceCell::new(),
+            conflict: parking_lot::Mutex::new(None),
         }
     }
 
@@ -97,6 +102,7 @@ impl Caller {
             link: Link::Local(files, grant),
             workspaces,
             workspace: OnceCell::new(),
+            conflict: parking_lot::Mutex::new(None),
         }
     }
 
@@ -146,8 +152,20 @@ impl Caller {
         }
     }
 
-    /// The project's workspace, opened on first use.
+    /// The project's workspace, opened on first use. Fails while this caller's tree is refused
+    /// by the mirror (see [`crate::trees`]): answers would be about another tree.
     pub async fn workspace(&self) -> Result<Arc<ProjectWorkspace>, WorkspaceError> {
+        if let Some(conflict) = self.conflict.lock().as_ref() {
+            return Err(
+                WorkspaceError::failed(conflict.message()).with_suggestion(conflict.suggestion())
+            );
+        }
+        self.open_workspace().await
+    }
+
+    /// The project's workspace, whether or not this caller's tree is refused (the sync that
+    /// decides it).
+    pub(crate) async fn open_workspace(&self) -> Result<Arc<ProjectWorkspace>, WorkspaceError> {
         self.workspace
             .get_or_try_init(|| self.workspaces.open(&self.project, self.root.as_str()))
             .await
@@ -235,6 +253,11 @@ impl Caller {
             )
             .map_err(WorkspaceError::from_lsp)?;
         Ok(server)
+    }
+
+    /// Records (or clears) the refusal of this caller's tree.
+    pub(crate) fn set_conflict(&self, conflict: Option<TreeConflict>) {
+        *self.conflict.lock() = conflict;
     }
 
     /// A weak handle, for registries that must not keep callers alive.

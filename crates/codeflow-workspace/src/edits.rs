@@ -72,7 +72,9 @@ pub struct FileReport {
     pub action: &'static str,
     /// For `rename`: the old path.
     pub from: Option<String>,
-    /// Text edits with 1-based ranges, in the coordinates of the file before them.
+    /// Text edits with 1-based ranges, in the coordinates of the file before them: as the
+    /// language server gave them, or the minimal differences when those are smaller (a
+    /// whole-file replacement is never shown as such).
     pub edits: Vec<Value>,
     /// For `create` (and renames whose content changed): the resulting content.
     pub content: Option<String>,
@@ -609,7 +611,7 @@ impl EditPlan {
                 path: self.client(&file.mirror),
                 action,
                 from,
-                edits: file.edits.iter().map(edit_json).collect(),
+                edits: shown_edits(file).iter().map(edit_json).collect(),
                 content,
             });
         }
@@ -738,6 +740,41 @@ pub(crate) fn write_error(e: FileError) -> WorkspaceError {
         ))
         .with_suggestion("check those files by hand"),
         other => WorkspaceError::failed(format!("writing to the client failed: {other}")),
+    }
+}
+
+/// A rough size of an edit (characters it replaces and inserts), to compare two ways of
+/// describing one change.
+fn edit_weight(e: &TextEdit) -> u64 {
+    let span = if e.range.start.line == e.range.end.line {
+        u64::from(
+            e.range
+                .end
+                .character
+                .saturating_sub(e.range.start.character),
+        )
+    } else {
+        u64::from(e.range.end.line - e.range.start.line) * 40 + u64::from(e.range.end.character)
+    };
+    span + e.new_text.len() as u64
+}
+
+/// The edits a report shows for a file: as given, unless the differences between its original
+/// and final text are smaller (a language server's whole-file replacement shows as the few
+/// places that changed; see [`crate::hunks`]).
+fn shown_edits(file: &PlannedFile) -> Vec<TextEdit> {
+    let (Some((original, _)), Some(current)) = (&file.original, &file.current) else {
+        return file.edits.clone();
+    };
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(original), std::str::from_utf8(current)) else {
+        return file.edits.clone();
+    };
+    let given: u64 = file.edits.iter().map(edit_weight).sum();
+    let diffed = crate::hunks::minimal_edits(old, new);
+    if diffed.iter().map(edit_weight).sum::<u64>() < given {
+        diffed
+    } else {
+        file.edits.clone()
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`SessionFiles`]: a session's file events (`server/syncManifest`, `server/fileChanged`)
 //!   applied to the mirror in arrival order; a tool call waits for them
 //!   ([`SessionFiles::caught_up`]).
+//! - [`TreeHolders`]: the live sessions whose trees a mirror holds; a sync that would remove
+//!   their files is refused ([`TreeConflict`]).
 //! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
 //!   was based on, or a dry-run description; [`BatchScope`] groups plans.
 //! - [`EditRouter`]: language servers' `workspace/applyEdit` through a caller that can write.
@@ -25,11 +27,13 @@ pub mod diagnostics;
 pub mod edits;
 pub mod error;
 pub mod extensions;
+pub mod hunks;
 pub mod lsp_sync;
 pub mod publish;
 pub mod session_client;
 pub mod sync;
 pub mod text;
+pub mod trees;
 pub mod workspace;
 
 pub use apply_edit::EditRouter;
@@ -38,6 +42,7 @@ pub use caller::{Caller, ResolvedFile};
 pub use edits::{EditOutcome, EditPlan, FileReport, outcome_output_schema, outcome_schema};
 pub use error::WorkspaceError;
 pub use extensions::Extensions;
+pub use hunks::minimal_edits;
 pub use lsp_sync::{FileOperation, notify_file_operation, tell_language_servers};
 pub use publish::DiagnosticsPublisher;
 pub use sync::{ClientNotices, NoNotices, SessionFiles};
@@ -45,4 +50,5 @@ pub use text::{
     LineIndex, UserPosition, apply_text_edits, end_position, from_lsp, line_text, range_from_lsp,
     to_lsp, utf16_len, utf16_slice, utf16_to_byte,
 };
+pub use trees::{OtherTree, TreeConflict, TreeHolders};
 pub use workspace::{ProjectWorkspace, WorkspaceConfig, Workspaces};

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::caller::Caller;
 use crate::error::WorkspaceError;
 use crate::lsp_sync::tell_language_servers;
+use crate::trees::TreeConflict;
 
 /// File events queued per session. When full, the socket reader waits (back-pressure on the
 /// relay), which never loses an event.
@@ -193,11 +194,32 @@ pub async fn sync_manifest(
                 format!("invalid server/syncManifest params: {e}"),
             )
         })?;
-    let workspace = caller.workspace().await.map_err(workspace_error)?;
+    let dry_run = params.dry_run;
+    let workspace = caller.open_workspace().await.map_err(workspace_error)?;
     let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
         .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
+    if let Some(conflict) = tree_conflict(caller, &workspace, &plan) {
+        tracing::warn!(session = %caller.id, project = %caller.project, other = %conflict.other.session, "sync refused: {}", conflict.message());
+        let error = ErrorObject {
+            code: codes::CONFLICT,
+            message: conflict.message(),
+            data: Some(conflict.to_json()),
+        };
+        if !dry_run {
+            caller.set_conflict(Some(conflict));
+        }
+        return Err(error);
+    }
+    if dry_run {
+        let result = plan.to_result();
+        return Ok(json!({"needed": result.needed, "removed": result.removed, "dryRun": true}));
+    }
+    caller.set_conflict(None);
+    workspace
+        .trees
+        .hold(&caller.id, caller.root.as_str(), caller.session());
     let client = caller.client();
     let project = caller.project.to_string();
     let started = std::time::Instant::now();
@@ -266,9 +288,29 @@ pub async fn sync_manifest(
     }))
 }
 
+/// The refusal of `caller`'s sync, if it would remove files another live session's tree has
+/// (see [`crate::trees`]).
+fn tree_conflict(
+    caller: &Caller,
+    workspace: &crate::ProjectWorkspace,
+    plan: &codeflow_file_stream::SyncPlan,
+) -> Option<TreeConflict> {
+    if plan.removed.is_empty() {
+        return None;
+    }
+    let other = workspace.trees.others(&caller.id).into_iter().next()?;
+    Some(TreeConflict {
+        project: caller.project.to_string(),
+        root: caller.root.as_str().to_owned(),
+        other,
+        would_remove: plan.removed.iter().map(|p| p.as_str().to_owned()).collect(),
+    })
+}
+
 /// Applies a `server/fileChanged` from `caller`'s client to the mirror and tells the language
 /// servers.
 pub async fn file_changed(caller: &Caller, params: Option<Value>) -> Result<(), ErrorObject> {
+    // A caller whose tree was refused changes nothing in the other tree's mirror.
     let workspace = caller.workspace().await.map_err(workspace_error)?;
     let mirror = caller.mirror(&workspace).map_err(workspace_error)?;
     let change: FileChanged =

@@ -15,6 +15,7 @@ use codeflow_session::ProjectId;
 
 use crate::error::WorkspaceError;
 use crate::extensions::Extensions;
+use crate::trees::TreeHolders;
 
 /// One project's mirror and language servers.
 pub struct ProjectWorkspace {
@@ -23,6 +24,9 @@ pub struct ProjectWorkspace {
     pub lease: ProjectLease,
     /// Per-project state of the layers above (caches that live and die with the project).
     pub extensions: Extensions,
+    /// The live sessions whose trees the mirror holds (a sync that would remove their files
+    /// is refused).
+    pub trees: TreeHolders,
 }
 
 impl std::fmt::Debug for ProjectWorkspace {
@@ -122,6 +126,7 @@ impl Workspaces {
             mirror,
             lease,
             extensions: Extensions::default(),
+            trees: TreeHolders::default(),
         });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(project.clone(), Arc::downgrade(&workspace));

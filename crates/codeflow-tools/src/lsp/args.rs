@@ -48,7 +48,7 @@ pub fn symbol_properties() -> Map<String, Value> {
     }));
     props.insert("symbol_name".into(), json!({
         "type": "string",
-        "description": "The symbol's name as it appears in the file's outline (e.g. `scale`, `Circle`, `area`); exact matches win, else names containing it."
+        "description": "The symbol's name as the file declares or uses it (e.g. `scale`, `Circle`, `area`; a Go method as `newPipeline` or `(*Tree).newPipeline`). Declared names that match exactly win; else the name where the file uses it; else declared names containing it."
     }));
     props.insert("symbol_kind".into(), json!({
         "type": "string",

@@ -55,6 +55,11 @@ impl Document {
         })
     }
 
+    /// The project's workspace this document was opened in.
+    pub fn workspace(&self) -> &codeflow_workspace::ProjectWorkspace {
+        &self.workspace
+    }
+
     /// The LSP position of a 1-based (line, character), checked against the text.
     pub fn position(&self, line: u32, character: u32) -> Result<Position, ToolError> {
         to_lsp(&self.text, line, character).map_err(|e| match e {
@@ -134,7 +139,27 @@ impl Document {
         kind: Option<&str>,
     ) -> Result<SymbolMatches, ToolError> {
         let all = self.symbols().await?;
-        let found = symbols::find_by_name(&all, name, kind);
+        let mut found = symbols::find_by_name(&all, name, kind);
+        if (found.symbols.is_empty() || found.substring)
+            && let Some(range) = symbols::find_use(&self.text, name)
+        {
+            // Not declared here but used: ask the server about the name where the file uses it.
+            let at = self.user_position(range.start);
+            found.warnings.push(format!(
+                "`{name}` is not declared in {}; it is used at line {}, character {}: answered for what it refers to there",
+                self.file.client, at.line, at.character
+            ));
+            found.symbols = vec![FlatSymbol {
+                name: name.to_owned(),
+                kind: codeflow_lsp_pool::lsp_types::SymbolKind::VARIABLE,
+                detail: None,
+                container: Vec::new(),
+                range,
+                selection_range: range,
+                used_here: true,
+            }];
+            found.substring = false;
+        }
         if found.symbols.is_empty() {
             let kind = kind.filter(|k| symbols::kind_from_name(k).is_some());
             return Err(symbols::not_found(name, kind, &self.file.client, &all));

@@ -42,7 +42,7 @@ pub async fn goto<R: GotoRequest>(
 
 /// The output schema of a location tool; `what` names what it finds (`implementations`).
 pub fn location_output_schema(what: &str) -> Value {
-    json!({
+    let mut schema = json!({
         "type": "object",
         "properties": {
             "locations": places_schema(&format!("The {what} found.")),
@@ -50,20 +50,30 @@ pub fn location_output_schema(what: &str) -> Value {
             "truncated": {"type": "boolean"}
         },
         "required": ["locations", "total", "truncated"]
-    })
+    });
+    crate::lsp::Coverage::schema_members(&mut schema["properties"]);
+    schema
 }
 
 /// A location tool's call: request `R` at a 1-based `line` and `character` of `file_path`,
-/// at most `max_results` places; `what` names what it finds in the text.
+/// at most `max_results` places; `what` names what it finds in the text. A `cross_file`
+/// question (implementations) is prepared so the answer covers the project, or is marked
+/// partial (see [`crate::lsp::coverage`]).
 pub async fn location_tool<R: GotoRequest>(
     ctx: &ToolContext,
     file_path: &str,
     (line, character): (u32, u32),
     max_results: Option<usize>,
     what: &str,
+    cross_file: bool,
 ) -> Result<ToolOutput, ToolError> {
     let doc = Document::open(ctx, file_path).await?;
     let position = doc.position(line, character)?;
+    let coverage = if cross_file {
+        Some(crate::lsp::coverage::prepare_at(&doc, position, false).await?)
+    } else {
+        None
+    };
     let locator = Locator::new(ctx).await?;
     let limited = Limited::new(goto::<R>(&doc, &locator, position).await?, max_results);
     let mut text = if limited.items.is_empty() {
@@ -75,13 +85,14 @@ pub async fn location_tool<R: GotoRequest>(
         text.push('\n');
         text.push_str(&n);
     }
-    Ok(finish(
-        &locator,
-        text,
-        json!({
-            "locations": limited.items,
-            "total": limited.total,
-            "truncated": limited.truncated,
-        }),
-    ))
+    let mut structured = json!({
+        "locations": limited.items,
+        "total": limited.total,
+        "truncated": limited.truncated,
+    });
+    if let Some(coverage) = &coverage {
+        coverage.note(&mut text);
+        coverage.mark(&mut structured);
+    }
+    Ok(finish(&locator, text, structured))
 }

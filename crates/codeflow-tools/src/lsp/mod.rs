@@ -3,6 +3,7 @@
 //! limits. Tools are thin on top of these.
 
 pub mod args;
+pub mod coverage;
 pub mod document;
 pub mod goto;
 pub mod limit;
@@ -10,6 +11,7 @@ pub mod locations;
 pub mod position;
 pub mod symbols;
 
+pub use coverage::Coverage;
 pub use document::Document;
 pub use limit::{DEFAULT_MAX_RESULTS, Limited};
 pub use locations::{FileRef, Locator, Place, render_places};

@@ -24,6 +24,20 @@ pub struct FlatSymbol {
     pub range: Range,
     /// The name; its start is the position tools ask about.
     pub selection_range: Range,
+    /// Not declared in the file: the name where the file uses it (found in the file's text),
+    /// so the server is asked about what it refers to there.
+    pub used_here: bool,
+}
+
+impl FlatSymbol {
+    /// The lowercase kind name tools show (`reference` for a name the file only uses).
+    pub fn kind_label(&self) -> &'static str {
+        if self.used_here {
+            "reference"
+        } else {
+            kind_name(self.kind)
+        }
+    }
 }
 
 /// What a name lookup found.
@@ -102,6 +116,7 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
             container: container.clone(),
             range: symbol.range,
             selection_range: symbol.selection_range,
+            used_here: false,
         });
         container.push(symbol.name);
         for child in symbol.children.into_iter().flatten() {
@@ -126,6 +141,7 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
                     container: s.container_name.into_iter().collect(),
                     range: s.location.range,
                     selection_range: s.location.range,
+                    used_here: false,
                 });
             }
         }
@@ -216,12 +232,21 @@ pub fn find_by_name(symbols: &[FlatSymbol], name: &str, kind: Option<&str>) -> S
         },
     };
     let of_kind = |s: &&FlatSymbol| kind.is_none_or(|k| s.kind == k);
-    let exact: Vec<FlatSymbol> = symbols
+    let mut exact: Vec<FlatSymbol> = symbols
         .iter()
         .filter(of_kind)
         .filter(|s| s.name == name)
         .cloned()
         .collect();
+    if exact.is_empty() {
+        // `newPipeline` for Go's `(*Tree).newPipeline`, `Tree.newPipeline` for either.
+        exact = symbols
+            .iter()
+            .filter(of_kind)
+            .filter(|s| same_name(s, name))
+            .cloned()
+            .collect();
+    }
     if !exact.is_empty() {
         return SymbolMatches {
             symbols: exact,
@@ -241,6 +266,117 @@ pub fn find_by_name(symbols: &[FlatSymbol], name: &str, kind: Option<&str>) -> S
         substring: true,
         warnings,
     }
+}
+
+/// `(*Tree).newPipeline`, `Tree.newPipeline` → (`Some("Tree")`, `newPipeline`); a plain name →
+/// (`None`, it).
+fn split_qualified(name: &str) -> (Option<String>, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 && i + 1 < name.len() => {
+            let qualifier: String = name[..i]
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | '*' | '&' | ' '))
+                .collect();
+            (Some(qualifier), &name[i + 1..])
+        }
+        _ => (None, name),
+    }
+}
+
+/// Whether `symbol` is the one `wanted` names, allowing for qualification: a bare name matches
+/// a receiver- or class-qualified symbol (`newPipeline` ~ `(*Tree).newPipeline`), and a
+/// qualified name matches a symbol whose own qualifier, or enclosing symbol, agrees
+/// (`Tree.newPipeline` ~ `(*Tree).newPipeline`, or `newPipeline` inside `Tree`).
+fn same_name(symbol: &FlatSymbol, wanted: &str) -> bool {
+    let (own_qualifier, own) = split_qualified(&symbol.name);
+    let (wanted_qualifier, bare) = split_qualified(wanted);
+    if own != bare || bare.is_empty() {
+        return false;
+    }
+    let Some(wanted_qualifier) = wanted_qualifier else {
+        return true;
+    };
+    let qualifier = own_qualifier.or_else(|| {
+        (!symbol.container.is_empty()).then(|| {
+            symbol
+                .container
+                .join(".")
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | '*' | '&' | ' '))
+                .collect()
+        })
+    });
+    qualifier.is_some_and(|q| q == wanted_qualifier || q.ends_with(&format!(".{wanted_qualifier}")))
+}
+
+/// Where the file uses `name` (its bare form, as a whole word), for a name its outline does
+/// not declare: the use the server is asked about. A call (`name(`) or member access
+/// (`name.`) outside an import line is preferred, then any use outside an import line, then
+/// any; lines that are comments are skipped.
+pub fn find_use(text: &str, name: &str) -> Option<Range> {
+    let (_, bare) = split_qualified(name);
+    if bare.is_empty()
+        || !bare
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+    {
+        return None;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    // (rank, line, utf-16 column): lower rank is better.
+    let mut best: Option<(u8, u32, u32)> = None;
+    for (line0, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if ["//", "#", "/*", "*", "--", "\"\"\""]
+            .iter()
+            .any(|c| trimmed.starts_with(c))
+            && !trimmed.starts_with("#include")
+        {
+            continue;
+        }
+        let import_line = [
+            "import ", "from ", "export {", "#include", "use ", "require(",
+        ]
+        .iter()
+        .any(|k| trimmed.starts_with(k))
+            || trimmed.contains(" require(");
+        let mut units = 0u32;
+        for (byte, c) in line.char_indices() {
+            if line[byte..].starts_with(bare)
+                && !line[..byte].chars().next_back().is_some_and(is_word)
+                && !line[byte + bare.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(is_word)
+            {
+                let after = line[byte + bare.len()..].trim_start();
+                let rank = match (
+                    import_line,
+                    after.starts_with('(') || after.starts_with('.'),
+                ) {
+                    (false, true) => 0,
+                    (false, false) => 1,
+                    (true, _) => 2,
+                };
+                if best.is_none_or(|(r, _, _)| rank < r) {
+                    best = Some((rank, line0 as u32, units));
+                }
+                if rank == 0 {
+                    break;
+                }
+            }
+            units += c.len_utf16() as u32;
+        }
+        if best.is_some_and(|(r, _, _)| r == 0) {
+            break;
+        }
+    }
+    let (_, line, column) = best?;
+    let width = codeflow_workspace::utf16_len(bare);
+    Some(Range::new(
+        codeflow_lsp_pool::lsp_types::Position::new(line, column),
+        codeflow_lsp_pool::lsp_types::Position::new(line, column + width),
+    ))
 }
 
 /// The error for a name that matched nothing, listing what the file does have.
@@ -277,6 +413,7 @@ mod tests {
             container: vec![],
             range: r,
             selection_range: r,
+            used_here: false,
         }
     }
 
@@ -298,5 +435,46 @@ mod tests {
         assert_eq!(m.warnings.len(), 1);
         assert_eq!(kind_from_name("EnumMember"), Some(SymbolKind::ENUM_MEMBER));
         assert_eq!(kind_name(SymbolKind::TYPE_PARAMETER), "type_parameter");
+    }
+
+    #[test]
+    fn receiver_qualified_names_match_their_method() {
+        let mut inner = sym("newPipeline", SymbolKind::METHOD);
+        inner.container = vec!["Tree".into()];
+        let all = [
+            sym("(*Tree).newPipeline", SymbolKind::METHOD),
+            sym("(Circle).Area", SymbolKind::METHOD),
+            sym("Scale", SymbolKind::FUNCTION),
+        ];
+        for wanted in ["newPipeline", "(*Tree).newPipeline", "Tree.newPipeline"] {
+            let m = find_by_name(&all, wanted, None);
+            assert_eq!(m.symbols.len(), 1, "{wanted}");
+            assert!(!m.substring, "{wanted}");
+            assert_eq!(m.symbols[0].name, "(*Tree).newPipeline");
+        }
+        assert!(
+            find_by_name(&all, "Other.newPipeline", None)
+                .symbols
+                .is_empty()
+        );
+        let m = find_by_name(std::slice::from_ref(&inner), "Tree.newPipeline", None);
+        assert_eq!(m.symbols.len(), 1);
+        assert!(!m.substring);
+    }
+
+    #[test]
+    fn a_use_is_found_in_the_text() {
+        let text = "import { hashKey } from './utils'\n// hashKey here\nconst k = hashKey(x)\n";
+        let r = find_use(text, "hashKey").unwrap();
+        assert_eq!(
+            (r.start.line, r.start.character, r.end.character),
+            (2, 10, 17)
+        );
+        assert_eq!(
+            find_use("import { a } from 'b'\n", "a").unwrap().start.line,
+            0
+        );
+        assert!(find_use("const hashKeys = 1\n", "hashKey").is_none());
+        assert!(find_use("x\n", "a b").is_none());
     }
 }

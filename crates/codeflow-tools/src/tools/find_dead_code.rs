@@ -4,6 +4,15 @@
 //! without the declaration; a symbol with fewer uses than `min_references` (not counting uses
 //! inside its own body) is reported. Every file is opened first, so servers that only know
 //! open files (clangd without a background index) see every use.
+//!
+//! A symbol is reported only when the project's text agrees: if its name is written (as a
+//! whole word) in other files of its language, or in its own file outside its body, as often
+//! as `min_references` (declarations the server knows, like a C prototype, not counted), a
+//! language server that found fewer uses (jedi across modules, say) is
+//! not trusted, and the symbol is counted in `named_elsewhere` instead. Imports (`from
+//! __future__ import annotations`) and dunder names are never candidates.
+
+use std::collections::HashMap;
 
 use codeflow_lsp_pool::lsp_types::SymbolKind;
 use codeflow_session::Right;
@@ -15,9 +24,11 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::imports::Lang;
 use crate::lsp::args::{finish, object, with_warnings};
 use crate::lsp::limit::max_results_schema;
-use crate::lsp::{Document, FileRef, Limited, Locator, Place, kind_name};
+use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name, line_text};
+use codeflow_workspace::LineIndex;
 
 #[derive(Debug)]
 pub struct FindDeadCode;
@@ -68,19 +79,53 @@ fn is_source(rel: &str) -> bool {
         && rel.rsplit_once('.').is_some_and(|(_, e)| EXT.contains(&e))
 }
 
+/// Identifier occurrences in a text, by name.
+fn word_counts(text: &str) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for word in text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+    {
+        *counts.entry(word).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The name as written in code: `(*Tree).newPipeline` → `newPipeline`.
+fn bare_name(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// Whether the declaration's line is an import (the name is brought in, not declared).
+fn is_import_line(line: &str) -> bool {
+    let line = line.trim_start();
+    [
+        "import ",
+        "from ",
+        "#include",
+        "use ",
+        "export {",
+        "export * ",
+    ]
+    .iter()
+    .any(|k| line.starts_with(k))
+}
+
 /// Kinds worth reporting: declarations another file could use.
 fn is_candidate(kind: SymbolKind, name: &str) -> bool {
-    matches!(
-        kind,
-        SymbolKind::FUNCTION
-            | SymbolKind::CLASS
-            | SymbolKind::INTERFACE
-            | SymbolKind::STRUCT
-            | SymbolKind::ENUM
-            | SymbolKind::CONSTANT
-            | SymbolKind::VARIABLE
-            | SymbolKind::METHOD
-    ) && !matches!(name, "main" | "__init__" | "__all__" | "init")
+    !(name.starts_with("__") && name.ends_with("__") && name.len() > 4)
+        && matches!(
+            kind,
+            SymbolKind::FUNCTION
+                | SymbolKind::CLASS
+                | SymbolKind::INTERFACE
+                | SymbolKind::STRUCT
+                | SymbolKind::ENUM
+                | SymbolKind::CONSTANT
+                | SymbolKind::VARIABLE
+                | SymbolKind::METHOD
+        )
+        && !matches!(name, "main" | "__init__" | "__all__" | "init")
 }
 
 impl Tool for FindDeadCode {
@@ -109,7 +154,7 @@ impl Tool for FindDeadCode {
                 json!({"type": "integer", "description": "Uses found outside its own body."}),
             );
         }
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "unused": {"type": "array", "items": place},
@@ -117,10 +162,13 @@ impl Tool for FindDeadCode {
                 "symbols_checked": {"type": "integer"},
                 "total": {"type": "integer"},
                 "truncated": {"type": "boolean"},
+                "named_elsewhere": {"type": "integer", "description": "Symbols the language server found too few uses of but whose name the project's text uses often enough elsewhere: not reported."},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             },
-            "required": ["unused", "files_checked", "symbols_checked", "total", "truncated", "warnings"]
-        })
+            "required": ["unused", "files_checked", "symbols_checked", "total", "truncated", "warnings", "partial"]
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -147,9 +195,14 @@ impl Tool for FindDeadCode {
             if args.exclude_tests {
                 files.retain(|f| !is_test_file(f));
             }
+            let mut coverage = Coverage::default();
             if files.len() > MAX_FILES {
                 warnings.push(format!(
                     "checked the first {MAX_FILES} of {} files; pass `files` to check others",
+                    files.len()
+                ));
+                coverage = Coverage::partial(format!(
+                    "only the first {MAX_FILES} of {} source files were opened and checked; uses in the others were not seen",
                     files.len()
                 ));
                 files.truncate(MAX_FILES);
@@ -165,9 +218,23 @@ impl Tool for FindDeadCode {
                     Err(e) => return Err(e),
                 }
             }
+            // How often each name is written per language, and per file.
+            let counts: Vec<HashMap<&str, usize>> =
+                docs.iter().map(|d| word_counts(&d.text)).collect();
+            let mut by_lang: HashMap<Option<Lang>, HashMap<&str, usize>> = HashMap::new();
+            for (doc, c) in docs.iter().zip(&counts) {
+                let total = by_lang
+                    .entry(Lang::of(doc.file.mirror.rel().as_str()))
+                    .or_default();
+                for (w, n) in c {
+                    *total.entry(w).or_insert(0) += n;
+                }
+            }
+            let mut named_elsewhere = 0usize;
             let mut unused = Vec::new();
             let mut symbols_checked = 0;
-            for doc in &docs {
+            for (doc, own_counts) in docs.iter().zip(&counts) {
+                let lang_counts = &by_lang[&Lang::of(doc.file.mirror.rel().as_str())];
                 let symbols = match doc.symbols().await {
                     Ok(s) => s,
                     Err(e) => {
@@ -175,10 +242,12 @@ impl Tool for FindDeadCode {
                         continue;
                     }
                 };
-                for symbol in symbols
-                    .iter()
-                    .filter(|s| s.container.is_empty() && is_candidate(s.kind, &s.name))
-                {
+                for symbol in symbols.iter().filter(|s| {
+                    s.container.is_empty()
+                        && is_candidate(s.kind, &s.name)
+                        && !line_text(&doc.text, s.selection_range.start.line)
+                            .is_some_and(is_import_line)
+                }) {
                     symbols_checked += 1;
                     let refs = doc
                         .references(symbol.selection_range.start, false)
@@ -194,6 +263,32 @@ impl Tool for FindDeadCode {
                         })
                         .count();
                     if uses < args.min_references {
+                        // The text's count: elsewhere in the language, plus this file
+                        // outside the symbol's body.
+                        let name = bare_name(&symbol.name);
+                        let index = LineIndex::new(&doc.text);
+                        let body = match (
+                            index.offset(symbol.range.start, false),
+                            index.offset(symbol.range.end, false),
+                        ) {
+                            (Ok(a), Ok(b)) if a <= b => &doc.text[a..b],
+                            _ => "",
+                        };
+                        let own = own_counts.get(name).copied().unwrap_or(0);
+                        let in_body = word_counts(body).get(name).copied().unwrap_or(0);
+                        let elsewhere = lang_counts.get(name).copied().unwrap_or(0) - own;
+                        // Declarations outside the body (a C prototype in a header) are not
+                        // uses: the server's declarations, less the definition itself.
+                        let declarations = doc
+                            .references(symbol.selection_range.start, true)
+                            .await
+                            .map_or(1, |with| with.len().saturating_sub(refs.len()).max(1));
+                        let text_uses = (elsewhere + own.saturating_sub(in_body))
+                            .saturating_sub(declarations - 1);
+                        if text_uses >= args.min_references {
+                            named_elsewhere += 1;
+                            continue;
+                        }
                         let place = locator.place(&doc.uri, symbol.selection_range).await;
                         unused.push((place, symbol.name.clone(), kind_name(symbol.kind), uses));
                     }
@@ -228,6 +323,11 @@ impl Tool for FindDeadCode {
             if let Some(n) = limited.notice("unused symbols") {
                 lines.push(n);
             }
+            if named_elsewhere > 0 {
+                lines.push(format!(
+                    "{named_elsewhere} symbol(s) the language server found too few uses of are named elsewhere in the project's text, so they are not reported (find_references shows what the server sees)."
+                ));
+            }
             let rows: Vec<Value> = limited
                 .items
                 .iter()
@@ -237,18 +337,19 @@ impl Tool for FindDeadCode {
                     v
                 })
                 .collect();
-            Ok(finish(
-                &locator,
-                with_warnings(lines.join("\n"), &warnings),
-                json!({
+            let mut text = lines.join("\n");
+            coverage.note(&mut text);
+            let mut structured = json!({
                     "unused": rows,
                     "files_checked": docs.len(),
                     "symbols_checked": symbols_checked,
                     "total": limited.total,
                     "truncated": limited.truncated,
+                    "named_elsewhere": named_elsewhere,
                     "warnings": warnings,
-                }),
-            ))
+            });
+            coverage.mark(&mut structured);
+            Ok(finish(&locator, with_warnings(text, &warnings), structured))
         }
         .boxed()
     }

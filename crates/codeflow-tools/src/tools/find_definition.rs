@@ -12,7 +12,7 @@ use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
 use crate::lsp::goto::goto;
-use crate::lsp::{Document, Locator, kind_name, render_places};
+use crate::lsp::{Document, Locator, render_places};
 
 #[derive(Debug)]
 pub struct FindDefinition;
@@ -86,7 +86,7 @@ impl Tool for FindDefinition {
                 let at = symbol.selection_range.start;
                 let definitions = goto::<GotoDefinition>(&doc, &locator, at).await?;
                 let here = doc.user_position(at);
-                let kind = kind_name(symbol.kind);
+                let kind = symbol.kind_label();
                 text.push(format!(
                     "{kind} {} ({}:{}:{}):",
                     symbol.name, doc.file.client, here.line, here.character

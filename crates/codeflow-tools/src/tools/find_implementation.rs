@@ -61,6 +61,7 @@ impl Tool for FindImplementation {
                 at,
                 args.max_results,
                 "implementations",
+                true,
             )
             .await
         }

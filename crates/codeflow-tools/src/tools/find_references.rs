@@ -10,9 +10,10 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::coverage::{self, Coverage};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
-use crate::lsp::{Document, Limited, Locator, kind_name, render_places};
+use crate::lsp::{Document, FileRef, Limited, Locator, line_text, render_places};
 
 #[derive(Debug)]
 pub struct FindReferences;
@@ -54,7 +55,7 @@ impl Tool for FindReferences {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "symbol_name": {"type": "string"},
@@ -64,8 +65,10 @@ impl Tool for FindReferences {
                 "truncated": {"type": "boolean"},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             },
-            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings"]
-        })
+            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings", "partial"]
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -83,15 +86,46 @@ impl Tool for FindReferences {
             let locator = Locator::new(ctx).await?;
             let mut all = Vec::new();
             let mut symbols = Vec::new();
+            let mut coverage = Coverage::default();
+            let mut reported = std::collections::BTreeSet::new();
+            let mut words = Vec::new();
             for symbol in &found.symbols {
                 let at = symbol.selection_range.start;
-                let refs = doc.references(at, args.include_declaration).await?;
+                coverage = coverage.and(coverage::prepare_at(&doc, at, false).await?);
+                let refs = doc.references(at, true).await?;
+                for r in &refs {
+                    if let Some(FileRef::Project { mirror, .. }) = locator.file(&r.uri) {
+                        reported.insert(mirror.rel().as_str().to_owned());
+                    }
+                }
+                let refs: Vec<_> = if args.include_declaration {
+                    refs
+                } else {
+                    doc.references(at, false).await?
+                };
+                if let Some(word) = line_text(&doc.text, at.line)
+                    .and_then(|line| coverage::identifier_at(line, at.character))
+                {
+                    words.push(word);
+                }
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
                 symbols.push(json!({
-                    "name": symbol.name, "kind": kind_name(symbol.kind),
+                    "name": symbol.name, "kind": symbol.kind_label(),
                     "line": here.line, "character": here.character,
                 }));
+            }
+            // The project's text as a check: files that write the name but got no place.
+            for word in &words {
+                coverage = coverage.and(
+                    coverage::unreported(
+                        doc.workspace(),
+                        doc.file.mirror.rel().as_str(),
+                        word,
+                        &reported,
+                    )
+                    .await,
+                );
             }
             let limited = Limited::new(dedup(all), args.max_results);
             let mut text = if limited.items.is_empty() {
@@ -108,19 +142,18 @@ impl Tool for FindReferences {
                 text.push('\n');
                 text.push_str(&n);
             }
+            coverage.note(&mut text);
             let text = with_warnings(text, &found.warnings);
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "symbol_name": args.symbol_name,
-                    "symbols": symbols,
-                    "references": limited.items,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                    "warnings": found.warnings,
-                }),
-            ))
+            let mut structured = json!({
+                "symbol_name": args.symbol_name,
+                "symbols": symbols,
+                "references": limited.items,
+                "total": limited.total,
+                "truncated": limited.truncated,
+                "warnings": found.warnings,
+            });
+            coverage.mark(&mut structured);
+            Ok(finish(&locator, text, structured))
         }
         .boxed()
     }

@@ -51,8 +51,15 @@ impl Tool for FindTypeDefinition {
             ctx.require(Right::LspQuery)?;
             let args: Args = parse_args(args)?;
             let at = (args.line, args.character);
-            location_tool::<GotoTypeDefinition>(ctx, &args.file_path, at, None, "type definitions")
-                .await
+            location_tool::<GotoTypeDefinition>(
+                ctx,
+                &args.file_path,
+                at,
+                None,
+                "type definitions",
+                false,
+            )
+            .await
         }
         .boxed()
     }

@@ -29,8 +29,9 @@ pub struct PrepareCallHierarchy;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CallsArgs {
+    /// The raw LSP item, or the whole entry prepare_call_hierarchy returned (see [`raw_item`]).
     #[serde(default)]
-    item: Option<CallHierarchyItem>,
+    item: Option<Value>,
     #[serde(default)]
     file_path: Option<String>,
     #[serde(default)]
@@ -43,9 +44,35 @@ pub(crate) fn calls_input_schema() -> Value {
     let mut props: Map<String, Value> = position_properties();
     props.insert("item".into(), json!({
         "type": "object",
-        "description": "A call-hierarchy item exactly as prepare_call_hierarchy returned it (its `item` field). Give this, or file_path + line + character."
+        "description": "A call-hierarchy item as prepare_call_hierarchy returned it: an entry of its `items`, or that entry's `item` (its text answer shows it after `item:`). Give this, or file_path + line + character."
     }));
     json!({"type": "object", "properties": props, "additionalProperties": false})
+}
+
+/// The LSP item out of what an agent passed as `item`: the raw item, or the whole entry of
+/// prepare_call_hierarchy's answer (its `item` member), with `kind` as a number or as the
+/// lowercase name the entries show (`function`).
+fn raw_item(value: Value) -> Result<CallHierarchyItem, ToolError> {
+    let mut value = match value {
+        Value::Object(mut entry) if entry.get("item").is_some_and(Value::is_object) => {
+            entry.remove("item").unwrap_or_default()
+        }
+        other => other,
+    };
+    if let Some(kind) = value.get("kind").and_then(Value::as_str) {
+        let number = crate::lsp::kind_from_name(kind).ok_or_else(|| {
+            ToolError::InvalidArguments(format!(
+                "item.kind `{kind}` is not a symbol kind (known: {})",
+                crate::lsp::symbols::kind_names().join(", ")
+            ))
+        })?;
+        value["kind"] = serde_json::to_value(number).unwrap_or_default();
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ToolError::InvalidArguments(format!(
+            "item: {e}; pass an entry of prepare_call_hierarchy's `items` (or its `item`) unchanged"
+        ))
+    })
 }
 
 /// The schema of an item summary as the three tools return it.
@@ -97,6 +124,7 @@ pub(crate) async fn target_item(
 ) -> Result<(Document, CallHierarchyItem), ToolError> {
     let (doc, position, name) = match (args.item, args.file_path, args.line, args.character) {
         (Some(item), _, _, _) => {
+            let item = raw_item(item)?;
             let path = item.uri.to_file_path().map_err(|()| {
                 ToolError::InvalidArguments(format!("item.uri `{}` is not a file URI", item.uri))
             })?;
@@ -150,7 +178,7 @@ impl CallDirection {
 
     pub fn output_schema(self) -> Value {
         let key = self.key();
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "item": item_schema(),
@@ -160,7 +188,11 @@ impl CallDirection {
                 }, "required": [key, "call_sites"]}}
             },
             "required": ["item", "calls"]
-        })
+        });
+        if matches!(self, Self::Incoming) {
+            crate::lsp::Coverage::schema_members(&mut schema["properties"]);
+        }
+        schema
     }
 
     /// The other end of each call, with where the calls are (the file and ranges).
@@ -208,6 +240,20 @@ impl CallDirection {
         ctx.require(Right::LspQuery)?;
         let args: CallsArgs = parse_args(args)?;
         let (doc, item) = target_item(ctx, args).await?;
+        // Callers are in other files: a server that sees only open files needs them open.
+        let coverage = match self {
+            Self::Incoming => Some(
+                crate::lsp::coverage::prepare(
+                    doc.workspace(),
+                    &doc.server,
+                    doc.file.mirror.rel().as_str(),
+                    crate::lsp::coverage::Wanted::Word(&item.name),
+                    false,
+                )
+                .await?,
+            ),
+            Self::Outgoing => None,
+        };
         let calls = self.request(&doc, &item).await?;
         let locator = Locator::new(ctx).await?;
         let (item_value, item_text) = describe_item(&locator, &item).await;
@@ -230,11 +276,13 @@ impl CallDirection {
             }
             rows.push(json!({self.key(): v, "call_sites": sites}));
         }
-        Ok(finish(
-            &locator,
-            text.join("\n"),
-            json!({"item": item_value, "calls": rows}),
-        ))
+        let mut text = text.join("\n");
+        let mut structured = json!({"item": item_value, "calls": rows});
+        if let Some(coverage) = &coverage {
+            coverage.note(&mut text);
+            coverage.mark(&mut structured);
+        }
+        Ok(finish(&locator, text, structured))
     }
 }
 
@@ -275,8 +323,9 @@ impl Tool for PrepareCallHierarchy {
             let mut text = Vec::new();
             for item in &items {
                 let (v, t) = describe_item(&locator, item).await;
+                // The item the incoming/outgoing tools take, ready to pass as `item`.
+                text.push(format!("{t}\n  item: {}", v["item"]));
                 rows.push(v);
-                text.push(t);
             }
             let text = if text.is_empty() {
                 format!(

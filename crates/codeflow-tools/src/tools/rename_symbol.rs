@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::{Document, from_lsp, kind_name, line_text};
-use crate::tools::rename_symbol_strict::rename_at;
+use crate::lsp::{Document, from_lsp, line_text};
+use crate::tools::rename_symbol_strict::{rename_at, rename_schema_members};
 use codeflow_workspace::outcome_schema;
 
 #[derive(Debug)]
@@ -25,6 +25,12 @@ struct Args {
     symbol_kind: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default = "yes")]
+    verify: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Tool for RenameSymbol {
@@ -33,18 +39,19 @@ impl Tool for RenameSymbol {
     }
 
     fn description(&self) -> &'static str {
-        "Rename a symbol declared in a file, found by its name (optionally its kind), to new_name in every file that uses it, through the language server, and write the edits to your files all or nothing. If several symbols match, nothing is renamed and the candidates are listed with positions for rename_symbol_strict. Use dry_run to see the edits first."
+        "Rename a symbol declared or used in a file, found by its name (optionally its kind), to new_name in every file that uses it, through the language server, and write the edits to your files all or nothing. If several symbols match, nothing is renamed and the candidates are listed with positions for rename_symbol_strict. Use dry_run to see the edits first."
     }
 
     fn input_schema(&self) -> Value {
         json!({
             "type": "object",
             "properties": {
-                "file_path": {"type": "string", "description": "The file that declares the symbol, absolute or relative to the project root."},
-                "symbol_name": {"type": "string", "description": "The symbol's current name."},
+                "file_path": {"type": "string", "description": "A file that declares or uses the symbol, absolute or relative to the project root."},
+                "symbol_name": {"type": "string", "description": "The symbol's current name, as declared or used in the file (a Go method as `newPipeline` or `(*Tree).newPipeline`)."},
                 "new_name": {"type": "string", "description": "The new name."},
                 "symbol_kind": {"type": "string", "description": "Lowercase LSP symbol kind to narrow the match: function, class, method, variable, …"},
-                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."}
+                "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."},
+                "verify": {"type": "boolean", "default": true, "description": "Write nothing if the old name still appears (as a whole word) in the project's files of that language after the rename — places the language server missed would break the code. The places are listed in `leftovers` either way; pass false to write regardless (e.g. when they are other symbols of the same name)."}
             },
             "required": ["file_path", "symbol_name", "new_name"],
             "additionalProperties": false
@@ -62,6 +69,7 @@ impl Tool for RenameSymbol {
             }}
         });
         properties["warnings"] = json!({"type": "array", "items": {"type": "string"}});
+        rename_schema_members(&mut properties);
         json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files"]})
     }
 
@@ -84,16 +92,19 @@ impl Tool for RenameSymbol {
                     symbol.selection_range.start,
                     &args.new_name,
                     args.dry_run,
+                    args.verify,
                 )
                 .await?;
-                let mut text = outcome.to_text(&format!(
+                let ToolOutput {
+                    mut text,
+                    mut structured,
+                } = outcome.output(&format!(
                     "Rename `{}` to `{}`",
                     args.symbol_name, args.new_name
                 ));
                 for w in &found.warnings {
                     text.push_str(&format!("\nWarning: {w}"));
                 }
-                let mut structured = outcome.to_json();
                 structured["warnings"] = json!(found.warnings);
                 return Ok(ToolOutput { text, structured });
             }
@@ -107,7 +118,7 @@ impl Tool for RenameSymbol {
                     );
                     json!({
                         "name": s.name,
-                        "kind": kind_name(s.kind),
+                        "kind": s.kind_label(),
                         "container": s.container.join("."),
                         "path": doc.file.client,
                         "line": at.line,

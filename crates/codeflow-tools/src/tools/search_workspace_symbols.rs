@@ -15,8 +15,9 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, with_warnings};
+use crate::lsp::coverage::Wanted;
 use crate::lsp::limit::max_results_schema;
-use crate::lsp::{Document, FileRef, Limited, Locator, Place, kind_name};
+use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name};
 
 #[derive(Debug)]
 pub struct SearchWorkspaceSymbols;
@@ -93,7 +94,7 @@ impl Tool for SearchWorkspaceSymbols {
         if let Some(props) = place["properties"].as_object_mut() {
             props.insert("container".into(), json!({"type": "string"}));
         }
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "query": {"type": "string"},
@@ -103,8 +104,10 @@ impl Tool for SearchWorkspaceSymbols {
                 "servers": {"type": "array", "items": {"type": "string"}, "description": "Language servers asked."},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             },
-            "required": ["query", "symbols", "total", "truncated", "servers", "warnings"]
-        })
+            "required": ["query", "symbols", "total", "truncated", "servers", "warnings", "partial"]
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -134,8 +137,21 @@ impl Tool for SearchWorkspaceSymbols {
             let mut servers = Vec::new();
             let mut missing = Vec::new();
             let mut rows: Vec<(Place, String, &'static str, String)> = Vec::new();
+            let mut coverage = Coverage::default();
             for (server_id, rel) in &files {
                 let doc = Document::open(ctx, rel).await?;
+                // A server that sees only open files searches those: open the ones that
+                // contain the query.
+                coverage = coverage.and(
+                    crate::lsp::coverage::prepare(
+                        doc.workspace(),
+                        &doc.server,
+                        doc.file.mirror.rel().as_str(),
+                        Wanted::Text(&args.query),
+                        false,
+                    )
+                    .await?,
+                );
                 let response = match doc
                     .server
                     .request::<WorkspaceSymbolRequest>(WorkspaceSymbolParams {
@@ -216,18 +232,18 @@ impl Tool for SearchWorkspaceSymbols {
                     v
                 })
                 .collect();
-            Ok(finish(
-                &locator,
-                with_warnings(lines.join("\n"), &warnings),
-                json!({
-                    "query": args.query,
-                    "symbols": symbols,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                    "servers": servers,
-                    "warnings": warnings,
-                }),
-            ))
+            let mut text = lines.join("\n");
+            coverage.note(&mut text);
+            let mut structured = json!({
+                "query": args.query,
+                "symbols": symbols,
+                "total": limited.total,
+                "truncated": limited.truncated,
+                "servers": servers,
+                "warnings": warnings,
+            });
+            coverage.mark(&mut structured);
+            Ok(finish(&locator, with_warnings(text, &warnings), structured))
         }
         .boxed()
     }

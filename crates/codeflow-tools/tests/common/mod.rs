@@ -66,6 +66,19 @@ impl Fixture {
         Self::serve(name, client, grant).await
     }
 
+    /// A fresh copy of the directory `dir` (a real project, see `codeflow_e2e::registry`),
+    /// synced into a new mirror as project `name`.
+    pub async fn from_dir(name: &str, dir: &Path) -> Self {
+        Self::from_dir_with(name, dir, PoolConfig::default()).await
+    }
+
+    /// [`Fixture::from_dir`] with other language servers (`pool`).
+    pub async fn from_dir_with(name: &str, dir: &Path, pool: PoolConfig) -> Self {
+        let client = tempfile::tempdir().unwrap();
+        copy_dir(dir, client.path());
+        Self::serve_with(name, client, Grant::anonymous(), pool).await
+    }
+
     /// A project `name` made of `files` (relative path, content), synced into a new mirror.
     pub async fn from_files(name: &str, files: &[(&str, &str)]) -> Self {
         let client = tempfile::tempdir().unwrap();
@@ -78,6 +91,15 @@ impl Fixture {
     }
 
     async fn serve(name: &str, client: tempfile::TempDir, grant: Grant) -> Self {
+        Self::serve_with(name, client, grant, PoolConfig::default()).await
+    }
+
+    async fn serve_with(
+        name: &str,
+        client: tempfile::TempDir,
+        grant: Grant,
+        pool: PoolConfig,
+    ) -> Self {
         let root = client.path().canonicalize().unwrap();
         let data = tempfile::tempdir().unwrap();
         let limits = Limits::default();
@@ -91,7 +113,7 @@ impl Fixture {
                 shared: HashMap::new(),
                 prestart_servers: 0,
             },
-            LspPool::new(PoolConfig::default()),
+            LspPool::new(pool),
         ));
         let data_root = data.path().canonicalize().unwrap();
         let files = Arc::new(FileServer::new(&root, limits).unwrap());
