@@ -5,6 +5,8 @@
 mod aliases;
 mod app;
 mod config;
+#[cfg(test)]
+mod config_doc;
 mod gauges;
 mod healthcheck;
 mod projects;
