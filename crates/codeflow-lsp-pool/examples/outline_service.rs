@@ -80,9 +80,9 @@ impl OutlineService {
             })
             .await
             .map_err(|_| "the outline service has stopped")?;
-        Ok(answer
+        answer
             .await
-            .map_err(|_| "the outline service has stopped")??)
+            .map_err(|_| "the outline service has stopped")?
     }
 }
 
