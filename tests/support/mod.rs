@@ -7,6 +7,7 @@
 
 pub mod channels;
 pub mod deploy;
+pub mod doc_commands;
 pub mod fs;
 pub mod results;
 pub mod tools;
