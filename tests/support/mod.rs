@@ -14,6 +14,11 @@ pub mod tools;
 
 pub use fs::tree;
 
+/// The embedding guide, `docs/embedding.md`: here so that `cargo test` compiles (and, where
+/// they need no language server or peer, runs) its sketches.
+#[doc = include_str!("../../docs/embedding.md")]
+pub mod embedding_guide {}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
