@@ -8,6 +8,8 @@
 //!
 //! A leaf crate: it depends on nothing of CodeFlow, and every other crate may use it.
 
+#![warn(missing_docs)]
+
 pub mod path_text;
 pub mod project;
 pub mod rpc_error;
