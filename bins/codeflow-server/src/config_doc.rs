@@ -271,3 +271,51 @@ fn the_go_alias_table_is_what_aliases_rs_reads() {
         "configuration.md's Go alias table (left) and aliases.rs (right)"
     );
 }
+
+#[test]
+fn the_file_limit_variables_are_what_limits_reads_with_their_defaults() {
+    use codeflow_file_stream::Limits;
+    use codeflow_file_stream::limits::parse_size;
+
+    // The names Limits::from_vars asks for.
+    let asked = std::cell::RefCell::new(Vec::new());
+    Limits::from_vars(|name| {
+        asked.borrow_mut().push(name.to_owned());
+        None
+    })
+    .unwrap();
+    let asked: BTreeSet<String> = asked.into_inner().into_iter().collect();
+
+    let doc = doc();
+    let defaults = Limits::default();
+    let mut documented = BTreeSet::new();
+    for row in table(&section(
+        &doc,
+        "## File limits (environment, both server and relay)",
+    )) {
+        assert_eq!(row.len(), 3, "variable | default | meaning: {row:?}");
+        let var = ticked(&row[0]).remove(0);
+        let written = ticked(&row[1]).remove(0);
+        // What the variable sets: set it alone to a recognisable value.
+        let set = Limits::from_vars(|n| (n == var).then(|| "7".to_owned())).unwrap();
+        let (field, default) = if set.max_file_size == 7 {
+            ("max_file_size", defaults.max_file_size)
+        } else if set.max_files == 7 {
+            ("max_files", defaults.max_files)
+        } else if set.max_total_bytes == 7 {
+            ("max_total_bytes", defaults.max_total_bytes)
+        } else {
+            panic!("configuration.md documents {var}, which sets no limit")
+        };
+        assert_eq!(
+            parse_size(&var, &written).unwrap(),
+            default,
+            "the default of {var} ({field}) in configuration.md"
+        );
+        documented.insert(var);
+    }
+    assert_eq!(
+        documented, asked,
+        "configuration.md's file limits (left) and Limits::from_vars (right)"
+    );
+}
