@@ -46,6 +46,25 @@ if ! promtool --version >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi
 
+# nginx (Debian's nginx-light): tests/e2e/proxy.rs runs deploy/nginx/codeflow.conf in front of
+# three servers.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    step "installing nginx (apt: nginx-light)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
+fi
+
+# openssl makes the test certificates and keys (tests/e2e/security.rs, login.rs); ssh-keygen,
+# ssh-agent and ssh-add (openssh-client) the SSH-key login tests' keys and agent.
+if ! command -v openssl >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1 \
+    || ! command -v ssh-agent >/dev/null 2>&1; then
+    step "installing openssl and openssh-client (apt)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl openssh-client
+fi
+
 # The MCP Inspector's CLI: tests/e2e/readme.rs runs the README's Inspector lines with it.
 if ! command -v mcp-inspector >/dev/null 2>&1; then
     step "installing the MCP Inspector (npm)"

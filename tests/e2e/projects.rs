@@ -107,13 +107,15 @@ impl Drop for ReapRun {
     fn drop(&mut self) {
         if let Ok(bytes) = std::fs::read(self.0.join(".mock-claude-call.json"))
             && let Ok(info) = serde_json::from_slice::<Value>(&bytes)
-            && let Some(pgid) = info["pgid"].as_i64()
+            && let Some(pgid) = info["pgid"].as_i64().and_then(|p| i32::try_from(p).ok())
+            && pgid > 1
         {
-            let _ = std::process::Command::new("kill")
-                .arg("-9")
-                .arg(format!("-{pgid}"))
-                .stderr(std::process::Stdio::null())
-                .status();
+            // A system call, not `kill -9 -PGID`: procps-ng 4.0.2's `kill` turns that into
+            // `kill(-1)`, which as root is every process on the machine.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -381,11 +383,121 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_and_without_server_variables()
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        !env.iter()
-            .any(|k| k.starts_with("CLAUDECODE") || k.starts_with("CODEFLOW_")),
+        !env.iter().any(|k| k.starts_with("CLAUDECODE")
+            || (k.starts_with("CODEFLOW_") && *k != "CODEFLOW_RUN_ID")),
         "{env:?}"
     );
     assert_eq!(info["pid"], info["pgid"], "its own process group");
+}
+
+/// The CLI's environment is an allow-list: the clean base every child gets (the language
+/// servers' too), what `exec_env_pass` names, nothing else of the server's.
+#[tokio::test]
+async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
+    let server = start(&[
+        ("ANTHROPIC_API_KEY", "key"),
+        ("EXTRA_ONE", "1"),
+        ("EXTRA_TWO", "2"),
+        ("SOME_SERVER_VARIABLE", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("LANG", "C.UTF-8"),
+        ("CODEFLOW_EXEC_ENV_PASS", r#"["ANTHROPIC_*", "EXTRA_*"]"#),
+        ("CODEFLOW_EXEC_ENV_REMOVE", r#"["EXTRA_TWO"]"#),
+    ])
+    .await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/join", json!({})).await;
+    let run = call(
+        &mut a,
+        3,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "hello"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = events_until_complete(&mut a, &run).await;
+    assert_eq!(events.last().unwrap()["data"]["success"], true);
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(workspace(&server, "alpha").join(".mock-claude-call.json")).unwrap(),
+    )
+    .unwrap();
+    let env: Vec<&str> = info["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for name in ["PATH", "LANG", "ANTHROPIC_API_KEY", "EXTRA_ONE"] {
+        assert!(env.contains(&name), "{name} missing: {env:?}");
+    }
+    for name in [
+        "EXTRA_TWO",
+        "SOME_SERVER_VARIABLE",
+        "AWS_SECRET_ACCESS_KEY",
+        "CLAUDECODE",
+        "CODEFLOW_SOME_SECRET",
+        "CODEFLOW_EXEC_ENV_PASS",
+    ] {
+        assert!(!env.contains(&name), "{name} passed: {env:?}");
+    }
+    // Nothing but the allow-list and the run's marker — aside from what the mock's interpreter launcher sets itself
+    // (a pyenv shim is a shell script: PWD, SHLVL, PYENV_*, _PYENV_*).
+    let base = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_RUNTIME_DIR",
+        "SHELL",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CARGO",
+        "CARGO_HOME",
+        "RUSTC",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTUP_TOOLCHAIN_SOURCE",
+        "RUSTUP_AUTO_INSTALL",
+        "GOPATH",
+        "GOROOT",
+        "GOCACHE",
+        "GOMODCACHE",
+        "GOFLAGS",
+        "GOPROXY",
+        "GOTOOLCHAIN",
+        "GOPRIVATE",
+        "NODE_PATH",
+        "NVM_DIR",
+        "VIRTUAL_ENV",
+        "PYENV_ROOT",
+        "PYENV_VERSION",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "JAVA_HOME",
+    ];
+    for name in &env {
+        assert!(
+            base.contains(name)
+                || name.starts_with("ANTHROPIC_")
+                || name.starts_with("EXTRA_")
+                || ["PWD", "SHLVL", "_", "CODEFLOW_RUN_ID"].contains(name)
+                || name.starts_with("PYENV_")
+                || name.starts_with("_PYENV_"),
+            "{name} is not on the allow-list: {env:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -426,10 +538,10 @@ async fn project_paths_outside_the_root_and_bad_requests_are_refused() {
     assert_eq!(e["code"], -32602);
     let e = call_err(&mut a, 24, "claude/cancel", json!({"runId": "nope"})).await;
     assert_eq!(e["data"]["reason"], "not_found");
-    // Joining another project's channels from this session is refused.
+    // Joining another project (this anonymous session's grant covers every project) that does
+    // not exist.
     let e = call_err(&mut a, 25, "projects/join", json!({"project": "beta"})).await;
-    assert_eq!(e["code"], -32003);
-    assert_eq!(e["data"]["reason"], "forbidden");
+    assert_eq!(e["data"]["reason"], "not_found", "{e}");
     let list = call(&mut a, 26, "projects/list", json!({})).await;
     assert_eq!(list["projects"].as_array().unwrap().len(), 1);
 }
@@ -508,6 +620,117 @@ async fn rights_and_projects_come_from_the_token() {
     let e = call_err(&mut alpha_exec, 1, "claude/cancel", json!({"runId": run})).await;
     assert_eq!(e["data"]["reason"], "not_found", "{e}");
     call(&mut all, 3, "claude/cancel", json!({"runId": run})).await;
+}
+
+/// A session joins another project's runs when its token grants that project, and only then;
+/// each event names its project.
+#[tokio::test]
+async fn a_session_joins_another_project_its_token_grants() {
+    let secret = "s3cret-for-tests-at-least-32-bytes-long";
+    let server = start(&[
+        ("CODEFLOW_JWT_SECRET", secret),
+        ("CODEFLOW_REQUIRE_AUTH", "true"),
+    ])
+    .await;
+    let connect = |token: String, project: &'static str| {
+        let url = server.url();
+        async move {
+            let mut ws = Ws::connect_with_token(&url, Some(&token)).await.unwrap();
+            ws.initialize(project, &format!("/{project}")).await;
+            ws
+        }
+    };
+    let both = "projects:manage claude:execute";
+    let mut watcher = connect(mint(secret, json!(["alpha", "beta"]), both), "alpha").await;
+    let mut beta = connect(mint(secret, json!(["beta"]), both), "beta").await;
+    call(&mut beta, 1, "projects/create", json!({"id": "beta"})).await;
+    call(&mut watcher, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut watcher, 2, "projects/join", json!({})).await;
+    let joined = call(&mut watcher, 3, "projects/join", json!({"project": "beta"})).await;
+    assert_eq!(joined["project"]["id"], "beta", "{joined}");
+    assert_eq!(joined["project"]["subscribers"], 1);
+    assert_eq!(joined["channel"], "ai-response");
+    // A token for alpha alone cannot.
+    let mut alpha_only = connect(mint(secret, json!(["alpha"]), both), "alpha").await;
+    let e = call_err(
+        &mut alpha_only,
+        1,
+        "projects/join",
+        json!({"project": "beta"}),
+    )
+    .await;
+    assert_eq!(e["code"], -32003, "{e}");
+
+    // A run on beta reaches the alpha session, each event naming beta; one on alpha too.
+    let run = call(
+        &mut beta,
+        2,
+        "claude/execute",
+        json!({"project": "beta", "prompt": "hello beta"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &run).await;
+    assert!(seen.len() >= 4, "{seen:#?}");
+    assert!(
+        seen.iter().all(|e| e["data"]["project"] == "beta"),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.last().unwrap()["data"]["success"], true);
+    let own = call(
+        &mut watcher,
+        4,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "hello alpha"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &own).await;
+    assert!(
+        seen.iter().all(|e| e["data"]["project"] == "alpha"),
+        "{seen:#?}"
+    );
+
+    // Leaving beta stops its events; alpha's keep coming.
+    let left = call(
+        &mut watcher,
+        5,
+        "projects/leave",
+        json!({"project": "beta"}),
+    )
+    .await;
+    assert_eq!(left["unsubscribed"], true, "{left}");
+    let info = call(&mut beta, 3, "projects/get", json!({"project": "beta"})).await;
+    assert_eq!(info["subscribers"], 0);
+    let quiet = call(
+        &mut beta,
+        4,
+        "claude/execute",
+        json!({"project": "beta", "prompt": "unseen"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = call(
+        &mut watcher,
+        6,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "mock:slow=300 after"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &own).await;
+    assert!(
+        seen.iter().all(|e| e["data"]["runId"] != quiet.as_str()),
+        "{seen:#?}"
+    );
 }
 
 /// R3: kill -9 during 10,000 appends; on restart every acknowledged append is there, the
@@ -635,6 +858,74 @@ fn nix_kill9(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A message log the server cannot read does not stop it: on restart the project loads, the
+/// bad segment is set aside, and appends and history go on.
+#[tokio::test]
+async fn an_unreadable_message_log_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut server = start_in(dir, &[]).await;
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/create", json!({"id": "beta"})).await;
+    for (id, project) in [(3, "alpha"), (4, "beta")] {
+        call(
+            &mut a,
+            id,
+            "projects/post",
+            json!({"project": project, "payload": "before"}),
+        )
+        .await;
+    }
+    nix_kill9(server.pid());
+    let _ = server.child.wait().await;
+    // alpha's newest segment cannot be read (a directory in its place); beta's log directory
+    // is not a directory at all.
+    let alpha_log = path.join("projects/alpha/messages");
+    let segment = std::fs::read_dir(&alpha_log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    std::fs::remove_file(&segment).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+    let beta_log = path.join("projects/beta/messages");
+    std::fs::remove_dir_all(&beta_log).unwrap();
+    std::fs::write(&beta_log, b"garbage").unwrap();
+
+    let data = reopen(&path, &mut server);
+    let server = start_in(data, &[]).await;
+    let mut a = client(&server, "alpha").await;
+    let list = call(&mut a, 1, "projects/list", json!({})).await;
+    assert_eq!(list["projects"].as_array().unwrap().len(), 2, "{list}");
+    for (id, project) in [(2, "alpha"), (3, "beta")] {
+        call(
+            &mut a,
+            id,
+            "projects/post",
+            json!({"project": project, "payload": "after"}),
+        )
+        .await;
+        let history = call(
+            &mut a,
+            id + 10,
+            "projects/history",
+            json!({"project": project}),
+        )
+        .await;
+        let last = history["entries"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["payload"], "after", "{project}: {history}");
+    }
+    let mut aside = segment.into_os_string();
+    aside.push(".corrupt");
+    assert!(std::path::Path::new(&aside).is_dir());
 }
 
 /// Takes the data directory of a killed server for a restart.

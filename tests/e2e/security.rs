@@ -1073,27 +1073,7 @@ fn make_certificate_for(
     tag: &str,
     usage: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let script = format!(
-        r#"set -e
-cd "{dir}"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-{tag}.key -out ca-{tag}.pem -days 2 -subj "/CN=CodeFlow test CA {tag}" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf-{tag}.key -out leaf-{tag}.csr -subj "/CN=127.0.0.1" 2>/dev/null
-printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n" > ext-{tag}.cnf
-openssl x509 -req -in leaf-{tag}.csr -CA ca-{tag}.pem -CAkey ca-{tag}.key -CAcreateserial -out leaf-{tag}.pem -days 1 -extfile ext-{tag}.cnf 2>/dev/null
-"#,
-        dir = dir.display()
-    );
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl failed");
-    (
-        dir.join(format!("ca-{tag}.pem")),
-        dir.join(format!("leaf-{tag}.pem")),
-        dir.join(format!("leaf-{tag}.key")),
-    )
+    codeflow_e2e::ca_signed_certificate(dir, tag, "127.0.0.1", usage)
 }
 
 /// A wss:// connection that trusts only `ca`.
@@ -1130,28 +1110,7 @@ async fn tls_server_with(
     key: &std::path::Path,
     extra: &[&str],
 ) -> (tokio::process::Child, String, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let port = codeflow_e2e::free_port();
-    let child = tokio::process::Command::new(codeflow_e2e::binary("codeflow-server"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ])
-        .args([
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    (child, format!("wss://127.0.0.1:{port}/ws"), data)
+    codeflow_e2e::spawn_tls_server(cert, key, extra)
 }
 
 /// wss with a generated certificate; a certificate replaced on disk is served to the next

@@ -175,6 +175,92 @@ pub fn self_signed_certificate(dir: &Path, common_name: &str) -> (PathBuf, PathB
     (cert, key)
 }
 
+/// A CA and a leaf certificate signed by it, made with the openssl CLI in `dir`: (ca.pem,
+/// leaf.pem, leaf.key), named with `tag`. The leaf's subject is `CN=<common_name>`, its SAN
+/// `IP:127.0.0.1`, its extended key usage `usage` (`serverAuth` or `clientAuth`).
+pub fn ca_signed_certificate(
+    dir: &Path,
+    tag: &str,
+    common_name: &str,
+    usage: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let script = format!(
+        r#"set -e
+cd "{dir}"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-{tag}.key -out ca-{tag}.pem -days 2 -subj "/CN=CodeFlow test CA {tag}" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf-{tag}.key -out leaf-{tag}.csr -subj "/CN={common_name}" 2>/dev/null
+printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n" > ext-{tag}.cnf
+openssl x509 -req -in leaf-{tag}.csr -CA ca-{tag}.pem -CAkey ca-{tag}.key -CAcreateserial -out leaf-{tag}.pem -days 1 -extfile ext-{tag}.cnf 2>/dev/null
+"#,
+        dir = dir.display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl failed");
+    (
+        dir.join(format!("ca-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.key")),
+    )
+}
+
+/// Signs a leaf certificate for a client with an existing CA (`ca-<ca_tag>.pem` and `.key` in
+/// `dir`, from [`ca_signed_certificate`]): (leaf.pem, leaf.key) named with `tag`.
+pub fn client_certificate(
+    dir: &Path,
+    ca_tag: &str,
+    tag: &str,
+    common_name: &str,
+) -> (PathBuf, PathBuf) {
+    let script = format!(
+        r#"set -e
+cd "{dir}"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf-{tag}.key -out leaf-{tag}.csr -subj "/CN={common_name}" 2>/dev/null
+printf "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n" > ext-{tag}.cnf
+openssl x509 -req -in leaf-{tag}.csr -CA ca-{ca_tag}.pem -CAkey ca-{ca_tag}.key -CAcreateserial -out leaf-{tag}.pem -days 1 -extfile ext-{tag}.cnf 2>/dev/null
+"#,
+        dir = dir.display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl failed");
+    (
+        dir.join(format!("leaf-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.key")),
+    )
+}
+
+/// Starts a server on wss:// with this certificate and extra flags, without waiting for it
+/// (its `/healthz` is behind TLS): (child, wss URL, data dir).
+pub fn spawn_tls_server(
+    cert: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> (Child, String, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(binary("codeflow-server"))
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(data.path())
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, format!("wss://127.0.0.1:{port}/ws"), data)
+}
+
 /// A plain HTTP/1.1 GET on loopback: (status, body).
 pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;

@@ -22,7 +22,7 @@ pub async fn run(target: Resolved) -> i32 {
         TIMEOUT,
         crate::dial::connect(
             &target.server,
-            target.token.as_deref(),
+            target.tokens.current().as_deref(),
             &target.connection_config(),
         ),
     )
@@ -49,7 +49,20 @@ pub async fn run(target: Resolved) -> i32 {
         }
     };
     println!("OK: connected");
-    let params = augment_initialize(
+    let login = match &target.ssh_key {
+        None => None,
+        Some(key) => match crate::ssh_login::login(key, &outbound, &mut inbound).await {
+            Ok(login) => {
+                println!("OK: signed the server's login challenge with the SSH key");
+                Some(login)
+            }
+            Err(e) => {
+                println!("FAILED: SSH-key login: {e}");
+                return 1;
+            }
+        },
+    };
+    let mut params = augment_initialize(
         &target,
         Some(json!({
             "protocolVersion": "2025-11-25",
@@ -57,6 +70,7 @@ pub async fn run(target: Resolved) -> i32 {
             "clientInfo": {"name": "codeflow-client check", "version": env!("CARGO_PKG_VERSION")}
         })),
     );
+    crate::upstream::with_credentials(&target, &mut params, login.as_ref());
     if outbound
         .send(&Message::request(json!(1), "initialize", params))
         .is_err()
@@ -97,7 +111,13 @@ pub async fn run(target: Resolved) -> i32 {
         }
         Ok(Some(Message::Error { error, .. })) => {
             let what = match error.code {
-                codes::UNAUTHORIZED => "the server refused the token",
+                codes::UNAUTHORIZED if target.ssh_key.is_some() => {
+                    "the server refused the SSH-key login"
+                }
+                codes::UNAUTHORIZED if target.tokens.current().is_some() => {
+                    "the server refused the token"
+                }
+                codes::UNAUTHORIZED => "the server refused the connection's credentials",
                 codes::INVALID_PARAMS => "the server refused the project id or root",
                 _ => "the server refused the handshake",
             };

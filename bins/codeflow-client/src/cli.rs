@@ -34,9 +34,42 @@ pub struct Target {
     /// Project directory in this container (default: the current directory).
     #[arg(long, global = true)]
     pub root: Option<PathBuf>,
-    /// Token (JWT) for the server.
+    /// Token (JWT) for the server. It does not change while the relay runs; for tokens that
+    /// are renewed use --token-file or --token-command.
     #[arg(long, global = true, env = "CODEFLOW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the token. The relay re-reads it every second; when another program
+    /// replaces it, the new token is sent to the live session (`auth/refresh`) and used for
+    /// every reconnect.
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_TOKEN_FILE",
+        conflicts_with_all = ["token", "token_command"]
+    )]
+    pub token_file: Option<PathBuf>,
+    /// Command that prints a token on stdout, run at start and again before each token
+    /// expires (a third of its life before `exp`, at most a minute); the new token is sent
+    /// to the live session (`auth/refresh`). Split into words like a shell would (quotes
+    /// work) but run without a shell: write `sh -c '…'` for pipes or variables.
+    #[arg(
+        long,
+        global = true,
+        env = "CODEFLOW_TOKEN_COMMAND",
+        conflicts_with_all = ["token", "token_file"]
+    )]
+    pub token_command: Option<String>,
+    /// OpenSSH private key (ed25519 or RSA, not passphrase-protected) to log in with instead
+    /// of a token: the relay signs the server's one-time challenge; the server looks the
+    /// public key up in its `auth.authorized_keys`.
+    /// With --ssh-agent, it names the public key (or the private key beside its .pub) the
+    /// agent should use.
+    #[arg(long, global = true, env = "CODEFLOW_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// Log in with a key held by the running ssh-agent (SSH_AUTH_SOCK): the one --ssh-key
+    /// names, or the agent's first ed25519 or RSA key.
+    #[arg(long, global = true)]
+    pub ssh_agent: bool,
     /// Seconds a call waits for an unreachable server before it fails with an error.
     #[arg(
         long,
@@ -88,7 +121,10 @@ pub struct Resolved {
     pub server: String,
     pub project: String,
     pub root: PathBuf,
-    pub token: Option<String>,
+    /// The newest token (fixed, or renewed from --token-file / --token-command).
+    pub tokens: crate::tokens::Tokens,
+    /// The key for SSH-key login, when given.
+    pub ssh_key: Option<std::sync::Arc<crate::ssh_login::LoginKey>>,
     /// How long a call waits for an unreachable server.
     pub offline_wait: std::time::Duration,
     /// The hash cache directory, if any.
@@ -127,6 +163,8 @@ impl Target {
             .project
             .clone()
             .ok_or("no project given: pass --project ID (or set PROJECT_ID)")?;
+        // The project rides in the URL too: a proxy in front of several servers routes on it.
+        let server = crate::dial::with_project(&server, &project);
         let root = match &self.root {
             Some(r) => r.clone(),
             None => std::env::current_dir()
@@ -155,10 +193,24 @@ impl Target {
             server,
             project,
             root,
-            token: self.token.clone().filter(|t| !t.is_empty()),
+            tokens: self.tokens()?,
+            ssh_key: crate::ssh_login::LoginKey::from_flags(
+                self.ssh_key.as_deref(),
+                self.ssh_agent,
+            )?
+            .map(std::sync::Arc::new),
             offline_wait: std::time::Duration::from_secs(self.offline_wait_secs.max(1)),
             cache_dir: self.cache_dir(),
         })
+    }
+
+    fn tokens(&self) -> Result<crate::tokens::Tokens, String> {
+        use crate::tokens::Tokens;
+        match (&self.token_file, &self.token_command) {
+            (Some(path), _) => Tokens::from_file(path.clone()),
+            (None, Some(command)) => Tokens::from_command(command),
+            (None, None) => Ok(Tokens::fixed(self.token.clone())),
+        }
     }
 
     fn cache_dir(&self) -> Option<PathBuf> {

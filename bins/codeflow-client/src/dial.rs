@@ -50,6 +50,27 @@ pub fn normalize(raw: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// The dial URL with the project in its query (`?project=ID`, replacing one already there), so a
+/// reverse proxy can send every session of a project to the same server instance by hashing
+/// on it without reading frames (`deploy/nginx/codeflow.conf`). The server itself goes by the
+/// project `initialize` names; the query is only a routing key.
+pub fn with_project(url: &str, project: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return url.to_owned();
+    };
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "project")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("project", project);
+    parsed.to_string()
+}
+
 /// Dials `url` and, when that fails, says why and what to change.
 pub async fn connect(
     url: &str,
@@ -168,6 +189,18 @@ fn unreachable(address: &str, tls: bool, detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_project_rides_in_the_query_for_proxies() {
+        assert_eq!(
+            with_project("ws://h:3000/ws", "web-app"),
+            "ws://h:3000/ws?project=web-app"
+        );
+        assert_eq!(
+            with_project("wss://h/codeflow/ws?shard=2&project=old", "p.1"),
+            "wss://h/codeflow/ws?shard=2&project=p.1"
+        );
+    }
 
     #[test]
     fn a_url_without_a_path_reaches_ws() {

@@ -9,7 +9,9 @@ mod dial;
 mod files;
 mod relay;
 mod serving;
+mod ssh_login;
 mod stdio;
+mod tokens;
 mod upstream;
 
 /// mimalloc: the allocator is on every message's path (P1 in docs/benchmarks.md).

@@ -29,6 +29,9 @@ pub struct Established {
     /// Messages the server sent before the handshake reply (delivered backlog).
     pub early: Vec<Message>,
     pub kind: Reestablished,
+    /// With `--ssh-key`: this connection's signed login (`initialize`'s `auth`), for the
+    /// agent's own `initialize` when it goes out on this connection.
+    pub login: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +52,7 @@ pub fn augment_initialize(target: &Resolved, params: Option<Value>) -> Value {
     };
     params.insert("project".into(), json!(target.project));
     params.insert("projectRoot".into(), json!(target.root.to_string_lossy()));
-    if let Some(token) = &target.token {
+    if let Some(token) = target.tokens.current() {
         params.insert("token".into(), json!(token));
     }
     let capabilities = params.entry("capabilities").or_insert_with(|| json!({}));
@@ -60,6 +63,21 @@ pub fn augment_initialize(target: &Resolved, params: Option<Value>) -> Value {
         }
     }
     Value::Object(params)
+}
+
+/// Puts this connection's credentials in `initialize` params: the newest token, and the SSH
+/// login signed for this connection (a challenge is good for one connection only).
+pub fn with_credentials(target: &Resolved, params: &mut Value, login: Option<&Value>) {
+    if let Value::Object(p) = params {
+        match target.tokens.current() {
+            Some(token) => p.insert("token".into(), json!(token)),
+            None => p.remove("token"),
+        };
+        match login {
+            Some(auth) => p.insert("auth".into(), auth.clone()),
+            None => p.remove("auth"),
+        };
+    }
 }
 
 /// Connects, retrying with full-jitter backoff until it succeeds, then re-runs the handshake if
@@ -92,7 +110,11 @@ async fn attempt(
     memory: &Arc<Mutex<HandshakeMemory>>,
 ) -> Result<Established, String> {
     let (outbound, mut inbound) =
-        crate::dial::connect(&target.server, target.token.as_deref(), config).await?;
+        crate::dial::connect(&target.server, target.tokens.current().as_deref(), config).await?;
+    let login = match &target.ssh_key {
+        Some(key) => Some(crate::ssh_login::login(key, &outbound, &mut inbound).await?),
+        None => None,
+    };
     let (params, previous) = {
         let m = memory.lock();
         (m.init_params.clone(), m.session_id.clone())
@@ -105,8 +127,10 @@ async fn attempt(
             inbound,
             early: Vec::new(),
             kind: Reestablished::New,
+            login,
         });
     };
+    with_credentials(target, &mut params, login.as_ref());
     if let (Some(sid), Value::Object(p)) = (&previous, &mut params) {
         p.insert("sessionId".into(), json!(sid));
     }
@@ -144,6 +168,7 @@ async fn attempt(
                     inbound,
                     early,
                     kind,
+                    login: None,
                 });
             }
             Message::Error { id: rid, error } if rid == id => {

@@ -49,7 +49,7 @@ impl App {
             },
             pool,
         ));
-        let services = Arc::new(ServerServices::new(workspaces));
+        let services = Arc::new(ServerServices::new(workspaces.clone()));
         let mut catalogue = Catalogue::standard();
         if config.test_tools {
             tracing::warn!(
@@ -89,6 +89,10 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the projects store: {e}"))?;
         registry.add_method_family(crate::projects::ExecutorMethods::new(executor.clone()));
+        // Runs on streamed projects: working copies from the mirror, changes back to a relay.
+        let run_files = crate::run_files::MirrorFiles::new(workspaces);
+        run_files.attach(&registry);
+        executor.set_streamed_files(run_files);
         let connection = ConnectionConfig {
             max_message_size: config.max_message_bytes,
             outbound_capacity: config.outbound_queue,

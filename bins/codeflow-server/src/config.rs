@@ -147,6 +147,30 @@ pub struct Flags {
     pub log_level: Option<String>,
 }
 
+/// The `[auth]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// `authorized_keys`-style file for SSH-key login; each key's `codeflow-projects` and
+    /// `codeflow-scope` options name what it grants.
+    pub authorized_keys: Option<PathBuf>,
+    /// Client certificate names (CN or SAN) mapped to grants; needs `tls_client_ca`.
+    pub client_certs: Vec<ClientCertEntry>,
+}
+
+/// One `[[auth.client_certs]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertEntry {
+    /// The certificate's CN, or one of its SANs (DNS name, e-mail, URI, IP address).
+    pub subject: String,
+    /// Project ids, or `["*"]` for every project.
+    pub projects: Vec<String>,
+    /// Rights; default `["file:read", "lsp:query"]`.
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -163,8 +187,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_clients: usize,
     pub jwt_secret: Option<String>,
-    /// PEM Ed25519 public key file: tokens signed with its private key (EdDSA) are accepted.
+    /// PEM public key file, Ed25519 or RSA: tokens signed with its private key (EdDSA or
+    /// RS256) are accepted.
     pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file: tokens whose header `kid` names one of its public keys are checked with
+    /// it (re-read when the file changes).
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// Credentials other than tokens: SSH keys and client certificates.
+    pub auth: AuthSection,
     pub require_auth: bool,
     /// Rights of clients without a token, space-separated (e.g. `"file:read lsp:query"`).
     /// With a secret, unset means tokens are required; without one, unset means every right.
@@ -241,6 +271,9 @@ pub struct Config {
     pub exec_kill_grace_ms: u64,
     /// Longest stream-json line, in bytes; longer lines become error events.
     pub exec_max_line_bytes: usize,
+    /// Variables of the server's environment passed to the CLI besides the clean base (`PATH`,
+    /// `HOME`, the locale, toolchains); a trailing `*` matches a prefix.
+    pub exec_env_pass: Vec<String>,
     /// More environment variables withheld from the CLI (`CLAUDECODE*` and `CODEFLOW_*`
     /// always are); a trailing `*` matches a prefix.
     pub exec_env_remove: Vec<String>,
@@ -272,6 +305,8 @@ impl Default for Config {
             max_clients: 10_000,
             jwt_secret: None,
             jwt_public_key: None,
+            jwt_jwks_file: None,
+            auth: AuthSection::default(),
             require_auth: false,
             anonymous_rights: None,
             jwt_issuer: "codeflow".into(),
@@ -311,6 +346,7 @@ impl Default for Config {
             exec_exit_grace_secs: 10,
             exec_kill_grace_ms: 3000,
             exec_max_line_bytes: 4 * 1024 * 1024,
+            exec_env_pass: codeflow_claude_executor::config::default_env_pass(),
             exec_env_remove: Vec::new(),
             exec_run_as_uid: None,
             exec_run_as_gid: None,
@@ -345,6 +381,7 @@ impl Config {
             kill_grace: Duration::from_millis(self.exec_kill_grace_ms),
             max_line_bytes: self.exec_max_line_bytes.max(1024),
             max_projects: self.max_projects,
+            env_pass: self.exec_env_pass.clone(),
             env_remove: self.exec_env_remove.clone(),
             run_as_uid: self.exec_run_as_uid,
             run_as_gid: self.exec_run_as_gid,
@@ -405,9 +442,33 @@ impl Config {
                     .with_context(|| format!("cannot read jwt_public_key {}", path.display()))?,
             ),
         };
+        let mut client_certs = Vec::new();
+        for entry in &self.auth.client_certs {
+            let projects = if entry.projects.iter().any(|p| p == "*") {
+                None
+            } else {
+                Some(entry.projects.clone())
+            };
+            let rights = match &entry.scope {
+                None => vec![
+                    codeflow_session::Right::FileRead,
+                    codeflow_session::Right::LspQuery,
+                ],
+                Some(words) => parse_rights(&words.join(" "))
+                    .with_context(|| format!("auth.client_certs `{}`", entry.subject))?,
+            };
+            client_certs.push(codeflow_session::CertGrant {
+                subject: entry.subject.clone(),
+                projects,
+                rights: rights.into_iter().collect(),
+            });
+        }
         let auth = codeflow_session::AuthConfig {
             jwt_secret: self.jwt_secret.clone(),
             jwt_public_key_pem,
+            jwks_file: self.jwt_jwks_file.clone(),
+            client_certs,
+            authorized_keys: self.auth.authorized_keys.clone(),
             require_auth: self.require_auth,
             anonymous_rights,
             issuer: self.jwt_issuer.clone(),
@@ -418,12 +479,8 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        self.auth()?;
-        if !self.bind.is_loopback()
-            && self.jwt_secret.is_none()
-            && self.jwt_public_key.is_none()
-            && !self.insecure
-        {
+        let auth = self.auth()?;
+        if !self.bind.is_loopback() && !auth.has_credentials() && !self.insecure {
             bail!(
                 "refusing to listen on {} without authentication: anyone who can reach it could read and edit projects. \
                  Set --jwt-secret (tokens are then required), or pass --insecure if the network is trusted",
@@ -435,6 +492,11 @@ impl Config {
         }
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             bail!("--tls-client-ca needs --tls-cert and --tls-key");
+        }
+        if !self.auth.client_certs.is_empty() && self.tls_client_ca.is_none() {
+            bail!(
+                "auth.client_certs needs tls_client_ca: only certificates the server verified can be mapped to grants"
+            );
         }
         if self.max_json_depth < 8 {
             bail!("max_json_depth must be at least 8 (MCP messages nest a few levels)");

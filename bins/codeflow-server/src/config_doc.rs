@@ -96,8 +96,8 @@ const COMPUTED_DEFAULTS: &[(&str, &str)] = &[
 #[test]
 fn every_server_key_is_documented_with_its_env_name_flag_and_default() {
     let doc = doc();
-    let defaults = serde_json::to_value(Config::default()).unwrap();
-    let defaults = defaults.as_object().unwrap();
+    let defaults_value = serde_json::to_value(Config::default()).unwrap();
+    let defaults = defaults_value.as_object().unwrap();
     let flags: BTreeSet<String> = Cli::command()
         .get_arguments()
         .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
@@ -110,7 +110,12 @@ fn every_server_key_is_documented_with_its_env_name_flag_and_default() {
             5,
             "key | env | flag | default | meaning: {row:?}"
         );
-        let keys = ticked(&row[0]);
+        // `auth.authorized_keys` is a key of a table; `[[auth.client_certs]]` an array of
+        // tables, written as TOML writes it.
+        let keys: Vec<String> = ticked(&row[0])
+            .iter()
+            .map(|k| k.trim_start_matches("[[").trim_end_matches("]]").to_owned())
+            .collect();
         assert!(!keys.is_empty(), "a key in backticks: {row:?}");
         let envs = ticked(&row[1]);
         let row_flags = ticked(&row[2]);
@@ -120,14 +125,18 @@ fn every_server_key_is_documented_with_its_env_name_flag_and_default() {
                 documented.insert(key.clone(), ()).is_none(),
                 "`{key}` is documented twice"
             );
-            let Some(default) = defaults.get(key) else {
-                panic!("configuration.md documents `{key}`, which the server does not have")
-            };
+            let default = key
+                .split('.')
+                .try_fold(&defaults_value, |v, k| v.get(k))
+                .unwrap_or_else(|| {
+                    panic!("configuration.md documents `{key}`, which the server does not have")
+                });
             // env: CODEFLOW_<KEY>, a table's keys below it with `__`.
-            let env = if default.is_object() && key != "shared_projects" {
-                format!("CODEFLOW_{}__<KEY>", key.to_uppercase())
+            let env_key = key.replace('.', "__").to_uppercase();
+            let env = if key == "lsp" {
+                format!("CODEFLOW_{env_key}__<KEY>")
             } else {
-                format!("CODEFLOW_{}", key.to_uppercase())
+                format!("CODEFLOW_{env_key}")
             };
             assert_eq!(
                 envs.get(i),
@@ -155,6 +164,20 @@ fn every_server_key_is_documented_with_its_env_name_flag_and_default() {
             } else {
                 row[3].as_str()
             };
+            // Lists and tables: the page's JSON, compared as values (spacing is free).
+            if (default.is_array() || default.is_object()) && key != "lsp" {
+                let json = written.trim_matches('`');
+                let parsed: Value = serde_json::from_str(json).unwrap_or_else(|e| {
+                    panic!(
+                        "the default of `{key}` in configuration.md is not JSON: {written} ({e})"
+                    )
+                });
+                assert_eq!(
+                    &parsed, default,
+                    "the default of `{key}` in configuration.md"
+                );
+                continue;
+            }
             let expected = match COMPUTED_DEFAULTS.iter().find(|(k, _)| k == key) {
                 Some((_, text)) => (*text).to_owned(),
                 None => match render(default).as_str() {
@@ -168,9 +191,16 @@ fn every_server_key_is_documented_with_its_env_name_flag_and_default() {
             );
         }
     }
-    let missing: Vec<&String> = defaults
-        .keys()
-        .filter(|k| !documented.contains_key(*k))
+    // A key is documented by its own row, or (a table) by a row for each of its keys.
+    let missing: Vec<String> = defaults
+        .iter()
+        .flat_map(|(k, v)| match v.as_object() {
+            Some(table) if !documented.contains_key(k) => {
+                table.keys().map(|sub| format!("{k}.{sub}")).collect()
+            }
+            _ => vec![k.clone()],
+        })
+        .filter(|k| !documented.contains_key(k))
         .collect();
     assert!(
         missing.is_empty(),

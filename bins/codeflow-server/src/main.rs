@@ -4,6 +4,7 @@
 
 mod aliases;
 mod app;
+mod client_cert;
 mod config;
 #[cfg(test)]
 mod config_doc;
@@ -11,6 +12,7 @@ mod gauges;
 mod healthcheck;
 mod projects;
 mod routes;
+mod run_files;
 mod tls_reload;
 
 use std::net::SocketAddr;

@@ -50,6 +50,7 @@ pub fn authorize(session: &Session, need: Need, project: &str) -> Result<(), Exe
     let right = match need {
         Need::Manage => Right::ProjectsManage,
         Need::Execute => Right::ClaudeExecute,
+        Need::WriteFiles => Right::FileWrite,
     };
     if !session.has(right) {
         return Err(ExecError::new(
@@ -177,6 +178,7 @@ impl MethodFamily for ExecutorMethods {
                 | "projects/history"
                 | "claude/execute"
                 | "claude/cancel"
+                | "claude/changes"
         )
     }
 
@@ -196,26 +198,26 @@ impl MethodFamily for ExecutorMethods {
             match method.as_str() {
                 "projects/join" | "projects/leave" => {
                     let since = since(&params)?;
-                    let named = params.get("project").and_then(Value::as_str);
-                    if let Some(name) = named
-                        && name != session.project.as_str()
-                    {
-                        return Err(to_error(
-                            ExecError::new(
-                                ErrorKind::Forbidden,
-                                format!(
-                                    "a session joins only its own project (`{}`), not `{name}`",
-                                    session.project
-                                ),
-                            )
-                            .suggest("open a session (initialize) for that project to watch it"),
-                        ));
-                    }
+                    // The session's own project, or another one its token grants (the executor
+                    // checks the right and the project, as for every projects/* method).
+                    let other = match params.get("project") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(name)) if name == session.project.as_str() => None,
+                        Some(Value::String(name)) => Some(ProjectId::parse(name).map_err(|e| {
+                            to_error(ExecError::invalid(format!("`project`: {e}")))
+                        })?),
+                        Some(_) => {
+                            return Err(to_error(ExecError::invalid(
+                                "`project` must be a project id",
+                            )));
+                        }
+                    };
+                    let project = other.as_ref().unwrap_or(&session.project).clone();
                     let mut params = params;
                     if let Value::Object(map) = &mut params {
-                        map.insert("project".into(), session.project.as_str().into());
+                        map.insert("project".into(), project.as_str().into());
                     } else {
-                        params = serde_json::json!({"project": session.project.as_str()});
+                        params = serde_json::json!({"project": project.as_str()});
                     }
                     let info = executor
                         .call(&method, params, &caller)
@@ -225,12 +227,14 @@ impl MethodFamily for ExecutorMethods {
                     extra.insert("project".into(), info);
                     Ok(if method == "projects/join" {
                         MethodReply::Subscribe {
+                            project: other,
                             channel: Channel::AiResponse,
                             since,
                             extra,
                         }
                     } else {
                         MethodReply::Unsubscribe {
+                            project: other,
                             channel: Channel::AiResponse,
                             extra,
                         }

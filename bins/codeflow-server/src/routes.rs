@@ -31,6 +31,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 async fn websocket(
     State(app): State<App>,
+    tls: Option<axum::Extension<std::sync::Arc<axum_server::tls::TlsInfo>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -85,6 +86,7 @@ async fn websocket(
             };
             let context = SocketContext {
                 header_token,
+                client_cert_names: crate::client_cert::names(tls.as_ref().map(|t| &t.0)),
                 rate_limit: app.rate_limit,
                 max_concurrent_requests: app.max_concurrent_requests,
             };

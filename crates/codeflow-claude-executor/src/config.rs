@@ -31,8 +31,13 @@ pub struct ExecutorConfig {
     pub max_line_bytes: usize,
     /// Most projects the server holds.
     pub max_projects: usize,
-    /// Environment variables not passed to the CLI, besides `CLAUDECODE*` and `CODEFLOW_*`
-    /// (which are always removed). A trailing `*` matches a prefix.
+    /// Variables of the server's environment passed to the CLI besides the clean base every
+    /// child gets (`codeflow_types::child_env`: `PATH`, `HOME`, the locale, toolchains). A
+    /// trailing `*` matches a prefix. `CLAUDECODE*` and `CODEFLOW_*` never pass.
+    pub env_pass: Vec<String>,
+    /// Environment variables not passed to the CLI even when the base or `env_pass` has them,
+    /// besides `CLAUDECODE*` and `CODEFLOW_*` (which are always removed). A trailing `*`
+    /// matches a prefix.
     pub env_remove: Vec<String>,
     /// Run the CLI as this user and group (the server must be allowed to switch).
     pub run_as_uid: Option<u32>,
@@ -41,6 +46,11 @@ pub struct ExecutorConfig {
     pub limits: Limits,
     /// The message log.
     pub log: LogConfig,
+}
+
+/// What `env_pass` is unless configured: the CLI's credentials and settings.
+pub fn default_env_pass() -> Vec<String> {
+    vec!["ANTHROPIC_*".to_owned(), "CLAUDE_CONFIG_DIR".to_owned()]
 }
 
 /// Resource limits (`setrlimit`) applied to a run through util-linux `prlimit`, which must be
@@ -91,6 +101,7 @@ impl Default for ExecutorConfig {
             kill_grace: Duration::from_secs(3),
             max_line_bytes: 4 * 1024 * 1024,
             max_projects: 1000,
+            env_pass: default_env_pass(),
             env_remove: Vec::new(),
             run_as_uid: None,
             run_as_gid: None,

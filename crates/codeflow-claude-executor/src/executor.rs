@@ -28,6 +28,12 @@ use crate::process;
 use crate::project::{self, LiveRun, ProjectMeta, Status, now_millis};
 use crate::run::{Outcome, RunCancel, RunObserver, supervise};
 use crate::sink::{Caller, EventSink, Need};
+use crate::streamed::StreamedFiles;
+use crate::working_copy;
+
+mod streamed_run;
+
+use streamed_run::add_changes;
 
 /// Longest prompt accepted, in bytes (the OS limits one argument to 128 KiB on Linux).
 pub const MAX_PROMPT_BYTES: usize = 128 * 1024 - 1;
@@ -59,6 +65,8 @@ pub struct Executor {
     runs: Mutex<HashMap<String, LiveHandle>>,
     tasks: TaskTracker,
     closing: CancellationToken,
+    /// Streamed projects' files (set by the server once its sessions exist).
+    streams: Mutex<Option<Arc<dyn StreamedFiles>>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -95,6 +103,7 @@ impl Executor {
             runs: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
+            streams: Mutex::new(None),
         });
         let entries = std::fs::read_dir(&executor.config.state_dir)
             .map_err(|e| io_err("cannot read the projects state directory", e))?;
@@ -118,12 +127,14 @@ impl Executor {
                 tracing::error!(path = %path.display(), "project metadata names another id; skipping");
                 continue;
             }
-            let dir = executor.root.join(&meta.path);
-            let log = MessageLog::open(
-                project::log_dir(&executor.config.state_dir, &id),
-                executor.config.log.clone(),
-            )
-            .map_err(|e| io_err(&format!("cannot open the message log of `{id}`"), e))?;
+            let dir = if meta.streamed {
+                PathBuf::new()
+            } else {
+                executor.root.join(&meta.path)
+            };
+            let Some(log) = open_log_or_set_aside(&executor.config, &id) else {
+                continue;
+            };
             let project = Arc::new(Project {
                 meta: Mutex::new(meta),
                 dir,
@@ -133,6 +144,16 @@ impl Executor {
             });
             executor.projects.lock().insert(id.clone(), project.clone());
             executor.recover(&id, &project).await?;
+            let runs = working_copy::runs_dir(&executor.config.state_dir, &id);
+            match working_copy::sweep(&runs) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(project = %id, removed = n, "removed working copies of runs that never started");
+                }
+                Err(e) => {
+                    tracing::warn!(project = %id, error = %e, "cannot clean the project's run directory");
+                }
+            }
         }
         Ok(executor)
     }
@@ -147,24 +168,44 @@ impl Executor {
             meta.status = Status::Idle;
             meta.current_run.take()
         };
+        let streamed = project.meta.lock().streamed;
         if let Some(live) = &live {
-            // Its process group may still run: stop it, unless the pid now names another process.
+            // Its processes may still run: every process carrying the run's marker (also when
+            // the server died before saving the pid, or the leader is gone and a grandchild
+            // lives on), and the saved group, unless the pid now names another process.
+            let mut groups = process::groups_of_run(&live.run_id);
             if live.pgid > 1
                 && live.start_ticks.is_some()
                 && process::start_ticks(live.pgid) == live.start_ticks
+                && !groups.contains(&live.pgid)
             {
+                groups.push(live.pgid);
+            }
+            for pgid in groups {
                 tracing::warn!(
                     project = id,
-                    pgid = live.pgid,
+                    pgid,
+                    run = %live.run_id,
                     "killing the process group of a run left by the previous server"
                 );
-                process::signal_group(live.pgid, Signal::SIGKILL);
+                process::signal_group(pgid, Signal::SIGKILL);
             }
-            let event = json!({
+            let mut event = json!({
                 "type": "complete", "runId": live.run_id, "exitCode": null, "signal": null,
                 "success": false, "aborted": true, "reason": "server restarted",
                 "costUsd": null, "durationMs": now_millis().saturating_sub(live.started_at),
             });
+            if streamed {
+                let record = self
+                    .finish_working_copy(
+                        id,
+                        &live.run_id,
+                        "",
+                        Some("the server restarted during the run"),
+                    )
+                    .await;
+                add_changes(&mut event, &record);
+            }
             self.emit(id, project, "", event).await;
         }
         self.persist(project).await?;
@@ -173,6 +214,15 @@ impl Executor {
             "project was executing when the server stopped; now idle"
         );
         Ok(())
+    }
+
+    /// Connects streamed projects' files (runs on a streamed project need it).
+    pub fn set_streamed_files(&self, streams: Arc<dyn StreamedFiles>) {
+        *self.streams.lock() = Some(streams);
+    }
+
+    fn streams(&self) -> Option<Arc<dyn StreamedFiles>> {
+        self.streams.lock().clone()
     }
 
     /// The configuration.
@@ -219,6 +269,7 @@ impl Executor {
             "projects/history" => self.history(&params, caller).await,
             "claude/execute" => self.execute(&params, caller).await,
             "claude/cancel" => self.cancel(&params, caller),
+            "claude/changes" => self.run_changes(&params, caller).await,
             other => Err(ExecError::new(
                 ErrorKind::NotFound,
                 format!("method `{other}` not found"),
@@ -256,6 +307,7 @@ impl Executor {
         json!({
             "id": id,
             "path": meta.path,
+            "streamed": meta.streamed,
             "status": meta.status,
             "conversationId": meta.conversation_id,
             "subscribers": project.members.lock().len(),
@@ -290,8 +342,19 @@ impl Executor {
             .to_owned();
         paths::check_id(&id)?;
         caller.check(Need::Manage, &id)?;
+        let streamed = match params.get("streamed") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ExecError::invalid("`streamed` must be a boolean")),
+        };
         let rel = match params.get("path") {
+            None | Some(Value::Null) if streamed => String::new(),
             None | Some(Value::Null) => id.clone(),
+            Some(_) if streamed => {
+                return Err(ExecError::invalid(
+                    "a streamed project has no `path`: its files are the client's",
+                ));
+            }
             Some(Value::String(p)) => paths::normalise(p)?,
             Some(_) => return Err(ExecError::invalid("`path` must be a string")),
         };
@@ -314,8 +377,11 @@ impl Executor {
                 )
                 .suggest("delete projects you no longer need, or raise max_projects"));
             }
-            for (other, p) in projects.iter() {
+            for (other, p) in projects.iter().filter(|_| !streamed) {
                 let theirs = p.meta.lock().path.clone();
+                if theirs.is_empty() {
+                    continue; // a streamed project has no directory
+                }
                 let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
                 if nested(&rel, &theirs) || nested(&theirs, &rel) {
                     return Err(ExecError::new(
@@ -326,15 +392,20 @@ impl Executor {
                 }
             }
         }
-        let root = self.root.clone();
-        let rel_for_dir = rel.clone();
-        let dir = tokio::task::spawn_blocking(move || paths::resolve_dir(&root, &rel_for_dir))
-            .await
-            .map_err(|e| io_err("directory check failed", e))??;
+        let dir = if streamed {
+            PathBuf::new()
+        } else {
+            let root = self.root.clone();
+            let rel_for_dir = rel.clone();
+            tokio::task::spawn_blocking(move || paths::resolve_dir(&root, &rel_for_dir))
+                .await
+                .map_err(|e| io_err("directory check failed", e))??
+        };
         let now = now_millis();
         let meta = ProjectMeta {
             id: id.clone(),
             path: rel,
+            streamed,
             status: Status::Idle,
             conversation_id: None,
             created_at: now,
@@ -532,6 +603,23 @@ impl Executor {
                 asked
             }
         };
+        let streamed = project.meta.lock().streamed;
+        let streams = if streamed {
+            // The run's changes are written to the client's files.
+            caller.check(Need::WriteFiles, &id)?;
+            let streams = self.streams().filter(|s| s.available(&id)).ok_or_else(|| {
+                ExecError::new(
+                    ErrorKind::Conflict,
+                    format!("no live session of project `{id}` serves its files"),
+                )
+                .suggest(
+                    "start codeflow-client for the project (it streams the files), then run again",
+                )
+            })?;
+            Some(streams)
+        } else {
+            None
+        };
         let run_id = uuid::Uuid::new_v4().to_string();
         // Claim the project (one run at a time).
         let resume = {
@@ -566,9 +654,45 @@ impl Executor {
             });
             resume
         };
-        let started = match process::spawn(&self.config, &project.dir, prompt, resume.as_deref()) {
+        let cwd = match &streams {
+            None => project.dir.clone(),
+            Some(streams) => match self
+                .working_copy(streams.as_ref(), &id, &run_id, caller.session_id())
+                .await
+            {
+                Ok(work) => work,
+                Err(e) => {
+                    {
+                        let mut meta = project.meta.lock();
+                        meta.status = Status::Idle;
+                        meta.current_run = None;
+                    }
+                    let _ = self.persist(&project).await;
+                    return Err(e);
+                }
+            },
+        };
+        // The claim is durable before the CLI exists: a server that dies from here on finds
+        // the run on its next start and kills what carries the run's marker.
+        if let Err(e) = self.persist(&project).await {
+            {
+                let mut meta = project.meta.lock();
+                meta.status = Status::Idle;
+                meta.current_run = None;
+            }
+            if streams.is_some() {
+                let dir = working_copy::run_dir(&self.config.state_dir, &id, &run_id);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.suggest("check the data directory's disk; the run was not started"));
+        }
+        let started = match process::spawn(&self.config, &cwd, &run_id, prompt, resume.as_deref()) {
             Ok(s) => s,
             Err(e) => {
+                if streams.is_some() {
+                    let dir = working_copy::run_dir(&self.config.state_dir, &id, &run_id);
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 let message = format!("cannot start `{}`: {e}", self.config.claude_cmd);
                 {
                     let mut meta = project.meta.lock();
@@ -644,6 +768,17 @@ impl Executor {
         };
         let outcome: Outcome =
             supervise(started, &run_id, &self.config, timeout, &cancel, &observer).await;
+        // A streamed project stays `executing` until the changes are back on the client, so a
+        // next run copies files that include them.
+        let changes = if project.meta.lock().streamed {
+            let refused = (!outcome.success).then_some("the run did not succeed");
+            Some(
+                self.finish_working_copy(&id, &run_id, &session, refused)
+                    .await,
+            )
+        } else {
+            None
+        };
         let duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
         let conversation = {
             let mut meta = project.meta.lock();
@@ -660,11 +795,7 @@ impl Executor {
         self.runs.lock().remove(&run_id);
         crate::metrics::run_completed(outcome.success, outcome.aborted, outcome.lines);
         tracing::info!(project = %id, run = %run_id, reason = %outcome.reason, success = outcome.success, "run ended");
-        self.emit(
-            &id,
-            &project,
-            &session,
-            json!({
+        let mut event = json!({
                 "type": "complete", "runId": run_id,
                 "exitCode": outcome.exit_code, "signal": outcome.signal,
                 "success": outcome.success, "aborted": outcome.aborted,
@@ -673,9 +804,11 @@ impl Executor {
                 "resultSubtype": outcome.result_subtype,
                 "conversationId": conversation, "lines": outcome.lines,
                 "stderr": outcome.stderr_tail,
-            }),
-        )
-        .await;
+        });
+        if let Some(record) = &changes {
+            add_changes(&mut event, record);
+        }
+        self.emit(&id, &project, &session, event).await;
     }
 
     fn cancel(
@@ -710,7 +843,9 @@ impl Executor {
     }
 
     /// Publishes a run event and records it in the project's log, in order.
-    async fn emit(&self, id: &str, project: &Project, session: &str, event: Value) {
+    async fn emit(&self, id: &str, project: &Project, session: &str, mut event: Value) {
+        // Sessions may watch several projects' runs: every event names its project.
+        event["project"] = Value::String(id.to_owned());
         let kind = format!("run.{}", event["type"].as_str().unwrap_or("event"));
         self.sink.publish(id, event.clone());
         project
@@ -778,6 +913,33 @@ impl RunObserver for Observer<'_> {
         };
         if changed && let Err(e) = self.executor.persist(self.project).await {
             tracing::error!(project = %self.id, error = %e, "cannot persist the conversation id");
+        }
+    }
+}
+
+/// Opens a project's message log on start. A log that cannot be opened (an unreadable
+/// directory, say; unreadable segments are set aside by the log itself) is renamed to
+/// `messages.corrupt-<ms>` and a fresh one started; if even that fails the project is skipped.
+/// Either way the server starts.
+fn open_log_or_set_aside(config: &ExecutorConfig, id: &str) -> Option<MessageLog> {
+    let dir = project::log_dir(&config.state_dir, id);
+    let first = match MessageLog::open(dir.clone(), config.log.clone()) {
+        Ok(log) => return Some(log),
+        Err(e) => e,
+    };
+    let aside = dir.with_file_name(format!("messages.corrupt-{}", now_millis()));
+    tracing::error!(
+        project = id, dir = %dir.display(), error = %first,
+        "cannot open the project's message log; setting it aside as {} and starting a new one",
+        aside.display()
+    );
+    let opened = std::fs::rename(&dir, &aside)
+        .and_then(|()| MessageLog::open(dir.clone(), config.log.clone()));
+    match opened {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(project = id, error = %e, "cannot start a new message log either; the project is not loaded");
+            None
         }
     }
 }

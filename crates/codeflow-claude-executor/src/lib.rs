@@ -12,7 +12,10 @@
 //!   repair) and its time queries.
 //! - [`paths`] — project ids and directories under the projects root.
 //! - [`sink`] — the seams to the server: [`EventSink`] (where run events go) and [`Caller`]
-//!   (who asks, and what they may do).
+//!   (who asks, and what they may do); [`streamed`] — [`StreamedFiles`], a streamed project's
+//!   files (copied out into a run's working copy, its changes written back to the client).
+//! - [`working_copy`] — a run's private copy of a streamed project and the record of its
+//!   changes (`claude/changes`).
 //!
 //! It deliberately knows nothing of sessions, WebSocket or LSP.
 
@@ -30,6 +33,8 @@ pub mod project;
 pub(crate) mod run;
 pub mod sink;
 pub mod stream_json;
+pub mod streamed;
+pub mod working_copy;
 
 pub use config::{ExecutorConfig, Limits, LogConfig};
 pub use error::{ErrorKind, ExecError};
@@ -37,3 +42,4 @@ pub use executor::Executor;
 pub use history::{HistoryPage, HistoryQuery};
 pub use log::{MessageLog, NewEntry};
 pub use sink::{Caller, EventSink, Need};
+pub use streamed::{FileChange, StreamedFiles, WriteBackOutcome};

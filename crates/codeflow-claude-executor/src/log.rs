@@ -141,19 +141,38 @@ impl Writer {
         let mut active = None;
         let segs = segments(&dir)?;
         for (first, path) in segs.iter().rev() {
-            let (len, ts) = repair_tail(path)?;
-            if len == 0 {
-                // Nothing survived in it: remove it so its name does not claim a first entry.
-                fs::remove_file(path)?;
-                crate::atomic::sync_dir(&dir)?;
-                continue;
+            let newest = Some(path) == segs.last().map(|(_, p)| p);
+            let opened = repair_tail(path).and_then(|(len, ts)| {
+                if len == 0 {
+                    // Nothing survived in it: remove it so its name does not claim a first
+                    // entry.
+                    fs::remove_file(path)?;
+                    crate::atomic::sync_dir(&dir)?;
+                    return Ok(None);
+                }
+                let file = if newest {
+                    Some(OpenOptions::new().append(true).open(path)?)
+                } else {
+                    None
+                };
+                Ok(Some((len, ts, file)))
+            });
+            match opened {
+                Err(e) => {
+                    // An unreadable segment must not stop the server: set it aside, keep the
+                    // stamps after its name, and go on with the older ones.
+                    quarantine(path, &e);
+                    last_ts = last_ts.max(*first);
+                }
+                Ok(None) => {}
+                Ok(Some((len, ts, file))) => {
+                    last_ts = last_ts.max(ts.unwrap_or(*first));
+                    if let Some(file) = file {
+                        active = Some((file, *first, len));
+                    }
+                    break;
+                }
             }
-            last_ts = ts.unwrap_or(*first);
-            if active.is_none() && Some(path) == segs.last().map(|(_, p)| p) {
-                let file = OpenOptions::new().append(true).open(path)?;
-                active = Some((file, *first, len));
-            }
-            break;
         }
         Ok(Self {
             dir,
@@ -248,6 +267,23 @@ impl Writer {
 }
 
 /// Cuts a torn or unparsable tail off a segment. Returns the new length and the last ts.
+/// Renames a segment that cannot be read or repaired to `<name>.corrupt` (no longer a segment:
+/// history and the writer skip it; an operator can inspect it).
+pub(crate) fn quarantine(path: &Path, error: &io::Error) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    match fs::rename(path, &aside) {
+        Ok(()) => tracing::error!(
+            path = %path.display(), error = %error,
+            "message log: a segment cannot be read; set aside as {}", Path::new(&aside).display()
+        ),
+        Err(e) => tracing::error!(
+            path = %path.display(), error = %error, rename_error = %e,
+            "message log: a segment cannot be read, nor set aside; skipped"
+        ),
+    }
+}
+
 fn repair_tail(path: &Path) -> io::Result<(u64, Option<u64>)> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let mut len = file.metadata()?.len();

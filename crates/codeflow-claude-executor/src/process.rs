@@ -1,10 +1,14 @@
 //! Starting the CLI and signalling its process group.
 //!
 //! The CLI gets an argument vector (never a shell), stdin from `/dev/null` (it waits for EOF on
-//! an open stdin), its own process group (so a stop reaches every process it started), and an
-//! environment without `CLAUDECODE*` (they change its behaviour), `CODEFLOW_*` (the server's
-//! secrets) and whatever the configuration adds.
+//! an open stdin), its own process group (so a stop reaches every process it started), and a
+//! clean environment built from an allow-list ([`environment`]): the base every CodeFlow child
+//! gets (`codeflow_types::child_env`, shared with the language servers) plus the variables
+//! `env_pass` names — never `CLAUDECODE*` (they change its behaviour), `CODEFLOW_*` (the
+//! server's secrets) or what `env_remove` names.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
@@ -31,14 +35,33 @@ pub fn arguments(config: &ExecutorConfig, prompt: &str, resume: Option<&str>) ->
     args
 }
 
-/// Whether an environment variable is withheld from the CLI.
-pub fn withheld(name: &str, extra: &[String]) -> bool {
-    name.starts_with("CLAUDECODE")
-        || name.starts_with("CODEFLOW_")
-        || extra.iter().any(|pattern| match pattern.strip_suffix('*') {
+fn matches(name: &str, patterns: &[String]) -> bool {
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => name == pattern,
         })
+}
+
+/// The CLI's whole environment, from this process's: the clean base, plus what `env_pass`
+/// names, minus what is withheld.
+pub fn environment(config: &ExecutorConfig) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<OsString, OsString> = codeflow_types::child_env::inherited()
+        .map(|(name, value)| (OsString::from(name), value))
+        .collect();
+    for (name, value) in std::env::vars_os() {
+        if matches(&name.to_string_lossy(), &config.env_pass) {
+            env.insert(name, value);
+        }
+    }
+    env.retain(|name, _| !withheld(&name.to_string_lossy(), &config.env_remove));
+    env.into_iter().collect()
+}
+
+/// Whether an environment variable is withheld from the CLI.
+pub fn withheld(name: &str, extra: &[String]) -> bool {
+    name.starts_with("CLAUDECODE") || name.starts_with("CODEFLOW_") || matches(name, extra)
 }
 
 /// A started CLI: the child (killed with its group if dropped) and its process group id.
@@ -50,9 +73,14 @@ pub struct Started {
     pub start_ticks: Option<u64>,
 }
 
+/// The variable every run's CLI carries (`CODEFLOW_RUN_ID=<runId>`), inherited by what it
+/// starts: after a crash, a run's processes are found by it even when no pid was saved.
+pub const RUN_MARKER: &str = "CODEFLOW_RUN_ID";
+
 pub fn spawn(
     config: &ExecutorConfig,
     cwd: &Path,
+    run_id: &str,
     prompt: &str,
     resume: Option<&str>,
 ) -> std::io::Result<Started> {
@@ -73,12 +101,10 @@ pub fn spawn(
             .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, _) in std::env::vars_os() {
-            if withheld(&name.to_string_lossy(), &config.env_remove) {
-                c.env_remove(&name);
-            }
-        }
+            .stderr(Stdio::piped())
+            .env_clear()
+            .envs(environment(config))
+            .env(RUN_MARKER, run_id);
         #[cfg(unix)]
         {
             if let Some(uid) = config.run_as_uid {
@@ -100,6 +126,52 @@ pub fn spawn(
         pgid: pid,
         start_ticks: start_ticks(pid),
     })
+}
+
+/// The process groups of every process whose environment carries `run_id`'s marker (read from
+/// `/proc/<pid>/environ`; processes that cannot be read are skipped).
+pub fn groups_of_run(run_id: &str) -> Vec<i32> {
+    let needle = format!("{RUN_MARKER}={run_id}");
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut groups = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            continue;
+        }
+        if let Some(pgid) = process_group(pid)
+            && pgid > 1
+            && !groups.contains(&pgid)
+        {
+            groups.push(pgid);
+        }
+    }
+    groups
+}
+
+/// The process group of a process, from `/proc/<pid>/stat` (field 5).
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Sends `signal` to every process of the group. False when the group is gone.
@@ -147,6 +219,47 @@ mod tests {
         for name in ["PATH", "HOME", "ANTHROPIC_API_KEY", "SECRETS"] {
             assert!(!withheld(name, &extra), "{name}");
         }
+    }
+
+    #[test]
+    fn the_environment_is_an_allow_list() {
+        // `cargo test` runs tests with CARGO_PKG_* set: not in the base, so not passed unless
+        // `env_pass` names them.
+        let names = |config: &ExecutorConfig| -> Vec<String> {
+            environment(config)
+                .into_iter()
+                .map(|(k, _)| k.to_string_lossy().into_owned())
+                .collect()
+        };
+        let plain = names(&ExecutorConfig::default());
+        assert!(plain.iter().any(|n| n == "PATH"), "{plain:?}");
+        assert!(
+            !plain.iter().any(|n| n.starts_with("CARGO_PKG_")),
+            "{plain:?}"
+        );
+        assert!(
+            plain.iter().all(
+                |n| codeflow_types::child_env::INHERITED.contains(&n.as_str())
+                    || n.starts_with("ANTHROPIC_")
+                    || n == "CLAUDE_CONFIG_DIR"
+            ),
+            "{plain:?}"
+        );
+        let config = ExecutorConfig {
+            env_pass: vec!["CARGO_PKG_*".into(), "CODEFLOW_*".into()],
+            env_remove: vec!["CARGO_PKG_VERSION".into()],
+            ..ExecutorConfig::default()
+        };
+        let passed = names(&config);
+        assert!(passed.iter().any(|n| n == "CARGO_PKG_NAME"), "{passed:?}");
+        assert!(
+            !passed.iter().any(|n| n == "CARGO_PKG_VERSION"),
+            "{passed:?}"
+        );
+        assert!(
+            !passed.iter().any(|n| n.starts_with("CODEFLOW_")),
+            "{passed:?}"
+        );
     }
 
     #[test]

@@ -32,8 +32,12 @@ pub struct LiveRun {
 #[serde(rename_all = "camelCase")]
 pub struct ProjectMeta {
     pub id: String,
-    /// The directory, relative to the projects root.
+    /// The directory, relative to the projects root (empty for a streamed project).
     pub path: String,
+    /// The project's files live in a client container and reach the server as a mirror:
+    /// runs work on a private copy and write their changes back.
+    #[serde(default)]
+    pub streamed: bool,
     pub status: Status,
     /// The Claude conversation to resume (from the latest `system/init`).
     #[serde(default)]

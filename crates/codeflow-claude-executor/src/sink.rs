@@ -17,6 +17,8 @@ pub enum Need {
     Manage,
     /// `claude/*`.
     Execute,
+    /// Writing the client's files: a run on a streamed project writes its changes back.
+    WriteFiles,
 }
 
 /// Who is calling: the server implements it over its session and token.

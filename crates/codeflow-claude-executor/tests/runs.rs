@@ -224,7 +224,7 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_with_stdin_closed_and_env_filt
         !env.iter().any(|k| *k == "HOME"
             || k.starts_with("LANG")
             || k.starts_with("CLAUDECODE")
-            || k.starts_with("CODEFLOW_")),
+            || (k.starts_with("CODEFLOW_") && *k != "CODEFLOW_RUN_ID")),
         "{env:?}"
     );
     assert!(env.contains(&"PATH"));

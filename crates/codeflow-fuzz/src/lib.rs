@@ -44,8 +44,21 @@ pub fn handshake(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let _ = codeflow_session::ProjectId::parse(text);
     let _ = codeflow_session::ClientRoot::parse(text);
-    if let Ok(value) = serde_json::from_str::<Value>(text) {
-        let _ = codeflow_session::Handshake::parse(Some(value));
+    if let Ok(value) = serde_json::from_str::<Value>(text)
+        && let Ok(handshake) = codeflow_session::Handshake::parse(Some(value))
+        && let Some(login) = handshake.ssh_login
+    {
+        // The SSH login's key and signature parsers, on input as the network sends it (the
+        // challenge matches, the authorized keys file does not exist).
+        let issued = codeflow_session::ssh_login::Challenge {
+            value: login.challenge.clone(),
+            issued: std::time::Instant::now(),
+        };
+        let _ = codeflow_session::ssh_login::verify(
+            std::path::Path::new("/nonexistent/authorized_keys"),
+            &login,
+            Some(issued),
+        );
     }
 }
 

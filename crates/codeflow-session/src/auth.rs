@@ -1,5 +1,9 @@
-//! Token checks: JWT (HS256 by default) with the claims of the architecture doc, accepting both
-//! CodeFlow's spelling (`projects`, `scope`) and the ancestor's (`projectId`, `permissions`).
+//! Credential checks. Tokens: JWT (HS256 with the secret; EdDSA or RS256 with a public key
+//! file; any public key of a JWKS file, selected by `kid`) with the claims of the architecture
+//! doc, accepting both CodeFlow's spelling (`projects`, `scope`) and the ancestor's
+//! (`projectId`, `permissions`). Besides tokens: SSH-key login ([`crate::ssh_login`]) and
+//! client certificates mapped to grants ([`crate::client_cert`]); [`Authenticator::login`]
+//! picks among them.
 
 use std::collections::HashSet;
 
@@ -123,10 +127,17 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct AuthConfig {
     /// HS256 secret. Without one (and without a public key), tokens cannot be checked.
     pub jwt_secret: Option<String>,
-    /// PEM Ed25519 public key: tokens may be signed with its private key (EdDSA),
-    /// instead of or besides the secret. Tokens signed with its private key are minted
+    /// PEM public key, Ed25519 (EdDSA tokens) or RSA (RS256 tokens): tokens may be signed
+    /// with its private key, instead of or besides the secret. Such tokens are minted
     /// elsewhere (the server holds no private key).
     pub jwt_public_key_pem: Option<String>,
+    /// A JWKS file: tokens whose `kid` names one of its keys are checked with that key
+    /// (re-read when the file changes).
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// Client certificate names mapped to grants (`[[auth.client_certs]]`).
+    pub client_certs: Vec<crate::client_cert::CertGrant>,
+    /// An `authorized_keys`-style file for SSH-key login (`auth.authorized_keys`).
+    pub authorized_keys: Option<std::path::PathBuf>,
     /// Refuse peers without a valid token (needs a secret; the default when one is set).
     pub require_auth: bool,
     /// What a client without a token may do; `None` = nothing when a secret is set, every
@@ -141,6 +152,9 @@ impl Default for AuthConfig {
         Self {
             jwt_secret: None,
             jwt_public_key_pem: None,
+            jwks_file: None,
+            client_certs: Vec::new(),
+            authorized_keys: None,
             require_auth: false,
             anonymous_rights: None,
             issuer: "codeflow".into(),
@@ -150,6 +164,17 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether any credential can be checked: a secret, a public key, a JWKS file, authorized
+    /// SSH keys or client certificate mappings. With one, clients need a credential unless
+    /// `anonymous_rights` is set.
+    pub fn has_credentials(&self) -> bool {
+        self.jwt_secret.is_some()
+            || self.jwt_public_key_pem.is_some()
+            || self.jwks_file.is_some()
+            || self.authorized_keys.is_some()
+            || !self.client_certs.is_empty()
+    }
+
     /// Why these settings cannot run, in words for the operator.
     pub fn check(&self) -> Result<(), String> {
         if let Some(secret) = &self.jwt_secret
@@ -164,12 +189,18 @@ impl AuthConfig {
             && public_key(pem).is_none()
         {
             return Err(
-                "the JWT public key is not an Ed25519 public key in PEM form (`openssl pkey -pubout`)".into(),
+                "the JWT public key is not an Ed25519 or RSA public key in PEM form (`openssl pkey -pubout`)".into(),
             );
         }
-        if self.require_auth && self.jwt_secret.is_none() && self.jwt_public_key_pem.is_none() {
+        if let Some(path) = &self.jwks_file {
+            crate::jwks::read(path)?;
+        }
+        if let Some(path) = &self.authorized_keys {
+            crate::ssh_login::check_file(path)?;
+        }
+        if self.require_auth && !self.has_credentials() {
             return Err(
-                "--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) to check tokens".into(),
+                "--require-auth needs --jwt-secret (or CODEFLOW_JWT_SECRET) or another credential (jwt_public_key, jwt_jwks_file, auth.authorized_keys, auth.client_certs) to check clients".into(),
             );
         }
         if self.require_auth && self.anonymous_rights.is_some() {
@@ -206,6 +237,14 @@ pub enum AuthError {
     WrongProject(String),
     #[error("the server requires auth but has no JWT secret configured")]
     NotConfigured,
+    #[error("the token's key id (`kid`) {0} is not in this server's JWKS")]
+    UnknownKey(String),
+    #[error("SSH-key login refused: {0}")]
+    SshKey(String),
+    #[error(
+        "the client certificate ({0}) maps to no grant in auth.client_certs, and no token was sent"
+    )]
+    UnmappedCertificate(String),
 }
 
 impl AuthError {
@@ -213,7 +252,7 @@ impl AuthError {
     pub fn suggestion(&self) -> &'static str {
         match self {
             Self::Missing => {
-                "pass --token (or CODEFLOW_TOKEN) to codeflow-client, or send `Authorization: Bearer <jwt>`; an operator mints one with `codeflow-server token`"
+                "pass --token, --token-file or --token-command to codeflow-client (or send `Authorization: Bearer <jwt>`); an operator mints one with `codeflow-server token`. Where the server offers them, --ssh-key or a mapped client certificate work instead"
             }
             Self::Expired => {
                 "mint a new token (`codeflow-server token`); a live session can swap it with `auth/refresh`"
@@ -237,6 +276,15 @@ impl AuthError {
                 "use a token whose `projects` (or `projectId`) includes this project"
             }
             Self::NotConfigured => "the server operator must set --jwt-secret",
+            Self::UnknownKey(_) => {
+                "sign the token with a key of the server's JWKS and put its `kid` in the token's header"
+            }
+            Self::SshKey(_) => {
+                "ask auth/challenge on the same connection, sign it with a key listed in the server's authorized keys (codeflow-client --ssh-key), and send it in initialize at once"
+            }
+            Self::UnmappedCertificate(_) => {
+                "ask the operator to map the certificate's CN or a SAN in [[auth.client_certs]], or send a token"
+            }
         }
     }
 
@@ -254,6 +302,9 @@ impl AuthError {
             Self::Invalid(_) => "invalid",
             Self::WrongProject(_) => "wrong_project",
             Self::NotConfigured => "not_configured",
+            Self::UnknownKey(_) => "unknown_key",
+            Self::SshKey(_) => "ssh_key",
+            Self::UnmappedCertificate(_) => "unmapped_certificate",
         }
     }
 }
@@ -281,9 +332,18 @@ enum ProjectsClaim {
     List(Vec<String>),
 }
 
-/// Reads a PEM Ed25519 public key (`-----BEGIN PUBLIC KEY-----`, as `openssl pkey -pubout`
-/// writes it) for EdDSA tokens.
+/// Reads a PEM public key for tokens: Ed25519 (EdDSA) or RSA (RS256), as `openssl pkey
+/// -pubout` writes them.
 fn public_key(pem: &str) -> Option<(Algorithm, DecodingKey)> {
+    ed25519_public_key(pem).or_else(|| {
+        DecodingKey::from_rsa_pem(pem.as_bytes())
+            .ok()
+            .map(|key| (Algorithm::RS256, key))
+    })
+}
+
+/// Reads a PEM Ed25519 public key (`-----BEGIN PUBLIC KEY-----`).
+fn ed25519_public_key(pem: &str) -> Option<(Algorithm, DecodingKey)> {
     use base64::Engine;
     /// The DER of an Ed25519 SubjectPublicKeyInfo up to the 32 key bytes.
     const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -309,6 +369,8 @@ pub struct Authenticator {
     config: AuthConfig,
     /// Each accepted algorithm with its key; a token is checked with the key of its `alg`.
     keys: Vec<(Algorithm, DecodingKey)>,
+    /// Keys selected by a token's `kid`.
+    jwks: Option<std::sync::Arc<crate::jwks::Jwks>>,
     validation: Validation,
 }
 
@@ -354,6 +416,13 @@ impl Authenticator {
         if let Some(key) = config.jwt_public_key_pem.as_deref().and_then(public_key) {
             keys.push(key);
         }
+        // A file that does not read was refused by `AuthConfig::check` at start-up.
+        let jwks = config.jwks_file.clone().and_then(|path| {
+            crate::jwks::Jwks::open(path)
+                .map_err(|e| tracing::error!("{e}"))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
@@ -365,14 +434,80 @@ impl Authenticator {
         Self {
             config,
             keys,
+            jwks,
             validation,
         }
     }
 
-    /// Whether a client without a token is refused.
+    /// Whether a client without a credential is refused.
     pub fn requires_auth(&self) -> bool {
         self.config.require_auth
-            || (!self.keys.is_empty() && self.config.anonymous_rights.is_none())
+            || (self.config.has_credentials() && self.config.anonymous_rights.is_none())
+    }
+
+    /// Whether SSH-key login is offered (`auth/challenge`).
+    pub fn ssh_login_enabled(&self) -> bool {
+        self.config.authorized_keys.is_some()
+    }
+
+    /// Whether tokens can be checked.
+    fn checks_tokens(&self) -> bool {
+        !self.keys.is_empty() || self.jwks.is_some()
+    }
+
+    /// The grant of a client by the credential it presented: a token (always checked when
+    /// present), else an SSH-key login, else a mapped client certificate, else anonymous
+    /// access (when allowed). `cert_names` are the names of the verified client certificate.
+    pub fn login(
+        &self,
+        token: Option<&str>,
+        ssh: Option<(
+            &crate::ssh_login::SshLogin,
+            Option<crate::ssh_login::Challenge>,
+        )>,
+        cert_names: &[String],
+    ) -> Result<Grant, AuthError> {
+        if token.is_some_and(|t| !t.trim().is_empty()) {
+            return self.verify(token);
+        }
+        if let Some((login, issued)) = ssh {
+            let Some(path) = &self.config.authorized_keys else {
+                return Err(AuthError::SshKey(
+                    "this server has no authorized keys (auth.authorized_keys)".into(),
+                ));
+            };
+            return crate::ssh_login::verify(path, login, issued);
+        }
+        if !cert_names.is_empty() {
+            if let Some(grant) =
+                crate::client_cert::grant_for(&self.config.client_certs, cert_names)
+            {
+                return Ok(grant);
+            }
+            if self.requires_auth() {
+                return Err(AuthError::UnmappedCertificate(cert_names.join(", ")));
+            }
+        }
+        self.anonymous()
+    }
+
+    /// [`Self::login`], and the grant must cover `project`.
+    pub fn login_for(
+        &self,
+        token: Option<&str>,
+        ssh: Option<(
+            &crate::ssh_login::SshLogin,
+            Option<crate::ssh_login::Challenge>,
+        )>,
+        cert_names: &[String],
+        project: &ProjectId,
+    ) -> Result<Grant, AuthError> {
+        let grant = self.login(token, ssh, cert_names)?;
+        if grant.allows_project(project) {
+            Ok(grant)
+        } else {
+            Err(AuthError::WrongProject(project.to_string()))
+        }
     }
 
     /// The grant of a client without a token, or why it has none.
@@ -392,11 +527,16 @@ impl Authenticator {
         let token = token.map(str::trim).filter(|t| !t.is_empty());
         match token {
             None => self.anonymous(),
-            Some(_) if self.keys.is_empty() && self.config.require_auth => {
+            Some(_) if !self.checks_tokens() && self.config.require_auth => {
                 Err(AuthError::NotConfigured)
             }
+            // Other credentials, but no token key: a token cannot be checked, so it is refused
+            // rather than taken for nothing.
+            Some(_) if !self.checks_tokens() && self.requires_auth() => Err(AuthError::Invalid(
+                "this server checks no tokens (it has no JWT secret or key); log in with an SSH key or a client certificate".into(),
+            )),
             // No key: tokens cannot be checked, so they grant what anonymous access does.
-            Some(_) if self.keys.is_empty() => self.anonymous(),
+            Some(_) if !self.checks_tokens() => self.anonymous(),
             Some(token) => self.decode(token),
         }
     }
@@ -445,11 +585,15 @@ impl Authenticator {
     fn decode(&self, token: &str) -> Result<Grant, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let accepted = || {
-            self.keys
-                .iter()
-                .map(|(a, _)| format!("{a:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            let mut algs: Vec<String> = self.keys.iter().map(|(a, _)| format!("{a:?}")).collect();
+            if let Some(jwks) = &self.jwks {
+                algs.extend(
+                    jwks.algorithms()
+                        .iter()
+                        .map(|a| format!("{a:?} (JWKS, by kid)")),
+                );
+            }
+            algs.join(", ")
         };
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
@@ -457,11 +601,35 @@ impl Authenticator {
             }
             _ => AuthError::Malformed(e.to_string()),
         })?;
-        let Some((algorithm, key)) = self.keys.iter().find(|(a, _)| *a == header.alg) else {
-            return Err(AuthError::WrongAlgorithm(accepted()));
+        // A `kid` selects a JWKS key (when there is a JWKS); otherwise the `alg` selects one
+        // of the configured keys.
+        let jwks_key = match (&self.jwks, &header.kid) {
+            (Some(jwks), Some(kid)) => Some(
+                jwks.find(kid)
+                    .ok_or_else(|| AuthError::UnknownKey(format!("`{kid}`")))?,
+            ),
+            _ => None,
+        };
+        let (algorithm, key) = match &jwks_key {
+            Some(k) if k.algorithm != header.alg => {
+                return Err(AuthError::WrongAlgorithm(format!(
+                    "{:?} for this kid",
+                    k.algorithm
+                )));
+            }
+            Some(k) => (k.algorithm, &k.key),
+            None => match self.keys.iter().find(|(a, _)| *a == header.alg) {
+                Some((a, k)) => (*a, k),
+                None if self.jwks.is_some() && header.kid.is_none() => {
+                    return Err(AuthError::UnknownKey(
+                        "(none: the token has no `kid`)".into(),
+                    ));
+                }
+                None => return Err(AuthError::WrongAlgorithm(accepted())),
+            },
         };
         let mut validation = self.validation.clone();
-        validation.algorithms = vec![*algorithm];
+        validation.algorithms = vec![algorithm];
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
             .kind()
         {
@@ -565,5 +733,51 @@ mod tests {
             ..AuthConfig::default()
         };
         assert!(short.check().is_err_and(|e| e.contains("at least 32")));
+    }
+
+    #[test]
+    fn a_token_is_always_checked_and_a_mapped_certificate_is_a_credential() {
+        let a = Authenticator::new(AuthConfig {
+            jwt_secret: Some(SECRET.into()),
+            client_certs: vec![crate::client_cert::CertGrant {
+                subject: "relay-1".into(),
+                projects: Some(vec!["p".into()]),
+                rights: [Right::LspQuery].into(),
+            }],
+            ..AuthConfig::default()
+        });
+        let names = vec!["relay-1".to_owned()];
+        let grant = a
+            .login(None, None, &names)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(grant.subject, "cert:relay-1");
+        // A bad token next to a mapped certificate is refused, not downgraded.
+        assert!(matches!(
+            a.login(Some("not.a.jwt"), None, &names),
+            Err(AuthError::Malformed(_))
+        ));
+        // A verified certificate without a mapping is no credential.
+        assert_eq!(
+            a.login(None, None, &["other".to_owned()]),
+            Err(AuthError::UnmappedCertificate("other".into()))
+        );
+        // A JWKS file with a shared secret in it is refused at start-up.
+        let dir = std::env::temp_dir().join(format!("codeflow-jwks-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("jwks.json");
+        let _ = std::fs::write(
+            &file,
+            r#"{"keys":[{"kty":"oct","kid":"k","k":"c2VjcmV0"}]}"#,
+        );
+        let config = AuthConfig {
+            jwks_file: Some(file),
+            ..AuthConfig::default()
+        };
+        assert!(
+            config
+                .check()
+                .is_err_and(|e| e.contains("public keys only"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

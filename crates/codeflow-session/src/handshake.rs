@@ -11,7 +11,7 @@ use codeflow_types::{ClientRoot, ProjectId};
 pub const MAX_PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// Fields CodeFlow adds to MCP's `initialize` params; they never reach the MCP service.
-const CODEFLOW_FIELDS: &[&str] = &["project", "projectRoot", "token", "sessionId"];
+const CODEFLOW_FIELDS: &[&str] = &["project", "projectRoot", "token", "sessionId", "auth"];
 
 /// What a client asked for in its handshake.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct Handshake {
     pub project: ProjectId,
     pub root: ClientRoot,
     pub token: Option<String>,
+    /// An SSH-key login (`auth.sshKey`).
+    pub ssh_login: Option<crate::ssh_login::SshLogin>,
     /// Set when the client wants to resume an earlier session.
     pub resume: Option<String>,
     /// The client serves `client/*` file requests.
@@ -85,6 +87,7 @@ impl Handshake {
             )
         })?;
         let token = string_field(&params, "token")?.map(str::to_owned);
+        let ssh_login = ssh_login(&params)?;
         let resume = string_field(&params, "sessionId")?.map(str::to_owned);
         let file_stream = params
             .get("capabilities")
@@ -104,11 +107,40 @@ impl Handshake {
             project,
             root,
             token,
+            ssh_login,
             resume,
             file_stream,
             mcp_params: Value::Object(params),
         })
     }
+}
+
+/// `auth: {sshKey: {publicKey, challenge, signature}}`, when present.
+fn ssh_login(
+    params: &Map<String, Value>,
+) -> Result<Option<crate::ssh_login::SshLogin>, ErrorObject> {
+    let hint = "send auth: {\"sshKey\": {\"publicKey\": \"ssh-ed25519 AAAA…\", \"challenge\": …, \"signature\": \"-----BEGIN SSH SIGNATURE-----…\"}}";
+    let ssh = match params.get("auth") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(auth)) => match auth.get("sshKey") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(ssh)) => ssh,
+            Some(_) => return Err(invalid("`auth.sshKey` must be an object", hint)),
+        },
+        Some(_) => return Err(invalid("`auth` must be an object", hint)),
+    };
+    let field = |name: &str| match ssh.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(invalid(
+            format!("`auth.sshKey.{name}` must be a string"),
+            hint,
+        )),
+    };
+    Ok(Some(crate::ssh_login::SshLogin {
+        public_key: field("publicKey")?,
+        challenge: field("challenge")?,
+        signature: field("signature")?,
+    }))
 }
 
 impl Reconnect {

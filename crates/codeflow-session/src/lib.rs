@@ -13,7 +13,9 @@ pub mod auth;
 pub mod authorize;
 pub mod caps;
 pub mod channels;
+pub mod client_cert;
 pub mod handshake;
+pub mod jwks;
 pub mod memory;
 pub mod methods;
 mod metrics;
@@ -21,6 +23,7 @@ pub mod registry;
 pub mod service;
 pub mod session;
 pub mod socket;
+pub mod ssh_login;
 
 pub use auth::{
     AuthConfig, AuthError, Authenticator, Grant, MIN_SECRET_BYTES, MintRequest, ProjectScope, Right,
@@ -28,6 +31,7 @@ pub use auth::{
 pub use authorize::Forbidden;
 pub use caps::{Admission, ConnectionCap};
 pub use channels::{Channel, ChannelConfig, Channels, Position};
+pub use client_cert::CertGrant;
 pub use codeflow_types::{ClientRoot, ProjectError, ProjectId};
 pub use handshake::{Handshake, MAX_PROTOCOL_VERSION};
 pub use methods::{MethodFamily, MethodReply};

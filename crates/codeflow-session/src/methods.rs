@@ -11,24 +11,28 @@ use serde_json::{Map, Value};
 
 use crate::channels::Channel;
 use crate::session::Session;
+use codeflow_types::ProjectId;
 
 /// What a handler answers.
 #[derive(Debug)]
 pub enum MethodReply {
     /// Answer with this result.
     Result(Value),
-    /// Subscribe the session to one of its own project's channels (with `since` for
-    /// recovery, as `channels/subscribe`), then answer with the subscription's result
-    /// (`channel`, `epoch`, `offset`, `recovered`, `publications`) plus `extra`. Events published
-    /// after the answer follow it in order.
+    /// Subscribe the session to a channel (with `since` for recovery, as
+    /// `channels/subscribe`), then answer with the subscription's result (`channel`, `epoch`,
+    /// `offset`, `recovered`, `publications`) plus `extra`. Events published after the answer
+    /// follow it in order. `project`: another project's channel, which the family has checked
+    /// the session may see; `None` is the session's own project.
     Subscribe {
+        project: Option<ProjectId>,
         channel: Channel,
         since: Option<(String, u64)>,
         extra: Map<String, Value>,
     },
-    /// End the session's subscription to `channel`, then answer with `extra` plus
-    /// `unsubscribed` (whether there was one).
+    /// End the session's subscription to `channel` (of `project`, `None` the session's own),
+    /// then answer with `extra` plus `unsubscribed` (whether there was one).
     Unsubscribe {
+        project: Option<ProjectId>,
         channel: Channel,
         extra: Map<String, Value>,
     },

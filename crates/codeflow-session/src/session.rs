@@ -63,8 +63,9 @@ struct State {
     backlog: VecDeque<String>,
     /// Recent requests and their answers (exactly-once after a resume).
     memory: RequestMemory,
-    /// Channels this session is subscribed to.
-    subscriptions: BTreeMap<Channel, Subscription>,
+    /// Channels this session is subscribed to: its own project's, and other projects' that a
+    /// method family subscribed it to (`projects/join` of a project the token grants).
+    subscriptions: BTreeMap<(ProjectId, Channel), Subscription>,
     /// Id of the `initialize` request whose response still has to get `sessionId` added.
     init_id: Option<Value>,
     /// The `initialize` result, replayed to a client that resumes with `initialize`.
@@ -308,25 +309,38 @@ impl Session {
         since: Option<(String, u64)>,
         id: Value,
     ) {
-        self.subscribe_inner(channels, channel, since, id, serde_json::Map::new(), false);
+        self.subscribe_inner(
+            channels,
+            None,
+            channel,
+            since,
+            id,
+            serde_json::Map::new(),
+            false,
+        );
     }
 
     /// `Self::subscribe` for a request of a method family: the answer carries `extra` too and
-    /// is remembered like any answer (a re-sent request gets it again).
+    /// is remembered like any answer (a re-sent request gets it again). `project` names
+    /// another project's channel (the family decided the session may see it); `None` is the
+    /// session's own.
     pub fn subscribe_answering(
         self: &Arc<Self>,
         channels: &Channels,
+        project: Option<&ProjectId>,
         channel: Channel,
         since: Option<(String, u64)>,
         id: Value,
         extra: serde_json::Map<String, Value>,
     ) {
-        self.subscribe_inner(channels, channel, since, id, extra, true);
+        self.subscribe_inner(channels, project, channel, since, id, extra, true);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn subscribe_inner(
         self: &Arc<Self>,
         channels: &Channels,
+        project: Option<&ProjectId>,
         channel: Channel,
         since: Option<(String, u64)>,
         id: Value,
@@ -336,7 +350,8 @@ impl Session {
         if self.is_closed() {
             return;
         }
-        let handle = channels.handle(&self.project, channel);
+        let project = project.unwrap_or(&self.project).clone();
+        let handle = channels.handle(&project, channel);
         let mut state = self.state.lock();
         let Recovery {
             position,
@@ -348,7 +363,7 @@ impl Session {
             ch.recover(since.as_ref().map(|(e, o)| (e.as_str(), *o)))
         };
         state.subscriptions.insert(
-            channel,
+            (project, channel),
             Subscription {
                 handle: handle.clone(),
                 delivered: position.offset,
@@ -374,7 +389,14 @@ impl Session {
 
     /// Ends a subscription; false when there was none.
     pub(crate) fn unsubscribe(&self, channel: Channel) -> bool {
-        let removed = self.state.lock().subscriptions.remove(&channel);
+        self.unsubscribe_in(None, channel)
+    }
+
+    /// Ends a subscription to `project`'s channel (`None`: the session's own); false when
+    /// there was none.
+    pub(crate) fn unsubscribe_in(&self, project: Option<&ProjectId>, channel: Channel) -> bool {
+        let key = (project.unwrap_or(&self.project).clone(), channel);
+        let removed = self.state.lock().subscriptions.remove(&key);
         match removed {
             Some(sub) => {
                 sub.handle.lock().remove_subscriber(&self.id);
@@ -384,9 +406,14 @@ impl Session {
         }
     }
 
-    /// The channels this session is subscribed to.
+    /// The channels this session is subscribed to (its own project's and others').
     pub fn subscriptions(&self) -> Vec<Channel> {
-        self.state.lock().subscriptions.keys().copied().collect()
+        self.state
+            .lock()
+            .subscriptions
+            .keys()
+            .map(|(_, channel)| *channel)
+            .collect()
     }
 
     /// Hands a publication to the attached socket, first filling any gap since the last one
@@ -398,7 +425,12 @@ impl Session {
         let Some(outbound) = state.attached.clone() else {
             return;
         };
-        let Some(sub) = state.subscriptions.get_mut(&publication.channel) else {
+        // A handful of subscriptions per session: find the one of this channel by identity.
+        let Some(sub) = state
+            .subscriptions
+            .values_mut()
+            .find(|sub| Arc::ptr_eq(&sub.handle, handle))
+        else {
             return;
         };
         if publication.offset <= sub.delivered || !Arc::ptr_eq(&sub.handle, handle) {

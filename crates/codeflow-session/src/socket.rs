@@ -36,6 +36,9 @@ impl Default for RateLimit {
 pub struct SocketContext {
     /// A token from `Authorization: Bearer`, already checked once before the upgrade.
     pub header_token: Option<String>,
+    /// The names (subject CN and SANs) of the client certificate the TLS layer verified, if
+    /// any: a credential when `[[auth.client_certs]]` maps one of them.
+    pub client_cert_names: Vec<String>,
     /// Requests per second per session (over it: -32004 with `retryAfterMs`).
     pub rate_limit: RateLimit,
     /// Requests running at once per session (over it: -32004).
@@ -46,6 +49,7 @@ impl Default for SocketContext {
     fn default() -> Self {
         Self {
             header_token: None,
+            client_cert_names: Vec::new(),
             rate_limit: RateLimit::default(),
             max_concurrent_requests: crate::memory::MAX_RUNNING,
         }
@@ -376,14 +380,26 @@ fn family_request(
                 session.send_to_client(Message::response(id, result));
             }
             Ok(crate::methods::MethodReply::Subscribe {
+                project,
                 channel,
                 since,
                 extra,
             }) => {
-                session.subscribe_answering(registry.channels(), channel, since, id, extra);
+                session.subscribe_answering(
+                    registry.channels(),
+                    project.as_ref(),
+                    channel,
+                    since,
+                    id,
+                    extra,
+                );
             }
-            Ok(crate::methods::MethodReply::Unsubscribe { channel, mut extra }) => {
-                let was = session.unsubscribe(channel);
+            Ok(crate::methods::MethodReply::Unsubscribe {
+                project,
+                channel,
+                mut extra,
+            }) => {
+                let was = session.unsubscribe_in(project.as_ref(), channel);
                 extra.insert("unsubscribed".into(), Value::Bool(was));
                 session.send_to_client(Message::response(id, Value::Object(extra)));
             }
@@ -520,6 +536,8 @@ async fn handshake(
 ) -> Option<(Arc<Session>, u64)> {
     let deadline = tokio::time::sleep(registry.config.initialize_timeout);
     tokio::pin!(deadline);
+    // The SSH-login challenge issued on this connection; the next `initialize` takes it.
+    let mut challenge: Option<crate::ssh_login::Challenge> = None;
     loop {
         let message = tokio::select! {
             m = inbound.recv() => m?,
@@ -537,8 +555,33 @@ async fn handshake(
             crate::metrics::message_in(method);
         }
         match message {
+            Message::Request { id, method, .. } if method == "auth/challenge" => {
+                if registry.auth.ssh_login_enabled() {
+                    let issued = crate::ssh_login::Challenge::new();
+                    let _ = outbound.send(&Message::response(
+                        id,
+                        serde_json::json!({
+                            "challenge": issued.value,
+                            "namespace": crate::ssh_login::NAMESPACE,
+                            "expiresInSecs": crate::ssh_login::CHALLENGE_TTL.as_secs(),
+                        }),
+                    ));
+                    challenge = Some(issued);
+                } else {
+                    reply(
+                        outbound,
+                        id,
+                        ErrorObject::new(
+                            codes::INVALID_REQUEST,
+                            "SSH-key login is not enabled on this server",
+                        )
+                        .with_suggestion("log in with a token; the operator enables SSH keys with auth.authorized_keys"),
+                    );
+                }
+            }
             Message::Request { id, method, params } if method == "initialize" => {
-                match initialize(registry, outbound, context, id.clone(), params).await {
+                let issued = challenge.take();
+                match initialize(registry, outbound, context, id.clone(), params, issued).await {
                     Ok(session) => return Some(session),
                     Err(Refusal { error, close_with }) => {
                         reply(outbound, id, error);
@@ -627,15 +670,17 @@ async fn initialize(
     context: &SocketContext,
     id: Value,
     params: Option<Value>,
+    challenge: Option<crate::ssh_login::Challenge>,
 ) -> Result<(Arc<Session>, u64), Refusal> {
     let handshake = Handshake::parse(params).map_err(Refusal::keep_open)?;
     let token = handshake
         .token
         .as_deref()
         .or(context.header_token.as_deref());
+    let ssh = handshake.ssh_login.as_ref().map(|login| (login, challenge));
     let grant = registry
         .auth
-        .verify_for(token, &handshake.project)
+        .login_for(token, ssh, &context.client_cert_names, &handshake.project)
         .map_err(|e| {
             crate::audit::auth_failed("initialize", Some(handshake.project.as_str()), &e);
             Refusal::auth(e)
@@ -710,10 +755,13 @@ fn reconnect(
     // token does not cover is answered like one that does not exist: a client learns nothing
     // about other projects' sessions (R6).
     let token = request.token.as_deref().or(context.header_token.as_deref());
-    let grant = registry.auth.verify(token).map_err(|e| {
-        crate::audit::auth_failed("reconnect", None, &e);
-        Refusal::auth(e)
-    })?;
+    let grant = registry
+        .auth
+        .login(token, None, &context.client_cert_names)
+        .map_err(|e| {
+            crate::audit::auth_failed("reconnect", None, &e);
+            Refusal::auth(e)
+        })?;
     let Some(session) = registry
         .get(&request.session_id)
         .filter(|s| !s.is_closed() && grant.allows_project(&s.project))

@@ -5,11 +5,13 @@
 //! - [`ClientRoot`]: the client's absolute, POSIX project root.
 //! - [`path_text`]: the lexical rules every path from the network passes.
 //! - [`ErrorObject`]: the JSON-RPC error object, the one wire form of every error.
+//! - [`child_env`]: the clean environment every child process starts from.
 //!
 //! A leaf crate: it depends on nothing of CodeFlow, and every other crate may use it.
 
 #![warn(missing_docs)]
 
+pub mod child_env;
 pub mod path_text;
 pub mod project;
 pub mod rpc_error;

@@ -171,6 +171,7 @@ mod tests {
                     inbound,
                     early: Vec::new(),
                     kind: Reestablished::New,
+                    login: None,
                 }
             }
             .boxed()

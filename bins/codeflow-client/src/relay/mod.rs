@@ -54,7 +54,16 @@ struct Relay {
     serving: Serving,
     sync: ManifestSync,
     gate: FlushGate,
+    /// With `--ssh-key`: the login signed for the current connection, until an `initialize`
+    /// uses it.
+    login: Option<Value>,
+    /// New tokens from `--token-file` / `--token-command`, and the task that watches for them.
+    renewed: Option<(mpsc::Receiver<String>, crate::tokens::AbortOnDrop)>,
+    refreshes: u64,
 }
+
+/// Prefix of the relay's own `auth/refresh` requests.
+const REFRESH_ID_PREFIX: &str = "r:refresh:";
 
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
     let (to_agent, stdout_task) = stdio::spawn_stdout();
@@ -70,7 +79,11 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    let renewed = target.tokens.watch();
     let mut relay = Relay {
+        renewed,
+        login: None,
+        refreshes: 0,
         target,
         memory,
         to_agent,
@@ -103,6 +116,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
                     send_change(outbound, change);
                 }
             }
+            Some(token) = next_token(&mut relay.renewed) => relay.token_renewed(token),
             () = relay.gate.flushed() => relay.flush_completed().await,
             served = relay.serving.next() => relay.answer_served(served).await,
             _ = ticker.tick() => relay.expire_waiting().await,
@@ -116,6 +130,16 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
     }
     Ok(())
+}
+
+/// The next renewed token, or never when the token is fixed.
+async fn next_token(
+    renewed: &mut Option<(mpsc::Receiver<String>, crate::tokens::AbortOnDrop)>,
+) -> Option<String> {
+    match renewed {
+        Some((rx, _)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts a watcher flush for the [`FlushGate`].
@@ -139,12 +163,14 @@ impl Relay {
             inbound,
             early,
             kind,
+            login,
         }) = established
         else {
             self.link.redial();
             return;
         };
         tracing::info!(?kind, "connected to {}", self.target.server);
+        self.login = login;
         if kind != Reestablished::Resumed {
             // Another session: its request ids start over.
             self.serving.new_session();
@@ -204,6 +230,23 @@ impl Relay {
                 return;
             }
         }
+    }
+
+    /// A new token from `--token-file` / `--token-command`: the live session swaps to it
+    /// (`auth/refresh`) before the old one expires; dials and handshakes use it from now on.
+    fn token_renewed(&mut self, token: String) {
+        let has_session = self.memory.lock().session_id.is_some();
+        let Some(outbound) = self.link.outbound().filter(|_| has_session) else {
+            tracing::info!("token renewed; the next connection uses it");
+            return;
+        };
+        self.refreshes += 1;
+        let id = Value::String(format!("{REFRESH_ID_PREFIX}{}", self.refreshes));
+        let _ = outbound.send(&Message::request(
+            id,
+            "auth/refresh",
+            serde_json::json!({"token": token}),
+        ));
     }
 
     async fn flush_completed(&mut self) {
@@ -312,7 +355,9 @@ impl Relay {
                         .with_suggestion("send initialize first");
                         self.to_agent(Message::error(id, error)).await;
                     }
-                    "tools/call" if self.sync.is_live() && self.link.is_up() => {
+                    // A Claude run copies the server's mirror: it too should see every change
+                    // on disk up to now.
+                    "tools/call" | "claude/execute" if self.sync.is_live() && self.link.is_up() => {
                         self.gate.hold_call(message, || flush(&self.files));
                     }
                     // Keep the agent's order behind held calls.
@@ -351,9 +396,19 @@ impl Relay {
         }
     }
 
-    async fn send_upstream(&mut self, message: Message) {
-        let Some(outbound) = self.link.outbound() else {
+    async fn send_upstream(&mut self, mut message: Message) {
+        if self.link.outbound().is_none() {
             self.waiting.push_back((Instant::now(), message));
+            return;
+        }
+        // The agent's `initialize` goes out with the newest token and this connection's login.
+        if let Message::Request { method, params, .. } = &mut message
+            && method == "initialize"
+            && let Some(params) = params.as_mut()
+        {
+            upstream::with_credentials(&self.target, params, self.login.take().as_ref());
+        }
+        let Some(outbound) = self.link.outbound() else {
             return;
         };
         if let Message::Request { id, .. } = &message
@@ -383,6 +438,12 @@ impl Relay {
                 if let Some(text) = self.serving.request(id, method, params) {
                     self.send_answer(text).await;
                 }
+            }
+            Message::Response { ref id, ref result } if is_refresh(id) => {
+                tracing::info!("token refreshed on the live session: {result}");
+            }
+            Message::Error { ref id, ref error } if is_refresh(id) => {
+                tracing::warn!("the server refused the renewed token: {error}");
             }
             Message::Response { ref id, ref result } if is_own(id) => {
                 tracing::info!("sync done: {result}");
@@ -441,6 +502,11 @@ impl Relay {
             let _ = outbound.send_text_wait(text).await;
         }
     }
+}
+
+fn is_refresh(id: &Value) -> bool {
+    id.as_str()
+        .is_some_and(|s| s.starts_with(REFRESH_ID_PREFIX))
 }
 
 fn unreachable(id: Value, method: &str, server: &str, wait: Duration) -> Message {
