@@ -19,6 +19,13 @@ if ! python3 -c "import mcp" >/dev/null 2>&1; then
     python3 -m pip install --quiet mcp
 fi
 
+# blake3 for examples/python/codeflow_ws_client.py (tests/e2e/python_client.rs runs it): the
+# protocol's content hashes are blake3.
+if ! python3 -c "import blake3" >/dev/null 2>&1; then
+    step "installing blake3 for Python (the Python example client)"
+    python3 -m pip install --quiet "blake3==1.0.11"
+fi
+
 # Linters for the deploy files (tests/e2e/deploy_files.rs runs them): hadolint for the
 # Dockerfile, dclint for docker-compose.yml (it validates against the compose schema too).
 if ! hadolint --version >/dev/null 2>&1; then

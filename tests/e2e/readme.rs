@@ -10,63 +10,15 @@
 //! subcommands, flags, values, environment variables — is the README's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use codeflow_e2e::deploy::repo_root;
+use codeflow_e2e::doc_commands::{
+    line_starting, path_with_binaries, python_project, spawn_entry, split, substitute,
+};
 use codeflow_e2e::{Relay, TIMEOUT, binary, free_port};
 use serde_json::{Value, json};
-
-/// Lines of the README's ```sh blocks (comments dropped).
-fn shell_lines() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let mut lines = Vec::new();
-    let mut inside = false;
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            inside = !inside && line.trim() == "```sh";
-            continue;
-        }
-        if inside && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
-            lines.push(line.trim().to_owned());
-        }
-    }
-    lines
-}
-
-/// The one README line that starts with `prefix`.
-fn line_starting(lines: &[String], prefix: &str) -> String {
-    let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one README line starts with {prefix:?}: {found:?}"
-    );
-    found[0].clone()
-}
-
-/// The README's placeholders made concrete.
-fn substitute(line: &str, port: u16, root: &Path) -> String {
-    line.replace("HOST", "127.0.0.1")
-        .replace(":3000", &format!(":{port}"))
-        .replace("/workspace/my-app", &root.to_string_lossy())
-}
-
-/// A command line as (environment, program, arguments); the README's lines need no quoting.
-fn split(line: &str) -> (Vec<(String, String)>, String, Vec<String>) {
-    assert!(
-        !line.contains(['"', '\'', '$', '`', '|', ';']),
-        "a README command needs no shell: {line}"
-    );
-    let mut words = line.split_whitespace().map(str::to_owned).peekable();
-    let mut env = Vec::new();
-    while let Some(word) = words.next_if(|w| w.contains('=') && !w.starts_with('-')) {
-        let (k, v) = word.split_once('=').unwrap();
-        env.push((k.to_owned(), v.to_owned()));
-    }
-    let program = words.next().expect("a program");
-    (env, program, words.collect())
-}
 
 /// `cargo run [--release] -p NAME [-- ARGS]` → (the built NAME, ARGS).
 fn cargo_run(line: &str) -> (PathBuf, Vec<String>) {
@@ -87,32 +39,13 @@ fn cargo_run(line: &str) -> (PathBuf, Vec<String>) {
     (binary(&package), rest)
 }
 
-/// A directory on `PATH` with the built binaries first, as after `cargo install`.
-fn path_with_binaries() -> String {
-    let dir = binary("codeflow-client").parent().unwrap().to_path_buf();
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(
-        root.join("app.py"),
-        "def greet(name):\n    return 'hi ' + name\n",
-    )
-    .unwrap();
-    let root = root.canonicalize().unwrap();
-    (dir, root)
+    python_project(name)
 }
 
 #[tokio::test]
 async fn the_readmes_commands_work_as_written() {
-    let lines = shell_lines();
+    let lines = codeflow_e2e::doc_commands::shell_lines("README.md");
 
     // The server, in a fresh working directory: its data goes to ./.codeflow there.
     let (server_bin, server_args) = cargo_run(&line_starting(&lines, "cargo run"));
@@ -261,42 +194,21 @@ async fn the_example_mcp_json_starts_a_working_relay() {
     let (_dir, root) = project("my-app");
     let token = codeflow_e2e::token(secret, json!(["my-app"]), 3600);
 
-    let program = server_config["command"].as_str().unwrap();
-    assert_eq!(program, "codeflow-client");
-    let args: Vec<String> = server_config["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let a = a.as_str().unwrap();
-            let a = a.replace(
-                "codeflow.internal:3000",
-                &format!("127.0.0.1:{}", server.port),
-            );
-            substitute(&a, server.port, &root)
-        })
-        .collect();
-    let mut command = tokio::process::Command::new(binary(program));
-    command.args(&args).env_remove("CODEFLOW_TOKEN");
-    for (key, value) in server_config["env"].as_object().unwrap() {
-        let value = value.as_str().unwrap();
-        let expanded = match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-            Some("CODEFLOW_TOKEN") => token.clone(),
-            Some(other) => {
-                panic!("mcp.json expands ${{{other}}}, which this test does not provide")
-            }
-            None => value.to_owned(),
-        };
-        command.env(key, expanded);
-    }
-    let child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let relay = Relay::from_child(child);
+    let server_host = format!("127.0.0.1:{}", server.port);
+    let relay = spawn_entry(
+        server_config,
+        &|a| {
+            substitute(
+                &a.replace("codeflow.internal:3000", &server_host),
+                server.port,
+                &root,
+            )
+        },
+        &|name| match name {
+            "CODEFLOW_TOKEN" => token.clone(),
+            other => panic!("mcp.json expands ${{{other}}}, which this test does not provide"),
+        },
+    );
     relay.initialize().await;
     let health = relay.tool("health_check", json!({})).await;
     assert_eq!(health["isError"], false, "{health}");

@@ -7,12 +7,18 @@
 
 pub mod channels;
 pub mod deploy;
+pub mod doc_commands;
 pub mod fs;
 pub mod registry;
 pub mod results;
 pub mod tools;
 
 pub use fs::tree;
+
+/// The embedding guide, `docs/embedding.md`: here so that `cargo test` compiles (and, where
+/// they need no language server or peer, runs) its sketches.
+#[doc = include_str!("../../docs/embedding.md")]
+pub mod embedding_guide {}
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

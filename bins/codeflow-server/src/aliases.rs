@@ -21,7 +21,9 @@ pub fn from_env() -> anyhow::Result<Map<String, Value>> {
     from_vars(|name| std::env::var(name).ok())
 }
 
-fn from_vars(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Map<String, Value>> {
+pub(crate) fn from_vars(
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     let mut set = |name: &str, key: &str, parse: &dyn Fn(&str) -> anyhow::Result<Value>| {
         if let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) {

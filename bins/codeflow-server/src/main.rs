@@ -6,6 +6,8 @@ mod aliases;
 mod app;
 mod client_cert;
 mod config;
+#[cfg(test)]
+mod config_doc;
 mod gauges;
 mod healthcheck;
 mod projects;

@@ -17,6 +17,7 @@ use crate::server_files::FileServer;
 /// [`crate::error::unavailable`]); [`FileServer`] implements it in-process, for tests and for
 /// embedding both sides in one program.
 pub trait ClientFiles: Send + Sync {
+    /// Sends one `client/*` request (`method`, `params`) and returns its result or the client's error.
     fn call<'a>(
         &'a self,
         method: &'a str,

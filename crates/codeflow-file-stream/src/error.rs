@@ -32,86 +32,155 @@ use crate::protocol::ContentHash;
 
 /// Stable numeric error codes of the file-stream protocol (see the module docs).
 pub mod codes {
+    /// `MethodNotFound`: not a `client/*` method this side serves.
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// `InvalidParams`: params do not deserialize.
     pub const INVALID_PARAMS: i64 = -32602;
+    /// `NotFound`: no such file or directory.
     pub const NOT_FOUND: i64 = -33001;
+    /// `Conflict`: the file's hash is not the expected one; nothing was written.
     pub const CONFLICT: i64 = -33002;
+    /// `BaseMismatch`: a delta's `baseHash` is not the file's hash; send full content.
     pub const BASE_MISMATCH: i64 = -33003;
+    /// `PathRejected`: the path jail refused the path before touching the disk.
     pub const PATH_REJECTED: i64 = -33004;
+    /// `FileTooLarge`: a file exceeds the per-file size limit.
     pub const FILE_TOO_LARGE: i64 = -33005;
+    /// `TooManyFiles`: the project exceeds its file-count limit.
     pub const TOO_MANY_FILES: i64 = -33006;
+    /// `ProjectTooLarge`: the project exceeds its total-bytes limit.
     pub const PROJECT_TOO_LARGE: i64 = -33007;
+    /// `NotAFile`: the path is a directory or special file.
     pub const NOT_A_FILE: i64 = -33008;
+    /// `NotADirectory`: `listDirectory` on something that is not a directory.
     pub const NOT_A_DIRECTORY: i64 = -33009;
+    /// `BadContent`: content could not be decoded (bad base64, edits out of range).
     pub const BAD_CONTENT: i64 = -33010;
+    /// `HashMismatch`: content received or produced does not have the announced hash.
     pub const HASH_MISMATCH: i64 = -33011;
+    /// `Io`: an operating-system error.
     pub const IO: i64 = -33012;
+    /// `Unsupported`: a protocol feature this side does not implement.
     pub const UNSUPPORTED: i64 = -33013;
+    /// `Unavailable`: the other side could not be reached (transport failure).
     pub const UNAVAILABLE: i64 = -33014;
+    /// `SharedProject`: a shared project streams nothing; the operation does not apply.
     pub const SHARED_PROJECT: i64 = -33015;
+    /// `RolledBack`: a multi-file write-back failed and was rolled back.
     pub const ROLLED_BACK: i64 = -33016;
+    /// `RollbackIncomplete`: a write-back failed and some files could not be restored.
     pub const ROLLBACK_INCOMPLETE: i64 = -33017;
 }
 
 /// Everything that can go wrong in file streaming, on either side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
+    /// Not a `client/*` method this side serves.
     #[error("unknown file-stream method `{0}`")]
     MethodNotFound(String),
+    /// Params do not deserialize.
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    /// No such file or directory.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The file's hash is not the expected one; nothing was written.
     #[error("conflict on {path}: the file changed (actual hash {})", actual.as_ref().map_or("<absent>", |h| h.as_str()))]
     Conflict {
+        /// The file.
         path: String,
         /// The file's hash now; `None` when it does not exist.
         actual: Option<ContentHash>,
     },
+    /// A delta's `baseHash` is not the file's hash; send full content.
     #[error("delta base mismatch on {path}: the file's hash is {}", actual.as_ref().map_or("<absent>", |h| h.as_str()))]
     BaseMismatch {
+        /// The file.
         path: String,
+        /// The file's hash now; `None` when it does not exist.
         actual: Option<ContentHash>,
     },
+    /// The path jail refused the path before touching the disk.
     #[error("path rejected: {reason}")]
-    PathRejected { reason: String },
+    PathRejected {
+        /// Why the jail refused it.
+        reason: String,
+    },
+    /// A file exceeds the per-file size limit.
     #[error("{path} is {size} bytes, over the per-file limit of {limit} bytes")]
-    FileTooLarge { path: String, size: u64, limit: u64 },
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The per-file limit in bytes (`FILE_SIZE_LIMIT`).
+        limit: u64,
+    },
+    /// The project exceeds its file-count limit.
     #[error("the project has {count} files, over the limit of {limit}")]
-    TooManyFiles { count: u64, limit: u64 },
+    TooManyFiles {
+        /// Files in the project.
+        count: u64,
+        /// The limit (`PROJECT_FILE_LIMIT`).
+        limit: u64,
+    },
+    /// The project exceeds its total-bytes limit.
     #[error("the project holds {bytes} bytes, over the limit of {limit} bytes")]
-    ProjectTooLarge { bytes: u64, limit: u64 },
+    ProjectTooLarge {
+        /// Bytes in the project.
+        bytes: u64,
+        /// The limit (`PROJECT_BYTES_LIMIT`).
+        limit: u64,
+    },
+    /// The path is a directory or special file.
     #[error("{0} is not a regular file")]
     NotAFile(String),
+    /// `listDirectory` on something that is not a directory.
     #[error("{0} is not a directory")]
     NotADirectory(String),
+    /// Content could not be decoded (bad base64, edits out of range).
     #[error("bad content: {0}")]
     BadContent(String),
+    /// Content received or produced does not have the announced hash.
     #[error("hash mismatch on {path}: expected {expected}, got {actual}")]
     HashMismatch {
+        /// The file.
         path: String,
+        /// The hash announced.
         expected: ContentHash,
+        /// The hash of the content.
         actual: ContentHash,
     },
+    /// An operating-system error.
     #[error("i/o error: {0}")]
     Io(String),
+    /// A protocol feature this side does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The other side could not be reached (transport failure).
     #[error("the other side is unavailable: {0}")]
     Unavailable(String),
+    /// A shared project streams nothing; the operation does not apply.
     #[error("project is shared (served from a server-side path); nothing is streamed")]
     SharedProject,
+    /// A multi-file write-back failed and was rolled back.
     #[error("write-back failed on {failed_path} and was rolled back: {cause}")]
     RolledBack {
+        /// The file whose write failed.
         failed_path: String,
+        /// Why it failed.
         cause: Box<FileError>,
     },
+    /// A write-back failed and some files could not be restored.
     #[error(
         "write-back failed on {failed_path} ({cause}) and these files could not be restored: {not_restored:?}"
     )]
     RollbackIncomplete {
+        /// The file whose write failed.
         failed_path: String,
+        /// Why it failed.
         cause: Box<FileError>,
+        /// Files left as the failed write-back made them.
         not_restored: Vec<String>,
     },
 }

@@ -72,6 +72,7 @@ fn build(root: &Path, patterns: &[String]) -> Result<Gitignore, FileError> {
 }
 
 impl FileFilter {
+    /// The filter of the tree at `root`: its `.gitignore` files and `config`'s exclusions.
     pub fn new(root: impl Into<PathBuf>, config: ExcludeConfig) -> Result<Self, FileError> {
         let root = root.into();
         let exclude = build(&root, &config.exclude)?;
@@ -89,6 +90,7 @@ impl FileFilter {
         })
     }
 
+    /// The exclusions it was made with.
     pub fn config(&self) -> &ExcludeConfig {
         &self.config
     }

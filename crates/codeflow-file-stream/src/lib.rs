@@ -73,6 +73,8 @@
 //!
 //! Error codes are stable and listed in [`error`].
 
+#![warn(missing_docs)]
+
 mod atomic;
 mod cache;
 pub mod client_files;

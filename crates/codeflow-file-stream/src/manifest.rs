@@ -197,22 +197,27 @@ impl Manifest {
         }
     }
 
+    /// The entry of a file.
     pub fn get(&self, rel: &RelPath) -> Option<&ManifestEntry> {
         self.files.get(rel)
     }
 
+    /// Every file, in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&RelPath, &ManifestEntry)> {
         self.files.iter()
     }
 
+    /// How many files.
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
+    /// Whether the tree has no file.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
+    /// The bytes of every file together.
     pub fn total_bytes(&self) -> u64 {
         self.files.values().map(|e| e.size).sum()
     }

@@ -36,6 +36,7 @@ use codeflow_types::ProjectId;
 /// Tuning of a [`Mirror`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MirrorConfig {
+    /// Size and count limits of the project's files.
     pub limits: Limits,
     /// `client/readFile` requests in flight at once during a sync; batches of small files
     /// (`client/readFiles`) are limited to an eighth of it.
@@ -57,7 +58,9 @@ impl Default for MirrorConfig {
 /// What a sync will do: fetch `needed`, delete `removed`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncPlan {
+    /// Files to fetch from the client (missing or stale in the mirror).
     pub needed: Vec<RelPath>,
+    /// Mirror files the manifest no longer lists.
     pub removed: Vec<RelPath>,
 }
 
@@ -74,9 +77,13 @@ impl SyncPlan {
 /// Progress of a sync, reported after every fetched file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncProgress {
+    /// Files the sync fetches.
     pub total_files: usize,
+    /// Files fetched so far.
     pub done_files: usize,
+    /// Bytes the sync fetches.
     pub total_bytes: u64,
+    /// Bytes fetched so far.
     pub done_bytes: u64,
 }
 
@@ -85,6 +92,7 @@ pub struct SyncProgress {
 pub struct SyncReport {
     /// Files fetched from the client.
     pub fetched: Vec<RelPath>,
+    /// Bytes fetched.
     pub fetched_bytes: u64,
     /// Mirror files deleted because the manifest no longer lists them.
     pub removed: Vec<RelPath>,
@@ -257,6 +265,7 @@ impl Mirror {
         }
     }
 
+    /// The project this mirrors.
     pub fn project(&self) -> &ProjectId {
         &self.inner.project
     }
@@ -280,6 +289,7 @@ impl Mirror {
         self.paths.mirror_root()
     }
 
+    /// Whether this is a shared project's directory (nothing streamed) rather than a mirror.
     pub fn is_shared(&self) -> bool {
         self.inner.shared
     }

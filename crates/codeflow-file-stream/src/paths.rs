@@ -46,10 +46,12 @@ impl RelPath {
         RelPath(String::new())
     }
 
+    /// Whether this is the root itself (no components).
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The path as text (`/`-separated, no leading `/`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,6 +100,7 @@ impl ClientPath {
         Ok(ClientPath(format!("/{}", parts.join("/"))))
     }
 
+    /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -170,10 +173,12 @@ impl PathMap {
         })
     }
 
+    /// The client's root.
     pub fn client_root(&self) -> &ClientPath {
         &self.client_root
     }
 
+    /// The mirror's root on the server.
     pub fn mirror_root(&self) -> &Path {
         &self.mirror_root
     }

@@ -73,6 +73,7 @@ impl ContentHash {
         ContentHash(hex.to_ascii_lowercase())
     }
 
+    /// The hash as 64 hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,28 +120,39 @@ pub fn decode_content(content: &str, encoding: Encoding) -> Result<Vec<u8>, File
 /// Params of the requests that take only a path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathParams {
+    /// The client's absolute path.
     pub path: String,
 }
 
+/// Params of `client/readFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadFileParams {
+    /// The client's absolute path.
     pub path: String,
     /// Force an encoding; by default UTF-8 when the bytes are valid UTF-8, else base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<Encoding>,
 }
 
+/// Result of `client/readFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadFileResult {
+    /// The content, as `encoding` says.
     pub content: String,
+    /// `utf8` or `base64`.
     pub encoding: Encoding,
+    /// Modification time, ms since the Unix epoch.
     pub mtime: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// blake3 hash of the bytes.
     pub hash: ContentHash,
 }
 
+/// Params of `client/readFiles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadFilesParams {
+    /// The client's absolute paths, answered in this order.
     pub paths: Vec<String>,
 }
 
@@ -149,24 +161,32 @@ pub struct ReadFilesParams {
 /// for again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadFilesResult {
+    /// The files read, in the order asked.
     pub files: Vec<ReadFilesEntry>,
 }
 
 /// One file of a `client/readFiles`: exactly one of `file` and `error` is present.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadFilesEntry {
+    /// The path asked for.
     pub path: String,
+    /// The file, when it was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<ReadFileResult>,
+    /// Why it was not, otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::error::RemoteError>,
 }
 
+/// Params of `client/writeFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteFileParams {
+    /// The client's absolute path.
     pub path: String,
+    /// The new content, as `encoding` says.
     pub content: String,
+    /// `utf8` or `base64`.
     #[serde(default)]
     pub encoding: Encoding,
     /// The hash the file must have now; `null` (or absent) means the file must not exist.
@@ -180,22 +200,30 @@ pub struct WriteFileParams {
 /// sorted by `line` and do not overlap; all line numbers refer to the base text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineEdit {
+    /// First line replaced (0-based, in the base text).
     pub line: u32,
+    /// How many lines are replaced.
     pub delete: u32,
+    /// The replacement text, with its line endings.
     #[serde(default)]
     pub insert: String,
 }
 
+/// Params of `client/writeDelta`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteDeltaParams {
+    /// The client's absolute path.
     pub path: String,
+    /// The hash the file must have now (the base of the edits).
     pub base_hash: ContentHash,
+    /// The line edits against the base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edits: Option<Vec<LineEdit>>,
     /// A unified diff; reserved, answered with `Unsupported` (send `edits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
+    /// The hash the result must have; otherwise nothing is written.
     pub result_hash: ContentHash,
 }
 
@@ -203,46 +231,62 @@ pub struct WriteDeltaParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteResult {
+    /// The file's new hash.
     pub hash: ContentHash,
     /// True when the write was applied as a delta (`writeDelta`), false for full content.
     #[serde(default)]
     pub used_delta: bool,
 }
 
+/// Params of `client/deleteFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteFileParams {
+    /// The client's absolute path.
     pub path: String,
     /// When given, the file is deleted only if it still has this hash.
     #[serde(default)]
     pub expected_hash: Option<ContentHash>,
 }
 
+/// Params of `client/renameFile`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenameFileParams {
+    /// The client's absolute path of the file.
     pub from: String,
+    /// Its new absolute path.
     pub to: String,
     /// When given, `from` is renamed only if it still has this hash. `to` must not exist.
     #[serde(default)]
     pub expected_hash: Option<ContentHash>,
 }
 
+/// Result of `client/fileExists`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileExistsResult {
+    /// Whether anything exists at the path.
     pub exists: bool,
+    /// Whether it is a regular file.
     pub is_file: bool,
+    /// Whether it is a directory.
     pub is_directory: bool,
 }
 
+/// Result of `client/getFileStats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileStats {
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, ms since the Unix epoch.
     pub mtime: u64,
+    /// Whether it is a regular file.
     pub is_file: bool,
+    /// Whether it is a directory.
     pub is_directory: bool,
+    /// Whether the path is a symbolic link.
     pub is_symlink: bool,
     /// Unix permission bits, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,18 +296,26 @@ pub struct FileStats {
     pub hash: Option<ContentHash>,
 }
 
+/// One entry of `client/listDirectory`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirEntry {
+    /// The entry's name (not a path).
     pub name: String,
+    /// Whether it is a regular file.
     pub is_file: bool,
+    /// Whether it is a directory.
     pub is_directory: bool,
+    /// Whether it is a symbolic link.
     pub is_symlink: bool,
+    /// Size in bytes.
     pub size: u64,
 }
 
+/// Result of `client/listDirectory`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListDirectoryResult {
+    /// The directory's entries.
     pub entries: Vec<DirEntry>,
 }
 
@@ -271,8 +323,11 @@ pub struct ListDirectoryResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeType {
+    /// The file is new.
     Created,
+    /// The file's content changed.
     Changed,
+    /// The file is gone.
     Deleted,
 }
 
@@ -288,19 +343,27 @@ pub enum ChangeType {
 pub struct FileChanged {
     /// The client's absolute path.
     pub path: String,
+    /// What happened.
     pub change_type: ChangeType,
+    /// The new content's hash (`created`/`changed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<ContentHash>,
+    /// The new size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The new modification time, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<u64>,
+    /// The whole new content, as `encoding` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The encoding of `content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<Encoding>,
+    /// The content the `edits` apply to (the last one sent for this path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_hash: Option<ContentHash>,
+    /// A line delta against `base_hash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edits: Option<Vec<LineEdit>>,
 }
@@ -327,14 +390,18 @@ impl FileChanged {
 pub struct ManifestEntry {
     /// Relative to the project root, `/`-separated.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, ms since the Unix epoch.
     pub mtime: u64,
+    /// blake3 hash of the bytes.
     pub hash: ContentHash,
 }
 
 /// `server/syncManifest` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncManifestParams {
+    /// Every file of the project.
     pub files: Vec<ManifestEntry>,
     /// Only compare: answer what a sync would fetch and remove (or the conflict it would
     /// meet), changing nothing (`codeflow-client check`).

@@ -95,6 +95,7 @@ impl FileServer {
         self.inner.jail.root()
     }
 
+    /// The limits it enforces.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }

@@ -69,7 +69,9 @@ enum Undo {
 pub struct WriteBackReport {
     /// Files written, with their new hashes.
     pub written: Vec<(ClientPath, ContentHash)>,
+    /// Files deleted.
     pub deleted: Vec<ClientPath>,
+    /// Files renamed (from, to).
     pub renamed: Vec<(ClientPath, ClientPath)>,
     /// Writes sent as `client/writeDelta` rather than full content.
     pub deltas_used: usize,
@@ -82,6 +84,7 @@ pub struct WriteBack {
 }
 
 impl WriteBack {
+    /// An empty write-back.
     pub fn new() -> Self {
         Self::default()
     }
@@ -108,10 +111,12 @@ impl WriteBack {
         self
     }
 
+    /// How many operations it holds.
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
+    /// Whether it holds no operation.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }

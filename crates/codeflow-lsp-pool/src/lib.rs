@@ -53,6 +53,8 @@
 //! - Channels: the pool's own are `watch` channels (latest value only, never grow). Requests
 //!   to one server are bounded by `max_in_flight_per_server`; beyond it callers wait.
 
+#![warn(missing_docs)]
+
 mod child_env;
 mod config;
 mod connection;

@@ -10,6 +10,8 @@ use parking_lot::RwLock;
 /// Receives every `publishDiagnostics` of every server. Called on the server's connection
 /// task: it must return quickly and never block (queue work elsewhere if needed).
 pub trait DiagnosticsListener: Send + Sync + 'static {
+    /// One `publishDiagnostics` of server `server_id` (an id of the server table) of
+    /// `project`, with the server's own URIs (paths in the project's directory).
     fn on_diagnostics(&self, project: &str, server_id: &str, params: &PublishDiagnosticsParams);
 }
 

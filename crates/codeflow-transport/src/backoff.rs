@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Exponential backoff with full jitter between `base` and `cap`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    /// The first attempt's ceiling.
     pub base: Duration,
+    /// The largest ceiling: `base` doubles per attempt up to this.
     pub cap: Duration,
     attempt: u32,
 }
@@ -19,6 +21,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// A backoff at its first attempt.
     pub fn new(base: Duration, cap: Duration) -> Self {
         Self {
             base,

@@ -9,12 +9,21 @@ use crate::connection::{ConnectionConfig, Inbound, Outbound, spawn_connection};
 /// Why a connection attempt failed, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The URL is not `ws://` or `wss://` (or does not parse).
     #[error("`{0}` is not a ws:// or wss:// URL")]
     BadUrl(String),
+    /// The token is not a valid HTTP header value.
     #[error("the token cannot be sent as an HTTP header (it contains invalid characters)")]
     BadToken,
+    /// The server answered the upgrade with an HTTP error.
     #[error("the server refused the connection: HTTP {status}{}", body.as_deref().map(|b| format!(" — {b}")).unwrap_or_default())]
-    Refused { status: u16, body: Option<String> },
+    Refused {
+        /// The HTTP status (401, 403, 404…).
+        status: u16,
+        /// The response body, when it had one (the server's explanation).
+        body: Option<String>,
+    },
+    /// No connection: DNS, TCP or TLS failed (the reason says which).
     #[error("cannot reach the server: {0}")]
     Unreachable(String),
 }

@@ -142,8 +142,10 @@ pub enum CloseReason {
 /// Why a message could not be queued.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SendError {
+    /// The connection has ended; nothing more can be sent on it.
     #[error("the connection is closed")]
     Closed,
+    /// The outbound queue is full: the peer stopped reading, and the connection is closed.
     #[error(
         "the peer is not reading; its outbound queue is full and the connection is being closed"
     )]

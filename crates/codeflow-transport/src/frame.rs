@@ -9,16 +9,24 @@ use bytes::Bytes;
 /// A WebSocket frame as the connection driver sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
+    /// A text frame: one JSON-RPC message.
     Text(String),
+    /// A binary frame (refused by CodeFlow with -32600).
     Binary(Bytes),
+    /// A ping, with its payload.
     Ping(Bytes),
+    /// A pong, with the payload of the ping it answers.
     Pong(Bytes),
+    /// A close frame: its code and reason, when it had them.
     Close(Option<(u16, String)>),
 }
 
 /// Conversion between a WebSocket library's message type and [`Frame`].
 pub trait WsFrame: Sized + Send + 'static {
+    /// The frame this library message is; `None` for messages without a frame of their own
+    /// (raw frames the driver does not see).
     fn into_frame(self) -> Option<Frame>;
+    /// The library message for a frame.
     fn from_frame(frame: Frame) -> Self;
 }
 

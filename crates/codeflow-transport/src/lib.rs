@@ -9,6 +9,8 @@
 //! It deliberately knows nothing of projects, sessions, LSP or MCP tools: a message is routed
 //! by its shape (request, notification, response), never by what it means.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod client;
 pub mod close;

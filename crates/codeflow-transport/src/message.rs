@@ -47,21 +47,34 @@ pub use codeflow_types::ErrorObject;
 /// One JSON-RPC 2.0 message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// A request: the peer must answer with a response or an error carrying `id`.
     Request {
+        /// Chosen by the sender, unique among its unanswered requests.
         id: RequestId,
+        /// The method, e.g. `tools/call`.
         method: String,
+        /// The params (an object or an array), when given.
         params: Option<Value>,
     },
+    /// A notification: no answer.
     Notification {
+        /// The method, e.g. `server/fileChanged`.
         method: String,
+        /// The params, when given.
         params: Option<Value>,
     },
+    /// A successful answer.
     Response {
+        /// The id of the request it answers.
         id: RequestId,
+        /// The result.
         result: Value,
     },
+    /// A failed answer.
     Error {
+        /// The id of the request it answers (`null` when the request could not be read).
         id: RequestId,
+        /// What went wrong.
         error: ErrorObject,
     },
 }
@@ -102,21 +115,28 @@ impl serde::Serialize for Message {
 /// Why a JSON value is not a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidMessage {
+    /// The value is not a JSON object.
     #[error("a JSON-RPC message must be a JSON object")]
     NotAnObject,
+    /// `method` is present but not a string.
     #[error("`method` must be a string")]
     MethodNotString,
+    /// `params` is neither an object nor an array.
     #[error("`params` must be an object or an array")]
     BadParams,
+    /// Neither a request nor a well-formed response.
     #[error("a response needs an `id` and exactly one of `result` or `error`")]
     BadResponse,
+    /// `error` lacks a numeric `code` or a string `message`.
     #[error("`error` must be an object with a numeric `code` and a string `message`")]
     BadError,
+    /// `id` is not a number, a string or null.
     #[error("`id` must be a number, a string or null")]
     BadId,
 }
 
 impl Message {
+    /// A request with params.
     pub fn request(id: impl Into<RequestId>, method: impl Into<String>, params: Value) -> Self {
         Self::Request {
             id: id.into(),
@@ -125,6 +145,7 @@ impl Message {
         }
     }
 
+    /// A notification with params.
     pub fn notification(method: impl Into<String>, params: Value) -> Self {
         Self::Notification {
             method: method.into(),
@@ -132,10 +153,12 @@ impl Message {
         }
     }
 
+    /// A successful answer to request `id`.
     pub fn response(id: RequestId, result: Value) -> Self {
         Self::Response { id, result }
     }
 
+    /// A failed answer to request `id`.
     pub fn error(id: RequestId, error: ErrorObject) -> Self {
         Self::Error { id, error }
     }
@@ -158,6 +181,7 @@ impl Message {
         }
     }
 
+    /// Whether this is an answer (a response or an error).
     pub fn is_response(&self) -> bool {
         matches!(self, Self::Response { .. } | Self::Error { .. })
     }

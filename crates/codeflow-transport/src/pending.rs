@@ -51,6 +51,7 @@ impl std::fmt::Debug for PendingRequests {
 /// A request registered with [`PendingRequests::register`], to send and then await.
 #[derive(Debug)]
 pub struct PendingRequest {
+    /// The request to send (its id is the one the answer will carry).
     pub message: Message,
     receiver: oneshot::Receiver<Result<Value, ErrorObject>>,
     key: String,
@@ -171,6 +172,7 @@ impl PendingRequests {
         self.waiting.lock().len()
     }
 
+    /// Whether no request is waiting for its answer.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

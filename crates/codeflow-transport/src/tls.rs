@@ -11,15 +11,27 @@ pub fn install_crypto_provider() {
 /// Why a certificate or key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file holds no PEM certificate.
     #[error("{path} has no PEM certificate")]
-    NoCertificate { path: String },
+    NoCertificate {
+        /// The file.
+        path: String,
+    },
+    /// The file holds no PEM private key.
     #[error("{path} has no PEM private key")]
-    NoKey { path: String },
+    NoKey {
+        /// The file.
+        path: String,
+    },
+    /// rustls refused the certificate and key (the reason is rustls's).
     #[error("the certificate and key do not form a valid TLS configuration: {0}")]
     Invalid(String),
 }

@@ -9,6 +9,8 @@
 //!
 //! A leaf crate: it depends on nothing of CodeFlow, and every other crate may use it.
 
+#![warn(missing_docs)]
+
 pub mod child_env;
 pub mod path_text;
 pub mod project;

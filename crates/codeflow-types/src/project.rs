@@ -12,23 +12,28 @@ pub struct ProjectId(String);
 /// Why a project id or root was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProjectError {
+    /// The project id breaks the rules of [`ProjectId`] (shown up to 80 characters).
     #[error(
         "project id `{0}` is invalid: use 1–64 characters from A-Z a-z 0-9 . _ - (not `.` or `..`)"
     )]
     BadId(String),
+    /// The root is not an absolute path.
     #[error(
         "projectRoot `{0}` must be an absolute path (the project's directory in the client's container)"
     )]
     RootNotAbsolute(String),
+    /// The root is a Windows path (a drive letter or a UNC path); the relay serves POSIX paths.
     #[error(
         "projectRoot `{0}` is a Windows path; CodeFlow's relay serves POSIX paths: run codeflow-client inside WSL or the dev container, where the project has a path like /workspace/app"
     )]
     RootNotPosix(String),
+    /// The root fails the lexical path rules (`path_text`): the root, then why.
     #[error("projectRoot `{0}` is not a usable path: {1}")]
     BadRoot(String, String),
 }
 
 impl ProjectId {
+    /// Checks `id` against the rules above.
     pub fn parse(id: &str) -> Result<Self, ProjectError> {
         let valid = (1..=64).contains(&id.len())
             && id != "."
@@ -43,6 +48,7 @@ impl ProjectId {
         }
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -60,6 +66,8 @@ impl fmt::Display for ProjectId {
 pub struct ClientRoot(String);
 
 impl ClientRoot {
+    /// Checks `root`: absolute, POSIX, within the path rules; returned normalised (one `/`
+    /// between components, no trailing `/`).
     pub fn parse(root: &str) -> Result<Self, ProjectError> {
         let shown = || root.chars().take(200).collect::<String>();
         // Bytes, not string slices: a root may start with a multi-byte character.
@@ -76,6 +84,7 @@ impl ClientRoot {
         Ok(Self(format!("/{}", parts.join("/"))))
     }
 
+    /// The root as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

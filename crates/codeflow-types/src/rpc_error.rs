@@ -9,13 +9,17 @@ use serde_json::{Map, Value};
 /// can act on, and `data` (with `data.suggestion` where there is a next step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorObject {
+    /// The error's code (JSON-RPC's, CodeFlow's -32001…-32010, or the file codes -33001…).
     pub code: i64,
+    /// What went wrong, for a person.
     pub message: String,
+    /// Details: `suggestion`, and per-code fields (`right`, `limit`, `actualHash`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
 }
 
 impl ErrorObject {
+    /// An error without `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         Self {
             code,

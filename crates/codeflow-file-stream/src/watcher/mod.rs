@@ -57,7 +57,9 @@ use crate::read_many::{Read, read_many};
 /// Tuning of a [`Watcher`].
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
+    /// What is not watched (besides `.gitignore`d paths).
     pub excludes: ExcludeConfig,
+    /// Size and count limits: larger files are reported by hash only.
     pub limits: Limits,
     /// Full re-stat period, the fallback for missed events (`None`: only when `notify` fails).
     pub poll_interval: Option<Duration>,
