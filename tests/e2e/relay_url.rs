@@ -147,6 +147,13 @@ async fn a_wrong_path_names_the_url_to_use() {
         .unwrap();
     let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
     assert_eq!(reply["error"]["code"], -32007, "{reply}");
+    // The agent is told why, not only that the server is unreachable.
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("HTTP 404"), "{reply}");
+    assert!(
+        message.contains(&format!("pass --server {right}")),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -249,4 +256,27 @@ async fn a_tls_mismatch_says_which_scheme_to_use() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("certificate"), "{stdout}");
     assert!(stdout.contains("not accepted"), "{stdout}");
+}
+
+/// A relay whose agent has not initialized does not re-dial in a loop when the server closes
+/// its unused socket (initialize timeout): it rests, and the agent's `initialize` later dials
+/// again and is answered.
+#[tokio::test]
+async fn a_relay_without_an_agent_rests_instead_of_redialling() {
+    let server = Server::start_with(&[], &[("CODEFLOW_INITIALIZE_TIMEOUT_SECS", "1")]).await;
+    let proxy = codeflow_e2e::TcpProxy::start(server.port).await;
+    let root = tempfile::tempdir().unwrap();
+    let relay = codeflow_e2e::Relay::spawn(&proxy.url(), "resting", root.path(), &[]);
+    // The first dial happens at start; the server closes the idle socket after 1 s. Before
+    // this change the relay dialled again every time (≈ 4 connections in 4 s).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "the relay dialled again without an agent"
+    );
+    let result = relay.initialize().await;
+    assert!(result.get("sessionId").is_some(), "{result}");
+    assert_eq!(proxy.accepted(), 2);
+    relay.settle().await;
 }

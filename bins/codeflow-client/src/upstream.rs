@@ -20,6 +20,9 @@ pub struct HandshakeMemory {
     /// The agent's `initialize` params with the CodeFlow fields added.
     pub init_params: Option<Value>,
     pub session_id: Option<String>,
+    /// Why the last dial failed, while the server is unreachable (cleared once a dial
+    /// succeeds): the agent's "unreachable" errors carry it.
+    pub last_dial_error: Option<String>,
 }
 
 /// A live connection, ready for the agent's traffic.
@@ -90,8 +93,12 @@ pub async fn establish(
     let mut backoff = Backoff::default();
     loop {
         match attempt(target, config, memory).await {
-            Ok(established) => return established,
+            Ok(established) => {
+                memory.lock().last_dial_error = None;
+                return established;
+            }
             Err(e) => {
+                memory.lock().last_dial_error = Some(e.clone());
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     "cannot reach {}: {e}; retrying in {:.1} s",

@@ -1,5 +1,7 @@
 //! The relay's link to the server: up (a connection) or down (dialling, with backoff, since
-//! some moment). Exactly one of the two at any time, and a dial is always running while down.
+//! some moment). Exactly one of the two at any time, and a dial is running while down — unless
+//! the link rests ([`Link::rest`]): nothing needs the server until the agent speaks, and the
+//! next message dials ([`Link::redial`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,6 +114,16 @@ impl Link {
     pub fn lost(&mut self) {
         self.state = State::Down {
             dialing: Some(tokio::spawn((self.dial)())),
+            since: Instant::now(),
+        };
+    }
+
+    /// The connection ended and nothing needs one now (the agent has not initialized): down,
+    /// without dialling, until [`Self::redial`]. A server closes sockets that stay
+    /// un-initialized, so dialling again at once would only repeat that every few seconds.
+    pub fn rest(&mut self) {
+        self.state = State::Down {
+            dialing: None,
             since: Instant::now(),
         };
     }
@@ -234,6 +246,29 @@ mod tests {
         );
         link.redial();
         assert_eq!(link.down_since(), since);
+        assert!(matches!(link.next().await, Event::Dialed(Some(_))));
+        assert_eq!(dials.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_resting_link_dials_only_when_asked() {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let peers = Arc::default();
+        let mut link = Link::dial(instant_dial(dials.clone(), Arc::clone(&peers)));
+        let Event::Dialed(Some(established)) = link.next().await else {
+            panic!("not dialled");
+        };
+        link.up(established.outbound, established.inbound);
+        link.rest();
+        assert!(!link.is_up());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), link.next())
+                .await
+                .is_err(),
+            "a resting link does not dial"
+        );
+        assert_eq!(dials.load(Ordering::SeqCst), 1);
+        link.redial();
         assert!(matches!(link.next().await, Event::Dialed(Some(_))));
         assert_eq!(dials.load(Ordering::SeqCst), 2);
     }

@@ -263,6 +263,19 @@ impl Relay {
     }
 
     fn lost_connection(&mut self) {
+        let needed = self.memory.lock().session_id.is_some()
+            || self.initialize_id.is_some()
+            || !self.waiting.is_empty();
+        if !needed {
+            // The agent has not initialized yet, so the server closed a socket nobody used:
+            // dial again when the agent speaks, not in a loop meanwhile.
+            tracing::info!(
+                "the connection to {} closed before the agent initialized; dialling again on the agent's first message",
+                self.target.server
+            );
+            self.link.rest();
+            return;
+        }
         tracing::warn!(
             "lost the connection to {}; reconnecting",
             self.target.server
@@ -287,8 +300,7 @@ impl Relay {
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.to_agent(unreachable(id, &method, &self.target.server, wait))
-                    .await;
+                self.to_agent(self.unreachable(id, &method, wait)).await;
             }
         }
         // Calls sent before the link died wait as long for a resume; then their outcome is
@@ -384,15 +396,23 @@ impl Relay {
         }
     }
 
+    /// The agent's error for a call that could not reach the server, with why the last dial
+    /// failed (refused, TLS, 401, 404…) so the agent can tell its user what to fix.
+    fn unreachable(&self, id: Value, method: &str, wait: Duration) -> Message {
+        let why = self.memory.lock().last_dial_error.clone();
+        unreachable(id, method, &self.target.server, wait, why.as_deref())
+    }
+
     async fn send_or_wait(&mut self, message: Message) {
         if self.link.is_up() {
             self.send_upstream(message).await;
         } else if self.waiting.len() < OFFLINE_QUEUE {
+            // A resting link dials now (a no-op while a dial runs).
+            self.link.redial();
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
             let wait = self.target.offline_wait;
-            self.to_agent(unreachable(id, &method, &self.target.server, wait))
-                .await;
+            self.to_agent(self.unreachable(id, &method, wait)).await;
         }
     }
 
@@ -509,13 +529,22 @@ fn is_refresh(id: &Value) -> bool {
         .is_some_and(|s| s.starts_with(REFRESH_ID_PREFIX))
 }
 
-fn unreachable(id: Value, method: &str, server: &str, wait: Duration) -> Message {
+fn unreachable(
+    id: Value,
+    method: &str,
+    server: &str,
+    wait: Duration,
+    why: Option<&str>,
+) -> Message {
+    let why = why
+        .map(|e| format!(" (last attempt: {e})"))
+        .unwrap_or_default();
     Message::error(
         id,
         ErrorObject::new(
             codes::UNREACHABLE,
             format!(
-                "server unreachable, retrying: `{method}` could not reach {server} within {} s",
+                "server unreachable, retrying: `{method}` could not reach {server} within {} s{why}",
                 wait.as_secs()
             ),
         )
