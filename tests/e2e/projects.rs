@@ -733,6 +733,68 @@ async fn a_session_joins_another_project_its_token_grants() {
     );
 }
 
+/// A token refreshed without the other project ends the session's subscription to it: that
+/// project's run events stop reaching it, its own keep coming.
+#[tokio::test]
+async fn a_refresh_without_the_other_project_ends_its_subscription() {
+    let secret = "s3cret-for-tests-at-least-32-bytes-long";
+    let server = start(&[
+        ("CODEFLOW_JWT_SECRET", secret),
+        ("CODEFLOW_REQUIRE_AUTH", "true"),
+    ])
+    .await;
+    let both = "projects:manage claude:execute";
+    let mut watcher = Ws::connect_with_token(
+        &server.url(),
+        Some(&mint(secret, json!(["alpha", "beta"]), both)),
+    )
+    .await
+    .unwrap();
+    watcher.initialize("alpha", "/alpha").await;
+    let mut beta =
+        Ws::connect_with_token(&server.url(), Some(&mint(secret, json!(["beta"]), both)))
+            .await
+            .unwrap();
+    beta.initialize("beta", "/beta").await;
+    call(&mut beta, 1, "projects/create", json!({"id": "beta"})).await;
+    call(&mut watcher, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut watcher, 2, "projects/join", json!({})).await;
+    call(&mut watcher, 3, "projects/join", json!({"project": "beta"})).await;
+    let refreshed = call(
+        &mut watcher,
+        4,
+        "auth/refresh",
+        json!({"token": mint(secret, json!(["alpha"]), both)}),
+    )
+    .await;
+    assert_eq!(refreshed["refreshed"], true, "{refreshed}");
+    let unseen = call(
+        &mut beta,
+        2,
+        "claude/execute",
+        json!({"project": "beta", "prompt": "unseen"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = call(
+        &mut watcher,
+        5,
+        "claude/execute",
+        json!({"project": "alpha", "prompt": "mock:slow=300 after"}),
+    )
+    .await["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = events_until_complete(&mut watcher, &own).await;
+    assert!(
+        seen.iter().all(|e| e["data"]["runId"] != unseen.as_str()),
+        "{seen:#?}"
+    );
+}
+
 /// R3: kill -9 during 10,000 appends; on restart every acknowledged append is there, the
 /// metadata is intact and no project is left executing.
 #[tokio::test]

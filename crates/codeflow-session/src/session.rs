@@ -146,7 +146,25 @@ impl Session {
     }
 
     /// Replaces the grant (a refreshed token).
+    /// Replaces the session's grant (`auth/refresh`, a resume). Subscriptions to other
+    /// projects the new grant no longer covers end with it: a narrower token stops their
+    /// events at once.
     pub(crate) fn set_grant(&self, grant: Grant) {
+        let dropped: Vec<Subscription> = {
+            let mut state = self.state.lock();
+            let gone: Vec<(ProjectId, Channel)> = state
+                .subscriptions
+                .keys()
+                .filter(|(project, _)| *project != self.project && !grant.allows_project(project))
+                .cloned()
+                .collect();
+            gone.iter()
+                .filter_map(|key| state.subscriptions.remove(key))
+                .collect()
+        };
+        for sub in dropped {
+            sub.handle.lock().remove_subscriber(&self.id);
+        }
         *self.grant.lock() = grant;
     }
 

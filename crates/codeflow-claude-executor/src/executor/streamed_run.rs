@@ -197,15 +197,35 @@ impl Executor {
                 .map_err(|e| io_err("reading the run's changes failed", e))?
                 .map_err(|e| io_err("cannot read the run's changes", e))?;
             if let Some((record, changes)) = loaded {
+                let (diff, truncated) = capped(working_copy::unified_diff(&changes), DIFF_LIMIT);
                 return Ok(json!({
                     "runId": run_id, "project": id, "applied": record.applied,
                     "conflicts": record.conflicts, "writeBack": record.write_back,
-                    "files": record.files, "diff": working_copy::unified_diff(&changes),
+                    "files": record.files, "diff": diff, "truncated": truncated,
                 }));
             }
         }
         Err(not_found())
     }
+}
+
+/// The most diff text `claude/changes` returns (well under a frame's size limit); the rest is
+/// cut at a line boundary and the answer says `truncated: true` (`files` still lists every
+/// changed file).
+const DIFF_LIMIT: usize = 4 * 1024 * 1024;
+
+/// `text` cut to at most `limit` bytes at the end of a line, and whether it was cut.
+fn capped(mut text: String, limit: usize) -> (String, bool) {
+    if text.len() <= limit {
+        return (text, false);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').map_or(end, |i| i + 1);
+    text.truncate(end);
+    (text, true)
 }
 
 /// A streamed run's changes in its `complete` event.
@@ -214,4 +234,20 @@ pub(super) fn add_changes(event: &mut Value, record: &Record) {
     event["applied"] = json!(record.applied);
     event["conflicts"] = json!(record.conflicts);
     event["writeBack"] = json!(record.write_back);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn long_diffs_are_cut_at_a_line_and_say_so() {
+        assert_eq!(capped("a\nb\n".into(), 10), ("a\nb\n".into(), false));
+        assert_eq!(
+            capped("abc\ndef\nghi\n".into(), 9),
+            ("abc\ndef\n".into(), true)
+        );
+        let (cut, truncated) = capped("é".repeat(10), 5);
+        assert!(truncated && cut.len() <= 5 && cut.chars().all(|c| c == 'é'));
+    }
 }
