@@ -41,6 +41,7 @@ pub struct ExecutorConfig {
     pub env_remove: Vec<String>,
     /// Run the CLI as this user and group (the server must be allowed to switch).
     pub run_as_uid: Option<u32>,
+    /// See `run_as_uid`.
     pub run_as_gid: Option<u32>,
     /// Resource limits for the CLI and everything it starts.
     pub limits: Limits,

@@ -20,9 +20,13 @@ pub const MAX_LIMIT: usize = 1000;
 /// of them (returned oldest first).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
+    /// Entries at or after this time (ms since the Unix epoch).
     pub since: Option<u64>,
+    /// Entries at or before this time (ms since the Unix epoch).
     pub until: Option<u64>,
+    /// Entries strictly before this time: the cursor of the previous page's `next_before`.
     pub before: Option<u64>,
+    /// At most this many entries (the newest ones of the range).
     pub limit: usize,
 }
 
@@ -33,6 +37,7 @@ pub struct HistoryPage {
     pub entries: Vec<Value>,
     /// More entries match before the first one: pass `next_before` as `before`.
     pub more: bool,
+    /// The cursor for the next (older) page, when `more`.
     pub next_before: Option<u64>,
 }
 

@@ -19,6 +19,8 @@
 //!
 //! It deliberately knows nothing of sessions, WebSocket or LSP.
 
+#![warn(missing_docs)]
+
 pub mod atomic;
 pub mod config;
 pub mod error;

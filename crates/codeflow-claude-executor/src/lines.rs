@@ -9,9 +9,13 @@ pub enum Line {
     /// A complete line, without its newline (also the last bytes before EOF).
     Text(Vec<u8>),
     /// A line passed the limit. Reported once, when it does; the rest of it is skipped.
-    TooLong { limit: usize },
+    TooLong {
+        /// How many bytes a line may have.
+        limit: usize,
+    },
 }
 
+/// Reads lines of at most `max` bytes from a child's output, so an endless line costs bounded memory.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -21,6 +25,7 @@ pub struct LineReader<R> {
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    /// A reader of `inner` whose lines are cut at `max` bytes.
     pub fn new(inner: R, max: usize) -> Self {
         Self {
             inner,

@@ -35,8 +35,10 @@ use crate::config::LogConfig;
 /// Why an append failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LogError {
+    /// The disk failed (the message says how).
     #[error("cannot write the message log: {0}")]
     Io(String),
+    /// The log was shut down.
     #[error("the message log is closed")]
     Closed,
 }
@@ -44,8 +46,11 @@ pub enum LogError {
 /// One entry as appended.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
+    /// The session that sent it (or `server` for the executor's own records).
     pub session: String,
+    /// What it is: a client message, a run event, …
     pub kind: String,
+    /// The message or event itself.
     pub payload: Value,
 }
 
@@ -424,6 +429,7 @@ impl MessageLog {
         })
     }
 
+    /// The directory the log's segments are in.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

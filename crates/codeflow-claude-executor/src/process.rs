@@ -66,7 +66,9 @@ pub fn withheld(name: &str, extra: &[String]) -> bool {
 
 /// A started CLI: the child (killed with its group if dropped) and its process group id.
 pub struct Started {
+    /// The CLI process, in its own process group.
     pub child: Box<dyn ChildWrapper>,
+    /// Its process group id (the whole group is signalled on cancel).
     pub pgid: i32,
     /// The leader's start time (clock ticks since boot, `/proc/<pid>/stat`), to recognise it
     /// after a restart without mistaking a reused pid for it.
@@ -77,6 +79,7 @@ pub struct Started {
 /// starts: after a crash, a run's processes are found by it even when no pid was saved.
 pub const RUN_MARKER: &str = "CODEFLOW_RUN_ID";
 
+/// Starts the CLI for one run: argument vector (no shell), stdin closed, the allow-listed environment plus `RUN_MARKER`, its own process group.
 pub fn spawn(
     config: &ExecutorConfig,
     cwd: &Path,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// No run is going on.
     Idle,
+    /// A run is going on (one per project at a time).
     Executing,
     /// The last run could not be started (see `lastError`); the next run may succeed.
     Error,
@@ -19,8 +21,11 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveRun {
+    /// The run's id.
     pub run_id: String,
+    /// The run's process group id (killed on restart if it survived).
     pub pgid: i32,
+    /// The leader's start time in clock ticks (to tell a reused pid apart).
     #[serde(default)]
     pub start_ticks: Option<u64>,
     /// Milliseconds since the Unix epoch.
@@ -31,6 +36,7 @@ pub struct LiveRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectMeta {
+    /// The project id.
     pub id: String,
     /// The directory, relative to the projects root (empty for a streamed project).
     pub path: String,
@@ -38,25 +44,32 @@ pub struct ProjectMeta {
     /// runs work on a private copy and write their changes back.
     #[serde(default)]
     pub streamed: bool,
+    /// Idle, executing, or error.
     pub status: Status,
     /// The Claude conversation to resume (from the latest `system/init`).
     #[serde(default)]
     pub conversation_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
+    /// Milliseconds since the Unix epoch of the last run or message.
     pub last_active: u64,
+    /// The run going on, while executing.
     #[serde(default)]
     pub current_run: Option<LiveRun>,
+    /// Why the last run failed, if it did.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// How many runs the project has had.
     #[serde(default)]
     pub runs: u64,
 }
 
+/// Where a project's metadata file is.
 pub fn meta_path(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join(id).join("project.json")
 }
 
+/// Where a project's message log is.
 pub fn log_dir(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join(id).join("messages")
 }

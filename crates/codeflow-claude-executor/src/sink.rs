@@ -7,6 +7,7 @@ use crate::error::ExecError;
 /// Where run events go: the server publishes them on the project's `ai-response` channel.
 /// Called in event order, from the run's task; must not block.
 pub trait EventSink: Send + Sync + 'static {
+    /// Publishes `event` on `project`'s `ai-response` channel.
     fn publish(&self, project: &str, event: Value);
 }
 

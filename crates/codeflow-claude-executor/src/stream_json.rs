@@ -11,14 +11,18 @@ const EXCERPT_CHARS: usize = 200;
 /// One interpreted line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamLine {
+    /// A JSON object line: a stream-json message.
     Message {
+        /// The line as parsed.
         message: Value,
         /// `system/init`'s `session_id`: the conversation a later run resumes.
         conversation: Option<String>,
         /// The final `result` line (cost, duration, outcome).
         is_result: bool,
     },
+    /// A line that is not a JSON object: reported as an error event, not a crash.
     NotAnObject {
+        /// The start of the line, for the error event.
         excerpt: String,
     },
 }

@@ -13,6 +13,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One file a run changed, relative to the project root (`/`-separated, no `..`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The project-relative path.
     pub path: String,
     /// The content the run started from (`None`: the run created the file).
     pub before: Option<Vec<u8>>,
@@ -35,7 +36,10 @@ impl FileChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBackOutcome {
     /// Every change was written, through the relay of `session`.
-    Applied { session: String },
+    Applied {
+        /// The session whose relay wrote them.
+        session: String,
+    },
     /// These files changed on the client since the run's copy was taken (or appeared there):
     /// nothing was written.
     Conflicts(Vec<String>),

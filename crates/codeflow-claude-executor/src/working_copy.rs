@@ -36,6 +36,7 @@ pub fn base_and_work(dir: &Path) -> (PathBuf, PathBuf) {
 /// One changed file as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedFile {
+    /// The project-relative path.
     pub path: String,
     /// `created`, `modified` or `deleted`.
     pub action: String,
@@ -45,8 +46,11 @@ pub struct ChangedFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    /// The run's id.
     pub run_id: String,
+    /// The project the run was for.
     pub project: String,
+    /// Every file the run changed.
     pub files: Vec<ChangedFile>,
     /// Whether the changes were written to the client.
     pub applied: bool,
