@@ -15,14 +15,20 @@ use codeflow_types::ProjectId;
 /// A right a token can grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Right {
+    /// `file:read`: read the project's files through tools.
     FileRead,
+    /// `file:write`: write, create, rename and delete files through tools.
     FileWrite,
+    /// `lsp:query`: ask the language servers (definitions, references, …).
     LspQuery,
+    /// `claude:execute`: start, cancel and inspect Claude runs.
     ClaudeExecute,
+    /// `projects:manage`: create, delete, join and post to projects.
     ProjectsManage,
 }
 
 impl Right {
+    /// Every right, in the order they are listed in tokens.
     pub const ALL: [Right; 5] = [
         Right::FileRead,
         Right::FileWrite,
@@ -31,6 +37,7 @@ impl Right {
         Right::ProjectsManage,
     ];
 
+    /// The right a scope word names (`lsp:query`, …), if any.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "file:read" => Self::FileRead,
@@ -42,6 +49,7 @@ impl Right {
         })
     }
 
+    /// The right's scope word.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::FileRead => "file:read",
@@ -56,7 +64,9 @@ impl Right {
 /// Which projects a grant covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProjectScope {
+    /// Every project (`"*"` in a token).
     All,
+    /// These project ids only.
     Only(HashSet<String>),
 }
 
@@ -65,7 +75,9 @@ pub enum ProjectScope {
 pub struct Grant {
     /// The token's `sub`, or `anonymous`.
     pub subject: String,
+    /// The projects the grant covers.
     pub projects: ProjectScope,
+    /// What it may do in them.
     pub rights: HashSet<Right>,
     /// The token's `exp` (seconds since the Unix epoch); `None` for anonymous access.
     pub expires_at: Option<u64>,
@@ -88,6 +100,7 @@ impl Grant {
         }
     }
 
+    /// Whether the grant covers `project`.
     pub fn allows_project(&self, project: &ProjectId) -> bool {
         self.allows_project_name(project.as_str())
     }
@@ -100,6 +113,7 @@ impl Grant {
         }
     }
 
+    /// Whether the grant includes `right`.
     pub fn has(&self, right: Right) -> bool {
         self.rights.contains(&right)
     }
@@ -143,7 +157,9 @@ pub struct AuthConfig {
     /// What a client without a token may do; `None` = nothing when a secret is set, every
     /// right when none is.
     pub anonymous_rights: Option<HashSet<Right>>,
+    /// The `iss` tokens must carry.
     pub issuer: String,
+    /// The `aud` tokens must carry.
     pub audience: String,
 }
 
@@ -215,35 +231,49 @@ impl AuthConfig {
 /// Why a token was refused. Each case has its own message; all are answered with -32001.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuthError {
+    /// No credential was sent and anonymous access is off.
     #[error("this server requires a token")]
     Missing,
+    /// The token's `exp` has passed.
     #[error("the token has expired")]
     Expired,
+    /// The token's `nbf` is in the future.
     #[error("the token is not valid yet (`nbf` is in the future)")]
     NotYetValid,
+    /// The signature does not match the configured key.
     #[error("the token's signature does not match this server's secret")]
     BadSignature,
+    /// The token is signed with an algorithm the server does not accept.
     #[error("the token is signed with an algorithm this server does not accept (it accepts {0})")]
     WrongAlgorithm(String),
+    /// The token's `aud` is not the configured audience.
     #[error("the token is for another audience (`aud`)")]
     WrongAudience,
+    /// The token's `iss` is not the configured issuer.
     #[error("the token is from another issuer (`iss`)")]
     WrongIssuer,
+    /// The token is not a well-formed JWT.
     #[error("the token is not a well-formed JWT: {0}")]
     Malformed(String),
+    /// The credential is refused for another reason (said in words).
     #[error("the token is invalid: {0}")]
     Invalid(String),
+    /// The credential does not grant this project.
     #[error("the token does not grant project `{0}`")]
     WrongProject(String),
+    /// A token was sent to a server that checks none.
     #[error("the server requires auth but has no JWT secret configured")]
     NotConfigured,
+    /// The token's `kid` names no key of the JWKS file.
     #[error("the token's key id (`kid`) {0} is not in this server's JWKS")]
     UnknownKey(String),
+    /// The SSH-key login was refused (said why).
     #[error("SSH-key login refused: {0}")]
     SshKey(String),
     #[error(
         "the client certificate ({0}) maps to no grant in auth.client_certs, and no token was sent"
     )]
+    /// A client certificate that maps to no grant.
     UnmappedCertificate(String),
 }
 
@@ -389,10 +419,13 @@ impl std::fmt::Debug for Authenticator {
 /// What `codeflow-server token` puts in a token.
 #[derive(Debug, Clone)]
 pub struct MintRequest {
+    /// The token's `sub`: who it is for (shown in the audit log).
     pub subject: String,
     /// Project ids, or `None` for every project (`"*"`).
     pub projects: Option<Vec<String>>,
+    /// The rights it grants.
     pub rights: Vec<Right>,
+    /// How long it is valid from now.
     pub ttl: std::time::Duration,
 }
 
@@ -404,6 +437,7 @@ fn now_secs() -> u64 {
 }
 
 impl Authenticator {
+    /// Checks credentials as `config` says.
     pub fn new(config: AuthConfig) -> Self {
         let mut keys: Vec<(Algorithm, DecodingKey)> = Vec::new();
         if let Some(secret) = config.jwt_secret.as_deref() {

@@ -21,7 +21,12 @@ use codeflow_types::ProjectId;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Forbidden {
     /// The grant lacks `right`, which `what` needs.
-    MissingRight { right: Right, what: String },
+    MissingRight {
+        /// The right that is missing.
+        right: Right,
+        /// What needs it (a method, or a tool's name).
+        what: String,
+    },
     /// The request names a project other than the session's.
     OtherProject,
 }

@@ -36,6 +36,7 @@ impl Drop for Admission {
 }
 
 impl ConnectionCap {
+    /// A cap of `max` connections at once.
     pub fn new(max: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
@@ -52,10 +53,12 @@ impl ConnectionCap {
             .map(Admission::new)
     }
 
+    /// The cap.
     pub fn max(&self) -> usize {
         self.max
     }
 
+    /// Connections admitted now.
     pub fn in_use(&self) -> usize {
         self.max - self.permits.available_permits()
     }

@@ -44,6 +44,7 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel.
     pub const ALL: [Channel; 6] = [
         Channel::Files,
         Channel::Diagnostics,
@@ -53,6 +54,7 @@ impl Channel {
         Channel::Git,
     ];
 
+    /// The channel of a wire name (`ai-response`, …).
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "files" => Self::Files,
@@ -65,6 +67,7 @@ impl Channel {
         })
     }
 
+    /// The channel's wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Files => "files",
@@ -107,17 +110,22 @@ impl Default for ChannelConfig {
 /// publication (0 before the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
+    /// The epoch: one per server process; offsets restart with a new one.
     pub epoch: Arc<str>,
+    /// The offset of the last publication (0 before the first).
     pub offset: u64,
 }
 
 /// One publication, serialised once for every subscriber.
 #[derive(Debug)]
 pub struct Publication {
+    /// The channel it was published on.
     pub channel: Channel,
+    /// Its offset in the channel.
     pub offset: u64,
     /// Milliseconds since the Unix epoch, at publication.
     pub timestamp: u64,
+    /// The event's payload.
     pub data: Value,
     /// The `channels/event` notification, as sent to every subscriber.
     pub(crate) event_text: String,
@@ -158,9 +166,11 @@ impl Publication {
 /// What a subscription with `since` got back.
 #[derive(Debug, Clone)]
 pub struct Recovery {
+    /// The channel's position now.
     pub position: Position,
     /// Every publication after `since` is in `publications`.
     pub recovered: bool,
+    /// The publications after `since`, oldest first.
     pub publications: Vec<Arc<Publication>>,
 }
 
@@ -269,6 +279,7 @@ impl std::fmt::Debug for Channels {
 }
 
 impl Channels {
+    /// Channels with `config`'s history sizes.
     pub fn new(config: ChannelConfig) -> Self {
         Self {
             config,
@@ -277,6 +288,7 @@ impl Channels {
         }
     }
 
+    /// The configuration the channels were made with.
     pub fn config(&self) -> &ChannelConfig {
         &self.config
     }

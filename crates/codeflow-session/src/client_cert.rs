@@ -18,6 +18,7 @@ pub struct CertGrant {
     pub subject: String,
     /// Project ids, or `None` for every project.
     pub projects: Option<Vec<String>>,
+    /// The rights it grants.
     pub rights: HashSet<Right>,
 }
 

@@ -16,8 +16,11 @@ const CODEFLOW_FIELDS: &[&str] = &["project", "projectRoot", "token", "sessionId
 /// What a client asked for in its handshake.
 #[derive(Debug, Clone)]
 pub struct Handshake {
+    /// The project the client works on.
     pub project: ProjectId,
+    /// The project's root in the client's filesystem.
     pub root: ClientRoot,
+    /// The token sent in the params (the header's is checked too).
     pub token: Option<String>,
     /// An SSH-key login (`auth.sshKey`).
     pub ssh_login: Option<crate::ssh_login::SshLogin>,
@@ -32,7 +35,9 @@ pub struct Handshake {
 /// A `reconnect` request: resume only.
 #[derive(Debug, Clone)]
 pub struct Reconnect {
+    /// The session to resume.
     pub session_id: String,
+    /// The token sent with it.
     pub token: Option<String>,
 }
 
@@ -55,6 +60,7 @@ fn string_field<'a>(
 }
 
 impl Handshake {
+    /// Reads `initialize`'s params, or says what is wrong with them.
     pub fn parse(params: Option<Value>) -> Result<Self, ErrorObject> {
         let mut params = match params {
             Some(Value::Object(p)) => p,
@@ -144,6 +150,7 @@ fn ssh_login(
 }
 
 impl Reconnect {
+    /// Reads `reconnect`'s params, or says what is wrong with them.
     pub fn parse(params: Option<Value>) -> Result<Self, ErrorObject> {
         let params = match params {
             Some(Value::Object(p)) => p,

@@ -16,7 +16,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// One usable key of the set.
 #[derive(Clone)]
 pub struct JwksKey {
+    /// The algorithm tokens signed with this key must name.
     pub algorithm: Algorithm,
+    /// The key.
     pub key: DecodingKey,
 }
 

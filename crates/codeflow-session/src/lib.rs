@@ -8,6 +8,8 @@
 //!
 //! This crate knows nothing of LSP or files; what serves a session is a [`SessionService`].
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod auth;
 pub mod authorize;

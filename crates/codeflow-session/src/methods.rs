@@ -24,16 +24,23 @@ pub enum MethodReply {
     /// follow it in order. `project`: another project's channel, which the family has checked
     /// the session may see; `None` is the session's own project.
     Subscribe {
+        /// Another project whose channel it is (`None`: the session's own).
         project: Option<ProjectId>,
+        /// The channel.
         channel: Channel,
+        /// `(epoch, offset)` to recover from, as `channels/subscribe`'s `since`.
         since: Option<(String, u64)>,
+        /// Fields added to the answer.
         extra: Map<String, Value>,
     },
     /// End the session's subscription to `channel` (of `project`, `None` the session's own),
     /// then answer with `extra` plus `unsubscribed` (whether there was one).
     Unsubscribe {
+        /// Another project whose channel it is (`None`: the session's own).
         project: Option<ProjectId>,
+        /// The channel.
         channel: Channel,
+        /// Fields added to the answer.
         extra: Map<String, Value>,
     },
 }

@@ -38,7 +38,9 @@ impl Default for RegistryConfig {
 /// Counts for health and metrics.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RegistryStats {
+    /// Sessions the server holds.
     pub sessions: usize,
+    /// Of those, sessions with a connection now.
     pub attached: usize,
     /// Sessions per project.
     pub projects: BTreeMap<String, usize>,
@@ -47,15 +49,19 @@ pub struct RegistryStats {
 /// Why a session could not be created.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CreateError {
+    /// The server holds its maximum of sessions.
     #[error("the server holds its maximum of {0} sessions")]
     AtCapacity(usize),
+    /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
 }
 
 /// The sessions of one server.
 pub struct SessionRegistry {
+    /// Limits and timings of sessions.
     pub config: RegistryConfig,
+    /// Checks credentials at the handshake and on `auth/refresh`.
     pub auth: Authenticator,
     service: Arc<dyn SessionService>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -63,6 +69,7 @@ pub struct SessionRegistry {
     shutdown: CancellationToken,
     /// Method families served beside the MCP service (see [`crate::methods`]).
     families: parking_lot::RwLock<Vec<Arc<dyn crate::methods::MethodFamily>>>,
+    /// When the server started.
     pub started: Instant,
 }
 
@@ -174,16 +181,17 @@ impl SessionRegistry {
             .cloned()
     }
 
-    /// The event channels of every project: publish here (see [`Channels::publish`]).
     /// The service serving this registry's sessions.
     pub(crate) fn service(&self) -> &dyn SessionService {
         self.service.as_ref()
     }
 
+    /// The event channels of every project: publish here (see [`Channels::publish`]).
     pub fn channels(&self) -> &Channels {
         &self.channels
     }
 
+    /// The session with this id, if it lives.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions.lock().get(id).cloned()
     }
@@ -202,6 +210,7 @@ impl SessionRegistry {
         }
     }
 
+    /// Counts for health and metrics.
     pub fn stats(&self) -> RegistryStats {
         let sessions = self.sessions.lock();
         let mut stats = RegistryStats {
@@ -232,6 +241,7 @@ impl SessionRegistry {
         self.shutdown.cancelled().await
     }
 
+    /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_cancelled()
     }

@@ -17,6 +17,7 @@ use crate::session::Session;
 /// messages through [`SessionHandler::deliver`] and answers through
 /// [`Session::send_to_client`].
 pub trait SessionService: Send + Sync + 'static {
+    /// Makes the handler of a new session.
     fn start(&self, session: Arc<Session>) -> Arc<dyn SessionHandler>;
 
     /// The rights a `tools/call` of `tool` with these arguments needs; the session checks
@@ -44,5 +45,6 @@ pub type Delivery<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// The handler is dropped when the session ends; tasks it started should watch
 /// [`Session::closed`].
 pub trait SessionHandler: Send + Sync + 'static {
+    /// Takes one client message (see the trait's documentation for the rules).
     fn deliver(&self, message: Message) -> Delivery<'_>;
 }

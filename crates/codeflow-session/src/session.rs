@@ -32,13 +32,17 @@ const NULL_ID_PREFIX: &str = "codeflow-null:";
 
 /// A session's identity and its link to a client.
 pub struct Session {
+    /// The session id (`sessionId` on the wire; a resume names it).
     pub id: String,
+    /// The project the session works on.
     pub project: ProjectId,
+    /// The project's root in the client's filesystem.
     pub root: ClientRoot,
     /// Who the client is and what it may do; replaced by `auth/refresh`.
     grant: Mutex<Grant>,
     /// The client serves `client/*` file requests.
     pub file_stream: bool,
+    /// When the session was created.
     pub created: Instant,
     client_requests: PendingRequests,
     state: Mutex<State>,
@@ -173,6 +177,7 @@ impl Session {
         self.closed.cancelled().await
     }
 
+    /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
@@ -333,6 +338,7 @@ impl Session {
         self.state.lock().memory.abandon(&memory::key(id));
     }
 
+    /// Requests of this session running now.
     pub fn requests_running(&self) -> usize {
         self.state.lock().memory.running()
     }
@@ -611,6 +617,7 @@ impl Session {
         self.state.lock().detached_since.map(|t| t.elapsed())
     }
 
+    /// Whether a socket is attached now.
     pub fn is_attached(&self) -> bool {
         self.state.lock().attached.is_some()
     }

@@ -18,7 +18,9 @@ use crate::session::Session;
 /// flood gets errors instead of starving other sockets.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
+    /// Requests per second a session may send on average.
     pub per_second: u32,
+    /// Requests a session may send at once above the average.
     pub burst: u32,
 }
 

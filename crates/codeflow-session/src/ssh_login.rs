@@ -30,7 +30,9 @@ pub const SCOPE_OPTION: &str = "codeflow-scope";
 /// A challenge issued to one connection.
 #[derive(Debug, Clone)]
 pub struct Challenge {
+    /// The random challenge, as sent.
     pub value: String,
+    /// When it was issued (it expires after a minute).
     pub issued: Instant,
 }
 
@@ -133,7 +135,9 @@ pub fn verify(
 /// A key's CodeFlow options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyOptions {
+    /// The projects the key may work on (`codeflow-projects`).
     pub projects: ProjectScope,
+    /// What it may do (`codeflow-scope`).
     pub rights: HashSet<Right>,
 }
 
