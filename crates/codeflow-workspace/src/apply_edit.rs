@@ -31,6 +31,7 @@ impl std::fmt::Debug for EditRouter {
 }
 
 impl EditRouter {
+    /// A router with no sessions yet (they register as they start).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }

@@ -34,6 +34,7 @@ pub struct BatchScope {
 }
 
 impl BatchScope {
+    /// A batch; `dry_run`: its operations only say what they would do.
     pub fn new(dry_run: bool) -> Arc<Self> {
         Arc::new(Self {
             dry_run,

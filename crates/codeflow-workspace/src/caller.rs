@@ -37,6 +37,7 @@ enum Link {
 pub struct Caller {
     /// The session's id (a local caller's name).
     pub id: String,
+    /// The project the caller works on.
     pub project: ProjectId,
     /// The client's absolute project root.
     pub root: ClientRoot,
@@ -130,6 +131,7 @@ impl Caller {
         self.session().is_none_or(|s| s.is_attached())
     }
 
+    /// Every workspace of the server.
     pub fn workspaces(&self) -> &Arc<Workspaces> {
         &self.workspaces
     }

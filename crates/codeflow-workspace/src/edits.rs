@@ -67,6 +67,7 @@ pub struct EditPlan {
 /// What happened to one file (or would, in a dry run), in the client's paths.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileReport {
+    /// The file, as the caller's path.
     pub path: String,
     /// `edit`, `create`, `delete` or `rename`.
     pub action: &'static str,
@@ -83,7 +84,9 @@ pub struct FileReport {
 /// The result of [`EditPlan::commit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {
+    /// Nothing was written: the plan was only described.
     pub dry_run: bool,
+    /// What happened to each file.
     pub files: Vec<FileReport>,
 }
 
@@ -197,6 +200,7 @@ impl EditPlan {
         self
     }
 
+    /// Whether the plan changes nothing.
     pub fn is_empty(&self) -> bool {
         self.files
             .values()
@@ -486,6 +490,7 @@ impl EditPlan {
         out
     }
 
+    /// The project's workspace the plan writes to.
     pub fn workspace(&self) -> &Arc<ProjectWorkspace> {
         &self.workspace
     }

@@ -5,6 +5,7 @@
 
 use codeflow_session::Right;
 
+/// What can go wrong in the workspace, as tools and agents see it (one JSON-RPC mapping).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WorkspaceError {
     /// The caller named something that cannot be: a path outside the project, a position past
@@ -17,7 +18,9 @@ pub enum WorkspaceError {
     /// The operation ran and failed; `suggestion` says what to do next, when there is a step.
     #[error("{message}")]
     Failed {
+        /// What failed, in words.
         message: String,
+        /// What to do next, when there is a step.
         suggestion: Option<String>,
     },
     /// The caller gave up on the operation (a cancelled tool call).
@@ -26,6 +29,7 @@ pub enum WorkspaceError {
 }
 
 impl WorkspaceError {
+    /// A failure saying `message`.
     pub fn failed(message: impl Into<String>) -> Self {
         Self::Failed {
             message: message.into(),
@@ -33,6 +37,7 @@ impl WorkspaceError {
         }
     }
 
+    /// Adds what to do next (to a `Failed` error; others are returned as they are).
     pub fn with_suggestion(self, suggestion: impl Into<String>) -> Self {
         match self {
             Self::Failed { message, .. } => Self::Failed {

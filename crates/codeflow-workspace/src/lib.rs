@@ -20,6 +20,8 @@
 //! It knows nothing of MCP or of sockets: sessions reach it through [`codeflow_session`], and
 //! the tool catalogue sits on top of it.
 
+#![warn(missing_docs)]
+
 pub mod apply_edit;
 pub mod batch;
 pub mod caller;

@@ -44,8 +44,11 @@ pub async fn tell_language_servers(
 /// A file operation done on the client, for the language servers that asked to hear of it.
 #[derive(Debug, Clone)]
 pub enum FileOperation {
+    /// Files created.
     Created(Vec<MirrorPath>),
+    /// Files deleted.
     Deleted(Vec<MirrorPath>),
+    /// Files renamed, `(from, to)`.
     Renamed(Vec<(MirrorPath, MirrorPath)>),
 }
 

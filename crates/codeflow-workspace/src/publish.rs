@@ -27,6 +27,7 @@ impl std::fmt::Debug for DiagnosticsPublisher {
 }
 
 impl DiagnosticsPublisher {
+    /// A publisher of the diagnostics of `workspaces`' language servers.
     pub fn new(workspaces: &Arc<Workspaces>) -> Arc<Self> {
         let publisher = Arc::new(Self::default());
         let _ = publisher.workspaces.set(Arc::downgrade(workspaces));

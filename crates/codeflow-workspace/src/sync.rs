@@ -34,6 +34,7 @@ enum QueuedEvent {
 /// Where notable file events are told to the client (MCP's `notifications/message` in
 /// CodeFlow): `level` is a syslog level name, `data` the event.
 pub trait ClientNotices: Send + Sync {
+    /// Tells the client of one event at `level` (if it wants that level).
     fn notice(&self, level: &str, data: Value);
 }
 

@@ -17,6 +17,7 @@ pub struct LineIndex<'a> {
 }
 
 impl<'a> LineIndex<'a> {
+    /// Indexes the lines of `text`.
     pub fn new(text: &'a str) -> Self {
         let bytes = text.as_bytes();
         let mut starts = vec![0];
@@ -123,7 +124,9 @@ pub fn utf16_slice(s: &str, from: u32, to: u32) -> &str {
 /// A 1-based position as tools and channels report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct UserPosition {
+    /// 1-based line.
     pub line: u32,
+    /// 1-based character (a Unicode scalar value, not a UTF-16 unit).
     pub character: u32,
 }
 

@@ -42,7 +42,9 @@ impl Holder {
 /// Another live session whose tree is in the mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherTree {
+    /// The other session's id.
     pub session: String,
+    /// The other session's root, in its client's filesystem.
     pub root: String,
     /// Whether its relay is connected now (always, for sessions; kept for the wire format).
     pub attached: bool,
@@ -99,8 +101,11 @@ impl TreeHolders {
 /// A sync refused because it would remove files another live session's tree has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeConflict {
+    /// The project whose mirror it is.
     pub project: String,
+    /// The refused session's root.
     pub root: String,
+    /// The session whose tree would have lost files.
     pub other: OtherTree,
     /// Project-relative paths the sync would have removed (all of them).
     pub would_remove: Vec<String>,

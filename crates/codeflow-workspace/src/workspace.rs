@@ -19,8 +19,11 @@ use crate::trees::TreeHolders;
 
 /// One project's mirror and language servers.
 pub struct ProjectWorkspace {
+    /// The project.
     pub project: ProjectId,
+    /// Its mirror (or the shared directory).
     pub mirror: Mirror,
+    /// Its lease on the language-server pool (servers stop when the last lease goes).
     pub lease: ProjectLease,
     /// Per-project state of the layers above (caches that live and die with the project).
     pub extensions: Extensions,
@@ -43,6 +46,7 @@ impl std::fmt::Debug for ProjectWorkspace {
 pub struct WorkspaceConfig {
     /// `<data_dir>/mirrors/<project>/` holds streamed projects.
     pub data_dir: PathBuf,
+    /// Limits and settings of the mirrors.
     pub mirror: MirrorConfig,
     /// Projects the server sees through a shared volume: project id → server-side directory.
     /// Nothing is streamed for them.
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Workspaces {
 }
 
 impl Workspaces {
+    /// Workspaces opened on demand, with language servers from `pool`.
     pub fn new(config: WorkspaceConfig, pool: LspPool) -> Self {
         Self {
             config,
@@ -79,10 +84,12 @@ impl Workspaces {
         }
     }
 
+    /// The language-server pool.
     pub fn pool(&self) -> &LspPool {
         &self.pool
     }
 
+    /// The settings workspaces are opened with.
     pub fn config(&self) -> &WorkspaceConfig {
         &self.config
     }
