@@ -12,12 +12,15 @@ use crate::error::ToolError;
 /// What a tool returns: text for the model and `structuredContent` matching its output schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
+    /// The answer for the agent, in words.
     pub text: String,
+    /// The same answer for programs (`structuredContent`), as `output_schema` says.
     pub structured: Value,
 }
 
 /// One MCP tool.
 pub trait Tool: Send + Sync + 'static {
+    /// The tool's name in `tools/list` and `tools/call`.
     fn name(&self) -> &'static str;
     /// One sentence for a model: what the tool does and when to use it.
     fn description(&self) -> &'static str;
@@ -25,6 +28,7 @@ pub trait Tool: Send + Sync + 'static {
     fn input_schema(&self) -> Value;
     /// JSON Schema of `structuredContent`.
     fn output_schema(&self) -> Value;
+    /// Runs the tool for `ctx`'s caller with `args` (already checked against `input_schema` by the tool itself).
     fn call<'a>(
         &'a self,
         ctx: &'a ToolContext,
@@ -93,6 +97,7 @@ impl Catalogue {
         self.add(crate::tools::test_counter::TestCounter::default());
     }
 
+    /// Adds a tool (a second one with the same name replaces the first).
     pub fn add(&mut self, tool: impl Tool) {
         self.tools.insert(tool.name(), Arc::new(tool));
     }
@@ -102,19 +107,23 @@ impl Catalogue {
         self.aliases.insert(alias, name);
     }
 
+    /// The tool of this name.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         let name = self.aliases.get(name).copied().unwrap_or(name);
         self.tools.get(name)
     }
 
+    /// Every tool, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
         self.tools.values()
     }
 
+    /// How many tools there are.
     pub fn len(&self) -> usize {
         self.tools.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }

@@ -16,12 +16,16 @@ use crate::error::ToolError;
 /// Services shared by every session of a server.
 #[derive(Debug)]
 pub struct ServerServices {
+    /// When the server started (`health_check`'s uptime).
     pub started: Instant,
+    /// The server's version.
     pub version: &'static str,
+    /// Every project's workspace (mirror and language servers).
     pub workspaces: Arc<Workspaces>,
 }
 
 impl ServerServices {
+    /// The services over `workspaces`.
     pub fn new(workspaces: Arc<Workspaces>) -> Self {
         Self {
             started: Instant::now(),
@@ -30,6 +34,7 @@ impl ServerServices {
         }
     }
 
+    /// The language-server pool.
     pub fn pool(&self) -> &LspPool {
         self.workspaces.pool()
     }
@@ -38,7 +43,9 @@ impl ServerServices {
 /// The context of one tool call.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
+    /// Who calls: project, root, rights, and the line to its files.
     pub caller: Arc<Caller>,
+    /// The server's shared services.
     pub services: Arc<ServerServices>,
     /// The batch (`batch_execute`) this call is an operation of: its writes are recorded for a
     /// roll-back, or only described in a dry-run batch.
@@ -46,6 +53,7 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
+    /// A context for one caller (not part of a batch).
     pub fn new(caller: Arc<Caller>, services: Arc<ServerServices>) -> Self {
         Self {
             caller,
@@ -67,6 +75,7 @@ impl ToolContext {
         self.caller.require(right)
     }
 
+    /// The caller's project workspace, opened if needed.
     pub async fn workspace(&self) -> Result<Arc<ProjectWorkspace>, ToolError> {
         self.caller.workspace().await
     }

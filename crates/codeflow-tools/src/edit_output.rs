@@ -5,6 +5,7 @@ use codeflow_workspace::EditOutcome;
 
 use crate::catalogue::ToolOutput;
 
+/// An edit plan's outcome as a tool's answer.
 pub trait EditOutcomeExt {
     /// `text`, with the outcome's JSON as the structured content.
     fn output(&self, text: String) -> ToolOutput;

@@ -26,16 +26,22 @@ use codeflow_workspace::EditPlan;
 /// Languages whose imports are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lang {
+    /// Python: `import` and `from … import`.
     Python,
+    /// JavaScript and TypeScript: `import`, `import()` and `require()`.
     Script,
+    /// C and C++: `#include "…"` and `<…>`.
     C,
+    /// Go: `import`.
     Go,
+    /// Rust: `mod` and `use crate::…`.
     Rust,
 }
 
 const SCRIPT_EXTENSIONS: &[&str] = &["ts", "tsx", "d.ts", "js", "jsx", "mjs", "cjs", "mts", "cts"];
 
 impl Lang {
+    /// The language of a file, by its extension.
     pub fn of(path: &str) -> Option<Self> {
         let ext = path.rsplit_once('.').map(|(_, e)| e)?;
         match ext {
@@ -60,7 +66,9 @@ impl Lang {
 pub struct Import {
     /// Byte range of the specifier text (without quotes).
     pub start: usize,
+    /// End of that byte range.
     pub end: usize,
+    /// The specifier as written.
     pub spec: String,
     /// 0-based line.
     pub line: u32,
@@ -483,6 +491,7 @@ pub async fn rewrite_for_moves(
 /// An import with the project file it names, as `analyze_imports` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedImport {
+    /// The import as written.
     pub import: Import,
     /// The project file (or, for Go, package directory), relative to the root; `None` for
     /// external modules.

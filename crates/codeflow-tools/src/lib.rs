@@ -7,6 +7,8 @@
 //! [`ToolContext`], built on the project layer of `codeflow-workspace`; this crate opens no
 //! sockets and reads no config files.
 
+#![warn(missing_docs)]
+
 pub mod catalogue;
 pub mod client_log;
 pub mod context;

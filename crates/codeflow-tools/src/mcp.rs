@@ -56,6 +56,7 @@ pub struct McpService {
 }
 
 impl McpService {
+    /// The MCP service for `catalogue`.
     pub fn new(catalogue: Catalogue, services: Arc<ServerServices>) -> Self {
         let tools: Vec<McpTool> = catalogue
             .iter()

@@ -26,12 +26,14 @@ pub struct SymbolCache {
 }
 
 impl SymbolCache {
+    /// The symbols cached for this document at this content, if any.
     pub fn get(&self, server: &str, uri: &Url, hash: &ContentHash) -> Option<Arc<Vec<FlatSymbol>>> {
         let entries = self.entries.lock();
         let (cached_hash, symbols) = entries.get(&(server.to_owned(), uri.clone()))?;
         (cached_hash == hash).then(|| symbols.clone())
     }
 
+    /// Caches a document's symbols for its content.
     pub fn put(&self, server: &str, uri: &Url, hash: ContentHash, symbols: Arc<Vec<FlatSymbol>>) {
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_DOCUMENTS {

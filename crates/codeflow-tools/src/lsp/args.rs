@@ -10,11 +10,15 @@ use crate::lsp::locations::{Locator, Place};
 /// `file_path` + 1-based `line` and `character`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PositionArgs {
+    /// The file, as the caller's path.
     pub file_path: String,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based character.
     pub character: u32,
 }
 
+/// The JSON schema of `file_path`.
 pub fn file_path_schema() -> Value {
     json!({
         "type": "string",
@@ -22,10 +26,12 @@ pub fn file_path_schema() -> Value {
     })
 }
 
+/// The JSON schema of a 1-based `line`.
 pub fn line_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "description": "1-based line number."})
 }
 
+/// The JSON schema of a 1-based `character`.
 pub fn character_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "description": "1-based character (column) in the line, counted in characters; put it on the symbol's name."})
 }

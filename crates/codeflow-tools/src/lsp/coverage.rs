@@ -31,6 +31,7 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// An answer that may be incomplete, and why.
     pub fn partial(reason: impl Into<String>) -> Self {
         Self {
             partial: Some(reason.into()),

@@ -16,10 +16,14 @@ use crate::lsp::position::{UserPosition, from_lsp, line_text, to_lsp};
 use crate::lsp::symbols::{self, FlatSymbol, SymbolMatches};
 use crate::symbol_cache::SymbolCache;
 
+/// A file opened on its language server at the mirror's content.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// The file, in the caller's and the mirror's paths.
     pub file: ResolvedFile,
+    /// The language server the file belongs to.
     pub server: ServerHandle,
+    /// The document's URI on that server.
     pub uri: Url,
     /// The content the server was given.
     pub text: Arc<str>,
@@ -75,10 +79,12 @@ impl Document {
         from_lsp(line_text(&self.text, position.line), position)
     }
 
+    /// The document's identifier for LSP requests.
     pub fn identifier(&self) -> TextDocumentIdentifier {
         TextDocumentIdentifier::new(self.uri.clone())
     }
 
+    /// The document at `position`, for LSP requests.
     pub fn at(&self, position: Position) -> TextDocumentPositionParams {
         TextDocumentPositionParams::new(self.identifier(), position)
     }

@@ -8,13 +8,16 @@ pub const DEFAULT_MAX_RESULTS: usize = 200;
 /// A list cut to at most `max` items.
 #[derive(Debug, Clone)]
 pub struct Limited<T> {
+    /// The items kept.
     pub items: Vec<T>,
     /// How many there were before the cut.
     pub total: usize,
+    /// Whether items were cut.
     pub truncated: bool,
 }
 
 impl<T> Limited<T> {
+    /// `items`, cut to `max` when given.
     pub fn new(mut items: Vec<T>, max: Option<usize>) -> Self {
         let max = max.unwrap_or(DEFAULT_MAX_RESULTS).max(1);
         let total = items.len();

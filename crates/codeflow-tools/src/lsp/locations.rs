@@ -24,11 +24,17 @@ use codeflow_workspace::ProjectWorkspace;
 /// the start line (trimmed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Place {
+    /// The file, as the caller's path (or a path outside the project).
     pub path: String,
+    /// 1-based start line.
     pub line: u32,
+    /// 1-based start character.
     pub character: u32,
+    /// 1-based end line.
     pub end_line: u32,
+    /// 1-based end character.
     pub end_character: u32,
+    /// The text of the start line.
     pub text: String,
 }
 
@@ -93,7 +99,12 @@ pub fn render_places(places: &[Place]) -> String {
 #[derive(Debug, Clone)]
 pub enum FileRef {
     /// A file of the project: its client path and mirror path.
-    Project { client: String, mirror: MirrorPath },
+    Project {
+        /// The caller's path.
+        client: String,
+        /// The mirror's path.
+        mirror: MirrorPath,
+    },
     /// A file outside the project on the server's disk (library sources, system headers).
     Outside(PathBuf),
 }
@@ -116,6 +127,7 @@ impl std::fmt::Debug for Locator {
 }
 
 impl Locator {
+    /// A locator for `ctx`'s caller.
     pub async fn new(ctx: &ToolContext) -> Result<Self, ToolError> {
         let workspace = ctx.workspace().await?;
         let root = workspace.mirror.paths().mirror_path(&RelPath::root());
@@ -130,6 +142,7 @@ impl Locator {
         })
     }
 
+    /// The caller's project workspace.
     pub fn workspace(&self) -> &Arc<ProjectWorkspace> {
         &self.workspace
     }
@@ -212,6 +225,7 @@ impl Locator {
         }
     }
 
+    /// Where `location` is, in the caller's paths, with its line's text.
     pub async fn location(&self, location: &Location) -> Place {
         self.place(&location.uri, location.range).await
     }

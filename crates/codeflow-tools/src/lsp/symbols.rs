@@ -15,8 +15,11 @@ use crate::error::ToolError;
 /// One symbol of a file, out of its tree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatSymbol {
+    /// The symbol's name.
     pub name: String,
+    /// Its LSP kind.
     pub kind: SymbolKind,
+    /// The server's detail (a signature, a type), if any.
     pub detail: Option<String>,
     /// The enclosing symbols' names, outermost first.
     pub container: Vec<String>,
@@ -43,6 +46,7 @@ impl FlatSymbol {
 /// What a name lookup found.
 #[derive(Debug, Clone, Default)]
 pub struct SymbolMatches {
+    /// The symbols found.
     pub symbols: Vec<FlatSymbol>,
     /// True when no name matched exactly and these are substring matches.
     pub substring: bool,

@@ -17,6 +17,7 @@ use crate::imports::{Analysis, Lang};
 use crate::lsp::Locator;
 use crate::lsp::args::{file_path_schema, finish, object};
 
+/// The `analyze_imports` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct AnalyzeImports;
 

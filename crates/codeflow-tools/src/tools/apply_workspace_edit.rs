@@ -14,6 +14,7 @@ use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use codeflow_workspace::outcome_output_schema;
 
+/// The `apply_workspace_edit` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct ApplyWorkspaceEdit;
 

@@ -11,6 +11,7 @@ use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use codeflow_workspace::{FileOperation, notify_file_operation, outcome_output_schema};
 
+/// The `create_file` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct CreateFile;
 

@@ -11,6 +11,7 @@ use crate::error::{ToolError, parse_args};
 use crate::imports;
 use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
 
+/// The `delete_file` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct DeleteFile;
 

@@ -30,6 +30,7 @@ use crate::lsp::limit::max_results_schema;
 use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name, line_text};
 use codeflow_workspace::LineIndex;
 
+/// The `find_dead_code` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FindDeadCode;
 

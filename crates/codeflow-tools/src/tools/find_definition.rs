@@ -14,6 +14,7 @@ use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_wa
 use crate::lsp::goto::goto;
 use crate::lsp::{Document, Locator, render_places};
 
+/// The `find_definition` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FindDefinition;
 

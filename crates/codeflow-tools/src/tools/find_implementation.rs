@@ -14,6 +14,7 @@ use crate::lsp::args::{object, position_properties};
 use crate::lsp::goto::{location_output_schema, location_tool};
 use crate::lsp::limit::max_results_schema;
 
+/// The `find_implementation` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FindImplementation;
 

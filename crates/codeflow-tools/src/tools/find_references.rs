@@ -15,6 +15,7 @@ use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
 use crate::lsp::{Document, FileRef, Limited, Locator, line_text, render_places};
 
+/// The `find_references` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FindReferences;
 

@@ -13,6 +13,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{object, position_properties};
 use crate::lsp::goto::{location_output_schema, location_tool};
 
+/// The `find_type_definition` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FindTypeDefinition;
 

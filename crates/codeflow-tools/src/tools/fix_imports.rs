@@ -14,6 +14,7 @@ use crate::error::{ToolError, parse_args};
 use crate::imports;
 use codeflow_workspace::outcome_schema;
 
+/// The `fix_imports` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FixImports;
 

@@ -17,6 +17,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::document::Document;
 use codeflow_workspace::outcome_output_schema;
 
+/// The `format_document` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct FormatDocument;
 

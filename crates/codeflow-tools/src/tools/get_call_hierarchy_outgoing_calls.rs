@@ -9,6 +9,7 @@ use crate::context::ToolContext;
 use crate::error::ToolError;
 use crate::tools::prepare_call_hierarchy::{CallDirection, calls_input_schema};
 
+/// The `get_call_hierarchy_outgoing_calls` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetCallHierarchyOutgoingCalls;
 

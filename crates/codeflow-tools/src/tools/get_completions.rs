@@ -18,6 +18,7 @@ use crate::lsp::args::{finish, object, position_properties};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::{Document, Limited, Locator};
 
+/// The `get_completions` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetCompletions;
 

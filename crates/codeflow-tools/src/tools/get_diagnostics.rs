@@ -13,6 +13,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{file_path_schema, finish, object};
 use crate::lsp::{Document, Locator};
 
+/// The `get_diagnostics` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetDiagnostics;
 

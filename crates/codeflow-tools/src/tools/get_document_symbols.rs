@@ -15,6 +15,7 @@ use crate::lsp::limit::max_results_schema;
 use crate::lsp::position::range_from_lsp;
 use crate::lsp::{Document, Limited, Locator, kind_name};
 
+/// The `get_document_symbols` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetDocumentSymbols;
 

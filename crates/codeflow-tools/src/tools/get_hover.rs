@@ -14,6 +14,7 @@ use crate::lsp::args::{PositionArgs, finish, object, position_properties};
 use crate::lsp::position::range_from_lsp;
 use crate::lsp::{Document, Locator};
 
+/// The `get_hover` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetHover;
 

@@ -18,6 +18,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{finish, object, position_properties};
 use crate::lsp::{Document, Locator};
 
+/// The `get_signature_help` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct GetSignatureHelp;
 

@@ -9,6 +9,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 
+/// The `health_check` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct HealthCheck;
 

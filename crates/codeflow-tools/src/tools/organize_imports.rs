@@ -16,6 +16,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
 use codeflow_workspace::{end_position, outcome_output_schema};
 
+/// The `organize_imports` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct OrganizeImports;
 

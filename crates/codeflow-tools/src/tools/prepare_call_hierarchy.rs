@@ -21,6 +21,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{PositionArgs, finish, object, places_schema, position_properties};
 use crate::lsp::{Document, Locator, Place, kind_name};
 
+/// The `prepare_call_hierarchy` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct PrepareCallHierarchy;
 
@@ -163,7 +164,9 @@ pub(crate) async fn target_item(
 /// `get_call_hierarchy_outgoing_calls` list: its callers or its callees.
 #[derive(Debug, Clone, Copy)]
 pub enum CallDirection {
+    /// The item's callers.
     Incoming,
+    /// What the item calls.
     Outgoing,
 }
 
@@ -176,6 +179,7 @@ impl CallDirection {
         }
     }
 
+    /// The output schema of the tool listing calls in this direction.
     pub fn output_schema(self) -> Value {
         let key = self.key();
         let mut schema = json!({

@@ -10,6 +10,7 @@ use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::tools::rename_file::{move_input_schema, move_output_schema, move_paths};
 
+/// The `rename_directory` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct RenameDirectory;
 

@@ -14,6 +14,7 @@ use crate::error::{ToolError, parse_args};
 use crate::imports::{self, Lang};
 use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
 
+/// The `rename_file` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct RenameFile;
 

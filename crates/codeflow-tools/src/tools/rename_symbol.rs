@@ -12,6 +12,7 @@ use crate::lsp::{Document, from_lsp, line_text};
 use crate::tools::rename_symbol_strict::{rename_at, rename_schema_members};
 use codeflow_workspace::outcome_schema;
 
+/// The `rename_symbol` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct RenameSymbol;
 

@@ -18,6 +18,7 @@ use crate::lsp::{Locator, Place};
 use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
 use codeflow_workspace::{EditPlan, outcome_output_schema};
 
+/// The `rename_symbol_strict` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct RenameSymbolStrict;
 

@@ -10,6 +10,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 
+/// The `restart_server` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct RestartServer;
 

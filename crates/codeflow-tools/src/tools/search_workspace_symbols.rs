@@ -19,6 +19,7 @@ use crate::lsp::coverage::Wanted;
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name};
 
+/// The `search_workspace_symbols` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct SearchWorkspaceSymbols;
 

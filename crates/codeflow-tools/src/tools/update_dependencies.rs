@@ -25,6 +25,7 @@ use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use codeflow_workspace::outcome_schema;
 
+/// The `update_dependencies` tool (its description is in `description`).
 #[derive(Debug)]
 pub struct UpdateDependencies;
 
@@ -51,11 +52,17 @@ struct Args {
 /// What to change in a manifest.
 #[derive(Debug, Default, Clone)]
 pub struct Request {
+    /// Dependencies to add or update: name → version or requirement.
     pub add_dependencies: BTreeMap<String, String>,
+    /// Development dependencies to add or update.
     pub add_dev_dependencies: BTreeMap<String, String>,
+    /// Dependencies to remove.
     pub remove_dependencies: Vec<String>,
+    /// Scripts to add or update: name → command.
     pub add_scripts: BTreeMap<String, String>,
+    /// Scripts to remove.
     pub remove_scripts: Vec<String>,
+    /// The new version of the package itself.
     pub update_version: Option<String>,
 }
 
@@ -74,10 +81,14 @@ impl Request {
     }
 }
 
+/// What happened to one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// It was not there.
     Added,
+    /// It was there with another value.
     Updated,
+    /// It was taken out.
     Removed,
 }
 
@@ -97,7 +108,9 @@ pub struct Change {
     /// The manifest's own name for the section (`devDependencies`, `dev-dependencies`,
     /// `project.dependencies`, `version`, ...).
     pub section: String,
+    /// What happened.
     pub action: Action,
+    /// The entry's name.
     pub name: String,
     /// The new value (version, requirement or command); none for removals.
     pub value: Option<String>,
@@ -120,8 +133,11 @@ impl Change {
 /// What an editor made of a manifest.
 #[derive(Debug, Default, Clone)]
 pub struct Edited {
+    /// The manifest's new content.
     pub content: String,
+    /// What changed, entry by entry.
     pub changes: Vec<Change>,
+    /// What was asked but could not be done, in words.
     pub warnings: Vec<String>,
 }
 
@@ -146,10 +162,15 @@ impl Edited {
 /// The manifests this tool edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manifest {
+    /// `package.json` (npm).
     PackageJson,
+    /// `Cargo.toml`.
     CargoToml,
+    /// `pyproject.toml` (PEP 621).
     Pyproject,
+    /// `requirements.txt`.
     Requirements,
+    /// `go.mod`.
     GoMod,
 }
 
@@ -170,6 +191,7 @@ impl Manifest {
         }
     }
 
+    /// The manifest's file name.
     pub fn name(self) -> &'static str {
         match self {
             Self::PackageJson => "package.json",
