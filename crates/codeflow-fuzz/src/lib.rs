@@ -3,6 +3,8 @@
 //! (`cargo +nightly fuzz run <target>`); this crate's `tests/replay.rs` replays the seed corpus
 //! in `fuzz/corpus/<target>/` and a deterministic mutation of it on stable, in CI.
 
+#![warn(missing_docs)]
+
 use codeflow_file_stream::protocol::{FileChanged, LineEdit, SyncManifestParams};
 use codeflow_file_stream::{ClientPath, Limits, Manifest, PathMap, RelPath};
 use serde_json::Value;
