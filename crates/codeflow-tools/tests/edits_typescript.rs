@@ -366,5 +366,18 @@ fn organize_imports_sorts_the_named_imports() {
             f.read("src/messy_imports.ts"),
             "import { Circle, scale } from \"./shapes\";\n\nexport const n = scale(1, 2);\n"
         );
+        // Already organized: a success that says so and writes nothing (it used to be an
+        // error claiming the server cannot organize imports).
+        let again = f
+            .ok(
+                "organize_imports",
+                json!({"file_path": "src/messy_imports.ts"}),
+            )
+            .await;
+        assert!(again.text.contains("already organized"), "{}", again.text);
+        assert_eq!(
+            f.read("src/messy_imports.ts"),
+            "import { Circle, scale } from \"./shapes\";\n\nexport const n = scale(1, 2);\n"
+        );
     });
 }

@@ -1,8 +1,8 @@
 //! `organize_imports`: the language server's `source.organizeImports` code action, applied.
 
 use codeflow_lsp_pool::lsp_types::{
-    CodeActionContext, CodeActionKind, CodeActionOrCommand, CodeActionParams, Position, Range,
-    request::CodeActionRequest,
+    CodeActionContext, CodeActionKind, CodeActionOrCommand, CodeActionParams,
+    CodeActionProviderCapability, Position, Range, ServerCapabilities, request::CodeActionRequest,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -89,6 +89,18 @@ impl Tool for OrganizeImports {
                 _ => None,
             });
             let Some(action) = action else {
+                if offers_organize_imports(doc.server.capabilities_now().as_ref()) {
+                    // The server can organize imports and found nothing to do.
+                    let plan = ctx.edit_plan(ctx.workspace().await?)?;
+                    let outcome = plan.commit(args.dry_run).await?;
+                    return Ok(outcome.report(
+                        &format!("Organize imports in {}", doc.file.client),
+                        Some(format!(
+                            "The imports of {} are already organized.",
+                            doc.file.client
+                        )),
+                    ));
+                }
                 return Err(ToolError::failed(format!(
                     "language server {server} does not support source.organizeImports for {}",
                     doc.file.client
@@ -112,5 +124,42 @@ impl Tool for OrganizeImports {
             ))
         }
         .boxed()
+    }
+}
+
+/// Whether the server says it has `source.organizeImports` actions. Only then does an empty
+/// answer mean "nothing to organize"; a server that lists no code-action kinds may simply not
+/// have the action.
+fn offers_organize_imports(capabilities: Option<&ServerCapabilities>) -> bool {
+    let organize = CodeActionKind::SOURCE_ORGANIZE_IMPORTS;
+    matches!(
+        capabilities.and_then(|c| c.code_action_provider.as_ref()),
+        Some(CodeActionProviderCapability::Options(options))
+            if options.code_action_kinds.as_ref().is_some_and(|kinds| {
+                kinds.iter().any(|k| k.as_str().starts_with(organize.as_str()))
+            })
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codeflow_lsp_pool::lsp_types::CodeActionOptions;
+
+    #[test]
+    fn only_listed_kinds_count_as_offering_the_action() {
+        let with = |provider| ServerCapabilities {
+            code_action_provider: Some(provider),
+            ..Default::default()
+        };
+        let listed = with(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::new("source.organizeImports.ts")]),
+            ..Default::default()
+        }));
+        assert!(offers_organize_imports(Some(&listed)));
+        assert!(!offers_organize_imports(Some(&with(
+            CodeActionProviderCapability::Simple(true)
+        ))));
+        assert!(!offers_organize_imports(None));
     }
 }
