@@ -195,17 +195,22 @@ openssl x509 -req -in leaf-{tag}.csr -CA ca-{tag}.pem -CAkey ca-{tag}.key -CAcre
 "#,
         dir = dir.display()
     );
+    run_openssl(&script);
+    (
+        dir.join(format!("ca-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.pem")),
+        dir.join(format!("leaf-{tag}.key")),
+    )
+}
+
+/// Runs a script of openssl commands (certificates for the tests); panics when one fails.
+fn run_openssl(script: &str) {
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(script)
         .status()
         .unwrap();
     assert!(status.success(), "openssl failed");
-    (
-        dir.join(format!("ca-{tag}.pem")),
-        dir.join(format!("leaf-{tag}.pem")),
-        dir.join(format!("leaf-{tag}.key")),
-    )
 }
 
 /// Signs a leaf certificate for a client with an existing CA (`ca-<ca_tag>.pem` and `.key` in
@@ -225,12 +230,7 @@ openssl x509 -req -in leaf-{tag}.csr -CA ca-{ca_tag}.pem -CAkey ca-{ca_tag}.key 
 "#,
         dir = dir.display()
     );
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl failed");
+    run_openssl(&script);
     (
         dir.join(format!("leaf-{tag}.pem")),
         dir.join(format!("leaf-{tag}.key")),
