@@ -166,15 +166,24 @@ impl McpClient {
 
     /// `initialize` + `notifications/initialized`; returns the initialize result.
     pub async fn initialize(&mut self) -> Result<Value> {
+        self.initialize_with(json!({})).await
+    }
+
+    /// `initialize` with `extra` params beside MCP's (e.g. CodeFlow's `project` and
+    /// `projectRoot` when talking to the server without a relay).
+    pub async fn initialize_with(&mut self, extra: Value) -> Result<Value> {
         let id = self.next_id;
         self.next_id += 1;
+        let mut params = json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "codeflow-bench", "version": env!("CARGO_PKG_VERSION")}
+        });
+        if let (Some(params), Value::Object(extra)) = (params.as_object_mut(), extra) {
+            params.extend(extra);
+        }
         let request = json!({
-            "jsonrpc": "2.0", "id": id, "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "codeflow-bench", "version": env!("CARGO_PKG_VERSION")}
-            }
+            "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params
         });
         self.tx.send(request.to_string()).await?;
         let response = tokio::time::timeout(Duration::from_secs(30), self.rx()?.recv_response())

@@ -62,6 +62,9 @@ pub struct P1Result {
     pub window: usize,
     pub rounds: usize,
     pub codeflow: SideResult,
+    /// The same server without the relay: the bench speaks WebSocket to `/ws` itself. The
+    /// difference to `codeflow` is the relay's share (stdio, its loop, the watcher flush).
+    pub direct: SideResult,
     pub peer: SideResult,
 }
 
@@ -187,7 +190,8 @@ impl Side {
     }
 }
 
-async fn start_codeflow(env: &Env) -> Result<Side> {
+/// The relay side and the direct side, on one server.
+async fn start_codeflow(env: &Env) -> Result<(Side, Side)> {
     let port = procs::free_port()?;
     let data_dir = env.scratch.join("p1-data");
     let root = env.scratch.join("p1-root");
@@ -234,7 +238,28 @@ async fn start_codeflow(env: &Env) -> Result<Side> {
         eprintln!("  note: the relay's initialize result has no sessionId (it may strip it)");
     }
     let pids = [relay.pid(), server.pid()];
-    Ok(Side {
+    // The direct side talks to the same server as another session of its own project.
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut direct = McpClient::websocket(&url).await?;
+    direct
+        .initialize_with(
+            serde_json::json!({"project": "bench-direct", "projectRoot": "/bench-direct"}),
+        )
+        .await
+        .context("initialize straight to the server")?;
+    let direct = Side {
+        name: "codeflow-direct".into(),
+        description: format!("bench → {url} → codeflow-server (no relay)"),
+        client: Some(direct),
+        error: None,
+        processes: Vec::new(),
+        measured_requests: 0,
+        samples: Default::default(),
+        rps: Default::default(),
+        _children: Vec::new(),
+    }
+    .with_processes(&[server.pid()]);
+    let side = Side {
         name: "codeflow".into(),
         description: format!(
             "bench → stdio → codeflow-client → ws://127.0.0.1:{port}/ws → codeflow-server"
@@ -247,7 +272,8 @@ async fn start_codeflow(env: &Env) -> Result<Side> {
         rps: Default::default(),
         _children: vec![server, relay],
     }
-    .with_processes(&pids))
+    .with_processes(&pids);
+    Ok((side, direct))
 }
 
 async fn start_peer(env: &Env, stub: &Path) -> Result<Side> {
@@ -313,7 +339,7 @@ async fn start_peer(env: &Env, stub: &Path) -> Result<Side> {
 
 pub async fn run(env: &Env, cfg: &P1Config) -> Result<P1Result> {
     eprintln!("P1: starting codeflow-server and the codeflow-client relay");
-    let mut codeflow = start_codeflow(env).await?;
+    let (mut codeflow, mut direct) = start_codeflow(env).await?;
     let mut peer = if cfg.peer {
         eprintln!("P1: starting supergateway with the stub MCP server");
         match start_peer(env, &env.stub).await {
@@ -334,6 +360,7 @@ pub async fn run(env: &Env, cfg: &P1Config) -> Result<P1Result> {
         eprintln!("P1: round {}/{}", round + 1, cfg.rounds);
         // Interleaved, so that noise from the shared machine falls on both sides alike.
         codeflow.measure_round(cfg, round == 0).await;
+        direct.measure_round(cfg, round == 0).await;
         peer.measure_round(cfg, round == 0).await;
     }
     let codeflow_result = codeflow.result();
@@ -347,6 +374,7 @@ pub async fn run(env: &Env, cfg: &P1Config) -> Result<P1Result> {
         window: cfg.window,
         rounds: cfg.rounds,
         codeflow: codeflow_result,
+        direct: direct.result(),
         peer: peer.result(),
     })
 }

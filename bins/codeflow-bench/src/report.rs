@@ -271,7 +271,22 @@ pub fn table(rows: &[Row], results: &Results) -> String {
                 p1.peer.error.as_deref().unwrap_or("unknown reason")
             );
         }
-        for side in [&p1.codeflow, &p1.peer] {
+        if p1.direct.ok {
+            let d = &p1.direct;
+            let c = &p1.codeflow;
+            let _ = writeln!(
+                out,
+                "P1 direct:   {} — ping p50 {:.0} µs, health_check p50 {:.0} µs, pipelined {:.0} / {:.0} req/s; the relay adds {:.0} µs (ping) and {:.0} µs (health_check) at p50",
+                d.description,
+                d.ping.p50_us,
+                d.health_check.p50_us,
+                d.ping.rps,
+                d.health_check.rps,
+                c.ping.p50_us - d.ping.p50_us,
+                c.health_check.p50_us - d.health_check.p50_us,
+            );
+        }
+        for side in [&p1.codeflow, &p1.direct, &p1.peer] {
             if !side.cpu_us_per_request.is_empty() {
                 let parts: Vec<String> = side
                     .cpu_us_per_request

@@ -38,8 +38,9 @@ fn main() {
         }
     };
     // One thread is plenty for a relay, and it keeps every hop between the relay's tasks a
-    // same-thread wake instead of a cross-thread one (stdin, stdout and the watcher have
-    // threads of their own; file I/O goes to the blocking pool).
+    // same-thread wake instead of a cross-thread one (stdin and stdout are polled on it when
+    // they are pipes or sockets; the watcher has a thread of its own; file I/O goes to the
+    // blocking pool).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

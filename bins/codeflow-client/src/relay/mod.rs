@@ -66,7 +66,7 @@ struct Relay {
 const REFRESH_ID_PREFIX: &str = "r:refresh:";
 
 pub async fn run(target: Resolved) -> anyhow::Result<()> {
-    let (to_agent, stdout_task) = stdio::spawn_stdout();
+    let (to_agent, stdout_writer) = stdio::spawn_stdout();
     let mut from_agent = stdio::spawn_stdin(to_agent.clone());
     let config = target.connection_config();
     let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
@@ -125,10 +125,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     relay.link.close("the agent closed the relay");
     drop(relay);
     // Let queued replies reach the agent and the close frame reach the server.
-    if let Some(thread) = stdout_task {
-        let joined = tokio::task::spawn_blocking(move || thread.join());
-        let _ = tokio::time::timeout(Duration::from_secs(2), joined).await;
-    }
+    stdout_writer.finish(Duration::from_secs(2)).await;
     Ok(())
 }
 
