@@ -111,16 +111,16 @@ async fn read_async(input: AsyncIn, tx: mpsc::Sender<FromAgent>, stdout: mpsc::S
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        match read_line(&line) {
-            None => {}
-            Some(Ok(m)) => {
-                if tx.send(FromAgent::Message(m)).await.is_err() {
-                    return;
-                }
-            }
+        let relay_listens = match read_line(&line) {
+            None => true,
+            Some(Ok(m)) => tx.send(FromAgent::Message(m)).await.is_ok(),
             Some(Err(answer)) => {
                 let _ = stdout.send(answer).await;
+                true
             }
+        };
+        if !relay_listens {
+            return;
         }
     }
     let _ = tx.send(FromAgent::Eof).await;
@@ -139,16 +139,16 @@ fn read_on_thread(tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Message>) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                match read_line(&line) {
-                    None => {}
-                    Some(Ok(m)) => {
-                        if tx.blocking_send(FromAgent::Message(m)).is_err() {
-                            return;
-                        }
-                    }
+                let relay_listens = match read_line(&line) {
+                    None => true,
+                    Some(Ok(m)) => tx.blocking_send(FromAgent::Message(m)).is_ok(),
                     Some(Err(answer)) => {
                         let _ = stdout.blocking_send(answer);
+                        true
                     }
+                };
+                if !relay_listens {
+                    return;
                 }
             }
             let _ = tx.blocking_send(FromAgent::Eof);
