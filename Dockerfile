@@ -54,10 +54,13 @@ FROM ${NODE_IMAGE} AS node-servers
 ARG TYPESCRIPT_LANGUAGE_SERVER_VERSION=5.3.0
 ARG TYPESCRIPT_VERSION=6.0.3
 ARG BASH_LANGUAGE_SERVER_VERSION=5.8.1
+# basedpyright answers Python references, renames and call hierarchy beside pylsp.
+ARG BASEDPYRIGHT_VERSION=1.40.0
 RUN npm install --global --prefix /opt/node-servers --no-fund --no-audit \
       "typescript-language-server@${TYPESCRIPT_LANGUAGE_SERVER_VERSION}" \
       "typescript@${TYPESCRIPT_VERSION}" \
-      "bash-language-server@${BASH_LANGUAGE_SERVER_VERSION}"
+      "bash-language-server@${BASH_LANGUAGE_SERVER_VERSION}" \
+      "basedpyright@${BASEDPYRIGHT_VERSION}"
 
 # ---- the server's runtime ---------------------------------------------------------------------
 FROM debian:bookworm-slim AS server-base

@@ -51,6 +51,18 @@ else
     if have pyenv; then pyenv rehash || true; fi
 fi
 
+# --- Python: basedpyright, asked for references, renames, call hierarchy, implementations and
+# workspace symbols beside pylsp (it found every use pylsp's jedi missed on flask: see
+# docs/benchmarks.md, "Accuracy"). The wheel brings its own Node.js.
+BASEDPYRIGHT_VERSION="1.40.0"
+if runs basedpyright --version && have basedpyright-langserver; then
+    log "basedpyright present"
+else
+    log "installing basedpyright==$BASEDPYRIGHT_VERSION"
+    $PIP install --quiet "basedpyright==$BASEDPYRIGHT_VERSION"
+    if have pyenv; then pyenv rehash || true; fi
+fi
+
 # --- npm servers ------------------------------------------------------------------------------
 NPM_PKGS=()
 if runs typescript-language-server --version; then
@@ -101,7 +113,7 @@ else
 fi
 
 log "done:"
-for cmd in "pylsp --version" "typescript-language-server --version" "tsc --version" \
+for cmd in "pylsp --version" "basedpyright --version" "typescript-language-server --version" "tsc --version" \
     "clangd --version" "gopls version" "rust-analyzer --version" "bash-language-server --version"; do
     # shellcheck disable=SC2086
     printf '  %-40s %s\n' "$cmd" "$($cmd 2>/dev/null | head -n1 || echo MISSING)" >&2

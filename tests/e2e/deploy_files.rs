@@ -210,6 +210,7 @@ fn the_dockerfile_agrees_with_the_binaries() {
         "TYPESCRIPT_LANGUAGE_SERVER_VERSION",
         "TYPESCRIPT_VERSION",
         "BASH_LANGUAGE_SERVER_VERSION",
+        "BASEDPYRIGHT_VERSION",
     ] {
         let line = pinned
             .iter()

@@ -78,6 +78,9 @@ pub(crate) struct ClientContext {
     pub(crate) diagnostics: Arc<DiagnosticStore>,
     pub(crate) edit_handler: Arc<EditHandlerSlot>,
     pub(crate) diagnostics_listener: Arc<ListenerSlot>,
+    /// Whether this server's pushed diagnostics go to the listener (servers preferred for a
+    /// few operations only keep theirs to themselves).
+    pub(crate) publishes_diagnostics: bool,
 }
 
 /// Per-instance state the router updates.
@@ -552,7 +555,12 @@ fn on_notification(
         "textDocument/publishDiagnostics" => {
             match serde_json::from_value::<PublishDiagnosticsParams>(notif.params) {
                 Ok(p) => {
-                    if let Some(listener) = st.ctx.diagnostics_listener.get() {
+                    if let Some(listener) = st
+                        .ctx
+                        .diagnostics_listener
+                        .get()
+                        .filter(|_| st.ctx.publishes_diagnostics)
+                    {
                         listener.on_diagnostics(&st.ctx.project, &st.ctx.server_id, &p);
                     }
                     st.ctx.diagnostics.publish(p);

@@ -69,7 +69,7 @@ mod readiness;
 mod server;
 mod status;
 
-pub use config::{PoolConfig, ServerConfig, default_language_id, default_servers};
+pub use config::{Operation, PoolConfig, ServerConfig, default_language_id, default_servers};
 pub use documents::{DiagnosticsReport, DiagnosticsSource};
 pub use edit::{ApplyEditContext, ApplyEditHandler};
 pub use error::LspError;

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{PoolConfig, ServerConfig};
+use crate::config::{Operation, PoolConfig, ServerConfig};
 use crate::edit::{ApplyEditHandler, EditHandlerSlot};
 use crate::error::LspError;
 use crate::listen::{DiagnosticsListener, ListenerSlot};
@@ -343,7 +343,15 @@ impl LspPool {
             .iter()
             .filter(|(_, c)| !ext.is_empty() && c.handles_extension(&ext))
             .collect();
-        candidates.sort_by_key(|(id, c)| (!c.markers_match(root), !user.contains_key(*id)));
+        // Main servers first; one preferred for a few operations answers alone only when the
+        // extension has no main server.
+        candidates.sort_by_key(|(id, c)| {
+            (
+                !c.is_main(),
+                !c.markers_match(root),
+                !user.contains_key(*id),
+            )
+        });
         candidates
             .first()
             .map(|(id, _)| (*id).clone())
@@ -351,6 +359,26 @@ impl LspPool {
                 path: path.to_path_buf(),
                 extension: ext,
             })
+    }
+
+    /// The server preferred for `operation` on this file, if one claims it (markers and user
+    /// configuration break ties as for main servers).
+    fn preferred_server_for(
+        &self,
+        root: &Path,
+        path: &Path,
+        operation: Operation,
+    ) -> Option<String> {
+        let ext = path.extension()?.to_string_lossy().into_owned();
+        let user = &self.inner.shared.config.servers;
+        let mut candidates: Vec<(&String, &Arc<ServerConfig>)> = self
+            .inner
+            .table
+            .iter()
+            .filter(|(_, c)| c.handles_extension(&ext) && c.preferred_for.contains(&operation))
+            .collect();
+        candidates.sort_by_key(|(id, c)| (!c.markers_match(root), !user.contains_key(*id)));
+        candidates.first().map(|(id, _)| (*id).clone())
     }
 }
 
@@ -393,6 +421,35 @@ impl ProjectLease {
     pub async fn server_for_file(&self, path: impl AsRef<Path>) -> Result<ServerHandle, LspError> {
         let id = self.pool.server_id_for(&self.root, path.as_ref())?;
         self.pool.acquire(&self.project, &self.root, &id).await
+    }
+
+    /// The server that answers `operation` best for a file: the one the table prefers for it,
+    /// or the file's main server. A preferred server that is not installed falls back to the
+    /// main server (logged once per start attempt); its answers are then what the main server
+    /// gives.
+    ///
+    /// # Errors
+    /// As [`server_for_file`](Self::server_for_file).
+    pub async fn server_for_operation(
+        &self,
+        path: impl AsRef<Path>,
+        operation: Operation,
+    ) -> Result<ServerHandle, LspError> {
+        let path = path.as_ref();
+        if let Some(id) = self.pool.preferred_server_for(&self.root, path, operation) {
+            match self.pool.acquire(&self.project, &self.root, &id).await {
+                Ok(server) => return Ok(server),
+                Err(e @ (LspError::NotInstalled { .. } | LspError::GaveUp { .. })) => {
+                    tracing::warn!(
+                        "{} is preferred for {} but unavailable ({e}); asking the main server",
+                        id,
+                        operation.name()
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.server_for_file(path).await
     }
 
     /// The server with this id, started and initialized.

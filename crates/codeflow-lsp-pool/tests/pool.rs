@@ -666,3 +666,39 @@ async fn a_command_interrupted_by_a_crash_is_not_run_twice() {
     assert_eq!(std::fs::read_to_string(&log).expect("log"), "act\n");
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_preferred_for_an_operation_answers_it_and_a_missing_one_falls_back() {
+    use codeflow_lsp_pool::Operation;
+    let dir = project("python");
+    let mut cfg = config();
+    // The default table prefers basedpyright for Python references; a missing preferred
+    // server falls back to the main server.
+    let mut missing = ServerConfig::new("codeflow-no-such-language-server", &["py"]);
+    missing.preferred_for = vec![Operation::Rename];
+    cfg.servers.insert("missing-rename".into(), missing);
+    let pool = LspPool::new(cfg);
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("preferred").expect("project id"),
+        dir.path(),
+    ));
+    let main = lease.server_for_file("app.py").await.expect("main server");
+    assert_eq!(main.server_id(), "pylsp");
+    let references = lease
+        .server_for_operation("app.py", Operation::References)
+        .await
+        .expect("references server");
+    assert_eq!(references.server_id(), "basedpyright");
+    let rename = lease
+        .server_for_operation("app.py", Operation::Rename)
+        .await
+        .expect("falls back");
+    assert_eq!(rename.server_id(), "pylsp");
+    // Operations nobody is preferred for go to the main server.
+    let hover = lease
+        .server_for_operation("app.py", Operation::Definition)
+        .await
+        .expect("main");
+    assert_eq!(hover.server_id(), "pylsp");
+    pool.shutdown().await;
+}

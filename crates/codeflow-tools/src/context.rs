@@ -95,6 +95,15 @@ impl ToolContext {
         self.caller.server_for(file).await
     }
 
+    /// The language server that answers `operation` best for a file, with the file opened.
+    pub async fn server_for_operation(
+        &self,
+        file: &ResolvedFile,
+        operation: codeflow_lsp_pool::Operation,
+    ) -> Result<ServerHandle, ToolError> {
+        self.caller.server_for_operation(file, operation).await
+    }
+
     /// An edit plan for this call: the caller's project, in this call's batch if any.
     pub fn edit_plan(&self, workspace: Arc<ProjectWorkspace>) -> Result<EditPlan, ToolError> {
         EditPlan::new(&self.caller, workspace, self.batch.as_ref())

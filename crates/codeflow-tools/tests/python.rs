@@ -268,36 +268,70 @@ fn no_code_actions_is_said() {
 }
 
 #[test]
+fn call_hierarchy_implementations_and_workspace_symbols_come_from_basedpyright() {
+    // pylsp answers none of these; the default table asks basedpyright for them.
+    check(
+        "python",
+        "search_workspace_symbols",
+        json!({"query": "scale"}),
+        json!({"symbols": [{"name": "scale"}]}),
+    );
+    let (_, text, s) = call(
+        "python",
+        "get_call_hierarchy_incoming_calls",
+        json!({"file_path": "pkg/shapes.py", "line": 14, "character": 5}),
+    );
+    let callers: Vec<String> = s["calls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no calls: {s:#}\n{text}"))
+        .iter()
+        .map(|c| c["from"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(callers.iter().any(|n| n == "main"), "{callers:?}\n{text}");
+}
+
+#[test]
 fn what_pylsp_cannot_do_is_an_error_naming_the_capability() {
-    for (tool, args, capability) in [
-        (
-            "search_workspace_symbols",
-            json!({"query": "scale"}),
-            "workspaceSymbolProvider",
-        ),
-        (
-            "prepare_call_hierarchy",
-            json!({"file_path": "app.py", "line": 4, "character": 5}),
-            "callHierarchyProvider",
-        ),
-        (
-            "get_call_hierarchy_incoming_calls",
-            json!({"file_path": "app.py", "line": 4, "character": 5}),
-            "callHierarchyProvider",
-        ),
-        (
-            "get_call_hierarchy_outgoing_calls",
-            json!({"file_path": "app.py", "line": 4, "character": 5}),
-            "callHierarchyProvider",
-        ),
-        (
-            "find_implementation",
-            json!({"file_path": "app.py", "line": 5, "character": 14}),
-            "implementationProvider",
-        ),
-    ] {
-        check_err_all("python", tool, args, &["pylsp", capability]);
-    }
+    // Without basedpyright, pylsp alone is asked, and says what it lacks.
+    let mut pool = codeflow_lsp_pool::PoolConfig::default();
+    let mut off = codeflow_lsp_pool::ServerConfig::new("basedpyright-langserver", &["py"]);
+    off.enabled = false;
+    pool.servers.insert("basedpyright".to_owned(), off);
+    common::block_on(async {
+        let f = common::Fixture::from_dir_with(
+            "python-pylsp-only",
+            &codeflow_e2e::fs::fixture_dir("python"),
+            pool,
+        )
+        .await;
+        for (tool, args, capability) in [
+            (
+                "search_workspace_symbols",
+                json!({"query": "scale"}),
+                "workspaceSymbolProvider",
+            ),
+            (
+                "prepare_call_hierarchy",
+                json!({"file_path": "app.py", "line": 4, "character": 5}),
+                "callHierarchyProvider",
+            ),
+            (
+                "get_call_hierarchy_incoming_calls",
+                json!({"file_path": "app.py", "line": 4, "character": 5}),
+                "callHierarchyProvider",
+            ),
+            (
+                "find_implementation",
+                json!({"file_path": "app.py", "line": 5, "character": 14}),
+                "implementationProvider",
+            ),
+        ] {
+            let text = f.err(tool, args.clone()).await;
+            for part in ["pylsp", capability] {
+                assert!(text.contains(part), "{tool} {args}: {text}");
+            }
+        }
+    });
 }
 
 #[test]

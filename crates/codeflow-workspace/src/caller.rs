@@ -237,12 +237,31 @@ impl Caller {
 
     /// The language server for a file, with the file opened on it at the mirror's content.
     pub async fn server_for(&self, file: &ResolvedFile) -> Result<ServerHandle, WorkspaceError> {
+        self.server_answering(file, None).await
+    }
+
+    /// The language server that answers `operation` best for a file (see
+    /// [`Operation`](codeflow_lsp_pool::Operation)), with the file opened on it.
+    pub async fn server_for_operation(
+        &self,
+        file: &ResolvedFile,
+        operation: codeflow_lsp_pool::Operation,
+    ) -> Result<ServerHandle, WorkspaceError> {
+        self.server_answering(file, Some(operation)).await
+    }
+
+    async fn server_answering(
+        &self,
+        file: &ResolvedFile,
+        operation: Option<codeflow_lsp_pool::Operation>,
+    ) -> Result<ServerHandle, WorkspaceError> {
         let workspace = self.workspace().await?;
-        let server = workspace
-            .lease
-            .server_for_file(file.mirror.as_path())
-            .await
-            .map_err(WorkspaceError::from_lsp)?;
+        let path = file.mirror.as_path();
+        let server = match operation {
+            Some(operation) => workspace.lease.server_for_operation(path, operation).await,
+            None => workspace.lease.server_for_file(path).await,
+        }
+        .map_err(WorkspaceError::from_lsp)?;
         let bytes = workspace.mirror.read(&file.mirror).await.map_err(|e| {
             WorkspaceError::failed(format!("cannot read {}: {e}", file.client)).with_suggestion(
                 "check the path; files reach the server through codeflow-client's sync",

@@ -138,6 +138,7 @@ impl ManagedServer {
             diagnostics: Arc::clone(&diagnostics),
             edit_handler: Arc::clone(&shared.edit_handler),
             diagnostics_listener: Arc::clone(&shared.diagnostics_listener),
+            publishes_diagnostics: config.publishes_diagnostics(),
         });
         let slots = Semaphore::new(shared.config.max_in_flight_per_server.max(1));
         Ok(Arc::new(Self {

@@ -36,8 +36,29 @@ impl Document {
     /// Resolves `file_path` (absolute or relative to the project root), starts its language
     /// server and opens the document on it.
     pub async fn open(ctx: &ToolContext, file_path: &str) -> Result<Self, ToolError> {
+        Self::open_on(ctx, file_path, None).await
+    }
+
+    /// Like [`Document::open`], on the server that answers `operation` best for the file
+    /// (e.g. basedpyright for Python references beside pylsp).
+    pub async fn open_for(
+        ctx: &ToolContext,
+        file_path: &str,
+        operation: codeflow_lsp_pool::Operation,
+    ) -> Result<Self, ToolError> {
+        Self::open_on(ctx, file_path, Some(operation)).await
+    }
+
+    async fn open_on(
+        ctx: &ToolContext,
+        file_path: &str,
+        operation: Option<codeflow_lsp_pool::Operation>,
+    ) -> Result<Self, ToolError> {
         let file = ctx.resolve(file_path).await?;
-        let server = ctx.server_for(&file).await?;
+        let server = match operation {
+            Some(operation) => ctx.server_for_operation(&file, operation).await?,
+            None => ctx.server_for(&file).await?,
+        };
         let workspace = ctx.workspace().await?;
         let bytes = workspace
             .mirror

@@ -55,6 +55,16 @@ pub fn location_output_schema(what: &str) -> Value {
     schema
 }
 
+/// The operation a location request is, for servers preferred for it.
+fn operation_of(method: &str) -> Option<codeflow_lsp_pool::Operation> {
+    use codeflow_lsp_pool::Operation;
+    match method {
+        "textDocument/implementation" => Some(Operation::Implementation),
+        "textDocument/typeDefinition" => Some(Operation::TypeDefinition),
+        _ => None,
+    }
+}
+
 /// A location tool's call: request `R` at a 1-based `line` and `character` of `file_path`,
 /// at most `max_results` places; `what` names what it finds in the text. A `cross_file`
 /// question (implementations) is prepared so the answer covers the project, or is marked
@@ -67,7 +77,10 @@ pub async fn location_tool<R: GotoRequest>(
     what: &str,
     cross_file: bool,
 ) -> Result<ToolOutput, ToolError> {
-    let doc = Document::open(ctx, file_path).await?;
+    let doc = match operation_of(R::METHOD) {
+        Some(operation) => Document::open_for(ctx, file_path, operation).await?,
+        None => Document::open(ctx, file_path).await?,
+    };
     let position = doc.position(line, character)?;
     let coverage = if cross_file {
         Some(crate::lsp::coverage::prepare_at(&doc, position, false).await?)

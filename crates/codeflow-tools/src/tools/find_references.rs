@@ -1,5 +1,6 @@
 //! `find_references`: every use of a symbol named in a file.
 
+use codeflow_lsp_pool::Operation;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -80,7 +81,7 @@ impl Tool for FindReferences {
         async move {
             ctx.require(Right::LspQuery)?;
             let args: Args = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
+            let doc = Document::open_for(ctx, &args.file_path, Operation::References).await?;
             let found = doc
                 .find_symbols(&args.symbol_name, args.symbol_kind.as_deref())
                 .await?;

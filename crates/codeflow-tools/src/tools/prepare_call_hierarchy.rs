@@ -2,6 +2,7 @@
 //! `get_call_hierarchy_incoming_calls` and `get_call_hierarchy_outgoing_calls`. The shared
 //! pieces of all three live here.
 
+use codeflow_lsp_pool::Operation;
 use codeflow_lsp_pool::lsp_types::request::{
     CallHierarchyIncomingCalls, CallHierarchyOutgoingCalls, CallHierarchyPrepare,
 };
@@ -129,11 +130,12 @@ pub(crate) async fn target_item(
             let path = item.uri.to_file_path().map_err(|()| {
                 ToolError::InvalidArguments(format!("item.uri `{}` is not a file URI", item.uri))
             })?;
-            let doc = Document::open(ctx, &path.to_string_lossy()).await?;
+            let doc =
+                Document::open_for(ctx, &path.to_string_lossy(), Operation::CallHierarchy).await?;
             (doc, item.selection_range.start, Some(item.name))
         }
         (None, Some(file_path), Some(line), Some(character)) => {
-            let doc = Document::open(ctx, &file_path).await?;
+            let doc = Document::open_for(ctx, &file_path, Operation::CallHierarchy).await?;
             let position = doc.position(line, character)?;
             (doc, position, None)
         }
@@ -319,7 +321,7 @@ impl Tool for PrepareCallHierarchy {
         async move {
             ctx.require(Right::LspQuery)?;
             let args: PositionArgs = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
+            let doc = Document::open_for(ctx, &args.file_path, Operation::CallHierarchy).await?;
             let position = doc.position(args.line, args.character)?;
             let items = prepare(&doc, position).await?;
             let locator = Locator::new(ctx).await?;

@@ -1,5 +1,6 @@
 //! `rename_symbol`: rename a symbol found by name, in every file that uses it.
 
+use codeflow_lsp_pool::Operation;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -81,7 +82,7 @@ impl Tool for RenameSymbol {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
+            let doc = Document::open_for(ctx, &args.file_path, Operation::Rename).await?;
             let found = doc
                 .find_symbols(&args.symbol_name, args.symbol_kind.as_deref())
                 .await?;

@@ -1,5 +1,6 @@
 //! `rename_symbol_strict`: rename the symbol at a position, in every file that uses it.
 
+use codeflow_lsp_pool::Operation;
 use codeflow_lsp_pool::lsp_types::{RenameParams, request::Rename};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -73,7 +74,7 @@ impl Tool for RenameSymbolStrict {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
             let args: Args = parse_args(args)?;
-            let doc = Document::open(ctx, &args.file_path).await?;
+            let doc = Document::open_for(ctx, &args.file_path, Operation::Rename).await?;
             let position = doc.position(args.line, args.character)?;
             let outcome = rename_at(
                 ctx,
@@ -322,7 +323,8 @@ async fn complete_missed_uses(
         if original[..] != *current.as_bytes() {
             continue; // edited by the server: its coordinates moved
         }
-        let other = Document::open(ctx, &ctx.client_path(&workspace, &path)).await?;
+        let other =
+            Document::open_for(ctx, &ctx.client_path(&workspace, &path), Operation::Rename).await?;
         let mut edits = Vec::new();
         for (line0, line) in current.lines().enumerate() {
             for (byte, _) in line.match_indices(old) {

@@ -64,13 +64,42 @@ pub(crate) async fn files_per_server(
             &codeflow_file_stream::RelPath::parse(&rel)
                 .map_err(|e| ToolError::failed(e.to_string()))?,
         );
-        if let Ok(server) = workspace.lease.server_for_file(mirror.as_path()).await {
+        if let Ok(server) = workspace
+            .lease
+            .server_for_operation(
+                mirror.as_path(),
+                codeflow_lsp_pool::Operation::WorkspaceSymbols,
+            )
+            .await
+        {
             per_server
                 .entry(server.server_id().to_owned())
                 .or_insert(rel);
         }
     }
     Ok(per_server)
+}
+
+/// `workspace/symbol` for `query` on the document's server.
+async fn ask(
+    doc: &Document,
+    query: &str,
+) -> Result<Option<WorkspaceSymbolResponse>, codeflow_lsp_pool::LspError> {
+    doc.server
+        .request::<WorkspaceSymbolRequest>(WorkspaceSymbolParams {
+            query: query.to_owned(),
+            work_done_progress_params: Default::default(),
+            partial_result_params: Default::default(),
+        })
+        .await
+}
+
+fn is_empty(response: Option<&WorkspaceSymbolResponse>) -> bool {
+    match response {
+        None => true,
+        Some(WorkspaceSymbolResponse::Flat(list)) => list.is_empty(),
+        Some(WorkspaceSymbolResponse::Nested(list)) => list.is_empty(),
+    }
 }
 
 impl Tool for SearchWorkspaceSymbols {
@@ -140,7 +169,12 @@ impl Tool for SearchWorkspaceSymbols {
             let mut rows: Vec<(Place, String, &'static str, String)> = Vec::new();
             let mut coverage = Coverage::default();
             for (server_id, rel) in &files {
-                let doc = Document::open(ctx, rel).await?;
+                let doc = Document::open_for(
+                    ctx,
+                    rel,
+                    codeflow_lsp_pool::Operation::WorkspaceSymbols,
+                )
+                .await?;
                 // A server that sees only open files searches those: open the ones that
                 // contain the query.
                 coverage = coverage.and(
@@ -153,15 +187,7 @@ impl Tool for SearchWorkspaceSymbols {
                     )
                     .await?,
                 );
-                let response = match doc
-                    .server
-                    .request::<WorkspaceSymbolRequest>(WorkspaceSymbolParams {
-                        query: args.query.clone(),
-                        work_done_progress_params: Default::default(),
-                        partial_result_params: Default::default(),
-                    })
-                    .await
-                {
+                let mut response = match ask(&doc, &args.query).await {
                     Ok(r) => r,
                     Err(e @ codeflow_lsp_pool::LspError::CapabilityMissing { .. }) => {
                         missing.push(ToolError::from_lsp(e).to_string());
@@ -169,6 +195,15 @@ impl Tool for SearchWorkspaceSymbols {
                     }
                     Err(e) => return Err(crate::lsp::lsp_error(e)),
                 };
+                if is_empty(response.as_ref()) {
+                    // A server that has just started may answer before it has found the
+                    // project's files (basedpyright does): once it has analysed the opened
+                    // file (its diagnostics, bounded wait), ask again.
+                    let _ = doc.server.diagnostics(doc.file.mirror.as_path()).await;
+                    response = ask(&doc, &args.query)
+                        .await
+                        .map_err(crate::lsp::lsp_error)?;
+                }
                 servers.push(server_id.clone());
                 let found: Vec<(String, _, Option<String>, _, Range)> = match response {
                     None => Vec::new(),
