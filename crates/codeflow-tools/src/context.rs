@@ -104,6 +104,12 @@ impl ToolContext {
         self.caller.server_for_operation(file, operation).await
     }
 
+    /// Whether this call writes nothing: it asked for a dry run, or it is an operation of a
+    /// dry-run batch.
+    pub fn is_dry_run(&self, asked: bool) -> bool {
+        asked || self.batch.as_ref().is_some_and(|b| b.is_dry_run())
+    }
+
     /// An edit plan for this call: the caller's project, in this call's batch if any.
     pub fn edit_plan(&self, workspace: Arc<ProjectWorkspace>) -> Result<EditPlan, ToolError> {
         EditPlan::new(&self.caller, workspace, self.batch.as_ref())

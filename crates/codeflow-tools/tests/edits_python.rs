@@ -551,3 +551,42 @@ fn leftovers_of_the_old_name_refuse_the_rename_unless_verify_is_off() {
         assert_eq!(f.read("b.py"), before["b.py"]);
     });
 }
+
+#[test]
+fn a_refused_rename_in_a_dry_run_batch_says_dry_run() {
+    block_on(async {
+        let f = Fixture::from_files(
+            "py-batch-refusal",
+            &[
+                ("a.py", "def f():\n    return 1\n\n\nf()\n"),
+                ("b.py", "def g():\n    f = 2\n    return f\n"),
+                (
+                    "c.py",
+                    "class K:\n    def run(self):\n        pass\n\n\ndef run():\n    pass\n",
+                ),
+            ],
+        )
+        .await;
+        let before = f.tree();
+        let out = f
+            .ok(
+                "batch_execute",
+                json!({
+                    "operations": [
+                        {"tool": "rename_symbol", "args": {"file_path": "a.py", "symbol_name": "f", "new_name": "h"}},
+                        {"tool": "rename_symbol", "args": {"file_path": "c.py", "symbol_name": "run", "new_name": "go"}}
+                    ],
+                    "options": {"dry_run": true}
+                }),
+            )
+            .await;
+        let results = out.structured["results"].as_array().unwrap();
+        // Refused for leftovers, and ambiguous: neither wrote, and both say it was a dry run.
+        assert_eq!(results[0]["result"]["refused"], true, "{}", out.text);
+        for r in results {
+            assert_eq!(r["result"]["dry_run"], true, "{}", out.text);
+            assert_eq!(r["result"]["applied"], false, "{}", out.text);
+        }
+        assert_eq!(f.tree(), before);
+    });
+}

@@ -153,7 +153,7 @@ impl Tool for RenameSymbol {
             Ok(ToolOutput {
                 text,
                 structured: json!({
-                    "dry_run": args.dry_run,
+                    "dry_run": ctx.is_dry_run(args.dry_run),
                     "applied": false,
                     "files_changed": 0,
                     "files": [],

@@ -264,7 +264,11 @@ pub(crate) async fn rename_at(
     Ok(RenameOutcome {
         // A refusal is not a dry run the caller asked for (a dry-run batch still is one).
         outcome: codeflow_workspace::EditOutcome {
-            dry_run: if refused { dry_run } else { outcome.dry_run },
+            dry_run: if refused {
+                ctx.is_dry_run(dry_run)
+            } else {
+                outcome.dry_run
+            },
             files: outcome.files,
         },
         old_name,
