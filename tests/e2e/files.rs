@@ -464,3 +464,49 @@ async fn the_server_refuses_paths_outside_the_project() {
     assert_eq!(tree(&outside_root).len(), 1);
     assert!(!Path::new("/tmp/codeflow-outside.txt").exists());
 }
+
+/// A relay that leaves in the middle of its sync: the pending-files gauge goes back to 0 when
+/// the abandoned sync ends, so `CodeFlowSyncStuck` only fires for a sync that hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_abandoned_by_its_relay_leaves_no_pending_files() {
+    let server = Server::start_with(&[], &[("CODEFLOW_RESUME_GRACE_SECS", "1")]).await;
+    let project = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        write(project.path(), &format!("m{i}.py"), &format!("X = {i}\n"));
+    }
+    let root = project.path().canonicalize().unwrap();
+    let proxy = codeflow_e2e::TcpProxy::start(server.port).await;
+    // The server's first file request reaches the relay; its answer never comes back.
+    proxy.trip_on("client/readFile", codeflow_e2e::Trip::SwallowTheAnswer);
+    let relay = Relay::spawn(&proxy.url(), "abandoned", &root, &[]);
+    relay.initialize().await;
+    proxy.tripped().await;
+    let series = "codeflow_sync_pending_files{project=\"abandoned\"}";
+    let pending = |want_zero: bool| {
+        let port = server.port;
+        async move {
+            let value = codeflow_e2e::metrics(port).await.get(series).copied();
+            if want_zero {
+                value == Some(0.0)
+            } else {
+                value.is_some_and(|v| v > 0.0)
+            }
+        }
+    };
+    assert!(
+        codeflow_e2e::eventually(Duration::from_secs(10), || pending(false)).await,
+        "the sync waits for its files: {:?}",
+        codeflow_e2e::metrics(server.port)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k.contains("sync"))
+            .collect::<Vec<_>>()
+    );
+    drop(relay);
+    proxy.sever();
+    assert!(
+        codeflow_e2e::eventually(Duration::from_secs(20), || pending(true)).await,
+        "the abandoned sync's files are no longer counted as pending: {:?}",
+        codeflow_e2e::metrics(server.port).await.get(series)
+    );
+}

@@ -342,7 +342,7 @@ impl Mirror {
 
     /// Brings the mirror to `manifest`: fetches files it lacks or holds stale (up to
     /// `fetch_concurrency` at once), deletes files the manifest does not list, and calls
-    /// `progress` after each fetched file. Per-file failures are reported in
+    /// `progress` once before fetching and after each fetched file. Per-file failures are reported in
     /// [`SyncReport::skipped`]; a lost connection or a manifest over the project limits fails
     /// the whole sync.
     pub async fn sync(
@@ -390,6 +390,8 @@ impl Mirror {
             total_bytes: todo.iter().map(|t| t.1).sum(),
             done_bytes: 0,
         };
+        // Once before the first answer: a sync that hangs on its first request shows too.
+        progress(&done);
         let fetches = self.fetch_all(todo, client);
         futures::pin_mut!(fetches);
         while let Some((rel, result)) = fetches.next().await {

@@ -224,13 +224,14 @@ pub async fn sync_manifest(
     let client = caller.client();
     let project = caller.project.to_string();
     let started = std::time::Instant::now();
+    let pending = PendingGauge(project);
     let report = mirror
         .sync(&manifest, &client, &|p| {
-            metrics::gauge!("codeflow_sync_pending_files", "project" => project.clone())
-                .set((p.total_files - p.done_files) as f64);
+            pending.set((p.total_files - p.done_files) as f64);
         })
         .await
         .map_err(|e| file_error(&e))?;
+    drop(pending);
     metrics::counter!("codeflow_sync_fetched_files_total").increment(report.fetched.len() as u64);
     metrics::counter!("codeflow_sync_fetched_bytes_total").increment(report.fetched_bytes);
     let changed: Vec<(MirrorPath, FileChangeType)> = report
@@ -287,6 +288,23 @@ pub async fn sync_manifest(
         "skipped": report.skipped.iter().map(|(p, e)| json!({"path": p.as_str(), "error": e.to_string()})).collect::<Vec<_>>(),
         "durationMs": started.elapsed().as_millis() as u64,
     }))
+}
+
+/// `codeflow_sync_pending_files` of one project while its sync runs: back to 0 when the sync
+/// ends however it ends (fetched, failed, or abandoned because its session left), so only a
+/// sync that hangs keeps it above 0.
+struct PendingGauge(String);
+
+impl PendingGauge {
+    fn set(&self, files: f64) {
+        metrics::gauge!("codeflow_sync_pending_files", "project" => self.0.clone()).set(files);
+    }
+}
+
+impl Drop for PendingGauge {
+    fn drop(&mut self) {
+        self.set(0.0);
+    }
 }
 
 /// The refusal of `caller`'s sync, if it would remove files another live session's tree has
