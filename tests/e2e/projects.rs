@@ -425,48 +425,7 @@ async fn the_cli_gets_only_the_clean_base_and_the_configured_variables() {
     }
     // Nothing but the allow-list and the run's marker — aside from what the mock's interpreter launcher sets itself
     // (a pyenv shim is a shell script: PWD, SHLVL, PYENV_*, _PYENV_*).
-    let base = [
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "LANG",
-        "LANGUAGE",
-        "LC_ALL",
-        "LC_CTYPE",
-        "TZ",
-        "TMPDIR",
-        "XDG_CACHE_HOME",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        "XDG_RUNTIME_DIR",
-        "SHELL",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "CARGO",
-        "CARGO_HOME",
-        "RUSTC",
-        "RUSTUP_HOME",
-        "RUSTUP_TOOLCHAIN",
-        "RUSTUP_TOOLCHAIN_SOURCE",
-        "RUSTUP_AUTO_INSTALL",
-        "GOPATH",
-        "GOROOT",
-        "GOCACHE",
-        "GOMODCACHE",
-        "GOFLAGS",
-        "GOPROXY",
-        "GOTOOLCHAIN",
-        "GOPRIVATE",
-        "NODE_PATH",
-        "NVM_DIR",
-        "VIRTUAL_ENV",
-        "PYENV_ROOT",
-        "PYENV_VERSION",
-        "PYTHONPATH",
-        "PYTHONHOME",
-        "JAVA_HOME",
-    ];
+    let base = codeflow_types::child_env::INHERITED;
     for name in &env {
         assert!(
             base.contains(name)
