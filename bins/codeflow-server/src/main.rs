@@ -1,11 +1,12 @@
 //! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
-//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM
+//! serves `/ws`, `/healthz`, `/readyz`, `/metrics` and the web console (`/ui`) on one port until SIGINT or SIGTERM
 //! (`codeflow-server healthcheck` probes a running one instead).
 
 mod aliases;
 mod app;
 mod client_cert;
 mod config;
+mod console;
 #[cfg(test)]
 mod config_doc;
 mod gauges;
@@ -13,6 +14,7 @@ mod healthcheck;
 mod projects;
 mod routes;
 mod run_files;
+mod status;
 mod tls_reload;
 
 use std::net::SocketAddr;

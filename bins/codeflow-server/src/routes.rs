@@ -1,4 +1,4 @@
-//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`.
+//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`, and the web console on `/ui`.
 
 use axum::Router;
 use axum::extract::State;
@@ -18,6 +18,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::console::routes())
         .with_state(app)
 }
 
@@ -42,7 +43,8 @@ async fn websocket(
         let allowed = app
             .allowed_origins
             .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+            || console_origin(origin, &headers, app.registry.auth.requires_auth());
         if !allowed {
             metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
             return (
@@ -94,6 +96,30 @@ async fn websocket(
         })
 }
 
+/// Whether `origin` is the server's own web console (`/ui`, served from this host and port):
+/// the `Origin`'s host and port are the request's `Host`. Allowed when the server checks
+/// credentials (a page can do nothing without a token the user pasted), or when the host is a
+/// loopback address (a DNS-rebinding page has its own host name, never `127.0.0.1`).
+fn console_origin(origin: &str, headers: &HeaderMap, requires_auth: bool) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return false;
+    }
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => authority,
+    };
+    requires_auth || matches!(name, "127.0.0.1" | "[::1]" | "localhost")
+}
+
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let stats = app.registry.stats();
     axum::Json(json!({
@@ -115,6 +141,31 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
         )
     } else {
         (StatusCode::OK, axum::Json(json!({"ready": true})))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(h: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, h.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn the_console_origin_is_the_servers_own() {
+        let local = host("127.0.0.1:8080");
+        assert!(console_origin("http://127.0.0.1:8080", &local, false));
+        assert!(!console_origin("http://127.0.0.1:9090", &local, false));
+        assert!(!console_origin("http://evil.example", &local, true));
+        assert!(!console_origin("null", &local, true));
+        // A name (DNS rebinding could point it at us): only when credentials are checked.
+        let named = host("codeflow.example");
+        assert!(!console_origin("https://codeflow.example", &named, false));
+        assert!(console_origin("https://codeflow.example", &named, true));
+        assert!(!console_origin("https://codeflow.example", &HeaderMap::new(), true));
     }
 }
 

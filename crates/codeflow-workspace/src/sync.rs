@@ -17,6 +17,7 @@ use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::sync_state::SyncState;
 use crate::caller::Caller;
 use crate::error::WorkspaceError;
 use crate::lsp_sync::tell_language_servers;
@@ -209,6 +210,10 @@ pub async fn sync_manifest(
             data: Some(conflict.to_json()),
         };
         if !dry_run {
+            workspace
+                .extensions
+                .get::<SyncState>()
+                .refused(&caller.id, conflict.message());
             caller.set_conflict(Some(conflict));
         }
         return Err(error);
@@ -224,13 +229,35 @@ pub async fn sync_manifest(
     let client = caller.client();
     let project = caller.project.to_string();
     let started = std::time::Instant::now();
+    let state = workspace.extensions.get::<SyncState>();
+    state.started();
     let report = mirror
         .sync(&manifest, &client, &|p| {
+            let pending = p.total_files - p.done_files;
+            state.progress(pending);
             metrics::gauge!("codeflow_sync_pending_files", "project" => project.clone())
-                .set((p.total_files - p.done_files) as f64);
+                .set(pending as f64);
         })
-        .await
-        .map_err(|e| file_error(&e))?;
+        .await;
+    let report = match report {
+        Ok(report) => {
+            state.finished(
+                &caller.id,
+                Ok(json!({
+                    "fetched": report.fetched.len(),
+                    "removed": report.removed.len(),
+                    "unchanged": report.unchanged,
+                    "skipped": report.skipped.len(),
+                    "durationMs": started.elapsed().as_millis() as u64,
+                })),
+            );
+            report
+        }
+        Err(e) => {
+            state.finished(&caller.id, Err(e.to_string()));
+            return Err(file_error(&e));
+        }
+    };
     metrics::counter!("codeflow_sync_fetched_files_total").increment(report.fetched.len() as u64);
     metrics::counter!("codeflow_sync_fetched_bytes_total").increment(report.fetched_bytes);
     let changed: Vec<(MirrorPath, FileChangeType)> = report
