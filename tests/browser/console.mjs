@@ -62,21 +62,21 @@ function expectInOrder(lines, count, what) {
 }
 
 const profile = mkdtempSync(join(tmpdir(), "codeflow-console-chromium-"));
-const browser = await chromium.launch({
+// A fresh profile (the user-data dir) every run.
+const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
+  viewport: { width: 1280, height: 900 },
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${profile}`,
   ],
 });
 let failed = false;
 const consoleErrors = [];
 try {
   mkdirSync(shots, { recursive: true });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+  const page = context.pages()[0] || (await context.newPage());
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(m.text());
@@ -110,14 +110,19 @@ try {
   await page.waitForSelector("#prompt");
 
   step("a run of the mock claude: its lines appear in order, then its complete");
-  const run1 = await startRun(page, "say hello mock:lines=5 mock:slow=50 mock:no-record");
+  // It also edits two files: the write-back reaches the relay's tree, whose watcher sends the
+  // changes back, so the files channel and (app.py, now not Python) the diagnostics show them.
+  const run1 = await startRun(page, "say hello mock:lines=5 mock:slow=50 mock:no-record mock:edit=notes.txt,app.py");
   await waitRunOutcome(page, run1, "complete");
   const lines1 = await runLines(page, run1);
-  expectInOrder(lines1, 7, "first run"); // system/init, 5 assistant lines, result
+  expectInOrder(lines1, 11, "first run"); // system/init, 5 assistant lines, 2 edits and their results, result
   for (let i = 1; i <= 5; i++) {
     expect(lines1[i].text.includes(`line ${i} of 5`), `line ${i + 1} is the assistant's line ${i}: ${lines1[i].text}`);
   }
-  expect(/Result:/.test(lines1[6].text) && /cost \$0\.0123/.test(lines1[6].text), "the result line shows the cost: " + lines1[6].text);
+  expect(/tool call: Write/.test(lines1[6].text), "a tool call, folded: " + lines1[6].text);
+  expect(/tool result/.test(lines1[7].text), "its result, folded: " + lines1[7].text);
+  expect(await page.$$eval(`article.run[data-run="${run1}"] details.tool-call[open]`, (d) => d.length) === 0, "tool calls are folded");
+  expect(/Result:/.test(lines1[10].text) && /cost \$0\.0123/.test(lines1[10].text), "the result line shows the cost: " + lines1[10].text);
   const footer = await page.$eval(`article.run[data-run="${run1}"] footer.complete`, (f) => f.textContent);
   expect(/Complete: completed/.test(footer), "the complete footer: " + footer);
 
@@ -144,7 +149,7 @@ try {
   await page.click("#load-history");
   await page.waitForSelector(`#history article.run[data-run="${run1}"] footer.complete`, { timeout: STEP_MS });
   await page.waitForSelector(`#history article.run[data-run="${run2}"] .badge.aborted`, { timeout: STEP_MS });
-  expectInOrder(await page.$$eval(`#history article.run[data-run="${run1}"] .line`, (ls) => ls.map((l) => ({ seq: Number(l.getAttribute("data-seq")) }))), 7, "the first run in the history");
+  expectInOrder(await page.$$eval(`#history article.run[data-run="${run1}"] .line`, (ls) => ls.map((l) => ({ seq: Number(l.getAttribute("data-seq")) }))), 11, "the first run in the history");
   // A time filter that ends before the runs shows none of them.
   await page.fill("#history-until", "2001-01-01T00:00");
   await page.click("#load-history");
@@ -152,8 +157,19 @@ try {
   await page.fill("#history-until", "");
   await page.click("#load-history");
   await page.waitForSelector(`#history article.run[data-run="${run1}"]`, { timeout: STEP_MS });
-  const files = await page.$$eval("#files-list li", (ls) => ls.length);
-  step(`files channel rows: ${files}`);
+  step("the files and diagnostics channels as live lists");
+  await page.waitForFunction(() => /notes\.txt/.test(document.querySelector("#files-list").textContent), null, { timeout: STEP_MS });
+  await page.waitForFunction(() => /app\.py/.test(document.querySelector("#diagnostics-list").textContent), null, { timeout: STEP_MS });
+
+  step("a network blip in the middle of a run: the console reconnects and loses nothing");
+  const run4 = await startRun(page, "through a blip mock:lines=10 mock:slow=200 mock:no-record");
+  await page.waitForSelector(`article.run[data-run="${run4}"] .line[data-seq="3"]`, { timeout: STEP_MS });
+  const drops = Number(await page.getAttribute("#connection", "data-drops"));
+  console.log("blip: sever the connections");
+  await page.waitForFunction((n) => Number(document.querySelector("#connection").getAttribute("data-drops")) > n, drops, { timeout: STEP_MS });
+  await waitRunOutcome(page, run4, "complete");
+  expectInOrder(await runLines(page, run4), 12, "the run through the blip");
+  await page.waitForSelector('#connection[data-state="up"]', { timeout: STEP_MS });
   await page.screenshot({ path: join(shots, "project.png"), fullPage: true });
 
   step(`a token for ${projectA} shows nothing of ${projectB}`);
@@ -217,7 +233,7 @@ try {
   console.error(String(e && e.stack ? e.stack : e));
   console.error("console errors: " + consoleErrors.join(" | "));
 } finally {
-  await browser.close();
+  await context.close();
   rmSync(profile, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

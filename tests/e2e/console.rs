@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use codeflow_e2e::{Relay, Server, Ws, http_get};
+use codeflow_e2e::{Relay, Server, TcpProxy, Ws, http_get};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use serde_json::{Value, json};
 
 const SECRET: &str = "console-test-secret-0123456789abcdef";
@@ -210,35 +211,51 @@ async fn the_console_in_a_real_browser() {
     )
     .await;
 
+    // The browser reaches the server through a proxy the test can cut (a network blip).
+    let proxy = TcpProxy::start(server.port).await;
     let shots = repo().join("docs/ui");
-    let output = tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::process::Command::new("node")
-            .arg("console.mjs")
-            .current_dir(&browser_dir)
-            .env("CONSOLE_URL", format!("http://127.0.0.1:{}/ui", server.port))
-            .env("TOKEN_A", token(json!(["alpha"]), EVERY_RIGHT))
-            .env("PROJECT_A", "alpha")
-            .env("PROJECT_B", "beta")
-            .env("SHOTS_DIR", &shots)
-            .env("CHROMIUM", &chromium)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser test did not finish within 240 s")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
+    let mut node = tokio::process::Command::new("node")
+        .arg("console.mjs")
+        .current_dir(&browser_dir)
+        .env("CONSOLE_URL", format!("http://127.0.0.1:{}/ui", proxy.port))
+        .env("TOKEN_A", token(json!(["alpha"]), EVERY_RIGHT))
+        .env("PROJECT_A", "alpha")
+        .env("PROJECT_B", "beta")
+        .env("SHOTS_DIR", &shots)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node (scripts/test.sh installs Node.js's packages for tests/browser)");
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let script = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            eprintln!("[browser] {line}");
+            if line.starts_with("blip:") {
+                proxy.sever();
+            }
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        node.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(240), script)
+        .await
+        .expect("the browser test did not finish within 240 s");
+    assert!(status.success(), "the browser test failed (its stderr is above):\n{stdout}");
     assert!(stdout.contains("ok: every step passed"), "{stdout}");
     for page in ["projects", "project", "service"] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
     }
 
-    // What the browser did, seen from the server: its three runs, one cancelled.
+    assert!(
+        proxy.accepted() > 2,
+        "the console reconnected through the proxy after the blip"
+    );
+
+    // What the browser did, seen from the server: its four runs, one cancelled.
     let history = call(
         &mut admin,
         4,
@@ -253,8 +270,14 @@ async fn the_console_in_a_real_browser() {
         .filter(|e| e["kind"] == "run.complete")
         .map(|e| &e["payload"])
         .collect();
-    assert_eq!(completes.len(), 3, "{history}");
+    assert_eq!(completes.len(), 4, "{history}");
     assert_eq!(completes[0]["success"], true);
+    assert_eq!(completes[0]["applied"], true, "the edits reached the relay");
     assert_eq!(completes[1]["reason"], "cancelled");
     assert_eq!(completes[2]["success"], true);
+    assert_eq!(completes[3]["success"], true);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "written by mock claude\n"
+    );
 }

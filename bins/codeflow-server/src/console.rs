@@ -115,7 +115,7 @@ mod tests {
         let page = std::str::from_utf8(ASSETS[0].bytes).unwrap_or_default();
         for reference in page.split("src=\"").skip(1).chain(page.split("href=\"").skip(1)) {
             let target = reference.split('"').next().unwrap_or_default();
-            if target.starts_with('#') {
+            if target.starts_with('#') || target.starts_with("data:") {
                 continue;
             }
             let name = target.strip_prefix("/ui/").unwrap_or(target);

@@ -9,6 +9,7 @@
   const stateBox = document.getElementById("connection");
   const connections = new Map();
   let cleanup = null;
+  let drops = 0; // connections lost so far (shown to tests as data-drops)
 
   const app = {
     main: main,
@@ -32,7 +33,10 @@
         conn = new CodeFlowRpc.Connection({
           project: project,
           token: app.token(),
-          onState: () => showState(),
+          onState: (state) => {
+            if (state === "down") drops += 1;
+            showState();
+          },
           onRefused: (why) => {
             if (project === app.homeProject()) logout("The server refused the token: " + why);
           },
@@ -67,6 +71,7 @@
     stateBox.textContent = text;
     stateBox.className = "state " + cls;
     stateBox.setAttribute("data-state", cls);
+    stateBox.setAttribute("data-drops", String(drops));
   }
 
   function closeAll() {
