@@ -71,6 +71,19 @@ if ! command -v mcp-inspector >/dev/null 2>&1; then
     npm install -g --no-fund --no-audit --loglevel=error "@modelcontextprotocol/inspector@0.15.0"
 fi
 
+# The web console's browser test (tests/e2e/console.rs): Debian's Chromium, driven by
+# playwright-core (tests/browser, pinned in its package-lock.json; it never downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+    step "installing Chromium (apt: chromium)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    step "installing playwright-core for the browser test (npm ci in tests/browser)"
+    (cd tests/browser && npm ci --no-fund --no-audit --loglevel=error)
+fi
+
 if ! cargo deny --version >/dev/null 2>&1; then
     step "installing cargo-deny"
     cargo install --locked --quiet cargo-deny

@@ -15,8 +15,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use codeflow_e2e::{Relay, Server, TcpProxy, Ws, http_get};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SECRET: &str = "console-test-secret-0123456789abcdef";
 const EVERY_RIGHT: &str =
@@ -128,19 +128,29 @@ async fn status_projects_shows_only_the_tokens_projects() {
     assert_eq!(alpha["status"], "connected");
     let sessions = alpha["sessions"].as_array().unwrap();
     assert!(
-        sessions.iter().any(|s| s["fileStream"] == true && s["attached"] == true),
+        sessions
+            .iter()
+            .any(|s| s["fileStream"] == true && s["attached"] == true),
         "the relay's session: {status}"
     );
     assert!(sessions.iter().any(|s| s["you"] == true), "{status}");
     assert!(
-        sessions.iter().all(|s| s["id"].as_str().unwrap().len() == 8),
+        sessions
+            .iter()
+            .all(|s| s["id"].as_str().unwrap().len() == 8),
         "session ids are shown as prefixes only: {status}"
     );
     let servers = alpha["languageServers"].as_array().unwrap();
-    let pylsp = servers.iter().find(|s| s["server"] == "pylsp").expect("pylsp");
+    let pylsp = servers
+        .iter()
+        .find(|s| s["server"] == "pylsp")
+        .expect("pylsp");
     assert_eq!(pylsp["state"], "running", "{status}");
     assert!(pylsp["pid"].as_u64().is_some(), "{status}");
-    assert!(pylsp["memoryBytes"].as_u64().unwrap() > 1_000_000, "{status}");
+    assert!(
+        pylsp["memoryBytes"].as_u64().unwrap() > 1_000_000,
+        "{status}"
+    );
     assert_eq!(pylsp["restarts"], 0);
     let sync = &alpha["mirror"]["sync"];
     assert_eq!(alpha["mirror"]["files"], 1, "{status}");
@@ -158,7 +168,10 @@ async fn status_projects_shows_only_the_tokens_projects() {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["alpha", "beta"], "{status}");
-    assert_eq!(status["projects"][1]["managed"]["status"], "idle", "{status}");
+    assert_eq!(
+        status["projects"][1]["managed"]["status"], "idle",
+        "{status}"
+    );
     assert_eq!(status["projects"][1]["mirror"], Value::Null, "{status}");
 }
 
@@ -193,7 +206,12 @@ async fn the_console_in_a_real_browser() {
     let server = start_server().await;
     let dir = tempfile::tempdir().unwrap();
     let _relay = streamed_python_project(&server, "alpha", dir.path()).await;
-    let mut admin = client(&server, "alpha", &token(json!(["alpha", "beta"]), EVERY_RIGHT)).await;
+    let mut admin = client(
+        &server,
+        "alpha",
+        &token(json!(["alpha", "beta"]), EVERY_RIGHT),
+    )
+    .await;
     call(
         &mut admin,
         1,
@@ -244,7 +262,10 @@ async fn the_console_in_a_real_browser() {
     let status = tokio::time::timeout(Duration::from_secs(240), script)
         .await
         .expect("the browser test did not finish within 240 s");
-    assert!(status.success(), "the browser test failed (its stderr is above):\n{stdout}");
+    assert!(
+        status.success(),
+        "the browser test failed (its stderr is above):\n{stdout}"
+    );
     assert!(stdout.contains("ok: every step passed"), "{stdout}");
     for page in ["projects", "project", "service"] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");

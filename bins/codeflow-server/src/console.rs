@@ -113,7 +113,11 @@ mod tests {
     #[test]
     fn the_page_loads_only_embedded_files() {
         let page = std::str::from_utf8(ASSETS[0].bytes).unwrap_or_default();
-        for reference in page.split("src=\"").skip(1).chain(page.split("href=\"").skip(1)) {
+        for reference in page
+            .split("src=\"")
+            .skip(1)
+            .chain(page.split("href=\"").skip(1))
+        {
             let target = reference.split('"').next().unwrap_or_default();
             if target.starts_with('#') || target.starts_with("data:") {
                 continue;

@@ -6,9 +6,9 @@ mod aliases;
 mod app;
 mod client_cert;
 mod config;
-mod console;
 #[cfg(test)]
 mod config_doc;
+mod console;
 mod gauges;
 mod healthcheck;
 mod projects;

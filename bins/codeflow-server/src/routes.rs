@@ -144,6 +144,13 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,13 +172,10 @@ mod tests {
         let named = host("codeflow.example");
         assert!(!console_origin("https://codeflow.example", &named, false));
         assert!(console_origin("https://codeflow.example", &named, true));
-        assert!(!console_origin("https://codeflow.example", &HeaderMap::new(), true));
+        assert!(!console_origin(
+            "https://codeflow.example",
+            &HeaderMap::new(),
+            true
+        ));
     }
-}
-
-async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
 }

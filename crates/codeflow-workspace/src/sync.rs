@@ -17,10 +17,10 @@ use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::sync_state::SyncState;
 use crate::caller::Caller;
 use crate::error::WorkspaceError;
 use crate::lsp_sync::tell_language_servers;
+use crate::sync_state::SyncState;
 use crate::trees::TreeConflict;
 
 /// File events queued per session. When full, the socket reader waits (back-pressure on the
