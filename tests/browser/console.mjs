@@ -6,6 +6,8 @@
 //   TOKEN_A       a token for project PROJECT_A only (every right)
 //   PROJECT_A     the project the console works on (a relay streams it; pylsp runs for it)
 //   PROJECT_B     another project, which TOKEN_A must not reveal
+//   PROJECT_T     a server-side project (projects/create) TOKEN_A also names: terminals open in
+//                 a project's directory, not in a streamed project's mirror
 //   SHOTS_DIR     where the screenshots of each page go
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //
@@ -24,6 +26,7 @@ const url = env("CONSOLE_URL");
 const tokenA = env("TOKEN_A");
 const projectA = env("PROJECT_A");
 const projectB = env("PROJECT_B");
+const projectT = env("PROJECT_T");
 const shots = env("SHOTS_DIR");
 const STEP_MS = 30000;
 
@@ -180,7 +183,7 @@ try {
   expect((await page.$$("#conversation article.run")).length === 0, `no run of ${projectB} is shown`);
 
   step("a terminal");
-  await page.goto(url + "#/terminal/" + projectA);
+  await page.goto(url + "#/terminal/" + projectT);
   await page.waitForFunction(() => {
     const box = document.querySelector("#terminal");
     return box && (box.getAttribute("data-attached") || box.getAttribute("data-unavailable"));

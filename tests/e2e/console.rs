@@ -209,7 +209,7 @@ async fn the_console_in_a_real_browser() {
     let mut admin = client(
         &server,
         "alpha",
-        &token(json!(["alpha", "beta"]), EVERY_RIGHT),
+        &token(json!(["alpha", "beta", "gamma"]), EVERY_RIGHT),
     )
     .await;
     call(
@@ -220,6 +220,8 @@ async fn the_console_in_a_real_browser() {
     )
     .await;
     call(&mut admin, 2, "projects/create", json!({"id": "beta"})).await;
+    // Terminals open in a server-side project's directory.
+    call(&mut admin, 5, "projects/create", json!({"id": "gamma"})).await;
     // Something of beta's that must not show up for alpha's token.
     call(
         &mut admin,
@@ -236,9 +238,10 @@ async fn the_console_in_a_real_browser() {
         .arg("console.mjs")
         .current_dir(&browser_dir)
         .env("CONSOLE_URL", format!("http://127.0.0.1:{}/ui", proxy.port))
-        .env("TOKEN_A", token(json!(["alpha"]), EVERY_RIGHT))
+        .env("TOKEN_A", token(json!(["alpha", "gamma"]), EVERY_RIGHT))
         .env("PROJECT_A", "alpha")
         .env("PROJECT_B", "beta")
+        .env("PROJECT_T", "gamma")
         .env("SHOTS_DIR", &shots)
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::null())
