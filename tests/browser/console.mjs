@@ -196,12 +196,19 @@ try {
     await page.waitForFunction(() => /console-42/.test(document.querySelector("#terminal .xterm-rows").textContent), null, { timeout: STEP_MS });
     const id = await page.$eval("#terminal", (b) => b.getAttribute("data-terminal"));
     step("the terminal follows the window's size");
+    const before = await page.evaluate(() => [window.CFTerminal.rows, window.CFTerminal.cols]);
     await page.setViewportSize({ width: 900, height: 700 });
+    await page.waitForFunction((b) => window.CFTerminal.cols !== b[1], before, { timeout: STEP_MS });
     await page.keyboard.type("stty size\n");
-    await page.waitForFunction(() => {
-      const t = window.CFTerminal;
-      return t && new RegExp("\\b" + t.rows + " " + t.cols + "\\b").test(document.querySelector("#terminal .xterm-rows").textContent);
-    }, null, { timeout: STEP_MS });
+    try {
+      // The shell's own idea of its size is the page's (rows and columns of the widget).
+      await page.waitForFunction(() => {
+        const t = window.CFTerminal;
+        return document.querySelector("#terminal .xterm-rows").textContent.includes(t.rows + " " + t.cols);
+      }, null, { timeout: STEP_MS });
+    } catch (e) {
+      throw new Error("stty size did not print the widget's size: " + (await screenText()) + " / widget " + JSON.stringify(await page.evaluate(() => [window.CFTerminal.rows, window.CFTerminal.cols])));
+    }
     step("reattach after a reload: same terminal, its scrollback first");
     await page.reload();
     await page.waitForSelector("#terminal[data-attached]", { timeout: STEP_MS });
