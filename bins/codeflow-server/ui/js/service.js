@@ -41,6 +41,13 @@
     svg.setAttribute("viewBox", "0 0 " + SAMPLES + " 40");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("aria-hidden", "true");
+    const base = document.createElementNS("http://www.w3.org/2000/svg", "line");
+    base.setAttribute("x1", "0");
+    base.setAttribute("x2", String(SAMPLES));
+    base.setAttribute("y1", "39");
+    base.setAttribute("y2", "39");
+    base.setAttribute("class", "base");
+    svg.appendChild(base);
     const finite = values.filter((v) => Number.isFinite(v));
     if (finite.length > 1) {
       const max = Math.max.apply(null, finite.concat([1]));
