@@ -8,6 +8,8 @@
 //   PROJECT_B     another project, which TOKEN_A must not reveal
 //   PROJECT_T     a server-side project (projects/create) TOKEN_A also names: terminals open in
 //                 a project's directory, not in a streamed project's mirror
+//   PROJECT_NEW   a project TOKEN_A names that does not exist yet: created and deleted on the
+//                 projects page
 //   SHOTS_DIR     where the screenshots of each page go
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //
@@ -27,6 +29,7 @@ const tokenA = env("TOKEN_A");
 const projectA = env("PROJECT_A");
 const projectB = env("PROJECT_B");
 const projectT = env("PROJECT_T");
+const projectNew = env("PROJECT_NEW");
 const shots = env("SHOTS_DIR");
 const STEP_MS = 30000;
 
@@ -228,9 +231,22 @@ try {
   expect(/\d+[smhd]/.test(uptime), "uptime: " + uptime);
   await page.screenshot({ path: join(shots, "service.png"), fullPage: true });
 
-  step("readable at 200 % zoom: the projects page fits the width");
+  step("create and delete a project on the projects page");
   await page.goto(url + "#/projects");
   await page.waitForSelector(`[data-project="${projectA}"]`, { timeout: STEP_MS });
+  await page.fill("#new-project", projectNew);
+  await page.click("#create-project");
+  const deleteButton = `[data-project="${projectNew}"] button.danger`;
+  await page.waitForSelector(deleteButton, { timeout: STEP_MS });
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click(deleteButton);
+  await page.waitForFunction((p) => /Deleted/.test(document.querySelector("#projects-status").textContent) && !document.querySelector(`[data-project="${p}"] button.danger`), projectNew, { timeout: STEP_MS });
+  // A project the token does not name: refused, with the server's reason.
+  await page.fill("#new-project", projectB + "-x");
+  await page.click("#create-project");
+  await page.waitForFunction(() => /Could not create .*does not grant/.test(document.querySelector("#projects-status").textContent), null, { timeout: STEP_MS });
+
+  step("readable at 200 % zoom: the projects page fits the width");
   await page.setViewportSize({ width: 640, height: 900 }); // 1280 px at 200 %
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow <= 0, "no horizontal scrolling at 200 % (" + overflow + " px too wide)");

@@ -238,10 +238,14 @@ async fn the_console_in_a_real_browser() {
         .arg("console.mjs")
         .current_dir(&browser_dir)
         .env("CONSOLE_URL", format!("http://127.0.0.1:{}/ui", proxy.port))
-        .env("TOKEN_A", token(json!(["alpha", "gamma"]), EVERY_RIGHT))
+        .env(
+            "TOKEN_A",
+            token(json!(["alpha", "gamma", "epsilon"]), EVERY_RIGHT),
+        )
         .env("PROJECT_A", "alpha")
         .env("PROJECT_B", "beta")
         .env("PROJECT_T", "gamma")
+        .env("PROJECT_NEW", "epsilon")
         .env("SHOTS_DIR", &shots)
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::null())

@@ -66,6 +66,7 @@
         try {
           await app.connection(app.homeProject()).request("projects/delete", { project: p.id });
           status.textContent = "Deleted " + p.id + ".";
+          status.focus(); // the button is about to go
           refresh();
         } catch (e) {
           status.textContent = "Could not delete " + p.id + ": " + CF.errorText(e);
@@ -73,7 +74,7 @@
       } }));
     }
     return el("section", { class: "card project-card", "data-project": p.id, "aria-labelledby": "p-" + p.id },
-      el("header", {}, el("h2", { id: "p-" + p.id, text: p.id }), badge(p.status), actions),
+      el("header", {}, el("div", { class: "row" }, el("h2", { id: "p-" + p.id, text: p.id }), badge(p.status)), actions),
       managed ? el("p", { class: "meta", text: (managed.streamed ? "Streamed project" : "Server-side project") + " · " + managed.runs + " runs" + (managed.currentRun ? " · running " + managed.currentRun : "") + (managed.lastError ? " · last error: " + managed.lastError : "") }) : null,
       el("h3", { text: "Sessions" }), sessionsTable(p.sessions),
       el("h3", { text: "Language servers" }), serversTable(p.languageServers),
@@ -81,7 +82,7 @@
   }
 
   function createForm(app, refresh, status) {
-    const id = el("input", { id: "new-project", type: "text", required: true, pattern: "[A-Za-z0-9._-]{1,64}", autocomplete: "off" });
+    const id = el("input", { id: "new-project", type: "text", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}", autocomplete: "off" });
     const streamed = el("input", { id: "new-streamed", type: "checkbox" });
     return el("form", { class: "card", onsubmit: async (e) => {
       e.preventDefault();
@@ -100,20 +101,21 @@
       el("div", { class: "row" },
         el("label", { for: "new-project", text: "Id" }), id,
         el("label", { for: "new-streamed" }, streamed, " streamed from a relay"),
-        el("button", { type: "submit", text: "Create" })),
+        el("button", { type: "submit", id: "create-project", text: "Create" })),
       el("p", { class: "help", text: "Needs the projects:manage right." }));
   }
 
   function render(app, main) {
     app.title("Projects");
-    const status = el("p", { id: "projects-status", role: "status", class: "meta" });
+    const status = el("p", { id: "projects-status", role: "status", class: "meta", tabindex: "-1" });
     const list = el("div", { id: "project-list", "aria-busy": "true" });
     let timer = null, stopped = false;
-    async function refresh() {
+    // `fromTimer`: the periodic refresh, which waits while the keyboard is in the list.
+    async function refresh(fromTimer) {
       clearTimeout(timer);
-      if (list.contains(document.activeElement) && list.getAttribute("data-loaded")) {
+      if (fromTimer === true && list.contains(document.activeElement) && list.getAttribute("data-loaded")) {
         // Someone is using the keyboard in the list: do not pull the focused element away.
-        if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
+        if (!stopped) timer = setTimeout(() => refresh(true), REFRESH_MS);
         return;
       }
       try {
@@ -126,10 +128,10 @@
       } catch (e) {
         status.textContent = "Could not list projects: " + CF.errorText(e);
       }
-      if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
+      if (!stopped) timer = setTimeout(() => refresh(true), REFRESH_MS);
     }
     main.appendChild(el("div", { class: "row" }, el("h1", { text: "Projects" }),
-      el("button", { type: "button", class: "secondary", text: "Refresh", onclick: refresh })));
+      el("button", { type: "button", class: "secondary", text: "Refresh", onclick: () => refresh() })));
     main.appendChild(status);
     main.appendChild(list);
     main.appendChild(createForm(app, refresh, status));
