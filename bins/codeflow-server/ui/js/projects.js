@@ -40,7 +40,7 @@
   function mirrorText(mirror) {
     if (!mirror) return "Mirror not open (no session has used it since the server started).";
     const sync = mirror.sync || {};
-    let text = mirror.files + " files" + (mirror.shared ? " (shared directory)" : "") + ". ";
+    let text = mirror.files + (mirror.files === 1 ? " file" : " files") + (mirror.shared ? " (shared directory)" : "") + ". ";
     if (sync.syncing) text += "Syncing: " + sync.pendingFiles + " files to fetch. ";
     if (sync.last) {
       const s = sync.last.summary || {};

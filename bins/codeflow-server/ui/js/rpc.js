@@ -69,8 +69,10 @@
         this.ws = null;
         this.ready = false;
         if (this.closedByUs) return;
-        // 1008: credentials refused; 4005: the token expired. Retrying cannot help.
-        if (event.code === 1008 || event.code === 4005) {
+        // 1008: credentials refused (or the server is full: that passes); 4005: the token
+        // expired. Retrying cannot help.
+        const full = /capacity/.test(event.reason || "");
+        if ((event.code === 1008 && !full) || event.code === 4005) {
           this.refuse(event.reason || "the server refused this token");
           return;
         }
@@ -157,7 +159,10 @@
       }
       if (message.id !== undefined && message.id === this.initId) {
         if (message.error) {
-          if (message.error.code === -32001) this.refuse(message.error.message);
+          // Refused credentials (-32001), or a project id the server will never accept
+          // (-32602): retrying cannot help. Anything else (capacity, shutdown) may pass.
+          const code = message.error.code;
+          if (code === -32001 || code === -32602 || code === -32003) this.refuse(message.error.message);
           else this.retry(message.error.message);
           return;
         }
