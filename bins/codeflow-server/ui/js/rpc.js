@@ -89,6 +89,11 @@
 
     refuse(why) {
       this.closedByUs = true;
+      if (this.ws) {
+        const ws = this.ws;
+        this.ws = null;
+        ws.close(1000, "refused");
+      }
       this.setState("refused", why);
       for (const p of this.pending.values()) p.reject(new RpcError({ code: -32001, message: why }));
       this.pending.clear();
