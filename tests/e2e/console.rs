@@ -6,8 +6,9 @@
 //! that the token for one project shows nothing of another, and screenshots each page into
 //! `docs/ui/`.
 //!
-//! Without Chromium or the script's `node_modules` (scripts/test.sh installs both) the browser
-//! test fails and says what to install; `status/projects` is also checked over a plain socket.
+//! `the_console_in_firefox` runs a shorter walk in Firefox (`tests/browser/firefox.mjs`).
+//! Without the browsers or the scripts' `node_modules` (scripts/test.sh installs them) these
+//! tests fail and say what to install; `status/projects` is also checked over a plain socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -308,4 +309,53 @@ async fn the_console_in_a_real_browser() {
         std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
         "written by mock claude\n"
     );
+}
+
+/// The same page in Firefox (Debian's firefox-esr, driven by puppeteer-core over WebDriver
+/// BiDi, `tests/browser/firefox.mjs`): sign in, the projects page, a run with a reload in the
+/// middle, another project refused, the service page.
+#[tokio::test]
+async fn the_console_in_firefox() {
+    let browser_dir = repo().join("tests/browser");
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox".into());
+    assert!(
+        Path::new(&firefox).exists(),
+        "no Firefox at {firefox}: install Debian's firefox-esr (scripts/test.sh does) or set FIREFOX"
+    );
+    assert!(
+        browser_dir.join("node_modules/puppeteer-core").exists(),
+        "tests/browser has no node_modules: run `npm ci` there (scripts/test.sh does)"
+    );
+    let server = start_server().await;
+    let mut admin = client(&server, "ff", &token(json!(["ff", "beta"]), EVERY_RIGHT)).await;
+    call(&mut admin, 1, "projects/create", json!({"id": "ff"})).await;
+    call(&mut admin, 2, "projects/create", json!({"id": "beta"})).await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .arg("firefox.mjs")
+            .current_dir(&browser_dir)
+            .env(
+                "CONSOLE_URL",
+                format!("http://127.0.0.1:{}/ui", server.port),
+            )
+            .env("TOKEN_A", token(json!(["ff"]), EVERY_RIGHT))
+            .env("PROJECT_A", "ff")
+            .env("PROJECT_B", "beta")
+            .env("FIREFOX", &firefox)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Firefox test did not finish within 180 s")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "the Firefox test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok: every step passed"), "{stdout}");
 }
