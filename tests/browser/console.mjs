@@ -212,6 +212,9 @@ try {
     } catch (e) {
       throw new Error("stty size did not print the widget's size: " + (await screenText()) + " / widget " + JSON.stringify(await page.evaluate(() => [window.CFTerminal.rows, window.CFTerminal.cols])));
     }
+    step("F6 leaves the terminal (Tab belongs to the shell)");
+    await page.keyboard.press("F6");
+    expect(await page.evaluate(() => document.activeElement && document.activeElement.textContent === "Send Ctrl-C"), "F6 moved the focus out of the terminal");
     step("reattach after a reload: same terminal, its scrollback first");
     await page.reload();
     await page.waitForSelector("#terminal[data-attached]", { timeout: STEP_MS });

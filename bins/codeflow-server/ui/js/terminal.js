@@ -17,12 +17,14 @@
     const conn = app.connection(project);
     const key = "terminal." + project;
     const status = el("p", { id: "terminal-status", role: "status", class: "meta", text: "Opening a terminal…" });
+    const help = el("p", { class: "help", text: "Tab goes to the shell; F6 leaves the terminal." });
     const box = el("div", { class: "terminal-box", id: "terminal" });
     const interrupt = el("button", { type: "button", class: "secondary", text: "Send Ctrl-C", disabled: true });
     const closeButton = el("button", { type: "button", class: "danger", text: "Close terminal", disabled: true });
     main.appendChild(el("div", { class: "row" }, el("h1", { text: "Terminal in " + project }),
       el("a", { href: "#/project/" + encodeURIComponent(project), text: "Back to the project" })));
     main.appendChild(status);
+    main.appendChild(help);
     main.appendChild(el("div", { class: "row" }, interrupt, closeButton));
     main.appendChild(box);
 
@@ -40,6 +42,14 @@
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
     }
 
+    // Tab belongs to the shell (completion); F6 leaves the terminal for the page's controls.
+    term.attachCustomKeyEventHandler((event) => {
+      if (event.key === "F6") {
+        if (event.type === "keydown") interrupt.focus();
+        return false;
+      }
+      return true;
+    });
     term.onData((data) => {
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
     });
