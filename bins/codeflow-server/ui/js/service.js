@@ -51,8 +51,9 @@
     const finite = values.filter((v) => Number.isFinite(v));
     if (finite.length > 1) {
       const max = Math.max.apply(null, finite.concat([1]));
-      const offset = SAMPLES - values.length;
-      const points = values.map((v, i) => (offset + i) + "," + (38 - (Number.isFinite(v) ? v : 0) / max * 36).toFixed(1));
+      // The samples so far spread over the width (it holds the last SAMPLES of them).
+      const step = SAMPLES / (values.length - 1);
+      const points = values.map((v, i) => (i * step).toFixed(1) + "," + (38 - (Number.isFinite(v) ? v : 0) / max * 36).toFixed(1));
       const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
       line.setAttribute("points", points.join(" "));
       svg.appendChild(line);
