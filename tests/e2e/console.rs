@@ -190,6 +190,34 @@ async fn the_console_is_served_from_the_binary() {
         http_get(server.port, "/ui/../Cargo.toml").await.unwrap().0,
         404
     );
+    // /ws takes the console's own origin (host and port of the request), and no other.
+    let upgrade = |origin: String| {
+        let url = server.url();
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = url.into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async(request).await.map(|_| ())
+        }
+    };
+    assert!(
+        upgrade(format!("http://127.0.0.1:{}", server.port))
+            .await
+            .is_ok()
+    );
+    for other in [
+        format!("http://127.0.0.1:{}", server.port + 1),
+        format!("http://evil.example:{}", server.port),
+    ] {
+        match upgrade(other.clone()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{other}")
+            }
+            result => panic!("{other}: expected 403, got {result:?}"),
+        }
+    }
 }
 
 #[tokio::test]
