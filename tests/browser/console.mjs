@@ -10,6 +10,7 @@
 //                 a project's directory, not in a streamed project's mirror
 //   PROJECT_NEW   a project TOKEN_A names that does not exist yet: created and deleted on the
 //                 projects page
+//   TOKEN_READ    a token for PROJECT_A with file:read only
 //   SHOTS_DIR     where the screenshots of each page go
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //
@@ -30,6 +31,7 @@ const projectA = env("PROJECT_A");
 const projectB = env("PROJECT_B");
 const projectT = env("PROJECT_T");
 const projectNew = env("PROJECT_NEW");
+const tokenRead = env("TOKEN_READ");
 const shots = env("SHOTS_DIR");
 const STEP_MS = 30000;
 
@@ -253,6 +255,20 @@ try {
   await page.setViewportSize({ width: 640, height: 900 }); // 1280 px at 200 %
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow <= 0, "no horizontal scrolling at 200 % (" + overflow + " px too wide)");
+
+  step("sign out, and in with a read-only token: what it may not do is not offered");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.click("#logout");
+  await page.waitForSelector("#token");
+  await page.fill("#token", tokenRead);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(`[data-project="${projectA}"]`, { timeout: STEP_MS });
+  expect(!(await page.$("#create-project")), "no create form without projects:manage");
+  expect(!(await page.$(`[data-project="${projectA}"] button.danger`)), "no delete button without projects:manage");
+  await page.goto(url + "#/project/" + projectA);
+  await page.waitForSelector("#prompt");
+  expect(await page.$eval("#start-run", (b) => b.disabled), "no run without claude:execute");
+  expect(/cannot start runs/.test(await page.textContent("#prompt-help")), "the page says why");
 
   const unexpected = consoleErrors.filter((e) => !/WebSocket|ERR_|status of 4\d\d/.test(e));
   expect(unexpected.length === 0, "no script errors: " + unexpected.join(" | "));

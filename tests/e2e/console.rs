@@ -275,6 +275,7 @@ async fn the_console_in_a_real_browser() {
         .env("PROJECT_B", "beta")
         .env("PROJECT_T", "gamma")
         .env("PROJECT_NEW", "epsilon")
+        .env("TOKEN_READ", token(json!(["alpha"]), "file:read"))
         .env("SHOTS_DIR", &shots)
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::null())

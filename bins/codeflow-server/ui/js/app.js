@@ -20,6 +20,10 @@
     tokenProjects() {
       return CF.tokenProjects(app.token());
     },
+    // Whether the token grants `right` (false only when its claims say it does not).
+    may(right) {
+      return CF.tokenHas(app.token(), right) !== false;
+    },
     // The project the console's own session is opened on (for the server-wide views).
     homeProject() {
       const chosen = CF.store.get("home");

@@ -32,6 +32,11 @@
     const prompt = el("textarea", { id: "prompt", "aria-describedby": "prompt-help" });
     const start = el("button", { type: "submit", id: "start-run", text: "Start run" });
     const cancel = el("button", { type: "button", id: "cancel-run", class: "danger", text: "Cancel run", disabled: true });
+    const mayRun = app.may("claude:execute");
+    if (!mayRun) {
+      start.disabled = true;
+      prompt.disabled = true;
+    }
     const status = el("p", { id: "run-status", role: "status", class: "meta" });
     const conversation = el("div", { id: "conversation", "aria-label": "Claude runs" });
     const view = new CFConversation(conversation);
@@ -39,8 +44,8 @@
 
     function setLive(runId) {
       live = runId;
-      cancel.disabled = !live;
-      start.disabled = !!live;
+      cancel.disabled = !live || !mayRun;
+      start.disabled = !!live || !mayRun;
       cancel.setAttribute("data-run", live || "");
     }
 
@@ -66,7 +71,9 @@
     } },
       el("h2", { text: "Claude run" }),
       el("label", { for: "prompt", text: "Prompt" }), prompt,
-      el("p", { id: "prompt-help", class: "help", text: "Runs the Claude Code CLI in the project (one run at a time; needs claude:execute)." }),
+      el("p", { id: "prompt-help", class: "help", text: mayRun
+        ? "Runs the Claude Code CLI in the project (one run at a time; needs claude:execute)."
+        : "This token cannot start runs (it lacks claude:execute); runs others start appear below." }),
       el("div", { class: "row" }, start, cancel));
 
     cancel.addEventListener("click", async () => {

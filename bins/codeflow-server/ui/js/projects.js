@@ -60,7 +60,7 @@
       el("a", { href: "#/project/" + encodeURIComponent(p.id), class: "open-project", text: "Open project" }),
       " · ",
       el("a", { href: "#/terminal/" + encodeURIComponent(p.id), text: "Terminal" }));
-    if (managed) {
+    if (managed && app.may("projects:manage")) {
       actions.appendChild(el("button", { type: "button", class: "danger", "aria-label": "Delete project " + p.id, text: "Delete", onclick: async () => {
         if (!confirm("Forget project " + p.id + "? Its directory stays.")) return;
         try {
@@ -134,7 +134,8 @@
       el("button", { type: "button", class: "secondary", text: "Refresh", onclick: () => refresh() })));
     main.appendChild(status);
     main.appendChild(list);
-    main.appendChild(createForm(app, refresh, status));
+    if (app.may("projects:manage")) main.appendChild(createForm(app, refresh, status));
+    else main.appendChild(el("p", { class: "help", text: "This token cannot create or delete projects (it lacks projects:manage)." }));
     refresh();
     return () => {
       stopped = true;

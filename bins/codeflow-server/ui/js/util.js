@@ -77,6 +77,18 @@
     return null;
   }
 
+  // Whether a token grants `right` as far as its claims tell (the server decides): true, false,
+  // or null when the token is not a readable JWT (no token, another credential).
+  function tokenHas(token, right) {
+    const claims = tokenClaims(token || "");
+    if (!claims) return null;
+    let rights;
+    if (typeof claims.scope === "string") rights = claims.scope.split(/\s+/);
+    else if (Array.isArray(claims.permissions)) rights = claims.permissions;
+    else rights = ["file:read", "lsp:query"]; // a token naming no rights
+    return rights.includes(right);
+  }
+
   // The tab's storage (sessionStorage: kept for this tab only, gone when it closes).
   const store = {
     get(key) {
@@ -104,5 +116,5 @@
     return text;
   }
 
-  window.CF = { el: el, clear: clear, bytes: bytes, duration: duration, time: time, tokenClaims: tokenClaims, tokenProjects: tokenProjects, store: store, errorText: errorText };
+  window.CF = { el: el, clear: clear, bytes: bytes, duration: duration, time: time, tokenClaims: tokenClaims, tokenProjects: tokenProjects, tokenHas: tokenHas, store: store, errorText: errorText };
 })();
