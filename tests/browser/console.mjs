@@ -251,10 +251,22 @@ try {
   await page.click("#create-project");
   await page.waitForFunction(() => /Could not create .*does not grant/.test(document.querySelector("#projects-status").textContent), null, { timeout: STEP_MS });
 
-  step("readable at 200 % zoom: the projects page fits the width");
+  step("readable at 200 % zoom: the projects and project pages fit the width; focus is visible");
   await page.setViewportSize({ width: 640, height: 900 }); // 1280 px at 200 %
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow <= 0, "no horizontal scrolling at 200 % (" + overflow + " px too wide)");
+  await page.goto(url + "#/project/" + projectA);
+  await page.waitForSelector(`#conversation article.run`, { timeout: STEP_MS });
+  await page.click("#load-history");
+  await page.waitForSelector(`#history article.run`, { timeout: STEP_MS });
+  const projectOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(projectOverflow <= 0, "the project page needs no horizontal scrolling at 200 % (" + projectOverflow + " px too wide)");
+  // Focus is visible: the focused control gets an outline.
+  await page.focus("#load-history");
+  await page.keyboard.press("Shift+Tab");
+  await page.keyboard.press("Tab");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  expect(outline !== "none", "the focused control has a visible outline (" + outline + ")");
 
   step("sign out, and in with a read-only token: what it may not do is not offered");
   await page.setViewportSize({ width: 1280, height: 900 });
@@ -262,6 +274,7 @@ try {
   await page.waitForSelector("#token");
   await page.fill("#token", tokenRead);
   await page.keyboard.press("Enter");
+  await page.goto(url + "#/projects");
   await page.waitForSelector(`[data-project="${projectA}"]`, { timeout: STEP_MS });
   expect(!(await page.$("#create-project")), "no create form without projects:manage");
   expect(!(await page.$(`[data-project="${projectA}"] button.danger`)), "no delete button without projects:manage");
