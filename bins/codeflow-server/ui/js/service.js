@@ -50,7 +50,7 @@
     svg.appendChild(base);
     const finite = values.filter((v) => Number.isFinite(v));
     if (finite.length > 1) {
-      const max = Math.max.apply(null, finite.concat([1]));
+      const max = Math.max.apply(null, finite.concat([1])) * 1.25; // headroom above the top
       // The samples so far spread over the width (it holds the last SAMPLES of them).
       const step = SAMPLES / (values.length - 1);
       const points = values.map((v, i) => (i * step).toFixed(1) + "," + (38 - (Number.isFinite(v) ? v : 0) / max * 36).toFixed(1));
