@@ -5,6 +5,7 @@
 
 (function () {
   const el = CF.el;
+  const MAX_LINES = 2000;
 
   function json(value) {
     try {
@@ -117,16 +118,31 @@
       return true;
     }
 
-    // Lines in their seq order, even if replayed ones arrive after live ones.
+    // Lines in their seq order, even if replayed ones arrive after live ones; a run keeps its
+    // last MAX_LINES on the page (the message log has them all).
     insertInOrder(body, line, seq) {
-      let before = null;
-      for (const child of body.children) {
-        if (Number(child.getAttribute("data-seq")) > seq) {
-          before = child;
-          break;
+      const last = body.lastElementChild;
+      if (!last || Number(last.getAttribute("data-seq")) < seq) {
+        body.appendChild(line); // the usual case: in order
+      } else {
+        let before = null;
+        for (const child of body.children) {
+          if (Number(child.getAttribute("data-seq")) > seq) {
+            before = child;
+            break;
+          }
         }
+        body.insertBefore(line, before);
       }
-      body.insertBefore(line, before);
+      let dropped = Number(body.getAttribute("data-dropped") || 0);
+      while (body.children.length > MAX_LINES) {
+        body.removeChild(body.firstElementChild);
+        dropped += 1;
+      }
+      if (dropped) {
+        body.setAttribute("data-dropped", String(dropped));
+        body.setAttribute("title", dropped + " earlier lines are not shown; the run history has them");
+      }
     }
   }
 
