@@ -141,7 +141,12 @@
       }
       if (dropped) {
         body.setAttribute("data-dropped", String(dropped));
-        body.setAttribute("title", dropped + " earlier lines are not shown; the run history has them");
+        let note = body.parentNode && body.parentNode.querySelector(".dropped");
+        if (!note && body.parentNode) {
+          note = el("p", { class: "meta dropped" });
+          body.parentNode.insertBefore(note, body);
+        }
+        if (note) note.textContent = dropped + " earlier lines are not shown here; the run history has them.";
       }
     }
   }
