@@ -189,10 +189,15 @@ try {
 
   step("a terminal");
   await page.goto(url + "#/terminal/" + projectT);
-  await page.waitForFunction(() => {
-    const box = document.querySelector("#terminal");
-    return box && (box.getAttribute("data-attached") || box.getAttribute("data-unavailable"));
-  }, null, { timeout: STEP_MS });
+  try {
+    await page.waitForFunction(() => {
+      const box = document.querySelector("#terminal");
+      return box && (box.getAttribute("data-attached") || box.getAttribute("data-unavailable"));
+    }, null, { timeout: STEP_MS });
+  } catch (e) {
+    // Only a server without terminals (-32601) skips this step; any other failure fails it.
+    throw new Error("the terminal did not open: " + (await page.textContent("#terminal-status")));
+  }
   if (await page.$("#terminal[data-unavailable]")) {
     console.log("SKIP terminal: the server answers terminals/create with -32601 (method not found): /ws/terminal is not in this build");
   } else {
