@@ -71,6 +71,20 @@ if ! command -v mcp-inspector >/dev/null 2>&1; then
     npm install -g --no-fund --no-audit --loglevel=error "@modelcontextprotocol/inspector@0.15.0"
 fi
 
+# The web console's browser tests (tests/e2e/console.rs): Debian's Chromium driven by
+# playwright-core, and Debian's Firefox ESR driven by puppeteer-core (tests/browser, pinned in its
+# package-lock.json; neither downloads a browser).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/firefox ]; then
+    step "installing Chromium and Firefox ESR (apt: chromium firefox-esr)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium firefox-esr
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/puppeteer-core ]; then
+    step "installing the browser tests' drivers (npm ci in tests/browser)"
+    (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-fund --no-audit --loglevel=error)
+fi
+
 if ! cargo deny --version >/dev/null 2>&1; then
     step "installing cargo-deny"
     cargo install --locked --quiet cargo-deny

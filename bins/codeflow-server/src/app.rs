@@ -89,6 +89,11 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the projects store: {e}"))?;
         registry.add_method_family(crate::projects::ExecutorMethods::new(executor.clone()));
+        // `status/projects`: the read-only view the web console's projects page shows.
+        registry.add_method_family(crate::status::StatusMethods::new(
+            services.clone(),
+            executor.clone(),
+        ));
         // Runs on streamed projects: working copies from the mirror, changes back to a relay.
         let run_files = crate::run_files::MirrorFiles::new(workspaces);
         run_files.attach(&registry);

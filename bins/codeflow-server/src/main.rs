@@ -1,5 +1,5 @@
 //! `codeflow-server`: reads its configuration, builds the parts from the CodeFlow libraries, and
-//! serves `/ws`, `/healthz`, `/readyz` and `/metrics` on one port until SIGINT or SIGTERM
+//! serves `/ws`, `/healthz`, `/readyz`, `/metrics` and the web console (`/ui`) on one port until SIGINT or SIGTERM
 //! (`codeflow-server healthcheck` probes a running one instead).
 
 mod aliases;
@@ -8,11 +8,13 @@ mod client_cert;
 mod config;
 #[cfg(test)]
 mod config_doc;
+mod console;
 mod gauges;
 mod healthcheck;
 mod projects;
 mod routes;
 mod run_files;
+mod status;
 mod tls_reload;
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`.
+//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`, and the web console on `/ui`.
 
 use axum::Router;
 use axum::extract::State;
@@ -18,15 +18,43 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::console::routes())
         .with_state(app)
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim().to_owned())
+}
+
+/// Browsers send `Origin`; a page on another site must not drive a server the browser can
+/// reach (cross-site WebSocket hijacking). Clients that are not browsers send none. `Some` is
+/// the refusal to answer with.
+pub fn check_origin(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or_default();
+    let allowed = app
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+        || console_origin(origin, headers, app.registry.auth.requires_auth());
+    if allowed {
+        return None;
+    }
+    metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({
+                "error": format!("origin `{origin}` is not allowed"),
+                "suggestion": "the operator can add it to allowed_origins",
+            })),
+        )
+            .into_response(),
+    )
 }
 
 async fn websocket(
@@ -35,25 +63,8 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // Browsers send `Origin`; a page on another site must not drive a server the browser
-    // can reach (cross-site WebSocket hijacking). Clients that are not browsers send none.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let allowed = app
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
-        if !allowed {
-            metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({
-                    "error": format!("origin `{origin}` is not allowed"),
-                    "suggestion": "the operator can add it to allowed_origins",
-                })),
-            )
-                .into_response();
-        }
+    if let Some(refused) = check_origin(&app, &headers) {
+        return refused;
     }
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
@@ -94,6 +105,30 @@ async fn websocket(
         })
 }
 
+/// Whether `origin` is the server's own web console (`/ui`, served from this host and port):
+/// the `Origin`'s host and port are the request's `Host`. Allowed when the server checks
+/// credentials (a page can do nothing without a token the user pasted), or when the host is a
+/// loopback address (a DNS-rebinding page has its own host name, never `127.0.0.1`).
+fn console_origin(origin: &str, headers: &HeaderMap, requires_auth: bool) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return false;
+    }
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => authority,
+    };
+    requires_auth || matches!(name, "127.0.0.1" | "[::1]" | "localhost")
+}
+
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let stats = app.registry.stats();
     axum::Json(json!({
@@ -123,4 +158,33 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(h: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, h.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn the_console_origin_is_the_servers_own() {
+        let local = host("127.0.0.1:8080");
+        assert!(console_origin("http://127.0.0.1:8080", &local, false));
+        assert!(!console_origin("http://127.0.0.1:9090", &local, false));
+        assert!(!console_origin("http://evil.example", &local, true));
+        assert!(!console_origin("null", &local, true));
+        // A name (DNS rebinding could point it at us): only when credentials are checked.
+        let named = host("codeflow.example");
+        assert!(!console_origin("https://codeflow.example", &named, false));
+        assert!(console_origin("https://codeflow.example", &named, true));
+        assert!(!console_origin(
+            "https://codeflow.example",
+            &HeaderMap::new(),
+            true
+        ));
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`SessionFiles`]: a session's file events (`server/syncManifest`, `server/fileChanged`)
 //!   applied to the mirror in arrival order; a tool call waits for them
 //!   ([`SessionFiles::caught_up`]).
+//! - [`SyncState`]: what the mirror's last manifest sync did (for status views).
 //! - [`TreeHolders`]: the live sessions whose trees a mirror holds; a sync that would remove
 //!   their files is refused ([`TreeConflict`]).
 //! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
@@ -34,6 +35,7 @@ pub mod lsp_sync;
 pub mod publish;
 pub mod session_client;
 pub mod sync;
+pub mod sync_state;
 pub mod text;
 pub mod trees;
 pub mod workspace;
@@ -48,6 +50,7 @@ pub use hunks::minimal_edits;
 pub use lsp_sync::{FileOperation, notify_file_operation, tell_language_servers};
 pub use publish::DiagnosticsPublisher;
 pub use sync::{ClientNotices, NoNotices, SessionFiles};
+pub use sync_state::SyncState;
 pub use text::{
     LineIndex, UserPosition, apply_text_edits, end_position, from_lsp, line_text, range_from_lsp,
     to_lsp, utf16_len, utf16_slice, utf16_to_byte,

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::caller::Caller;
 use crate::error::WorkspaceError;
 use crate::lsp_sync::tell_language_servers;
+use crate::sync_state::SyncState;
 use crate::trees::TreeConflict;
 
 /// File events queued per session. When full, the socket reader waits (back-pressure on the
@@ -209,6 +210,10 @@ pub async fn sync_manifest(
             data: Some(conflict.to_json()),
         };
         if !dry_run {
+            workspace
+                .extensions
+                .get::<SyncState>()
+                .refused(&caller.id, conflict.message());
             caller.set_conflict(Some(conflict));
         }
         return Err(error);
@@ -224,14 +229,32 @@ pub async fn sync_manifest(
     let client = caller.client();
     let project = caller.project.to_string();
     let started = std::time::Instant::now();
-    let pending = PendingGauge(project);
+    let mut running = RunningSync::start(
+        project,
+        workspace.extensions.get::<SyncState>(),
+        caller.id.to_string(),
+    );
     let report = mirror
         .sync(&manifest, &client, &|p| {
-            pending.set((p.total_files - p.done_files) as f64);
+            running.progress(p.total_files - p.done_files)
         })
-        .await
-        .map_err(|e| file_error(&e))?;
-    drop(pending);
+        .await;
+    let report = match report {
+        Ok(report) => {
+            running.finish(Ok(json!({
+                "fetched": report.fetched.len(),
+                "removed": report.removed.len(),
+                "unchanged": report.unchanged,
+                "skipped": report.skipped.len(),
+                "durationMs": started.elapsed().as_millis() as u64,
+            })));
+            report
+        }
+        Err(e) => {
+            running.finish(Err(e.to_string()));
+            return Err(file_error(&e));
+        }
+    };
     metrics::counter!("codeflow_sync_fetched_files_total").increment(report.fetched.len() as u64);
     metrics::counter!("codeflow_sync_fetched_bytes_total").increment(report.fetched_bytes);
     let changed: Vec<(MirrorPath, FileChangeType)> = report
@@ -290,20 +313,53 @@ pub async fn sync_manifest(
     }))
 }
 
-/// `codeflow_sync_pending_files` of one project while its sync runs: back to 0 when the sync
-/// ends however it ends (fetched, failed, or abandoned because its session left), so only a
-/// sync that hangs keeps it above 0.
-struct PendingGauge(String);
+/// One running sync, as status shows it: `codeflow_sync_pending_files` and the project's
+/// [`SyncState`]. Whatever way the sync ends — fetched, failed, or abandoned because its session
+/// left and the future was dropped — the gauge goes back to 0 and the state records the end,
+/// so only a sync that hangs keeps the gauge above 0.
+struct RunningSync {
+    project: String,
+    state: std::sync::Arc<SyncState>,
+    session: String,
+    ended: bool,
+}
 
-impl PendingGauge {
-    fn set(&self, files: f64) {
-        metrics::gauge!("codeflow_sync_pending_files", "project" => self.0.clone()).set(files);
+impl RunningSync {
+    fn start(project: String, state: std::sync::Arc<SyncState>, session: String) -> Self {
+        state.started();
+        Self {
+            project,
+            state,
+            session,
+            ended: false,
+        }
+    }
+
+    /// Files the sync still has to fetch.
+    fn progress(&self, files: usize) {
+        self.state.progress(files);
+        self.gauge(files as f64);
+    }
+
+    fn finish(&mut self, outcome: Result<Value, String>) {
+        self.ended = true;
+        self.state.finished(&self.session, outcome);
+        self.gauge(0.0);
+    }
+
+    fn gauge(&self, files: f64) {
+        metrics::gauge!("codeflow_sync_pending_files", "project" => self.project.clone())
+            .set(files);
     }
 }
 
-impl Drop for PendingGauge {
+impl Drop for RunningSync {
     fn drop(&mut self) {
-        self.set(0.0);
+        if !self.ended {
+            self.finish(Err(
+                "abandoned: its session ended before the sync did".to_owned()
+            ));
+        }
     }
 }
 
