@@ -4,7 +4,7 @@
 //! sees the project and its language server, runs the mock CLI and checks its lines in order and
 //! its `complete`, cancels a run, reloads mid-run and sees nothing lost, opens a terminal, checks
 //! that the token for one project shows nothing of another, and screenshots each page into
-//! `docs/ui/`.
+//! `target/ui-screenshots/` (`docs/ui/` with `CODEFLOW_UPDATE_SCREENSHOTS=1`).
 //!
 //! `the_console_in_firefox` runs a shorter walk in Firefox (`tests/browser/firefox.mjs`).
 //! Without the browsers or the scripts' `node_modules` (scripts/test.sh installs them) these
@@ -262,7 +262,14 @@ async fn the_console_in_a_real_browser() {
 
     // The browser reaches the server through a proxy the test can cut (a network blip).
     let proxy = TcpProxy::start(server.port).await;
-    let shots = repo().join("docs/ui");
+    // Screenshots go to target/ui-screenshots (kept as CI artifacts); with
+    // CODEFLOW_UPDATE_SCREENSHOTS=1 they replace the ones in docs/ui/.
+    let shots = if std::env::var_os("CODEFLOW_UPDATE_SCREENSHOTS").is_some() {
+        repo().join("docs/ui")
+    } else {
+        repo().join("target/ui-screenshots")
+    };
+    std::fs::create_dir_all(&shots).unwrap();
     let mut node = tokio::process::Command::new("node")
         .arg("console.mjs")
         .current_dir(&browser_dir)
