@@ -18,6 +18,7 @@ pub mod imports;
 pub mod lsp;
 mod mcp;
 pub mod rights;
+pub mod symbol_edit;
 pub mod symbol_cache;
 pub mod tools;
 

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod after_write;
 pub mod apply_edit;
 pub mod batch;
 pub mod caller;
@@ -38,6 +39,7 @@ pub mod text;
 pub mod trees;
 pub mod workspace;
 
+pub use after_write::FileDiagnostics;
 pub use apply_edit::EditRouter;
 pub use batch::BatchScope;
 pub use caller::{Caller, ResolvedFile};

@@ -137,6 +137,7 @@ impl RenameOutcome {
                 codeflow_workspace::EditOutcome {
                     dry_run: true,
                     files: self.outcome.files.clone(),
+                    diagnostics: Vec::new(),
                 }
                 .to_text("Rename")
             )
@@ -265,6 +266,7 @@ pub(crate) async fn rename_at(
         outcome: codeflow_workspace::EditOutcome {
             dry_run: if refused { dry_run } else { outcome.dry_run },
             files: outcome.files,
+            diagnostics: outcome.diagnostics,
         },
         old_name,
         leftovers,
