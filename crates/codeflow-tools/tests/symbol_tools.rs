@@ -82,7 +82,11 @@ fn renaming_a_definition_alone_reports_the_broken_call_site() {
 fn a_workspace_edit_reports_what_tsserver_then_says() {
     block_on(async {
         let src = "export function greet(name: string): string {\n  return 'hi ' + name;\n}\n\nexport function main(): string {\n  return greet('x');\n}\n";
-        let f = Fixture::from_files("brokents", &[("src/lib.ts", src)]).await;
+        let f = Fixture::from_files(
+            "brokents",
+            &[("src/lib.ts", src), ("tsconfig.json", r#"{"compilerOptions": {"strict": true}, "include": ["src"]}"#)],
+        )
+        .await;
         // Read before writing, as an agent does (tsserver loads the project meanwhile).
         f.ok("get_symbols_overview", json!({"file_path": "src/lib.ts"}))
             .await;

@@ -3,9 +3,10 @@
 //!
 //! Each touched file (edited, created, or the target of a rename) is synced to its language
 //! server at the mirror's new content, then its diagnostics are asked for: pulled where the
-//! server supports it, else the first pushed set that describes the new version — a bounded
-//! wait on `publishDiagnostics` ([`codeflow_lsp_pool::ServerHandle::diagnostics`]), never a
-//! fixed sleep. Files are asked in parallel, and the whole step is bounded by
+//! server supports it, else the pushed sets that describe the new version — a bounded wait on
+//! `publishDiagnostics` until the server has been quiet for [`SETTLE`] after its first fresh
+//! set ([`codeflow_lsp_pool::ServerHandle::diagnostics_settled`]: tsserver publishes a
+//! version's syntax errors, then its semantic ones), never a fixed sleep. Files are asked in parallel, and the whole step is bounded by
 //! [`AFTER_WRITE_LIMIT`]; a file whose server did not answer in time is reported with
 //! `fresh: false`. Files no language server handles are left out. Every run is also published
 //! on the project's `validation` channel.
@@ -22,6 +23,10 @@ use crate::workspace::ProjectWorkspace;
 
 /// The longest the diagnostics of one write are waited for, all files together.
 pub const AFTER_WRITE_LIMIT: Duration = Duration::from_secs(10);
+
+/// After the first diagnostics for the new content, later pushes for the file are taken until
+/// none comes for this long (tsserver publishes syntax errors first, semantic ones after).
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// At most this many diagnostics per file are listed in a tool's text answer.
 const SHOWN_PER_FILE: usize = 20;
@@ -169,7 +174,7 @@ pub async fn diagnostics_of(
         let deadline = tokio::time::Instant::now() + AFTER_WRITE_LIMIT;
         let mut last = None;
         for _ in 0..3 {
-            match tokio::time::timeout_at(deadline, server.diagnostics(path.as_path())).await {
+            match tokio::time::timeout_at(deadline, server.diagnostics_settled(path.as_path(), SETTLE)).await {
                 Ok(Ok(report)) => {
                     let fresh = report.fresh;
                     last = Some(report);
