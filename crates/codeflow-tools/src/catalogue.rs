@@ -92,6 +92,9 @@ impl Catalogue {
         catalogue.add(crate::tools::find_symbol::FindSymbol);
         catalogue.add(crate::tools::get_symbols_overview::GetSymbolsOverview);
         catalogue.alias("update_package_json", "update_dependencies");
+        // A preview runs the write tools registered before it.
+        let tools = catalogue.clone();
+        catalogue.add(crate::tools::preview_edit::PreviewEdit::over(tools));
         // Last: a batch runs the tools registered before it.
         let tools = catalogue.clone();
         catalogue.add(crate::tools::batch_execute::BatchExecute::over(tools));

@@ -29,6 +29,7 @@ const READ: &[&str] = &[
     "get_signature_help",
     "get_symbols_overview",
     "prepare_call_hierarchy",
+    "preview_edit",
     "restart_server",
     "search_for_pattern",
     "search_workspace_symbols",

@@ -113,6 +113,48 @@ fn a_workspace_edit_reports_what_tsserver_then_says() {
     });
 }
 
+// ---- preview_edit ---------------------------------------------------------------------------
+
+/// A preview shows what an edit would break and what it would fix, writes nothing, and leaves
+/// the language server seeing the file as it is.
+#[test]
+fn preview_edit_lists_what_appears_and_disappears_and_writes_nothing() {
+    block_on(async {
+        let f = Fixture::from_files(
+            "preview",
+            &[("lib.py", GREET_PY), ("other.py", "def f():\n    return missing_name\n")],
+        )
+        .await;
+        let before = f.tree();
+        let out = f
+            .ok(
+                "preview_edit",
+                json!({"tool": "replace_symbol_body", "args": {"file_path": "lib.py", "name_path": "greet",
+                       "body": "def salute(name):\n    return 'hi ' + name"}}),
+            )
+            .await;
+        assert_eq!(f.tree(), before, "a preview writes nothing");
+        let file = &out.structured["files"][0];
+        assert_eq!(file["path"], f.path("lib.py"), "{:#}", out.structured);
+        assert_eq!((&file["errors_before"], &file["errors_after"]), (&json!(0), &json!(1)), "{}", out.text);
+        assert_eq!(file["appeared"][0]["line"], 6, "{}", out.text);
+        assert_eq!(file["disappeared"], json!([]));
+        assert_eq!(out.structured["edit"]["files"][0]["action"], "edit");
+        // The server's view is the file as it is again.
+        let now = f.ok("get_diagnostics", json!({"file_path": "lib.py"})).await;
+        assert_eq!(now.structured["errors"], 0, "{}", now.text);
+        // A workspace edit that fixes an error: it disappears.
+        let fix = json!({"changes": {f.path("other.py"): [edit(1, 11, 23, "1")]}});
+        let out = f.ok("preview_edit", fix).await;
+        let file = &out.structured["files"][0];
+        assert_eq!((&file["errors_before"], &file["errors_after"]), (&json!(1), &json!(0)), "{}", out.text);
+        assert!(file["disappeared"][0]["message"].as_str().unwrap().contains("missing_name"), "{}", out.text);
+        assert_eq!(f.tree(), before);
+        let refused = f.err("preview_edit", json!({"tool": "find_symbol", "args": {}})).await;
+        assert!(refused.contains("cannot be previewed"), "{refused}");
+    });
+}
+
 // ---- symbol-level editing -------------------------------------------------------------------
 
 #[test]

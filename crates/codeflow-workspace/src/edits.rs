@@ -721,6 +721,9 @@ impl EditPlan {
         let dry_run = dry_run || scope.as_ref().is_some_and(|s| s.is_dry_run());
         let files = self.reports();
         if dry_run || files.is_empty() {
+            if let Some(scope) = scope.as_ref().filter(|s| s.is_dry_run()) {
+                scope.record_planned(&self.files);
+            }
             return Ok(EditOutcome {
                 dry_run,
                 files,

@@ -41,7 +41,7 @@ pub mod workspace;
 
 pub use after_write::FileDiagnostics;
 pub use apply_edit::EditRouter;
-pub use batch::BatchScope;
+pub use batch::{BatchScope, Planned};
 pub use caller::{Caller, ResolvedFile};
 pub use edits::{EditOutcome, EditPlan, FileReport, outcome_output_schema, outcome_schema};
 pub use error::WorkspaceError;

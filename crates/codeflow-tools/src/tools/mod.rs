@@ -27,6 +27,7 @@ pub mod insert_after_symbol;
 pub mod insert_before_symbol;
 pub mod organize_imports;
 pub mod prepare_call_hierarchy;
+pub mod preview_edit;
 pub mod rename_directory;
 pub mod rename_file;
 pub mod rename_symbol;
