@@ -486,3 +486,77 @@ fn search_for_pattern_respects_ignore_files() {
         }
     });
 }
+
+// ---- on a real project ----------------------------------------------------------------------
+
+/// flask 3.0.3 from PyPI: read a decorated method by name path, replace a function, add a
+/// method, refuse to delete a method that is called — and flask still imports, with the new
+/// method working.
+#[test]
+fn symbol_editing_on_flask_keeps_it_importable() {
+    let flask = codeflow_e2e::registry::pypi_sdist("flask", "3.0.3");
+    block_on(async {
+        let f = Fixture::from_dir("flask", &flask).await;
+        let route = f
+            .ok(
+                "find_symbol",
+                json!({"name_path": "Scaffold/route", "file_path": "src/flask/sansio/scaffold.py", "include_body": true}),
+            )
+            .await;
+        let body = route.structured["symbols"][0]["body"].as_str().unwrap();
+        assert!(
+            body.starts_with("    @setupmethod\n    def route(self, rule: str"),
+            "{body}"
+        );
+        let overview = f
+            .ok("get_symbols_overview", json!({"file_path": "src/flask/app.py"}))
+            .await;
+        assert!(overview.text.contains("class Flask (79)"), "{}", overview.text);
+        let out = f
+            .ok(
+                "replace_symbol_body",
+                json!({"file_path": "src/flask/app.py", "name_path": "_make_timedelta",
+                       "body": "def _make_timedelta(value: timedelta | int | None) -> timedelta | None:\n    if value is None or isinstance(value, timedelta):\n        return value\n    return timedelta(seconds=value)"}),
+            )
+            .await;
+        let d = diagnostics_of(&out.structured, &f.path("src/flask/app.py"));
+        assert_eq!((&d["fresh"], &d["errors"]), (&json!(true), &json!(0)), "{}", out.text);
+        f.ok(
+            "insert_after_symbol",
+            json!({"file_path": "src/flask/app.py", "name_path": "Flask/make_default_options_response",
+                   "body": "def codeflow_marker(self) -> int:\n    return 42"}),
+        )
+        .await;
+        let refused = f
+            .ok(
+                "safe_delete_symbol",
+                json!({"file_path": "src/flask/app.py", "name_path": "Flask/make_default_options_response"}),
+            )
+            .await;
+        assert_eq!(refused.structured["refused"], true, "{}", refused.text);
+        assert!(
+            refused.text.contains(&format!("{}:862:", f.path("src/flask/app.py"))),
+            "{}",
+            refused.text
+        );
+        let app = f.read("src/flask/app.py");
+        assert!(
+            app.contains("        return rv\n\n    def codeflow_marker(self) -> int:\n        return 42\n\n    def ensure_sync"),
+            "{}",
+            &app[app.find("return rv").unwrap()..][..200]
+        );
+        let run = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys; sys.path.insert(0, 'src'); import flask; assert flask.Flask.codeflow_marker(None) == 42; print('ok')",
+            ])
+            .current_dir(&f.root)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    });
+}
