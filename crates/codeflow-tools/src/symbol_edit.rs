@@ -155,7 +155,8 @@ pub fn edit_for(text: &str, located: &Located, placement: Placement, body: &str)
         Placement::After => {
             let end_of_line = Position::new(
                 span.end.line,
-                line_text(text, span.end.line).map_or(span.end.character, codeflow_workspace::utf16_len),
+                line_text(text, span.end.line)
+                    .map_or(span.end.character, codeflow_workspace::utf16_len),
             );
             TextEdit {
                 range: Range::new(end_of_line, end_of_line),
@@ -198,9 +199,21 @@ pub async fn run(
     plan.text_edits(&doc.file.mirror, vec![edit]).await?;
     let outcome = plan.commit(args.dry_run).await?;
     let what = match placement {
-        Placement::Replace => format!("Replace `{}` in {}", located.symbol.name_path(), doc.file.client),
-        Placement::Before => format!("Insert before `{}` in {}", located.symbol.name_path(), doc.file.client),
-        Placement::After => format!("Insert after `{}` in {}", located.symbol.name_path(), doc.file.client),
+        Placement::Replace => format!(
+            "Replace `{}` in {}",
+            located.symbol.name_path(),
+            doc.file.client
+        ),
+        Placement::Before => format!(
+            "Insert before `{}` in {}",
+            located.symbol.name_path(),
+            doc.file.client
+        ),
+        Placement::After => format!(
+            "Insert after `{}` in {}",
+            located.symbol.name_path(),
+            doc.file.client
+        ),
     };
     let mut out = outcome.report(&what, None);
     out.structured["symbol"] = located.to_json();

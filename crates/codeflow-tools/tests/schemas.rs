@@ -212,11 +212,7 @@ fn every_tool_answers_within_its_schema() {
                 &py,
                 json!({"tool": "insert_after_symbol", "args": {"file_path": "pkg/shapes.py", "name_path": "scale", "body": "Y = undefined_name"}}),
             ),
-            (
-                "get_symbols_overview",
-                &py,
-                json!({"file_path": "."}),
-            ),
+            ("get_symbols_overview", &py, json!({"file_path": "."})),
             (
                 "create_file",
                 &py_w,

@@ -111,7 +111,10 @@ pub fn row_text(path: &str, row: &Value) -> String {
         row["line"],
         row["character"],
         row["severity"].as_str().unwrap_or("error"),
-        row["message"].as_str().unwrap_or_default().replace('\n', " ")
+        row["message"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('\n', " ")
     );
     if let Some(text) = row["text"].as_str().filter(|t| !t.is_empty()) {
         line.push_str(&format!("\n      {text}"));
@@ -174,7 +177,12 @@ pub async fn diagnostics_of(
         let deadline = tokio::time::Instant::now() + AFTER_WRITE_LIMIT;
         let mut last = None;
         for _ in 0..3 {
-            match tokio::time::timeout_at(deadline, server.diagnostics_settled(path.as_path(), SETTLE)).await {
+            match tokio::time::timeout_at(
+                deadline,
+                server.diagnostics_settled(path.as_path(), SETTLE),
+            )
+            .await
+            {
                 Ok(Ok(report)) => {
                     let fresh = report.fresh;
                     last = Some(report);

@@ -185,7 +185,9 @@ pub fn find_one<'a>(
                 "`{name_path}` names {n} symbols in {file}: {}",
                 listed.join("; ")
             ))
-            .with_suggestion("give more of the path (`Class/method`, or `/Class/method` from the top level)"))
+            .with_suggestion(
+                "give more of the path (`Class/method`, or `/Class/method` from the top level)",
+            ))
         }
     }
 }
@@ -378,7 +380,12 @@ mod tests {
         assert_eq!(p[3].name_path(), "Tree/walk");
         assert!(find_one(&p, "area", "f").is_err(), "two symbols named area");
         assert_eq!(
-            find_one(&p, "Circle/area", "f").unwrap().symbol.range.start.line,
+            find_one(&p, "Circle/area", "f")
+                .unwrap()
+                .symbol
+                .range
+                .start
+                .line,
             2
         );
         assert_eq!(
@@ -408,7 +415,10 @@ mod tests {
             indent_body("def y(self):\n    return 2\n\n", "    "),
             "    def y(self):\n        return 2"
         );
-        assert_eq!(indent_body("    def y(self):\n", "    "), "    def y(self):");
+        assert_eq!(
+            indent_body("    def y(self):\n", "    "),
+            "    def y(self):"
+        );
         assert_eq!(blank_lines_above(text, 5), 1);
     }
 }

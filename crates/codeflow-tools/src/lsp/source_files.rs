@@ -38,7 +38,10 @@ pub async fn sources(
 ) -> Result<Sources, ToolError> {
     let workspace = ctx.workspace().await?;
     let index = workspace.mirror.files();
-    let dir: RelPath = match file_path.map(str::trim).filter(|p| !p.is_empty() && *p != "." && *p != "./") {
+    let dir: RelPath = match file_path
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "." && *p != "./")
+    {
         None => RelPath::root(),
         Some(path) => {
             let file = ctx.resolve(path).await?;
@@ -84,7 +87,9 @@ pub async fn sources(
             "{} is neither a file nor a directory of the project",
             file_path.unwrap_or_default()
         ))
-        .with_suggestion("give a path relative to the project root, or `.` for the whole project"));
+        .with_suggestion(
+            "give a path relative to the project root, or `.` for the whole project",
+        ));
     }
     Ok(Sources {
         files,
@@ -98,7 +103,14 @@ fn is_generated(rel: &str) -> bool {
     rel.split('/').any(|c| {
         matches!(
             c,
-            "node_modules" | "vendor" | "target" | ".git" | "build" | "dist" | "out" | "__pycache__"
+            "node_modules"
+                | "vendor"
+                | "target"
+                | ".git"
+                | "build"
+                | "dist"
+                | "out"
+                | "__pycache__"
         )
     })
 }

@@ -203,7 +203,8 @@ fn describe(
         let span = span(&doc.text, doc.file.mirror.rel().as_str(), &s.symbol);
         let mut body = body_text(&doc.text, &span);
         if body.chars().count() > MAX_BODY {
-            body = body.chars().take(MAX_BODY).collect::<String>() + "\n… (cut at 20000 characters)";
+            body =
+                body.chars().take(MAX_BODY).collect::<String>() + "\n… (cut at 20000 characters)";
         }
         lines.push(body.clone());
         row["body"] = json!(body);

@@ -140,9 +140,10 @@ impl Tool for PreviewEdit {
                     PREVIEWABLE.join(", ")
                 )));
             }
-            let tool = self.tools.get(&name).ok_or_else(|| {
-                ToolError::InvalidArguments(format!("no tool `{name}`"))
-            })?;
+            let tool = self
+                .tools
+                .get(&name)
+                .ok_or_else(|| ToolError::InvalidArguments(format!("no tool `{name}`")))?;
             tool_args.remove("dry_run");
             let scope = BatchScope::new(true);
             let planned = tool
@@ -155,7 +156,15 @@ impl Tool for PreviewEdit {
                 let Some(after_bytes) = p.planned else {
                     continue; // deleted: nothing for a server to check
                 };
-                let Some(found) = preview_file(ctx, &workspace, &p.mirror, p.original.is_some(), after_bytes).await else {
+                let Some(found) = preview_file(
+                    ctx,
+                    &workspace,
+                    &p.mirror,
+                    p.original.is_some(),
+                    after_bytes,
+                )
+                .await
+                else {
                     continue;
                 };
                 rows_for_channel.push(FileDiagnostics {
@@ -191,13 +200,23 @@ impl Tool for PreviewEdit {
                     f.path,
                     f.errors_before,
                     f.errors_after,
-                    if f.fresh { "" } else { " (the language server did not answer in time; may be incomplete)" }
+                    if f.fresh {
+                        ""
+                    } else {
+                        " (the language server did not answer in time; may be incomplete)"
+                    }
                 ));
                 for r in &f.appeared {
-                    text.push(format!("    + {}", row_text(&f.path, r).replace('\n', "\n      ")));
+                    text.push(format!(
+                        "    + {}",
+                        row_text(&f.path, r).replace('\n', "\n      ")
+                    ));
                 }
                 for r in &f.disappeared {
-                    text.push(format!("    - {}", row_text(&f.path, r).replace('\n', "\n      ")));
+                    text.push(format!(
+                        "    - {}",
+                        row_text(&f.path, r).replace('\n', "\n      ")
+                    ));
                 }
             }
             if files.is_empty() {
@@ -252,7 +271,10 @@ impl Drop for Restore {
         let done = match std::fs::read(self.path.as_path()) {
             Ok(bytes) => self
                 .server
-                .sync_document(self.path.as_path(), String::from_utf8_lossy(&bytes).into_owned())
+                .sync_document(
+                    self.path.as_path(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )
                 .map(|_| ()),
             Err(_) => self.server.close(self.path.as_path()),
         };
@@ -332,7 +354,9 @@ async fn preview_file(
         server: server.clone(),
         path: path.clone(),
     };
-    server.sync_document(path.as_path(), after_text.clone()).ok()?;
+    server
+        .sync_document(path.as_path(), after_text.clone())
+        .ok()?;
     let after = match server.diagnostics_settled(path.as_path(), SETTLE).await {
         Ok(r) => {
             fresh &= r.fresh;

@@ -236,7 +236,10 @@ fn deletion(text: &str, span: &name_path::Span) -> TextEdit {
         taken += 1;
     }
     TextEdit {
-        range: Range::new(Position::new(span.start_line, 0), Position::new(end_line, 0)),
+        range: Range::new(
+            Position::new(span.start_line, 0),
+            Position::new(end_line, 0),
+        ),
         new_text: String::new(),
     }
 }

@@ -295,22 +295,27 @@ fn search(
         .binary_detection(BinaryDetection::quit(0))
         .build();
     let mut overrides = ignore::overrides::OverrideBuilder::new(root);
-    let glob_error = |which: &str, e: ignore::Error| {
-        ToolError::InvalidArguments(format!("{which}: {e}"))
-    };
-    if let Some(glob) = args.paths_include_glob.as_deref().filter(|g| !g.trim().is_empty()) {
+    let glob_error =
+        |which: &str, e: ignore::Error| ToolError::InvalidArguments(format!("{which}: {e}"));
+    if let Some(glob) = args
+        .paths_include_glob
+        .as_deref()
+        .filter(|g| !g.trim().is_empty())
+    {
         overrides
             .add(glob)
             .map_err(|e| glob_error("paths_include_glob", e))?;
     }
-    if let Some(glob) = args.paths_exclude_glob.as_deref().filter(|g| !g.trim().is_empty()) {
+    if let Some(glob) = args
+        .paths_exclude_glob
+        .as_deref()
+        .filter(|g| !g.trim().is_empty())
+    {
         overrides
             .add(&format!("!{glob}"))
             .map_err(|e| glob_error("paths_exclude_glob", e))?;
     }
-    let overrides = overrides
-        .build()
-        .map_err(|e| glob_error("globs", e))?;
+    let overrides = overrides.build().map_err(|e| glob_error("globs", e))?;
     let walker = ignore::WalkBuilder::new(root)
         .require_git(false)
         .overrides(overrides)
@@ -350,11 +355,15 @@ fn search(
             break;
         }
         if files_searched % PROGRESS_EVERY == 0 {
-            publish(json!({"kind": "progress", "files_searched": files_searched, "matches": matches.len()}));
+            publish(
+                json!({"kind": "progress", "files_searched": files_searched, "matches": matches.len()}),
+            );
         }
     }
     if files_searched >= PROGRESS_EVERY {
-        publish(json!({"kind": "done", "files_searched": files_searched, "matches": matches.len(), "truncated": truncated}));
+        publish(
+            json!({"kind": "done", "files_searched": files_searched, "matches": matches.len(), "truncated": truncated}),
+        );
     }
     Ok(Found {
         pattern: args.pattern.clone(),
