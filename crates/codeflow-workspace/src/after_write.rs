@@ -139,17 +139,16 @@ pub fn diagnostics_text(files: &[FileDiagnostics]) -> String {
                 " (the language server had not answered for the new content in time; may be stale)"
             }
         ));
-        let mut shown = 0;
-        for row in f
+        for (shown, row) in f
             .diagnostics
             .iter()
             .filter(|r| r["severity"] == "error" || r["severity"] == "warning")
+            .enumerate()
         {
             if shown == SHOWN_PER_FILE {
                 out.push_str("\n    …");
                 break;
             }
-            shown += 1;
             out.push_str("\n    ");
             out.push_str(&row_text(&f.path, row).replace('\n', "\n    "));
         }

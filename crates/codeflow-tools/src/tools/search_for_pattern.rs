@@ -354,7 +354,7 @@ fn search(
             truncated = true;
             break;
         }
-        if files_searched % PROGRESS_EVERY == 0 {
+        if files_searched.is_multiple_of(PROGRESS_EVERY) {
             publish(
                 json!({"kind": "progress", "files_searched": files_searched, "matches": matches.len()}),
             );
