@@ -14,7 +14,9 @@
 //! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
 //!   was based on, or a dry-run description; [`BatchScope`] groups plans.
 //! - [`EditRouter`]: language servers' `workspace/applyEdit` through a caller that can write.
-//! - [`DiagnosticsPublisher`]: language servers' diagnostics on the `diagnostics` channel.
+//! - [`DiagnosticsPublisher`]: language servers' diagnostics on the `diagnostics` channel;
+//!   [`after_write`]: a write's diagnostics (`validation` channel); [`git_state`]: a shared git
+//!   project's branch, HEAD and dirty files (`git` channel).
 //! - [`text`]: the one line index for LSP positions and text edits.
 //!
 //! It knows nothing of MCP or of sockets: sessions reach it through [`codeflow_session`], and
@@ -30,6 +32,7 @@ pub mod diagnostics;
 pub mod edits;
 pub mod error;
 pub mod extensions;
+pub mod git_state;
 pub mod hunks;
 pub mod lsp_sync;
 pub mod publish;
