@@ -85,7 +85,12 @@ impl GitState {
         command
             .arg("-C")
             .arg(root)
-            .args(["status", "--porcelain=v2", "--branch", "--untracked-files=all"])
+            .args([
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=all",
+            ])
             .env_clear()
             .envs(codeflow_types::child_env::inherited())
             // Reading must not take git's index lock (a user's own git would then fail).
@@ -196,7 +201,14 @@ u UU N... 100644 100644 100644 100644 a b c conflict.py\n\
             let ok = std::process::Command::new("git")
                 .arg("-C")
                 .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=trunk"])
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "init.defaultBranch=trunk",
+                ])
                 .args(args)
                 .output()
                 .unwrap()

@@ -378,3 +378,49 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
     let text = rel.to_str()?;
     (!text.is_empty()).then(|| text.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pattern: &str, max_results: Option<usize>) -> Args {
+        Args {
+            pattern: pattern.to_owned(),
+            paths_include_glob: None,
+            paths_exclude_glob: None,
+            context_lines: None,
+            max_results,
+            case_insensitive: false,
+        }
+    }
+
+    /// A large tree: progress every 1,000 files on the `search` channel, then `done`; a
+    /// truncated search says so and counts only what it returned.
+    #[test]
+    fn progress_on_large_trees_and_honest_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..2100 {
+            let sub = dir.path().join(format!("d{}", i / 100));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(
+                sub.join(format!("f{i}.txt")),
+                format!("line {i}\nneedle {i}\n"),
+            )
+            .unwrap();
+        }
+        let events = std::sync::Mutex::new(Vec::new());
+        let publish = |e: Value| events.lock().unwrap().push(e);
+        let found = search(dir.path(), &args("needle", Some(5000)), None, &publish).unwrap();
+        assert_eq!(
+            (found.files_searched, found.matches.len(), found.truncated),
+            (2100, 2100, false)
+        );
+        let events = events.into_inner().unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["progress", "progress", "done"]);
+        assert_eq!(events[1]["files_searched"], 2000);
+        let limited = search(dir.path(), &args("needle", Some(10)), None, &|_| {}).unwrap();
+        assert_eq!((limited.matches.len(), limited.truncated), (10, true));
+        assert!(search(dir.path(), &args("(", None), None, &|_| {}).is_err());
+    }
+}
