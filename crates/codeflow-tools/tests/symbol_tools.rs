@@ -632,3 +632,68 @@ fn symbol_editing_on_flask_keeps_it_importable() {
         );
     });
 }
+
+/// TypeScript (tsserver's nested symbol tree, `export` modifiers, class members): a method
+/// replaced, one added after it, an unused function deleted, a used one refused — and tsserver
+/// finds no error in the result.
+#[test]
+fn symbol_editing_on_typescript() {
+    block_on(async {
+        let f = Fixture::fresh("typescript").await;
+        let out = f
+            .ok(
+                "replace_symbol_body",
+                json!({"file_path": "src/shapes.ts", "name_path": "Circle/area",
+                       "body": "area(): number {\n  return Math.PI * this.radius ** 2;\n}"}),
+            )
+            .await;
+        assert_eq!(
+            out.structured["symbol"],
+            json!({"name_path": "Circle/area", "kind": "method", "line": 9, "end_line": 11})
+        );
+        f.ok(
+            "insert_after_symbol",
+            json!({"file_path": "src/shapes.ts", "name_path": "Circle/area",
+                   "body": "diameter(): number {\n  return 2 * this.radius;\n}"}),
+        )
+        .await;
+        let deleted = f
+            .ok(
+                "safe_delete_symbol",
+                json!({"file_path": "src/shapes.ts", "name_path": "unusedHelper"}),
+            )
+            .await;
+        assert_eq!(deleted.structured["applied"], true, "{}", deleted.text);
+        let refused = f
+            .ok(
+                "safe_delete_symbol",
+                json!({"file_path": "src/shapes.ts", "name_path": "/scale"}),
+            )
+            .await;
+        assert_eq!(refused.structured["refused"], true, "{}", refused.text);
+        assert!(
+            refused
+                .text
+                .contains(&format!("{}:4:", f.path("src/app.ts"))),
+            "{}",
+            refused.text
+        );
+        assert_eq!(
+            f.read("src/shapes.ts"),
+            "export interface Shape {\n  name: string;\n  area(): number;\n}\n\nexport class Circle implements Shape {\n  name = \"circle\";\n  constructor(private radius: number) {}\n  area(): number {\n    return Math.PI * this.radius ** 2;\n  }\n  diameter(): number {\n    return 2 * this.radius;\n  }\n}\n\nexport function scale(value: number, factor: number): number {\n  return value * factor;\n}\n"
+        );
+        // typescript-language-server publishes only changes: a clean file that stays clean gets
+        // no new push, and the answer says so after a short wait rather than claim freshness.
+        let d = diagnostics_of(&deleted.structured, &f.path("src/shapes.ts"));
+        assert_eq!(d["errors"], 0, "{}", deleted.text);
+        assert!(
+            d["fresh"] == true
+                || d["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("publishes only changes"),
+            "{}",
+            deleted.text
+        );
+    });
+}

@@ -24,6 +24,12 @@ use crate::workspace::ProjectWorkspace;
 /// The longest the diagnostics of one write are waited for, all files together.
 pub const AFTER_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
+/// The wait for a file whose server had reported no diagnostics before the change: a server
+/// that publishes only changes stays silent when it stays clean.
+pub const CLEAN_LIMIT: Duration = Duration::from_secs(3);
+
+const SILENT_CLEAN: &str = "the language server published nothing for the new content; it had reported no diagnostics before (a server that publishes only changes stays silent while a file stays clean)";
+
 /// After the first diagnostics for the new content, later pushes for the file are taken until
 /// none comes for this long (tsserver publishes syntax errors first, semantic ones after).
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -43,6 +49,8 @@ pub struct FileDiagnostics {
     pub fresh: bool,
     /// Rows as `get_diagnostics` gives them (1-based, with the line's text).
     pub diagnostics: Vec<Value>,
+    /// Why they may not be fresh, when CodeFlow knows more than `fresh: false`.
+    pub note: Option<String>,
 }
 
 impl FileDiagnostics {
@@ -56,14 +64,18 @@ impl FileDiagnostics {
 
     /// `{path, server, fresh, errors, warnings, diagnostics}`.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "path": self.path,
             "server": self.server,
             "fresh": self.fresh,
             "errors": self.count("error"),
             "warnings": self.count("warning"),
             "diagnostics": self.diagnostics,
-        })
+        });
+        if let Some(note) = &self.note {
+            out["note"] = json!(note);
+        }
+        out
     }
 
     /// JSON Schema of [`FileDiagnostics::to_json`].
@@ -76,7 +88,8 @@ impl FileDiagnostics {
                 "fresh": {"type": "boolean", "description": "True when they describe the file's new content; false when the server did not answer in time (then they may be stale or missing)."},
                 "errors": {"type": "integer"},
                 "warnings": {"type": "integer"},
-                "diagnostics": {"type": "array", "items": row_schema()}
+                "diagnostics": {"type": "array", "items": row_schema()},
+                "note": {"type": "string", "description": "Why they may not be fresh, when more is known (a server that publishes only changes stays silent while a file stays clean)."}
             },
             "required": ["path", "server", "fresh", "errors", "warnings", "diagnostics"]
         })
@@ -133,10 +146,10 @@ pub fn diagnostics_text(files: &[FileDiagnostics]) -> String {
         out.push_str(&format!(
             "\n- {}: {errors} error(s), {warnings} warning(s){}",
             f.path,
-            if f.fresh {
-                ""
-            } else {
-                " (the language server had not answered for the new content in time; may be stale)"
+            match (&f.note, f.fresh) {
+                (_, true) => String::new(),
+                (Some(note), false) => format!(" ({note})"),
+                (None, false) => " (the language server had not answered for the new content in time; may be stale)".to_owned(),
             }
         ));
         for (shown, row) in f
@@ -171,9 +184,20 @@ pub async fn diagnostics_of(
         server.sync_document(path.as_path(), text.clone()).ok()?;
         let client = caller.client_path(workspace, path);
         let server_id = server.server_id().to_owned();
+        // What the server said before the change: one that publishes only changes
+        // (typescript-language-server) says nothing when a clean file stays clean, so then the
+        // wait is short.
+        let was_clean = server.pushed_diagnostics(path.as_path()).is_ok_and(|r| {
+            r.source == codeflow_lsp_pool::DiagnosticsSource::Push && r.diagnostics.is_empty()
+        });
         // The server's own wait for a fresh push is bounded (`diagnostics_timeout`); a server
         // still loading the project is asked again until the limit.
-        let deadline = tokio::time::Instant::now() + AFTER_WRITE_LIMIT;
+        let deadline = tokio::time::Instant::now()
+            + if was_clean {
+                CLEAN_LIMIT
+            } else {
+                AFTER_WRITE_LIMIT
+            };
         let mut last = None;
         for _ in 0..3 {
             match tokio::time::timeout_at(
@@ -199,12 +223,14 @@ pub async fn diagnostics_of(
                 break;
             }
         }
+        let silent_clean = was_clean.then(|| SILENT_CLEAN.to_owned());
         let Some(report) = last else {
             return Some(FileDiagnostics {
                 path: client,
                 server: server_id,
                 fresh: false,
                 diagnostics: Vec::new(),
+                note: silent_clean,
             });
         };
         let mut diagnostics = report.diagnostics;
@@ -213,6 +239,7 @@ pub async fn diagnostics_of(
             path: client,
             server: server_id,
             fresh: report.fresh,
+            note: if report.fresh { None } else { silent_clean },
             diagnostics: diagnostics
                 .iter()
                 .map(|d| diagnostic_json(Some(&text), d))

@@ -146,6 +146,14 @@ impl ManagedServer {
         }
     }
 
+    /// The pushed diagnostics held for the document now, without waiting (`fresh` says whether
+    /// they describe its current version).
+    pub(crate) fn pushed_diagnostics(&self, path: &Path) -> Result<DiagnosticsReport, LspError> {
+        let uri = self.uri_for(path)?;
+        let doc = self.documents.lock().open.get(&uri).cloned();
+        Ok(self.diagnostics.report(&uri, doc.as_ref()))
+    }
+
     /// [`Self::diagnostics`], then — for pushed diagnostics — the later pushes for the same
     /// document until none comes for `quiet` (bounded by `diagnostics_timeout`): servers that
     /// publish a version's diagnostics in phases (tsserver: syntax, then semantics) are heard

@@ -172,6 +172,7 @@ impl Tool for PreviewEdit {
                     server: found.server.clone(),
                     fresh: found.fresh,
                     diagnostics: found.after.clone(),
+                    note: None,
                 });
                 files.push(found);
             }
