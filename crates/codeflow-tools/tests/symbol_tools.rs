@@ -682,6 +682,24 @@ fn symbol_editing_on_typescript() {
             f.read("src/shapes.ts"),
             "export interface Shape {\n  name: string;\n  area(): number;\n}\n\nexport class Circle implements Shape {\n  name = \"circle\";\n  constructor(private radius: number) {}\n  area(): number {\n    return Math.PI * this.radius ** 2;\n  }\n  diameter(): number {\n    return 2 * this.radius;\n  }\n}\n\nexport function scale(value: number, factor: number): number {\n  return value * factor;\n}\n"
         );
+        // A preview of a type error: tsserver's error appears, nothing is written.
+        let before = f.tree();
+        let preview = f
+            .ok(
+                "preview_edit",
+                json!({"tool": "insert_after_symbol", "args": {"file_path": "src/shapes.ts", "name_path": "/scale",
+                       "body": "export const bad: number = \"x\";"}}),
+            )
+            .await;
+        assert_eq!(f.tree(), before);
+        let file = &preview.structured["files"][0];
+        assert_eq!(
+            (&file["errors_before"], &file["errors_after"]),
+            (&json!(0), &json!(1)),
+            "{}",
+            preview.text
+        );
+        assert_eq!(file["appeared"][0]["code"], "2322", "{}", preview.text);
         // typescript-language-server publishes only changes: a clean file that stays clean gets
         // no new push, and the answer says so after a short wait rather than claim freshness.
         let d = diagnostics_of(&deleted.structured, &f.path("src/shapes.ts"));

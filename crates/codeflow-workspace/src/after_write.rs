@@ -13,7 +13,10 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use codeflow_file_stream::MirrorPath;
+use codeflow_lsp_pool::{DiagnosticsReport, ServerHandle};
 use codeflow_session::Channel;
 use serde_json::{Value, json};
 
@@ -184,46 +187,7 @@ pub async fn diagnostics_of(
         server.sync_document(path.as_path(), text.clone()).ok()?;
         let client = caller.client_path(workspace, path);
         let server_id = server.server_id().to_owned();
-        // What the server said before the change: one that publishes only changes
-        // (typescript-language-server) says nothing when a clean file stays clean, so then the
-        // wait is short.
-        let was_clean = server.pushed_diagnostics(path.as_path()).is_ok_and(|r| {
-            r.source == codeflow_lsp_pool::DiagnosticsSource::Push && r.diagnostics.is_empty()
-        });
-        // The server's own wait for a fresh push is bounded (`diagnostics_timeout`); a server
-        // still loading the project is asked again until the limit.
-        let deadline = tokio::time::Instant::now()
-            + if was_clean {
-                CLEAN_LIMIT
-            } else {
-                AFTER_WRITE_LIMIT
-            };
-        let mut last = None;
-        for _ in 0..3 {
-            match tokio::time::timeout_at(
-                deadline,
-                server.diagnostics_settled(path.as_path(), SETTLE),
-            )
-            .await
-            {
-                Ok(Ok(report)) => {
-                    let fresh = report.fresh;
-                    last = Some(report);
-                    if fresh {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(server = %server_id, error = %e, "diagnostics after a write");
-                    break;
-                }
-                Err(_) => break,
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-        }
-        let silent_clean = was_clean.then(|| SILENT_CLEAN.to_owned());
+        let (last, silent_clean) = wait_fresh(&server, path.as_path()).await;
         let Some(report) = last else {
             return Some(FileDiagnostics {
                 path: client,
@@ -274,4 +238,51 @@ pub fn publish_run(caller: &Caller, trigger: &str, files: &[FileDiagnostics]) {
             "files": files.iter().map(FileDiagnostics::to_json).collect::<Vec<_>>(),
         }),
     );
+}
+
+/// Waits (bounded) for diagnostics describing the document's current content at `path` on
+/// `server`, after a change was sent: the report (the last one had, when none was fresh in
+/// time; `None` when the server failed) and, when the server stayed silent about a file it had
+/// reported clean, a note saying so. See the module docs for the bounds.
+pub async fn wait_fresh(
+    server: &ServerHandle,
+    path: &Path,
+) -> (Option<DiagnosticsReport>, Option<String>) {
+    let server_id = server.server_id().to_owned();
+    // What the server said before the change: one that publishes only changes
+    // (typescript-language-server) says nothing when a clean file stays clean, so then the
+    // wait is short.
+    let was_clean = server.pushed_diagnostics(path).is_ok_and(|r| {
+        r.source == codeflow_lsp_pool::DiagnosticsSource::Push && r.diagnostics.is_empty()
+    });
+    // The server's own wait for a fresh push is bounded (`diagnostics_timeout`); a server
+    // still loading the project is asked again until the limit.
+    let deadline = tokio::time::Instant::now()
+        + if was_clean {
+            CLEAN_LIMIT
+        } else {
+            AFTER_WRITE_LIMIT
+        };
+    let mut last = None;
+    for _ in 0..3 {
+        match tokio::time::timeout_at(deadline, server.diagnostics_settled(path, SETTLE)).await {
+            Ok(Ok(report)) => {
+                let fresh = report.fresh;
+                last = Some(report);
+                if fresh {
+                    break;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(server = %server_id, error = %e, "diagnostics after a write");
+                break;
+            }
+            Err(_) => break,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    let silent_clean = was_clean.then(|| SILENT_CLEAN.to_owned());
+    (last, silent_clean)
 }

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use codeflow_file_stream::MirrorPath;
 use codeflow_lsp_pool::ServerHandle;
 use codeflow_session::Right;
-use codeflow_workspace::after_write::{FileDiagnostics, SETTLE, publish_run, row_schema, row_text};
+use codeflow_workspace::after_write::{
+    FileDiagnostics, SETTLE, publish_run, row_schema, row_text, wait_fresh,
+};
 use codeflow_workspace::diagnostics::diagnostic_json;
 use codeflow_workspace::{BatchScope, ProjectWorkspace};
 use futures::FutureExt;
@@ -105,7 +107,8 @@ impl Tool for PreviewEdit {
                     "errors_after": {"type": "integer"},
                     "appeared": {"type": "array", "items": row_schema()},
                     "disappeared": {"type": "array", "items": row_schema()},
-                    "after": {"type": "array", "items": row_schema(), "description": "Every diagnostic with the edit."}
+                    "after": {"type": "array", "items": row_schema(), "description": "Every diagnostic with the edit."},
+                    "note": {"type": "string", "description": "Why the answer may not be fresh, when more is known."}
                 }, "required": ["path", "server", "fresh", "errors_before", "errors_after", "appeared", "disappeared", "after"]}},
                 "written": {"type": "boolean", "description": "Always false: a preview writes nothing."}
             },
@@ -239,6 +242,7 @@ impl Tool for PreviewEdit {
 
 /// One file's preview.
 struct Preview {
+    note: Option<String>,
     path: String,
     server: String,
     fresh: bool,
@@ -251,11 +255,15 @@ struct Preview {
 
 impl Preview {
     fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "path": self.path, "server": self.server, "fresh": self.fresh,
             "errors_before": self.errors_before, "errors_after": self.errors_after,
             "appeared": self.appeared, "disappeared": self.disappeared, "after": self.after,
-        })
+        });
+        if let Some(note) = &self.note {
+            out["note"] = json!(note);
+        }
+        out
     }
 }
 
@@ -358,17 +366,24 @@ async fn preview_file(
     server
         .sync_document(path.as_path(), after_text.clone())
         .ok()?;
-    let after = match server.diagnostics_settled(path.as_path(), SETTLE).await {
-        Ok(r) => {
+    // As after a write: a server that publishes only changes stays silent while a file stays
+    // clean, so that wait is short.
+    let (report, mut note) = wait_fresh(&server, path.as_path()).await;
+    let after = match report {
+        Some(r) => {
             fresh &= r.fresh;
+            if r.fresh {
+                note = None;
+            }
             rows(&after_text, &r.diagnostics)
         }
-        Err(_) => {
+        None => {
             fresh = false;
             Vec::new()
         }
     };
     Some(Preview {
+        note,
         path: ctx.client_path(workspace, path),
         server: server.server_id().to_owned(),
         fresh,
