@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::DEFAULT_MAX_RESULTS;
+use crate::lsp::{Coverage, DEFAULT_MAX_RESULTS};
 
 /// The `search_for_pattern` tool (its description is in `description`).
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl Tool for SearchForPattern {
         let line = json!({"type": "object", "properties": {
             "line": {"type": "integer"}, "text": {"type": "string"}
         }, "required": ["line", "text"]});
-        json!({
+        let mut schema = json!({
             "type": "object",
             "properties": {
                 "matches": {"type": "array", "items": {"type": "object", "properties": {
@@ -99,7 +99,9 @@ impl Tool for SearchForPattern {
                 "files_matched": {"type": "integer"}
             },
             "required": ["matches", "total", "truncated", "files_searched", "files_matched"]
-        })
+        });
+        Coverage::schema_members(&mut schema["properties"]);
+        schema
     }
 
     fn call<'a>(
@@ -176,17 +178,28 @@ impl Tool for SearchForPattern {
                     "\nTruncated: the search stopped at max_results ({total}); more lines match. Narrow the pattern or the globs, or raise max_results."
                 ));
             }
+            let coverage = if found.unreadable.is_empty() {
+                Coverage::default()
+            } else {
+                let shown: Vec<&str> = found.unreadable.iter().take(5).map(String::as_str).collect();
+                Coverage::partial(format!(
+                    "{} file(s) could not be read: {}",
+                    found.unreadable.len(),
+                    shown.join(", ")
+                ))
+            };
             text.insert(0, head);
-            Ok(ToolOutput {
-                text: text.join("\n"),
-                structured: json!({
-                    "matches": matches,
-                    "total": total,
-                    "truncated": found.truncated,
-                    "files_searched": found.files_searched,
-                    "files_matched": files.len(),
-                }),
-            })
+            let mut text = text.join("\n");
+            coverage.note(&mut text);
+            let mut structured = json!({
+                "matches": matches,
+                "total": total,
+                "truncated": found.truncated,
+                "files_searched": found.files_searched,
+                "files_matched": files.len(),
+            });
+            coverage.mark(&mut structured);
+            Ok(ToolOutput { text, structured })
         }
         .boxed()
     }
@@ -209,6 +222,8 @@ struct Found {
     matches: Vec<Match>,
     truncated: bool,
     files_searched: usize,
+    /// Files that could not be read (relative paths).
+    unreadable: Vec<String>,
 }
 
 fn clip(bytes: &[u8]) -> String {
@@ -325,6 +340,7 @@ fn search(
     let mut matches = Vec::new();
     let mut truncated = false;
     let mut files_searched = 0usize;
+    let mut unreadable = Vec::new();
     for entry in walker {
         let Ok(entry) = entry else { continue };
         if !entry.file_type().is_some_and(|t| t.is_file()) {
@@ -348,8 +364,14 @@ fn search(
             truncated: false,
             this_file: 0,
         };
-        // An unreadable file is skipped (it may have gone since the walk saw it).
-        let _ = searcher.search_path(&matcher, entry.path(), &mut sink);
+        // An unreadable file (gone since the walk saw it, or not readable) is counted: the
+        // answer then says it is partial.
+        if searcher
+            .search_path(&matcher, entry.path(), &mut sink)
+            .is_err()
+        {
+            unreadable.push(rel.clone());
+        }
         if sink.truncated {
             truncated = true;
             break;
@@ -370,6 +392,7 @@ fn search(
         matches,
         truncated,
         files_searched,
+        unreadable,
     })
 }
 
