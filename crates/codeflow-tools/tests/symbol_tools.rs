@@ -715,3 +715,14 @@ fn symbol_editing_on_typescript() {
         );
     });
 }
+
+/// Rust (rust-analyzer): a trait method inside `impl Shape for Circle` is `Circle/area`.
+#[test]
+fn rust_impl_methods_are_named_by_their_type() {
+    check(
+        "rust",
+        "find_symbol",
+        json!({"name_path": "Circle/area", "file_path": "src/shapes.rs", "include_body": true}),
+        json!({"total": 1, "symbols": [{"name_path": "Circle/area", "kind": "method", "line": 10}]}),
+    );
+}

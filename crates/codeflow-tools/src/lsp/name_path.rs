@@ -62,14 +62,15 @@ pub fn with_paths(symbols: &[FlatSymbol]) -> Vec<PathSymbol> {
                 std::cmp::Reverse((o.range.end.line, o.range.end.character)),
             )
         });
-        let mut path: Vec<String> = ancestors
-            .iter()
-            .map(|o| split_qualified(&o.name).1.to_owned())
-            .collect();
+        let mut path: Vec<String> = ancestors.iter().map(|o| enclosing_name(&o.name)).collect();
         if path.is_empty() && !s.container.is_empty() {
             path = s.container.clone();
         }
-        let (qualifier, bare) = split_qualified(&s.name);
+        let (qualifier, bare) = match s.name.rsplit_once("::") {
+            // clangd names an out-of-line member `Circle::area`.
+            Some((q, b)) if !q.is_empty() && !b.is_empty() => (Some(q.replace("::", "/")), b),
+            _ => split_qualified(&s.name),
+        };
         if path.is_empty()
             && let Some(q) = qualifier
         {
@@ -82,6 +83,43 @@ pub fn with_paths(symbols: &[FlatSymbol]) -> Vec<PathSymbol> {
         });
     }
     out
+}
+
+/// The name an enclosing symbol gives the symbols inside it: rust-analyzer's `impl Circle`,
+/// `impl Shape for Circle` and `impl<T> Stack<T>` are `Circle`, `Circle` and `Stack`; a Go
+/// receiver-qualified or dotted name its last part.
+fn enclosing_name(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("impl") {
+        let rest = rest.trim_start();
+        // Generic parameters right after `impl`.
+        let rest = if rest.starts_with('<') {
+            let mut depth = 0usize;
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '<' => depth += 1,
+                    '>' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            end = i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            rest[end..].trim_start()
+        } else {
+            rest
+        };
+        let ty = rest.rsplit_once(" for ").map_or(rest, |(_, ty)| ty);
+        let ty = ty.split('<').next().unwrap_or(ty).trim();
+        let ty = ty.rsplit("::").next().unwrap_or(ty);
+        if !ty.is_empty() && (name.starts_with("impl ") || name.starts_with("impl<")) {
+            return ty.to_owned();
+        }
+    }
+    split_qualified(name).1.to_owned()
 }
 
 /// The symbols of a file's text at `rel` with their paths, without the names its imports bring
@@ -396,6 +434,27 @@ mod tests {
         let missing = find_one(&p, "Square", "f").unwrap_err().to_text();
         assert!(missing.contains("Circle/area"), "{missing}");
         assert!(parse("a//b").is_err());
+    }
+
+    #[test]
+    fn impl_blocks_and_qualified_members_name_their_type() {
+        assert_eq!(enclosing_name("impl Circle"), "Circle");
+        assert_eq!(enclosing_name("impl Shape for Circle"), "Circle");
+        assert_eq!(enclosing_name("impl<T: Clone> Stack<T>"), "Stack");
+        assert_eq!(
+            enclosing_name("impl<T> From<T> for crate::Wrapper<T>"),
+            "Wrapper"
+        );
+        assert_eq!(enclosing_name("implement"), "implement");
+        let all = [
+            sym("impl Shape for Circle", SymbolKind::OBJECT, (0, 0), (5, 1)),
+            sym("area", SymbolKind::METHOD, (1, 4), (3, 5)),
+            sym("Circle::perimeter", SymbolKind::METHOD, (6, 0), (8, 1)),
+        ];
+        let p = with_paths(&all);
+        assert_eq!(p[1].name_path(), "Circle/area");
+        assert_eq!(p[2].name_path(), "Circle/perimeter");
+        assert_eq!(p[0].name_path(), "impl Shape for Circle");
     }
 
     #[test]
