@@ -726,3 +726,41 @@ fn rust_impl_methods_are_named_by_their_type() {
         json!({"total": 1, "symbols": [{"name_path": "Circle/area", "kind": "method", "line": 10}]}),
     );
 }
+
+/// bash-language-server without shellcheck publishes no diagnostics at all: a write to a shell
+/// script does not wait the whole limit for them, and the answer says why there are none.
+#[test]
+fn a_server_that_never_publishes_diagnostics_is_not_waited_for_long() {
+    block_on(async {
+        let f = Fixture::from_files(
+            "bashproj",
+            &[("run.sh", "#!/bin/bash\ngreet() {\n  echo hi\n}\n\ngreet\n")],
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let changes = json!({f.path("run.sh"): [edit(2, 7, 9, "hello")]});
+        let out = f
+            .ok("apply_workspace_edit", json!({"changes": changes}))
+            .await;
+        let d = diagnostics_of(&out.structured, &f.path("run.sh"));
+        if d["fresh"] == false {
+            assert!(
+                d["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("published no diagnostics"),
+                "{}",
+                out.text
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(9),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(
+            f.read("run.sh"),
+            "#!/bin/bash\ngreet() {\n  echo hello\n}\n\ngreet\n"
+        );
+    });
+}

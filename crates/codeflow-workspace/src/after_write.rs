@@ -31,6 +31,11 @@ pub const AFTER_WRITE_LIMIT: Duration = Duration::from_secs(10);
 /// that publishes only changes stays silent when it stays clean.
 pub const CLEAN_LIMIT: Duration = Duration::from_secs(3);
 
+/// The wait for a file its server never published diagnostics for (it may publish none).
+pub const NEVER_LIMIT: Duration = Duration::from_secs(5);
+
+const NEVER_PUBLISHED: &str = "the language server has published no diagnostics for this file (some never do, e.g. bash-language-server without shellcheck)";
+
 const SILENT_CLEAN: &str = "the language server published nothing for the new content; it had reported no diagnostics before (a server that publishes only changes stays silent while a file stays clean)";
 
 /// After the first diagnostics for the new content, later pushes for the file are taken until
@@ -252,14 +257,25 @@ pub async fn wait_fresh(
     // What the server said before the change: one that publishes only changes
     // (typescript-language-server) says nothing when a clean file stays clean, so then the
     // wait is short.
-    let was_clean = server.pushed_diagnostics(path).is_ok_and(|r| {
+    let before = server.pushed_diagnostics(path).ok();
+    let was_clean = before.as_ref().is_some_and(|r| {
         r.source == codeflow_lsp_pool::DiagnosticsSource::Push && r.diagnostics.is_empty()
     });
+    // Nothing ever published for this document: a server that reports no diagnostics at all
+    // (bash-language-server without shellcheck) would make every write wait the whole limit.
+    let never = before
+        .as_ref()
+        .is_some_and(|r| r.source == codeflow_lsp_pool::DiagnosticsSource::None)
+        && !server
+            .capabilities_now()
+            .is_some_and(|c| c.diagnostic_provider.is_some());
     // The server's own wait for a fresh push is bounded (`diagnostics_timeout`); a server
     // still loading the project is asked again until the limit.
     let deadline = tokio::time::Instant::now()
         + if was_clean {
             CLEAN_LIMIT
+        } else if never {
+            NEVER_LIMIT
         } else {
             AFTER_WRITE_LIMIT
         };
