@@ -266,9 +266,9 @@ pub async fn wait_fresh(
     let never = before
         .as_ref()
         .is_some_and(|r| r.source == codeflow_lsp_pool::DiagnosticsSource::None)
-        && !server
+        && server
             .capabilities_now()
-            .is_some_and(|c| c.diagnostic_provider.is_some());
+            .is_none_or(|c| c.diagnostic_provider.is_none());
     // The server's own wait for a fresh push is bounded (`diagnostics_timeout`); a server
     // still loading the project is asked again until the limit.
     let deadline = tokio::time::Instant::now()
@@ -299,6 +299,12 @@ pub async fn wait_fresh(
             break;
         }
     }
-    let silent_clean = was_clean.then(|| SILENT_CLEAN.to_owned());
-    (last, silent_clean)
+    let note = if was_clean {
+        Some(SILENT_CLEAN.to_owned())
+    } else if never {
+        Some(NEVER_PUBLISHED.to_owned())
+    } else {
+        None
+    };
+    (last, note)
 }
