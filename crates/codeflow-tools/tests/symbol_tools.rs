@@ -764,3 +764,45 @@ fn a_server_that_never_publishes_diagnostics_is_not_waited_for_long() {
         );
     });
 }
+
+/// Both insert tools' dry runs: the exact insertion, nothing written.
+#[test]
+fn insert_dry_runs_describe_the_insertion_and_write_nothing() {
+    block_on(async {
+        let f = Fixture::fresh(PY).await;
+        let before = f.tree();
+        let after = f
+            .ok(
+                "insert_after_symbol",
+                json!({"file_path": SHAPES, "name_path": "Circle/area", "dry_run": true,
+                       "body": "def diameter(self):\n    return 2 * self.radius"}),
+            )
+            .await;
+        assert_eq!(
+            (&after.structured["dry_run"], &after.structured["applied"]),
+            (&json!(true), &json!(false))
+        );
+        assert_eq!(
+            after.structured["files"][0]["edits"],
+            json!([{"range": {"start": {"line": 11, "character": 48}, "end": {"line": 11, "character": 48}},
+                    "new_text": "\n\n    def diameter(self):\n        return 2 * self.radius"}]),
+            "{}",
+            after.text
+        );
+        let before_edit = f
+            .ok(
+                "insert_before_symbol",
+                json!({"file_path": SHAPES, "name_path": "/scale", "dry_run": true, "body": "X = 1"}),
+            )
+            .await;
+        assert_eq!(
+            before_edit.structured["files"][0]["edits"],
+            json!([{"range": {"start": {"line": 14, "character": 1}, "end": {"line": 14, "character": 1}},
+                    "new_text": "X = 1\n\n\n"}]),
+            "{}",
+            before_edit.text
+        );
+        assert!(after.structured.get("diagnostics").is_none());
+        assert_eq!(f.tree(), before);
+    });
+}
