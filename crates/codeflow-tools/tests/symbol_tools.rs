@@ -806,3 +806,48 @@ fn insert_dry_runs_describe_the_insertion_and_write_nothing() {
         assert_eq!(f.tree(), before);
     });
 }
+
+/// basedpyright answers `textDocument/diagnostic` (pull): the write's answer has its error for
+/// the broken call site, pulled for the new content.
+#[test]
+fn diagnostics_after_a_write_are_pulled_where_the_server_can() {
+    use codeflow_lsp_pool::{PoolConfig, ServerConfig};
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lib.py"), GREET_PY).unwrap();
+        let mut pool = PoolConfig::default();
+        let mut off = ServerConfig::new("pylsp", &["py"]);
+        off.enabled = false;
+        pool.servers.insert("pylsp".to_owned(), off);
+        pool.servers.insert(
+            "basedpyright".to_owned(),
+            ServerConfig::new("basedpyright-langserver", &["py", "pyi"]).with_args(&["--stdio"]),
+        );
+        let f = Fixture::from_dir_with("pulled", dir.path(), pool).await;
+        let out = f
+            .ok(
+                "replace_symbol_body",
+                json!({"file_path": "lib.py", "name_path": "greet",
+                       "body": "def salute(name):\n    return 'hi ' + name"}),
+            )
+            .await;
+        let d = diagnostics_of(&out.structured, &f.path("lib.py"));
+        assert_eq!(
+            (&d["server"], &d["fresh"]),
+            (&json!("basedpyright"), &json!(true)),
+            "{}",
+            out.text
+        );
+        assert!(
+            d["diagnostics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["line"] == 6
+                    && r["severity"] == "error"
+                    && r["message"].as_str().unwrap().contains("greet")),
+            "{}",
+            out.text
+        );
+    });
+}
