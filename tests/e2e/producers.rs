@@ -93,3 +93,49 @@ async fn file_changes_and_diagnostics_reach_subscribers_with_client_paths() {
         "no mirror path leaks: {event}"
     );
 }
+
+/// A write tool's diagnostics run reaches the `validation` channel: what the write broke, with
+/// the writer's client paths.
+#[tokio::test]
+async fn a_writes_diagnostics_run_reaches_the_validation_channel() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::write(
+        root.join("lib.py"),
+        "def greet(name):\n    return name\n\n\ndef main():\n    return greet('x')\n",
+    )
+    .unwrap();
+    let relay = Relay::spawn(&server.url(), "validation", &root, &[]);
+    relay.initialize().await;
+    relay.tool("health_check", json!({})).await;
+    let mut watcher = Ws::connect(&server.url()).await;
+    watcher.initialize("validation", "/elsewhere").await;
+    let sub = watcher
+        .request(
+            json!(1),
+            "channels/subscribe",
+            json!({"channel": "validation"}),
+        )
+        .await;
+    assert!(sub.get("result").is_some(), "{sub}");
+    let done = relay
+        .tool(
+            "replace_symbol_body",
+            json!({"file_path": "lib.py", "name_path": "greet", "body": "def salute(name):\n    return name"}),
+        )
+        .await;
+    assert_eq!(done["isError"], false, "{done}");
+    let lib = root.join("lib.py").to_string_lossy().to_string();
+    let event = event_where(&mut watcher, "validation", |d| d["trigger"] == "write").await;
+    let file = &event["data"]["files"][0];
+    assert_eq!(file["path"], lib.as_str(), "{event}");
+    assert_eq!(file["errors"], 1, "{event}");
+    assert!(
+        file["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("greet"),
+        "{event}"
+    );
+}

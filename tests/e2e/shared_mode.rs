@@ -61,3 +61,79 @@ async fn a_shared_project_is_served_in_place_without_streaming() {
         "fetched {fetched:?}"
     );
 }
+
+/// A shared project that is a git repository: its branch, HEAD and dirty files reach the
+/// project's `git` channel, first when the project opens, again when a file changes.
+#[tokio::test]
+async fn a_shared_git_projects_state_reaches_the_git_channel() {
+    let (_dir, server_root) = fixture("python");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&server_root)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=trunk",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "initial"]);
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("codeflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[shared_projects]\ngitmono = \"{}\"\n",
+            server_root.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&["--config", config.to_str().unwrap()], &[]).await;
+    let mut watcher = codeflow_e2e::Ws::connect(&server.url()).await;
+    watcher
+        .initialize("gitmono", server_root.to_str().unwrap())
+        .await;
+    let sub = watcher
+        .request(json!(1), "channels/subscribe", json!({"channel": "git"}))
+        .await;
+    assert!(sub.get("result").is_some(), "{sub}");
+    let relay = Relay::spawn(&server.url(), "gitmono", &server_root, &[]);
+    relay.initialize().await;
+    relay.tool("health_check", json!({})).await;
+    let first = next_git(&mut watcher).await;
+    assert_eq!(first["branch"], "trunk", "{first}");
+    assert_eq!(first["head"].as_str().map(str::len), Some(40), "{first}");
+    assert_eq!(first["dirty"], json!([]), "{first}");
+    std::fs::write(server_root.join("report.py"), "# changed\n").unwrap();
+    let second = next_git(&mut watcher).await;
+    assert_eq!(second["dirty"], json!(["report.py"]), "{second}");
+    assert_eq!(
+        (&second["dirty_count"], &second["head"]),
+        (&json!(1), &first["head"])
+    );
+}
+
+/// The next event of the `git` channel.
+async fn next_git(ws: &mut codeflow_e2e::Ws) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no git event");
+        let m = ws.json().await;
+        if m["method"] == "channels/event" && m["params"]["channel"] == "git" {
+            return m["params"]["data"].clone();
+        }
+    }
+}

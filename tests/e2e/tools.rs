@@ -86,6 +86,38 @@ async fn a_rename_through_relay_and_server_writes_the_client_and_the_mirror() {
     assert_eq!(p.mirror("report.py"), Some(p.read("report.py")));
 }
 
+/// A symbol-level write through the binaries: the edit lands on the client's disk and in the
+/// mirror through `client/writeFile`, and the answer carries the file's diagnostics after the
+/// change, in the client's paths.
+#[tokio::test]
+async fn a_symbol_edit_through_relay_and_server_answers_with_the_diagnostics() {
+    let p = Project::start_synced("python", "e2e-symbol").await;
+    let (text, done) = p
+        .ok(
+            "replace_symbol_body",
+            json!({"file_path": "pkg/shapes.py", "name_path": "scale",
+                   "body": "def scale(value, factor):\n    return value * factor * undefined_name"}),
+        )
+        .await;
+    assert_eq!(done["applied"], true, "{text}");
+    assert!(
+        p.read("pkg/shapes.py")
+            .contains("def scale(value, factor):\n    return value * factor * undefined_name\n"),
+        "{text}"
+    );
+    assert_eq!(p.mirror("pkg/shapes.py"), Some(p.read("pkg/shapes.py")));
+    let diagnostics = &done["diagnostics"][0];
+    assert_eq!(diagnostics["path"], p.path("pkg/shapes.py"), "{text}");
+    assert!(
+        diagnostics["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["message"].as_str().unwrap().contains("undefined_name")),
+        "{text}"
+    );
+}
+
 /// A real conflict, made deterministic: a second container with the same project id syncs a
 /// different `report.py` into the shared mirror. The first container's disk did not change, so
 /// its watcher reports nothing and its next tool computes the edit from the mirror's (other)

@@ -82,6 +82,7 @@ impl App {
             service,
         );
         diagnostics.attach(&registry);
+        services.workspaces.attach(&registry);
         // Projects and Claude runs: run events go to each project's `ai-response` channel.
         let sink = crate::projects::ChannelSink::new();
         sink.attach(&registry);

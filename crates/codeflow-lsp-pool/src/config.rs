@@ -138,6 +138,12 @@ pub struct ServerConfig {
     /// (`quiescent`); requests wait for it as well as for `$/progress` to end.
     #[serde(default)]
     pub wait_for_quiescence: bool,
+    /// Requests wait (bounded by `readiness_timeout`) until the server has logged a message
+    /// containing this text (`window/logMessage`): for servers that answer empty until they
+    /// have found the project's files and say so only in their log (basedpyright: "source
+    /// file").
+    #[serde(default)]
+    pub ready_after_log: Option<String>,
     /// Overrides the pool's `initialize_timeout` for this server (slow indexers, tests).
     #[serde(default, with = "option_duration_serde")]
     pub initialize_timeout: Option<Duration>,
@@ -212,6 +218,7 @@ impl ServerConfig {
             root_markers: Vec::new(),
             install_hint: None,
             wait_for_quiescence: false,
+            ready_after_log: None,
             initialize_timeout: None,
             enabled: true,
             preferred_for: Vec::new(),
@@ -325,6 +332,9 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
         Operation::TypeDefinition,
         Operation::WorkspaceSymbols,
     ];
+    // It answers empty until it has found the project's files, which it says only in its log
+    // ("Found 12 source files", "No source files found").
+    basedpyright.ready_after_log = Some("source file".to_owned());
     // Its type checking is not asked for: keep the analysis to what the answers need.
     basedpyright.settings = Some(serde_json::json!({
         "basedpyright": {"analysis": {"typeCheckingMode": "off", "diagnosticMode": "openFilesOnly"}}

@@ -242,7 +242,10 @@ impl Instance {
         let server = ctx.server_id.clone();
         let program = resolve_command(&server, config)?;
         let (process, pipes) = ServerProcess::spawn(&server, &program, config, root)?;
-        let readiness = Arc::new(Readiness::new(config.wait_for_quiescence));
+        let readiness = Arc::new(Readiness::new(
+            config.wait_for_quiescence,
+            config.ready_after_log.clone(),
+        ));
         let registrations = Arc::new(Mutex::new(HashSet::new()));
         let state = RouterState {
             ctx: Arc::clone(&ctx),
@@ -576,6 +579,7 @@ fn on_notification(
                 .and_then(Value::as_str)
                 .unwrap_or("");
             tracing::debug!(server = %st.ctx.server_id, "{}: {message}", notif.method);
+            st.readiness.on_log(message);
         }
         other => tracing::trace!(server = %st.ctx.server_id, "ignoring notification {other}"),
     }

@@ -144,6 +144,11 @@ impl DiagnosticStore {
         }
     }
 
+    /// The sequence number of the latest push for `uri`.
+    pub(crate) fn seq_of(&self, uri: &Url) -> Option<u64> {
+        self.by_uri.lock().get(uri).map(|p| p.seq)
+    }
+
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.seq.subscribe()
     }

@@ -17,11 +17,16 @@ struct ReadyState {
     quiescent: Option<bool>,
     /// Whether `quiescent` must be true before the server counts as ready.
     needs_quiescence: bool,
+    /// Text a log message must contain before the server counts as ready (`None`: no such
+    /// message is awaited, or it came).
+    awaited_log: Option<String>,
 }
 
 impl ReadyState {
     fn ready(&self) -> bool {
-        self.active.is_empty() && (!self.needs_quiescence || self.quiescent == Some(true))
+        self.active.is_empty()
+            && (!self.needs_quiescence || self.quiescent == Some(true))
+            && self.awaited_log.is_none()
     }
 }
 
@@ -39,12 +44,29 @@ fn token_key(token: &NumberOrString) -> String {
 }
 
 impl Readiness {
-    pub(crate) fn new(needs_quiescence: bool) -> Self {
+    pub(crate) fn new(needs_quiescence: bool, awaited_log: Option<String>) -> Self {
         let (state, _) = watch::channel(ReadyState {
             needs_quiescence,
+            awaited_log: awaited_log.filter(|t| !t.is_empty()),
             ..ReadyState::default()
         });
         Self { state }
+    }
+
+    /// Feed a `window/logMessage` (or `showMessage`) text: the awaited one makes the server
+    /// ready (basedpyright answers empty until it logs that it found the project's files).
+    pub(crate) fn on_log(&self, message: &str) {
+        self.state.send_if_modified(|s| {
+            if s.awaited_log
+                .as_deref()
+                .is_some_and(|t| message.contains(t))
+            {
+                s.awaited_log = None;
+                true
+            } else {
+                false
+            }
+        });
     }
 
     /// Feed a `$/progress` notification's params. Unknown shapes (partial results) are ignored.
@@ -99,7 +121,7 @@ mod tests {
 
     #[tokio::test]
     async fn progress_begin_and_end() {
-        let r = Readiness::new(false);
+        let r = Readiness::new(false, None);
         assert!(r.is_ready());
         r.on_progress(json!({"token": "idx", "value": {"kind": "begin", "title": "Indexing"}}));
         assert!(!r.is_ready());
@@ -114,11 +136,21 @@ mod tests {
 
     #[tokio::test]
     async fn quiescence() {
-        let r = Readiness::new(true);
+        let r = Readiness::new(true, None);
         assert!(!r.is_ready());
         r.on_server_status(&json!({"health": "ok", "quiescent": false}));
         assert!(!r.is_ready());
         r.on_server_status(&json!({"health": "ok", "quiescent": true}));
+        assert!(r.is_ready());
+    }
+
+    #[tokio::test]
+    async fn an_awaited_log_message() {
+        let r = Readiness::new(false, Some("source file".into()));
+        assert!(!r.is_ready());
+        r.on_log("Starting service instance");
+        assert!(!r.wait(Duration::from_millis(10)).await);
+        r.on_log("Found 4 source files");
         assert!(r.is_ready());
     }
 }

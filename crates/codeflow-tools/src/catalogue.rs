@@ -84,7 +84,17 @@ impl Catalogue {
         catalogue.add(crate::tools::fix_imports::FixImports);
         catalogue.add(crate::tools::organize_imports::OrganizeImports);
         catalogue.add(crate::tools::update_dependencies::UpdateDependencies);
+        catalogue.add(crate::tools::replace_symbol_body::ReplaceSymbolBody);
+        catalogue.add(crate::tools::insert_before_symbol::InsertBeforeSymbol);
+        catalogue.add(crate::tools::insert_after_symbol::InsertAfterSymbol);
+        catalogue.add(crate::tools::safe_delete_symbol::SafeDeleteSymbol);
+        catalogue.add(crate::tools::search_for_pattern::SearchForPattern);
+        catalogue.add(crate::tools::find_symbol::FindSymbol);
+        catalogue.add(crate::tools::get_symbols_overview::GetSymbolsOverview);
         catalogue.alias("update_package_json", "update_dependencies");
+        // A preview runs the write tools registered before it.
+        let tools = catalogue.clone();
+        catalogue.add(crate::tools::preview_edit::PreviewEdit::over(tools));
         // Last: a batch runs the tools registered before it.
         let tools = catalogue.clone();
         catalogue.add(crate::tools::batch_execute::BatchExecute::over(tools));

@@ -2,12 +2,14 @@
 //! `structuredContent` (see [`codeflow_workspace::outcome_schema`]).
 
 use codeflow_workspace::EditOutcome;
+use codeflow_workspace::after_write::diagnostics_text;
 
 use crate::catalogue::ToolOutput;
 
 /// An edit plan's outcome as a tool's answer.
 pub trait EditOutcomeExt {
-    /// `text`, with the outcome's JSON as the structured content.
+    /// `text` (followed by the diagnostics after a write, unless it has them already), with the
+    /// outcome's JSON as the structured content.
     fn output(&self, text: String) -> ToolOutput;
     /// The usual answer: `unchanged` when no file changed and one is given, else the outcome's
     /// description of `what`.
@@ -15,7 +17,14 @@ pub trait EditOutcomeExt {
 }
 
 impl EditOutcomeExt for EditOutcome {
-    fn output(&self, text: String) -> ToolOutput {
+    fn output(&self, mut text: String) -> ToolOutput {
+        let diagnostics = diagnostics_text(&self.diagnostics);
+        if !diagnostics.is_empty() && !text.contains(&diagnostics) {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&diagnostics);
+        }
         ToolOutput {
             text,
             structured: self.to_json(),

@@ -19,6 +19,7 @@ pub mod lsp;
 mod mcp;
 pub mod rights;
 pub mod symbol_cache;
+pub mod symbol_edit;
 pub mod tools;
 
 pub use catalogue::{Catalogue, Tool, ToolOutput};

@@ -17,6 +17,7 @@ const READ: &[&str] = &[
     "find_definition",
     "find_implementation",
     "find_references",
+    "find_symbol",
     "find_type_definition",
     "get_call_hierarchy_incoming_calls",
     "get_call_hierarchy_outgoing_calls",
@@ -26,8 +27,11 @@ const READ: &[&str] = &[
     "get_document_symbols",
     "get_hover",
     "get_signature_help",
+    "get_symbols_overview",
     "prepare_call_hierarchy",
+    "preview_edit",
     "restart_server",
+    "search_for_pattern",
     "search_workspace_symbols",
 ];
 
@@ -38,11 +42,15 @@ const WRITE: &[&str] = &[
     "delete_file",
     "fix_imports",
     "format_document",
+    "insert_after_symbol",
+    "insert_before_symbol",
     "organize_imports",
     "rename_directory",
     "rename_file",
     "rename_symbol",
     "rename_symbol_strict",
+    "replace_symbol_body",
+    "safe_delete_symbol",
     "update_dependencies",
 ];
 

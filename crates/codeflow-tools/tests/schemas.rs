@@ -178,6 +178,42 @@ fn every_tool_answers_within_its_schema() {
                 json!({"operations": [{"tool": "rename_symbol", "args": rename}], "options": {"dry_run": true}}),
             ),
             (
+                "replace_symbol_body",
+                &py,
+                json!({"file_path": "pkg/shapes.py", "name_path": "Circle/area", "body": "def area(self):\n    return 0", "dry_run": true}),
+            ),
+            (
+                "insert_before_symbol",
+                &py,
+                json!({"file_path": "pkg/shapes.py", "name_path": "scale", "body": "X = 1", "dry_run": true}),
+            ),
+            (
+                "insert_after_symbol",
+                &py_w,
+                json!({"file_path": "pkg/shapes.py", "name_path": "scale", "body": "X = 1"}),
+            ),
+            (
+                "safe_delete_symbol",
+                &py,
+                json!({"file_path": "pkg/shapes.py", "name_path": "scale", "dry_run": true}),
+            ),
+            (
+                "search_for_pattern",
+                &py,
+                json!({"pattern": "scale", "context_lines": 1}),
+            ),
+            (
+                "find_symbol",
+                &py,
+                json!({"name_path": "Circle", "depth": 1, "include_body": true}),
+            ),
+            (
+                "preview_edit",
+                &py,
+                json!({"tool": "insert_after_symbol", "args": {"file_path": "pkg/shapes.py", "name_path": "scale", "body": "Y = undefined_name"}}),
+            ),
+            ("get_symbols_overview", &py, json!({"file_path": "."})),
+            (
                 "create_file",
                 &py_w,
                 json!({"file_path": "extra.py", "content": "X = 1\n"}),

@@ -91,7 +91,7 @@ impl ApplyEditHandler for EditRouter {
             if let Err(e) = plan.workspace_edit(params.edit).await {
                 return refused(e.to_text());
             }
-            match plan.commit(false).await {
+            match plan.commit_without_diagnostics(false).await {
                 Ok(_) => ApplyWorkspaceEditResponse {
                     applied: true,
                     failure_reason: None,

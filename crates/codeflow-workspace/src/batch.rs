@@ -26,11 +26,24 @@ struct Touched {
     now: Option<ContentHash>,
 }
 
+/// A file as a dry-run batch's plans would leave it (for `preview_edit`).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The file in the mirror.
+    pub mirror: MirrorPath,
+    /// Its content before the batch (`None`: it did not exist).
+    pub original: Option<Vec<u8>>,
+    /// Its content after the batch's plans (`None`: deleted).
+    pub planned: Option<Vec<u8>>,
+}
+
 /// The scope `batch_execute` runs its operations in (see the module docs).
 #[derive(Debug, Default)]
 pub struct BatchScope {
     dry_run: bool,
     touched: Mutex<BTreeMap<RelPath, Touched>>,
+    /// In a dry run: what each described commit would leave, by file, in commit order.
+    planned: Mutex<BTreeMap<RelPath, Planned>>,
 }
 
 impl BatchScope {
@@ -39,7 +52,32 @@ impl BatchScope {
         Arc::new(Self {
             dry_run,
             touched: Mutex::new(BTreeMap::new()),
+            planned: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Records what a described (dry-run) commit would leave.
+    pub(crate) fn record_planned(&self, files: &BTreeMap<RelPath, PlannedFile>) {
+        let mut planned = self.planned.lock();
+        for (rel, file) in files {
+            let original = file.original.as_ref().map(|(b, _)| &b[..]);
+            if original == file.current.as_deref() {
+                continue;
+            }
+            planned
+                .entry(rel.clone())
+                .and_modify(|p| p.planned = file.current.clone())
+                .or_insert_with(|| Planned {
+                    mirror: file.mirror.clone(),
+                    original: original.map(<[u8]>::to_vec),
+                    planned: file.current.clone(),
+                });
+        }
+    }
+
+    /// In a dry run: every file the described commits would change, as they would leave it.
+    pub fn planned(&self) -> Vec<Planned> {
+        self.planned.lock().values().cloned().collect()
     }
 
     /// Whether the batch only describes its commits.

@@ -261,7 +261,19 @@ impl Caller {
             Some(operation) => workspace.lease.server_for_operation(path, operation).await,
             None => workspace.lease.server_for_file(path).await,
         }
-        .map_err(WorkspaceError::from_lsp)?;
+        .map_err(|e| match e {
+            // Named in the caller's path, not the mirror's.
+            codeflow_lsp_pool::LspError::NoServerForFile { extension, .. } => {
+                WorkspaceError::failed(format!(
+                    "no language server is configured for {} (extension {extension:?})",
+                    file.client
+                ))
+                .with_suggestion(
+                    "add a language server for this extension in the server's config ([lsp.servers])",
+                )
+            }
+            other => WorkspaceError::from_lsp(other),
+        })?;
         let bytes = workspace.mirror.read(&file.mirror).await.map_err(|e| {
             WorkspaceError::failed(format!("cannot read {}: {e}", file.client)).with_suggestion(
                 "check the path; files reach the server through codeflow-client's sync",

@@ -27,6 +27,7 @@ use codeflow_lsp_pool::lsp_types::{
 };
 use serde_json::{Value, json};
 
+use crate::after_write::{FileDiagnostics, diagnostics_of, diagnostics_text};
 use crate::batch::BatchScope;
 use crate::caller::Caller;
 use crate::error::WorkspaceError;
@@ -88,12 +89,15 @@ pub struct EditOutcome {
     pub dry_run: bool,
     /// What happened to each file.
     pub files: Vec<FileReport>,
+    /// After a write: the diagnostics of the files it touched, once their language servers
+    /// saw the new content (see [`crate::after_write`]). Empty for a dry run.
+    pub diagnostics: Vec<FileDiagnostics>,
 }
 
 impl EditOutcome {
     /// `{dry_run, applied, files_changed, files: [...]}` (see [`outcome_schema`]).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "dry_run": self.dry_run,
             "applied": !self.dry_run && !self.files.is_empty(),
             "files_changed": self.files.len(),
@@ -104,11 +108,33 @@ impl EditOutcome {
                 if let Some(c) = &f.content { v["content"] = json!(c); }
                 v
             }).collect::<Vec<_>>(),
-        })
+        });
+        if !self.dry_run && !self.files.is_empty() {
+            out["diagnostics"] = json!(
+                self.diagnostics
+                    .iter()
+                    .map(FileDiagnostics::to_json)
+                    .collect::<Vec<_>>()
+            );
+        }
+        out
     }
 
-    /// One line per file; in a dry run, every edit too.
+    /// One line per file; in a dry run, every edit too; after a write, the diagnostics of the
+    /// files it touched.
     pub fn to_text(&self, what: &str) -> String {
+        let mut out = self.files_text(what);
+        let diagnostics = diagnostics_text(&self.diagnostics);
+        if !diagnostics.is_empty() {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&diagnostics);
+        }
+        out
+    }
+
+    fn files_text(&self, what: &str) -> String {
         if self.files.is_empty() {
             return format!("{what}: nothing to change.");
         }
@@ -172,6 +198,11 @@ pub fn outcome_schema() -> Value {
                 },
                 "required": ["path", "action"]
             }
+        },
+        "diagnostics": {
+            "type": "array",
+            "description": "After a write (not in a dry run): per file it touched that a language server handles, the diagnostics once the server saw the new content — what the change broke.",
+            "items": FileDiagnostics::schema()
         }
     })
 }
@@ -665,14 +696,39 @@ impl EditPlan {
         Ok(plan)
     }
 
-    /// Writes the plan to the client (all or nothing), updates the mirror and tells the
-    /// language servers; or, with `dry_run` (or inside a dry-run batch), only describes it.
+    /// Writes the plan to the client (all or nothing), updates the mirror, tells the language
+    /// servers and waits (bounded) for the diagnostics of the files it touched; or, with
+    /// `dry_run` (or inside a dry-run batch), only describes it.
     pub async fn commit(self, dry_run: bool) -> Result<EditOutcome, WorkspaceError> {
+        self.commit_inner(dry_run, true).await
+    }
+
+    /// [`EditPlan::commit`] without waiting for diagnostics: for edits a language server asked
+    /// for itself (`workspace/applyEdit`), which it may not process until it has its answer.
+    pub async fn commit_without_diagnostics(
+        self,
+        dry_run: bool,
+    ) -> Result<EditOutcome, WorkspaceError> {
+        self.commit_inner(dry_run, false).await
+    }
+
+    async fn commit_inner(
+        self,
+        dry_run: bool,
+        with_diagnostics: bool,
+    ) -> Result<EditOutcome, WorkspaceError> {
         let scope = self.batch.clone();
         let dry_run = dry_run || scope.as_ref().is_some_and(|s| s.is_dry_run());
         let files = self.reports();
         if dry_run || files.is_empty() {
-            return Ok(EditOutcome { dry_run, files });
+            if let Some(scope) = scope.as_ref().filter(|s| s.is_dry_run()) {
+                scope.record_planned(&self.files);
+            }
+            return Ok(EditOutcome {
+                dry_run,
+                files,
+                diagnostics: Vec::new(),
+            });
         }
         self.caller.require(codeflow_session::Right::FileWrite)?;
         let write_back = self.write_back()?;
@@ -698,9 +754,20 @@ impl EditPlan {
             changes.push((file.mirror.clone(), kind));
         }
         tell_language_servers(&self.workspace, &changes).await;
+        let diagnostics = if with_diagnostics {
+            let touched: Vec<MirrorPath> = changes
+                .iter()
+                .filter(|(_, kind)| *kind != FileChangeType::DELETED)
+                .map(|(path, _)| path.clone())
+                .collect();
+            diagnostics_of(&self.caller, &self.workspace, &touched).await
+        } else {
+            Vec::new()
+        };
         Ok(EditOutcome {
             dry_run: false,
             files,
+            diagnostics,
         })
     }
 

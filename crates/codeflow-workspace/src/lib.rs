@@ -15,7 +15,9 @@
 //! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
 //!   was based on, or a dry-run description; [`BatchScope`] groups plans.
 //! - [`EditRouter`]: language servers' `workspace/applyEdit` through a caller that can write.
-//! - [`DiagnosticsPublisher`]: language servers' diagnostics on the `diagnostics` channel.
+//! - [`DiagnosticsPublisher`]: language servers' diagnostics on the `diagnostics` channel;
+//!   [`after_write`]: a write's diagnostics (`validation` channel); [`git_state`]: a shared git
+//!   project's branch, HEAD and dirty files (`git` channel).
 //! - [`text`]: the one line index for LSP positions and text edits.
 //!
 //! It knows nothing of MCP or of sockets: sessions reach it through [`codeflow_session`], and
@@ -23,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod after_write;
 pub mod apply_edit;
 pub mod batch;
 pub mod caller;
@@ -30,6 +33,7 @@ pub mod diagnostics;
 pub mod edits;
 pub mod error;
 pub mod extensions;
+pub mod git_state;
 pub mod hunks;
 pub mod lsp_sync;
 pub mod publish;
@@ -40,8 +44,9 @@ pub mod text;
 pub mod trees;
 pub mod workspace;
 
+pub use after_write::FileDiagnostics;
 pub use apply_edit::EditRouter;
-pub use batch::BatchScope;
+pub use batch::{BatchScope, Planned};
 pub use caller::{Caller, ResolvedFile};
 pub use edits::{EditOutcome, EditPlan, FileReport, outcome_output_schema, outcome_schema};
 pub use error::WorkspaceError;

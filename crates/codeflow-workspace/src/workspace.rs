@@ -11,10 +11,11 @@ use std::sync::{Arc, Weak};
 
 use codeflow_file_stream::{Mirror, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, ProjectKey, ProjectLease};
-use codeflow_session::ProjectId;
+use codeflow_session::{ProjectId, SessionRegistry};
 
 use crate::error::WorkspaceError;
 use crate::extensions::Extensions;
+use crate::git_state::{AbortOnDrop, watch};
 use crate::trees::TreeHolders;
 
 /// One project's mirror and language servers.
@@ -30,6 +31,8 @@ pub struct ProjectWorkspace {
     /// The live sessions whose trees the mirror holds (a sync that would remove their files
     /// is refused).
     pub trees: TreeHolders,
+    /// The poller of a shared git project's state (`git` channel), stopped with the workspace.
+    git: parking_lot::Mutex<Option<AbortOnDrop>>,
 }
 
 impl std::fmt::Debug for ProjectWorkspace {
@@ -63,6 +66,8 @@ pub struct Workspaces {
     open: tokio::sync::Mutex<HashMap<ProjectId, Weak<ProjectWorkspace>>>,
     /// Path maps of opened projects, for callers that cannot wait (language-server callbacks).
     paths: parking_lot::Mutex<HashMap<String, codeflow_file_stream::PathMap>>,
+    /// The registry whose channels project events go to (`git`), once the server attached it.
+    registry: std::sync::OnceLock<Weak<SessionRegistry>>,
 }
 
 impl std::fmt::Debug for Workspaces {
@@ -81,7 +86,14 @@ impl Workspaces {
             pool,
             open: tokio::sync::Mutex::new(HashMap::new()),
             paths: parking_lot::Mutex::new(HashMap::new()),
+            registry: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Connects the workspaces to the registry whose project channels they feed (the `git`
+    /// channel of shared git projects); created after the workspaces, so set afterwards.
+    pub fn attach(&self, registry: &Arc<SessionRegistry>) {
+        let _ = self.registry.set(Arc::downgrade(registry));
     }
 
     /// The language-server pool.
@@ -134,7 +146,16 @@ impl Workspaces {
             lease,
             extensions: Extensions::default(),
             trees: TreeHolders::default(),
+            git: parking_lot::Mutex::new(None),
         });
+        // A shared project's directory is the client's tree: its git state can be watched (a
+        // streamed mirror holds no `.git`).
+        if workspace.mirror.is_shared()
+            && workspace.root().join(".git").exists()
+            && let Some(registry) = self.registry.get()
+        {
+            *workspace.git.lock() = Some(watch(&workspace, registry.clone()));
+        }
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(project.clone(), Arc::downgrade(&workspace));
         self.paths

@@ -138,6 +138,33 @@ impl ServerHandle {
         self.server.diagnostics(path.as_ref()).await
     }
 
+    /// [`Self::diagnostics`], and for pushed ones every later push for the document until none
+    /// comes for `quiet` (bounded by `diagnostics_timeout`): for servers that publish a
+    /// version's diagnostics in phases (tsserver sends syntax errors, then semantic ones).
+    ///
+    /// # Errors
+    /// As [`Self::diagnostics`].
+    pub async fn diagnostics_settled(
+        &self,
+        path: impl AsRef<Path>,
+        quiet: Duration,
+    ) -> Result<DiagnosticsReport, LspError> {
+        self.server.diagnostics_settled(path.as_ref(), quiet).await
+    }
+
+    /// The pushed diagnostics held for the document now, without waiting or asking (`fresh`
+    /// says whether they describe its current version; `source` is `none` when the server
+    /// never published any for it).
+    ///
+    /// # Errors
+    /// [`LspError::InvalidPath`].
+    pub fn pushed_diagnostics(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<DiagnosticsReport, LspError> {
+        self.server.pushed_diagnostics(path.as_ref())
+    }
+
     /// Whether the document at `path` is open on this server.
     #[must_use]
     pub fn is_open(&self, path: impl AsRef<Path>) -> bool {

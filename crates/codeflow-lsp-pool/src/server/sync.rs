@@ -146,6 +146,53 @@ impl ManagedServer {
         }
     }
 
+    /// The pushed diagnostics held for the document now, without waiting (`fresh` says whether
+    /// they describe its current version).
+    pub(crate) fn pushed_diagnostics(&self, path: &Path) -> Result<DiagnosticsReport, LspError> {
+        let uri = self.uri_for(path)?;
+        let doc = self.documents.lock().open.get(&uri).cloned();
+        Ok(self.diagnostics.report(&uri, doc.as_ref()))
+    }
+
+    /// [`Self::diagnostics`], then — for pushed diagnostics — the later pushes for the same
+    /// document until none comes for `quiet` (bounded by `diagnostics_timeout`): servers that
+    /// publish a version's diagnostics in phases (tsserver: syntax, then semantics) are heard
+    /// to the end.
+    pub(crate) async fn diagnostics_settled(
+        self: &Arc<Self>,
+        path: &Path,
+        quiet: Duration,
+    ) -> Result<DiagnosticsReport, LspError> {
+        let mut report = self.diagnostics(path).await?;
+        if report.source != DiagnosticsSource::Push || !report.fresh {
+            return Ok(report);
+        }
+        let uri = report.uri.clone();
+        let mut rx = self.diagnostics.subscribe();
+        let mut seen = self.diagnostics.seq_of(&uri);
+        let deadline = tokio::time::Instant::now() + self.timing().diagnostics_timeout;
+        loop {
+            let until = (tokio::time::Instant::now() + quiet).min(deadline);
+            match tokio::time::timeout_at(until, rx.changed()).await {
+                Ok(Ok(())) => {
+                    let now = self.diagnostics.seq_of(&uri);
+                    if now != seen {
+                        seen = now;
+                        let doc = self.documents.lock().open.get(&uri).cloned();
+                        let newer = self.diagnostics.report(&uri, doc.as_ref());
+                        if newer.fresh {
+                            report = newer;
+                        }
+                    } else if tokio::time::Instant::now() >= deadline {
+                        return Ok(report);
+                    }
+                    // A push for another document: keep waiting for this one's quiet.
+                }
+                Ok(Err(_)) | Err(_) => return Ok(report),
+            }
+        }
+    }
+
     // ---- lifecycle ------------------------------------------------------------------------
 }
 

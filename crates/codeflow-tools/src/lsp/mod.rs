@@ -8,7 +8,9 @@ pub mod document;
 pub mod goto;
 pub mod limit;
 pub mod locations;
+pub mod name_path;
 pub mod position;
+pub mod source_files;
 pub mod symbols;
 
 pub use coverage::Coverage;

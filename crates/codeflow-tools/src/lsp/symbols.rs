@@ -274,7 +274,7 @@ pub fn find_by_name(symbols: &[FlatSymbol], name: &str, kind: Option<&str>) -> S
 
 /// `(*Tree).newPipeline`, `Tree.newPipeline` → (`Some("Tree")`, `newPipeline`); a plain name →
 /// (`None`, it).
-fn split_qualified(name: &str) -> (Option<String>, &str) {
+pub(crate) fn split_qualified(name: &str) -> (Option<String>, &str) {
     match name.rfind('.') {
         Some(i) if i > 0 && i + 1 < name.len() => {
             let qualifier: String = name[..i]

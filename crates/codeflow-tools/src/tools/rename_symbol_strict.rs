@@ -138,6 +138,7 @@ impl RenameOutcome {
                 codeflow_workspace::EditOutcome {
                     dry_run: true,
                     files: self.outcome.files.clone(),
+                    diagnostics: Vec::new(),
                 }
                 .to_text("Rename")
             )
@@ -270,6 +271,7 @@ pub(crate) async fn rename_at(
                 outcome.dry_run
             },
             files: outcome.files,
+            diagnostics: outcome.diagnostics,
         },
         old_name,
         leftovers,

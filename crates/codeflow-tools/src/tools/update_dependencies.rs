@@ -351,7 +351,13 @@ impl Tool for UpdateDependencies {
                 plan.replace(&file.mirror, edited.content.clone()).await?;
             }
             let outcome = plan.commit(args.dry_run).await?;
-            let text = summary(&file.client, manifest, &edited, outcome.dry_run);
+            let mut text = summary(&file.client, manifest, &edited, outcome.dry_run);
+            let diagnostics =
+                codeflow_workspace::after_write::diagnostics_text(&outcome.diagnostics);
+            if !diagnostics.is_empty() {
+                text.push('\n');
+                text.push_str(&diagnostics);
+            }
             let mut structured = outcome.to_json();
             structured["file"] = json!(file.client);
             structured["manifest"] = json!(manifest.name());
