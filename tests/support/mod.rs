@@ -9,6 +9,7 @@ pub mod channels;
 pub mod deploy;
 pub mod doc_commands;
 pub mod fs;
+pub mod node_clients;
 pub mod registry;
 pub mod results;
 pub mod tools;
