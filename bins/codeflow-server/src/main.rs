@@ -10,6 +10,7 @@ mod config;
 mod config_doc;
 mod gauges;
 mod healthcheck;
+mod mcp_http;
 mod projects;
 mod routes;
 mod run_files;

@@ -1,4 +1,5 @@
-//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`.
+//! HTTP routes: `/ws`, `/mcp` (MCP Streamable HTTP, see [`crate::mcp_http`]), `/healthz`,
+//! `/readyz`, `/metrics`.
 
 use axum::Router;
 use axum::extract::State;
@@ -15,13 +16,19 @@ use crate::app::App;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(websocket))
+        .route(
+            "/mcp",
+            axum::routing::post(crate::mcp_http::post)
+                .get(crate::mcp_http::get)
+                .delete(crate::mcp_http::delete),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(app)
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")
@@ -35,25 +42,8 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // Browsers send `Origin`; a page on another site must not drive a server the browser
-    // can reach (cross-site WebSocket hijacking). Clients that are not browsers send none.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let allowed = app
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
-        if !allowed {
-            metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({
-                    "error": format!("origin `{origin}` is not allowed"),
-                    "suggestion": "the operator can add it to allowed_origins",
-                })),
-            )
-                .into_response();
-        }
+    if let Some(refused) = refuse_origin(&app, &headers) {
+        return refused;
     }
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in
@@ -92,6 +82,32 @@ async fn websocket(
             };
             serve_socket(app.registry.clone(), outbound, inbound, context).await;
         })
+}
+
+/// Browsers send `Origin`; a page on another site must not drive a server the browser can reach
+/// (cross-site WebSocket hijacking, DNS rebinding). Clients that are not browsers send none.
+/// The refusal, when the origin is not allowed.
+pub(crate) fn refuse_origin(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or_default();
+    let allowed = app
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+    if allowed {
+        return None;
+    }
+    metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({
+                "error": format!("origin `{origin}` is not allowed"),
+                "suggestion": "the operator can add it to allowed_origins",
+            })),
+        )
+            .into_response(),
+    )
 }
 
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
