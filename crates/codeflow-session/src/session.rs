@@ -518,7 +518,7 @@ impl Session {
         if !self.file_stream {
             return Err(ErrorObject::new(
                 codes::NOT_IMPLEMENTED,
-                "writes need a relay to write back to: this session has none (its client did not declare capabilities.experimental.codeflow.fileStream; an MCP client on /mcp reads the server's copy of the project only)",
+                "writes need a relay (codeflow-client) to write back to: this session has none (its client did not declare capabilities.experimental.codeflow.fileStream; an MCP client on /mcp reads the server's copy of the project only)",
             )
             .with_suggestion("connect through codeflow-client (the relay), which serves the project's files and writes them"));
         }

@@ -38,7 +38,9 @@ struct MemorySocket {
 impl Stream for MemorySocket {
     type Item = Result<Frame, std::convert::Infallible>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.incoming).poll_next(cx).map(|f| f.map(Ok))
+        Pin::new(&mut self.incoming)
+            .poll_next(cx)
+            .map(|f| f.map(Ok))
     }
 }
 
@@ -112,7 +114,10 @@ impl Bridge {
         tokio::spawn(async move {
             while let Some(frame) = from_session.next().await {
                 match frame {
-                    Frame::Text(text) => match serde_json::from_str::<Value>(text.as_str()).map_err(|_| ()).and_then(|v| Message::from_value(v).map_err(|_| ())) {
+                    Frame::Text(text) => match serde_json::from_str::<Value>(text.as_str())
+                        .map_err(|_| ())
+                        .and_then(|v| Message::from_value(v).map_err(|_| ()))
+                    {
                         Ok(m @ (Message::Response { .. } | Message::Error { .. })) => {
                             let key = m.id().map(Value::to_string).unwrap_or_default();
                             let waiter = waiting.lock().as_mut().and_then(|w| w.remove(&key));
@@ -147,7 +152,10 @@ impl Bridge {
     /// own id. Dropping the future (the HTTP client went away) cancels the request.
     pub async fn request(&self, id: Value, method: String, params: Option<Value>) -> Message {
         *self.last_used.lock() = Instant::now();
-        let own = Value::String(format!("h:{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let own = Value::String(format!(
+            "h:{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ));
         let (tx, rx) = oneshot::channel();
         {
             let mut waiting = self.waiting.lock();
@@ -162,7 +170,13 @@ impl Bridge {
             params,
         }
         .to_text();
-        if self.to_session.clone().send(Frame::Text(text.into())).await.is_err() {
+        if self
+            .to_session
+            .clone()
+            .send(Frame::Text(text.into()))
+            .await
+            .is_err()
+        {
             return Message::error(id, ended());
         }
         let mut cancel = CancelOnDrop {

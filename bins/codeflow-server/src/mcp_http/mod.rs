@@ -84,7 +84,8 @@ pub async fn post(
         && let Err(e) = app.registry.auth.verify(Some(t))
     {
         metrics::counter!("codeflow_errors_total", "kind" => "auth").increment(1);
-        let error = ErrorObject::new(codes::UNAUTHORIZED, e.to_string()).with_suggestion(e.suggestion());
+        let error =
+            ErrorObject::new(codes::UNAUTHORIZED, e.to_string()).with_suggestion(e.suggestion());
         return rpc_error(StatusCode::UNAUTHORIZED, Value::Null, error);
     }
     let message = match serde_json::from_slice::<Value>(&body) {
@@ -206,7 +207,12 @@ async fn open(
         rate_limit: app.rate_limit,
         max_concurrent_requests: app.max_concurrent_requests,
     };
-    let bridge = Bridge::start(app.registry.clone(), app.connection.clone(), context, admission);
+    let bridge = Bridge::start(
+        app.registry.clone(),
+        app.connection.clone(),
+        context,
+        admission,
+    );
     let params = session_params(params, &project, &root);
     let answer = bridge.request(id, "initialize".into(), Some(params)).await;
     match &answer {
@@ -217,7 +223,11 @@ async fn open(
                 Ok(sid) => sid,
                 Err(error) => {
                     sessions::end(&bridge, &app.registry);
-                    return rpc_error(StatusCode::SERVICE_UNAVAILABLE, answer.id().cloned().unwrap_or(Value::Null), error);
+                    return rpc_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        answer.id().cloned().unwrap_or(Value::Null),
+                        error,
+                    );
                 }
             };
             let mut response = rpc(StatusCode::OK, &answer);
@@ -248,11 +258,21 @@ async fn open(
 /// The client's path of the project (`root=`), or a default: a shared project's directory, the
 /// root of the relay that opened the mirror, or `/<project>`. A project the server cannot read
 /// without a relay is refused.
-fn project_root(app: &App, project: &ProjectId, root: Option<String>) -> Result<String, ErrorObject> {
+fn project_root(
+    app: &App,
+    project: &ProjectId,
+    root: Option<String>,
+) -> Result<String, ErrorObject> {
     let workspaces = &app.services.workspaces;
     let config = workspaces.config();
     let shared = config.shared.get(project.as_str());
-    if shared.is_none() && !config.data_dir.join("mirrors").join(project.as_str()).is_dir() {
+    if shared.is_none()
+        && !config
+            .data_dir
+            .join("mirrors")
+            .join(project.as_str())
+            .is_dir()
+    {
         return Err(ErrorObject::new(
             codes::INVALID_PARAMS,
             format!(
@@ -305,7 +325,11 @@ pub async fn delete(State(app): State<App>, headers: HeaderMap) -> Response {
             app.mcp_sessions.remove(sid, &app.registry);
             StatusCode::NO_CONTENT.into_response()
         }
-        Some(_) => (StatusCode::UNAUTHORIZED, "this MCP session was opened with another token").into_response(),
+        Some(_) => (
+            StatusCode::UNAUTHORIZED,
+            "this MCP session was opened with another token",
+        )
+            .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
