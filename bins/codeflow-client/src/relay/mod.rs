@@ -161,7 +161,7 @@ fn flush(files: &LocalFiles) -> Flush {
 }
 
 impl Relay {
-    async fn to_agent(&mut self, message: Message) {
+    async fn tell_agent(&mut self, message: Message) {
         let message = self.for_agent(message);
         let _ = self.to_agent.send(message).await;
     }
@@ -213,7 +213,7 @@ impl Relay {
                     ),
                 )
                 .with_suggestion("retry the call");
-                self.to_agent(Message::error(id, error)).await;
+                self.tell_agent(Message::error(id, error)).await;
             }
         }
         self.link.up(outbound, inbound);
@@ -327,7 +327,7 @@ impl Relay {
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.to_agent(self.unreachable(id, &method, wait)).await;
+                self.tell_agent(self.unreachable(id, &method, wait)).await;
             }
         }
         // Calls sent before the link died wait as long for a resume; then their outcome is
@@ -349,7 +349,7 @@ impl Relay {
                 .with_suggestion(
                     "check that codeflow-server is running (codeflow-client check); check the call's effect before retrying it",
                 );
-                self.to_agent(Message::error(id, error)).await;
+                self.tell_agent(Message::error(id, error)).await;
             }
         }
     }
@@ -367,12 +367,12 @@ impl Relay {
                             codes::INVALID_PARAMS,
                             "`server/discover` needs `_meta` with `io.modelcontextprotocol/protocolVersion` and `io.modelcontextprotocol/clientCapabilities`",
                         );
-                        self.to_agent(Message::error(id, error)).await;
+                        self.tell_agent(Message::error(id, error)).await;
                         return;
                     }
                     Ok(None) => {}
                     Err(error) => {
-                        self.to_agent(Message::error(id, error)).await;
+                        self.tell_agent(Message::error(id, error)).await;
                         return;
                     }
                 }
@@ -386,12 +386,12 @@ impl Relay {
                             .await;
                     }
                     "ping" if !self.link.is_up() => {
-                        self.to_agent(Message::response(id, serde_json::json!({})))
+                        self.tell_agent(Message::response(id, serde_json::json!({})))
                             .await;
                     }
                     "tools/list" if !self.link.is_up() && self.tools.get().is_some() => {
                         let cached = self.tools.get().unwrap_or_default();
-                        self.to_agent(Message::response(id, cached)).await;
+                        self.tell_agent(Message::response(id, cached)).await;
                     }
                     m if !self.initialized && self.initialize_id.is_none() => {
                         let error = ErrorObject::new(
@@ -399,7 +399,7 @@ impl Relay {
                             format!("`{m}` sent before initialize"),
                         )
                         .with_suggestion("send initialize first");
-                        self.to_agent(Message::error(id, error)).await;
+                        self.tell_agent(Message::error(id, error)).await;
                     }
                     _ => self.forward_request(message).await,
                 }
@@ -449,7 +449,7 @@ impl Relay {
         };
         if method == "server/discover" {
             let result = self.modern.discover();
-            self.to_agent(Message::response(id, result)).await;
+            self.tell_agent(Message::response(id, result)).await;
             return;
         }
         if modern::removed(&method) {
@@ -460,7 +460,7 @@ impl Relay {
                     modern::MODERN_VERSION
                 ),
             );
-            self.to_agent(Message::error(id, error)).await;
+            self.tell_agent(Message::error(id, error)).await;
             return;
         }
         self.modern.sent(&id, &method);
@@ -471,7 +471,7 @@ impl Relay {
         };
         if method == "tools/list" && !self.link.is_up() && self.tools.get().is_some() {
             let cached = self.tools.get().unwrap_or_default();
-            self.to_agent(Message::response(id, cached)).await;
+            self.tell_agent(Message::response(id, cached)).await;
             return;
         }
         let has_session = self.initialized || self.memory.lock().session_id.is_some();
@@ -512,7 +512,7 @@ impl Relay {
             Some(error) => {
                 for request in held {
                     if let Message::Request { id, .. } = request {
-                        self.to_agent(Message::error(id, error.clone())).await;
+                        self.tell_agent(Message::error(id, error.clone())).await;
                     }
                 }
             }
@@ -535,7 +535,7 @@ impl Relay {
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
             let wait = self.target.offline_wait;
-            self.to_agent(self.unreachable(id, &method, wait)).await;
+            self.tell_agent(self.unreachable(id, &method, wait)).await;
         }
     }
 
@@ -618,7 +618,7 @@ impl Relay {
                 if is_modern_init(id) {
                     self.modern_session_opened(None).await;
                 } else {
-                    self.to_agent(message).await;
+                    self.tell_agent(message).await;
                 }
                 if initialized_now && self.sync.wants_first() {
                     self.sync
@@ -635,7 +635,7 @@ impl Relay {
                 if is_modern_init(id) {
                     self.modern_session_opened(Some(error.clone())).await;
                 } else {
-                    self.to_agent(message).await;
+                    self.tell_agent(message).await;
                 }
             }
             // An agent that never opened a session speaks 2026-07-28: it gets only the
@@ -661,7 +661,7 @@ impl Relay {
                     let _ = outbound.send_wait(&Message::error(id, error)).await;
                 }
             }
-            other => self.to_agent(other).await,
+            other => self.tell_agent(other).await,
         }
     }
 
