@@ -146,3 +146,63 @@ async fn the_relay_applies_the_revisions_rules_per_request() {
     assert_eq!(ping["error"]["code"], -32601, "{ping}");
     relay.close().await;
 }
+
+#[tokio::test]
+async fn modern_requests_get_an_answer_when_the_server_is_unreachable() {
+    // Nothing listens there: the session the relay opens for the agent cannot be opened, and
+    // the requests waiting for it get the reason instead of waiting forever.
+    let port = codeflow_e2e::free_port();
+    let root = project_with_a_file();
+    let relay = Relay::spawn(
+        &format!("ws://127.0.0.1:{port}/ws"),
+        "modern-offline",
+        root.path(),
+        &["--offline-wait-secs", "1"],
+    );
+    // Discovery needs no server.
+    let discover = relay
+        .call(
+            "server/discover",
+            json!({"_meta": modern_meta("2026-07-28")}),
+        )
+        .await;
+    assert_eq!(discover["result"]["supportedVersions"][0], "2026-07-28");
+    let list = relay
+        .call("tools/list", json!({"_meta": modern_meta("2026-07-28")}))
+        .await;
+    assert_eq!(list["error"]["code"], -32007, "{list}");
+    assert!(
+        list["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{list}"
+    );
+    relay.close().await;
+}
+
+#[tokio::test]
+async fn a_modern_request_during_a_legacy_initialize_goes_on_that_session() {
+    let server = Server::start().await;
+    let root = project_with_a_file();
+    let relay = Relay::spawn(&server.url(), "both-eras", root.path(), &[]);
+    // The legacy handshake and a modern request pipelined behind it, before any answer.
+    relay
+        .send_line(
+            &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "legacy", "version": "1"}}})
+            .to_string(),
+        )
+        .await;
+    let list = relay
+        .call("tools/list", json!({"_meta": modern_meta("2026-07-28")}))
+        .await;
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
+    assert!(
+        list["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
+    relay.close().await;
+}

@@ -327,7 +327,7 @@ impl Relay {
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.tell_agent(self.unreachable(id, &method, wait)).await;
+                self.gave_up(id, &method, wait).await;
             }
         }
         // Calls sent before the link died wait as long for a resume; then their outcome is
@@ -494,27 +494,25 @@ impl Relay {
     }
 
     /// The server answered the session the relay opened for a modern agent: its held requests
-    /// go out now (or get the server's refusal).
-    async fn modern_session_opened(&mut self, refusal: Option<ErrorObject>) {
-        let held = std::mem::take(&mut self.held_modern);
-        match refusal {
-            None => {
-                self.initialized = true;
-                self.send_or_wait(Message::notification(
-                    "notifications/initialized",
-                    serde_json::json!({}),
-                ))
-                .await;
-                for request in held {
-                    self.forward_request(request).await;
-                }
-            }
-            Some(error) => {
-                for request in held {
-                    if let Message::Request { id, .. } = request {
-                        self.tell_agent(Message::error(id, error.clone())).await;
-                    }
-                }
+    /// go out now.
+    async fn modern_session_opened(&mut self) {
+        self.initialized = true;
+        self.send_or_wait(Message::notification(
+            "notifications/initialized",
+            serde_json::json!({}),
+        ))
+        .await;
+        for request in std::mem::take(&mut self.held_modern) {
+            self.forward_request(request).await;
+        }
+    }
+
+    /// The session for held modern requests was refused or could not be opened: each gets the
+    /// reason.
+    async fn modern_session_refused(&mut self, error: ErrorObject) {
+        for request in std::mem::take(&mut self.held_modern) {
+            if let Message::Request { id, .. } = request {
+                self.tell_agent(Message::error(id, error.clone())).await;
             }
         }
     }
@@ -535,7 +533,22 @@ impl Relay {
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
             let wait = self.target.offline_wait;
-            self.tell_agent(self.unreachable(id, &method, wait)).await;
+            self.gave_up(id, &method, wait).await;
+        }
+    }
+
+    /// A request that could not reach the server: the agent's gets the error; the relay's own
+    /// `initialize` for a modern agent passes it to the requests waiting for that session.
+    async fn gave_up(&mut self, id: Value, method: &str, wait: Duration) {
+        let reply = self.unreachable(id.clone(), method, wait);
+        if !is_modern_init(&id) {
+            self.tell_agent(reply).await;
+            return;
+        }
+        self.initialize_id = None;
+        self.memory.lock().init_params = None;
+        if let Message::Error { error, .. } = reply {
+            self.modern_session_refused(error).await;
         }
     }
 
@@ -616,9 +629,16 @@ impl Relay {
                 }
                 self.tools.answered(method.as_deref(), result);
                 if is_modern_init(id) {
-                    self.modern_session_opened(None).await;
+                    self.modern_session_opened().await;
                 } else {
                     self.tell_agent(message).await;
+                    // Modern requests that arrived while the agent's own `initialize` was
+                    // out go on its session.
+                    if initialized_now {
+                        for request in std::mem::take(&mut self.held_modern) {
+                            self.forward_request(request).await;
+                        }
+                    }
                 }
                 if initialized_now && self.sync.wants_first() {
                     self.sync
@@ -628,12 +648,17 @@ impl Relay {
             }
             Message::Error { ref id, ref error } => {
                 self.in_flight.answered(id);
-                if self.initialize_id.as_ref() == Some(id) {
+                let refused_init = self.initialize_id.as_ref() == Some(id);
+                if refused_init {
                     self.initialize_id = None;
                     self.memory.lock().init_params = None;
                 }
-                if is_modern_init(id) {
-                    self.modern_session_opened(Some(error.clone())).await;
+                if refused_init && !self.held_modern.is_empty() || is_modern_init(id) {
+                    let error = error.clone();
+                    if !is_modern_init(id) {
+                        self.tell_agent(message).await;
+                    }
+                    self.modern_session_refused(error).await;
                 } else {
                     self.tell_agent(message).await;
                 }
