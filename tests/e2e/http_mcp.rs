@@ -1,7 +1,7 @@
 //! `/mcp`, MCP's Streamable HTTP on the server, for MCP clients without the relay: the
-//! official TypeScript SDK's HTTP client against the real server, with the same tokens and
-//! rights as `/ws`; reads of shared projects and of mirrors a relay filled; writes refused with
-//! an error that says they need a relay.
+//! official TypeScript SDK's HTTP client against the real server — 2025-11-25 sessions and
+//! stateless 2026-07-28 —, with the same tokens and rights as `/ws`; reads of shared projects
+//! and of mirrors a relay filled; writes refused with an error that says they need a relay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use codeflow_e2e::fs::fixture;
@@ -10,10 +10,16 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "http-mcp-e2e-secret-0123456789abcdef";
 
-async fn http_client(url: &str, token: &str, calls: &[String]) -> Value {
-    let mut args = vec![url, token];
+/// The SDK's HTTP client; `mode` is its version negotiation (`legacy`: 2025-11-25 sessions,
+/// `auto`: stateless 2026-07-28 after a `server/discover` probe).
+async fn http_client_in(mode: &str, url: &str, token: &str, calls: &[String]) -> Value {
+    let mut args = vec![url, token, mode];
     args.extend(calls.iter().map(String::as_str));
     node_clients::run("http_client.mjs", &args).await
+}
+
+async fn http_client(url: &str, token: &str, calls: &[String]) -> Value {
+    http_client_in("legacy", url, token, calls).await
 }
 
 fn call(tool: &str, args: Value) -> String {
@@ -174,4 +180,54 @@ async fn a_shared_project_is_read_in_place_on_mcp() {
         found["text"].as_str().unwrap().contains("pkg/shapes.py"),
         "{seen}"
     );
+}
+
+#[tokio::test]
+async fn the_sdk_in_auto_mode_speaks_2026_07_28_on_mcp_with_the_same_token_rules() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    let good = token(SECRET, json!(["web"]), 600);
+    let root = mirrored_project(&server, "web", Some(&good)).await;
+    let url = format!("http://127.0.0.1:{}/mcp?project=web", server.port);
+
+    let seen = http_client_in(
+        "auto",
+        &url,
+        &good,
+        &[
+            call("get_document_symbols", json!({"file_path": "a.py"})),
+            call(
+                "create_file",
+                json!({"file_path": "b.py", "content": "y = 2\n"}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(seen["connected"], true, "{seen}");
+    assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
+    assert_eq!(
+        seen["session_id"],
+        Value::Null,
+        "stateless: no Mcp-Session-Id"
+    );
+    let symbols = &seen["results"][0];
+    assert_eq!(symbols["is_error"], false, "{seen}");
+    assert_eq!(
+        symbols["structured"]["symbols"][0]["name"], "greet",
+        "{seen}"
+    );
+    let write = &seen["results"][1];
+    assert_eq!(write["is_error"], true, "{seen}");
+    assert!(
+        write["text"]
+            .as_str()
+            .unwrap()
+            .contains("writes need a relay (codeflow-client)"),
+        "{seen}"
+    );
+    assert!(!root.path().join("b.py").exists());
+
+    let forged = token("another-secret-0123456789abcdef-xyz", json!(["web"]), 600);
+    let seen = http_client_in("auto", &url, &forged, &[]).await;
+    assert_eq!(seen["connected"], false, "{seen}");
+    assert_eq!(seen["status"], 401, "{seen}");
 }

@@ -1,18 +1,22 @@
 // The official MCP TypeScript SDK 2.x's Streamable HTTP client on codeflow-server's `/mcp`:
 // lists the tools and calls each `TOOL=ARGS_JSON` given, in order.
 //
-//   node http_client.mjs URL TOKEN [TOOL=ARGS_JSON]...
+//   node http_client.mjs URL TOKEN MODE [TOOL=ARGS_JSON]...
 //
-// TOKEN `-` sends no Authorization header. Prints one JSON line: the negotiated version, the
+// TOKEN `-` sends no Authorization header. MODE is the SDK's version negotiation: `legacy` (its
+// default: 2025-11-25, `initialize` and Mcp-Session-Id) or `auto` (probes with server/discover,
+// then stateless 2026-07-28 requests). Prints one JSON line: the negotiated version, the
 // tool names and each call's outcome (or the connect error); exits non-zero only on a bug here.
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
-const [url, token, ...calls] = process.argv.slice(2);
+const [url, token, mode, ...calls] = process.argv.slice(2);
 const headers = token === '-' ? {} : { Authorization: `Bearer ${token}` };
 const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
-// Default negotiation: 2025-11-25 with an `initialize` handshake and Mcp-Session-Id.
-const client = new Client({ name: 'codeflow-e2e-http', version: '1.0.0' });
+const client = new Client(
+  { name: 'codeflow-e2e-http', version: '1.0.0' },
+  { versionNegotiation: { mode } },
+);
 
 try {
   await client.connect(transport);

@@ -18,6 +18,7 @@
 //! dispatcher (`codeflow_tools::mcp`) is not an rmcp service.
 
 mod bridge;
+mod modern;
 mod sessions;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use codeflow_session::{ProjectId, SocketContext};
-use codeflow_transport::{ErrorObject, Message, codes, legacy};
+use codeflow_transport::{ErrorObject, Message, codes, legacy, stateless};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ pub struct McpQuery {
 }
 
 /// A JSON-RPC message as the HTTP answer.
-fn rpc(status: StatusCode, message: &Message) -> Response {
+pub(crate) fn rpc(status: StatusCode, message: &Message) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -58,7 +59,7 @@ fn rpc(status: StatusCode, message: &Message) -> Response {
         .into_response()
 }
 
-fn rpc_error(status: StatusCode, id: Value, error: ErrorObject) -> Response {
+pub(crate) fn rpc_error(status: StatusCode, id: Value, error: ErrorObject) -> Response {
     let mut response = rpc(status, &Message::error(id, error));
     if status == StatusCode::UNAUTHORIZED {
         response
@@ -108,6 +109,25 @@ pub async fn post(
             return rpc_error(StatusCode::BAD_REQUEST, Value::Null, error);
         }
     };
+    // MCP 2026-07-28: a request that declares its version in `_meta` needs no session.
+    if let Message::Request { id, params, .. } = &message {
+        match stateless::envelope(params.as_ref()) {
+            Ok(Some(envelope)) => {
+                let Message::Request { id, method, params } = message else {
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                };
+                let request = modern::ModernRequest {
+                    id,
+                    method,
+                    params,
+                    envelope,
+                };
+                return modern::serve(app, query, tls, &headers, token, request).await;
+            }
+            Ok(None) => {}
+            Err(error) => return rpc_error(StatusCode::BAD_REQUEST, id.clone(), error),
+        }
+    }
     let session_id = headers
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -170,28 +190,9 @@ async fn open(
             return rpc_error(StatusCode::BAD_REQUEST, id, error);
         }
     };
-    let project = query.project.clone().or_else(|| {
-        headers
-            .get(PROJECT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    let Some(project) = project else {
-        let error = ErrorObject::new(codes::INVALID_PARAMS, "which project? `/mcp` needs one")
-            .with_suggestion("use /mcp?project=<id> (or the CodeFlow-Project header)");
-        return rpc_error(StatusCode::BAD_REQUEST, id, error);
-    };
-    let project = match ProjectId::parse(&project) {
+    let (project, root) = match resolve_project(&app, query, headers) {
         Ok(p) => p,
-        Err(e) => {
-            let error = ErrorObject::new(codes::INVALID_PARAMS, e.to_string())
-                .with_suggestion("pick an id like `my-project` or `app.v2`");
-            return rpc_error(StatusCode::BAD_REQUEST, id, error);
-        }
-    };
-    let root = match project_root(&app, &project, query.root) {
-        Ok(root) => root,
-        Err(error) => return rpc_error(StatusCode::NOT_FOUND, id, error),
+        Err((status, error)) => return rpc_error(status, id, error),
     };
     let Some(admission) = app.cap.try_admit() else {
         metrics::counter!("codeflow_errors_total", "kind" => "capacity").increment(1);
@@ -213,10 +214,11 @@ async fn open(
         context,
         admission,
     );
-    let params = session_params(params, &project, &root);
+    let params = with_project(params, &project, &root);
     let answer = bridge.request(id, "initialize".into(), Some(params)).await;
     match &answer {
         Message::Response { result, .. } => {
+            app.mcp_sessions.learn_identity(result);
             let codeflow_session = result.get("sessionId").and_then(Value::as_str);
             *bridge.session_id.lock() = codeflow_session.map(str::to_owned);
             let sid = match app.mcp_sessions.insert(bridge.clone(), &app.registry) {
@@ -253,6 +255,33 @@ async fn open(
         }
         _ => rpc(StatusCode::INTERNAL_SERVER_ERROR, &answer),
     }
+}
+
+/// The project a request names (`?project=` or the `CodeFlow-Project` header) and the client's
+/// path of it, or the HTTP status and error that refuse it.
+pub(crate) fn resolve_project(
+    app: &App,
+    query: McpQuery,
+    headers: &HeaderMap,
+) -> Result<(ProjectId, String), (StatusCode, ErrorObject)> {
+    let project = query.project.or_else(|| {
+        headers
+            .get(PROJECT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let Some(project) = project else {
+        let error = ErrorObject::new(codes::INVALID_PARAMS, "which project? `/mcp` needs one")
+            .with_suggestion("use /mcp?project=<id> (or the CodeFlow-Project header)");
+        return Err((StatusCode::BAD_REQUEST, error));
+    };
+    let project = ProjectId::parse(&project).map_err(|e| {
+        let error = ErrorObject::new(codes::INVALID_PARAMS, e.to_string())
+            .with_suggestion("pick an id like `my-project` or `app.v2`");
+        (StatusCode::BAD_REQUEST, error)
+    })?;
+    let root = project_root(app, &project, query.root).map_err(|e| (StatusCode::NOT_FOUND, e))?;
+    Ok((project, root))
 }
 
 /// The client's path of the project (`root=`), or a default: a shared project's directory, the
@@ -297,7 +326,7 @@ fn project_root(
 
 /// The client's `initialize` params with what the session layer needs: the project and root,
 /// and no file streaming (an HTTP client serves no files).
-fn session_params(params: Option<Value>, project: &ProjectId, root: &str) -> Value {
+pub(crate) fn with_project(params: Option<Value>, project: &ProjectId, root: &str) -> Value {
     let mut params = match params {
         Some(Value::Object(p)) => p,
         _ => serde_json::Map::new(),
