@@ -199,6 +199,11 @@ impl Bridge {
         let _ = self.to_session.clone().send(Frame::Text(text.into())).await;
     }
 
+    /// Whether the session behind the bridge has ended (nothing will answer any more).
+    pub fn is_ended(&self) -> bool {
+        self.waiting.lock().is_none()
+    }
+
     /// Ends the connection (the session then ends with it, see [`super::sessions`]).
     pub fn close(&self) {
         self.to_session.clone().close_channel();

@@ -155,7 +155,15 @@ pub async fn post(
             }
             match message {
                 Message::Request { id, method, params } => {
-                    rpc(StatusCode::OK, &bridge.request(id, method, params).await)
+                    let answer = bridge.request(id, method, params).await;
+                    let lost = matches!(&answer, Message::Error { error, .. } if error.code == codes::SESSION_NOT_FOUND);
+                    if lost && bridge.is_ended() {
+                        // The session ended (its token expired, the server closed it): 404
+                        // tells the client to start a new one.
+                        app.mcp_sessions.remove(&sid, &app.registry);
+                        return rpc(StatusCode::NOT_FOUND, &answer);
+                    }
+                    rpc(StatusCode::OK, &answer)
                 }
                 Message::Notification { method, params } => {
                     bridge.notify(method, params).await;
@@ -345,6 +353,9 @@ pub(crate) fn with_project(params: Option<Value>, project: &ProjectId, root: &st
 
 /// `DELETE /mcp`: ends the session named by `Mcp-Session-Id`.
 pub async fn delete(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = crate::routes::refuse_origin(&app, &headers) {
+        return refused;
+    }
     let token = crate::routes::bearer_token(&headers);
     let Some(sid) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return (StatusCode::BAD_REQUEST, "DELETE /mcp needs Mcp-Session-Id").into_response();
