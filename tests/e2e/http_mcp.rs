@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use codeflow_e2e::fs::fixture;
-use codeflow_e2e::{Relay, Server, node_clients, token};
+use codeflow_e2e::{Relay, Server, http_get, http_post, node_clients, token};
 use serde_json::{Value, json};
 
 const SECRET: &str = "http-mcp-e2e-secret-0123456789abcdef";
@@ -230,4 +230,101 @@ async fn the_sdk_in_auto_mode_speaks_2026_07_28_on_mcp_with_the_same_token_rules
     let seen = http_client_in("auto", &url, &forged, &[]).await;
     assert_eq!(seen["connected"], false, "{seen}");
     assert_eq!(seen["status"], 401, "{seen}");
+}
+
+#[tokio::test]
+async fn mcp_answers_the_transports_rules_with_the_specified_statuses() {
+    let server = Server::start().await;
+    let _root = mirrored_project(&server, "raw", None).await;
+    let path = "/mcp?project=raw";
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let body = |method: &str, params: Value| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+    };
+    let parse = |text: &str| -> Value { serde_json::from_str(text).unwrap() };
+
+    // No server→client stream.
+    assert_eq!(http_get(server.port, path).await.unwrap().0, 405);
+
+    // 2026-07-28: headers must mirror the body.
+    let list = body("tools/list", json!({"_meta": meta}));
+    let (status, text) = http_post(server.port, path, &[("Mcp-Method", "tools/list")], &list)
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(parse(&text)["error"]["code"], -32020, "{text}");
+    let headers = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/list"),
+    ];
+    let (status, text) = http_post(server.port, path, &headers, &list).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(parse(&text)["result"]["resultType"], "complete", "{text}");
+    let call = body(
+        "tools/call",
+        json!({"_meta": meta, "name": "health_check", "arguments": {}}),
+    );
+    let wrong_name = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "get_hover"),
+    ];
+    let (status, text) = http_post(server.port, path, &wrong_name, &call)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, parse(&text)["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{text}"
+    );
+    let encoded = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "=?base64?aGVhbHRoX2NoZWNr?="),
+    ];
+    let (status, text) = http_post(server.port, path, &encoded, &call).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(parse(&text)["result"]["isError"], false, "{text}");
+
+    // Another version: 400 with the supported ones; a removed method: 404 with -32601.
+    let old_meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2025-06-18",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let old = body("tools/list", json!({"_meta": old_meta}));
+    let (status, text) = http_post(server.port, path, &headers, &old).await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(parse(&text)["error"]["code"], -32022, "{text}");
+    assert_eq!(parse(&text)["error"]["data"]["supported"][0], "2026-07-28");
+    let ping = body("ping", json!({"_meta": meta}));
+    let ping_headers = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "ping"),
+    ];
+    let (status, text) = http_post(server.port, path, &ping_headers, &ping)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, parse(&text)["error"]["code"].clone()),
+        (404, json!(-32601)),
+        "{text}"
+    );
+
+    // 2025-11-25 without a session: only initialize opens one; an unknown session is 404.
+    let (status, text) = http_post(server.port, path, &[], &body("tools/list", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{text}");
+    let (status, _) = http_post(
+        server.port,
+        path,
+        &[("Mcp-Session-Id", "no-such-session")],
+        &body("tools/list", json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 404);
 }
