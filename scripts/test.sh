@@ -85,6 +85,14 @@ if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/n
     (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-fund --no-audit --loglevel=error)
 fi
 
+# The official MCP TypeScript SDKs (2.x and a 2025-era 1.x), pinned in tests/clients/node:
+# tests/e2e/modern_mcp.rs and http_mcp.rs run them as real MCP clients.
+if [ ! -d tests/clients/node/node_modules/@modelcontextprotocol/client ] \
+    || [ ! -d tests/clients/node/node_modules/@modelcontextprotocol/sdk ]; then
+    step "installing the MCP TypeScript SDKs (npm, tests/clients/node)"
+    (cd tests/clients/node && npm ci --no-fund --no-audit --loglevel=error)
+fi
+
 if ! cargo deny --version >/dev/null 2>&1; then
     step "installing cargo-deny"
     cargo install --locked --quiet cargo-deny

@@ -19,8 +19,10 @@ async def main() -> None:
         tools = await client.list_tools()
         names = sorted(t.name for t in tools.tools)
         result = await client.call_tool("health_check", {"include_details": True})
-        await client.set_logging_level("debug")
-        await client.send_ping()
+        if not str(client.protocol_version).startswith("2026"):
+            # Session methods of the 2025 revision (2026-07-28 removed them).
+            await client.set_logging_level("debug")
+            await client.send_ping()
         print(json.dumps({
             "protocol_version": str(client.protocol_version),
             "server": client.server_info.name if client.server_info else None,

@@ -27,8 +27,8 @@ async fn the_official_python_sdk_uses_the_relay() {
     );
     let seen: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
-    // The SDK probes with server/discover, gets -32601 from the relay, and falls back.
-    assert_eq!(seen["protocol_version"], "2025-11-25");
+    // The SDK (2.x) probes with server/discover and the relay offers 2026-07-28.
+    assert_eq!(seen["protocol_version"], "2026-07-28");
     assert_eq!(seen["server"], "codeflow");
     assert!(
         seen["tools"]

@@ -87,10 +87,18 @@ async fn the_same_url_in_the_environment_as_the_original_design_set_it() {
 async fn a_wrong_path_names_the_url_to_use() {
     let server = Server::start().await;
     let right = format!("ws://127.0.0.1:{}/ws", server.port);
-    let (code, stdout, _) = check(&format!("ws://127.0.0.1:{}/mcp", server.port)).await;
+    let (code, stdout, _) = check(&format!("ws://127.0.0.1:{}/api", server.port)).await;
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("HTTP 404"), "{stdout}");
-    assert!(stdout.contains("`/mcp`"), "{stdout}");
+    assert!(stdout.contains("`/api`"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pass --server {right}")),
+        "{stdout}"
+    );
+    // `/mcp` is there, but it is MCP over HTTP, for clients without the relay.
+    let (code, stdout, _) = check(&format!("ws://127.0.0.1:{}/mcp", server.port)).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("MCP over HTTP at `/mcp`"), "{stdout}");
     assert!(
         stdout.contains(&format!("pass --server {right}")),
         "{stdout}"
@@ -101,7 +109,7 @@ async fn a_wrong_path_names_the_url_to_use() {
     let root = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(binary("codeflow-client"))
         .arg("--server")
-        .arg(format!("ws://127.0.0.1:{}/mcp", server.port))
+        .arg(format!("ws://127.0.0.1:{}/api", server.port))
         .arg("--project")
         .arg("p")
         .arg("--root")

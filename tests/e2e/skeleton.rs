@@ -14,9 +14,10 @@ async fn mcp_client_over_the_relay_lists_tools_and_checks_health() {
     let root = tempfile::tempdir().unwrap();
     let relay = Relay::spawn(&server.url(), "demo", root.path(), &[]);
 
-    // Newer MCP clients probe first; the relay answers without losing its connection.
+    // A probe without the 2026-07-28 `_meta` is malformed (modern_mcp.rs has real probes); the
+    // relay answers it without losing its connection.
     let probe = relay.call("server/discover", json!({})).await;
-    assert_eq!(error_code(&probe), Some(-32601), "{probe}");
+    assert_eq!(error_code(&probe), Some(-32602), "{probe}");
 
     let init = relay.initialize().await;
     assert_eq!(init["protocolVersion"], "2025-11-25");

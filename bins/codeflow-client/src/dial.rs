@@ -97,16 +97,18 @@ pub fn explain(url: &str, error: &ConnectError) -> String {
         ConnectError::BadToken => error.to_string(),
         ConnectError::Refused { status: 404, .. } => {
             let path = parsed.as_ref().map_or("", Url::path);
-            let suggested = parsed
-                .clone()
-                .map(|mut u| {
-                    u.set_path(WS_PATH);
-                    u.set_query(None);
-                    u.to_string()
-                })
-                .unwrap_or_else(|| format!("ws://HOST:PORT{WS_PATH}"));
+            let suggested = ws_url(parsed.as_ref());
             format!(
                 "{address} answered HTTP 404 for `{path}`: nothing serves WebSocket at that path. codeflow-server serves it at {WS_PATH}: pass --server {suggested}"
+            )
+        }
+        // `/mcp` is the server's MCP-over-HTTP endpoint, not the relay's.
+        ConnectError::Refused { status: 405, .. }
+            if parsed.as_ref().is_some_and(|u| u.path().ends_with("/mcp")) =>
+        {
+            let suggested = ws_url(parsed.as_ref());
+            format!(
+                "{address} serves MCP over HTTP at `/mcp`, for MCP clients without the relay; the relay speaks WebSocket at {WS_PATH}: pass --server {suggested}"
             )
         }
         ConnectError::Refused {
@@ -128,6 +130,18 @@ pub fn explain(url: &str, error: &ConnectError) -> String {
         ),
         ConnectError::Unreachable(detail) => unreachable(&address, tls, detail),
     }
+}
+
+/// `url` with the WebSocket path and no query: where the relay should dial.
+fn ws_url(parsed: Option<&Url>) -> String {
+    parsed
+        .cloned()
+        .map(|mut u| {
+            u.set_path(WS_PATH);
+            u.set_query(None);
+            u.to_string()
+        })
+        .unwrap_or_else(|| format!("ws://HOST:PORT{WS_PATH}"))
 }
 
 /// The token refusal's reason and suggestion, from the server's JSON body.
@@ -246,6 +260,19 @@ mod tests {
             },
         );
         assert!(e.contains("`/wrong`"), "{e}");
+        assert!(e.contains("--server ws://h:3000/ws"), "{e}");
+    }
+
+    #[test]
+    fn the_http_mcp_endpoint_is_named_for_what_it_is() {
+        let e = explain(
+            "ws://h:3000/mcp",
+            &ConnectError::Refused {
+                status: 405,
+                body: None,
+            },
+        );
+        assert!(e.contains("MCP over HTTP at `/mcp`"), "{e}");
         assert!(e.contains("--server ws://h:3000/ws"), "{e}");
     }
 

@@ -26,6 +26,8 @@ pub struct App {
     pub allowed_origins: Arc<Vec<String>>,
     pub metrics: PrometheusHandle,
     pub executor: Arc<codeflow_claude_executor::Executor>,
+    /// The `/mcp` (Streamable HTTP) sessions.
+    pub mcp_sessions: Arc<crate::mcp_http::McpSessions>,
 }
 
 impl App {
@@ -122,6 +124,7 @@ impl App {
             allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics,
             executor,
+            mcp_sessions: Arc::default(),
         })
     }
 }

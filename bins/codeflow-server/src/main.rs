@@ -11,6 +11,7 @@ mod config_doc;
 mod console;
 mod gauges;
 mod healthcheck;
+mod mcp_http;
 mod projects;
 mod routes;
 mod run_files;

@@ -1,4 +1,5 @@
-//! HTTP routes: `/ws`, `/healthz`, `/readyz`, `/metrics`, and the web console on `/ui`.
+//! HTTP routes: `/ws`, `/mcp` (MCP Streamable HTTP, see [`crate::mcp_http`]), `/healthz`,
+//! `/readyz`, `/metrics`, and the web console on `/ui`.
 
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +16,12 @@ use crate::app::App;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(websocket))
+        .route(
+            "/mcp",
+            axum::routing::post(crate::mcp_http::post)
+                .get(crate::mcp_http::get)
+                .delete(crate::mcp_http::delete),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -33,7 +40,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
 /// Browsers send `Origin`; a page on another site must not drive a server the browser can
 /// reach (cross-site WebSocket hijacking). Clients that are not browsers send none. `Some` is
 /// the refusal to answer with.
-pub fn check_origin(app: &App, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refuse_origin(app: &App, headers: &HeaderMap) -> Option<Response> {
     let origin = headers.get(header::ORIGIN)?;
     let origin = origin.to_str().unwrap_or_default();
     let allowed = app
@@ -63,7 +70,7 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Some(refused) = check_origin(&app, &headers) {
+    if let Some(refused) = refuse_origin(&app, &headers) {
         return refused;
     }
     let header_token = bearer_token(&headers);

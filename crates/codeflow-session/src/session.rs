@@ -518,9 +518,9 @@ impl Session {
         if !self.file_stream {
             return Err(ErrorObject::new(
                 codes::NOT_IMPLEMENTED,
-                "this client does not serve files (it did not declare capabilities.experimental.codeflow.fileStream)",
+                "writes need a relay (codeflow-client) to write back to: this session has none (its client did not declare capabilities.experimental.codeflow.fileStream; an MCP client on /mcp reads the server's copy of the project only)",
             )
-            .with_suggestion("connect through codeflow-client, which serves the project's files"));
+            .with_suggestion("connect through codeflow-client (the relay), which serves the project's files and writes them"));
         }
         let writes = matches!(
             method,

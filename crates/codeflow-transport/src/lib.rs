@@ -4,7 +4,8 @@
 //! a CodeFlow link: the server (axum's WebSocket) and the relay (tokio-tungstenite). It owns
 //! frame and buffer limits, heartbeats, the bounded outbound queue with its slow-reader policy,
 //! request/response correlation in both directions ([`PendingRequests`]), the codeflow-buddy
-//! legacy message form ([`legacy::normalise`]), TLS set-up and reconnect backoff.
+//! legacy message form ([`legacy::normalise`]), the shapes of MCP 2026-07-28's stateless
+//! requests and answers ([`stateless`]), TLS set-up and reconnect backoff.
 //!
 //! It deliberately knows nothing of projects, sessions, LSP or MCP tools: a message is routed
 //! by its shape (request, notification, response), never by what it means.
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod legacy;
 pub mod message;
 pub mod pending;
+pub mod stateless;
 pub mod tls;
 
 pub use backoff::Backoff;

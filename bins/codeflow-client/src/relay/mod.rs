@@ -10,6 +10,7 @@ mod flush_gate;
 mod in_flight;
 mod link;
 mod manifest_sync;
+mod modern;
 #[cfg(test)]
 mod testing;
 mod tools_cache;
@@ -33,6 +34,7 @@ use flush_gate::{Flush, FlushGate};
 use in_flight::{InFlight, MAX_IN_FLIGHT};
 use link::{Event, Link};
 use manifest_sync::{ManifestSync, is_own, send_change};
+use modern::{MODERN_INIT_ID, ModernEdge};
 use tools_cache::ToolsCache;
 
 /// Most agent messages held while the server is unreachable.
@@ -60,6 +62,10 @@ struct Relay {
     /// New tokens from `--token-file` / `--token-command`, and the task that watches for them.
     renewed: Option<(mpsc::Receiver<String>, crate::tokens::AbortOnDrop)>,
     refreshes: u64,
+    /// The MCP 2026-07-28 edge: which requests are modern, and what the server said of itself.
+    modern: ModernEdge,
+    /// Modern requests waiting for the session the relay opens for them.
+    held_modern: Vec<Message>,
 }
 
 /// Prefix of the relay's own `auth/refresh` requests.
@@ -97,6 +103,8 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         files,
         sync: ManifestSync::default(),
         gate: FlushGate::default(),
+        modern: ModernEdge::default(),
+        held_modern: Vec::new(),
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -150,8 +158,27 @@ fn flush(files: &LocalFiles) -> Flush {
 }
 
 impl Relay {
-    async fn to_agent(&self, message: Message) {
+    async fn tell_agent(&mut self, message: Message) {
+        let message = self.for_agent(message);
         let _ = self.to_agent.send(message).await;
+    }
+
+    /// An answer as the agent's era expects it: a modern request's result is translated.
+    fn for_agent(&mut self, message: Message) -> Message {
+        match message {
+            Message::Response { id, result } => match self.modern.answered(&id) {
+                Some(method) => {
+                    let result = self.modern.translate(&method, result);
+                    Message::Response { id, result }
+                }
+                None => Message::Response { id, result },
+            },
+            Message::Error { id, error } => {
+                self.modern.answered(&id);
+                Message::Error { id, error }
+            }
+            other => other,
+        }
     }
 
     async fn connected(&mut self, established: Option<Established>) {
@@ -183,7 +210,7 @@ impl Relay {
                     ),
                 )
                 .with_suggestion("retry the call");
-                self.to_agent(Message::error(id, error)).await;
+                self.tell_agent(Message::error(id, error)).await;
             }
         }
         self.link.up(outbound, inbound);
@@ -297,7 +324,7 @@ impl Relay {
             if let Some((_, m)) = self.waiting.pop_front()
                 && let Message::Request { id, method, .. } = m
             {
-                self.to_agent(self.unreachable(id, &method, wait)).await;
+                self.gave_up(id, &method, wait).await;
             }
         }
         // Calls sent before the link died wait as long for a resume; then their outcome is
@@ -319,7 +346,7 @@ impl Relay {
                 .with_suggestion(
                     "check that codeflow-server is running (codeflow-client check); check the call's effect before retrying it",
                 );
-                self.to_agent(Message::error(id, error)).await;
+                self.tell_agent(Message::error(id, error)).await;
             }
         }
     }
@@ -328,33 +355,40 @@ impl Relay {
         match &message {
             Message::Request { id, method, params } => {
                 let id = id.clone();
+                // MCP 2026-07-28: the request says its era in `_meta`.
+                match modern::envelope(params.as_ref()) {
+                    Ok(Some(envelope)) => return self.on_modern_request(message, envelope).await,
+                    Ok(None) if method == "server/discover" => {
+                        // A probe without the revision's `_meta` is malformed for it.
+                        let error = ErrorObject::new(
+                            codes::INVALID_PARAMS,
+                            "`server/discover` needs `_meta` with `io.modelcontextprotocol/protocolVersion` and `io.modelcontextprotocol/clientCapabilities`",
+                        );
+                        self.tell_agent(Message::error(id, error)).await;
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.tell_agent(Message::error(id, error)).await;
+                        return;
+                    }
+                }
                 match method.as_str() {
                     "initialize" => {
+                        self.modern.agent_is_modern = false;
                         let params = upstream::augment_initialize(&self.target, params.clone());
                         self.memory.lock().init_params = Some(params.clone());
                         self.initialize_id = Some(id.clone());
                         self.send_or_wait(Message::request(id, "initialize", params))
                             .await;
                     }
-                    // Probes from newer MCP clients: answer here so they fall back to
-                    // `initialize` without costing the server connection.
-                    "server/discover" => {
-                        self.to_agent(Message::error(
-                            id,
-                            ErrorObject::new(
-                                codes::METHOD_NOT_FOUND,
-                                "method `server/discover` not found",
-                            ),
-                        ))
-                        .await;
-                    }
                     "ping" if !self.link.is_up() => {
-                        self.to_agent(Message::response(id, serde_json::json!({})))
+                        self.tell_agent(Message::response(id, serde_json::json!({})))
                             .await;
                     }
                     "tools/list" if !self.link.is_up() && self.tools.get().is_some() => {
                         let cached = self.tools.get().unwrap_or_default();
-                        self.to_agent(Message::response(id, cached)).await;
+                        self.tell_agent(Message::response(id, cached)).await;
                     }
                     m if !self.initialized && self.initialize_id.is_none() => {
                         let error = ErrorObject::new(
@@ -362,16 +396,9 @@ impl Relay {
                             format!("`{m}` sent before initialize"),
                         )
                         .with_suggestion("send initialize first");
-                        self.to_agent(Message::error(id, error)).await;
+                        self.tell_agent(Message::error(id, error)).await;
                     }
-                    // A Claude run copies the server's mirror: it too should see every change
-                    // on disk up to now.
-                    "tools/call" | "claude/execute" if self.sync.is_live() && self.link.is_up() => {
-                        self.gate.hold_call(message, || flush(&self.files));
-                    }
-                    // Keep the agent's order behind held calls.
-                    _ if self.gate.is_holding() => self.gate.hold_behind(message),
-                    _ => self.send_or_wait(message).await,
+                    _ => self.forward_request(message).await,
                 }
             }
             Message::Notification { method, .. } => {
@@ -393,6 +420,100 @@ impl Relay {
         }
     }
 
+    /// Sends an agent's request on its way to the server: a tool call waits for the watcher's
+    /// flush, and everything keeps the agent's order behind held calls.
+    async fn forward_request(&mut self, message: Message) {
+        let method = message.method().unwrap_or_default();
+        // A Claude run copies the server's mirror: it too should see every change on disk up
+        // to now.
+        if matches!(method, "tools/call" | "claude/execute")
+            && self.sync.is_live()
+            && self.link.is_up()
+        {
+            self.gate.hold_call(message, || flush(&self.files));
+        } else if self.gate.is_holding() {
+            self.gate.hold_behind(message);
+        } else {
+            self.send_or_wait(message).await;
+        }
+    }
+
+    /// A 2026-07-28 request (see [`modern`]): answered here, or sent on the session the relay
+    /// keeps with the server (opened for it when the agent never sent `initialize`).
+    async fn on_modern_request(&mut self, message: Message, envelope: modern::Envelope) {
+        let Message::Request { id, method, params } = message else {
+            return;
+        };
+        if method == "server/discover" {
+            let result = self.modern.discover();
+            self.tell_agent(Message::response(id, result)).await;
+            return;
+        }
+        if modern::removed(&method) {
+            let error = ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                format!(
+                    "method `{method}` is not part of MCP {}",
+                    modern::MODERN_VERSION
+                ),
+            );
+            self.tell_agent(Message::error(id, error)).await;
+            return;
+        }
+        self.modern.sent(&id, &method);
+        let request = Message::Request {
+            id: id.clone(),
+            method: method.clone(),
+            params: modern::strip(params),
+        };
+        if method == "tools/list" && !self.link.is_up() && self.tools.get().is_some() {
+            let cached = self.tools.get().unwrap_or_default();
+            self.tell_agent(Message::response(id, cached)).await;
+            return;
+        }
+        let has_session = self.initialized || self.memory.lock().session_id.is_some();
+        if has_session {
+            self.forward_request(request).await;
+            return;
+        }
+        self.held_modern.push(request);
+        if self.initialize_id.is_none() {
+            // Open the server's session for this agent with what its request says of it.
+            self.modern.agent_is_modern = true;
+            let params =
+                upstream::augment_initialize(&self.target, Some(modern::session_params(&envelope)));
+            self.memory.lock().init_params = Some(params.clone());
+            let init_id = Value::String(MODERN_INIT_ID.into());
+            self.initialize_id = Some(init_id.clone());
+            self.send_or_wait(Message::request(init_id, "initialize", params))
+                .await;
+        }
+    }
+
+    /// The server answered the session the relay opened for a modern agent: its held requests
+    /// go out now.
+    async fn modern_session_opened(&mut self) {
+        self.initialized = true;
+        self.send_or_wait(Message::notification(
+            "notifications/initialized",
+            serde_json::json!({}),
+        ))
+        .await;
+        for request in std::mem::take(&mut self.held_modern) {
+            self.forward_request(request).await;
+        }
+    }
+
+    /// The session for held modern requests was refused or could not be opened: each gets the
+    /// reason.
+    async fn modern_session_refused(&mut self, error: ErrorObject) {
+        for request in std::mem::take(&mut self.held_modern) {
+            if let Message::Request { id, .. } = request {
+                self.tell_agent(Message::error(id, error.clone())).await;
+            }
+        }
+    }
+
     /// The agent's error for a call that could not reach the server, with why the last dial
     /// failed (refused, TLS, 401, 404…) so the agent can tell its user what to fix.
     fn unreachable(&self, id: Value, method: &str, wait: Duration) -> Message {
@@ -409,7 +530,22 @@ impl Relay {
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
             let wait = self.target.offline_wait;
-            self.to_agent(self.unreachable(id, &method, wait)).await;
+            self.gave_up(id, &method, wait).await;
+        }
+    }
+
+    /// A request that could not reach the server: the agent's gets the error; the relay's own
+    /// `initialize` for a modern agent passes it to the requests waiting for that session.
+    async fn gave_up(&mut self, id: Value, method: &str, wait: Duration) {
+        let reply = self.unreachable(id.clone(), method, wait);
+        if !is_modern_init(&id) {
+            self.tell_agent(reply).await;
+            return;
+        }
+        self.initialize_id = None;
+        self.memory.lock().init_params = None;
+        if let Message::Error { error, .. } = reply {
+            self.modern_session_refused(error).await;
         }
     }
 
@@ -436,7 +572,8 @@ impl Relay {
                 format!("the relay already has {MAX_IN_FLIGHT} requests waiting for the server"),
             )
             .with_suggestion("wait for answers before sending more requests");
-            let _ = self.to_agent.send(Message::error(id.clone(), error)).await;
+            let reply = self.for_agent(Message::error(id.clone(), error));
+            let _ = self.to_agent.send(reply).await;
             return;
         }
         self.in_flight.sent(&message);
@@ -462,10 +599,10 @@ impl Relay {
             Message::Error { ref id, ref error } if is_refresh(id) => {
                 tracing::warn!("the server refused the renewed token: {error}");
             }
-            Message::Response { ref id, ref result } if is_own(id) => {
+            Message::Response { ref id, ref result } if is_own(id) && !is_modern_init(id) => {
                 tracing::info!("sync done: {result}");
             }
-            Message::Error { ref id, ref error } if is_own(id) => {
+            Message::Error { ref id, ref error } if is_own(id) && !is_modern_init(id) => {
                 tracing::warn!("sync failed: {error}");
             }
             // A second answer to the same request (a re-send crossed the original answer):
@@ -485,24 +622,68 @@ impl Relay {
                         .and_then(Value::as_str)
                         .map(str::to_owned);
                     self.memory.lock().session_id = sid;
+                    self.modern.server_initialized(result);
                 }
                 self.tools.answered(method.as_deref(), result);
-                self.to_agent(message).await;
+                if is_modern_init(id) {
+                    self.modern_session_opened().await;
+                } else {
+                    self.tell_agent(message).await;
+                    // Modern requests that arrived while the agent's own `initialize` was
+                    // out go on its session.
+                    if initialized_now {
+                        for request in std::mem::take(&mut self.held_modern) {
+                            self.forward_request(request).await;
+                        }
+                    }
+                }
                 if initialized_now && self.sync.wants_first() {
                     self.sync
                         .send(&mut self.files, self.link.outbound(), true)
                         .await;
                 }
             }
-            Message::Error { ref id, .. } => {
+            Message::Error { ref id, ref error } => {
                 self.in_flight.answered(id);
-                if self.initialize_id.as_ref() == Some(id) {
+                let refused_init = self.initialize_id.as_ref() == Some(id);
+                if refused_init {
                     self.initialize_id = None;
                     self.memory.lock().init_params = None;
                 }
-                self.to_agent(message).await;
+                if refused_init && !self.held_modern.is_empty() || is_modern_init(id) {
+                    let error = error.clone();
+                    if !is_modern_init(id) {
+                        self.tell_agent(message).await;
+                    }
+                    self.modern_session_refused(error).await;
+                } else {
+                    self.tell_agent(message).await;
+                }
             }
-            other => self.to_agent(other).await,
+            // An agent that never opened a session speaks 2026-07-28: it gets only the
+            // notifications tied to its requests, and no requests at all (the revision has
+            // none from server to client on stdio).
+            Message::Notification { ref method, .. }
+                if self.modern.agent_is_modern && !modern::notification_for_modern(method) =>
+            {
+                tracing::debug!(
+                    "not sending `{method}` to a {} agent",
+                    modern::MODERN_VERSION
+                );
+            }
+            Message::Request { id, method, .. } if self.modern.agent_is_modern => {
+                let error = ErrorObject::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!(
+                        "the agent speaks MCP {} and takes no requests (`{method}`)",
+                        modern::MODERN_VERSION
+                    ),
+                );
+                if let Some(outbound) = self.link.outbound() {
+                    let _ = outbound.send_wait(&Message::error(id, error)).await;
+                }
+            }
+            other => self.tell_agent(other).await,
         }
     }
 
@@ -519,6 +700,10 @@ impl Relay {
             let _ = outbound.send_text_wait(text).await;
         }
     }
+}
+
+fn is_modern_init(id: &Value) -> bool {
+    id.as_str() == Some(MODERN_INIT_ID)
 }
 
 fn is_refresh(id: &Value) -> bool {
