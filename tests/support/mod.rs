@@ -11,6 +11,7 @@ pub mod doc_commands;
 pub mod fs;
 pub mod registry;
 pub mod results;
+pub mod terminal;
 pub mod tools;
 
 pub use fs::tree;

@@ -26,6 +26,10 @@ pub struct App {
     pub allowed_origins: Arc<Vec<String>>,
     pub metrics: PrometheusHandle,
     pub executor: Arc<codeflow_claude_executor::Executor>,
+    /// Terminals of server-side projects (`terminals/*`, `/ws/terminal/{id}`).
+    pub terminals: codeflow_terminal::Terminals,
+    /// Single-use tickets for terminal sockets.
+    pub terminal_tickets: Arc<crate::terminals::TerminalTickets>,
 }
 
 impl App {
@@ -89,6 +93,17 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the projects store: {e}"))?;
         registry.add_method_family(crate::projects::ExecutorMethods::new(executor.clone()));
+        // Terminals in server-side projects, each on its own socket.
+        let terminal_config = config.terminals();
+        let terminal_tickets = Arc::new(crate::terminals::TerminalTickets::new(
+            terminal_config.ticket_ttl,
+        ));
+        let terminals = codeflow_terminal::Terminals::new(terminal_config);
+        registry.add_method_family(crate::terminals::TerminalMethods::new(
+            terminals.clone(),
+            terminal_tickets.clone(),
+            executor.clone(),
+        ));
         // Runs on streamed projects: working copies from the mirror, changes back to a relay.
         let run_files = crate::run_files::MirrorFiles::new(workspaces);
         run_files.attach(&registry);
@@ -116,6 +131,8 @@ impl App {
             allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics,
             executor,
+            terminals,
+            terminal_tickets,
         })
     }
 }

@@ -13,6 +13,8 @@ mod healthcheck;
 mod projects;
 mod routes;
 mod run_files;
+mod terminal_socket;
+mod terminals;
 mod tls_reload;
 
 use std::net::SocketAddr;
@@ -155,6 +157,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let app = app::App::build(&config, metrics).await?;
     let executor = app.executor.clone();
+    let terminals = app.terminals.clone();
     let registry = app.registry.clone();
     let services = app.services.clone();
     gauges::init(&services);
@@ -172,6 +175,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down: closing sessions");
         registry.shutdown();
+        // Every terminal's processes are killed; its viewers get `exit` and a close.
+        terminals.shutdown(Duration::from_secs(2)).await;
     };
 
     match (&config.tls_cert, &config.tls_key) {

@@ -15,18 +15,45 @@ use crate::app::App;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(websocket))
+        .route("/ws/terminal/{id}", get(crate::terminal_socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(app)
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim().to_owned())
+}
+
+/// Browsers send `Origin`; a page on another site must not drive a server the browser can
+/// reach (cross-site WebSocket hijacking). Clients that are not browsers send none. `Some` is
+/// the refusal to answer with.
+pub fn check_origin(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or_default();
+    let allowed = app
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+    if allowed {
+        return None;
+    }
+    metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({
+                "error": format!("origin `{origin}` is not allowed"),
+                "suggestion": "the operator can add it to allowed_origins",
+            })),
+        )
+            .into_response(),
+    )
 }
 
 async fn websocket(
@@ -35,25 +62,8 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // Browsers send `Origin`; a page on another site must not drive a server the browser
-    // can reach (cross-site WebSocket hijacking). Clients that are not browsers send none.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let allowed = app
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
-        if !allowed {
-            metrics::counter!("codeflow_errors_total", "kind" => "origin").increment(1);
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({
-                    "error": format!("origin `{origin}` is not allowed"),
-                    "suggestion": "the operator can add it to allowed_origins",
-                })),
-            )
-                .into_response();
-        }
+    if let Some(refused) = check_origin(&app, &headers) {
+        return refused;
     }
     let header_token = bearer_token(&headers);
     // A bad header token is refused before the upgrade: no socket is spent on it. (A token in

@@ -82,16 +82,24 @@ mod tests {
     fn parses_control_messages() {
         assert_eq!(
             Control::parse(r#"{"type":"resize","cols":100,"rows":40}"#),
-            Ok(Control::Resize { cols: 100, rows: 40 })
+            Ok(Control::Resize {
+                cols: 100,
+                rows: 40
+            })
         );
         assert_eq!(
             Control::parse(r#"{"type":"signal","name":"SIGINT"}"#),
-            Ok(Control::Signal { name: "SIGINT".into() })
+            Ok(Control::Signal {
+                name: "SIGINT".into()
+            })
         );
         assert!(Control::parse(r#"{"type":"resize","cols":-1,"rows":2}"#).is_err());
         assert!(Control::parse("nope").is_err());
         assert_eq!(signal("int"), Some(nix::sys::signal::Signal::SIGINT));
         assert_eq!(signal("SIGSEGV"), None);
-        assert_eq!(ServerControl::Exit { code: 3 }.to_text(), r#"{"type":"exit","code":3}"#);
+        assert_eq!(
+            ServerControl::Exit { code: 3 }.to_text(),
+            r#"{"type":"exit","code":3}"#
+        );
     }
 }

@@ -10,9 +10,9 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::TerminalConfig;
 use crate::error::TerminalError;
 use crate::terminal::{Info, Terminal, Viewer};
-use crate::TerminalConfig;
 
 /// What a new terminal runs, where.
 #[derive(Debug, Clone)]

@@ -52,7 +52,10 @@ mod tests {
         let mut s = Scrollback::new(5);
         s.push(b"abc");
         s.push(b"defg");
-        assert_eq!(s.chunks(2), vec![Bytes::from("cd"), "ef".into(), "g".into()]);
+        assert_eq!(
+            s.chunks(2),
+            vec![Bytes::from("cd"), "ef".into(), "g".into()]
+        );
         s.push(b"0123456789");
         assert_eq!(s.chunks(10), vec![Bytes::from("56789")]);
         let mut none = Scrollback::new(0);

@@ -141,7 +141,9 @@ impl Terminal {
             };
             let code = status.map_or(-1, |s| {
                 use std::os::unix::process::ExitStatusExt;
-                s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(-1)
+                s.code()
+                    .or_else(|| s.signal().map(|n| 128 + n))
+                    .unwrap_or(-1)
             });
             let _ = code_tx.send(Some(code));
             // The reader publishes the exit after the last output; if it is stuck, do it here.
@@ -239,7 +241,9 @@ impl Terminal {
         let mut state = self.state.lock();
         state.scrollback.push(bytes);
         // No viewer is not an error: the scrollback keeps it.
-        let _ = self.events.send(Event::Output(Bytes::copy_from_slice(bytes)));
+        let _ = self
+            .events
+            .send(Event::Output(Bytes::copy_from_slice(bytes)));
     }
 
     fn finish(&self, code: i32) {

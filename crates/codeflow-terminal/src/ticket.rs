@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(tickets.redeem(&t.secret, "a"), Ok(7));
         assert_eq!(tickets.redeem(&t.secret, "a"), Err(TicketError::Unknown));
         let t = tickets.issue("a", 8);
-        assert_eq!(tickets.redeem(&t.secret, "b"), Err(TicketError::OtherTerminal));
+        assert_eq!(
+            tickets.redeem(&t.secret, "b"),
+            Err(TicketError::OtherTerminal)
+        );
         assert_eq!(tickets.redeem(&t.secret, "a"), Err(TicketError::Unknown));
         let short = Tickets::new(Duration::ZERO);
         let t = short.issue("a", 1);
