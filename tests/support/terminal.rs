@@ -173,3 +173,47 @@ impl Term {
         let _ = self.socket.close(None).await;
     }
 }
+
+impl Term {
+    /// Types keystrokes one at a time at the shell's prompt, each after the echo of the one
+    /// before, at least `n` of them and for at least `min`; returns each one's echo time and
+    /// clears the line after.
+    pub async fn echo_latencies(&mut self, n: usize, min: Duration) -> Vec<Duration> {
+        let mut out = Vec::with_capacity(n);
+        let begun = Instant::now();
+        for i in 0.. {
+            if i >= n && begun.elapsed() >= min {
+                break;
+            }
+            let key = [b'a' + (i % 26) as u8];
+            let from = self.output.len();
+            let started = Instant::now();
+            self.send(&key).await;
+            loop {
+                if self.output[from..].contains(&key[0]) {
+                    break;
+                }
+                match self.event(TIMEOUT).await {
+                    None | Some(TermEvent::Closed(_)) => panic!("no echo of keystroke {i}"),
+                    Some(_) => {}
+                }
+            }
+            out.push(started.elapsed());
+            if i >= n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if i % 50 == 49 {
+                self.send(b"\x15").await; // ^U: clear the line
+            }
+        }
+        self.send(b"\x15").await;
+        out
+    }
+}
+
+/// The `q`-quantile of `samples` (sorted in place).
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples.get(i).copied().unwrap_or_default()
+}

@@ -33,7 +33,11 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: &Config, metrics: PrometheusHandle) -> anyhow::Result<Self> {
+    pub async fn build(
+        config: &Config,
+        metrics: PrometheusHandle,
+        terminal_runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
@@ -98,7 +102,7 @@ impl App {
         let terminal_tickets = Arc::new(crate::terminals::TerminalTickets::new(
             terminal_config.ticket_ttl,
         ));
-        let terminals = codeflow_terminal::Terminals::new(terminal_config);
+        let terminals = codeflow_terminal::Terminals::new(terminal_config, terminal_runtime);
         registry.add_method_family(crate::terminals::TerminalMethods::new(
             terminals.clone(),
             terminal_tickets.clone(),

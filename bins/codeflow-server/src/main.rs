@@ -53,11 +53,21 @@ fn main() -> anyhow::Result<()> {
         eprintln!("codeflow-server: {e:#}");
         std::process::exit(2);
     }
-    tokio::runtime::Builder::new_multi_thread()
+    // Terminals (their PTYs and viewers' sockets) run on a runtime of their own: keystrokes
+    // are not queued behind whatever occupies the main runtime's workers.
+    let terminals = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("codeflow-terminals")
+        .enable_all()
+        .build()
+        .context("cannot start the terminals' runtime")?;
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(serve(config))
+        .block_on(serve(config, terminals.handle().clone()));
+    terminals.shutdown_background();
+    outcome
 }
 
 /// `codeflow-server token`: prints a token signed with the configured secret.
@@ -141,7 +151,7 @@ fn open_audit_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("cannot open the audit file {}", path.display()))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, terminal_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     codeflow_transport::tls::install_crypto_provider();
     let metrics = PrometheusBuilder::new()
         .install_recorder()
@@ -155,7 +165,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let app = app::App::build(&config, metrics).await?;
+    let app = app::App::build(&config, metrics, terminal_runtime).await?;
     let executor = app.executor.clone();
     let terminals = app.terminals.clone();
     let registry = app.registry.clone();

@@ -37,17 +37,21 @@ pub struct Terminals {
 
 struct Inner {
     config: TerminalConfig,
+    /// The runtime terminals' tasks and I/O run on (its own threads, so that load elsewhere
+    /// in the server does not delay keystrokes).
+    runtime: tokio::runtime::Handle,
     terminals: Mutex<HashMap<String, Arc<Terminal>>>,
     tracker: TaskTracker,
     stop: CancellationToken,
 }
 
 impl Terminals {
-    /// No terminals yet.
-    pub fn new(config: TerminalConfig) -> Self {
+    /// No terminals yet; their tasks and PTYs live on `runtime`.
+    pub fn new(config: TerminalConfig, runtime: tokio::runtime::Handle) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
+                runtime,
                 terminals: Mutex::default(),
                 tracker: TaskTracker::new(),
                 stop: CancellationToken::new(),
@@ -58,6 +62,11 @@ impl Terminals {
     /// The settings.
     pub fn config(&self) -> &TerminalConfig {
         &self.inner.config
+    }
+
+    /// The runtime terminals run on: a viewer's socket is best served there too.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
     }
 
     /// Starts a terminal; its grace runs until a first viewer attaches.
@@ -84,6 +93,8 @@ impl Terminals {
             });
         }
         let id = format!("t-{}", uuid_like());
+        // The PTY and the child are registered with the terminals' runtime.
+        let _runtime = inner.runtime.enter();
         let terminal = Terminal::start(
             &inner.config,
             spec,
@@ -160,7 +171,8 @@ impl Terminals {
         let inner = self.inner.clone();
         let terminal = terminal.clone();
         let grace = self.inner.config.grace;
-        self.inner.tracker.spawn(async move {
+        let runtime = self.inner.runtime.clone();
+        self.inner.tracker.spawn_on(async move {
             tokio::select! {
                 () = tokio::time::sleep(grace) => {}
                 () = inner.stop.cancelled() => return,
@@ -181,7 +193,7 @@ impl Terminals {
                 terminal.kill();
                 tracing::info!(terminal = %terminal.id(), "terminal's grace ran out without a viewer; killed");
             }
-        });
+        }, &runtime);
     }
 
     /// Kills every terminal and waits (at most `limit`) for their tasks.
