@@ -29,6 +29,9 @@ mod close {
     pub const SLOW_READER: u16 = 4002;
 }
 
+/// Largest message a viewer may send (keystrokes, a paste).
+const MAX_MESSAGE: usize = 1024 * 1024;
+
 fn refuse(status: StatusCode, error: impl std::fmt::Display, suggestion: &str) -> Response {
     metrics::counter!("codeflow_errors_total", "kind" => "terminal_refused").increment(1);
     (
@@ -111,7 +114,10 @@ pub async fn upgrade(
     };
     let ping = app.connection.ping_interval;
     let pong_timeout = app.connection.pong_timeout;
-    upgrade.on_upgrade(move |socket| serve(socket, viewer, ping, pong_timeout))
+    upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, viewer, ping, pong_timeout))
 }
 
 async fn serve(
