@@ -1,9 +1,8 @@
 //! A terminal does not share `/ws`'s path: while other clients flood `/ws` with requests,
-//! every keystroke still echoes, and typically promptly. (Bounds are loose: debug binaries on
-//! a shared 2-core machine, where a flood of `tools/list` can hold both of the main runtime's
-//! workers for a second or more — the terminal's PTY runs on a runtime of its own, but its
-//! socket's I/O is driven by the main one. The figures are printed; docs/benchmarks.md has
-//! the release build's.)
+//! keystrokes still echo promptly. A flood of `tools/list` in a debug build holds both of the
+//! main runtime's workers for a second or more at a time; the terminal's PTY and its socket
+//! run on the terminals' own runtime, so they are not queued behind it. (Bounds allow for a
+//! shared 2-core machine; the figures are printed.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -13,6 +13,7 @@ mod healthcheck;
 mod projects;
 mod routes;
 mod run_files;
+mod socket_fd;
 mod terminal_socket;
 mod terminals;
 mod tls_reload;
@@ -214,7 +215,13 @@ async fn serve(config: Config, terminal_runtime: tokio::runtime::Handle) -> anyh
                 format!("cannot listen on {addr} (is another server using the port? try --port)")
             })?;
             announce(&config, scheme);
-            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+            // Each connection's descriptor is recorded so a terminal's socket can move to the
+            // terminals' runtime after its upgrade (`socket_fd.rs`).
+            let server = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<socket_fd::SocketFd>(),
+            )
+            .with_graceful_shutdown(shutdown);
             let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
             let serving = tokio::spawn(async move {
                 let outcome = server.await;
