@@ -57,6 +57,57 @@ pub fn address(server: &Server, url: &str) -> String {
     format!("ws://127.0.0.1:{}{url}", server.port)
 }
 
+/// A `/ws` client on `wss://`, trusting the CA in `ca`.
+pub async fn wss_session(url: &str, ca: &std::path::Path) -> Result<Ws, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(Ws::from_socket(socket))
+}
+
+/// Opens a terminal socket on `wss://`, trusting the CA in `ca` (a PEM file).
+pub async fn open_tls(address: &str, ca: &std::path::Path) -> Result<Term, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(address, None, false, Some(connector))
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(Term {
+        socket,
+        output: Vec::new(),
+        controls: Vec::new(),
+        closed: None,
+    })
+}
+
 /// Opens a terminal socket; `Err` carries the HTTP status of a refused upgrade.
 pub async fn open(address: &str, token: Option<&str>) -> Result<Term, u16> {
     let mut request = address.into_client_request().expect("terminal address");
