@@ -136,6 +136,26 @@ async fn limits_per_project_and_streamed_projects_are_refused_clearly() {
     create(&mut ws, 5, params("b")).await;
     let over = ws.request(json!(6), "terminals/create", params("b")).await;
     assert_eq!(over["error"]["data"]["limit"], "terminals", "{over}");
+    // At most 16 viewers of one terminal; the 17th is refused before the upgrade.
+    let mut viewers = Vec::new();
+    for i in 0..17 {
+        let t = ws
+            .request(
+                json!(100 + i),
+                "terminals/attach",
+                json!({"id": first["id"]}),
+            )
+            .await;
+        let url = terminal::address(&server, t["result"]["url"].as_str().unwrap());
+        match terminal::open(&url, None).await {
+            Ok(v) => viewers.push(v),
+            Err(status) => {
+                assert_eq!((i, status), (16, 429));
+            }
+        }
+    }
+    assert_eq!(viewers.len(), 16);
+    drop(viewers);
     // Closing one makes room.
     let id = first["id"].as_str().unwrap();
     ws.request(json!(7), "terminals/close", json!({"id": id}))

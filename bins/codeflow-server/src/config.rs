@@ -566,6 +566,14 @@ impl Config {
         if self.claude_cmd.trim().is_empty() {
             bail!("claude_cmd must name the Claude Code CLI");
         }
+        if let Some(shell) = &self.terminal.shell
+            && !shell.is_file()
+        {
+            bail!(
+                "terminal.shell {} is not a file: name the shell terminals run, e.g. /bin/bash",
+                shell.display()
+            );
+        }
         if !(self.msg_rotate_days > 0.0 && self.msg_retention_days >= 0.0) {
             bail!("msg_rotate_days must be positive and msg_retention_days not negative");
         }

@@ -133,6 +133,13 @@ pub async fn upgrade(
     }
     let viewer = match app.terminals.attach(&id) {
         Ok(v) => v,
+        Err(e @ codeflow_terminal::TerminalError::Limit { .. }) => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many viewers: {e}"),
+                "close another viewer of this terminal",
+            );
+        }
         Err(e) => return refuse(StatusCode::NOT_FOUND, e, "the terminal is gone"),
     };
     let heartbeat = Heartbeat {

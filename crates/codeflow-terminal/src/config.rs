@@ -16,6 +16,8 @@ pub struct TerminalConfig {
     pub max_per_project: usize,
     /// Most terminals of the server.
     pub max_total: usize,
+    /// Most viewers attached to one terminal at once.
+    pub max_viewers: usize,
     /// Output chunks queued per viewer; a viewer that falls this far behind is cut off.
     pub viewer_queue: usize,
     /// How long a ticket may wait for its upgrade.
@@ -32,6 +34,7 @@ impl Default for TerminalConfig {
             scrollback_bytes: 256 * 1024,
             max_per_project: 8,
             max_total: 64,
+            max_viewers: 16,
             viewer_queue: 1024,
             ticket_ttl: Duration::from_secs(60),
             env: Vec::new(),

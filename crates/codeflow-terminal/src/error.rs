@@ -9,7 +9,7 @@ pub enum TerminalError {
     /// A limit on terminals is reached.
     #[error("{what}: {limit} terminals are open already")]
     Limit {
-        /// Which limit (`per project` or `on this server`).
+        /// Which limit (`in this project`, `on this server`, `viewing this terminal`).
         what: &'static str,
         /// Its value.
         limit: usize,

@@ -152,17 +152,20 @@ impl Terminals {
         let terminal = self.get(id)?;
         let this = self.clone();
         let t = terminal.clone();
-        Ok(terminal.attach(Box::new(move || {
-            let epoch = {
-                let mut state = t.state.lock();
-                state.viewers = state.viewers.saturating_sub(1);
-                state.epoch += 1;
-                (state.viewers == 0).then_some(state.epoch)
-            };
-            if let Some(epoch) = epoch {
-                this.start_grace(&t, epoch);
-            }
-        })))
+        terminal.attach(
+            self.inner.config.max_viewers,
+            Box::new(move || {
+                let epoch = {
+                    let mut state = t.state.lock();
+                    state.viewers = state.viewers.saturating_sub(1);
+                    state.epoch += 1;
+                    (state.viewers == 0).then_some(state.epoch)
+                };
+                if let Some(epoch) = epoch {
+                    this.start_grace(&t, epoch);
+                }
+            }),
+        )
     }
 
     /// After the grace, a terminal still without viewers (and unchanged since `epoch`) is

@@ -256,17 +256,27 @@ impl Terminal {
     }
 
     /// Attaches a viewer: the scrollback (as chunks), then every event after it.
-    pub(crate) fn attach(self: &Arc<Self>, on_leave: Box<dyn FnOnce() + Send + Sync>) -> Viewer {
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        max_viewers: usize,
+        on_leave: Box<dyn FnOnce() + Send + Sync>,
+    ) -> Result<Viewer, crate::TerminalError> {
         let mut state = self.state.lock();
+        if state.viewers >= max_viewers {
+            return Err(crate::TerminalError::Limit {
+                what: "viewing this terminal",
+                limit: max_viewers,
+            });
+        }
         state.viewers += 1;
         state.epoch += 1;
-        Viewer {
+        Ok(Viewer {
             terminal: self.clone(),
             backlog: state.scrollback.chunks(64 * 1024),
             exited: state.exited,
             events: self.events.subscribe(),
             on_leave: Some(on_leave),
-        }
+        })
     }
 }
 
