@@ -30,6 +30,10 @@ pub struct App {
     pub terminals: codeflow_terminal::Terminals,
     /// Single-use tickets for terminal sockets.
     pub terminal_tickets: Arc<crate::terminals::TerminalTickets>,
+    /// Bulk transfers begun with `files/beginTransfer` (`/ws/file-stream/{operation_id}`).
+    pub transfers: Arc<crate::transfers::Operations>,
+    /// The file limits (largest file sent in a transfer).
+    pub file_limits: codeflow_file_stream::Limits,
 }
 
 impl App {
@@ -108,6 +112,15 @@ impl App {
             terminal_tickets.clone(),
             executor.clone(),
         ));
+        // Bulk transfers, each on a socket of its own.
+        let transfers = Arc::new(crate::transfers::Operations::default());
+        registry.add_method_family(crate::transfers::TransferMethods::new(
+            transfers.clone(),
+            executor.clone(),
+            config.shared_projects.clone(),
+            &config.data_dir,
+            limits,
+        ));
         // Runs on streamed projects: working copies from the mirror, changes back to a relay.
         let run_files = crate::run_files::MirrorFiles::new(workspaces);
         run_files.attach(&registry);
@@ -137,6 +150,8 @@ impl App {
             executor,
             terminals,
             terminal_tickets,
+            transfers,
+            file_limits: limits,
         })
     }
 }

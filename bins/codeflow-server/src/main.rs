@@ -8,6 +8,7 @@ mod client_cert;
 mod config;
 #[cfg(test)]
 mod config_doc;
+mod file_stream_socket;
 mod gauges;
 mod healthcheck;
 mod projects;
@@ -17,6 +18,7 @@ mod socket_fd;
 mod terminal_socket;
 mod terminals;
 mod tls_reload;
+mod transfers;
 
 use std::net::SocketAddr;
 use std::time::Duration;

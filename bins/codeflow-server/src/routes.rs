@@ -16,6 +16,10 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(websocket))
         .route("/ws/terminal/{id}", get(crate::terminal_socket::upgrade))
+        .route(
+            "/ws/file-stream/{operation_id}",
+            get(crate::file_stream_socket::upgrade),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -71,6 +71,7 @@ fn method_rights(method: &str) -> &'static [Right] {
     match method {
         "server/syncManifest" | "server/fileChanged" => &[Right::FileRead],
         "channels/subscribe" | "channels/unsubscribe" => &[Right::FileRead],
+        "files/beginTransfer" => &[Right::FileRead],
         "channels/publish" => &[Right::FileWrite],
         m if m.starts_with("projects/") => &[Right::ProjectsManage],
         m if m.starts_with("claude/") => &[Right::ClaudeExecute],

@@ -643,7 +643,10 @@ fn is_known_method(method: &str) -> bool {
         || method.starts_with("auth/")
         || matches!(
             method,
-            "logging/setLevel" | "server/syncManifest" | "server/fileChanged"
+            "logging/setLevel"
+                | "server/syncManifest"
+                | "server/fileChanged"
+                | "files/beginTransfer"
         )
 }
 
