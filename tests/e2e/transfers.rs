@@ -1,7 +1,8 @@
-//! Bulk transfers on `/ws/file-stream/{operation_id}` (download): a tree with binary files,
+//! Bulk transfers on `/ws/file-stream/{operation_id}`, both ways: a tree with binary files,
 //! empty files, deep paths and unicode names arrives whole and verified; a connection cut
-//! mid-transfer resumes after the last acknowledged file; a path escaping the project, a
-//! spent operation id and another project's token are refused.
+//! mid-transfer resumes (download: after the acknowledged files; upload: the server says what
+//! it stored, a file cut in its middle is never written); a path escaping the project, a file
+//! whose hash does not match, a spent operation id and another project's token are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -267,13 +268,187 @@ async fn chosen_paths_pass_the_jail_and_operations_stay_with_their_project() {
         })
         .await
     );
-    // Upload is not served yet, and says so.
+    // Uploads go to a streamed project's mirror, not into a server-side project.
     let up = ws
         .request(
             json!(3),
             "files/beginTransfer",
-            json!({"direction": "upload", "all": true}),
+            json!({"direction": "upload"}),
         )
         .await;
-    assert_eq!(up["error"]["code"], -32010, "{up}");
+    assert_eq!(up["error"]["code"], -32602, "{up}");
+    assert!(
+        up["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("streamed")
+    );
+}
+
+/// Sends files `(index, path, content, hash)` on an upload socket, each after the
+/// acknowledgement of the one before; returns the replies (ack or rejected) in order.
+async fn send_files(socket: &mut Socket, files: &[(u64, String, Vec<u8>, String)]) -> Vec<Value> {
+    use codeflow_file_stream::transfer::{FileHeader, chunk_frame, header_frame};
+    let mut replies = Vec::new();
+    for (index, path, bytes, hash) in files {
+        let header = FileHeader {
+            index: *index,
+            path: path.clone(),
+            size: bytes.len() as u64,
+            mode: 0o644,
+            hash: hash.clone(),
+        };
+        socket
+            .send(Message::Binary(header_frame(&header)))
+            .await
+            .unwrap();
+        for chunk in bytes.chunks(100_000) {
+            socket
+                .send(Message::Binary(chunk_frame(chunk)))
+                .await
+                .unwrap();
+        }
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+            if let Some(Ok(Message::Text(t))) = frame {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "ack" || v["type"] == "rejected" {
+                    assert_eq!(v["index"], *index, "{v}");
+                    replies.push(v);
+                    break;
+                }
+            } else {
+                panic!("upload socket: {frame:?}");
+            }
+        }
+    }
+    replies
+}
+
+async fn start_frame(socket: &mut Socket) -> Value {
+    loop {
+        if let Some(Ok(Message::Text(t))) = socket.next().await {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "start" {
+                return v;
+            }
+        } else {
+            panic!("no start frame");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
+    let server = Server::start().await;
+    let mut ws = session(&server, "up").await;
+    let expected = tree();
+    // The large file fourth: the connection is cut in its middle.
+    let mut order: Vec<(&String, &Vec<u8>)> =
+        expected.iter().filter(|(p, _)| *p != "big.dat").collect();
+    order.insert(3, expected.get_key_value("big.dat").unwrap());
+    let files: Vec<(u64, String, Vec<u8>, String)> = order
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, b))| {
+            (
+                i as u64,
+                p.clone(),
+                b.clone(),
+                blake3::hash(b).to_hex().to_string(),
+            )
+        })
+        .collect();
+    let op = begin(&mut ws, json!({"direction": "upload"})).await;
+    let url = op["url"].as_str().unwrap().to_owned();
+
+    // Three files, then the connection is cut in the middle of the fourth.
+    let mut socket = open(&server, &url, None).await.unwrap();
+    assert_eq!(start_frame(&mut socket).await["received"], json!([]));
+    let replies = send_files(&mut socket, &files[..3]).await;
+    assert!(replies.iter().all(|r| r["type"] == "ack"), "{replies:?}");
+    let (index, path, bytes, hash) = &files[3];
+    let header = codeflow_file_stream::transfer::FileHeader {
+        index: *index,
+        path: path.clone(),
+        size: bytes.len() as u64,
+        mode: 0o644,
+        hash: hash.clone(),
+    };
+    socket
+        .send(Message::Binary(
+            codeflow_file_stream::transfer::header_frame(&header),
+        ))
+        .await
+        .unwrap();
+    if bytes.len() > 1 {
+        let half = &bytes[..bytes.len() / 2];
+        socket
+            .send(Message::Binary(
+                codeflow_file_stream::transfer::chunk_frame(half),
+            ))
+            .await
+            .unwrap();
+    }
+    drop(socket);
+
+    // Resumed: the server says what it has; the rest follows, with two bad files.
+    let mut socket = open(&server, &url, None).await.unwrap();
+    assert_eq!(start_frame(&mut socket).await["received"], json!([0, 1, 2]));
+    let mut rest = files[3..].to_vec();
+    rest.push((100, "bad-hash.txt".into(), b"abc".to_vec(), "00".repeat(32)));
+    rest.push((
+        101,
+        "../escape.txt".into(),
+        b"x".to_vec(),
+        blake3::hash(b"x").to_hex().to_string(),
+    ));
+    let replies = send_files(&mut socket, &rest).await;
+    let rejected: Vec<&Value> = replies.iter().filter(|r| r["type"] == "rejected").collect();
+    assert_eq!(rejected.len(), 2, "{replies:?}");
+    assert_eq!(rejected[0]["code"], -33011);
+    assert_eq!(rejected[1]["code"], -33004);
+    socket
+        .send(Message::Text(json!({"type": "end"}).to_string().into()))
+        .await
+        .unwrap();
+    let summary = loop {
+        if let Some(Ok(Message::Text(t))) = socket.next().await {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "summary" {
+                break v;
+            }
+        } else {
+            panic!("no summary");
+        }
+    };
+    assert_eq!(summary["files"], expected.len(), "{summary}");
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 2);
+
+    // The mirror holds exactly the tree: no half file, nothing refused, nothing outside.
+    let mirror = server.mirror_dir("up");
+    let mut on_disk = BTreeMap::new();
+    let mut dirs = vec![mirror.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(&mirror)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                if !rel.starts_with(".codeflow") {
+                    on_disk.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    assert_eq!(on_disk, expected);
+    assert!(!mirror.parent().unwrap().join("escape.txt").exists());
+    // Spent.
+    assert_eq!(open(&server, &url, None).await.err(), Some(410));
 }

@@ -116,6 +116,7 @@ impl App {
         let transfers = Arc::new(crate::transfers::Operations::default());
         registry.add_method_family(crate::transfers::TransferMethods::new(
             transfers.clone(),
+            services.workspaces.clone(),
             executor.clone(),
             config.shared_projects.clone(),
             &config.data_dir,

@@ -72,8 +72,14 @@ pub async fn upgrade(
             );
         }
     };
-    let max_file = app.file_limits.max_file_size;
-    upgrade.on_upgrade(move |socket| serve(socket, op, generation, max_file))
+    let limits = app.file_limits;
+    let is_upload = op.lock().upload.is_some();
+    if is_upload {
+        return upgrade
+            .max_message_size(CHUNK_BYTES + 64 * 1024)
+            .on_upgrade(move |socket| receive(socket, op, generation, limits));
+    }
+    upgrade.on_upgrade(move |socket| serve(socket, op, generation, limits.max_file_size))
 }
 
 /// Reads one file for sending: a regular file (not a symbolic link), within the size limit.
@@ -209,4 +215,237 @@ async fn serve(socket: WebSocket, op: Arc<Mutex<Operation>>, generation: u64, ma
     // with the files not acknowledged.
     o.done = o.settled.iter().all(|s| *s);
     o.expires = Instant::now() + OPERATION_TTL;
+}
+
+/// The file being received.
+struct Incoming {
+    header: FileHeader,
+    bytes: Vec<u8>,
+    /// Why it will not be stored (its content is read and dropped).
+    refused: Option<String>,
+}
+
+/// An upload: files into the project's mirror, each stored whole once its hash checks.
+async fn receive(
+    socket: WebSocket,
+    op: Arc<Mutex<Operation>>,
+    generation: u64,
+    limits: codeflow_file_stream::Limits,
+) {
+    use codeflow_file_stream::transfer::{Frame, parse};
+    let (mut sink, mut stream) = socket.split();
+    let (mirror, allowed, received) = {
+        let o = op.lock();
+        let Some(up) = &o.upload else { return };
+        tracing::info!(project = %o.project, subject = %o.subject, "transfer (upload) started");
+        (
+            up.workspace.mirror.clone(),
+            up.allowed.clone(),
+            up.received.clone(),
+        )
+    };
+    let jail = codeflow_file_stream::Jail::new(mirror.root()).ok();
+    let start = json!({"type": "start", "direction": "upload", "received": received});
+    if sink
+        .send(Message::Text(start.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut current: Option<Incoming> = None;
+    let started = Instant::now();
+    let outcome: Result<(), Option<(u16, String)>> = loop {
+        let Some(Ok(message)) = stream.next().await else {
+            break Err(None);
+        };
+        if op.lock().generation != generation {
+            break Err(None); // a newer connection took the operation over
+        }
+        match message {
+            Message::Binary(frame) => match parse(&frame) {
+                Ok(Frame::Header(header)) => {
+                    if current.is_some() {
+                        break Err(Some((
+                            1008,
+                            "a file header before the last file's content ended".into(),
+                        )));
+                    }
+                    let refused = check(&header, &limits, allowed.as_ref(), jail.as_ref());
+                    let capacity = if refused.is_none() {
+                        header.size as usize
+                    } else {
+                        0
+                    };
+                    current = Some(Incoming {
+                        header,
+                        bytes: Vec::with_capacity(capacity),
+                        refused,
+                    });
+                }
+                Ok(Frame::Chunk(chunk)) => {
+                    let Some(file) = current.as_mut() else {
+                        break Err(Some((1008, "content before a file header".into())));
+                    };
+                    if file.bytes.len() as u64 + chunk.len() as u64 > file.header.size {
+                        break Err(Some((
+                            1008,
+                            format!(
+                                "more content than the {} bytes `{}` announced",
+                                file.header.size, file.header.path
+                            ),
+                        )));
+                    }
+                    if file.refused.is_none() {
+                        file.bytes.extend_from_slice(&chunk);
+                    } else {
+                        // Counted, not kept.
+                        file.bytes.resize(file.bytes.len() + chunk.len(), 0);
+                    }
+                }
+                Err(e) => break Err(Some((1008, e))),
+            },
+            Message::Text(text) => {
+                let end =
+                    serde_json::from_str::<Value>(text.as_str()).is_ok_and(|v| v["type"] == "end");
+                if !end {
+                    continue;
+                }
+                if current.is_some() {
+                    break Err(Some((
+                        1008,
+                        "`end` before the last file's content ended".into(),
+                    )));
+                }
+                break Ok(());
+            }
+            Message::Close(_) => break Err(None),
+            _ => continue,
+        }
+        // A file is complete: store it or refuse it.
+        if let Some(file) = current.take_if(|f| f.bytes.len() as u64 == f.header.size) {
+            let answer = store(&mirror, file).await;
+            let reply = {
+                let mut o = op.lock();
+                let Some(up) = o.upload.as_mut() else {
+                    break Err(None);
+                };
+                match &answer {
+                    Ok((index, size)) => {
+                        up.received.insert(*index);
+                        up.bytes += size;
+                        metrics::counter!("codeflow_transfer_bytes_total", "direction" => "upload")
+                            .increment(*size);
+                        metrics::counter!("codeflow_transfer_files_total", "direction" => "upload")
+                            .increment(1);
+                        json!({"type": "ack", "index": index, "files": up.received.len(), "bytes": up.bytes})
+                    }
+                    Err(rejected) => {
+                        up.rejected.push(rejected.clone());
+                        let mut r = rejected.clone();
+                        r["type"] = "rejected".into();
+                        r
+                    }
+                }
+            };
+            if sink
+                .send(Message::Text(reply.to_string().into()))
+                .await
+                .is_err()
+            {
+                break Err(None);
+            }
+        }
+    };
+    let close = match outcome {
+        Ok(()) => {
+            let summary = {
+                let mut o = op.lock();
+                o.done = true;
+                o.upload.as_ref().map(|up| {
+                    json!({"type": "summary", "direction": "upload",
+                    "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
+                    "durationMs": started.elapsed().as_millis() as u64})
+                })
+            };
+            if let Some(summary) = summary {
+                let _ = sink.send(Message::Text(summary.to_string().into())).await;
+            }
+            Some((1000, "transfer complete".to_owned()))
+        }
+        Err(close) => {
+            // Resumable: what was stored stays stored; a file cut in the middle was never
+            // written.
+            let mut o = op.lock();
+            if o.generation == generation {
+                o.expires = Instant::now() + OPERATION_TTL;
+            }
+            close
+        }
+    };
+    if let Some((code, reason)) = close {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+/// Why a file announced by `header` will not be stored, if it will not.
+fn check(
+    header: &FileHeader,
+    limits: &codeflow_file_stream::Limits,
+    allowed: Option<&std::collections::HashSet<String>>,
+    jail: Option<&codeflow_file_stream::Jail>,
+) -> Option<String> {
+    let rel = match codeflow_file_stream::RelPath::parse_with(&header.path, limits) {
+        Ok(rel) => rel,
+        Err(e) => return Some(e.to_string()),
+    };
+    if allowed.is_some_and(|a| !a.contains(rel.as_str())) {
+        return Some("not among the `paths` this transfer was begun for".into());
+    }
+    if header.size > limits.max_file_size {
+        return Some(format!(
+            "larger than the file size limit ({} bytes)",
+            limits.max_file_size
+        ));
+    }
+    match jail.map(|j| j.resolve(&rel)) {
+        Some(Ok(_)) => None,
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some("the project's mirror is not available".into()),
+    }
+}
+
+/// Stores a complete file into the mirror: `(index, size)`, or the refusal to report.
+async fn store(mirror: &codeflow_file_stream::Mirror, file: Incoming) -> Result<(u64, u64), Value> {
+    let Incoming {
+        header,
+        bytes,
+        refused,
+    } = file;
+    let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
+    use codeflow_file_stream::error::codes;
+    if let Some(error) = refused {
+        return Err(refuse(codes::PATH_REJECTED, error));
+    }
+    let actual = blake3::hash(&bytes).to_hex().to_string();
+    if actual != header.hash {
+        return Err(refuse(
+            codes::HASH_MISMATCH,
+            format!("content does not match its hash (got {actual}); nothing was written"),
+        ));
+    }
+    let rel = codeflow_file_stream::RelPath::parse(&header.path)
+        .map_err(|e| refuse(e.code(), e.to_string()))?;
+    let path = mirror.paths().mirror_path(&rel);
+    let size = bytes.len() as u64;
+    mirror
+        .write_local(&path, bytes)
+        .await
+        .map_err(|e| refuse(e.code(), e.to_string()))?;
+    Ok((header.index, size))
 }

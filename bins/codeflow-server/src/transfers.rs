@@ -5,9 +5,9 @@
 //! dropped connection it resumes from the file after the last one acknowledged; once its
 //! summary is sent it is spent.
 //!
-//! Download (server → client) is served: from a server-side project's directory, a shared
-//! project's, or a streamed project's mirror. Upload (client → server mirror) is not yet
-//! (-32010).
+//! Download (server → client): from a server-side project's directory, a shared project's,
+//! or a streamed project's mirror. Upload (client → server): into a streamed project's mirror,
+//! each file stored whole once its hash checks, through the mirror's own atomic write.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +62,31 @@ pub struct Operation {
     pub done: bool,
     /// It may not be (re)started after this.
     pub expires: Instant,
+    /// For an upload: where the files go and what arrived (a download has `None`).
+    pub upload: Option<Upload>,
+}
+
+/// An upload's state: the mirror it writes, the paths it may write, what was stored.
+pub struct Upload {
+    /// Keeps the project's mirror open while the upload lives.
+    pub workspace: Arc<codeflow_workspace::ProjectWorkspace>,
+    /// `paths` of `files/beginTransfer`, when given: only these may be sent.
+    pub allowed: Option<std::collections::HashSet<String>>,
+    /// Indices of the files stored (acknowledged).
+    pub received: std::collections::BTreeSet<u64>,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Files refused, as reported.
+    pub rejected: Vec<Value>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("received", &self.received.len())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The server's operations.
@@ -117,7 +142,7 @@ impl Operations {
         let op = self.map.lock().get(id).cloned().ok_or(Refusal::Unknown)?;
         {
             let mut o = op.lock();
-            if o.done || o.settled.iter().all(|s| *s) {
+            if o.done || (o.upload.is_none() && o.settled.iter().all(|s| *s)) {
                 return Err(Refusal::Spent);
             }
             if o.expires <= Instant::now() {
@@ -140,6 +165,7 @@ impl Operations {
 /// `files/beginTransfer`.
 pub struct TransferMethods {
     operations: Arc<Operations>,
+    workspaces: Arc<codeflow_workspace::Workspaces>,
     executor: Arc<codeflow_claude_executor::Executor>,
     shared: std::collections::BTreeMap<String, PathBuf>,
     mirrors: PathBuf,
@@ -149,6 +175,7 @@ pub struct TransferMethods {
 impl TransferMethods {
     pub fn new(
         operations: Arc<Operations>,
+        workspaces: Arc<codeflow_workspace::Workspaces>,
         executor: Arc<codeflow_claude_executor::Executor>,
         shared: std::collections::BTreeMap<String, PathBuf>,
         data_dir: &Path,
@@ -156,6 +183,7 @@ impl TransferMethods {
     ) -> Arc<Self> {
         Arc::new(Self {
             operations,
+            workspaces,
             executor,
             shared,
             mirrors: data_dir.join("mirrors"),
@@ -175,6 +203,14 @@ impl TransferMethods {
         let mirror = self.mirrors.join(project);
         mirror.is_dir().then_some(mirror)
     }
+}
+
+/// When an operation made now expires, in ms since the Unix epoch.
+fn expires_at() -> u64 {
+    SystemTime::now()
+        .checked_add(OPERATION_TTL)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn invalid(message: impl Into<String>) -> ErrorObject {
@@ -238,17 +274,80 @@ impl MethodFamily for TransferMethods {
         let operations = self.operations.clone();
         let limits = self.limits;
         let subject = session.grant().subject;
+        let workspaces = self.workspaces.clone();
+        let server_side = self
+            .executor
+            .project_dir(&project)
+            .is_some_and(|d| !d.as_os_str().is_empty());
         Box::pin(async move {
             match params.get("direction").and_then(Value::as_str) {
                 Some("download") => {}
                 Some("upload") => {
-                    return Err(ErrorObject::new(
-                        codes::NOT_IMPLEMENTED,
-                        "upload transfers are not implemented yet",
-                    )
-                    .with_suggestion(
-                        "send files with server/syncManifest and server/fileChanged",
-                    ));
+                    if server_side {
+                        return Err(invalid(format!(
+                            "project `{project}` is a server-side project: uploads go to a streamed project's mirror"
+                        )));
+                    }
+                    if !session.has(codeflow_session::Right::FileWrite) {
+                        return Err(ErrorObject::new(
+                            codes::FORBIDDEN,
+                            "an upload writes the project's mirror: it needs the `file:write` right",
+                        )
+                        .with_suggestion("use a token whose scope includes file:write"));
+                    }
+                    let allowed = match params.get("paths") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::Array(paths)) => Some(
+                            paths
+                                .iter()
+                                .map(|p| {
+                                    p.as_str()
+                                        .ok_or_else(|| invalid("`paths` must be strings"))
+                                        .and_then(|raw| {
+                                            RelPath::parse_with(raw, &limits)
+                                                .map(|r| r.as_str().to_owned())
+                                                .map_err(ErrorObject::from)
+                                        })
+                                })
+                                .collect::<Result<std::collections::HashSet<_>, _>>()?,
+                        ),
+                        Some(_) => {
+                            return Err(invalid("`paths` must be an array of relative paths"));
+                        }
+                    };
+                    let workspace = workspaces
+                        .open(&session.project, session.root.as_str())
+                        .await
+                        .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;
+                    if workspace.mirror.is_shared() {
+                        return Err(ErrorObject::new(
+                            codeflow_file_stream::error::codes::SHARED_PROJECT,
+                            format!("project `{project}` is shared: nothing is streamed to it"),
+                        ));
+                    }
+                    let id = operations.insert(Operation {
+                        project,
+                        subject,
+                        items: Vec::new(),
+                        settled: Vec::new(),
+                        total_bytes: 0,
+                        generation: 0,
+                        done: false,
+                        expires: Instant::now() + OPERATION_TTL,
+                        upload: Some(Upload {
+                            workspace,
+                            allowed,
+                            received: Default::default(),
+                            bytes: 0,
+                            rejected: Vec::new(),
+                        }),
+                    })?;
+                    return Ok(MethodReply::Result(json!({
+                        "operationId": id,
+                        "url": format!("/ws/file-stream/{id}"),
+                        "expiresAt": expires_at(),
+                        "direction": "upload",
+                    })));
                 }
                 _ => return Err(invalid("`direction` must be \"download\" or \"upload\"")),
             }
@@ -303,15 +402,12 @@ impl MethodFamily for TransferMethods {
                 generation: 0,
                 done: false,
                 expires: Instant::now() + OPERATION_TTL,
+                upload: None,
             })?;
-            let expires_at = SystemTime::now()
-                .checked_add(OPERATION_TTL)
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as u64);
             Ok(MethodReply::Result(json!({
                 "operationId": id,
                 "url": format!("/ws/file-stream/{id}"),
-                "expiresAt": expires_at,
+                "expiresAt": expires_at(),
                 "direction": "download",
                 "totalFiles": total_files,
                 "totalBytes": total_bytes,
