@@ -215,6 +215,9 @@ async fn serve(socket: WebSocket, op: Arc<Mutex<Operation>>, generation: u64, ma
     // with the files not acknowledged.
     o.done = o.settled.iter().all(|s| *s);
     o.expires = Instant::now() + OPERATION_TTL;
+    if o.done {
+        o.items = Vec::new();
+    }
 }
 
 /// The file being received.
@@ -237,9 +240,12 @@ async fn receive(
     let (mirror, allowed, received) = {
         let o = op.lock();
         let Some(up) = &o.upload else { return };
+        let Some(workspace) = &up.workspace else {
+            return;
+        };
         tracing::info!(project = %o.project, subject = %o.subject, "transfer (upload) started");
         (
-            up.workspace.mirror.clone(),
+            workspace.mirror.clone(),
             up.allowed.clone(),
             up.received.clone(),
         )
@@ -362,6 +368,10 @@ async fn receive(
             let summary = {
                 let mut o = op.lock();
                 o.done = true;
+                o.expires = Instant::now() + OPERATION_TTL;
+                if let Some(up) = o.upload.as_mut() {
+                    up.workspace = None; // the mirror need not stay open for a spent id
+                }
                 o.upload.as_ref().map(|up| {
                     json!({"type": "summary", "direction": "upload",
                     "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,

@@ -68,8 +68,8 @@ pub struct Operation {
 
 /// An upload's state: the mirror it writes, the paths it may write, what was stored.
 pub struct Upload {
-    /// Keeps the project's mirror open while the upload lives.
-    pub workspace: Arc<codeflow_workspace::ProjectWorkspace>,
+    /// Keeps the project's mirror open while the upload lives (`None` once it is over).
+    pub workspace: Option<Arc<codeflow_workspace::ProjectWorkspace>>,
     /// `paths` of `files/beginTransfer`, when given: only these may be sent.
     pub allowed: Option<std::collections::HashSet<String>>,
     /// Indices of the files stored (acknowledged).
@@ -116,13 +116,16 @@ impl Refusal {
 }
 
 impl Operations {
+    /// Forgets expired operations; a spent one is kept (as spent, without its files) until
+    /// its expiry, so that its id is answered "used" rather than "unknown" meanwhile.
+    fn prune(map: &mut HashMap<String, Arc<Mutex<Operation>>>) {
+        let now = Instant::now();
+        map.retain(|_, o| o.lock().expires > now);
+    }
+
     fn insert(&self, op: Operation) -> Result<String, ErrorObject> {
         let mut map = self.map.lock();
-        let now = Instant::now();
-        map.retain(|_, o| {
-            let o = o.lock();
-            !o.done && o.expires > now
-        });
+        Self::prune(&mut map);
         if map.len() >= MAX_OPERATIONS {
             return Err(ErrorObject::new(
                 codes::LIMIT_EXCEEDED,
@@ -158,7 +161,10 @@ impl Operations {
 
     /// The project an operation belongs to (for the credential check).
     pub fn project_of(&self, id: &str) -> Option<String> {
-        self.map.lock().get(id).map(|o| o.lock().project.clone())
+        let mut map = self.map.lock();
+        let project = map.get(id).map(|o| o.lock().project.clone());
+        Self::prune(&mut map);
+        project
     }
 }
 
@@ -335,7 +341,7 @@ impl MethodFamily for TransferMethods {
                         done: false,
                         expires: Instant::now() + OPERATION_TTL,
                         upload: Some(Upload {
-                            workspace,
+                            workspace: Some(workspace),
                             allowed,
                             received: Default::default(),
                             bytes: 0,
