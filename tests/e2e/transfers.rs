@@ -359,6 +359,10 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
             )
         })
         .collect();
+    let sub = ws
+        .request(json!(2), "channels/subscribe", json!({"channel": "files"}))
+        .await;
+    assert!(sub.get("result").is_some(), "{sub}");
     let op = begin(&mut ws, json!({"direction": "upload"})).await;
     let url = op["url"].as_str().unwrap().to_owned();
 
@@ -451,4 +455,15 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
     assert!(!mirror.parent().unwrap().join("escape.txt").exists());
     // Spent.
     assert_eq!(open(&server, &url, None).await.err(), Some(410));
+    // The `files` channel heard of both connections' files.
+    let mut heard = std::collections::BTreeSet::new();
+    while heard.len() < expected.len() {
+        let m = ws.json().await;
+        if m["method"] == "channels/event" && m["params"]["data"]["event"] == "transferred" {
+            for p in m["params"]["data"]["paths"].as_array().unwrap() {
+                heard.insert(p.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(heard, expected.keys().cloned().collect());
 }

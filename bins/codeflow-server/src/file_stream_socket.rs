@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use codeflow_file_stream::transfer::{CHUNK_BYTES, FileHeader, chunk_frame, header_frame};
+use codeflow_lsp_pool::lsp_types::FileChangeType;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -75,9 +76,10 @@ pub async fn upgrade(
     let limits = app.file_limits;
     let is_upload = op.lock().upload.is_some();
     if is_upload {
+        let registry = app.registry.clone();
         return upgrade
             .max_message_size(CHUNK_BYTES + 64 * 1024)
-            .on_upgrade(move |socket| receive(socket, op, generation, limits));
+            .on_upgrade(move |socket| receive(socket, op, generation, limits, registry));
     }
     upgrade.on_upgrade(move |socket| serve(socket, op, generation, limits.max_file_size))
 }
@@ -234,10 +236,11 @@ async fn receive(
     op: Arc<Mutex<Operation>>,
     generation: u64,
     limits: codeflow_file_stream::Limits,
+    registry: Arc<codeflow_session::SessionRegistry>,
 ) {
     use codeflow_file_stream::transfer::{Frame, parse};
     let (mut sink, mut stream) = socket.split();
-    let (mirror, allowed, received) = {
+    let (workspace, project, allowed, received) = {
         let o = op.lock();
         let Some(up) = &o.upload else { return };
         let Some(workspace) = &up.workspace else {
@@ -245,11 +248,16 @@ async fn receive(
         };
         tracing::info!(project = %o.project, subject = %o.subject, "transfer (upload) started");
         (
-            workspace.mirror.clone(),
+            workspace.clone(),
+            o.project.clone(),
             up.allowed.clone(),
             up.received.clone(),
         )
     };
+    let mirror = workspace.mirror.clone();
+    // Stored files not yet told to the running language servers (in batches).
+    let mut changed: Vec<(codeflow_file_stream::MirrorPath, FileChangeType)> = Vec::new();
+    let mut stored_paths: Vec<String> = Vec::new();
     let jail = codeflow_file_stream::Jail::new(mirror.root()).ok();
     let start = json!({"type": "start", "direction": "upload", "received": received});
     if sink
@@ -331,13 +339,21 @@ async fn receive(
         // A file is complete: store it or refuse it.
         if let Some(file) = current.take_if(|f| f.bytes.len() as u64 == f.header.size) {
             let answer = store(&mirror, file).await;
+            if let Ok((_, _, path, kind)) = &answer {
+                stored_paths.push(path.rel().as_str().to_owned());
+                changed.push((path.clone(), *kind));
+                if changed.len() >= 256 {
+                    codeflow_workspace::tell_language_servers(&workspace, &changed).await;
+                    changed.clear();
+                }
+            }
             let reply = {
                 let mut o = op.lock();
                 let Some(up) = o.upload.as_mut() else {
                     break Err(None);
                 };
                 match &answer {
-                    Ok((index, size)) => {
+                    Ok((index, size, _, _)) => {
                         up.received.insert(*index);
                         up.bytes += size;
                         metrics::counter!("codeflow_transfer_bytes_total", "direction" => "upload")
@@ -363,6 +379,18 @@ async fn receive(
             }
         }
     };
+    codeflow_workspace::tell_language_servers(&workspace, &changed).await;
+    // The project's `files` channel hears of what this connection stored.
+    if !stored_paths.is_empty()
+        && let Ok(project) = codeflow_session::ProjectId::parse(&project)
+    {
+        registry.channels().publish(
+            &project,
+            codeflow_session::Channel::Files,
+            json!({"event": "transferred", "direction": "upload", "paths": stored_paths,
+                "complete": outcome.is_ok()}),
+        );
+    }
     let close = match outcome {
         Ok(()) => {
             let summary = {
@@ -430,8 +458,12 @@ fn check(
     }
 }
 
-/// Stores a complete file into the mirror: `(index, size)`, or the refusal to report.
-async fn store(mirror: &codeflow_file_stream::Mirror, file: Incoming) -> Result<(u64, u64), Value> {
+/// Stores a complete file into the mirror: `(index, size, path, created or changed)`, or the
+/// refusal to report.
+async fn store(
+    mirror: &codeflow_file_stream::Mirror,
+    file: Incoming,
+) -> Result<(u64, u64, codeflow_file_stream::MirrorPath, FileChangeType), Value> {
     let Incoming {
         header,
         bytes,
@@ -453,9 +485,14 @@ async fn store(mirror: &codeflow_file_stream::Mirror, file: Incoming) -> Result<
         .map_err(|e| refuse(e.code(), e.to_string()))?;
     let path = mirror.paths().mirror_path(&rel);
     let size = bytes.len() as u64;
+    let kind = if mirror.hash(&path).is_some() {
+        FileChangeType::CHANGED
+    } else {
+        FileChangeType::CREATED
+    };
     mirror
         .write_local(&path, bytes)
         .await
         .map_err(|e| refuse(e.code(), e.to_string()))?;
-    Ok((header.index, size))
+    Ok((header.index, size, path, kind))
 }
