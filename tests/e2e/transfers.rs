@@ -340,7 +340,7 @@ async fn start_frame(socket: &mut Socket) -> Value {
 
 #[tokio::test]
 async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
-    let server = Server::start().await;
+    let server = Server::start_with(&[], &[("FILE_SIZE_LIMIT", "1000000")]).await;
     let mut ws = session(&server, "up").await;
     let expected = tree();
     // The large file fourth: the connection is cut in its middle.
@@ -401,6 +401,9 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
     assert_eq!(start_frame(&mut socket).await["received"], json!([0, 1, 2]));
     let mut rest = files[3..].to_vec();
     rest.push((100, "bad-hash.txt".into(), b"abc".to_vec(), "00".repeat(32)));
+    let huge = vec![7u8; 1_200_000];
+    let huge_hash = blake3::hash(&huge).to_hex().to_string();
+    rest.push((102, "huge.bin".into(), huge, huge_hash));
     rest.push((
         101,
         "../escape.txt".into(),
@@ -409,9 +412,10 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
     ));
     let replies = send_files(&mut socket, &rest).await;
     let rejected: Vec<&Value> = replies.iter().filter(|r| r["type"] == "rejected").collect();
-    assert_eq!(rejected.len(), 2, "{replies:?}");
+    assert_eq!(rejected.len(), 3, "{replies:?}");
     assert_eq!(rejected[0]["code"], -33011);
-    assert_eq!(rejected[1]["code"], -33004);
+    assert_eq!(rejected[1]["code"], -33005, "the size limit: {replies:?}");
+    assert_eq!(rejected[2]["code"], -33004);
     socket
         .send(Message::Text(json!({"type": "end"}).to_string().into()))
         .await
@@ -427,7 +431,7 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
         }
     };
     assert_eq!(summary["files"], expected.len(), "{summary}");
-    assert_eq!(summary["rejected"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 3);
 
     // The mirror holds exactly the tree: no half file, nothing refused, nothing outside.
     let mirror = server.mirror_dir("up");

@@ -225,9 +225,12 @@ async fn serve(socket: WebSocket, op: Arc<Mutex<Operation>>, generation: u64, ma
 /// The file being received.
 struct Incoming {
     header: FileHeader,
+    /// The content so far (kept only for a file that will be stored).
     bytes: Vec<u8>,
-    /// Why it will not be stored (its content is read and dropped).
-    refused: Option<String>,
+    /// Content bytes received so far (kept or not).
+    received: u64,
+    /// Why it will not be stored, with the file error code (its content is read and dropped).
+    refused: Option<(i64, String)>,
 }
 
 /// An upload: files into the project's mirror, each stored whole once its hash checks.
@@ -294,6 +297,7 @@ async fn receive(
                     current = Some(Incoming {
                         header,
                         bytes: Vec::with_capacity(capacity),
+                        received: 0,
                         refused,
                     });
                 }
@@ -301,7 +305,7 @@ async fn receive(
                     let Some(file) = current.as_mut() else {
                         break Err(Some((1008, "content before a file header".into())));
                     };
-                    if file.bytes.len() as u64 + chunk.len() as u64 > file.header.size {
+                    if file.received + chunk.len() as u64 > file.header.size {
                         break Err(Some((
                             1008,
                             format!(
@@ -310,11 +314,10 @@ async fn receive(
                             ),
                         )));
                     }
+                    file.received += chunk.len() as u64;
+                    // A refused file's content is counted, not kept.
                     if file.refused.is_none() {
                         file.bytes.extend_from_slice(&chunk);
-                    } else {
-                        // Counted, not kept.
-                        file.bytes.resize(file.bytes.len() + chunk.len(), 0);
                     }
                 }
                 Err(e) => break Err(Some((1008, e))),
@@ -337,7 +340,7 @@ async fn receive(
             _ => continue,
         }
         // A file is complete: store it or refuse it.
-        if let Some(file) = current.take_if(|f| f.bytes.len() as u64 == f.header.size) {
+        if let Some(file) = current.take_if(|f| f.received == f.header.size) {
             let answer = store(&mirror, file).await;
             if let Ok((_, _, path, kind)) = &answer {
                 stored_paths.push(path.rel().as_str().to_owned());
@@ -437,24 +440,31 @@ fn check(
     limits: &codeflow_file_stream::Limits,
     allowed: Option<&std::collections::HashSet<String>>,
     jail: Option<&codeflow_file_stream::Jail>,
-) -> Option<String> {
+) -> Option<(i64, String)> {
+    use codeflow_file_stream::error::codes;
     let rel = match codeflow_file_stream::RelPath::parse_with(&header.path, limits) {
         Ok(rel) => rel,
-        Err(e) => return Some(e.to_string()),
+        Err(e) => return Some((e.code(), e.to_string())),
     };
     if allowed.is_some_and(|a| !a.contains(rel.as_str())) {
-        return Some("not among the `paths` this transfer was begun for".into());
+        return Some((
+            codes::PATH_REJECTED,
+            "not among the `paths` this transfer was begun for".into(),
+        ));
     }
     if header.size > limits.max_file_size {
-        return Some(format!(
-            "larger than the file size limit ({} bytes)",
-            limits.max_file_size
+        return Some((
+            codes::FILE_TOO_LARGE,
+            format!(
+                "larger than the file size limit ({} bytes)",
+                limits.max_file_size
+            ),
         ));
     }
     match jail.map(|j| j.resolve(&rel)) {
         Some(Ok(_)) => None,
-        Some(Err(e)) => Some(e.to_string()),
-        None => Some("the project's mirror is not available".into()),
+        Some(Err(e)) => Some((e.code(), e.to_string())),
+        None => Some((codes::IO, "the project's mirror is not available".into())),
     }
 }
 
@@ -468,11 +478,12 @@ async fn store(
         header,
         bytes,
         refused,
+        ..
     } = file;
     let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
     use codeflow_file_stream::error::codes;
-    if let Some(error) = refused {
-        return Err(refuse(codes::PATH_REJECTED, error));
+    if let Some((code, error)) = refused {
+        return Err(refuse(code, error));
     }
     let actual = blake3::hash(&bytes).to_hex().to_string();
     if actual != header.hash {
