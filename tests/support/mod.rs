@@ -12,6 +12,7 @@ pub mod fs;
 pub mod node_clients;
 pub mod registry;
 pub mod results;
+pub mod terminal;
 pub mod tools;
 
 pub use fs::tree;

@@ -21,6 +21,7 @@ mod p5;
 mod p6;
 mod p7;
 mod p8;
+mod p9;
 mod procs;
 mod report;
 mod stats;
@@ -42,6 +43,7 @@ enum Which {
     P6,
     P7,
     P8,
+    P9,
     All,
 }
 
@@ -120,6 +122,10 @@ struct Cli {
     /// P8: posts in flight on the socket, and concurrent appenders in process.
     #[arg(long, default_value_t = 1024)]
     p8_window: usize,
+
+    /// P9: keystrokes measured per phase (quiet, then with /ws flooded).
+    #[arg(long, default_value_t = 2000)]
+    p9_keys: usize,
 
     /// P3: sessions to open.
     #[arg(long, default_value_t = 10_000)]
@@ -323,6 +329,19 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
         let r = p8::run(env, &cfg).await?;
         p8::print(&r); // its own table; also written to p8.json
         let path = env.logs.join("../p8.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if matches!(cli.which, Which::P9 | Which::All) {
+        let r = p9::run(
+            env,
+            &p9::P9Config {
+                keys: cli.p9_keys.max(10),
+            },
+        )
+        .await?;
+        p9::print(&r); // its own table; also written to p9.json
+        let path = env.logs.join("../p9.json");
         std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -28,10 +28,22 @@ pub struct App {
     pub executor: Arc<codeflow_claude_executor::Executor>,
     /// The `/mcp` (Streamable HTTP) sessions.
     pub mcp_sessions: Arc<crate::mcp_http::McpSessions>,
+    /// Terminals of server-side projects (`terminals/*`, `/ws/terminal/{id}`).
+    pub terminals: codeflow_terminal::Terminals,
+    /// Single-use tickets for terminal sockets.
+    pub terminal_tickets: Arc<crate::terminals::TerminalTickets>,
+    /// Bulk transfers begun with `files/beginTransfer` (`/ws/file-stream/{operation_id}`).
+    pub transfers: Arc<crate::transfers::Operations>,
+    /// The file limits (largest file sent in a transfer).
+    pub file_limits: codeflow_file_stream::Limits,
 }
 
 impl App {
-    pub async fn build(config: &Config, metrics: PrometheusHandle) -> anyhow::Result<Self> {
+    pub async fn build(
+        config: &Config,
+        metrics: PrometheusHandle,
+        terminal_runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
@@ -97,6 +109,27 @@ impl App {
             services.clone(),
             executor.clone(),
         ));
+        // Terminals in server-side projects, each on its own socket.
+        let terminal_config = config.terminals();
+        let terminal_tickets = Arc::new(crate::terminals::TerminalTickets::new(
+            terminal_config.ticket_ttl,
+        ));
+        let terminals = codeflow_terminal::Terminals::new(terminal_config, terminal_runtime);
+        registry.add_method_family(crate::terminals::TerminalMethods::new(
+            terminals.clone(),
+            terminal_tickets.clone(),
+            executor.clone(),
+        ));
+        // Bulk transfers, each on a socket of its own.
+        let transfers = Arc::new(crate::transfers::Operations::default());
+        registry.add_method_family(crate::transfers::TransferMethods::new(
+            transfers.clone(),
+            services.workspaces.clone(),
+            executor.clone(),
+            config.shared_projects.clone(),
+            &config.data_dir,
+            limits,
+        ));
         // Runs on streamed projects: working copies from the mirror, changes back to a relay.
         let run_files = crate::run_files::MirrorFiles::new(workspaces);
         run_files.attach(&registry);
@@ -125,6 +158,10 @@ impl App {
             metrics,
             executor,
             mcp_sessions: Arc::default(),
+            terminals,
+            terminal_tickets,
+            transfers,
+            file_limits: limits,
         })
     }
 }

@@ -41,7 +41,7 @@ pub struct TokenArgs {
     #[arg(long = "project", required = true)]
     pub projects: Vec<String>,
     /// Rights, space- or comma-separated: file:read file:write lsp:query claude:execute
-    /// projects:manage.
+    /// projects:manage terminal:open.
     #[arg(long, default_value = "file:read lsp:query")]
     pub scope: String,
     /// Lifetime: seconds or a number with a unit (`90s`, `30m`, `12h`, `7d`).
@@ -59,7 +59,7 @@ pub fn parse_rights(text: &str) -> anyhow::Result<Vec<codeflow_session::Right>> 
         .map(|w| {
             codeflow_session::Right::parse(w).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown right `{w}`: use file:read, file:write, lsp:query, claude:execute, projects:manage"
+                    "unknown right `{w}`: use file:read, file:write, lsp:query, claude:execute, projects:manage, terminal:open"
                 )
             })
         })
@@ -169,6 +169,37 @@ pub struct ClientCertEntry {
     /// Rights; default `["file:read", "lsp:query"]`.
     #[serde(default)]
     pub scope: Option<Vec<String>>,
+}
+
+/// The `[terminal]` table: terminals on `/ws/terminal/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerminalSection {
+    /// The shell terminals run; unset = the server's `SHELL`, else `/bin/sh`.
+    pub shell: Option<PathBuf>,
+    /// Seconds a terminal without viewers lives before its processes are killed.
+    pub grace_secs: u64,
+    /// Bytes of recent output a viewer gets when it attaches.
+    pub scrollback_bytes: usize,
+    /// Most terminals per project.
+    pub max_per_project: usize,
+    /// Most terminals on the server.
+    pub max_total: usize,
+    /// Seconds a ticket from `terminals/create` or `terminals/attach` stays valid.
+    pub ticket_ttl_secs: u64,
+}
+
+impl Default for TerminalSection {
+    fn default() -> Self {
+        Self {
+            shell: None,
+            grace_secs: 60,
+            scrollback_bytes: 256 * 1024,
+            max_per_project: 8,
+            max_total: 64,
+            ticket_ttl_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -294,6 +325,8 @@ pub struct Config {
     pub msg_rotate_days: f64,
     /// Delete sealed segments last written this many days ago (0 = keep them).
     pub msg_retention_days: f64,
+    /// Terminals: shell, grace, scrollback, limits, tickets.
+    pub terminal: TerminalSection,
 }
 
 impl Default for Config {
@@ -357,6 +390,7 @@ impl Default for Config {
             msg_rotate_bytes: 1024 * 1024 * 1024,
             msg_rotate_days: 30.0,
             msg_retention_days: 0.0,
+            terminal: TerminalSection::default(),
         }
     }
 }
@@ -397,6 +431,25 @@ impl Config {
                 retention: (self.msg_retention_days > 0.0).then(|| days(self.msg_retention_days)),
                 ..Default::default()
             },
+        }
+    }
+
+    /// The terminals' settings.
+    pub fn terminals(&self) -> codeflow_terminal::TerminalConfig {
+        let shell = self
+            .terminal
+            .shell
+            .clone()
+            .or_else(|| std::env::var_os("SHELL").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
+        codeflow_terminal::TerminalConfig {
+            shell,
+            grace: std::time::Duration::from_secs(self.terminal.grace_secs),
+            scrollback_bytes: self.terminal.scrollback_bytes,
+            max_per_project: self.terminal.max_per_project,
+            max_total: self.terminal.max_total,
+            ticket_ttl: std::time::Duration::from_secs(self.terminal.ticket_ttl_secs.max(1)),
+            ..Default::default()
         }
     }
 
@@ -512,6 +565,14 @@ impl Config {
         }
         if self.claude_cmd.trim().is_empty() {
             bail!("claude_cmd must name the Claude Code CLI");
+        }
+        if let Some(shell) = &self.terminal.shell
+            && !shell.is_file()
+        {
+            bail!(
+                "terminal.shell {} is not a file: name the shell terminals run, e.g. /bin/bash",
+                shell.display()
+            );
         }
         if !(self.msg_rotate_days > 0.0 && self.msg_retention_days >= 0.0) {
             bail!("msg_rotate_days must be positive and msg_retention_days not negative");

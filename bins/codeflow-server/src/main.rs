@@ -9,14 +9,19 @@ mod config;
 #[cfg(test)]
 mod config_doc;
 mod console;
+mod file_stream_socket;
 mod gauges;
 mod healthcheck;
 mod mcp_http;
 mod projects;
 mod routes;
 mod run_files;
+mod socket_fd;
 mod status;
+mod terminal_socket;
+mod terminals;
 mod tls_reload;
+mod transfers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,11 +59,21 @@ fn main() -> anyhow::Result<()> {
         eprintln!("codeflow-server: {e:#}");
         std::process::exit(2);
     }
-    tokio::runtime::Builder::new_multi_thread()
+    // Terminals (their PTYs and viewers' sockets) run on a runtime of their own: keystrokes
+    // are not queued behind whatever occupies the main runtime's workers.
+    let terminals = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("codeflow-terminals")
+        .enable_all()
+        .build()
+        .context("cannot start the terminals' runtime")?;
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(serve(config))
+        .block_on(serve(config, terminals.handle().clone()));
+    terminals.shutdown_background();
+    outcome
 }
 
 /// `codeflow-server token`: prints a token signed with the configured secret.
@@ -142,7 +157,7 @@ fn open_audit_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("cannot open the audit file {}", path.display()))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, terminal_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     codeflow_transport::tls::install_crypto_provider();
     let metrics = PrometheusBuilder::new()
         .install_recorder()
@@ -156,8 +171,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let app = app::App::build(&config, metrics).await?;
+    let app = app::App::build(&config, metrics, terminal_runtime).await?;
     let executor = app.executor.clone();
+    let terminals = app.terminals.clone();
     let registry = app.registry.clone();
     let services = app.services.clone();
     gauges::init(&services);
@@ -175,6 +191,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down: closing sessions");
         registry.shutdown();
+        // Every terminal's processes are killed; its viewers get `exit` and a close.
+        terminals.shutdown(Duration::from_secs(2)).await;
     };
 
     match (&config.tls_cert, &config.tls_key) {
@@ -202,7 +220,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 format!("cannot listen on {addr} (is another server using the port? try --port)")
             })?;
             announce(&config, scheme);
-            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+            // Each connection's descriptor is recorded so a terminal's socket can move to the
+            // terminals' runtime after its upgrade (`socket_fd.rs`).
+            let server = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<socket_fd::SocketFd>(),
+            )
+            .with_graceful_shutdown(shutdown);
             let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
             let serving = tokio::spawn(async move {
                 let outcome = server.await;

@@ -22,6 +22,11 @@ pub fn router(app: App) -> Router {
                 .get(crate::mcp_http::get)
                 .delete(crate::mcp_http::delete),
         )
+        .route("/ws/terminal/{id}", get(crate::terminal_socket::upgrade))
+        .route(
+            "/ws/file-stream/{operation_id}",
+            get(crate::file_stream_socket::upgrade),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -90,6 +90,7 @@ pub mod paths;
 pub mod protocol;
 mod read_many;
 mod server_files;
+pub mod transfer;
 pub mod watcher;
 pub mod write_back;
 

@@ -25,16 +25,20 @@ pub enum Right {
     ClaudeExecute,
     /// `projects:manage`: create, delete, join and post to projects.
     ProjectsManage,
+    /// `terminal:open`: open, attach to and close terminals in server-side projects (a shell
+    /// on the server: not in the default rights).
+    TerminalOpen,
 }
 
 impl Right {
     /// Every right, in the order they are listed in tokens.
-    pub const ALL: [Right; 5] = [
+    pub const ALL: [Right; 6] = [
         Right::FileRead,
         Right::FileWrite,
         Right::LspQuery,
         Right::ClaudeExecute,
         Right::ProjectsManage,
+        Right::TerminalOpen,
     ];
 
     /// The right a scope word names (`lsp:query`, …), if any.
@@ -45,6 +49,7 @@ impl Right {
             "lsp:query" => Self::LspQuery,
             "claude:execute" => Self::ClaudeExecute,
             "projects:manage" => Self::ProjectsManage,
+            "terminal:open" => Self::TerminalOpen,
             _ => return None,
         })
     }
@@ -57,6 +62,7 @@ impl Right {
             Self::LspQuery => "lsp:query",
             Self::ClaudeExecute => "claude:execute",
             Self::ProjectsManage => "projects:manage",
+            Self::TerminalOpen => "terminal:open",
         }
     }
 }

@@ -71,9 +71,11 @@ fn method_rights(method: &str) -> &'static [Right] {
     match method {
         "server/syncManifest" | "server/fileChanged" => &[Right::FileRead],
         "channels/subscribe" | "channels/unsubscribe" => &[Right::FileRead],
+        "files/beginTransfer" => &[Right::FileRead],
         "channels/publish" => &[Right::FileWrite],
         m if m.starts_with("projects/") => &[Right::ProjectsManage],
         m if m.starts_with("claude/") => &[Right::ClaudeExecute],
+        m if m.starts_with("terminals/") => &[Right::TerminalOpen],
         _ => &[],
     }
 }
@@ -98,9 +100,12 @@ pub fn authorize(
 ) -> Result<(), Forbidden> {
     for named in named_projects(params) {
         let same = named.as_str() == Some(project.as_str());
-        // Projects and Claude runs live on the server, not in the session's tree: those two
-        // families may name any project the token grants (R6: "unless its token names B").
-        let server_side = method.starts_with("projects/") || method.starts_with("claude/");
+        // Projects, Claude runs and terminals live on the server, not in the session's tree:
+        // those families may name any project the token grants (R6: "unless its token names
+        // B").
+        let server_side = method.starts_with("projects/")
+            || method.starts_with("claude/")
+            || method.starts_with("terminals/");
         let allowed =
             same || (server_side && named.as_str().is_some_and(|n| grant.allows_project_name(n)));
         if !allowed {

@@ -317,7 +317,9 @@ async fn route(
         return;
     }
     if let Some(method) = message.method()
-        && (method.starts_with("projects/") || method.starts_with("claude/"))
+        && (method.starts_with("projects/")
+            || method.starts_with("claude/")
+            || method.starts_with("terminals/"))
     {
         crate::audit::operation(session, method);
     }
@@ -637,10 +639,14 @@ fn is_known_method(method: &str) -> bool {
         || method.starts_with("channels/")
         || method.starts_with("projects/")
         || method.starts_with("claude/")
+        || method.starts_with("terminals/")
         || method.starts_with("auth/")
         || matches!(
             method,
-            "logging/setLevel" | "server/syncManifest" | "server/fileChanged"
+            "logging/setLevel"
+                | "server/syncManifest"
+                | "server/fileChanged"
+                | "files/beginTransfer"
         )
 }
 

@@ -1,0 +1,112 @@
+//! A terminal's processes: the shell started on a new PTY as the leader of a session of its
+//! own, and the end of that whole session — the shell's process group and every job it put
+//! in a group of its own (an interactive shell gives each background job one).
+
+use std::path::Path;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::config::TerminalConfig;
+
+/// A started shell: the PTY's master side and the child.
+pub(crate) struct Started {
+    pub pty: pty_process::Pty,
+    pub child: tokio::process::Child,
+    /// The shell's pid: also its session id and process group id.
+    pub leader: i32,
+}
+
+/// Starts `command` (or the interactive shell) in `dir` on a new PTY of `cols` × `rows`.
+pub(crate) fn start(
+    config: &TerminalConfig,
+    id: &str,
+    dir: &Path,
+    command: Option<&str>,
+    cols: u16,
+    rows: u16,
+) -> std::io::Result<Started> {
+    let (pty, pts) = pty_process::open().map_err(io)?;
+    pty.resize(pty_process::Size::new(rows, cols)).map_err(io)?;
+    let mut cmd = pty_process::Command::new(&config.shell);
+    if let Some(command) = command {
+        cmd = cmd.arg("-c").arg(command);
+    }
+    cmd = cmd
+        .env_clear()
+        .envs(codeflow_types::child_env::inherited())
+        .env("TERM", "xterm-256color")
+        .env("PWD", dir)
+        .env("SHELL", &config.shell)
+        .envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // Marks every process the terminal starts (inherited), for an operator's `ps e`.
+        .env("CODEFLOW_TERMINAL_ID", id)
+        .current_dir(dir)
+        .kill_on_drop(true);
+    let child = cmd.spawn(pts).map_err(io)?;
+    let leader = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| std::io::Error::other("the shell exited before it could be watched"))?;
+    Ok(Started { pty, child, leader })
+}
+
+fn io(e: pty_process::Error) -> std::io::Error {
+    match e {
+        pty_process::Error::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// `(pid, process group, session, terminal's foreground group)` of a process, from
+/// `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(i32, i32, i32, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp session tty_nr tpgid …`; comm may hold spaces and parens.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let session = fields.get(3)?.parse().ok()?;
+    let tpgid = fields.get(5)?.parse().ok()?;
+    Some((pid, pgrp, session, tpgid))
+}
+
+/// The pids of every process in session `sid`.
+fn session_members(sid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .filter(|(_, _, session, _)| *session == sid)
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
+/// Sends `signal` to the terminal's foreground process group (what the keyboard's ^C
+/// reaches), or to the shell's group when the terminal has none.
+pub(crate) fn signal_foreground(leader: i32, signal: Signal) -> nix::Result<()> {
+    let group = match stat(leader) {
+        Some((_, _, _, tpgid)) if tpgid > 0 => tpgid,
+        _ => leader,
+    };
+    killpg(Pid::from_raw(group), signal)
+}
+
+/// Kills every process of the terminal's session: the shell's group and every job's. A few
+/// rounds, for processes forked while the first ones died. A process that made a session of
+/// its own (`setsid`) has left the terminal and is not found.
+pub(crate) fn kill_session(leader: i32) {
+    let _ = killpg(Pid::from_raw(leader), Signal::SIGKILL);
+    for _ in 0..5 {
+        let members = session_members(leader);
+        if members.is_empty() {
+            return;
+        }
+        for pid in members {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
