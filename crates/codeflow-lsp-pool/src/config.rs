@@ -521,10 +521,8 @@ mod tests {
         assert!(table["vim-language-server"].handles_path(Path::new(".vimrc")));
         assert!(table["fortls"].handles_path(Path::new("main.F90")));
         assert!(!table["pylsp"].handles_path(Path::new("Makefile")));
-        let languages: std::collections::BTreeSet<String> = table
-            .iter()
-            .map(|(id, s)| s.language_label(id))
-            .collect();
+        let languages: std::collections::BTreeSet<String> =
+            table.iter().map(|(id, s)| s.language_label(id)).collect();
         assert!(languages.len() >= 14, "{languages:?}");
     }
 
