@@ -21,6 +21,7 @@ mod p5;
 mod p6;
 mod p7;
 mod p8;
+mod p9;
 mod procs;
 mod report;
 mod stats;
@@ -42,6 +43,8 @@ enum Which {
     P6,
     P7,
     P8,
+    /// Not part of `all` (minutes, and 20 language servers on the per-session side).
+    P9,
     All,
 }
 
@@ -120,6 +123,18 @@ struct Cli {
     /// P8: posts in flight on the socket, and concurrent appenders in process.
     #[arg(long, default_value_t = 1024)]
     p8_window: usize,
+
+    /// P9: session counts at which to record, comma-separated (the largest is how many each
+    /// side opens).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,20")]
+    p9_sessions: Vec<usize>,
+    /// P9: stop opening sessions on a side when the machine's MemAvailable falls below this
+    /// many MiB.
+    #[arg(long, default_value_t = 6144)]
+    p9_min_free_mib: u64,
+    /// P9: languages, comma-separated (python: pylsp; rust: rust-analyzer).
+    #[arg(long, value_delimiter = ',', default_value = "python,rust")]
+    p9_languages: Vec<String>,
 
     /// P3: sessions to open.
     #[arg(long, default_value_t = 10_000)]
@@ -323,6 +338,21 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
         let r = p8::run(env, &cfg).await?;
         p8::print(&r); // its own table; also written to p8.json
         let path = env.logs.join("../p8.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if matches!(cli.which, Which::P9) {
+        let cfg = p9::P9Config {
+            checkpoints: cli.p9_sessions.iter().copied().filter(|n| *n > 0).collect(),
+            min_free_mib: cli.p9_min_free_mib,
+            languages: cli.p9_languages.clone(),
+        };
+        if cfg.checkpoints.is_empty() {
+            bail!("--p9-sessions needs at least one count above 0");
+        }
+        let r = p9::run(env, &cfg).await?;
+        p9::print(&r); // its own table; also written to p9.json
+        let path = env.logs.join("../p9.json");
         std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
