@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub pss_mib: f64,
     pub processes: usize,
     pub language_servers: usize,
+    /// Their pids and command lines.
+    pub language_server_commands: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -209,7 +211,7 @@ fn mem_available_mib() -> u64 {
 
 /// Memory and process counts of `roots` and all their descendants; language servers are the
 /// direct children of `lsp_parents`.
-fn measure(roots: &[u32], lsp_parents: &[u32]) -> (f64, f64, usize, usize) {
+fn measure(roots: &[u32], lsp_parents: &[u32]) -> Measured {
     let mut pids: Vec<u32> = Vec::new();
     for root in roots {
         pids.push(*root);
@@ -219,25 +221,36 @@ fn measure(roots: &[u32], lsp_parents: &[u32]) -> (f64, f64, usize, usize) {
     pids.dedup();
     let rss: u64 = pids.iter().filter_map(|p| procs::rss_kib(*p).ok()).sum();
     let pss: u64 = pids.iter().map(|p| pss_kib(*p)).sum();
-    let lsp = lsp_parents.iter().map(|p| direct_children(*p)).sum();
+    let lsp: Vec<String> = lsp_parents
+        .iter()
+        .flat_map(|p| direct_children(*p))
+        .collect();
     #[allow(clippy::cast_precision_loss)]
     (rss as f64 / 1024.0, pss as f64 / 1024.0, pids.len(), lsp)
 }
 
-/// Children of `pid` (of any of its threads).
-fn direct_children(pid: u32) -> usize {
+/// (RSS MiB, PSS MiB, processes, language-server command lines).
+type Measured = (f64, f64, usize, Vec<String>);
+
+/// Children of `pid` (of any of its threads): their command lines.
+fn direct_children(pid: u32) -> Vec<String> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Vec::new();
     };
-    tasks
-        .flatten()
-        .map(|t| {
-            std::fs::read_to_string(t.path().join("children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .count()
-        })
-        .sum()
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace() {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            out.push(format!("{child} {}", words.join(" ")));
+        }
+    }
+    out
 }
 
 /// Asks `find_definition` until the answer is correct (`correct`), for at most `FIRST_LIMIT`:
@@ -314,7 +327,7 @@ fn snapshot(
     sessions: usize,
     first: Duration,
     call: Duration,
-    m: (f64, f64, usize, usize),
+    m: Measured,
 ) -> Snapshot {
     Snapshot {
         sessions,
@@ -323,7 +336,8 @@ fn snapshot(
         rss_mib: m.0,
         pss_mib: m.1,
         processes: m.2,
-        language_servers: m.3,
+        language_servers: m.3.len(),
+        language_server_commands: m.3,
     }
 }
 
@@ -379,7 +393,7 @@ async fn run_codeflow(env: &Env, cfg: &P9Config, case: &Case) -> Result<Side> {
                 m.0,
                 m.1,
                 m.2,
-                m.3
+                m.3.len()
             );
             side.snapshots.push(snapshot(n, first, call, m));
         }
@@ -439,7 +453,7 @@ async fn run_cclsp(env: &Env, cfg: &P9Config, case: &Case, bin: &Path) -> Result
                 m.0,
                 m.1,
                 m.2,
-                m.3
+                m.3.len()
             );
             side.snapshots.push(snapshot(n, first, call, m));
         }
