@@ -362,8 +362,15 @@ async fn run_codeflow(env: &Env, cfg: &P9Config, case: &Case) -> Result<Side> {
     let project = format!("p9{}", case.language);
     let mut relays: Vec<Relay> = Vec::new();
     let mut side = Side::default();
+    let mut latest = (Duration::ZERO, Duration::ZERO);
     for n in 1..=last {
         if !memory_left(cfg, &mut side, n - 1) {
+            if n > 1 && !cfg.checkpoints.contains(&(n - 1)) {
+                let mut roots = vec![server.guard.pid()];
+                roots.extend(relays.iter().map(|r| r.guard.pid()));
+                let m = measure(&roots, &[server.guard.pid()]);
+                side.snapshots.push(snapshot(n - 1, latest.0, latest.1, m));
+            }
             break;
         }
         let t0 = Instant::now();
@@ -381,6 +388,7 @@ async fn run_codeflow(env: &Env, cfg: &P9Config, case: &Case) -> Result<Side> {
             .await
             .with_context(|| format!("CodeFlow session {n} ({})", case.language))?;
         let first = t0.elapsed();
+        latest = (first, call);
         relays.push(relay);
         if cfg.checkpoints.contains(&n) {
             let mut roots = vec![server.guard.pid()];
@@ -418,8 +426,15 @@ async fn run_cclsp(env: &Env, cfg: &P9Config, case: &Case, bin: &Path) -> Result
     )?;
     let mut sessions: Vec<(Guarded, Agent)> = Vec::new();
     let mut side = Side::default();
+    let mut latest = (Duration::ZERO, Duration::ZERO);
     for n in 1..=last {
         if !memory_left(cfg, &mut side, n - 1) {
+            // What was reached, measured, so the stop still has figures.
+            if n > 1 && !cfg.checkpoints.contains(&(n - 1)) {
+                let roots: Vec<u32> = sessions.iter().map(|(g, _)| g.pid()).collect();
+                let m = measure(&roots, &roots);
+                side.snapshots.push(snapshot(n - 1, latest.0, latest.1, m));
+            }
             break;
         }
         let t0 = Instant::now();
@@ -442,6 +457,7 @@ async fn run_cclsp(env: &Env, cfg: &P9Config, case: &Case, bin: &Path) -> Result
             .await
             .with_context(|| format!("cclsp session {n} ({})", case.language))?;
         let first = t0.elapsed();
+        latest = (first, call);
         sessions.push((guard, agent));
         if cfg.checkpoints.contains(&n) {
             let roots: Vec<u32> = sessions.iter().map(|(g, _)| g.pid()).collect();
@@ -576,7 +592,7 @@ pub fn print(r: &P9Result) {
                         l.server,
                         side.and_then(|s| s.stopped.clone())
                             .or_else(|| l.cclsp_missing.clone())
-                            .unwrap_or_else(|| "not reached".into())
+                            .unwrap_or_else(|| "not measured at this count".into())
                     ),
                 }
             }
