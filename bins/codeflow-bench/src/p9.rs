@@ -323,12 +323,7 @@ fn cclsp_correct(answer: &Value, expect: &str) -> bool {
             .any(|l| l.contains(expect))
 }
 
-fn snapshot(
-    sessions: usize,
-    first: Duration,
-    call: Duration,
-    m: Measured,
-) -> Snapshot {
+fn snapshot(sessions: usize, first: Duration, call: Duration, m: Measured) -> Snapshot {
     Snapshot {
         sessions,
         nth_first_ms: flows::ms(first),
@@ -413,8 +408,8 @@ async fn run_codeflow(env: &Env, cfg: &P9Config, case: &Case) -> Result<Side> {
 
 async fn run_cclsp(env: &Env, cfg: &P9Config, case: &Case, bin: &Path) -> Result<Side> {
     let last = cfg.checkpoints.iter().copied().max().unwrap_or(1);
-    let program = procs::which(case.server)
-        .with_context(|| format!("{} is not on PATH", case.server))?;
+    let program =
+        procs::which(case.server).with_context(|| format!("{} is not on PATH", case.server))?;
     let config = env.scratch.join(format!("p9-cclsp-{}.json", case.language));
     std::fs::write(
         &config,
@@ -442,10 +437,7 @@ async fn run_cclsp(env: &Env, cfg: &P9Config, case: &Case, bin: &Path) -> Result
             "cclsp",
             bin,
             &[],
-            &[(
-                "CCLSP_CONFIG_PATH".to_owned(),
-                config.display().to_string(),
-            )],
+            &[("CCLSP_CONFIG_PATH".to_owned(), config.display().to_string())],
             &env.logs.join(format!("p9-cclsp-{}-{n}.log", case.language)),
             true,
         )?;
@@ -501,6 +493,7 @@ async fn version_of(program: &str) -> String {
 }
 
 pub async fn run(env: &Env, cfg: &P9Config) -> Result<P9Result> {
+    let machine = crate::report::Machine::probe();
     let cclsp = procs::which("cclsp");
     if cclsp.is_none() {
         eprintln!(
@@ -515,7 +508,10 @@ pub async fn run(env: &Env, cfg: &P9Config) -> Result<P9Result> {
             other => bail!("P9 knows the languages python and rust, not {other:?}"),
         };
         if procs::which(case.server).is_none() {
-            bail!("{} is not on PATH (scripts/install-language-servers.sh)", case.server);
+            bail!(
+                "{} is not on PATH (scripts/install-language-servers.sh)",
+                case.server
+            );
         }
         let server_version = version_of(case.server).await;
         eprintln!("P9: {language}: CodeFlow, sessions {:?}", cfg.checkpoints);
@@ -527,7 +523,10 @@ pub async fn run(env: &Env, cfg: &P9Config) -> Result<P9Result> {
                 eprintln!("P9: {language}: cclsp, one per session");
                 (Some(run_cclsp(env, cfg, &case, bin).await?), None)
             }
-            None => (None, Some("cclsp is not on PATH (npm i -g cclsp)".to_owned())),
+            None => (
+                None,
+                Some("cclsp is not on PATH (npm i -g cclsp)".to_owned()),
+            ),
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         languages.push(LanguageResult {
@@ -546,7 +545,7 @@ pub async fn run(env: &Env, cfg: &P9Config) -> Result<P9Result> {
     }
     Ok(P9Result {
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        machine: crate::report::Machine::probe(),
+        machine,
         git_commit: crate::report::git_commit(),
         cclsp_version: cclsp.as_deref().and_then(cclsp_version),
         min_free_mib: cfg.min_free_mib,
@@ -575,7 +574,11 @@ pub fn print(r: &P9Result) {
             .snapshots
             .iter()
             .map(|s| s.sessions)
-            .chain(l.cclsp.iter().flat_map(|c| c.snapshots.iter().map(|s| s.sessions)))
+            .chain(
+                l.cclsp
+                    .iter()
+                    .flat_map(|c| c.snapshots.iter().map(|s| s.sessions)),
+            )
             .collect();
         counts.sort_unstable();
         counts.dedup();
@@ -585,7 +588,12 @@ pub fn print(r: &P9Result) {
                 match cell {
                     Some(s) => println!(
                         "| {} | {n} | {label} | {:.0} MiB ({:.0} MiB) | {} | {} | {:.0} ms |",
-                        l.server, s.rss_mib, s.pss_mib, s.language_servers, s.processes, s.nth_first_ms
+                        l.server,
+                        s.rss_mib,
+                        s.pss_mib,
+                        s.language_servers,
+                        s.processes,
+                        s.nth_first_ms
                     ),
                     None => println!(
                         "| {} | {n} | {label} | — | — | — | {} |",
