@@ -95,18 +95,27 @@ type Target = (String, u32, u32);
 fn definition(fixture: &str, file: &str, needle: &str, nth: usize) -> Vec<Target> {
     let f = shared(fixture);
     let (line, character) = at(fixture, file, needle, nth);
-    let places = block_on(async {
-        let doc = Document::open(&f.ctx, file).await.unwrap();
-        let locator = Locator::new(&f.ctx).await.unwrap();
-        let position = doc.position(line, character).unwrap();
-        goto::<GotoDefinition>(&doc, &locator, position).await
-    })
-    .unwrap_or_else(|e| {
-        panic!(
-            "definition in {fixture}/{file} at {needle:?}: {}",
-            e.to_text()
-        )
-    });
+    // Servers that index the project in the background (bash-language-server, intelephense)
+    // answer an empty list until they have: an empty answer is asked again, for at most 20 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let places = loop {
+        let places = block_on(async {
+            let doc = Document::open(&f.ctx, file).await.unwrap();
+            let locator = Locator::new(&f.ctx).await.unwrap();
+            let position = doc.position(line, character).unwrap();
+            goto::<GotoDefinition>(&doc, &locator, position).await
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "definition in {fixture}/{file} at {needle:?}: {}",
+                e.to_text()
+            )
+        });
+        if !places.is_empty() || Instant::now() > deadline {
+            break places;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let root = format!("{}/", f.root.display());
     places
         .into_iter()
