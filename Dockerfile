@@ -61,6 +61,7 @@ ARG DOCKERFILE_LANGUAGE_SERVER_VERSION=0.15.0
 ARG INTELEPHENSE_VERSION=1.18.5
 ARG VIM_LANGUAGE_SERVER_VERSION=2.3.1
 ARG SVELTE_LANGUAGE_SERVER_VERSION=0.18.4
+ARG PRISMA_LANGUAGE_SERVER_VERSION=31.12.10
 RUN npm install --global --prefix /opt/node-servers --no-fund --no-audit \
       "typescript-language-server@${TYPESCRIPT_LANGUAGE_SERVER_VERSION}" \
       "typescript@${TYPESCRIPT_VERSION}" \
@@ -70,7 +71,8 @@ RUN npm install --global --prefix /opt/node-servers --no-fund --no-audit \
       "dockerfile-language-server-nodejs@${DOCKERFILE_LANGUAGE_SERVER_VERSION}" \
       "intelephense@${INTELEPHENSE_VERSION}" \
       "vim-language-server@${VIM_LANGUAGE_SERVER_VERSION}" \
-      "svelte-language-server@${SVELTE_LANGUAGE_SERVER_VERSION}"
+      "svelte-language-server@${SVELTE_LANGUAGE_SERVER_VERSION}" \
+      "@prisma/language-server@${PRISMA_LANGUAGE_SERVER_VERSION}"
 
 # ---- the server's runtime ---------------------------------------------------------------------
 FROM debian:bookworm-slim AS server-base

@@ -88,7 +88,8 @@ for pair in \
     "docker-langserver dockerfile-language-server-nodejs@0.15.0" \
     "intelephense intelephense@1.18.5" \
     "vim-language-server vim-language-server@2.3.1" \
-    "svelteserver svelte-language-server@0.18.4"; do
+    "svelteserver svelte-language-server@0.18.4" \
+    "prisma-language-server @prisma/language-server@31.12.10"; do
     cmd="${pair%% *}"
     pkg="${pair#* }"
     if have "$cmd"; then log "$cmd present"; else NPM_PKGS+=("$pkg"); fi

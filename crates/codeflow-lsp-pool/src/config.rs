@@ -329,7 +329,8 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
     t
 }
 
-/// `vscode-langservers-extracted` (JSON, CSS/SCSS/Less, HTML), YAML, Svelte: servers from npm.
+/// `vscode-langservers-extracted` (JSON, CSS/SCSS/Less, HTML), YAML, Prisma, Svelte: servers
+/// from npm.
 fn add_web_servers(t: &mut BTreeMap<String, ServerConfig>) {
     const EXTRACTED: &str = "npm install -g vscode-langservers-extracted@4.10.0";
     t.insert(
@@ -361,6 +362,13 @@ fn add_web_servers(t: &mut BTreeMap<String, ServerConfig>) {
             // 2.x needs Node 22.
             .with_hint("npm install -g yaml-language-server@1.25.0"),
     );
+    let mut prisma = ServerConfig::new("prisma-language-server", &["prisma"])
+        .with_args(&["--stdio"])
+        .with_language("prisma")
+        .with_hint("npm install -g @prisma/language-server@31.12.10");
+    // It reads `prisma.*` through workspace/configuration and fails on a null answer.
+    prisma.settings = Some(serde_json::json!({"prisma": {"enableDiagnostics": true}}));
+    t.insert("prisma-language-server".to_owned(), prisma);
     t.insert(
         "svelteserver".to_owned(),
         ServerConfig::new("svelteserver", &["svelte"])

@@ -559,3 +559,26 @@ fn fortran() {
         &[place("fortran", "shapes.f90", "area", 0)],
     );
 }
+
+/// The server reads its settings through `workspace/configuration` (the table gives them). A
+/// relation's type is defined by its model.
+#[test]
+fn prisma() {
+    assert_outline(
+        "prisma",
+        "schema.prisma",
+        &[
+            ("db", "struct", "db", 0),
+            ("User", "class", "User", 0),
+            ("Post", "class", "Post {", 0),
+            ("Role", "enum", "Role", 0),
+        ],
+    );
+    assert_definition(
+        "prisma",
+        "schema.prisma",
+        "User",
+        1,
+        &[place("prisma", "schema.prisma", "User {", 0)],
+    );
+}
