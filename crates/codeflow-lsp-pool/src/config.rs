@@ -2,7 +2,7 @@
 //!
 //! Everything here deserializes with serde (the server binary reads it from its TOML config
 //! through figment) and every field has a default, so `PoolConfig::default()` is a working pool
-//! with the servers from `shared/design/tools.md`.
+//! with the default servers (`shared/design/tools.md`, grown to the README's languages table).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -273,7 +273,7 @@ pub fn default_language_id(ext: &str) -> String {
     id.to_owned()
 }
 
-/// The default server table (`shared/design/tools.md`).
+/// The default server table (`shared/design/tools.md` and the README's languages table).
 #[must_use]
 pub fn default_servers() -> BTreeMap<String, ServerConfig> {
     let mut t = BTreeMap::new();
