@@ -56,22 +56,41 @@ ARG TYPESCRIPT_VERSION=6.0.3
 ARG BASH_LANGUAGE_SERVER_VERSION=5.8.1
 # basedpyright answers Python references, renames and call hierarchy beside pylsp.
 ARG BASEDPYRIGHT_VERSION=1.40.0
+# The rest of the default table's npm servers (the same pins as scripts/install-language-servers.sh).
+ARG VSCODE_LANGSERVERS_EXTRACTED_VERSION=4.10.0
+ARG YAML_LANGUAGE_SERVER_VERSION=1.25.0
+ARG DOCKERFILE_LANGUAGE_SERVER_VERSION=0.15.0
+ARG INTELEPHENSE_VERSION=1.18.5
+ARG VIM_LANGUAGE_SERVER_VERSION=2.3.1
+ARG SVELTE_LANGUAGE_SERVER_VERSION=0.18.4
+ARG PRISMA_LANGUAGE_SERVER_VERSION=31.12.10
 RUN npm install --global --prefix /opt/node-servers --no-fund --no-audit \
       "typescript-language-server@${TYPESCRIPT_LANGUAGE_SERVER_VERSION}" \
       "typescript@${TYPESCRIPT_VERSION}" \
       "bash-language-server@${BASH_LANGUAGE_SERVER_VERSION}" \
-      "basedpyright@${BASEDPYRIGHT_VERSION}"
+      "basedpyright@${BASEDPYRIGHT_VERSION}" \
+      "vscode-langservers-extracted@${VSCODE_LANGSERVERS_EXTRACTED_VERSION}" \
+      "yaml-language-server@${YAML_LANGUAGE_SERVER_VERSION}" \
+      "dockerfile-language-server-nodejs@${DOCKERFILE_LANGUAGE_SERVER_VERSION}" \
+      "intelephense@${INTELEPHENSE_VERSION}" \
+      "vim-language-server@${VIM_LANGUAGE_SERVER_VERSION}" \
+      "svelte-language-server@${SVELTE_LANGUAGE_SERVER_VERSION}" \
+      "@prisma/language-server@${PRISMA_LANGUAGE_SERVER_VERSION}"
 
 # ---- the server's runtime ---------------------------------------------------------------------
 FROM debian:bookworm-slim AS server-base
 ARG PYLSP_VERSION=1.15.0
-# clangd comes from the Debian release (bookworm: clangd 14); pylsp lives in its own venv.
+ARG FORTLS_VERSION=3.2.2
+# clangd comes from the Debian release (bookworm: clangd 14); pylsp (and fortls, Fortran's
+# server) live in their own venv.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv clangd \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/pylsp \
  && /opt/pylsp/bin/pip install --no-cache-dir "python-lsp-server[pyflakes]==${PYLSP_VERSION}" \
- && ln -s /opt/pylsp/bin/pylsp /usr/local/bin/pylsp
+      "fortls==${FORTLS_VERSION}" \
+ && ln -s /opt/pylsp/bin/pylsp /usr/local/bin/pylsp \
+ && ln -s /opt/pylsp/bin/fortls /usr/local/bin/fortls
 COPY --from=node-servers /usr/local/bin/node /usr/local/bin/node
 COPY --from=node-servers /opt/node-servers /opt/node-servers
 COPY --from=build /src/target/release/codeflow-server /usr/local/bin/codeflow-server

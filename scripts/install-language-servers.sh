@@ -63,6 +63,15 @@ else
     if have pyenv; then pyenv rehash || true; fi
 fi
 
+# --- Fortran: fortls ----------------------------------------------------------------------------
+if runs fortls --version; then
+    log "fortls present"
+else
+    log "installing fortls"
+    $PIP install --quiet "fortls==3.2.2"
+    if have pyenv; then pyenv rehash || true; fi
+fi
+
 # --- npm servers ------------------------------------------------------------------------------
 NPM_PKGS=()
 if runs typescript-language-server --version; then
@@ -82,6 +91,21 @@ if runs bash-language-server --version; then
 else
     NPM_PKGS+=(bash-language-server)
 fi
+# The rest of the default table's npm servers, pinned (CI installs the same versions). Each is
+# checked by its command; `--version` is not answered by all of them, so presence is `have`.
+# yaml-language-server 2.x needs Node 22: pin 1.25.0 (Node 20 here).
+for pair in \
+    "vscode-json-language-server vscode-langservers-extracted@4.10.0" \
+    "yaml-language-server yaml-language-server@1.25.0" \
+    "docker-langserver dockerfile-language-server-nodejs@0.15.0" \
+    "intelephense intelephense@1.18.5" \
+    "vim-language-server vim-language-server@2.3.1" \
+    "svelteserver svelte-language-server@0.18.4" \
+    "prisma-language-server @prisma/language-server@31.12.10"; do
+    cmd="${pair%% *}"
+    pkg="${pair#* }"
+    if have "$cmd"; then log "$cmd present"; else NPM_PKGS+=("$pkg"); fi
+done
 if [ "${#NPM_PKGS[@]}" -gt 0 ]; then
     if ! have npm; then
         apt_install nodejs npm
@@ -114,7 +138,8 @@ fi
 
 log "done:"
 for cmd in "pylsp --version" "basedpyright --version" "typescript-language-server --version" "tsc --version" \
-    "clangd --version" "gopls version" "rust-analyzer --version" "bash-language-server --version"; do
+    "clangd --version" "gopls version" "rust-analyzer --version" "bash-language-server --version" \
+    "fortls --version" "yaml-language-server --version"; do
     # shellcheck disable=SC2086
     printf '  %-40s %s\n' "$cmd" "$($cmd 2>/dev/null | head -n1 || echo MISSING)" >&2
 done

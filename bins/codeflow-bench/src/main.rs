@@ -14,6 +14,7 @@
 mod flows;
 mod mcp;
 mod p1;
+mod p10;
 mod p2;
 mod p3;
 mod p4;
@@ -44,6 +45,8 @@ enum Which {
     P7,
     P8,
     P9,
+    /// Not part of `all` (minutes, and 20 language servers on the per-session side).
+    P10,
     All,
 }
 
@@ -126,6 +129,17 @@ struct Cli {
     /// P9: keystrokes measured per phase (quiet, then with /ws flooded).
     #[arg(long, default_value_t = 2000)]
     p9_keys: usize,
+    /// P10: session counts at which to record, comma-separated (the largest is how many each
+    /// side opens).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,20")]
+    p10_sessions: Vec<usize>,
+    /// P10: stop opening sessions on a side when the machine's MemAvailable falls below this
+    /// many MiB.
+    #[arg(long, default_value_t = 6144)]
+    p10_min_free_mib: u64,
+    /// P10: languages, comma-separated (python: pylsp; rust: rust-analyzer).
+    #[arg(long, value_delimiter = ',', default_value = "python,rust")]
+    p10_languages: Vec<String>,
 
     /// P3: sessions to open.
     #[arg(long, default_value_t = 10_000)]
@@ -342,6 +356,26 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
         .await?;
         p9::print(&r); // its own table; also written to p9.json
         let path = env.logs.join("../p9.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if matches!(cli.which, Which::P10) {
+        let cfg = p10::P10Config {
+            checkpoints: cli
+                .p10_sessions
+                .iter()
+                .copied()
+                .filter(|n| *n > 0)
+                .collect(),
+            min_free_mib: cli.p10_min_free_mib,
+            languages: cli.p10_languages.clone(),
+        };
+        if cfg.checkpoints.is_empty() {
+            bail!("--p10-sessions needs at least one count above 0");
+        }
+        let r = p10::run(env, &cfg).await?;
+        p10::print(&r); // its own table; also written to p10.json
+        let path = env.logs.join("../p10.json");
         std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -2,7 +2,7 @@
 //!
 //! Everything here deserializes with serde (the server binary reads it from its TOML config
 //! through figment) and every field has a default, so `PoolConfig::default()` is a working pool
-//! with the servers from `shared/design/tools.md`.
+//! with the default servers (`shared/design/tools.md`, grown to the README's languages table).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -111,6 +111,10 @@ pub struct ServerConfig {
     pub env: BTreeMap<String, String>,
     /// File extensions (without the dot) this server handles.
     pub extensions: Vec<String>,
+    /// Whole file names this server handles whatever their extension (`Dockerfile`,
+    /// `Containerfile`); compared exactly.
+    #[serde(default, alias = "fileNames")]
+    pub filenames: Vec<String>,
     /// Language label for metrics and status (`python`, `typescript`, …).
     #[serde(default)]
     pub language: Option<String>,
@@ -211,6 +215,7 @@ impl ServerConfig {
             args: Vec::new(),
             env: BTreeMap::new(),
             extensions: extensions.iter().map(|e| (*e).to_owned()).collect(),
+            filenames: Vec::new(),
             language: None,
             language_id: None,
             initialization_options: None,
@@ -255,6 +260,16 @@ impl ServerConfig {
         self.is_main() || self.preferred_for.contains(&Operation::Diagnostics)
     }
 
+    fn with_filenames(mut self, names: &[&str]) -> Self {
+        self.filenames = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    fn with_language_id(mut self, id: &str) -> Self {
+        self.language_id = Some(id.to_owned());
+        self
+    }
+
     /// Does this server claim files with extension `ext` (no dot, any case)?
     #[must_use]
     pub fn handles_extension(&self, ext: &str) -> bool {
@@ -262,6 +277,21 @@ impl ServerConfig {
         self.extensions
             .iter()
             .any(|e| e.trim_start_matches('.').eq_ignore_ascii_case(ext))
+    }
+
+    /// Does this server claim the file `path`: by its whole name (`filenames`) or its
+    /// extension?
+    #[must_use]
+    pub fn handles_path(&self, path: &Path) -> bool {
+        let by_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| self.filenames.iter().any(|f| f == n));
+        by_name
+            || path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| self.handles_extension(e))
     }
 
     /// Is this server preferred for a project at `root` (some root marker exists there)?
@@ -302,12 +332,15 @@ pub fn default_language_id(ext: &str) -> String {
         "rs" => "rust",
         "go" => "go",
         "sh" | "bash" => "shellscript",
+        "yml" => "yaml",
+        "htm" => "html",
+        "f" | "for" | "f77" | "f90" | "f95" | "f03" | "f08" => "fortran",
         other => return other.to_owned(),
     };
     id.to_owned()
 }
 
-/// The default server table (`shared/design/tools.md`).
+/// The default server table (`shared/design/tools.md` and the README's languages table).
 #[must_use]
 pub fn default_servers() -> BTreeMap<String, ServerConfig> {
     let mut t = BTreeMap::new();
@@ -381,7 +414,93 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
             .with_language("shell")
             .with_hint("npm install -g bash-language-server"),
     );
+    add_web_servers(&mut t);
+    add_other_servers(&mut t);
     t
+}
+
+/// `vscode-langservers-extracted` (JSON, CSS/SCSS/Less, HTML), YAML, Prisma, Svelte: servers
+/// from npm.
+fn add_web_servers(t: &mut BTreeMap<String, ServerConfig>) {
+    const EXTRACTED: &str = "npm install -g vscode-langservers-extracted@4.10.0";
+    t.insert(
+        "vscode-json-language-server".to_owned(),
+        ServerConfig::new("vscode-json-language-server", &["json", "jsonc"])
+            .with_args(&["--stdio"])
+            .with_language("json")
+            .with_hint(EXTRACTED),
+    );
+    t.insert(
+        "vscode-css-language-server".to_owned(),
+        ServerConfig::new("vscode-css-language-server", &["css", "scss", "less"])
+            .with_args(&["--stdio"])
+            .with_language("css")
+            .with_hint(EXTRACTED),
+    );
+    t.insert(
+        "vscode-html-language-server".to_owned(),
+        ServerConfig::new("vscode-html-language-server", &["html", "htm"])
+            .with_args(&["--stdio"])
+            .with_language("html")
+            .with_hint(EXTRACTED),
+    );
+    t.insert(
+        "yaml-language-server".to_owned(),
+        ServerConfig::new("yaml-language-server", &["yaml", "yml"])
+            .with_args(&["--stdio"])
+            .with_language("yaml")
+            // 2.x needs Node 22.
+            .with_hint("npm install -g yaml-language-server@1.25.0"),
+    );
+    let mut prisma = ServerConfig::new("prisma-language-server", &["prisma"])
+        .with_args(&["--stdio"])
+        .with_language("prisma")
+        .with_hint("npm install -g @prisma/language-server@31.12.10");
+    // It reads `prisma.*` through workspace/configuration and fails on a null answer.
+    prisma.settings = Some(serde_json::json!({"prisma": {"enableDiagnostics": true}}));
+    t.insert("prisma-language-server".to_owned(), prisma);
+    t.insert(
+        "svelteserver".to_owned(),
+        ServerConfig::new("svelteserver", &["svelte"])
+            .with_args(&["--stdio"])
+            .with_language("svelte")
+            .with_hint("npm install -g svelte-language-server@0.18.4"),
+    );
+}
+
+/// Dockerfile, PHP, Vim script (npm) and Fortran (PyPI).
+fn add_other_servers(t: &mut BTreeMap<String, ServerConfig>) {
+    t.insert(
+        "docker-langserver".to_owned(),
+        ServerConfig::new("docker-langserver", &["dockerfile", "containerfile"])
+            .with_filenames(&["Dockerfile", "Containerfile"])
+            .with_args(&["--stdio"])
+            .with_language("dockerfile")
+            // `Dockerfile` has no extension to derive the languageId from.
+            .with_language_id("dockerfile")
+            .with_hint("npm install -g dockerfile-language-server-nodejs@0.15.0"),
+    );
+    t.insert(
+        "intelephense".to_owned(),
+        ServerConfig::new("intelephense", &["php", "phtml"])
+            .with_args(&["--stdio"])
+            .with_language("php")
+            .with_hint("npm install -g intelephense@1.18.5"),
+    );
+    t.insert(
+        "vim-language-server".to_owned(),
+        ServerConfig::new("vim-language-server", &["vim"])
+            .with_filenames(&[".vimrc", "_vimrc"])
+            .with_args(&["--stdio"])
+            .with_language("vim")
+            .with_hint("npm install -g vim-language-server@2.3.1"),
+    );
+    t.insert(
+        "fortls".to_owned(),
+        ServerConfig::new("fortls", &["f90", "f95", "f03", "f08", "f", "for", "f77"])
+            .with_language("fortran")
+            .with_hint("pip install fortls==3.2.2"),
+    );
 }
 
 /// Durations as seconds (number) or a string with a unit.
@@ -487,6 +606,22 @@ mod tests {
         assert_eq!(table["zls"].root_markers, vec!["build.zig".to_owned()]);
         assert!(table["zls"].initialization_options.is_some());
         assert!(table.contains_key("clangd"));
+    }
+
+    #[test]
+    fn files_by_name_or_extension() {
+        let table = default_servers();
+        let docker = &table["docker-langserver"];
+        assert!(docker.handles_path(Path::new("sub/Dockerfile")));
+        assert!(docker.handles_path(Path::new("build.dockerfile")));
+        assert!(!docker.handles_path(Path::new("Dockerfile.txt")));
+        assert_eq!(docker.language_id_for(""), "dockerfile");
+        assert!(table["vim-language-server"].handles_path(Path::new(".vimrc")));
+        assert!(table["fortls"].handles_path(Path::new("main.F90")));
+        assert!(!table["pylsp"].handles_path(Path::new("Makefile")));
+        let languages: std::collections::BTreeSet<String> =
+            table.iter().map(|(id, s)| s.language_label(id)).collect();
+        assert!(languages.len() >= 14, "{languages:?}");
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl LspPool {
         Ok(ServerHandle { server })
     }
 
-    /// Pick the server for a file: among servers claiming its extension, one whose root
+    /// Pick the server for a file: among servers claiming its name or extension, one whose root
     /// markers exist in the project root wins; user-configured servers come before defaults.
     fn server_id_for(&self, root: &Path, path: &Path) -> Result<String, LspError> {
         let ext = path
@@ -341,7 +341,7 @@ impl LspPool {
             .inner
             .table
             .iter()
-            .filter(|(_, c)| !ext.is_empty() && c.handles_extension(&ext))
+            .filter(|(_, c)| c.handles_path(path))
             .collect();
         // Main servers first; one preferred for a few operations answers alone only when the
         // extension has no main server.

@@ -147,7 +147,12 @@ impl Document {
         for symbol in &mut found {
             symbols::refine_selection(&self.text, symbol);
         }
-        if let Some(hash) = &self.hash {
+        // An empty outline is not kept: some servers (bash-language-server,
+        // vim-language-server) answer empty until they have parsed a just-opened document,
+        // and the next call should ask again rather than repeat that.
+        if let Some(hash) = &self.hash
+            && !found.is_empty()
+        {
             self.workspace.extensions.get::<SymbolCache>().put(
                 server,
                 &self.uri,
