@@ -61,7 +61,9 @@ async fn sync_mirrors_the_tree_and_resync_fetches_only_differences() -> TestResu
     );
     assert!(server.peak.load(Ordering::SeqCst) <= 4, "and bounded");
     let progress = progress.lock().clone();
-    assert_eq!(progress.len(), FIXTURE_STREAMED.len());
+    // Once before the first file (nothing done yet), then once per file.
+    assert_eq!(progress.len(), FIXTURE_STREAMED.len() + 1);
+    assert_eq!(progress.first().map(|p| p.done_files), Some(0));
     assert_eq!(
         progress.last().map(|p| p.done_bytes),
         Some(manifest.total_bytes())
