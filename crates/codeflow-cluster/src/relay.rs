@@ -17,7 +17,7 @@ pub(crate) async fn run(client: redis::Client, events: mpsc::Sender<BrokerEvent>
     let mut backoff = Duration::from_millis(50);
     let mut first = true;
     loop {
-        match listen(&client, &events, &mut first).await {
+        match listen(&client, &events, &mut first, &mut backoff).await {
             Listen::ChannelsGone => return,
             Listen::Dropped(why) => {
                 tracing::warn!("the broker's pub/sub connection dropped ({why}); reconnecting");
@@ -40,6 +40,7 @@ async fn listen(
     client: &redis::Client,
     events: &mpsc::Sender<BrokerEvent>,
     first: &mut bool,
+    backoff: &mut Duration,
 ) -> Listen {
     let mut pubsub = match client.get_async_pubsub().await {
         Ok(p) => p,
@@ -48,6 +49,7 @@ async fn listen(
     if let Err(e) = pubsub.psubscribe(keys::EVENTS_PATTERN).await {
         return Listen::Dropped(e.to_string());
     }
+    *backoff = Duration::from_millis(50);
     // Whatever was announced while no connection listened is read back from the histories.
     if !std::mem::take(first) && events.send(BrokerEvent::Resync).await.is_err() {
         return Listen::ChannelsGone;
