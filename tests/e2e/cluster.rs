@@ -55,6 +55,21 @@ fn project_dir(root: &std::path::Path, name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// How long after `since` a call through `relay` is answered again, by a session other than
+/// `old`.
+async fn serving_again(relay: &Relay, old: &str, since: Instant) -> Duration {
+    loop {
+        if session_of(relay).await.is_some_and(|id| id != old) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "a relay of the killed instance never served again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The offsets of `events`, checked to follow `after` one by one.
 fn consecutive(events: &[Value], after: u64) -> u64 {
     let mut last = after;
@@ -173,32 +188,72 @@ async fn channels_cross_instances_and_losing_an_instance_moves_only_its_projects
         }
     }
 
-    // Alpha's instance dies (SIGKILL: no goodbye to anyone).
-    let killed = Instant::now();
+    // Two calls in flight on alpha's instance when it dies: a read and a write, both waiting
+    // for the project's language server to start (none runs yet).
+    let alphas: Vec<&Relay> = relays
+        .iter()
+        .filter(|(p, _)| *p == "alpha")
+        .map(|(_, r)| r)
+        .collect();
+    let busy = alphas[1];
+    let tools = busy.call("tools/list", json!({})).await;
+    assert!(tools["result"]["tools"].is_array(), "{tools}");
+    let read = busy.call(
+        "tools/call",
+        json!({"name": "get_document_symbols", "arguments": {"file_path": "main.py"}}),
+    );
+    let write = busy.call(
+        "tools/call",
+        json!({"name": "rename_symbol", "arguments":
+            {"file_path": "main.py", "symbol_name": "alpha", "new_name": "renamed"}}),
+    );
+
+    // Alpha's instance dies (SIGKILL: no goodbye to anyone). Each of alpha's relays serves
+    // again through the proxy (a new session on the instance the hash picks next,
+    // re-initialised and re-synced by manifest): measured from the kill to the first answered
+    // call, while the calls above are still waiting.
+    let old = [
+        session_of(alphas[0]).await.unwrap(),
+        session_of(alphas[1]).await.unwrap(),
+    ];
     let mut dead = servers[victim].take().unwrap();
-    dead.child.start_kill().unwrap();
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let killed = Instant::now();
+        dead.child.start_kill().unwrap();
+        let (a, b) = tokio::join!(
+            serving_again(alphas[0], &old[0], killed),
+            serving_again(alphas[1], &old[1], killed)
+        );
+        vec![a, b]
+    };
+    let (read, write, recovery) = tokio::join!(read, write, kill);
     let _ = dead.child.wait().await;
     drop(publisher);
 
-    // Each of alpha's relays serves again through the proxy: a new session on the instance
-    // the hash picks next, re-initialised and re-synced.
-    let mut recovery = Vec::new();
-    for (project, relay) in &relays {
-        if *project != "alpha" {
-            continue;
-        }
-        let took = loop {
-            if session_of(relay).await.is_some() {
-                break killed.elapsed();
-            }
-            assert!(
-                killed.elapsed() < Duration::from_secs(30),
-                "alpha's relay never served again"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        recovery.push(took);
-    }
+    // The read was sent again on the new session and answered; the write was not run again
+    // and is reported as of unknown outcome, with a suggestion; each answered once.
+    assert_eq!(read["result"]["isError"], false, "{read}");
+    assert!(
+        read["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("alpha"),
+        "{read}"
+    );
+    assert_eq!(write["error"]["code"], -32007, "{write}");
+    let message = write["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("outcome unknown") && message.contains("rename_symbol"),
+        "{write}"
+    );
+    assert!(write["error"]["data"]["suggestion"].is_string(), "{write}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("alpha/main.py")).unwrap(),
+        "def alpha():\n    return 1\n",
+        "the write was not applied (it never ran)"
+    );
+
     eprintln!("failover: alpha's relays served again after {recovery:?}");
     for took in &recovery {
         assert!(
@@ -250,6 +305,14 @@ async fn channels_cross_instances_and_losing_an_instance_moves_only_its_projects
             session_of(relay).await.as_deref(),
             Some(id.as_str()),
             "project {project}'s session on a surviving instance changed"
+        );
+    }
+    // No call was answered twice.
+    for (project, relay) in &relays {
+        let strays = relay.strays.lock().unwrap().clone();
+        assert!(
+            strays.is_empty(),
+            "project {project}: second answers {strays:?}"
         );
     }
     drop(nginx);
