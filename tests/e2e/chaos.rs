@@ -193,10 +193,14 @@ async fn faults(
             }
             continue;
         }
-        if rng.random_bool(0.8) {
+        let cut = match fault_kinds() {
+            (true, true) => rng.random_bool(0.8),
+            (cuts_on, _) => cuts_on,
+        };
+        if cut {
             proxies[rng.random_range(0..proxies.len())].sever();
             cuts += 1;
-        } else {
+        } else if fault_kinds().1 {
             let pids: Vec<i32> = servers
                 .iter()
                 .flatten()
@@ -213,6 +217,15 @@ async fn faults(
         }
     }
     (cuts, lsp_kills, instance_kills)
+}
+
+/// Which faults run: (connection cuts, language-server kills); `CODEFLOW_SOAK_FAULTS` is a
+/// comma-separated subset of `cuts,lsp` (default both), to tell their effects apart.
+fn fault_kinds() -> (bool, bool) {
+    match std::env::var("CODEFLOW_SOAK_FAULTS") {
+        Ok(v) => (v.contains("cuts"), v.contains("lsp")),
+        Err(_) => (true, true),
+    }
 }
 
 fn merge(into: &mut Tally, t: Tally) {
