@@ -54,8 +54,10 @@ impl Nginx {
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("codeflow.conf"), site).unwrap();
+        // One process (no master): killing it on drop leaves no orphaned worker behind,
+        // still listening and holding the test's stderr.
         let main = format!(
-            "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
+            "master_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  \
              proxy_temp_path {dir}/proxy;\n  include {dir}/codeflow.conf;\n}}\n",

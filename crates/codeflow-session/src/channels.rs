@@ -632,14 +632,14 @@ impl Channels {
             return self.position(project, channel);
         }
         let handle = self.handle(project, channel);
-        let (published, subscribers) = {
+        let (published, position, subscribers) = {
             let mut state = handle.lock();
             let next = state.top + 1;
             let published = state.push(next, now_ms(), data);
-            (published, state.live_subscribers())
+            (published, state.position(), state.live_subscribers())
         };
         deliver(&handle, published.as_slice(), &subscribers);
-        self.position(project, channel)
+        position
     }
 
     /// [`Self::publish`], waiting (with a broker) until the broker has numbered and stored
