@@ -55,6 +55,15 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
 fi
 
+# redis-server (Debian's package): tests/e2e/cluster.rs and the chaos soak start their own on a
+# free loopback port as the broker of several instances (`cluster_url`).
+if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing redis-server (apt: redis-server)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
+fi
+
 # openssl makes the test certificates and keys (tests/e2e/security.rs, login.rs); ssh-keygen,
 # ssh-agent and ssh-add (openssh-client) the SSH-key login tests' keys and agent.
 if ! command -v openssl >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1 \

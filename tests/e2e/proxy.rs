@@ -7,94 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use codeflow_e2e::{Relay, Server, becomes_healthy, free_port};
+use codeflow_e2e::cluster::Nginx;
+use codeflow_e2e::{Relay, Server};
 use serde_json::json;
-use tokio::process::{Child, Command};
-
-/// nginx running the shipped config in front of `backends`, listening on its own port.
-struct Nginx {
-    port: u16,
-    _child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    async fn start(backends: &[u16]) -> Self {
-        let nginx = which("nginx").expect(
-            "nginx is not installed: scripts/test.sh installs it (apt-get install nginx-light)",
-        );
-        let shipped = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/codeflow.conf"),
-        )
-        .unwrap();
-        let port = free_port();
-        let servers: String = backends
-            .iter()
-            .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n"))
-            .collect();
-        // The shipped file with only the addresses changed: its upstream servers and listen.
-        let mut site = String::new();
-        let mut servers_written = false;
-        for line in shipped.lines() {
-            let t = line.trim_start();
-            if t.starts_with("server codeflow-") {
-                if !servers_written {
-                    site.push_str(&servers);
-                    servers_written = true;
-                }
-            } else if t.starts_with("listen ") {
-                site.push_str(&format!("    listen 127.0.0.1:{port};\n"));
-            } else {
-                site.push_str(line);
-                site.push('\n');
-            }
-        }
-        assert!(
-            servers_written,
-            "the shipped config names no upstream servers"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("codeflow.conf"), site).unwrap();
-        let main = format!(
-            "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  \
-             proxy_temp_path {dir}/proxy;\n  include {dir}/codeflow.conf;\n}}\n",
-            dir = dir.path().display()
-        );
-        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        assert!(
-            becomes_healthy(port, Duration::from_secs(10)).await,
-            "nginx did not start forwarding /healthz"
-        );
-        Self {
-            port,
-            _child: child,
-            _dir: dir,
-        }
-    }
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 /// `health_check` through `relay`: (sessions of its project on the instance serving it, the
 /// session id).

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod channels;
+pub mod cluster;
 pub mod deploy;
 pub mod doc_commands;
 pub mod fs;

@@ -67,6 +67,10 @@ struct Cli {
     /// P4: events published (one at a time); latencies are pooled.
     #[arg(long, default_value_t = 5)]
     events: usize,
+    /// P4 across instances: a Redis (`redis://127.0.0.1:6390`) both of two servers use as
+    /// `cluster_url`; the subscribers connect to one, the publisher to the other.
+    #[arg(long)]
+    p4_cluster_url: Option<String>,
 
     /// Directory holding the release codeflow-server and codeflow-client (default: next to
     /// this binary).
@@ -304,6 +308,7 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             subscribers: cli.subscribers,
             events: cli.events.max(1),
             concurrency: cli.concurrency,
+            cluster_url: cli.p4_cluster_url.clone(),
         };
         results.p4 = Some(p4::run(env, &cfg).await?);
     }

@@ -25,6 +25,8 @@ pub struct P4Config {
     pub subscribers: usize,
     pub events: usize,
     pub concurrency: usize,
+    /// Through a broker: a second server on the same `cluster_url` publishes.
+    pub cluster_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,23 +115,53 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
     std::fs::create_dir_all(&data_dir)?;
     let mut server_env = env.server_env.clone();
     server_env.push(("CODEFLOW_TEST_TOOLS".into(), "true".into()));
+    let mut args = vec![
+        "--port".into(),
+        port.to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--max-clients".into(),
+        (cfg.subscribers + 100).to_string(),
+    ];
+    if let Some(url) = &cfg.cluster_url {
+        args.extend(["--cluster-url".into(), url.clone()]);
+    }
     let mut server = Guarded::spawn(
         "codeflow-server",
         &env.server_bin,
-        &[
-            "--port".into(),
-            port.to_string(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--max-clients".into(),
-            (cfg.subscribers + 100).to_string(),
-        ],
+        &args,
         &server_env,
         &env.logs.join("p4-codeflow-server.log"),
         false,
     )?;
     procs::wait_http_ok(&mut server, port, "/healthz", Duration::from_secs(20)).await?;
     let url = format!("ws://127.0.0.1:{port}/ws");
+    // Across instances: the publisher's server is another one on the same broker.
+    let mut publishing_server = None;
+    let mut publish_url = url.clone();
+    if let Some(cluster) = &cfg.cluster_url {
+        let port = procs::free_port()?;
+        let data_dir = env.scratch.join("p4-data-2");
+        std::fs::create_dir_all(&data_dir)?;
+        let mut second = Guarded::spawn(
+            "codeflow-server",
+            &env.server_bin,
+            &[
+                "--port".into(),
+                port.to_string(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--cluster-url".into(),
+                cluster.clone(),
+            ],
+            &server_env,
+            &env.logs.join("p4-codeflow-server-2.log"),
+            false,
+        )?;
+        procs::wait_http_ok(&mut second, port, "/healthz", Duration::from_secs(20)).await?;
+        publish_url = format!("ws://127.0.0.1:{port}/ws");
+        publishing_server = Some(second);
+    }
 
     eprintln!("P4: opening {} subscribers", cfg.subscribers);
     let started = Instant::now();
@@ -154,7 +186,7 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
         cfg.events
     );
 
-    let mut publisher = open(url.clone(), false).await?;
+    let mut publisher = open(publish_url, false).await?;
     let mut latencies = Vec::with_capacity(opened * cfg.events);
     let mut deliveries = 0usize;
     for n in 0..cfg.events {
@@ -190,6 +222,7 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
         eprintln!("P4:   event {} delivered to {got}/{opened}", n + 1);
     }
     let _ = stop.send(true);
+    drop(publishing_server);
     drop(server);
     let summary = stats::Summary::of(&mut latencies);
     Ok(P4Result {

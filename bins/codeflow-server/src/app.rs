@@ -82,6 +82,15 @@ impl App {
             .pool()
             .set_diagnostics_listener(Some(diagnostics.clone()));
         let auth = Authenticator::new(config.auth()?);
+        let broker = match &config.cluster_url {
+            Some(url) => {
+                let broker = codeflow_cluster::RedisBroker::connect(url, config.channel_history)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cluster_url: {e}"))?;
+                Some(broker as Arc<dyn codeflow_session::ChannelBroker>)
+            }
+            None => None,
+        };
         let registry = SessionRegistry::with_channels(
             RegistryConfig {
                 resume_grace: Duration::from_secs(config.resume_grace_secs),
@@ -91,6 +100,7 @@ impl App {
             ChannelConfig {
                 history: config.channel_history.max(1),
                 client_publish: config.test_tools,
+                broker,
             },
             auth,
             service,

@@ -145,6 +145,10 @@ pub struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// Redis shared by several instances for channels (`redis://host:6379`); unset = embedded.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_url: Option<String>,
 }
 
 /// The `[auth]` table.
@@ -268,6 +272,9 @@ pub struct Config {
     pub max_sessions: usize,
     /// Publications kept per channel for clients that resubscribe with `since`.
     pub channel_history: usize,
+    /// The broker several instances share for channels (`redis://…`); unset keeps channels
+    /// embedded in this process.
+    pub cluster_url: Option<String>,
     /// Test-only tools and client publishing on channels (`CODEFLOW_TEST_TOOLS=true`); for
     /// end-to-end tests and benchmarks, never for production.
     pub test_tools: bool,
@@ -364,6 +371,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             max_sessions: 100_000,
             channel_history: 1024,
+            cluster_url: None,
             test_tools: false,
             lsp: codeflow_lsp_pool::PoolConfig::default(),
             shared_projects: Default::default(),

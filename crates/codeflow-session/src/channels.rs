@@ -14,6 +14,14 @@
 //!
 //! Lock order: a session's state lock may be held while taking a channel's lock, never the
 //! other way round. [`Channels::publish`] releases the channel before it touches any session.
+//!
+//! With a broker ([`ChannelConfig::broker`], several instances) the broker numbers and keeps
+//! the publications and the epoch is the broker's, shared by every instance: a publication
+//! goes to the broker, which relays it to every instance, and each instance's channel state is
+//! a *mirror* of a channel, loaded from the broker's history when a session of this instance
+//! first subscribes ([`Channels::prepare`]) and kept current by the relayed publications
+//! (a missed one is read back from the history). Delivery to sessions works on the mirror
+//! exactly as on an embedded channel.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -22,7 +30,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use codeflow_transport::Message;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
+use crate::broker::{BrokerError, BrokerEvent, ChannelBroker, StoredPublication};
 use crate::session::Session;
 use codeflow_types::ProjectId;
 
@@ -95,6 +105,9 @@ pub struct ChannelConfig {
     /// Accept `channels/publish` from clients. Off in production: only server components
     /// publish. Tests and benchmarks turn it on (`CODEFLOW_TEST_TOOLS`).
     pub client_publish: bool,
+    /// The broker several instances share (`cluster_url`); `None` keeps channels embedded in
+    /// this process.
+    pub broker: Option<Arc<dyn ChannelBroker>>,
 }
 
 impl Default for ChannelConfig {
@@ -102,15 +115,17 @@ impl Default for ChannelConfig {
         Self {
             history: 1024,
             client_publish: false,
+            broker: None,
         }
     }
 }
 
-/// A position in a channel: the epoch (one per server process) and the offset of the last
-/// publication (0 before the first).
+/// A position in a channel: the epoch (one per server process, or one per broker) and the
+/// offset of the last publication (0 before the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
-    /// The epoch: one per server process; offsets restart with a new one.
+    /// The epoch: one per server process (embedded) or per broker; offsets restart with a
+    /// new one.
     pub epoch: Arc<str>,
     /// The offset of the last publication (0 before the first).
     pub offset: u64,
@@ -131,12 +146,16 @@ pub struct Publication {
     pub(crate) event_text: String,
 }
 
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 impl Publication {
-    fn new(channel: Channel, epoch: &str, offset: u64, data: Value) -> Self {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+    fn new(channel: Channel, epoch: &str, offset: u64, timestamp: u64, data: Value) -> Self {
         let event_text = Message::notification(
             "channels/event",
             json!({
@@ -178,6 +197,18 @@ pub struct Recovery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gap;
 
+/// Whether a channel's state is current.
+enum Mirror {
+    /// Current: embedded channels always are; a broker's mirror once loaded.
+    Live,
+    /// A broker's channel no session of this instance has subscribed to: relayed
+    /// publications are ignored.
+    Unloaded,
+    /// Being loaded from the broker: relayed publications wait here (at most the history
+    /// size) and are applied after what the load read.
+    Loading(Vec<StoredPublication>),
+}
+
 /// One channel of one project.
 pub(crate) struct ChannelState {
     pub(crate) channel: Channel,
@@ -186,6 +217,7 @@ pub(crate) struct ChannelState {
     history: VecDeque<Arc<Publication>>,
     capacity: usize,
     subscribers: HashMap<String, Weak<Session>>,
+    mirror: Mirror,
 }
 
 /// A shared handle to one channel; sessions keep one per subscription.
@@ -259,46 +291,81 @@ impl ChannelState {
     pub(crate) fn remove_subscriber(&mut self, session_id: &str) {
         self.subscribers.remove(session_id);
     }
+
+    /// Appends the publication with offset `offset`, the next one or a later one (the ones
+    /// between are then gone: the history restarts after the gap). Older ones are ignored.
+    fn push(&mut self, offset: u64, timestamp: u64, data: Value) -> Option<Arc<Publication>> {
+        if offset <= self.top {
+            return None;
+        }
+        if offset != self.top + 1 {
+            self.history.clear();
+        }
+        let publication = Arc::new(Publication::new(
+            self.channel,
+            &self.epoch,
+            offset,
+            timestamp,
+            data,
+        ));
+        self.top = offset;
+        self.history.push_back(publication.clone());
+        while self.history.len() > self.capacity {
+            self.history.pop_front();
+        }
+        Some(publication)
+    }
+
+    /// The sessions subscribed now (forgetting the ones that are gone).
+    fn live_subscribers(&mut self) -> Vec<Arc<Session>> {
+        let mut subscribers = Vec::with_capacity(self.subscribers.len());
+        self.subscribers.retain(|_, weak| match weak.upgrade() {
+            Some(s) => {
+                subscribers.push(s);
+                true
+            }
+            None => false,
+        });
+        subscribers
+    }
 }
 
-/// Every channel of every project on this server. Reach it through
-/// [`crate::SessionRegistry::channels`].
-pub struct Channels {
+/// Hands publications of one channel to its subscribers (no channel lock held).
+fn deliver(
+    handle: &ChannelHandle,
+    publications: &[Arc<Publication>],
+    subscribers: &[Arc<Session>],
+) {
+    for publication in publications {
+        crate::metrics::published(publication.channel, subscribers.len());
+        for session in subscribers {
+            session.deliver_event(handle, publication);
+        }
+    }
+}
+
+/// A publication on its way to the broker.
+struct Outgoing {
+    project: ProjectId,
+    channel: Channel,
+    timestamp: u64,
+    data: Value,
+}
+
+/// Publications waiting for the broker before `publish` drops new ones.
+const OUTGOING_CAPACITY: usize = 65_536;
+
+/// What the channels and their broker tasks share.
+struct Shared {
     config: ChannelConfig,
     epoch: Arc<str>,
     channels: Mutex<HashMap<(ProjectId, Channel), ChannelHandle>>,
+    /// One load from the broker at a time (loads are rare: first subscription per channel).
+    loading: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for Channels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channels")
-            .field("epoch", &self.epoch)
-            .field("channels", &self.channels.lock().len())
-            .finish()
-    }
-}
-
-impl Channels {
-    /// Channels with `config`'s history sizes.
-    pub fn new(config: ChannelConfig) -> Self {
-        Self {
-            config,
-            epoch: uuid::Uuid::new_v4().simple().to_string().into(),
-            channels: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The configuration the channels were made with.
-    pub fn config(&self) -> &ChannelConfig {
-        &self.config
-    }
-
-    /// This server's epoch: offsets from another epoch cannot be recovered.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
-    pub(crate) fn handle(&self, project: &ProjectId, channel: Channel) -> ChannelHandle {
+impl Shared {
+    fn handle(&self, project: &ProjectId, channel: Channel) -> ChannelHandle {
         self.channels
             .lock()
             .entry((project.clone(), channel))
@@ -310,9 +377,233 @@ impl Channels {
                     history: VecDeque::new(),
                     capacity: self.config.history.max(1),
                     subscribers: HashMap::new(),
+                    mirror: if self.config.broker.is_some() {
+                        Mirror::Unloaded
+                    } else {
+                        Mirror::Live
+                    },
                 }))
             })
             .clone()
+    }
+
+    /// A publication the broker relayed: applied to the channel's mirror when it is loaded,
+    /// after reading any publications missed before it.
+    async fn receive(&self, project: ProjectId, channel: Channel, stored: StoredPublication) {
+        let Some(handle) = self
+            .channels
+            .lock()
+            .get(&(project.clone(), channel))
+            .cloned()
+        else {
+            return;
+        };
+        let after = {
+            let mut state = handle.lock();
+            let capacity = state.capacity;
+            match &mut state.mirror {
+                Mirror::Unloaded => return,
+                Mirror::Loading(waiting) => {
+                    if waiting.len() < capacity {
+                        waiting.push(stored);
+                    }
+                    return;
+                }
+                Mirror::Live => {}
+            }
+            if stored.offset <= state.top {
+                return;
+            }
+            if stored.offset == state.top + 1 {
+                let published = state.push(stored.offset, stored.timestamp, stored.data);
+                let subscribers = state.live_subscribers();
+                drop(state);
+                deliver(&handle, published.as_slice(), &subscribers);
+                return;
+            }
+            state.top
+        };
+        self.fill(&project, channel, &handle, after).await;
+    }
+
+    /// Reads what a live mirror lacks after `after` from the broker and delivers it.
+    async fn fill(
+        &self,
+        project: &ProjectId,
+        channel: Channel,
+        handle: &ChannelHandle,
+        after: u64,
+    ) {
+        let Some(broker) = &self.config.broker else {
+            return;
+        };
+        let capacity = handle.lock().capacity;
+        let stored = match broker.read(project.clone(), channel, after, capacity).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%project, %channel, error = %e, "cannot read missed publications from the broker; the next one retries");
+                crate::metrics::error_sent("broker_read");
+                return;
+            }
+        };
+        let (published, subscribers) = {
+            let mut state = handle.lock();
+            let published: Vec<Arc<Publication>> = stored
+                .publications
+                .into_iter()
+                .filter_map(|p| state.push(p.offset, p.timestamp, p.data))
+                .collect();
+            (published, state.live_subscribers())
+        };
+        deliver(handle, &published, &subscribers);
+    }
+
+    /// After the broker's relay was interrupted: every live mirror reads what it missed.
+    async fn resync(&self) {
+        let live: Vec<((ProjectId, Channel), ChannelHandle, u64)> = self
+            .channels
+            .lock()
+            .iter()
+            .filter_map(|(key, handle)| {
+                let state = handle.lock();
+                matches!(state.mirror, Mirror::Live)
+                    .then(|| (key.clone(), handle.clone(), state.top))
+            })
+            .collect();
+        for ((project, channel), handle, after) in live {
+            self.fill(&project, channel, &handle, after).await;
+        }
+    }
+}
+
+/// Every channel of every project on this server. Reach it through
+/// [`crate::SessionRegistry::channels`].
+pub struct Channels {
+    shared: Arc<Shared>,
+    /// Publications for the broker (cluster mode only).
+    outgoing: Option<mpsc::Sender<Outgoing>>,
+    /// The broker tasks: sending publications, receiving relayed ones. Stopped on drop.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("epoch", &self.shared.epoch)
+            .field("channels", &self.shared.channels.lock().len())
+            .field("broker", &self.shared.config.broker)
+            .finish()
+    }
+}
+
+impl Drop for Channels {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Channels {
+    /// Channels with `config`'s history sizes. With a broker this starts the tasks that talk
+    /// to it, so it must be called inside a Tokio runtime.
+    pub fn new(config: ChannelConfig) -> Self {
+        let epoch: Arc<str> = match &config.broker {
+            Some(broker) => broker.epoch(),
+            None => uuid::Uuid::new_v4().simple().to_string().into(),
+        };
+        let broker = config.broker.clone();
+        let shared = Arc::new(Shared {
+            config,
+            epoch,
+            channels: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
+        });
+        let mut tasks = Vec::new();
+        let mut outgoing = None;
+        if let Some(broker) = broker {
+            let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
+            outgoing = Some(tx);
+            tasks.push(tokio::spawn(send_to_broker(broker.clone(), rx)));
+            if let Some(events) = broker.events() {
+                tasks.push(tokio::spawn(receive_from_broker(
+                    Arc::downgrade(&shared),
+                    events,
+                )));
+            }
+        }
+        Self {
+            shared,
+            outgoing,
+            tasks,
+        }
+    }
+
+    /// The configuration the channels were made with.
+    pub fn config(&self) -> &ChannelConfig {
+        &self.shared.config
+    }
+
+    /// Whether channels go through a broker shared with other instances.
+    pub fn clustered(&self) -> bool {
+        self.shared.config.broker.is_some()
+    }
+
+    /// This server's epoch (the broker's, when there is one): offsets from another epoch
+    /// cannot be recovered.
+    pub fn epoch(&self) -> &str {
+        &self.shared.epoch
+    }
+
+    pub(crate) fn handle(&self, project: &ProjectId, channel: Channel) -> ChannelHandle {
+        self.shared.handle(project, channel)
+    }
+
+    /// Makes a channel ready for a subscription on this instance: with a broker, loads the
+    /// channel's mirror from the broker's history the first time. Without one, nothing to do.
+    pub async fn prepare(&self, project: &ProjectId, channel: Channel) -> Result<(), BrokerError> {
+        let Some(broker) = &self.shared.config.broker else {
+            return Ok(());
+        };
+        let handle = self.handle(project, channel);
+        if matches!(handle.lock().mirror, Mirror::Live) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.shared.loading.lock().await;
+        let capacity = {
+            let mut state = handle.lock();
+            if matches!(state.mirror, Mirror::Live) {
+                return Ok(());
+            }
+            state.mirror = Mirror::Loading(Vec::new());
+            state.capacity
+        };
+        let stored = broker.read(project.clone(), channel, 0, capacity).await;
+        let mut state = handle.lock();
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                state.mirror = Mirror::Unloaded;
+                return Err(e);
+            }
+        };
+        let Mirror::Loading(mut waiting) = std::mem::replace(&mut state.mirror, Mirror::Live)
+        else {
+            return Ok(());
+        };
+        for p in stored.publications {
+            state.push(p.offset, p.timestamp, p.data);
+        }
+        if stored.top > state.top {
+            // Counted but not kept: nothing before the top can be recovered.
+            state.history.clear();
+            state.top = stored.top;
+        }
+        waiting.sort_by_key(|p| p.offset);
+        for p in waiting {
+            state.push(p.offset, p.timestamp, p.data);
+        }
+        Ok(())
     }
 
     /// Publishes `data` on `project`'s `channel` and delivers it to every subscribed session
@@ -322,41 +613,100 @@ impl Channels {
     /// Never waits: a subscriber whose socket queue is full is cut off as a slow reader and
     /// catches up after it resumes. The cost is one serialisation plus one queue push per
     /// subscriber, paid by the caller.
+    ///
+    /// With a broker the publication is queued for it (delivery follows when the broker
+    /// relays it back, to every instance) and the position returned is the channel's before
+    /// it; [`Self::publish_confirmed`] waits for the broker's offset.
     pub fn publish(&self, project: &ProjectId, channel: Channel, data: Value) -> Position {
-        let handle = self.handle(project, channel);
-        let (publication, position, subscribers) = {
-            let mut state = handle.lock();
-            state.top += 1;
-            let publication = Arc::new(Publication::new(channel, &state.epoch, state.top, data));
-            state.history.push_back(publication.clone());
-            while state.history.len() > state.capacity {
-                state.history.pop_front();
-            }
-            let mut subscribers = Vec::with_capacity(state.subscribers.len());
-            state.subscribers.retain(|_, weak| match weak.upgrade() {
-                Some(s) => {
-                    subscribers.push(s);
-                    true
-                }
-                None => false,
+        if let Some(outgoing) = &self.outgoing {
+            let queued = outgoing.try_send(Outgoing {
+                project: project.clone(),
+                channel,
+                timestamp: now_ms(),
+                data,
             });
-            (publication, state.position(), subscribers)
-        };
-        crate::metrics::published(channel, subscribers.len());
-        for session in subscribers {
-            session.deliver_event(&handle, &publication);
+            if queued.is_err() {
+                tracing::warn!(%project, %channel, "the broker is not keeping up: a publication was dropped");
+                crate::metrics::error_sent("broker_queue_full");
+            }
+            return self.position(project, channel);
         }
+        let handle = self.handle(project, channel);
+        let (published, position, subscribers) = {
+            let mut state = handle.lock();
+            let next = state.top + 1;
+            let published = state.push(next, now_ms(), data);
+            (published, state.position(), state.live_subscribers())
+        };
+        deliver(&handle, published.as_slice(), &subscribers);
         position
     }
 
-    /// The current position of a channel (offset 0 when nothing was published yet).
+    /// [`Self::publish`], waiting (with a broker) until the broker has numbered and stored
+    /// the publication: its position, or why the broker did not take it.
+    pub async fn publish_confirmed(
+        &self,
+        project: &ProjectId,
+        channel: Channel,
+        data: Value,
+    ) -> Result<Position, BrokerError> {
+        let Some(broker) = &self.shared.config.broker else {
+            return Ok(self.publish(project, channel, data));
+        };
+        let offset = broker
+            .append(project.clone(), channel, now_ms(), data)
+            .await?;
+        Ok(Position {
+            epoch: self.shared.epoch.clone(),
+            offset,
+        })
+    }
+
+    /// The current position of a channel (offset 0 when nothing was published yet; with a
+    /// broker, as far as this instance's mirror knows).
     pub fn position(&self, project: &ProjectId, channel: Channel) -> Position {
         self.handle(project, channel).lock().position()
     }
 
-    /// How many sessions are subscribed to a channel.
+    /// How many sessions of this instance are subscribed to a channel.
     pub fn subscribers(&self, project: &ProjectId, channel: Channel) -> usize {
         self.handle(project, channel).lock().subscribers.len()
+    }
+}
+
+/// Sends queued publications to the broker, in the order published on this instance.
+async fn send_to_broker(broker: Arc<dyn ChannelBroker>, mut queue: mpsc::Receiver<Outgoing>) {
+    while let Some(o) = queue.recv().await {
+        let Outgoing {
+            project,
+            channel,
+            timestamp,
+            data,
+        } = o;
+        if let Err(e) = broker
+            .append(project.clone(), channel, timestamp, data)
+            .await
+        {
+            tracing::warn!(%project, %channel, error = %e, "a publication did not reach the broker and is lost");
+            crate::metrics::error_sent("broker_append");
+        }
+    }
+}
+
+/// Applies what the broker relays to the mirrors, in the order relayed.
+async fn receive_from_broker(shared: Weak<Shared>, mut events: mpsc::Receiver<BrokerEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        match event {
+            BrokerEvent::Published {
+                project,
+                channel,
+                publication,
+            } => shared.receive(project, channel, publication).await,
+            BrokerEvent::Resync => shared.resync().await,
+        }
     }
 }
 
@@ -371,7 +721,7 @@ mod tests {
     fn channels(history: usize) -> Channels {
         Channels::new(ChannelConfig {
             history,
-            client_publish: false,
+            ..ChannelConfig::default()
         })
     }
 

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod authorize;
+pub mod broker;
 pub mod caps;
 pub mod channels;
 pub mod client_cert;
@@ -31,6 +32,7 @@ pub use auth::{
     AuthConfig, AuthError, Authenticator, Grant, MIN_SECRET_BYTES, MintRequest, ProjectScope, Right,
 };
 pub use authorize::Forbidden;
+pub use broker::{BrokerError, BrokerEvent, ChannelBroker, StoredChannel, StoredPublication};
 pub use caps::{Admission, ConnectionCap};
 pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use client_cert::CertGrant;

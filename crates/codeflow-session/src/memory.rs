@@ -168,6 +168,12 @@ impl RequestMemory {
         self.running
     }
 
+    /// Forgets the answers older than `ttl` now, without waiting for the next answer (the
+    /// registry calls it periodically, so an idle session's memory is released too).
+    pub(crate) fn tidy(&mut self, ttl: Duration) {
+        self.forget_old(Instant::now(), ttl);
+    }
+
     fn forget_old(&mut self, now: Instant, ttl: Duration) {
         while let Some(key) = self.answered.front() {
             match self.entries.get(key) {

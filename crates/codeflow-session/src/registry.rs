@@ -261,13 +261,17 @@ impl SessionRegistry {
 
     fn expire_detached(&self) {
         let grace = self.config.resume_grace;
-        let expired: Vec<String> = self
-            .sessions
-            .lock()
-            .values()
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        let expired: Vec<String> = sessions
+            .iter()
             .filter(|s| s.is_closed() || s.detached_for().is_some_and(|d| d >= grace))
             .map(|s| s.id.clone())
             .collect();
+        // Answers remembered for re-sends are released once past their time, also by sessions
+        // that stay idle (the chaos soak's memory check relies on it).
+        for session in &sessions {
+            session.forget_old_answers();
+        }
         for id in expired {
             self.remove(&id);
         }

@@ -338,6 +338,11 @@ impl Session {
         self.state.lock().memory.abandon(&memory::key(id));
     }
 
+    /// Forgets remembered answers past their time (see [`crate::memory`]).
+    pub(crate) fn forget_old_answers(&self) {
+        self.state.lock().memory.tidy(self.answer_ttl);
+    }
+
     /// Requests of this session running now.
     pub fn requests_running(&self) -> usize {
         self.state.lock().memory.running()

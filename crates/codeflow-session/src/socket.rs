@@ -389,6 +389,12 @@ fn family_request(
                 since,
                 extra,
             }) => {
+                let target = project.as_ref().unwrap_or(&session.project);
+                if let Err(e) = registry.channels().prepare(target, channel).await {
+                    crate::metrics::error_sent("method");
+                    session.send_to_client(Message::error(id, broker_unreachable(&e)));
+                    return;
+                }
                 session.subscribe_answering(
                     registry.channels(),
                     project.as_ref(),
@@ -436,6 +442,13 @@ fn channel_params(
     Ok((channel, params))
 }
 
+/// The error for a channel request the broker could not serve.
+fn broker_unreachable(e: &crate::broker::BrokerError) -> ErrorObject {
+    ErrorObject::new(codes::UNREACHABLE, format!("channels unavailable: {e}")).with_suggestion(
+        "retry shortly; the server reconnects to its broker (cluster_url) by itself",
+    )
+}
+
 const CHANNEL_NAMES: &str =
     "channels are: files, diagnostics, ai-response, search, validation, git";
 
@@ -480,6 +493,9 @@ async fn channel_request(
                     }
                 }
             };
+            if let Err(e) = channels.prepare(&session.project, channel).await {
+                return reply(outbound, id, broker_unreachable(&e));
+            }
             session.subscribe(channels, channel, since, id);
         }
         "channels/unsubscribe" => {
@@ -514,7 +530,17 @@ async fn channel_request(
                 } else {
                     serde_json::json!({"seq": seq, "data": data, "pad": pad})
                 };
-                last = channels.publish(&session.project, channel, payload);
+                last = if channels.clustered() {
+                    match channels
+                        .publish_confirmed(&session.project, channel, payload)
+                        .await
+                    {
+                        Ok(position) => position,
+                        Err(e) => return reply(outbound, id, broker_unreachable(&e)),
+                    }
+                } else {
+                    channels.publish(&session.project, channel, payload)
+                };
                 first.get_or_insert(last.offset);
                 if seq % 64 == 63 {
                     tokio::task::yield_now().await;

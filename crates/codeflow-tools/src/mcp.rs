@@ -84,6 +84,9 @@ fn describe(tool: &dyn crate::Tool) -> Option<McpTool> {
         "description": tool.description(),
         "inputSchema": tool.input_schema(),
         "outputSchema": tool.output_schema(),
+        // Clients use it to decide what may run again after a lost session (the relay
+        // re-sends only read-only calls to a new session).
+        "annotations": {"readOnlyHint": crate::rights::read_only(tool.name())},
     });
     match serde_json::from_value(value) {
         Ok(t) => Some(t),

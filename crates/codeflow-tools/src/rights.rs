@@ -56,6 +56,14 @@ const WRITE: &[&str] = &[
 
 const BATCH: &str = "batch_execute";
 
+/// Whether a tool only reads (MCP's `readOnlyHint`): running it twice does no harm, so a
+/// client may send it again after losing the session that ran it. The read tools and
+/// `health_check`; not `restart_server` (it restarts a language server) nor `test_counter`
+/// (it counts its calls).
+pub fn read_only(name: &str) -> bool {
+    name == "health_check" || (READ.contains(&name) && name != "restart_server")
+}
+
 fn dry_run(arguments: Option<&Value>) -> bool {
     arguments
         .and_then(|a| a.get("dry_run"))

@@ -76,12 +76,50 @@ impl InFlight {
         again.into_iter().map(|(_, m)| m.clone()).collect()
     }
 
+    /// After the session was lost (its instance died or it expired): keeps the calls that
+    /// `safe_again` says may run again on a new session (reads), to be re-sent, and gives up
+    /// the others, whose outcome is unknown: `(id, what)` of each, in the order first sent,
+    /// `what` being the method, or `tools/call <tool>`.
+    pub fn keep_rerunnable(
+        &mut self,
+        safe_again: impl Fn(&Message) -> bool,
+    ) -> Vec<(Value, String)> {
+        let unsafe_ids: Vec<Value> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !safe_again(&c.message))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut lost: Vec<(Value, Call)> = unsafe_ids
+            .into_iter()
+            .filter_map(|id| self.calls.remove(&id).map(|c| (id, c)))
+            .collect();
+        lost.sort_by_key(|(_, c)| c.order);
+        lost.into_iter()
+            .map(|(id, c)| (id, describe(&c.method, &c.message)))
+            .collect()
+    }
+
     /// Gives up on every request (their outcome is unknown), in the order first sent:
     /// `(id, method)` of each.
     pub fn give_up(&mut self) -> Vec<(Value, String)> {
         let mut lost: Vec<(Value, Call)> = self.calls.drain().collect();
         lost.sort_by_key(|(_, c)| c.order);
         lost.into_iter().map(|(id, c)| (id, c.method)).collect()
+    }
+}
+
+/// `tools/call <tool>` for a tool call, the method otherwise.
+fn describe(method: &str, message: &Message) -> String {
+    match message {
+        Message::Request {
+            params: Some(params),
+            ..
+        } if method == "tools/call" => match params.get("name").and_then(Value::as_str) {
+            Some(tool) => format!("tools/call {tool}"),
+            None => method.to_owned(),
+        },
+        _ => method.to_owned(),
     }
 }
 
@@ -131,6 +169,41 @@ mod tests {
             ]
         );
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn after_a_lost_session_reads_stay_and_the_rest_is_given_up_in_order() {
+        let mut f = InFlight::default();
+        let call = |id: i64, tool: &str| {
+            Message::request(
+                json!(id),
+                "tools/call",
+                json!({"name": tool, "arguments": {}}),
+            )
+        };
+        f.sent(&call(1, "create_file"));
+        f.sent(&call(2, "find_definition"));
+        f.sent(&request(3, "tools/list"));
+        f.sent(&call(4, "rename_file"));
+        let lost = f.keep_rerunnable(|m| match m {
+            Message::Request { method, params, .. } => {
+                method == "tools/list"
+                    || params.as_ref().and_then(|p| p.get("name"))
+                        == Some(&json!("find_definition"))
+            }
+            _ => false,
+        });
+        assert_eq!(
+            lost,
+            vec![
+                (json!(1), "tools/call create_file".into()),
+                (json!(4), "tools/call rename_file".into())
+            ]
+        );
+        assert_eq!(
+            f.replay(),
+            vec![call(2, "find_definition"), request(3, "tools/list")]
+        );
     }
 
     #[test]

@@ -200,16 +200,22 @@ impl Relay {
             self.serving.new_session();
         }
         if kind == Reestablished::Fresh {
-            // The old session is gone with whatever it was doing; its calls cannot be answered.
-            // (Running them again on the new session could run a write twice.)
-            for (id, method) in self.in_flight.give_up() {
+            // The old session is gone with whatever it was doing (its instance died, restarted,
+            // or the session expired). Reads go again on the new session; a write may or may
+            // not have been applied there, and running it again could apply it twice: the
+            // agent is told its outcome is unknown.
+            let tools = &self.tools;
+            let lost = self.in_flight.keep_rerunnable(|m| rerunnable(tools, m));
+            for (id, what) in lost {
                 let error = ErrorObject::new(
                     codes::UNREACHABLE,
                     format!(
-                        "the server lost this `{method}` call (it restarted or the session expired)"
+                        "outcome unknown: the server lost this `{what}` call (the instance serving the session died or restarted, or the session expired) and it may or may not have been applied; it was not run again"
                     ),
                 )
-                .with_suggestion("retry the call");
+                .with_suggestion(
+                    "check the call's effect (read the files it would change) before retrying it",
+                );
                 self.tell_agent(Message::error(id, error)).await;
             }
         }
@@ -224,9 +230,9 @@ impl Relay {
         for m in early {
             self.on_server_message(m).await;
         }
-        if kind == Reestablished::Resumed {
-            self.resend_in_flight().await;
-        }
+        // After a resume the server answers re-sent calls from its memory; on a new session
+        // only reads are left in flight, and they simply run again.
+        self.resend_in_flight().await;
         while let Some((_, m)) = self.waiting.pop_front() {
             self.send_upstream(m).await;
         }
@@ -704,6 +710,33 @@ impl Relay {
 
 fn is_modern_init(id: &Value) -> bool {
     id.as_str() == Some(MODERN_INIT_ID)
+}
+
+/// Whether an agent request may run again on a new session without harm: the MCP methods
+/// that only read, and tool calls of read-only tools (`readOnlyHint` in the server's
+/// `tools/list`) or in dry-run mode. Anything else (writes, Claude runs, project changes) is
+/// not.
+fn rerunnable(tools: &ToolsCache, message: &Message) -> bool {
+    let Message::Request { method, params, .. } = message else {
+        return false;
+    };
+    match method.as_str() {
+        "ping" | "tools/list" | "logging/setLevel" | "resources/list" | "prompts/list" => true,
+        "tools/call" => {
+            let name = params
+                .as_ref()
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let dry_run = params
+                .as_ref()
+                .and_then(|p| p.pointer("/arguments/dry_run"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            tools.read_only(name) || (dry_run && name != "batch_execute")
+        }
+        _ => false,
+    }
 }
 
 fn is_refresh(id: &Value) -> bool {

@@ -16,6 +16,23 @@ impl ToolsCache {
         }
     }
 
+    /// Whether the server's catalogue marks `tool` read-only (MCP's
+    /// `annotations.readOnlyHint`): `false` when unknown.
+    pub fn read_only(&self, tool: &str) -> bool {
+        self.last
+            .as_ref()
+            .and_then(|l| l.get("tools"))
+            .and_then(Value::as_array)
+            .and_then(|tools| {
+                tools
+                    .iter()
+                    .find(|t| t.get("name").and_then(Value::as_str) == Some(tool))
+            })
+            .and_then(|t| t.pointer("/annotations/readOnlyHint"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// The last `tools/list` result, if the server has sent one.
     pub fn get(&self) -> Option<Value> {
         self.last.clone()
@@ -38,5 +55,23 @@ mod tests {
         cache.answered(None, &json!({"other": true}));
         cache.answered(Some("tools/list"), &json!({"tools": [2]}));
         assert_eq!(cache.get(), Some(json!({"tools": [2]})));
+    }
+
+    #[test]
+    fn read_only_tools_are_the_ones_the_catalogue_marks() {
+        let mut cache = ToolsCache::default();
+        assert!(!cache.read_only("find_definition"));
+        cache.answered(
+            Some("tools/list"),
+            &json!({"tools": [
+                {"name": "find_definition", "annotations": {"readOnlyHint": true}},
+                {"name": "create_file", "annotations": {"readOnlyHint": false}},
+                {"name": "odd"}
+            ]}),
+        );
+        assert!(cache.read_only("find_definition"));
+        assert!(!cache.read_only("create_file"));
+        assert!(!cache.read_only("odd"));
+        assert!(!cache.read_only("missing"));
     }
 }
