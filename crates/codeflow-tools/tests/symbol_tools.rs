@@ -851,3 +851,24 @@ fn diagnostics_after_a_write_are_pulled_where_the_server_can() {
         );
     });
 }
+
+/// A server without `textDocument/references` (the JSON server): `safe_delete_symbol` cannot
+/// prove a symbol unused, so it refuses with an error naming the server and the capability,
+/// and deletes nothing.
+#[test]
+fn safe_delete_on_a_server_without_references_is_a_clear_error() {
+    block_on(async {
+        let f = Fixture::from_dir("json-safe-delete", &codeflow_e2e::fs::fixture_dir("json")).await;
+        let before = f.tree();
+        let error = f
+            .err(
+                "safe_delete_symbol",
+                json!({"file_path": "shapes.json", "name_path": "title"}),
+            )
+            .await;
+        for part in ["vscode-json-language-server", "references"] {
+            assert!(error.contains(part), "{error}");
+        }
+        assert_eq!(f.tree(), before);
+    });
+}
