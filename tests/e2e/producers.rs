@@ -139,3 +139,48 @@ async fn a_writes_diagnostics_run_reaches_the_validation_channel() {
         "{event}"
     );
 }
+
+/// A streamed project's mirror holds no `.git`: the relay reads its tree's git state and the
+/// server publishes it on the `git` channel (branch, HEAD, dirty files), again when it changes.
+#[tokio::test]
+async fn a_streamed_git_projects_state_reaches_the_git_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::write(root.join("main.py"), "print('hi')\n").unwrap();
+    std::fs::write(root.join("util.py"), "X = 1\n").unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["-c", "init.defaultBranch=trunk"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "initial"]);
+    let server = Server::start().await;
+    let mut watcher = Ws::connect(&server.url()).await;
+    watcher
+        .initialize("gitstream", root.to_str().unwrap())
+        .await;
+    let sub = watcher
+        .request(json!(1), "channels/subscribe", json!({"channel": "git"}))
+        .await;
+    assert!(sub.get("result").is_some(), "{sub}");
+    let relay = Relay::spawn(&server.url(), "gitstream", &root, &[]);
+    relay.initialize().await;
+    let first = event_where(&mut watcher, "git", |_| true).await["data"].clone();
+    assert_eq!(first["branch"], "trunk", "{first}");
+    assert_eq!(first["head"].as_str().map(str::len), Some(40), "{first}");
+    assert_eq!(first["dirty"], json!([]), "{first}");
+    // The mirror has no `.git`: the state came from the relay.
+    assert!(!server.mirror_dir("gitstream").join(".git").exists());
+    std::fs::write(root.join("util.py"), "X = 2\n").unwrap();
+    let second = event_where(&mut watcher, "git", |d| d["dirty_count"] == 1).await["data"].clone();
+    assert_eq!(second["dirty"], json!(["util.py"]), "{second}");
+    assert_eq!(second["head"], first["head"]);
+}

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod dial;
 mod files;
+mod git_state;
 mod relay;
 mod serving;
 mod ssh_login;

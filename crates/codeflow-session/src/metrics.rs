@@ -19,6 +19,7 @@ const KNOWN_METHODS: &[&str] = &[
     "channels/publish",
     "channels/gap",
     "server/fileChanged",
+    "server/gitState",
     "server/syncManifest",
     "client/readFile",
     "client/readFiles",

@@ -672,6 +672,7 @@ fn is_known_method(method: &str) -> bool {
             "logging/setLevel"
                 | "server/syncManifest"
                 | "server/fileChanged"
+                | "server/gitState"
                 | "files/beginTransfer"
         )
 }

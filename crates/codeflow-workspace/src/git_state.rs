@@ -1,11 +1,12 @@
 //! The project's git state on the `git` channel: branch, HEAD and dirty files, published when
 //! they change.
 //!
-//! Only a project whose directory holds a `.git` can say: a shared project (its directory is
-//! the client's tree). A streamed mirror never holds `.git` (the relay does not send it), so
-//! streamed projects have no git events. The state is read with `git status --porcelain=v2
-//! --branch` (a child with the clean environment every child gets), every
-//! [`POLL_EVERY`], by one task per workspace that ends with the workspace.
+//! A shared project (its directory is the client's tree) is read here: `git status
+//! --porcelain=v2 --branch` (a child with the clean environment every child gets), every
+//! [`POLL_EVERY`], by one task per workspace that ends with the workspace. A streamed mirror
+//! never holds `.git` (the relay does not send it): its relay reads the same output in its own
+//! tree and sends it as `server/gitState` when it changes (`sync.rs` parses it with
+//! [`GitState::parse`] and publishes it on the same channel).
 
 use std::path::Path;
 use std::sync::{Arc, Weak};

@@ -58,7 +58,12 @@ pub struct SessionFiles {
     /// and an idle session should not hold a task and a queue.
     events: std::sync::OnceLock<mpsc::Sender<QueuedEvent>>,
     me: std::sync::Weak<SessionFiles>,
+    /// The last git state this session's relay reported (published once per change).
+    git: parking_lot::Mutex<Option<crate::git_state::GitState>>,
 }
+
+/// Largest `server/gitState` output taken (the relay cuts its own at 256 KiB).
+const MAX_GIT_STATE: usize = 1024 * 1024;
 
 impl std::fmt::Debug for SessionFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +91,7 @@ impl SessionFiles {
             applied,
             events: std::sync::OnceLock::new(),
             me: me.clone(),
+            git: parking_lot::Mutex::new(None),
         });
         // Found from the session by work that does not go through the MCP handler (a Claude
         // run copying the mirror waits for the session's file events as a tool call does).
@@ -119,6 +125,10 @@ impl SessionFiles {
             Message::Notification { method, params } if method == "server/fileChanged" => {
                 QueuedEvent::Changed(params)
             }
+            Message::Notification { method, params } if method == "server/gitState" => {
+                self.git_state(params.as_ref()).await;
+                return None;
+            }
             other => return Some(other),
         };
         self.received.fetch_add(1, Ordering::SeqCst);
@@ -127,6 +137,41 @@ impl SessionFiles {
             self.applied.send_modify(|n| *n += 1);
         }
         None
+    }
+
+    /// The relay's `git status` of its tree (a streamed mirror holds no `.git`): published on
+    /// the project's `git` channel as the shared projects' poller does, once per change.
+    async fn git_state(&self, params: Option<&Value>) {
+        let Some(porcelain) = params
+            .and_then(|p| p.get("porcelain"))
+            .and_then(Value::as_str)
+            .filter(|text| text.len() <= MAX_GIT_STATE)
+        else {
+            tracing::debug!(session = %self.caller.id, "ignoring a malformed server/gitState");
+            return;
+        };
+        // A shared project's directory is read by the server itself (`git_state.rs`).
+        if self
+            .caller
+            .workspace()
+            .await
+            .is_ok_and(|w| w.mirror.is_shared())
+        {
+            return;
+        }
+        let state = crate::git_state::GitState::parse(porcelain);
+        {
+            let mut last = self.git.lock();
+            if last.as_ref() == Some(&state) {
+                return;
+            }
+            *last = Some(state.clone());
+        }
+        if let Some(registry) = self.caller.registry() {
+            registry
+                .channels()
+                .publish(&self.caller.project, Channel::Git, state.to_json());
+        }
     }
 
     /// Waits until every file event received so far has been applied to the mirror.

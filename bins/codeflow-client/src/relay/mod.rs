@@ -56,6 +56,9 @@ struct Relay {
     serving: Serving,
     sync: ManifestSync,
     gate: FlushGate,
+    /// The tree's git state (`git status` output), sent as `server/gitState` when it changes
+    /// and to every new session.
+    git: tokio::sync::watch::Receiver<Option<String>>,
     /// With `--ssh-key`: the login signed for the current connection, until an `initialize`
     /// uses it.
     login: Option<Value>,
@@ -86,6 +89,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         }
     };
     let renewed = target.tokens.watch();
+    let git = crate::git_state::watch(target.root.clone());
     let mut relay = Relay {
         renewed,
         login: None,
@@ -103,6 +107,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         files,
         sync: ManifestSync::default(),
         gate: FlushGate::default(),
+        git,
         modern: ModernEdge::default(),
         held_modern: Vec::new(),
     };
@@ -123,6 +128,9 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
                 if let Some(outbound) = relay.link.outbound() {
                     send_change(outbound, change);
                 }
+            }
+            Ok(()) = relay.git.changed(), if relay.sync.is_live() && relay.link.is_up() => {
+                relay.send_git_state();
             }
             Some(token) = next_token(&mut relay.renewed) => relay.token_renewed(token),
             () = relay.gate.flushed() => relay.flush_completed().await,
@@ -224,6 +232,8 @@ impl Relay {
             self.sync
                 .send(&mut self.files, self.link.outbound(), false)
                 .await;
+            // A new session knows nothing of the tree's git state either.
+            self.git.mark_changed();
         }
         // Answers the server kept while we were away come first (and its re-sent `client/*`
         // requests).
@@ -289,6 +299,17 @@ impl Relay {
         let released = self.gate.release(|| flush(&self.files));
         for message in released {
             self.send_or_wait(message).await;
+        }
+    }
+
+    /// Sends the tree's git state (when it is a repository) as `server/gitState`.
+    fn send_git_state(&mut self) {
+        let state = self.git.borrow_and_update().clone();
+        if let (Some(porcelain), Some(outbound)) = (state, self.link.outbound()) {
+            let _ = outbound.send(&Message::notification(
+                "server/gitState",
+                serde_json::json!({ "porcelain": porcelain }),
+            ));
         }
     }
 
@@ -647,6 +668,7 @@ impl Relay {
                     self.sync
                         .send(&mut self.files, self.link.outbound(), true)
                         .await;
+                    self.git.mark_changed();
                 }
             }
             Message::Error { ref id, ref error } => {
