@@ -84,9 +84,9 @@ impl Catalogue {
         catalogue.add(crate::tools::fix_imports::FixImports);
         catalogue.add(crate::tools::organize_imports::OrganizeImports);
         catalogue.add(crate::tools::update_dependencies::UpdateDependencies);
-        catalogue.add(crate::tools::replace_symbol_body::ReplaceSymbolBody);
-        catalogue.add(crate::tools::insert_before_symbol::InsertBeforeSymbol);
-        catalogue.add(crate::tools::insert_after_symbol::InsertAfterSymbol);
+        for tool in crate::tools::symbol_edits::ALL {
+            catalogue.add(tool);
+        }
         catalogue.add(crate::tools::safe_delete_symbol::SafeDeleteSymbol);
         catalogue.add(crate::tools::search_for_pattern::SearchForPattern);
         catalogue.add(crate::tools::find_symbol::FindSymbol);
