@@ -102,7 +102,11 @@ async fn channels_cross_instances_and_losing_an_instance_moves_only_its_projects
 
     // Two relays per project through the proxy; the instance whose session count grows by
     // two owns the project.
-    let projects = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+    // Ten projects: with three instances, all ten hashing to one is about a 1-in-20,000 chance
+    // (six once did, in CI).
+    let projects = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    ];
     let mut relays: Vec<(&str, Relay)> = Vec::new();
     let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
     for project in projects {
@@ -141,7 +145,7 @@ async fn channels_cross_instances_and_losing_an_instance_moves_only_its_projects
         .collect();
     assert!(
         !elsewhere.is_empty(),
-        "six projects all hashed to one instance: {owner:?}"
+        "every project hashed to one instance: {owner:?}"
     );
 
     // A subscriber through the proxy (on alpha's instance) and one directly on each other
