@@ -285,6 +285,12 @@ pub(crate) async fn supervise<O: RunObserver>(
         }
     }
     signal_group(pgid, Signal::SIGKILL);
+    // SIGKILL is delivered when each process next runs: wait (bounded) until none of the
+    // group is left, so the run's end means nothing it started still runs.
+    let gone_by = Instant::now() + Duration::from_secs(2);
+    while pgid > 1 && crate::process::group_has_live_members(pgid) && Instant::now() < gone_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     waiter.abort();
     // stderr ends with the group; do not wait for a pipe someone outside still holds.
     let _ = tokio::time::timeout(Duration::from_millis(500), stderr_task).await;
