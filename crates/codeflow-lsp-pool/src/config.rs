@@ -161,6 +161,12 @@ pub struct ServerConfig {
     /// `diagnostics` channel unless the list names `diagnostics`. Empty: a main server.
     #[serde(default, alias = "preferredFor")]
     pub preferred_for: Vec<Operation>,
+    /// May this server be started ahead of the first request, when its files are among a
+    /// project's most common after a sync (`prestart_language_servers`)? Off for data formats
+    /// (JSON, YAML), which are numerous in most projects but rarely what an agent asks about:
+    /// prestarting them would take the places of the project's programming languages.
+    #[serde(default = "yes")]
+    pub prestart: bool,
 }
 
 /// What a tool asks a language server for, to pick the server that answers it best.
@@ -227,6 +233,7 @@ impl ServerConfig {
             initialize_timeout: None,
             enabled: true,
             preferred_for: Vec::new(),
+            prestart: true,
         }
     }
 
@@ -262,6 +269,11 @@ impl ServerConfig {
 
     fn with_filenames(mut self, names: &[&str]) -> Self {
         self.filenames = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    fn not_prestarted(mut self) -> Self {
+        self.prestart = false;
         self
     }
 
@@ -428,7 +440,8 @@ fn add_web_servers(t: &mut BTreeMap<String, ServerConfig>) {
         ServerConfig::new("vscode-json-language-server", &["json", "jsonc"])
             .with_args(&["--stdio"])
             .with_language("json")
-            .with_hint(EXTRACTED),
+            .with_hint(EXTRACTED)
+            .not_prestarted(),
     );
     t.insert(
         "vscode-css-language-server".to_owned(),
@@ -449,6 +462,7 @@ fn add_web_servers(t: &mut BTreeMap<String, ServerConfig>) {
         ServerConfig::new("yaml-language-server", &["yaml", "yml"])
             .with_args(&["--stdio"])
             .with_language("yaml")
+            .not_prestarted()
             // 2.x needs Node 22.
             .with_hint("npm install -g yaml-language-server@1.25.0"),
     );

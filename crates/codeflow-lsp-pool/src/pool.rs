@@ -452,6 +452,19 @@ impl ProjectLease {
         self.server_for_file(path).await
     }
 
+    /// The id of the server that would serve `path`, if the table allows starting it ahead of
+    /// the first request (`prestart`); nothing is started.
+    #[must_use]
+    pub fn prestartable_server(&self, path: impl AsRef<Path>) -> Option<String> {
+        let id = self.pool.server_id_for(&self.root, path.as_ref()).ok()?;
+        self.pool
+            .inner
+            .table
+            .get(&id)
+            .is_some_and(|c| c.prestart)
+            .then_some(id)
+    }
+
     /// The server with this id, started and initialized.
     ///
     /// # Errors

@@ -702,3 +702,37 @@ async fn a_server_preferred_for_an_operation_answers_it_and_a_missing_one_falls_
     assert_eq!(hover.server_id(), "pylsp");
     pool.shutdown().await;
 }
+
+/// Prestarting asks which server a file would get without starting it: the main server for a
+/// programming language, nothing for data formats (`prestart = false`) or unclaimed files, and
+/// a user's table can turn prestarting off for any server.
+#[tokio::test]
+async fn prestartable_servers_are_the_main_servers_of_programming_languages() {
+    let dir = project("python");
+    let mut cfg = config();
+    let mut quiet_go = ServerConfig::new("gopls", &["go"]);
+    quiet_go.prestart = false;
+    cfg.servers.insert("gopls".into(), quiet_go);
+    let pool = LspPool::new(cfg);
+    let lease = pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("prestart").expect("project id"),
+        dir.path(),
+    ));
+    assert_eq!(
+        lease.prestartable_server("app.py").as_deref(),
+        Some("pylsp")
+    );
+    assert_eq!(
+        lease.prestartable_server("src/index.ts").as_deref(),
+        Some("typescript-language-server")
+    );
+    for data in ["package.json", "ci/build.yaml", "ci/build.yml", "notes.txt"] {
+        assert_eq!(lease.prestartable_server(data), None, "{data}");
+    }
+    assert_eq!(
+        lease.prestartable_server("main.go"),
+        None,
+        "turned off by the user"
+    );
+    assert!(pool.status().is_empty(), "nothing was started");
+}

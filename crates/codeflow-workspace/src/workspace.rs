@@ -170,37 +170,34 @@ impl Workspaces {
     }
 
     /// Starts, in the background, the language servers for the project's most common file
-    /// extensions among `files` (relative paths), at most `prestart_servers` of them.
+    /// extensions among `files` (relative paths), at most `prestart_servers` of them. Servers
+    /// the table marks `prestart = false` (data formats) are passed over, so they never take
+    /// the place of a programming language.
     pub fn prestart(&self, workspace: &Arc<ProjectWorkspace>, files: impl Iterator<Item = String>) {
         let limit = self.config.prestart_servers;
         if limit == 0 {
             return;
         }
-        let mut by_extension: HashMap<String, (usize, String)> = HashMap::new();
-        for rel in files {
-            let Some(ext) = Path::new(&rel).extension().and_then(|e| e.to_str()) else {
-                continue;
-            };
-            let entry = by_extension
-                .entry(ext.to_owned())
-                .or_insert((0, rel.clone()));
-            entry.0 += 1;
+        let mut chosen: Vec<String> = Vec::new();
+        for sample in by_extension_count(files) {
+            if chosen.len() >= limit {
+                break;
+            }
+            // Extensions without a configured server are skipped; start failures surface on
+            // the first real request with their full message.
+            if let Some(id) = workspace.lease.prestartable_server(&sample)
+                && !chosen.contains(&id)
+            {
+                chosen.push(id);
+            }
         }
-        let mut ranked: Vec<(usize, String)> = by_extension.into_values().collect();
-        ranked.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+        if chosen.is_empty() {
+            return;
+        }
         let workspace = Arc::clone(workspace);
         tokio::spawn(async move {
-            let mut started = std::collections::HashSet::new();
-            for (_, sample) in ranked {
-                if started.len() >= limit {
-                    break;
-                }
-                let path = workspace.root().join(&sample);
-                // Extensions without a configured server are skipped; start failures surface
-                // on the first real request with their full message.
-                if let Ok(server) = workspace.lease.server_for_file(&path).await {
-                    started.insert(server.server_id().to_owned());
-                }
+            for id in chosen {
+                let _ = workspace.lease.server_by_id(&id).await;
             }
         });
     }
@@ -215,5 +212,43 @@ impl ProjectWorkspace {
     /// The mirror directory the language servers run in.
     pub fn root(&self) -> &Path {
         self.mirror.root()
+    }
+}
+
+/// One file of each extension among `files`, the most common extension first (ties in the
+/// order first seen, so the choice does not vary from run to run).
+fn by_extension_count(files: impl Iterator<Item = String>) -> Vec<String> {
+    let mut by_extension: Vec<(String, usize, String)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for rel in files {
+        let Some(ext) = Path::new(&rel).extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        match index.get(ext) {
+            Some(&i) => by_extension[i].1 += 1,
+            None => {
+                index.insert(ext.to_owned(), by_extension.len());
+                by_extension.push((ext.to_owned(), 1, rel));
+            }
+        }
+    }
+    by_extension.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
+    by_extension
+        .into_iter()
+        .map(|(_, _, sample)| sample)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_extension_count;
+
+    #[test]
+    fn samples_come_most_common_extension_first_ties_in_first_seen_order() {
+        let files = [
+            "a.json", "b.py", "c.json", "d.ts", "Makefile", "e.json", "f.py", "g.rs", "h.ts",
+        ];
+        let ranked = by_extension_count(files.iter().map(|f| (*f).to_owned()));
+        assert_eq!(ranked, ["a.json", "b.py", "d.ts", "g.rs"]);
     }
 }
