@@ -86,10 +86,11 @@ if [ "${TSC_MAJOR:-}" = "6" ]; then
 else
     NPM_PKGS+=("typescript@6")
 fi
+# Pinned: the pool waits for its "BackgroundAnalysis: Completed" log line (5.x wording).
 if runs bash-language-server --version; then
     log "bash-language-server present"
 else
-    NPM_PKGS+=(bash-language-server)
+    NPM_PKGS+=(bash-language-server@5.8.1)
 fi
 # The rest of the default table's npm servers, pinned (CI installs the same versions). Each is
 # checked by its command; `--version` is not answered by all of them, so presence is `have`.

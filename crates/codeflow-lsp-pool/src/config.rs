@@ -148,6 +148,11 @@ pub struct ServerConfig {
     /// file").
     #[serde(default)]
     pub ready_after_log: Option<String>,
+    /// The server parses a document after `didOpen`/`didChange` returns and answers empty
+    /// until it has (vim-language-server): a request naming an open document waits, bounded by
+    /// `diagnostics_timeout`, until the server has published diagnostics for its version.
+    #[serde(default)]
+    pub ready_after_diagnostics: bool,
     /// Overrides the pool's `initialize_timeout` for this server (slow indexers, tests).
     #[serde(default, with = "option_duration_serde")]
     pub initialize_timeout: Option<Duration>,
@@ -230,6 +235,7 @@ impl ServerConfig {
             install_hint: None,
             wait_for_quiescence: false,
             ready_after_log: None,
+            ready_after_diagnostics: false,
             initialize_timeout: None,
             enabled: true,
             preferred_for: Vec::new(),
@@ -269,6 +275,16 @@ impl ServerConfig {
 
     fn with_filenames(mut self, names: &[&str]) -> Self {
         self.filenames = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    fn ready_after_diagnostics(mut self) -> Self {
+        self.ready_after_diagnostics = true;
+        self
+    }
+
+    fn ready_after_log(mut self, text: &str) -> Self {
+        self.ready_after_log = Some(text.to_owned());
         self
     }
 
@@ -424,7 +440,10 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
         ServerConfig::new("bash-language-server", &["sh", "bash"])
             .with_args(&["start"])
             .with_language("shell")
-            .with_hint("npm install -g bash-language-server"),
+            .with_hint("npm install -g bash-language-server@5.8.1")
+            // It finds the project's scripts in the background and answers cross-file
+            // questions empty until it logs that the analysis is done.
+            .ready_after_log("BackgroundAnalysis: Completed"),
     );
     add_web_servers(&mut t);
     add_other_servers(&mut t);
@@ -507,7 +526,8 @@ fn add_other_servers(t: &mut BTreeMap<String, ServerConfig>) {
             .with_filenames(&[".vimrc", "_vimrc"])
             .with_args(&["--stdio"])
             .with_language("vim")
-            .with_hint("npm install -g vim-language-server@2.3.1"),
+            .with_hint("npm install -g vim-language-server@2.3.1")
+            .ready_after_diagnostics(),
     );
     t.insert(
         "fortls".to_owned(),

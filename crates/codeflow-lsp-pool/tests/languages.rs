@@ -83,7 +83,10 @@ struct Served {
 }
 
 async fn serve(fixture: &str, key: &str, file: &str, starts: &str) -> Served {
-    let dir = project(fixture);
+    serve_dir(project(fixture), key, file, starts).await
+}
+
+async fn serve_dir(dir: tempfile::TempDir, key: &str, file: &str, starts: &str) -> Served {
     let pool = LspPool::new(config());
     let lease = pool.lease(ProjectKey::new(
         codeflow_types::ProjectId::parse(key).expect("project id"),
@@ -209,5 +212,47 @@ async fn rust_analyzer_document_symbols() {
 async fn gopls_document_symbols() {
     let served = serve("go", "go", "main.go", "gopls starts").await;
     assert_symbols(&served, "main.go", &["Shape", "Area", "main"]).await;
+    served.pool.shutdown().await;
+}
+
+/// vim-language-server parses a document after `didOpen` returns and answers an empty outline
+/// until then (`ready_after_diagnostics`): the first question after opening is answered in
+/// full, not empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vim_answers_the_first_outline_after_parsing() {
+    let served = serve_dir(
+        shared_project("vim"),
+        "vim",
+        "plugin.vim",
+        "vim server starts",
+    )
+    .await;
+    let (uri, _) = open(&served.server, &served.root, "plugin.vim");
+    let names = symbol_names(&served.server, &uri).await;
+    for want in ["s:Scale", "ShapesArea", "g:shapes_factor"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    served.pool.shutdown().await;
+}
+
+/// bash-language-server finds the project's scripts in the background (`ready_after_log`):
+/// the first definition asked across files is the right one, not empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_answers_the_first_cross_file_definition() {
+    let served = serve_dir(
+        shared_project("bash"),
+        "bash",
+        "build.sh",
+        "bash server starts",
+    )
+    .await;
+    let (uri, text) = open(&served.server, &served.root, "build.sh");
+    assert_eq!(
+        definition(&served.server, &uri, &text, "log_info", 0).await,
+        vec![t("lib.sh", 2, 0)]
+    );
     served.pool.shutdown().await;
 }

@@ -67,6 +67,7 @@ impl ManagedServer {
                 });
             }
             conn.readiness.wait(self.timing().readiness_timeout).await;
+            self.wait_parsed(&params).await;
             match conn.call(send, params.clone()).await {
                 Ok(value) => return Ok(value),
                 // rust-analyzer and others answer these while (re)indexing: ask again.

@@ -131,18 +131,44 @@ impl ManagedServer {
             }
             // "Unchanged" or partial: the pushed set is what we have.
         }
-        // Push: wait (bounded) for a report about the current version.
+        Ok(self.fresh_push(&uri, doc.as_ref()).await)
+    }
+
+    /// Waits (bounded by `diagnostics_timeout`) for pushed diagnostics about `doc`'s version;
+    /// returns the freshest report held when they come or the time is up.
+    async fn fresh_push(&self, uri: &Url, doc: Option<&OpenDocument>) -> DiagnosticsReport {
         let mut rx = self.diagnostics.subscribe();
         let deadline = tokio::time::Instant::now() + self.timing().diagnostics_timeout;
         loop {
-            let report = self.diagnostics.report(&uri, doc.as_ref());
+            let report = self.diagnostics.report(uri, doc);
             if report.fresh {
-                return Ok(report);
+                return report;
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return Ok(report),
+                Ok(Err(_)) | Err(_) => return report,
             }
+        }
+    }
+
+    /// For servers that parse a document after `didOpen`/`didChange` returns and answer empty
+    /// until then (`ready_after_diagnostics`): waits, bounded, until the server has published
+    /// diagnostics for the open version of the document a request names. Requests about no
+    /// open document, and servers without the key, pass at once.
+    pub(super) async fn wait_parsed(&self, params: &Value) {
+        if !self.config.ready_after_diagnostics {
+            return;
+        }
+        let Some(uri) = params
+            .pointer("/textDocument/uri")
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok())
+        else {
+            return;
+        };
+        let doc = self.documents.lock().open.get(&uri).cloned();
+        if doc.is_some() {
+            self.fresh_push(&uri, doc.as_ref()).await;
         }
     }
 

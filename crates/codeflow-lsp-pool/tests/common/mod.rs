@@ -26,6 +26,18 @@ pub fn project(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Copy the repository's shared fixture `tests/fixtures/<name>` (one small project per
+/// language of the default table) into a fresh temp dir.
+pub fn shared_project(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("lsp-pool-{name}-"))
+        .tempdir()
+        .expect("temp dir");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    copy_dir(&shared.join(name), dir.path());
+    dir
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read fixture dir") {
