@@ -376,20 +376,8 @@ async fn chaos_soak_loses_duplicates_and_reruns_nothing() {
             // answers once past their time.
             tokio::time::sleep(SETTLE).await;
             let rss: Vec<(u64, u64, u64)> = pids.iter().map(|&p| rss_kib(p)).collect();
-            // For information: the language servers are processes of their own, killed and
-            // restarted by the soak itself; they are not part of an instance's figure.
-            let servers_rss: Vec<u64> = pids
-                .iter()
-                .map(|&p| {
-                    language_servers_of(p)
-                        .iter()
-                        .map(|&l| rss_kib(l as u32).0)
-                        .sum()
-                })
-                .collect();
             eprintln!(
-                "soak: after phase {phase}, per instance (VmRSS, RssAnon, RssFile) KiB {rss:?}; \
-                 its language servers' VmRSS {servers_rss:?}"
+                "soak: after phase {phase}, per instance (VmRSS, RssAnon, RssFile) KiB {rss:?}"
             );
             if phase == 0 {
                 baseline = rss;
