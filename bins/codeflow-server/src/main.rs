@@ -12,6 +12,7 @@ mod console;
 mod file_stream_socket;
 mod gauges;
 mod healthcheck;
+mod huge_pages;
 mod mcp_http;
 mod projects;
 mod routes;
@@ -41,6 +42,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
+    huge_pages::refuse();
     let cli = Cli::parse();
     let config = match Config::load(&cli.flags) {
         Ok(c) => c,

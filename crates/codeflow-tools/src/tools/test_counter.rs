@@ -21,7 +21,8 @@ use crate::error::{ToolError, parse_args};
 /// Longest delay a call may ask for.
 const MAX_DELAY_MS: u64 = 60_000;
 
-/// Counts executions per (session, key). Memory grows with the keys tests use; it is never
+/// Counts executions per (session, key). Memory grows with the keys tests use until they
+/// `forget` them (the chaos soak does, so its memory figures are the server's); it is never
 /// enabled in production.
 #[derive(Debug, Default)]
 pub struct TestCounter {
@@ -37,6 +38,9 @@ struct Args {
     /// Read the count without running (not counted).
     #[serde(default)]
     peek: bool,
+    /// With `peek`: forget the key once read (its count, and memory, are gone).
+    #[serde(default)]
+    forget: bool,
 }
 
 impl Tool for TestCounter {
@@ -45,7 +49,7 @@ impl Tool for TestCounter {
     }
 
     fn description(&self) -> &'static str {
-        "Test only: counts its executions per session and key (a stand-in for a write tool), after an optional delay; `peek` reads the count without running."
+        "Test only: counts its executions per session and key (a stand-in for a write tool), after an optional delay; `peek` reads the count without running, `forget` (with `peek`) then drops the key."
     }
 
     fn input_schema(&self) -> Value {
@@ -54,7 +58,8 @@ impl Tool for TestCounter {
             "properties": {
                 "key": {"type": "string", "description": "What to count."},
                 "delay_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds to wait before answering."},
-                "peek": {"type": "boolean", "description": "Only read the count."}
+                "peek": {"type": "boolean", "description": "Only read the count."},
+                "forget": {"type": "boolean", "description": "With peek: forget the key once read."}
             },
             "required": ["key"],
             "additionalProperties": false
@@ -82,11 +87,19 @@ impl Tool for TestCounter {
             let slot = (ctx.caller.id.clone(), args.key.clone());
             let executions = {
                 let mut counts = self.counts.lock();
-                let n = counts.entry(slot).or_default();
-                if !args.peek {
+                if args.peek && args.forget {
+                    let n = counts.remove(&slot).unwrap_or(0);
+                    if counts.len() * 4 < counts.capacity() {
+                        counts.shrink_to_fit();
+                    }
+                    n
+                } else if args.peek {
+                    counts.get(&slot).copied().unwrap_or(0)
+                } else {
+                    let n = counts.entry(slot).or_default();
                     *n += 1;
+                    *n
                 }
-                *n
             };
             if !args.peek {
                 tokio::time::sleep(Duration::from_millis(args.delay_ms.min(MAX_DELAY_MS))).await;
