@@ -26,5 +26,5 @@ pub mod tools;
 pub use catalogue::{Catalogue, Tool, ToolOutput};
 pub use context::{ResolvedFile, ServerServices, ToolContext};
 pub use error::ToolError;
-pub use output::schema_of;
 pub use mcp::McpService;
+pub use output::schema_of;

@@ -103,10 +103,15 @@ mod tests {
         assert_eq!(schema["type"], "object");
         assert!(schema.get("$schema").is_none());
         assert_eq!(schema["additionalProperties"], false);
-        assert_eq!(schema["properties"]["places"]["items"]["additionalProperties"], false);
-        assert!(schema["properties"]["places"]["items"]["properties"]["line"]
-            .get("format")
-            .is_none());
+        assert_eq!(
+            schema["properties"]["places"]["items"]["additionalProperties"],
+            false
+        );
+        assert!(
+            schema["properties"]["places"]["items"]["properties"]["line"]
+                .get("format")
+                .is_none()
+        );
         let required: Vec<&str> = schema["required"]
             .as_array()
             .unwrap()
