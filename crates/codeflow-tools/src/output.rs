@@ -33,13 +33,27 @@ pub fn schema_of<T: JsonSchema>() -> Value {
     schema
 }
 
-/// Closes every object schema that names its properties and drops numeric `format`s, in the
-/// whole document.
+/// Closes every object schema that names its properties, drops numeric `format`s, and makes
+/// optional members non-null, in the whole document. An optional member is an `Option` skipped
+/// when `None` (`skip_serializing_if`): it is absent or has a value, never `null`; a member that
+/// can be `null` is a required one.
 fn close(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             if map.contains_key("properties") && !map.contains_key("additionalProperties") {
                 map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                for (name, property) in properties.iter_mut() {
+                    if !required.contains(name) {
+                        not_null(property);
+                    }
+                }
             }
             let numeric = |t: &Value| matches!(t.as_str(), Some("integer" | "number"));
             let is_numeric = map.get("type").is_some_and(|t| {
@@ -52,6 +66,18 @@ fn close(schema: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(close),
         _ => {}
+    }
+}
+
+/// `schema` without `null` among its types.
+fn not_null(schema: &mut Value) {
+    let Some(Value::Array(types)) = schema.get_mut("type") else {
+        return;
+    };
+    types.retain(|t| t != "null");
+    if let [only] = types.as_slice() {
+        let only = only.clone();
+        schema["type"] = only;
     }
 }
 
@@ -119,6 +145,8 @@ mod tests {
             .map(|r| r.as_str().unwrap())
             .collect();
         assert!(required.contains(&"pid") && !required.contains(&"note"));
+        assert_eq!(schema["properties"]["note"]["type"], "string");
+        assert_eq!(schema["properties"]["pid"]["type"], json!(["integer", "null"]));
         assert!(schema["$defs"]["Node"].is_object(), "{schema}");
     }
 
@@ -144,6 +172,9 @@ mod tests {
         let mut nested_extra = good.clone();
         nested_extra["tree"][0]["children"][0]["x"] = json!(1);
         assert!(!valid(&nested_extra));
+        let mut null_note = good.clone();
+        null_note["note"] = Value::Null;
+        assert!(!valid(&null_note));
         let mut missing = good;
         missing.as_object_mut().unwrap().remove("pid");
         assert!(!valid(&missing));
