@@ -46,7 +46,12 @@ fn close(schema: &mut Value) {
             let required: Vec<String> = map
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             if let Some(Value::Object(properties)) = map.get_mut("properties") {
                 for (name, property) in properties.iter_mut() {
@@ -146,7 +151,10 @@ mod tests {
             .collect();
         assert!(required.contains(&"pid") && !required.contains(&"note"));
         assert_eq!(schema["properties"]["note"]["type"], "string");
-        assert_eq!(schema["properties"]["pid"]["type"], json!(["integer", "null"]));
+        assert_eq!(
+            schema["properties"]["pid"]["type"],
+            json!(["integer", "null"])
+        );
         assert!(schema["$defs"]["Node"].is_object(), "{schema}");
     }
 

@@ -170,6 +170,11 @@ impl Fixture {
         std::fs::read_to_string(self.data_root.join("mirrors").join(&self.name).join(rel)).ok()
     }
 
+    /// The server's mirror of the project (where its language servers see the files).
+    pub fn mirror_root(&self) -> PathBuf {
+        self.data_root.join("mirrors").join(&self.name)
+    }
+
     /// Every file of the client's tree: relative path → content.
     pub fn tree(&self) -> BTreeMap<String, String> {
         tree(&self.root)
