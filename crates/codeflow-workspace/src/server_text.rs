@@ -40,6 +40,38 @@ impl Scrubber {
         ServerText(self.scrub(text))
     }
 
+    /// An error whose message a language server wrote (in part), scrubbed: where a server's
+    /// failure becomes the caller's error.
+    pub fn error(&self, e: crate::WorkspaceError) -> crate::WorkspaceError {
+        match e {
+            crate::WorkspaceError::Failed {
+                message,
+                suggestion,
+            } => crate::WorkspaceError::Failed {
+                message: self.scrub(&message),
+                suggestion,
+            },
+            crate::WorkspaceError::InvalidArguments(m) => {
+                crate::WorkspaceError::InvalidArguments(self.scrub(&m))
+            }
+            other => other,
+        }
+    }
+
+    /// Opaque data a language server attached to an item (a call-hierarchy item's `data`),
+    /// every string in it scrubbed: it is the server's own text too.
+    pub fn data(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.scrub(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.data(v)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, self.data(v))).collect())
+            }
+            other => other,
+        }
+    }
+
     /// `text` with the mirror root replaced by the client root (for text that is not kept
     /// as a [`ServerText`], such as an error message).
     pub fn scrub(&self, text: &str) -> String {
@@ -81,6 +113,11 @@ mod tests {
             "see /home/me/p/a.py:3 and file:///home/me/p/b.py"
         );
         assert_eq!(s.text("nothing here").as_str(), "nothing here");
+        assert_eq!(
+            s.error(crate::WorkspaceError::failed("no /data/mirrors/p/x.py"))
+                .to_string(),
+            "no /home/me/p/x.py"
+        );
         assert_eq!(
             serde_json::to_value(s.text("x /data/mirrors/p")).ok(),
             Some(serde_json::json!("x /home/me/p"))

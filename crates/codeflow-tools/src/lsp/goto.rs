@@ -36,7 +36,7 @@ pub async fn goto<R: GotoRequest>(
             partial_result_params: Default::default(),
         })
         .await
-        .map_err(crate::lsp::lsp_error)?;
+        .map_err(|e| doc.lsp_error(e))?;
     Ok(locator.definition(response).await)
 }
 

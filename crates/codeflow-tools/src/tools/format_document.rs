@@ -139,7 +139,7 @@ impl Tool for FormatDocument {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(ToolError::from_lsp)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.text_edits(&doc.file.mirror, edits).await?;

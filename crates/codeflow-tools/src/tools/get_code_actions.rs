@@ -161,7 +161,7 @@ impl Tool for GetCodeActions {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let locator = Locator::new(ctx).await?;
             let mut rows = Vec::new();

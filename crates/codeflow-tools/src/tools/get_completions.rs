@@ -129,7 +129,7 @@ impl Tool for GetCompletions {
                     context,
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let (mut items, is_incomplete) = match response {
                 None => (Vec::new(), false),
                 Some(CompletionResponse::Array(items)) => (items, false),

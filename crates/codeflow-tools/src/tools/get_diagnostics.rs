@@ -90,7 +90,7 @@ impl Tool for GetDiagnostics {
                 .server
                 .diagnostics(doc.file.mirror.as_path())
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let mut diagnostics = report.diagnostics.clone();
             diagnostics.sort_by_key(|d| (d.range.start.line, d.range.start.character));

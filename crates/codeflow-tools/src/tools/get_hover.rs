@@ -98,7 +98,7 @@ impl Tool for GetHover {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let Some(hover) = hover.filter(|h| !hover_text(h.contents.clone()).trim().is_empty())
             else {

@@ -120,7 +120,7 @@ impl Tool for GetSignatureHelp {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let Some(help) = help.filter(|h| !h.signatures.is_empty()) else {
                 let out = Output {

@@ -75,7 +75,7 @@ impl Tool for OrganizeImports {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(ToolError::from_lsp)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let server = doc.server.server_id().to_owned();
             let action = actions.into_iter().find_map(|a| match a {

@@ -127,8 +127,8 @@ struct PrepareOutput {
 }
 
 /// An item as tools show it: where it is (1-based, client path) and the raw item, in the
-/// caller's paths (its URI the client's; the server's private `data` left out, since the item
-/// is prepared again where it is passed back).
+/// caller's paths (its URI the client's; its detail and the server's private `data` scrubbed
+/// as server-written text).
 pub(crate) async fn describe_item(
     locator: &Locator,
     item: &CallHierarchyItem,
@@ -148,7 +148,7 @@ pub(crate) async fn describe_item(
         raw.uri = uri;
     }
     raw.detail = raw.detail.map(|d| locator.server_text(&d).to_string());
-    raw.data = None;
+    raw.data = raw.data.map(|d| locator.scrubber().data(d));
     let raw = match serde_json::to_value(raw) {
         Ok(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
@@ -170,7 +170,7 @@ async fn prepare(doc: &Document, position: Position) -> Result<Vec<CallHierarchy
             work_done_progress_params: Default::default(),
         })
         .await
-        .map_err(crate::lsp::lsp_error)?
+        .map_err(|e| doc.lsp_error(e))?
         .unwrap_or_default())
 }
 
@@ -252,7 +252,7 @@ impl CallDirection {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default()
                 .into_iter()
                 .map(|call| {
@@ -268,7 +268,7 @@ impl CallDirection {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default()
                 .into_iter()
                 .map(|call| (call.to, item.uri.clone(), call.from_ranges))

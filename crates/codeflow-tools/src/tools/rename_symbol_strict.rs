@@ -244,7 +244,7 @@ pub(crate) async fn rename_at(
             work_done_progress_params: Default::default(),
         })
         .await
-        .map_err(ToolError::from_lsp)?
+        .map_err(|e| doc.lsp_error(e))?
         .ok_or_else(|| {
             ToolError::failed(format!(
                 "language server {} found nothing to rename at {}:{}:{}",

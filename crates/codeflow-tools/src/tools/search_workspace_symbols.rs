@@ -202,7 +202,7 @@ impl Tool for SearchWorkspaceSymbols {
                         missing.push(ToolError::from_lsp(e).to_string());
                         continue;
                     }
-                    Err(e) => return Err(crate::lsp::lsp_error(e)),
+                    Err(e) => return Err(doc.lsp_error(e)),
                 };
                 if is_empty(response.as_ref()) {
                     // A server that has just started may answer before it has found the
@@ -211,7 +211,7 @@ impl Tool for SearchWorkspaceSymbols {
                     let _ = doc.server.diagnostics(doc.file.mirror.as_path()).await;
                     response = ask(&doc, &args.query)
                         .await
-                        .map_err(crate::lsp::lsp_error)?;
+                        .map_err(|e| doc.lsp_error(e))?;
                 }
                 servers.push(server_id.clone());
                 let found: Vec<(String, _, Option<String>, _, Range)> = match response {
