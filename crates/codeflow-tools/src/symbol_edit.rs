@@ -12,12 +12,13 @@
 //! symbol by as many blank lines as stand above the symbol (at most two).
 
 use codeflow_lsp_pool::lsp_types::{Position, Range, TextEdit};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::ToolOutput;
 use crate::context::ToolContext;
-use crate::edit_output::EditOutcomeExt;
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
 use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
 use crate::lsp::name_path::{self, PathSymbol, Span};
@@ -67,26 +68,27 @@ pub fn input_schema(placement: Placement) -> Value {
     })
 }
 
-/// The output schema of the three tools: an edit outcome and the symbol edited.
-pub fn output_schema() -> Value {
-    let mut properties = codeflow_workspace::outcome_schema();
-    properties["symbol"] = symbol_schema();
-    json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "symbol"]})
+/// The answer of the three tools: an edit outcome and the symbol edited.
+pub type SymbolEditOutput = OutcomeWith<SymbolMember>;
+
+/// The `symbol` member of an answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SymbolMember {
+    /// The symbol found by name_path (1-based lines, before the edit).
+    pub symbol: EditedSymbol,
 }
 
-/// JSON Schema of the `symbol` member: the symbol the edit was made at.
-pub fn symbol_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "The symbol found by name_path (1-based lines, before the edit).",
-        "properties": {
-            "name_path": {"type": "string"},
-            "kind": {"type": "string"},
-            "line": {"type": "integer"},
-            "end_line": {"type": "integer"}
-        },
-        "required": ["name_path", "kind", "line", "end_line"]
-    })
+/// The symbol an edit was made at (1-based lines, before the edit).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EditedSymbol {
+    /// Its name path.
+    pub name_path: String,
+    /// Its kind, lowercase.
+    pub kind: String,
+    /// Its first line.
+    pub line: u32,
+    /// Its last line.
+    pub end_line: u32,
 }
 
 /// The symbol found, and its span in the document's text.
@@ -99,13 +101,13 @@ pub struct Located {
 
 impl Located {
     /// The `symbol` member of an answer.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "name_path": self.symbol.name_path(),
-            "kind": self.symbol.symbol.kind_label(),
-            "line": self.span.start_line + 1,
-            "end_line": self.span.end.line + 1,
-        })
+    pub fn edited(&self) -> EditedSymbol {
+        EditedSymbol {
+            name_path: self.symbol.name_path(),
+            kind: self.symbol.symbol.kind_label().to_owned(),
+            line: self.span.start_line + 1,
+            end_line: self.span.end.line + 1,
+        }
     }
 }
 
@@ -215,7 +217,10 @@ pub async fn run(
             doc.file.client
         ),
     };
-    let mut out = outcome.report(&what, None);
-    out.structured["symbol"] = located.to_json();
-    Ok(out)
+    outcome.output_with(
+        outcome.report_text(&what, None),
+        SymbolMember {
+            symbol: located.edited(),
+        },
+    )
 }

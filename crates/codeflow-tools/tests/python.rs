@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{call, check, check_err, check_err_all, check_text, names, places};
+use common::{Fixture, block_on, call, check, check_err, check_err_all, check_text, names, places};
 use serde_json::json;
 
 #[test]
@@ -158,6 +158,42 @@ fn hover_shows_the_signature_and_docstring() {
         args,
         &["scale(value, factor)", "Multiply value by factor."],
     );
+}
+
+/// Free text a language server writes can name the mirror (here a docstring pylsp shows in a
+/// hover and in signature help): it reaches the caller with the client's root in its place
+/// (`Fixture::call` also fails on any answer that names the server's data directory).
+#[test]
+fn a_mirror_path_in_server_text_reaches_the_caller_as_a_client_path() {
+    block_on(async {
+        let f = Fixture::fresh("python").await;
+        let source = format!(
+            "def where(n):\n    \"\"\"Kept in {}/notes.py.\"\"\"\n    return n\n\n\nwhere(1)\n",
+            f.mirror_root().display()
+        );
+        std::fs::write(f.root.join("where.py"), source).unwrap();
+        f.sync().await;
+        let client = format!("Kept in {}/notes.py", f.root.display());
+        let hover = f
+            .ok(
+                "get_hover",
+                json!({"file_path": "where.py", "line": 6, "character": 2}),
+            )
+            .await;
+        let contents = hover.structured["contents"].as_str().unwrap();
+        assert!(contents.contains(&client), "{contents}");
+        assert!(hover.text.contains(&client), "{}", hover.text);
+        let help = f
+            .ok(
+                "get_signature_help",
+                json!({"file_path": "where.py", "line": 6, "character": 7}),
+            )
+            .await;
+        let doc = help.structured["signatures"][0]["documentation"]
+            .as_str()
+            .unwrap();
+        assert!(doc.contains(&client), "{doc}");
+    });
 }
 
 #[test]

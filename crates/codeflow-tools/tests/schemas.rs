@@ -33,6 +33,46 @@ fn every_output_schema_compiles_and_describes_an_object() {
     }
 }
 
+/// Every object schema that names its members, anywhere in `schema`, allows no others (the
+/// path of the first that does).
+fn open_object(schema: &Value, at: &str) -> Option<String> {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties")
+                && map.get("additionalProperties") != Some(&json!(false))
+            {
+                return Some(at.to_owned());
+            }
+            map.iter()
+                .find_map(|(k, v)| open_object(v, &format!("{at}/{k}")))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| open_object(v, &format!("{at}/{i}"))),
+        _ => None,
+    }
+}
+
+/// The schemas are derived from the output types (`codeflow_tools::schema_of`) and closed: the
+/// validator alone rejects a member the type does not have, at any depth.
+#[test]
+fn every_output_schema_is_closed() {
+    for tool in Catalogue::standard().iter() {
+        let schema = tool.output_schema();
+        assert_eq!(open_object(&schema, ""), None, "{}: {schema}", tool.name());
+    }
+    let (schema, answer) = find_definition();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&answer));
+    let mut extra = answer.clone();
+    extra["matches"][0]["definitions"][0]["column"] = json!(5);
+    assert!(!validator.is_valid(&extra));
+    let mut extra = answer;
+    extra["extra"] = json!(true);
+    assert!(!validator.is_valid(&extra));
+}
+
 fn find_definition() -> (Value, Value) {
     let (_, _, answer) = call(
         "python",

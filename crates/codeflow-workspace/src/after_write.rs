@@ -18,10 +18,10 @@ use std::path::Path;
 use codeflow_file_stream::MirrorPath;
 use codeflow_lsp_pool::{DiagnosticsReport, ServerHandle};
 use codeflow_session::Channel;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::caller::Caller;
-use crate::diagnostics::diagnostic_json;
+use crate::diagnostics::{DiagnosticRow, Severity, diagnostic_row};
 use crate::workspace::ProjectWorkspace;
 
 /// The longest the diagnostics of one write are waited for, all files together.
@@ -46,82 +46,52 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 const SHOWN_PER_FILE: usize = 20;
 
 /// One file's diagnostics after a change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct FileDiagnostics {
     /// The file, as the caller's path.
     pub path: String,
-    /// The language server that answered.
+    /// The language server that reported them.
     pub server: String,
-    /// Whether they describe the file's new content (false: the server did not answer for it
-    /// in time, and these are the last it gave, possibly none).
+    /// True when they describe the file's new content; false when the server did not answer
+    /// in time (then they may be stale or missing).
     pub fresh: bool,
+    /// How many rows are errors.
+    pub errors: usize,
+    /// How many rows are warnings.
+    pub warnings: usize,
     /// Rows as `get_diagnostics` gives them (1-based, with the line's text).
-    pub diagnostics: Vec<Value>,
-    /// Why they may not be fresh, when CodeFlow knows more than `fresh: false`.
+    pub diagnostics: Vec<DiagnosticRow>,
+    /// Why they may not be fresh, when more is known (a server that publishes only changes
+    /// stays silent while a file stays clean).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
 impl FileDiagnostics {
-    /// How many rows have `severity`.
-    pub fn count(&self, severity: &str) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d["severity"] == severity)
-            .count()
-    }
-
-    /// `{path, server, fresh, errors, warnings, diagnostics}`.
-    pub fn to_json(&self) -> Value {
-        let mut out = json!({
-            "path": self.path,
-            "server": self.server,
-            "fresh": self.fresh,
-            "errors": self.count("error"),
-            "warnings": self.count("warning"),
-            "diagnostics": self.diagnostics,
-        });
-        if let Some(note) = &self.note {
-            out["note"] = json!(note);
+    /// A file's rows, counted.
+    pub fn new(
+        path: String,
+        server: String,
+        fresh: bool,
+        diagnostics: Vec<DiagnosticRow>,
+        note: Option<String>,
+    ) -> Self {
+        let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+        Self {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            path,
+            server,
+            fresh,
+            diagnostics,
+            note,
         }
-        out
     }
-
-    /// JSON Schema of [`FileDiagnostics::to_json`].
-    pub fn schema() -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "server": {"type": "string", "description": "The language server that reported them."},
-                "fresh": {"type": "boolean", "description": "True when they describe the file's new content; false when the server did not answer in time (then they may be stale or missing)."},
-                "errors": {"type": "integer"},
-                "warnings": {"type": "integer"},
-                "diagnostics": {"type": "array", "items": row_schema()},
-                "note": {"type": "string", "description": "Why they may not be fresh, when more is known (a server that publishes only changes stays silent while a file stays clean)."}
-            },
-            "required": ["path", "server", "fresh", "errors", "warnings", "diagnostics"]
-        })
-    }
-}
-
-/// JSON Schema of one diagnostic row ([`diagnostic_json`]).
-pub fn row_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "severity": {"type": "string", "enum": ["error", "warning", "information", "hint"]},
-        "message": {"type": "string"},
-        "source": {"type": "string"},
-        "code": {"type": "string"},
-        "line": {"type": "integer", "description": "1-based."},
-        "character": {"type": "integer", "description": "1-based."},
-        "end_line": {"type": "integer"},
-        "end_character": {"type": "integer"},
-        "text": {"type": "string", "description": "The line's text, trimmed."}
-    }, "required": ["severity", "message", "line", "character"]})
 }
 
 /// One row as a line of text: `path:line:character  severity: message [source code]`.
-pub fn row_text(path: &str, row: &Value) -> String {
-    let origin = match (row["source"].as_str(), row["code"].as_str()) {
+pub fn row_text(path: &str, row: &DiagnosticRow) -> String {
+    let origin = match (&row.source, &row.code) {
         (Some(s), Some(c)) => format!(" [{s} {c}]"),
         (Some(s), None) => format!(" [{s}]"),
         (None, Some(c)) => format!(" [{c}]"),
@@ -129,15 +99,12 @@ pub fn row_text(path: &str, row: &Value) -> String {
     };
     let mut line = format!(
         "{path}:{}:{}  {}: {}{origin}",
-        row["line"],
-        row["character"],
-        row["severity"].as_str().unwrap_or("error"),
-        row["message"]
-            .as_str()
-            .unwrap_or_default()
-            .replace('\n', " ")
+        row.line,
+        row.character,
+        row.severity.name(),
+        row.message.as_str().replace('\n', " ")
     );
-    if let Some(text) = row["text"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(text) = row.text.as_deref().filter(|t| !t.is_empty()) {
         line.push_str(&format!("\n      {text}"));
     }
     line
@@ -150,7 +117,7 @@ pub fn diagnostics_text(files: &[FileDiagnostics]) -> String {
     }
     let mut out = String::from("Diagnostics after the change:");
     for f in files {
-        let (errors, warnings) = (f.count("error"), f.count("warning"));
+        let (errors, warnings) = (f.errors, f.warnings);
         out.push_str(&format!(
             "\n- {}: {errors} error(s), {warnings} warning(s){}",
             f.path,
@@ -163,7 +130,7 @@ pub fn diagnostics_text(files: &[FileDiagnostics]) -> String {
         for (shown, row) in f
             .diagnostics
             .iter()
-            .filter(|r| r["severity"] == "error" || r["severity"] == "warning")
+            .filter(|r| matches!(r.severity, Severity::Error | Severity::Warning))
             .enumerate()
         {
             if shown == SHOWN_PER_FILE {
@@ -194,26 +161,27 @@ pub async fn diagnostics_of(
         let server_id = server.server_id().to_owned();
         let (last, silent_clean) = wait_fresh(&server, path.as_path()).await;
         let Some(report) = last else {
-            return Some(FileDiagnostics {
-                path: client,
-                server: server_id,
-                fresh: false,
-                diagnostics: Vec::new(),
-                note: silent_clean,
-            });
+            return Some(FileDiagnostics::new(
+                client,
+                server_id,
+                false,
+                Vec::new(),
+                silent_clean,
+            ));
         };
         let mut diagnostics = report.diagnostics;
         diagnostics.sort_by_key(|d| (d.range.start.line, d.range.start.character));
-        Some(FileDiagnostics {
-            path: client,
-            server: server_id,
-            fresh: report.fresh,
-            note: if report.fresh { None } else { silent_clean },
-            diagnostics: diagnostics
+        let scrubber = caller.scrubber(workspace);
+        Some(FileDiagnostics::new(
+            client,
+            server_id,
+            report.fresh,
+            diagnostics
                 .iter()
-                .map(|d| diagnostic_json(Some(&text), d))
+                .map(|d| diagnostic_row(Some(&text), d, &scrubber))
                 .collect(),
-        })
+            if report.fresh { None } else { silent_clean },
+        ))
     });
     let found: Vec<FileDiagnostics> = futures::future::join_all(asks)
         .await
@@ -240,7 +208,7 @@ pub fn publish_run(caller: &Caller, trigger: &str, files: &[FileDiagnostics]) {
             "kind": "diagnostics",
             "trigger": trigger,
             "session": caller.id,
-            "files": files.iter().map(FileDiagnostics::to_json).collect::<Vec<_>>(),
+            "files": files,
         }),
     );
 }

@@ -19,6 +19,7 @@ use codeflow_session::{ClientRoot, Grant, ProjectId, Right, Session, SessionRegi
 use tokio::sync::OnceCell;
 
 use crate::error::WorkspaceError;
+use crate::server_text::Scrubber;
 use crate::session_client::CallerClient;
 use crate::trees::TreeConflict;
 use crate::workspace::{ProjectWorkspace, Workspaces};
@@ -191,6 +192,16 @@ impl Caller {
     /// This caller's own path map: its root ↔ project-relative ↔ the mirror.
     pub fn paths(&self, workspace: &ProjectWorkspace) -> Result<PathMap, WorkspaceError> {
         Ok(self.mirror(workspace)?.paths().clone())
+    }
+
+    /// The scrubber of language servers' free text for this caller (the mirror's root → its
+    /// root; see [`crate::server_text`]).
+    pub fn scrubber(&self, workspace: &ProjectWorkspace) -> Scrubber {
+        match self.paths(workspace) {
+            Ok(paths) => Scrubber::of(&paths),
+            // A root that never passes the handshake: the project-relative form.
+            Err(_) => Scrubber::new(workspace.root(), ""),
+        }
     }
 
     /// Reads a `file_path` argument: absolute in the client's filesystem, or relative to the

@@ -25,7 +25,7 @@ use codeflow_lsp_pool::lsp_types::{
     DocumentChangeOperation, DocumentChanges, FileChangeType, OneOf, Position, Range, ResourceOp,
     TextEdit, Url, WorkspaceEdit,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::after_write::{FileDiagnostics, diagnostics_of, diagnostics_text};
 use crate::batch::BatchScope;
@@ -65,20 +65,84 @@ pub struct EditPlan {
     validate: bool,
 }
 
+/// What a change does to one file.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    /// Its text changes.
+    Edit,
+    /// It is created.
+    Create,
+    /// It is deleted.
+    Delete,
+    /// It moves (and its text may change).
+    Rename,
+}
+
+impl FileAction {
+    /// `edit`, `create`, `delete` or `rename`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::Create => "create",
+            Self::Delete => "delete",
+            Self::Rename => "rename",
+        }
+    }
+}
+
+/// A 1-based line and character.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
+pub struct EditPosition {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based character.
+    pub character: u32,
+}
+
+/// A 1-based range of the file's text before the edit.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
+pub struct EditRange {
+    /// Where it starts.
+    pub start: EditPosition,
+    /// Where it ends (exclusive).
+    pub end: EditPosition,
+}
+
+/// One text edit of a report.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
+pub struct ReportedEdit {
+    /// What it replaces.
+    pub range: EditRange,
+    /// The text put there.
+    pub new_text: String,
+}
+
 /// What happened to one file (or would, in a dry run), in the client's paths.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct FileReport {
     /// The file, as the caller's path.
     pub path: String,
-    /// `edit`, `create`, `delete` or `rename`.
-    pub action: &'static str,
-    /// For `rename`: the old path.
+    /// What happens to it.
+    pub action: FileAction,
+    /// For a rename: the old path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Text edits with 1-based ranges, in the coordinates of the file before them: as the
     /// language server gave them, or the minimal differences when those are smaller (a
     /// whole-file replacement is never shown as such).
-    pub edits: Vec<Value>,
-    /// For `create` (and renames whose content changed): the resulting content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<ReportedEdit>,
+    /// The whole resulting content (created files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
 }
 
@@ -94,30 +158,34 @@ pub struct EditOutcome {
     pub diagnostics: Vec<FileDiagnostics>,
 }
 
+/// An [`EditOutcome`] as tools answer it (`structuredContent`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct OutcomeOutput {
+    /// True when nothing was written.
+    pub dry_run: bool,
+    /// True when the client's files were changed.
+    pub applied: bool,
+    /// How many files change.
+    pub files_changed: usize,
+    /// Per file: what changes, with 1-based ranges in the file's text before the edit.
+    pub files: Vec<FileReport>,
+    /// After a write (not in a dry run): per file it touched that a language server handles,
+    /// the diagnostics once the server saw the new content — what the change broke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<FileDiagnostics>>,
+}
+
 impl EditOutcome {
-    /// `{dry_run, applied, files_changed, files: [...]}` (see [`outcome_schema`]).
-    pub fn to_json(&self) -> Value {
-        let mut out = json!({
-            "dry_run": self.dry_run,
-            "applied": !self.dry_run && !self.files.is_empty(),
-            "files_changed": self.files.len(),
-            "files": self.files.iter().map(|f| {
-                let mut v = json!({"path": f.path, "action": f.action});
-                if let Some(from) = &f.from { v["from"] = json!(from); }
-                if !f.edits.is_empty() { v["edits"] = json!(f.edits); }
-                if let Some(c) = &f.content { v["content"] = json!(c); }
-                v
-            }).collect::<Vec<_>>(),
-        });
-        if !self.dry_run && !self.files.is_empty() {
-            out["diagnostics"] = json!(
-                self.diagnostics
-                    .iter()
-                    .map(FileDiagnostics::to_json)
-                    .collect::<Vec<_>>()
-            );
+    /// The outcome as tools answer it.
+    pub fn to_output(&self) -> OutcomeOutput {
+        let applied = !self.dry_run && !self.files.is_empty();
+        OutcomeOutput {
+            dry_run: self.dry_run,
+            applied,
+            files_changed: self.files.len(),
+            files: self.files.clone(),
+            diagnostics: applied.then(|| self.diagnostics.clone()),
         }
-        out
     }
 
     /// One line per file; in a dry run, every edit too; after a write, the diagnostics of the
@@ -149,62 +217,24 @@ impl EditOutcome {
         for f in &self.files {
             let head = match (&f.from, f.action) {
                 (Some(from), _) => format!("{from} -> {}", f.path),
-                (None, action) => format!("{} ({action})", f.path),
+                (None, action) => format!("{} ({})", f.path, action.name()),
             };
             out.push_str(&format!("- {head}: {} edit(s)\n", f.edits.len()));
             if self.dry_run {
                 for e in &f.edits {
                     out.push_str(&format!(
                         "    {}:{}-{}:{} -> {}\n",
-                        e["range"]["start"]["line"],
-                        e["range"]["start"]["character"],
-                        e["range"]["end"]["line"],
-                        e["range"]["end"]["character"],
-                        e["new_text"]
+                        e.range.start.line,
+                        e.range.start.character,
+                        e.range.end.line,
+                        e.range.end.character,
+                        Value::String(e.new_text.clone())
                     ));
                 }
             }
         }
         out
     }
-}
-
-/// The output schema of a tool whose whole answer is an [`EditOutcome`].
-pub fn outcome_output_schema() -> Value {
-    json!({"type": "object", "properties": outcome_schema(), "required": ["dry_run", "applied", "files"]})
-}
-
-/// JSON Schema of [`EditOutcome::to_json`], for tools' output schemas.
-pub fn outcome_schema() -> Value {
-    let position = json!({"type": "object", "properties": {"line": {"type": "integer"}, "character": {"type": "integer"}}});
-    json!({
-        "dry_run": {"type": "boolean", "description": "True when nothing was written."},
-        "applied": {"type": "boolean", "description": "True when the client's files were changed."},
-        "files_changed": {"type": "integer"},
-        "files": {
-            "type": "array",
-            "description": "Per file: what changes, with 1-based ranges in the file's text before the edit.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string"},
-                    "action": {"type": "string", "enum": ["edit", "create", "delete", "rename"]},
-                    "from": {"type": "string", "description": "For a rename: the old path."},
-                    "edits": {"type": "array", "items": {"type": "object", "properties": {
-                        "range": {"type": "object", "properties": {"start": position, "end": position}},
-                        "new_text": {"type": "string"}
-                    }}},
-                    "content": {"type": "string", "description": "The whole resulting content (created files)."}
-                },
-                "required": ["path", "action"]
-            }
-        },
-        "diagnostics": {
-            "type": "array",
-            "description": "After a write (not in a dry run): per file it touched that a language server handles, the diagnostics once the server saw the new content — what the change broke.",
-            "items": FileDiagnostics::schema()
-        }
-    })
 }
 
 impl EditPlan {
@@ -626,18 +656,18 @@ impl EditPlan {
                 continue;
             }
             let action = match (&file.moved_from, original, &file.current) {
-                (Some(_), _, Some(_)) => "rename",
-                (_, None, Some(_)) => "create",
-                (_, Some(_), None) => "delete",
+                (Some(_), _, Some(_)) => FileAction::Rename,
+                (_, None, Some(_)) => FileAction::Create,
+                (_, Some(_), None) => FileAction::Delete,
                 (_, None, None) => continue,
-                (None, Some(_), Some(_)) => "edit",
+                (None, Some(_), Some(_)) => FileAction::Edit,
             };
             let from = file
                 .moved_from
                 .as_ref()
                 .map(|rel| self.client(&self.mirror.paths().mirror_path(rel)));
             let content = match action {
-                "create" => file
+                FileAction::Create => file
                     .current
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
@@ -647,7 +677,7 @@ impl EditPlan {
                 path: self.client(&file.mirror),
                 action,
                 from,
-                edits: shown_edits(file).iter().map(edit_json).collect(),
+                edits: shown_edits(file).iter().map(reported_edit).collect(),
                 content,
             });
         }
@@ -850,12 +880,16 @@ fn shown_edits(file: &PlannedFile) -> Vec<TextEdit> {
     }
 }
 
-fn edit_json(e: &TextEdit) -> Value {
-    json!({
-        "range": {
-            "start": {"line": e.range.start.line + 1, "character": e.range.start.character + 1},
-            "end": {"line": e.range.end.line + 1, "character": e.range.end.character + 1},
+fn reported_edit(e: &TextEdit) -> ReportedEdit {
+    let at = |p: Position| EditPosition {
+        line: p.line + 1,
+        character: p.character + 1,
+    };
+    ReportedEdit {
+        range: EditRange {
+            start: at(e.range.start),
+            end: at(e.range.end),
         },
-        "new_text": e.new_text,
-    })
+        new_text: e.new_text.clone(),
+    }
 }

@@ -8,7 +8,8 @@ use codeflow_lsp_pool::lsp_types::PublishDiagnosticsParams;
 use codeflow_session::{Channel, ProjectId, SessionRegistry};
 use serde_json::json;
 
-use crate::diagnostics::diagnostic_json;
+use crate::diagnostics::diagnostic_row;
+use crate::server_text::Scrubber;
 
 use crate::workspace::Workspaces;
 
@@ -67,10 +68,11 @@ impl DiagnosticsListener for DiagnosticsPublisher {
             ))
             .ok()
             .and_then(|m| read_small(m.as_path()));
+        let scrubber = Scrubber::of(&paths);
         let diagnostics: Vec<_> = params
             .diagnostics
             .iter()
-            .map(|d| diagnostic_json(text.as_deref(), d))
+            .map(|d| diagnostic_row(text.as_deref(), d, &scrubber))
             .collect();
         registry.channels().publish(
             &project,

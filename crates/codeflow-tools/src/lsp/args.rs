@@ -1,11 +1,7 @@
-//! Argument pieces shared by the LSP tools: their JSON schemas (written for a model) and the
-//! last step of every tool, which scrubs the mirror out of the output.
+//! Argument pieces shared by the LSP tools: their JSON schemas (written for a model).
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-use crate::catalogue::ToolOutput;
-use crate::lsp::locations::{Locator, Place};
 
 /// `file_path` + 1-based `line` and `character`.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,11 +59,6 @@ pub fn symbol_properties() -> Map<String, Value> {
     props
 }
 
-/// An array of [`Place`]s.
-pub fn places_schema(description: &str) -> Value {
-    json!({"type": "array", "items": Place::schema(), "description": description})
-}
-
 /// An object schema from properties and required names.
 pub fn object(props: Map<String, Value>, required: &[&str]) -> Value {
     json!({
@@ -76,14 +67,6 @@ pub fn object(props: Map<String, Value>, required: &[&str]) -> Value {
         "required": required,
         "additionalProperties": false
     })
-}
-
-/// The output with every mention of the mirror replaced by the client's root.
-pub fn finish(locator: &Locator, text: String, structured: Value) -> ToolOutput {
-    ToolOutput {
-        text: locator.scrub(&text),
-        structured: locator.scrub_value(structured),
-    }
 }
 
 /// Appends warnings (one per line, `Warning: …`) to a text.

@@ -13,7 +13,6 @@ use codeflow_lsp_pool::ServerHandle;
 use codeflow_lsp_pool::lsp_types::request::DocumentSymbolRequest;
 use codeflow_lsp_pool::lsp_types::{DocumentSymbolParams, Position, TextDocumentIdentifier};
 use codeflow_workspace::ProjectWorkspace;
-use serde_json::{Value, json};
 
 use crate::error::ToolError;
 use crate::imports::Lang;
@@ -43,11 +42,11 @@ impl Coverage {
         if self.partial.is_some() { self } else { other }
     }
 
-    /// Adds `partial` (and `partial_reason`) to a structured answer.
-    pub fn mark(&self, structured: &mut Value) {
-        structured["partial"] = json!(self.partial.is_some());
-        if let Some(reason) = &self.partial {
-            structured["partial_reason"] = json!(reason);
+    /// The `partial` (and `partial_reason`) members of a structured answer.
+    pub fn members(&self) -> CoverageMembers {
+        CoverageMembers {
+            partial: self.partial.is_some(),
+            partial_reason: self.partial.clone(),
         }
     }
 
@@ -57,13 +56,16 @@ impl Coverage {
             text.push_str(&format!("\nPartial: {reason}"));
         }
     }
+}
 
-    /// The schema members [`Coverage::mark`] adds.
-    pub fn schema_members(properties: &mut Value) {
-        properties["partial"] = json!({"type": "boolean", "description": "True when the answer may miss part of the project; partial_reason says why."});
-        properties["partial_reason"] =
-            json!({"type": "string", "description": "Why the answer may be incomplete."});
-    }
+/// Whether an answer covers the project, as members of the answer (flattened into it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct CoverageMembers {
+    /// True when the answer may miss part of the project; partial_reason says why.
+    pub partial: bool,
+    /// Why the answer may be incomplete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
 }
 
 /// Whether the server of files like `rel` sees only open files (C and C++: clangd).

@@ -30,6 +30,7 @@ pub struct Document {
     /// Its hash, and the project's symbol cache it keys.
     hash: Option<codeflow_file_stream::ContentHash>,
     workspace: Arc<codeflow_workspace::ProjectWorkspace>,
+    scrubber: codeflow_workspace::Scrubber,
 }
 
 impl Document {
@@ -70,6 +71,7 @@ impl Document {
             .map_err(ToolError::from_lsp)?;
         // Hash what was read, so the cache key matches the text exactly.
         let hash = Some(codeflow_file_stream::ContentHash::of(&bytes));
+        let scrubber = ctx.caller.scrubber(&workspace);
         Ok(Self {
             file,
             server,
@@ -77,7 +79,14 @@ impl Document {
             text: Arc::from(String::from_utf8_lossy(&bytes).as_ref()),
             hash,
             workspace,
+            scrubber,
         })
+    }
+
+    /// A failure of this document's language server as the caller's error: its message
+    /// (which the server may have written) scrubbed of the mirror.
+    pub fn lsp_error(&self, e: codeflow_lsp_pool::LspError) -> ToolError {
+        self.scrubber.error(crate::lsp::lsp_error(e))
     }
 
     /// The project's workspace this document was opened in.
@@ -127,7 +136,7 @@ impl Document {
                 partial_result_params: Default::default(),
             })
             .await
-            .map_err(crate::lsp::lsp_error)?
+            .map_err(|e| self.lsp_error(e))?
             .unwrap_or_default())
     }
 
@@ -143,7 +152,9 @@ impl Document {
         {
             return Ok(cached.as_ref().clone());
         }
-        let mut found = symbols::document_symbols(&self.server, &self.uri).await?;
+        let mut found = symbols::document_symbols(&self.server, &self.uri)
+            .await
+            .map_err(|e| self.scrubber.error(e))?;
         for symbol in &mut found {
             symbols::refine_selection(&self.text, symbol);
         }

@@ -3,13 +3,13 @@
 
 use codeflow_lsp_pool::lsp_types::request::Request;
 use codeflow_lsp_pool::lsp_types::{GotoDefinitionParams, GotoDefinitionResponse, Position};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::catalogue::ToolOutput;
 use crate::context::ToolContext;
 use crate::error::ToolError;
-use crate::lsp::args::{finish, places_schema};
-use crate::lsp::{Document, Limited, Locator, Place, render_places};
+use crate::lsp::{Coverage, CoverageMembers, Document, Limited, Locator, Place, render_places};
 
 /// A request answered like `textDocument/definition`.
 pub trait GotoRequest:
@@ -36,23 +36,22 @@ pub async fn goto<R: GotoRequest>(
             partial_result_params: Default::default(),
         })
         .await
-        .map_err(crate::lsp::lsp_error)?;
+        .map_err(|e| doc.lsp_error(e))?;
     Ok(locator.definition(response).await)
 }
 
-/// The output schema of a location tool; `what` names what it finds (`implementations`).
-pub fn location_output_schema(what: &str) -> Value {
-    let mut schema = json!({
-        "type": "object",
-        "properties": {
-            "locations": places_schema(&format!("The {what} found.")),
-            "total": {"type": "integer"},
-            "truncated": {"type": "boolean"}
-        },
-        "required": ["locations", "total", "truncated"]
-    });
-    crate::lsp::Coverage::schema_members(&mut schema["properties"]);
-    schema
+/// The answer of a location tool.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LocationsOutput {
+    /// The places found.
+    pub locations: Vec<Place>,
+    /// How many there were before `max_results` cut them.
+    pub total: usize,
+    /// Whether the list was cut.
+    pub truncated: bool,
+    /// Whether the answer covers the project (questions that cross files).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageMembers>,
 }
 
 /// The operation a location request is, for servers preferred for it.
@@ -98,14 +97,14 @@ pub async fn location_tool<R: GotoRequest>(
         text.push('\n');
         text.push_str(&n);
     }
-    let mut structured = json!({
-        "locations": limited.items,
-        "total": limited.total,
-        "truncated": limited.truncated,
-    });
     if let Some(coverage) = &coverage {
         coverage.note(&mut text);
-        coverage.mark(&mut structured);
     }
-    Ok(finish(&locator, text, structured))
+    let out = LocationsOutput {
+        locations: limited.items,
+        total: limited.total,
+        truncated: limited.truncated,
+        coverage: coverage.as_ref().map(Coverage::members),
+    };
+    ToolOutput::typed(text, &out)
 }

@@ -4,7 +4,7 @@
 //! Everything a language server says names the mirror. [`Locator`] is the one place that turns
 //! it back: URIs inside the mirror become the session's client paths, files outside it (a
 //! system header, a typeshed stub) keep their server-side path, and free text (hover, messages)
-//! is scrubbed of the mirror root.
+//! becomes a [`ServerText`], scrubbed of the mirror root where it is made.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,30 +12,42 @@ use std::sync::Arc;
 
 use codeflow_file_stream::{MirrorPath, RelPath};
 use codeflow_lsp_pool::lsp_types::{GotoDefinitionResponse, Location, LocationLink, Range, Url};
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::context::ToolContext;
 use crate::error::ToolError;
 use crate::lsp::position::{line_text, range_from_lsp};
-use codeflow_workspace::ProjectWorkspace;
+use codeflow_workspace::{ProjectWorkspace, Scrubber, ServerText};
 
 /// One location as tools return it: the client's path, 1-based start and end, and the text of
 /// the start line (trimmed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Place {
-    /// The file, as the caller's path (or a path outside the project).
+    /// The file, as the client knows it (or a path outside the project).
     pub path: String,
-    /// 1-based start line.
+    /// 1-based line of the start.
     pub line: u32,
-    /// 1-based start character.
+    /// 1-based character of the start.
     pub character: u32,
-    /// 1-based end line.
+    /// 1-based line of the end.
     pub end_line: u32,
-    /// 1-based end character.
+    /// 1-based character of the end (exclusive).
     pub end_character: u32,
-    /// The text of the start line.
+    /// The start line's text, trimmed.
     pub text: String,
+}
+
+/// A symbol at a place: the place's members, the symbol's `name` and its `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SymbolPlace {
+    /// Where it is.
+    #[serde(flatten)]
+    pub place: Place,
+    /// Its name.
+    pub name: String,
+    /// Its kind, lowercase.
+    pub kind: String,
 }
 
 impl Place {
@@ -51,38 +63,13 @@ impl Place {
         }
     }
 
-    /// The JSON schema of a [`Place`] (for output schemas).
-    pub fn schema() -> Value {
-        serde_json::json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "The file, as the client knows it."},
-                "line": {"type": "integer", "description": "1-based line of the start."},
-                "character": {"type": "integer", "description": "1-based character of the start."},
-                "end_line": {"type": "integer", "description": "1-based line of the end."},
-                "end_character": {"type": "integer", "description": "1-based character of the end (exclusive)."},
-                "text": {"type": "string", "description": "The start line's text, trimmed."}
-            },
-            "required": ["path", "line", "character", "text"]
-        })
-    }
-
-    /// A symbol found here, as JSON: the place's fields, its `name` and its `kind`.
-    pub fn symbol_json(&self, name: &str, kind: &str) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        v["name"] = serde_json::json!(name);
-        v["kind"] = serde_json::json!(kind);
-        v
-    }
-
-    /// The JSON schema of [`Place::symbol_json`].
-    pub fn symbol_schema() -> Value {
-        let mut place = Self::schema();
-        if let Some(props) = place["properties"].as_object_mut() {
-            props.insert("name".into(), serde_json::json!({"type": "string"}));
-            props.insert("kind".into(), serde_json::json!({"type": "string"}));
+    /// This place as the place of symbol `name` of `kind`.
+    pub fn symbol(self, name: &str, kind: &str) -> SymbolPlace {
+        SymbolPlace {
+            place: self,
+            name: name.to_owned(),
+            kind: kind.to_owned(),
         }
-        place
     }
 }
 
@@ -114,7 +101,7 @@ pub struct Locator {
     workspace: Arc<ProjectWorkspace>,
     ctx: ToolContext,
     client_root: String,
-    mirror_root: String,
+    scrubber: Scrubber,
     texts: tokio::sync::Mutex<HashMap<PathBuf, Option<Arc<str>>>>,
 }
 
@@ -132,12 +119,12 @@ impl Locator {
         let workspace = ctx.workspace().await?;
         let root = workspace.mirror.paths().mirror_path(&RelPath::root());
         let client_root = ctx.client_path(&workspace, &root);
-        let mirror_root = workspace.root().to_string_lossy().into_owned();
+        let scrubber = ctx.caller.scrubber(&workspace);
         Ok(Self {
             workspace,
             ctx: ctx.clone(),
             client_root,
-            mirror_root,
+            scrubber,
             texts: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -265,29 +252,20 @@ impl Locator {
         dedup(places)
     }
 
-    /// `text` with the mirror's root (as a path or inside a `file://` URI) replaced by the
-    /// client's root: for free text from a language server (hover, diagnostics, titles).
-    pub fn scrub(&self, text: &str) -> String {
-        if self.mirror_root.is_empty() || !text.contains(&self.mirror_root) {
-            return text.to_owned();
-        }
-        text.replace(&self.mirror_root, &self.client_root)
+    /// Free text a language server wrote (hover, messages, titles), scrubbed of the mirror
+    /// (see [`codeflow_workspace::server_text`]).
+    pub fn server_text(&self, text: &str) -> ServerText {
+        self.scrubber.text(text)
     }
 
-    /// [`Locator::scrub`] applied to every string in a JSON value.
-    pub fn scrub_value(&self, value: Value) -> Value {
-        match value {
-            Value::String(s) => Value::String(self.scrub(&s)),
-            Value::Array(items) => {
-                Value::Array(items.into_iter().map(|v| self.scrub_value(v)).collect())
-            }
-            Value::Object(map) => Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (self.scrub(&k), self.scrub_value(v)))
-                    .collect(),
-            ),
-            other => other,
-        }
+    /// `text` scrubbed of the mirror, for a server-side path or URI shown as it is.
+    pub fn scrub(&self, text: &str) -> String {
+        self.scrubber.scrub(text)
+    }
+
+    /// The scrubber of this call's server-written text.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 }
 

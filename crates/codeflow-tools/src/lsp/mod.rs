@@ -13,10 +13,10 @@ pub mod position;
 pub mod source_files;
 pub mod symbols;
 
-pub use coverage::Coverage;
+pub use coverage::{Coverage, CoverageMembers};
 pub use document::Document;
 pub use limit::{DEFAULT_MAX_RESULTS, Limited};
-pub use locations::{FileRef, Locator, Place, render_places};
+pub use locations::{FileRef, Locator, Place, SymbolPlace, render_places};
 pub use position::{UserPosition, from_lsp, line_text, to_lsp};
 pub use symbols::{FlatSymbol, SymbolMatches, find_by_name, flatten, kind_from_name, kind_name};
 

@@ -11,7 +11,6 @@
 //! `Class/method` both match `Class/method`); one starting with `/` must be the whole path.
 
 use codeflow_lsp_pool::lsp_types::{Position, Range};
-use serde_json::{Value, json};
 
 use crate::error::ToolError;
 use crate::lsp::position::line_text;
@@ -356,35 +355,33 @@ pub fn blank_lines_above(text: &str, line0: u32) -> usize {
     n
 }
 
-/// A symbol as tools list it: `{name_path, name, kind, line, character, end_line}` (1-based).
-pub fn symbol_json(s: &PathSymbol) -> Value {
-    json!({
-        "name_path": s.name_path(),
-        "name": s.symbol.name,
-        "kind": s.symbol.kind_label(),
-        "line": s.symbol.selection_range.start.line + 1,
-        "character": s.symbol.selection_range.start.character + 1,
-        "end_line": s.symbol.range.end.line + 1,
-    })
+/// A symbol as tools list it (1-based).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SymbolRow {
+    /// Enclosing symbols' names and its own, joined by `/`.
+    pub name_path: String,
+    /// Its name.
+    pub name: String,
+    /// Its kind, lowercase.
+    pub kind: String,
+    /// 1-based line of the name.
+    pub line: u32,
+    /// 1-based character of the name.
+    pub character: u32,
+    /// 1-based last line of the symbol.
+    pub end_line: u32,
 }
 
-/// JSON Schema of [`symbol_json`] (with the members tools add).
-pub fn symbol_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "name_path": {"type": "string", "description": "Enclosing symbols' names and its own, joined by `/`."},
-            "name": {"type": "string"},
-            "kind": {"type": "string"},
-            "path": {"type": "string", "description": "The file."},
-            "line": {"type": "integer", "description": "1-based line of the name."},
-            "character": {"type": "integer"},
-            "end_line": {"type": "integer", "description": "1-based last line of the symbol."},
-            "body": {"type": "string", "description": "The symbol's source (with include_body)."},
-            "children": {"type": "array", "items": {"type": "object"}, "description": "Enclosed symbols down to `depth`."}
-        },
-        "required": ["name_path", "name", "kind", "line"]
-    })
+/// A symbol as tools list it.
+pub fn symbol_row(s: &PathSymbol) -> SymbolRow {
+    SymbolRow {
+        name_path: s.name_path(),
+        name: s.symbol.name.clone(),
+        kind: s.symbol.kind_label().to_owned(),
+        line: s.symbol.selection_range.start.line + 1,
+        character: s.symbol.selection_range.start.character + 1,
+        end_line: s.symbol.range.end.line + 1,
+    }
 }
 
 #[cfg(test)]

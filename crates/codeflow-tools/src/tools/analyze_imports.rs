@@ -7,7 +7,8 @@ use codeflow_file_stream::RelPath;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
@@ -15,7 +16,8 @@ use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::imports::{Analysis, Lang};
 use crate::lsp::Locator;
-use crate::lsp::args::{file_path_schema, finish, object};
+use crate::lsp::args::{file_path_schema, object};
+use crate::output::schema_of;
 
 /// The `analyze_imports` tool (its description is in `description`).
 #[derive(Debug)]
@@ -33,6 +35,36 @@ struct Args {
 
 fn yes() -> bool {
     true
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    path: String,
+    imports: Vec<ImportRow>,
+    importers: Vec<ImporterRow>,
+}
+
+/// One import of the file.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ImportRow {
+    /// As written in the file.
+    specifier: String,
+    /// 1-based.
+    line: u32,
+    /// The project file (or Go package directory) it resolves to; null for external modules.
+    path: Option<String>,
+    external: bool,
+}
+
+/// One import of the file by another.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ImporterRow {
+    path: String,
+    /// 1-based.
+    line: u32,
+    specifier: String,
+    text: String,
 }
 
 impl Tool for AnalyzeImports {
@@ -53,25 +85,7 @@ impl Tool for AnalyzeImports {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "imports": {"type": "array", "items": {"type": "object", "properties": {
-                    "specifier": {"type": "string", "description": "As written in the file."},
-                    "line": {"type": "integer", "description": "1-based."},
-                    "path": {"type": ["string", "null"], "description": "The project file (or Go package directory) it resolves to; null for external modules."},
-                    "external": {"type": "boolean"}
-                }, "required": ["specifier", "line", "external"]}},
-                "importers": {"type": "array", "items": {"type": "object", "properties": {
-                    "path": {"type": "string"},
-                    "line": {"type": "integer", "description": "1-based."},
-                    "specifier": {"type": "string"},
-                    "text": {"type": "string"}
-                }, "required": ["path", "line", "specifier"]}}
-            },
-            "required": ["path", "imports", "importers"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -140,10 +154,12 @@ impl Tool for AnalyzeImports {
                         i.import.spec,
                         path.as_deref().unwrap_or("(external)")
                     ));
-                    import_rows.push(json!({
-                        "specifier": i.import.spec, "line": i.import.line + 1,
-                        "path": path, "external": i.resolved.is_none(),
-                    }));
+                    import_rows.push(ImportRow {
+                        specifier: i.import.spec.clone(),
+                        line: i.import.line + 1,
+                        path,
+                        external: i.resolved.is_none(),
+                    });
                 }
             }
             let mut importer_rows = Vec::new();
@@ -166,10 +182,12 @@ impl Tool for AnalyzeImports {
                                 .unwrap_or_default()
                                 .trim()
                                 .to_owned();
-                            importer_rows.push(json!({
-                                "path": to_client(other), "line": i.import.line + 1,
-                                "specifier": i.import.spec, "text": line_text,
-                            }));
+                            importer_rows.push(ImporterRow {
+                                path: to_client(other),
+                                line: i.import.line + 1,
+                                specifier: i.import.spec.clone(),
+                                text: line_text,
+                            });
                         }
                     }
                 }
@@ -177,17 +195,16 @@ impl Tool for AnalyzeImports {
                 for r in &importer_rows {
                     lines.push(format!(
                         "  {}:{}:1  {}",
-                        r["path"].as_str().unwrap_or_default(),
-                        r["line"],
-                        r["text"].as_str().unwrap_or_default()
+                        r.path, r.line, r.text
                     ));
                 }
             }
-            Ok(finish(
-                &locator,
-                lines.join("\n"),
-                json!({"path": file.client, "imports": import_rows, "importers": importer_rows}),
-            ))
+            let out = Output {
+                path: file.client,
+                imports: import_rows,
+                importers: importer_rows,
+            };
+            ToolOutput::typed(lines.join("\n"), &out)
         }
         .boxed()
     }

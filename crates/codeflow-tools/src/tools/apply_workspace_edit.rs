@@ -12,7 +12,6 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
-use codeflow_workspace::outcome_output_schema;
 
 /// The `apply_workspace_edit` tool (its description is in `description`).
 #[derive(Debug)]
@@ -78,7 +77,7 @@ impl Tool for ApplyWorkspaceEdit {
     }
 
     fn output_schema(&self) -> Value {
-        outcome_output_schema()
+        crate::output::schema_of::<codeflow_workspace::OutcomeOutput>()
     }
 
     fn call<'a>(
@@ -116,7 +115,7 @@ impl Tool for ApplyWorkspaceEdit {
                 plan.text_edits(&file.mirror, edits).await?;
             }
             let outcome = plan.commit(args.dry_run).await?;
-            Ok(outcome.report("Workspace edit", None))
+            outcome.report("Workspace edit", None)
         }
         .boxed()
     }

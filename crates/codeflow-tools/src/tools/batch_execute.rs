@@ -8,12 +8,14 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::catalogue::{Catalogue, Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::output::schema_of;
 use codeflow_workspace::BatchScope;
 
 /// Most operations in one batch.
@@ -86,6 +88,62 @@ enum Outcome {
     Skipped,
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    /// True when every operation succeeded.
+    success: bool,
+    atomic: bool,
+    dry_run: bool,
+    /// True when an atomic batch failed and its writes were undone.
+    rolled_back: bool,
+    /// Files put back by the rollback.
+    restored: Vec<String>,
+    /// Files the batch changed (and kept).
+    changed: Vec<String>,
+    summary: Summary,
+    results: Vec<OperationResult>,
+    /// Why the rollback of a failed atomic batch failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_error: Option<String>,
+}
+
+/// How the operations went.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Summary {
+    total: usize,
+    succeeded: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+/// What an operation did.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Error,
+    Skipped,
+}
+
+/// One operation's result.
+#[derive(Debug, Serialize, JsonSchema)]
+struct OperationResult {
+    /// 1-based.
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    tool: String,
+    status: Status,
+    /// The tool's structuredContent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 impl Tool for BatchExecute {
     fn name(&self) -> &'static str {
         "batch_execute"
@@ -130,31 +188,7 @@ impl Tool for BatchExecute {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "success": {"type": "boolean", "description": "True when every operation succeeded."},
-                "atomic": {"type": "boolean"},
-                "dry_run": {"type": "boolean"},
-                "rolled_back": {"type": "boolean", "description": "True when an atomic batch failed and its writes were undone."},
-                "restored": {"type": "array", "items": {"type": "string"}, "description": "Files put back by the rollback."},
-                "changed": {"type": "array", "items": {"type": "string"}, "description": "Files the batch changed (and kept)."},
-                "summary": {"type": "object", "properties": {
-                    "total": {"type": "integer"}, "succeeded": {"type": "integer"},
-                    "failed": {"type": "integer"}, "skipped": {"type": "integer"}
-                }},
-                "results": {"type": "array", "items": {"type": "object", "properties": {
-                    "index": {"type": "integer"},
-                    "id": {"type": "string"},
-                    "tool": {"type": "string"},
-                    "status": {"type": "string", "enum": ["ok", "error", "skipped"]},
-                    "result": {"type": "object", "description": "The tool's structuredContent."},
-                    "text": {"type": "string"},
-                    "error": {"type": "string"}
-                }, "required": ["index", "tool", "status"]}}
-            },
-            "required": ["success", "atomic", "dry_run", "rolled_back", "summary", "results"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -241,45 +275,53 @@ impl Tool for BatchExecute {
             } else {
                 scope.changed(&ctx.caller, &workspace)
             };
-            let results: Vec<Value> = outcomes
+            let results: Vec<OperationResult> = outcomes
                 .iter()
                 .enumerate()
                 .map(|(i, o)| {
                     let op = &args.operations[i];
-                    let mut v = json!({"index": i + 1, "tool": op.tool});
-                    if let Some(id) = &op.id {
-                        v["id"] = json!(id);
-                    }
+                    let mut v = OperationResult {
+                        index: i + 1,
+                        id: op.id.clone(),
+                        tool: op.tool.clone(),
+                        status: Status::Skipped,
+                        result: None,
+                        text: None,
+                        error: None,
+                    };
                     match o {
                         Outcome::Ok(out) => {
-                            v["status"] = json!("ok");
-                            v["result"] = out.structured.clone();
-                            v["text"] = json!(out.text);
+                            v.status = Status::Ok;
+                            v.result = Some(out.structured.as_object().cloned().unwrap_or_default());
+                            v.text = Some(out.text.clone());
                         }
                         Outcome::Failed(e) => {
-                            v["status"] = json!("error");
-                            v["error"] = json!(e);
+                            v.status = Status::Error;
+                            v.error = Some(e.clone());
                         }
-                        Outcome::Skipped => v["status"] = json!("skipped"),
+                        Outcome::Skipped => {}
                     }
                     v
                 })
                 .collect();
             let text = summary_text(&args.operations, &outcomes, rolled_back, &restored, rollback_error.as_deref(), options.dry_run);
-            let mut structured = json!({
-                "success": failed == 0,
-                "atomic": options.atomic,
-                "dry_run": options.dry_run,
-                "rolled_back": rolled_back,
-                "restored": restored,
-                "changed": changed,
-                "summary": {"total": n, "succeeded": n - failed - skipped, "failed": failed, "skipped": skipped},
-                "results": results,
-            });
-            if let Some(e) = rollback_error {
-                structured["rollback_error"] = json!(e);
-            }
-            Ok(ToolOutput { text, structured })
+            let out = Output {
+                success: failed == 0,
+                atomic: options.atomic,
+                dry_run: options.dry_run,
+                rolled_back,
+                restored,
+                changed,
+                summary: Summary {
+                    total: n,
+                    succeeded: n - failed - skipped,
+                    failed,
+                    skipped,
+                },
+                results,
+                rollback_error,
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

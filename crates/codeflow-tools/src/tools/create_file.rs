@@ -9,7 +9,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
-use codeflow_workspace::{FileOperation, notify_file_operation, outcome_output_schema};
+use codeflow_workspace::{FileOperation, notify_file_operation};
 
 /// The `create_file` tool (its description is in `description`).
 #[derive(Debug)]
@@ -48,7 +48,7 @@ impl Tool for CreateFile {
     }
 
     fn output_schema(&self) -> Value {
-        outcome_output_schema()
+        crate::output::schema_of::<codeflow_workspace::OutcomeOutput>()
     }
 
     fn call<'a>(
@@ -85,7 +85,7 @@ impl Tool for CreateFile {
                 }
                 (false, true) => format!("Overwrote {}.", file.client),
             };
-            Ok(outcome.output(text))
+            outcome.output(text)
         }
         .boxed()
     }

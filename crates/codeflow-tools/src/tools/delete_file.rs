@@ -9,7 +9,12 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::imports;
-use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
+use codeflow_workspace::{FileOperation, notify_file_operation};
+
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
+use crate::output::schema_of;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// The `delete_file` tool (its description is in `description`).
 #[derive(Debug)]
@@ -21,6 +26,13 @@ struct Args {
     file_path: String,
     #[serde(default)]
     force: bool,
+}
+
+/// The imports of the deleted file.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Importers {
+    /// path:line of each import of the deleted file (left broken when forced).
+    importers: Vec<String>,
 }
 
 impl Tool for DeleteFile {
@@ -45,9 +57,7 @@ impl Tool for DeleteFile {
     }
 
     fn output_schema(&self) -> Value {
-        let mut properties = outcome_schema();
-        properties["importers"] = json!({"type": "array", "items": {"type": "string"}, "description": "path:line of each import of the deleted file (left broken when forced)."});
-        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "importers"]})
+        schema_of::<OutcomeWith<Importers>>()
     }
 
     fn call<'a>(
@@ -104,9 +114,7 @@ impl Tool for DeleteFile {
                     importers.join("\n")
                 ));
             }
-            let mut structured = outcome.to_json();
-            structured["importers"] = json!(importers);
-            Ok(ToolOutput { text, structured })
+            ToolOutput::typed(text, &outcome.with(Importers { importers }))
         }
         .boxed()
     }

@@ -18,16 +18,19 @@ use codeflow_lsp_pool::lsp_types::SymbolKind;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
-use crate::lsp::args::{finish, object, with_warnings};
+use crate::lsp::args::{object, with_warnings};
 use crate::lsp::limit::max_results_schema;
-use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name, line_text};
+use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, kind_name, line_text};
+use crate::lsp::{CoverageMembers, SymbolPlace};
+use crate::output::schema_of;
 use codeflow_workspace::LineIndex;
 
 /// The `find_dead_code` tool (its description is in `description`).
@@ -129,6 +132,31 @@ fn is_candidate(kind: SymbolKind, name: &str) -> bool {
         && !matches!(name, "main" | "__init__" | "__all__" | "init")
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    unused: Vec<Unused>,
+    files_checked: usize,
+    symbols_checked: usize,
+    total: usize,
+    truncated: bool,
+    /// Symbols the language server found too few uses of but whose name the project's text
+    /// uses often enough elsewhere: not reported.
+    named_elsewhere: usize,
+    warnings: Vec<String>,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
+}
+
+/// A symbol with too few uses.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Unused {
+    #[serde(flatten)]
+    symbol: SymbolPlace,
+    /// Uses found outside its own body.
+    references: usize,
+}
+
 impl Tool for FindDeadCode {
     fn name(&self) -> &'static str {
         "find_dead_code"
@@ -148,28 +176,7 @@ impl Tool for FindDeadCode {
     }
 
     fn output_schema(&self) -> Value {
-        let mut place = Place::symbol_schema();
-        if let Some(props) = place["properties"].as_object_mut() {
-            props.insert(
-                "references".into(),
-                json!({"type": "integer", "description": "Uses found outside its own body."}),
-            );
-        }
-        let mut schema = json!({
-            "type": "object",
-            "properties": {
-                "unused": {"type": "array", "items": place},
-                "files_checked": {"type": "integer"},
-                "symbols_checked": {"type": "integer"},
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"},
-                "named_elsewhere": {"type": "integer", "description": "Symbols the language server found too few uses of but whose name the project's text uses often enough elsewhere: not reported."},
-                "warnings": {"type": "array", "items": {"type": "string"}}
-            },
-            "required": ["unused", "files_checked", "symbols_checked", "total", "truncated", "warnings", "partial"]
-        });
-        Coverage::schema_members(&mut schema["properties"]);
-        schema
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -329,28 +336,28 @@ impl Tool for FindDeadCode {
                     "{named_elsewhere} symbol(s) the language server found too few uses of are named elsewhere in the project's text, so they are not reported (find_references shows what the server sees)."
                 ));
             }
-            let rows: Vec<Value> = limited
+            let rows: Vec<Unused> = limited
                 .items
                 .iter()
-                .map(|(p, name, kind, uses)| {
-                    let mut v = p.symbol_json(name, kind);
-                    v["references"] = json!(uses);
-                    v
+                .map(|(p, name, kind, uses)| Unused {
+                    symbol: p.clone().symbol(name, kind),
+                    references: *uses,
                 })
                 .collect();
             let mut text = lines.join("\n");
             coverage.note(&mut text);
-            let mut structured = json!({
-                    "unused": rows,
-                    "files_checked": docs.len(),
-                    "symbols_checked": symbols_checked,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                    "named_elsewhere": named_elsewhere,
-                    "warnings": warnings,
-            });
-            coverage.mark(&mut structured);
-            Ok(finish(&locator, with_warnings(text, &warnings), structured))
+            let text = with_warnings(text, &warnings);
+            let out = Output {
+                unused: rows,
+                files_checked: docs.len(),
+                symbols_checked,
+                total: limited.total,
+                truncated: limited.truncated,
+                named_elsewhere,
+                warnings,
+                coverage: coverage.members(),
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

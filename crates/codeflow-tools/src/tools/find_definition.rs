@@ -4,15 +4,17 @@ use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::args::{object, symbol_properties, with_warnings};
 use crate::lsp::goto::goto;
-use crate::lsp::{Document, Locator, render_places};
+use crate::lsp::{Document, Locator, Place, render_places};
+use crate::output::schema_of;
 
 /// The `find_definition` tool (its description is in `description`).
 #[derive(Debug)]
@@ -25,6 +27,33 @@ struct Args {
     symbol_name: String,
     #[serde(default)]
     symbol_kind: Option<String>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    symbol_name: String,
+    /// One entry per symbol of that name in the file.
+    matches: Vec<Match>,
+    /// True when no name matched exactly and these contain symbol_name.
+    substring_matches: bool,
+    warnings: Vec<String>,
+}
+
+/// A symbol of that name and where it is defined.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Match {
+    name: String,
+    /// Lowercase LSP symbol kind.
+    kind: String,
+    /// Enclosing symbols, dotted.
+    container: String,
+    /// 1-based line of the name in file_path.
+    line: u32,
+    /// 1-based character of the name.
+    character: u32,
+    /// Where it is defined.
+    definitions: Vec<Place>,
 }
 
 impl Tool for FindDefinition {
@@ -41,31 +70,7 @@ impl Tool for FindDefinition {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "symbol_name": {"type": "string"},
-                "matches": {
-                    "type": "array",
-                    "description": "One entry per symbol of that name in the file.",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string"},
-                            "kind": {"type": "string", "description": "Lowercase LSP symbol kind."},
-                            "container": {"type": "string", "description": "Enclosing symbols, dotted."},
-                            "line": {"type": "integer", "description": "1-based line of the name in file_path."},
-                            "character": {"type": "integer", "description": "1-based character of the name."},
-                            "definitions": places_schema("Where it is defined.")
-                        },
-                        "required": ["name", "kind", "line", "character", "definitions"]
-                    }
-                },
-                "substring_matches": {"type": "boolean", "description": "True when no name matched exactly and these contain symbol_name."},
-                "warnings": {"type": "array", "items": {"type": "string"}}
-            },
-            "required": ["symbol_name", "matches", "warnings"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -97,26 +102,23 @@ impl Tool for FindDefinition {
                 } else {
                     render_places(&definitions)
                 });
-                matches.push(json!({
-                    "name": symbol.name,
-                    "kind": kind,
-                    "container": symbol.container.join("."),
-                    "line": here.line,
-                    "character": here.character,
-                    "definitions": definitions,
-                }));
+                matches.push(Match {
+                    name: symbol.name.clone(),
+                    kind: kind.to_owned(),
+                    container: symbol.container.join("."),
+                    line: here.line,
+                    character: here.character,
+                    definitions,
+                });
             }
             let text = with_warnings(text.join("\n"), &found.warnings);
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "symbol_name": args.symbol_name,
-                    "matches": matches,
-                    "substring_matches": found.substring,
-                    "warnings": found.warnings,
-                }),
-            ))
+            let out = Output {
+                symbol_name: args.symbol_name,
+                matches,
+                substring_matches: found.substring,
+                warnings: found.warnings,
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

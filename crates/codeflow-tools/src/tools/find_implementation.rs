@@ -11,7 +11,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{object, position_properties};
-use crate::lsp::goto::{location_output_schema, location_tool};
+use crate::lsp::goto::{LocationsOutput, location_tool};
 use crate::lsp::limit::max_results_schema;
 
 /// The `find_implementation` tool (its description is in `description`).
@@ -44,7 +44,7 @@ impl Tool for FindImplementation {
     }
 
     fn output_schema(&self) -> Value {
-        location_output_schema("implementations")
+        crate::output::schema_of::<LocationsOutput>()
     }
 
     fn call<'a>(

@@ -4,17 +4,21 @@ use codeflow_lsp_pool::Operation;
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, places_schema, symbol_properties, with_warnings};
+use crate::lsp::args::{object, symbol_properties, with_warnings};
 use crate::lsp::coverage::{self, Coverage};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::locations::dedup;
-use crate::lsp::{Document, FileRef, Limited, Locator, line_text, render_places};
+use crate::lsp::{
+    CoverageMembers, Document, FileRef, Limited, Locator, Place, line_text, render_places,
+};
+use crate::output::schema_of;
 
 /// The `find_references` tool (its description is in `description`).
 #[derive(Debug)]
@@ -37,6 +41,34 @@ fn yes() -> bool {
     true
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    symbol_name: String,
+    /// The symbols of that name the references are for: name, kind, 1-based line and
+    /// character.
+    symbols: Vec<ReferencedSymbol>,
+    /// The references, by file and position.
+    references: Vec<Place>,
+    /// References found before max_results was applied.
+    total: usize,
+    truncated: bool,
+    warnings: Vec<String>,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
+}
+
+/// A symbol the references are for.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ReferencedSymbol {
+    name: String,
+    kind: String,
+    /// 1-based.
+    line: u32,
+    /// 1-based.
+    character: u32,
+}
+
 impl Tool for FindReferences {
     fn name(&self) -> &'static str {
         "find_references"
@@ -57,20 +89,7 @@ impl Tool for FindReferences {
     }
 
     fn output_schema(&self) -> Value {
-        let mut schema = json!({
-            "type": "object",
-            "properties": {
-                "symbol_name": {"type": "string"},
-                "symbols": {"type": "array", "items": {"type": "object"}, "description": "The symbols of that name the references are for: name, kind, 1-based line and character."},
-                "references": places_schema("The references, by file and position."),
-                "total": {"type": "integer", "description": "References found before max_results was applied."},
-                "truncated": {"type": "boolean"},
-                "warnings": {"type": "array", "items": {"type": "string"}}
-            },
-            "required": ["symbol_name", "symbols", "references", "total", "truncated", "warnings", "partial"]
-        });
-        Coverage::schema_members(&mut schema["properties"]);
-        schema
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -112,10 +131,12 @@ impl Tool for FindReferences {
                 }
                 all.extend(locator.locations(&refs).await);
                 let here = doc.user_position(at);
-                symbols.push(json!({
-                    "name": symbol.name, "kind": symbol.kind_label(),
-                    "line": here.line, "character": here.character,
-                }));
+                symbols.push(ReferencedSymbol {
+                    name: symbol.name.clone(),
+                    kind: symbol.kind_label().to_owned(),
+                    line: here.line,
+                    character: here.character,
+                });
             }
             // The project's text as a check: files that write the name but got no place.
             for word in &words {
@@ -146,16 +167,16 @@ impl Tool for FindReferences {
             }
             coverage.note(&mut text);
             let text = with_warnings(text, &found.warnings);
-            let mut structured = json!({
-                "symbol_name": args.symbol_name,
-                "symbols": symbols,
-                "references": limited.items,
-                "total": limited.total,
-                "truncated": limited.truncated,
-                "warnings": found.warnings,
-            });
-            coverage.mark(&mut structured);
-            Ok(finish(&locator, text, structured))
+            let out = Output {
+                symbol_name: args.symbol_name,
+                symbols,
+                references: limited.items,
+                total: limited.total,
+                truncated: limited.truncated,
+                warnings: found.warnings,
+                coverage: coverage.members(),
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

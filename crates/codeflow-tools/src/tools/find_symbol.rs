@@ -4,15 +4,18 @@
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::lsp::name_path::SymbolRow;
 use crate::lsp::name_path::{self, PathSymbol, body_text, document_paths, matches, parse, span};
 use crate::lsp::source_files::sources;
 use crate::lsp::{DEFAULT_MAX_RESULTS, Document};
+use crate::output::schema_of;
 
 /// The `find_symbol` tool (its description is in `description`).
 #[derive(Debug)]
@@ -38,6 +41,32 @@ struct Args {
 const MAX_FILES: usize = 300;
 /// Longest body returned (characters).
 const MAX_BODY: usize = 20_000;
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    symbols: Vec<Found>,
+    total: usize,
+    /// True when more symbols matched than max_results, or more files mention the name than
+    /// were searched.
+    truncated: bool,
+    files_searched: usize,
+}
+
+/// A symbol found.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Found {
+    #[serde(flatten)]
+    symbol: SymbolRow,
+    /// The file.
+    path: String,
+    /// Enclosed symbols down to `depth`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    children: Option<Vec<SymbolRow>>,
+    /// The symbol's source (with include_body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+}
 
 impl Tool for FindSymbol {
     fn name(&self) -> &'static str {
@@ -65,16 +94,7 @@ impl Tool for FindSymbol {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "symbols": {"type": "array", "items": name_path::symbol_schema()},
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean", "description": "True when more symbols matched than max_results, or more files mention the name than were searched."},
-                "files_searched": {"type": "integer"}
-            },
-            "required": ["symbols", "total", "truncated", "files_searched"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -145,15 +165,13 @@ impl Tool for FindSymbol {
                 ));
             }
             text.insert(0, head);
-            Ok(ToolOutput {
-                text: text.join("\n"),
-                structured: json!({
-                    "symbols": symbols,
-                    "total": total,
-                    "truncated": truncated,
-                    "files_searched": found.files.len(),
-                }),
-            })
+            let out = Output {
+                symbols,
+                total,
+                truncated,
+                files_searched: found.files.len(),
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }
@@ -166,9 +184,13 @@ fn describe(
     s: &PathSymbol,
     all: &[PathSymbol],
     args: &Args,
-) -> (Value, Vec<String>) {
-    let mut row = name_path::symbol_json(s);
-    row["path"] = json!(client);
+) -> (Found, Vec<String>) {
+    let mut row = Found {
+        symbol: name_path::symbol_row(s),
+        path: client.to_owned(),
+        children: None,
+        body: None,
+    };
     let mut lines = vec![format!(
         "{} ({}) {client}:{}-{}",
         s.name_path(),
@@ -177,7 +199,7 @@ fn describe(
         s.symbol.range.end.line + 1
     )];
     if args.depth > 0 {
-        let children: Vec<Value> = all
+        let children: Vec<SymbolRow> = all
             .iter()
             .filter(|c| {
                 c.path.len() > s.path.len()
@@ -194,10 +216,10 @@ fn describe(
                     c.symbol.kind_label(),
                     c.symbol.selection_range.start.line + 1
                 ));
-                name_path::symbol_json(c)
+                name_path::symbol_row(c)
             })
             .collect();
-        row["children"] = json!(children);
+        row.children = Some(children);
     }
     if args.include_body {
         let span = span(&doc.text, doc.file.mirror.rel().as_str(), &s.symbol);
@@ -207,7 +229,7 @@ fn describe(
                 body.chars().take(MAX_BODY).collect::<String>() + "\n… (cut at 20000 characters)";
         }
         lines.push(body.clone());
-        row["body"] = json!(body);
+        row.body = Some(body);
     }
     (row, lines)
 }

@@ -11,7 +11,7 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::args::{object, position_properties};
-use crate::lsp::goto::{location_output_schema, location_tool};
+use crate::lsp::goto::{LocationsOutput, location_tool};
 
 /// The `find_type_definition` tool (its description is in `description`).
 #[derive(Debug)]
@@ -40,7 +40,7 @@ impl Tool for FindTypeDefinition {
     }
 
     fn output_schema(&self) -> Value {
-        location_output_schema("type definitions")
+        crate::output::schema_of::<LocationsOutput>()
     }
 
     fn call<'a>(

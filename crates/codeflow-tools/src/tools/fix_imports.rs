@@ -10,9 +10,12 @@ use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
 use crate::error::{ToolError, parse_args};
 use crate::imports;
-use codeflow_workspace::outcome_schema;
+use crate::output::schema_of;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// The `fix_imports` tool (its description is in `description`).
 #[derive(Debug)]
@@ -25,6 +28,12 @@ struct Args {
     old_path: String,
     #[serde(default)]
     dry_run: bool,
+}
+
+/// How many imports were fixed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Fixed {
+    imports_fixed: usize,
 }
 
 impl Tool for FixImports {
@@ -50,9 +59,7 @@ impl Tool for FixImports {
     }
 
     fn output_schema(&self) -> Value {
-        let mut properties = outcome_schema();
-        properties["imports_fixed"] = json!({"type": "integer"});
-        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "imports_fixed"]})
+        schema_of::<OutcomeWith<Fixed>>()
     }
 
     fn call<'a>(
@@ -87,15 +94,16 @@ impl Tool for FixImports {
                 imports::rewrite_for_moves(&mut plan, &before, &moves, true, &BTreeSet::new())
                     .await?;
             let outcome = plan.commit(args.dry_run).await?;
-            let mut structured = outcome.to_json();
-            structured["imports_fixed"] = json!(fixed);
-            Ok(ToolOutput {
-                text: outcome.to_text(&format!(
-                    "Fix imports after moving {} to {}",
-                    old.client, now.client
-                )),
-                structured,
-            })
+            let text = outcome.to_text(&format!(
+                "Fix imports after moving {} to {}",
+                old.client, now.client
+            ));
+            ToolOutput::typed(
+                text,
+                &outcome.with(Fixed {
+                    imports_fixed: fixed,
+                }),
+            )
         }
         .boxed()
     }

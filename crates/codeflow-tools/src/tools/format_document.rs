@@ -15,7 +15,6 @@ use crate::context::ToolContext;
 use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::document::Document;
-use codeflow_workspace::outcome_output_schema;
 
 /// The `format_document` tool (its description is in `description`).
 #[derive(Debug)]
@@ -110,7 +109,7 @@ impl Tool for FormatDocument {
     }
 
     fn output_schema(&self) -> Value {
-        outcome_output_schema()
+        crate::output::schema_of::<codeflow_workspace::OutcomeOutput>()
     }
 
     fn call<'a>(
@@ -140,7 +139,7 @@ impl Tool for FormatDocument {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(ToolError::from_lsp)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.text_edits(&doc.file.mirror, edits).await?;
@@ -150,10 +149,10 @@ impl Tool for FormatDocument {
             } else {
                 "indent with tabs".to_owned()
             };
-            Ok(outcome.report(
+            outcome.report(
                 &format!("Format {} ({how})", doc.file.client),
                 Some(format!("{} is already formatted ({how}).", doc.file.client)),
-            ))
+            )
         }
         .boxed()
     }

@@ -9,14 +9,17 @@ use codeflow_lsp_pool::lsp_types::{
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{file_path_schema, finish, object};
+use crate::lsp::args::{file_path_schema, object};
 use crate::lsp::{Document, Locator};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
 
 /// The `get_code_actions` tool (its description is in `description`).
 #[derive(Debug)]
@@ -60,6 +63,36 @@ fn edited_uris(edit: &WorkspaceEdit) -> Vec<Url> {
     uris
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    path: String,
+    actions: Vec<Action>,
+}
+
+/// One code action (or a bare command).
+#[derive(Debug, Serialize, JsonSchema)]
+struct Action {
+    title: ServerText,
+    /// e.g. quickfix, refactor.extract, source.organizeImports
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_preferred: Option<bool>,
+    /// Why the server says it cannot be applied now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled: Option<ServerText>,
+    /// Messages of the diagnostics it fixes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixes: Option<Vec<ServerText>>,
+    /// Files its edit would change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edits_files: Option<Vec<String>>,
+    /// The server command it runs, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
+}
+
 impl Tool for GetCodeActions {
     fn name(&self) -> &'static str {
         "get_code_actions"
@@ -86,22 +119,7 @@ impl Tool for GetCodeActions {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "actions": {"type": "array", "items": {"type": "object", "properties": {
-                    "title": {"type": "string"},
-                    "kind": {"type": "string", "description": "e.g. quickfix, refactor.extract, source.organizeImports"},
-                    "is_preferred": {"type": "boolean"},
-                    "disabled": {"type": "string", "description": "Why the server says it cannot be applied now."},
-                    "fixes": {"type": "array", "items": {"type": "string"}, "description": "Messages of the diagnostics it fixes."},
-                    "edits_files": {"type": "array", "items": {"type": "string"}, "description": "Files its edit would change."},
-                    "command": {"type": "string", "description": "The server command it runs, if any."}
-                }, "required": ["title"]}}
-            },
-            "required": ["path", "actions"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -143,7 +161,7 @@ impl Tool for GetCodeActions {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let locator = Locator::new(ctx).await?;
             let mut rows = Vec::new();
@@ -151,8 +169,17 @@ impl Tool for GetCodeActions {
             for action in actions {
                 match action {
                     CodeActionOrCommand::Command(c) => {
-                        text.push(format!("- {} (command {})", c.title, c.command));
-                        rows.push(json!({"title": c.title, "command": c.command}));
+                        let title = locator.server_text(&c.title);
+                        text.push(format!("- {title} (command {})", c.command));
+                        rows.push(Action {
+                            title,
+                            kind: None,
+                            is_preferred: None,
+                            disabled: None,
+                            fixes: None,
+                            edits_files: None,
+                            command: Some(c.command),
+                        });
                     }
                     CodeActionOrCommand::CodeAction(a) => {
                         let kind = a.kind.as_ref().map(|k| k.as_str().to_owned());
@@ -164,33 +191,34 @@ impl Tool for GetCodeActions {
                             .iter()
                             .map(|u| locator.display_path(u))
                             .collect();
-                        let mut line = format!("- {}", a.title);
+                        let title = locator.server_text(&a.title);
+                        let disabled = a.disabled.as_ref().map(|d| locator.server_text(&d.reason));
+                        let mut line = format!("- {title}");
                         if let Some(k) = &kind {
                             line.push_str(&format!(" [{k}]"));
                         }
                         if a.is_preferred == Some(true) {
                             line.push_str(" (preferred)");
                         }
-                        if let Some(d) = &a.disabled {
-                            line.push_str(&format!(" (disabled: {})", d.reason));
+                        if let Some(d) = &disabled {
+                            line.push_str(&format!(" (disabled: {d})"));
                         }
                         text.push(line);
-                        let mut row = json!({
-                            "title": a.title,
-                            "is_preferred": a.is_preferred.unwrap_or(false),
-                            "fixes": a.diagnostics.iter().flatten().map(|d| d.message.clone()).collect::<Vec<_>>(),
-                            "edits_files": files,
+                        rows.push(Action {
+                            title,
+                            kind,
+                            is_preferred: Some(a.is_preferred.unwrap_or(false)),
+                            disabled,
+                            fixes: Some(
+                                a.diagnostics
+                                    .iter()
+                                    .flatten()
+                                    .map(|d| locator.server_text(&d.message))
+                                    .collect(),
+                            ),
+                            edits_files: Some(files),
+                            command: a.command.map(|c| c.command),
                         });
-                        if let Some(k) = kind {
-                            row["kind"] = json!(k);
-                        }
-                        if let Some(d) = a.disabled {
-                            row["disabled"] = json!(d.reason);
-                        }
-                        if let Some(c) = a.command {
-                            row["command"] = json!(c.command);
-                        }
-                        rows.push(row);
                     }
                 }
             }
@@ -204,11 +232,11 @@ impl Tool for GetCodeActions {
                 )
             };
             text.insert(0, head);
-            Ok(finish(
-                &locator,
-                text.join("\n"),
-                json!({"path": doc.file.client, "actions": rows}),
-            ))
+            let out = Output {
+                path: doc.file.client.clone(),
+                actions: rows,
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }

@@ -8,15 +8,18 @@ use codeflow_lsp_pool::lsp_types::{
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, position_properties};
+use crate::lsp::args::{object, position_properties};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::{Document, Limited, Locator};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
 
 /// The `get_completions` tool (its description is in `description`).
 #[derive(Debug)]
@@ -52,6 +55,30 @@ fn documentation(item: &CompletionItem) -> Option<String> {
     .filter(|d| !d.trim().is_empty())
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    items: Vec<Item>,
+    /// The server says typing more may give other items.
+    is_incomplete: bool,
+    total: usize,
+    truncated: bool,
+}
+
+/// One completion (every text as the server wrote it).
+#[derive(Debug, Serialize, JsonSchema)]
+struct Item {
+    label: ServerText,
+    /// Lowercase LSP completion kind.
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<ServerText>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    documentation: Option<ServerText>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insert_text: Option<ServerText>,
+}
+
 impl Tool for GetCompletions {
     fn name(&self) -> &'static str {
         "get_completions"
@@ -70,22 +97,7 @@ impl Tool for GetCompletions {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "items": {"type": "array", "items": {"type": "object", "properties": {
-                    "label": {"type": "string"},
-                    "kind": {"type": "string", "description": "Lowercase LSP completion kind."},
-                    "detail": {"type": "string"},
-                    "documentation": {"type": "string"},
-                    "insert_text": {"type": "string"}
-                }, "required": ["label"]}},
-                "is_incomplete": {"type": "boolean", "description": "The server says typing more may give other items."},
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"}
-            },
-            "required": ["items", "is_incomplete", "total", "truncated"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -117,7 +129,7 @@ impl Tool for GetCompletions {
                     context,
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let (mut items, is_incomplete) = match response {
                 None => (Vec::new(), false),
                 Some(CompletionResponse::Array(items)) => (items, false),
@@ -130,21 +142,19 @@ impl Tool for GetCompletions {
             });
             let limited = Limited::new(items, args.max_results);
             let locator = Locator::new(ctx).await?;
-            let rows: Vec<Value> = limited
+            let rows: Vec<Item> = limited
                 .items
                 .iter()
-                .map(|i| {
-                    let mut row = json!({"label": i.label.trim(), "kind": kind_name(i.kind)});
-                    if let Some(d) = i.detail.as_ref().filter(|d| !d.is_empty()) {
-                        row["detail"] = json!(d);
-                    }
-                    if let Some(d) = documentation(i) {
-                        row["documentation"] = json!(d);
-                    }
-                    if let Some(t) = &i.insert_text {
-                        row["insert_text"] = json!(t);
-                    }
-                    row
+                .map(|i| Item {
+                    label: locator.server_text(i.label.trim()),
+                    kind: kind_name(i.kind),
+                    detail: i
+                        .detail
+                        .as_deref()
+                        .filter(|d| !d.is_empty())
+                        .map(|d| locator.server_text(d)),
+                    documentation: documentation(i).map(|d| locator.server_text(&d)),
+                    insert_text: i.insert_text.as_deref().map(|t| locator.server_text(t)),
                 })
                 .collect();
             let mut text = if rows.is_empty() {
@@ -153,15 +163,10 @@ impl Tool for GetCompletions {
                     doc.file.client, args.line, args.character
                 )
             } else {
-                limited
-                    .items
-                    .iter()
-                    .map(|i| {
-                        let kind = kind_name(i.kind);
-                        match i.detail.as_deref().filter(|d| !d.is_empty()) {
-                            Some(d) => format!("{} ({kind}) {d}", i.label.trim()),
-                            None => format!("{} ({kind})", i.label.trim()),
-                        }
+                rows.iter()
+                    .map(|i| match &i.detail {
+                        Some(d) => format!("{} ({}) {d}", i.label, i.kind),
+                        None => format!("{} ({})", i.label, i.kind),
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -170,16 +175,13 @@ impl Tool for GetCompletions {
                 text.push('\n');
                 text.push_str(&n);
             }
-            Ok(finish(
-                &locator,
-                text,
-                json!({
-                    "items": rows,
-                    "is_incomplete": is_incomplete,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                }),
-            ))
+            let out = Output {
+                items: rows,
+                is_incomplete,
+                total: limited.total,
+                truncated: limited.truncated,
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

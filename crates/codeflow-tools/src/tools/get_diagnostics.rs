@@ -1,17 +1,20 @@
 //! `get_diagnostics`: errors and warnings for a file, for its current content.
 
+use codeflow_lsp_pool::DiagnosticsSource;
 use codeflow_session::Right;
-use codeflow_workspace::diagnostics::{code_text, diagnostic_json, severity_name};
+use codeflow_workspace::diagnostics::{DiagnosticRow, Severity, diagnostic_row};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{file_path_schema, finish, object};
+use crate::lsp::args::{file_path_schema, object};
 use crate::lsp::{Document, Locator};
+use crate::output::schema_of;
 
 /// The `get_diagnostics` tool (its description is in `description`).
 #[derive(Debug)]
@@ -21,6 +24,38 @@ pub struct GetDiagnostics;
 #[serde(deny_unknown_fields)]
 struct Args {
     file_path: String,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    path: String,
+    diagnostics: Vec<DiagnosticRow>,
+    errors: usize,
+    warnings: usize,
+    /// True when they describe the file's current content.
+    fresh: bool,
+    /// Pulled (textDocument/diagnostic) or the latest pushed set.
+    source: Source,
+}
+
+/// Where the diagnostics came from.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Source {
+    Pull,
+    Push,
+    None,
+}
+
+impl From<DiagnosticsSource> for Source {
+    fn from(s: DiagnosticsSource) -> Self {
+        match s {
+            DiagnosticsSource::Pull => Self::Pull,
+            DiagnosticsSource::Push => Self::Push,
+            DiagnosticsSource::None => Self::None,
+        }
+    }
 }
 
 impl Tool for GetDiagnostics {
@@ -39,28 +74,7 @@ impl Tool for GetDiagnostics {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "diagnostics": {"type": "array", "items": {"type": "object", "properties": {
-                    "severity": {"type": "string", "enum": ["error", "warning", "information", "hint"]},
-                    "message": {"type": "string"},
-                    "source": {"type": "string"},
-                    "code": {"type": "string"},
-                    "line": {"type": "integer", "description": "1-based."},
-                    "character": {"type": "integer", "description": "1-based."},
-                    "end_line": {"type": "integer"},
-                    "end_character": {"type": "integer"},
-                    "text": {"type": "string", "description": "The line's text, trimmed."}
-                }, "required": ["severity", "message", "line", "character"]}},
-                "errors": {"type": "integer"},
-                "warnings": {"type": "integer"},
-                "fresh": {"type": "boolean", "description": "True when they describe the file's current content."},
-                "source": {"type": "string", "enum": ["pull", "push", "none"], "description": "Pulled (textDocument/diagnostic) or the latest pushed set."}
-            },
-            "required": ["path", "diagnostics", "errors", "warnings", "fresh", "source"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -76,7 +90,7 @@ impl Tool for GetDiagnostics {
                 .server
                 .diagnostics(doc.file.mirror.as_path())
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let mut diagnostics = report.diagnostics.clone();
             diagnostics.sort_by_key(|d| (d.range.start.line, d.range.start.character));
@@ -84,30 +98,29 @@ impl Tool for GetDiagnostics {
             let mut text = Vec::new();
             let (mut errors, mut warnings) = (0, 0);
             for d in &diagnostics {
-                let severity = severity_name(d.severity);
-                match severity {
-                    "error" => errors += 1,
-                    "warning" => warnings += 1,
+                let row = diagnostic_row(Some(&doc.text), d, locator.scrubber());
+                match row.severity {
+                    Severity::Error => errors += 1,
+                    Severity::Warning => warnings += 1,
                     _ => {}
                 }
-                let row = diagnostic_json(Some(&doc.text), d);
-                let origin = match (&d.source, code_text(d)) {
+                let origin = match (&row.source, &row.code) {
                     (Some(src), Some(c)) => format!(" [{src} {c}]"),
                     (Some(src), None) => format!(" [{src}]"),
                     (None, Some(c)) => format!(" [{c}]"),
                     (None, None) => String::new(),
                 };
                 text.push(format!(
-                    "{}:{}:{}  {severity}: {}{origin}\n    {}",
+                    "{}:{}:{}  {}: {}{origin}\n    {}",
                     doc.file.client,
-                    row["line"],
-                    row["character"],
-                    d.message.replace('\n', " "),
-                    row["text"].as_str().unwrap_or_default()
+                    row.line,
+                    row.character,
+                    row.severity.name(),
+                    row.message.as_str().replace('\n', " "),
+                    row.text.as_deref().unwrap_or_default()
                 ));
                 rows.push(row);
             }
-            let source = serde_json::to_value(report.source).unwrap_or(json!("none"));
             let mut head = if rows.is_empty() {
                 format!("No diagnostics for {}.", doc.file.client)
             } else {
@@ -123,18 +136,15 @@ impl Tool for GetDiagnostics {
                 head.push_str("\nWarning: the language server has not yet answered for the file's latest content; these may be stale.");
             }
             text.insert(0, head);
-            Ok(finish(
-                &locator,
-                text.join("\n"),
-                json!({
-                    "path": doc.file.client,
-                    "diagnostics": rows,
-                    "errors": errors,
-                    "warnings": warnings,
-                    "fresh": report.fresh,
-                    "source": source,
-                }),
-            ))
+            let out = Output {
+                path: doc.file.client.clone(),
+                diagnostics: rows,
+                errors,
+                warnings,
+                fresh: report.fresh,
+                source: report.source.into(),
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }

@@ -4,16 +4,19 @@
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{file_path_schema, finish, object};
+use crate::lsp::args::{file_path_schema, object};
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::position::range_from_lsp;
 use crate::lsp::{Document, Limited, Locator, kind_name};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
 
 /// The `get_document_symbols` tool (its description is in `description`).
 #[derive(Debug)]
@@ -25,6 +28,36 @@ struct Args {
     file_path: String,
     #[serde(default)]
     max_results: Option<usize>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    path: String,
+    /// Parents before their children.
+    symbols: Vec<Row>,
+    total: usize,
+    truncated: bool,
+}
+
+/// One symbol.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Row {
+    name: String,
+    /// Lowercase LSP symbol kind.
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<ServerText>,
+    /// Enclosing symbols, dotted; empty at top level.
+    container: String,
+    /// 0 at top level.
+    depth: usize,
+    /// 1-based line of the name.
+    line: u32,
+    /// 1-based character of the name.
+    character: u32,
+    /// 1-based last line of the whole symbol.
+    end_line: u32,
 }
 
 impl Tool for GetDocumentSymbols {
@@ -44,25 +77,7 @@ impl Tool for GetDocumentSymbols {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "symbols": {"type": "array", "description": "Parents before their children.", "items": {"type": "object", "properties": {
-                    "name": {"type": "string"},
-                    "kind": {"type": "string", "description": "Lowercase LSP symbol kind."},
-                    "detail": {"type": "string"},
-                    "container": {"type": "string", "description": "Enclosing symbols, dotted; empty at top level."},
-                    "depth": {"type": "integer", "description": "0 at top level."},
-                    "line": {"type": "integer", "description": "1-based line of the name."},
-                    "character": {"type": "integer", "description": "1-based character of the name."},
-                    "end_line": {"type": "integer", "description": "1-based last line of the whole symbol."}
-                }, "required": ["name", "kind", "line", "character"]}},
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"}
-            },
-            "required": ["path", "symbols", "total", "truncated"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -92,15 +107,16 @@ impl Tool for GetDocumentSymbols {
                     start.line,
                     start.character
                 ));
-                let mut row = json!({
-                    "name": s.name, "kind": kind, "container": s.container.join("."),
-                    "depth": depth, "line": start.line, "character": start.character,
-                    "end_line": end.line,
+                rows.push(Row {
+                    name: s.name.clone(),
+                    kind: kind.to_owned(),
+                    detail: s.detail.as_deref().map(|d| locator.server_text(d)),
+                    container: s.container.join("."),
+                    depth,
+                    line: start.line,
+                    character: start.character,
+                    end_line: end.line,
                 });
-                if let Some(d) = &s.detail {
-                    row["detail"] = json!(d);
-                }
-                rows.push(row);
             }
             if rows.is_empty() {
                 text.push("  (no symbols)".to_owned());
@@ -108,16 +124,13 @@ impl Tool for GetDocumentSymbols {
             if let Some(n) = limited.notice("symbols") {
                 text.push(n);
             }
-            Ok(finish(
-                &locator,
-                text.join("\n"),
-                json!({
-                    "path": doc.file.client,
-                    "symbols": rows,
-                    "total": limited.total,
-                    "truncated": limited.truncated,
-                }),
-            ))
+            let out = Output {
+                path: doc.file.client.clone(),
+                symbols: rows,
+                total: limited.total,
+                truncated: limited.truncated,
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }

@@ -5,14 +5,18 @@ use codeflow_lsp_pool::lsp_types::{HoverContents, HoverParams, MarkedString};
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{PositionArgs, finish, object, position_properties};
+use crate::lsp::args::{PositionArgs, object, position_properties};
 use crate::lsp::position::range_from_lsp;
 use crate::lsp::{Document, Locator};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
 
 /// The `get_hover` tool (its description is in `description`).
 #[derive(Debug)]
@@ -39,6 +43,27 @@ pub(crate) fn hover_text(contents: HoverContents) -> String {
     }
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    /// False when the server has nothing for this position.
+    found: bool,
+    /// Markdown (or plain text) from the server.
+    contents: ServerText,
+    /// The hovered span, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range: Option<Span>,
+}
+
+/// A 1-based span.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Span {
+    line: u32,
+    character: u32,
+    end_line: u32,
+    end_character: u32,
+}
+
 impl Tool for GetHover {
     fn name(&self) -> &'static str {
         "get_hover"
@@ -53,15 +78,7 @@ impl Tool for GetHover {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "found": {"type": "boolean", "description": "False when the server has nothing for this position."},
-                "contents": {"type": "string", "description": "Markdown (or plain text) from the server."},
-                "range": {"type": "object", "description": "The hovered span, 1-based: line, character, end_line, end_character."}
-            },
-            "required": ["found", "contents"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -81,26 +98,39 @@ impl Tool for GetHover {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let Some(hover) = hover.filter(|h| !hover_text(h.contents.clone()).trim().is_empty())
             else {
-                return Ok(finish(
-                    &locator,
+                let out = Output {
+                    found: false,
+                    contents: ServerText::default(),
+                    range: None,
+                };
+                return ToolOutput::typed(
                     format!(
                         "No hover information at {}:{}:{}.",
                         doc.file.client, args.line, args.character
                     ),
-                    json!({"found": false, "contents": ""}),
-                ));
+                    &out,
+                );
             };
-            let contents = hover_text(hover.contents);
-            let mut structured = json!({"found": true, "contents": contents});
-            if let Some(range) = hover.range {
+            let contents = locator.server_text(&hover_text(hover.contents));
+            let range = hover.range.map(|range| {
                 let (s, e) = range_from_lsp(Some(&doc.text), range);
-                structured["range"] = json!({"line": s.line, "character": s.character, "end_line": e.line, "end_character": e.character});
-            }
-            Ok(finish(&locator, contents, structured))
+                Span {
+                    line: s.line,
+                    character: s.character,
+                    end_line: e.line,
+                    end_character: e.character,
+                }
+            });
+            let out = Output {
+                found: true,
+                contents,
+                range,
+            };
+            ToolOutput::typed(out.contents.to_string(), &out)
         }
         .boxed()
     }

@@ -9,14 +9,17 @@ use codeflow_lsp_pool::lsp_types::{
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, position_properties};
+use crate::lsp::args::{object, position_properties};
 use crate::lsp::{Document, Locator};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
 
 /// The `get_signature_help` tool (its description is in `description`).
 #[derive(Debug)]
@@ -40,6 +43,35 @@ fn doc_text(d: Option<&Documentation>) -> Option<String> {
     .filter(|s| !s.trim().is_empty())
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    signatures: Vec<Signature>,
+    /// 0-based index into signatures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_signature: Option<u32>,
+    /// 0-based index into the active signature's parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_parameter: Option<u32>,
+}
+
+/// One signature (its texts as the server wrote them).
+#[derive(Debug, Serialize, JsonSchema)]
+struct Signature {
+    label: ServerText,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    documentation: Option<ServerText>,
+    parameters: Vec<Parameter>,
+}
+
+/// One parameter of a signature.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Parameter {
+    label: ServerText,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    documentation: Option<ServerText>,
+}
+
 impl Tool for GetSignatureHelp {
     fn name(&self) -> &'static str {
         "get_signature_help"
@@ -57,21 +89,7 @@ impl Tool for GetSignatureHelp {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "signatures": {"type": "array", "items": {"type": "object", "properties": {
-                    "label": {"type": "string"},
-                    "documentation": {"type": "string"},
-                    "parameters": {"type": "array", "items": {"type": "object", "properties": {
-                        "label": {"type": "string"}, "documentation": {"type": "string"}
-                    }}}
-                }, "required": ["label", "parameters"]}},
-                "active_signature": {"type": "integer", "description": "0-based index into signatures."},
-                "active_parameter": {"type": "integer", "description": "0-based index into the active signature's parameters."}
-            },
-            "required": ["signatures"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -102,23 +120,27 @@ impl Tool for GetSignatureHelp {
                     work_done_progress_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?;
+                .map_err(|e| doc.lsp_error(e))?;
             let locator = Locator::new(ctx).await?;
             let Some(help) = help.filter(|h| !h.signatures.is_empty()) else {
-                return Ok(finish(
-                    &locator,
+                let out = Output {
+                    signatures: Vec::new(),
+                    active_signature: None,
+                    active_parameter: None,
+                };
+                return ToolOutput::typed(
                     format!(
                         "No signature help at {}:{}:{} (is the position inside a call's parentheses?).",
                         doc.file.client, args.line, args.character
                     ),
-                    json!({"signatures": []}),
-                ));
+                    &out,
+                );
             };
             let active_signature = help.active_signature.unwrap_or(0);
             let mut signatures = Vec::new();
             let mut text = Vec::new();
             for (i, sig) in help.signatures.iter().enumerate() {
-                let params: Vec<Value> = sig
+                let params: Vec<Parameter> = sig
                     .parameters
                     .iter()
                     .flatten()
@@ -129,31 +151,37 @@ impl Tool for GetSignatureHelp {
                                 codeflow_workspace::utf16_slice(&sig.label, *a, *b).to_owned()
                             }
                         };
-                        let mut v = json!({"label": label});
-                        if let Some(d) = doc_text(p.documentation.as_ref()) {
-                            v["documentation"] = json!(d);
+                        Parameter {
+                            label: locator.server_text(&label),
+                            documentation: doc_text(p.documentation.as_ref())
+                                .map(|d| locator.server_text(&d)),
                         }
-                        v
                     })
                     .collect();
                 let active_param = sig.active_parameter.or(help.active_parameter);
                 let marker = if i as u32 == active_signature { "* " } else { "  " };
-                let mut line = format!("{marker}{}", sig.label);
+                let label = locator.server_text(&sig.label);
+                let documentation =
+                    doc_text(sig.documentation.as_ref()).map(|d| locator.server_text(&d));
+                let mut line = format!("{marker}{label}");
                 if let Some(p) = active_param
                     .and_then(|p| params.get(p as usize))
                     .filter(|_| i as u32 == active_signature)
                 {
-                    line.push_str(&format!("  (active parameter: {})", p["label"].as_str().unwrap_or_default()));
+                    line.push_str(&format!("  (active parameter: {})", p.label));
                 }
                 text.push(line);
-                if let Some(d) = doc_text(sig.documentation.as_ref()) {
-                    text.push(format!("    {}", d.lines().next().unwrap_or_default()));
+                if let Some(d) = &documentation {
+                    text.push(format!(
+                        "    {}",
+                        d.as_str().lines().next().unwrap_or_default()
+                    ));
                 }
-                let mut s = json!({"label": sig.label, "parameters": params});
-                if let Some(d) = doc_text(sig.documentation.as_ref()) {
-                    s["documentation"] = json!(d);
-                }
-                signatures.push(s);
+                signatures.push(Signature {
+                    label,
+                    documentation,
+                    parameters: params,
+                });
             }
             let active_parameter = help
                 .signatures
@@ -161,15 +189,12 @@ impl Tool for GetSignatureHelp {
                 .and_then(|s| s.active_parameter)
                 .or(help.active_parameter)
                 .unwrap_or(0);
-            Ok(finish(
-                &locator,
-                text.join("\n"),
-                json!({
-                    "signatures": signatures,
-                    "active_signature": active_signature,
-                    "active_parameter": active_parameter,
-                }),
-            ))
+            let out = Output {
+                signatures,
+                active_signature: Some(active_signature),
+                active_parameter: Some(active_parameter),
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }

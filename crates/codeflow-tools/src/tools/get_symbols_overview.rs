@@ -2,9 +2,11 @@
 //! directory, compactly.
 
 use codeflow_session::Right;
+use codeflow_workspace::ServerText;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
@@ -13,6 +15,7 @@ use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
 use crate::lsp::name_path::document_paths;
 use crate::lsp::source_files::sources;
+use crate::output::schema_of;
 
 /// The `get_symbols_overview` tool (its description is in `description`).
 #[derive(Debug)]
@@ -27,6 +30,34 @@ struct Args {
 }
 
 const DEFAULT_MAX_FILES: usize = 50;
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    files: Vec<FileOverview>,
+    /// True when the directory has more source files than max_files.
+    truncated: bool,
+    files_total: usize,
+}
+
+/// One file's top-level symbols.
+#[derive(Debug, Serialize, JsonSchema)]
+struct FileOverview {
+    path: String,
+    symbols: Vec<TopSymbol>,
+    /// Why this file has no overview (its language server failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ServerText>,
+}
+
+/// A top-level symbol.
+#[derive(Debug, Serialize, JsonSchema)]
+struct TopSymbol {
+    name: String,
+    kind: String,
+    /// 1-based line of the name.
+    line: u32,
+}
 
 impl Tool for GetSymbolsOverview {
     fn name(&self) -> &'static str {
@@ -50,23 +81,7 @@ impl Tool for GetSymbolsOverview {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "files": {"type": "array", "items": {"type": "object", "properties": {
-                    "path": {"type": "string"},
-                    "symbols": {"type": "array", "items": {"type": "object", "properties": {
-                        "name": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "line": {"type": "integer", "description": "1-based line of the name."}
-                    }, "required": ["name", "kind", "line"]}},
-                    "error": {"type": "string", "description": "Why this file has no overview (its language server failed)."}
-                }, "required": ["path", "symbols"]}},
-                "truncated": {"type": "boolean", "description": "True when the directory has more source files than max_files."},
-                "files_total": {"type": "integer"}
-            },
-            "required": ["files", "truncated", "files_total"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -79,6 +94,7 @@ impl Tool for GetSymbolsOverview {
             let args: Args = parse_args(args)?;
             let limit = args.max_files.unwrap_or(DEFAULT_MAX_FILES).max(1);
             let found = sources(ctx, Some(&args.file_path), limit, |_| true).await?;
+            let scrubber = ctx.caller.scrubber(&*ctx.workspace().await?);
             let mut files = Vec::new();
             let mut text = Vec::new();
             for (client, _) in &found.files {
@@ -93,20 +109,23 @@ impl Tool for GetSymbolsOverview {
                     // One file is enough to fail for: the error names the server.
                     Err(e) if found.single => return Err(e),
                     Err(e) => {
-                        text.push(format!("{client}: {}", e.to_text()));
-                        files.push(json!({"path": client, "symbols": [], "error": e.to_text()}));
+                        let error = scrubber.text(&e.to_text());
+                        text.push(format!("{client}: {error}"));
+                        files.push(FileOverview {
+                            path: client.clone(),
+                            symbols: Vec::new(),
+                            error: Some(error),
+                        });
                         continue;
                     }
                 };
-                let top: Vec<Value> = symbols
+                let top: Vec<TopSymbol> = symbols
                     .iter()
                     .filter(|s| s.depth() == 0)
-                    .map(|s| {
-                        json!({
-                            "name": s.symbol.name,
-                            "kind": s.symbol.kind_label(),
-                            "line": s.symbol.selection_range.start.line + 1,
-                        })
+                    .map(|s| TopSymbol {
+                        name: s.symbol.name.clone(),
+                        kind: s.symbol.kind_label().to_owned(),
+                        line: s.symbol.selection_range.start.line + 1,
                     })
                     .collect();
                 text.push(format!("{client}:"));
@@ -114,14 +133,13 @@ impl Tool for GetSymbolsOverview {
                     text.push("  (no symbols)".to_owned());
                 }
                 for s in &top {
-                    text.push(format!(
-                        "  {} {} ({})",
-                        s["kind"].as_str().unwrap_or_default(),
-                        s["name"].as_str().unwrap_or_default(),
-                        s["line"]
-                    ));
+                    text.push(format!("  {} {} ({})", s.kind, s.name, s.line));
                 }
-                files.push(json!({"path": client, "symbols": top}));
+                files.push(FileOverview {
+                    path: client.clone(),
+                    symbols: top,
+                    error: None,
+                });
             }
             let truncated = found.total > found.files.len();
             if files.is_empty() {
@@ -134,10 +152,12 @@ impl Tool for GetSymbolsOverview {
                     found.total
                 ));
             }
-            Ok(ToolOutput {
-                text: text.join("\n"),
-                structured: json!({"files": files, "truncated": truncated, "files_total": found.total}),
-            })
+            let out = Output {
+                files,
+                truncated,
+                files_total: found.total,
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }

@@ -2,12 +2,17 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use codeflow_workspace::{Scrubber, ServerText};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::output::schema_of;
 
 /// The `health_check` tool (its description is in `description`).
 #[derive(Debug)]
@@ -18,6 +23,68 @@ pub struct HealthCheck;
 struct Args {
     #[serde(default)]
     include_details: bool,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    status: Status,
+    service: String,
+    version: String,
+    /// Seconds since the server started.
+    uptime_secs: f64,
+    /// Sessions of this project.
+    sessions: usize,
+    /// Sessions of this project with a connection.
+    attached_sessions: usize,
+    session: SessionInfo,
+    /// Language servers this project has (any state).
+    language_servers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<MirrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions_per_project: Option<BTreeMap<String, usize>>,
+    /// Per language server: state, pid, uptime, restarts, open documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers: Option<Vec<ServerInfo>>,
+}
+
+/// Always `ok`: an answer means the service is up.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+}
+
+/// The calling session.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SessionInfo {
+    id: String,
+    project: String,
+    project_root: String,
+    file_stream: bool,
+}
+
+/// The project's mirror.
+#[derive(Debug, Serialize, JsonSchema)]
+struct MirrorInfo {
+    files: usize,
+    shared: bool,
+}
+
+/// One language server of the project.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ServerInfo {
+    server: String,
+    language: String,
+    state: String,
+    pid: Option<u32>,
+    uptime_secs: Option<f64>,
+    restarts: u32,
+    crashes: u32,
+    open_documents: usize,
+    indexing: bool,
+    last_error: Option<ServerText>,
 }
 
 impl Tool for HealthCheck {
@@ -44,31 +111,7 @@ impl Tool for HealthCheck {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "status": {"type": "string", "enum": ["ok"]},
-                "service": {"type": "string"},
-                "version": {"type": "string"},
-                "uptime_secs": {"type": "number", "description": "Seconds since the server started."},
-                "sessions": {"type": "integer", "description": "Sessions of this project."},
-                "attached_sessions": {"type": "integer", "description": "Sessions of this project with a connection."},
-                "session": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "project": {"type": "string"},
-                        "project_root": {"type": "string"},
-                        "file_stream": {"type": "boolean"}
-                    }
-                },
-                "sessions_per_project": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "language_servers": {"type": "integer", "description": "Language servers this project has (any state)."},
-                "mirror": {"type": "object", "properties": {"files": {"type": "integer"}, "shared": {"type": "boolean"}}},
-                "servers": {"type": "array", "items": {"type": "object"}, "description": "Per language server: state, pid, uptime, restarts, open documents."}
-            },
-            "required": ["status", "service", "version", "uptime_secs", "sessions", "session"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -87,49 +130,54 @@ impl Tool for HealthCheck {
                 .unwrap_or_default();
             let attached = peers.iter().filter(|s| s.is_attached()).count();
             let uptime = ctx.services.started.elapsed().as_secs_f64();
-            let mut structured = json!({
-                "status": "ok",
-                "service": "codeflow-server",
-                "version": ctx.services.version,
-                "uptime_secs": (uptime * 1000.0).round() / 1000.0,
-                "sessions": peers.len(),
-                "attached_sessions": attached,
-                "session": {
-                    "id": ctx.caller.id,
-                    "project": ctx.caller.project.as_str(),
-                    "project_root": ctx.caller.root.as_str(),
-                    "file_stream": ctx.caller.file_stream,
-                }
-            });
             // Only this session's project: a token for project A learns nothing about B.
             let project = ctx.caller.project.as_str();
             let servers = ctx.services.pool().project_status(project);
             let workspace = ctx.services.workspaces.get(&ctx.caller.project).await;
-            structured["language_servers"] = json!(servers.len());
-            if let Some(ws) = &workspace {
-                structured["mirror"] = json!({
-                    "files": ws.mirror.file_count(),
-                    "shared": ws.mirror.is_shared(),
-                });
-            }
-            if args.include_details {
-                structured["sessions_per_project"] = json!({project: peers.len()});
-                structured["servers"] = json!(servers
-                    .iter()
-                    .map(|s| json!({
-                        "server": s.server_id,
-                        "language": s.language,
-                        "state": format!("{:?}", s.state).to_lowercase(),
-                        "pid": s.pid,
-                        "uptime_secs": s.uptime_secs,
-                        "restarts": s.restarts,
-                        "crashes": s.crashes,
-                        "open_documents": s.open_documents,
-                        "indexing": s.indexing,
-                        "last_error": s.last_error,
-                    }))
-                    .collect::<Vec<_>>());
-            }
+            let scrubber = workspace.as_ref().map(|ws| ctx.caller.scrubber(ws));
+            let server_text = |e: &str| match &scrubber {
+                Some(scrubber) => scrubber.text(e),
+                None => Scrubber::new(std::path::Path::new(""), "").text(e),
+            };
+            let structured = Output {
+                status: Status::Ok,
+                service: "codeflow-server".to_owned(),
+                version: ctx.services.version.to_owned(),
+                uptime_secs: (uptime * 1000.0).round() / 1000.0,
+                sessions: peers.len(),
+                attached_sessions: attached,
+                session: SessionInfo {
+                    id: ctx.caller.id.to_string(),
+                    project: project.to_owned(),
+                    project_root: ctx.caller.root.as_str().to_owned(),
+                    file_stream: ctx.caller.file_stream,
+                },
+                language_servers: servers.len(),
+                mirror: workspace.as_ref().map(|ws| MirrorInfo {
+                    files: ws.mirror.file_count(),
+                    shared: ws.mirror.is_shared(),
+                }),
+                sessions_per_project: args
+                    .include_details
+                    .then(|| BTreeMap::from([(project.to_owned(), peers.len())])),
+                servers: args.include_details.then(|| {
+                    servers
+                        .iter()
+                        .map(|s| ServerInfo {
+                            server: s.server_id.clone(),
+                            language: s.language.clone(),
+                            state: format!("{:?}", s.state).to_lowercase(),
+                            pid: s.pid,
+                            uptime_secs: s.uptime_secs,
+                            restarts: s.restarts,
+                            crashes: s.crashes,
+                            open_documents: s.open_documents,
+                            indexing: s.indexing,
+                            last_error: s.last_error.as_deref().map(server_text),
+                        })
+                        .collect()
+                }),
+            };
             let text = format!(
                 "CodeFlow {} is healthy: up {:.0} s, {} session(s) on this project. This session: {} on project `{}` ({}).",
                 ctx.services.version,
@@ -139,7 +187,7 @@ impl Tool for HealthCheck {
                 ctx.caller.project,
                 ctx.caller.root.as_str(),
             );
-            Ok(ToolOutput { text, structured })
+            ToolOutput::typed(text, &structured)
         }
         .boxed()
     }

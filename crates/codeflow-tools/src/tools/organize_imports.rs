@@ -14,7 +14,7 @@ use crate::context::ToolContext;
 use crate::edit_output::EditOutcomeExt;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::Document;
-use codeflow_workspace::{end_position, outcome_output_schema};
+use codeflow_workspace::end_position;
 
 /// The `organize_imports` tool (its description is in `description`).
 #[derive(Debug)]
@@ -50,7 +50,7 @@ impl Tool for OrganizeImports {
     }
 
     fn output_schema(&self) -> Value {
-        outcome_output_schema()
+        crate::output::schema_of::<codeflow_workspace::OutcomeOutput>()
     }
 
     fn call<'a>(
@@ -75,7 +75,7 @@ impl Tool for OrganizeImports {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(ToolError::from_lsp)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default();
             let server = doc.server.server_id().to_owned();
             let action = actions.into_iter().find_map(|a| match a {
@@ -93,12 +93,12 @@ impl Tool for OrganizeImports {
                     // The server can organize imports and found nothing to do.
                     let plan = ctx.edit_plan(ctx.workspace().await?)?;
                     let outcome = plan.commit(args.dry_run).await?;
-                    return Ok(outcome.report(
+                    return outcome.report(
                         &format!("Organize imports in {}", doc.file.client),
                         Some(format!(
                             "The imports of {} are already organized.",
                             doc.file.client
-                        )),
+                        ),
                     ));
                 }
                 return Err(ToolError::failed(format!(
@@ -115,12 +115,12 @@ impl Tool for OrganizeImports {
             let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             plan.workspace_edit(edit).await?;
             let outcome = plan.commit(args.dry_run).await?;
-            Ok(outcome.report(
+            outcome.report(
                 &format!("Organize imports in {}", doc.file.client),
                 Some(format!(
                     "The imports of {} are already organized.",
                     doc.file.client
-                )),
+                ),
             ))
         }
         .boxed()

@@ -19,8 +19,13 @@ use serde_json::{Map, Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{PositionArgs, finish, object, places_schema, position_properties};
+use crate::lsp::args::{PositionArgs, object, position_properties};
+use crate::lsp::{Coverage, CoverageMembers, FileRef, SymbolPlace};
 use crate::lsp::{Document, Locator, Place, kind_name};
+use crate::output::schema_of;
+use codeflow_workspace::ServerText;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// The `prepare_call_hierarchy` tool (its description is in `description`).
 #[derive(Debug)]
@@ -77,32 +82,83 @@ fn raw_item(value: Value) -> Result<CallHierarchyItem, ToolError> {
     })
 }
 
-/// The schema of an item summary as the three tools return it.
-pub(crate) fn item_schema() -> Value {
-    let mut place = Place::schema();
-    if let Some(props) = place["properties"].as_object_mut() {
-        props.insert("name".into(), json!({"type": "string"}));
-        props.insert(
-            "kind".into(),
-            json!({"type": "string", "description": "Lowercase LSP symbol kind."}),
-        );
-        props.insert("detail".into(), json!({"type": "string"}));
-        props.insert("item".into(), json!({"type": "object", "description": "The raw LSP item (0-based ranges) to pass back to the incoming/outgoing tools."}));
-    }
-    place
+/// An item as the three tools return it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ItemSummary {
+    /// Where it is, its name and its lowercase LSP symbol kind.
+    #[serde(flatten)]
+    symbol: SymbolPlace,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<ServerText>,
+    /// The raw LSP item (0-based ranges) to pass back to the incoming/outgoing tools.
+    item: serde_json::Map<String, Value>,
 }
 
-/// An item as tools show it: where it is (1-based, client path) and the raw item.
-pub(crate) async fn describe_item(locator: &Locator, item: &CallHierarchyItem) -> (Value, String) {
+/// A call of the item, by one caller.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct IncomingCall {
+    from: ItemSummary,
+    /// Where the calls are.
+    call_sites: Vec<Place>,
+}
+
+/// A call the item makes, to one callee.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct OutgoingCall {
+    to: ItemSummary,
+    /// Where the calls are.
+    call_sites: Vec<Place>,
+}
+
+/// The answer of the incoming/outgoing tools.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CallsOutput<C> {
+    item: ItemSummary,
+    calls: Vec<C>,
+    /// Whether the callers cover the project (incoming calls).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    coverage: Option<CoverageMembers>,
+}
+
+/// The answer of `prepare_call_hierarchy`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct PrepareOutput {
+    items: Vec<ItemSummary>,
+}
+
+/// An item as tools show it: where it is (1-based, client path) and the raw item, in the
+/// caller's paths (its URI the client's; its detail and the server's private `data` scrubbed
+/// as server-written text).
+pub(crate) async fn describe_item(
+    locator: &Locator,
+    item: &CallHierarchyItem,
+) -> (ItemSummary, String) {
     let place = locator.place(&item.uri, item.selection_range).await;
     let kind = kind_name(item.kind);
-    let mut v = place.symbol_json(&item.name, kind);
-    if let Some(d) = item.detail.as_ref().filter(|d| !d.is_empty()) {
-        v["detail"] = json!(d);
-    }
-    v["item"] = serde_json::to_value(item).unwrap_or_default();
     let text = format!("{kind} {}  {}", item.name, place.render());
-    (v, text)
+    let detail = item
+        .detail
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(|d| locator.server_text(d));
+    let mut raw = item.clone();
+    if let Some(FileRef::Project { client, .. }) = locator.file(&item.uri)
+        && let Ok(uri) = Url::from_file_path(&client)
+    {
+        raw.uri = uri;
+    }
+    raw.detail = raw.detail.map(|d| locator.server_text(&d).to_string());
+    raw.data = raw.data.map(|d| locator.scrubber().data(d));
+    let raw = match serde_json::to_value(raw) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let summary = ItemSummary {
+        symbol: place.symbol(&item.name, kind),
+        detail,
+        item: raw,
+    };
+    (summary, text)
 }
 
 /// Prepares the call hierarchy at an LSP position of an open document.
@@ -114,7 +170,7 @@ async fn prepare(doc: &Document, position: Position) -> Result<Vec<CallHierarchy
             work_done_progress_params: Default::default(),
         })
         .await
-        .map_err(crate::lsp::lsp_error)?
+        .map_err(|e| doc.lsp_error(e))?
         .unwrap_or_default())
 }
 
@@ -173,32 +229,12 @@ pub enum CallDirection {
 }
 
 impl CallDirection {
-    /// The key naming the other end of a call in the output.
-    fn key(self) -> &'static str {
-        match self {
-            Self::Incoming => "from",
-            Self::Outgoing => "to",
-        }
-    }
-
     /// The output schema of the tool listing calls in this direction.
     pub fn output_schema(self) -> Value {
-        let key = self.key();
-        let mut schema = json!({
-            "type": "object",
-            "properties": {
-                "item": item_schema(),
-                "calls": {"type": "array", "items": {"type": "object", "properties": {
-                    key: item_schema(),
-                    "call_sites": places_schema("Where the calls are.")
-                }, "required": [key, "call_sites"]}}
-            },
-            "required": ["item", "calls"]
-        });
-        if matches!(self, Self::Incoming) {
-            crate::lsp::Coverage::schema_members(&mut schema["properties"]);
+        match self {
+            Self::Incoming => schema_of::<CallsOutput<IncomingCall>>(),
+            Self::Outgoing => schema_of::<CallsOutput<OutgoingCall>>(),
         }
-        schema
     }
 
     /// The other end of each call, with where the calls are (the file and ranges).
@@ -216,7 +252,7 @@ impl CallDirection {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default()
                 .into_iter()
                 .map(|call| {
@@ -232,7 +268,7 @@ impl CallDirection {
                     partial_result_params: Default::default(),
                 })
                 .await
-                .map_err(crate::lsp::lsp_error)?
+                .map_err(|e| doc.lsp_error(e))?
                 .unwrap_or_default()
                 .into_iter()
                 .map(|call| (call.to, item.uri.clone(), call.from_ranges))
@@ -262,12 +298,13 @@ impl CallDirection {
         };
         let calls = self.request(&doc, &item).await?;
         let locator = Locator::new(ctx).await?;
-        let (item_value, item_text) = describe_item(&locator, &item).await;
+        let (item_summary, item_text) = describe_item(&locator, &item).await;
         let noun = match self {
             Self::Incoming => "callers",
             Self::Outgoing => "callees",
         };
-        let mut rows = Vec::new();
+        let mut incoming = Vec::new();
+        let mut outgoing = Vec::new();
         let mut text = vec![format!("{} {noun} of {item_text}:", calls.len())];
         for (other, sites_uri, ranges) in &calls {
             let (v, t) = describe_item(&locator, other).await;
@@ -280,15 +317,40 @@ impl CallDirection {
             for place in &sites {
                 text.push(format!("    call at {}", place.render()));
             }
-            rows.push(json!({self.key(): v, "call_sites": sites}));
+            match self {
+                Self::Incoming => incoming.push(IncomingCall {
+                    from: v,
+                    call_sites: sites,
+                }),
+                Self::Outgoing => outgoing.push(OutgoingCall {
+                    to: v,
+                    call_sites: sites,
+                }),
+            }
         }
         let mut text = text.join("\n");
-        let mut structured = json!({"item": item_value, "calls": rows});
         if let Some(coverage) = &coverage {
             coverage.note(&mut text);
-            coverage.mark(&mut structured);
         }
-        Ok(finish(&locator, text, structured))
+        let coverage = coverage.as_ref().map(Coverage::members);
+        match self {
+            Self::Incoming => ToolOutput::typed(
+                text,
+                &CallsOutput {
+                    item: item_summary,
+                    calls: incoming,
+                    coverage,
+                },
+            ),
+            Self::Outgoing => ToolOutput::typed(
+                text,
+                &CallsOutput {
+                    item: item_summary,
+                    calls: outgoing,
+                    coverage,
+                },
+            ),
+        }
     }
 }
 
@@ -306,11 +368,7 @@ impl Tool for PrepareCallHierarchy {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {"items": {"type": "array", "items": item_schema()}},
-            "required": ["items"]
-        })
+        schema_of::<PrepareOutput>()
     }
 
     fn call<'a>(
@@ -330,7 +388,7 @@ impl Tool for PrepareCallHierarchy {
             for item in &items {
                 let (v, t) = describe_item(&locator, item).await;
                 // The item the incoming/outgoing tools take, ready to pass as `item`.
-                text.push(format!("{t}\n  item: {}", v["item"]));
+                text.push(format!("{t}\n  item: {}", Value::Object(v.item.clone())));
                 rows.push(v);
             }
             let text = if text.is_empty() {
@@ -341,7 +399,7 @@ impl Tool for PrepareCallHierarchy {
             } else {
                 text.join("\n")
             };
-            Ok(finish(&locator, text, json!({"items": rows})))
+            ToolOutput::typed(text, &PrepareOutput { items: rows })
         }
         .boxed()
     }

@@ -13,19 +13,20 @@ use std::collections::BTreeMap;
 use codeflow_file_stream::MirrorPath;
 use codeflow_lsp_pool::ServerHandle;
 use codeflow_session::Right;
-use codeflow_workspace::after_write::{
-    FileDiagnostics, SETTLE, publish_run, row_schema, row_text, wait_fresh,
-};
-use codeflow_workspace::diagnostics::diagnostic_json;
+use codeflow_workspace::after_write::{FileDiagnostics, SETTLE, publish_run, row_text, wait_fresh};
+use codeflow_workspace::diagnostics::{DiagnosticRow, Severity, diagnostic_row};
 use codeflow_workspace::{BatchScope, ProjectWorkspace};
+use codeflow_workspace::{FileReport, Scrubber};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::catalogue::{Catalogue, Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::output::schema_of;
 
 /// The `preview_edit` tool over the write tools of a catalogue.
 #[derive(Debug)]
@@ -70,6 +71,37 @@ const PREVIEWABLE: &[&str] = &[
     "delete_file",
 ];
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    tool: String,
+    /// The edit the tool planned (nothing was written).
+    edit: PlannedEdit,
+    files: Vec<Preview>,
+    /// Always false: a preview writes nothing.
+    written: bool,
+}
+
+/// The edit a tool planned: the edit-outcome members of its answer.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+struct PlannedEdit {
+    /// True when nothing was written.
+    #[serde(default = "yes")]
+    dry_run: bool,
+    /// True when the client's files were changed.
+    #[serde(default = "yes")]
+    applied: bool,
+    #[serde(default)]
+    files_changed: usize,
+    /// Per file: what changes, with 1-based ranges in the file's text before the edit.
+    #[serde(default)]
+    files: Vec<FileReport>,
+}
+
+fn yes() -> bool {
+    true
+}
+
 impl Tool for PreviewEdit {
     fn name(&self) -> &'static str {
         "preview_edit"
@@ -92,28 +124,7 @@ impl Tool for PreviewEdit {
     }
 
     fn output_schema(&self) -> Value {
-        let mut edit = codeflow_workspace::outcome_schema();
-        edit.as_object_mut().map(|o| o.remove("diagnostics"));
-        json!({
-            "type": "object",
-            "properties": {
-                "tool": {"type": "string"},
-                "edit": {"type": "object", "properties": edit, "description": "The edit the tool planned (nothing was written)."},
-                "files": {"type": "array", "items": {"type": "object", "properties": {
-                    "path": {"type": "string"},
-                    "server": {"type": "string"},
-                    "fresh": {"type": "boolean", "description": "False when the server did not answer for the current or the edited content in time."},
-                    "errors_before": {"type": "integer"},
-                    "errors_after": {"type": "integer"},
-                    "appeared": {"type": "array", "items": row_schema()},
-                    "disappeared": {"type": "array", "items": row_schema()},
-                    "after": {"type": "array", "items": row_schema(), "description": "Every diagnostic with the edit."},
-                    "note": {"type": "string", "description": "Why the answer may not be fresh, when more is known."}
-                }, "required": ["path", "server", "fresh", "errors_before", "errors_after", "appeared", "disappeared", "after"]}},
-                "written": {"type": "boolean", "description": "Always false: a preview writes nothing."}
-            },
-            "required": ["tool", "edit", "files", "written"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -170,33 +181,21 @@ impl Tool for PreviewEdit {
                 else {
                     continue;
                 };
-                rows_for_channel.push(FileDiagnostics {
-                    path: found.path.clone(),
-                    server: found.server.clone(),
-                    fresh: found.fresh,
-                    diagnostics: found.after.clone(),
-                    note: None,
-                });
+                rows_for_channel.push(FileDiagnostics::new(
+                    found.path.clone(),
+                    found.server.clone(),
+                    found.fresh,
+                    found.after.clone(),
+                    None,
+                ));
                 files.push(found);
             }
             publish_run(&ctx.caller, "preview_edit", &rows_for_channel);
-            let mut edit = planned.structured.clone();
-            for member in ["dry_run", "applied", "files_changed", "files"] {
-                if edit.get(member).is_none() {
-                    edit[member] = match member {
-                        "files" => json!([]),
-                        "files_changed" => json!(0),
-                        _ => json!(true),
-                    };
-                }
-            }
-            let edit: Map<String, Value> = ["dry_run", "applied", "files_changed", "files"]
-                .iter()
-                .map(|k| ((*k).to_owned(), edit[*k].clone()))
-                .collect();
+            let edit: PlannedEdit = serde_json::from_value(planned.structured)
+                .map_err(|e| ToolError::failed(format!("{name} answered no edit outcome: {e}")))?;
             let mut text = vec![format!(
                 "Preview of {name} (nothing was written): {} file(s) would change.",
-                edit["files"].as_array().map_or(0, Vec::len)
+                edit.files.len()
             )];
             for f in &files {
                 text.push(format!(
@@ -226,45 +225,34 @@ impl Tool for PreviewEdit {
             if files.is_empty() {
                 text.push("No changed file has a language server to check it.".to_owned());
             }
-            Ok(ToolOutput {
-                text: text.join("\n"),
-                structured: json!({
-                    "tool": name,
-                    "edit": edit,
-                    "files": files.iter().map(Preview::to_json).collect::<Vec<_>>(),
-                    "written": false,
-                }),
-            })
+            let out = Output {
+                tool: name,
+                edit,
+                files,
+                written: false,
+            };
+            ToolOutput::typed(text.join("\n"), &out)
         }
         .boxed()
     }
 }
 
 /// One file's preview.
+#[derive(Debug, Serialize, JsonSchema)]
 struct Preview {
+    /// Why the answer may not be fresh, when more is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
     path: String,
     server: String,
+    /// False when the server did not answer for the current or the edited content in time.
     fresh: bool,
     errors_before: usize,
     errors_after: usize,
-    appeared: Vec<Value>,
-    disappeared: Vec<Value>,
-    after: Vec<Value>,
-}
-
-impl Preview {
-    fn to_json(&self) -> Value {
-        let mut out = json!({
-            "path": self.path, "server": self.server, "fresh": self.fresh,
-            "errors_before": self.errors_before, "errors_after": self.errors_after,
-            "appeared": self.appeared, "disappeared": self.disappeared, "after": self.after,
-        });
-        if let Some(note) = &self.note {
-            out["note"] = json!(note);
-        }
-        out
-    }
+    appeared: Vec<DiagnosticRow>,
+    disappeared: Vec<DiagnosticRow>,
+    /// Every diagnostic with the edit.
+    after: Vec<DiagnosticRow>,
 }
 
 /// Puts a server's view of a document back to the mirror's content as it is then (or closes
@@ -295,23 +283,35 @@ impl Drop for Restore {
 
 /// Rows as comparable keys: what the diagnostic says and on which text (positions move with
 /// the edit).
-fn key(row: &Value) -> (String, String, String, String) {
-    let s = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
-    (s("severity"), s("message"), s("code"), s("text"))
+fn key(row: &DiagnosticRow) -> (String, String, String, String) {
+    (
+        row.severity.name().to_owned(),
+        row.message.to_string(),
+        row.code.clone().unwrap_or_default(),
+        row.text.clone().unwrap_or_default(),
+    )
 }
 
-fn rows(text: &str, d: &[codeflow_lsp_pool::lsp_types::Diagnostic]) -> Vec<Value> {
+fn rows(
+    text: &str,
+    d: &[codeflow_lsp_pool::lsp_types::Diagnostic],
+    scrubber: &Scrubber,
+) -> Vec<DiagnosticRow> {
     let mut d = d.to_vec();
     d.sort_by_key(|d| (d.range.start.line, d.range.start.character));
-    d.iter().map(|d| diagnostic_json(Some(text), d)).collect()
+    d.iter()
+        .map(|d| diagnostic_row(Some(text), d, scrubber))
+        .collect()
 }
 
-fn errors(rows: &[Value]) -> usize {
-    rows.iter().filter(|r| r["severity"] == "error").count()
+fn errors(rows: &[DiagnosticRow]) -> usize {
+    rows.iter()
+        .filter(|r| r.severity == Severity::Error)
+        .count()
 }
 
 /// Differences of two lists of rows, as multisets by [`key`].
-fn minus(a: &[Value], b: &[Value]) -> Vec<Value> {
+fn minus(a: &[DiagnosticRow], b: &[DiagnosticRow]) -> Vec<DiagnosticRow> {
     let mut counts: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
     for r in b {
         *counts.entry(key(r)).or_default() += 1;
@@ -336,6 +336,7 @@ async fn preview_file(
     after_bytes: Vec<u8>,
 ) -> Option<Preview> {
     let server = workspace.lease.server_for_file(path.as_path()).await.ok()?;
+    let scrubber = ctx.caller.scrubber(workspace);
     let current = if existed {
         Some(String::from_utf8_lossy(&workspace.mirror.read(path).await.ok()?).into_owned())
     } else {
@@ -349,7 +350,7 @@ async fn preview_file(
             match server.diagnostics_settled(path.as_path(), SETTLE).await {
                 Ok(r) => {
                     fresh &= r.fresh;
-                    rows(text, &r.diagnostics)
+                    rows(text, &r.diagnostics, &scrubber)
                 }
                 Err(_) => {
                     fresh = false;
@@ -375,7 +376,7 @@ async fn preview_file(
             if r.fresh {
                 note = None;
             }
-            rows(&after_text, &r.diagnostics)
+            rows(&after_text, &r.diagnostics, &scrubber)
         }
         None => {
             fresh = false;

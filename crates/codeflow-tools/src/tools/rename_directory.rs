@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::tools::rename_file::{move_input_schema, move_output_schema, move_paths};
+use crate::output::schema_of;
+use crate::tools::rename_file::{MoveOutput, move_input_schema, move_paths};
 
 /// The `rename_directory` tool (its description is in `description`).
 #[derive(Debug)]
@@ -37,7 +38,7 @@ impl Tool for RenameDirectory {
     }
 
     fn output_schema(&self) -> Value {
-        move_output_schema()
+        schema_of::<MoveOutput>()
     }
 
     fn call<'a>(

@@ -12,7 +12,12 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::{ResolvedFile, ToolContext};
 use crate::error::{ToolError, parse_args};
 use crate::imports::{self, Lang};
-use codeflow_workspace::{FileOperation, notify_file_operation, outcome_schema};
+use codeflow_workspace::{FileOperation, notify_file_operation};
+
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
+use crate::output::schema_of;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// The `rename_file` tool (its description is in `description`).
 #[derive(Debug)]
@@ -44,7 +49,7 @@ impl Tool for RenameFile {
     }
 
     fn output_schema(&self) -> Value {
-        move_output_schema()
+        schema_of::<MoveOutput>()
     }
 
     fn call<'a>(
@@ -75,11 +80,24 @@ pub(crate) fn move_input_schema(what: &str) -> Value {
     })
 }
 
-pub(crate) fn move_output_schema() -> Value {
-    let mut properties = outcome_schema();
-    properties["moved"] = json!({"type": "array", "items": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}}, "description": "Each file moved."});
-    properties["imports_updated_by"] = json!({"type": "array", "items": {"type": "string"}, "description": "Who computed the import edits: a language server's workspace/willRenameFiles, or `text` (CodeFlow's import scan)."});
-    json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "moved"]})
+/// The answer of `rename_file` and `rename_directory`.
+pub(crate) type MoveOutput = OutcomeWith<Moved>;
+
+/// What moved, and who updated the imports.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Moved {
+    /// Each file moved.
+    moved: Vec<Move>,
+    /// Who computed the import edits: a language server's workspace/willRenameFiles, or
+    /// `text` (CodeFlow's import scan).
+    imports_updated_by: Vec<String>,
+}
+
+/// One file moved.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Move {
+    from: String,
+    to: String,
 }
 
 /// Moves a file or (with `directory`) a directory and updates imports; see the tool docs.
@@ -226,14 +244,18 @@ pub(crate) async fn move_paths(
     if rewritten > 0 || handled.is_empty() {
         updated_by.push("text".to_owned());
     }
-    let mut structured = outcome.to_json();
-    structured["moved"] = json!(pairs
-        .iter()
-        .map(|(a, b)| json!({"from": ctx.client_path(&workspace, a), "to": ctx.client_path(&workspace, b)}))
-        .collect::<Vec<_>>());
-    structured["imports_updated_by"] = json!(updated_by);
+    let moved = Moved {
+        moved: pairs
+            .iter()
+            .map(|(a, b)| Move {
+                from: ctx.client_path(&workspace, a),
+                to: ctx.client_path(&workspace, b),
+            })
+            .collect(),
+        imports_updated_by: updated_by,
+    };
     let text = outcome.to_text(&format!("Move {} to {}", from.client, to.client));
-    Ok(ToolOutput { text, structured })
+    ToolOutput::typed(text, &outcome.with(moved))
 }
 
 fn plan_path(

@@ -10,8 +10,12 @@ use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
 use crate::lsp::{Document, from_lsp, line_text};
-use crate::tools::rename_symbol_strict::{rename_at, rename_schema_members};
-use codeflow_workspace::outcome_schema;
+use crate::tools::rename_symbol_strict::{RenameMembers, rename_at};
+use codeflow_workspace::OutcomeOutput;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::output::schema_of;
 
 /// The `rename_symbol` tool (its description is in `description`).
 #[derive(Debug)]
@@ -33,6 +37,30 @@ struct Args {
 
 fn yes() -> bool {
     true
+}
+
+/// The answer: a rename's outcome, or the candidates when the name is ambiguous.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    #[serde(flatten)]
+    outcome: OutcomeOutput,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    rename: Option<RenameMembers>,
+    /// When the name is ambiguous: the matching symbols (nothing was renamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<Vec<Candidate>>,
+    warnings: Vec<String>,
+}
+
+/// A symbol the name matches.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Candidate {
+    name: String,
+    kind: String,
+    container: String,
+    path: String,
+    line: u32,
+    character: u32,
 }
 
 impl Tool for RenameSymbol {
@@ -61,18 +89,7 @@ impl Tool for RenameSymbol {
     }
 
     fn output_schema(&self) -> Value {
-        let mut properties = outcome_schema();
-        properties["candidates"] = json!({
-            "type": "array",
-            "description": "When the name is ambiguous: the matching symbols (nothing was renamed).",
-            "items": {"type": "object", "properties": {
-                "name": {"type": "string"}, "kind": {"type": "string"}, "container": {"type": "string"},
-                "path": {"type": "string"}, "line": {"type": "integer"}, "character": {"type": "integer"}
-            }}
-        });
-        properties["warnings"] = json!({"type": "array", "items": {"type": "string"}});
-        rename_schema_members(&mut properties);
-        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files"]})
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -97,20 +114,22 @@ impl Tool for RenameSymbol {
                     args.verify,
                 )
                 .await?;
-                let ToolOutput {
-                    mut text,
-                    mut structured,
-                } = outcome.output(&format!(
+                let (mut text, out) = outcome.answer(&format!(
                     "Rename `{}` to `{}`",
                     args.symbol_name, args.new_name
                 ));
                 for w in &found.warnings {
                     text.push_str(&format!("\nWarning: {w}"));
                 }
-                structured["warnings"] = json!(found.warnings);
-                return Ok(ToolOutput { text, structured });
+                let out = Output {
+                    outcome: out.outcome,
+                    rename: Some(out.with),
+                    candidates: None,
+                    warnings: found.warnings,
+                };
+                return ToolOutput::typed(text, &out);
             }
-            let candidates: Vec<Value> = found
+            let candidates: Vec<Candidate> = found
                 .symbols
                 .iter()
                 .map(|s| {
@@ -118,14 +137,14 @@ impl Tool for RenameSymbol {
                         line_text(&doc.text, s.selection_range.start.line),
                         s.selection_range.start,
                     );
-                    json!({
-                        "name": s.name,
-                        "kind": s.kind_label(),
-                        "container": s.container.join("."),
-                        "path": doc.file.client,
-                        "line": at.line,
-                        "character": at.character,
-                    })
+                    Candidate {
+                        name: s.name.clone(),
+                        kind: s.kind_label().to_owned(),
+                        container: s.container.join("."),
+                        path: doc.file.client.clone(),
+                        line: at.line,
+                        character: at.character,
+                    }
                 })
                 .collect();
             let mut text = format!(
@@ -138,29 +157,30 @@ impl Tool for RenameSymbol {
             for c in &candidates {
                 text.push_str(&format!(
                     "- {} ({}{}) at {}:{}:{}\n",
-                    c["name"].as_str().unwrap_or_default(),
-                    c["kind"].as_str().unwrap_or_default(),
-                    c["container"]
-                        .as_str()
+                    c.name,
+                    c.kind,
+                    Some(c.container.as_str())
                         .filter(|s| !s.is_empty())
                         .map(|s| format!(" in {s}"))
                         .unwrap_or_default(),
                     doc.file.client,
-                    c["line"],
-                    c["character"]
+                    c.line,
+                    c.character
                 ));
             }
-            Ok(ToolOutput {
-                text,
-                structured: json!({
-                    "dry_run": ctx.is_dry_run(args.dry_run),
-                    "applied": false,
-                    "files_changed": 0,
-                    "files": [],
-                    "candidates": candidates,
-                    "warnings": found.warnings,
-                }),
-            })
+            let out = Output {
+                outcome: OutcomeOutput {
+                    dry_run: ctx.is_dry_run(args.dry_run),
+                    applied: false,
+                    files_changed: 0,
+                    files: Vec::new(),
+                    diagnostics: None,
+                },
+                rename: None,
+                candidates: Some(candidates),
+                warnings: found.warnings,
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

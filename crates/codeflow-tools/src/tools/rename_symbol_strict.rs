@@ -17,7 +17,13 @@ use crate::lsp::goto::goto;
 use crate::lsp::position::line_text;
 use crate::lsp::{Locator, Place};
 use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
-use codeflow_workspace::{EditPlan, outcome_output_schema};
+use codeflow_workspace::EditPlan;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
+use crate::lsp::CoverageMembers;
+use crate::output::schema_of;
 
 /// The `rename_symbol_strict` tool (its description is in `description`).
 #[derive(Debug)]
@@ -62,9 +68,7 @@ impl Tool for RenameSymbolStrict {
     }
 
     fn output_schema(&self) -> Value {
-        let mut schema = outcome_output_schema();
-        rename_schema_members(&mut schema["properties"]);
-        schema
+        schema_of::<OutcomeWith<RenameMembers>>()
     }
 
     fn call<'a>(
@@ -85,17 +89,17 @@ impl Tool for RenameSymbolStrict {
                 args.verify,
             )
             .await?;
-            Ok(outcome.output(&format!(
+            outcome.output(&format!(
                 "Rename at {}:{}:{} to `{}`",
                 doc.file.client, args.line, args.character, args.new_name
-            )))
+            ))
         }
         .boxed()
     }
 }
 
 /// A place where the old name is still written after a rename.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct Leftover {
     pub path: String,
     /// 1-based.
@@ -129,8 +133,14 @@ const MAX_SEARCHED: usize = 5000;
 const MAX_LEFTOVERS: usize = 50;
 
 impl RenameOutcome {
-    /// The answer: the outcome's text and JSON, with the leftovers (and a refusal) in both.
-    pub fn output(&self, what: &str) -> ToolOutput {
+    /// The answer.
+    pub fn output(&self, what: &str) -> Result<ToolOutput, ToolError> {
+        let (text, out) = self.answer(what);
+        ToolOutput::typed(text, &out)
+    }
+
+    /// The answer's text and structured content, with the leftovers (and a refusal) in both.
+    pub fn answer(&self, what: &str) -> (String, OutcomeWith<RenameMembers>) {
         let mut text = if self.refused {
             format!(
                 "{what}: nothing was written — the old name would remain in {} place(s) the language server did not rename, so the code would break. The edits it offered are below; rename the places listed by hand (or with rename_symbol_strict there), or call again with verify: false to write them anyway.\n{}",
@@ -176,35 +186,34 @@ impl RenameOutcome {
             ));
         }
         self.coverage.note(&mut text);
-        let mut structured = self.outcome.to_json();
-        structured["completed"] = json!(self.completed);
-        self.coverage.mark(&mut structured);
+        let mut out = self.outcome.with(RenameMembers {
+            leftovers: self.leftovers.clone(),
+            refused: self.refused.then_some(true),
+            completed: self.completed.clone(),
+            coverage: self.coverage.members(),
+        });
         if self.refused {
-            structured["applied"] = json!(false);
-            structured["refused"] = json!(true);
+            out.outcome.applied = false;
         }
-        structured["leftovers"] = json!(
-            self.leftovers
-                .iter()
-                .map(|l| json!({"path": l.path, "line": l.line, "character": l.character, "text": l.text}))
-                .collect::<Vec<_>>()
-        );
-        ToolOutput { text, structured }
+        (text, out)
     }
 }
 
-/// The output-schema members a rename adds to an edit outcome.
-pub(crate) fn rename_schema_members(properties: &mut Value) {
-    properties["leftovers"] = json!({
-        "type": "array",
-        "description": "Whole-word occurrences of the old name still in the project's files of that language after the rename (places the language server did not rename, or other symbols of the same name).",
-        "items": {"type": "object", "properties": {
-            "path": {"type": "string"}, "line": {"type": "integer"}, "character": {"type": "integer"}, "text": {"type": "string"}
-        }, "required": ["path", "line", "character", "text"]}
-    });
-    properties["refused"] = json!({"type": "boolean", "description": "True when verify found leftovers and nothing was written."});
-    properties["completed"] = json!({"type": "array", "items": {"type": "string"}, "description": "Files where uses the language server's edit missed (checked by their definition) were renamed too."});
-    Coverage::schema_members(properties);
+/// The members a rename adds to an edit outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct RenameMembers {
+    /// Whole-word occurrences of the old name still in the project's files of that language
+    /// after the rename (places the language server did not rename, or other symbols of the
+    /// same name).
+    leftovers: Vec<Leftover>,
+    /// True when verify found leftovers and nothing was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<bool>,
+    /// Files where uses the language server's edit missed (checked by their definition) were
+    /// renamed too.
+    completed: Vec<String>,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
 }
 
 /// `textDocument/rename` at `position`, then the edit through [`EditPlan`]; afterwards the
@@ -235,7 +244,7 @@ pub(crate) async fn rename_at(
             work_done_progress_params: Default::default(),
         })
         .await
-        .map_err(ToolError::from_lsp)?
+        .map_err(|e| doc.lsp_error(e))?
         .ok_or_else(|| {
             ToolError::failed(format!(
                 "language server {} found nothing to rename at {}:{}:{}",

@@ -3,12 +3,14 @@
 use codeflow_session::Right;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::output::schema_of;
 
 /// The `restart_server` tool (its description is in `description`).
 #[derive(Debug)]
@@ -19,6 +21,13 @@ pub struct RestartServer;
 struct Args {
     #[serde(default)]
     extensions: Option<Vec<String>>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    /// Ids of the servers restarted.
+    restarted: Vec<String>,
 }
 
 impl Tool for RestartServer {
@@ -45,13 +54,7 @@ impl Tool for RestartServer {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "restarted": {"type": "array", "items": {"type": "string"}, "description": "Ids of the servers restarted."}
-            },
-            "required": ["restarted"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -79,10 +82,7 @@ impl Tool for RestartServer {
             } else {
                 format!("Restarted: {}.", restarted.join(", "))
             };
-            Ok(ToolOutput {
-                text,
-                structured: json!({"restarted": restarted}),
-            })
+            ToolOutput::typed(text, &Output { restarted })
         }
         .boxed()
     }

@@ -4,9 +4,16 @@ use codeflow_lsp_pool::Operation;
 use std::collections::BTreeSet;
 
 use codeflow_lsp_pool::lsp_types::{Position, Range, TextEdit};
+use codeflow_workspace::OutcomeOutput;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::edit_output::OutcomeWith;
+use crate::lsp::CoverageMembers;
+use crate::output::schema_of;
+use crate::symbol_edit::EditedSymbol;
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
@@ -35,6 +42,23 @@ struct Args {
 /// At most this many references are listed.
 const MAX_LISTED: usize = 50;
 
+/// What a safe deletion checked.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Deletion {
+    /// The symbol found by name_path (1-based lines, before the edit).
+    symbol: EditedSymbol,
+    /// True when references remain and nothing was deleted.
+    refused: bool,
+    /// Uses of the symbol outside its own definition (at most 50).
+    references: Vec<Place>,
+    references_total: usize,
+    /// Files of the language that write the name where the language server reported no use
+    /// (uses it may have missed): deletion is refused while there are any.
+    mentions: Vec<String>,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
+}
+
 impl Tool for SafeDeleteSymbol {
     fn name(&self) -> &'static str {
         "safe_delete_symbol"
@@ -58,22 +82,7 @@ impl Tool for SafeDeleteSymbol {
     }
 
     fn output_schema(&self) -> Value {
-        let mut properties = codeflow_workspace::outcome_schema();
-        properties["symbol"] = symbol_edit::symbol_schema();
-        properties["refused"] = json!({"type": "boolean", "description": "True when references remain and nothing was deleted."});
-        properties["references"] = json!({
-            "type": "array",
-            "description": "Uses of the symbol outside its own definition (at most 50).",
-            "items": Place::schema()
-        });
-        properties["references_total"] = json!({"type": "integer"});
-        properties["mentions"] = json!({
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Files of the language that write the name where the language server reported no use (uses it may have missed): deletion is refused while there are any."
-        });
-        Coverage::schema_members(&mut properties);
-        json!({"type": "object", "properties": properties, "required": ["dry_run", "applied", "files", "symbol", "refused", "references"]})
+        schema_of::<OutcomeWith<Deletion>>()
     }
 
     fn call<'a>(
@@ -134,19 +143,24 @@ impl Tool for SafeDeleteSymbol {
                         mentions.join(", ")
                     ));
                 }
-                let mut structured = json!({
-                    "dry_run": args.dry_run,
-                    "applied": false,
-                    "files_changed": 0,
-                    "files": [],
-                    "symbol": located.to_json(),
-                    "refused": true,
-                    "references": uses.iter().take(MAX_LISTED).collect::<Vec<_>>(),
-                    "references_total": uses.len(),
-                    "mentions": mentions,
-                });
-                coverage.mark(&mut structured);
-                return Ok(ToolOutput { text, structured });
+                let out = OutcomeWith {
+                    outcome: OutcomeOutput {
+                        dry_run: args.dry_run,
+                        applied: false,
+                        files_changed: 0,
+                        files: Vec::new(),
+                        diagnostics: None,
+                    },
+                    with: Deletion {
+                        symbol: located.edited(),
+                        refused: true,
+                        references: uses.iter().take(MAX_LISTED).cloned().collect(),
+                        references_total: uses.len(),
+                        mentions,
+                        coverage: coverage.members(),
+                    },
+                };
+                return ToolOutput::typed(text, &out);
             }
             let mut plan = ctx.edit_plan(ctx.workspace().await?)?;
             if plan.text(&doc.file.mirror).await?.as_deref() != Some(&*doc.text) {
@@ -159,15 +173,17 @@ impl Tool for SafeDeleteSymbol {
             plan.text_edits(&doc.file.mirror, vec![deletion(&doc.text, span)])
                 .await?;
             let outcome = plan.commit(args.dry_run).await?;
-            let mut out = outcome.report(&what, None);
-            out.structured["symbol"] = located.to_json();
-            out.structured["refused"] = json!(false);
-            out.structured["references"] = json!([]);
-            out.structured["references_total"] = json!(0);
-            out.structured["mentions"] = json!([]);
-            coverage.mark(&mut out.structured);
-            coverage.note(&mut out.text);
-            Ok(out)
+            let mut text = outcome.with_diagnostics(outcome.report_text(&what, None));
+            coverage.note(&mut text);
+            let out = outcome.with(Deletion {
+                symbol: located.edited(),
+                refused: false,
+                references: Vec::new(),
+                references_total: 0,
+                mentions: Vec::new(),
+                coverage: coverage.members(),
+            });
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

@@ -18,13 +18,16 @@ use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{
     BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch,
 };
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::lsp::CoverageMembers;
 use crate::lsp::{Coverage, DEFAULT_MAX_RESULTS};
+use crate::output::schema_of;
 
 /// The `search_for_pattern` tool (its description is in `description`).
 #[derive(Debug)]
@@ -53,6 +56,43 @@ const MAX_LINE: usize = 300;
 /// Most context lines asked for.
 const MAX_CONTEXT: usize = 20;
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    matches: Vec<MatchRow>,
+    /// Matching lines returned; with truncated, there are more.
+    total: usize,
+    /// True when the search stopped at max_results: more lines match.
+    truncated: bool,
+    files_searched: usize,
+    files_matched: usize,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
+}
+
+/// One matching line.
+#[derive(Debug, Serialize, JsonSchema)]
+struct MatchRow {
+    path: String,
+    /// 1-based.
+    line: u64,
+    /// 1-based character where the first match on the line starts.
+    character: usize,
+    /// The line (at most 300 characters).
+    text: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    before: Vec<ContextLine>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    after: Vec<ContextLine>,
+}
+
+/// A line around a match.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ContextLine {
+    line: u64,
+    text: String,
+}
+
 impl Tool for SearchForPattern {
     fn name(&self) -> &'static str {
         "search_for_pattern"
@@ -79,29 +119,7 @@ impl Tool for SearchForPattern {
     }
 
     fn output_schema(&self) -> Value {
-        let line = json!({"type": "object", "properties": {
-            "line": {"type": "integer"}, "text": {"type": "string"}
-        }, "required": ["line", "text"]});
-        let mut schema = json!({
-            "type": "object",
-            "properties": {
-                "matches": {"type": "array", "items": {"type": "object", "properties": {
-                    "path": {"type": "string"},
-                    "line": {"type": "integer", "description": "1-based."},
-                    "character": {"type": "integer", "description": "1-based character where the first match on the line starts."},
-                    "text": {"type": "string", "description": "The line (at most 300 characters)."},
-                    "before": {"type": "array", "items": line},
-                    "after": {"type": "array", "items": line}
-                }, "required": ["path", "line", "character", "text"]}},
-                "total": {"type": "integer", "description": "Matching lines returned; with truncated, there are more."},
-                "truncated": {"type": "boolean", "description": "True when the search stopped at max_results: more lines match."},
-                "files_searched": {"type": "integer"},
-                "files_matched": {"type": "integer"}
-            },
-            "required": ["matches", "total", "truncated", "files_searched", "files_matched"]
-        });
-        Coverage::schema_members(&mut schema["properties"]);
-        schema
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -149,19 +167,19 @@ impl Tool for SearchForPattern {
                 for (n, t) in &m.after {
                     text.push(format!("{client}-{n}-  {t}"));
                 }
-                let lines = |v: &[(u64, String)]| {
-                    v.iter()
-                        .map(|(n, t)| json!({"line": n, "text": t}))
+                let lines = |v: Vec<(u64, String)>| {
+                    v.into_iter()
+                        .map(|(line, text)| ContextLine { line, text })
                         .collect::<Vec<_>>()
                 };
-                let mut row = json!({"path": client, "line": m.line, "character": m.character, "text": m.text});
-                if !m.before.is_empty() {
-                    row["before"] = json!(lines(&m.before));
-                }
-                if !m.after.is_empty() {
-                    row["after"] = json!(lines(&m.after));
-                }
-                matches.push(row);
+                matches.push(MatchRow {
+                    path: client,
+                    line: m.line,
+                    character: m.character,
+                    text: m.text,
+                    before: lines(m.before),
+                    after: lines(m.after),
+                });
             }
             let total = matches.len();
             let mut head = if total == 0 {
@@ -191,15 +209,15 @@ impl Tool for SearchForPattern {
             text.insert(0, head);
             let mut text = text.join("\n");
             coverage.note(&mut text);
-            let mut structured = json!({
-                "matches": matches,
-                "total": total,
-                "truncated": found.truncated,
-                "files_searched": found.files_searched,
-                "files_matched": files.len(),
-            });
-            coverage.mark(&mut structured);
-            Ok(ToolOutput { text, structured })
+            let out = Output {
+                matches,
+                total,
+                truncated: found.truncated,
+                files_searched: found.files_searched,
+                files_matched: files.len(),
+                coverage: coverage.members(),
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

@@ -14,10 +14,14 @@ use serde_json::{Value, json};
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
-use crate::lsp::args::{finish, object, with_warnings};
+use crate::lsp::args::{object, with_warnings};
 use crate::lsp::coverage::Wanted;
 use crate::lsp::limit::max_results_schema;
 use crate::lsp::{Coverage, Document, FileRef, Limited, Locator, Place, kind_name};
+use crate::lsp::{CoverageMembers, SymbolPlace};
+use crate::output::schema_of;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// The `search_workspace_symbols` tool (its description is in `description`).
 #[derive(Debug)]
@@ -102,6 +106,28 @@ fn is_empty(response: Option<&WorkspaceSymbolResponse>) -> bool {
     }
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    query: String,
+    symbols: Vec<Found>,
+    total: usize,
+    truncated: bool,
+    /// Language servers asked.
+    servers: Vec<String>,
+    warnings: Vec<String>,
+    #[serde(flatten)]
+    coverage: CoverageMembers,
+}
+
+/// A symbol found.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Found {
+    #[serde(flatten)]
+    symbol: SymbolPlace,
+    container: String,
+}
+
 impl Tool for SearchWorkspaceSymbols {
     fn name(&self) -> &'static str {
         "search_workspace_symbols"
@@ -120,24 +146,7 @@ impl Tool for SearchWorkspaceSymbols {
     }
 
     fn output_schema(&self) -> Value {
-        let mut place = Place::symbol_schema();
-        if let Some(props) = place["properties"].as_object_mut() {
-            props.insert("container".into(), json!({"type": "string"}));
-        }
-        let mut schema = json!({
-            "type": "object",
-            "properties": {
-                "query": {"type": "string"},
-                "symbols": {"type": "array", "items": place},
-                "total": {"type": "integer"},
-                "truncated": {"type": "boolean"},
-                "servers": {"type": "array", "items": {"type": "string"}, "description": "Language servers asked."},
-                "warnings": {"type": "array", "items": {"type": "string"}}
-            },
-            "required": ["query", "symbols", "total", "truncated", "servers", "warnings", "partial"]
-        });
-        Coverage::schema_members(&mut schema["properties"]);
-        schema
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -193,7 +202,7 @@ impl Tool for SearchWorkspaceSymbols {
                         missing.push(ToolError::from_lsp(e).to_string());
                         continue;
                     }
-                    Err(e) => return Err(crate::lsp::lsp_error(e)),
+                    Err(e) => return Err(doc.lsp_error(e)),
                 };
                 if is_empty(response.as_ref()) {
                     // A server that has just started may answer before it has found the
@@ -202,7 +211,7 @@ impl Tool for SearchWorkspaceSymbols {
                     let _ = doc.server.diagnostics(doc.file.mirror.as_path()).await;
                     response = ask(&doc, &args.query)
                         .await
-                        .map_err(crate::lsp::lsp_error)?;
+                        .map_err(|e| doc.lsp_error(e))?;
                 }
                 servers.push(server_id.clone());
                 let found: Vec<(String, _, Option<String>, _, Range)> = match response {
@@ -259,27 +268,27 @@ impl Tool for SearchWorkspaceSymbols {
             if let Some(n) = limited.notice("symbols") {
                 lines.push(n);
             }
-            let symbols: Vec<Value> = limited
+            let symbols: Vec<Found> = limited
                 .items
                 .iter()
-                .map(|(p, name, kind, container)| {
-                    let mut v = p.symbol_json(name, kind);
-                    v["container"] = json!(container);
-                    v
+                .map(|(p, name, kind, container)| Found {
+                    symbol: p.clone().symbol(name, kind),
+                    container: container.clone(),
                 })
                 .collect();
             let mut text = lines.join("\n");
             coverage.note(&mut text);
-            let mut structured = json!({
-                "query": args.query,
-                "symbols": symbols,
-                "total": limited.total,
-                "truncated": limited.truncated,
-                "servers": servers,
-                "warnings": warnings,
-            });
-            coverage.mark(&mut structured);
-            Ok(finish(&locator, with_warnings(text, &warnings), structured))
+            let text = with_warnings(text, &warnings);
+            let out = Output {
+                query: args.query,
+                symbols,
+                total: limited.total,
+                truncated: limited.truncated,
+                servers,
+                warnings,
+                coverage: coverage.members(),
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

@@ -50,7 +50,7 @@ impl Tool for SymbolEdit {
     }
 
     fn output_schema(&self) -> Value {
-        symbol_edit::output_schema()
+        crate::output::schema_of::<symbol_edit::SymbolEditOutput>()
     }
 
     fn call<'a>(

@@ -11,12 +11,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
 use crate::error::{ToolError, parse_args};
+use crate::output::schema_of;
 
 /// Longest delay a call may ask for.
 const MAX_DELAY_MS: u64 = 60_000;
@@ -43,6 +45,14 @@ struct Args {
     forget: bool,
 }
 
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Output {
+    key: String,
+    /// Executions of this key in this session, this one included.
+    executions: u64,
+}
+
 impl Tool for TestCounter {
     fn name(&self) -> &'static str {
         "test_counter"
@@ -67,14 +77,7 @@ impl Tool for TestCounter {
     }
 
     fn output_schema(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "key": {"type": "string"},
-                "executions": {"type": "integer", "description": "Executions of this key in this session, this one included."}
-            },
-            "required": ["key", "executions"]
-        })
+        schema_of::<Output>()
     }
 
     fn call<'a>(
@@ -104,10 +107,12 @@ impl Tool for TestCounter {
             if !args.peek {
                 tokio::time::sleep(Duration::from_millis(args.delay_ms.min(MAX_DELAY_MS))).await;
             }
-            Ok(ToolOutput {
-                text: format!("{}: {executions} execution(s)", args.key),
-                structured: json!({"key": args.key, "executions": executions}),
-            })
+            let text = format!("{}: {executions} execution(s)", args.key);
+            let out = Output {
+                key: args.key,
+                executions,
+            };
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

@@ -17,13 +17,15 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalogue::{Tool, ToolOutput};
 use crate::context::ToolContext;
+use crate::edit_output::{EditOutcomeExt, OutcomeWith};
 use crate::error::{ToolError, parse_args};
-use codeflow_workspace::outcome_schema;
+use crate::output::schema_of;
+use schemars::JsonSchema;
 
 /// The `update_dependencies` tool (its description is in `description`).
 #[derive(Debug)]
@@ -82,7 +84,8 @@ impl Request {
 }
 
 /// What happened to one entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     /// It was not there.
     Added,
@@ -103,18 +106,20 @@ impl Action {
 }
 
 /// One change to one entry of a manifest section.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Change {
-    /// The manifest's own name for the section (`devDependencies`, `dev-dependencies`,
-    /// `project.dependencies`, `version`, ...).
+    /// The manifest's section, in its own words (dependencies, devDependencies,
+    /// dev-dependencies, project.dependencies, scripts, version, require, ...).
     pub section: String,
     /// What happened.
     pub action: Action,
     /// The entry's name.
     pub name: String,
-    /// The new value (version, requirement or command); none for removals.
+    /// The new version, requirement or command; none for removals.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// The value before; none for additions.
+    /// The value before the change; none for additions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
 }
 
@@ -160,17 +165,22 @@ impl Edited {
 }
 
 /// The manifests this tool edits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub enum Manifest {
     /// `package.json` (npm).
+    #[serde(rename = "package.json")]
     PackageJson,
     /// `Cargo.toml`.
+    #[serde(rename = "Cargo.toml")]
     CargoToml,
     /// `pyproject.toml` (PEP 621).
+    #[serde(rename = "pyproject.toml")]
     Pyproject,
     /// `requirements.txt`.
+    #[serde(rename = "requirements.txt")]
     Requirements,
     /// `go.mod`.
+    #[serde(rename = "go.mod")]
     GoMod,
 }
 
@@ -258,6 +268,20 @@ fn summary(file: &str, manifest: Manifest, edited: &Edited, dry_run: bool) -> St
     out
 }
 
+/// What the tool changed in the manifest (its members of the answer).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ManifestChanges {
+    /// The manifest, as the client names it.
+    file: String,
+    manifest: Manifest,
+    /// Every entry changed (or that would be, in a dry run), in order.
+    changes: Vec<Change>,
+    /// Things not done that were not errors (e.g. removing an absent dependency).
+    warnings: Vec<String>,
+    /// The manifest's whole content after the changes.
+    content: String,
+}
+
 impl Tool for UpdateDependencies {
     fn name(&self) -> &'static str {
         "update_dependencies"
@@ -286,32 +310,7 @@ impl Tool for UpdateDependencies {
     }
 
     fn output_schema(&self) -> Value {
-        let mut properties = outcome_schema();
-        properties["file"] =
-            json!({"type": "string", "description": "The manifest, as the client names it."});
-        properties["manifest"] = json!({"type": "string", "enum": ["package.json", "Cargo.toml", "pyproject.toml", "requirements.txt", "go.mod"]});
-        properties["changes"] = json!({
-            "type": "array",
-            "description": "Every entry changed (or that would be, in a dry run), in order.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "section": {"type": "string", "description": "The manifest's section, in its own words (dependencies, devDependencies, dev-dependencies, project.dependencies, scripts, version, require, ...)."},
-                    "action": {"type": "string", "enum": ["added", "updated", "removed"]},
-                    "name": {"type": "string"},
-                    "value": {"type": "string", "description": "The new version, requirement or command."},
-                    "previous": {"type": "string", "description": "The value before the change."}
-                },
-                "required": ["section", "action", "name"]
-            }
-        });
-        properties["warnings"] = json!({"type": "array", "items": {"type": "string"}, "description": "Things not done that were not errors (e.g. removing an absent dependency)."});
-        properties["content"] = json!({"type": "string", "description": "The manifest's whole content after the changes."});
-        json!({
-            "type": "object",
-            "properties": properties,
-            "required": ["file", "manifest", "changes", "warnings", "content", "dry_run", "applied", "files"]
-        })
+        schema_of::<OutcomeWith<ManifestChanges>>()
     }
 
     fn call<'a>(
@@ -358,26 +357,14 @@ impl Tool for UpdateDependencies {
                 text.push('\n');
                 text.push_str(&diagnostics);
             }
-            let mut structured = outcome.to_json();
-            structured["file"] = json!(file.client);
-            structured["manifest"] = json!(manifest.name());
-            structured["changes"] = edited
-                .changes
-                .iter()
-                .map(|c| {
-                    let mut v = json!({"section": c.section, "action": c.action.as_str(), "name": c.name});
-                    if let Some(value) = &c.value {
-                        v["value"] = json!(value);
-                    }
-                    if let Some(previous) = &c.previous {
-                        v["previous"] = json!(previous);
-                    }
-                    v
-                })
-                .collect();
-            structured["warnings"] = json!(edited.warnings);
-            structured["content"] = json!(edited.content);
-            Ok(ToolOutput { text, structured })
+            let out = outcome.with(ManifestChanges {
+                file: file.client.clone(),
+                manifest,
+                changes: edited.changes,
+                warnings: edited.warnings,
+                content: edited.content,
+            });
+            ToolOutput::typed(text, &out)
         }
         .boxed()
     }

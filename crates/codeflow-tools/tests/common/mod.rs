@@ -170,6 +170,11 @@ impl Fixture {
         std::fs::read_to_string(self.data_root.join("mirrors").join(&self.name).join(rel)).ok()
     }
 
+    /// The server's mirror of the project (where its language servers see the files).
+    pub fn mirror_root(&self) -> PathBuf {
+        self.data_root.join("mirrors").join(&self.name)
+    }
+
     /// Every file of the client's tree: relative path → content.
     pub fn tree(&self) -> BTreeMap<String, String> {
         tree(&self.root)
@@ -260,15 +265,25 @@ impl Fixture {
 pub fn matches_schema(schema: &Value, value: &Value) -> Result<(), String> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| format!("the schema itself is invalid: {e}"))?;
+    // Undeclared members first: the walk names the member itself, where the validator names
+    // the object that has it.
+    undeclared(schema, schema, value, "")?;
     if let Some(e) = validator.iter_errors(value).next() {
         return Err(format!("at {}: {e}", e.instance_path()));
     }
-    undeclared(schema, value, "")
+    Ok(())
 }
 
 /// The first member of `value` that `schema` does not declare: objects by `properties` (or an
-/// `additionalProperties` schema), arrays by `items`.
-fn undeclared(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+/// `additionalProperties` schema), arrays by `items`; a `$ref` is followed within `root`.
+fn undeclared(root: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        let target = target.strip_prefix('#').unwrap_or(target);
+        let resolved = root
+            .pointer(target)
+            .ok_or_else(|| format!("at {at}: the schema's $ref {target} resolves to nothing"))?;
+        return undeclared(root, resolved, value, at);
+    }
     match value {
         Value::Object(members) => {
             let properties = schema.get("properties").and_then(Value::as_object);
@@ -276,8 +291,8 @@ fn undeclared(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
             for (key, member) in members {
                 let here = format!("{at}/{key}");
                 match (properties.and_then(|p| p.get(key)), additional) {
-                    (Some(s), _) => undeclared(s, member, &here)?,
-                    (None, Some(s @ Value::Object(_))) => undeclared(s, member, &here)?,
+                    (Some(s), _) => undeclared(root, s, member, &here)?,
+                    (None, Some(s @ Value::Object(_))) => undeclared(root, s, member, &here)?,
                     (None, Some(Value::Bool(true))) => {}
                     (None, None) if properties.is_none() => {}
                     (None, _) => {
@@ -291,7 +306,7 @@ fn undeclared(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
             Some(s) => items
                 .iter()
                 .enumerate()
-                .try_for_each(|(i, item)| undeclared(s, item, &format!("{at}/{i}"))),
+                .try_for_each(|(i, item)| undeclared(root, s, item, &format!("{at}/{i}"))),
             None => Ok(()),
         },
         _ => Ok(()),
