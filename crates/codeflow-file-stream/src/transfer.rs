@@ -10,6 +10,35 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// `client/uploadFiles` (server → relay): send these files over an upload transfer that the
+/// server began for a sync — [`UploadFilesParams`] → the transfer's summary. The server asks
+/// only a relay whose `server/syncManifest` said `"transfers": true`.
+pub const UPLOAD_FILES: &str = "client/uploadFiles";
+
+/// `client/uploadFiles` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadFilesParams {
+    /// The upload operation (single use, bound to this session's project).
+    pub operation_id: String,
+    /// Where to connect, relative to the server's `/ws` URL: `/ws/file-stream/{operationId}`.
+    pub url: String,
+    /// The files to send, in this order; `index` in each header is the position here.
+    pub files: Vec<UploadEntry>,
+}
+
+/// One file the server wants, as the relay's manifest described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadEntry {
+    /// Its path relative to the project root.
+    pub path: String,
+    /// Its size by the manifest.
+    pub size: u64,
+    /// Its hash by the manifest: the sender puts it in the header without hashing again; the
+    /// server checks the content against it and refuses a file changed since.
+    pub hash: String,
+}
+
 /// A file's header frame tag.
 pub const HEADER: u8 = 1;
 /// A content chunk frame tag.
