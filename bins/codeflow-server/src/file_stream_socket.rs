@@ -74,6 +74,14 @@ pub async fn upgrade(
         }
     };
     let limits = app.file_limits;
+    let sync = op.lock().sync.clone();
+    if let Some(sync) = sync {
+        return upgrade
+            .max_message_size(CHUNK_BYTES + 64 * 1024)
+            .on_upgrade(move |socket| {
+                crate::sync_receive::receive_sync(socket, op, generation, sync)
+            });
+    }
     let is_upload = op.lock().upload.is_some();
     if is_upload {
         let registry = app.registry.clone();

@@ -64,7 +64,7 @@ impl Tool for HealthCheck {
                 },
                 "sessions_per_project": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "language_servers": {"type": "integer", "description": "Language servers this project has (any state)."},
-                "mirror": {"type": "object", "properties": {"files": {"type": "integer"}, "shared": {"type": "boolean"}}},
+                "mirror": {"type": "object", "properties": {"files": {"type": "integer"}, "shared": {"type": "boolean"}, "sync": {"type": "object", "description": "The mirror's sync: running now (progress: via, files, totalFiles, bytes, totalBytes), the last one, the last refused."}}},
                 "servers": {"type": "array", "items": {"type": "object"}, "description": "Per language server: state, pid, uptime, restarts, open documents."}
             },
             "required": ["status", "service", "version", "uptime_secs", "sessions", "session"]
@@ -110,6 +110,7 @@ impl Tool for HealthCheck {
                 structured["mirror"] = json!({
                     "files": ws.mirror.file_count(),
                     "shared": ws.mirror.is_shared(),
+                    "sync": ws.extensions.get::<codeflow_workspace::SyncState>().to_json(),
                 });
             }
             if args.include_details {
