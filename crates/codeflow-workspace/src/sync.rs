@@ -348,9 +348,10 @@ async fn sync_manifest_reporting(
     // whatever that did not bring (a file changed since its manifest entry, a transfer that
     // failed) is fetched with `client/readFiles` below.
     let mut transferred: (Vec<codeflow_file_stream::RelPath>, u64) = (Vec::new(), 0);
+    let mut removed_first = Vec::new();
     let mut transfer_summary = Value::Null;
     if offers_transfers && worth_a_transfer(&plan, &manifest) {
-        match upload_missing(caller, mirror, &manifest, &plan, &running).await {
+        match upload_missing(caller, mirror, &manifest, &plan, &running, &mut removed_first).await {
             Ok((stored, summary)) => {
                 transferred = stored;
                 transfer_summary = summary;
@@ -373,6 +374,8 @@ async fn sync_manifest_reporting(
             report.fetched.sort();
             report.fetched.dedup();
             report.fetched_bytes += bytes;
+            report.removed.append(&mut removed_first);
+            report.removed.sort();
             metrics::counter!("codeflow_sync_transferred_files_total")
                 .increment(transferred_files as u64);
             metrics::counter!("codeflow_sync_transferred_bytes_total").increment(bytes);
@@ -588,6 +591,7 @@ async fn upload_missing(
     manifest: &Manifest,
     plan: &codeflow_file_stream::SyncPlan,
     running: &RunningSync,
+    removed: &mut Vec<codeflow_file_stream::RelPath>,
 ) -> Result<((Vec<codeflow_file_stream::RelPath>, u64), Value), ErrorObject> {
     use crate::sync_upload::{Expected, SyncUpload};
     use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadFilesParams};
@@ -605,7 +609,7 @@ async fn upload_missing(
         .map_err(|e| file_error(&e))?;
     // Deletions first: they free room, and a file replaced by a directory (or the reverse)
     // is out of the way.
-    mirror
+    *removed = mirror
         .remove_unlisted(manifest)
         .await
         .map_err(|e| file_error(&e))?;
