@@ -33,7 +33,10 @@ fn project(files: usize, size: usize) -> tempfile::TempDir {
     write(root, "assets/nul.bin", &[0, 0, 255, 0]);
     write(root, "empty.txt", b"");
     write(root, "pkg/__init__.py", b"");
-    let deep = (0..24).map(|i| format!("d{i}")).collect::<Vec<_>>().join("/");
+    let deep = (0..24)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
     write(root, &format!("{deep}/deep.py"), b"DEEP = 1\n");
     write(root, "ünï/日本語/файл.py", "NAME = 'ü'\n".as_bytes());
     dir
@@ -158,7 +161,8 @@ async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
         )
         .await;
     assert_eq!(
-        result["result"]["structuredContent"]["total"], 20_000,
+        result["result"]["structuredContent"]["total"],
+        20_000,
         "every line of the whole file: {:.400}",
         result.to_string()
     );
@@ -199,9 +203,11 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
                 "hash": blake3::hash(c.as_bytes()).to_hex().to_string()})
         })
         .collect();
-    ws.send_json(json!({"jsonrpc": "2.0", "id": "sync", "method": "server/syncManifest",
-        "params": {"files": files, "transfers": true}}))
-        .await;
+    ws.send_json(
+        json!({"jsonrpc": "2.0", "id": "sync", "method": "server/syncManifest",
+        "params": {"files": files, "transfers": true}}),
+    )
+    .await;
     let request = loop {
         let m = ws.json().await;
         if m["method"] == "client/uploadFiles" {
@@ -234,7 +240,9 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
     let escape = "../../../../escaped.py";
     for (index, path) in [(0, escape), (1, "f1.py")] {
         upload
-            .send(WsMessage::Binary(header(index, path, &contents[index]).into()))
+            .send(WsMessage::Binary(
+                header(index, path, &contents[index]).into(),
+            ))
             .await
             .unwrap();
         upload
@@ -274,7 +282,10 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
         if m["id"] == "sync" {
             break m;
         }
-        if m["method"].as_str().is_some_and(|x| x.starts_with("client/")) {
+        if m["method"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("client/"))
+        {
             ws.send_json(json!({"jsonrpc": "2.0", "id": m["id"],
                 "error": {"code": -32601, "message": "not here"}}))
                 .await;

@@ -50,7 +50,10 @@ impl Serving {
 
     /// Serves `client/uploadFiles` with `uploader` (without, it is answered as unknown and the
     /// server reads files instead).
-    pub fn with_uploader(mut self, uploader: Option<std::sync::Arc<crate::upload::Uploader>>) -> Self {
+    pub fn with_uploader(
+        mut self,
+        uploader: Option<std::sync::Arc<crate::upload::Uploader>>,
+    ) -> Self {
         self.uploader = uploader;
         self
     }

@@ -144,17 +144,24 @@ impl Uploader {
             .max_message_size(Some(4 * 1024 * 1024))
             .max_frame_size(Some(4 * 1024 * 1024));
         let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-        let (socket, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
-                .await
-                .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(r)
-                        if matches!(r.status().as_u16(), 401 | 403 | 404 | 410) =>
-                    {
-                        Broken::Fatal(format!("the server refused the upload: HTTP {}", r.status()))
-                    }
-                    other => Broken::Retry(other.to_string()),
-                })?;
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            connector,
+        )
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(r)
+                if matches!(r.status().as_u16(), 401 | 403 | 404 | 410) =>
+            {
+                Broken::Fatal(format!(
+                    "the server refused the upload: HTTP {}",
+                    r.status()
+                ))
+            }
+            other => Broken::Retry(other.to_string()),
+        })?;
         let (mut sink, mut stream) = socket.split();
         // `start`: what the server already has (a resumed operation).
         let received: std::collections::HashSet<u64> = loop {

@@ -351,7 +351,16 @@ async fn sync_manifest_reporting(
     let mut removed_first = Vec::new();
     let mut transfer_summary = Value::Null;
     if offers_transfers && worth_a_transfer(&plan, &manifest) {
-        match upload_missing(caller, mirror, &manifest, &plan, &running, &mut removed_first).await {
+        match upload_missing(
+            caller,
+            mirror,
+            &manifest,
+            &plan,
+            &running,
+            &mut removed_first,
+        )
+        .await
+        {
             Ok((stored, summary)) => {
                 transferred = stored;
                 transfer_summary = summary;

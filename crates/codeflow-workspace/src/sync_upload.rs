@@ -181,9 +181,7 @@ impl SyncUpload {
         let mut writes = Vec::new();
         let mut written = Vec::new();
         for (header, bytes, hash) in hashed {
-            let refuse = |code: i64, error: String| {
-                json!({"index": header.index, "path": header.path, "code": code, "error": error})
-            };
+            let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
             let expected = usize::try_from(header.index)
                 .ok()
                 .and_then(|i| self.files.get(i));

@@ -201,7 +201,11 @@ mod tests {
             hash: ContentHash::of(bytes),
             mark: mirror.mark_rel(rel),
         };
-        let batch = vec![file(&old, b"new"), file(&new, b"\x00\xff"), file(&raced, b"x")];
+        let batch = vec![
+            file(&old, b"new"),
+            file(&new, b"\x00\xff"),
+            file(&raced, b"x"),
+        ];
         // A change to `raced` after the plan: the sync's copy must not overwrite it.
         mirror
             .write_local(&mirror.paths().mirror_path(&raced), b"newer".to_vec())
@@ -218,7 +222,7 @@ mod tests {
             mirror.hash(&mirror.paths().mirror_path(&new)),
             Some(ContentHash::of(b"\x00\xff"))
         );
-        mirror.end_incoming(&[raced.clone()]);
+        mirror.end_incoming(std::slice::from_ref(&raced));
         assert!(!mirror.is_incoming(&raced));
     }
 
