@@ -142,6 +142,8 @@ struct State {
     cache: ContentCache,
     /// Paths a running sync's transfer will store: reads of them wait (see `incoming`).
     incoming: std::collections::HashSet<RelPath>,
+    /// Counts removals of directories: directories known to exist are known only as of one.
+    dirs_removed: u64,
 }
 
 impl State {
@@ -268,6 +270,7 @@ impl Mirror {
                     versions: HashMap::new(),
                     cache: ContentCache::new(config.cache_bytes),
                     incoming: Default::default(),
+                    dirs_removed: 0,
                 }),
                 stored: tokio::sync::Notify::new(),
             }),
@@ -780,6 +783,7 @@ impl Inner {
     }
 
     fn forget_under(&self, dir: &RelPath, state: &mut State) {
+        state.dirs_removed += 1;
         let gone: Vec<RelPath> = state
             .index
             .keys()

@@ -95,10 +95,11 @@ impl Mirror {
         let inner = Arc::clone(&self.inner);
         let rels: Vec<RelPath> = files.iter().map(|f| f.rel.clone()).collect();
         let done = tokio::task::spawn_blocking(move || {
+            let mut dirs = KnownDirs::default();
             let out: Vec<_> = files
                 .into_iter()
                 .map(|f| {
-                    let stored = inner.store_incoming_blocking(&f);
+                    let stored = inner.store_incoming_blocking(&f, &mut dirs);
                     (f.rel, stored)
                 })
                 .collect();
@@ -116,15 +117,48 @@ impl Mirror {
     }
 }
 
+/// Directories of the mirror one batch has seen to be real directories (reached from the
+/// canonical root through real directories), as of a count of directory removals: a batch of
+/// files in the same directories checks each directory once, not once per file. Only the
+/// mirror writes its directories, under its state lock, and it never makes a symbolic link.
+#[derive(Default)]
+struct KnownDirs {
+    as_of: u64,
+    dirs: std::collections::HashSet<String>,
+}
+
+impl KnownDirs {
+    /// Whether `dir` (relative, "" for the root) is known to be a real directory now.
+    fn holds(&mut self, dir: &str, removals: u64) -> bool {
+        if self.as_of != removals {
+            self.dirs.clear();
+            self.as_of = removals;
+        }
+        dir.is_empty() || self.dirs.contains(dir)
+    }
+
+    /// `dir` and every directory above it are real directories.
+    fn learn(&mut self, dir: &str) {
+        let mut at = dir;
+        while !at.is_empty() && self.dirs.insert(at.to_owned()) {
+            at = at.rsplit_once('/').map_or("", |(up, _)| up);
+        }
+    }
+}
+
 impl Inner {
-    fn store_incoming_blocking(&self, file: &IncomingFile) -> Result<bool, FileError> {
+    fn store_incoming_blocking(
+        &self,
+        file: &IncomingFile,
+        dirs: &mut KnownDirs,
+    ) -> Result<bool, FileError> {
         let rel = &file.rel;
-        let outcome = self.write_incoming(file);
+        let outcome = self.write_incoming(file, dirs);
         self.state.lock().incoming.remove(rel);
         outcome
     }
 
-    fn write_incoming(&self, file: &IncomingFile) -> Result<bool, FileError> {
+    fn write_incoming(&self, file: &IncomingFile, dirs: &mut KnownDirs) -> Result<bool, FileError> {
         let rel = &file.rel;
         if rel.is_root() {
             return Err(FileError::NotAFile(".".into()));
@@ -140,13 +174,21 @@ impl Inner {
         self.config
             .limits
             .check_project(files, state.total_bytes() - old + size)?;
-        let abs = self.make_room_for(rel, &mut state)?;
+        let parent = rel.as_str().rsplit_once('/').map_or("", |(dir, _)| dir);
+        let known = dirs.holds(parent, state.dirs_removed);
+        let mut abs = self.jail.canonical_root().join(rel.as_str());
+        if !known {
+            abs = self.make_room_for(rel, &mut state)?;
+        }
         match std::fs::symlink_metadata(&abs) {
             // Nothing there: written in place. `create_new` never follows a link planted
             // meanwhile, and reads of this path wait until it is indexed.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = abs.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| FileError::io(&shown, &e))?;
+                if !known {
+                    if let Some(dir) = abs.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| FileError::io(&shown, &e))?;
+                    }
+                    dirs.learn(parent);
                 }
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
@@ -160,8 +202,14 @@ impl Inner {
                     return Err(FileError::io(&shown, &e));
                 }
             }
-            // Something there that readers may hold: replaced atomically.
-            _ => write_atomic(&abs, &file.bytes, false, false)?,
+            // Something there that readers may hold: replaced atomically (a directory in the
+            // way removed first).
+            _ => {
+                if known {
+                    abs = self.make_room_for(rel, &mut state)?;
+                }
+                write_atomic(&abs, &file.bytes, false, false)?;
+            }
         }
         state.index_insert(
             rel.clone(),
