@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use codeflow_file_stream::transfer::{FileHeader, Frame, parse};
+use codeflow_file_stream::transfer::{Assembler, FileHeader, is_end};
 use codeflow_workspace::SyncUpload;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -32,14 +32,6 @@ const BATCHES_QUEUED: usize = 4;
 enum Item {
     Keep(FileHeader, Vec<u8>),
     Refused(Value),
-}
-
-/// The file being received.
-struct Incoming {
-    header: FileHeader,
-    bytes: Vec<u8>,
-    received: u64,
-    refused: Option<(i64, String)>,
 }
 
 pub async fn receive_sync(
@@ -72,7 +64,7 @@ pub async fn receive_sync(
     let storer = tokio::spawn(store_batches(batches_rx, sink, op.clone(), upload.clone()));
     let mut batch: Vec<Item> = Vec::new();
     let mut batch_bytes = 0usize;
-    let mut current: Option<Incoming> = None;
+    let mut assembler = Assembler::default();
     let outcome: Result<(), Option<(u16, String)>> = loop {
         let next = if batch.is_empty() {
             stream.next().await
@@ -94,66 +86,20 @@ pub async fn receive_sync(
         if op.lock().generation != generation {
             break Err(None); // a newer connection took the operation over
         }
-        match message {
-            Message::Binary(frame) => match parse(&frame) {
-                Ok(Frame::Header(header)) => {
-                    if current.is_some() {
-                        break Err(Some((
-                            1008,
-                            "a file header before the last file's content ended".into(),
-                        )));
-                    }
-                    let refused = upload.check(&header);
-                    let capacity = if refused.is_none() {
-                        header.size as usize
-                    } else {
-                        0
-                    };
-                    current = Some(Incoming {
-                        header,
-                        bytes: Vec::with_capacity(capacity),
-                        received: 0,
-                        refused,
-                    });
-                }
-                Ok(Frame::Chunk(chunk)) => {
-                    let Some(file) = current.as_mut() else {
-                        break Err(Some((1008, "content before a file header".into())));
-                    };
-                    if file.received + chunk.len() as u64 > file.header.size {
-                        break Err(Some((
-                            1008,
-                            format!(
-                                "more content than the {} bytes `{}` announced",
-                                file.header.size, file.header.path
-                            ),
-                        )));
-                    }
-                    file.received += chunk.len() as u64;
-                    if file.refused.is_none() {
-                        file.bytes.extend_from_slice(&chunk);
-                    }
-                }
+        let file = match message {
+            Message::Binary(frame) => match assembler.frame(&frame, |h| upload.check(h)) {
+                Ok(Some(file)) => file,
+                Ok(None) => continue,
                 Err(e) => break Err(Some((1008, e))),
             },
-            Message::Text(text) => {
-                let end =
-                    serde_json::from_str::<Value>(text.as_str()).is_ok_and(|v| v["type"] == "end");
-                if !end {
-                    continue;
-                }
-                if current.is_some() {
-                    break Err(Some((
-                        1008,
-                        "`end` before the last file's content ended".into(),
-                    )));
-                }
-                break Ok(());
-            }
+            Message::Text(text) if is_end(text.as_str()) => match assembler.end() {
+                Ok(()) => break Ok(()),
+                Err(e) => break Err(Some((1008, e))),
+            },
             Message::Close(_) => break Err(None),
             _ => continue,
-        }
-        if let Some(file) = current.take_if(|f| f.received == f.header.size) {
+        };
+        {
             let item = match file.refused {
                 None => {
                     batch_bytes += file.bytes.len();
