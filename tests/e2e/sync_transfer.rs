@@ -171,6 +171,18 @@ async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
         content,
         "the file is whole in the mirror"
     );
+    // While it waited, the call's progressToken got the sync's progress, rising.
+    let mut relay = relay;
+    let mut steps = Vec::new();
+    let files = tree(&root).len();
+    while let Ok(n) = relay.notifications.try_recv() {
+        if n["method"] == "notifications/progress" && n["params"]["progressToken"] == "sync-1" {
+            steps.push(n["params"]["progress"].as_u64().unwrap());
+            assert_eq!(n["params"]["total"], files, "{n}");
+        }
+    }
+    assert!(!steps.is_empty(), "no notifications/progress for the waiting call");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     relay.close().await;
 }
 
