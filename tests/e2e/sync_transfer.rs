@@ -181,7 +181,10 @@ async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
             assert_eq!(n["params"]["total"], files, "{n}");
         }
     }
-    assert!(!steps.is_empty(), "no notifications/progress for the waiting call");
+    assert!(
+        !steps.is_empty(),
+        "no notifications/progress for the waiting call"
+    );
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     relay.close().await;
 }
