@@ -349,6 +349,23 @@ async fn receive(
                 "complete": outcome.is_ok()}),
         );
     }
+    end_upload(&mut sink, &op, generation, outcome, started, json!({})).await;
+}
+
+/// Ends an upload's connection. `Ok`: the operation is spent, and its summary (`{type,
+/// direction, files, bytes, rejected, durationMs}` and `extra`'s fields) goes out before the
+/// close 1000. `Err`: what was stored stays stored (a file cut in the middle was never
+/// written) and the operation may be resumed within the TTL; then the close frame, if any.
+pub async fn end_upload<S>(
+    sink: &mut S,
+    op: &Mutex<Operation>,
+    generation: u64,
+    outcome: Result<(), Option<(u16, String)>>,
+    started: Instant,
+    extra: Value,
+) where
+    S: futures::Sink<Message> + Unpin,
+{
     let close = match outcome {
         Ok(()) => {
             let summary = {
@@ -359,9 +376,13 @@ async fn receive(
                     up.workspace = None; // the mirror need not stay open for a spent id
                 }
                 o.upload.as_ref().map(|up| {
-                    json!({"type": "summary", "direction": "upload",
-                    "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
-                    "durationMs": started.elapsed().as_millis() as u64})
+                    let mut summary = json!({"type": "summary", "direction": "upload",
+                        "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
+                        "durationMs": started.elapsed().as_millis() as u64});
+                    if let (Value::Object(summary), Value::Object(extra)) = (&mut summary, &extra) {
+                        summary.extend(extra.clone());
+                    }
+                    summary
                 })
             };
             if let Some(summary) = summary {
@@ -370,8 +391,6 @@ async fn receive(
             Some((1000, "transfer complete".to_owned()))
         }
         Err(close) => {
-            // Resumable: what was stored stays stored; a file cut in the middle was never
-            // written.
             let mut o = op.lock();
             if o.generation == generation {
                 o.expires = Instant::now() + OPERATION_TTL;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use codeflow_file_stream::transfer::{Assembler, FileHeader, is_end};
 use codeflow_workspace::SyncUpload;
 use futures::{SinkExt, StreamExt};
@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::transfers::{OPERATION_TTL, Operation};
+use crate::transfers::Operation;
 
 /// A batch is handed to the storer at this many files…
 const BATCH_FILES: usize = 128;
@@ -128,40 +128,9 @@ pub async fn receive_sync(
     let Ok(mut sink) = storer.await else {
         return;
     };
-    let close = match outcome {
-        Ok(()) => {
-            let summary = {
-                let mut o = op.lock();
-                o.done = true;
-                o.expires = Instant::now() + OPERATION_TTL;
-                o.upload.as_ref().map(|up| {
-                    json!({"type": "summary", "direction": "upload",
-                    "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
-                    "totalFiles": upload.total_files(), "totalBytes": upload.total_bytes(),
-                    "durationMs": started.elapsed().as_millis() as u64})
-                })
-            };
-            if let Some(summary) = summary {
-                let _ = sink.send(Message::Text(summary.to_string().into())).await;
-            }
-            Some((1000, "transfer complete".to_owned()))
-        }
-        Err(close) => {
-            let mut o = op.lock();
-            if o.generation == generation {
-                o.expires = Instant::now() + OPERATION_TTL;
-            }
-            close
-        }
-    };
-    if let Some((code, reason)) = close {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
-    }
+    let totals = json!({"totalFiles": upload.total_files(), "totalBytes": upload.total_bytes()});
+    crate::file_stream_socket::end_upload(&mut sink, &op, generation, outcome, started, totals)
+        .await;
 }
 
 /// Stores each batch and acknowledges it; hands the socket's sending half back at the end.
