@@ -110,8 +110,9 @@ async fn the_initial_sync_goes_over_a_transfer_and_small_edits_stay_deltas() {
 async fn a_sync_cut_in_the_middle_ends_with_the_mirror_equal_to_the_tree() {
     let server = Server::start().await;
     let proxy = TcpProxy::start(server.port).await;
-    // Large enough that the first acknowledgement comes long before the last file.
-    let dir = project(400, 40_000);
+    // Large enough that the first acknowledgement (a batch of 128 files) comes long before
+    // the last file; small enough for a debug build on a loaded machine.
+    let dir = project(300, 10_000);
     let root = dir.path().canonicalize().unwrap();
     // The upload's first acknowledgement trips the proxy: from then on what the relay sends is
     // swallowed, until the test severs every connection (the session's and the upload's).
@@ -143,7 +144,7 @@ async fn a_sync_cut_in_the_middle_ends_with_the_mirror_equal_to_the_tree() {
 #[tokio::test]
 async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
     let server = Server::start().await;
-    let dir = project(600, 30_000);
+    let dir = project(500, 10_000);
     let root = dir.path().canonicalize().unwrap();
     // The file the call reads is the last of the transfer (paths are sent in order).
     let last = "zz/last.py";
