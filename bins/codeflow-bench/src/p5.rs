@@ -47,6 +47,10 @@ pub struct P5Result {
     pub mirror_files_reported: Option<u64>,
     pub fetched_files: f64,
     pub fetched_bytes: f64,
+    /// Of those, what came over the sync's upload transfer (`/ws/file-stream`, binary frames)
+    /// rather than `client/readFiles`.
+    pub transferred_files: f64,
+    pub transferred_bytes: f64,
     pub mirror_verified_files: usize,
     pub mirror_mismatches: usize,
     /// CPU seconds during the initial sync.
@@ -330,6 +334,8 @@ pub async fn run(env: &Env, cfg: &P5Config) -> Result<P5Result> {
     let metrics = server.metrics().await?;
     let fetched_files = metric(&metrics, "codeflow_sync_fetched_files_total");
     let fetched_bytes = metric(&metrics, "codeflow_sync_fetched_bytes_total");
+    let transferred_files = metric(&metrics, "codeflow_sync_transferred_files_total");
+    let transferred_bytes = metric(&metrics, "codeflow_sync_transferred_bytes_total");
     let mirror_files_reported = first.health["mirror"]["files"].as_u64();
 
     eprintln!("P5: verifying the mirror byte for byte");
@@ -391,6 +397,8 @@ pub async fn run(env: &Env, cfg: &P5Config) -> Result<P5Result> {
         mirror_files_reported,
         fetched_files,
         fetched_bytes,
+        transferred_files,
+        transferred_bytes,
         mirror_verified_files: verified,
         mirror_mismatches: mismatches,
         relay_cpu_secs: relay_cpu,
@@ -448,7 +456,7 @@ pub fn rows(p5: &P5Result) -> Vec<crate::report::Row> {
 
 pub fn summary(p5: &P5Result) -> String {
     format!(
-        "P5:          {} files ({} binary, largest {:.1} MB) + {} ignored ({:.1} MB) generated in {:.1} s; initial sync {:.2} s from relay start ({:.2} s to initialized, {:.2} s from initialize answered; server's own {} ms); fetched {} files / {:.1} MB; mirror reports {} files, {} verified byte for byte, {} mismatches; CPU relay {:.2} s, server {:.2} s; tar runs {:?} s; re-syncs {:?} ms (spawn → initialized {:?} ms; initialize answered → synced {:?} ms; server {:?} ms), {} files fetched by them",
+        "P5:          {} files ({} binary, largest {:.1} MB) + {} ignored ({:.1} MB) generated in {:.1} s; initial sync {:.2} s from relay start ({:.2} s to initialized, {:.2} s from initialize answered; server's own {} ms); fetched {} files / {:.1} MB ({} files / {:.1} MB over the upload transfer); mirror reports {} files, {} verified byte for byte, {} mismatches; CPU relay {:.2} s, server {:.2} s; tar runs {:?} s; re-syncs {:?} ms (spawn → initialized {:?} ms; initialize answered → synced {:?} ms; server {:?} ms), {} files fetched by them",
         p5.files,
         p5.binary_files,
         p5.largest_file as f64 / 1e6,
@@ -462,6 +470,8 @@ pub fn summary(p5: &P5Result) -> String {
             .map_or_else(|| "?".into(), |v| v.to_string()),
         p5.fetched_files,
         p5.fetched_bytes / 1e6,
+        p5.transferred_files,
+        p5.transferred_bytes / 1e6,
         p5.mirror_files_reported
             .map_or_else(|| "?".into(), |v| v.to_string()),
         p5.mirror_verified_files,

@@ -13,6 +13,16 @@ use tokio::sync::mpsc;
 /// (it never drops a change); the relay drains it whenever it is connected.
 const CHANGE_QUEUE: usize = 256;
 
+/// A manifest's `server/syncManifest` params, offering to send what the mirror lacks over an
+/// upload transfer (`client/uploadFiles`, served by [`crate::upload`]).
+fn offering_transfers(
+    manifest: &codeflow_file_stream::Manifest,
+) -> codeflow_file_stream::protocol::SyncManifestParams {
+    let mut params = manifest.to_params();
+    params.transfers = true;
+    params
+}
+
 pub struct LocalFiles {
     server: FileServer,
     watcher: Watcher,
@@ -41,7 +51,7 @@ impl LocalFiles {
         let server = FileServer::new(root, limits)
             .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?
             .reporting_to(watcher.write_notices());
-        let initial_text = serde_json::to_string(&watcher.manifest().to_params()).ok();
+        let initial_text = serde_json::to_string(&offering_transfers(watcher.manifest())).ok();
         Ok(Self {
             server,
             watcher,
@@ -53,7 +63,7 @@ impl LocalFiles {
     /// The manifest the watcher started from: the first sync sends this, and the watcher's
     /// changes since then follow it, so nothing falls between the two.
     pub fn initial_manifest(&self) -> Value {
-        serde_json::to_value(self.watcher.manifest().to_params()).unwrap_or(Value::Null)
+        serde_json::to_value(offering_transfers(self.watcher.manifest())).unwrap_or(Value::Null)
     }
 
     /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for.
@@ -69,7 +79,9 @@ impl LocalFiles {
     ) -> impl std::future::Future<Output = Result<Value, codeflow_file_stream::FileError>> + Send + 'static
     {
         let snapshot = self.watcher.current_manifest();
-        async move { Ok(serde_json::to_value(snapshot.await?.to_params()).unwrap_or(Value::Null)) }
+        async move {
+            Ok(serde_json::to_value(offering_transfers(&snapshot.await?)).unwrap_or(Value::Null))
+        }
     }
 
     /// Requests a flush: once the returned future completes, every change on disk up to the

@@ -13,6 +13,7 @@ mod serving;
 mod ssh_login;
 mod stdio;
 mod tokens;
+mod upload;
 mod upstream;
 
 /// mimalloc: the allocator is on every message's path (P1 in docs/benchmarks.md).

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use codeflow_file_stream::transfer::UPLOAD_FILES;
 use codeflow_file_stream::{FileServer, RemoteError};
 use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::Value;
@@ -24,6 +25,8 @@ pub struct Served {
 
 pub struct Serving {
     files: FileServer,
+    /// Sends a sync's files over an upload transfer (`client/uploadFiles`).
+    uploader: Option<std::sync::Arc<crate::upload::Uploader>>,
     memory: AnswerMemory,
     running: JoinSet<Served>,
     /// What each running task serves, to answer it even if the task fails.
@@ -37,11 +40,22 @@ impl Serving {
     pub fn new(files: FileServer) -> Self {
         Self {
             files,
+            uploader: None,
             memory: AnswerMemory::default(),
             running: JoinSet::new(),
             tasks: HashMap::new(),
             session: 0,
         }
+    }
+
+    /// Serves `client/uploadFiles` with `uploader` (without, it is answered as unknown and the
+    /// server reads files instead).
+    pub fn with_uploader(
+        mut self,
+        uploader: Option<std::sync::Arc<crate::upload::Uploader>>,
+    ) -> Self {
+        self.uploader = uploader;
+        self
     }
 
     /// Takes a `client/*` request. Returns the text to send back now: a remembered answer to a
@@ -51,11 +65,21 @@ impl Serving {
         match self.memory.admit(answers::key(&id), &method) {
             Admission::Serve => {
                 let files = self.files.clone();
+                let uploader = self.uploader.clone();
                 let session = self.session;
                 let key = answers::key(&id);
                 let request_id = id.clone();
                 let task = self.running.spawn(async move {
-                    let text = answer(&files, request_id, &method, params).await;
+                    let text = match uploader.filter(|_| method == UPLOAD_FILES) {
+                        Some(uploader) => {
+                            let reply = match uploader.run(params.unwrap_or(Value::Null)).await {
+                                Ok(summary) => Message::response(request_id, summary),
+                                Err(e) => Message::error(request_id, e),
+                            };
+                            reply.to_text()
+                        }
+                        None => answer(&files, request_id, &method, params).await,
+                    };
                     Served { session, key, text }
                 });
                 self.tasks.insert(task.id(), (session, id));

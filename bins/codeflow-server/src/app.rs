@@ -132,6 +132,8 @@ impl App {
         ));
         // Bulk transfers, each on a socket of its own.
         let transfers = Arc::new(crate::transfers::Operations::default());
+        // A sync sends what the mirror lacks over one of them when the relay offers it.
+        services.workspaces.set_sync_uploads(transfers.clone());
         registry.add_method_family(crate::transfers::TransferMethods::new(
             transfers.clone(),
             services.workspaces.clone(),

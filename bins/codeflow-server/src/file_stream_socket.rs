@@ -11,7 +11,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use codeflow_file_stream::transfer::{CHUNK_BYTES, FileHeader, chunk_frame, header_frame};
+use codeflow_file_stream::transfer::{
+    CHUNK_BYTES, FileHeader, Incoming, chunk_frame, header_frame,
+};
 use codeflow_lsp_pool::lsp_types::FileChangeType;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -74,6 +76,14 @@ pub async fn upgrade(
         }
     };
     let limits = app.file_limits;
+    let sync = op.lock().sync.clone();
+    if let Some(sync) = sync {
+        return upgrade
+            .max_message_size(CHUNK_BYTES + 64 * 1024)
+            .on_upgrade(move |socket| {
+                crate::sync_receive::receive_sync(socket, op, generation, sync)
+            });
+    }
     let is_upload = op.lock().upload.is_some();
     if is_upload {
         let registry = app.registry.clone();
@@ -222,17 +232,6 @@ async fn serve(socket: WebSocket, op: Arc<Mutex<Operation>>, generation: u64, ma
     }
 }
 
-/// The file being received.
-struct Incoming {
-    header: FileHeader,
-    /// The content so far (kept only for a file that will be stored).
-    bytes: Vec<u8>,
-    /// Content bytes received so far (kept or not).
-    received: u64,
-    /// Why it will not be stored, with the file error code (its content is read and dropped).
-    refused: Option<(i64, String)>,
-}
-
 /// An upload: files into the project's mirror, each stored whole once its hash checks.
 async fn receive(
     socket: WebSocket,
@@ -241,7 +240,7 @@ async fn receive(
     limits: codeflow_file_stream::Limits,
     registry: Arc<codeflow_session::SessionRegistry>,
 ) {
-    use codeflow_file_stream::transfer::{Frame, parse};
+    use codeflow_file_stream::transfer::{Assembler, is_end};
     let (mut sink, mut stream) = socket.split();
     let (workspace, project, allowed, received) = {
         let o = op.lock();
@@ -270,7 +269,7 @@ async fn receive(
     {
         return;
     }
-    let mut current: Option<Incoming> = None;
+    let mut assembler = Assembler::default();
     let started = Instant::now();
     let outcome: Result<(), Option<(u16, String)>> = loop {
         let Some(Ok(message)) = stream.next().await else {
@@ -279,68 +278,24 @@ async fn receive(
         if op.lock().generation != generation {
             break Err(None); // a newer connection took the operation over
         }
-        match message {
-            Message::Binary(frame) => match parse(&frame) {
-                Ok(Frame::Header(header)) => {
-                    if current.is_some() {
-                        break Err(Some((
-                            1008,
-                            "a file header before the last file's content ended".into(),
-                        )));
-                    }
-                    let refused = check(&header, &limits, allowed.as_ref(), jail.as_ref());
-                    let capacity = if refused.is_none() {
-                        header.size as usize
-                    } else {
-                        0
-                    };
-                    current = Some(Incoming {
-                        header,
-                        bytes: Vec::with_capacity(capacity),
-                        received: 0,
-                        refused,
-                    });
+        let file = match message {
+            Message::Binary(frame) => {
+                let checked = |h: &FileHeader| check(h, &limits, allowed.as_ref(), jail.as_ref());
+                match assembler.frame(&frame, checked) {
+                    Ok(Some(file)) => file,
+                    Ok(None) => continue,
+                    Err(e) => break Err(Some((1008, e))),
                 }
-                Ok(Frame::Chunk(chunk)) => {
-                    let Some(file) = current.as_mut() else {
-                        break Err(Some((1008, "content before a file header".into())));
-                    };
-                    if file.received + chunk.len() as u64 > file.header.size {
-                        break Err(Some((
-                            1008,
-                            format!(
-                                "more content than the {} bytes `{}` announced",
-                                file.header.size, file.header.path
-                            ),
-                        )));
-                    }
-                    file.received += chunk.len() as u64;
-                    // A refused file's content is counted, not kept.
-                    if file.refused.is_none() {
-                        file.bytes.extend_from_slice(&chunk);
-                    }
-                }
+            }
+            Message::Text(text) if is_end(text.as_str()) => match assembler.end() {
+                Ok(()) => break Ok(()),
                 Err(e) => break Err(Some((1008, e))),
             },
-            Message::Text(text) => {
-                let end =
-                    serde_json::from_str::<Value>(text.as_str()).is_ok_and(|v| v["type"] == "end");
-                if !end {
-                    continue;
-                }
-                if current.is_some() {
-                    break Err(Some((
-                        1008,
-                        "`end` before the last file's content ended".into(),
-                    )));
-                }
-                break Ok(());
-            }
             Message::Close(_) => break Err(None),
             _ => continue,
-        }
+        };
         // A file is complete: store it or refuse it.
-        if let Some(file) = current.take_if(|f| f.received == f.header.size) {
+        {
             let answer = store(&mirror, file).await;
             if let Ok((_, _, path, kind)) = &answer {
                 stored_paths.push(path.rel().as_str().to_owned());
@@ -394,6 +349,23 @@ async fn receive(
                 "complete": outcome.is_ok()}),
         );
     }
+    end_upload(&mut sink, &op, generation, outcome, started, json!({})).await;
+}
+
+/// Ends an upload's connection. `Ok`: the operation is spent, and its summary (`{type,
+/// direction, files, bytes, rejected, durationMs}` and `extra`'s fields) goes out before the
+/// close 1000. `Err`: what was stored stays stored (a file cut in the middle was never
+/// written) and the operation may be resumed within the TTL; then the close frame, if any.
+pub async fn end_upload<S>(
+    sink: &mut S,
+    op: &Mutex<Operation>,
+    generation: u64,
+    outcome: Result<(), Option<(u16, String)>>,
+    started: Instant,
+    extra: Value,
+) where
+    S: futures::Sink<Message> + Unpin,
+{
     let close = match outcome {
         Ok(()) => {
             let summary = {
@@ -404,9 +376,13 @@ async fn receive(
                     up.workspace = None; // the mirror need not stay open for a spent id
                 }
                 o.upload.as_ref().map(|up| {
-                    json!({"type": "summary", "direction": "upload",
-                    "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
-                    "durationMs": started.elapsed().as_millis() as u64})
+                    let mut summary = json!({"type": "summary", "direction": "upload",
+                        "files": up.received.len(), "bytes": up.bytes, "rejected": up.rejected,
+                        "durationMs": started.elapsed().as_millis() as u64});
+                    if let (Value::Object(summary), Value::Object(extra)) = (&mut summary, &extra) {
+                        summary.extend(extra.clone());
+                    }
+                    summary
                 })
             };
             if let Some(summary) = summary {
@@ -415,8 +391,6 @@ async fn receive(
             Some((1000, "transfer complete".to_owned()))
         }
         Err(close) => {
-            // Resumable: what was stored stays stored; a file cut in the middle was never
-            // written.
             let mut o = op.lock();
             if o.generation == generation {
                 o.expires = Instant::now() + OPERATION_TTL;

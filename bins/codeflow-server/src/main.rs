@@ -19,6 +19,7 @@ mod routes;
 mod run_files;
 mod socket_fd;
 mod status;
+mod sync_receive;
 mod terminal_socket;
 mod terminals;
 mod tls_reload;

@@ -64,6 +64,9 @@ pub struct Operation {
     pub expires: Instant,
     /// For an upload: where the files go and what arrived (a download has `None`).
     pub upload: Option<Upload>,
+    /// For a sync's upload (`client/uploadFiles`): the files the sync planned, and where they
+    /// are stored (`sync_receive.rs`).
+    pub sync: Option<Arc<codeflow_workspace::SyncUpload>>,
 }
 
 /// An upload's state: the mirror it writes, the paths it may write, what was stored.
@@ -165,6 +168,37 @@ impl Operations {
         let project = map.get(id).map(|o| o.lock().project.clone());
         Self::prune(&mut map);
         project
+    }
+}
+
+/// A sync's upload: made by the sync itself (`client/uploadFiles` tells the relay its id),
+/// bound to the sync's session's project and subject like any other operation.
+impl codeflow_workspace::SyncUploads for Operations {
+    fn begin(
+        &self,
+        session: &Arc<Session>,
+        upload: Arc<codeflow_workspace::SyncUpload>,
+    ) -> Result<(String, String), ErrorObject> {
+        let id = self.insert(Operation {
+            project: session.project.as_str().to_owned(),
+            subject: session.grant().subject,
+            items: Vec::new(),
+            settled: Vec::new(),
+            total_bytes: upload.total_bytes(),
+            generation: 0,
+            done: false,
+            expires: Instant::now() + OPERATION_TTL,
+            upload: Some(Upload {
+                workspace: None,
+                allowed: None,
+                received: Default::default(),
+                bytes: 0,
+                rejected: Vec::new(),
+            }),
+            sync: Some(upload),
+        })?;
+        let url = format!("/ws/file-stream/{id}");
+        Ok((id, url))
     }
 }
 
@@ -340,6 +374,7 @@ impl MethodFamily for TransferMethods {
                         generation: 0,
                         done: false,
                         expires: Instant::now() + OPERATION_TTL,
+                        sync: None,
                         upload: Some(Upload {
                             workspace: Some(workspace),
                             allowed,
@@ -409,6 +444,7 @@ impl MethodFamily for TransferMethods {
                 done: false,
                 expires: Instant::now() + OPERATION_TTL,
                 upload: None,
+                sync: None,
             })?;
             Ok(MethodReply::Result(json!({
                 "operationId": id,

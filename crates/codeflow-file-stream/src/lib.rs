@@ -101,7 +101,7 @@ pub use jail::Jail;
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use mirror::{
-    ChangeOutcome, Mirror, MirrorConfig, PathMark, SyncPlan, SyncProgress, SyncReport,
+    ChangeOutcome, IncomingFile, Mirror, MirrorConfig, PathMark, SyncPlan, SyncProgress, SyncReport,
 };
 pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
 pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};

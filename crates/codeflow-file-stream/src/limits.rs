@@ -60,7 +60,8 @@ impl Limits {
         Ok(limits)
     }
 
-    pub(crate) fn check_file_size(&self, path: &str, size: u64) -> Result<(), FileError> {
+    /// Refuses a file over the per-file size limit.
+    pub fn check_file_size(&self, path: &str, size: u64) -> Result<(), FileError> {
         if size > self.max_file_size {
             return Err(FileError::FileTooLarge {
                 path: path.to_owned(),
@@ -71,7 +72,8 @@ impl Limits {
         Ok(())
     }
 
-    pub(crate) fn check_project(&self, files: u64, bytes: u64) -> Result<(), FileError> {
+    /// Refuses a project over the file-count or total-bytes limit.
+    pub fn check_project(&self, files: u64, bytes: u64) -> Result<(), FileError> {
         if files > self.max_files {
             return Err(FileError::TooManyFiles {
                 count: files,

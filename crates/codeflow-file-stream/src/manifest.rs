@@ -194,6 +194,7 @@ impl Manifest {
         SyncManifestParams {
             files: self.files.values().cloned().collect(),
             dry_run: false,
+            transfers: false,
         }
     }
 

@@ -10,6 +10,9 @@
 //! fetches nothing, writes nothing, and only translates paths.
 
 mod fetch;
+mod incoming;
+
+pub use incoming::IncomingFile;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -137,6 +140,10 @@ struct State {
     total: u64,
     versions: HashMap<RelPath, u64>,
     cache: ContentCache,
+    /// Paths a running sync's transfer will store: reads of them wait (see `incoming`).
+    incoming: std::collections::HashSet<RelPath>,
+    /// Counts removals of directories: directories known to exist are known only as of one.
+    dirs_removed: u64,
 }
 
 impl State {
@@ -184,6 +191,8 @@ struct Inner {
     shared: bool,
     config: MirrorConfig,
     state: Mutex<State>,
+    /// Woken whenever incoming files were stored or given up.
+    stored: tokio::sync::Notify,
 }
 
 impl Mirror {
@@ -260,7 +269,10 @@ impl Mirror {
                     index,
                     versions: HashMap::new(),
                     cache: ContentCache::new(config.cache_bytes),
+                    incoming: Default::default(),
+                    dirs_removed: 0,
                 }),
+                stored: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -361,12 +373,7 @@ impl Mirror {
         report.unchanged = manifest.len() - plan.needed.len();
 
         // Deletions first: they free room and cannot conflict with fetches.
-        for rel in &plan.removed {
-            let version = self.inner.state.lock().version(rel);
-            if self.commit(rel.clone(), None, Some(version)).await? {
-                report.removed.push(rel.clone());
-            }
-        }
+        report.removed = self.remove_unlisted(manifest).await?;
 
         let mut todo = Vec::new();
         for rel in plan.needed {
@@ -629,14 +636,22 @@ impl Mirror {
     }
 
     /// The content of a mirror file, from the cache when it holds it.
+    /// A file a running sync is receiving is read once it is stored whole.
     pub async fn read(&self, path: &MirrorPath) -> Result<Bytes, FileError> {
         let rel = path.rel().clone();
-        let version = {
-            let state = self.inner.state.lock();
-            if let Some(bytes) = state.cache.get(&rel) {
-                return Ok(bytes);
+        let version = loop {
+            // Created before the check: a store that lands in between still wakes it.
+            let stored = self.inner.stored.notified();
+            {
+                let state = self.inner.state.lock();
+                if let Some(bytes) = state.cache.get(&rel) {
+                    return Ok(bytes);
+                }
+                if !state.incoming.contains(&rel) {
+                    break state.version(&rel);
+                }
             }
-            state.version(&rel)
+            stored.await;
         };
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -768,6 +783,7 @@ impl Inner {
     }
 
     fn forget_under(&self, dir: &RelPath, state: &mut State) {
+        state.dirs_removed += 1;
         let gone: Vec<RelPath> = state
             .index
             .keys()

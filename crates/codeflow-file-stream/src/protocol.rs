@@ -407,6 +407,11 @@ pub struct SyncManifestParams {
     /// meet), changing nothing (`codeflow-client check`).
     #[serde(default, rename = "dryRun", skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// The relay can send what the mirror lacks over one upload on `/ws/file-stream/…` when
+    /// the server asks with `client/uploadFiles` (see docs/protocol.md, "Initial sync over a
+    /// transfer"). Absent (an older relay): the server fetches with `client/readFiles`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transfers: bool,
 }
 
 /// `server/syncManifest` result: what the server will fetch and what it drops.

@@ -10,6 +10,35 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// `client/uploadFiles` (server → relay): send these files over an upload transfer that the
+/// server began for a sync — [`UploadFilesParams`] → the transfer's summary. The server asks
+/// only a relay whose `server/syncManifest` said `"transfers": true`.
+pub const UPLOAD_FILES: &str = "client/uploadFiles";
+
+/// `client/uploadFiles` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadFilesParams {
+    /// The upload operation (single use, bound to this session's project).
+    pub operation_id: String,
+    /// Where to connect, relative to the server's `/ws` URL: `/ws/file-stream/{operationId}`.
+    pub url: String,
+    /// The files to send, in this order; `index` in each header is the position here.
+    pub files: Vec<UploadEntry>,
+}
+
+/// One file the server wants, as the relay's manifest described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadEntry {
+    /// Its path relative to the project root.
+    pub path: String,
+    /// Its size by the manifest.
+    pub size: u64,
+    /// Its hash by the manifest: the sender puts it in the header without hashing again; the
+    /// server checks the content against it and refuses a file changed since.
+    pub hash: String,
+}
+
 /// A file's header frame tag.
 pub const HEADER: u8 = 1;
 /// A content chunk frame tag.
@@ -70,6 +99,87 @@ pub fn parse(frame: &Bytes) -> Result<Frame, String> {
     }
 }
 
+/// Whether a text frame is the sender's `{"type":"end"}`.
+pub fn is_end(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "end")
+}
+
+/// A file being received, put together from its frames by an [`Assembler`].
+#[derive(Debug)]
+pub struct Incoming {
+    /// Its header.
+    pub header: FileHeader,
+    /// Its content (kept only for a file that will be stored).
+    pub bytes: Vec<u8>,
+    /// Content bytes received so far (kept or not).
+    received: u64,
+    /// Why it will not be stored, with the file error code (its content is read and dropped).
+    pub refused: Option<(i64, String)>,
+}
+
+/// Puts a receiver's binary frames together into whole files, enforcing the framing: a
+/// header only after the last file's content ended, content only after a header and never
+/// beyond its `size`. A violation is an `Err` with the reason (the socket closes with 1008).
+#[derive(Debug, Default)]
+pub struct Assembler {
+    current: Option<Incoming>,
+}
+
+impl Assembler {
+    /// Takes one binary frame; `check` says why a file announced by a header will not be
+    /// stored (its content is then counted, not kept). Returns the file it completed, if any.
+    pub fn frame(
+        &mut self,
+        frame: &Bytes,
+        check: impl FnOnce(&FileHeader) -> Option<(i64, String)>,
+    ) -> Result<Option<Incoming>, String> {
+        match parse(frame)? {
+            Frame::Header(header) => {
+                if self.current.is_some() {
+                    return Err("a file header before the last file's content ended".into());
+                }
+                let refused = check(&header);
+                let capacity = if refused.is_none() {
+                    usize::try_from(header.size).unwrap_or(0)
+                } else {
+                    0
+                };
+                self.current = Some(Incoming {
+                    header,
+                    bytes: Vec::with_capacity(capacity),
+                    received: 0,
+                    refused,
+                });
+            }
+            Frame::Chunk(chunk) => {
+                let Some(file) = self.current.as_mut() else {
+                    return Err("content before a file header".into());
+                };
+                if file.received + chunk.len() as u64 > file.header.size {
+                    return Err(format!(
+                        "more content than the {} bytes `{}` announced",
+                        file.header.size, file.header.path
+                    ));
+                }
+                file.received += chunk.len() as u64;
+                // A refused file's content is counted, not kept.
+                if file.refused.is_none() {
+                    file.bytes.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(self.current.take_if(|f| f.received == f.header.size))
+    }
+
+    /// The sender's `end`: refused in the middle of a file.
+    pub fn end(&self) -> Result<(), String> {
+        match self.current {
+            Some(_) => Err("`end` before the last file's content ended".into()),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +201,54 @@ mod tests {
         assert!(parse(&Bytes::new()).is_err());
         assert!(parse(&Bytes::from_static(b"\x07x")).is_err());
         assert!(parse(&Bytes::from_static(b"\x01{")).is_err());
+    }
+
+    #[test]
+    fn the_assembler_puts_files_together_and_enforces_the_framing() {
+        let header = |index: u64, size: u64| FileHeader {
+            index,
+            path: format!("f{index}"),
+            size,
+            mode: 0o644,
+            hash: "h".into(),
+        };
+        let mut a = Assembler::default();
+        let empty = a.frame(&header_frame(&header(0, 0)), |_| None).unwrap();
+        assert_eq!(
+            empty.map(|f| f.bytes.len()),
+            Some(0),
+            "an empty file is whole at once"
+        );
+        assert_eq!(
+            a.frame(&header_frame(&header(1, 3)), |_| None)
+                .unwrap()
+                .map(|f| f.bytes),
+            None
+        );
+        assert!(a.end().is_err(), "end in the middle of a file");
+        assert!(a.frame(&header_frame(&header(2, 1)), |_| None).is_err());
+        let done = a.frame(&chunk_frame(b"abc"), |_| None).unwrap().unwrap();
+        assert_eq!(done.bytes, b"abc");
+        assert!(
+            a.frame(&chunk_frame(b"x"), |_| None).is_err(),
+            "content without a header"
+        );
+        let refused = Some((1, "no".to_owned()));
+        a.frame(&header_frame(&header(3, 2)), |_| refused.clone())
+            .unwrap();
+        assert!(
+            a.frame(&chunk_frame(b"xyz"), |_| None).is_err(),
+            "beyond its size"
+        );
+        let mut a = Assembler::default();
+        a.frame(&header_frame(&header(3, 2)), |_| refused.clone())
+            .unwrap();
+        let dropped = a.frame(&chunk_frame(b"xy"), |_| None).unwrap().unwrap();
+        assert!(
+            dropped.bytes.is_empty() && dropped.refused.is_some(),
+            "counted, not kept"
+        );
+        assert!(a.end().is_ok());
+        assert!(is_end(r#"{"type":"end"}"#) && !is_end("{}"));
     }
 }

@@ -207,6 +207,7 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
                 hash: ContentHash::of(b"pwned"),
             }],
             dry_run: false,
+            transfers: false,
         };
         // Refused lexically when the manifest is read, or (symlinks) by the mirror's jail when
         // synced — before the client is asked.

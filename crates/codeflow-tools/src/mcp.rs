@@ -248,6 +248,10 @@ impl McpSession {
 
     /// `tools/call`: checked here, run on a task of its own, answered from there.
     fn call_tool(&self, id: Value, params: Option<Value>) -> Option<Message> {
+        let progress_token = params
+            .as_ref()
+            .and_then(|p| p.pointer("/_meta/progressToken"))
+            .cloned();
         let (name, args) = match call_params(params) {
             Ok(p) => p,
             Err(e) => return Some(Message::error(id, e)),
@@ -274,7 +278,8 @@ impl McpSession {
                 r = async {
                     // Read-your-writes: file changes that reached us before this call are
                     // applied to the mirror before the tool looks at it.
-                    shared.files.caught_up().await;
+                    // (A call with a progressToken hears how a running sync progresses.)
+                    shared.files.caught_up_reporting(progress_token).await;
                     tool.call(&shared.context, args).await
                 } => Some(r),
                 _ = cancel.cancelled() => None,

@@ -10,6 +10,8 @@
 //!   applied to the mirror in arrival order; a tool call waits for them
 //!   ([`SessionFiles::caught_up`]).
 //! - [`SyncState`]: what the mirror's last manifest sync did (for status views).
+//! - [`SyncUpload`]: a sync's missing files over one upload transfer (the server's
+//!   [`SyncUploads`] owns the endpoint).
 //! - [`TreeHolders`]: the live sessions whose trees a mirror holds; a sync that would remove
 //!   their files is refused ([`TreeConflict`]).
 //! - [`EditPlan`]: every write as one all-or-nothing write-back to the client with the hashes it
@@ -41,6 +43,7 @@ pub mod server_text;
 pub mod session_client;
 pub mod sync;
 pub mod sync_state;
+pub mod sync_upload;
 pub mod text;
 pub mod trees;
 pub mod workspace;
@@ -58,6 +61,7 @@ pub use publish::DiagnosticsPublisher;
 pub use server_text::{Scrubber, ServerText};
 pub use sync::{ClientNotices, NoNotices, SessionFiles};
 pub use sync_state::SyncState;
+pub use sync_upload::{SyncUpload, SyncUploads};
 pub use text::{
     LineIndex, UserPosition, apply_text_edits, end_position, from_lsp, line_text, range_from_lsp,
     to_lsp, utf16_len, utf16_slice, utf16_to_byte,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use codeflow_file_stream::protocol::{ChangeType, FileChanged, SyncManifestParams};
-use codeflow_file_stream::{ClientPath, FileError, Manifest, MirrorPath, RemoteError};
+use codeflow_file_stream::{
+    ClientPath, FileError, Manifest, MirrorPath, RemoteError, SyncProgress,
+};
 use codeflow_lsp_pool::lsp_types::FileChangeType;
 use codeflow_session::{Channel, Session};
 use codeflow_transport::{ErrorObject, Message, codes};
@@ -60,6 +62,8 @@ pub struct SessionFiles {
     me: std::sync::Weak<SessionFiles>,
     /// The last git state this session's relay reported (published once per change).
     git: parking_lot::Mutex<Option<crate::git_state::GitState>>,
+    /// The running sync's progress (`None` when none runs), for calls waiting on it.
+    progress: watch::Sender<Option<Value>>,
 }
 
 /// Largest `server/gitState` output taken (the relay cuts its own at 256 KiB).
@@ -92,6 +96,7 @@ impl SessionFiles {
             events: std::sync::OnceLock::new(),
             me: me.clone(),
             git: parking_lot::Mutex::new(None),
+            progress: watch::channel(None).0,
         });
         // Found from the session by work that does not go through the MCP handler (a Claude
         // run copying the mirror waits for the session's file events as a tool call does).
@@ -181,6 +186,46 @@ impl SessionFiles {
         let _ = applied.wait_for(|n| *n >= target).await;
     }
 
+    /// [`Self::caught_up`], telling the client how a running sync progresses meanwhile: with
+    /// `progress_token` (a `tools/call`'s `_meta.progressToken`), each step of the sync goes
+    /// to the session as MCP `notifications/progress` (`progress`/`total` in files), rising only.
+    pub async fn caught_up_reporting(&self, progress_token: Option<Value>) {
+        let Some(token) = progress_token else {
+            return self.caught_up().await;
+        };
+        let target = self.received.load(Ordering::SeqCst);
+        let mut applied = self.applied.subscribe();
+        let mut progress = self.progress.subscribe();
+        progress.mark_changed();
+        let mut last = None;
+        loop {
+            tokio::select! {
+                _ = applied.wait_for(|n| *n >= target) => return,
+                Ok(()) = progress.changed() => {
+                    let step = progress.borrow_and_update().clone();
+                    let Some(step) = step else { continue };
+                    let done = step["files"].as_u64().unwrap_or(0);
+                    if last.is_some_and(|l| done <= l) {
+                        continue;
+                    }
+                    last = Some(done);
+                    self.session.send_to_client(Message::notification(
+                        "notifications/progress",
+                        json!({
+                            "progressToken": token,
+                            "progress": done,
+                            "total": step["totalFiles"],
+                            "message": format!(
+                                "waiting for the mirror's sync: {done} of {} files, {} of {} bytes",
+                                step["totalFiles"], step["bytes"], step["totalBytes"]
+                            ),
+                        }),
+                    ));
+                }
+            }
+        }
+    }
+
     /// The caller this session's file events are applied for.
     pub fn caller(&self) -> &Arc<Caller> {
         &self.caller
@@ -201,7 +246,13 @@ async fn run(
         let Some(files) = files.upgrade() else { break };
         match event {
             QueuedEvent::Sync { id, params } => {
-                let reply = match sync_manifest(&files.caller, files.notices.as_ref(), params).await
+                let reply = match sync_manifest_reporting(
+                    &files.caller,
+                    files.notices.as_ref(),
+                    params,
+                    Some(&files.progress),
+                )
+                .await
                 {
                     Ok(result) => Message::response(id, result),
                     Err(e) => Message::error(id, e),
@@ -234,6 +285,17 @@ pub async fn sync_manifest(
     notices: &dyn ClientNotices,
     params: Option<Value>,
 ) -> Result<Value, ErrorObject> {
+    sync_manifest_reporting(caller, notices, params, None).await
+}
+
+/// [`sync_manifest`], its progress also going to `progress` (the session's calls waiting on
+/// it, see [`SessionFiles::caught_up_reporting`]).
+async fn sync_manifest_reporting(
+    caller: &Caller,
+    notices: &dyn ClientNotices,
+    params: Option<Value>,
+    progress: Option<&watch::Sender<Option<Value>>>,
+) -> Result<Value, ErrorObject> {
     let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
         .map_err(|e| {
             ErrorObject::new(
@@ -242,6 +304,7 @@ pub async fn sync_manifest(
             )
         })?;
     let dry_run = params.dry_run;
+    let offers_transfers = params.transfers;
     let workspace = caller.open_workspace().await.map_err(workspace_error)?;
     let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
@@ -272,25 +335,73 @@ pub async fn sync_manifest(
         .trees
         .hold(&caller.id, caller.root.as_str(), caller.session());
     let client = caller.client();
-    let project = caller.project.to_string();
     let started = std::time::Instant::now();
-    let mut running = RunningSync::start(
-        project,
-        workspace.extensions.get::<SyncState>(),
-        caller.id.to_string(),
-    );
+    let mut running = RunningSync::start(SyncProgressSink {
+        project: caller.project.clone(),
+        state: workspace.extensions.get::<SyncState>(),
+        registry: caller.registry(),
+        watch: progress.cloned(),
+        last_published: parking_lot::Mutex::new(None),
+        session: caller.id.to_string(),
+    });
+    // What the mirror lacks goes over one upload when the relay offers it and it is worth it;
+    // whatever that did not bring (a file changed since its manifest entry, a transfer that
+    // failed) is fetched with `client/readFiles` below.
+    let mut transferred: (Vec<codeflow_file_stream::RelPath>, u64) = (Vec::new(), 0);
+    let mut removed_first = Vec::new();
+    let mut transfer_summary = Value::Null;
+    if offers_transfers && worth_a_transfer(&plan, &manifest) {
+        match upload_missing(
+            caller,
+            mirror,
+            &manifest,
+            &plan,
+            &running,
+            &mut removed_first,
+        )
+        .await
+        {
+            Ok((stored, summary)) => {
+                transferred = stored;
+                transfer_summary = summary;
+            }
+            Err(e) => {
+                tracing::warn!(session = %caller.id, "sync upload failed ({}); reading the files instead", e.message);
+                transfer_summary = json!({"error": e.message});
+            }
+        }
+    }
     let report = mirror
-        .sync(&manifest, &client, &|p| {
-            running.progress(p.total_files - p.done_files)
-        })
+        .sync(&manifest, &client, &|p| running.progress(p, "readFiles"))
         .await;
     let report = match report {
-        Ok(report) => {
+        Ok(mut report) => {
+            let (stored, bytes) = std::mem::take(&mut transferred);
+            report.unchanged = report.unchanged.saturating_sub(stored.len());
+            let transferred_files = stored.len();
+            report.fetched.extend(stored);
+            report.fetched.sort();
+            report.fetched.dedup();
+            report.fetched_bytes += bytes;
+            report.removed.append(&mut removed_first);
+            report.removed.sort();
+            metrics::counter!("codeflow_sync_transferred_files_total")
+                .increment(transferred_files as u64);
+            metrics::counter!("codeflow_sync_transferred_bytes_total").increment(bytes);
+            transfer_summary = match transfer_summary {
+                Value::Null => Value::Null,
+                mut summary => {
+                    summary["stored"] = transferred_files.into();
+                    summary["storedBytes"] = bytes.into();
+                    summary
+                }
+            };
             running.finish(Ok(json!({
                 "fetched": report.fetched.len(),
                 "removed": report.removed.len(),
                 "unchanged": report.unchanged,
                 "skipped": report.skipped.len(),
+                "transfer": transfer_summary,
                 "durationMs": started.elapsed().as_millis() as u64,
             })));
             report
@@ -353,48 +464,94 @@ pub async fn sync_manifest(
         "fetched": report.fetched.len(),
         "fetchedBytes": report.fetched_bytes,
         "unchanged": report.unchanged,
+        "transfer": transfer_summary,
         "skipped": report.skipped.iter().map(|(p, e)| json!({"path": p.as_str(), "error": e.to_string()})).collect::<Vec<_>>(),
         "durationMs": started.elapsed().as_millis() as u64,
     }))
 }
 
-/// One running sync, as status shows it: `codeflow_sync_pending_files` and the project's
-/// [`SyncState`]. Whatever way the sync ends — fetched, failed, or abandoned because its session
-/// left and the future was dropped — the gauge goes back to 0 and the state records the end,
-/// so only a sync that hangs keeps the gauge above 0.
-struct RunningSync {
-    project: String,
-    state: std::sync::Arc<SyncState>,
+/// Where a running sync's progress goes: the project's [`SyncState`] (status views,
+/// `health_check`), `codeflow_sync_pending_files`, the project's `files` channel
+/// (`syncProgress`, at most every [`PUBLISH_EVERY`] and at the end of each phase), and the
+/// session's calls waiting on it.
+struct SyncProgressSink {
+    project: codeflow_session::ProjectId,
+    state: Arc<SyncState>,
+    registry: Option<Arc<codeflow_session::SessionRegistry>>,
+    watch: Option<watch::Sender<Option<Value>>>,
+    last_published: parking_lot::Mutex<Option<std::time::Instant>>,
     session: String,
+}
+
+/// How often a sync's progress goes on the `files` channel.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl SyncProgressSink {
+    fn report(&self, p: &SyncProgress, via: &str) {
+        self.state.progress(p, via);
+        metrics::gauge!("codeflow_sync_pending_files", "project" => self.project.to_string())
+            .set((p.total_files - p.done_files.min(p.total_files)) as f64);
+        let event = json!({
+            "event": "syncProgress",
+            "session": self.session,
+            "via": via,
+            "files": p.done_files,
+            "totalFiles": p.total_files,
+            "bytes": p.done_bytes,
+            "totalBytes": p.total_bytes,
+        });
+        if let Some(watch) = &self.watch {
+            watch.send_replace(Some(event.clone()));
+        }
+        let due = {
+            let mut last = self.last_published.lock();
+            let due = p.done_files == 0
+                || p.done_files >= p.total_files
+                || last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due && let Some(registry) = &self.registry {
+            registry
+                .channels()
+                .publish(&self.project, Channel::Files, event);
+        }
+    }
+}
+
+/// One running sync, as status shows it (see [`SyncProgressSink`]). Whatever way the sync
+/// ends — fetched, failed, or abandoned because its session left and the future was dropped —
+/// the gauge goes back to 0 and the state records the end, so only a sync that hangs keeps the
+/// gauge above 0.
+struct RunningSync {
+    sink: Arc<SyncProgressSink>,
     ended: bool,
 }
 
 impl RunningSync {
-    fn start(project: String, state: std::sync::Arc<SyncState>, session: String) -> Self {
-        state.started();
+    fn start(sink: SyncProgressSink) -> Self {
+        sink.state.started();
         Self {
-            project,
-            state,
-            session,
+            sink: Arc::new(sink),
             ended: false,
         }
     }
 
-    /// Files the sync still has to fetch.
-    fn progress(&self, files: usize) {
-        self.state.progress(files);
-        self.gauge(files as f64);
+    /// How far the sync is (`via`: "transfer" or "readFiles").
+    fn progress(&self, p: &SyncProgress, via: &str) {
+        self.sink.report(p, via);
     }
 
     fn finish(&mut self, outcome: Result<Value, String>) {
         self.ended = true;
-        self.state.finished(&self.session, outcome);
-        self.gauge(0.0);
-    }
-
-    fn gauge(&self, files: f64) {
-        metrics::gauge!("codeflow_sync_pending_files", "project" => self.project.clone())
-            .set(files);
+        self.sink.state.finished(&self.sink.session, outcome);
+        metrics::gauge!("codeflow_sync_pending_files", "project" => self.sink.project.to_string())
+            .set(0.0);
+        if let Some(watch) = &self.sink.watch {
+            watch.send_replace(None);
+        }
     }
 }
 
@@ -405,6 +562,115 @@ impl Drop for RunningSync {
                 "abandoned: its session ended before the sync did".to_owned()
             ));
         }
+    }
+}
+
+/// A sync uses a transfer from this many files, or bytes, on; smaller ones (a few edits missed
+/// while disconnected) are a handful of `client/readFiles` round trips.
+const TRANSFER_MIN_FILES: usize = 16;
+const TRANSFER_MIN_BYTES: u64 = 1024 * 1024;
+
+/// How long the relay may take to send a sync's upload (it reports progress meanwhile).
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+fn worth_a_transfer(plan: &codeflow_file_stream::SyncPlan, manifest: &Manifest) -> bool {
+    let bytes: u64 = plan
+        .needed
+        .iter()
+        .filter_map(|rel| manifest.get(rel))
+        .map(|e| e.size)
+        .sum();
+    plan.needed.len() >= TRANSFER_MIN_FILES || bytes >= TRANSFER_MIN_BYTES
+}
+
+/// Ends a sync's upload however the sync ends (a dropped future included).
+struct EndUpload(Arc<crate::sync_upload::SyncUpload>);
+
+impl Drop for EndUpload {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// Asks the relay for what the mirror lacks over one upload (`client/uploadFiles`); returns
+/// what was stored, and the relay's summary of the transfer.
+async fn upload_missing(
+    caller: &Caller,
+    mirror: &codeflow_file_stream::Mirror,
+    manifest: &Manifest,
+    plan: &codeflow_file_stream::SyncPlan,
+    running: &RunningSync,
+    removed: &mut Vec<codeflow_file_stream::RelPath>,
+) -> Result<((Vec<codeflow_file_stream::RelPath>, u64), Value), ErrorObject> {
+    use crate::sync_upload::{Expected, SyncUpload};
+    use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadFilesParams};
+    let unavailable = |why: &str| ErrorObject::new(codes::INTERNAL_ERROR, why.to_owned());
+    let session = caller
+        .session()
+        .ok_or_else(|| unavailable("no session to upload from"))?;
+    let uploads = caller
+        .workspaces()
+        .sync_uploads()
+        .ok_or_else(|| unavailable("this server takes no uploads"))?;
+    let limits = caller.workspaces().config().mirror.limits;
+    limits
+        .check_project(manifest.len() as u64, manifest.total_bytes())
+        .map_err(|e| file_error(&e))?;
+    // Deletions first: they free room, and a file replaced by a directory (or the reverse)
+    // is out of the way.
+    *removed = mirror
+        .remove_unlisted(manifest)
+        .await
+        .map_err(|e| file_error(&e))?;
+    let files: Vec<Expected> = plan
+        .needed
+        .iter()
+        .filter_map(|rel| {
+            let entry = manifest.get(rel)?;
+            // Too large, or leading out of the mirror: left to the fetch below, which reports it.
+            limits.check_file_size(rel.as_str(), entry.size).ok()?;
+            Some(Expected {
+                rel: rel.clone(),
+                size: entry.size,
+                hash: entry.hash.clone(),
+                mark: mirror.mark_rel(rel),
+            })
+        })
+        .collect();
+    let sink = running.sink.clone();
+    let upload = SyncUpload::new(
+        mirror.clone(),
+        files,
+        Arc::new(move |p| sink.report(p, "transfer")),
+    );
+    let _end = EndUpload(upload.clone());
+    running.progress(
+        &SyncProgress {
+            total_files: upload.total_files(),
+            done_files: 0,
+            total_bytes: upload.total_bytes(),
+            done_bytes: 0,
+        },
+        "transfer",
+    );
+    let (operation_id, url) = uploads.begin(session, upload.clone())?;
+    let params = UploadFilesParams {
+        operation_id,
+        url,
+        files: upload.entries(),
+    };
+    let params = serde_json::to_value(params)
+        .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;
+    let summary = session
+        .request_client(UPLOAD_FILES, params, UPLOAD_TIMEOUT)
+        .await;
+    upload.end();
+    let stored = upload.stored();
+    match summary {
+        Ok(summary) => Ok((stored, summary)),
+        // What arrived before the failure stays; the fetch reads the rest.
+        Err(e) if !stored.0.is_empty() => Ok((stored, json!({"error": e.message}))),
+        Err(e) => Err(e),
     }
 }
 

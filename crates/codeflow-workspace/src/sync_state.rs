@@ -20,6 +20,8 @@ struct Inner {
     running: usize,
     /// Files the running sync still has to fetch (its last progress report).
     pending_files: usize,
+    /// The running sync's last progress report, as JSON (`null` before the first).
+    progress: Value,
     last: Option<Value>,
     refused: Option<Value>,
 }
@@ -37,11 +39,20 @@ impl SyncState {
         let mut inner = self.inner.lock();
         inner.running += 1;
         inner.pending_files = 0;
+        inner.progress = Value::Null;
     }
 
-    /// The running sync's progress: files still to fetch.
-    pub fn progress(&self, pending_files: usize) {
-        self.inner.lock().pending_files = pending_files;
+    /// The running sync's progress (`via`: "transfer" or "readFiles", how the files come).
+    pub fn progress(&self, p: &codeflow_file_stream::SyncProgress, via: &str) {
+        let mut inner = self.inner.lock();
+        inner.pending_files = p.total_files.saturating_sub(p.done_files);
+        inner.progress = json!({
+            "via": via,
+            "files": p.done_files,
+            "totalFiles": p.total_files,
+            "bytes": p.done_bytes,
+            "totalBytes": p.total_bytes,
+        });
     }
 
     /// A sync ended (`outcome`: what it did, or why it failed).
@@ -49,6 +60,7 @@ impl SyncState {
         let mut inner = self.inner.lock();
         inner.running = inner.running.saturating_sub(1);
         inner.pending_files = 0;
+        inner.progress = Value::Null;
         let mut record = json!({"session": session, "at": now_ms()});
         match outcome {
             Ok(summary) => {
@@ -69,13 +81,15 @@ impl SyncState {
             Some(json!({"session": session, "at": now_ms(), "message": message}));
     }
 
-    /// The record as JSON: `{syncing, pendingFiles, last, lastRefused}` (times in ms since the
-    /// Unix epoch; `last` and `lastRefused` null until there is one).
+    /// The record as JSON: `{syncing, pendingFiles, progress, last, lastRefused}` (times in
+    /// ms since the Unix epoch; `progress` is `{via, files, totalFiles, bytes, totalBytes}`
+    /// while a sync runs; `last` and `lastRefused` null until there is one).
     pub fn to_json(&self) -> Value {
         let inner = self.inner.lock();
         json!({
             "syncing": inner.running > 0,
             "pendingFiles": inner.pending_files,
+            "progress": inner.progress,
             "last": inner.last,
             "lastRefused": inner.refused,
         })
@@ -92,10 +106,18 @@ mod tests {
         assert_eq!(state.to_json()["syncing"], false);
         assert!(state.to_json()["last"].is_null());
         state.started();
-        state.progress(3);
+        let step = codeflow_file_stream::SyncProgress {
+            total_files: 5,
+            done_files: 2,
+            total_bytes: 50,
+            done_bytes: 20,
+        };
+        state.progress(&step, "transfer");
         let running = state.to_json();
         assert_eq!(running["syncing"], true);
         assert_eq!(running["pendingFiles"], 3);
+        assert_eq!(running["progress"]["via"], "transfer");
+        assert_eq!(running["progress"]["bytes"], 20);
         state.finished("s1", Ok(json!({"fetched": 3})));
         let done = state.to_json();
         assert_eq!(done["syncing"], false);

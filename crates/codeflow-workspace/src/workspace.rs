@@ -68,6 +68,8 @@ pub struct Workspaces {
     paths: parking_lot::Mutex<HashMap<String, codeflow_file_stream::PathMap>>,
     /// The registry whose channels project events go to (`git`), once the server attached it.
     registry: std::sync::OnceLock<Weak<SessionRegistry>>,
+    /// Where syncs begin their uploads, once the server set it (none: syncs read files).
+    uploads: std::sync::OnceLock<Arc<dyn crate::SyncUploads>>,
 }
 
 impl std::fmt::Debug for Workspaces {
@@ -87,7 +89,19 @@ impl Workspaces {
             open: tokio::sync::Mutex::new(HashMap::new()),
             paths: parking_lot::Mutex::new(HashMap::new()),
             registry: std::sync::OnceLock::new(),
+            uploads: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets syncs send what the mirror lacks over one upload transfer (the server's
+    /// `/ws/file-stream` operations) when the relay offers it.
+    pub fn set_sync_uploads(&self, uploads: Arc<dyn crate::SyncUploads>) {
+        let _ = self.uploads.set(uploads);
+    }
+
+    /// Where syncs begin their uploads, if anywhere.
+    pub fn sync_uploads(&self) -> Option<&Arc<dyn crate::SyncUploads>> {
+        self.uploads.get()
     }
 
     /// Connects the workspaces to the registry whose project channels they feed (the `git`

@@ -90,6 +90,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     };
     let renewed = target.tokens.watch();
     let git = crate::git_state::watch(target.root.clone());
+    let uploader = crate::upload::Uploader::new(&target);
     let mut relay = Relay {
         renewed,
         login: None,
@@ -103,7 +104,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         initialize_id: None,
         initialized: false,
         tools: ToolsCache::default(),
-        serving: Serving::new(files.file_server()),
+        serving: Serving::new(files.file_server()).with_uploader(uploader),
         files,
         sync: ManifestSync::default(),
         gate: FlushGate::default(),

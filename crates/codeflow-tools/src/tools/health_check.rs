@@ -70,6 +70,9 @@ struct SessionInfo {
 struct MirrorInfo {
     files: usize,
     shared: bool,
+    /// The mirror's sync: running now (`progress`: via, files, totalFiles, bytes,
+    /// totalBytes), the last one, the last refused.
+    sync: Value,
 }
 
 /// One language server of the project.
@@ -156,6 +159,10 @@ impl Tool for HealthCheck {
                 mirror: workspace.as_ref().map(|ws| MirrorInfo {
                     files: ws.mirror.file_count(),
                     shared: ws.mirror.is_shared(),
+                    sync: ws
+                        .extensions
+                        .get::<codeflow_workspace::SyncState>()
+                        .to_json(),
                 }),
                 sessions_per_project: args
                     .include_details

@@ -1,0 +1,379 @@
+//! `client/uploadFiles`: the server's sync asks for what its mirror lacks over one upload on
+//! `/ws/file-stream/{operation_id}` (binary frames, `codeflow_file_stream::transfer`) instead
+//! of `client/readFiles` batches of JSON-escaped content.
+//!
+//! Each file is read once, through the root's jail, and sent with the hash the manifest
+//! carried (the server lists it): nothing is hashed again here. A file whose size is no longer
+//! the manifest's changed since; it is not sent (the server reads it with `client/readFile`,
+//! and the watcher's change follows anyway). Reading runs on a blocking thread ahead of the
+//! socket (a bounded queue of frames). A connection that breaks is dialled again and resumes
+//! after the files the server says it has (`start.received`); the request's answer is the
+//! server's summary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use codeflow_file_stream::transfer::{
+    CHUNK, CHUNK_BYTES, FileHeader, UploadFilesParams, chunk_frame, header_frame,
+};
+use codeflow_file_stream::{FileError, Jail, RelPath, RemoteError};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::cli::Resolved;
+
+/// Connections tried for one upload (the first and the resumes).
+const ATTEMPTS: u32 = 6;
+/// Frames read ahead of the socket.
+const READ_AHEAD: usize = 64;
+/// How long the server may take to store the last batch and send its summary.
+const SUMMARY_WAIT: Duration = Duration::from_secs(120);
+
+/// Sends a sync's files over upload transfers.
+pub struct Uploader {
+    jail: Jail,
+    server: String,
+    project: String,
+    tokens: crate::tokens::Tokens,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Why one connection of an upload ended early.
+enum Broken {
+    /// Worth dialling again (the connection dropped or was refused for now).
+    Retry(String),
+    /// Not (the operation is gone, spent, or not ours).
+    Fatal(String),
+}
+
+impl Uploader {
+    /// An uploader for the relay's root and server; `None` when the root cannot be jailed (then
+    /// `client/uploadFiles` is answered as unknown and the server reads files instead).
+    pub fn new(target: &Resolved) -> Option<Arc<Self>> {
+        let jail = Jail::new(&target.root).ok()?;
+        Some(Arc::new(Self {
+            jail,
+            server: target.server.clone(),
+            project: target.project.clone(),
+            tokens: target.tokens.clone(),
+            tls: target.tls.clone(),
+        }))
+    }
+
+    /// Serves one `client/uploadFiles`: its answer is the server's summary of the transfer.
+    pub async fn run(&self, params: Value) -> Result<Value, RemoteError> {
+        let params: UploadFilesParams = serde_json::from_value(params).map_err(|e| {
+            RemoteError::from(&FileError::InvalidParams(format!(
+                "invalid client/uploadFiles params: {e}"
+            )))
+        })?;
+        let url = self.url_for(&params.url).map_err(|e| {
+            RemoteError::from(&FileError::InvalidParams(format!(
+                "client/uploadFiles: {e}"
+            )))
+        })?;
+        let files: Arc<Vec<Wanted>> = Arc::new(
+            params
+                .files
+                .into_iter()
+                .map(|f| Wanted {
+                    rel: RelPath::parse(&f.path).ok(),
+                    path: f.path,
+                    size: f.size,
+                    hash: f.hash,
+                })
+                .collect(),
+        );
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                let delay = Duration::from_millis(200 * (1 << attempt.min(5)));
+                tracing::info!(
+                    "sync upload: connection lost ({last}); resuming in {} ms",
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+            }
+            match self.send_once(&url, &files).await {
+                Ok(summary) => return Ok(summary),
+                Err(Broken::Retry(why)) => last = why,
+                Err(Broken::Fatal(why)) => {
+                    last = why;
+                    break;
+                }
+            }
+        }
+        Err(RemoteError::from(&FileError::Unavailable(format!(
+            "sync upload failed: {last}"
+        ))))
+    }
+
+    /// The endpoint's URL: the server URL's `/ws` path replaced by `path` (a proxy's prefix
+    /// kept), with the project as the routing key.
+    fn url_for(&self, path: &str) -> Result<String, String> {
+        if !path.starts_with("/ws/file-stream/") {
+            return Err(format!("`{path}` is not a /ws/file-stream/ path"));
+        }
+        let mut url = url::Url::parse(&self.server).map_err(|e| e.to_string())?;
+        let prefix = url
+            .path()
+            .strip_suffix("/ws")
+            .unwrap_or(url.path())
+            .trim_end_matches('/')
+            .to_owned();
+        url.set_path(&format!("{prefix}{path}"));
+        Ok(crate::dial::with_project(url.as_str(), &self.project))
+    }
+
+    async fn send_once(&self, url: &str, files: &Arc<Vec<Wanted>>) -> Result<Value, Broken> {
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| Broken::Fatal(e.to_string()))?;
+        if let Some(token) = self.tokens.current()
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            request.headers_mut().insert("authorization", value);
+        }
+        codeflow_transport::tls::install_crypto_provider();
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(4 * 1024 * 1024))
+            .max_frame_size(Some(4 * 1024 * 1024));
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            connector,
+        )
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(r)
+                if matches!(r.status().as_u16(), 401 | 403 | 404 | 410) =>
+            {
+                Broken::Fatal(format!(
+                    "the server refused the upload: HTTP {}",
+                    r.status()
+                ))
+            }
+            other => Broken::Retry(other.to_string()),
+        })?;
+        let (mut sink, mut stream) = socket.split();
+        // `start`: what the server already has (a resumed operation).
+        let received: std::collections::HashSet<u64> = loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    if v["type"] == "start" {
+                        break v["received"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                            .unwrap_or_default();
+                    }
+                }
+                Some(Ok(_)) => continue,
+                _ => return Err(Broken::Retry("closed before `start`".into())),
+            }
+        };
+        // The server's acknowledgements and summary, read while the files go out.
+        let listener = tokio::spawn(async move {
+            while let Some(message) = stream.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                        if v["type"] == "summary" {
+                            return Ok(v);
+                        }
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let why = frame.map(|f| format!("{} {}", f.code, f.reason));
+                        return Err(format!("closed: {}", why.unwrap_or_default()));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Err("the connection ended before the summary".to_owned())
+        });
+        let (frames, mut queue) = mpsc::channel::<Bytes>(READ_AHEAD);
+        let reader = {
+            let files = Arc::clone(files);
+            let jail = self.jail.clone();
+            tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &frames))
+        };
+        let mut sent = Ok(());
+        while let Some(frame) = queue.recv().await {
+            if let Err(e) = sink.feed(Message::Binary(frame)).await {
+                sent = Err(e.to_string());
+                break;
+            }
+        }
+        drop(queue);
+        let skipped = reader.await.unwrap_or_default();
+        if let Err(e) = sent {
+            listener.abort();
+            return Err(Broken::Retry(e));
+        }
+        let end = json!({"type": "end", "notSent": skipped});
+        if let Err(e) = sink.send(Message::Text(end.to_string().into())).await {
+            listener.abort();
+            return Err(Broken::Retry(e.to_string()));
+        }
+        let summary = match tokio::time::timeout(SUMMARY_WAIT, listener).await {
+            Ok(Ok(Ok(summary))) => summary,
+            Ok(Ok(Err(why))) => return Err(Broken::Retry(why)),
+            Ok(Err(e)) => return Err(Broken::Retry(e.to_string())),
+            Err(_) => return Err(Broken::Retry("no summary from the server".into())),
+        };
+        let _ = sink.send(Message::Close(None)).await;
+        Ok(summary)
+    }
+}
+
+/// One file the server wants.
+struct Wanted {
+    /// The path as the server gave it, and parsed (`None`: not a valid relative path).
+    path: String,
+    rel: Option<RelPath>,
+    size: u64,
+    hash: String,
+}
+
+/// Reads the wanted files not `received` yet, in order, into frames on `out`; returns what
+/// it did not send (vanished, unreadable, outside the root, or changed since the manifest).
+fn read_frames(
+    jail: &Jail,
+    files: &[Wanted],
+    received: &std::collections::HashSet<u64>,
+    out: &mpsc::Sender<Bytes>,
+) -> Vec<Value> {
+    let mut skipped = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let index = index as u64;
+        if received.contains(&index) {
+            continue;
+        }
+        let read = file
+            .rel
+            .as_ref()
+            .ok_or_else(|| "not a relative path".to_owned())
+            .and_then(|rel| jail.resolve(rel).map_err(|e| e.to_string()))
+            .and_then(|abs| read_file(&abs, file.size));
+        let (content, mode) = match read {
+            Ok(read) => read,
+            Err(why) => {
+                skipped.push(json!({"path": file.path, "why": why}));
+                continue;
+            }
+        };
+        let header = FileHeader {
+            index,
+            path: file.path.clone(),
+            size: file.size,
+            mode,
+            hash: file.hash.clone(),
+        };
+        if out.blocking_send(header_frame(&header)).is_err() {
+            return skipped;
+        }
+        let sent = match content {
+            // A small file was read straight into its one chunk frame.
+            Content::Frame(frame) => frame.is_none_or(|f| out.blocking_send(f).is_ok()),
+            Content::Bytes(bytes) => bytes
+                .chunks(CHUNK_BYTES)
+                .all(|chunk| out.blocking_send(chunk_frame(chunk)).is_ok()),
+        };
+        if !sent {
+            return skipped;
+        }
+    }
+    skipped
+}
+
+enum Content {
+    /// The one chunk frame of a file up to [`CHUNK_BYTES`] (`None`: empty).
+    Frame(Option<Bytes>),
+    /// A larger file's content.
+    Bytes(Vec<u8>),
+}
+
+/// Reads a file of `size` bytes (by the manifest) with its mode bits; refused when it is no
+/// longer that size (changed since the manifest).
+fn read_file(abs: &std::path::Path, size: u64) -> Result<(Content, u32), String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let file = std::fs::File::open(abs).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() != size {
+        return Err("changed since the manifest".into());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let len = usize::try_from(size).map_err(|e| e.to_string())?;
+    if len == 0 {
+        return Ok((Content::Frame(None), mode));
+    }
+    if len <= CHUNK_BYTES {
+        let mut frame = Vec::with_capacity(len + 1);
+        frame.push(CHUNK);
+        file.take(size + 1)
+            .read_to_end(&mut frame)
+            .map_err(|e| e.to_string())?;
+        if frame.len() != len + 1 {
+            return Err("changed since the manifest".into());
+        }
+        return Ok((Content::Frame(Some(frame.into())), mode));
+    }
+    let mut bytes = Vec::with_capacity(len);
+    file.take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() != len {
+        return Err("changed since the manifest".into());
+    }
+    Ok((Content::Bytes(bytes), mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_frames_and_skips_changed_and_escaping_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.txt"), b"abc").unwrap();
+        std::fs::write(root.join("empty"), b"").unwrap();
+        std::fs::write(root.join("grew.txt"), b"longer now").unwrap();
+        let jail = Jail::new(&root).unwrap();
+        let wanted = |path: &str, size: u64| Wanted {
+            path: path.into(),
+            rel: RelPath::parse(path).ok(),
+            size,
+            hash: "h".into(),
+        };
+        let files = vec![
+            wanted("a.txt", 3),
+            wanted("empty", 0),
+            wanted("grew.txt", 4),
+            wanted("../outside", 1),
+        ];
+        let (tx, mut rx) = mpsc::channel(16);
+        let skipped = read_frames(&jail, &files, &Default::default(), &tx);
+        drop(tx);
+        let mut frames = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            frames.push(f);
+        }
+        // a.txt: header + one chunk; empty: header only.
+        assert_eq!(frames.len(), 3);
+        assert_eq!(&frames[1][..], b"\x02abc");
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+    }
+}

@@ -1,0 +1,262 @@
+//! A sync's missing files over one upload transfer (`/ws/file-stream/{operation_id}`, binary
+//! frames) instead of `client/readFiles` batches of JSON-escaped content.
+//!
+//! The server binary owns the endpoint and its operations ([`SyncUploads`], registered with
+//! [`crate::Workspaces::set_sync_uploads`]); this is what an operation begun for a sync stores
+//! and checks: only the files the sync planned, each at the size and hash the relay's
+//! manifest gave (the relay sends those without hashing again; here each file is hashed once
+//! on arrival, and a file changed since its manifest entry is refused — the sync then reads it
+//! with `client/readFile`). Files go into the mirror through [`Mirror::store_incoming`]; until
+//! one is stored, reads of it through the mirror wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use codeflow_file_stream::error::codes;
+use codeflow_file_stream::transfer::{FileHeader, UploadEntry};
+use codeflow_file_stream::{ContentHash, IncomingFile, Mirror, PathMark, RelPath, SyncProgress};
+use codeflow_session::Session;
+use codeflow_transport::ErrorObject;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+/// Where a sync begins its upload: the server's transfer operations.
+pub trait SyncUploads: Send + Sync {
+    /// Makes an upload operation for `session` that stores into `upload`; returns its
+    /// operation id and the URL path to connect to (`/ws/file-stream/{id}`).
+    fn begin(
+        &self,
+        session: &Arc<Session>,
+        upload: Arc<SyncUpload>,
+    ) -> Result<(String, String), ErrorObject>;
+}
+
+/// One file the sync expects.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Its path relative to the project root.
+    pub rel: RelPath,
+    /// Its size by the manifest.
+    pub size: u64,
+    /// Its hash by the manifest.
+    pub hash: ContentHash,
+    /// The mirror's version of the path when the sync planned it.
+    pub mark: PathMark,
+}
+
+/// Called with the transfer's progress (files and bytes stored so far).
+pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
+
+/// What one sync's upload stores, and what it has stored.
+pub struct SyncUpload {
+    mirror: Mirror,
+    files: Vec<Expected>,
+    total_bytes: u64,
+    done_files: AtomicU64,
+    done_bytes: AtomicU64,
+    stored: Mutex<Vec<RelPath>>,
+    ended: AtomicBool,
+    progress: ProgressFn,
+}
+
+impl std::fmt::Debug for SyncUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncUpload")
+            .field("files", &self.files.len())
+            .field("done_files", &self.done_files.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncUpload {
+    /// An upload of `files` into `mirror`; reads of them through the mirror wait until each is
+    /// stored or the upload ends.
+    pub fn new(mirror: Mirror, files: Vec<Expected>, progress: ProgressFn) -> Arc<Self> {
+        mirror.expect_incoming(files.iter().map(|f| f.rel.clone()));
+        Arc::new(Self {
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            mirror,
+            files,
+            done_files: AtomicU64::new(0),
+            done_bytes: AtomicU64::new(0),
+            stored: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
+            progress,
+        })
+    }
+
+    /// The files, as `client/uploadFiles` lists them (index = position).
+    pub fn entries(&self) -> Vec<UploadEntry> {
+        self.files
+            .iter()
+            .map(|f| UploadEntry {
+                path: f.rel.as_str().to_owned(),
+                size: f.size,
+                hash: f.hash.as_str().to_owned(),
+            })
+            .collect()
+    }
+
+    /// How many files the upload brings.
+    pub fn total_files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// How many bytes the upload brings.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The sync is over: nothing more is stored, and reads of what did not arrive go to disk.
+    pub fn end(&self) {
+        if !self.ended.swap(true, Ordering::SeqCst) {
+            let rels: Vec<RelPath> = self.files.iter().map(|f| f.rel.clone()).collect();
+            self.mirror.end_incoming(&rels);
+        }
+    }
+
+    /// Whether the sync stopped waiting for this upload.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
+    /// The files stored so far, and their bytes.
+    pub fn stored(&self) -> (Vec<RelPath>, u64) {
+        (
+            self.stored.lock().clone(),
+            self.done_bytes.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Why a file announced by `header` will not be stored, if it will not: `(code, message)`.
+    /// Only the files of the plan, at their planned index and size, are taken.
+    pub fn check(&self, header: &FileHeader) -> Option<(i64, String)> {
+        let expected = usize::try_from(header.index)
+            .ok()
+            .and_then(|i| self.files.get(i));
+        match expected {
+            None => Some((
+                codes::PATH_REJECTED,
+                format!("no file {} in this sync's upload", header.index),
+            )),
+            Some(e) if e.rel.as_str() != header.path => Some((
+                codes::PATH_REJECTED,
+                format!(
+                    "file {} of this sync's upload is `{}`, not `{}`",
+                    header.index, e.rel, header.path
+                ),
+            )),
+            Some(e) if e.size != header.size => Some((
+                codes::HASH_MISMATCH,
+                format!(
+                    "`{}` is {} bytes by the manifest, {} by the header (changed since: it will be read again)",
+                    e.rel, e.size, header.size
+                ),
+            )),
+            Some(_) if self.is_ended() => Some((
+                codes::CONFLICT,
+                "the sync stopped waiting for this upload".to_owned(),
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Stores complete files (each checked with [`Self::check`] before its content was kept):
+    /// hashes each once, refuses one whose content is not its manifest hash, writes the rest in
+    /// one disk task. Per file: `Ok((index, size))` stored (or superseded by a newer change,
+    /// which counts as done), or the refusal to report (`{index, path, code, error}`).
+    pub async fn store(&self, files: Vec<(FileHeader, Vec<u8>)>) -> Vec<Result<(u64, u64), Value>> {
+        let hashed = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|(header, bytes)| {
+                    let hash = ContentHash::of(&bytes);
+                    (header, bytes, hash)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut out = Vec::with_capacity(hashed.len());
+        let mut writes = Vec::new();
+        let mut written = Vec::new();
+        for (header, bytes, hash) in hashed {
+            let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
+            let expected = usize::try_from(header.index)
+                .ok()
+                .and_then(|i| self.files.get(i));
+            let Some(expected) = expected.filter(|e| e.rel.as_str() == header.path) else {
+                out.push(Err(refuse(
+                    codes::PATH_REJECTED,
+                    "not a file of this sync's upload".into(),
+                )));
+                continue;
+            };
+            if hash != expected.hash {
+                out.push(Err(refuse(
+                    codes::HASH_MISMATCH,
+                    format!(
+                        "content does not match its manifest hash (got {hash}); nothing was written, it will be read again"
+                    ),
+                )));
+                continue;
+            }
+            if self.is_ended() {
+                out.push(Err(refuse(
+                    codes::CONFLICT,
+                    "the sync stopped waiting for this upload".into(),
+                )));
+                continue;
+            }
+            let size = bytes.len() as u64;
+            written.push((header.index, size, header.path.clone()));
+            writes.push(IncomingFile {
+                rel: expected.rel.clone(),
+                bytes,
+                hash,
+                mark: expected.mark,
+            });
+            out.push(Ok((header.index, size)));
+        }
+        let results = self.mirror.store_incoming(writes).await;
+        let mut stored_now = Vec::new();
+        let mut failed = std::collections::HashMap::new();
+        for ((index, size, path), (rel, result)) in written.into_iter().zip(results) {
+            match result {
+                Ok(true) => {
+                    self.done_bytes.fetch_add(size, Ordering::SeqCst);
+                    stored_now.push(rel);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failed.insert(
+                        index,
+                        json!({"index": index, "path": path, "code": e.code(), "error": e.to_string()}),
+                    );
+                }
+            }
+            self.done_files.fetch_add(1, Ordering::SeqCst);
+        }
+        self.stored.lock().extend(stored_now);
+        for slot in &mut out {
+            if let Ok((index, _)) = slot
+                && let Some(error) = failed.remove(index)
+            {
+                *slot = Err(error);
+            }
+        }
+        (self.progress)(&SyncProgress {
+            total_files: self.files.len(),
+            done_files: self.done_files.load(Ordering::SeqCst) as usize,
+            total_bytes: self.total_bytes,
+            done_bytes: self.done_bytes.load(Ordering::SeqCst),
+        });
+        out
+    }
+}
+
+impl Drop for SyncUpload {
+    fn drop(&mut self) {
+        self.end();
+    }
+}

@@ -1,0 +1,325 @@
+//! The relay's initial sync over an upload transfer (`client/uploadFiles` →
+//! `/ws/file-stream/{operation_id}`, binary frames) instead of `client/readFiles`: the real
+//! relay and the real server, a tree with binary and empty files, deep paths and unicode
+//! names; a connection cut in the middle; a tool call made while the sync runs; a path that
+//! would escape the project; and small edits, which still go as `server/fileChanged` deltas.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use codeflow_e2e::{Relay, Server, TcpProxy, Trip, Ws, eventually, metrics, tree};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// `files` text files of `size` bytes each, plus binary, empty, deep and unicode ones.
+fn project(files: usize, size: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..files {
+        let line = format!("value_{i} = {i}  # padding padding padding padding\n");
+        let text = line.repeat(size / line.len() + 1);
+        write(root, &format!("src/m{}/f{i}.py", i % 7), text.as_bytes());
+    }
+    let binary: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    write(root, "assets/blob.bin", &binary);
+    write(root, "assets/nul.bin", &[0, 0, 255, 0]);
+    write(root, "empty.txt", b"");
+    write(root, "pkg/__init__.py", b"");
+    let deep = (0..24)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    write(root, &format!("{deep}/deep.py"), b"DEEP = 1\n");
+    write(root, "ünï/日本語/файл.py", "NAME = 'ü'\n".as_bytes());
+    dir
+}
+
+fn metric(samples: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.as_str() == name || k.starts_with(&format!("{name}{{")))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+#[tokio::test]
+async fn the_initial_sync_goes_over_a_transfer_and_small_edits_stay_deltas() {
+    let server = Server::start().await;
+    let dir = project(60, 3000);
+    let root = dir.path().canonicalize().unwrap();
+    let relay = Relay::spawn(&server.url(), "sync-transfer", &root, &[]);
+    relay.initialize().await;
+    relay.settle().await;
+
+    let mirror = server.mirror_dir("sync-transfer");
+    assert_eq!(tree(&mirror), tree(&root), "mirror == tree, hash by hash");
+    let m = metrics(server.port).await;
+    let files = tree(&root).len() as f64;
+    assert_eq!(
+        metric(&m, "codeflow_sync_transferred_files_total"),
+        files,
+        "every file came over the transfer"
+    );
+    assert!(metric(&m, "codeflow_sync_transferred_bytes_total") > 180_000.0);
+    assert_eq!(
+        metric(&m, "codeflow_transfer_files_total"),
+        files,
+        "counted as upload transfers too"
+    );
+    let changes_before = metric(&m, "codeflow_file_changes_total");
+
+    // A one-line edit is a `server/fileChanged` delta, not another transfer.
+    let edited = root.join("src/m0/f0.py");
+    let mut text = std::fs::read_to_string(&edited).unwrap();
+    text.push_str("EDITED = True\n");
+    std::fs::write(&edited, &text).unwrap();
+    relay.settle().await;
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("src/m0/f0.py")).unwrap(),
+        text
+    );
+    let m = metrics(server.port).await;
+    assert_eq!(
+        metric(&m, "codeflow_sync_transferred_files_total"),
+        files,
+        "no transfer for an edit"
+    );
+    assert!(metric(&m, "codeflow_file_changes_total") > changes_before);
+
+    // The sync's outcome is on record (status views, health_check).
+    let health = relay.tool("health_check", json!({})).await;
+    let sync = &health["structuredContent"]["mirror"]["sync"];
+    assert_eq!(sync["last"]["ok"], true, "{health}");
+    assert_eq!(
+        sync["last"]["summary"]["transfer"]["stored"],
+        json!(files as u64),
+        "{sync}"
+    );
+    relay.close().await;
+}
+
+#[tokio::test]
+async fn a_sync_cut_in_the_middle_ends_with_the_mirror_equal_to_the_tree() {
+    let server = Server::start().await;
+    let proxy = TcpProxy::start(server.port).await;
+    // Large enough that the first acknowledgement (a batch of 128 files) comes long before
+    // the last file; small enough for a debug build on a loaded machine.
+    let dir = project(300, 10_000);
+    let root = dir.path().canonicalize().unwrap();
+    // The upload's first acknowledgement trips the proxy: from then on what the relay sends is
+    // swallowed, until the test severs every connection (the session's and the upload's).
+    proxy.trip_on("\"type\":\"ack\"", Trip::SwallowTheAnswer);
+    let relay = Relay::spawn(&proxy.url(), "sync-cut", &root, &[]);
+    relay.initialize().await;
+    tokio::time::timeout(Duration::from_secs(60), proxy.tripped())
+        .await
+        .expect("the upload was acknowledged");
+    proxy.sever();
+    relay.settle().await;
+    let mirror = server.mirror_dir("sync-cut");
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let (a, b) = (tree(&mirror), tree(&root));
+            async move { a == b }
+        })
+        .await,
+        "the mirror ends equal to the tree"
+    );
+    let m = metrics(server.port).await;
+    assert!(
+        metric(&m, "codeflow_sync_transferred_files_total") > 0.0,
+        "the transfer carried files"
+    );
+    relay.close().await;
+}
+
+#[tokio::test]
+async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
+    let server = Server::start().await;
+    let dir = project(500, 10_000);
+    let root = dir.path().canonicalize().unwrap();
+    // The file the call reads is the last of the transfer (paths are sent in order).
+    let last = "zz/last.py";
+    let content = "LAST = 'complete'\n".repeat(20_000);
+    write(&root, last, content.as_bytes());
+    let relay = Relay::spawn(&server.url(), "sync-during", &root, &[]);
+    relay.initialize().await;
+    // Sent at once: the relay holds it behind the sync's manifest, the server behind the sync.
+    let result = relay
+        .call(
+            "tools/call",
+            json!({"name": "search_for_pattern", "arguments": {"pattern": "^LAST = 'complete'$",
+                "paths_include_glob": "zz/*.py", "max_results": 100_000},
+                "_meta": {"progressToken": "sync-1"}}),
+        )
+        .await;
+    assert_eq!(
+        result["result"]["structuredContent"]["total"],
+        20_000,
+        "every line of the whole file: {:.400}",
+        result.to_string()
+    );
+    assert_eq!(
+        std::fs::read_to_string(server.mirror_dir("sync-during").join(last)).unwrap(),
+        content,
+        "the file is whole in the mirror"
+    );
+    // While it waited, the call's progressToken got the sync's progress, rising.
+    let mut relay = relay;
+    let mut steps = Vec::new();
+    let files = tree(&root).len();
+    while let Ok(n) = relay.notifications.try_recv() {
+        if n["method"] == "notifications/progress" && n["params"]["progressToken"] == "sync-1" {
+            steps.push(n["params"]["progress"].as_u64().unwrap());
+            assert_eq!(n["params"]["total"], files, "{n}");
+        }
+    }
+    assert!(
+        !steps.is_empty(),
+        "no notifications/progress for the waiting call"
+    );
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    relay.close().await;
+}
+
+/// A relay of its own (a socket speaking the protocol) answers `client/uploadFiles` with a
+/// file header whose path leaves the project: refused, nothing written outside the mirror.
+#[tokio::test]
+async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
+    let server = Server::start().await;
+    let root = "/work/escape-demo";
+    let mut ws = Ws::connect(&server.url()).await;
+    let init = ws
+        .request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-11-25",
+                "capabilities": {"experimental": {"codeflow": {"fileStream": true}}},
+                "clientInfo": {"name": "fake-relay", "version": "1"},
+                "project": "escape-demo", "projectRoot": root}),
+        )
+        .await;
+    assert!(init.get("result").is_some(), "{init}");
+    ws.send_json(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    let contents: Vec<String> = (0..20).map(|i| format!("F{i} = {i}\n")).collect();
+    let files: Vec<Value> = contents
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"path": format!("f{i}.py"), "size": c.len(), "mtime": 0,
+                "hash": blake3::hash(c.as_bytes()).to_hex().to_string()})
+        })
+        .collect();
+    ws.send_json(
+        json!({"jsonrpc": "2.0", "id": "sync", "method": "server/syncManifest",
+        "params": {"files": files, "transfers": true}}),
+    )
+    .await;
+    let request = loop {
+        let m = ws.json().await;
+        if m["method"] == "client/uploadFiles" {
+            break m;
+        }
+    };
+    let url = format!(
+        "ws://127.0.0.1:{}{}",
+        server.port,
+        request["params"]["url"].as_str().unwrap()
+    );
+    let (mut upload, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let start = upload.next().await.unwrap().unwrap();
+    assert!(start.to_text().unwrap().contains("\"start\""), "{start}");
+    let header = |index: usize, path: &str, content: &str| {
+        let mut frame = vec![1u8];
+        frame.extend(
+            serde_json::to_vec(&json!({"index": index, "path": path, "size": content.len(),
+                "mode": 0o644, "hash": blake3::hash(content.as_bytes()).to_hex().to_string()}))
+            .unwrap(),
+        );
+        frame
+    };
+    let chunk = |content: &str| {
+        let mut frame = vec![2u8];
+        frame.extend(content.as_bytes());
+        frame
+    };
+    // File 0 under a path leading out of the project; file 1 as planned.
+    let escape = "../../../../escaped.py";
+    for (index, path) in [(0, escape), (1, "f1.py")] {
+        upload
+            .send(WsMessage::Binary(
+                header(index, path, &contents[index]).into(),
+            ))
+            .await
+            .unwrap();
+        upload
+            .send(WsMessage::Binary(chunk(&contents[index]).into()))
+            .await
+            .unwrap();
+    }
+    upload
+        .send(WsMessage::Text(json!({"type": "end"}).to_string().into()))
+        .await
+        .unwrap();
+    let mut rejected = Vec::new();
+    let summary = loop {
+        let Some(Ok(message)) = upload.next().await else {
+            panic!("no summary")
+        };
+        let Ok(text) = message.to_text() else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(text).unwrap_or_default();
+        if v["type"] == "ack" {
+            rejected.extend(v["rejected"].as_array().cloned().unwrap_or_default());
+        }
+        if v["type"] == "summary" {
+            break v;
+        }
+    };
+    assert_eq!(summary["files"], 1, "{summary}");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["index"], 0);
+    assert_eq!(rejected[0]["code"], -33004, "PathRejected: {rejected:?}");
+    // The relay's answer; then the server reads the rest itself (answered as gone here).
+    ws.send_json(json!({"jsonrpc": "2.0", "id": request["id"], "result": summary}))
+        .await;
+    let reply = loop {
+        let m = ws.json().await;
+        if m["id"] == "sync" {
+            break m;
+        }
+        if m["method"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("client/"))
+        {
+            ws.send_json(json!({"jsonrpc": "2.0", "id": m["id"],
+                "error": {"code": -32601, "message": "not here"}}))
+                .await;
+        }
+    };
+    assert!(reply.get("result").is_some(), "{reply}");
+    let mirror = server.mirror_dir("escape-demo");
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("f1.py")).unwrap(),
+        contents[1]
+    );
+    let mut dir = mirror.clone();
+    for _ in 0..4 {
+        dir.pop();
+        assert!(
+            !dir.join("escaped.py").exists(),
+            "nothing written at {}",
+            dir.display()
+        );
+    }
+}
