@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 /// The workspace root (this crate lives in `tests/`).
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
