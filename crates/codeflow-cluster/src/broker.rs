@@ -85,8 +85,24 @@ impl Drop for RedisBroker {
     }
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> BrokerError {
-    BrokerError(format!("{what}: {e}"))
+/// A broker error from a Redis one: refused when Redis answered an error that a retry would
+/// repeat (`ERR`, a wrong type, a bad script); out of memory, loading, timeouts and lost
+/// connections can pass.
+fn failed(what: &str, e: redis::RedisError) -> BrokerError {
+    let message = format!("{what}: {e}");
+    let permanent = matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+        && e.code() != Some("OOM")
+        && !e.is_io_error();
+    if permanent {
+        BrokerError::refused(message)
+    } else {
+        BrokerError::unreachable(message)
+    }
+}
+
+/// A broker error from a setting that is wrong.
+fn misconfigured(what: &str, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::refused(format!("{what}: {e}"))
 }
 
 impl RedisBroker {
@@ -94,7 +110,7 @@ impl RedisBroker {
     /// or sets the shared epoch, and starts hearing announcements. `history` is the
     /// `channel_history` setting: about that many publications are kept per channel.
     pub async fn connect(url: &str, history: usize) -> Result<Arc<Self>, BrokerError> {
-        let client = redis::Client::open(url).map_err(|e| failed("cluster_url", e))?;
+        let client = redis::Client::open(url).map_err(|e| misconfigured("cluster_url", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -257,3 +257,36 @@ async fn history(url: &str, project: &ProjectId) -> Vec<u64> {
         .map(|p| p.data["n"].as_u64().unwrap())
         .collect()
 }
+
+#[tokio::test]
+async fn a_publication_redis_refuses_is_dropped_and_the_queue_goes_on() {
+    let redis = RedisServer::start().await;
+    let project = ProjectId::parse("refused").unwrap();
+    // The channel's counter is not a number: Redis answers the append with `ERR`, and would
+    // answer a retry the same way.
+    let set = redis_command(redis.port, "SET codeflow:{refused/files}:top abc").await;
+    assert_eq!(set, "+OK");
+    let broker = RedisBroker::connect(&redis.url(), 100).await.unwrap();
+    let e = broker
+        .append(project.clone(), Channel::Files, 1, json!({"n": 0}), None)
+        .await
+        .unwrap_err();
+    assert!(e.refused, "{e}");
+
+    let a = instance(&redis.url()).await;
+    a.publish(&project, Channel::Files, json!({"n": 1}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let del = redis_command(redis.port, "DEL codeflow:{refused/files}:top").await;
+    assert_eq!(del, ":1");
+    a.publish(&project, Channel::Files, json!({"n": 2}));
+    for _ in 0..500 {
+        if history(&redis.url(), &project).await == [2] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the publication after a refused one did not arrive: {:?}",
+        history(&redis.url(), &project).await
+    );
+}

@@ -19,8 +19,32 @@ use codeflow_types::ProjectId;
 
 /// The broker could not be reached or answered something unexpected.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("channel broker: {0}")]
-pub struct BrokerError(pub String);
+#[error("channel broker: {message}")]
+pub struct BrokerError {
+    /// What happened, for a person.
+    pub message: String,
+    /// Whether the broker refused this very request (a retry would be refused the same way),
+    /// rather than being unreachable, slow or busy (a retry later can succeed).
+    pub refused: bool,
+}
+
+impl BrokerError {
+    /// The broker could not be reached, did not answer in time, or was busy.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            refused: false,
+        }
+    }
+
+    /// The broker answered with an error that sending the request again would repeat.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            refused: true,
+        }
+    }
+}
 
 /// One stored publication, as the broker keeps it.
 #[derive(Debug, Clone, PartialEq)]

@@ -716,6 +716,14 @@ async fn send_to_broker(broker: Arc<dyn ChannelBroker>, mut queue: mpsc::Receive
                     }
                     break;
                 }
+                Err(e) if e.refused => {
+                    tracing::error!(
+                        project = %o.project, channel = %o.channel, error = %e,
+                        "the broker refused a publication; it is dropped (sending it again would be refused too)"
+                    );
+                    crate::metrics::error_sent("broker_refused");
+                    break;
+                }
                 Err(e) => {
                     if failed_since.is_none() {
                         tracing::warn!(
