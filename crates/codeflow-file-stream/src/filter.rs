@@ -167,12 +167,11 @@ impl FileFilter {
         while let Some(slash) = path[end..].find('/') {
             end += slash;
             let dir = &path[..end];
-            if self.leads_to_always_dir(dir) {
-                if let Ok(ancestor) = RelPath::parse(dir) {
-                    if self.gitignored(&ancestor, true) {
-                        return true;
-                    }
-                }
+            if self.leads_to_always_dir(dir)
+                && let Ok(ancestor) = RelPath::parse(dir)
+                && self.gitignored(&ancestor, true)
+            {
+                return true;
             }
             end += 1;
         }

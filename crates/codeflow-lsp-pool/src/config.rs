@@ -172,6 +172,13 @@ pub struct ServerConfig {
     /// prestarting them would take the places of the project's programming languages.
     #[serde(default = "yes")]
     pub prestart: bool,
+    /// The argument, written just before a directory, that points this server at a
+    /// project's compilation database (clangd: `--compile-commands-dir=`). The pool's owner
+    /// keeps such a directory per project (CodeFlow: a copy of the project's
+    /// `compile_commands.json` with the mirror's paths, or no directory when the project has
+    /// none, so the server looks for `compile_flags.txt` as usual); unset: not passed.
+    #[serde(default)]
+    pub compilation_database_arg: Option<String>,
 }
 
 /// What a tool asks a language server for, to pick the server that answers it best.
@@ -240,6 +247,7 @@ impl ServerConfig {
             enabled: true,
             preferred_for: Vec::new(),
             prestart: true,
+            compilation_database_arg: None,
         }
     }
 
@@ -247,6 +255,11 @@ impl ServerConfig {
     #[must_use]
     pub fn with_args(mut self, args: &[&str]) -> Self {
         self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    fn with_compilation_database_arg(mut self, arg: &str) -> Self {
+        self.compilation_database_arg = Some(arg.to_owned());
         self
     }
 
@@ -421,6 +434,7 @@ pub fn default_servers() -> BTreeMap<String, ServerConfig> {
         // Background indexing writes `.cache/` into the project (the mirror): keep it off.
         .with_args(&["--background-index=false"])
         .with_language("c")
+        .with_compilation_database_arg("--compile-commands-dir=")
         .with_hint("apt-get install -y clangd"),
     );
     let mut ra = ServerConfig::new("rust-analyzer", &["rs"])
