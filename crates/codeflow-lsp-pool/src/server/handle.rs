@@ -139,8 +139,9 @@ impl ServerHandle {
     }
 
     /// [`Self::diagnostics`], and for pushed ones every later push for the document until none
-    /// comes for `quiet` (bounded by `diagnostics_timeout`): for servers that publish a
-    /// version's diagnostics in phases (tsserver sends syntax errors, then semantic ones).
+    /// comes for `quiet` — or for the server's own `diagnostics_settle`, when its table entry
+    /// has one — (bounded by `diagnostics_timeout`): for servers that publish a version's
+    /// diagnostics in phases (tsserver sends syntax errors, then semantic ones).
     ///
     /// # Errors
     /// As [`Self::diagnostics`].
