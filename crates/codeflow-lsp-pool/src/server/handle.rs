@@ -91,6 +91,17 @@ impl ServerHandle {
         self.server.notify_value::<N>(params).await
     }
 
+    /// Sends notification `N` now if the server is running, or when the instance being
+    /// started goes live (in order); never waits for a start. For notifications that are
+    /// hints about the disk (`workspace/didChangeWatchedFiles`): nothing is sent to a stopped
+    /// server, which reads the disk when it starts.
+    pub fn notify_soon<N: Notification>(&self, params: N::Params)
+    where
+        N::Params: Send + 'static,
+    {
+        self.server.notify_soon::<N>(params);
+    }
+
     /// `didOpen` a document (version 1). Opening an already open document changes it instead.
     /// Returns the version the server now has.
     ///
