@@ -236,7 +236,7 @@ fn prune(dir: &Path, keep: &Path, now: SystemTime) {
         .filter(|e| e.path() != keep)
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, (modified, path)) in files.iter().enumerate() {
         let stale = now.duration_since(*modified).is_ok_and(|age| age > STALE_AFTER);
         // `keep` counts as one of the files kept.
