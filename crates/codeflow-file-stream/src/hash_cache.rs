@@ -238,7 +238,9 @@ fn prune(dir: &Path, keep: &Path, now: SystemTime) {
         .collect();
     files.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, (modified, path)) in files.iter().enumerate() {
-        let stale = now.duration_since(*modified).is_ok_and(|age| age > STALE_AFTER);
+        let stale = now
+            .duration_since(*modified)
+            .is_ok_and(|age| age > STALE_AFTER);
         // `keep` counts as one of the files kept.
         if stale || i + 1 >= MAX_FILES {
             let _ = std::fs::remove_file(path);
