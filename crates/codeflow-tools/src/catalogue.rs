@@ -34,6 +34,14 @@ pub trait Tool: Send + Sync + 'static {
         ctx: &'a ToolContext,
         args: Value,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+    /// Whether the tool answers from the server's memory: it never waits on a language server,
+    /// a client request, the disk or another task, and has no effect but its answer. Such a
+    /// call is first tried on the session's routing task (as `ping` is answered) and only goes
+    /// to a task of its own when that try has to wait; the try is then dropped and the call
+    /// started afresh, so it must be free to run twice.
+    fn answers_from_memory(&self) -> bool {
+        false
+    }
 }
 
 /// Every tool, by name.

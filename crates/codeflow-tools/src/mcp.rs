@@ -5,7 +5,11 @@
 //! Each session gets a [`McpSession`], which the session layer hands the client's messages in
 //! arrival order on the socket's routing task ([`SessionHandler::deliver`]). `initialize`,
 //! `ping`, `tools/list` and `logging/setLevel` are answered right there; a `tools/call` runs
-//! on a task of its own. rmcp's own serve loop is not used: it costs four task hops per
+//! on a task of its own, except a tool that answers from memory (`health_check`,
+//! [`crate::Tool::answers_from_memory`]): it is tried right there once, and answered at once
+//! when neither the file events before it nor the tool has to wait (else the try is dropped
+//! and the call starts afresh on its own task). Tools that may wait are never polled here: a
+//! language server's or the client's answer comes through tasks this one must not hold up. rmcp's own serve loop is not used: it costs four task hops per
 //! request (loop → handler task → loop → send task) before the answer even reaches the
 //! socket's writer, which was most of the server's share of a round trip (P1 in
 //! `docs/benchmarks.md`). The answers keep rmcp's shapes: results are built from rmcp's model
@@ -29,8 +33,8 @@ use codeflow_transport::{ErrorObject, Message, codes};
 use parking_lot::Mutex;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, InitializeRequestParams, ListToolsResult,
-    ProtocolVersion, ServerCapabilities, ServerConfig, Tool as McpTool,
+    Implementation, InitializeRequestParams, ListToolsResult, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool as McpTool,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -265,6 +269,40 @@ impl McpSession {
                 ),
             ));
         };
+        if tool.answers_from_memory() && progress_token.is_none() {
+            match self.try_at_once(tool.as_ref(), args) {
+                Ok(answer) => return Some(Message::response(id, answer)),
+                Err(args) => return self.spawn_call(id, tool, args, None),
+            }
+        }
+        self.spawn_call(id, tool, args, progress_token)
+    }
+
+    /// Runs a tool that answers from memory right here, when nothing has to be waited for:
+    /// the file events received before it are applied and the tool's future is ready at its
+    /// first poll. Otherwise nothing happened, and the arguments come back for a task.
+    fn try_at_once(&self, tool: &dyn crate::Tool, args: Value) -> Result<Value, Value> {
+        use futures::FutureExt;
+        // Ready at once when every file event received so far is applied.
+        if self.shared.files.caught_up().now_or_never().is_none() {
+            return Err(args);
+        }
+        let started = std::time::Instant::now();
+        let Some(outcome) = tool.call(&self.shared.context, args.clone()).now_or_never() else {
+            return Err(args);
+        };
+        record_call(tool, started, Some(&outcome));
+        Ok(tool_result(outcome))
+    }
+
+    /// Runs a tool call on a task of its own, answered from there.
+    fn spawn_call(
+        &self,
+        id: Value,
+        tool: Arc<dyn crate::Tool>,
+        args: Value,
+        progress_token: Option<Value>,
+    ) -> Option<Message> {
         let cancel = CancellationToken::new();
         let key = id.to_string();
         self.shared
@@ -285,21 +323,29 @@ impl McpSession {
                 _ = cancel.cancelled() => None,
                 _ = shared.session.closed() => None,
             };
-            metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
-                .record(started.elapsed().as_secs_f64());
+            record_call(tool.as_ref(), started, outcome.as_ref());
             let Some(outcome) = outcome else {
-                metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
                 return;
             };
             shared.running.lock().remove(&key);
-            if outcome.is_err() {
-                metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
-            }
             shared
                 .session
                 .send_to_client(Message::response(id, tool_result(outcome)));
         });
         None
+    }
+}
+
+/// A call's duration, and an error when it failed or was cancelled (`None`).
+fn record_call(
+    tool: &dyn crate::Tool,
+    started: std::time::Instant,
+    outcome: Option<&Result<crate::ToolOutput, ToolError>>,
+) {
+    metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
+        .record(started.elapsed().as_secs_f64());
+    if !matches!(outcome, Some(Ok(_))) {
+        metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
     }
 }
 
@@ -329,20 +375,23 @@ fn call_params(params: Option<Value>) -> Result<(String, Value), ErrorObject> {
 /// A tool's outcome as MCP's `CallToolResult`: the text for the agent, the structured output
 /// for programs, and `isError` for a tool error (which is a result, not a JSON-RPC error).
 fn tool_result(outcome: Result<crate::ToolOutput, ToolError>) -> Value {
-    let result = match outcome {
-        Ok(output) => {
-            let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);
-            result.structured_content = Some(output.structured);
-            result
-        }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_text())]),
+    // rmcp's `CallToolResult` shape, built directly: through rmcp's type the structured
+    // answer would be copied once more (`tool_results_keep_rmcp_shape` holds them equal).
+    let (text, structured, is_error) = match outcome {
+        Ok(output) => (output.text, Some(output.structured), false),
+        Err(e) => (e.to_text(), None, true),
     };
-    serde_json::to_value(result).unwrap_or_else(|e| {
-        serde_json::json!({
-            "content": [{"type": "text", "text": format!("the result could not be serialised: {e}")}],
-            "isError": true,
-        })
-    })
+    let mut result = serde_json::Map::with_capacity(4);
+    let mut block = serde_json::Map::with_capacity(2);
+    block.insert("type".into(), Value::String("text".into()));
+    block.insert("text".into(), Value::String(text));
+    result.insert("content".into(), Value::Array(vec![Value::Object(block)]));
+    if let Some(structured) = structured {
+        result.insert("structuredContent".into(), structured);
+    }
+    result.insert("isError".into(), Value::Bool(is_error));
+    result.insert("resultType".into(), Value::String("complete".into()));
+    Value::Object(result)
 }
 
 /// The server's identity and capabilities, as rmcp's handler trait describes them (used for
@@ -376,7 +425,9 @@ impl ServerHandler for Identity {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use rmcp::model::{CallToolResult, ContentBlock};
 
     #[test]
     fn call_params_are_checked() {
@@ -413,5 +464,25 @@ mod tests {
         assert_ne!(ok["isError"], true);
         let err = tool_result(Err(ToolError::Cancelled));
         assert_eq!(err["isError"], true);
+    }
+
+    #[test]
+    fn tool_results_keep_rmcp_shape() {
+        let output = crate::ToolOutput {
+            text: "hi".into(),
+            structured: serde_json::json!({"n": 1, "list": [1, "two"]}),
+        };
+        let mut rmcp_ok = CallToolResult::success(vec![ContentBlock::text(output.text.clone())]);
+        rmcp_ok.structured_content = Some(output.structured.clone());
+        assert_eq!(
+            tool_result(Ok(output)),
+            serde_json::to_value(rmcp_ok).unwrap()
+        );
+        let error = ToolError::Cancelled;
+        let rmcp_err = CallToolResult::error(vec![ContentBlock::text(error.to_text())]);
+        assert_eq!(
+            tool_result(Err(error)),
+            serde_json::to_value(rmcp_err).unwrap()
+        );
     }
 }

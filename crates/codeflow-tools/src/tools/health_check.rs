@@ -198,4 +198,10 @@ impl Tool for HealthCheck {
         }
         .boxed()
     }
+
+    fn answers_from_memory(&self) -> bool {
+        // Counts and states held in memory; the only await is the workspaces' lock, which a
+        // try on the routing task does not wait for (the call then goes to its own task).
+        true
+    }
 }
