@@ -288,7 +288,7 @@ impl McpSession {
             return Err(args);
         }
         let started = std::time::Instant::now();
-        let Some(outcome) = tool.call(&self.shared.context, args.clone()).now_or_never() else {
+        let Some(outcome) = self.shared.context.run(tool, args.clone()).now_or_never() else {
             return Err(args);
         };
         record_call(tool, started, Some(&outcome));
