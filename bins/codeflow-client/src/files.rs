@@ -66,6 +66,11 @@ impl LocalFiles {
         serde_json::to_value(offering_transfers(self.watcher.manifest())).unwrap_or(Value::Null)
     }
 
+    /// How many files the starting manifest has.
+    pub fn initial_len(&self) -> usize {
+        self.watcher.manifest().len()
+    }
+
     /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for.
     pub fn take_initial_text(&mut self) -> Option<String> {
         self.initial_text.take()

@@ -89,6 +89,7 @@ impl Uploader {
                 })
                 .collect(),
         );
+        tracing::info!(files = files.len(), "sync upload asked for");
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -199,6 +200,7 @@ impl Uploader {
             }
             Err("the connection ended before the summary".to_owned())
         });
+        let sending = std::time::Instant::now();
         let (frames, mut queue) = mpsc::channel::<Bytes>(READ_AHEAD);
         let reader = {
             let files = Arc::clone(files);
@@ -223,6 +225,11 @@ impl Uploader {
             listener.abort();
             return Err(Broken::Retry(e.to_string()));
         }
+        tracing::info!(
+            files = files.len(),
+            ms = sending.elapsed().as_millis() as u64,
+            "sync upload: every file sent"
+        );
         let summary = match tokio::time::timeout(SUMMARY_WAIT, listener).await {
             Ok(Ok(Ok(summary))) => summary,
             Ok(Ok(Err(why))) => return Err(Broken::Retry(why)),

@@ -310,6 +310,7 @@ async fn sync_manifest_reporting(
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
         .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
+    tracing::debug!(session = %caller.id, files = manifest.len(), needed = plan.needed.len(), "sync planned");
     if let Some(conflict) = tree_conflict(caller, &workspace, &plan) {
         tracing::warn!(session = %caller.id, project = %caller.project, other = %conflict.other.session, "sync refused: {}", conflict.message());
         let error = ErrorObject {
@@ -371,9 +372,11 @@ async fn sync_manifest_reporting(
             }
         }
     }
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync upload over");
     let report = mirror
         .sync(&manifest, &client, &|p| running.progress(p, "readFiles"))
         .await;
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync readFiles pass over");
     let report = match report {
         Ok(mut report) => {
             let (stored, bytes) = std::mem::take(&mut transferred);
@@ -425,6 +428,7 @@ async fn sync_manifest_reporting(
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync: language servers told");
     caller.workspaces().prestart(
         &workspace,
         mirror.files().into_keys().map(|p| p.as_str().to_owned()),
@@ -661,6 +665,7 @@ async fn upload_missing(
     };
     let params = serde_json::to_value(params)
         .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;
+    tracing::debug!(session = %caller.id, files = upload.total_files(), "asking the relay for the upload");
     let summary = session
         .request_client(UPLOAD_FILES, params, UPLOAD_TIMEOUT)
         .await;
