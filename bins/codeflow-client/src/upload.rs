@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, UploadFilesParams, chunk_frame, header_frame,
+    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, chunk_frame, header_frame,
 };
-use codeflow_file_stream::{FileError, Jail, RelPath, RemoteError};
+use codeflow_file_stream::{FileError, Jail, Manifest, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -37,6 +37,8 @@ const SUMMARY_WAIT: Duration = Duration::from_secs(120);
 /// Sends a sync's files over upload transfers.
 pub struct Uploader {
     jail: Jail,
+    /// The manifest the first sync sent with `uploadAll` (what `all` refers to).
+    manifest: Arc<Manifest>,
     server: String,
     project: String,
     tokens: crate::tokens::Tokens,
@@ -54,10 +56,11 @@ enum Broken {
 impl Uploader {
     /// An uploader for the relay's root and server; `None` when the root cannot be jailed (then
     /// `client/uploadFiles` is answered as unknown and the server reads files instead).
-    pub fn new(target: &Resolved) -> Option<Arc<Self>> {
+    pub fn new(target: &Resolved, manifest: Arc<Manifest>) -> Option<Arc<Self>> {
         let jail = Jail::new(&target.root).ok()?;
         Some(Arc::new(Self {
             jail,
+            manifest,
             server: target.server.clone(),
             project: target.project.clone(),
             tokens: target.tokens.clone(),
@@ -77,8 +80,9 @@ impl Uploader {
                 "client/uploadFiles: {e}"
             )))
         })?;
-        let files: Arc<Vec<Wanted>> = Arc::new(
-            params
+        let files: Arc<Vec<Wanted>> = Arc::new(match params.all {
+            Some(all) => self.whole_manifest(all)?,
+            None => params
                 .files
                 .into_iter()
                 .map(|f| Wanted {
@@ -88,7 +92,7 @@ impl Uploader {
                     hash: f.hash,
                 })
                 .collect(),
-        );
+        });
         tracing::info!(files = files.len(), "sync upload asked for");
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -112,6 +116,30 @@ impl Uploader {
         Err(RemoteError::from(&FileError::Unavailable(format!(
             "sync upload failed: {last}"
         ))))
+    }
+
+    /// `all`: every file of the manifest sent with `uploadAll`, in its order; refused when the
+    /// counts are not that manifest's (the server then reads the files).
+    fn whole_manifest(&self, all: UploadAll) -> Result<Vec<Wanted>, RemoteError> {
+        let manifest = &self.manifest;
+        if all.files != manifest.len() as u64 || all.bytes != manifest.total_bytes() {
+            return Err(RemoteError::from(&FileError::InvalidParams(format!(
+                "client/uploadFiles: `all` names {} files / {} bytes, but this relay's manifest has {} / {}",
+                all.files,
+                all.bytes,
+                manifest.len(),
+                manifest.total_bytes()
+            ))));
+        }
+        Ok(manifest
+            .iter()
+            .map(|(rel, entry)| Wanted {
+                path: entry.path.clone(),
+                rel: Some(rel.clone()),
+                size: entry.size,
+                hash: entry.hash.as_str().to_owned(),
+            })
+            .collect())
     }
 
     /// The endpoint's URL: the server URL's `/ws` path replaced by `path` (a proxy's prefix

@@ -24,7 +24,24 @@ pub struct UploadFilesParams {
     /// Where to connect, relative to the server's `/ws` URL: `/ws/file-stream/{operationId}`.
     pub url: String,
     /// The files to send, in this order; `index` in each header is the position here.
+    /// Empty when `all` is given.
+    #[serde(default)]
     pub files: Vec<UploadEntry>,
+    /// Instead of `files` (only to a relay whose manifest said `uploadAll`): every file of
+    /// that manifest, in its path order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<UploadAll>,
+}
+
+/// `client/uploadFiles`'s `all`: every file of the manifest the relay sent with `uploadAll`;
+/// the counts let the relay check it kept the same manifest (it refuses the request if not,
+/// and the server then reads the files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAll {
+    /// How many files that manifest has.
+    pub files: u64,
+    /// Their bytes together.
+    pub bytes: u64,
 }
 
 /// One file the server wants, as the relay's manifest described it.

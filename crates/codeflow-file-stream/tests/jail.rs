@@ -208,6 +208,7 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
             }],
             dry_run: false,
             transfers: false,
+            upload_all: false,
         };
         // Refused lexically when the manifest is read, or (symlinks) by the mirror's jail when
         // synced — before the client is asked.

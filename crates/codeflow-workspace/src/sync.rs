@@ -305,6 +305,7 @@ async fn sync_manifest_reporting(
         })?;
     let dry_run = params.dry_run;
     let offers_transfers = params.transfers;
+    let offers_all = params.transfers && params.upload_all;
     let workspace = caller.open_workspace().await.map_err(workspace_error)?;
     let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
@@ -359,6 +360,7 @@ async fn sync_manifest_reporting(
             &plan,
             &running,
             &mut removed_first,
+            offers_all,
         )
         .await
         {
@@ -605,9 +607,10 @@ async fn upload_missing(
     plan: &codeflow_file_stream::SyncPlan,
     running: &RunningSync,
     removed: &mut Vec<codeflow_file_stream::RelPath>,
+    offers_all: bool,
 ) -> Result<((Vec<codeflow_file_stream::RelPath>, u64), Value), ErrorObject> {
     use crate::sync_upload::{Expected, SyncUpload};
-    use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadFilesParams};
+    use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadAll, UploadFilesParams};
     let unavailable = |why: &str| ErrorObject::new(codes::INTERNAL_ERROR, why.to_owned());
     let session = caller
         .session()
@@ -658,10 +661,21 @@ async fn upload_missing(
         "transfer",
     );
     let (operation_id, url) = uploads.begin(session, upload.clone())?;
+    // The plan lists files in the manifest's (path) order: when it is the whole manifest, a
+    // relay that kept it is told so instead of being sent 10,000 entries back.
+    let whole_manifest = offers_all && upload.total_files() == manifest.len();
     let params = UploadFilesParams {
         operation_id,
         url,
-        files: upload.entries(),
+        files: if whole_manifest {
+            Vec::new()
+        } else {
+            upload.entries()
+        },
+        all: whole_manifest.then(|| UploadAll {
+            files: upload.total_files() as u64,
+            bytes: upload.total_bytes(),
+        }),
     };
     let params = serde_json::to_value(params)
         .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;

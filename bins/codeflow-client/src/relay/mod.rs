@@ -98,7 +98,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     };
     let renewed = target.tokens.watch();
     let git = crate::git_state::watch(target.root.clone());
-    let uploader = crate::upload::Uploader::new(&target);
+    let uploader = crate::upload::Uploader::new(&target, files.initial());
     let mut relay = Relay {
         renewed,
         login: None,
