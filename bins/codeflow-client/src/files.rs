@@ -16,9 +16,7 @@ const CHANGE_QUEUE: usize = 256;
 
 /// A manifest's `server/syncManifest` params, offering to send what the mirror lacks over an
 /// upload transfer (`client/uploadFiles`, served by [`crate::upload`]).
-fn offering_transfers(
-    manifest: &Manifest,
-) -> codeflow_file_stream::protocol::SyncManifestParams {
+fn offering_transfers(manifest: &Manifest) -> codeflow_file_stream::protocol::SyncManifestParams {
     let mut params = manifest.to_params();
     params.transfers = true;
     params

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use codeflow_file_stream::transfer::{
     CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, chunk_frame, header_frame,
 };
-use codeflow_file_stream::{FileError, Jail, Manifest, RelPath, RemoteError};
+use codeflow_file_stream::{FileError, Jail, Manifest, PlainDirs, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -287,6 +287,8 @@ fn read_frames(
     out: &mpsc::Sender<Bytes>,
 ) -> Vec<Value> {
     let mut skipped = Vec::new();
+    // 10,000 files in a few hundred directories: each directory is checked once.
+    let mut plain = PlainDirs::default();
     for (index, file) in files.iter().enumerate() {
         let index = index as u64;
         if received.contains(&index) {
@@ -296,7 +298,10 @@ fn read_frames(
             .rel
             .as_ref()
             .ok_or_else(|| "not a relative path".to_owned())
-            .and_then(|rel| jail.resolve(rel).map_err(|e| e.to_string()))
+            .and_then(|rel| {
+                jail.resolve_remembering(rel, &mut plain)
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|abs| read_file(&abs, file.size));
         let (content, mode) = match read {
             Ok(read) => read,

@@ -415,7 +415,11 @@ pub struct SyncManifestParams {
     /// With `transfers`: when the sync needs every file of this manifest, the server may ask
     /// for them as `client/uploadFiles {all: {files, bytes}}` instead of listing each file
     /// again (the relay kept this manifest). Absent (an older relay): the list is sent.
-    #[serde(default, rename = "uploadAll", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "uploadAll",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub upload_all: bool,
 }
 
