@@ -81,7 +81,7 @@ impl Uploader {
             )))
         })?;
         let files: Arc<Vec<Wanted>> = Arc::new(match params.all {
-            Some(all) => self.whole_manifest(all)?,
+            Some(all) => whole_manifest(&self.manifest, all)?,
             None => params
                 .files
                 .into_iter()
@@ -116,30 +116,6 @@ impl Uploader {
         Err(RemoteError::from(&FileError::Unavailable(format!(
             "sync upload failed: {last}"
         ))))
-    }
-
-    /// `all`: every file of the manifest sent with `uploadAll`, in its order; refused when the
-    /// counts are not that manifest's (the server then reads the files).
-    fn whole_manifest(&self, all: UploadAll) -> Result<Vec<Wanted>, RemoteError> {
-        let manifest = &self.manifest;
-        if all.files != manifest.len() as u64 || all.bytes != manifest.total_bytes() {
-            return Err(RemoteError::from(&FileError::InvalidParams(format!(
-                "client/uploadFiles: `all` names {} files / {} bytes, but this relay's manifest has {} / {}",
-                all.files,
-                all.bytes,
-                manifest.len(),
-                manifest.total_bytes()
-            ))));
-        }
-        Ok(manifest
-            .iter()
-            .map(|(rel, entry)| Wanted {
-                path: entry.path.clone(),
-                rel: Some(rel.clone()),
-                size: entry.size,
-                hash: entry.hash.as_str().to_owned(),
-            })
-            .collect())
     }
 
     /// The endpoint's URL: the server URL's `/ws` path replaced by `path` (a proxy's prefix
@@ -269,6 +245,29 @@ impl Uploader {
     }
 }
 
+/// `all`: every file of the manifest sent with `uploadAll`, in its order; refused when the
+/// counts are not that manifest's (the server then reads the files).
+fn whole_manifest(manifest: &Manifest, all: UploadAll) -> Result<Vec<Wanted>, RemoteError> {
+    if all.files != manifest.len() as u64 || all.bytes != manifest.total_bytes() {
+        return Err(RemoteError::from(&FileError::InvalidParams(format!(
+            "client/uploadFiles: `all` names {} files / {} bytes, but this relay's manifest has {} / {}",
+            all.files,
+            all.bytes,
+            manifest.len(),
+            manifest.total_bytes()
+        ))));
+    }
+    Ok(manifest
+        .iter()
+        .map(|(rel, entry)| Wanted {
+            path: entry.path.clone(),
+            rel: Some(rel.clone()),
+            size: entry.size,
+            hash: entry.hash.as_str().to_owned(),
+        })
+        .collect())
+}
+
 /// One file the server wants.
 struct Wanted {
     /// The path as the server gave it, and parsed (`None`: not a valid relative path).
@@ -383,6 +382,35 @@ fn read_file(abs: &std::path::Path, size: u64) -> Result<(Content, u32), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_the_kept_manifest_when_the_counts_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/b.txt"), b"bb").unwrap();
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        let manifest = Manifest::scan(
+            &root,
+            &codeflow_file_stream::FileFilter::new(&root, Default::default()).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let wanted = whole_manifest(&manifest, UploadAll { files: 2, bytes: 3 }).unwrap();
+        let listed: Vec<(&str, u64)> = wanted.iter().map(|w| (w.path.as_str(), w.size)).collect();
+        assert_eq!(
+            listed,
+            [("a.txt", 1), ("d/b.txt", 2)],
+            "the manifest's path order"
+        );
+        assert_eq!(
+            wanted[1].hash,
+            codeflow_file_stream::ContentHash::of(b"bb").as_str()
+        );
+        // Another manifest than the one kept: refused, the server reads the files instead.
+        assert!(whole_manifest(&manifest, UploadAll { files: 2, bytes: 4 }).is_err());
+        assert!(whole_manifest(&manifest, UploadAll { files: 3, bytes: 3 }).is_err());
+    }
 
     #[test]
     fn reads_frames_and_skips_changed_and_escaping_files() {
