@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, chunk_frame, header_frame,
+    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, header_frame,
 };
 use codeflow_file_stream::{FileError, Jail, Manifest, PlainDirs, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
@@ -322,9 +322,9 @@ fn read_frames(
         let sent = match content {
             // A small file was read straight into its one chunk frame.
             Content::Frame(frame) => frame.is_none_or(|f| out.blocking_send(f).is_ok()),
-            Content::Bytes(bytes) => bytes
-                .chunks(CHUNK_BYTES)
-                .all(|chunk| out.blocking_send(chunk_frame(chunk)).is_ok()),
+            Content::Frames(frames) => frames
+                .into_iter()
+                .all(|frame| out.blocking_send(frame).is_ok()),
         };
         if !sent {
             return skipped;
@@ -336,8 +336,8 @@ fn read_frames(
 enum Content {
     /// The one chunk frame of a file up to [`CHUNK_BYTES`] (`None`: empty).
     Frame(Option<Bytes>),
-    /// A larger file's content.
-    Bytes(Vec<u8>),
+    /// A larger file's chunk frames, read straight into them (no copy into frames after).
+    Frames(Vec<Bytes>),
 }
 
 /// Reads a file of `size` bytes (by the manifest) with its mode bits; refused when it is no
@@ -369,14 +369,29 @@ fn read_file(abs: &std::path::Path, size: u64) -> Result<(Content, u32), String>
         }
         return Ok((Content::Frame(Some(frame.into())), mode));
     }
-    let mut bytes = Vec::with_capacity(len);
-    file.take(size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() != len {
-        return Err("changed since the manifest".into());
+    let changed = || "changed since the manifest".to_owned();
+    let mut reader = file.take(size + 1);
+    let mut frames = Vec::with_capacity(len.div_ceil(CHUNK_BYTES));
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK_BYTES);
+        let mut frame = Vec::with_capacity(n + 1);
+        frame.push(CHUNK);
+        (&mut reader)
+            .take(n as u64)
+            .read_to_end(&mut frame)
+            .map_err(|e| e.to_string())?;
+        if frame.len() != n + 1 {
+            return Err(changed());
+        }
+        frames.push(frame.into());
+        left -= n;
     }
-    Ok((Content::Bytes(bytes), mode))
+    // Longer than the manifest said: changed since.
+    if reader.read(&mut [0u8; 1]).map_err(|e| e.to_string())? != 0 {
+        return Err(changed());
+    }
+    Ok((Content::Frames(frames), mode))
 }
 
 #[cfg(test)]
@@ -410,6 +425,27 @@ mod tests {
         // Another manifest than the one kept: refused, the server reads the files instead.
         assert!(whole_manifest(&manifest, UploadAll { files: 2, bytes: 4 }).is_err());
         assert!(whole_manifest(&manifest, UploadAll { files: 3, bytes: 3 }).is_err());
+    }
+
+    #[test]
+    fn a_large_file_is_read_into_its_chunk_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &content).unwrap();
+        let (Content::Frames(frames), _) = read_file(&path, content.len() as u64).unwrap() else {
+            panic!("a large file comes as frames");
+        };
+        assert_eq!(
+            frames.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [CHUNK_BYTES + 1, CHUNK_BYTES + 1, 6]
+        );
+        assert!(frames.iter().all(|f| f[0] == CHUNK));
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f[1..].to_vec()).collect();
+        assert_eq!(joined, content);
+        // Not the manifest's size any more, either way: refused.
+        assert!(read_file(&path, content.len() as u64 - 1).is_err());
+        assert!(read_file(&path, content.len() as u64 + 1).is_err());
     }
 
     #[test]
