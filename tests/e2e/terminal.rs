@@ -148,3 +148,71 @@ async fn a_command_terminal_runs_its_command_and_reports_its_exit() {
         .await;
     assert_eq!(list["result"]["terminals"][0]["exited"], true);
 }
+
+/// With `terminal.run_as_uid`, the shell runs as that user (and its primary group, its home),
+/// not as the server's. Run as root, as the CI does; a server that is not root cannot switch
+/// users and refuses to start with the reason.
+#[tokio::test]
+async fn a_terminal_runs_as_the_configured_user() {
+    if !nix_is_root() {
+        let out = std::process::Command::new(codeflow_e2e::binary("codeflow-server"))
+            .args(["--port", "0"])
+            .env("CODEFLOW_TERMINAL__RUN_AS_UID", "65534")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("needs the server to run as root"),
+            "{stderr}"
+        );
+        return;
+    }
+    let server = Server::start_with(
+        &[],
+        &[
+            ("CODEFLOW_TERMINAL__SHELL", "/bin/bash"),
+            ("CODEFLOW_TERMINAL__RUN_AS_UID", "65534"),
+        ],
+    )
+    .await;
+    let mut ws = terminal::project_session(&server, "asuser").await;
+    // The user must be able to enter the project's directory.
+    let mut dir = server.data_dir.path().to_path_buf();
+    for part in ["", "projects", "asuser"] {
+        if !part.is_empty() {
+            dir.push(part);
+        }
+        if dir.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let reply = ws
+        .request(
+            json!(1),
+            "terminals/create",
+            json!({"project": "asuser", "cols": 80, "rows": 10,
+                   "command": "echo \"who=$(id -u):$(id -g) home=$HOME\""}),
+        )
+        .await;
+    let url = reply["result"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("terminals/create: {reply}"));
+    let mut term = terminal::open(&terminal::address(&server, url), None)
+        .await
+        .unwrap();
+    let (code, _) = term.until_closed().await;
+    let text = String::from_utf8_lossy(&term.output).into_owned();
+    assert!(
+        text.contains("who=65534:65534 home=/nonexistent"),
+        "{text:?}"
+    );
+    assert_eq!(code, Some(0));
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}

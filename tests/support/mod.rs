@@ -7,6 +7,7 @@
 
 pub mod channels;
 pub mod cluster;
+pub mod code_map;
 pub mod deploy;
 pub mod doc_commands;
 pub mod fs;

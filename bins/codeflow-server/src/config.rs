@@ -191,6 +191,10 @@ pub struct TerminalSection {
     pub max_total: usize,
     /// Seconds a ticket from `terminals/create` or `terminals/attach` stays valid.
     pub ticket_ttl_secs: u64,
+    /// The user terminals run as (a server running as root only); unset = the server's.
+    pub run_as_uid: Option<u32>,
+    /// The group terminals run as; unset with `run_as_uid` = that user's primary group.
+    pub run_as_gid: Option<u32>,
 }
 
 impl Default for TerminalSection {
@@ -202,6 +206,8 @@ impl Default for TerminalSection {
             max_per_project: 8,
             max_total: 64,
             ticket_ttl_secs: 60,
+            run_as_uid: None,
+            run_as_gid: None,
         }
     }
 }
@@ -457,6 +463,8 @@ impl Config {
             max_per_project: self.terminal.max_per_project,
             max_total: self.terminal.max_total,
             ticket_ttl: std::time::Duration::from_secs(self.terminal.ticket_ttl_secs.max(1)),
+            run_as_uid: self.terminal.run_as_uid,
+            run_as_gid: self.terminal.run_as_gid,
             ..Default::default()
         }
     }
@@ -581,6 +589,20 @@ impl Config {
                 "terminal.shell {} is not a file: name the shell terminals run, e.g. /bin/bash",
                 shell.display()
             );
+        }
+        let me = nix::unistd::geteuid();
+        for (key, uid) in [
+            ("terminal.run_as_uid", self.terminal.run_as_uid),
+            ("exec_run_as_uid", self.exec_run_as_uid),
+        ] {
+            if let Some(uid) = uid
+                && !me.is_root()
+                && uid != me.as_raw()
+            {
+                bail!(
+                    "{key} = {uid} needs the server to run as root (it runs as uid {me}): start it as root, or unset {key}"
+                );
+            }
         }
         if !(self.msg_rotate_days > 0.0 && self.msg_retention_days >= 0.0) {
             bail!("msg_rotate_days must be positive and msg_retention_days not negative");

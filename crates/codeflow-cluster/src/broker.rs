@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codeflow_session::{
-    BrokerError, BrokerEvent, Channel, ChannelBroker, ProjectId, StoredChannel, StoredPublication,
+    AppendId, BrokerError, BrokerEvent, Channel, ChannelBroker, ProjectId, StoredChannel,
+    StoredPublication,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -16,14 +17,38 @@ use tokio::sync::mpsc;
 use crate::keys;
 
 /// Numbers a publication, stores it in the channel's stream (trimmed to about the history
-/// size) and announces it, atomically: KEYS = top, log; ARGV = timestamp, payload, history,
-/// announcement channel. Returns the offset.
+/// size) and announces it, atomically: KEYS = top, log, senders; ARGV = timestamp, payload,
+/// history, announcement channel, sender, sequence number, how long a sender is remembered.
+/// Returns the offset.
+///
+/// With a sender (ARGV[5] not empty), the channel's `senders` hash keeps each sender's last
+/// `seq:offset`: a number already seen (a retry of an append stored before its answer was
+/// lost) returns that offset and stores nothing. Senders send in order, so "seen" is "not
+/// above the last".
 const APPEND: &str = r"
+if ARGV[5] ~= '' then
+  local last = redis.call('HGET', KEYS[3], ARGV[5])
+  if last then
+    local sep = string.find(last, ':', 1, true)
+    if tonumber(ARGV[6]) <= tonumber(string.sub(last, 1, sep - 1)) then
+      return tonumber(string.sub(last, sep + 1))
+    end
+  end
+end
 local n = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], n .. '-0', 't', ARGV[1], 'd', ARGV[2])
 redis.call('PUBLISH', ARGV[4], n .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6] .. ':' .. n)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
 return n
 ";
+
+/// How long a channel's `senders` hash lives after its last append: longer than any retry of
+/// a publication (a sender retries while its instance runs, so this bounds only the hash of
+/// a quiet channel).
+const SENDERS_TTL_SECS: u64 = 24 * 3600;
 
 /// Relayed publications waiting for the channels before the relay stops reading (Redis then
 /// buffers, and past its pub/sub output limit drops the connection: a resync follows).
@@ -60,8 +85,24 @@ impl Drop for RedisBroker {
     }
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> BrokerError {
-    BrokerError(format!("{what}: {e}"))
+/// A broker error from a Redis one: refused when Redis answered an error that a retry would
+/// repeat (`ERR`, a wrong type, a bad script); out of memory, loading, timeouts and lost
+/// connections can pass.
+fn failed(what: &str, e: redis::RedisError) -> BrokerError {
+    let message = format!("{what}: {e}");
+    let permanent = matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+        && e.code() != Some("OOM")
+        && !e.is_io_error();
+    if permanent {
+        BrokerError::refused(message)
+    } else {
+        BrokerError::unreachable(message)
+    }
+}
+
+/// A broker error from a setting that is wrong.
+fn misconfigured(what: &str, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::refused(format!("{what}: {e}"))
 }
 
 impl RedisBroker {
@@ -69,7 +110,7 @@ impl RedisBroker {
     /// or sets the shared epoch, and starts hearing announcements. `history` is the
     /// `channel_history` setting: about that many publications are kept per channel.
     pub async fn connect(url: &str, history: usize) -> Result<Arc<Self>, BrokerError> {
-        let client = redis::Client::open(url).map_err(|e| failed("cluster_url", e))?;
+        let client = redis::Client::open(url).map_err(|e| misconfigured("cluster_url", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -150,24 +191,31 @@ impl ChannelBroker for RedisBroker {
         channel: Channel,
         timestamp: u64,
         data: Value,
+        id: Option<AppendId>,
     ) -> BoxFuture<'static, Result<u64, BrokerError>> {
         let mut connection = self.connection.clone();
         let script = self.append.clone();
-        let (top, log, events, payload, history) = (
+        let (top, log, senders, events, payload, history) = (
             keys::top(&project, channel),
             keys::log(&project, channel),
+            keys::senders(&project, channel),
             keys::events(&project, channel),
             data.to_string(),
             self.history,
         );
+        let (sender, seq) = id.map_or((String::new(), 0), |id| (id.sender.to_string(), id.seq));
         async move {
             script
                 .key(top)
                 .key(log)
+                .key(senders)
                 .arg(timestamp)
                 .arg(payload)
                 .arg(history)
                 .arg(events)
+                .arg(sender)
+                .arg(seq)
+                .arg(SENDERS_TTL_SECS)
                 .invoke_async::<u64>(&mut connection)
                 .await
                 .map_err(|e| failed("cannot publish", e))

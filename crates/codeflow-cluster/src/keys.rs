@@ -6,6 +6,8 @@
 //! - `codeflow:{<project>/<channel>}:log` — its history, a stream whose entry ids are
 //!   `<offset>-0` with fields `t` (timestamp, ms) and `d` (the JSON payload), trimmed to about
 //!   `channel_history` entries;
+//! - `codeflow:{<project>/<channel>}:senders` — each sender's last sequence number and the
+//!   offset it got (`<seq>:<offset>`), so a retried append is not stored twice;
 //! - `codeflow:ev:<project>:<channel>` — the pub/sub channel announcing each publication as
 //!   `<offset> <timestamp> <json>`.
 //!
@@ -29,6 +31,11 @@ pub fn top(project: &ProjectId, channel: Channel) -> String {
 /// The stream holding a channel's history.
 pub fn log(project: &ProjectId, channel: Channel) -> String {
     format!("codeflow:{{{project}/{channel}}}:log")
+}
+
+/// The hash of the senders' last appends to a channel.
+pub fn senders(project: &ProjectId, channel: Channel) -> String {
+    format!("codeflow:{{{project}/{channel}}}:senders")
 }
 
 /// The pub/sub channel announcing a channel's publications.

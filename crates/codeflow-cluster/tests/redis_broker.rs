@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use codeflow_cluster::RedisBroker;
 use codeflow_e2e::cluster::RedisServer;
-use codeflow_session::{Channel, ChannelBroker, ChannelConfig, Channels, ProjectId};
+use codeflow_session::{AppendId, Channel, ChannelBroker, ChannelConfig, Channels, ProjectId};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,4 +116,177 @@ async fn an_unreachable_broker_is_a_clear_error() {
     assert!(e.to_string().contains("cannot connect"), "{e}");
     let e = RedisBroker::connect("http://nope", 10).await.unwrap_err();
     assert!(e.to_string().contains("cluster_url"), "{e}");
+}
+
+#[tokio::test]
+async fn a_retried_append_is_stored_once() {
+    let redis = RedisServer::start().await;
+    let broker = RedisBroker::connect(&redis.url(), 100).await.unwrap();
+    let project = ProjectId::parse("retries").unwrap();
+    let id = |seq| {
+        Some(AppendId {
+            sender: Arc::from("instance-a"),
+            seq,
+        })
+    };
+    let append = |data, id| broker.append(project.clone(), Channel::Files, 1, data, id);
+
+    assert_eq!(append(json!({"n": 1}), id(1)).await.unwrap(), 1);
+    // The same sender's number again (its answer was lost): the first offset, nothing stored.
+    assert_eq!(append(json!({"n": 1}), id(1)).await.unwrap(), 1);
+    assert_eq!(append(json!({"n": 2}), id(2)).await.unwrap(), 2);
+    assert_eq!(append(json!({"n": 2}), id(2)).await.unwrap(), 2);
+    // Another sender numbers from 1 too, and is its own.
+    let other = Some(AppendId {
+        sender: Arc::from("instance-b"),
+        seq: 1,
+    });
+    assert_eq!(append(json!({"n": 3}), other).await.unwrap(), 3);
+    // Without an id every append is stored.
+    assert_eq!(append(json!({"n": 4}), None).await.unwrap(), 4);
+    assert_eq!(append(json!({"n": 5}), None).await.unwrap(), 5);
+
+    let stored = broker
+        .read(project.clone(), Channel::Files, 0, 100)
+        .await
+        .unwrap();
+    let ns: Vec<u64> = stored
+        .publications
+        .iter()
+        .map(|p| p.data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [1, 2, 3, 4, 5]);
+    assert_eq!(stored.top, 5);
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[tokio::test]
+async fn publications_made_while_the_broker_is_paused_arrive_once_in_order() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let project = ProjectId::parse("paused").unwrap();
+    let a = instance(&url).await;
+    let b = instance(&url).await;
+    b.prepare(&project, Channel::Files).await.unwrap();
+    for n in 1..=3 {
+        a.publish(&project, Channel::Files, json!({"n": n}));
+    }
+    until_offset(&b, &project, 3).await;
+
+    // Redis stops answering for longer than a command may take (5 s): the appends made
+    // meanwhile fail at least once — and Redis may still run them when it wakes up.
+    let pid = redis.pid().unwrap();
+    signal(pid, "STOP");
+    for n in 4..=8 {
+        a.publish(&project, Channel::Files, json!({"n": n}));
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    signal(pid, "CONT");
+
+    for _ in 0..1500 {
+        if b.position(&project, Channel::Files).offset >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        history(&url, &project).await,
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "none lost, none twice, in order"
+    );
+    assert_eq!(b.position(&project, Channel::Files).offset, 8);
+}
+
+#[tokio::test]
+async fn publications_made_while_the_broker_is_unreachable_arrive_after() {
+    let redis = RedisServer::start().await;
+    let proxy = codeflow_e2e::TcpProxy::start(redis.port).await;
+    let project = ProjectId::parse("cut").unwrap();
+    // A reaches Redis through a proxy the test cuts; B directly.
+    let a = instance(&format!("redis://127.0.0.1:{}", proxy.port)).await;
+    let b = instance(&redis.url()).await;
+    b.prepare(&project, Channel::Files).await.unwrap();
+    a.publish(&project, Channel::Files, json!({"n": 1}));
+    until_offset(&b, &project, 1).await;
+
+    proxy.refuse(true);
+    proxy.sever();
+    for n in 2..=6 {
+        a.publish(&project, Channel::Files, json!({"n": n}));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        b.position(&project, Channel::Files).offset,
+        1,
+        "nothing reached Redis while A could not"
+    );
+    proxy.refuse(false);
+
+    for _ in 0..1000 {
+        if b.position(&project, Channel::Files).offset >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        history(&redis.url(), &project).await,
+        [1, 2, 3, 4, 5, 6],
+        "none lost, none twice, in order"
+    );
+}
+
+/// The `n` of every publication Redis holds for the project's `files` channel.
+async fn history(url: &str, project: &ProjectId) -> Vec<u64> {
+    RedisBroker::connect(url, 100)
+        .await
+        .unwrap()
+        .read(project.clone(), Channel::Files, 0, 100)
+        .await
+        .unwrap()
+        .publications
+        .iter()
+        .map(|p| p.data["n"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_publication_redis_refuses_is_dropped_and_the_queue_goes_on() {
+    let redis = RedisServer::start().await;
+    let project = ProjectId::parse("refused").unwrap();
+    // The channel's counter is not a number: Redis answers the append with `ERR`, and would
+    // answer a retry the same way.
+    let set = redis_command(redis.port, "SET codeflow:{refused/files}:top abc").await;
+    assert_eq!(set, "+OK");
+    let broker = RedisBroker::connect(&redis.url(), 100).await.unwrap();
+    let e = broker
+        .append(project.clone(), Channel::Files, 1, json!({"n": 0}), None)
+        .await
+        .unwrap_err();
+    assert!(e.refused, "{e}");
+
+    let a = instance(&redis.url()).await;
+    a.publish(&project, Channel::Files, json!({"n": 1}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let del = redis_command(redis.port, "DEL codeflow:{refused/files}:top").await;
+    assert_eq!(del, ":1");
+    a.publish(&project, Channel::Files, json!({"n": 2}));
+    for _ in 0..500 {
+        if history(&redis.url(), &project).await == [2] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the publication after a refused one did not arrive: {:?}",
+        history(&redis.url(), &project).await
+    );
 }

@@ -1,6 +1,8 @@
 //! Which files of a project are streamed: `.gitignore` rules, a configurable exclude list, and
 //! "partial" directories such as `node_modules` from which only what a language server reads
-//! (type declarations, `package.json`) is taken.
+//! (type declarations, `package.json`) is taken, and a few files streamed even when
+//! `.gitignore` leaves them out because a language server needs them (a build's
+//! `compile_commands.json`, usually in an ignored `build/`).
 //!
 //! The same [`FileFilter`] decides for the initial manifest and for every watcher event, so the
 //! mirror and the live updates agree.
@@ -27,6 +29,10 @@ pub struct ExcludeConfig {
     pub partial_dirs: Vec<String>,
     /// gitignore-syntax patterns of the files kept inside `partial_dirs`.
     pub partial_keep: Vec<String>,
+    /// Project-relative paths of files streamed even when `.gitignore` ignores them or a
+    /// directory on their way (`exclude` still wins). Of an ignored directory on the way only
+    /// what leads to them is taken: nothing else in it is streamed or watched.
+    pub always: Vec<String>,
 }
 
 impl Default for ExcludeConfig {
@@ -45,6 +51,13 @@ impl Default for ExcludeConfig {
             respect_gitignore: true,
             partial_dirs: s(&["node_modules"]),
             partial_keep: s(&["*.d.ts", "*.d.mts", "*.d.cts", "package.json"]),
+            // clangd's compilation database, where CMake and Meson write it (or linked to
+            // the root, as clangd's docs suggest).
+            always: s(&[
+                "compile_commands.json",
+                "build/compile_commands.json",
+                "builddir/compile_commands.json",
+            ]),
         }
     }
 }
@@ -118,12 +131,58 @@ impl FileFilter {
             if in_partial || self.is_partial_dir(name) {
                 return true;
             }
-            return !self.gitignored(rel, true);
+            if self.behind_ignored_way(rel) {
+                return self.leads_to_always(rel, true);
+            }
+            return !self.gitignored(rel, true) || self.leads_to_always(rel, true);
         }
         if in_partial {
             return self.keep.matched(name, false).is_ignore();
         }
-        !self.gitignored(rel, false)
+        if self.behind_ignored_way(rel) {
+            return self.leads_to_always(rel, is_dir);
+        }
+        !self.gitignored(rel, false) || self.leads_to_always(rel, false)
+    }
+
+    /// Whether `rel` is one of the `always` files (`is_dir` false) or a directory on the way
+    /// to one.
+    fn leads_to_always(&self, rel: &RelPath, is_dir: bool) -> bool {
+        let rel = rel.as_str();
+        self.config.always.iter().any(|a| {
+            if is_dir {
+                a.strip_prefix(rel)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            } else {
+                a == rel
+            }
+        })
+    }
+
+    /// Whether an ancestor of `rel` is an ignored directory admitted only as the way to an
+    /// `always` file: then only what leads to one is taken from it.
+    fn behind_ignored_way(&self, rel: &RelPath) -> bool {
+        let path = rel.as_str();
+        let mut end = 0;
+        while let Some(slash) = path[end..].find('/') {
+            end += slash;
+            let dir = &path[..end];
+            if self.leads_to_always_dir(dir)
+                && let Ok(ancestor) = RelPath::parse(dir)
+                && self.gitignored(&ancestor, true)
+            {
+                return true;
+            }
+            end += 1;
+        }
+        false
+    }
+
+    fn leads_to_always_dir(&self, dir: &str) -> bool {
+        self.config.always.iter().any(|a| {
+            a.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     /// Decides a path on its own, checking every ancestor (for watcher events).
@@ -188,5 +247,67 @@ impl FileFilter {
         let gi = file.is_file().then(|| Arc::new(Gitignore::new(&file).0));
         self.gitignores.lock().insert(dir.to_owned(), gi.clone());
         gi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(gitignore: &str, config: ExcludeConfig) -> (tempfile::TempDir, FileFilter) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(".gitignore"), gitignore).unwrap_or_else(|e| panic!("{e}"));
+        let f = FileFilter::new(dir.path(), config).unwrap_or_else(|e| panic!("{e}"));
+        (dir, f)
+    }
+
+    fn included(f: &FileFilter, path: &str, is_dir: bool) -> bool {
+        f.is_included(
+            &RelPath::parse(path).unwrap_or_else(|e| panic!("{e}")),
+            is_dir,
+        )
+    }
+
+    #[test]
+    fn a_compilation_database_is_streamed_from_an_ignored_build_directory() {
+        let (_dir, f) = filter(
+            "build/\ncompile_commands.json\n*.o\n",
+            ExcludeConfig::default(),
+        );
+        // The way to it and the file itself, though .gitignore names both.
+        assert!(included(&f, "build", true));
+        assert!(included(&f, "build/compile_commands.json", false));
+        assert!(included(&f, "compile_commands.json", false));
+        // Nothing else of the ignored directory, at any depth.
+        assert!(!included(&f, "build/main.o", false));
+        assert!(!included(&f, "build/CMakeCache.txt", false));
+        assert!(!included(&f, "build/CMakeFiles", true));
+        assert!(!included(
+            &f,
+            "build/CMakeFiles/compile_commands.json",
+            false
+        ));
+        // A directory the list does not name is ignored as usual.
+        assert!(!included(&f, "sub/compile_commands.json", false));
+        // Other ignored files stay out.
+        assert!(!included(&f, "src/a.o", false));
+        assert!(included(&f, "src/a.c", false));
+    }
+
+    #[test]
+    fn a_build_directory_that_is_not_ignored_is_streamed_whole() {
+        let (_dir, f) = filter("*.o\n", ExcludeConfig::default());
+        assert!(included(&f, "build/gen.c", false));
+        assert!(included(&f, "build/sub", true));
+        assert!(!included(&f, "build/main.o", false));
+    }
+
+    #[test]
+    fn an_explicit_exclusion_wins_over_always() {
+        let mut config = ExcludeConfig::default();
+        config.exclude.push("build/".to_owned());
+        let (_dir, f) = filter("", config);
+        assert!(!included(&f, "build/compile_commands.json", false));
+        assert!(included(&f, "compile_commands.json", false));
     }
 }

@@ -139,6 +139,9 @@ impl HashCache {
         let Some(path) = &cache.file else {
             return cache;
         };
+        if let Some(dir) = path.parent() {
+            prune(dir, path, SystemTime::now());
+        }
         let parsed = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).map_err(|e| e.to_string()));
@@ -207,5 +210,76 @@ impl HashCache {
                 tracing::debug!(file = %path.display(), error = %e, "cannot save the hash cache")
             }
         }
+    }
+}
+
+/// A cache file not written for this long belongs to a tree gone or long unused.
+const STALE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// At most this many cache files are kept in a directory (one per tree root); the oldest go.
+const MAX_FILES: usize = 256;
+
+/// Removes the cache files of `dir` that are stale, then the oldest beyond [`MAX_FILES`],
+/// never `keep` (the tree being loaded): every root a relay ever served leaves one file, and
+/// a machine that serves many short-lived roots would otherwise gather them without end.
+fn prune(dir: &Path, keep: &Path, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("hashes-") && name.ends_with(".json")
+        })
+        .filter(|e| e.path() != keep)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (i, (modified, path)) in files.iter().enumerate() {
+        let stale = now
+            .duration_since(*modified)
+            .is_ok_and(|age| age > STALE_AFTER);
+        // `keep` counts as one of the files kept.
+        if stale || i + 1 >= MAX_FILES {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_and_surplus_cache_files_are_removed_but_never_the_trees_own() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"{}").unwrap_or_else(|e| panic!("{e}"));
+            p
+        };
+        let own = write("hashes-own.json");
+        let other = write("hashes-other.json");
+        let unrelated = write("notes.txt");
+        // Forty days later the others are stale; the tree's own file stays.
+        let later = SystemTime::now() + Duration::from_secs(40 * 24 * 3600);
+        prune(dir.path(), &own, later);
+        assert!(own.exists() && unrelated.exists());
+        assert!(!other.exists(), "a stale cache file is removed");
+
+        // Too many recent ones: the oldest go, down to MAX_FILES with the tree's own.
+        for i in 0..MAX_FILES + 10 {
+            write(&format!("hashes-{i:04}.json"));
+        }
+        prune(dir.path(), &own, SystemTime::now());
+        let left = std::fs::read_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("hashes-"))
+            .count();
+        assert_eq!(left, MAX_FILES);
+        assert!(own.exists());
     }
 }

@@ -520,3 +520,39 @@ async fn a_file_written_back_then_edited_by_hand_arrives_as_a_delta_on_the_right
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compilation_database_in_an_ignored_build_directory_reaches_the_mirror() -> TestResult {
+    // The fixture's .gitignore ignores build/: only its compile_commands.json is streamed.
+    let mut h = Harness::start(WatcherConfig::default()).await?;
+    let db = br#"[{"directory": "/src", "file": "a.c", "command": "cc -Iinc -c a.c"}]"#;
+    write(
+        std::path::Path::new(&h.root),
+        "build/compile_commands.json",
+        db,
+    );
+    let events = h.settle().await?;
+    let paths: Vec<&str> = events.iter().map(|(e, _)| e.path.as_str()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/build/compile_commands.json")),
+        "{paths:?}"
+    );
+    assert_eq!(
+        h.mirror_text("build/compile_commands.json")
+            .await?
+            .as_bytes(),
+        db
+    );
+    // Nothing else of build/ is, new directories in it included.
+    write(
+        std::path::Path::new(&h.root),
+        "build/CMakeFiles/x.json",
+        b"{}",
+    );
+    write(std::path::Path::new(&h.root), "build/main.o", b"\x7fELF");
+    assert!(h.settle().await?.is_empty());
+    h.stop().await;
+    Ok(())
+}

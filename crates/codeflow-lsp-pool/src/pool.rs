@@ -28,6 +28,9 @@ pub struct ProjectKey {
     pub id: ProjectId,
     /// Absolute path of the project's directory (the mirror).
     pub root: PathBuf,
+    /// Where the project's compilation database is kept for servers that take one
+    /// ([`ServerConfig::compilation_database_arg`]); the directory need not exist.
+    pub compilation_database: Option<PathBuf>,
 }
 
 impl ProjectKey {
@@ -36,12 +39,21 @@ impl ProjectKey {
         Self {
             id,
             root: root.into(),
+            compilation_database: None,
         }
+    }
+
+    /// The key with the directory of the project's compilation database.
+    #[must_use]
+    pub fn with_compilation_database(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.compilation_database = Some(dir.into());
+        self
     }
 }
 
 struct Project {
     root: PathBuf,
+    compilation_database: Option<PathBuf>,
     leases: usize,
     /// When the last lease was dropped (None while leased).
     idle_since: Option<Instant>,
@@ -151,6 +163,7 @@ impl LspPool {
             .entry(key.id.to_string())
             .or_insert_with(|| Project {
                 root: root.clone(),
+                compilation_database: key.compilation_database.clone(),
                 leases: 0,
                 idle_since: None,
                 servers: HashMap::new(),
@@ -163,6 +176,7 @@ impl LspPool {
                 .extend(project.servers.drain().map(|(_, s)| s));
             project.root = root.clone();
         }
+        project.compilation_database = key.compilation_database;
         project.leases += 1;
         project.idle_since = None;
         ProjectLease {
@@ -208,6 +222,19 @@ impl LspPool {
         project: &str,
         extensions: Option<&[String]>,
     ) -> Result<Vec<String>, LspError> {
+        self.restart_where(project, |config| {
+            extensions.is_none_or(|exts| exts.iter().any(|e| config.handles_extension(e)))
+        })
+        .await
+    }
+
+    /// Restarts a project's active servers whose configuration `chosen` accepts (see
+    /// [`LspPool::restart_project`]).
+    async fn restart_where(
+        &self,
+        project: &str,
+        chosen: impl Fn(&ServerConfig) -> bool,
+    ) -> Result<Vec<String>, LspError> {
         if self.inner.shared.closed.load(Ordering::SeqCst) {
             return Err(LspError::PoolShutDown);
         }
@@ -218,10 +245,9 @@ impl LspPool {
                 .map(|p| p.servers.values().cloned().collect())
                 .unwrap_or_default()
         };
-        let chosen = servers.into_iter().filter(|s| {
-            s.is_active()
-                && extensions.is_none_or(|exts| exts.iter().any(|e| s.config.handles_extension(e)))
-        });
+        let chosen = servers
+            .into_iter()
+            .filter(|s| s.is_active() && chosen(&s.config));
         let results = futures::future::join_all(chosen.map(|s| async move {
             let result = s.restart().await;
             (s.server_id.clone(), result)
@@ -310,6 +336,10 @@ impl LspPool {
             match project_entry.servers.get(server_id) {
                 Some(s) => Arc::clone(s),
                 None => {
+                    let config = with_compilation_database(
+                        config,
+                        project_entry.compilation_database.as_deref(),
+                    );
                     let s = ManagedServer::new(
                         Arc::clone(&self.inner.shared),
                         project.to_owned(),
@@ -382,6 +412,19 @@ impl LspPool {
     }
 }
 
+/// `config` with the project's compilation database directory appended to its arguments, when
+/// the server takes one.
+fn with_compilation_database(config: Arc<ServerConfig>, dir: Option<&Path>) -> Arc<ServerConfig> {
+    match (&config.compilation_database_arg, dir) {
+        (Some(arg), Some(dir)) => {
+            let mut with = (*config).clone();
+            with.args.push(format!("{arg}{}", dir.display()));
+            Arc::new(with)
+        }
+        _ => config,
+    }
+}
+
 /// A claim on a project: keeps its servers from idle shutdown while it lives, and is how
 /// callers get servers. Drop it when the session leaves.
 pub struct ProjectLease {
@@ -450,6 +493,19 @@ impl ProjectLease {
             }
         }
         self.server_for_file(path).await
+    }
+
+    /// Restarts this project's running servers that take a compilation database
+    /// ([`ServerConfig::compilation_database_arg`]): a server reads whether its directory
+    /// exists when it starts, so one must restart when the database appears or goes.
+    /// Returns the ids restarted.
+    ///
+    /// # Errors
+    /// The first restart failure (the others are still attempted).
+    pub async fn restart_compilation_database_users(&self) -> Result<Vec<String>, LspError> {
+        self.pool
+            .restart_where(&self.project, |c| c.compilation_database_arg.is_some())
+            .await
     }
 
     /// The id of the server that would serve `path`, if the table allows starting it ahead of

@@ -736,3 +736,84 @@ async fn prestartable_servers_are_the_main_servers_of_programming_languages() {
     );
     assert!(pool.status().is_empty(), "nothing was started");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_events_for_a_starting_server_wait_for_it_not_the_caller() {
+    use codeflow_lsp_pool::lsp_types::notification::DidChangeWatchedFiles;
+    use codeflow_lsp_pool::lsp_types::request::HoverRequest;
+    use codeflow_lsp_pool::lsp_types::{
+        DidChangeWatchedFilesParams, FileChangeType, FileEvent, HoverContents, HoverParams,
+        TextDocumentIdentifier, TextDocumentPositionParams,
+    };
+
+    let dir = project("python");
+    let mut cfg = config();
+    let mut slow = script_server("scripted.py", "slow");
+    slow.env.insert("SCRIPTED_INIT_DELAY".into(), "1.5".into());
+    cfg.servers.insert("slow".into(), slow);
+    let pool = LspPool::new(cfg);
+    let lease = Arc::new(pool.lease(ProjectKey::new(
+        codeflow_types::ProjectId::parse("slow-start").expect("project id"),
+        dir.path(),
+    )));
+    // The server starts in the background (as a prestart does) and takes 1.5 s to initialize.
+    let starting = {
+        let lease = Arc::clone(&lease);
+        tokio::spawn(async move { lease.server_by_id("slow").await })
+    };
+    let server = loop {
+        if let Some(s) = lease.running_servers().into_iter().next() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let event = |name: &str, typ| FileEvent {
+        uri: server.uri_for(name).expect("uri"),
+        typ,
+    };
+    let sent = std::time::Instant::now();
+    for (name, typ) in [
+        ("a.slow", FileChangeType::CREATED),
+        ("b.slow", FileChangeType::CHANGED),
+        ("a.slow", FileChangeType::DELETED),
+    ] {
+        server.notify_soon::<DidChangeWatchedFiles>(DidChangeWatchedFilesParams {
+            changes: vec![event(name, typ)],
+        });
+    }
+    assert!(
+        sent.elapsed() < Duration::from_millis(500),
+        "notify_soon waited for the start: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(server.status().state, ServerState::Starting);
+
+    starting.await.expect("task").expect("started");
+    let hover = HoverParams {
+        text_document_position_params: TextDocumentPositionParams::new(
+            TextDocumentIdentifier::new(server.uri_for("x.slow").expect("uri")),
+            Default::default(),
+        ),
+        work_done_progress_params: Default::default(),
+    };
+    let report = server
+        .request::<HoverRequest>(hover)
+        .await
+        .expect("hover")
+        .expect("some hover");
+    let HoverContents::Markup(markup) = report.contents else {
+        panic!("markup expected")
+    };
+    let report: serde_json::Value = serde_json::from_str(&markup.value).expect("json report");
+    let names: Vec<String> = report["watched"]
+        .as_array()
+        .expect("watched")
+        .iter()
+        .map(|u| u.as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["a.slow", "b.slow", "a.slow"],
+        "delivered once it ran, in order"
+    );
+}

@@ -19,8 +19,32 @@ use codeflow_types::ProjectId;
 
 /// The broker could not be reached or answered something unexpected.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("channel broker: {0}")]
-pub struct BrokerError(pub String);
+#[error("channel broker: {message}")]
+pub struct BrokerError {
+    /// What happened, for a person.
+    pub message: String,
+    /// Whether the broker refused this very request (a retry would be refused the same way),
+    /// rather than being unreachable, slow or busy (a retry later can succeed).
+    pub refused: bool,
+}
+
+impl BrokerError {
+    /// The broker could not be reached, did not answer in time, or was busy.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            refused: false,
+        }
+    }
+
+    /// The broker answered with an error that sending the request again would repeat.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            refused: true,
+        }
+    }
+}
 
 /// One stored publication, as the broker keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +85,18 @@ pub enum BrokerEvent {
     Resync,
 }
 
+/// Who sent a publication, and its number among that sender's publications (increasing in the
+/// order they are sent). A broker that sees a sender's number again — a retry of an append
+/// whose answer was lost, though the broker had stored it — answers the offset it gave and
+/// stores nothing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendId {
+    /// One sender: an instance's publishing task (a new one per start).
+    pub sender: Arc<str>,
+    /// 1, 2, 3, … in the order the sender sends.
+    pub seq: u64,
+}
+
 /// A broker several instances share. Implementations are cheap to call from any task; each
 /// future is `'static` so the caller may run it anywhere.
 pub trait ChannelBroker: Send + Sync + std::fmt::Debug {
@@ -69,13 +105,15 @@ pub trait ChannelBroker: Send + Sync + std::fmt::Debug {
     fn epoch(&self) -> Arc<str>;
 
     /// Appends a publication to a channel's history and relays it to every instance;
-    /// resolves to the offset the broker gave it.
+    /// resolves to the offset the broker gave it. With an `id`, appending the same id again
+    /// (a retry) stores and relays nothing and resolves to the first append's offset.
     fn append(
         &self,
         project: ProjectId,
         channel: Channel,
         timestamp: u64,
         data: Value,
+        id: Option<AppendId>,
     ) -> BoxFuture<'static, Result<u64, BrokerError>>;
 
     /// The channel's newest offset and up to `limit` of its newest publications after

@@ -25,14 +25,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codeflow_transport::Message;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::broker::{BrokerError, BrokerEvent, ChannelBroker, StoredPublication};
+use crate::broker::{AppendId, BrokerError, BrokerEvent, ChannelBroker, StoredPublication};
 use crate::session::Session;
 use codeflow_types::ProjectId;
 
@@ -654,7 +654,7 @@ impl Channels {
             return Ok(self.publish(project, channel, data));
         };
         let offset = broker
-            .append(project.clone(), channel, now_ms(), data)
+            .append(project.clone(), channel, now_ms(), data, None)
             .await?;
         Ok(Position {
             epoch: self.shared.epoch.clone(),
@@ -674,21 +674,69 @@ impl Channels {
     }
 }
 
-/// Sends queued publications to the broker, in the order published on this instance.
+/// The first wait before a publication the broker did not take is sent again; it doubles up
+/// to [`BROKER_RETRY_MAX`].
+const BROKER_RETRY_FIRST: Duration = Duration::from_millis(100);
+const BROKER_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Sends queued publications to the broker, in the order published on this instance. A
+/// publication the broker did not take (unreachable, paused, restarting) is sent again until
+/// it does — the ones behind it wait, so the order holds, and `publish` drops new ones only
+/// when the queue is full. Each carries this task's [`AppendId`], so a retry of an append the
+/// broker did store (its answer was lost) is not stored twice.
 async fn send_to_broker(broker: Arc<dyn ChannelBroker>, mut queue: mpsc::Receiver<Outgoing>) {
+    let sender: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let mut seq = 0;
     while let Some(o) = queue.recv().await {
-        let Outgoing {
-            project,
-            channel,
-            timestamp,
-            data,
-        } = o;
-        if let Err(e) = broker
-            .append(project.clone(), channel, timestamp, data)
-            .await
-        {
-            tracing::warn!(%project, %channel, error = %e, "a publication did not reach the broker and is lost");
-            crate::metrics::error_sent("broker_append");
+        seq += 1;
+        let id = AppendId {
+            sender: sender.clone(),
+            seq,
+        };
+        let mut wait = BROKER_RETRY_FIRST;
+        let mut failed_since: Option<Instant> = None;
+        loop {
+            let sent = broker
+                .append(
+                    o.project.clone(),
+                    o.channel,
+                    o.timestamp,
+                    o.data.clone(),
+                    Some(id.clone()),
+                )
+                .await;
+            match sent {
+                Ok(_) => {
+                    if let Some(since) = failed_since {
+                        tracing::info!(
+                            project = %o.project, channel = %o.channel,
+                            after = ?since.elapsed(), waiting = queue.len(),
+                            "the broker took the publication it had refused; the ones queued behind it follow"
+                        );
+                    }
+                    break;
+                }
+                Err(e) if e.refused => {
+                    tracing::error!(
+                        project = %o.project, channel = %o.channel, error = %e,
+                        "the broker refused a publication; it is dropped (sending it again would be refused too)"
+                    );
+                    crate::metrics::error_sent("broker_refused");
+                    break;
+                }
+                Err(e) => {
+                    if failed_since.is_none() {
+                        tracing::warn!(
+                            project = %o.project, channel = %o.channel, error = %e,
+                            "a publication did not reach the broker; sending it again until it does"
+                        );
+                        failed_since = Some(Instant::now());
+                    }
+                    crate::metrics::error_sent("broker_append");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(BROKER_RETRY_MAX);
+                }
+            }
         }
     }
 }

@@ -32,7 +32,9 @@ pub use auth::{
     AuthConfig, AuthError, Authenticator, Grant, MIN_SECRET_BYTES, MintRequest, ProjectScope, Right,
 };
 pub use authorize::Forbidden;
-pub use broker::{BrokerError, BrokerEvent, ChannelBroker, StoredChannel, StoredPublication};
+pub use broker::{
+    AppendId, BrokerError, BrokerEvent, ChannelBroker, StoredChannel, StoredPublication,
+};
 pub use caps::{Admission, ConnectionCap};
 pub use channels::{Channel, ChannelConfig, Channels, Position};
 pub use client_cert::CertGrant;

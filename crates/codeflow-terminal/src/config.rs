@@ -24,6 +24,11 @@ pub struct TerminalConfig {
     pub ticket_ttl: Duration,
     /// Variables set in every terminal's environment besides the clean base (`TERM`, …).
     pub env: Vec<(String, String)>,
+    /// The user the shell runs as (needs a server running as root); `None`: the server's.
+    /// `HOME`, `USER` and `LOGNAME` are that user's.
+    pub run_as_uid: Option<u32>,
+    /// The group the shell runs as; `None` with `run_as_uid`: that user's primary group.
+    pub run_as_gid: Option<u32>,
 }
 
 impl Default for TerminalConfig {
@@ -38,6 +43,8 @@ impl Default for TerminalConfig {
             viewer_queue: 1024,
             ticket_ttl: Duration::from_secs(60),
             env: Vec::new(),
+            run_as_uid: None,
+            run_as_gid: None,
         }
     }
 }

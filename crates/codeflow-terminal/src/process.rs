@@ -43,6 +43,24 @@ pub(crate) fn start(
         .env("CODEFLOW_TERMINAL_ID", id)
         .current_dir(dir)
         .kill_on_drop(true);
+    if let Some(uid) = config.run_as_uid {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .map_err(std::io::Error::from)?;
+        let gid = config
+            .run_as_gid
+            .or_else(|| user.as_ref().map(|u| u.gid.as_raw()))
+            .unwrap_or(uid);
+        if let Some(user) = &user {
+            cmd = cmd
+                .env("HOME", &user.dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
+        // The group first: after the user changes there is no right to change it.
+        cmd = cmd.gid(gid).uid(uid);
+    } else if let Some(gid) = config.run_as_gid {
+        cmd = cmd.gid(gid);
+    }
     let child = cmd.spawn(pts).map_err(io)?;
     let leader = child
         .id()

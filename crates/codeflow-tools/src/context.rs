@@ -70,6 +70,18 @@ impl ToolContext {
         }
     }
 
+    /// Runs `tool` for this caller: how every call is made (the MCP adapter, a batch's
+    /// operations, a preview), so every error reaches the agent in its own paths.
+    pub async fn run(
+        &self,
+        tool: &dyn crate::Tool,
+        args: serde_json::Value,
+    ) -> Result<crate::ToolOutput, ToolError> {
+        tool.call(self, args)
+            .await
+            .map_err(|e| self.caller.scrub_error(e))
+    }
+
     /// Fails unless the caller's token grants `right`.
     pub fn require(&self, right: Right) -> Result<(), ToolError> {
         self.caller.require(right)

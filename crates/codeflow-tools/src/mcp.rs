@@ -280,7 +280,7 @@ impl McpSession {
                     // applied to the mirror before the tool looks at it.
                     // (A call with a progressToken hears how a running sync progresses.)
                     shared.files.caught_up_reporting(progress_token).await;
-                    tool.call(&shared.context, args).await
+                    shared.context.run(tool.as_ref(), args).await
                 } => Some(r),
                 _ = cancel.cancelled() => None,
                 _ = shared.session.closed() => None,

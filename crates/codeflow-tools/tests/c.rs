@@ -273,3 +273,79 @@ fn references_beyond_what_is_opened_are_marked_partial() {
         assert!(out.text.contains("Partial: "), "{}", out.text);
     });
 }
+
+/// A CMake-style `build/compile_commands.json` (in an ignored `build/`, naming the client's
+/// absolute paths) reaches clangd with the mirror's paths: the header found only through its
+/// `-I`, the macro only through its `-D`. Before it exists clangd guesses and fails; once it
+/// is synced clangd is restarted onto it.
+#[test]
+fn a_compilation_database_gives_clangd_the_projects_flags() {
+    common::block_on(async {
+        let f = common::Fixture::from_files(
+            "c-compile-db",
+            &[
+                (".gitignore", "build/\n"),
+                ("private/api.h", "int api_value(void);\n"),
+                (
+                    "src/api.c",
+                    "#include \"api.h\"\nint api_value(void) { return 42; }\n",
+                ),
+                (
+                    "src/main.c",
+                    "#include \"api.h\"\n#ifndef FROM_DB\n#error built without the database\n#endif\nint main(void) { return api_value(); }\n",
+                ),
+            ],
+        )
+        .await;
+        let before = f
+            .ok("get_diagnostics", json!({"file_path": "src/main.c"}))
+            .await;
+        assert!(
+            before.text.contains("'api.h' file not found"),
+            "{}",
+            before.text
+        );
+
+        let root = f.root.to_string_lossy().into_owned();
+        let entry = |file: &str| {
+            json!({
+                "directory": format!("{root}/build"),
+                "file": format!("{root}/src/{file}"),
+                "command": format!("cc -I{root}/private -DFROM_DB -c {root}/src/{file}"),
+            })
+        };
+        std::fs::create_dir_all(f.root.join("build")).unwrap();
+        std::fs::write(
+            f.root.join("build/compile_commands.json"),
+            json!([entry("main.c"), entry("api.c")]).to_string(),
+        )
+        .unwrap();
+        std::fs::write(f.root.join("build/main.o"), b"\x7fELF").unwrap();
+        f.sync().await;
+        assert!(
+            f.mirror("build/compile_commands.json").is_some(),
+            "the database is streamed"
+        );
+        assert!(f.mirror("build/main.o").is_none(), "nothing else of build/");
+
+        let after = f
+            .ok("get_diagnostics", json!({"file_path": "src/main.c"}))
+            .await;
+        assert_eq!(after.structured["errors"], 0, "{}", after.text);
+        let def = f
+            .ok(
+                "find_definition",
+                json!({"file_path": "src/main.c", "symbol_name": "api_value"}),
+            )
+            .await;
+        let found = places(&def.structured["matches"][0]["definitions"]);
+        assert!(
+            found
+                .iter()
+                .any(|(p, l, _)| *p == f.path("private/api.h") && *l == 1
+                    || *p == f.path("src/api.c") && *l == 2),
+            "{}",
+            def.text
+        );
+    });
+}

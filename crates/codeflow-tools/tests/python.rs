@@ -520,3 +520,41 @@ fn references_the_text_contradicts_are_marked_partial() {
         }
     });
 }
+
+#[test]
+fn a_server_that_cannot_start_is_reported_in_the_clients_paths() {
+    // The only Python server writes where it runs (the mirror) to stderr and exits: the error
+    // the agent gets says so in its own paths, never the server's mirror (the fixture's `err`
+    // fails on a mirror path in any error).
+    let mut pool = codeflow_lsp_pool::PoolConfig::default();
+    for id in ["pylsp", "basedpyright"] {
+        if let Some(server) = pool.servers.get_mut(id) {
+            server.enabled = false;
+        }
+    }
+    let mut broken = codeflow_lsp_pool::ServerConfig::new("sh", &["py"]);
+    broken.args = vec![
+        "-c".to_owned(),
+        "echo \"no index in $PWD/app.py\" >&2; exit 3".to_owned(),
+    ];
+    pool.servers.insert("broken".to_owned(), broken);
+    common::block_on(async {
+        let f = common::Fixture::from_dir_with(
+            "python-broken-server",
+            &codeflow_e2e::fs::fixture_dir("python"),
+            pool,
+        )
+        .await;
+        let text = f
+            .err(
+                "get_hover",
+                json!({"file_path": "app.py", "line": 4, "character": 5}),
+            )
+            .await;
+        assert!(text.contains("broken"), "{text}");
+        let restarted = f.call("restart_server", json!({})).await;
+        if let Err(e) = restarted {
+            assert!(!e.to_text().is_empty());
+        }
+    });
+}

@@ -39,7 +39,8 @@ const NEVER_PUBLISHED: &str = "the language server has published no diagnostics 
 const SILENT_CLEAN: &str = "the language server published nothing for the new content; it had reported no diagnostics before (a server that publishes only changes stays silent while a file stays clean)";
 
 /// After the first diagnostics for the new content, later pushes for the file are taken until
-/// none comes for this long (tsserver publishes syntax errors first, semantic ones after).
+/// none comes for this long (tsserver publishes syntax errors first, semantic ones after);
+/// a server's `diagnostics_settle` overrides it (zero for those that push once per version).
 pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// At most this many diagnostics per file are listed in a tool's text answer.

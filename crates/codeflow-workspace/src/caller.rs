@@ -194,6 +194,17 @@ impl Caller {
         Ok(self.mirror(workspace)?.paths().clone())
     }
 
+    /// `e` with the mirror's root replaced by this caller's root, once the workspace is open
+    /// (before, no mirror path can be in it). The one net under every error a caller gets:
+    /// errors are free text, and some carry a language server's words (its stderr, its error
+    /// messages) that name the mirror.
+    pub fn scrub_error(&self, e: WorkspaceError) -> WorkspaceError {
+        match self.workspace.get() {
+            Some(workspace) => self.scrubber(workspace).error(e),
+            None => e,
+        }
+    }
+
     /// The scrubber of language servers' free text for this caller (the mirror's root → its
     /// root; see [`crate::server_text`]).
     pub fn scrubber(&self, workspace: &ProjectWorkspace) -> Scrubber {

@@ -31,6 +31,7 @@ pub mod after_write;
 pub mod apply_edit;
 pub mod batch;
 pub mod caller;
+pub mod compile_db;
 pub mod diagnostics;
 pub mod edits;
 pub mod error;

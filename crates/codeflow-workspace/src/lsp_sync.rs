@@ -33,10 +33,12 @@ pub async fn tell_language_servers(
                 watched.push(FileEvent { uri, typ: *kind });
             }
         }
+        // A server still starting hears of it when it is up: a file event never waits for a
+        // server's start (tool calls wait for the file events before them).
         if !watched.is_empty() {
-            let _ = server
-                .notify::<DidChangeWatchedFiles>(DidChangeWatchedFilesParams { changes: watched })
-                .await;
+            server.notify_soon::<DidChangeWatchedFiles>(DidChangeWatchedFilesParams {
+                changes: watched,
+            });
         }
     }
 }

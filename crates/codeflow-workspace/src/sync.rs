@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::caller::Caller;
+use crate::compile_db::CompilationDatabase;
 use crate::error::WorkspaceError;
 use crate::lsp_sync::tell_language_servers;
 use crate::sync_state::SyncState;
@@ -431,6 +432,16 @@ async fn sync_manifest_reporting(
         .collect();
     tell_language_servers(&workspace, &changed).await;
     tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync: language servers told");
+    if report
+        .fetched
+        .iter()
+        .chain(report.removed.iter())
+        .any(|rel| CompilationDatabase::is_source(rel.as_str()))
+    {
+        workspace
+            .follow_compilation_database(caller.root.as_str())
+            .await;
+    }
     caller.workspaces().prestart(
         &workspace,
         mirror.files().into_keys().map(|p| p.as_str().to_owned()),
@@ -751,6 +762,12 @@ pub async fn file_changed(caller: &Caller, params: Option<Value>) -> Result<(), 
             .publish(&caller.project, Channel::Files, event);
     }
     metrics::counter!("codeflow_file_changes_total").increment(1);
+    let database = CompilationDatabase::is_source(mirror_path.rel().as_str());
     tell_language_servers(&workspace, &[(mirror_path, kind)]).await;
+    if database {
+        workspace
+            .follow_compilation_database(caller.root.as_str())
+            .await;
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ use codeflow_file_stream::{Mirror, MirrorConfig};
 use codeflow_lsp_pool::{LspPool, ProjectKey, ProjectLease};
 use codeflow_session::{ProjectId, SessionRegistry};
 
+use crate::compile_db::{CompilationDatabase, Refreshed};
 use crate::error::WorkspaceError;
 use crate::extensions::Extensions;
 use crate::git_state::{AbortOnDrop, watch};
@@ -31,8 +32,46 @@ pub struct ProjectWorkspace {
     /// The live sessions whose trees the mirror holds (a sync that would remove their files
     /// is refused).
     pub trees: TreeHolders,
+    /// The copy of the project's `compile_commands.json` with the mirror's paths, for clangd.
+    compile_db: CompilationDatabase,
     /// The poller of a shared git project's state (`git` channel), stopped with the workspace.
     git: parking_lot::Mutex<Option<AbortOnDrop>>,
+}
+
+impl ProjectWorkspace {
+    /// Keeps the copy of the project's compilation database current after the tree rooted at
+    /// `client_root` changed one (see [`crate::compile_db`]), and restarts the servers that
+    /// take one when it appeared or went. Failures are logged: clangd then works as without
+    /// a database.
+    pub async fn follow_compilation_database(&self, client_root: &str) {
+        let db = self.compile_db.clone();
+        let root = self.lease.root().to_path_buf();
+        let from = client_root.to_owned();
+        let refreshed = tokio::task::spawn_blocking(move || db.refresh(&root, &from)).await;
+        match refreshed {
+            Ok(Ok(Refreshed::AppearedOrWent)) => {
+                match self.lease.restart_compilation_database_users().await {
+                    Ok(ids) if !ids.is_empty() => tracing::info!(
+                        project = %self.project, servers = ?ids,
+                        "the compilation database appeared or went; restarted the servers that read it"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        project = %self.project, error = %e,
+                        "the compilation database changed; restarting a server that reads it failed"
+                    ),
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                project = %self.project, error = %e,
+                "cannot keep the copy of the compilation database; clangd goes without it"
+            ),
+            Err(e) => {
+                tracing::warn!(project = %self.project, error = %e, "compilation database task")
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ProjectWorkspace {
@@ -151,17 +190,22 @@ impl Workspaces {
                 "cannot open the mirror of project `{project}`: {e}"
             ))
         })?;
-        let lease = self
-            .pool
-            .lease(ProjectKey::new(project.clone(), mirror.root()));
+        let compile_db = CompilationDatabase::new(&self.config.data_dir, project);
+        let lease = self.pool.lease(
+            ProjectKey::new(project.clone(), mirror.root())
+                .with_compilation_database(compile_db.dir()),
+        );
         let workspace = Arc::new(ProjectWorkspace {
             project: project.clone(),
             mirror,
             lease,
             extensions: Extensions::default(),
             trees: TreeHolders::default(),
+            compile_db,
             git: parking_lot::Mutex::new(None),
         });
+        // A mirror kept from an earlier run, or a shared directory, may hold a database.
+        workspace.follow_compilation_database(client_root).await;
         // A shared project's directory is the client's tree: its git state can be watched (a
         // streamed mirror holds no `.git`).
         if workspace.mirror.is_shared()

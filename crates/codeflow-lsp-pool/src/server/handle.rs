@@ -91,6 +91,17 @@ impl ServerHandle {
         self.server.notify_value::<N>(params).await
     }
 
+    /// Sends notification `N` now if the server is running, or when the instance being
+    /// started goes live (in order); never waits for a start. For notifications that are
+    /// hints about the disk (`workspace/didChangeWatchedFiles`): nothing is sent to a stopped
+    /// server, which reads the disk when it starts.
+    pub fn notify_soon<N: Notification>(&self, params: N::Params)
+    where
+        N::Params: Send + 'static,
+    {
+        self.server.notify_soon::<N>(params);
+    }
+
     /// `didOpen` a document (version 1). Opening an already open document changes it instead.
     /// Returns the version the server now has.
     ///
@@ -139,8 +150,9 @@ impl ServerHandle {
     }
 
     /// [`Self::diagnostics`], and for pushed ones every later push for the document until none
-    /// comes for `quiet` (bounded by `diagnostics_timeout`): for servers that publish a
-    /// version's diagnostics in phases (tsserver sends syntax errors, then semantic ones).
+    /// comes for `quiet` — or for the server's own `diagnostics_settle`, when its table entry
+    /// has one — (bounded by `diagnostics_timeout`): for servers that publish a version's
+    /// diagnostics in phases (tsserver sends syntax errors, then semantic ones).
     ///
     /// # Errors
     /// As [`Self::diagnostics`].

@@ -97,6 +97,13 @@ struct Stats {
 }
 
 /// One (project, server id) entry of the pool.
+/// A notification waiting for the instance being started.
+type Deferred = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Notifications kept for an instance being started; beyond, the oldest are dropped (the
+/// instance reads the files from disk when it starts, so file events are hints to it).
+const DEFERRED_MAX: usize = 4096;
+
 pub(crate) struct ManagedServer {
     pub(crate) server_id: String,
     pub(crate) project: String,
@@ -111,6 +118,9 @@ pub(crate) struct ManagedServer {
     lifecycle: Mutex<Lifecycle>,
     stats: Mutex<Stats>,
     pending: AtomicUsize,
+    /// Notifications for the instance being started, sent in order when it goes live
+    /// ([`ManagedServer::notify_soon`]); bounded by [`DEFERRED_MAX`].
+    deferred: Mutex<VecDeque<Deferred>>,
     last_activity: Mutex<Instant>,
     /// Bounds requests in flight to this server; callers beyond it wait for a slot.
     slots: Semaphore,
@@ -158,6 +168,7 @@ impl ManagedServer {
             }),
             stats: Mutex::new(Stats::default()),
             pending: AtomicUsize::new(0),
+            deferred: Mutex::new(VecDeque::new()),
             last_activity: Mutex::new(Instant::now()),
             slots,
             generation: AtomicU64::new(0),
@@ -175,6 +186,33 @@ impl ManagedServer {
             .initialize_timeout
             .unwrap_or(self.timing().initialize_timeout)
             + Duration::from_secs(1)
+    }
+
+    /// Sends notification `N` to the running instance now, or — while an instance is being
+    /// started or restarted — when it goes live, in the order given; never waits. Dropped
+    /// when the server is stopped or failed (it reads the disk when it starts again).
+    pub(crate) fn notify_soon<N: Notification>(&self, params: N::Params)
+    where
+        N::Params: Send + 'static,
+    {
+        // The documents' lock orders this against `go_live`, which flushes under it.
+        let _docs = self.documents.lock();
+        match &*self.phase.borrow() {
+            Phase::Running(conn) => {
+                let _gone = conn.notify::<N>(params);
+            }
+            Phase::Starting | Phase::Restarting => {
+                let mut deferred = self.deferred.lock();
+                if deferred.len() >= DEFERRED_MAX {
+                    deferred.pop_front();
+                    tracing::debug!(project = %self.project, server = %self.server_id, "too many notifications for a starting server; the oldest dropped");
+                }
+                deferred.push_back(Box::new(move |conn: &Connection| {
+                    let _gone = conn.notify::<N>(params);
+                }));
+            }
+            Phase::Stopped | Phase::Stopping | Phase::Failed { .. } => {}
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {

@@ -78,6 +78,9 @@ impl ManagedServer {
         for (uri, doc) in &docs.open {
             let _gone = conn.notify::<DidOpenTextDocument>(did_open(uri, doc));
         }
+        for deferred in self.deferred.lock().drain(..) {
+            deferred(conn);
+        }
         self.phase.send_replace(Phase::Running(Arc::clone(conn)));
     }
 

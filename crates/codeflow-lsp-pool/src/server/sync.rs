@@ -181,14 +181,15 @@ impl ManagedServer {
     }
 
     /// [`Self::diagnostics`], then — for pushed diagnostics — the later pushes for the same
-    /// document until none comes for `quiet` (bounded by `diagnostics_timeout`): servers that
-    /// publish a version's diagnostics in phases (tsserver: syntax, then semantics) are heard
-    /// to the end.
+    /// document until none comes for `quiet` (the server's `diagnostics_settle` when it has
+    /// one; bounded by `diagnostics_timeout`): servers that publish a version's diagnostics in
+    /// phases (tsserver: syntax, then semantics) are heard to the end.
     pub(crate) async fn diagnostics_settled(
         self: &Arc<Self>,
         path: &Path,
         quiet: Duration,
     ) -> Result<DiagnosticsReport, LspError> {
+        let quiet = self.config.diagnostics_settle.unwrap_or(quiet);
         let mut report = self.diagnostics(path).await?;
         if report.source != DiagnosticsSource::Push || !report.fresh {
             return Ok(report);

@@ -231,7 +231,7 @@ impl Tool for BatchExecute {
                 let tool = tools[i].clone();
                 let args = Value::Object(args.operations[i].args.clone());
                 async move {
-                    match tool.call(batch_ctx, args).await {
+                    match batch_ctx.run(tool.as_ref(), args).await {
                         Ok(out) => Outcome::Ok(out),
                         Err(e) => Outcome::Failed(e.to_text()),
                     }

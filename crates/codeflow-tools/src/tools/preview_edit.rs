@@ -160,8 +160,9 @@ impl Tool for PreviewEdit {
                 .ok_or_else(|| ToolError::InvalidArguments(format!("no tool `{name}`")))?;
             tool_args.remove("dry_run");
             let scope = BatchScope::new(true);
-            let planned = tool
-                .call(&ctx.in_batch(&scope), Value::Object(tool_args))
+            let planned = ctx
+                .in_batch(&scope)
+                .run(tool.as_ref(), Value::Object(tool_args))
                 .await?;
             let workspace = ctx.workspace().await?;
             let mut files = Vec::new();

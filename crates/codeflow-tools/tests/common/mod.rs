@@ -203,7 +203,7 @@ impl Fixture {
             .catalogue
             .get(tool)
             .unwrap_or_else(|| panic!("no tool `{tool}`"));
-        let out = match tool.call(&self.ctx, args.clone()).await {
+        let out = match self.ctx.run(tool.as_ref(), args.clone()).await {
             Ok(out) => out,
             Err(e) => {
                 self.assert_no_mirror(tool.name(), &e.to_text());
