@@ -3,9 +3,10 @@
 //! them), watching the root, and the manifest for syncs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use codeflow_file_stream::protocol::FileChanged;
-use codeflow_file_stream::{FileServer, Limits, Watcher, WatcherConfig};
+use codeflow_file_stream::{FileServer, Limits, Manifest, Watcher, WatcherConfig};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -15,9 +16,7 @@ const CHANGE_QUEUE: usize = 256;
 
 /// A manifest's `server/syncManifest` params, offering to send what the mirror lacks over an
 /// upload transfer (`client/uploadFiles`, served by [`crate::upload`]).
-fn offering_transfers(
-    manifest: &codeflow_file_stream::Manifest,
-) -> codeflow_file_stream::protocol::SyncManifestParams {
+fn offering_transfers(manifest: &Manifest) -> codeflow_file_stream::protocol::SyncManifestParams {
     let mut params = manifest.to_params();
     params.transfers = true;
     params
@@ -30,6 +29,9 @@ pub struct LocalFiles {
     /// (10,000 files are ~1.3 MB: not something to build on the relay loop while the agent
     /// waits).
     initial_text: Option<String>,
+    /// The starting manifest, kept for `client/uploadFiles {all}` (the first sync offers it
+    /// with `uploadAll`: the server need not list every file back).
+    initial: Arc<Manifest>,
     pub changes: mpsc::Receiver<FileChanged>,
 }
 
@@ -51,9 +53,12 @@ impl LocalFiles {
         let server = FileServer::new(root, limits)
             .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?
             .reporting_to(watcher.write_notices());
-        let initial_text = serde_json::to_string(&offering_transfers(watcher.manifest())).ok();
+        let mut first = offering_transfers(watcher.manifest());
+        first.upload_all = true;
+        let initial_text = serde_json::to_string(&first).ok();
         Ok(Self {
             server,
+            initial: Arc::new(watcher.manifest().clone()),
             watcher,
             initial_text,
             changes,
@@ -64,6 +69,16 @@ impl LocalFiles {
     /// changes since then follow it, so nothing falls between the two.
     pub fn initial_manifest(&self) -> Value {
         serde_json::to_value(offering_transfers(self.watcher.manifest())).unwrap_or(Value::Null)
+    }
+
+    /// The starting manifest (the one the first sync sends).
+    pub fn initial(&self) -> Arc<Manifest> {
+        Arc::clone(&self.initial)
+    }
+
+    /// How many files the starting manifest has.
+    pub fn initial_len(&self) -> usize {
+        self.watcher.manifest().len()
     }
 
     /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for.

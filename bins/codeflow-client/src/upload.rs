@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, UploadFilesParams, chunk_frame, header_frame,
+    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, header_frame,
 };
-use codeflow_file_stream::{FileError, Jail, RelPath, RemoteError};
+use codeflow_file_stream::{FileError, Jail, Manifest, PlainDirs, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -37,6 +37,8 @@ const SUMMARY_WAIT: Duration = Duration::from_secs(120);
 /// Sends a sync's files over upload transfers.
 pub struct Uploader {
     jail: Jail,
+    /// The manifest the first sync sent with `uploadAll` (what `all` refers to).
+    manifest: Arc<Manifest>,
     server: String,
     project: String,
     tokens: crate::tokens::Tokens,
@@ -54,10 +56,11 @@ enum Broken {
 impl Uploader {
     /// An uploader for the relay's root and server; `None` when the root cannot be jailed (then
     /// `client/uploadFiles` is answered as unknown and the server reads files instead).
-    pub fn new(target: &Resolved) -> Option<Arc<Self>> {
+    pub fn new(target: &Resolved, manifest: Arc<Manifest>) -> Option<Arc<Self>> {
         let jail = Jail::new(&target.root).ok()?;
         Some(Arc::new(Self {
             jail,
+            manifest,
             server: target.server.clone(),
             project: target.project.clone(),
             tokens: target.tokens.clone(),
@@ -77,8 +80,9 @@ impl Uploader {
                 "client/uploadFiles: {e}"
             )))
         })?;
-        let files: Arc<Vec<Wanted>> = Arc::new(
-            params
+        let files: Arc<Vec<Wanted>> = Arc::new(match params.all {
+            Some(all) => whole_manifest(&self.manifest, all)?,
+            None => params
                 .files
                 .into_iter()
                 .map(|f| Wanted {
@@ -88,7 +92,8 @@ impl Uploader {
                     hash: f.hash,
                 })
                 .collect(),
-        );
+        });
+        tracing::info!(files = files.len(), "sync upload asked for");
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -199,6 +204,7 @@ impl Uploader {
             }
             Err("the connection ended before the summary".to_owned())
         });
+        let sending = std::time::Instant::now();
         let (frames, mut queue) = mpsc::channel::<Bytes>(READ_AHEAD);
         let reader = {
             let files = Arc::clone(files);
@@ -223,6 +229,11 @@ impl Uploader {
             listener.abort();
             return Err(Broken::Retry(e.to_string()));
         }
+        tracing::info!(
+            files = files.len(),
+            ms = sending.elapsed().as_millis() as u64,
+            "sync upload: every file sent"
+        );
         let summary = match tokio::time::timeout(SUMMARY_WAIT, listener).await {
             Ok(Ok(Ok(summary))) => summary,
             Ok(Ok(Err(why))) => return Err(Broken::Retry(why)),
@@ -232,6 +243,29 @@ impl Uploader {
         let _ = sink.send(Message::Close(None)).await;
         Ok(summary)
     }
+}
+
+/// `all`: every file of the manifest sent with `uploadAll`, in its order; refused when the
+/// counts are not that manifest's (the server then reads the files).
+fn whole_manifest(manifest: &Manifest, all: UploadAll) -> Result<Vec<Wanted>, RemoteError> {
+    if all.files != manifest.len() as u64 || all.bytes != manifest.total_bytes() {
+        return Err(RemoteError::from(&FileError::InvalidParams(format!(
+            "client/uploadFiles: `all` names {} files / {} bytes, but this relay's manifest has {} / {}",
+            all.files,
+            all.bytes,
+            manifest.len(),
+            manifest.total_bytes()
+        ))));
+    }
+    Ok(manifest
+        .iter()
+        .map(|(rel, entry)| Wanted {
+            path: entry.path.clone(),
+            rel: Some(rel.clone()),
+            size: entry.size,
+            hash: entry.hash.as_str().to_owned(),
+        })
+        .collect())
 }
 
 /// One file the server wants.
@@ -252,6 +286,8 @@ fn read_frames(
     out: &mpsc::Sender<Bytes>,
 ) -> Vec<Value> {
     let mut skipped = Vec::new();
+    // 10,000 files in a few hundred directories: each directory is checked once.
+    let mut plain = PlainDirs::default();
     for (index, file) in files.iter().enumerate() {
         let index = index as u64;
         if received.contains(&index) {
@@ -261,7 +297,10 @@ fn read_frames(
             .rel
             .as_ref()
             .ok_or_else(|| "not a relative path".to_owned())
-            .and_then(|rel| jail.resolve(rel).map_err(|e| e.to_string()))
+            .and_then(|rel| {
+                jail.resolve_remembering(rel, &mut plain)
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|abs| read_file(&abs, file.size));
         let (content, mode) = match read {
             Ok(read) => read,
@@ -283,9 +322,9 @@ fn read_frames(
         let sent = match content {
             // A small file was read straight into its one chunk frame.
             Content::Frame(frame) => frame.is_none_or(|f| out.blocking_send(f).is_ok()),
-            Content::Bytes(bytes) => bytes
-                .chunks(CHUNK_BYTES)
-                .all(|chunk| out.blocking_send(chunk_frame(chunk)).is_ok()),
+            Content::Frames(frames) => frames
+                .into_iter()
+                .all(|frame| out.blocking_send(frame).is_ok()),
         };
         if !sent {
             return skipped;
@@ -297,8 +336,8 @@ fn read_frames(
 enum Content {
     /// The one chunk frame of a file up to [`CHUNK_BYTES`] (`None`: empty).
     Frame(Option<Bytes>),
-    /// A larger file's content.
-    Bytes(Vec<u8>),
+    /// A larger file's chunk frames, read straight into them (no copy into frames after).
+    Frames(Vec<Bytes>),
 }
 
 /// Reads a file of `size` bytes (by the manifest) with its mode bits; refused when it is no
@@ -330,19 +369,84 @@ fn read_file(abs: &std::path::Path, size: u64) -> Result<(Content, u32), String>
         }
         return Ok((Content::Frame(Some(frame.into())), mode));
     }
-    let mut bytes = Vec::with_capacity(len);
-    file.take(size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() != len {
-        return Err("changed since the manifest".into());
+    let changed = || "changed since the manifest".to_owned();
+    let mut reader = file.take(size + 1);
+    let mut frames = Vec::with_capacity(len.div_ceil(CHUNK_BYTES));
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK_BYTES);
+        let mut frame = Vec::with_capacity(n + 1);
+        frame.push(CHUNK);
+        (&mut reader)
+            .take(n as u64)
+            .read_to_end(&mut frame)
+            .map_err(|e| e.to_string())?;
+        if frame.len() != n + 1 {
+            return Err(changed());
+        }
+        frames.push(frame.into());
+        left -= n;
     }
-    Ok((Content::Bytes(bytes), mode))
+    // Longer than the manifest said: changed since.
+    if reader.read(&mut [0u8; 1]).map_err(|e| e.to_string())? != 0 {
+        return Err(changed());
+    }
+    Ok((Content::Frames(frames), mode))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_the_kept_manifest_when_the_counts_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/b.txt"), b"bb").unwrap();
+        std::fs::write(root.join("a.txt"), b"a").unwrap();
+        let manifest = Manifest::scan(
+            &root,
+            &codeflow_file_stream::FileFilter::new(&root, Default::default()).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let wanted = whole_manifest(&manifest, UploadAll { files: 2, bytes: 3 }).unwrap();
+        let listed: Vec<(&str, u64)> = wanted.iter().map(|w| (w.path.as_str(), w.size)).collect();
+        assert_eq!(
+            listed,
+            [("a.txt", 1), ("d/b.txt", 2)],
+            "the manifest's path order"
+        );
+        assert_eq!(
+            wanted[1].hash,
+            codeflow_file_stream::ContentHash::of(b"bb").as_str()
+        );
+        // Another manifest than the one kept: refused, the server reads the files instead.
+        assert!(whole_manifest(&manifest, UploadAll { files: 2, bytes: 4 }).is_err());
+        assert!(whole_manifest(&manifest, UploadAll { files: 3, bytes: 3 }).is_err());
+    }
+
+    #[test]
+    fn a_large_file_is_read_into_its_chunk_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &content).unwrap();
+        let (Content::Frames(frames), _) = read_file(&path, content.len() as u64).unwrap() else {
+            panic!("a large file comes as frames");
+        };
+        assert_eq!(
+            frames.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [CHUNK_BYTES + 1, CHUNK_BYTES + 1, 6]
+        );
+        assert!(frames.iter().all(|f| f[0] == CHUNK));
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f[1..].to_vec()).collect();
+        assert_eq!(joined, content);
+        // Not the manifest's size any more, either way: refused.
+        assert!(read_file(&path, content.len() as u64 - 1).is_err());
+        assert!(read_file(&path, content.len() as u64 + 1).is_err());
+    }
 
     #[test]
     fn reads_frames_and_skips_changed_and_escaping_files() {

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use codeflow_file_stream::transfer::{
-    CHUNK_BYTES, FileHeader, Incoming, chunk_frame, header_frame,
+    CHUNK_BYTES, FileHeader, Incoming, Received, chunk_frame, header_frame,
 };
 use codeflow_lsp_pool::lsp_types::FileChangeType;
 use futures::{SinkExt, StreamExt};
@@ -240,7 +240,7 @@ async fn receive(
     limits: codeflow_file_stream::Limits,
     registry: Arc<codeflow_session::SessionRegistry>,
 ) {
-    use codeflow_file_stream::transfer::{Assembler, is_end};
+    use codeflow_file_stream::transfer::{Assembler, Step};
     let (mut sink, mut stream) = socket.split();
     let (workspace, project, allowed, received) = {
         let o = op.lock();
@@ -278,21 +278,11 @@ async fn receive(
         if op.lock().generation != generation {
             break Err(None); // a newer connection took the operation over
         }
-        let file = match message {
-            Message::Binary(frame) => {
-                let checked = |h: &FileHeader| check(h, &limits, allowed.as_ref(), jail.as_ref());
-                match assembler.frame(&frame, checked) {
-                    Ok(Some(file)) => file,
-                    Ok(None) => continue,
-                    Err(e) => break Err(Some((1008, e))),
-                }
-            }
-            Message::Text(text) if is_end(text.as_str()) => match assembler.end() {
-                Ok(()) => break Ok(()),
-                Err(e) => break Err(Some((1008, e))),
-            },
-            Message::Close(_) => break Err(None),
-            _ => continue,
+        let checked = |h: &FileHeader| check(h, &limits, allowed.as_ref(), jail.as_ref());
+        let file = match assembler.take(as_received(&message), checked) {
+            Step::File(file) => file,
+            Step::More => continue,
+            Step::Over(outcome) => break outcome,
         };
         // A file is complete: store it or refuse it.
         {
@@ -350,6 +340,18 @@ async fn receive(
         );
     }
     end_upload(&mut sink, &op, generation, outcome, started, json!({})).await;
+}
+
+/// An upload connection's message as the framed format's [`Assembler::take`] sees it.
+///
+/// [`Assembler::take`]: codeflow_file_stream::transfer::Assembler::take
+pub fn as_received(message: &Message) -> Received<'_> {
+    match message {
+        Message::Binary(frame) => Received::Binary(frame),
+        Message::Text(text) => Received::Text(text.as_str()),
+        Message::Close(_) => Received::Close,
+        Message::Ping(_) | Message::Pong(_) => Received::Other,
+    }
 }
 
 /// Ends an upload's connection. `Ok`: the operation is spent, and its summary (`{type,

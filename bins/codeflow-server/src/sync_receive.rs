@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use codeflow_file_stream::transfer::{Assembler, FileHeader, is_end};
+use codeflow_file_stream::transfer::{Assembler, FileHeader, Step};
 use codeflow_workspace::SyncUpload;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::file_stream_socket::as_received;
 use crate::transfers::Operation;
 
 /// A batch is handed to the storer at this many files…
@@ -86,18 +87,10 @@ pub async fn receive_sync(
         if op.lock().generation != generation {
             break Err(None); // a newer connection took the operation over
         }
-        let file = match message {
-            Message::Binary(frame) => match assembler.frame(&frame, |h| upload.check(h)) {
-                Ok(Some(file)) => file,
-                Ok(None) => continue,
-                Err(e) => break Err(Some((1008, e))),
-            },
-            Message::Text(text) if is_end(text.as_str()) => match assembler.end() {
-                Ok(()) => break Ok(()),
-                Err(e) => break Err(Some((1008, e))),
-            },
-            Message::Close(_) => break Err(None),
-            _ => continue,
+        let file = match assembler.take(as_received(&message), |h| upload.check(h)) {
+            Step::File(file) => file,
+            Step::More => continue,
+            Step::Over(outcome) => break outcome,
         };
         {
             let item = match file.refused {
@@ -125,9 +118,17 @@ pub async fn receive_sync(
         let _ = batches.send(batch).await;
     }
     drop(batches);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "sync upload: every frame read"
+    );
     let Ok(mut sink) = storer.await else {
         return;
     };
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "sync upload: every batch stored"
+    );
     let totals = json!({"totalFiles": upload.total_files(), "totalBytes": upload.total_bytes()});
     crate::file_stream_socket::end_upload(&mut sink, &op, generation, outcome, started, totals)
         .await;

@@ -97,7 +97,7 @@ pub mod write_back;
 pub use client_files::ClientFiles;
 pub use error::{FileError, RemoteError};
 pub use filter::{ExcludeConfig, FileFilter};
-pub use jail::Jail;
+pub use jail::{Jail, PlainDirs};
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use mirror::{

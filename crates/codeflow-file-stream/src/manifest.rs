@@ -195,6 +195,7 @@ impl Manifest {
             files: self.files.values().cloned().collect(),
             dry_run: false,
             transfers: false,
+            upload_all: false,
         }
     }
 

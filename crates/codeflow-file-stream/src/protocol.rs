@@ -412,6 +412,15 @@ pub struct SyncManifestParams {
     /// transfer"). Absent (an older relay): the server fetches with `client/readFiles`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transfers: bool,
+    /// With `transfers`: when the sync needs every file of this manifest, the server may ask
+    /// for them as `client/uploadFiles {all: {files, bytes}}` instead of listing each file
+    /// again (the relay kept this manifest). Absent (an older relay): the list is sent.
+    #[serde(
+        default,
+        rename = "uploadAll",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub upload_all: bool,
 }
 
 /// `server/syncManifest` result: what the server will fetch and what it drops.

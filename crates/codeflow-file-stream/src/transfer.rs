@@ -24,7 +24,24 @@ pub struct UploadFilesParams {
     /// Where to connect, relative to the server's `/ws` URL: `/ws/file-stream/{operationId}`.
     pub url: String,
     /// The files to send, in this order; `index` in each header is the position here.
+    /// Empty when `all` is given.
+    #[serde(default)]
     pub files: Vec<UploadEntry>,
+    /// Instead of `files` (only to a relay whose manifest said `uploadAll`): every file of
+    /// that manifest, in its path order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<UploadAll>,
+}
+
+/// `client/uploadFiles`'s `all`: every file of the manifest the relay sent with `uploadAll`;
+/// the counts let the relay check it kept the same manifest (it refuses the request if not,
+/// and the server then reads the files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAll {
+    /// How many files that manifest has.
+    pub files: u64,
+    /// Their bytes together.
+    pub bytes: u64,
 }
 
 /// One file the server wants, as the relay's manifest described it.
@@ -117,6 +134,36 @@ pub struct Incoming {
     pub refused: Option<(i64, String)>,
 }
 
+/// One WebSocket message as an upload's receiver sees it (the endpoint maps its socket's
+/// message type onto this).
+#[derive(Debug, Clone, Copy)]
+pub enum Received<'a> {
+    /// A binary frame: a header or a content chunk.
+    Binary(&'a Bytes),
+    /// A text frame: the sender's `end`, or a control message the receiver ignores.
+    Text(&'a str),
+    /// The sender closed the connection (or it broke).
+    Close,
+    /// Anything else (ping, pong): ignored.
+    Other,
+}
+
+/// What a receiver does after one message ([`Assembler::take`]).
+#[derive(Debug)]
+pub enum Step {
+    /// A file is complete: store it (or report its refusal).
+    File(Incoming),
+    /// Nothing complete yet: read the next message.
+    More,
+    /// The upload is over: `Ok` at the sender's `end`; `Err(None)` when the connection closed
+    /// early; `Err(Some((close code, reason)))` for a framing violation (the socket closes with
+    /// that code, [`POLICY_VIOLATION`]).
+    Over(Result<(), Option<(u16, String)>>),
+}
+
+/// The close code of a framing violation (RFC 6455 "policy violation").
+pub const POLICY_VIOLATION: u16 = 1008;
+
 /// Puts a receiver's binary frames together into whole files, enforcing the framing: a
 /// header only after the last file's content ended, content only after a header and never
 /// beyond its `size`. A violation is an `Err` with the reason (the socket closes with 1008).
@@ -169,6 +216,30 @@ impl Assembler {
             }
         }
         Ok(self.current.take_if(|f| f.received == f.header.size))
+    }
+
+    /// Takes one message of an upload's connection: binary frames go to [`Assembler::frame`]
+    /// (with `check`), the sender's `end` to [`Assembler::end`], a close ends the upload early;
+    /// anything else is ignored.
+    pub fn take(
+        &mut self,
+        message: Received<'_>,
+        check: impl FnOnce(&FileHeader) -> Option<(i64, String)>,
+    ) -> Step {
+        let violation = |e: String| Step::Over(Err(Some((POLICY_VIOLATION, e))));
+        match message {
+            Received::Binary(frame) => match self.frame(frame, check) {
+                Ok(Some(file)) => Step::File(file),
+                Ok(None) => Step::More,
+                Err(e) => violation(e),
+            },
+            Received::Text(text) if is_end(text) => match self.end() {
+                Ok(()) => Step::Over(Ok(())),
+                Err(e) => violation(e),
+            },
+            Received::Close => Step::Over(Err(None)),
+            Received::Text(_) | Received::Other => Step::More,
+        }
     }
 
     /// The sender's `end`: refused in the middle of a file.
@@ -250,5 +321,56 @@ mod tests {
         );
         assert!(a.end().is_ok());
         assert!(is_end(r#"{"type":"end"}"#) && !is_end("{}"));
+    }
+
+    #[test]
+    fn take_turns_messages_into_steps() {
+        let header = FileHeader {
+            index: 0,
+            path: "a.txt".into(),
+            size: 3,
+            mode: 0o644,
+            hash: "h".into(),
+        };
+        let mut a = Assembler::default();
+        let (h, c) = (header_frame(&header), chunk_frame(b"abc"));
+        assert!(matches!(a.take(Received::Binary(&h), |_| None), Step::More));
+        assert!(
+            matches!(
+                a.take(Received::Text(r#"{"type":"ack"}"#), |_| None),
+                Step::More
+            ),
+            "other text is ignored"
+        );
+        assert!(matches!(a.take(Received::Other, |_| None), Step::More));
+        match a.take(Received::Text(r#"{"type":"end"}"#), |_| None) {
+            Step::Over(Err(Some((code, _)))) => assert_eq!(code, POLICY_VIOLATION),
+            other => panic!("end in the middle of a file: {other:?}"),
+        }
+        match a.take(Received::Binary(&c), |_| None) {
+            Step::File(file) => assert_eq!(
+                (file.header.path.as_str(), &file.bytes[..]),
+                ("a.txt", &b"abc"[..])
+            ),
+            other => panic!("no file: {other:?}"),
+        }
+        // `check` decides for the header it is given.
+        let refused = a.take(
+            Received::Binary(&header_frame(&FileHeader { size: 0, ..header })),
+            |h| Some((7, format!("no {}", h.path))),
+        );
+        assert!(matches!(refused, Step::File(f) if f.refused == Some((7, "no a.txt".into()))));
+        assert!(matches!(
+            a.take(Received::Binary(&Bytes::from_static(b"\x09")), |_| None),
+            Step::Over(Err(Some((POLICY_VIOLATION, _))))
+        ));
+        assert!(matches!(
+            a.take(Received::Text(r#"{"type":"end"}"#), |_| None),
+            Step::Over(Ok(()))
+        ));
+        assert!(matches!(
+            a.take(Received::Close, |_| None),
+            Step::Over(Err(None))
+        ));
     }
 }

@@ -208,6 +208,7 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
             }],
             dry_run: false,
             transfers: false,
+            upload_all: false,
         };
         // Refused lexically when the manifest is read, or (symlinks) by the mirror's jail when
         // synced — before the client is asked.
@@ -263,4 +264,38 @@ async fn the_mirror_rejects_the_whole_corpus() -> TestResult {
     assert_eq!(outside_only(after), outside_only(before));
     assert!(mirror.files().is_empty(), "nothing entered the mirror");
     Ok(())
+}
+
+/// The remembering resolver (a sync upload's many reads) refuses what `resolve` refuses, the
+/// escaping symlinks included, and resolves the rest to the same paths.
+#[test]
+fn resolving_many_paths_refuses_what_one_at_a_time_refuses() {
+    use codeflow_file_stream::{Jail, PlainDirs, RelPath};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (root, outside) = arena(dir.path(), "root");
+    let jail = Jail::new(&root).expect("jail");
+    let mut plain = PlainDirs::default();
+    let mut checked = 0;
+    // Twice: the second pass runs with every plain directory remembered.
+    for _ in 0..2 {
+        for case in corpus(&root, &outside) {
+            let Ok(rel) = RelPath::parse(&case) else {
+                continue;
+            };
+            let one = jail.resolve(&rel).map_err(|e| e.code());
+            let many = jail
+                .resolve_remembering(&rel, &mut plain)
+                .map_err(|e| e.code());
+            assert_eq!(one, many, "{case}");
+            checked += 1;
+        }
+        for rel in ["src/main.py", "src", "a/b/c.txt"] {
+            let rel = RelPath::parse(rel).expect("relative path");
+            assert_eq!(
+                jail.resolve(&rel).ok(),
+                jail.resolve_remembering(&rel, &mut plain).ok()
+            );
+        }
+    }
+    assert!(checked > 0, "the corpus has relative paths that parse");
 }

@@ -306,11 +306,13 @@ async fn sync_manifest_reporting(
         })?;
     let dry_run = params.dry_run;
     let offers_transfers = params.transfers;
+    let offers_all = params.transfers && params.upload_all;
     let workspace = caller.open_workspace().await.map_err(workspace_error)?;
     let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
     let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
         .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
+    tracing::debug!(session = %caller.id, files = manifest.len(), needed = plan.needed.len(), "sync planned");
     if let Some(conflict) = tree_conflict(caller, &workspace, &plan) {
         tracing::warn!(session = %caller.id, project = %caller.project, other = %conflict.other.session, "sync refused: {}", conflict.message());
         let error = ErrorObject {
@@ -359,6 +361,7 @@ async fn sync_manifest_reporting(
             &plan,
             &running,
             &mut removed_first,
+            offers_all,
         )
         .await
         {
@@ -372,9 +375,11 @@ async fn sync_manifest_reporting(
             }
         }
     }
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync upload over");
     let report = mirror
         .sync(&manifest, &client, &|p| running.progress(p, "readFiles"))
         .await;
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync readFiles pass over");
     let report = match report {
         Ok(mut report) => {
             let (stored, bytes) = std::mem::take(&mut transferred);
@@ -426,6 +431,7 @@ async fn sync_manifest_reporting(
         )
         .collect();
     tell_language_servers(&workspace, &changed).await;
+    tracing::debug!(session = %caller.id, ms = started.elapsed().as_millis() as u64, "sync: language servers told");
     if report
         .fetched
         .iter()
@@ -612,9 +618,10 @@ async fn upload_missing(
     plan: &codeflow_file_stream::SyncPlan,
     running: &RunningSync,
     removed: &mut Vec<codeflow_file_stream::RelPath>,
+    offers_all: bool,
 ) -> Result<((Vec<codeflow_file_stream::RelPath>, u64), Value), ErrorObject> {
     use crate::sync_upload::{Expected, SyncUpload};
-    use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadFilesParams};
+    use codeflow_file_stream::transfer::{UPLOAD_FILES, UploadAll, UploadFilesParams};
     let unavailable = |why: &str| ErrorObject::new(codes::INTERNAL_ERROR, why.to_owned());
     let session = caller
         .session()
@@ -665,13 +672,25 @@ async fn upload_missing(
         "transfer",
     );
     let (operation_id, url) = uploads.begin(session, upload.clone())?;
+    // The plan lists files in the manifest's (path) order: when it is the whole manifest, a
+    // relay that kept it is told so instead of being sent 10,000 entries back.
+    let whole_manifest = offers_all && upload.total_files() == manifest.len();
     let params = UploadFilesParams {
         operation_id,
         url,
-        files: upload.entries(),
+        files: if whole_manifest {
+            Vec::new()
+        } else {
+            upload.entries()
+        },
+        all: whole_manifest.then(|| UploadAll {
+            files: upload.total_files() as u64,
+            bytes: upload.total_bytes(),
+        }),
     };
     let params = serde_json::to_value(params)
         .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;
+    tracing::debug!(session = %caller.id, files = upload.total_files(), "asking the relay for the upload");
     let summary = session
         .request_client(UPLOAD_FILES, params, UPLOAD_TIMEOUT)
         .await;

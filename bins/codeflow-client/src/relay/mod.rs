@@ -81,8 +81,16 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     let memory: Arc<Mutex<HandshakeMemory>> = Arc::default();
     // Dial while the watcher scans the tree: the two do not depend on each other.
     let mut link = Link::dial(dialer(&target, &config, &memory));
+    let scan_started = Instant::now();
     let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {
-        Ok(files) => files,
+        Ok(files) => {
+            tracing::info!(
+                files = files.initial_len(),
+                ms = scan_started.elapsed().as_millis() as u64,
+                "tree scanned"
+            );
+            files
+        }
         Err(e) => {
             link.close("the relay could not start");
             return Err(e);
@@ -90,7 +98,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     };
     let renewed = target.tokens.watch();
     let git = crate::git_state::watch(target.root.clone());
-    let uploader = crate::upload::Uploader::new(&target);
+    let uploader = crate::upload::Uploader::new(&target, files.initial());
     let mut relay = Relay {
         renewed,
         login: None,
