@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::close;
-use crate::frame::{Frame, WsFrame};
+use crate::frame::{Frame, Utf8Bytes, WsFrame};
 use crate::legacy;
 use crate::message::{ErrorObject, Message, codes};
 
@@ -179,7 +179,7 @@ async fn guarded<E: std::fmt::Display>(
 const WRITE_BATCH: usize = 64;
 
 enum Command {
-    Send(String),
+    Send(Utf8Bytes),
     Close(u16, String),
 }
 
@@ -205,9 +205,10 @@ impl Outbound {
         self.send_text(message.to_text())
     }
 
-    /// Queues an already-serialised message.
-    pub fn send_text(&self, text: String) -> Result<(), SendError> {
-        match self.commands.try_send(Command::Send(text)) {
+    /// Queues an already-serialised message: a `String` (moved, not copied) or a shared
+    /// [`Utf8Bytes`] that many connections send without a copy each (a channel event).
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        match self.commands.try_send(Command::Send(text.into())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -224,7 +225,7 @@ impl Outbound {
     /// forwarding its agent's requests), never for fan-out.
     pub async fn send_wait(&self, message: &Message) -> Result<(), SendError> {
         self.commands
-            .send(Command::Send(message.to_text()))
+            .send(Command::Send(message.to_text().into()))
             .await
             .map_err(|_| SendError::Closed)
     }
@@ -233,7 +234,7 @@ impl Outbound {
     /// caller's loop, say).
     pub async fn send_text_wait(&self, text: String) -> Result<(), SendError> {
         self.commands
-            .send(Command::Send(text))
+            .send(Command::Send(text.into()))
             .await
             .map_err(|_| SendError::Closed)
     }
@@ -406,7 +407,7 @@ where
     /// Writes `first` and whatever else is already queued behind it (up to [`WRITE_BATCH`]
     /// frames) with one flush: under load, one `send` system call carries many answers
     /// instead of one each. A close queued among them is honoured after the frames before it.
-    async fn write_queued(&mut self, first: String) -> Step {
+    async fn write_queued(&mut self, first: Utf8Bytes) -> Step {
         let stall = self.stall_limit();
         let (socket, commands) = (&mut self.socket, &mut self.commands);
         let outcome = guarded(&mut self.closer, stall, async move {
@@ -459,7 +460,7 @@ where
     }
 
     async fn reply_error(&mut self, id: Value, error: ErrorObject) -> Step {
-        self.write(Frame::Text(Message::error(id, error).to_text()))
+        self.write(Frame::Text(Message::error(id, error).to_text().into()))
             .await
     }
 
@@ -500,7 +501,7 @@ where
         Step::End(CloseReason::Io(e.to_string()))
     }
 
-    async fn on_text(&mut self, text: String) -> Step {
+    async fn on_text(&mut self, text: Utf8Bytes) -> Step {
         let max_depth = self.config.max_json_depth;
         if nesting_exceeds(&text, max_depth) {
             metrics::counter!("codeflow_errors_total", "kind" => "json_depth").increment(1);
