@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::procs::{self, Guarded};
 use crate::p4_reader;
+use crate::procs::{self, Guarded};
 use crate::ws::{Ws, request};
 use crate::{Env, stats};
 
@@ -253,6 +253,9 @@ mod tests {
     fn finds_the_offset_of_events_only() {
         let event = br#"{"jsonrpc":"2.0","method":"channels/event","params":{"channel":"files","epoch":"e","offset":42,"data":{}}}"#;
         assert_eq!(event_offset_bytes(event), Some(42));
-        assert_eq!(event_offset_bytes(br#"{"id":1,"result":{"offset":3}}"#), None);
+        assert_eq!(
+            event_offset_bytes(br#"{"id":1,"result":{"offset":3}}"#),
+            None
+        );
     }
 }

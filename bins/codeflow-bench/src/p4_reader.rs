@@ -72,8 +72,7 @@ impl Reader {
         let mut subscribers = Vec::with_capacity(sockets.len());
         for (i, socket) in sockets.into_iter().enumerate() {
             socket.set_nonblocking(true)?;
-            setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
-                .context("SO_TIMESTAMPNS")?;
+            setsockopt(&socket, sockopt::ReceiveTimestampns, &true).context("SO_TIMESTAMPNS")?;
             epoll
                 .add(
                     socket.as_fd(),
@@ -190,7 +189,10 @@ fn read_one(
 fn frame(bytes: &[u8]) -> Option<(&[u8], usize)> {
     let short = usize::from(*bytes.get(1)? & 0x7f);
     let (len, header): (usize, usize) = match short {
-        126 => (usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])), 4),
+        126 => (
+            usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+            4,
+        ),
         127 => {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(bytes.get(2..10)?);

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::close;
 use crate::frame::{Frame, Utf8Bytes, WsFrame};
+use crate::gate::Gate;
 use crate::legacy;
 use crate::message::{ErrorObject, Message, codes};
 
@@ -161,13 +162,16 @@ type WriteOutcome = Result<Result<Option<(u16, String)>, String>, (u16, String)>
 /// write stuck longer than `stall` counts as the peer being gone.
 async fn guarded<E: std::fmt::Display>(
     closer: &mut mpsc::Receiver<(u16, String)>,
+    closes: &Gate,
     stall: Duration,
     write: impl std::future::Future<Output = Result<Option<(u16, String)>, E>>,
 ) -> WriteOutcome {
     tokio::select! {
         biased;
         r = write => Ok(r.map_err(|e| e.to_string())),
-        Some(request) = closer.recv() => Err(request),
+        // Through the same gate as in `Driver::run`: the close slot remembers one waker, and
+        // it must stay the gate's.
+        Some(request) = closes.pass(std::future::poll_fn(|cx| closer.poll_recv(cx))) => Err(request),
         _ = tokio::time::sleep(stall) => Err((
             close::HEARTBEAT_TIMEOUT,
             "the peer stopped reading".to_owned(),
@@ -310,6 +314,9 @@ where
         inbound: inbound_tx,
         commands: commands_rx,
         closer: closer_rx,
+        reads: Gate::new(),
+        closes: Gate::new(),
+        ticks: Gate::new(),
         last_heard: Instant::now(),
         _frame: std::marker::PhantomData,
     };
@@ -342,6 +349,11 @@ struct Driver<S, M> {
     inbound: mpsc::Sender<Box<Message>>,
     commands: mpsc::Receiver<Command>,
     closer: mpsc::Receiver<(u16, String)>,
+    /// The socket's reads, the close slot and the heartbeat are polled only after they woke
+    /// (see [`Gate`]): a task woken for an outbound message does not touch them.
+    reads: Gate,
+    closes: Gate,
+    ticks: Gate,
     last_heard: Instant,
     _frame: std::marker::PhantomData<fn() -> M>,
 }
@@ -368,15 +380,19 @@ where
         loop {
             let step = tokio::select! {
                 biased;
-                Some((code, reason)) = self.closer.recv() => self.close(code, reason).await,
-                frame = self.socket.next() => self.on_frame(frame).await,
+                Some((code, reason)) = self.closes.pass(std::future::poll_fn(|cx| self.closer.poll_recv(cx))) => {
+                    self.close(code, reason).await
+                }
+                frame = self.reads.pass(self.socket.next()) => self.on_frame(frame).await,
                 command = self.commands.recv() => match command {
                     Some(Command::Send(text)) => self.write_queued(text).await,
                     Some(Command::Close(code, reason)) => self.close(code, reason).await,
                     // Every sender is gone: nobody can talk on this connection any more.
                     None => self.close(close::NORMAL, "connection no longer used".into()).await,
                 },
-                _ = ticker.tick(), if self.config.ping_interval.is_some() => self.heartbeat().await,
+                _ = self.ticks.pass(std::future::poll_fn(|cx| ticker.poll_tick(cx))), if self.config.ping_interval.is_some() => {
+                    self.heartbeat().await
+                }
             };
             if let Step::End(reason) = step {
                 return reason;
@@ -397,7 +413,7 @@ where
     async fn write(&mut self, frame: Frame) -> Step {
         let stall = self.stall_limit();
         let socket = &mut self.socket;
-        let outcome = guarded(&mut self.closer, stall, async move {
+        let outcome = guarded(&mut self.closer, &self.closes, stall, async move {
             socket.send(M::from_frame(frame)).await.map(|()| None)
         })
         .await;
@@ -410,7 +426,7 @@ where
     async fn write_queued(&mut self, first: Utf8Bytes) -> Step {
         let stall = self.stall_limit();
         let (socket, commands) = (&mut self.socket, &mut self.commands);
-        let outcome = guarded(&mut self.closer, stall, async move {
+        let outcome = guarded(&mut self.closer, &self.closes, stall, async move {
             socket.feed(M::from_frame(Frame::Text(first))).await?;
             let mut close_after = None;
             for _ in 1..WRITE_BATCH {
