@@ -140,7 +140,7 @@ fn read_one(
     epoll: &Epoll,
     sub: &mut Subscriber,
     buf: &mut [u8],
-    cmsg: &mut Vec<u8>,
+    cmsg: &mut [u8],
     batch: &mut Vec<Arrival>,
 ) {
     while sub.open {
