@@ -184,7 +184,8 @@ const WRITE_BATCH: usize = 64;
 
 enum Command {
     Send(Utf8Bytes),
-    Close(u16, String),
+    // Boxed: closing is rare, and every queue slot is as big as the biggest command.
+    Close(Box<(u16, String)>),
 }
 
 /// Queues messages for a connection. Cheap to clone.
@@ -248,7 +249,7 @@ impl Outbound {
         let reason = reason.into();
         if self
             .commands
-            .try_send(Command::Close(code, reason.clone()))
+            .try_send(Command::Close(Box::new((code, reason.clone()))))
             .is_err()
         {
             let _ = self.closer.try_send((code, reason));
@@ -386,7 +387,10 @@ where
                 frame = self.reads.pass(self.socket.next()) => self.on_frame(frame).await,
                 command = self.commands.recv() => match command {
                     Some(Command::Send(text)) => self.write_queued(text).await,
-                    Some(Command::Close(code, reason)) => self.close(code, reason).await,
+                    Some(Command::Close(close)) => {
+                        let (code, reason) = *close;
+                        self.close(code, reason).await
+                    }
                     // Every sender is gone: nobody can talk on this connection any more.
                     None => self.close(close::NORMAL, "connection no longer used".into()).await,
                 },
@@ -434,8 +438,8 @@ where
                     Ok(Command::Send(text)) => {
                         socket.feed(M::from_frame(Frame::Text(text))).await?
                     }
-                    Ok(Command::Close(code, reason)) => {
-                        close_after = Some((code, reason));
+                    Ok(Command::Close(close)) => {
+                        close_after = Some(*close);
                         break;
                     }
                     Err(_) => break,
@@ -604,5 +608,18 @@ mod depth_tests {
         assert!(!nesting_exceeds(r#"{"a":"\"[[[[["}"#, 1));
         assert!(nesting_exceeds(&"[".repeat(100), 64));
         assert!(!nesting_exceeds("]]]]]]", 1));
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    #[test]
+    fn a_queued_command_is_no_bigger_than_its_text() {
+        // Each connection's queue allocates its slots in blocks; a bigger command grows every
+        // connection that has sent anything (P3, idle sessions).
+        assert_eq!(
+            std::mem::size_of::<super::Command>(),
+            std::mem::size_of::<super::Utf8Bytes>()
+        );
     }
 }
