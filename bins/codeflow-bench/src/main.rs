@@ -18,6 +18,7 @@ mod p10;
 mod p2;
 mod p3;
 mod p4;
+mod p4_reader;
 mod p5;
 mod p6;
 mod p7;

@@ -5,6 +5,10 @@
 //! Events are published with `channels/publish`, which the server accepts from clients only with
 //! `CODEFLOW_TEST_TOOLS=true` (set for this run). Server components publish through the same
 //! `Channels::publish`, so the fan-out measured is the production path.
+//!
+//! The subscribers' sockets are read by one thread through epoll (`p4_reader`), not by a task
+//! each: the bench shares the cores with the server, and its reading must not be what is
+//! measured.
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +16,9 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::p4_reader;
 use crate::procs::{self, Guarded};
 use crate::ws::{Ws, request};
 use crate::{Env, stats};
@@ -37,9 +40,15 @@ pub struct P4Result {
     /// Deliveries seen over all events (subscribers × events when nothing is lost).
     pub deliveries: usize,
     pub expected_deliveries: usize,
+    /// From sending the publish request to the subscriber having read the event.
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// From sending the publish request to the event's last bytes entering the subscriber's
+    /// socket (kernel receive timestamp): the same deliveries without the bench's own reading.
+    pub in_socket_p50_ms: f64,
+    pub in_socket_p99_ms: f64,
+    pub in_socket_max_ms: f64,
     pub setup_secs: f64,
 }
 
@@ -72,40 +81,19 @@ async fn open(url: String, subscribe: bool) -> Result<Ws> {
 }
 
 /// The offset of a `channels/event` notification (the server writes `"offset":N` unspaced).
-fn event_offset(text: &str) -> Option<u64> {
-    if !text.contains("\"channels/event\"") {
-        return None;
+/// A substring scan, not a JSON parse: the bench's own CPU shares the two cores with the
+/// server, so measuring must cost as little as possible.
+pub(crate) fn event_offset_bytes(text: &[u8]) -> Option<u64> {
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
     }
-    let rest = &text[text.find("\"offset\":")? + 9..];
+    find(text, b"\"channels/event\"")?;
+    let rest = &text[find(text, b"\"offset\":")? + 9..];
     let end = rest
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|c| !c.is_ascii_digit())
         .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Reports (offset, arrival) of every event until shutdown.
-fn listen(mut ws: Ws, arrivals: mpsc::Sender<(u64, Instant)>, mut stop: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(t))) => {
-                        let at = Instant::now();
-                        // A substring scan, not a JSON parse: the bench's own CPU shares the two
-                        // cores with the server, so measuring must cost as little as possible.
-                        if let Some(offset) = event_offset(t.as_str())
-                            && arrivals.send((offset, at)).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => return,
-                },
-                _ = stop.changed() => return,
-            }
-        }
-    });
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
 pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
@@ -166,20 +154,18 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
     eprintln!("P4: opening {} subscribers", cfg.subscribers);
     let started = Instant::now();
     // Bounded: each subscriber reports at most one arrival per event; the collector drains it.
-    let (arrivals_tx, mut arrivals) = mpsc::channel(cfg.subscribers.max(1));
-    let (stop, stopped) = watch::channel(false);
-    let mut opened = 0usize;
+    let mut sockets = Vec::with_capacity(cfg.subscribers);
     let mut opening = futures::stream::iter(0..cfg.subscribers)
         .map(|_| open(url.clone(), true))
         .buffer_unordered(cfg.concurrency.max(1));
     while let Some(outcome) = opening.next().await {
         let ws = outcome.context("opening a subscriber")?;
-        listen(ws, arrivals_tx.clone(), stopped.clone());
-        opened += 1;
+        sockets.push(p4_reader::into_socket(ws)?);
         server.check_alive()?;
     }
     drop(opening);
-    drop(arrivals_tx);
+    let opened = sockets.len();
+    let (reader, mut arrivals) = p4_reader::Reader::start(sockets)?;
     let setup_secs = started.elapsed().as_secs_f64();
     eprintln!(
         "P4: {opened} subscribers in {setup_secs:.1} s; publishing {} events",
@@ -188,9 +174,11 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
 
     let mut publisher = open(publish_url, false).await?;
     let mut latencies = Vec::with_capacity(opened * cfg.events);
+    let mut in_socket = Vec::with_capacity(opened * cfg.events);
     let mut deliveries = 0usize;
     for n in 0..cfg.events {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent_wall = p4_reader::wall_now();
         let sent = Instant::now();
         let result = request(
             &mut publisher,
@@ -207,12 +195,16 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
         tokio::pin!(deadline);
         while got < opened {
             tokio::select! {
-                a = arrivals.recv() => match a {
-                    Some((o, at)) if o == offset => {
-                        got += 1;
-                        latencies.push(u64::try_from(at.duration_since(sent).as_nanos()).unwrap_or(u64::MAX));
+                batch = arrivals.recv() => match batch {
+                    Some(batch) => {
+                        for a in batch.into_iter().filter(|a| a.offset == offset) {
+                            got += 1;
+                            latencies.push(nanos(a.read_at.duration_since(sent)));
+                            if let Some(at) = a.in_socket {
+                                in_socket.push(nanos(at.saturating_sub(sent_wall)));
+                            }
+                        }
                     }
-                    Some(_) => {}
                     None => break,
                 },
                 _ = &mut deadline => break,
@@ -221,10 +213,18 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
         deliveries += got;
         eprintln!("P4:   event {} delivered to {got}/{opened}", n + 1);
     }
-    let _ = stop.send(true);
+    drop(reader);
     drop(publishing_server);
     drop(server);
     let summary = stats::Summary::of(&mut latencies);
+    if in_socket.len() != latencies.len() {
+        eprintln!(
+            "P4: the kernel timestamped {} of {} arrivals",
+            in_socket.len(),
+            latencies.len()
+        );
+    }
+    let kernel = stats::Summary::of(&mut in_socket);
     Ok(P4Result {
         subscribers_requested: cfg.subscribers,
         subscribers: opened,
@@ -234,6 +234,28 @@ pub async fn run(env: &Env, cfg: &P4Config) -> Result<P4Result> {
         p50_ms: summary.p50_us / 1000.0,
         p99_ms: summary.p99_us / 1000.0,
         max_ms: summary.max_us / 1000.0,
+        in_socket_p50_ms: kernel.p50_us / 1000.0,
+        in_socket_p99_ms: kernel.p99_us / 1000.0,
+        in_socket_max_ms: kernel.max_us / 1000.0,
         setup_secs,
     })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_offset_bytes;
+
+    #[test]
+    fn finds_the_offset_of_events_only() {
+        let event = br#"{"jsonrpc":"2.0","method":"channels/event","params":{"channel":"files","epoch":"e","offset":42,"data":{}}}"#;
+        assert_eq!(event_offset_bytes(event), Some(42));
+        assert_eq!(
+            event_offset_bytes(br#"{"id":1,"result":{"offset":3}}"#),
+            None
+        );
+    }
 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codeflow_transport::Message;
+use codeflow_transport::frame::Utf8Bytes;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -131,7 +132,8 @@ pub struct Position {
     pub offset: u64,
 }
 
-/// One publication, serialised once for every subscriber.
+/// One publication, serialised once for every subscriber: each subscriber's connection gets a
+/// reference to the same bytes, not a copy.
 #[derive(Debug)]
 pub struct Publication {
     /// The channel it was published on.
@@ -142,8 +144,8 @@ pub struct Publication {
     pub timestamp: u64,
     /// The event's payload.
     pub data: Value,
-    /// The `channels/event` notification, as sent to every subscriber.
-    pub(crate) event_text: String,
+    /// The `channels/event` notification, as sent to every subscriber (shared bytes).
+    pub(crate) event_text: Utf8Bytes,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -166,7 +168,8 @@ impl Publication {
                 "timestamp": timestamp,
             }),
         )
-        .to_text();
+        .to_text()
+        .into();
         Self {
             channel,
             offset,

@@ -485,8 +485,15 @@ impl Session {
         if publication.offset <= sub.delivered || !Arc::ptr_eq(&sub.handle, handle) {
             return;
         }
-        let next = (publication.offset == sub.delivered + 1).then(|| publication.clone());
-        if let Err(e) = catch_up(&outbound, sub, next, Some(publication.offset)) {
+        // The usual case, the next one: straight to the socket's queue (no history read).
+        let sent = if publication.offset == sub.delivered + 1 {
+            outbound
+                .send_text(publication.event_text.clone())
+                .map(|()| sub.delivered = publication.offset)
+        } else {
+            catch_up(&outbound, sub, Some(publication.offset))
+        };
+        if let Err(e) = sent {
             if e == codeflow_transport::SendError::SlowReader {
                 crate::metrics::error_sent("slow_reader");
             }
@@ -595,7 +602,7 @@ impl Session {
             }
         }
         for sub in state.subscriptions.values_mut() {
-            if catch_up(&outbound, sub, None, None).is_err() {
+            if catch_up(&outbound, sub, None).is_err() {
                 return connection;
             }
         }
@@ -697,22 +704,18 @@ impl Session {
 struct BacklogFull;
 
 /// Sends a subscription the publications after its last delivered one, up to `upto` (or the
-/// channel's newest). `next` is the one publication to send when it is known to follow directly
-/// (the common case, no channel lock). A gap older than the history is announced with a
+/// channel's newest), read from the channel's history (the next publication in order is sent
+/// directly by `Session::deliver_event`). A gap older than the history is announced with a
 /// `channels/gap` notification before what is still kept.
 fn catch_up(
     outbound: &Outbound,
     sub: &mut Subscription,
-    next: Option<Arc<Publication>>,
     upto: Option<u64>,
 ) -> Result<(), codeflow_transport::SendError> {
-    let (gap, publications) = match next {
-        Some(p) => (None, vec![p]),
-        None => {
-            let ch = sub.handle.lock();
-            let upto = upto.unwrap_or(ch.position().offset);
-            ch.catch_up(sub.delivered, upto)
-        }
+    let (gap, publications) = {
+        let ch = sub.handle.lock();
+        let upto = upto.unwrap_or(ch.position().offset);
+        ch.catch_up(sub.delivered, upto)
     };
     if let Some((from, to, channel, epoch)) = gap {
         let notice = Message::notification(

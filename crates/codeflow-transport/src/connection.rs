@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::close;
-use crate::frame::{Frame, WsFrame};
+use crate::frame::{Frame, Utf8Bytes, WsFrame};
+use crate::gate::Gate;
 use crate::legacy;
 use crate::message::{ErrorObject, Message, codes};
 
@@ -161,13 +162,16 @@ type WriteOutcome = Result<Result<Option<(u16, String)>, String>, (u16, String)>
 /// write stuck longer than `stall` counts as the peer being gone.
 async fn guarded<E: std::fmt::Display>(
     closer: &mut mpsc::Receiver<(u16, String)>,
+    closes: &Gate,
     stall: Duration,
     write: impl std::future::Future<Output = Result<Option<(u16, String)>, E>>,
 ) -> WriteOutcome {
     tokio::select! {
         biased;
         r = write => Ok(r.map_err(|e| e.to_string())),
-        Some(request) = closer.recv() => Err(request),
+        // Through the same gate as in `Driver::run`: the close slot remembers one waker, and
+        // it must stay the gate's.
+        Some(request) = closes.pass(std::future::poll_fn(|cx| closer.poll_recv(cx))) => Err(request),
         _ = tokio::time::sleep(stall) => Err((
             close::HEARTBEAT_TIMEOUT,
             "the peer stopped reading".to_owned(),
@@ -179,8 +183,9 @@ async fn guarded<E: std::fmt::Display>(
 const WRITE_BATCH: usize = 64;
 
 enum Command {
-    Send(String),
-    Close(u16, String),
+    Send(Utf8Bytes),
+    // Boxed: closing is rare, and every queue slot is as big as the biggest command.
+    Close(Box<(u16, String)>),
 }
 
 /// Queues messages for a connection. Cheap to clone.
@@ -205,9 +210,10 @@ impl Outbound {
         self.send_text(message.to_text())
     }
 
-    /// Queues an already-serialised message.
-    pub fn send_text(&self, text: String) -> Result<(), SendError> {
-        match self.commands.try_send(Command::Send(text)) {
+    /// Queues an already-serialised message: a `String` (moved, not copied) or a shared
+    /// [`Utf8Bytes`] that many connections send without a copy each (a channel event).
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        match self.commands.try_send(Command::Send(text.into())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -224,7 +230,7 @@ impl Outbound {
     /// forwarding its agent's requests), never for fan-out.
     pub async fn send_wait(&self, message: &Message) -> Result<(), SendError> {
         self.commands
-            .send(Command::Send(message.to_text()))
+            .send(Command::Send(message.to_text().into()))
             .await
             .map_err(|_| SendError::Closed)
     }
@@ -233,7 +239,7 @@ impl Outbound {
     /// caller's loop, say).
     pub async fn send_text_wait(&self, text: String) -> Result<(), SendError> {
         self.commands
-            .send(Command::Send(text))
+            .send(Command::Send(text.into()))
             .await
             .map_err(|_| SendError::Closed)
     }
@@ -243,7 +249,7 @@ impl Outbound {
         let reason = reason.into();
         if self
             .commands
-            .try_send(Command::Close(code, reason.clone()))
+            .try_send(Command::Close(Box::new((code, reason.clone()))))
             .is_err()
         {
             let _ = self.closer.try_send((code, reason));
@@ -309,6 +315,9 @@ where
         inbound: inbound_tx,
         commands: commands_rx,
         closer: closer_rx,
+        reads: Gate::new(),
+        closes: Gate::new(),
+        ticks: Gate::new(),
         last_heard: Instant::now(),
         _frame: std::marker::PhantomData,
     };
@@ -341,6 +350,11 @@ struct Driver<S, M> {
     inbound: mpsc::Sender<Box<Message>>,
     commands: mpsc::Receiver<Command>,
     closer: mpsc::Receiver<(u16, String)>,
+    /// The socket's reads, the close slot and the heartbeat are polled only after they woke
+    /// (see [`Gate`]): a task woken for an outbound message does not touch them.
+    reads: Gate,
+    closes: Gate,
+    ticks: Gate,
     last_heard: Instant,
     _frame: std::marker::PhantomData<fn() -> M>,
 }
@@ -367,15 +381,22 @@ where
         loop {
             let step = tokio::select! {
                 biased;
-                Some((code, reason)) = self.closer.recv() => self.close(code, reason).await,
-                frame = self.socket.next() => self.on_frame(frame).await,
+                Some((code, reason)) = self.closes.pass(std::future::poll_fn(|cx| self.closer.poll_recv(cx))) => {
+                    self.close(code, reason).await
+                }
+                frame = self.reads.pass(self.socket.next()) => self.on_frame(frame).await,
                 command = self.commands.recv() => match command {
                     Some(Command::Send(text)) => self.write_queued(text).await,
-                    Some(Command::Close(code, reason)) => self.close(code, reason).await,
+                    Some(Command::Close(close)) => {
+                        let (code, reason) = *close;
+                        self.close(code, reason).await
+                    }
                     // Every sender is gone: nobody can talk on this connection any more.
                     None => self.close(close::NORMAL, "connection no longer used".into()).await,
                 },
-                _ = ticker.tick(), if self.config.ping_interval.is_some() => self.heartbeat().await,
+                _ = self.ticks.pass(std::future::poll_fn(|cx| ticker.poll_tick(cx))), if self.config.ping_interval.is_some() => {
+                    self.heartbeat().await
+                }
             };
             if let Step::End(reason) = step {
                 return reason;
@@ -396,7 +417,7 @@ where
     async fn write(&mut self, frame: Frame) -> Step {
         let stall = self.stall_limit();
         let socket = &mut self.socket;
-        let outcome = guarded(&mut self.closer, stall, async move {
+        let outcome = guarded(&mut self.closer, &self.closes, stall, async move {
             socket.send(M::from_frame(frame)).await.map(|()| None)
         })
         .await;
@@ -406,10 +427,10 @@ where
     /// Writes `first` and whatever else is already queued behind it (up to [`WRITE_BATCH`]
     /// frames) with one flush: under load, one `send` system call carries many answers
     /// instead of one each. A close queued among them is honoured after the frames before it.
-    async fn write_queued(&mut self, first: String) -> Step {
+    async fn write_queued(&mut self, first: Utf8Bytes) -> Step {
         let stall = self.stall_limit();
         let (socket, commands) = (&mut self.socket, &mut self.commands);
-        let outcome = guarded(&mut self.closer, stall, async move {
+        let outcome = guarded(&mut self.closer, &self.closes, stall, async move {
             socket.feed(M::from_frame(Frame::Text(first))).await?;
             let mut close_after = None;
             for _ in 1..WRITE_BATCH {
@@ -417,8 +438,8 @@ where
                     Ok(Command::Send(text)) => {
                         socket.feed(M::from_frame(Frame::Text(text))).await?
                     }
-                    Ok(Command::Close(code, reason)) => {
-                        close_after = Some((code, reason));
+                    Ok(Command::Close(close)) => {
+                        close_after = Some(*close);
                         break;
                     }
                     Err(_) => break,
@@ -459,7 +480,7 @@ where
     }
 
     async fn reply_error(&mut self, id: Value, error: ErrorObject) -> Step {
-        self.write(Frame::Text(Message::error(id, error).to_text()))
+        self.write(Frame::Text(Message::error(id, error).to_text().into()))
             .await
     }
 
@@ -500,7 +521,7 @@ where
         Step::End(CloseReason::Io(e.to_string()))
     }
 
-    async fn on_text(&mut self, text: String) -> Step {
+    async fn on_text(&mut self, text: Utf8Bytes) -> Step {
         let max_depth = self.config.max_json_depth;
         if nesting_exceeds(&text, max_depth) {
             metrics::counter!("codeflow_errors_total", "kind" => "json_depth").increment(1);
@@ -587,5 +608,18 @@ mod depth_tests {
         assert!(!nesting_exceeds(r#"{"a":"\"[[[[["}"#, 1));
         assert!(nesting_exceeds(&"[".repeat(100), 64));
         assert!(!nesting_exceeds("]]]]]]", 1));
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    #[test]
+    fn a_queued_command_is_no_bigger_than_its_text() {
+        // Each connection's queue allocates its slots in blocks; a bigger command grows every
+        // connection that has sent anything (P3, idle sessions).
+        assert_eq!(
+            std::mem::size_of::<super::Command>(),
+            std::mem::size_of::<super::Utf8Bytes>()
+        );
     }
 }

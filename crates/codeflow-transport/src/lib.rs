@@ -17,6 +17,7 @@ pub mod client;
 pub mod close;
 pub mod connection;
 pub mod frame;
+mod gate;
 pub mod legacy;
 pub mod message;
 pub mod pending;
