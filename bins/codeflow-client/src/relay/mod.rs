@@ -636,7 +636,8 @@ impl Relay {
                 tracing::warn!("the server refused the renewed token: {error}");
             }
             Message::Response { ref id, ref result } if is_own(id) && !is_modern_init(id) => {
-                tracing::info!("sync done: {result}");
+                tracing::info!("sync done: {}", manifest_sync::sync_summary(result));
+                tracing::debug!("sync answer: {result}");
             }
             Message::Error { ref id, ref error } if is_own(id) && !is_modern_init(id) => {
                 tracing::warn!("sync failed: {error}");
