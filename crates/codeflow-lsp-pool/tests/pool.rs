@@ -96,6 +96,34 @@ async fn add_definition(
     )
 }
 
+/// What `scripted.py` reports when asked for a hover on `file`: the requests it saw cancelled,
+/// the client's answers to its requests, the watched-file events it heard.
+async fn scripted_report(
+    server: &codeflow_lsp_pool::ServerHandle,
+    file: &str,
+) -> serde_json::Value {
+    use codeflow_lsp_pool::lsp_types::request::HoverRequest;
+    use codeflow_lsp_pool::lsp_types::{
+        HoverContents, HoverParams, TextDocumentIdentifier, TextDocumentPositionParams,
+    };
+    let hover = HoverParams {
+        text_document_position_params: TextDocumentPositionParams::new(
+            TextDocumentIdentifier::new(server.uri_for(file).expect("uri")),
+            Default::default(),
+        ),
+        work_done_progress_params: Default::default(),
+    };
+    let report = server
+        .request::<HoverRequest>(hover)
+        .await
+        .expect("hover")
+        .expect("some hover");
+    let HoverContents::Markup(markup) = report.contents else {
+        panic!("markup expected")
+    };
+    serde_json::from_str(&markup.value).expect("json report")
+}
+
 fn script_server(script: &str, ext: &str) -> ServerConfig {
     let path = fixtures().join("servers").join(script);
     let mut s = ServerConfig::new("python3", &[ext]);
@@ -448,11 +476,8 @@ impl codeflow_lsp_pool::ApplyEditHandler for ApproveAll {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_requests_are_answered_and_dropped_requests_cancelled() {
-    use codeflow_lsp_pool::lsp_types::request::{HoverRequest, References, WorkspaceSymbolRequest};
-    use codeflow_lsp_pool::lsp_types::{
-        HoverContents, HoverParams, TextDocumentIdentifier, TextDocumentPositionParams,
-        WorkspaceSymbolParams,
-    };
+    use codeflow_lsp_pool::lsp_types::WorkspaceSymbolParams;
+    use codeflow_lsp_pool::lsp_types::request::{References, WorkspaceSymbolRequest};
 
     let dir = project("python");
     let mut cfg = PoolConfig {
@@ -490,22 +515,7 @@ async fn server_requests_are_answered_and_dropped_requests_cancelled() {
     assert!(dropped.is_err());
 
     let uri = server.uri_for("x.fake").expect("uri");
-    let hover = HoverParams {
-        text_document_position_params: TextDocumentPositionParams::new(
-            TextDocumentIdentifier::new(uri.clone()),
-            Default::default(),
-        ),
-        work_done_progress_params: Default::default(),
-    };
-    let report = server
-        .request::<HoverRequest>(hover)
-        .await
-        .expect("hover")
-        .expect("some hover");
-    let HoverContents::Markup(markup) = report.contents else {
-        panic!("markup expected")
-    };
-    let report: serde_json::Value = serde_json::from_str(&markup.value).expect("json report");
+    let report = scripted_report(&server, "x.fake").await;
     // The unknown notification and the malformed $/progress did not end the connection, and
     // the two abandoned requests were cancelled (ids 1 and 2: 0 was initialize).
     assert_eq!(report["cancelled"], serde_json::json!([1, 2]), "{report}");
@@ -740,11 +750,7 @@ async fn prestartable_servers_are_the_main_servers_of_programming_languages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_events_for_a_starting_server_wait_for_it_not_the_caller() {
     use codeflow_lsp_pool::lsp_types::notification::DidChangeWatchedFiles;
-    use codeflow_lsp_pool::lsp_types::request::HoverRequest;
-    use codeflow_lsp_pool::lsp_types::{
-        DidChangeWatchedFilesParams, FileChangeType, FileEvent, HoverContents, HoverParams,
-        TextDocumentIdentifier, TextDocumentPositionParams,
-    };
+    use codeflow_lsp_pool::lsp_types::{DidChangeWatchedFilesParams, FileChangeType, FileEvent};
 
     let dir = project("python");
     let mut cfg = config();
@@ -789,22 +795,7 @@ async fn file_events_for_a_starting_server_wait_for_it_not_the_caller() {
     assert_eq!(server.status().state, ServerState::Starting);
 
     starting.await.expect("task").expect("started");
-    let hover = HoverParams {
-        text_document_position_params: TextDocumentPositionParams::new(
-            TextDocumentIdentifier::new(server.uri_for("x.slow").expect("uri")),
-            Default::default(),
-        ),
-        work_done_progress_params: Default::default(),
-    };
-    let report = server
-        .request::<HoverRequest>(hover)
-        .await
-        .expect("hover")
-        .expect("some hover");
-    let HoverContents::Markup(markup) = report.contents else {
-        panic!("markup expected")
-    };
-    let report: serde_json::Value = serde_json::from_str(&markup.value).expect("json report");
+    let report = scripted_report(&server, "x.slow").await;
     let names: Vec<String> = report["watched"]
         .as_array()
         .expect("watched")
