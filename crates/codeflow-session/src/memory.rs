@@ -172,6 +172,20 @@ impl RequestMemory {
     /// registry calls it periodically, so an idle session's memory is released too).
     pub(crate) fn tidy(&mut self, ttl: Duration) {
         self.forget_old(Instant::now(), ttl);
+        self.give_back_peak();
+    }
+
+    /// Returns the tables' spare room once a burst is over: a session that once held thousands
+    /// of requests keeps only what its current entries need (plus a small floor), so ten
+    /// thousand idle sessions do not each keep their busiest minute's tables.
+    fn give_back_peak(&mut self) {
+        const FLOOR: usize = 16;
+        if self.entries.capacity() > FLOOR && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to(FLOOR.max(self.entries.len() * 2));
+        }
+        if self.answered.capacity() > FLOOR && self.answered.len() * 4 < self.answered.capacity() {
+            self.answered.shrink_to(FLOOR.max(self.answered.len() * 2));
+        }
     }
 
     fn forget_old(&mut self, now: Instant, ttl: Duration) {
@@ -254,5 +268,30 @@ mod tests {
             assert_eq!(full.admit(key(&json!(i)), 1, 1), Admission::Run);
         }
         assert_eq!(full.admit(key(&json!(-1)), 1, 1), Admission::TooMany);
+    }
+
+    #[test]
+    fn an_idle_session_gives_back_its_peak() {
+        let mut m = RequestMemory::default();
+        for i in 0..MAX_ANSWERS {
+            let k = key(&json!(i));
+            m.admit(k.clone(), 7, 1);
+            m.answered(&k, "an answer", TTL);
+        }
+        let peak = m.entries.capacity();
+        assert!(peak >= MAX_ANSWERS);
+        // Still remembered: nothing is given back while the answers are kept.
+        m.tidy(TTL);
+        assert_eq!(m.entries.capacity(), peak);
+        // Once they expire the tables shrink to a small floor.
+        m.tidy(Duration::ZERO);
+        assert!(m.entries.is_empty());
+        assert!(m.entries.capacity() < 64, "{}", m.entries.capacity());
+        assert!(m.answered.capacity() < 64, "{}", m.answered.capacity());
+        // And it works as before afterwards.
+        let k = key(&json!("again"));
+        assert_eq!(m.admit(k.clone(), 1, 1), Admission::Run);
+        m.answered(&k, "x", TTL);
+        assert_eq!(m.admit(k, 1, 2), Admission::Answered("x".into()));
     }
 }
