@@ -28,16 +28,45 @@ pub async fn goto<R: GotoRequest>(
     locator: &Locator,
     position: Position,
 ) -> Result<Vec<Place>, ToolError> {
-    let response = doc
-        .server
+    let response = ask::<R>(doc, position)
+        .await
+        .map_err(|e| doc.lsp_error(e))?;
+    Ok(locator.definition(response).await)
+}
+
+/// Like [`goto`] for a position found in the text rather than in the server's outline: the
+/// server's error answer for that position (gopls' "no identifier found" for a name inside a
+/// string or a comment) is no place instead of a failure; a failure of the server itself
+/// (exited, timed out) still fails.
+pub async fn goto_at_text<R: GotoRequest>(
+    doc: &Document,
+    locator: &Locator,
+    position: Position,
+) -> Result<Vec<Place>, ToolError> {
+    match ask::<R>(doc, position).await {
+        Ok(response) => Ok(locator.definition(response).await),
+        // Not: method not found, and the request cancelled or the content modified (the
+        // same question may be answered a moment later, so "none" would be a guess).
+        Err(codeflow_lsp_pool::LspError::ServerError { code, .. })
+            if !matches!(code, -32601 | -32800 | -32801 | -32802) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(doc.lsp_error(e)),
+    }
+}
+
+async fn ask<R: GotoRequest>(
+    doc: &Document,
+    position: Position,
+) -> Result<Option<GotoDefinitionResponse>, codeflow_lsp_pool::LspError> {
+    doc.server
         .request::<R>(GotoDefinitionParams {
             text_document_position_params: doc.at(position),
             work_done_progress_params: Default::default(),
             partial_result_params: Default::default(),
         })
         .await
-        .map_err(|e| doc.lsp_error(e))?;
-    Ok(locator.definition(response).await)
 }
 
 /// The answer of a location tool.

@@ -317,8 +317,18 @@ fn same_name(symbol: &FlatSymbol, wanted: &str) -> bool {
 /// not declare: the use the server is asked about. A call (`name(`) or member access
 /// (`name.`) outside an import line is preferred, then any use outside an import line, then
 /// any; lines that are comments are skipped.
+/// A qualified name (`driver.Value`, `z.string`) prefers a use written with its qualifier
+/// (the position is then on the bare name) over the bare name alone elsewhere (a method
+/// `Value` declared in the file is not the package's `driver.Value`).
 pub fn find_use(text: &str, name: &str) -> Option<Range> {
-    let (_, bare) = split_qualified(name);
+    let (qualifier, bare) = split_qualified(name);
+    // The qualifier as written before the name: `driver.` (`(*Tree).walk` has none a use
+    // would write, so its bare name is looked for as before).
+    let written = name.rfind('.').map(|i| &name[..=i]).filter(|q| {
+        qualifier.is_some()
+            && q.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '.'))
+    });
     if bare.is_empty()
         || !bare
             .chars()
@@ -354,6 +364,13 @@ pub fn find_use(text: &str, name: &str) -> Option<Range> {
                     .is_some_and(is_word)
             {
                 let after = line[byte + bare.len()..].trim_start();
+                let unqualified = written.is_some_and(|q| {
+                    !line[..byte].ends_with(q)
+                        || line[..byte - q.len()]
+                            .chars()
+                            .next_back()
+                            .is_some_and(is_word)
+                });
                 let rank = match (
                     import_line,
                     after.starts_with('(') || after.starts_with('.'),
@@ -361,7 +378,7 @@ pub fn find_use(text: &str, name: &str) -> Option<Range> {
                     (false, true) => 0,
                     (false, false) => 1,
                     (true, _) => 2,
-                };
+                } + if unqualified { 3 } else { 0 };
                 if best.is_none_or(|(r, _, _)| rank < r) {
                     best = Some((rank, line0 as u32, units));
                 }
@@ -480,5 +497,22 @@ mod tests {
         );
         assert!(find_use("const hashKeys = 1\n", "hashKey").is_none());
         assert!(find_use("x\n", "a b").is_none());
+    }
+
+    #[test]
+    fn a_qualified_use_is_preferred_to_the_bare_name() {
+        // Go: the method `Value` is declared first; `driver.Value` is the package's type.
+        let text = "func (u UUID) Value() (driver.Value, error) {\n\treturn xdriver.Value(1)\n}\n";
+        let r = find_use(text, "driver.Value").unwrap();
+        assert_eq!(
+            (r.start.line, r.start.character, r.end.character),
+            (0, 30, 35)
+        );
+        // Without a qualified use, the bare name is still found.
+        let r = find_use("func f() { Value(1) }\n", "driver.Value").unwrap();
+        assert_eq!((r.start.line, r.start.character), (0, 11));
+        // A receiver-qualified Go method keeps looking for its bare name.
+        let r = find_use("t.walk(x)\n", "(*Tree).walk").unwrap();
+        assert_eq!((r.start.line, r.start.character), (0, 2));
     }
 }

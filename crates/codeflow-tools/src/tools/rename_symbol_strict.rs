@@ -13,7 +13,7 @@ use crate::error::{ToolError, parse_args};
 use crate::imports::Lang;
 use crate::lsp::coverage::{self, Coverage, identifier_at, is_ident, mentions};
 use crate::lsp::document::Document;
-use crate::lsp::goto::goto;
+use crate::lsp::goto::{goto, goto_at_text};
 use crate::lsp::position::line_text;
 use crate::lsp::{Locator, Place};
 use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
@@ -359,7 +359,7 @@ async fn complete_missed_uses(
                     line0 as u32,
                     codeflow_workspace::utf16_len(&line[..byte]),
                 );
-                let defs = goto::<GotoDefinition>(&other, &locator, start).await?;
+                let defs = goto_at_text::<GotoDefinition>(&other, &locator, start).await?;
                 if defs.iter().any(|d| target.contains(&here(d))) {
                     edits.push(codeflow_lsp_pool::lsp_types::TextEdit {
                         range: codeflow_lsp_pool::lsp_types::Range::new(
