@@ -87,7 +87,7 @@ pub fn with_paths(symbols: &[FlatSymbol]) -> Vec<PathSymbol> {
 /// The name an enclosing symbol gives the symbols inside it: rust-analyzer's `impl Circle`,
 /// `impl Shape for Circle` and `impl<T> Stack<T>` are `Circle`, `Circle` and `Stack`; a Go
 /// receiver-qualified or dotted name its last part.
-fn enclosing_name(name: &str) -> String {
+pub(crate) fn enclosing_name(name: &str) -> String {
     if let Some(rest) = name.strip_prefix("impl") {
         let rest = rest.trim_start();
         // Generic parameters right after `impl`.

@@ -243,11 +243,13 @@ pub fn find_by_name(symbols: &[FlatSymbol], name: &str, kind: Option<&str>) -> S
         .cloned()
         .collect();
     if exact.is_empty() {
-        // `newPipeline` for Go's `(*Tree).newPipeline`, `Tree.newPipeline` for either.
+        // `newPipeline` for Go's `(*Tree).newPipeline`, `Tree.newPipeline` for either; Rust's
+        // and C++'s `Error::new` as `Error.new`.
+        let dotted = name.replace("::", ".");
         exact = symbols
             .iter()
             .filter(of_kind)
-            .filter(|s| same_name(s, name))
+            .filter(|s| same_name(s, &dotted))
             .cloned()
             .collect();
     }
@@ -302,8 +304,12 @@ fn same_name(symbol: &FlatSymbol, wanted: &str) -> bool {
     };
     let qualifier = own_qualifier.or_else(|| {
         (!symbol.container.is_empty()).then(|| {
+            // rust-analyzer's `impl Error` / `impl FromStr for Version` name their type.
             symbol
                 .container
+                .iter()
+                .map(|c| crate::lsp::name_path::enclosing_name(c))
+                .collect::<Vec<_>>()
                 .join(".")
                 .chars()
                 .filter(|c| !matches!(c, '(' | ')' | '*' | '&' | ' '))
@@ -321,14 +327,19 @@ fn same_name(symbol: &FlatSymbol, wanted: &str) -> bool {
 /// (the position is then on the bare name) over the bare name alone elsewhere (a method
 /// `Value` declared in the file is not the package's `driver.Value`).
 pub fn find_use(text: &str, name: &str) -> Option<Range> {
-    let (qualifier, bare) = split_qualified(name);
-    // The qualifier as written before the name: `driver.` (`(*Tree).walk` has none a use
-    // would write, so its bare name is looked for as before).
-    let written = name.rfind('.').map(|i| &name[..=i]).filter(|q| {
-        qualifier.is_some()
-            && q.chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '.'))
-    });
+    let dotted = name.replace("::", ".");
+    let (qualifier, bare) = split_qualified(&dotted);
+    // The qualifier as written before the name: `driver.`, `ErrorKind::` (`(*Tree).walk` has
+    // none a use would write, so its bare name is looked for as before).
+    let written = name
+        .rfind("::")
+        .map(|i| &name[..i + 2])
+        .or_else(|| name.rfind('.').map(|i| &name[..=i]))
+        .filter(|q| {
+            qualifier.is_some()
+                && q.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '.' | ':'))
+        });
     if bare.is_empty()
         || !bare
             .chars()
@@ -514,5 +525,31 @@ mod tests {
         // A receiver-qualified Go method keeps looking for its bare name.
         let r = find_use("t.walk(x)\n", "(*Tree).walk").unwrap();
         assert_eq!((r.start.line, r.start.character), (0, 2));
+        // Rust paths: the variant where it is written with its enum.
+        let text = "fn new(kind: ErrorKind) {}\nErr(Error::new(ErrorKind::Empty))\n";
+        let r = find_use(text, "ErrorKind::Empty").unwrap();
+        assert_eq!(
+            (r.start.line, r.start.character, r.end.character),
+            (1, 26, 31)
+        );
+        let r = find_use(text, "Error::new").unwrap();
+        assert_eq!((r.start.line, r.start.character), (1, 11));
+    }
+
+    #[test]
+    fn rust_paths_match_methods_of_impl_blocks() {
+        let mut new = sym("new", SymbolKind::FUNCTION);
+        new.container = vec!["impl Error".into()];
+        let mut parse = sym("parse", SymbolKind::FUNCTION);
+        parse.container = vec!["impl FromStr for Version".into()];
+        let all = [sym("impl Error", SymbolKind::OBJECT), new, parse];
+        let m = find_by_name(&all, "Error::new", None);
+        assert_eq!(m.symbols.len(), 1);
+        assert!(!m.substring);
+        assert_eq!(m.symbols[0].name, "new");
+        let m = find_by_name(&all, "Version::parse", None);
+        assert_eq!(m.symbols.len(), 1);
+        assert_eq!(m.symbols[0].name, "parse");
+        assert!(find_by_name(&all, "Other::new", None).symbols.is_empty());
     }
 }

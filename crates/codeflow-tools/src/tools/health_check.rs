@@ -186,10 +186,19 @@ impl Tool for HealthCheck {
                 }),
             };
             let text = format!(
-                "CodeFlow {} is healthy: up {:.0} s, {} session(s) on this project. This session: {} on project `{}` ({}).",
+                "CodeFlow {} is healthy: up {:.0} s, {} session(s) on this project{}. This session: {} on project `{}` ({}).",
                 ctx.services.version,
                 uptime,
                 peers.len(),
+                // Sessions whose relay went away are kept for a resume (`resume_grace_secs`).
+                if attached < peers.len() {
+                    format!(
+                        " ({attached} connected, {} kept for their relay to resume)",
+                        peers.len() - attached
+                    )
+                } else {
+                    String::new()
+                },
                 ctx.caller.id,
                 ctx.caller.project,
                 ctx.caller.root.as_str(),
