@@ -350,9 +350,23 @@ pub fn find_use(text: &str, name: &str) -> Option<Range> {
     let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
     // (rank, line, utf-16 column): lower rank is better.
     let mut best: Option<(u8, u32, u32)> = None;
+    // The quotes of the Python docstring (or other triple-quoted string) the line is in.
+    let mut in_triple: Option<&str> = None;
     for (line0, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
-        if ["//", "#", "/*", "*", "--", "\"\"\""]
+        if let Some(quote) = in_triple {
+            if line.contains(quote) {
+                in_triple = None;
+            }
+            continue;
+        }
+        if let Some(quote) = ["\"\"\"", "'''"]
+            .into_iter()
+            .find(|q| line.matches(q).count() % 2 == 1)
+        {
+            in_triple = Some(quote);
+        }
+        if ["//", "#", "/*", "*", "--", "\"\"\"", "'''"]
             .iter()
             .any(|c| trimmed.starts_with(c))
             && !trimmed.starts_with("#include")
@@ -508,6 +522,11 @@ mod tests {
         );
         assert!(find_use("const hashKeys = 1\n", "hashKey").is_none());
         assert!(find_use("x\n", "a b").is_none());
+        // Words of a docstring are not uses.
+        let text = "def assoc(inst):\n    \"\"\"\n    Unlike `evolve` it copies.\n    \"\"\"\n    return evolve(inst)\n";
+        let r = find_use(text, "evolve").unwrap();
+        assert_eq!((r.start.line, r.start.character), (4, 11));
+        assert!(find_use("def f():\n    '''\n    see evolve\n    '''\n", "evolve").is_none());
     }
 
     #[test]

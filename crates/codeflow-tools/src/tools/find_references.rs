@@ -105,51 +105,37 @@ impl Tool for FindReferences {
                 .find_symbols(&args.symbol_name, args.symbol_kind.as_deref())
                 .await?;
             let locator = Locator::new(ctx).await?;
-            let mut all = Vec::new();
-            let mut symbols = Vec::new();
-            let mut coverage = Coverage::default();
-            let mut reported = std::collections::BTreeSet::new();
-            let mut words = Vec::new();
-            for symbol in &found.symbols {
-                let at = symbol.selection_range.start;
-                coverage = coverage.and(coverage::prepare_at(&doc, at, false).await?);
-                let refs = doc.references(at, true).await?;
-                for r in &refs {
-                    if let Some(FileRef::Project { mirror, .. }) = locator.file(&r.uri) {
-                        reported.insert(mirror.rel().as_str().to_owned());
-                    }
+            let mut pass = collect(
+                &doc,
+                &found.symbols,
+                &locator,
+                args.include_declaration,
+                false,
+            )
+            .await?;
+            if pass.coverage.partial.is_some()
+                && !coverage::sees_open_files_only(doc.file.mirror.rel().as_str())
+            {
+                // A server that limits its workspace (pyright's `include` in pyproject.toml,
+                // basedpyright alike) reports nothing in the files outside it: open on it the
+                // files that write the name, and ask once more.
+                let again = collect(
+                    &doc,
+                    &found.symbols,
+                    &locator,
+                    args.include_declaration,
+                    true,
+                )
+                .await?;
+                if again.all.len() >= pass.all.len() {
+                    pass = again;
                 }
-                let refs: Vec<_> = if args.include_declaration {
-                    refs
-                } else {
-                    doc.references(at, false).await?
-                };
-                if let Some(word) = line_text(&doc.text, at.line)
-                    .and_then(|line| coverage::identifier_at(line, at.character))
-                {
-                    words.push(word);
-                }
-                all.extend(locator.locations(&refs).await);
-                let here = doc.user_position(at);
-                symbols.push(ReferencedSymbol {
-                    name: symbol.name.clone(),
-                    kind: symbol.kind_label().to_owned(),
-                    line: here.line,
-                    character: here.character,
-                });
             }
-            // The project's text as a check: files that write the name but got no place.
-            for word in &words {
-                coverage = coverage.and(
-                    coverage::unreported(
-                        doc.workspace(),
-                        doc.file.mirror.rel().as_str(),
-                        word,
-                        &reported,
-                    )
-                    .await,
-                );
-            }
+            let Pass {
+                all,
+                symbols,
+                coverage,
+            } = pass;
             let limited = Limited::new(dedup(all), args.max_results);
             let mut text = if limited.items.is_empty() {
                 format!("No references to `{}` found.", args.symbol_name)
@@ -180,4 +166,73 @@ impl Tool for FindReferences {
         }
         .boxed()
     }
+}
+
+/// What one round of `textDocument/references` found.
+struct Pass {
+    all: Vec<Place>,
+    symbols: Vec<ReferencedSymbol>,
+    coverage: Coverage,
+}
+
+/// Asks for the references of each symbol, and checks the project's text for files that
+/// write the name but got no place. `open_mentions`: first open on the server every file of
+/// the language that writes the name (else only for servers that see open files alone).
+async fn collect(
+    doc: &Document,
+    found: &[crate::lsp::FlatSymbol],
+    locator: &Locator,
+    include_declaration: bool,
+    open_mentions: bool,
+) -> Result<Pass, ToolError> {
+    let mut all = Vec::new();
+    let mut symbols = Vec::new();
+    let mut coverage = Coverage::default();
+    let mut reported = std::collections::BTreeSet::new();
+    let mut words = Vec::new();
+    for symbol in found {
+        let at = symbol.selection_range.start;
+        coverage = coverage.and(coverage::prepare_at(doc, at, open_mentions).await?);
+        let refs = doc.references(at, true).await?;
+        for r in &refs {
+            if let Some(FileRef::Project { mirror, .. }) = locator.file(&r.uri) {
+                reported.insert(mirror.rel().as_str().to_owned());
+            }
+        }
+        let refs: Vec<_> = if include_declaration {
+            refs
+        } else {
+            doc.references(at, false).await?
+        };
+        if let Some(word) = line_text(&doc.text, at.line)
+            .and_then(|line| coverage::identifier_at(line, at.character))
+        {
+            words.push(word);
+        }
+        all.extend(locator.locations(&refs).await);
+        let here = doc.user_position(at);
+        symbols.push(ReferencedSymbol {
+            name: symbol.name.clone(),
+            kind: symbol.kind_label().to_owned(),
+            line: here.line,
+            character: here.character,
+        });
+    }
+    // The project's text as a check: files that write the name but got no place.
+    for word in &words {
+        coverage = coverage.and(
+            coverage::unreported(
+                doc.workspace(),
+                doc.file.mirror.rel().as_str(),
+                word,
+                &reported,
+            )
+            .await,
+        );
+    }
+    Ok(Pass {
+        all,
+        symbols,
+        coverage,
+    })
 }
