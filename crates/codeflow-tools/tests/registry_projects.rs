@@ -1,0 +1,94 @@
+//! Behaviours found by using the tools on real projects from the package registries (google/uuid,
+//! zod, semver, attrs), each reduced to a few files, in-process against the real language
+//! servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{block_on, changed, places};
+use serde_json::json;
+
+/// google/uuid: renaming `Parse` failed whole ("gopls answered textDocument/definition with
+/// error 0: no identifier found") because another file writes `time.Parse` inside a string,
+/// where the check for uses the server missed asked gopls for a definition.
+#[test]
+fn a_go_rename_is_not_failed_by_the_old_name_inside_a_string() {
+    block_on(async {
+        let f = common::Fixture::from_files(
+            "go-rename-string",
+            &[
+                ("go.mod", "module example.com/m\n\ngo 1.19\n"),
+                (
+                    "parse.go",
+                    "package m\n\n// Parse counts s.\nfunc Parse(s string) int { return len(s) }\n\nfunc use() int { return Parse(\"x\") }\n",
+                ),
+                (
+                    "clock.go",
+                    "package m\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc clock() {\n\tt, err := time.Parse(time.RFC3339, \"\")\n\tfmt.Println(\"time.Parse failed\", t, err)\n}\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "parse.go", "symbol_name": "Parse", "new_name": "Count", "dry_run": true, "verify": false}),
+            )
+            .await;
+        let files = changed(&out.structured);
+        assert!(
+            files.keys().any(|p| p.ends_with("parse.go")),
+            "{}",
+            out.text
+        );
+        assert!(
+            !files.keys().any(|p| p.ends_with("clock.go")),
+            "time.Parse is not ours: {}",
+            out.text
+        );
+    });
+}
+
+/// attrs: its pyproject.toml limits pyright to one file (`[tool.pyright] include`), and
+/// basedpyright then reported the uses of `evolve` in its own module only, though two other
+/// modules import it; the files that write the name are opened and asked again.
+#[test]
+fn python_references_outside_pyright_include_are_found() {
+    block_on(async {
+        let f = common::Fixture::from_files(
+            "py-include",
+            &[
+                (
+                    "pyproject.toml",
+                    "[project]\nname = \"m\"\nversion = \"0\"\n\n[tool.pyright]\ninclude = [\"examples/only.py\"]\n",
+                ),
+                ("examples/only.py", "X = 1\n"),
+                ("src/m/__init__.py", "from m._make import evolve\n\n__all__ = [\"evolve\"]\n"),
+                (
+                    "src/m/_make.py",
+                    "def evolve(inst, **changes):\n    return inst\n\n\ndef again(inst):\n    return evolve(inst)\n",
+                ),
+                (
+                    "src/m/_funcs.py",
+                    "from ._make import evolve\n\n\ndef copy(inst):\n    return evolve(inst)\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "find_references",
+                json!({"file_path": "src/m/_make.py", "symbol_name": "evolve"}),
+            )
+            .await;
+        let found = places(&out.structured["references"]);
+        for file in ["src/m/__init__.py", "src/m/_funcs.py"] {
+            assert!(
+                found.iter().any(|p| p.0.ends_with(file)),
+                "{file} not reported: {}",
+                out.text
+            );
+        }
+        assert_eq!(out.structured["partial"], json!(false), "{}", out.text);
+    });
+}
