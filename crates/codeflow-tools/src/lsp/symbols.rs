@@ -123,7 +123,9 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
             used_here: false,
         });
         container.push(symbol.name);
-        for child in symbol.children.into_iter().flatten() {
+        let mut children = symbol.children.unwrap_or_default();
+        in_source_order(&mut children, |c| c.range);
+        for child in children {
             walk(child, container, out);
         }
         container.pop();
@@ -131,12 +133,14 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
     let mut out = Vec::new();
     match response {
         None => {}
-        Some(DocumentSymbolResponse::Nested(symbols)) => {
+        Some(DocumentSymbolResponse::Nested(mut symbols)) => {
+            in_source_order(&mut symbols, |s| s.range);
             for s in symbols {
                 walk(s, &mut Vec::new(), &mut out);
             }
         }
-        Some(DocumentSymbolResponse::Flat(symbols)) => {
+        Some(DocumentSymbolResponse::Flat(mut symbols)) => {
+            in_source_order(&mut symbols, |s| s.location.range);
             for s in symbols {
                 out.push(FlatSymbol {
                     name: s.name,
@@ -151,6 +155,16 @@ pub fn flatten(response: Option<DocumentSymbolResponse>) -> Vec<FlatSymbol> {
         }
     }
     out
+}
+
+/// Symbols in the order the file declares them: typescript-language-server lists a file's
+/// symbols (and each one's members) by name, so an outline cut at `max_results` kept the
+/// alphabetically first rather than the first in the file.
+fn in_source_order<T>(symbols: &mut [T], range: impl Fn(&T) -> Range) {
+    symbols.sort_by_key(|s| {
+        let r = range(s);
+        (r.start.line, r.start.character)
+    });
 }
 
 /// A flat `SymbolInformation` has only the whole symbol's range (pylsp's starts at `def`);
@@ -553,6 +567,30 @@ mod tests {
         );
         let r = find_use(text, "Error::new").unwrap();
         assert_eq!((r.start.line, r.start.character), (1, 11));
+    }
+
+    #[test]
+    fn an_outline_listed_by_name_is_put_in_source_order() {
+        #[allow(deprecated)]
+        let node = |name: &str, line: u32, children: Vec<DocumentSymbol>| DocumentSymbol {
+            name: name.into(),
+            detail: None,
+            kind: SymbolKind::FUNCTION,
+            tags: None,
+            deprecated: None,
+            range: Range::new(Position::new(line, 0), Position::new(line + 5, 0)),
+            selection_range: Range::new(Position::new(line, 0), Position::new(line, 1)),
+            children: Some(children),
+        };
+        let tree = vec![
+            node("allKeys", 40, vec![]),
+            node("Zed", 2, vec![node("b", 4, vec![]), node("a", 3, vec![])]),
+        ];
+        let names: Vec<String> = flatten(Some(DocumentSymbolResponse::Nested(tree)))
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["Zed", "a", "b", "allKeys"]);
     }
 
     #[test]
