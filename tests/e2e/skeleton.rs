@@ -508,3 +508,40 @@ async fn check_reports_in_words() {
     assert_eq!(invalid.status.code(), Some(1), "{text}");
     assert!(text.contains("project id"), "{text}");
 }
+
+/// health_check's text counted the sessions its relay had left (kept for a resume) as if they
+/// were connected: with one relay running it said "2 session(s) on this project".
+#[tokio::test]
+async fn health_check_says_how_many_sessions_are_connected() {
+    let server = Server::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let a = Relay::spawn(&server.url(), "pair", root.path(), &[]);
+    a.initialize().await;
+    let mut b = Relay::spawn(&server.url(), "pair", root.path(), &[]);
+    b.initialize().await;
+    let both = a.tool("health_check", json!({})).await;
+    let text = both["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("2 session(s) on this project."), "{text}");
+    b.child.kill().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let health = a.tool("health_check", json!({})).await;
+        let s = &health["structuredContent"];
+        if s["attached_sessions"] == 1 {
+            let text = health["content"][0]["text"].as_str().unwrap_or_default();
+            assert_eq!(s["sessions"], 2, "{health}");
+            assert!(
+                text.contains(
+                    "2 session(s) on this project (1 connected, 1 kept for their relay to resume)."
+                ),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped relay's session still counts as attached: {health}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
