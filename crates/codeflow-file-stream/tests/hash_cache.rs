@@ -16,6 +16,8 @@ fn config(cache: &Path, margin_ms: u64) -> WatcherConfig {
     WatcherConfig {
         hash_cache_dir: Some(cache.to_path_buf()),
         hash_cache_margin: Duration::from_millis(margin_ms),
+        // These tests are about the margin itself, whatever the temp dir's file system.
+        hash_cache_local_margin: Duration::from_millis(margin_ms),
         ..WatcherConfig::default()
     }
 }

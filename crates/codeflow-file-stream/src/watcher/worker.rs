@@ -40,7 +40,13 @@ impl Worker {
             }
         };
         let next_poll = config.poll_interval.map(|d| Instant::now() + d);
+        let settling = Settling::for_root(
+            jail.canonical_root(),
+            config.hash_cache_margin,
+            config.hash_cache_local_margin,
+        );
         let mut worker = Worker {
+            settling,
             texts: ContentCache::new(config.delta_cache_bytes),
             jail,
             client_root,
@@ -259,18 +265,21 @@ impl Worker {
         if !self.hash_cache.enabled() {
             return;
         }
-        let margin = self.config.hash_cache_margin;
-        let mut fresh = false;
+        let settling = self.settling;
+        // The longest margin among the fresh files: when all of them will have aged.
+        let mut fresh: Option<Duration> = None;
         let settled = self.known.iter().filter_map(|(rel, k)| {
-            if k.stamp.settled_before(k.read_at, margin) {
+            if settling.settled(&k.stamp, k.read_at) {
                 Some((rel, k.stamp, &k.hash))
             } else {
-                fresh |= k.stamp != Stamp::UNKNOWN;
+                if k.stamp != Stamp::UNKNOWN {
+                    fresh = fresh.max(Some(settling.margin_for(&k.stamp)));
+                }
                 None
             }
         });
         self.hash_cache.save(settled);
-        if settle_later && fresh {
+        if settle_later && let Some(margin) = fresh {
             self.resave_at = Some(Instant::now() + margin + Duration::from_millis(100));
         }
     }
@@ -279,13 +288,11 @@ impl Worker {
     /// [`Worker::resettle_some`] reads them again, a few per idle turn, then saves.
     pub(super) fn start_resettle(&mut self) {
         self.resave_at = None;
-        let margin = self.config.hash_cache_margin;
+        let settling = self.settling;
         self.resettle = self
             .known
             .iter()
-            .filter(|(_, k)| {
-                k.stamp != Stamp::UNKNOWN && !k.stamp.settled_before(k.read_at, margin)
-            })
+            .filter(|(_, k)| k.stamp != Stamp::UNKNOWN && !settling.settled(&k.stamp, k.read_at))
             .map(|(rel, _)| rel.clone())
             .collect();
     }
