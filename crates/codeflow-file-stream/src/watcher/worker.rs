@@ -145,7 +145,12 @@ impl Worker {
         )?;
         read_many(&to_read_abs, |i, read| {
             // Vanished since the walk: its event follows.
-            let Some(Read { bytes, hash }) = read else {
+            let Some(Read {
+                bytes,
+                hash,
+                is_text,
+            }) = read
+            else {
                 return Ok(());
             };
             let (rel, stamp, mtime) = &to_read[i];
@@ -154,7 +159,7 @@ impl Worker {
                 tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
                 return Ok(());
             }
-            if std::str::from_utf8(&bytes).is_ok() {
+            if is_text {
                 texts.insert(rel.clone(), bytes.into());
             }
             manifest.insert(
