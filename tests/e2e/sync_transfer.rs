@@ -190,6 +190,72 @@ async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
     relay.close().await;
 }
 
+/// A relay restarted on a tree with its hash cache warm (the files were older than the cache's
+/// local margin when the first relay read them, so their hashes were kept): what changed while
+/// no relay ran — a same-size rewrite, a new file, a deleted one — still reaches the mirror,
+/// and the re-sync deletes what is gone; the unchanged files are not sent again.
+#[tokio::test]
+async fn a_restarted_relay_with_a_warm_hash_cache_brings_edits_and_deletes() {
+    let server = Server::start().await;
+    let dir = project(40, 2000);
+    let root = dir.path().canonicalize().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_owned();
+    // Older than the hash cache's local margin (50 ms) when the first relay reads them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = Relay::spawn(
+        &server.url(),
+        "sync-warm",
+        &root,
+        &["--cache-dir", &cache_arg],
+    );
+    first.initialize().await;
+    first.settle().await;
+    let mirror = server.mirror_dir("sync-warm");
+    assert_eq!(tree(&mirror), tree(&root));
+    first.close().await;
+
+    // While no relay runs: a same-size rewrite (only the stamp tells), a new file, a deletion.
+    let same_size = root.join("src/m1/f1.py");
+    let old = std::fs::read(&same_size).unwrap();
+    let rewritten: Vec<u8> = old.iter().map(|b| b.to_ascii_uppercase()).collect();
+    assert_eq!(old.len(), rewritten.len());
+    std::fs::write(&same_size, &rewritten).unwrap();
+    write(&root, "src/added.py", b"ADDED = 1\n");
+    std::fs::remove_file(root.join("src/m2/f2.py")).unwrap();
+    let before = metrics(server.port).await;
+
+    let second = Relay::spawn(
+        &server.url(),
+        "sync-warm",
+        &root,
+        &["--cache-dir", &cache_arg],
+    );
+    second.initialize().await;
+    second.settle().await;
+    assert_eq!(
+        tree(&mirror),
+        tree(&root),
+        "the mirror equals the tree again"
+    );
+    assert_eq!(
+        std::fs::read(mirror.join("src/m1/f1.py")).unwrap(),
+        rewritten
+    );
+    assert!(
+        !mirror.join("src/m2/f2.py").exists(),
+        "deleted by the re-sync"
+    );
+    let after = metrics(server.port).await;
+    assert_eq!(
+        metric(&after, "codeflow_sync_fetched_files_total")
+            - metric(&before, "codeflow_sync_fetched_files_total"),
+        2.0,
+        "only the rewritten and the added file were fetched"
+    );
+    second.close().await;
+}
+
 /// A relay of its own (a socket speaking the protocol) answers `client/uploadFiles` with a
 /// file header whose path leaves the project: refused, nothing written outside the mirror.
 #[tokio::test]

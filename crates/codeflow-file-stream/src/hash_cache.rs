@@ -4,9 +4,21 @@
 //!
 //! **Racy entries.** A file written in the same timestamp tick as it was read could change
 //! without its stamp changing. So an entry is only ever saved when its mtime and ctime are older
-//! than the moment its hash was read by at least [`WatcherConfig::hash_cache_margin`]
-//! (`crate::WatcherConfig`): the baseline scan saves the entries old enough at its start, and
-//! re-reads the younger ones once they have aged (see the watcher's deferred save).
+//! than the moment its hash was read (taken before the read) by a margin ([`Settling`]): the
+//! baseline scan saves the entries old enough at its start, and re-reads the younger ones once
+//! they have aged (see the watcher's deferred save).
+//!
+//! The margin must cover how far a later write's timestamps can fall behind the read. On a
+//! local file system that stores nanosecond timestamps taken from this kernel's clock (tmpfs,
+//! ext4, xfs, btrfs, overlayfs), a write after the read gets an mtime and ctime from the
+//! kernel's coarse clock, which lags the real time by less than one scheduler tick (≤ 10 ms):
+//! a file whose timestamps are more than a tick older than the read cannot be written again
+//! without its stamp changing, so [`WatcherConfig::hash_cache_local_margin`] (50 ms) is
+//! enough there. Everywhere else — another file system type, a file on another device than
+//! the root (a mount inside the tree), or timestamps with no sub-second part (a file system
+//! keeping whole seconds, e.g. ext4 with small inodes) — the timestamps may be coarse or come
+//! from another machine's clock, and [`WatcherConfig::hash_cache_margin`] (2 s) applies.
+//! (`crate::WatcherConfig`)
 //!
 //! The cache is an optimisation only: a missing, unreadable, corrupt or foreign file is
 //! ignored (the tree is hashed as if it were absent), and a failed save costs nothing but time
@@ -23,16 +35,17 @@ use crate::paths::RelPath;
 use crate::protocol::ContentHash;
 
 /// Bump when the file's meaning changes; other versions are ignored.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
-/// Cheap identity of a file version: size, mtime, ctime (nanoseconds since the epoch), inode.
-/// Any write, rename over or `touch` changes it.
+/// Cheap identity of a file version: size, mtime, ctime (nanoseconds since the epoch), inode
+/// and device. Any write, rename over or `touch` changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stamp {
     len: u64,
     mtime_ns: i64,
     ctime_ns: i64,
     ino: u64,
+    dev: u64,
 }
 
 impl Stamp {
@@ -51,6 +64,7 @@ impl Stamp {
                     .saturating_mul(1_000_000_000)
                     .saturating_add(meta.ctime_nsec()),
                 ino: meta.ino(),
+                dev: meta.dev(),
             }
         }
         #[cfg(not(unix))]
@@ -65,6 +79,7 @@ impl Stamp {
                 mtime_ns,
                 ctime_ns: mtime_ns,
                 ino: 0,
+                dev: 0,
             }
         }
     }
@@ -75,6 +90,7 @@ impl Stamp {
         mtime_ns: i64::MIN,
         ctime_ns: i64::MIN,
         ino: 0,
+        dev: 0,
     };
 
     /// Size and mtime (milliseconds since the epoch), unless this is [`Stamp::UNKNOWN`].
@@ -85,6 +101,13 @@ impl Stamp {
                 u64::try_from(self.mtime_ns / 1_000_000).unwrap_or(0),
             )
         })
+    }
+
+    /// Whether both timestamps have a sub-second part (a file system keeping whole seconds
+    /// never gives one; a nanosecond one gives `.000000000` once in a billion writes, which
+    /// only costs the longer margin).
+    fn has_subsecond_times(&self) -> bool {
+        self.mtime_ns % 1_000_000_000 != 0 && self.ctime_ns % 1_000_000_000 != 0
     }
 
     /// Whether a hash read at `read_at` can be trusted for this stamp later: the file's last
@@ -102,6 +125,77 @@ impl Stamp {
         };
         self.mtime_ns < limit && self.ctime_ns < limit
     }
+}
+
+/// How long after its last change a file's hash may be trusted (see the module docs): the
+/// local margin for files on the root's device when that is a local file system with
+/// nanosecond timestamps from this kernel, and the file's times have a sub-second part; the
+/// general margin otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settling {
+    margin: Duration,
+    local_margin: Duration,
+    /// The root's device, when its file system qualifies for the local margin.
+    local_dev: Option<u64>,
+}
+
+impl Settling {
+    /// The rule for the tree at `root` (the local margin is never longer than `margin`).
+    pub(crate) fn for_root(root: &Path, margin: Duration, local_margin: Duration) -> Self {
+        Settling {
+            margin,
+            local_margin: local_margin.min(margin),
+            local_dev: local_fine_device(root),
+        }
+    }
+
+    /// The general margin for every file (no file system is taken as local).
+    #[cfg(test)]
+    fn general(margin: Duration) -> Self {
+        Settling {
+            margin,
+            local_margin: margin,
+            local_dev: None,
+        }
+    }
+
+    /// The margin that applies to a file with this stamp.
+    pub(crate) fn margin_for(&self, stamp: &Stamp) -> Duration {
+        if self.local_dev == Some(stamp.dev) && stamp.has_subsecond_times() {
+            self.local_margin
+        } else {
+            self.margin
+        }
+    }
+
+    /// Whether a hash read at `read_at` (taken before the read) can be trusted for `stamp`.
+    pub(crate) fn settled(&self, stamp: &Stamp, read_at: SystemTime) -> bool {
+        stamp.settled_before(read_at, self.margin_for(stamp))
+    }
+}
+
+/// The device of `root` when its file system stores nanosecond timestamps taken from this
+/// kernel's clock (a local one: tmpfs, ext2/3/4, xfs, btrfs, overlayfs); `None` otherwise
+/// (network and FUSE file systems, whose times may come from another clock, and anything
+/// unknown).
+#[cfg(target_os = "linux")]
+fn local_fine_device(root: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    const TMPFS: u32 = 0x0102_1994;
+    const EXT: u32 = 0xEF53;
+    const XFS: u32 = 0x5846_5342;
+    const BTRFS: u32 = 0x9123_683E;
+    const OVERLAYFS: u32 = 0x794C_7630;
+    let kind = rustix::fs::statfs(root).ok()?.f_type as u64 as u32;
+    if ![TMPFS, EXT, XFS, BTRFS, OVERLAYFS].contains(&kind) {
+        return None;
+    }
+    Some(std::fs::metadata(root).ok()?.dev())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn local_fine_device(_root: &Path) -> Option<u64> {
+    None
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,6 +345,96 @@ fn prune(dir: &Path, keep: &Path, now: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stamp(mtime_ns: i64, ctime_ns: i64, dev: u64) -> Stamp {
+        Stamp {
+            len: 1,
+            mtime_ns,
+            ctime_ns,
+            ino: 7,
+            dev,
+        }
+    }
+
+    fn ns(t: SystemTime) -> i64 {
+        i64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_local_margin_applies_only_to_fine_timestamps_on_the_roots_device() {
+        let settling = Settling {
+            margin: Duration::from_secs(2),
+            local_margin: Duration::from_millis(50),
+            local_dev: Some(3),
+        };
+        let read_at = SystemTime::now();
+        let ago = |ms: u64| ns(read_at - Duration::from_millis(ms)) / 1000 * 1000 + 123;
+        // Changed 10 ms before the read: within a tick of it, never trusted.
+        assert!(!settling.settled(&stamp(ago(10), ago(10), 3), read_at));
+        // 200 ms before, on the root's local device: trusted.
+        assert!(settling.settled(&stamp(ago(200), ago(200), 3), read_at));
+        // The ctime counts too (a `touch -d` back in time leaves it recent).
+        assert!(!settling.settled(&stamp(ago(5000), ago(10), 3), read_at));
+        // Another device (a mount inside the tree): the general margin.
+        assert!(!settling.settled(&stamp(ago(200), ago(200), 4), read_at));
+        assert!(settling.settled(&stamp(ago(2500), ago(2500), 4), read_at));
+        // Whole-second timestamps (a coarse file system): the general margin.
+        let whole = |ms: u64| ago(ms) / 1_000_000_000 * 1_000_000_000;
+        assert!(!settling.settled(&stamp(whole(200), whole(200), 3), read_at));
+        assert!(settling.settled(&stamp(whole(3500), whole(3500), 3), read_at));
+        // No local file system known: the general margin for all.
+        let general = Settling::general(Duration::from_secs(2));
+        assert!(!general.settled(&stamp(ago(200), ago(200), 3), read_at));
+        assert!(!settling.settled(&Stamp::UNKNOWN, read_at));
+    }
+
+    /// The racy case, on the temp dir's real file system: a file read right after it was
+    /// written is not trusted (a second write in the same timestamp tick may leave its stamp
+    /// as it was), while one trusted by the local margin cannot be written again without its
+    /// stamp changing.
+    #[test]
+    fn a_file_written_within_a_tick_of_its_read_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path().canonicalize().unwrap_or_else(|e| panic!("{e}"));
+        let settling = Settling::for_root(&root, Duration::from_secs(2), Duration::from_millis(50));
+        let path = root.join("f.txt");
+        let stat = || Stamp::of(&std::fs::metadata(&path).unwrap_or_else(|e| panic!("{e}")));
+        for round in 0..20 {
+            // Written, then read at once: too fresh, whatever the file system (unless this
+            // thread was held up for most of the local margin in between).
+            let before_write = SystemTime::now();
+            std::fs::write(&path, format!("a{round:03}")).unwrap_or_else(|e| panic!("{e}"));
+            let read_at = SystemTime::now();
+            let first = stat();
+            if read_at
+                .duration_since(before_write)
+                .is_ok_and(|d| d < Duration::from_millis(30))
+            {
+                assert!(!settling.settled(&first, read_at), "round {round}");
+            }
+            // Written again at once, same size: the stamp may or may not change (same tick);
+            // the entry was never trusted, so either way nothing stale is kept.
+            std::fs::write(&path, format!("b{round:03}")).unwrap_or_else(|e| panic!("{e}"));
+        }
+        if settling.local_dev.is_none() {
+            // Not a local file system with fine timestamps: only the general margin applies.
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(120));
+        let read_at = SystemTime::now();
+        let before = stat();
+        assert!(
+            settling.settled(&before, read_at),
+            "120 ms old on a local file system: trusted"
+        );
+        // Any write after the read gives a new stamp.
+        std::fs::write(&path, b"c000").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            stat(),
+            before,
+            "a write after a trusted read changes the stamp"
+        );
+    }
 
     #[test]
     fn stale_and_surplus_cache_files_are_removed_but_never_the_trees_own() {

@@ -13,10 +13,13 @@ const QUEUE: usize = 32;
 /// Most reader threads.
 const MAX_THREADS: usize = 4;
 
-/// One file read: its bytes and their hash.
+/// One file read: its bytes, their hash, and whether they are UTF-8 text (checked on the
+/// reader thread too: the caller's thread takes every result in turn and would otherwise
+/// validate 100 MB alone while the readers wait on the full queue).
 pub(crate) struct Read {
     pub bytes: Vec<u8>,
     pub hash: ContentHash,
+    pub is_text: bool,
 }
 
 /// Reads every path of `files` and calls `on_read(index, result)` on this thread for each
@@ -42,6 +45,7 @@ pub(crate) fn read_many<E>(
                     let Some(path) = files.get(i) else { break };
                     let read = std::fs::read(path).ok().map(|bytes| Read {
                         hash: ContentHash::of(&bytes),
+                        is_text: std::str::from_utf8(&bytes).is_ok(),
                         bytes,
                     });
                     // The receiver is gone only when the caller stopped early.
@@ -87,6 +91,7 @@ mod tests {
             let read = read.expect("readable");
             assert_eq!(read.bytes, format!("file {i}").into_bytes());
             assert_eq!(read.hash, ContentHash::of(&read.bytes));
+            assert!(read.is_text);
             seen[i] = true;
             Ok::<(), ()>(())
         })

@@ -16,6 +16,8 @@ fn config(cache: &Path, margin_ms: u64) -> WatcherConfig {
     WatcherConfig {
         hash_cache_dir: Some(cache.to_path_buf()),
         hash_cache_margin: Duration::from_millis(margin_ms),
+        // These tests are about the margin itself, whatever the temp dir's file system.
+        hash_cache_local_margin: Duration::from_millis(margin_ms),
         ..WatcherConfig::default()
     }
 }
@@ -189,5 +191,53 @@ async fn the_current_manifest_is_the_tree_now_without_rereading_it() -> TestResu
     assert!(!hashes(&current).iter().any(|(p, _, _)| p == "b.txt"));
     watcher.stop().await;
     drain.abort();
+    Ok(())
+}
+
+/// A tree written a moment before the relay starts (the P5 bench's re-sync relays start about a
+/// second after the tree was written): on a local file system with nanosecond timestamps the
+/// hashes are trusted once the files are older than the local margin (50 ms), not 2 s, so the
+/// next start takes them from the cache. Elsewhere the 2 s margin still holds them back.
+#[tokio::test]
+async fn a_tree_written_a_moment_ago_on_a_local_file_system_is_cached_at_once() -> TestResult {
+    let client = temp();
+    let cache = temp();
+    fixture(client.path());
+    write(client.path(), "a.txt", b"alpha");
+    let root = root_str(client.path());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let defaults = WatcherConfig::default();
+    assert_eq!(defaults.hash_cache_margin, Duration::from_secs(2));
+    assert_eq!(defaults.hash_cache_local_margin, Duration::from_millis(50));
+    let (first, _rx) = start(
+        &root,
+        WatcherConfig {
+            hash_cache_dir: Some(cache.path().to_path_buf()),
+            ..defaults.clone()
+        },
+    )
+    .await;
+    first.stop().await;
+    let local = matches!(
+        std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(client.path())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .as_deref(),
+        Ok("tmpfs" | "ext2/ext3" | "xfs" | "btrfs" | "overlayfs")
+    );
+    let cached = cached_paths(cache.path());
+    if local {
+        assert!(
+            cached.contains(&"a.txt".to_owned()) && cached.contains(&"src/main.py".to_owned()),
+            "200 ms old files on a local file system are trusted: {cached:?}"
+        );
+    } else {
+        assert!(
+            cached.is_empty(),
+            "not a local file system: 200 ms old files wait for the 2 s margin: {cached:?}"
+        );
+    }
     Ok(())
 }

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::cache::ContentCache;
 use crate::error::FileError;
 use crate::filter::{ExcludeConfig, FileFilter};
-use crate::hash_cache::{HashCache, Stamp};
+use crate::hash_cache::{HashCache, Settling, Stamp};
 use crate::jail::Jail;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, mtime_ms, walk};
@@ -81,8 +81,14 @@ pub struct WatcherConfig {
     /// restart on an unchanged tree then costs a stat per file instead of a read and a hash.
     pub hash_cache_dir: Option<PathBuf>,
     /// How much older than the read a file's mtime and ctime must be before its hash is
-    /// persisted (covers coarse file-system timestamps; see the `hash_cache` module).
+    /// persisted (covers coarse file-system timestamps and other machines' clocks; see the
+    /// `hash_cache` module).
     pub hash_cache_margin: Duration,
+    /// The same for files on the root's device when it is a local file system with
+    /// nanosecond timestamps from this kernel's clock (tmpfs, ext4, xfs, btrfs, overlayfs) and
+    /// the file's times have a sub-second part: a later write's timestamps then lag the real
+    /// time by less than a scheduler tick. Never longer than `hash_cache_margin`.
+    pub hash_cache_local_margin: Duration,
 }
 
 impl Default for WatcherConfig {
@@ -100,6 +106,7 @@ impl Default for WatcherConfig {
             flush_full_scan_below: 1000,
             hash_cache_dir: None,
             hash_cache_margin: Duration::from_secs(2),
+            hash_cache_local_margin: Duration::from_millis(50),
         }
     }
 }
@@ -345,6 +352,8 @@ struct Worker {
     next_poll: Option<Instant>,
     sink_closed: bool,
     hash_cache: HashCache,
+    /// How long after its last change a file's hash may be persisted.
+    settling: Settling,
     /// When to re-read the files whose hashes were too fresh to persist, and save again.
     resave_at: Option<Instant>,
     /// Fresh files being read again (see [`Worker::resettle_some`]).

@@ -40,7 +40,13 @@ impl Worker {
             }
         };
         let next_poll = config.poll_interval.map(|d| Instant::now() + d);
+        let settling = Settling::for_root(
+            jail.canonical_root(),
+            config.hash_cache_margin,
+            config.hash_cache_local_margin,
+        );
         let mut worker = Worker {
+            settling,
             texts: ContentCache::new(config.delta_cache_bytes),
             jail,
             client_root,
@@ -139,7 +145,12 @@ impl Worker {
         )?;
         read_many(&to_read_abs, |i, read| {
             // Vanished since the walk: its event follows.
-            let Some(Read { bytes, hash }) = read else {
+            let Some(Read {
+                bytes,
+                hash,
+                is_text,
+            }) = read
+            else {
                 return Ok(());
             };
             let (rel, stamp, mtime) = &to_read[i];
@@ -148,7 +159,7 @@ impl Worker {
                 tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
                 return Ok(());
             }
-            if std::str::from_utf8(&bytes).is_ok() {
+            if is_text {
                 texts.insert(rel.clone(), bytes.into());
             }
             manifest.insert(
@@ -259,18 +270,21 @@ impl Worker {
         if !self.hash_cache.enabled() {
             return;
         }
-        let margin = self.config.hash_cache_margin;
-        let mut fresh = false;
+        let settling = self.settling;
+        // The longest margin among the fresh files: when all of them will have aged.
+        let mut fresh: Option<Duration> = None;
         let settled = self.known.iter().filter_map(|(rel, k)| {
-            if k.stamp.settled_before(k.read_at, margin) {
+            if settling.settled(&k.stamp, k.read_at) {
                 Some((rel, k.stamp, &k.hash))
             } else {
-                fresh |= k.stamp != Stamp::UNKNOWN;
+                if k.stamp != Stamp::UNKNOWN {
+                    fresh = fresh.max(Some(settling.margin_for(&k.stamp)));
+                }
                 None
             }
         });
         self.hash_cache.save(settled);
-        if settle_later && fresh {
+        if settle_later && let Some(margin) = fresh {
             self.resave_at = Some(Instant::now() + margin + Duration::from_millis(100));
         }
     }
@@ -279,13 +293,11 @@ impl Worker {
     /// [`Worker::resettle_some`] reads them again, a few per idle turn, then saves.
     pub(super) fn start_resettle(&mut self) {
         self.resave_at = None;
-        let margin = self.config.hash_cache_margin;
+        let settling = self.settling;
         self.resettle = self
             .known
             .iter()
-            .filter(|(_, k)| {
-                k.stamp != Stamp::UNKNOWN && !k.stamp.settled_before(k.read_at, margin)
-            })
+            .filter(|(_, k)| k.stamp != Stamp::UNKNOWN && !settling.settled(&k.stamp, k.read_at))
             .map(|(rel, _)| rel.clone())
             .collect();
     }
