@@ -146,6 +146,8 @@ impl Resolved {
         }
         codeflow_transport::ConnectionConfig {
             tls: self.tls.clone(),
+            // The relay passes most of the server's messages to the agent as they arrived.
+            keep_text: true,
             ..Default::default()
         }
     }

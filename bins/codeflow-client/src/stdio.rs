@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 
+use codeflow_transport::frame::Utf8Bytes;
 use codeflow_transport::{ErrorObject, Message, codes, legacy};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -90,7 +91,7 @@ fn async_writer(stream: Stream) -> Option<AsyncOut> {
 
 /// Starts the stdin reader (a task on the runtime, or a thread). Malformed lines are answered
 /// on `stdout` directly. Must be called inside the runtime.
-pub fn spawn_stdin(stdout: mpsc::Sender<Message>) -> mpsc::Receiver<FromAgent> {
+pub fn spawn_stdin(stdout: mpsc::Sender<Utf8Bytes>) -> mpsc::Receiver<FromAgent> {
     let (tx, rx) = mpsc::channel(STDIN_QUEUE);
     let input = pollable(std::io::stdin().as_fd()).and_then(async_reader);
     match input {
@@ -102,7 +103,7 @@ pub fn spawn_stdin(stdout: mpsc::Sender<Message>) -> mpsc::Receiver<FromAgent> {
     rx
 }
 
-async fn read_async(input: AsyncIn, tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Message>) {
+async fn read_async(input: AsyncIn, tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Utf8Bytes>) {
     let mut input = tokio::io::BufReader::with_capacity(BUFFER, input);
     let mut line = String::new();
     loop {
@@ -115,7 +116,7 @@ async fn read_async(input: AsyncIn, tx: mpsc::Sender<FromAgent>, stdout: mpsc::S
             None => true,
             Some(Ok(m)) => tx.send(FromAgent::Message(m)).await.is_ok(),
             Some(Err(answer)) => {
-                let _ = stdout.send(answer).await;
+                let _ = stdout.send(answer.to_text().into()).await;
                 true
             }
         };
@@ -126,7 +127,7 @@ async fn read_async(input: AsyncIn, tx: mpsc::Sender<FromAgent>, stdout: mpsc::S
     let _ = tx.send(FromAgent::Eof).await;
 }
 
-fn read_on_thread(tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Message>) {
+fn read_on_thread(tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Utf8Bytes>) {
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
@@ -143,7 +144,7 @@ fn read_on_thread(tx: mpsc::Sender<FromAgent>, stdout: mpsc::Sender<Message>) {
                     None => true,
                     Some(Ok(m)) => tx.blocking_send(FromAgent::Message(m)).is_ok(),
                     Some(Err(answer)) => {
-                        let _ = stdout.blocking_send(answer);
+                        let _ = stdout.blocking_send(answer.to_text().into());
                         true
                     }
                 };
@@ -182,23 +183,25 @@ impl StdoutWriter {
     }
 }
 
-/// Appends `message` as one line.
-fn push_line(buffer: &mut Vec<u8>, message: &Message) {
-    buffer.extend_from_slice(message.to_text().as_bytes());
+/// Appends one message's text (one line of JSON, no line break) as a line.
+fn push_line(buffer: &mut Vec<u8>, line: &Utf8Bytes) {
+    buffer.extend_from_slice(line.as_bytes());
     buffer.push(b'\n');
 }
 
-/// Starts the stdout writer (a task on the runtime, or a thread); returns the queue to it.
-/// Must be called inside the runtime.
-pub fn spawn_stdout() -> (mpsc::Sender<Message>, StdoutWriter) {
-    let (tx, rx) = mpsc::channel::<Message>(STDOUT_QUEUE);
+/// Starts the stdout writer (a task on the runtime, or a thread); returns the queue to it,
+/// which takes each message's JSON text without a line break (a server's answer passes
+/// through as it arrived, see [`codeflow_transport::RawMessage`]). Must be called inside the
+/// runtime.
+pub fn spawn_stdout() -> (mpsc::Sender<Utf8Bytes>, StdoutWriter) {
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(STDOUT_QUEUE);
     match pollable(std::io::stdout().as_fd()).and_then(async_writer) {
         Some(out) => (tx, StdoutWriter::Task(tokio::spawn(write_async(out, rx)))),
         None => (tx, write_on_thread(rx)),
     }
 }
 
-async fn write_async(mut out: AsyncOut, mut rx: mpsc::Receiver<Message>) {
+async fn write_async(mut out: AsyncOut, mut rx: mpsc::Receiver<Utf8Bytes>) {
     let mut buffer = Vec::with_capacity(BUFFER);
     while let Some(message) = rx.recv().await {
         // Everything already queued goes out in one write.
@@ -216,7 +219,7 @@ async fn write_async(mut out: AsyncOut, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-fn write_on_thread(mut rx: mpsc::Receiver<Message>) -> StdoutWriter {
+fn write_on_thread(mut rx: mpsc::Receiver<Utf8Bytes>) -> StdoutWriter {
     std::thread::Builder::new()
         .name("stdout".into())
         .spawn(move || {

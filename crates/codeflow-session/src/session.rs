@@ -230,6 +230,30 @@ impl Session {
                 .memory
                 .answered(&memory::key(id), &text, self.answer_ttl);
         }
+        self.push_or_close(state, text);
+    }
+
+    /// Sends the answer to the client's request `id` whose `result` is JSON text already (a
+    /// tool's answer serialised once, never built as a `Value`): the same as
+    /// [`Self::send_to_client`] with [`Message::response`], without parsing the result back.
+    pub fn send_result_text(&self, id: Value, result: &serde_json::value::RawValue) {
+        let id = self.restore_null(id);
+        let mut state = self.state.lock();
+        if state.init_id.as_ref() == Some(&id) {
+            // `initialize`'s answer is completed by `send_to_client`.
+            drop(state);
+            let result = serde_json::from_str(result.get()).unwrap_or(Value::Null);
+            return self.send_to_client(Message::response(id, result));
+        }
+        let text = Message::response_text(&id, result);
+        state
+            .memory
+            .answered(&memory::key(&id), &text, self.answer_ttl);
+        self.push_or_close(state, text);
+    }
+
+    /// [`Self::push`], closing the session when its backlog is full.
+    fn push_or_close(&self, mut state: parking_lot::MutexGuard<'_, State>, text: String) {
         if self.push(&mut state, text).is_err() {
             drop(state);
             tracing::warn!(session = %self.id, "backlog full while detached; closing session");
@@ -683,8 +707,11 @@ impl Session {
         }
     }
 
+    fn restore_null(&self, id: Value) -> Value {
+        if is_substitute(&id) { Value::Null } else { id }
+    }
+
     fn restore_null_id(&self, message: Message) -> Message {
-        let is_substitute = |id: &Value| id.as_str().is_some_and(|s| s.starts_with(NULL_ID_PREFIX));
         match message {
             Message::Response { id, result } if is_substitute(&id) => Message::Response {
                 id: Value::Null,
@@ -697,6 +724,11 @@ impl Session {
             other => other,
         }
     }
+}
+
+/// Whether `id` stands for a `null` id (see [`NULL_ID_PREFIX`]).
+fn is_substitute(id: &Value) -> bool {
+    id.as_str().is_some_and(|s| s.starts_with(NULL_ID_PREFIX))
 }
 
 /// The backlog of a detached session is full.

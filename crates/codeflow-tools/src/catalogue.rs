@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::context::ToolContext;
 use crate::error::ToolError;
@@ -16,6 +17,16 @@ pub struct ToolOutput {
     pub text: String,
     /// The same answer for programs (`structuredContent`), as `output_schema` says.
     pub structured: Value,
+}
+
+/// A tool's answer with `structuredContent` already serialised to JSON text (see
+/// [`Tool::answer_at_once`]).
+#[derive(Debug)]
+pub struct ToolOutputText {
+    /// The answer for the agent, in words.
+    pub text: String,
+    /// `structuredContent`, as JSON text.
+    pub structured: Box<RawValue>,
 }
 
 /// One MCP tool.
@@ -41,6 +52,18 @@ pub trait Tool: Send + Sync + 'static {
     /// started afresh, so it must be free to run twice.
     fn answers_from_memory(&self) -> bool {
         false
+    }
+    /// For a tool that [answers from memory](Self::answers_from_memory): its answer now, with
+    /// `structuredContent` serialised straight to JSON text from the tool's output type (once,
+    /// never built as a `Value`: the routing task then writes the answer's frame around it),
+    /// or `None` when it would have to wait (the call then runs through [`Self::call`]). The
+    /// default is `None`.
+    fn answer_at_once(
+        &self,
+        _ctx: &ToolContext,
+        _args: &Value,
+    ) -> Option<Result<ToolOutputText, ToolError>> {
+        None
     }
 }
 

@@ -82,6 +82,17 @@ impl ToolContext {
             .map_err(|e| self.caller.scrub_error(e))
     }
 
+    /// [`Tool::answer_at_once`](crate::Tool::answer_at_once) for this caller, errors as
+    /// [`Self::run`] gives them; `None` when the tool would have to wait.
+    pub fn run_at_once(
+        &self,
+        tool: &dyn crate::Tool,
+        args: &serde_json::Value,
+    ) -> Option<Result<crate::catalogue::ToolOutputText, ToolError>> {
+        tool.answer_at_once(self, args)
+            .map(|r| r.map_err(|e| self.caller.scrub_error(e)))
+    }
+
     /// Fails unless the caller's token grants `right`.
     pub fn require(&self, right: Right) -> Result<(), ToolError> {
         self.caller.require(right)

@@ -23,7 +23,7 @@ pub mod symbol_cache;
 pub mod symbol_edit;
 pub mod tools;
 
-pub use catalogue::{Catalogue, Tool, ToolOutput};
+pub use catalogue::{Catalogue, Tool, ToolOutput, ToolOutputText};
 pub use context::{ResolvedFile, ServerServices, ToolContext};
 pub use error::ToolError;
 pub use mcp::McpService;

@@ -270,29 +270,47 @@ impl McpSession {
             ));
         };
         if tool.answers_from_memory() && progress_token.is_none() {
-            match self.try_at_once(tool.as_ref(), args) {
-                Ok(answer) => return Some(Message::response(id, answer)),
-                Err(args) => return self.spawn_call(id, tool, args, None),
-            }
+            return match self.try_at_once(id, tool.as_ref(), args) {
+                Ok(()) => None,
+                Err((id, args)) => self.spawn_call(id, tool, args, None),
+            };
         }
         self.spawn_call(id, tool, args, progress_token)
     }
 
     /// Runs a tool that answers from memory right here, when nothing has to be waited for:
     /// the file events received before it are applied and the tool's future is ready at its
-    /// first poll. Otherwise nothing happened, and the arguments come back for a task.
-    fn try_at_once(&self, tool: &dyn crate::Tool, args: Value) -> Result<Value, Value> {
+    /// first poll, and the answer is sent. Otherwise nothing happened, and the id and the
+    /// arguments come back for a task. A tool that writes its answer as text
+    /// ([`crate::Tool::answer_at_once`]) has it serialised once, straight into the frame.
+    fn try_at_once(
+        &self,
+        id: Value,
+        tool: &dyn crate::Tool,
+        args: Value,
+    ) -> Result<(), (Value, Value)> {
         use futures::FutureExt;
         // Ready at once when every file event received so far is applied.
         if self.shared.files.caught_up().now_or_never().is_none() {
-            return Err(args);
+            return Err((id, args));
         }
         let started = std::time::Instant::now();
+        if let Some(outcome) = self.shared.context.run_at_once(tool, &args) {
+            record_call(tool, started, outcome.is_ok());
+            match tool_result_text(outcome) {
+                Ok(result) => self.shared.session.send_result_text(id, &result),
+                Err(e) => self.shared.session.send_to_client(Message::error(id, e)),
+            }
+            return Ok(());
+        }
         let Some(outcome) = self.shared.context.run(tool, args.clone()).now_or_never() else {
-            return Err(args);
+            return Err((id, args));
         };
-        record_call(tool, started, Some(&outcome));
-        Ok(tool_result(outcome))
+        record_call(tool, started, outcome.is_ok());
+        self.shared
+            .session
+            .send_to_client(Message::response(id, tool_result(outcome)));
+        Ok(())
     }
 
     /// Runs a tool call on a task of its own, answered from there.
@@ -323,7 +341,11 @@ impl McpSession {
                 _ = cancel.cancelled() => None,
                 _ = shared.session.closed() => None,
             };
-            record_call(tool.as_ref(), started, outcome.as_ref());
+            record_call(
+                tool.as_ref(),
+                started,
+                matches!(outcome.as_ref(), Some(Ok(_))),
+            );
             let Some(outcome) = outcome else {
                 return;
             };
@@ -336,15 +358,11 @@ impl McpSession {
     }
 }
 
-/// A call's duration, and an error when it failed or was cancelled (`None`).
-fn record_call(
-    tool: &dyn crate::Tool,
-    started: std::time::Instant,
-    outcome: Option<&Result<crate::ToolOutput, ToolError>>,
-) {
+/// A call's duration, and an error when it failed or was cancelled (`ok` false).
+fn record_call(tool: &dyn crate::Tool, started: std::time::Instant, ok: bool) {
     metrics::histogram!("codeflow_tool_duration_seconds", "tool" => tool.name())
         .record(started.elapsed().as_secs_f64());
-    if !matches!(outcome, Some(Ok(_))) {
+    if !ok {
         metrics::counter!("codeflow_tool_errors_total", "tool" => tool.name()).increment(1);
     }
 }
@@ -392,6 +410,48 @@ fn tool_result(outcome: Result<crate::ToolOutput, ToolError>) -> Value {
     result.insert("isError".into(), Value::Bool(is_error));
     result.insert("resultType".into(), Value::String("complete".into()));
     Value::Object(result)
+}
+
+/// [`tool_result`] for an answer whose `structuredContent` is JSON text already: the result
+/// written as text around it (same members, never built as a `Value`).
+fn tool_result_text(
+    outcome: Result<crate::ToolOutputText, ToolError>,
+) -> Result<Box<serde_json::value::RawValue>, ErrorObject> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Serialize)]
+    struct TextBlock<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CallResult<'a> {
+        content: [TextBlock<'a>; 1],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        structured_content: Option<&'a RawValue>,
+        is_error: bool,
+        result_type: &'static str,
+    }
+    let (text, structured, is_error) = match &outcome {
+        Ok(output) => (
+            Cow::Borrowed(output.text.as_str()),
+            Some(&*output.structured),
+            false,
+        ),
+        Err(e) => (Cow::Owned(e.to_text()), None, true),
+    };
+    let result = CallResult {
+        content: [TextBlock {
+            kind: "text",
+            text: &text,
+        }],
+        structured_content: structured,
+        is_error,
+        result_type: "complete",
+    };
+    serde_json::value::to_raw_value(&result)
+        .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))
 }
 
 /// The server's identity and capabilities, as rmcp's handler trait describes them (used for
@@ -464,6 +524,29 @@ mod tests {
         assert_ne!(ok["isError"], true);
         let err = tool_result(Err(ToolError::Cancelled));
         assert_eq!(err["isError"], true);
+    }
+
+    #[test]
+    fn tool_results_as_text_are_the_same_results() {
+        let structured = serde_json::json!({"n": 1, "list": [1, "two"], "s": "a\"b"});
+        let output = crate::ToolOutput {
+            text: "hi \"there\"\n".into(),
+            structured: structured.clone(),
+        };
+        let as_text = crate::ToolOutputText {
+            text: output.text.clone(),
+            structured: serde_json::value::to_raw_value(&structured).unwrap(),
+        };
+        let text = tool_result_text(Ok(as_text)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(text.get()).unwrap(),
+            tool_result(Ok(output))
+        );
+        let text = tool_result_text(Err(ToolError::Cancelled)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(text.get()).unwrap(),
+            tool_result(Err(ToolError::Cancelled))
+        );
     }
 
     #[test]

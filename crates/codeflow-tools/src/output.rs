@@ -13,7 +13,7 @@ use schemars::generate::SchemaSettings;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalogue::ToolOutput;
+use crate::catalogue::{ToolOutput, ToolOutputText};
 use crate::error::ToolError;
 
 /// The MCP `outputSchema` of answers of type `T` (see the module docs).
@@ -90,6 +90,15 @@ impl ToolOutput {
     /// The answer `text` for the model and `out` as `structuredContent`.
     pub fn typed<T: Serialize>(text: String, out: &T) -> Result<Self, ToolError> {
         let structured = serde_json::to_value(out)
+            .map_err(|e| ToolError::failed(format!("the answer could not be serialised: {e}")))?;
+        Ok(Self { text, structured })
+    }
+}
+
+impl ToolOutputText {
+    /// The answer `text` for the model and `out` as `structuredContent`, serialised to text.
+    pub fn typed<T: Serialize>(text: String, out: &T) -> Result<Self, ToolError> {
+        let structured = serde_json::value::to_raw_value(out)
             .map_err(|e| ToolError::failed(format!("the answer could not be serialised: {e}")))?;
         Ok(Self { text, structured })
     }

@@ -285,3 +285,40 @@ fn every_tool_answers_within_its_schema() {
         }
     });
 }
+
+/// A tool that writes its answer as text on the routing task (`Tool::answer_at_once`) answers
+/// what its ordinary call answers, within the same schema.
+#[test]
+fn an_answer_written_as_text_is_the_ordinary_answer() {
+    let py = shared("python");
+    let catalogue = Catalogue::standard();
+    let tool = catalogue.get("health_check").unwrap();
+    let written = py
+        .ctx
+        .run_at_once(tool.as_ref(), &json!({"include_details": true}))
+        .expect("health_check answers at once")
+        .unwrap();
+    let mut structured: Value = serde_json::from_str(written.structured.get()).unwrap();
+    matches_schema(&tool.output_schema(), &structured).unwrap();
+    let mut ordinary = block_on(py.ok("health_check", json!({"include_details": true})));
+    for answer in [&mut structured, &mut ordinary.structured] {
+        answer["uptime_secs"] = json!(0);
+        for server in answer["servers"].as_array_mut().unwrap() {
+            server["uptime_secs"] = json!(0);
+        }
+    }
+    assert_eq!(structured, ordinary.structured);
+    assert!(written.text.starts_with("CodeFlow "), "{}", written.text);
+    assert!(
+        py.ctx
+            .run_at_once(tool.as_ref(), &json!({"bogus": 1}))
+            .expect("answered at once")
+            .is_err(),
+        "arguments are checked as in the ordinary call"
+    );
+    let find = catalogue.get("find_definition").unwrap();
+    assert!(
+        py.ctx.run_at_once(find.as_ref(), &json!({})).is_none(),
+        "a tool that waits never answers at once"
+    );
+}

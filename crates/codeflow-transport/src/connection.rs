@@ -18,6 +18,7 @@ use crate::frame::{Frame, Utf8Bytes, WsFrame};
 use crate::gate::Gate;
 use crate::legacy;
 use crate::message::{ErrorObject, Message, codes};
+use crate::raw::RawMessage;
 
 /// Limits and timers of one connection. Defaults suit a relay ↔ server link.
 #[derive(Debug, Clone)]
@@ -40,6 +41,10 @@ pub struct ConnectionConfig {
     pub tracker: Option<tokio_util::task::TaskTracker>,
     /// For dialing `wss://`: how the server's certificate is checked (`None` = public roots).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Keep each plain message's text and read only its envelope ([`RawMessage`]) instead of
+    /// parsing it whole: for a peer that forwards most messages as they are (the relay), read
+    /// with [`Inbound::recv_incoming`]. [`Inbound::recv`] still yields parsed messages.
+    pub keep_text: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -54,6 +59,7 @@ impl Default for ConnectionConfig {
             pong_timeout: Duration::from_secs(10),
             tracker: None,
             tls: None,
+            keep_text: false,
         }
     }
 }
@@ -267,11 +273,21 @@ impl Outbound {
     }
 }
 
+/// A message read from a connection: parsed, or (with [`ConnectionConfig::keep_text`]) kept as
+/// its text with its envelope read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// Parsed whole.
+    Message(Message),
+    /// Its text, with kind, id and method (see [`RawMessage`]).
+    Raw(RawMessage),
+}
+
 /// Messages read from a connection, in order.
 pub struct Inbound {
     // Boxed: tokio allocates a channel's first block of 32 slots up front, and an idle
     // connection should not hold 32 × 96 bytes for messages it is not receiving.
-    messages: mpsc::Receiver<Box<Message>>,
+    messages: mpsc::Receiver<Box<Incoming>>,
     closed: watch::Receiver<Option<CloseReason>>,
 }
 
@@ -284,6 +300,22 @@ impl std::fmt::Debug for Inbound {
 impl Inbound {
     /// The next message; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            match *self.messages.recv().await? {
+                Incoming::Message(m) => return Some(m),
+                Incoming::Raw(raw) => match raw.to_message() {
+                    Ok(m) => return Some(m),
+                    // Cannot happen: the envelope was read from valid JSON-RPC.
+                    Err(e) => tracing::warn!("dropping a message that no longer parses: {e}"),
+                },
+            }
+        }
+    }
+
+    /// The next message as it was read: kept as text when the connection keeps text
+    /// ([`ConnectionConfig::keep_text`]) and the message is plain; `None` once the connection
+    /// has ended.
+    pub async fn recv_incoming(&mut self) -> Option<Incoming> {
         self.messages.recv().await.map(|m| *m)
     }
 
@@ -347,7 +379,7 @@ where
 struct Driver<S, M> {
     socket: S,
     config: ConnectionConfig,
-    inbound: mpsc::Sender<Box<Message>>,
+    inbound: mpsc::Sender<Box<Incoming>>,
     commands: mpsc::Receiver<Command>,
     closer: mpsc::Receiver<(u16, String)>,
     /// The socket's reads, the close slot and the heartbeat are polled only after they woke
@@ -521,9 +553,26 @@ where
         Step::End(CloseReason::Io(e.to_string()))
     }
 
+    async fn deliver(&mut self, incoming: Incoming) -> Step {
+        match self.inbound.send(Box::new(incoming)).await {
+            Ok(()) => Step::Continue,
+            Err(_) => {
+                self.close(close::NORMAL, "no longer listening".into())
+                    .await
+            }
+        }
+    }
+
     async fn on_text(&mut self, text: Utf8Bytes) -> Step {
         let max_depth = self.config.max_json_depth;
-        if nesting_exceeds(&text, max_depth) {
+        let too_deep = nesting_exceeds(&text, max_depth);
+        if self.config.keep_text
+            && !too_deep
+            && let Some(raw) = RawMessage::parse(text.clone())
+        {
+            return self.deliver(Incoming::Raw(raw)).await;
+        }
+        if too_deep {
             metrics::counter!("codeflow_errors_total", "kind" => "json_depth").increment(1);
             return self
                 .reply_error(
@@ -561,13 +610,7 @@ where
         }
         let id = value.get("id").cloned().unwrap_or(Value::Null);
         match Message::from_value(legacy::normalise(value)) {
-            Ok(message) => match self.inbound.send(Box::new(message)).await {
-                Ok(()) => Step::Continue,
-                Err(_) => {
-                    self.close(close::NORMAL, "no longer listening".into())
-                        .await
-                }
-            },
+            Ok(message) => self.deliver(Incoming::Message(message)).await,
             Err(e) => {
                 self.reply_error(
                     id,

@@ -21,13 +21,15 @@ mod gate;
 pub mod legacy;
 pub mod message;
 pub mod pending;
+pub mod raw;
 pub mod stateless;
 pub mod tls;
 
 pub use backoff::Backoff;
 pub use client::{ConnectError, connect};
 pub use connection::{
-    CloseReason, ConnectionConfig, Inbound, Outbound, SendError, spawn_connection,
+    CloseReason, ConnectionConfig, Inbound, Incoming, Outbound, SendError, spawn_connection,
 };
 pub use message::{ErrorObject, Message, RequestId, codes};
 pub use pending::{PendingRequest, PendingRequests};
+pub use raw::RawMessage;

@@ -254,6 +254,26 @@ impl Message {
         Value::Object(map)
     }
 
+    /// The text of a successful answer to `id` whose `result` is JSON text already: written
+    /// around it, without parsing it.
+    pub fn response_text(id: &RequestId, result: &serde_json::value::RawValue) -> String {
+        #[derive(serde::Serialize)]
+        struct Response<'a> {
+            jsonrpc: &'static str,
+            id: &'a RequestId,
+            result: &'a serde_json::value::RawValue,
+        }
+        let response = Response {
+            jsonrpc: "2.0",
+            id,
+            result,
+        };
+        serde_json::to_string(&response).unwrap_or_else(|_| {
+            let result = serde_json::from_str(result.get()).unwrap_or(Value::Null);
+            Self::response(id.clone(), result).to_text()
+        })
+    }
+
     /// The message as one line of JSON text (no newline), written straight from the message
     /// (no intermediate [`Value`]).
     pub fn to_text(&self) -> String {
@@ -307,6 +327,17 @@ mod tests {
         check(
             json!({"id": 1, "error": "no"}),
             Err(InvalidMessage::BadError),
+        );
+    }
+
+    #[test]
+    fn a_response_around_result_text_is_the_response() {
+        let result = serde_json::value::to_raw_value(&json!({"a": [1, "two"], "b": null}))
+            .expect("serialisable");
+        let text = Message::response_text(&json!("x"), &result);
+        assert_eq!(
+            text,
+            Message::response(json!("x"), json!({"a": [1, "two"], "b": null})).to_text()
         );
     }
 

@@ -64,6 +64,11 @@ impl InFlight {
         self.calls.contains_key(id)
     }
 
+    /// The method of the request `id`, while it is in flight.
+    pub fn method(&self, id: &Value) -> Option<&str> {
+        self.calls.get(id).map(|c| c.method.as_str())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

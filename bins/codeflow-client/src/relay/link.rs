@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use codeflow_transport::{Inbound, Message, Outbound, close};
+use codeflow_transport::{Inbound, Incoming, Message, Outbound, RawMessage, close};
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
@@ -19,6 +19,8 @@ pub type Dial = Arc<dyn Fn() -> BoxFuture<'static, Established> + Send + Sync>;
 /// What [`Link::next`] saw.
 pub enum Event {
     Message(Message),
+    /// A plain message kept as its text (the relay's connections keep text).
+    Raw(RawMessage),
     /// The connection ended.
     Ended,
     /// The dial finished: a connection, or `None` when its task died.
@@ -81,8 +83,9 @@ impl Link {
     /// [`Self::up`]) or `None` when the dialling task died (then call [`Self::redial`]).
     pub async fn next(&mut self) -> Event {
         match &mut self.state {
-            State::Up { inbound, .. } => match inbound.recv().await {
-                Some(message) => Event::Message(message),
+            State::Up { inbound, .. } => match inbound.recv_incoming().await {
+                Some(Incoming::Message(message)) => Event::Message(message),
+                Some(Incoming::Raw(raw)) => Event::Raw(raw),
                 None => Event::Ended,
             },
             State::Down { dialing, .. } => {

@@ -19,7 +19,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codeflow_transport::{ConnectionConfig, ErrorObject, Message, codes};
+use codeflow_transport::frame::Utf8Bytes;
+use codeflow_transport::{ConnectionConfig, ErrorObject, Message, RawMessage, codes};
 use futures::FutureExt;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -43,7 +44,8 @@ const OFFLINE_QUEUE: usize = 1024;
 struct Relay {
     target: Resolved,
     memory: Arc<Mutex<HandshakeMemory>>,
-    to_agent: mpsc::Sender<Message>,
+    /// Lines for the agent's stdout: each message's JSON text.
+    to_agent: mpsc::Sender<Utf8Bytes>,
     link: Link,
     in_flight: InFlight,
     /// Agent messages waiting for a connection, with when they arrived.
@@ -130,6 +132,7 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
             },
             event = relay.link.next() => match event {
                 Event::Message(m) => relay.on_server_message(m).await,
+                Event::Raw(raw) => relay.on_server_raw(raw).await,
                 Event::Ended => relay.lost_connection(),
                 Event::Dialed(established) => relay.connected(established).await,
             },
@@ -177,7 +180,7 @@ fn flush(files: &LocalFiles) -> Flush {
 impl Relay {
     async fn tell_agent(&mut self, message: Message) {
         let message = self.for_agent(message);
-        let _ = self.to_agent.send(message).await;
+        let _ = self.to_agent.send(message.to_text().into()).await;
     }
 
     /// An answer as the agent's era expects it: a modern request's result is translated.
@@ -609,7 +612,7 @@ impl Relay {
             )
             .with_suggestion("wait for answers before sending more requests");
             let reply = self.for_agent(Message::error(id.clone(), error));
-            let _ = self.to_agent.send(reply).await;
+            let _ = self.to_agent.send(reply.to_text().into()).await;
             return;
         }
         self.in_flight.sent(&message);
@@ -620,6 +623,44 @@ impl Relay {
             }
             self.waiting.push_back((Instant::now(), message));
         }
+    }
+
+    /// A server message kept as its text: an answer to one of the agent's requests that the
+    /// relay has nothing to change in goes to the agent as it arrived (the common case: every
+    /// tool call's answer); anything else is parsed and handled by [`Self::on_server_message`].
+    async fn on_server_raw(&mut self, raw: RawMessage) {
+        if self.passes_through(&raw) {
+            if let Some(id) = raw.id() {
+                self.in_flight.answered(id);
+            }
+            let _ = self.to_agent.send(raw.into_text()).await;
+            return;
+        }
+        match raw.to_message() {
+            Ok(message) => self.on_server_message(message).await,
+            Err(e) => tracing::warn!("dropping a server message that does not parse: {e}"),
+        }
+    }
+
+    /// Whether the server's answer `raw` needs nothing from the relay but forgetting its
+    /// request: an answer to an agent request in flight that is not `initialize` (the session
+    /// is learnt from it), not `tools/list` (cached), not a modern request's (translated), and
+    /// written on one line. Exactly the answers [`Self::on_server_message`] would pass on
+    /// unchanged.
+    fn passes_through(&self, raw: &RawMessage) -> bool {
+        let Some(id) = raw.id() else {
+            return false;
+        };
+        raw.is_response()
+            && raw.is_single_line()
+            && !is_refresh(id)
+            && !is_own(id)
+            && self.initialize_id.as_ref() != Some(id)
+            && !self.modern.expects(id)
+            && self
+                .in_flight
+                .method(id)
+                .is_some_and(|method| method != "tools/list")
     }
 
     async fn on_server_message(&mut self, message: Message) {

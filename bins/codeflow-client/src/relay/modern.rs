@@ -54,6 +54,12 @@ impl ModernEdge {
         self.pending.insert(id.to_string(), method.to_owned());
     }
 
+    /// Whether `id` is a modern request's (its answer is translated). Cheap while no modern
+    /// request is pending, which is always for an agent that sent `initialize`.
+    pub fn expects(&self, id: &Value) -> bool {
+        !self.pending.is_empty() && self.pending.contains_key(&id.to_string())
+    }
+
     /// The method of a modern request this answers (and forgets it); `None` for a legacy one.
     pub fn answered(&mut self, id: &Value) -> Option<String> {
         self.pending.remove(&id.to_string())
