@@ -97,15 +97,7 @@ async fn first_output(ws: &mut Ws) -> Value {
 }
 
 fn pid_alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
+    u32::try_from(pid).is_ok_and(codeflow_e2e::procs::alive)
 }
 
 /// Kills the process group a run's mock recorded in `dir`, when the test ends however it ends:
@@ -810,6 +802,41 @@ async fn kill_9_during_appends_loses_no_acknowledged_message() {
     );
 }
 
+/// A server running the mock CLI, project `alpha` created and joined by a client, and a run
+/// of `prompt` started: the server, its data directory, the client, the run's id, and what
+/// kills the run's group when the test ends.
+async fn live_run(prompt: &str) -> (Server, PathBuf, Ws, String, ReapRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let server = start_in(dir, &[]).await;
+    let reap = ReapRun(path.join("workspaces/alpha"));
+    let mut a = client(&server, "alpha").await;
+    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
+    call(&mut a, 2, "projects/join", json!({})).await;
+    let run = start_run(&mut a, 3, json!({"project": "alpha", "prompt": prompt})).await;
+    (server, path, a, run, reap)
+}
+
+/// A run that is live when its server is killed (SIGKILL: no code of the server runs) dies
+/// with it at once, not only when a restarted server finds it.
+#[tokio::test]
+async fn a_killed_server_takes_its_live_run_with_it() {
+    let (mut server, path, _a, _, _reap) = live_run("mock:hang").await;
+    let call_file = path.join("workspaces/alpha/.mock-claude-call.json");
+    let written = || async { std::fs::read(&call_file).is_ok() };
+    assert!(codeflow_e2e::eventually(Duration::from_secs(10), written).await);
+    let info: Value = serde_json::from_slice(&std::fs::read(&call_file).unwrap()).unwrap();
+    let run = info["pid"].as_i64().unwrap();
+    assert!(pid_alive(run));
+
+    nix_kill9(server.pid());
+    let _ = server.child.wait().await;
+    assert!(
+        codeflow_e2e::eventually(Duration::from_secs(5), || async { !pid_alive(run) }).await,
+        "the run's process {run} outlived the killed server"
+    );
+}
+
 fn nix_kill9(pid: u32) {
     let status = std::process::Command::new("kill")
         .arg("-9")
@@ -897,19 +924,7 @@ fn reopen(path: &std::path::Path, server: &mut Server) -> tempfile::TempDir {
 
 #[tokio::test]
 async fn a_stopping_server_ends_live_runs_once_and_leaves_no_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    let mut server = start_in(dir, &[]).await;
-    let _reap = ReapRun(path.join("workspaces/alpha"));
-    let mut a = client(&server, "alpha").await;
-    call(&mut a, 1, "projects/create", json!({"id": "alpha"})).await;
-    call(&mut a, 2, "projects/join", json!({})).await;
-    let run = start_run(
-        &mut a,
-        3,
-        json!({"project": "alpha", "prompt": "mock:ignore-term mock:grandchild"}),
-    )
-    .await;
+    let (mut server, path, mut a, run, _reap) = live_run("mock:ignore-term mock:grandchild").await;
     first_output(&mut a).await;
     let ws_dir = path.join("workspaces/alpha");
     let gc: i64 = std::fs::read_to_string(ws_dir.join(".mock-grandchild.pid"))

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use codeflow_e2e::procs::alive;
 use codeflow_e2e::terminal::{self, Term, create};
 use codeflow_e2e::{Server, Ws, eventually};
 use serde_json::{Value, json};
@@ -13,15 +14,6 @@ async fn server(extra: &[(&str, &str)]) -> Server {
     let mut env = vec![("CODEFLOW_TERMINAL__SHELL", "/bin/bash")];
     env.extend_from_slice(extra);
     Server::start_with(&[], &env).await
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; it only waits for its parent.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
 }
 
 /// Opens a new terminal of `project` and starts a background `sleep` in it; returns the

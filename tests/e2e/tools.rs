@@ -7,8 +7,9 @@
 
 use codeflow_e2e::fs::fixture;
 use codeflow_e2e::tools::{Project, places};
-use codeflow_e2e::{Relay, Ws};
+use codeflow_e2e::{Relay, Ws, procs};
 use serde_json::json;
+use std::time::Duration;
 
 /// `find_definition` of `symbol` in `file` (relative to the relay's root) through relay and
 /// server: the first definition, as the client's path.
@@ -193,4 +194,45 @@ async fn tools_list_through_the_relay_carries_output_schemas() {
         .find(|t| t["name"] == "update_dependencies")
         .unwrap_or_else(|| panic!("update_dependencies not listed: {list}"));
     assert!(deps["outputSchema"]["properties"]["changes"].is_object());
+}
+
+/// The language servers a killed server started die with it (they are tethered to its life),
+/// helpers included: typescript-language-server's tsserver.
+#[tokio::test]
+async fn language_servers_die_with_a_killed_server() {
+    let mut p = Project::start("typescript", "e2e-tethered").await;
+    p.ok(
+        "find_definition",
+        json!({"file_path": "src/app.ts", "symbol_name": "describe"}),
+    )
+    .await;
+    let server = p.server.pid();
+    let started = procs::children(server);
+    let servers: Vec<u32> = started
+        .iter()
+        .copied()
+        .filter(|c| procs::command_line(*c).contains("typescript-language-server"))
+        .collect();
+    assert_eq!(servers.len(), 1, "children: {started:?}");
+    let members = procs::group(servers[0]);
+    assert!(
+        members
+            .iter()
+            .any(|m| procs::command_line(*m).contains("tsserver")),
+        "the group of {} holds tsserver: {members:?}",
+        servers[0]
+    );
+
+    p.server.child.start_kill().unwrap();
+    let _ = p.server.child.wait().await;
+    let left = || {
+        members
+            .iter()
+            .copied()
+            .filter(|m| procs::alive(*m))
+            .collect::<Vec<u32>>()
+    };
+    let gone =
+        codeflow_e2e::eventually(Duration::from_secs(10), || async { left().is_empty() }).await;
+    assert!(gone, "outlived the killed server: {:?}", left());
 }

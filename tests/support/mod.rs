@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod doc_commands;
 pub mod fs;
 pub mod node_clients;
+pub mod procs;
 pub mod registry;
 pub mod results;
 pub mod terminal;
@@ -41,6 +42,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a test waits for a tool call: above the server's own bounds for a language
+/// server's first answer (start, `initialize`, indexing, the request), which a cold
+/// rust-analyzer on a busy 2-core machine can approach.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Path of a workspace binary next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -488,10 +494,17 @@ impl Relay {
         result
     }
 
-    /// Calls a tool and returns its result (panics on a protocol error).
+    /// Calls a tool and returns its result (panics on a protocol error). Waits up to
+    /// [`TOOL_TIMEOUT`]: a language server's first answer may legitimately take that long.
     pub async fn tool(&self, name: &str, arguments: Value) -> Value {
+        let id = json!(self.next_id.fetch_add(1, Ordering::Relaxed));
         let reply = self
-            .call("tools/call", json!({"name": name, "arguments": arguments}))
+            .call_within(
+                id,
+                "tools/call",
+                json!({"name": name, "arguments": arguments}),
+                TOOL_TIMEOUT,
+            )
             .await;
         reply
             .get("result")

@@ -12,9 +12,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
+use codeflow_process::ChildWrapper;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 
 use crate::config::ExecutorConfig;
 
@@ -99,27 +99,31 @@ pub fn spawn(
         ("prlimit".to_owned(), a)
     };
     args.extend(arguments(config, prompt, resume));
-    let mut command = CommandWrap::with_new(&program, |c| {
+    let cwd = cwd.to_path_buf();
+    let env = environment(config);
+    let run_id = run_id.to_owned();
+    let (uid, gid) = (config.run_as_uid, config.run_as_gid);
+    // Its own process group, killed on drop, and tethered: the run dies with this process
+    // even if we are SIGKILLed (an orphaned run would go on spending).
+    let child = codeflow_process::spawn(program.as_ref(), move |c| {
         c.args(&args)
             .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_clear()
-            .envs(environment(config))
+            .envs(env)
             .env(RUN_MARKER, run_id);
         #[cfg(unix)]
         {
-            if let Some(uid) = config.run_as_uid {
+            if let Some(uid) = uid {
                 c.uid(uid);
             }
-            if let Some(gid) = config.run_as_gid {
+            if let Some(gid) = gid {
                 c.gid(gid);
             }
         }
-    });
-    command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-    let child = command.spawn()?;
+    })?;
     let pid = child
         .id()
         .and_then(|p| i32::try_from(p).ok())

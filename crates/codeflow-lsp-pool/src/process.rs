@@ -1,14 +1,15 @@
-//! A language-server child process: found on `PATH`, spawned in its own process group, its
-//! stderr kept (a short tail) for error messages, and killed as a group so that helpers it
-//! started (tsserver, clangd's workers) never outlive it.
+//! A language-server child process: found on `PATH`, spawned in its own process group and
+//! tethered to the server's life (`codeflow_process`), its stderr kept (a short tail) for error
+//! messages, and killed as a group so that helpers it started (tsserver, clangd's workers)
+//! never outlive it.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
+use codeflow_process::ChildWrapper;
 use parking_lot::Mutex;
-use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
@@ -85,22 +86,24 @@ impl ServerProcess {
         config: &ServerConfig,
         root: &Path,
     ) -> Result<(Self, ServerPipes), LspError> {
-        let mut cmd = CommandWrap::with_new(program, |c| {
+        let args = config.args.clone();
+        let env = config.env.clone();
+        let root = root.to_path_buf();
+        // Its own process group (one signal stops it and every helper it forked), killed on
+        // drop, and tethered: it dies with this process even if we are SIGKILLed.
+        let mut child = codeflow_process::spawn(program.as_os_str(), move |c| {
             // A clean environment: the basics a language server needs, then the table's
             // `env`. Never the CodeFlow server's own (its secrets live there).
-            c.args(&config.args)
+            c.args(&args)
                 .env_clear()
                 .envs(crate::child_env::inherited())
-                .envs(&config.env)
+                .envs(&env)
                 .current_dir(root)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-        });
-        // Own process group: one signal stops the server and every helper it forked.
-        // KillOnDrop: if this value is dropped without an orderly stop, the child still dies.
-        cmd.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        let mut child = cmd.spawn().map_err(|e| LspError::StartFailed {
+        })
+        .map_err(|e| LspError::StartFailed {
             server: server_id.to_owned(),
             reason: format!("could not run {}: {e}", program.display()),
         })?;
