@@ -92,3 +92,89 @@ fn python_references_outside_pyright_include_are_found() {
         assert_eq!(out.structured["partial"], json!(false), "{}", out.text);
     });
 }
+
+/// immer (npm): renaming `isDraftable` was refused for 45 "leftovers": the package's compiled
+/// `dist/` copies, and the entry point's `export { canDraft as isDraftable }` that
+/// typescript-language-server writes on purpose to keep the public name. Neither breaks the code.
+#[test]
+fn a_typescript_rename_ignores_build_output_and_the_aliases_it_writes() {
+    block_on(async {
+        let f = common::Fixture::from_files(
+            "ts-rename-dist",
+            &[
+                (
+                    "tsconfig.json",
+                    "{\"compilerOptions\": {\"strict\": true}, \"include\": [\"src\"]}\n",
+                ),
+                (
+                    "src/common.ts",
+                    "export function isDraftable(value: unknown): boolean {\n  return typeof value === \"object\"\n}\n",
+                ),
+                ("src/internal.ts", "export * from \"./common\"\n"),
+                ("src/index.ts", "export { isDraftable } from \"./internal\"\n"),
+                (
+                    "src/proxy.ts",
+                    "import { isDraftable } from \"./internal\"\n\nexport const api = { isDraftable }\nexport const ok = isDraftable({})\n",
+                ),
+                (
+                    "dist/index.js",
+                    "function isDraftable(value) {\n  return typeof value === \"object\"\n}\nexports.isDraftable = isDraftable\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "src/common.ts", "symbol_name": "isDraftable", "new_name": "canDraft"}),
+            )
+            .await;
+        assert_eq!(out.structured["applied"], json!(true), "{}", out.text);
+        assert_eq!(out.structured["leftovers"], json!([]), "{}", out.text);
+        assert_eq!(out.structured["leftovers_total"], json!(0), "{}", out.text);
+        let read = |rel: &str| std::fs::read_to_string(f.root.join(rel)).unwrap();
+        assert!(read("src/common.ts").contains("function canDraft("));
+        assert!(
+            read("src/proxy.ts").contains("canDraft({})"),
+            "{}",
+            read("src/proxy.ts")
+        );
+        // The public name is kept by the alias, the build output is not touched.
+        assert!(
+            read("src/index.ts").contains("canDraft as isDraftable"),
+            "{}",
+            read("src/index.ts")
+        );
+        assert!(read("dist/index.js").contains("function isDraftable("));
+    });
+}
+
+/// A rename refused for more places than are listed says how many there are: the count was
+/// that of the list, cut at 50.
+#[test]
+fn a_refused_rename_counts_every_leftover_not_only_the_listed_ones() {
+    block_on(async {
+        let comments: String = (0..60)
+            .map(|i| format!("# step {i} calls compute\n"))
+            .collect();
+        let source = format!("def compute():\n    return 1\n\n\n{comments}x = compute()\n");
+        let f =
+            common::Fixture::from_files("py-many-leftovers", &[("m.py", source.as_str())]).await;
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "m.py", "symbol_name": "compute", "new_name": "evaluate", "dry_run": true}),
+            )
+            .await;
+        assert_eq!(out.structured["refused"], json!(true), "{}", out.text);
+        assert_eq!(out.structured["leftovers_total"], json!(60), "{}", out.text);
+        assert_eq!(
+            out.structured["leftovers"].as_array().map(Vec::len),
+            Some(50),
+            "{}",
+            out.text
+        );
+        assert!(out.text.contains("in 60 place(s)"), "{}", out.text);
+        assert!(out.text.contains("(the first 50 listed)"), "{}", out.text);
+    });
+}

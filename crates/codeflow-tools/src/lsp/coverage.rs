@@ -194,7 +194,7 @@ pub async fn prepare(
 
 /// Build output and dependencies (`build/`, `dist/`, `node_modules/`, declaration files): not
 /// where a missed use would break the code.
-fn is_generated(rel: &str) -> bool {
+pub(crate) fn is_generated(rel: &str) -> bool {
     rel.ends_with(".d.ts")
         || rel.split('/').any(|c| {
             matches!(

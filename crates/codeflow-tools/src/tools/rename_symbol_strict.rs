@@ -117,6 +117,8 @@ pub(crate) struct RenameOutcome {
     /// Whole-word occurrences of the old name in the project's files of the language, after
     /// the rename.
     pub leftovers: Vec<Leftover>,
+    /// How many places write the old name (`leftovers` lists the first [`MAX_LEFTOVERS`]).
+    pub leftovers_total: usize,
     /// Leftovers found with `verify`: nothing was written.
     pub refused: bool,
     /// Not every file of the language was searched (more than [`MAX_SEARCHED`]).
@@ -144,7 +146,7 @@ impl RenameOutcome {
         let mut text = if self.refused {
             format!(
                 "{what}: nothing was written — the old name would remain in {} place(s) the language server did not rename, so the code would break. The edits it offered are below; rename the places listed by hand (or with rename_symbol_strict there), or call again with verify: false to write them anyway.\n{}",
-                self.leftovers.len(),
+                self.leftovers_total,
                 codeflow_workspace::EditOutcome {
                     dry_run: true,
                     files: self.outcome.files.clone(),
@@ -161,10 +163,13 @@ impl RenameOutcome {
             if !self.refused {
                 text.push_str(&format!(
                     "\nWarning: `{old}` still appears in {} place(s) after the rename:",
-                    self.leftovers.len()
+                    self.leftovers_total
                 ));
             } else {
                 text.push_str(&format!("\n`{old}` still appears at:"));
+            }
+            if self.leftovers_total > self.leftovers.len() {
+                text.push_str(&format!(" (the first {} listed)", self.leftovers.len()));
             }
             for l in &self.leftovers {
                 text.push_str(&format!(
@@ -188,6 +193,7 @@ impl RenameOutcome {
         self.coverage.note(&mut text);
         let mut out = self.outcome.with(RenameMembers {
             leftovers: self.leftovers.clone(),
+            leftovers_total: self.leftovers_total,
             refused: self.refused.then_some(true),
             completed: self.completed.clone(),
             coverage: self.coverage.members(),
@@ -206,6 +212,8 @@ pub(crate) struct RenameMembers {
     /// after the rename (places the language server did not rename, or other symbols of the
     /// same name).
     leftovers: Vec<Leftover>,
+    /// How many such places there are (`leftovers` lists the first 50).
+    leftovers_total: usize,
     /// True when verify found leftovers and nothing was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<bool>,
@@ -265,9 +273,9 @@ pub(crate) async fn rename_at(
         Some(old) => complete_missed_uses(ctx, &mut plan, doc, position, old, new_name).await?,
         None => Vec::new(),
     };
-    let (leftovers, search_partial) = match &old_name {
-        Some(old) => leftovers(ctx, &mut plan, doc, old).await?,
-        None => (Vec::new(), false),
+    let (leftovers, leftovers_total, search_partial) = match &old_name {
+        Some(old) => leftovers(ctx, &mut plan, doc, old, new_name).await?,
+        None => (Vec::new(), 0, false),
     };
     let refused = verify && !leftovers.is_empty();
     let outcome = plan.commit(dry_run || refused).await?;
@@ -284,6 +292,7 @@ pub(crate) async fn rename_at(
         },
         old_name,
         leftovers,
+        leftovers_total,
         refused,
         search_partial,
         coverage,
@@ -382,26 +391,64 @@ async fn complete_missed_uses(
     Ok(completed)
 }
 
+/// Whether the old name at this place is one the rename keeps on purpose: the alias a server
+/// writes to keep a public or foreign name (`new as old` in a re-export, `old as new` in an
+/// import) or a property name it keeps (`old: new` for a shorthand property, `new: old` in a
+/// destructuring). `before` and `after` are the line's text around the occurrence.
+fn kept_by_rename(before: &str, after: &str, new: &str) -> bool {
+    let ends_with_word = |text: &str, word: &str| {
+        text.strip_suffix(word)
+            .is_some_and(|rest| !rest.chars().next_back().is_some_and(is_ident))
+    };
+    let starts_with_word = |text: &str, word: &str| {
+        text.strip_prefix(word)
+            .is_some_and(|rest| !rest.chars().next().is_some_and(is_ident))
+    };
+    let before = before.trim_end();
+    let after = after.trim_start();
+    let alias_before = before
+        .strip_suffix("as")
+        .filter(|rest| rest.ends_with(char::is_whitespace))
+        .is_some_and(|rest| ends_with_word(rest.trim_end(), new));
+    let alias_after = after
+        .strip_prefix("as")
+        .filter(|rest| rest.starts_with(char::is_whitespace))
+        .is_some_and(|rest| starts_with_word(rest.trim_start(), new));
+    let property_before = before
+        .strip_suffix(':')
+        .is_some_and(|rest| ends_with_word(rest.trim_end(), new));
+    let property_after = after
+        .strip_prefix(':')
+        .filter(|rest| !rest.starts_with(':'))
+        .is_some_and(|rest| starts_with_word(rest.trim_start(), new));
+    alias_before || alias_after || property_before || property_after
+}
+
 /// Whole-word occurrences of `old` in the project's files of the document's language, as the
-/// plan leaves them; and whether the search stopped at [`MAX_SEARCHED`] files.
+/// plan leaves them — but for build output and dependencies (`dist/`, `build/`,
+/// `node_modules/`, declaration files; where a missed use would not break the code) and for the
+/// aliases the rename writes on purpose ([`kept_by_rename`]): the first [`MAX_LEFTOVERS`], how
+/// many there are, and whether the search stopped at [`MAX_SEARCHED`] files.
 async fn leftovers(
     ctx: &ToolContext,
     plan: &mut EditPlan,
     doc: &Document,
     old: &str,
-) -> Result<(Vec<Leftover>, bool), ToolError> {
+    new: &str,
+) -> Result<(Vec<Leftover>, usize, bool), ToolError> {
     let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), 0, false));
     };
     let workspace = plan.workspace().clone();
     let mut found = Vec::new();
+    let mut total = 0;
     let mut searched = 0;
     for rel in plan.project_files() {
-        if Lang::of(&rel) != Some(lang) {
+        if Lang::of(&rel) != Some(lang) || coverage::is_generated(&rel) {
             continue;
         }
         if searched >= MAX_SEARCHED {
-            return Ok((found, true));
+            return Ok((found, total, true));
         }
         searched += 1;
         let path = plan.mirror_path(&rel)?;
@@ -422,6 +469,10 @@ async fn leftovers(
                 {
                     continue;
                 }
+                if kept_by_rename(&line[..byte], &line[byte + old.len()..], new) {
+                    continue;
+                }
+                total += 1;
                 if found.len() < MAX_LEFTOVERS {
                     found.push(Leftover {
                         path: client.clone(),
@@ -433,5 +484,34 @@ async fn leftovers(
             }
         }
     }
-    Ok((found, false))
+    Ok((found, total, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_by_rename;
+
+    #[test]
+    fn the_aliases_a_rename_writes_are_kept_names() {
+        // `export { isDraftable } from` renamed by tsserver: `export { canDraft as isDraftable }`.
+        assert!(kept_by_rename("\tcanDraft as ", ",", "canDraft"));
+        // `import { isDraftable as x }` of a foreign module: `import { isDraftable as canDraft }`.
+        assert!(kept_by_rename("import { ", " as canDraft }", "canDraft"));
+        // A shorthand property kept: `{ isDraftable: canDraft }`.
+        assert!(kept_by_rename("{ ", ": canDraft }", "canDraft"));
+        // A destructured property renamed, the local kept: `{ canDraft: isDraftable }`.
+        assert!(kept_by_rename("const { canDraft: ", " } = api", "canDraft"));
+    }
+
+    #[test]
+    fn other_places_are_leftovers() {
+        assert!(!kept_by_rename("if (!", "(x)) {", "canDraft"));
+        // Another name aliased, or the new name only as a part of a longer word.
+        assert!(!kept_by_rename("other as ", ",", "canDraft"));
+        assert!(!kept_by_rename("mycanDraft as ", ",", "canDraft"));
+        assert!(!kept_by_rename("{ ", ": canDraftable }", "canDraft"));
+        assert!(!kept_by_rename("alias ", ",", "canDraft"));
+        // A path, not a property: `old::new`.
+        assert!(!kept_by_rename("", "::canDraft()", "canDraft"));
+    }
 }
