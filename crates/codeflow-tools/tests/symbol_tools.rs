@@ -512,6 +512,13 @@ fn search_for_pattern_with_globs_context_and_honest_truncation() {
         json!({"pattern": "scale("}),
         &["pattern `scale(`"],
     );
+    // The error shows the pattern as written, the caret under the unclosed group, not the
+    // matcher's wrapper around it (`(?:scale()`).
+    let f = common::shared(PY);
+    let text = block_on(f.err("search_for_pattern", json!({"pattern": "(unclosed"})));
+    assert!(text.contains("unclosed group"), "{text}");
+    assert!(!text.contains("(?:"), "{text}");
+    assert!(text.contains("\n    (unclosed\n    ^\n"), "{text}");
 }
 
 #[test]

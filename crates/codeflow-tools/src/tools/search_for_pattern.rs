@@ -315,6 +315,13 @@ fn search(
     known: Option<&std::collections::BTreeMap<RelPath, codeflow_file_stream::ContentHash>>,
     publish: &dyn Fn(Value),
 ) -> Result<Found, ToolError> {
+    // The matcher wraps the pattern (`(?:…)`) before parsing it, so its syntax errors would
+    // show a pattern the caller did not write, the caret off by the wrapper: parsed alone first.
+    regex_syntax::ParserBuilder::new()
+        .case_insensitive(args.case_insensitive)
+        .build()
+        .parse(&args.pattern)
+        .map_err(|e| ToolError::InvalidArguments(format!("pattern `{}`: {e}", args.pattern)))?;
     let matcher = RegexMatcherBuilder::new()
         .case_insensitive(args.case_insensitive)
         .line_terminator(Some(b'\n'))
