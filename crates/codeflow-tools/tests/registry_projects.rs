@@ -178,3 +178,35 @@ fn a_refused_rename_counts_every_leftover_not_only_the_listed_ones() {
         assert!(out.text.contains("(the first 50 listed)"), "{}", out.text);
     });
 }
+
+/// ujson (PyPI sdist): its `.gitignore` (GitHub's Python template) names `lib/`, where its C
+/// sources are, so the relay streams none of them, and a question about `lib/ultrajson.h` was
+/// answered "not found … check the path". The error now says the file is ignored.
+#[test]
+fn a_file_left_out_by_gitignore_is_said_to_be_ignored_not_missing() {
+    block_on(async {
+        let f = common::Fixture::from_files(
+            "gitignored-lib",
+            &[
+                (".gitignore", "build/\nlib/\n"),
+                ("lib/core.py", "def core():\n    return 1\n"),
+                ("app.py", "def main():\n    return 2\n"),
+            ],
+        )
+        .await;
+        assert!(f.mirror("lib/core.py").is_none(), "lib/ is ignored");
+        let ignored = f
+            .err("get_document_symbols", json!({"file_path": "lib/core.py"}))
+            .await;
+        assert!(
+            ignored.contains("the relay does not stream this file")
+                && ignored.contains(".gitignore"),
+            "{ignored}"
+        );
+        let missing = f
+            .err("get_document_symbols", json!({"file_path": "nope.py"}))
+            .await;
+        assert!(missing.contains("check the path"), "{missing}");
+        assert!(!missing.contains(".gitignore"), "{missing}");
+    });
+}

@@ -297,9 +297,16 @@ impl Caller {
             other => WorkspaceError::from_lsp(other),
         })?;
         let bytes = workspace.mirror.read(&file.mirror).await.map_err(|e| {
-            WorkspaceError::failed(format!("cannot read {}: {e}", file.client)).with_suggestion(
-                "check the path; files reach the server through codeflow-client's sync",
-            )
+            let suggestion = match e {
+                codeflow_file_stream::FileError::NotFound(_)
+                    if !streamed_by_default(&workspace.mirror, &file.mirror) =>
+                {
+                    "the relay does not stream this file: the project's .gitignore (or the relay's exclude list: .git/, target/, most of node_modules/) leaves it out, even when git tracks it; ask about a file that is streamed, or change the .gitignore"
+                }
+                _ => "check the path; files reach the server through codeflow-client's sync",
+            };
+            WorkspaceError::failed(format!("cannot read {}: {e}", file.client))
+                .with_suggestion(suggestion)
         })?;
         server
             .sync_document(
@@ -319,4 +326,15 @@ impl Caller {
     pub fn downgrade(self: &Arc<Self>) -> Weak<Self> {
         Arc::downgrade(self)
     }
+}
+
+/// Whether a relay with the default exclusions streams `file`, judged from the `.gitignore`
+/// files in the mirror (they are streamed): a file missing from the mirror that it would not
+/// stream is missing because it is ignored, not because the path is wrong.
+fn streamed_by_default(mirror: &Mirror, file: &MirrorPath) -> bool {
+    codeflow_file_stream::FileFilter::new(
+        mirror.root(),
+        codeflow_file_stream::ExcludeConfig::default(),
+    )
+    .map_or(true, |filter| filter.is_included(file.rel(), false))
 }
