@@ -210,3 +210,44 @@ fn a_file_left_out_by_gitignore_is_said_to_be_ignored_not_missing() {
         assert!(!missing.contains(".gitignore"), "{missing}");
     });
 }
+
+/// immer (npm, with a tsconfig): the first `search_workspace_symbols` on a project, typescript-
+/// language-server just started, found `isDraftable` only as an import in the file the tool had
+/// opened (`src/core/current.ts`), not its definition in `src/utils/common.ts`; the same
+/// question a moment later found both. The server is now let finish loading the project first.
+#[test]
+fn the_first_typescript_workspace_symbol_search_sees_the_whole_project() {
+    block_on(async {
+        let f = common::Fixture::from_files(
+            "ts-first-workspace-symbols",
+            &[
+                (
+                    "tsconfig.json",
+                    "{\"compilerOptions\": {\"strict\": true}, \"include\": [\"src\"]}\n",
+                ),
+                (
+                    "src/core/current.ts",
+                    "import { isDraftable } from \"../internal\"\n\nexport function current(value: unknown): unknown {\n  return isDraftable(value) ? value : null\n}\n",
+                ),
+                (
+                    "src/internal.ts",
+                    "export * from \"./utils/common\"\nexport * from \"./core/current\"\n",
+                ),
+                (
+                    "src/utils/common.ts",
+                    "export function isDraftable(value: unknown): boolean {\n  return typeof value === \"object\"\n}\n",
+                ),
+            ],
+        )
+        .await;
+        let out = f
+            .ok("search_workspace_symbols", json!({"query": "isDraftable"}))
+            .await;
+        let found = places(&out.structured["symbols"]);
+        assert!(
+            found.iter().any(|p| p.0.ends_with("src/utils/common.ts")),
+            "the definition is missing: {}",
+            out.text
+        );
+    });
+}

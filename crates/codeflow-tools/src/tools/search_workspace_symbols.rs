@@ -196,6 +196,18 @@ impl Tool for SearchWorkspaceSymbols {
                     )
                     .await?,
                 );
+                // A server that has just opened the file may still be loading the project
+                // (typescript-language-server answers from the opened file alone until its
+                // program is built): once the file's diagnostics describe it, it has been
+                // analysed with the project (at once on a warm server, bounded on a cold one).
+                let path = doc.file.mirror.as_path();
+                if !doc
+                    .server
+                    .pushed_diagnostics(path)
+                    .is_ok_and(|report| report.fresh)
+                {
+                    let _ = doc.server.diagnostics(path).await;
+                }
                 let mut response = match ask(&doc, &args.query).await {
                     Ok(r) => r,
                     Err(e @ codeflow_lsp_pool::LspError::CapabilityMissing { .. }) => {
