@@ -43,7 +43,7 @@ class WebSocket:
         if parts.scheme != "ws":
             raise SystemExit("this example speaks ws:// only (put a TLS proxy in front for wss://)")
         host, port = parts.hostname, parts.port or 80
-        path = parts.path or "/ws"
+        path = (parts.path or "/ws") + (f"?{parts.query}" if parts.query else "")
         self.sock = socket.create_connection((host, port), timeout=120)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
