@@ -46,6 +46,13 @@ async fn a_server_url_without_a_path_reaches_ws() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains(&format!("Server:  {bare}/ws")), "{stdout}");
     assert!(stdout.contains("OK: handshake accepted"), "{stdout}");
+    // The command it advises names the root, and the URL as typed (no added query).
+    assert!(
+        stdout.contains(&format!(
+            "`codeflow-client --server {bare}/ws --project url-test --root /"
+        )),
+        "{stdout}"
+    );
 
     // The relay itself, as an agent starts it, with a trailing slash too.
     for url in [bare.clone(), format!("{bare}/")] {

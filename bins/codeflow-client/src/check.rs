@@ -104,9 +104,17 @@ pub async fn run(target: Resolved) -> i32 {
                 .unwrap_or("?");
             println!("OK: handshake accepted (server version {server}, session {session})");
             if check_tree(&target, &outbound, &mut inbound).await {
+                // The command as the person would type it: the URL without the `project`
+                // query the relay adds itself, and the root, which is not always the
+                // directory the MCP client starts the relay in.
+                let server = target
+                    .server
+                    .strip_suffix(&format!("?project={}", target.project))
+                    .unwrap_or(&target.server);
                 println!(
-                    "The relay is ready: point your MCP client at `codeflow-client --server {} --project {}`.",
-                    target.server, target.project
+                    "The relay is ready: point your MCP client at `codeflow-client --server {server} --project {} --root {}` (with the same credential options).",
+                    target.project,
+                    target.root.display()
                 );
                 0
             } else {
