@@ -396,6 +396,42 @@ async fn offline_relay_serves_tools_list_from_cache_and_fails_calls_after_a_boun
     }
 }
 
+/// After a long outage the relay's backoff has grown (up to 20 s between attempts); a call made
+/// once the server is back does not wait it out: the waiting call makes the relay try at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_after_a_long_outage_dials_at_once_instead_of_waiting_out_the_backoff() {
+    let server = Server::start().await;
+    let proxy = TcpProxy::start(server.port).await;
+    let root = tempfile::tempdir().unwrap();
+    let relay = Relay::spawn(&proxy.url(), "outage", root.path(), &[]);
+    relay.initialize().await;
+    let before = session_id(&relay).await;
+
+    proxy.refuse(true);
+    proxy.sever();
+    // Long enough for several failed attempts: the backoff is now seconds long.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    proxy.refuse(false);
+
+    let started = Instant::now();
+    let reply = relay
+        .call(
+            "tools/call",
+            json!({"name": "health_check", "arguments": {}}),
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(
+        reply["result"]["structuredContent"]["session"]["id"],
+        before.as_str(),
+        "resumed: {reply}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "the call waited {waited:?} for the relay to dial again"
+    );
+}
+
 /// A file change the relay sent into a connection that swallowed it is not lost: after the
 /// resume the relay sends a manifest of the tree as it is, and the server fetches what its
 /// mirror lacks.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use codeflow_transport::{Backoff, ConnectionConfig, Inbound, Message, Outbound};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use crate::cli::Resolved;
 
@@ -84,14 +85,17 @@ pub fn with_credentials(target: &Resolved, params: &mut Value, login: Option<&Va
 }
 
 /// Connects, retrying with full-jitter backoff until it succeeds, then re-runs the handshake if
-/// the agent has already initialized.
+/// the agent has already initialized. `hurry` cuts a backoff short (a call is waiting), no
+/// sooner than [`HURRIED_GAP`] after the last attempt began.
 pub async fn establish(
     target: &Resolved,
     config: &ConnectionConfig,
     memory: &Arc<Mutex<HandshakeMemory>>,
+    hurry: &Notify,
 ) -> Established {
     let mut backoff = Backoff::default();
     loop {
+        let began = tokio::time::Instant::now();
         match attempt(target, config, memory).await {
             Ok(established) => {
                 memory.lock().last_dial_error = None;
@@ -105,9 +109,34 @@ pub async fn establish(
                     target.server,
                     delay.as_secs_f32()
                 );
-                tokio::time::sleep(delay).await;
+                if pause(delay, began, hurry).await == Pause::Hurried {
+                    tracing::info!("a call is waiting: trying {} again now", target.server);
+                }
             }
         }
+    }
+}
+
+/// Least time between the start of one attempt and a hurried next one: a busy agent on a down
+/// server makes at most one connection attempt a second.
+pub const HURRIED_GAP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Pause {
+    Waited,
+    Hurried,
+}
+
+/// Sleeps `delay` (from now: the attempt that began at `began` has just failed), or less when
+/// `hurry` is notified: then until [`HURRIED_GAP`] after `began`.
+async fn pause(delay: Duration, began: tokio::time::Instant, hurry: &Notify) -> Pause {
+    let hurried = async {
+        hurry.notified().await;
+        tokio::time::sleep_until(began + HURRIED_GAP).await;
+    };
+    tokio::select! {
+        () = tokio::time::sleep(delay) => Pause::Waited,
+        () = hurried => Pause::Hurried,
     }
 }
 
@@ -183,5 +212,49 @@ async fn attempt(
             }
             other => early.push(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_is_slept_out_when_nothing_waits() {
+        let hurry = Notify::new();
+        let began = Instant::now();
+        assert_eq!(
+            pause(Duration::from_secs(16), began, &hurry).await,
+            Pause::Waited
+        );
+        assert_eq!(began.elapsed(), Duration::from_secs(16));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_call_cuts_the_backoff_short_but_not_below_a_second_per_attempt() {
+        let hurry = Notify::new();
+        // Hurried while the attempt was still running: the next one starts a second after it.
+        hurry.notify_one();
+        let began = Instant::now();
+        assert_eq!(
+            pause(Duration::from_secs(16), began, &hurry).await,
+            Pause::Hurried
+        );
+        assert_eq!(began.elapsed(), HURRIED_GAP);
+
+        // Hurried five seconds into a long backoff: at once.
+        let began = Instant::now();
+        let hurry = Arc::new(Notify::new());
+        let later = Arc::clone(&hurry);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            later.notify_one();
+        });
+        assert_eq!(
+            pause(Duration::from_secs(16), began, &hurry).await,
+            Pause::Hurried
+        );
+        assert_eq!(began.elapsed(), Duration::from_secs(5));
     }
 }

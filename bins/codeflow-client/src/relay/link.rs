@@ -1,20 +1,23 @@
 //! The relay's link to the server: up (a connection) or down (dialling, with backoff, since
 //! some moment). Exactly one of the two at any time, and a dial is running while down — unless
 //! the link rests ([`Link::rest`]): nothing needs the server until the agent speaks, and the
-//! next message dials ([`Link::redial`]).
+//! next message dials ([`Link::redial`]). A dial waiting out its backoff while the agent has a
+//! call waiting is hurried ([`Link::hurry`]): it tries again at once, at most once a second.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use codeflow_transport::{Inbound, Incoming, Message, Outbound, RawMessage, close};
 use futures::future::BoxFuture;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::upstream::Established;
 
-/// Starts one dial: connects (retrying with backoff until it succeeds) and re-runs the
-/// handshake. In the relay, [`crate::upstream::establish`].
-pub type Dial = Arc<dyn Fn() -> BoxFuture<'static, Established> + Send + Sync>;
+/// Starts one dial: connects (retrying with backoff until it succeeds, cutting a backoff short
+/// when the [`Notify`] it is given is notified) and re-runs the handshake. In the relay,
+/// [`crate::upstream::establish`].
+pub type Dial = Arc<dyn Fn(Arc<Notify>) -> BoxFuture<'static, Established> + Send + Sync>;
 
 /// What [`Link::next`] saw.
 pub enum Event {
@@ -29,6 +32,8 @@ pub enum Event {
 
 pub struct Link {
     dial: Dial,
+    /// Hurries the running dial (see [`Self::hurry`]).
+    hurry: Arc<Notify>,
     state: State,
 }
 
@@ -48,9 +53,11 @@ enum State {
 impl Link {
     /// Down, and dialling.
     pub fn dial(dial: Dial) -> Self {
-        let dialing = tokio::spawn(dial());
+        let hurry = Arc::new(Notify::new());
+        let dialing = tokio::spawn(dial(Arc::clone(&hurry)));
         Self {
             dial,
+            hurry,
             state: State::Down {
                 dialing: Some(dialing),
                 since: Instant::now(),
@@ -109,14 +116,26 @@ impl Link {
         if let State::Down { dialing, .. } = &mut self.state
             && dialing.is_none()
         {
-            *dialing = Some(tokio::spawn((self.dial)()));
+            *dialing = Some(tokio::spawn((self.dial)(Arc::clone(&self.hurry))));
+        }
+    }
+
+    /// Something waits for the server: a dial sleeping out its backoff tries again now (no
+    /// sooner than a second after its last attempt). Without it, a call made just after the
+    /// server came back would wait out a backoff grown during the outage (up to 20 s).
+    pub fn hurry(&self) {
+        if let State::Down {
+            dialing: Some(_), ..
+        } = &self.state
+        {
+            self.hurry.notify_one();
         }
     }
 
     /// The connection ended: down from now, dialling.
     pub fn lost(&mut self) {
         self.state = State::Down {
-            dialing: Some(tokio::spawn((self.dial)())),
+            dialing: Some(tokio::spawn((self.dial)(Arc::clone(&self.hurry)))),
             since: Instant::now(),
         };
     }
@@ -174,7 +193,7 @@ mod tests {
         dials: Arc<AtomicUsize>,
         peers: Arc<parking_lot::Mutex<Vec<Outbound>>>,
     ) -> Dial {
-        Arc::new(move || {
+        Arc::new(move |_hurry| {
             let dials = dials.clone();
             let peers = peers.clone();
             async move {
@@ -230,12 +249,12 @@ mod tests {
         let counted = dials.clone();
         let peers: Arc<parking_lot::Mutex<Vec<Outbound>>> = Arc::default();
         let fallback = instant_dial(dials.clone(), peers);
-        let dial: Dial = Arc::new(move || {
+        let dial: Dial = Arc::new(move |hurry| {
             if counted.load(Ordering::SeqCst) == 0 {
                 counted.fetch_add(1, Ordering::SeqCst);
                 async { panic!("the dialling task died") }.boxed()
             } else {
-                fallback()
+                fallback(hurry)
             }
         });
         let mut link = Link::dial(dial);
@@ -274,5 +293,31 @@ mod tests {
         link.redial();
         assert!(matches!(link.next().await, Event::Dialed(Some(_))));
         assert_eq!(dials.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hurried_link_wakes_its_dial() {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let peers: Arc<parking_lot::Mutex<Vec<Outbound>>> = Arc::default();
+        let connect = instant_dial(dials.clone(), peers);
+        // A dial that waits out a "backoff" until it is hurried.
+        let dial: Dial = Arc::new(move |hurry| {
+            let connect = Arc::clone(&connect);
+            async move {
+                hurry.notified().await;
+                connect(hurry).await
+            }
+            .boxed()
+        });
+        let mut link = Link::dial(dial);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), link.next())
+                .await
+                .is_err(),
+            "the dial waits"
+        );
+        link.hurry();
+        assert!(matches!(link.next().await, Event::Dialed(Some(_))));
+        assert_eq!(dials.load(Ordering::SeqCst), 1);
     }
 }

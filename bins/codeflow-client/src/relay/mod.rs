@@ -564,8 +564,9 @@ impl Relay {
         if self.link.is_up() {
             self.send_upstream(message).await;
         } else if self.waiting.len() < OFFLINE_QUEUE {
-            // A resting link dials now (a no-op while a dial runs).
+            // A resting link dials now; a dial waiting out its backoff tries again now.
             self.link.redial();
+            self.link.hurry();
             self.waiting.push_back((Instant::now(), message));
         } else if let Message::Request { id, method, .. } = message {
             let wait = self.target.offline_wait;
@@ -850,8 +851,8 @@ fn dialer(
     memory: &Arc<Mutex<HandshakeMemory>>,
 ) -> link::Dial {
     let (target, config, memory) = (target.clone(), config.clone(), memory.clone());
-    Arc::new(move || {
+    Arc::new(move |hurry| {
         let (target, config, memory) = (target.clone(), config.clone(), memory.clone());
-        async move { upstream::establish(&target, &config, &memory).await }.boxed()
+        async move { upstream::establish(&target, &config, &memory, &hurry).await }.boxed()
     })
 }
