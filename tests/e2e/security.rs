@@ -1348,3 +1348,67 @@ async fn eddsa_tokens_are_checked_with_a_public_key() {
         "{message}"
     );
 }
+
+/// A relay whose `--token` the server refuses cannot succeed by waiting: the agent's calls fail
+/// at once with what the server refused (not after the offline wait as "unreachable"). With a
+/// token file, a new token may come: calls wait as for any outage.
+#[tokio::test]
+async fn a_refused_fixed_token_fails_calls_at_once_with_the_reason() {
+    let server = Server::start_with(&["--jwt-secret", SECRET], &[]).await;
+    let root = tempfile::tempdir().unwrap();
+    let wrong = jwt_with(
+        "another-secret-0123456789abcdef-0123",
+        jsonwebtoken::Algorithm::HS256,
+        json!({"sub": "someone", "projects": ["fast"]}),
+    );
+    let relay =
+        codeflow_e2e::Relay::spawn(&server.url(), "fast", root.path(), &["--token", &wrong]);
+    let started = std::time::Instant::now();
+    let reply = relay
+        .call(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "e2e", "version": "1"}}),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply["error"]["code"], -32001, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused the token"), "{message}");
+    assert!(
+        reply["error"]["data"]["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("--token"),
+        "{reply}"
+    );
+    // Every later call too, at once.
+    let again = relay.call("tools/list", json!({})).await;
+    assert_eq!(again["error"]["code"], -32001, "{again}");
+
+    // A token file may be rewritten with a good token: the call waits (here: the offline wait).
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("token");
+    std::fs::write(&file, &wrong).unwrap();
+    let waiting = codeflow_e2e::Relay::spawn_with_env(
+        &server.url(),
+        "fast",
+        root.path(),
+        &["--token-file", file.to_str().unwrap()],
+        &[("CODEFLOW_OFFLINE_WAIT_SECS", "3")],
+    );
+    let started = std::time::Instant::now();
+    let reply = waiting
+        .call(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "e2e", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], -32007, "{reply}");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}

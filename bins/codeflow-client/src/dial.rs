@@ -71,15 +71,35 @@ pub fn with_project(url: &str, project: &str) -> String {
     parsed.to_string()
 }
 
+/// A failed dial: what to tell the user, and whether the server refused the token (then
+/// dialling again with the same token cannot succeed).
+#[derive(Debug)]
+pub struct DialError {
+    pub text: String,
+    pub token_refused: bool,
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Dials `url` and, when that fails, says why and what to change.
 pub async fn connect(
     url: &str,
     token: Option<&str>,
     config: &ConnectionConfig,
-) -> Result<(Outbound, Inbound), String> {
+) -> Result<(Outbound, Inbound), DialError> {
     codeflow_transport::connect(url, token, config)
         .await
-        .map_err(|e| explain(url, &e))
+        .map_err(|e| DialError {
+            text: explain(url, &e),
+            token_refused: matches!(
+                e,
+                ConnectError::BadToken | ConnectError::Refused { status: 401, .. }
+            ),
+        })
 }
 
 /// A failed dial in words: what happened at which address, and the fix.

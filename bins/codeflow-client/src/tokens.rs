@@ -47,6 +47,11 @@ impl Tokens {
         }
     }
 
+    /// Whether a new token can come without a restart (`--token-file`, `--token-command`).
+    pub fn renews(&self) -> bool {
+        !matches!(self.source, Source::Fixed)
+    }
+
     /// The token in `path`, re-read when the file changes.
     pub fn from_file(path: PathBuf) -> Result<Self, String> {
         let token = read_token_file(&path)?;

@@ -24,6 +24,8 @@ pub struct HandshakeMemory {
     /// Why the last dial failed, while the server is unreachable (cleared once a dial
     /// succeeds): the agent's "unreachable" errors carry it.
     pub last_dial_error: Option<String>,
+    /// The last dial failed because the server refused the token (HTTP 401 at the upgrade).
+    pub token_refused: bool,
 }
 
 /// A live connection, ready for the agent's traffic.
@@ -145,8 +147,10 @@ async fn attempt(
     config: &ConnectionConfig,
     memory: &Arc<Mutex<HandshakeMemory>>,
 ) -> Result<Established, String> {
-    let (outbound, mut inbound) =
-        crate::dial::connect(&target.server, target.tokens.current().as_deref(), config).await?;
+    let connected =
+        crate::dial::connect(&target.server, target.tokens.current().as_deref(), config).await;
+    memory.lock().token_refused = connected.as_ref().is_err_and(|e| e.token_refused);
+    let (outbound, mut inbound) = connected.map_err(|e| e.text)?;
     let login = match &target.ssh_key {
         Some(key) => Some(crate::ssh_login::login(key, &outbound, &mut inbound).await?),
         None => None,

@@ -354,7 +354,38 @@ impl Relay {
         }
     }
 
+    /// The server refused the relay's token and no other token can come (`--token`): waiting
+    /// for the server is pointless, so calls fail at once with why. The link keeps dialling
+    /// (the server's secret may change back).
+    fn token_refused(&self) -> Option<ErrorObject> {
+        if self.link.is_up() || self.target.tokens.renews() {
+            return None;
+        }
+        let memory = self.memory.lock();
+        let why = memory
+            .last_dial_error
+            .clone()
+            .filter(|_| memory.token_refused)?;
+        Some(ErrorObject::new(codes::UNAUTHORIZED, why).with_suggestion(
+            "restart codeflow-client with a valid --token (or pass --token-file / --token-command, which renew without a restart); `codeflow-client check` tells what the server refused",
+        ))
+    }
+
     async fn expire_waiting(&mut self) {
+        if let Some(error) = self.token_refused() {
+            let waiting: Vec<Message> = self.waiting.drain(..).map(|(_, m)| m).collect();
+            for message in waiting {
+                match message {
+                    Message::Request { id, .. } => self.refuse(id, error.clone()).await,
+                    // Notifications wait for a connection that may yet come.
+                    other => self.waiting.push_back((Instant::now(), other)),
+                }
+            }
+            for (id, _) in self.in_flight.give_up() {
+                self.refuse(id, error.clone()).await;
+            }
+            return;
+        }
         let wait = self.target.offline_wait;
         while let Some((since, _)) = self.waiting.front() {
             if since.elapsed() < wait {
@@ -553,14 +584,13 @@ impl Relay {
         }
     }
 
-    /// The agent's error for a call that could not reach the server, with why the last dial
-    /// failed (refused, TLS, 401, 404…) so the agent can tell its user what to fix.
-    fn unreachable(&self, id: Value, method: &str, wait: Duration) -> Message {
-        let why = self.memory.lock().last_dial_error.clone();
-        unreachable(id, method, &self.target.server, wait, why.as_deref())
-    }
-
     async fn send_or_wait(&mut self, message: Message) {
+        if let Message::Request { id, .. } = &message
+            && let Some(error) = self.token_refused()
+        {
+            self.refuse(id.clone(), error).await;
+            return;
+        }
         if self.link.is_up() {
             self.send_upstream(message).await;
         } else if self.waiting.len() < OFFLINE_QUEUE {
@@ -577,16 +607,21 @@ impl Relay {
     /// A request that could not reach the server: the agent's gets the error; the relay's own
     /// `initialize` for a modern agent passes it to the requests waiting for that session.
     async fn gave_up(&mut self, id: Value, method: &str, wait: Duration) {
-        let reply = self.unreachable(id.clone(), method, wait);
+        let why = self.memory.lock().last_dial_error.clone();
+        let error = unreachable_error(method, &self.target.server, wait, why.as_deref());
+        self.refuse(id, error).await;
+    }
+
+    /// Answers a request the server will not see with `error`: the agent's own, or the relay's
+    /// `initialize` for a modern agent, whose error goes to the requests waiting for it.
+    async fn refuse(&mut self, id: Value, error: ErrorObject) {
         if !is_modern_init(&id) {
-            self.tell_agent(reply).await;
+            self.tell_agent(Message::error(id, error)).await;
             return;
         }
         self.initialize_id = None;
         self.memory.lock().init_params = None;
-        if let Message::Error { error, .. } = reply {
-            self.modern_session_refused(error).await;
-        }
+        self.modern_session_refused(error).await;
     }
 
     async fn send_upstream(&mut self, mut message: Message) {
@@ -818,29 +853,20 @@ fn is_refresh(id: &Value) -> bool {
         .is_some_and(|s| s.starts_with(REFRESH_ID_PREFIX))
 }
 
-fn unreachable(
-    id: Value,
-    method: &str,
-    server: &str,
-    wait: Duration,
-    why: Option<&str>,
-) -> Message {
+/// The agent's error for a call that could not reach the server, with why the last dial
+/// failed (refused, TLS, 404…) so the agent can tell its user what to fix.
+fn unreachable_error(method: &str, server: &str, wait: Duration, why: Option<&str>) -> ErrorObject {
     let why = why
         .map(|e| format!(" (last attempt: {e})"))
         .unwrap_or_default();
-    Message::error(
-        id,
-        ErrorObject::new(
-            codes::UNREACHABLE,
-            format!(
-                "server unreachable, retrying: `{method}` could not reach {server} within {} s{why}",
-                wait.as_secs()
-            ),
-        )
-        .with_suggestion(
-            "check that codeflow-server is running (codeflow-client check), then retry",
+    ErrorObject::new(
+        codes::UNREACHABLE,
+        format!(
+            "server unreachable, retrying: `{method}` could not reach {server} within {} s{why}",
+            wait.as_secs()
         ),
     )
+    .with_suggestion("check that codeflow-server is running (codeflow-client check), then retry")
 }
 
 /// Dials the server (with backoff, until it answers) and re-runs the handshake; one dial per
