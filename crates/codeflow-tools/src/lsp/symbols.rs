@@ -439,17 +439,42 @@ pub fn find_use(text: &str, name: &str) -> Option<Range> {
     ))
 }
 
-/// The error for a name that matched nothing, listing what the file does have.
+/// Most names an error for a name that matched nothing lists.
+const NAMES_LISTED: usize = 30;
+
+/// The error for a name that matched nothing, listing what the file does have: names like the
+/// one asked for first, then the file's top-level declarations, then the rest (nested ones,
+/// names only used here), each group alphabetical; and how many were left out.
 pub fn not_found(name: &str, kind: Option<&str>, file: &str, symbols: &[FlatSymbol]) -> ToolError {
-    let mut names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+    let wanted = name
+        .rsplit(['.', ':'])
+        .next()
+        .unwrap_or(name)
+        .to_lowercase();
+    let rank = |s: &FlatSymbol| {
+        let lower = s.name.to_lowercase();
+        if !wanted.is_empty() && (lower.contains(&wanted) || wanted.contains(&lower)) {
+            0
+        } else if s.container.is_empty() && !s.used_here {
+            1
+        } else {
+            2
+        }
+    };
+    let mut names: Vec<(u8, &str)> = symbols.iter().map(|s| (rank(s), s.name.as_str())).collect();
     names.sort_unstable();
-    names.dedup();
-    let shown = names
+    // One entry per name, at its best rank.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|(_, n)| seen.insert(*n));
+    let mut shown = names
         .iter()
-        .take(30)
-        .copied()
+        .take(NAMES_LISTED)
+        .map(|(_, n)| *n)
         .collect::<Vec<_>>()
         .join(", ");
+    if names.len() > NAMES_LISTED {
+        shown.push_str(&format!(" … and {} more", names.len() - NAMES_LISTED));
+    }
     let kind = kind.map(|k| format!(" of kind `{k}`")).unwrap_or_default();
     ToolError::failed(format!("no symbol named `{name}`{kind} in {file}"))
         .with_suggestion(if names.is_empty() {
@@ -608,5 +633,28 @@ mod tests {
         assert_eq!(m.symbols.len(), 1);
         assert_eq!(m.symbols[0].name, "parse");
         assert!(find_by_name(&all, "Other::new", None).symbols.is_empty());
+    }
+
+    #[test]
+    fn a_missing_name_lists_similar_names_then_declarations_and_counts_the_rest() {
+        let mut symbols = vec![
+            sym("zeta", SymbolKind::FUNCTION),
+            sym("parse_args", SymbolKind::FUNCTION),
+            sym("Alpha", SymbolKind::CLASS),
+        ];
+        let mut local = sym("aaa_local", SymbolKind::VARIABLE);
+        local.container = vec!["zeta".into()];
+        symbols.push(local);
+        for i in 0..40 {
+            let mut nested = sym(&format!("n{i:02}"), SymbolKind::VARIABLE);
+            nested.container = vec!["Alpha".into()];
+            symbols.push(nested);
+        }
+        let error = not_found("Parse", None, "app.py", &symbols).to_text();
+        assert!(
+            error.contains("symbols in this file: parse_args, Alpha, zeta, aaa_local, n00,"),
+            "{error}"
+        );
+        assert!(error.ends_with(" … and 14 more"), "{error}");
     }
 }
