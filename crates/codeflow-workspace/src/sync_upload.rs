@@ -7,14 +7,20 @@
 //! manifest gave (the relay sends those without hashing again; here each file is hashed once
 //! on arrival, and a file changed since its manifest entry is refused — the sync then reads it
 //! with `client/readFile`). Files go into the mirror through [`Mirror::store_incoming`]; until
-//! one is stored, reads of it through the mirror wait.
+//! one is stored, reads of it through the mirror wait. A streamed upload
+//! ([`SyncUpload::streamed`], `server/syncBegin`) has no plan: each file is checked as it is
+//! announced (path, size, index) and stored when its content has the header's hash; the
+//! manifest that follows decides what stays.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use codeflow_file_stream::error::codes;
 use codeflow_file_stream::transfer::{FileHeader, UploadEntry};
-use codeflow_file_stream::{ContentHash, IncomingFile, Mirror, PathMark, RelPath, SyncProgress};
+use codeflow_file_stream::{
+    ContentHash, IncomingFile, Limits, Mirror, PathMark, RelPath, SyncProgress,
+};
 use codeflow_session::Session;
 use codeflow_transport::ErrorObject;
 use parking_lot::Mutex;
@@ -44,13 +50,24 @@ pub struct Expected {
     pub mark: PathMark,
 }
 
+/// A streamed upload's announced files.
+struct Announced {
+    limits: Limits,
+    by_index: HashMap<u64, Expected>,
+    indices: HashMap<RelPath, u64>,
+}
+
 /// Called with the transfer's progress (files and bytes stored so far).
 pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
 
 /// What one sync's upload stores, and what it has stored.
 pub struct SyncUpload {
     mirror: Mirror,
+    /// The planned files (empty for a streamed upload).
     files: Vec<Expected>,
+    /// A streamed upload (`server/syncBegin`): the files the relay announced so far.
+    streamed: Option<Mutex<Announced>>,
+    total_files: usize,
     total_bytes: u64,
     done_files: AtomicU64,
     done_bytes: AtomicU64,
@@ -74,15 +91,110 @@ impl SyncUpload {
     pub fn new(mirror: Mirror, files: Vec<Expected>, progress: ProgressFn) -> Arc<Self> {
         mirror.expect_incoming(files.iter().map(|f| f.rel.clone()));
         Arc::new(Self {
+            total_files: files.len(),
             total_bytes: files.iter().map(|f| f.size).sum(),
             mirror,
             files,
+            streamed: None,
             done_files: AtomicU64::new(0),
             done_bytes: AtomicU64::new(0),
             stored: Mutex::new(Vec::new()),
             ended: AtomicBool::new(false),
             progress,
         })
+    }
+
+    /// A streamed upload (`server/syncBegin`): no plan, the relay sends files as its scan
+    /// reads them, before its manifest exists. Each file is checked as it is announced — its
+    /// path by the same lexical rules as a manifest's, its size by the project's limits, its
+    /// index and path not announced twice — and stored if its content has the header's hash;
+    /// reads of it through the mirror wait from its announcement until it is stored or the
+    /// upload ends. `files` and `bytes` (the relay's walk) are only for progress.
+    pub fn streamed(
+        mirror: Mirror,
+        limits: Limits,
+        files: u64,
+        bytes: u64,
+        progress: ProgressFn,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            total_files: usize::try_from(files).unwrap_or(usize::MAX),
+            total_bytes: bytes,
+            mirror,
+            files: Vec::new(),
+            streamed: Some(Mutex::new(Announced {
+                limits,
+                by_index: HashMap::new(),
+                indices: HashMap::new(),
+            })),
+            done_files: AtomicU64::new(0),
+            done_bytes: AtomicU64::new(0),
+            stored: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
+            progress,
+        })
+    }
+
+    /// The file expected at `index`, if any.
+    fn expected(&self, index: u64) -> Option<Expected> {
+        match &self.streamed {
+            Some(announced) => announced.lock().by_index.get(&index).cloned(),
+            None => usize::try_from(index)
+                .ok()
+                .and_then(|i| self.files.get(i))
+                .cloned(),
+        }
+    }
+
+    /// A streamed upload's check of a header: takes the file as announced, or says why not.
+    fn announce(&self, announced: &Mutex<Announced>, header: &FileHeader) -> Option<(i64, String)> {
+        let mut announced = announced.lock();
+        let rel = match RelPath::parse_with(&header.path, &announced.limits) {
+            Ok(rel) if !rel.is_root() => rel,
+            Ok(_) => return Some((codes::PATH_REJECTED, "the root is not a file".to_owned())),
+            Err(e) => return Some((e.code(), e.to_string())),
+        };
+        if let Err(e) = announced.limits.check_file_size(rel.as_str(), header.size) {
+            return Some((e.code(), e.to_string()));
+        }
+        match announced.indices.get(&rel) {
+            Some(index) if *index != header.index => {
+                return Some((
+                    codes::PATH_REJECTED,
+                    format!("`{rel}` was already sent as file {index}"),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(other) = announced.by_index.get(&header.index)
+            && other.rel != rel
+        {
+            return Some((
+                codes::PATH_REJECTED,
+                format!(
+                    "file {} of this upload is `{}`, not `{rel}`",
+                    header.index, other.rel
+                ),
+            ));
+        }
+        if self.is_ended() {
+            return Some((
+                codes::CONFLICT,
+                "the sync stopped waiting for this upload".to_owned(),
+            ));
+        }
+        self.mirror.expect_incoming([rel.clone()]);
+        announced.indices.insert(rel.clone(), header.index);
+        announced.by_index.insert(
+            header.index,
+            Expected {
+                mark: self.mirror.mark_rel(&rel),
+                rel,
+                size: header.size,
+                hash: ContentHash::from_hex(header.hash.clone()),
+            },
+        );
+        None
     }
 
     /// The files, as `client/uploadFiles` lists them (index = position).
@@ -97,9 +209,9 @@ impl SyncUpload {
             .collect()
     }
 
-    /// How many files the upload brings.
+    /// How many files the upload brings (a streamed one: the relay's estimate).
     pub fn total_files(&self) -> usize {
-        self.files.len()
+        self.total_files
     }
 
     /// How many bytes the upload brings.
@@ -110,7 +222,10 @@ impl SyncUpload {
     /// The sync is over: nothing more is stored, and reads of what did not arrive go to disk.
     pub fn end(&self) {
         if !self.ended.swap(true, Ordering::SeqCst) {
-            let rels: Vec<RelPath> = self.files.iter().map(|f| f.rel.clone()).collect();
+            let rels: Vec<RelPath> = match &self.streamed {
+                Some(announced) => announced.lock().indices.keys().cloned().collect(),
+                None => self.files.iter().map(|f| f.rel.clone()).collect(),
+            };
             self.mirror.end_incoming(&rels);
         }
     }
@@ -131,6 +246,9 @@ impl SyncUpload {
     /// Why a file announced by `header` will not be stored, if it will not: `(code, message)`.
     /// Only the files of the plan, at their planned index and size, are taken.
     pub fn check(&self, header: &FileHeader) -> Option<(i64, String)> {
+        if let Some(announced) = &self.streamed {
+            return self.announce(announced, header);
+        }
         let expected = usize::try_from(header.index)
             .ok()
             .and_then(|i| self.files.get(i));
@@ -182,9 +300,7 @@ impl SyncUpload {
         let mut written = Vec::new();
         for (header, bytes, hash) in hashed {
             let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
-            let expected = usize::try_from(header.index)
-                .ok()
-                .and_then(|i| self.files.get(i));
+            let expected = self.expected(header.index);
             let Some(expected) = expected.filter(|e| e.rel.as_str() == header.path) else {
                 out.push(Err(refuse(
                     codes::PATH_REJECTED,
@@ -246,7 +362,7 @@ impl SyncUpload {
             }
         }
         (self.progress)(&SyncProgress {
-            total_files: self.files.len(),
+            total_files: self.total_files,
             done_files: self.done_files.load(Ordering::SeqCst) as usize,
             total_bytes: self.total_bytes,
             done_bytes: self.done_bytes.load(Ordering::SeqCst),
