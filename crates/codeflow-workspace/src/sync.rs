@@ -39,10 +39,13 @@ enum QueuedEvent {
     Begin {
         id: Value,
         params: Option<Value>,
-        manifest: oneshot::Receiver<(Value, Option<Value>)>,
+        manifest: oneshot::Receiver<ManifestRequest>,
     },
     Changed(Option<Value>),
 }
+
+/// A `server/syncManifest` request: its id and params.
+pub(crate) type ManifestRequest = (Value, Option<Value>);
 
 /// How long a begun sync waits for the relay's manifest (the relay sends it once its scan
 /// and upload are over; the session's calls wait meanwhile, as for any sync).
@@ -80,7 +83,7 @@ pub struct SessionFiles {
     progress: watch::Sender<Option<Value>>,
     /// A begun sync (`server/syncBegin`) waiting for its manifest: the next
     /// `server/syncManifest` goes to it rather than into the queue behind it.
-    awaiting_manifest: parking_lot::Mutex<Option<oneshot::Sender<(Value, Option<Value>)>>>,
+    awaiting_manifest: parking_lot::Mutex<Option<oneshot::Sender<ManifestRequest>>>,
 }
 
 /// Largest `server/gitState` output taken (the relay cuts its own at 256 KiB).
@@ -358,10 +361,7 @@ pub(crate) async fn sync_manifest_reporting(
     streamed: Option<crate::sync_begin::Streamed>,
 ) -> Result<Value, ErrorObject> {
     // The streamed files are all there will be: the plan below sees them in the mirror.
-    let streamed = streamed.map(|s| {
-        s.upload.end();
-        s
-    });
+    let streamed = streamed.inspect(|s| s.upload.end());
     let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
         .map_err(|e| {
             ErrorObject::new(

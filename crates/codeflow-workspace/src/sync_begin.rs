@@ -44,7 +44,7 @@ pub(crate) async fn run(
     session: &Arc<Session>,
     id: Value,
     params: Option<Value>,
-    manifest: oneshot::Receiver<(Value, Option<Value>)>,
+    manifest: oneshot::Receiver<crate::sync::ManifestRequest>,
 ) {
     let caller = files.caller();
     let begun = begin(files, params).await;
