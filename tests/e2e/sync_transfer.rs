@@ -530,10 +530,11 @@ async fn against_a_server_without_sync_begin_the_relay_sends_its_manifest() {
         relay
     });
     let (stream, _) = listener.accept().await.unwrap();
-    let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+    let ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+    let (mut to_relay, mut from_relay) = ws.split();
     let mut next = async || -> Value {
         loop {
-            match tokio::time::timeout(Duration::from_secs(30), ws.next())
+            match tokio::time::timeout(Duration::from_secs(30), from_relay.next())
                 .await
                 .unwrap()
             {
@@ -552,7 +553,8 @@ async fn against_a_server_without_sync_begin_the_relay_sends_its_manifest() {
     let mut replies = vec![reply];
     let manifest = loop {
         for r in replies.drain(..) {
-            ws.send(WsMessage::Text(r.to_string().into()))
+            to_relay
+                .send(WsMessage::Text(r.to_string().into()))
                 .await
                 .unwrap();
         }
