@@ -431,8 +431,15 @@ pub(crate) async fn sync_manifest_reporting(
         )
         .await
         {
-            Ok((stored, summary)) => {
-                transferred = stored;
+            Ok(((stored, bytes), mut summary)) => {
+                // After a streamed upload (cut short), both count.
+                if let (Some(streamed), Some(fields)) =
+                    (transfer_summary.get("streamed"), summary.as_object_mut())
+                {
+                    fields.insert("streamed".into(), streamed.clone());
+                }
+                transferred.0.extend(stored);
+                transferred.1 += bytes;
                 transfer_summary = summary;
             }
             Err(e) => {

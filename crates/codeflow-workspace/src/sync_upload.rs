@@ -230,6 +230,26 @@ impl SyncUpload {
         }
     }
 
+    /// One connection of the upload ended (its last batch stored). For a streamed upload, the
+    /// files it announced and did not store stop holding reads back: a resumed connection
+    /// announces them again, and a relay that never comes back must not leave them waiting
+    /// until its session ends.
+    pub fn connection_ended(&self) {
+        let Some(announced) = &self.streamed else {
+            return;
+        };
+        let stored: std::collections::HashSet<RelPath> =
+            self.stored.lock().iter().cloned().collect();
+        let unstored: Vec<RelPath> = announced
+            .lock()
+            .indices
+            .keys()
+            .filter(|rel| !stored.contains(*rel))
+            .cloned()
+            .collect();
+        self.mirror.end_incoming(&unstored);
+    }
+
     /// Whether the sync stopped waiting for this upload.
     pub fn is_ended(&self) -> bool {
         self.ended.load(Ordering::SeqCst)
@@ -374,5 +394,77 @@ impl SyncUpload {
 impl Drop for SyncUpload {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codeflow_types::ProjectId;
+
+    fn header(index: u64, path: &str, bytes: &[u8]) -> FileHeader {
+        FileHeader {
+            index,
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            mode: 0o644,
+            hash: ContentHash::of(bytes).as_str().to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_upload_checks_each_file_as_it_is_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let limits = Limits {
+            max_file_size: 100,
+            ..Limits::default()
+        };
+        let upload = SyncUpload::streamed(mirror.clone(), limits, 4, 10, Arc::new(|_| {}));
+        let good = header(0, "deep/ü/a.py", b"A = 1\n");
+        assert_eq!(upload.check(&good), None);
+        // A path leading out, a file over the size limit, a path sent twice under another
+        // index, another path at an announced index: refused before any content is kept.
+        let refused = |h: &FileHeader| upload.check(h).map(|(code, _)| code);
+        assert_eq!(
+            refused(&header(1, "../out.py", b"x")),
+            Some(codes::PATH_REJECTED)
+        );
+        assert_eq!(
+            refused(&header(2, "big.bin", &[0u8; 101])),
+            Some(codes::FILE_TOO_LARGE)
+        );
+        assert_eq!(
+            refused(&header(3, "deep/ü/a.py", b"A = 1\n")),
+            Some(codes::PATH_REJECTED)
+        );
+        assert_eq!(
+            refused(&header(0, "other.py", b"x")),
+            Some(codes::PATH_REJECTED)
+        );
+        // Content not the header's hash: not written; the announced file is.
+        let liar = header(4, "liar.py", b"TRUTH\n");
+        assert_eq!(upload.check(&liar), None);
+        let results = upload
+            .store(vec![
+                (good, b"A = 1\n".to_vec()),
+                (liar, b"LIES!\n".to_vec()),
+            ])
+            .await;
+        assert_eq!(results[0], Ok((0, 6)));
+        assert_eq!(
+            results[1].as_ref().unwrap_err()["code"],
+            codes::HASH_MISMATCH
+        );
+        let files = mirror.files();
+        assert_eq!(
+            files.keys().map(RelPath::as_str).collect::<Vec<_>>(),
+            ["deep/ü/a.py"]
+        );
+        assert_eq!(upload.stored().0.len(), 1);
+        // Ended: nothing more is taken.
+        upload.end();
+        assert_eq!(refused(&header(5, "late.py", b"x")), Some(codes::CONFLICT));
     }
 }

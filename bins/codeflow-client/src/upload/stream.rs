@@ -141,9 +141,11 @@ impl Uploader {
         index: u64,
         scanned: Scanned,
     ) -> Result<Vec<Bytes>, String> {
-        let (content, mode) = match scanned.bytes {
-            Some(bytes) => (chunks(&bytes), scanned.mode),
-            None => {
+        let (content, mode) = match (scanned.frame, scanned.bytes) {
+            // The scan read it after the chunk tag: its frame as it is.
+            (Some(frame), _) => (vec![frame], scanned.mode),
+            (None, Some(bytes)) => (chunks(&bytes), scanned.mode),
+            (None, None) => {
                 let abs = self
                     .jail
                     .resolve_remembering(&scanned.rel, plain)

@@ -32,6 +32,9 @@ pub struct Scanned {
     /// The bytes that were hashed (`None`: not kept; read the file, and expect the server to
     /// refuse it if it no longer has `hash`).
     pub bytes: Option<Bytes>,
+    /// For a file of one upload chunk: `bytes` after the chunk tag, in one buffer — the
+    /// file's chunk frame, sent without a copy (`bytes` is a view of it).
+    pub frame: Option<Bytes>,
 }
 
 /// What the walk found, known as soon as [`Watcher::start_streaming`] returns.
@@ -118,6 +121,7 @@ impl Feed {
             if held + len > self.budget {
                 self.held.fetch_sub(len, Ordering::AcqRel);
                 scanned.bytes = None;
+                scanned.frame = None;
             }
         }
         let len = scanned.bytes.as_ref().map_or(0, |b| b.len() as u64);
@@ -139,6 +143,7 @@ mod tests {
             mode: 0o644,
             hash: ContentHash::of(bytes),
             bytes: Some(Bytes::copy_from_slice(bytes)),
+            frame: None,
         }
     }
 

@@ -235,6 +235,7 @@ impl Worker {
                     mode,
                     hash,
                     bytes: None,
+                    frame: None,
                 });
             }
         }
@@ -242,6 +243,7 @@ impl Worker {
             // Vanished since the walk: its event follows.
             let Some(Read {
                 bytes,
+                framed,
                 hash,
                 is_text,
             }) = read
@@ -260,16 +262,17 @@ impl Worker {
                 tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
                 return Ok(());
             }
-            let bytes = bytes::Bytes::from(bytes);
             if is_text {
                 texts.insert(rel.clone(), bytes.clone());
             }
             if let Some(feed) = feed {
+                let one_chunk = size > 0 && size <= crate::transfer::CHUNK_BYTES as u64;
                 feed.offer(Scanned {
                     rel: rel.clone(),
                     size,
                     mode: *mode,
                     hash: hash.clone(),
+                    frame: one_chunk.then_some(framed),
                     bytes: Some(bytes),
                 });
             }
