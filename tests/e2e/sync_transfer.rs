@@ -396,7 +396,9 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
 #[tokio::test]
 async fn the_first_sync_streams_the_tree_while_the_relay_scans_it() {
     let server = Server::start().await;
-    let dir = project(200, 5000);
+    // 12 MB: the scan is still reading when `initialize` is answered (a scan already over
+    // sends its manifest at once).
+    let dir = project(400, 30_000);
     let root = dir.path().canonicalize().unwrap();
     let relay = Relay::spawn(&server.url(), "sync-streamed", &root, &[]);
     relay.initialize().await;
@@ -471,7 +473,7 @@ async fn a_file_changed_during_the_scan_ends_with_its_newest_content() {
 #[tokio::test]
 async fn a_streamed_re_sync_sends_only_changes_and_deletes_what_is_gone() {
     let server = Server::start().await;
-    let dir = project(120, 4000);
+    let dir = project(300, 30_000);
     let root = dir.path().canonicalize().unwrap();
     let first = Relay::spawn(&server.url(), "sync-stream-again", &root, &["--no-cache"]);
     first.initialize().await;
@@ -520,7 +522,9 @@ async fn a_streamed_re_sync_sends_only_changes_and_deletes_what_is_gone() {
 /// before (a fake server here, speaking just enough of the protocol).
 #[tokio::test]
 async fn against_a_server_without_sync_begin_the_relay_sends_its_manifest() {
-    let dir = project(40, 2000);
+    // 20 MB: the relay's scan is still reading when the fake server answers `initialize`
+    // (a scan already over sends its manifest at once, without asking).
+    let dir = project(400, 50_000);
     let root = dir.path().canonicalize().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
