@@ -389,3 +389,203 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
         );
     }
 }
+
+/// The relay's first sync streams the tree while its scan reads it (`server/syncBegin`, then
+/// the manifest with `streamed`): binary, empty, deep and unicode files all end in the mirror,
+/// byte for byte, every one of them over the streamed upload.
+#[tokio::test]
+async fn the_first_sync_streams_the_tree_while_the_relay_scans_it() {
+    let server = Server::start().await;
+    // 12 MB: the scan is still reading when `initialize` is answered (a scan already over
+    // sends its manifest at once).
+    let dir = project(400, 30_000);
+    let root = dir.path().canonicalize().unwrap();
+    let relay = Relay::spawn(&server.url(), "sync-streamed", &root, &[]);
+    relay.initialize().await;
+    relay.settle().await;
+    let mirror = server.mirror_dir("sync-streamed");
+    assert_eq!(tree(&mirror), tree(&root), "mirror == tree, hash by hash");
+    for rel in [
+        "assets/blob.bin",
+        "assets/nul.bin",
+        "empty.txt",
+        "ünï/日本語/файл.py",
+    ] {
+        assert_eq!(
+            std::fs::read(mirror.join(rel)).unwrap(),
+            std::fs::read(root.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    let health = relay.tool("health_check", json!({})).await;
+    let sync = &health["structuredContent"]["mirror"]["sync"];
+    assert_eq!(sync["last"]["ok"], true, "{health}");
+    let transfer = &sync["last"]["summary"]["transfer"];
+    assert!(transfer["streamed"].is_string(), "a streamed sync: {sync}");
+    let files = tree(&root).len() as u64;
+    assert_eq!(transfer["stored"], json!(files), "{sync}");
+    let m = metrics(server.port).await;
+    assert_eq!(
+        metric(&m, "codeflow_sync_transferred_files_total"),
+        files as f64
+    );
+    relay.close().await;
+}
+
+/// A file rewritten while the relay's scan runs ends in the mirror with its newest content:
+/// the scan sends what it hashed, and the watcher's change follows the manifest.
+#[tokio::test]
+async fn a_file_changed_during_the_scan_ends_with_its_newest_content() {
+    let server = Server::start().await;
+    let dir = project(600, 20_000);
+    let root = dir.path().canonicalize().unwrap();
+    let target = root.join("src/m3/f3.py");
+    let relay = Relay::spawn(&server.url(), "sync-racing", &root, &[]);
+    // Rewrites while the relay starts and scans (12 MB: the scan takes a while in a debug
+    // build); the last one is what the mirror must end with.
+    let mut last = String::new();
+    for round in 0..15 {
+        last = format!("ROUND = {round}\n").repeat(100 + round);
+        std::fs::write(&target, &last).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.initialize().await;
+    relay.settle().await;
+    let mirror = server.mirror_dir("sync-racing");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let (a, b) = (tree(&mirror), tree(&root));
+            async move { a == b }
+        })
+        .await,
+        "the mirror ends equal to the tree"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("src/m3/f3.py")).unwrap(),
+        last
+    );
+    relay.close().await;
+}
+
+/// A second relay (no hash cache: it reads every file again) on a tree changed while none
+/// ran: its streamed sync skips what the mirror has (`have`), sends the changed and new files,
+/// and deletes what is gone once its manifest arrives.
+#[tokio::test]
+async fn a_streamed_re_sync_sends_only_changes_and_deletes_what_is_gone() {
+    let server = Server::start().await;
+    let dir = project(300, 30_000);
+    let root = dir.path().canonicalize().unwrap();
+    let first = Relay::spawn(&server.url(), "sync-stream-again", &root, &["--no-cache"]);
+    first.initialize().await;
+    first.settle().await;
+    let mirror = server.mirror_dir("sync-stream-again");
+    assert_eq!(tree(&mirror), tree(&root));
+    first.close().await;
+
+    write(&root, "src/m1/f1.py", b"CHANGED = 1\n");
+    write(&root, "new/added.py", b"ADDED = 1\n");
+    std::fs::remove_file(root.join("src/m2/f2.py")).unwrap();
+    std::fs::remove_file(root.join("assets/blob.bin")).unwrap();
+    let before = metrics(server.port).await;
+
+    let second = Relay::spawn(&server.url(), "sync-stream-again", &root, &["--no-cache"]);
+    second.initialize().await;
+    second.settle().await;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let (a, b) = (tree(&mirror), tree(&root));
+            async move { a == b }
+        })
+        .await,
+        "the mirror equals the tree again"
+    );
+    assert!(!mirror.join("src/m2/f2.py").exists(), "deleted");
+    assert!(!mirror.join("assets/blob.bin").exists(), "deleted");
+    let after = metrics(server.port).await;
+    assert_eq!(
+        metric(&after, "codeflow_sync_fetched_files_total")
+            - metric(&before, "codeflow_sync_fetched_files_total"),
+        2.0,
+        "only the changed and the added file were sent"
+    );
+    let health = second.tool("health_check", json!({})).await;
+    let transfer = &health["structuredContent"]["mirror"]["sync"]["last"]["summary"]["transfer"];
+    assert!(
+        transfer["streamed"].is_string(),
+        "a streamed sync: {health}"
+    );
+    assert_eq!(transfer["stored"], 2, "{transfer}");
+    second.close().await;
+}
+
+/// An older server answers `server/syncBegin` with -32601: the relay sends its manifest as
+/// before (a fake server here, speaking just enough of the protocol).
+#[tokio::test]
+async fn against_a_server_without_sync_begin_the_relay_sends_its_manifest() {
+    // 20 MB: the relay's scan is still reading when the fake server answers `initialize`
+    // (a scan already over sends its manifest at once, without asking).
+    let dir = project(400, 50_000);
+    let root = dir.path().canonicalize().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let relay = Relay::spawn(&url, "old-server", &root, &[]);
+    let agent = tokio::spawn(async move {
+        relay.initialize().await;
+        relay
+    });
+    let (stream, _) = listener.accept().await.unwrap();
+    let ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+    let (mut to_relay, mut from_relay) = ws.split();
+    let mut next = async || -> Value {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), from_relay.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(_)) => continue,
+                other => panic!("relay connection ended: {other:?}"),
+            }
+        }
+    };
+    let init = next().await;
+    assert_eq!(init["method"], "initialize");
+    let reply = json!({"jsonrpc": "2.0", "id": init["id"], "result": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "serverInfo": {"name": "old", "version": "0"}, "sessionId": "old-session"}});
+    let mut seen = Vec::new();
+    let mut replies = vec![reply];
+    let manifest = loop {
+        for r in replies.drain(..) {
+            to_relay
+                .send(WsMessage::Text(r.to_string().into()))
+                .await
+                .unwrap();
+        }
+        let m = next().await;
+        seen.push(m["method"].as_str().unwrap_or_default().to_owned());
+        match m["method"].as_str() {
+            Some("server/syncBegin") => {
+                assert_eq!(m["params"]["transfers"], true, "{m}");
+                replies.push(json!({"jsonrpc": "2.0", "id": m["id"],
+                    "error": {"code": -32601, "message": "method not found"}}));
+            }
+            Some("server/syncManifest") => break m,
+            _ => {}
+        }
+    };
+    assert!(
+        seen.iter().any(|m| m == "server/syncBegin"),
+        "the relay asked first: {seen:?}"
+    );
+    assert!(manifest["params"].get("streamed").is_none(), "{manifest}");
+    let listed: std::collections::BTreeSet<String> = manifest["params"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    let on_disk: std::collections::BTreeSet<String> = tree(&root).into_keys().collect();
+    assert_eq!(listed, on_disk, "the whole tree, hashed");
+    drop(agent);
+}

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use codeflow_file_stream::protocol::FileChanged;
-use codeflow_file_stream::{FileServer, Limits, Manifest, Watcher, WatcherConfig};
+use codeflow_file_stream::{
+    FileError, FileServer, Limits, Manifest, ScanFeed, Walked, Watcher, WatcherConfig,
+};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// File changes queued between the watcher and the relay loop. When full the watcher waits
 /// (it never drops a change); the relay drains it whenever it is connected.
@@ -22,6 +24,36 @@ fn offering_transfers(manifest: &Manifest) -> codeflow_file_stream::protocol::Sy
     params
 }
 
+/// Bytes of the start-up scan's files held for a streamed first sync while the upload is not
+/// taking them yet (beyond it, the upload reads those files again).
+const FEED_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A streamed first sync is asked for from this many files, or bytes, left to read after the
+/// walk (the server's threshold for a transfer); below it the scan ends at once and the
+/// manifest goes as before.
+const STREAM_MIN_FILES: u64 = 16;
+const STREAM_MIN_BYTES: u64 = 1024 * 1024;
+
+/// The start-up scan's manifest, once its read pass is over (for `client/uploadFiles {all}`).
+pub type InitialManifest = Arc<std::sync::OnceLock<Arc<Manifest>>>;
+
+/// How the start-up scan's read pass ended.
+pub type ScanOutcome = Result<Result<Manifest, FileError>, oneshot::error::RecvError>;
+
+/// Completes when the start-up scan's read pass ends (never when it is over already), taking
+/// `scanning`. Cancel-safe: the relay's loop selects on it (a free function, so the loop can
+/// also borrow [`LocalFiles::changes`]).
+pub async fn scan_ended(
+    scanning: &mut Option<oneshot::Receiver<Result<Manifest, FileError>>>,
+) -> ScanOutcome {
+    let Some(rx) = scanning.as_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = rx.await;
+    *scanning = None;
+    outcome
+}
+
 pub struct LocalFiles {
     server: FileServer,
     watcher: Watcher,
@@ -30,12 +62,22 @@ pub struct LocalFiles {
     /// waits).
     initial_text: Option<String>,
     /// The starting manifest, kept for `client/uploadFiles {all}` (the first sync offers it
-    /// with `uploadAll`: the server need not list every file back).
-    initial: Arc<Manifest>,
+    /// with `uploadAll`: the server need not list every file back). Set when the scan ends.
+    initial: InitialManifest,
+    /// The scan's manifest, while its read pass runs (see [`scan_ended`]).
+    pub scanning: Option<oneshot::Receiver<Result<Manifest, FileError>>>,
+    /// The scan's files as it reads them, until a streamed first sync takes them.
+    feed: Option<ScanFeed>,
+    /// What the walk found.
+    walked: Walked,
+    /// Why the scan failed, if it did (the relay stops).
+    failed: Option<String>,
     pub changes: mpsc::Receiver<FileChanged>,
 }
 
 impl LocalFiles {
+    /// Walks the root and starts watching it; the read-and-hash pass goes on behind (see
+    /// [`LocalFiles::scanned`] and [`LocalFiles::take_feed`]).
     pub async fn start(root: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let limits = Limits::from_env().map_err(|e| anyhow::anyhow!("invalid file limits: {e}"))?;
         let config = WatcherConfig {
@@ -44,7 +86,7 @@ impl LocalFiles {
             ..WatcherConfig::default()
         };
         let (sink, changes) = mpsc::channel(CHANGE_QUEUE);
-        let watcher = Watcher::start(root, config, sink)
+        let (watcher, mut feed) = Watcher::start_streaming(root, config, sink, FEED_BYTES)
             .await
             .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", root.display()))?;
         // The server records its write-backs in its mirror itself; the watcher must take what
@@ -53,35 +95,103 @@ impl LocalFiles {
         let server = FileServer::new(root, limits)
             .map_err(|e| anyhow::anyhow!("cannot serve files from {}: {e}", root.display()))?
             .reporting_to(watcher.write_notices());
-        let mut first = offering_transfers(watcher.manifest());
-        first.upload_all = true;
-        let initial_text = serde_json::to_string(&first).ok();
         Ok(Self {
             server,
-            initial: Arc::new(watcher.manifest().clone()),
             watcher,
-            initial_text,
+            initial_text: None,
+            initial: InitialManifest::default(),
+            scanning: feed.take_manifest(),
+            walked: feed.walked,
+            feed: Some(feed),
+            failed: None,
             changes,
         })
     }
 
-    /// The manifest the watcher started from: the first sync sends this, and the watcher's
-    /// changes since then follow it, so nothing falls between the two.
-    pub fn initial_manifest(&self) -> Value {
-        serde_json::to_value(offering_transfers(self.watcher.manifest())).unwrap_or(Value::Null)
+    /// Waits for the start-up scan's read pass (at once after the first time); the starting
+    /// manifest is then known. An error (the tree grew past the project's limits during the
+    /// scan) is kept in [`LocalFiles::failure`].
+    pub async fn scanned(&mut self) -> Result<(), String> {
+        if self.scanning.is_some() {
+            let outcome = scan_ended(&mut self.scanning).await;
+            self.take_scan(outcome);
+        }
+        match &self.failed {
+            Some(failed) => Err(failed.clone()),
+            None => Ok(()),
+        }
     }
 
-    /// The starting manifest (the one the first sync sends).
-    pub fn initial(&self) -> Arc<Manifest> {
+    /// Whether the start-up scan's read pass is still running.
+    pub fn is_scanning(&self) -> bool {
+        self.scanning.is_some()
+    }
+
+    /// Records how the start-up scan's read pass ended (from [`scan_ended`]): its manifest,
+    /// or its failure.
+    pub fn take_scan(&mut self, outcome: ScanOutcome) {
+        let manifest = match outcome {
+            Ok(Ok(manifest)) => manifest,
+            Ok(Err(e)) => return self.fail(e.to_string()),
+            Err(_) => return self.fail("the watcher thread ended during its scan".into()),
+        };
+        tracing::info!(files = manifest.len(), "tree read and hashed");
+        let mut first = offering_transfers(&manifest);
+        first.upload_all = true;
+        self.initial_text = serde_json::to_string(&first).ok();
+        let _ = self.initial.set(Arc::new(manifest));
+        // Nobody took the scan's files for a streamed sync: they are not wanted any more.
+        self.feed = None;
+    }
+
+    fn fail(&mut self, why: String) {
+        tracing::error!("the start-up scan failed: {why}");
+        self.failed = Some(why);
+    }
+
+    /// Why the start-up scan failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// The scan's files for a streamed first sync, when its read pass still has enough to
+    /// read to be worth overlapping with the upload (taken once; `None` otherwise).
+    pub fn take_feed(&mut self) -> Option<ScanFeed> {
+        let worth = self.walked.to_read_files >= STREAM_MIN_FILES
+            || self.walked.to_read_bytes >= STREAM_MIN_BYTES;
+        let feed = self.feed.take();
+        feed.filter(|_| worth && self.scanning.is_some())
+    }
+
+    /// What the walk found.
+    pub fn walked(&self) -> Walked {
+        self.walked
+    }
+
+    /// The manifest the watcher started from (after [`LocalFiles::scanned`]): the first sync
+    /// sends this, and the watcher's changes since then follow it, so nothing falls between
+    /// the two.
+    pub fn initial_manifest(&self) -> Value {
+        match self.initial.get() {
+            Some(manifest) => {
+                serde_json::to_value(offering_transfers(manifest)).unwrap_or(Value::Null)
+            }
+            None => Value::Null,
+        }
+    }
+
+    /// The starting manifest (the one the first sync sends), once the scan is over.
+    pub fn initial(&self) -> InitialManifest {
         Arc::clone(&self.initial)
     }
 
-    /// How many files the starting manifest has.
-    pub fn initial_len(&self) -> usize {
-        self.watcher.manifest().len()
+    /// How many files the walk found.
+    pub fn initial_len(&self) -> u64 {
+        self.walked.files
     }
 
-    /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for.
+    /// [`LocalFiles::initial_manifest`] as params JSON text, the first time it is asked for
+    /// (after [`LocalFiles::scanned`]).
     pub fn take_initial_text(&mut self) -> Option<String> {
         self.initial_text.take()
     }

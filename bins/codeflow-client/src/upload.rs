@@ -27,6 +27,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::cli::Resolved;
 
+mod stream;
+
 /// Connections tried for one upload (the first and the resumes).
 const ATTEMPTS: u32 = 6;
 /// Frames read ahead of the socket.
@@ -37,8 +39,9 @@ const SUMMARY_WAIT: Duration = Duration::from_secs(120);
 /// Sends a sync's files over upload transfers.
 pub struct Uploader {
     jail: Jail,
-    /// The manifest the first sync sent with `uploadAll` (what `all` refers to).
-    manifest: Arc<Manifest>,
+    /// The manifest the first sync sent with `uploadAll` (what `all` refers to), once the
+    /// start-up scan has it.
+    manifest: crate::files::InitialManifest,
     server: String,
     project: String,
     tokens: crate::tokens::Tokens,
@@ -56,7 +59,7 @@ enum Broken {
 impl Uploader {
     /// An uploader for the relay's root and server; `None` when the root cannot be jailed (then
     /// `client/uploadFiles` is answered as unknown and the server reads files instead).
-    pub fn new(target: &Resolved, manifest: Arc<Manifest>) -> Option<Arc<Self>> {
+    pub fn new(target: &Resolved, manifest: crate::files::InitialManifest) -> Option<Arc<Self>> {
         let jail = Jail::new(&target.root).ok()?;
         Some(Arc::new(Self {
             jail,
@@ -81,7 +84,14 @@ impl Uploader {
             )))
         })?;
         let files: Arc<Vec<Wanted>> = Arc::new(match params.all {
-            Some(all) => whole_manifest(&self.manifest, all)?,
+            Some(all) => match self.manifest.get() {
+                Some(manifest) => whole_manifest(manifest, all)?,
+                None => {
+                    return Err(RemoteError::from(&FileError::InvalidParams(
+                        "client/uploadFiles: `all` before this relay's scan has a manifest".into(),
+                    )));
+                }
+            },
             None => params
                 .files
                 .into_iter()
@@ -104,7 +114,16 @@ impl Uploader {
                 );
                 tokio::time::sleep(delay).await;
             }
-            match self.send_once(&url, &files).await {
+            let produce = |received: Received, out: mpsc::Sender<Bytes>| {
+                let files = Arc::clone(&files);
+                let jail = self.jail.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &out))
+                        .await
+                        .unwrap_or_default()
+                }
+            };
+            match self.send_once(&url, produce).await {
                 Ok(summary) => return Ok(summary),
                 Err(Broken::Retry(why)) => last = why,
                 Err(Broken::Fatal(why)) => {
@@ -135,7 +154,14 @@ impl Uploader {
         Ok(crate::dial::with_project(url.as_str(), &self.project))
     }
 
-    async fn send_once(&self, url: &str, files: &Arc<Vec<Wanted>>) -> Result<Value, Broken> {
+    /// One connection of an upload: `produce` gets what the server already has and puts the
+    /// frames of the rest on its queue, returning what it did not send; then `end`, and the
+    /// server's summary.
+    async fn send_once<F, Fut>(&self, url: &str, produce: F) -> Result<Value, Broken>
+    where
+        F: FnOnce(Received, mpsc::Sender<Bytes>) -> Fut,
+        Fut: std::future::Future<Output = Vec<Value>>,
+    {
         let mut request = url
             .into_client_request()
             .map_err(|e| Broken::Fatal(e.to_string()))?;
@@ -169,7 +195,7 @@ impl Uploader {
         })?;
         let (mut sink, mut stream) = socket.split();
         // `start`: what the server already has (a resumed operation).
-        let received: std::collections::HashSet<u64> = loop {
+        let received: Received = loop {
             match stream.next().await {
                 Some(Ok(Message::Text(text))) => {
                     let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
@@ -206,20 +232,18 @@ impl Uploader {
         });
         let sending = std::time::Instant::now();
         let (frames, mut queue) = mpsc::channel::<Bytes>(READ_AHEAD);
-        let reader = {
-            let files = Arc::clone(files);
-            let jail = self.jail.clone();
-            tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &frames))
-        };
-        let mut sent = Ok(());
-        while let Some(frame) = queue.recv().await {
-            if let Err(e) = sink.feed(Message::Binary(frame)).await {
-                sent = Err(e.to_string());
-                break;
+        let pump = async {
+            let mut sent = Ok(());
+            while let Some(frame) = queue.recv().await {
+                if let Err(e) = sink.feed(Message::Binary(frame)).await {
+                    sent = Err(e.to_string());
+                    break;
+                }
             }
-        }
-        drop(queue);
-        let skipped = reader.await.unwrap_or_default();
+            drop(queue);
+            sent
+        };
+        let (skipped, sent) = tokio::join!(produce(received, frames), pump);
         if let Err(e) = sent {
             listener.abort();
             return Err(Broken::Retry(e));
@@ -230,7 +254,6 @@ impl Uploader {
             return Err(Broken::Retry(e.to_string()));
         }
         tracing::info!(
-            files = files.len(),
             ms = sending.elapsed().as_millis() as u64,
             "sync upload: every file sent"
         );
@@ -268,6 +291,9 @@ fn whole_manifest(manifest: &Manifest, all: UploadAll) -> Result<Vec<Wanted>, Re
         .collect())
 }
 
+/// What the server says it has of an upload (`start.received`).
+type Received = std::collections::HashSet<u64>;
+
 /// One file the server wants.
 struct Wanted {
     /// The path as the server gave it, and parsed (`None`: not a valid relative path).
@@ -282,7 +308,7 @@ struct Wanted {
 fn read_frames(
     jail: &Jail,
     files: &[Wanted],
-    received: &std::collections::HashSet<u64>,
+    received: &Received,
     out: &mpsc::Sender<Bytes>,
 ) -> Vec<Value> {
     let mut skipped = Vec::new();

@@ -122,7 +122,9 @@ pub async fn receive_sync(
         ms = started.elapsed().as_millis() as u64,
         "sync upload: every frame read"
     );
-    let Ok(mut sink) = storer.await else {
+    let stored = storer.await;
+    upload.connection_ended();
+    let Ok(mut sink) = stored else {
         return;
     };
     tracing::debug!(

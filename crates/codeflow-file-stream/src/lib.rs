@@ -106,5 +106,5 @@ pub use mirror::{
 pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
 pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};
 pub use server_files::FileServer;
-pub use watcher::{Watcher, WatcherConfig, WriteNotices};
+pub use watcher::{ScanFeed, Scanned, Walked, Watcher, WatcherConfig, WriteNotices};
 pub use write_back::{Expect, WriteBack, WriteBackReport};

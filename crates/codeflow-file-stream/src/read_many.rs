@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
+
 use crate::protocol::ContentHash;
+use crate::transfer::CHUNK;
 
 /// Results waiting for the caller, at most.
 const QUEUE: usize = 32;
@@ -17,7 +20,11 @@ const MAX_THREADS: usize = 4;
 /// reader thread too: the caller's thread takes every result in turn and would otherwise
 /// validate 100 MB alone while the readers wait on the full queue).
 pub(crate) struct Read {
-    pub bytes: Vec<u8>,
+    /// The content: a view of `framed` after its tag.
+    pub bytes: Bytes,
+    /// The content read after a [`CHUNK`] tag: the file's one upload chunk frame, without a
+    /// copy, when it is at most [`crate::transfer::CHUNK_BYTES`] long.
+    pub framed: Bytes,
     pub hash: ContentHash,
     pub is_text: bool,
 }
@@ -43,10 +50,14 @@ pub(crate) fn read_many<E>(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
-                    let read = std::fs::read(path).ok().map(|bytes| Read {
-                        hash: ContentHash::of(&bytes),
-                        is_text: std::str::from_utf8(&bytes).is_ok(),
-                        bytes,
+                    let read = read_framed(path).ok().map(|framed| {
+                        let bytes = framed.slice(1..);
+                        Read {
+                            hash: ContentHash::of(&bytes),
+                            is_text: std::str::from_utf8(&bytes).is_ok(),
+                            bytes,
+                            framed,
+                        }
                     });
                     // The receiver is gone only when the caller stopped early.
                     if tx.send((i, read)).is_err() {
@@ -70,6 +81,19 @@ pub(crate) fn read_many<E>(
         drop(rx);
         outcome
     })
+}
+
+/// Reads a file after a [`CHUNK`] tag byte, into one buffer.
+fn read_framed(path: &std::path::Path) -> std::io::Result<Bytes> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let len = file
+        .metadata()
+        .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
+    let mut buf = Vec::with_capacity(len.saturating_add(1));
+    buf.push(CHUNK);
+    file.read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

@@ -15,6 +15,46 @@ use serde::{Deserialize, Serialize};
 /// only a relay whose `server/syncManifest` said `"transfers": true`.
 pub const UPLOAD_FILES: &str = "client/uploadFiles";
 
+/// `server/syncBegin` (relay → server, request): the first sync of a session over a transfer
+/// that starts before the relay's manifest exists — the relay sends files as its start-up scan
+/// reads them, then `server/syncManifest` with `streamed` set to the operation id (see
+/// docs/protocol.md, "Initial sync over a transfer"). An older server answers -32601 and the
+/// relay sends its manifest as before.
+pub const SYNC_BEGIN: &str = "server/syncBegin";
+
+/// `server/syncBegin` params.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBeginParams {
+    /// The relay can send files over an upload transfer (always true when sent).
+    #[serde(default)]
+    pub transfers: bool,
+    /// How many files the relay's walk found (for progress; the manifest is what counts).
+    #[serde(default)]
+    pub files: u64,
+    /// Their bytes by the walk.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// `server/syncBegin` result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncBeginResult {
+    /// Whether the server takes streamed files now; when false the relay just sends its
+    /// manifest (the other fields are empty).
+    pub transfers: bool,
+    /// The upload operation the files go to.
+    #[serde(default)]
+    pub operation_id: String,
+    /// Where to connect, relative to the server's `/ws` URL: `/ws/file-stream/{operationId}`.
+    #[serde(default)]
+    pub url: String,
+    /// What the mirror holds for this project: relative path → hash (empty for an initial
+    /// sync). The relay sends only files whose hash differs.
+    #[serde(default)]
+    pub have: std::collections::BTreeMap<String, String>,
+}
+
 /// `client/uploadFiles` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

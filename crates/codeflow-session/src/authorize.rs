@@ -69,7 +69,9 @@ impl Forbidden {
 /// The rights a method needs, tools aside.
 fn method_rights(method: &str) -> &'static [Right] {
     match method {
-        "server/syncManifest" | "server/fileChanged" | "server/gitState" => &[Right::FileRead],
+        "server/syncManifest" | "server/syncBegin" | "server/fileChanged" | "server/gitState" => {
+            &[Right::FileRead]
+        }
         "channels/subscribe" | "channels/unsubscribe" => &[Right::FileRead],
         "files/beginTransfer" => &[Right::FileRead],
         "channels/publish" => &[Right::FileWrite],

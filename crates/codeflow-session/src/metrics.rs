@@ -21,6 +21,7 @@ const KNOWN_METHODS: &[&str] = &[
     "server/fileChanged",
     "server/gitState",
     "server/syncManifest",
+    "server/syncBegin",
     "client/readFile",
     "client/readFiles",
     "client/writeFile",

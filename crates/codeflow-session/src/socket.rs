@@ -671,6 +671,7 @@ fn is_known_method(method: &str) -> bool {
             method,
             "logging/setLevel"
                 | "server/syncManifest"
+                | "server/syncBegin"
                 | "server/fileChanged"
                 | "server/gitState"
                 | "files/beginTransfer"

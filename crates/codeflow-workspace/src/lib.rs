@@ -43,6 +43,7 @@ pub mod publish;
 pub mod server_text;
 pub mod session_client;
 pub mod sync;
+mod sync_begin;
 pub mod sync_state;
 pub mod sync_upload;
 pub mod text;

@@ -17,7 +17,7 @@ use codeflow_lsp_pool::lsp_types::FileChangeType;
 use codeflow_session::{Channel, Session};
 use codeflow_transport::{ErrorObject, Message, codes};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::caller::Caller;
 use crate::compile_db::CompilationDatabase;
@@ -31,9 +31,25 @@ use crate::trees::TreeConflict;
 const EVENT_QUEUE: usize = 1024;
 
 enum QueuedEvent {
-    Sync { id: Value, params: Option<Value> },
+    Sync {
+        id: Value,
+        params: Option<Value>,
+    },
+    /// `server/syncBegin`: the sync whose manifest comes later, through `manifest`.
+    Begin {
+        id: Value,
+        params: Option<Value>,
+        manifest: oneshot::Receiver<ManifestRequest>,
+    },
     Changed(Option<Value>),
 }
+
+/// A `server/syncManifest` request: its id and params.
+pub(crate) type ManifestRequest = (Value, Option<Value>);
+
+/// How long a begun sync waits for the relay's manifest (the relay sends it once its scan
+/// and upload are over; the session's calls wait meanwhile, as for any sync).
+pub(crate) const MANIFEST_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Where notable file events are told to the client (MCP's `notifications/message` in
 /// CodeFlow): `level` is a syslog level name, `data` the event.
@@ -65,6 +81,9 @@ pub struct SessionFiles {
     git: parking_lot::Mutex<Option<crate::git_state::GitState>>,
     /// The running sync's progress (`None` when none runs), for calls waiting on it.
     progress: watch::Sender<Option<Value>>,
+    /// A begun sync (`server/syncBegin`) waiting for its manifest: the next
+    /// `server/syncManifest` goes to it rather than into the queue behind it.
+    awaiting_manifest: parking_lot::Mutex<Option<oneshot::Sender<ManifestRequest>>>,
 }
 
 /// Largest `server/gitState` output taken (the relay cuts its own at 256 KiB).
@@ -98,6 +117,7 @@ impl SessionFiles {
             me: me.clone(),
             git: parking_lot::Mutex::new(None),
             progress: watch::channel(None).0,
+            awaiting_manifest: parking_lot::Mutex::new(None),
         });
         // Found from the session by work that does not go through the MCP handler (a Claude
         // run copying the mirror waits for the session's file events as a tool call does).
@@ -126,7 +146,26 @@ impl SessionFiles {
     pub async fn intercept(&self, message: Message) -> Option<Message> {
         let event = match message {
             Message::Request { id, method, params } if method == "server/syncManifest" => {
-                QueuedEvent::Sync { id, params }
+                // A begun sync takes it: that sync is still counted as unapplied, so calls
+                // wait for it whole.
+                let Some(waiting) = self.awaiting_manifest.lock().take() else {
+                    return self.queue(QueuedEvent::Sync { id, params }).await;
+                };
+                match waiting.send((id, params)) {
+                    Ok(()) => return None,
+                    Err((id, params)) => QueuedEvent::Sync { id, params },
+                }
+            }
+            Message::Request { id, method, params }
+                if method == codeflow_file_stream::transfer::SYNC_BEGIN =>
+            {
+                let (tx, manifest) = oneshot::channel();
+                *self.awaiting_manifest.lock() = Some(tx);
+                QueuedEvent::Begin {
+                    id,
+                    params,
+                    manifest,
+                }
             }
             Message::Notification { method, params } if method == "server/fileChanged" => {
                 QueuedEvent::Changed(params)
@@ -137,6 +176,11 @@ impl SessionFiles {
             }
             other => return Some(other),
         };
+        self.queue(event).await
+    }
+
+    /// Queues one file event for the session's task.
+    async fn queue(&self, event: QueuedEvent) -> Option<Message> {
         self.received.fetch_add(1, Ordering::SeqCst);
         if self.events().send(event).await.is_err() {
             // The task is gone (session closing): count it as applied so nobody waits on it.
@@ -231,6 +275,16 @@ impl SessionFiles {
     pub fn caller(&self) -> &Arc<Caller> {
         &self.caller
     }
+
+    /// Where notable file events are told to the client.
+    pub(crate) fn notices(&self) -> &dyn ClientNotices {
+        self.notices.as_ref()
+    }
+
+    /// The running sync's progress, for calls waiting on it.
+    pub(crate) fn progress(&self) -> &watch::Sender<Option<Value>> {
+        &self.progress
+    }
 }
 
 async fn run(
@@ -252,6 +306,7 @@ async fn run(
                     files.notices.as_ref(),
                     params,
                     Some(&files.progress),
+                    None,
                 )
                 .await
                 {
@@ -260,6 +315,11 @@ async fn run(
                 };
                 session.send_to_client(reply);
             }
+            QueuedEvent::Begin {
+                id,
+                params,
+                manifest,
+            } => crate::sync_begin::run(&files, &session, id, params, manifest).await,
             QueuedEvent::Changed(params) => {
                 if let Err(e) = file_changed(&files.caller, params).await {
                     tracing::warn!(session = %session.id, error = %e.message, "fileChanged not applied");
@@ -270,11 +330,11 @@ async fn run(
     }
 }
 
-fn file_error(e: &FileError) -> ErrorObject {
+pub(crate) fn file_error(e: &FileError) -> ErrorObject {
     RemoteError::from(e)
 }
 
-fn workspace_error(e: WorkspaceError) -> ErrorObject {
+pub(crate) fn workspace_error(e: WorkspaceError) -> ErrorObject {
     ErrorObject::new(codes::INTERNAL_ERROR, e.to_text())
 }
 
@@ -286,17 +346,22 @@ pub async fn sync_manifest(
     notices: &dyn ClientNotices,
     params: Option<Value>,
 ) -> Result<Value, ErrorObject> {
-    sync_manifest_reporting(caller, notices, params, None).await
+    sync_manifest_reporting(caller, notices, params, None, None).await
 }
 
 /// [`sync_manifest`], its progress also going to `progress` (the session's calls waiting on
-/// it, see [`SessionFiles::caught_up_reporting`]).
-async fn sync_manifest_reporting(
+/// it, see [`SessionFiles::caught_up_reporting`]). `streamed`: the files a begun sync
+/// (`server/syncBegin`) received before this manifest; they are in the mirror already, and
+/// the upload takes no more.
+pub(crate) async fn sync_manifest_reporting(
     caller: &Caller,
     notices: &dyn ClientNotices,
     params: Option<Value>,
     progress: Option<&watch::Sender<Option<Value>>>,
+    streamed: Option<crate::sync_begin::Streamed>,
 ) -> Result<Value, ErrorObject> {
+    // The streamed files are all there will be: the plan below sees them in the mirror.
+    let streamed = streamed.inspect(|s| s.upload.end());
     let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
         .map_err(|e| {
             ErrorObject::new(
@@ -339,20 +404,21 @@ async fn sync_manifest_reporting(
         .hold(&caller.id, caller.root.as_str(), caller.session());
     let client = caller.client();
     let started = std::time::Instant::now();
-    let mut running = RunningSync::start(SyncProgressSink {
-        project: caller.project.clone(),
-        state: workspace.extensions.get::<SyncState>(),
-        registry: caller.registry(),
-        watch: progress.cloned(),
-        last_published: parking_lot::Mutex::new(None),
-        session: caller.id.to_string(),
-    });
     // What the mirror lacks goes over one upload when the relay offers it and it is worth it;
     // whatever that did not bring (a file changed since its manifest entry, a transfer that
     // failed) is fetched with `client/readFiles` below.
     let mut transferred: (Vec<codeflow_file_stream::RelPath>, u64) = (Vec::new(), 0);
     let mut removed_first = Vec::new();
     let mut transfer_summary = Value::Null;
+    let mut running = match streamed {
+        Some(streamed) => {
+            transferred = streamed.upload.stored();
+            transfer_summary = json!({"streamed": streamed.operation_id,
+                "files": transferred.0.len(), "bytes": transferred.1});
+            streamed.running
+        }
+        None => RunningSync::start(progress_sink(caller, &workspace, progress)),
+    };
     if offers_transfers && worth_a_transfer(&plan, &manifest) {
         match upload_missing(
             caller,
@@ -365,8 +431,15 @@ async fn sync_manifest_reporting(
         )
         .await
         {
-            Ok((stored, summary)) => {
-                transferred = stored;
+            Ok(((stored, bytes), mut summary)) => {
+                // After a streamed upload (cut short), both count.
+                if let (Some(streamed), Some(fields)) =
+                    (transfer_summary.get("streamed"), summary.as_object_mut())
+                {
+                    fields.insert("streamed".into(), streamed.clone());
+                }
+                transferred.0.extend(stored);
+                transferred.1 += bytes;
                 transfer_summary = summary;
             }
             Err(e) => {
@@ -487,11 +560,27 @@ async fn sync_manifest_reporting(
     }))
 }
 
+/// The progress sink of `caller`'s sync.
+pub(crate) fn progress_sink(
+    caller: &Caller,
+    workspace: &crate::ProjectWorkspace,
+    progress: Option<&watch::Sender<Option<Value>>>,
+) -> SyncProgressSink {
+    SyncProgressSink {
+        project: caller.project.clone(),
+        state: workspace.extensions.get::<SyncState>(),
+        registry: caller.registry(),
+        watch: progress.cloned(),
+        last_published: parking_lot::Mutex::new(None),
+        session: caller.id.to_string(),
+    }
+}
+
 /// Where a running sync's progress goes: the project's [`SyncState`] (status views,
 /// `health_check`), `codeflow_sync_pending_files`, the project's `files` channel
 /// (`syncProgress`, at most every [`PUBLISH_EVERY`] and at the end of each phase), and the
 /// session's calls waiting on it.
-struct SyncProgressSink {
+pub(crate) struct SyncProgressSink {
     project: codeflow_session::ProjectId,
     state: Arc<SyncState>,
     registry: Option<Arc<codeflow_session::SessionRegistry>>,
@@ -504,7 +593,7 @@ struct SyncProgressSink {
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl SyncProgressSink {
-    fn report(&self, p: &SyncProgress, via: &str) {
+    pub(crate) fn report(&self, p: &SyncProgress, via: &str) {
         self.state.progress(p, via);
         metrics::gauge!("codeflow_sync_pending_files", "project" => self.project.to_string())
             .set((p.total_files - p.done_files.min(p.total_files)) as f64);
@@ -542,13 +631,13 @@ impl SyncProgressSink {
 /// ends — fetched, failed, or abandoned because its session left and the future was dropped —
 /// the gauge goes back to 0 and the state records the end, so only a sync that hangs keeps the
 /// gauge above 0.
-struct RunningSync {
-    sink: Arc<SyncProgressSink>,
+pub(crate) struct RunningSync {
+    pub(crate) sink: Arc<SyncProgressSink>,
     ended: bool,
 }
 
 impl RunningSync {
-    fn start(sink: SyncProgressSink) -> Self {
+    pub(crate) fn start(sink: SyncProgressSink) -> Self {
         sink.state.started();
         Self {
             sink: Arc::new(sink),
@@ -601,7 +690,7 @@ fn worth_a_transfer(plan: &codeflow_file_stream::SyncPlan, manifest: &Manifest) 
 }
 
 /// Ends a sync's upload however the sync ends (a dropped future included).
-struct EndUpload(Arc<crate::sync_upload::SyncUpload>);
+pub(crate) struct EndUpload(pub(crate) Arc<crate::sync_upload::SyncUpload>);
 
 impl Drop for EndUpload {
     fn drop(&mut self) {
@@ -706,7 +795,7 @@ async fn upload_missing(
 
 /// The refusal of `caller`'s sync, if it would remove files another live session's tree has
 /// (see [`crate::trees`]).
-fn tree_conflict(
+pub(crate) fn tree_conflict(
     caller: &Caller,
     workspace: &crate::ProjectWorkspace,
     plan: &codeflow_file_stream::SyncPlan,

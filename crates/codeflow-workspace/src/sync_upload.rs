@@ -7,14 +7,20 @@
 //! manifest gave (the relay sends those without hashing again; here each file is hashed once
 //! on arrival, and a file changed since its manifest entry is refused — the sync then reads it
 //! with `client/readFile`). Files go into the mirror through [`Mirror::store_incoming`]; until
-//! one is stored, reads of it through the mirror wait.
+//! one is stored, reads of it through the mirror wait. A streamed upload
+//! ([`SyncUpload::streamed`], `server/syncBegin`) has no plan: each file is checked as it is
+//! announced (path, size, index) and stored when its content has the header's hash; the
+//! manifest that follows decides what stays.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use codeflow_file_stream::error::codes;
 use codeflow_file_stream::transfer::{FileHeader, UploadEntry};
-use codeflow_file_stream::{ContentHash, IncomingFile, Mirror, PathMark, RelPath, SyncProgress};
+use codeflow_file_stream::{
+    ContentHash, IncomingFile, Limits, Mirror, PathMark, RelPath, SyncProgress,
+};
 use codeflow_session::Session;
 use codeflow_transport::ErrorObject;
 use parking_lot::Mutex;
@@ -44,13 +50,24 @@ pub struct Expected {
     pub mark: PathMark,
 }
 
+/// A streamed upload's announced files.
+struct Announced {
+    limits: Limits,
+    by_index: HashMap<u64, Expected>,
+    indices: HashMap<RelPath, u64>,
+}
+
 /// Called with the transfer's progress (files and bytes stored so far).
 pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
 
 /// What one sync's upload stores, and what it has stored.
 pub struct SyncUpload {
     mirror: Mirror,
+    /// The planned files (empty for a streamed upload).
     files: Vec<Expected>,
+    /// A streamed upload (`server/syncBegin`): the files the relay announced so far.
+    streamed: Option<Mutex<Announced>>,
+    total_files: usize,
     total_bytes: u64,
     done_files: AtomicU64,
     done_bytes: AtomicU64,
@@ -74,15 +91,110 @@ impl SyncUpload {
     pub fn new(mirror: Mirror, files: Vec<Expected>, progress: ProgressFn) -> Arc<Self> {
         mirror.expect_incoming(files.iter().map(|f| f.rel.clone()));
         Arc::new(Self {
+            total_files: files.len(),
             total_bytes: files.iter().map(|f| f.size).sum(),
             mirror,
             files,
+            streamed: None,
             done_files: AtomicU64::new(0),
             done_bytes: AtomicU64::new(0),
             stored: Mutex::new(Vec::new()),
             ended: AtomicBool::new(false),
             progress,
         })
+    }
+
+    /// A streamed upload (`server/syncBegin`): no plan, the relay sends files as its scan
+    /// reads them, before its manifest exists. Each file is checked as it is announced — its
+    /// path by the same lexical rules as a manifest's, its size by the project's limits, its
+    /// index and path not announced twice — and stored if its content has the header's hash;
+    /// reads of it through the mirror wait from its announcement until it is stored or the
+    /// upload ends. `files` and `bytes` (the relay's walk) are only for progress.
+    pub fn streamed(
+        mirror: Mirror,
+        limits: Limits,
+        files: u64,
+        bytes: u64,
+        progress: ProgressFn,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            total_files: usize::try_from(files).unwrap_or(usize::MAX),
+            total_bytes: bytes,
+            mirror,
+            files: Vec::new(),
+            streamed: Some(Mutex::new(Announced {
+                limits,
+                by_index: HashMap::new(),
+                indices: HashMap::new(),
+            })),
+            done_files: AtomicU64::new(0),
+            done_bytes: AtomicU64::new(0),
+            stored: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
+            progress,
+        })
+    }
+
+    /// The file expected at `index`, if any.
+    fn expected(&self, index: u64) -> Option<Expected> {
+        match &self.streamed {
+            Some(announced) => announced.lock().by_index.get(&index).cloned(),
+            None => usize::try_from(index)
+                .ok()
+                .and_then(|i| self.files.get(i))
+                .cloned(),
+        }
+    }
+
+    /// A streamed upload's check of a header: takes the file as announced, or says why not.
+    fn announce(&self, announced: &Mutex<Announced>, header: &FileHeader) -> Option<(i64, String)> {
+        let mut announced = announced.lock();
+        let rel = match RelPath::parse_with(&header.path, &announced.limits) {
+            Ok(rel) if !rel.is_root() => rel,
+            Ok(_) => return Some((codes::PATH_REJECTED, "the root is not a file".to_owned())),
+            Err(e) => return Some((e.code(), e.to_string())),
+        };
+        if let Err(e) = announced.limits.check_file_size(rel.as_str(), header.size) {
+            return Some((e.code(), e.to_string()));
+        }
+        match announced.indices.get(&rel) {
+            Some(index) if *index != header.index => {
+                return Some((
+                    codes::PATH_REJECTED,
+                    format!("`{rel}` was already sent as file {index}"),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(other) = announced.by_index.get(&header.index)
+            && other.rel != rel
+        {
+            return Some((
+                codes::PATH_REJECTED,
+                format!(
+                    "file {} of this upload is `{}`, not `{rel}`",
+                    header.index, other.rel
+                ),
+            ));
+        }
+        if self.is_ended() {
+            return Some((
+                codes::CONFLICT,
+                "the sync stopped waiting for this upload".to_owned(),
+            ));
+        }
+        self.mirror.expect_incoming([rel.clone()]);
+        announced.indices.insert(rel.clone(), header.index);
+        announced.by_index.insert(
+            header.index,
+            Expected {
+                mark: self.mirror.mark_rel(&rel),
+                rel,
+                size: header.size,
+                hash: ContentHash::from_hex(header.hash.clone()),
+            },
+        );
+        None
     }
 
     /// The files, as `client/uploadFiles` lists them (index = position).
@@ -97,9 +209,9 @@ impl SyncUpload {
             .collect()
     }
 
-    /// How many files the upload brings.
+    /// How many files the upload brings (a streamed one: the relay's estimate).
     pub fn total_files(&self) -> usize {
-        self.files.len()
+        self.total_files
     }
 
     /// How many bytes the upload brings.
@@ -110,9 +222,32 @@ impl SyncUpload {
     /// The sync is over: nothing more is stored, and reads of what did not arrive go to disk.
     pub fn end(&self) {
         if !self.ended.swap(true, Ordering::SeqCst) {
-            let rels: Vec<RelPath> = self.files.iter().map(|f| f.rel.clone()).collect();
+            let rels: Vec<RelPath> = match &self.streamed {
+                Some(announced) => announced.lock().indices.keys().cloned().collect(),
+                None => self.files.iter().map(|f| f.rel.clone()).collect(),
+            };
             self.mirror.end_incoming(&rels);
         }
+    }
+
+    /// One connection of the upload ended (its last batch stored). For a streamed upload, the
+    /// files it announced and did not store stop holding reads back: a resumed connection
+    /// announces them again, and a relay that never comes back must not leave them waiting
+    /// until its session ends.
+    pub fn connection_ended(&self) {
+        let Some(announced) = &self.streamed else {
+            return;
+        };
+        let stored: std::collections::HashSet<RelPath> =
+            self.stored.lock().iter().cloned().collect();
+        let unstored: Vec<RelPath> = announced
+            .lock()
+            .indices
+            .keys()
+            .filter(|rel| !stored.contains(*rel))
+            .cloned()
+            .collect();
+        self.mirror.end_incoming(&unstored);
     }
 
     /// Whether the sync stopped waiting for this upload.
@@ -131,6 +266,9 @@ impl SyncUpload {
     /// Why a file announced by `header` will not be stored, if it will not: `(code, message)`.
     /// Only the files of the plan, at their planned index and size, are taken.
     pub fn check(&self, header: &FileHeader) -> Option<(i64, String)> {
+        if let Some(announced) = &self.streamed {
+            return self.announce(announced, header);
+        }
         let expected = usize::try_from(header.index)
             .ok()
             .and_then(|i| self.files.get(i));
@@ -182,9 +320,7 @@ impl SyncUpload {
         let mut written = Vec::new();
         for (header, bytes, hash) in hashed {
             let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
-            let expected = usize::try_from(header.index)
-                .ok()
-                .and_then(|i| self.files.get(i));
+            let expected = self.expected(header.index);
             let Some(expected) = expected.filter(|e| e.rel.as_str() == header.path) else {
                 out.push(Err(refuse(
                     codes::PATH_REJECTED,
@@ -246,7 +382,7 @@ impl SyncUpload {
             }
         }
         (self.progress)(&SyncProgress {
-            total_files: self.files.len(),
+            total_files: self.total_files,
             done_files: self.done_files.load(Ordering::SeqCst) as usize,
             total_bytes: self.total_bytes,
             done_bytes: self.done_bytes.load(Ordering::SeqCst),
@@ -258,5 +394,77 @@ impl SyncUpload {
 impl Drop for SyncUpload {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codeflow_types::ProjectId;
+
+    fn header(index: u64, path: &str, bytes: &[u8]) -> FileHeader {
+        FileHeader {
+            index,
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            mode: 0o644,
+            hash: ContentHash::of(bytes).as_str().to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_upload_checks_each_file_as_it_is_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let limits = Limits {
+            max_file_size: 100,
+            ..Limits::default()
+        };
+        let upload = SyncUpload::streamed(mirror.clone(), limits, 4, 10, Arc::new(|_| {}));
+        let good = header(0, "deep/ü/a.py", b"A = 1\n");
+        assert_eq!(upload.check(&good), None);
+        // A path leading out, a file over the size limit, a path sent twice under another
+        // index, another path at an announced index: refused before any content is kept.
+        let refused = |h: &FileHeader| upload.check(h).map(|(code, _)| code);
+        assert_eq!(
+            refused(&header(1, "../out.py", b"x")),
+            Some(codes::PATH_REJECTED)
+        );
+        assert_eq!(
+            refused(&header(2, "big.bin", &[0u8; 101])),
+            Some(codes::FILE_TOO_LARGE)
+        );
+        assert_eq!(
+            refused(&header(3, "deep/ü/a.py", b"A = 1\n")),
+            Some(codes::PATH_REJECTED)
+        );
+        assert_eq!(
+            refused(&header(0, "other.py", b"x")),
+            Some(codes::PATH_REJECTED)
+        );
+        // Content not the header's hash: not written; the announced file is.
+        let liar = header(4, "liar.py", b"TRUTH\n");
+        assert_eq!(upload.check(&liar), None);
+        let results = upload
+            .store(vec![
+                (good, b"A = 1\n".to_vec()),
+                (liar, b"LIES!\n".to_vec()),
+            ])
+            .await;
+        assert_eq!(results[0], Ok((0, 6)));
+        assert_eq!(
+            results[1].as_ref().unwrap_err()["code"],
+            codes::HASH_MISMATCH
+        );
+        let files = mirror.files();
+        assert_eq!(
+            files.keys().map(RelPath::as_str).collect::<Vec<_>>(),
+            ["deep/ü/a.py"]
+        );
+        assert_eq!(upload.stored().0.len(), 1);
+        // Ended: nothing more is taken.
+        upload.end();
+        assert_eq!(refused(&header(5, "late.py", b"x")), Some(codes::CONFLICT));
     }
 }

@@ -2,7 +2,8 @@
 //! starts (or may have missed something), then the watcher's changes as `server/fileChanged`,
 //! in order behind the manifest.
 
-use codeflow_file_stream::FileChanged;
+use codeflow_file_stream::transfer::{SYNC_BEGIN, SyncBeginParams};
+use codeflow_file_stream::{FileChanged, Walked};
 use codeflow_transport::{Message, Outbound};
 use serde_json::Value;
 
@@ -58,6 +59,10 @@ impl ManifestSync {
     /// hands over while the manifest is taken are sent after it; those already in it are
     /// re-applied harmlessly (each carries its path's whole new state), none is lost.
     pub async fn send(&mut self, files: &mut LocalFiles, outbound: Option<&Outbound>, first: bool) {
+        if files.scanned().await.is_err() {
+            // The relay stops (see `LocalFiles::failure`).
+            return;
+        }
         self.syncs += 1;
         let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
         let mut caught = Vec::new();
@@ -95,6 +100,67 @@ impl ManifestSync {
             }
         }
     }
+}
+
+impl ManifestSync {
+    /// Asks the server to begin a streamed first sync (`server/syncBegin`): the scan's files
+    /// go over an upload as it reads them, and the manifest after
+    /// ([`Self::send_streamed`]). Returns the request's id, `None` when it could not be sent.
+    pub async fn begin(&mut self, walked: Walked, outbound: Option<&Outbound>) -> Option<Value> {
+        let outbound = outbound?;
+        self.syncs += 1;
+        let id = Value::String(format!("{BEGIN_ID_PREFIX}{}", self.syncs));
+        let params = SyncBeginParams {
+            transfers: true,
+            files: walked.files,
+            bytes: walked.bytes,
+        };
+        let request = Message::request(
+            id.clone(),
+            SYNC_BEGIN,
+            serde_json::to_value(params).unwrap_or(Value::Null),
+        );
+        outbound.send_wait(&request).await.ok()?;
+        Some(id)
+    }
+
+    /// The manifest of a streamed first sync, once the scan is over: the starting manifest
+    /// with `streamed` naming the upload its files went to. From then on changes flow.
+    pub async fn send_streamed(
+        &mut self,
+        files: &mut LocalFiles,
+        outbound: Option<&Outbound>,
+        operation_id: &str,
+    ) {
+        if files.scanned().await.is_err() {
+            return;
+        }
+        let Some(params) = files.take_initial_text() else {
+            // Already sent once: a manifest of the tree as it is now does the same.
+            return self.send(files, outbound, false).await;
+        };
+        let Some(open) = params.strip_suffix('}') else {
+            return;
+        };
+        let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
+        let operation = Value::String(operation_id.to_owned());
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{open},"streamed":{operation}}}}}"#
+        );
+        if let Some(outbound) = outbound
+            && outbound.send_text_wait(text).await.is_ok()
+        {
+            self.live = true;
+        }
+    }
+}
+
+/// Prefix of the relay's `server/syncBegin` requests.
+pub const BEGIN_ID_PREFIX: &str = "r:begin:";
+
+/// Whether `id` is one of the relay's `server/syncBegin` requests.
+pub fn is_begin(id: &Value) -> bool {
+    id.as_str().is_some_and(|s| s.starts_with(BEGIN_ID_PREFIX))
 }
 
 /// Sends one watcher change as `server/fileChanged`.

@@ -34,7 +34,7 @@ use crate::upstream::{self, Established, HandshakeMemory, Reestablished};
 use flush_gate::{Flush, FlushGate};
 use in_flight::{InFlight, MAX_IN_FLIGHT};
 use link::{Event, Link};
-use manifest_sync::{ManifestSync, is_own, send_change};
+use manifest_sync::{ManifestSync, is_begin, is_own, send_change};
 use modern::{MODERN_INIT_ID, ModernEdge};
 use tools_cache::ToolsCache;
 
@@ -71,6 +71,24 @@ struct Relay {
     modern: ModernEdge,
     /// Modern requests waiting for the session the relay opens for them.
     held_modern: Vec<Message>,
+    /// Sends the scan's files for a streamed first sync (`server/syncBegin`).
+    uploader: Option<Arc<crate::upload::Uploader>>,
+    /// A streamed first sync in progress.
+    streaming: Option<Streaming>,
+}
+
+/// A streamed first sync (see [`manifest_sync::ManifestSync::begin`]).
+enum Streaming {
+    /// `server/syncBegin` sent (`id`), the scan's files waiting for its answer.
+    Begun {
+        id: Value,
+        feed: codeflow_file_stream::ScanFeed,
+    },
+    /// The upload runs; its manifest follows when it is over.
+    Uploading {
+        operation_id: String,
+        task: tokio::task::JoinHandle<Result<Value, String>>,
+    },
 }
 
 /// Prefix of the relay's own `auth/refresh` requests.
@@ -86,10 +104,12 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     let scan_started = Instant::now();
     let files = match LocalFiles::start(&target.root, target.cache_dir.clone()).await {
         Ok(files) => {
+            let walked = files.walked();
             tracing::info!(
                 files = files.initial_len(),
+                to_read = walked.to_read_files,
                 ms = scan_started.elapsed().as_millis() as u64,
-                "tree scanned"
+                "tree walked"
             );
             files
         }
@@ -114,7 +134,9 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
         initialize_id: None,
         initialized: false,
         tools: ToolsCache::default(),
-        serving: Serving::new(files.file_server()).with_uploader(uploader),
+        serving: Serving::new(files.file_server()).with_uploader(uploader.clone()),
+        uploader,
+        streaming: None,
         files,
         sync: ManifestSync::default(),
         gate: FlushGate::default(),
@@ -124,6 +146,14 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
+        if let Some(why) = relay.files.failure() {
+            let why = format!(
+                "the relay's scan of {} failed: {why}",
+                relay.target.root.display()
+            );
+            relay.link.close("the relay could not start");
+            return Err(anyhow::anyhow!(why));
+        }
         tokio::select! {
             // A full flush gate stops reading the agent until a flush releases some.
             m = from_agent.recv(), if !relay.gate.is_full() => match m {
@@ -148,6 +178,12 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
             () = relay.gate.flushed() => relay.flush_completed().await,
             served = relay.serving.next() => relay.answer_served(served).await,
             _ = ticker.tick() => relay.expire_waiting().await,
+            outcome = crate::files::scan_ended(&mut relay.files.scanning), if relay.files.is_scanning() => {
+                relay.files.take_scan(outcome);
+            }
+            (operation_id, outcome) = uploaded(&mut relay.streaming) => {
+                relay.streamed_upload_over(&operation_id, outcome).await;
+            }
         }
     }
     relay.link.close("the agent closed the relay");
@@ -165,6 +201,20 @@ async fn next_token(
         Some((rx, _)) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Completes when a streamed first sync's upload ends (never while none runs). Cancel-safe.
+async fn uploaded(streaming: &mut Option<Streaming>) -> (String, Result<Value, String>) {
+    let Some(Streaming::Uploading { operation_id, task }) = streaming else {
+        return std::future::pending().await;
+    };
+    let outcome = match task.await {
+        Ok(outcome) => outcome,
+        Err(e) => Err(format!("the upload task failed: {e}")),
+    };
+    let operation_id = std::mem::take(operation_id);
+    *streaming = None;
+    (operation_id, outcome)
 }
 
 /// Starts a watcher flush for the [`FlushGate`].
@@ -240,6 +290,11 @@ impl Relay {
             }
         }
         self.link.up(outbound, inbound);
+        if self.streaming.take().is_some_and(Streaming::abandon) {
+            tracing::info!(
+                "the streamed sync was cut with the connection; sending the manifest instead"
+            );
+        }
         if self.sync.needed_after(kind) {
             self.sync
                 .send(&mut self.files, self.link.outbound(), false)
@@ -712,6 +767,12 @@ impl Relay {
             Message::Error { ref id, ref error } if is_refresh(id) => {
                 tracing::warn!("the server refused the renewed token: {error}");
             }
+            Message::Response { ref id, ref result } if is_begin(id) => {
+                self.begun(id, Ok(result)).await;
+            }
+            Message::Error { ref id, ref error } if is_begin(id) => {
+                self.begun(id, Err(error)).await;
+            }
             Message::Response { ref id, ref result } if is_own(id) && !is_modern_init(id) => {
                 tracing::info!("sync done: {}", manifest_sync::sync_summary(result));
                 tracing::debug!("sync answer: {result}");
@@ -752,10 +813,7 @@ impl Relay {
                     }
                 }
                 if initialized_now && self.sync.wants_first() {
-                    self.sync
-                        .send(&mut self.files, self.link.outbound(), true)
-                        .await;
-                    self.git.mark_changed();
+                    self.first_sync().await;
                 }
             }
             Message::Error { ref id, ref error } => {
@@ -813,6 +871,101 @@ impl Relay {
     async fn send_answer(&self, text: String) {
         if let Some(outbound) = self.link.outbound() {
             let _ = outbound.send_text_wait(text).await;
+        }
+    }
+}
+
+impl Streaming {
+    /// Stops a streamed sync cut by a lost connection; whether one was running.
+    fn abandon(self) -> bool {
+        if let Streaming::Uploading { task, .. } = self {
+            task.abort();
+        }
+        true
+    }
+}
+
+impl Relay {
+    /// The session's first sync: streamed (`server/syncBegin`) when the scan still has much to
+    /// read, else the manifest at once (after the scan).
+    async fn first_sync(&mut self) {
+        if self.uploader.is_some()
+            && let Some(feed) = self.files.take_feed()
+        {
+            let walked = self.files.walked();
+            if let Some(id) = self.sync.begin(walked, self.link.outbound()).await {
+                tracing::info!(
+                    files = walked.files,
+                    to_read = walked.to_read_files,
+                    "streamed sync asked for"
+                );
+                self.streaming = Some(Streaming::Begun { id, feed });
+                return;
+            }
+        }
+        self.sync
+            .send(&mut self.files, self.link.outbound(), true)
+            .await;
+        self.git.mark_changed();
+    }
+
+    /// The server answered `server/syncBegin`: the upload starts, or (declined, or an older
+    /// server's -32601) the manifest goes as before.
+    async fn begun(&mut self, id: &Value, answer: Result<&Value, &ErrorObject>) {
+        let Some(Streaming::Begun { id: asked, .. }) = &self.streaming else {
+            tracing::debug!(%id, "dropping the answer to an abandoned server/syncBegin");
+            return;
+        };
+        if asked != id {
+            tracing::debug!(%id, "dropping the answer to an earlier server/syncBegin");
+            return;
+        }
+        let Some(Streaming::Begun { feed, .. }) = self.streaming.take() else {
+            return;
+        };
+        let accepted =
+            match answer {
+                Ok(result) => serde_json::from_value::<
+                    codeflow_file_stream::transfer::SyncBeginResult,
+                >(result.clone())
+                .ok()
+                .filter(|b| b.transfers),
+                Err(error) => {
+                    tracing::info!(
+                        "the server does not begin streamed syncs ({}); sending the manifest",
+                        error.message
+                    );
+                    None
+                }
+            };
+        let (Some(begun), Some(uploader)) = (accepted, self.uploader.clone()) else {
+            drop(feed);
+            self.sync
+                .send(&mut self.files, self.link.outbound(), true)
+                .await;
+            self.git.mark_changed();
+            return;
+        };
+        let operation_id = begun.operation_id.clone();
+        let task = tokio::spawn(async move { uploader.stream(begun, feed).await });
+        self.streaming = Some(Streaming::Uploading { operation_id, task });
+    }
+
+    /// A streamed sync's upload ended: its manifest goes now (unless a reconnect already sent
+    /// one), and the server completes the sync with it.
+    async fn streamed_upload_over(&mut self, operation_id: &str, outcome: Result<Value, String>) {
+        match outcome {
+            Ok(summary) => tracing::info!(
+                "streamed sync upload: {}",
+                manifest_sync::sync_summary(&summary)
+            ),
+            Err(why) => tracing::warn!("{why}; the server reads what it lacks"),
+        }
+        if !self.sync.is_live() {
+            self.sync
+                .send_streamed(&mut self.files, self.link.outbound(), operation_id)
+                .await;
+            self.git.mark_changed();
         }
     }
 }

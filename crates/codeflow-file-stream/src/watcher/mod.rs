@@ -125,6 +125,7 @@ const EVENT_QUEUE: usize = 4096;
 const IDLE_BATCH_FILES: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
+mod feed;
 mod intake;
 mod notices;
 mod report;
@@ -133,6 +134,8 @@ mod worker;
 
 use scan::watch_dir;
 
+use feed::Feed;
+pub use feed::{ScanFeed, Scanned, Walked};
 pub use notices::WriteNotices;
 use notices::{Notice, Noticed};
 
@@ -174,6 +177,8 @@ pub struct Watcher {
     control: Arc<Control>,
     thread: Option<std::thread::JoinHandle<()>>,
     manifest: Manifest,
+    /// What the walk found ([`Watcher::start_streaming`]; zeros otherwise).
+    walked: Walked,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -193,7 +198,35 @@ impl Watcher {
         config: WatcherConfig,
         sink: mpsc::Sender<FileChanged>,
     ) -> Result<Watcher, FileError> {
-        let root: PathBuf = root.into();
+        Self::start_with(root.into(), config, sink, None).await
+    }
+
+    /// Like [`Watcher::start`], but returns once the tree is walked (stat'ed and watched),
+    /// before its files are read and hashed: the read pass hands each file to the returned
+    /// [`ScanFeed`] as it reads it (with the bytes it hashed, while fewer than `feed_bytes`
+    /// wait in the feed), and the feed's manifest is the baseline ([`Watcher::manifest`] stays
+    /// empty). Changes after the scan arrive through `sink` once the read pass is over.
+    pub async fn start_streaming(
+        root: impl Into<PathBuf>,
+        config: WatcherConfig,
+        sink: mpsc::Sender<FileChanged>,
+        feed_bytes: u64,
+    ) -> Result<(Watcher, ScanFeed), FileError> {
+        let (manifest_tx, manifest_rx) = oneshot::channel();
+        let (feed, scan) = Feed::new(feed_bytes, manifest_rx);
+        let watcher =
+            Self::start_with(root.into(), config, sink, Some((feed, manifest_tx))).await?;
+        let mut scan = scan;
+        scan.walked = watcher.walked;
+        Ok((watcher, scan))
+    }
+
+    async fn start_with(
+        root: PathBuf,
+        config: WatcherConfig,
+        sink: mpsc::Sender<FileChanged>,
+        streaming: Option<(Feed, oneshot::Sender<Result<Manifest, FileError>>)>,
+    ) -> Result<Watcher, FileError> {
         let client_root = ClientPath::parse(
             root.to_str()
                 .ok_or_else(|| FileError::rejected("the project root is not valid UTF-8"))?,
@@ -209,7 +242,7 @@ impl Watcher {
             wake: wake_tx.clone(),
             notices: Mutex::new(Vec::new()),
         });
-        let (ready_tx, ready_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(Manifest, Walked), FileError>>();
         let thread_control = Arc::clone(&control);
         let thread = std::thread::Builder::new()
             .name("codeflow-watcher".into())
@@ -224,29 +257,59 @@ impl Watcher {
                     thread_control,
                     wake_tx,
                 );
-                match worker {
-                    Ok((mut worker, manifest)) => {
-                        if ready_tx.send(Ok(manifest)).is_ok() {
-                            worker.run(&rx);
-                        }
-                    }
+                let mut worker = match worker {
+                    Ok(worker) => worker,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
+                        return;
                     }
+                };
+                let Some((feed, manifest_tx)) = streaming else {
+                    match worker.baseline() {
+                        Ok(manifest) => {
+                            if ready_tx.send(Ok((manifest, Walked::default()))).is_ok() {
+                                worker.run(&rx);
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                    return;
+                };
+                let walk = match worker.walk_baseline() {
+                    Ok(walk) => walk,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let walked = Worker::walked(&walk);
+                if ready_tx.send(Ok((Manifest::default(), walked))).is_err() {
+                    return;
+                }
+                let read = worker.read_baseline(walk, Some(&feed));
+                drop(feed);
+                let ok = read.is_ok();
+                let _ = manifest_tx.send(read);
+                if ok {
+                    worker.run(&rx);
                 }
             })
             .map_err(|e| FileError::Io(format!("cannot start the watcher thread: {e}")))?;
-        let manifest = ready_rx
+        let (manifest, walked) = ready_rx
             .await
             .map_err(|_| FileError::Io("the watcher thread ended during start-up".into()))??;
         Ok(Watcher {
             control,
             thread: Some(thread),
             manifest,
+            walked,
         })
     }
 
-    /// The tree as scanned at start: send it as `server/syncManifest`. Every change after it
+    /// The tree as scanned at start (empty for [`Watcher::start_streaming`], whose feed has
+    /// it): send it as `server/syncManifest`. Every change after it
     /// arrives through the sink, so manifest + changes describe the tree with no gap.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

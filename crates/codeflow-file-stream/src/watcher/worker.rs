@@ -3,6 +3,33 @@
 
 use super::*;
 
+/// A file the baseline's walk left to the read pass.
+pub(super) struct ToRead {
+    rel: RelPath,
+    stamp: Stamp,
+    mtime: u64,
+    mode: u32,
+    size: u64,
+}
+
+/// What the baseline's walk found, for its read pass.
+pub(super) struct BaselineWalk {
+    manifest: Manifest,
+    known: HashMap<RelPath, Known>,
+    cache: HashCache,
+    started: SystemTime,
+    to_read: Vec<ToRead>,
+    to_read_abs: Vec<PathBuf>,
+    /// Files whose hash came from the cache: path, size, mode.
+    cached: Vec<(RelPath, u64, u32)>,
+}
+
+/// A file's Unix permission bits.
+fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o7777
+}
+
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -14,7 +41,7 @@ impl Worker {
         stop: watch::Receiver<bool>,
         control: Arc<Control>,
         events: SyncSender<Msg>,
-    ) -> Result<(Worker, Manifest), FileError> {
+    ) -> Result<Worker, FileError> {
         let jail = Jail::new(&root)?;
         let filter = FileFilter::new(jail.canonical_root(), config.excludes.clone())?;
         let overflow_control = Arc::clone(&control);
@@ -45,7 +72,7 @@ impl Worker {
             config.hash_cache_margin,
             config.hash_cache_local_margin,
         );
-        let mut worker = Worker {
+        let worker = Worker {
             settling,
             texts: ContentCache::new(config.delta_cache_bytes),
             jail,
@@ -72,21 +99,26 @@ impl Worker {
             resettle: Vec::new(),
             unwarmed: Vec::new(),
         };
-        let manifest = worker.baseline()?;
-        Ok((worker, manifest))
+        Ok(worker)
     }
 
     /// Walks the tree once: each admitted directory is watched before it is listed, so a
     /// change during the scan is seen by the scan, the watch, or both; each admitted file is
     /// hashed (or its hash taken from the cache when its stamp is unchanged).
     pub(super) fn baseline(&mut self) -> Result<Manifest, FileError> {
+        let walked = self.walk_baseline()?;
+        self.read_baseline(walked, None)
+    }
+
+    /// The baseline's walk: stats every admitted file, watches every admitted directory, and
+    /// takes what the hash cache vouches for; the files left to read come back.
+    pub(super) fn walk_baseline(&mut self) -> Result<BaselineWalk, FileError> {
         let notify = &mut self.notify;
         let watched = &mut self.watched;
         let mut manifest = Manifest::default();
         let mut total = 0u64;
         let limits = self.config.limits;
         let mut known = HashMap::new();
-        let texts = &mut self.texts;
         let cache_file = self
             .config
             .hash_cache_dir
@@ -96,8 +128,9 @@ impl Worker {
         let unwarmed = &mut self.unwarmed;
         let started = SystemTime::now();
         // Files the cache cannot vouch for: read and hashed after the walk, on a few threads.
-        let mut to_read: Vec<(RelPath, Stamp, u64)> = Vec::new();
+        let mut to_read: Vec<ToRead> = Vec::new();
         let mut to_read_abs: Vec<PathBuf> = Vec::new();
+        let mut cached = Vec::new();
         walk(
             &self.jail,
             &self.filter,
@@ -117,12 +150,20 @@ impl Worker {
                 limits.check_project(manifest.len() as u64 + to_read.len() as u64 + 1, total)?;
                 let stamp = Stamp::of(&f.meta);
                 let mtime = mtime_ms(&f.meta);
+                let mode = mode_of(&f.meta);
                 let Some(hash) = cache.lookup(&f.rel, &stamp) else {
-                    to_read.push((f.rel, stamp, mtime));
+                    to_read.push(ToRead {
+                        rel: f.rel,
+                        stamp,
+                        mtime,
+                        mode,
+                        size,
+                    });
                     to_read_abs.push(f.abs.to_path_buf());
                     return Ok(());
                 };
                 unwarmed.push(f.rel.clone());
+                cached.push((f.rel.clone(), size, mode));
                 manifest.insert(
                     f.rel.clone(),
                     ManifestEntry {
@@ -143,24 +184,97 @@ impl Worker {
                 Ok(())
             },
         )?;
+        Ok(BaselineWalk {
+            manifest,
+            known,
+            cache,
+            started,
+            to_read,
+            to_read_abs,
+            cached,
+        })
+    }
+
+    /// What the walk found, in figures.
+    pub(super) fn walked(walk: &BaselineWalk) -> Walked {
+        Walked {
+            files: (walk.manifest.len() + walk.to_read.len()) as u64,
+            bytes: walk.manifest.total_bytes() + walk.to_read.iter().map(|r| r.size).sum::<u64>(),
+            to_read_files: walk.to_read.len() as u64,
+            to_read_bytes: walk.to_read.iter().map(|r| r.size).sum(),
+        }
+    }
+
+    /// The baseline's read-and-hash pass over the files the walk left to read (on a few
+    /// threads); with `feed`, each file goes to it as it is read (and the cached ones first,
+    /// without bytes).
+    pub(super) fn read_baseline(
+        &mut self,
+        walk: BaselineWalk,
+        feed: Option<&Feed>,
+    ) -> Result<Manifest, FileError> {
+        let BaselineWalk {
+            mut manifest,
+            mut known,
+            cache,
+            started,
+            to_read,
+            to_read_abs,
+            cached,
+        } = walk;
+        let limits = self.config.limits;
+        let texts = &mut self.texts;
+        if let Some(feed) = feed {
+            for (rel, size, mode) in cached {
+                let Some(hash) = manifest.get(&rel).map(|e| e.hash.clone()) else {
+                    continue;
+                };
+                feed.offer(Scanned {
+                    rel,
+                    size,
+                    mode,
+                    hash,
+                    bytes: None,
+                    frame: None,
+                });
+            }
+        }
         read_many(&to_read_abs, |i, read| {
             // Vanished since the walk: its event follows.
             let Some(Read {
                 bytes,
+                framed,
                 hash,
                 is_text,
             }) = read
             else {
                 return Ok(());
             };
-            let (rel, stamp, mtime) = &to_read[i];
+            let ToRead {
+                rel,
+                stamp,
+                mtime,
+                mode,
+                ..
+            } = &to_read[i];
             let size = bytes.len() as u64;
             if limits.check_file_size(rel.as_str(), size).is_err() {
                 tracing::warn!(path = %rel, size, "file over the size limit is not streamed");
                 return Ok(());
             }
             if is_text {
-                texts.insert(rel.clone(), bytes.into());
+                texts.insert(rel.clone(), bytes.clone());
+            }
+            if let Some(feed) = feed {
+                let one_chunk = size > 0 && size <= crate::transfer::CHUNK_BYTES as u64;
+                feed.offer(Scanned {
+                    rel: rel.clone(),
+                    size,
+                    mode: *mode,
+                    hash: hash.clone(),
+                    frame: one_chunk.then_some(framed),
+                    bytes: Some(bytes),
+                });
             }
             manifest.insert(
                 rel.clone(),

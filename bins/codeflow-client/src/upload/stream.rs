@@ -1,0 +1,205 @@
+//! A streamed first sync's upload (`server/syncBegin`): the files go out as the watcher's
+//! start-up scan reads and hashes them, each with the bytes that were hashed (read once,
+//! hashed once), numbered in the order sent. Files the mirror already holds at the same hash
+//! (`have`) are skipped. A file the scan handed over without its bytes (its hash came from the
+//! hash cache, or the feed's byte budget was full) is read here through the jail and sent with
+//! the scan's hash: if it changed since, the server refuses it and the sync reads it after the
+//! manifest. A connection that breaks is dialled again; the files sent on it and not stored
+//! (`start.received`) go again, read from disk.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use codeflow_file_stream::transfer::{
+    CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult, header_frame,
+};
+use codeflow_file_stream::{PlainDirs, ScanFeed, Scanned};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{ATTEMPTS, Broken, Content, Received, Uploader, Wanted, read_file, read_frames};
+
+/// An upload fed by the scan, across its connections.
+struct Streaming {
+    feed: ScanFeed,
+    have: HashMap<String, String>,
+    /// Every file sent so far, by index.
+    sent: Vec<Wanted>,
+    plain: PlainDirs,
+}
+
+impl Uploader {
+    /// Sends the scan's files to the upload `begun` made; the server's summary, or why the
+    /// upload could not be finished (the sync then reads what it lacks).
+    pub async fn stream(&self, begun: SyncBeginResult, feed: ScanFeed) -> Result<Value, String> {
+        let url = self.url_for(&begun.url)?;
+        let mut state = Streaming {
+            feed,
+            have: begun.have.into_iter().collect(),
+            sent: Vec::new(),
+            plain: PlainDirs::default(),
+        };
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                let delay = Duration::from_millis(200 * (1 << attempt.min(5)));
+                tracing::info!(
+                    "streamed sync upload: connection lost ({last}); resuming in {} ms",
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+            }
+            let streaming = &mut state;
+            let produce = move |received: Received, out: mpsc::Sender<Bytes>| {
+                // Moved out of the closure (called once): the frames' future keeps the state.
+                let streaming = streaming;
+                self.stream_frames(streaming, received, out)
+            };
+            match self.send_once(&url, produce).await {
+                Ok(summary) => {
+                    tracing::info!(files = state.sent.len(), "streamed sync upload over");
+                    return Ok(summary);
+                }
+                Err(Broken::Retry(why)) => last = why,
+                Err(Broken::Fatal(why)) => {
+                    last = why;
+                    break;
+                }
+            }
+        }
+        Err(format!("streamed sync upload failed: {last}"))
+    }
+
+    /// One connection's frames: first the files sent on an earlier connection that the server
+    /// did not store, read again from disk; then the scan's files as they come.
+    async fn stream_frames(
+        &self,
+        state: &mut Streaming,
+        received: Received,
+        out: mpsc::Sender<Bytes>,
+    ) -> Vec<Value> {
+        let mut skipped = Vec::new();
+        if state.sent.len() > received.len() {
+            let files = state
+                .sent
+                .iter()
+                .map(|w| Wanted {
+                    path: w.path.clone(),
+                    rel: w.rel.clone(),
+                    size: w.size,
+                    hash: w.hash.clone(),
+                })
+                .collect::<Vec<_>>();
+            let (jail, again) = (self.jail.clone(), out.clone());
+            let resent =
+                tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &again))
+                    .await
+                    .unwrap_or_default();
+            skipped.extend(resent);
+            if out.is_closed() {
+                return skipped;
+            }
+        }
+        while let Some(scanned) = state.feed.next().await {
+            let path = scanned.rel.as_str().to_owned();
+            if state
+                .have
+                .get(&path)
+                .is_some_and(|h| h.eq_ignore_ascii_case(scanned.hash.as_str()))
+            {
+                continue;
+            }
+            let index = state.sent.len() as u64;
+            state.sent.push(Wanted {
+                path: path.clone(),
+                rel: Some(scanned.rel.clone()),
+                size: scanned.size,
+                hash: scanned.hash.as_str().to_owned(),
+            });
+            let frames = match self.frames_of(&mut state.plain, index, scanned) {
+                Ok(frames) => frames,
+                Err(why) => {
+                    skipped.push(json!({"path": path, "why": why}));
+                    continue;
+                }
+            };
+            for frame in frames {
+                if out.send(frame).await.is_err() {
+                    return skipped;
+                }
+            }
+        }
+        skipped
+    }
+
+    /// A scanned file's header and content frames (its bytes copied after the chunk tag, or
+    /// read from disk when the scan did not keep them).
+    fn frames_of(
+        &self,
+        plain: &mut PlainDirs,
+        index: u64,
+        scanned: Scanned,
+    ) -> Result<Vec<Bytes>, String> {
+        let (content, mode) = match (scanned.frame, scanned.bytes) {
+            // The scan read it after the chunk tag: its frame as it is.
+            (Some(frame), _) => (vec![frame], scanned.mode),
+            (None, Some(bytes)) => (chunks(&bytes), scanned.mode),
+            (None, None) => {
+                let abs = self
+                    .jail
+                    .resolve_remembering(&scanned.rel, plain)
+                    .map_err(|e| e.to_string())?;
+                let (content, mode) = read_file(&abs, scanned.size)?;
+                let frames = match content {
+                    Content::Frame(frame) => frame.into_iter().collect(),
+                    Content::Frames(frames) => frames,
+                };
+                (frames, mode)
+            }
+        };
+        let header = FileHeader {
+            index,
+            path: scanned.rel.as_str().to_owned(),
+            size: scanned.size,
+            mode,
+            hash: scanned.hash.as_str().to_owned(),
+        };
+        let mut frames = Vec::with_capacity(content.len() + 1);
+        frames.push(header_frame(&header));
+        frames.extend(content);
+        Ok(frames)
+    }
+}
+
+/// `bytes` as chunk frames (the tag, then up to [`CHUNK_BYTES`] bytes each; none when empty).
+fn chunks(bytes: &[u8]) -> Vec<Bytes> {
+    bytes
+        .chunks(CHUNK_BYTES)
+        .map(|part| {
+            let mut frame = Vec::with_capacity(part.len() + 1);
+            frame.push(CHUNK);
+            frame.extend_from_slice(part);
+            Bytes::from(frame)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_become_tagged_chunks() {
+        assert!(chunks(b"").is_empty(), "an empty file has no chunk");
+        let content: Vec<u8> = (0..CHUNK_BYTES + 3).map(|i| (i % 7) as u8).collect();
+        let frames = chunks(&content);
+        assert_eq!(
+            frames.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [CHUNK_BYTES + 1, 4]
+        );
+        assert!(frames.iter().all(|f| f[0] == CHUNK));
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f[1..].to_vec()).collect();
+        assert_eq!(joined, content);
+    }
+}
