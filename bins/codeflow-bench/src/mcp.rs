@@ -195,6 +195,21 @@ impl McpClient {
         Ok(response["result"].clone())
     }
 
+    /// One request with `params`, waiting for its answer; returns the answer's `result` (an
+    /// error answer is an error).
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.tx.send(request.to_string()).await?;
+        let response = self.rx()?.recv_response().await?;
+        if response.get("id").and_then(Value::as_u64) != Some(id) {
+            bail!("{method}: expected the answer to id {id}, got {response}");
+        }
+        check_ok(&response, method)?;
+        Ok(response["result"].clone())
+    }
+
     /// One request, waiting for its answer; returns the round-trip time.
     pub async fn round_trip(&mut self, workload: Workload) -> Result<Duration> {
         let id = self.next_id;

@@ -238,18 +238,28 @@ async fn start_codeflow(env: &Env) -> Result<(Side, Side)> {
         eprintln!("  note: the relay's initialize result has no sessionId (it may strip it)");
     }
     let pids = [relay.pid(), server.pid()];
-    // The direct side talks to the same server as another session of its own project.
+    // The direct side talks to the same server as another session of its own project, and
+    // like the relay's session it streams files (an empty tree: its manifest lists nothing, so
+    // the server asks it for nothing), so the two differ by the relay only.
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut direct = McpClient::websocket(&url).await?;
     direct
-        .initialize_with(
-            serde_json::json!({"project": "bench-direct", "projectRoot": "/bench-direct"}),
-        )
+        .initialize_with(serde_json::json!({
+            "project": "bench-direct",
+            "projectRoot": "/bench-direct",
+            "capabilities": {"experimental": {"codeflow": {"fileStream": true}}},
+        }))
         .await
         .context("initialize straight to the server")?;
+    direct
+        .call("server/syncManifest", serde_json::json!({"files": []}))
+        .await
+        .context("the direct side's (empty) manifest")?;
     let direct = Side {
         name: "codeflow-direct".into(),
-        description: format!("bench → {url} → codeflow-server (no relay)"),
+        description: format!(
+            "bench → {url} → codeflow-server (no relay; a file-stream session of an empty tree)"
+        ),
         client: Some(direct),
         error: None,
         processes: Vec::new(),
