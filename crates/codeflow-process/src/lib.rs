@@ -4,11 +4,11 @@
 //! Every child is:
 //! - the leader of its own process group, so one `killpg` stops it and every helper it forked;
 //! - killed when its handle is dropped without an orderly stop (process-wrap's `KillOnDrop`);
-//! - **tethered**: started through `setpriv --pdeathsig KILL` ([`tether`]), so the kernel kills
+//! - **tethered**: started through `setpriv --pdeathsig KILL` (`tether.rs`), so the kernel kills
 //!   it when the server process dies, even by `SIGKILL` or an OOM kill, when no code of ours
 //!   runs. The parent-death signal fires when the *thread* that forked the child ends, so
 //!   every tethered child is forked by one thread that lives as long as the process
-//!   ([`launcher`]), never by a runtime worker or a blocking-pool thread that may retire.
+//!   (`launcher.rs`), never by a runtime worker or a blocking-pool thread that may retire.
 //!
 //! Where `setpriv` is missing (not util-linux, or older than 2.33) children are started
 //! untethered, and a warning says once that they may outlive a killed server.

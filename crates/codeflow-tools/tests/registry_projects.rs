@@ -154,10 +154,11 @@ fn a_typescript_rename_ignores_build_output_and_the_aliases_it_writes() {
 #[test]
 fn a_refused_rename_counts_every_leftover_not_only_the_listed_ones() {
     block_on(async {
-        let comments: String = (0..60)
-            .map(|i| format!("# step {i} calls compute\n"))
-            .collect();
-        let source = format!("def compute():\n    return 1\n\n\n{comments}x = compute()\n");
+        // Another object's attribute of the same name: code the rename leaves alone.
+        let others: String = (0..60).map(|i| format!("v{i} = other.compute\n")).collect();
+        let source = format!(
+            "import types\n\n\ndef compute():\n    return 1\n\n\nother = types.SimpleNamespace()\n{others}x = compute()\n"
+        );
         let f =
             common::Fixture::from_files("py-many-leftovers", &[("m.py", source.as_str())]).await;
         let out = f
@@ -247,6 +248,38 @@ fn the_first_typescript_workspace_symbol_search_sees_the_whole_project() {
         assert!(
             found.iter().any(|p| p.0.ends_with("src/utils/common.ts")),
             "the definition is missing: {}",
+            out.text
+        );
+    });
+}
+
+/// google/uuid: renaming `Parse` was refused for "leftovers" that were all comments and strings
+/// (`// see Parse for required string format`, a panic message). Those do not break the code:
+/// they are listed apart as mentions, and the rename goes ahead.
+#[test]
+fn comments_and_strings_are_mentions_not_leftovers() {
+    block_on(async {
+        let source = "def compute():\n    \"\"\"compute returns one.\"\"\"\n    return 1\n\n\n# compute is used below\nx = compute()\nmessage = \"compute failed\"\n";
+        let f = common::Fixture::from_files("py-mentions", &[("m.py", source)]).await;
+        let out = f
+            .ok(
+                "rename_symbol",
+                json!({"file_path": "m.py", "symbol_name": "compute", "new_name": "evaluate", "dry_run": true}),
+            )
+            .await;
+        assert_eq!(out.structured["refused"], json!(null), "{}", out.text);
+        assert_eq!(out.structured["leftovers_total"], json!(0), "{}", out.text);
+        assert_eq!(out.structured["mentions_total"], json!(3), "{}", out.text);
+        let lines: Vec<u64> = out.structured["mentions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lines, [2, 6, 8], "{}", out.text);
+        assert!(
+            out.text.contains("comment(s) or string literal(s)"),
+            "{}",
             out.text
         );
     });

@@ -37,7 +37,7 @@ pub struct Scanned {
     pub frame: Option<Bytes>,
 }
 
-/// What the walk found, known as soon as [`Watcher::start_streaming`] returns.
+/// What the walk found, known as soon as [`Watcher::start_streaming`](super::Watcher::start_streaming) returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Walked {
     /// Files admitted (the manifest will have at most these).

@@ -10,6 +10,7 @@ pub mod limit;
 pub mod locations;
 pub mod name_path;
 pub mod position;
+pub mod prose;
 pub mod source_files;
 pub mod symbols;
 

@@ -81,7 +81,7 @@ impl Tool for RenameSymbol {
                 "new_name": {"type": "string", "description": "The new name."},
                 "symbol_kind": {"type": "string", "description": "Lowercase LSP symbol kind to narrow the match: function, class, method, variable, …"},
                 "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."},
-                "verify": {"type": "boolean", "default": true, "description": "Write nothing if the old name still appears (as a whole word) in the project's files of that language after the rename (build output such as dist/ and the aliases the server writes to keep a public name aside) — places the language server missed would break the code. The places are listed in `leftovers` either way; pass false to write regardless (e.g. when they are other symbols of the same name)."}
+                "verify": {"type": "boolean", "default": true, "description": "Write nothing if the old name still appears (as a whole word, in code: comments and string literals are listed apart in `mentions` and do not count) in the project's files of that language after the rename (build output such as dist/ and the aliases the server writes to keep a public name aside) — places the language server missed would break the code. The places are listed in `leftovers` either way; pass false to write regardless (e.g. when they are other symbols of the same name)."}
             },
             "required": ["file_path", "symbol_name", "new_name"],
             "additionalProperties": false

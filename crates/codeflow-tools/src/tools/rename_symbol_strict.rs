@@ -15,6 +15,7 @@ use crate::lsp::coverage::{self, Coverage, identifier_at, is_ident, mentions};
 use crate::lsp::document::Document;
 use crate::lsp::goto::{goto, goto_at_text};
 use crate::lsp::position::line_text;
+use crate::lsp::prose;
 use crate::lsp::{Locator, Place};
 use codeflow_lsp_pool::lsp_types::request::GotoDefinition;
 use codeflow_workspace::EditPlan;
@@ -60,7 +61,7 @@ impl Tool for RenameSymbolStrict {
                 "character": {"type": "integer", "minimum": 1, "description": "1-based character on that line, anywhere inside the name."},
                 "new_name": {"type": "string", "description": "The new name."},
                 "dry_run": {"type": "boolean", "default": false, "description": "Return the edits without changing any file."},
-                "verify": {"type": "boolean", "default": false, "description": "Write nothing if the old name still appears (as a whole word) in the project's files of that language after the rename. Either way such places are listed in `leftovers`."}
+                "verify": {"type": "boolean", "default": false, "description": "Write nothing if the old name still appears (as a whole word, in code: comments and string literals are listed apart in `mentions` and do not count) in the project's files of that language after the rename. Either way such places are listed in `leftovers`."}
             },
             "required": ["file_path", "line", "character", "new_name"],
             "additionalProperties": false
@@ -119,6 +120,11 @@ pub(crate) struct RenameOutcome {
     pub leftovers: Vec<Leftover>,
     /// How many places write the old name (`leftovers` lists the first [`MAX_LEFTOVERS`]).
     pub leftovers_total: usize,
+    /// The old name in comments and string literals: not renamed, not leftovers (a comment
+    /// saying `see Parse` does not break the code), listed so the caller can update them.
+    pub mentions: Vec<Leftover>,
+    /// How many (`mentions` lists the first [`MAX_LEFTOVERS`]).
+    pub mentions_total: usize,
     /// Leftovers found with `verify`: nothing was written.
     pub refused: bool,
     /// Not every file of the language was searched (more than [`MAX_SEARCHED`]).
@@ -131,8 +137,10 @@ pub(crate) struct RenameOutcome {
 
 /// At most this many files are searched for the old name after a rename.
 const MAX_SEARCHED: usize = 5000;
-/// At most this many leftovers are reported.
+/// At most this many leftovers (and, apart, mentions in comments and strings) are reported.
 const MAX_LEFTOVERS: usize = 50;
+/// At most this many mentions are written in the answer's text.
+const MENTIONS_IN_TEXT: usize = 10;
 
 impl RenameOutcome {
     /// The answer.
@@ -178,6 +186,26 @@ impl RenameOutcome {
                 ));
             }
         }
+        if let Some(old) = &self.old_name
+            && !self.mentions.is_empty()
+        {
+            text.push_str(&format!(
+                "\nNote: `{old}` is also written in {} comment(s) or string literal(s), which a rename does not change (not counted as leftovers):",
+                self.mentions_total
+            ));
+            for l in self.mentions.iter().take(MENTIONS_IN_TEXT) {
+                text.push_str(&format!(
+                    "\n  {}:{}:{}  {}",
+                    l.path, l.line, l.character, l.text
+                ));
+            }
+            if self.mentions_total > MENTIONS_IN_TEXT.min(self.mentions.len()) {
+                text.push_str(&format!(
+                    "\n  … {} more (in `mentions`)",
+                    self.mentions_total - MENTIONS_IN_TEXT.min(self.mentions.len())
+                ));
+            }
+        }
         if self.search_partial {
             text.push_str(&format!(
                 "\nWarning: only {MAX_SEARCHED} files were searched for the old name."
@@ -194,6 +222,8 @@ impl RenameOutcome {
         let mut out = self.outcome.with(RenameMembers {
             leftovers: self.leftovers.clone(),
             leftovers_total: self.leftovers_total,
+            mentions: self.mentions.clone(),
+            mentions_total: self.mentions_total,
             refused: self.refused.then_some(true),
             completed: self.completed.clone(),
             coverage: self.coverage.members(),
@@ -214,6 +244,12 @@ pub(crate) struct RenameMembers {
     leftovers: Vec<Leftover>,
     /// How many such places there are (`leftovers` lists the first 50).
     leftovers_total: usize,
+    /// The old name in comments and string literals after the rename: a rename does not
+    /// change them and they are not leftovers (they do not break the code), listed so the
+    /// caller can update them (the first 50).
+    mentions: Vec<Leftover>,
+    /// How many such mentions there are.
+    mentions_total: usize,
     /// True when verify found leftovers and nothing was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<bool>,
@@ -273,10 +309,17 @@ pub(crate) async fn rename_at(
         Some(old) => complete_missed_uses(ctx, &mut plan, doc, position, old, new_name).await?,
         None => Vec::new(),
     };
-    let (leftovers, leftovers_total, search_partial) = match &old_name {
+    let found = match &old_name {
         Some(old) => leftovers(ctx, &mut plan, doc, old, new_name).await?,
-        None => (Vec::new(), 0, false),
+        None => Found::default(),
     };
+    let (leftovers_total, mentions_total) = (found.in_code.len(), found.in_prose.len());
+    let listed = |mut places: Vec<Leftover>| {
+        places.truncate(MAX_LEFTOVERS);
+        places
+    };
+    let (leftovers, mentions, search_partial) =
+        (listed(found.in_code), listed(found.in_prose), found.partial);
     let refused = verify && !leftovers.is_empty();
     let outcome = plan.commit(dry_run || refused).await?;
     Ok(RenameOutcome {
@@ -293,6 +336,8 @@ pub(crate) async fn rename_at(
         old_name,
         leftovers,
         leftovers_total,
+        mentions,
+        mentions_total,
         refused,
         search_partial,
         coverage,
@@ -435,20 +480,20 @@ async fn leftovers(
     doc: &Document,
     old: &str,
     new: &str,
-) -> Result<(Vec<Leftover>, usize, bool), ToolError> {
+) -> Result<Found, ToolError> {
+    let mut found = Found::default();
     let Some(lang) = Lang::of(doc.file.mirror.rel().as_str()) else {
-        return Ok((Vec::new(), 0, false));
+        return Ok(found);
     };
     let workspace = plan.workspace().clone();
-    let mut found = Vec::new();
-    let mut total = 0;
     let mut searched = 0;
     for rel in plan.project_files() {
         if Lang::of(&rel) != Some(lang) || coverage::is_generated(&rel) {
             continue;
         }
         if searched >= MAX_SEARCHED {
-            return Ok((found, total, true));
+            found.partial = true;
+            return Ok(found);
         }
         searched += 1;
         let path = plan.mirror_path(&rel)?;
@@ -459,7 +504,10 @@ async fn leftovers(
             continue;
         }
         let client = ctx.client_path(&workspace, &path);
-        for (line0, line) in text.lines().enumerate() {
+        let prose = prose::ranges(lang, &text);
+        let mut line_start = 0;
+        for (line0, line_with_end) in text.split_inclusive('\n').enumerate() {
+            let line = line_with_end.trim_end_matches(['\n', '\r']);
             for (byte, _) in line.match_indices(old) {
                 if line[..byte].chars().next_back().is_some_and(is_ident)
                     || line[byte + old.len()..]
@@ -472,19 +520,31 @@ async fn leftovers(
                 if kept_by_rename(&line[..byte], &line[byte + old.len()..], new) {
                     continue;
                 }
-                total += 1;
-                if found.len() < MAX_LEFTOVERS {
-                    found.push(Leftover {
-                        path: client.clone(),
-                        line: line0 as u32 + 1,
-                        character: line[..byte].chars().count() as u32 + 1,
-                        text: line.trim().chars().take(200).collect(),
-                    });
+                let place = Leftover {
+                    path: client.clone(),
+                    line: line0 as u32 + 1,
+                    character: line[..byte].chars().count() as u32 + 1,
+                    text: line.trim().chars().take(200).collect(),
+                };
+                if prose::contains(&prose, line_start + byte) {
+                    found.in_prose.push(place);
+                } else {
+                    found.in_code.push(place);
                 }
             }
+            line_start += line_with_end.len();
         }
     }
-    Ok((found, total, false))
+    Ok(found)
+}
+
+/// The old name's whole-word occurrences after a rename: in code (leftovers) and in comments
+/// and string literals (mentions), each list in full; and whether the search stopped early.
+#[derive(Debug, Default)]
+struct Found {
+    in_code: Vec<Leftover>,
+    in_prose: Vec<Leftover>,
+    partial: bool,
 }
 
 #[cfg(test)]
