@@ -337,6 +337,20 @@ fn search(
     let mut overrides = ignore::overrides::OverrideBuilder::new(root);
     let glob_error =
         |which: &str, e: ignore::Error| ToolError::InvalidArguments(format!("{which}: {e}"));
+    // Globs match paths inside the project: one that climbs out of it matches nothing, which
+    // would read as "no match" rather than as the mistake it is.
+    for (which, glob) in [
+        ("paths_include_glob", &args.paths_include_glob),
+        ("paths_exclude_glob", &args.paths_exclude_glob),
+    ] {
+        if let Some(glob) = glob
+            && glob.split(['/', '\\']).any(|part| part == "..")
+        {
+            return Err(ToolError::InvalidArguments(format!(
+                "{which}: `{glob}` climbs out of the project with `..`; globs match paths inside it (`src/**/*.ts`, `*.py`)"
+            )));
+        }
+    }
     if let Some(glob) = args
         .paths_include_glob
         .as_deref()
@@ -470,5 +484,28 @@ mod tests {
         let limited = search(dir.path(), &args("needle", Some(10)), None, &|_| {}).unwrap();
         assert_eq!((limited.matches.len(), limited.truncated), (10, true));
         assert!(search(dir.path(), &args("(", None), None, &|_| {}).is_err());
+    }
+
+    #[test]
+    fn a_glob_that_climbs_out_of_the_project_is_refused_not_matched_against_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "needle\n").unwrap();
+        let mut climbing = args("needle", None);
+        climbing.paths_include_glob = Some("../**".into());
+        let Err(ToolError::InvalidArguments(message)) =
+            search(dir.path(), &climbing, None, &|_| {})
+        else {
+            panic!("`../**` was accepted");
+        };
+        assert!(message.contains("paths_include_glob"), "{message}");
+        let mut inside = args("needle", None);
+        inside.paths_include_glob = Some("**/a.txt".into());
+        assert_eq!(
+            search(dir.path(), &inside, None, &|_| {})
+                .unwrap()
+                .matches
+                .len(),
+            1
+        );
     }
 }
