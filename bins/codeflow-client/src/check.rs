@@ -175,8 +175,10 @@ async fn check_tree(
     let scanned = Limits::from_env()
         .map_err(|e| e.to_string())
         .and_then(|limits| {
+            // As the relay's watcher judges: files git tracks are in, whatever .gitignore says.
             let filter = FileFilter::new(&target.root, ExcludeConfig::default())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .following_git_index();
             Manifest::scan(&target.root, &filter, &limits).map_err(|e| e.to_string())
         });
     let manifest = match scanned {

@@ -2,7 +2,11 @@
 //! "partial" directories such as `node_modules` from which only what a language server reads
 //! (type declarations, `package.json`) is taken, and a few files streamed even when
 //! `.gitignore` leaves them out because a language server needs them (a build's
-//! `compile_commands.json`, usually in an ignored `build/`).
+//! `compile_commands.json`, usually in an ignored `build/`). Files git tracks (a
+//! [`TrackedFiles`] set, given with [`FileFilter::set_tracked`]) are streamed whatever
+//! `.gitignore` says, as git itself does: a `lib/` line does not hide a tracked `lib/a.c`, and
+//! the walk descends into an ignored directory that holds tracked files (taking only those).
+//! The exclude list and partial directories still apply to them.
 //!
 //! The same [`FileFilter`] decides for the initial manifest and for every watcher event, so the
 //! mirror and the live updates agree.
@@ -16,6 +20,7 @@ use parking_lot::Mutex;
 
 use crate::error::FileError;
 use crate::paths::RelPath;
+use crate::tracked::TrackedFiles;
 
 /// What to leave out of the mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,10 @@ pub struct FileFilter {
     /// `.gitignore` matchers by directory (relative path); `None` when the directory has none.
     gitignores: Mutex<HashMap<String, Option<Arc<Gitignore>>>>,
     info_exclude: Option<Gitignore>,
+    /// The files git tracks under the root (`None`: not a repository, or not read).
+    tracked: Option<TrackedFiles>,
+    /// Whether a directory (relative path) is `.gitignore`d, for [`FileFilter::behind_ignored_way`].
+    dirs_ignored: Mutex<HashMap<String, bool>>,
 }
 
 fn build(root: &Path, patterns: &[String]) -> Result<Gitignore, FileError> {
@@ -100,7 +109,47 @@ impl FileFilter {
             keep,
             gitignores: Mutex::new(HashMap::new()),
             info_exclude,
+            tracked: None,
+            dirs_ignored: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This filter with the tracked set of its root read from git's index (see
+    /// [`FileFilter::read_git_index`]).
+    pub fn following_git_index(mut self) -> Self {
+        self.read_git_index();
+        self
+    }
+
+    /// Reads the files git tracks under the root (`git ls-files`) and streams them even where
+    /// `.gitignore` would not; without a repository or `git`, `.gitignore` alone decides.
+    /// Returns whether the set changed. Does nothing when `.gitignore` is not respected (then
+    /// every file not excluded is streamed anyway).
+    pub fn read_git_index(&mut self) -> bool {
+        if !self.config.respect_gitignore {
+            return false;
+        }
+        let tracked = TrackedFiles::read(&self.root);
+        self.set_tracked(tracked)
+    }
+
+    /// Sets the files git tracks (paths relative to the root); returns whether they changed.
+    pub fn set_tracked(&mut self, tracked: Option<TrackedFiles>) -> bool {
+        if self.tracked == tracked {
+            return false;
+        }
+        self.tracked = tracked;
+        true
+    }
+
+    /// The files git tracks, as last read.
+    pub fn tracked(&self) -> Option<&TrackedFiles> {
+        self.tracked.as_ref()
+    }
+
+    /// The root this filter judges paths under.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The exclusions it was made with.
@@ -111,6 +160,17 @@ impl FileFilter {
     /// Forgets cached `.gitignore` files (call when one changed).
     pub fn reload_gitignores(&self) {
         self.gitignores.lock().clear();
+        self.dirs_ignored.lock().clear();
+    }
+
+    fn tracked_file(&self, rel: &RelPath) -> bool {
+        self.tracked
+            .as_ref()
+            .is_some_and(|t| t.has_file(rel.as_str()))
+    }
+
+    fn tracked_dir(&self, dir: &str) -> bool {
+        self.tracked.as_ref().is_some_and(|t| t.has_dir(dir))
     }
 
     pub(crate) fn is_partial_dir(&self, name: &str) -> bool {
@@ -128,7 +188,7 @@ impl FileFilter {
         }
         let name = rel.components().last().unwrap_or_default();
         if is_dir {
-            if in_partial || self.is_partial_dir(name) {
+            if in_partial || self.is_partial_dir(name) || self.tracked_dir(rel.as_str()) {
                 return true;
             }
             if self.behind_ignored_way(rel) {
@@ -138,6 +198,9 @@ impl FileFilter {
         }
         if in_partial {
             return self.keep.matched(name, false).is_ignore();
+        }
+        if self.tracked_file(rel) {
+            return true;
         }
         if self.behind_ignored_way(rel) {
             return self.leads_to_always(rel, is_dir);
@@ -160,22 +223,31 @@ impl FileFilter {
     }
 
     /// Whether an ancestor of `rel` is an ignored directory admitted only as the way to an
-    /// `always` file: then only what leads to one is taken from it.
+    /// `always` file or to tracked files: then only what leads to one of those is taken from
+    /// it.
     fn behind_ignored_way(&self, rel: &RelPath) -> bool {
         let path = rel.as_str();
         let mut end = 0;
         while let Some(slash) = path[end..].find('/') {
             end += slash;
             let dir = &path[..end];
-            if self.leads_to_always_dir(dir)
-                && let Ok(ancestor) = RelPath::parse(dir)
-                && self.gitignored(&ancestor, true)
-            {
+            if (self.leads_to_always_dir(dir) || self.tracked_dir(dir)) && self.dir_ignored(dir) {
                 return true;
             }
             end += 1;
         }
         false
+    }
+
+    /// Whether `.gitignore` ignores the directory `dir` (remembered until
+    /// [`FileFilter::reload_gitignores`]).
+    fn dir_ignored(&self, dir: &str) -> bool {
+        if let Some(known) = self.dirs_ignored.lock().get(dir) {
+            return *known;
+        }
+        let ignored = RelPath::parse(dir).is_ok_and(|d| self.gitignored(&d, true));
+        self.dirs_ignored.lock().insert(dir.to_owned(), ignored);
+        ignored
     }
 
     fn leads_to_always_dir(&self, dir: &str) -> bool {
@@ -309,5 +381,127 @@ mod tests {
         let (_dir, f) = filter("", config);
         assert!(!included(&f, "build/compile_commands.json", false));
         assert!(included(&f, "compile_commands.json", false));
+    }
+
+    fn tracked_filter(gitignore: &str, tracked: &[&str]) -> (tempfile::TempDir, FileFilter) {
+        let (dir, mut f) = filter(gitignore, ExcludeConfig::default());
+        assert!(f.set_tracked(Some(TrackedFiles::from_paths(tracked.iter().copied()))));
+        (dir, f)
+    }
+
+    #[test]
+    fn a_tracked_file_is_streamed_from_an_ignored_directory_and_nothing_else_of_it() {
+        let (_dir, f) = tracked_filter("lib/\n*.o\n", &["lib/a.c", "lib/sub/b.h", "setup.py"]);
+        assert!(included(&f, "lib", true));
+        assert!(included(&f, "lib/a.c", false));
+        assert!(included(&f, "lib/sub", true));
+        assert!(included(&f, "lib/sub/b.h", false));
+        // Untracked files and directories of the ignored directory stay out, at any depth.
+        assert!(!included(&f, "lib/b.o", false));
+        assert!(!included(&f, "lib/new.c", false));
+        assert!(!included(&f, "lib/sub/c.h", false));
+        assert!(!included(&f, "lib/other", true));
+        assert!(!included(&f, "lib/other/x.c", false));
+        assert!(included(&f, "setup.py", false));
+    }
+
+    #[test]
+    fn a_tracked_file_a_pattern_names_is_streamed() {
+        let (_dir, f) = tracked_filter("*.h\n", &["src/api.h"]);
+        assert!(included(&f, "src/api.h", false));
+        assert!(!included(&f, "src/untracked.h", false));
+        assert!(included(&f, "src/untracked.c", false));
+    }
+
+    #[test]
+    fn the_exclude_list_and_partial_directories_win_over_tracking() {
+        let (_dir, f) = tracked_filter(
+            "",
+            &[
+                "target/debug/x.rs",
+                ".git/config",
+                "node_modules/p/index.js",
+                "node_modules/p/index.d.ts",
+            ],
+        );
+        assert!(!included(&f, "target", true));
+        assert!(!included(&f, "target/debug/x.rs", false));
+        assert!(!included(&f, ".git/config", false));
+        assert!(!included(&f, "node_modules/p/index.js", false));
+        assert!(included(&f, "node_modules/p/index.d.ts", false));
+    }
+
+    #[test]
+    fn without_a_tracked_set_gitignore_alone_decides() {
+        let (_dir, mut f) = tracked_filter("lib/\n", &["lib/a.c"]);
+        assert!(included(&f, "lib/a.c", false));
+        assert!(f.set_tracked(None));
+        assert!(!f.set_tracked(None), "unchanged");
+        assert!(!included(&f, "lib", true));
+        assert!(!included(&f, "lib/a.c", false));
+    }
+
+    #[test]
+    fn the_compilation_database_rule_still_holds_beside_tracked_files() {
+        let (_dir, f) = tracked_filter("build/\n", &["build/gen/config.h"]);
+        assert!(included(&f, "build/compile_commands.json", false));
+        assert!(included(&f, "build/gen/config.h", false));
+        assert!(!included(&f, "build/main.o", false));
+        assert!(!included(&f, "build/CMakeFiles", true));
+    }
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .unwrap_or_else(|e| panic!("git: {e}"));
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn the_tracked_set_is_read_from_git_relative_to_a_root_below_the_top() {
+        let repo = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let top = repo.path();
+        let write = |path: &str, text: &str| {
+            let abs = top.join(path);
+            std::fs::create_dir_all(abs.parent().unwrap_or(top)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(abs, text).unwrap_or_else(|e| panic!("{e}"));
+        };
+        write("py/.gitignore", "lib/\n");
+        write("py/lib/a.c", "int a;");
+        write("py/lib/b.o", "obj");
+        git(top, &["init", "-q"]);
+        git(top, &["add", "-f", "py/lib/a.c"]);
+        let root = top.join("py");
+        let f = FileFilter::new(&root, ExcludeConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .following_git_index();
+        let tracked = f.tracked().unwrap_or_else(|| panic!("a repository"));
+        assert!(tracked.has_file("lib/a.c"), "relative to the root");
+        assert_eq!(tracked.len(), 1);
+        assert!(included(&f, "lib/a.c", false));
+        assert!(!included(&f, "lib/b.o", false));
+    }
+
+    #[test]
+    fn a_root_outside_any_repository_has_no_tracked_set() {
+        let (dir, f) = filter("lib/\n", ExcludeConfig::default());
+        // A temporary directory inside a work tree would make this test meaningless.
+        if std::process::Command::new("git")
+            .args(["rev-parse", "--is-inside-work-tree"])
+            .current_dir(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return;
+        }
+        let f = f.following_git_index();
+        assert!(f.tracked().is_none());
+        assert!(!included(&f, "lib/a.c", false));
     }
 }

@@ -90,6 +90,7 @@ pub mod paths;
 pub mod protocol;
 mod read_many;
 mod server_files;
+mod tracked;
 pub mod transfer;
 pub mod watcher;
 pub mod write_back;
@@ -106,5 +107,6 @@ pub use mirror::{
 pub use paths::{ClientPath, MirrorPath, PathMap, RelPath};
 pub use protocol::{ChangeType, ContentHash, Encoding, FileChanged};
 pub use server_files::FileServer;
+pub use tracked::TrackedFiles;
 pub use watcher::{ScanFeed, Scanned, Walked, Watcher, WatcherConfig, WriteNotices};
 pub use write_back::{Expect, WriteBack, WriteBackReport};

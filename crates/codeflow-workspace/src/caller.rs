@@ -301,7 +301,7 @@ impl Caller {
                 codeflow_file_stream::FileError::NotFound(_)
                     if !streamed_by_default(&workspace.mirror, &file.mirror) =>
                 {
-                    "the relay does not stream this file: the project's .gitignore (or the relay's exclude list: .git/, target/, most of node_modules/) leaves it out, even when git tracks it; ask about a file that is streamed, or change the .gitignore"
+                    "the relay does not stream this file: the project's .gitignore (or the relay's exclude list: .git/, target/, most of node_modules/) leaves it out and git does not track it; ask about a file that is streamed, or `git add` it or change the .gitignore"
                 }
                 _ => "check the path; files reach the server through codeflow-client's sync",
             };
@@ -330,7 +330,8 @@ impl Caller {
 
 /// Whether a relay with the default exclusions streams `file`, judged from the `.gitignore`
 /// files in the mirror (they are streamed): a file missing from the mirror that it would not
-/// stream is missing because it is ignored, not because the path is wrong.
+/// stream is missing because it is ignored, not because the path is wrong. (The relay also
+/// streams ignored files git tracks; the mirror has no git index, but such a file is in it.)
 fn streamed_by_default(mirror: &Mirror, file: &MirrorPath) -> bool {
     codeflow_file_stream::FileFilter::new(
         mirror.root(),

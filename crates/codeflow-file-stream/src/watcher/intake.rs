@@ -10,6 +10,9 @@ impl Worker {
             Msg::Paths(paths) => {
                 self.last_event = Instant::now();
                 for p in paths {
+                    if self.git_event(&p) {
+                        continue;
+                    }
                     let Ok(rest) = p.strip_prefix(self.jail.canonical_root()) else {
                         continue;
                     };
@@ -22,7 +25,8 @@ impl Worker {
                     }
                     self.pending.insert(rel);
                 }
-                if !self.pending.is_empty() && self.first_pending.is_none() {
+                if (!self.pending.is_empty() || self.index_changed) && self.first_pending.is_none()
+                {
                     self.first_pending = Some(self.last_event);
                 }
                 if self.pending.len() > self.config.max_pending {
@@ -137,6 +141,7 @@ impl Worker {
     }
 
     pub(super) fn process_pending(&mut self) {
+        self.follow_index_change();
         let pending = std::mem::take(&mut self.pending);
         self.first_pending = None;
         for rel in pending {

@@ -8,7 +8,9 @@
 //! state it reported, so it never emits a change that did not happen.
 //!
 //! - **Watches** are per directory, only on directories the [`FileFilter`] admits and not
-//!   inside partial directories (`node_modules`): excluded trees cost no watches.
+//!   inside partial directories (`node_modules`): excluded trees cost no watches. Files git
+//!   tracks are admitted even when `.gitignore` names them; the tracked set follows git's
+//!   index (see `git_index.rs`).
 //! - **Polling fallback**: every [`WatcherConfig::poll_interval`] the whole tree is re-stat'ed,
 //!   catching anything `notify` missed (network file systems, watch limits, queue overflows);
 //!   if `notify` cannot start at all, polling alone keeps the mirror fresh.
@@ -126,6 +128,7 @@ const IDLE_BATCH_FILES: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 mod feed;
+mod git_index;
 mod intake;
 mod notices;
 mod report;
@@ -424,6 +427,10 @@ struct Worker {
     /// Text files whose hash came from the cache: read in small batches while idle so later
     /// edits travel as deltas.
     unwarmed: Vec<RelPath>,
+    /// The index file of the root's git repository, once found (see `git_index.rs`).
+    git_index: Option<PathBuf>,
+    /// The index changed since the tracked set was last read.
+    index_changed: bool,
 }
 
 impl std::fmt::Debug for Control {

@@ -72,7 +72,7 @@ impl Worker {
             config.hash_cache_margin,
             config.hash_cache_local_margin,
         );
-        let worker = Worker {
+        let mut worker = Worker {
             settling,
             texts: ContentCache::new(config.delta_cache_bytes),
             jail,
@@ -98,7 +98,10 @@ impl Worker {
             resave_at: None,
             resettle: Vec::new(),
             unwarmed: Vec::new(),
+            git_index: None,
+            index_changed: false,
         };
+        worker.read_git_index();
         Ok(worker)
     }
 
@@ -355,6 +358,7 @@ impl Worker {
             if self.control.overflow.swap(false, Ordering::AcqRel)
                 || self.next_poll.is_some_and(|t| now >= t)
             {
+                self.read_git_index();
                 self.full_rescan();
             }
             if let Some(first) = self.first_pending
