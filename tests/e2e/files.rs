@@ -511,3 +511,74 @@ async fn a_sync_abandoned_by_its_relay_leaves_no_pending_files() {
         codeflow_e2e::metrics(server.port).await.get(series)
     );
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ujson's layout: `.gitignore` names `lib/`, yet git tracks the C sources in it. Git ignores
+/// `.gitignore` for tracked files, and so does the relay: the mirror holds what git tracks.
+#[tokio::test]
+async fn files_git_tracks_reach_the_mirror_though_gitignore_names_their_directory() {
+    let server = Server::start().await;
+    let project = tempfile::tempdir().unwrap();
+    let root = project.path().canonicalize().unwrap();
+    write(&root, ".gitignore", "lib/\n");
+    write(&root, "setup.py", "from setuptools import setup\n");
+    write(&root, "lib/a.c", "int a(void) { return 1; }\n");
+    write(&root, "lib/a.h", "int a(void);\n");
+    write(&root, "lib/b.o", "object code\n");
+    git(&root, &["init", "-q"]);
+    git(&root, &["add", ".gitignore", "setup.py"]);
+    git(&root, &["add", "-f", "lib/a.c", "lib/a.h"]);
+    git(&root, &["commit", "-q", "-m", "init"]);
+
+    let relay = Relay::spawn(&server.url(), "tracked", &root, &[]);
+    relay.initialize().await;
+    relay.settle().await;
+    let mirror = server.mirror_dir("tracked");
+    let mirrored = tree(&mirror);
+    let names: Vec<&str> = mirrored.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [".gitignore", "lib/a.c", "lib/a.h", "setup.py"],
+        "tracked files in, the untracked ignored lib/b.o and .git/ out"
+    );
+
+    // An edit of a tracked file in the ignored directory is followed.
+    write(&root, "lib/a.c", "int a(void) { return 2; }\n");
+    relay.settle().await;
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("lib/a.c")).unwrap(),
+        "int a(void) { return 2; }\n"
+    );
+
+    // A file git starts tracking is streamed; one it stops tracking leaves the mirror.
+    write(&root, "lib/c.c", "int c;\n");
+    git(&root, &["add", "-f", "lib/c.c"]);
+    git(&root, &["rm", "-q", "--cached", "lib/a.h"]);
+    let followed = codeflow_e2e::eventually(Duration::from_secs(10), || async {
+        relay.settle().await;
+        mirror.join("lib/c.c").exists() && !mirror.join("lib/a.h").exists()
+    })
+    .await;
+    assert!(
+        followed,
+        "mirror: {:?}",
+        tree(&mirror).keys().collect::<Vec<_>>()
+    );
+    assert!(!mirror.join("lib/b.o").exists());
+}
