@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use codeflow_e2e::fs::git;
 use codeflow_e2e::{Relay, Server, Ws, tree};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -509,23 +510,6 @@ async fn a_sync_abandoned_by_its_relay_leaves_no_pending_files() {
         codeflow_e2e::eventually(Duration::from_secs(20), || pending(true)).await,
         "the abandoned sync's files are no longer counted as pending: {:?}",
         codeflow_e2e::metrics(server.port).await.get(series)
-    );
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -67,28 +67,8 @@ async fn a_shared_project_is_served_in_place_without_streaming() {
 #[tokio::test]
 async fn a_shared_git_projects_state_reaches_the_git_channel() {
     let (_dir, server_root) = fixture("python");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&server_root)
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "init.defaultBranch=trunk",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["init", "-q"]);
+    let git = |args: &[&str]| codeflow_e2e::fs::git(&server_root, args);
+    git(&["-c", "init.defaultBranch=trunk", "init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "initial"]);
     let config_dir = tempfile::tempdir().unwrap();

@@ -67,3 +67,19 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Runs `git args` in `dir` (with an author and committer set) and panics with git's message
+/// when it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,7 +6,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use codeflow_file_stream::{ChangeType, FileChanged, RelPath, Watcher, WatcherConfig};
+use codeflow_file_stream::{
+    ChangeType, ExcludeConfig, FileChanged, FileFilter, RelPath, Watcher, WatcherConfig,
+};
 use common::*;
 use tokio::sync::mpsc;
 
@@ -14,10 +16,6 @@ fn git(dir: &Path, args: &[&str]) {
     let status = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .status()
         .expect("git runs");
     assert!(status.success(), "git {args:?}");
@@ -166,4 +164,46 @@ async fn outside_a_repository_gitignore_alone_decides() {
     assert!(watcher.manifest().get(&rel("main.py")).is_some());
     assert!(watcher.manifest().get(&rel("lib/a.c")).is_none());
     watcher.stop().await;
+}
+
+fn included(f: &FileFilter, path: &str) -> bool {
+    f.is_included(&rel(path), false)
+}
+
+#[test]
+fn the_filter_reads_the_tracked_set_relative_to_a_root_below_the_top() {
+    let dir = temp();
+    write(dir.path(), "py/.gitignore", b"lib/\n");
+    write(dir.path(), "py/lib/a.c", b"int a;");
+    write(dir.path(), "py/lib/b.o", b"obj");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "-f", "py/lib/a.c"]);
+    let f = FileFilter::new(dir.path().join("py"), ExcludeConfig::default())
+        .expect("filter")
+        .following_git_index();
+    let tracked = f.tracked().expect("a repository");
+    assert!(tracked.has_file("lib/a.c"), "relative to the root");
+    assert_eq!(tracked.len(), 1);
+    assert!(included(&f, "lib/a.c"));
+    assert!(!included(&f, "lib/b.o"));
+}
+
+#[test]
+fn outside_a_repository_the_filter_has_no_tracked_set() {
+    let dir = temp();
+    write(dir.path(), ".gitignore", b"lib/\n");
+    // A temporary directory inside a work tree would make this test meaningless.
+    let in_repo = std::process::Command::new("git")
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .current_dir(dir.path())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_repo {
+        return;
+    }
+    let f = FileFilter::new(dir.path(), ExcludeConfig::default())
+        .expect("filter")
+        .following_git_index();
+    assert!(f.tracked().is_none());
+    assert!(!included(&f, "lib/a.c"));
 }
