@@ -541,6 +541,15 @@ async fn files_git_tracks_reach_the_mirror_though_gitignore_names_their_director
         [".gitignore", "lib/a.c", "lib/a.h", "setup.py"],
         "tracked files in, the untracked ignored lib/b.o and .git/ out"
     );
+    // The tools answer about it (they said the relay does not stream it).
+    let symbols = relay
+        .tool("get_document_symbols", json!({"file_path": "lib/a.c"}))
+        .await;
+    assert_eq!(symbols["isError"], false, "{symbols}");
+    assert_eq!(
+        symbols["structuredContent"]["symbols"][0]["name"], "a",
+        "{symbols}"
+    );
 
     // An edit of a tracked file in the ignored directory is followed.
     write(&root, "lib/a.c", "int a(void) { return 2; }\n");
