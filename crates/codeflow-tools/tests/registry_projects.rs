@@ -181,8 +181,10 @@ fn a_refused_rename_counts_every_leftover_not_only_the_listed_ones() {
 }
 
 /// ujson (PyPI sdist): its `.gitignore` (GitHub's Python template) names `lib/`, where its C
-/// sources are, so the relay streams none of them, and a question about `lib/ultrajson.h` was
-/// answered "not found … check the path". The error now says the file is ignored.
+/// sources are. An sdist is no git repository, so nothing says they are tracked and the relay
+/// streams none of them (in a git checkout it streams the tracked ones: `tests/e2e/files.rs`);
+/// a question about `lib/ultrajson.h` was answered "not found … check the path". The error now
+/// says the file is ignored.
 #[test]
 fn a_file_left_out_by_gitignore_is_said_to_be_ignored_not_missing() {
     block_on(async {
