@@ -451,17 +451,26 @@ pub fn not_found(name: &str, kind: Option<&str>, file: &str, symbols: &[FlatSymb
         .next()
         .unwrap_or(name)
         .to_lowercase();
+    // (group, distance): names like the one asked for first, nearest first.
     let rank = |s: &FlatSymbol| {
         let lower = s.name.to_lowercase();
-        if !wanted.is_empty() && (lower.contains(&wanted) || wanted.contains(&lower)) {
-            0
+        let bare = lower.rsplit(['.', ':', ')', ' ']).next().unwrap_or(&lower);
+        let distance = strsim::damerau_levenshtein(bare, &wanted);
+        if !wanted.is_empty()
+            && (lower.contains(&wanted)
+                || wanted.contains(bare)
+                // A typo: a letter or two off (`Prase` for `Parse`).
+                || distance <= wanted.chars().count().min(8) / 4)
+        {
+            (0, distance)
         } else if s.container.is_empty() && !s.used_here {
-            1
+            (1, 0)
         } else {
-            2
+            (2, 0)
         }
     };
-    let mut names: Vec<(u8, &str)> = symbols.iter().map(|s| (rank(s), s.name.as_str())).collect();
+    let mut names: Vec<((u8, usize), &str)> =
+        symbols.iter().map(|s| (rank(s), s.name.as_str())).collect();
     names.sort_unstable();
     // One entry per name, at its best rank.
     let mut seen = std::collections::HashSet::new();
@@ -656,5 +665,17 @@ mod tests {
             "{error}"
         );
         assert!(error.ends_with(" … and 14 more"), "{error}");
+        // A typo lists the name it missed first.
+        symbols.push(sym("Parse", SymbolKind::FUNCTION));
+        let error = not_found("Prase", None, "app.py", &symbols).to_text();
+        assert!(
+            error.contains("symbols in this file: Parse, Alpha,"),
+            "{error}"
+        );
+        let error = not_found("parse_arsg", None, "app.py", &symbols).to_text();
+        assert!(
+            error.contains("symbols in this file: parse_args, Parse, Alpha,"),
+            "{error}"
+        );
     }
 }
