@@ -265,18 +265,7 @@ async fn the_relay_refuses_paths_outside_its_root() {
 
     let (stream, _) = listener.accept().await.unwrap();
     let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-    let mut next = async || -> Value {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(20), ws.next())
-                .await
-                .unwrap()
-            {
-                Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
-                Some(Ok(_)) => continue,
-                other => panic!("relay connection ended: {other:?}"),
-            }
-        }
-    };
+    let mut next = async || codeflow_e2e::next_json(&mut ws, Duration::from_secs(20)).await;
     let init = next().await;
     assert_eq!(init["method"], "initialize");
     assert_eq!(

@@ -536,18 +536,7 @@ async fn against_a_server_without_sync_begin_the_relay_sends_its_manifest() {
     let (stream, _) = listener.accept().await.unwrap();
     let ws = tokio_tungstenite::accept_async(stream).await.unwrap();
     let (mut to_relay, mut from_relay) = ws.split();
-    let mut next = async || -> Value {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), from_relay.next())
-                .await
-                .unwrap()
-            {
-                Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
-                Some(Ok(_)) => continue,
-                other => panic!("relay connection ended: {other:?}"),
-            }
-        }
-    };
+    let mut next = async || codeflow_e2e::next_json(&mut from_relay, Duration::from_secs(30)).await;
     let init = next().await;
     assert_eq!(init["method"], "initialize");
     let reply = json!({"jsonrpc": "2.0", "id": init["id"], "result": {

@@ -68,6 +68,25 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// The next JSON text message a relay sent to a test's own WebSocket server (`stream`: the
+/// accepted socket or its reading half; other frames are skipped), within `limit`. Panics when
+/// the connection ends.
+pub async fn next_json<S>(stream: &mut S, limit: Duration) -> Value
+where
+    S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(limit, stream.next())
+            .await
+            .expect("the relay sent nothing in time")
+        {
+            Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("relay connection ended: {other:?}"),
+        }
+    }
+}
+
 /// A running `codeflow-server`, killed on drop.
 pub struct Server {
     pub port: u16,
