@@ -107,12 +107,7 @@ impl Uploader {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                let delay = Duration::from_millis(200 * (1 << attempt.min(5)));
-                tracing::info!(
-                    "sync upload: connection lost ({last}); resuming in {} ms",
-                    delay.as_millis()
-                );
-                tokio::time::sleep(delay).await;
+                pause_before_resuming("sync upload", attempt, &last).await;
             }
             let produce = |received: Received, out: mpsc::Sender<Bytes>| {
                 let files = Arc::clone(&files);
@@ -418,6 +413,17 @@ fn read_file(abs: &std::path::Path, size: u64) -> Result<(Content, u32), String>
         return Err(changed());
     }
     Ok((Content::Frames(frames), mode))
+}
+
+/// Before attempt `attempt` (≥ 1) of an upload whose connection was lost (`last`): waits
+/// 400 ms doubling up to 6.4 s, saying so.
+pub(crate) async fn pause_before_resuming(what: &str, attempt: u32, last: &str) {
+    let delay = Duration::from_millis(200 * (1 << attempt.min(5)));
+    tracing::info!(
+        "{what}: connection lost ({last}); resuming in {} ms",
+        delay.as_millis()
+    );
+    tokio::time::sleep(delay).await;
 }
 
 #[cfg(test)]

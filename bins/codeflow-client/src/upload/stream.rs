@@ -8,7 +8,6 @@
 //! (`start.received`) go again, read from disk.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
@@ -43,12 +42,7 @@ impl Uploader {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                let delay = Duration::from_millis(200 * (1 << attempt.min(5)));
-                tracing::info!(
-                    "streamed sync upload: connection lost ({last}); resuming in {} ms",
-                    delay.as_millis()
-                );
-                tokio::time::sleep(delay).await;
+                super::pause_before_resuming("streamed sync upload", attempt, &last).await;
             }
             let streaming = &mut state;
             let produce = move |received: Received, out: mpsc::Sender<Bytes>| {
