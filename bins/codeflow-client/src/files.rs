@@ -219,6 +219,13 @@ impl LocalFiles {
         self.watcher.start_flush()
     }
 
+    /// Whether a flush now would find nothing to put into `changes`, decided here without
+    /// waking the watcher (nothing changed on disk since the watcher last handled its events;
+    /// see [`Watcher::is_quiet`]). What the watcher found before is in `changes` already.
+    pub fn is_quiet(&self) -> bool {
+        self.watcher.is_quiet()
+    }
+
     /// What serves the server's `client/*` requests from this root (see [`crate::serving`]).
     pub fn file_server(&self) -> FileServer {
         self.server.clone()

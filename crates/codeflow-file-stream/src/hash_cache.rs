@@ -149,6 +149,12 @@ impl Settling {
         }
     }
 
+    /// Whether the root is on a local file system with fine timestamps (see
+    /// [`Settling::for_root`]).
+    pub(crate) fn is_local(&self) -> bool {
+        self.local_dev.is_some()
+    }
+
     /// The general margin for every file (no file system is taken as local).
     #[cfg(test)]
     fn general(margin: Duration) -> Self {

@@ -115,7 +115,14 @@ impl Harness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_creates_deletes_and_renames_reach_the_mirror() -> TestResult {
-    let mut h = Harness::start(WatcherConfig::default()).await?;
+    for config in configs() {
+        edits_creates_deletes_and_renames(config).await?;
+    }
+    Ok(())
+}
+
+async fn edits_creates_deletes_and_renames(config: WatcherConfig) -> TestResult {
+    let mut h = Harness::start(config).await?;
 
     // A one-line edit in a longer file travels as a delta.
     let edited = std::fs::read_to_string(h.path("src/long.txt"))?
@@ -249,6 +256,66 @@ async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
     Ok(())
 }
 
+/// In a tree too large to re-stat at every flush, a flush still sees a file created or
+/// written just before it, in an old or a brand-new directory, though the file was never
+/// touched before (not "recent") and its event may not have been read yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_tree_flush_sees_every_change_made_just_before() -> TestResult {
+    let config = WatcherConfig {
+        settle: Duration::from_secs(30),
+        max_delay: Duration::from_secs(30),
+        flush_full_scan_below: 0,
+        ..WatcherConfig::default()
+    };
+    let mut h = Harness::start(config).await?;
+    let root = std::path::PathBuf::from(&h.root);
+    for i in 0..20 {
+        let created = format!("src/created{i}.py");
+        write(&root, &created, format!("C = {i}\n").as_bytes());
+        let nested = format!("fresh{i}/deep/x.py");
+        write(&root, &nested, format!("N = {i}\n").as_bytes());
+        h.settle().await?;
+        assert_eq!(
+            h.mirror_text(&created).await?,
+            format!("C = {i}\n"),
+            "round {i}"
+        );
+        assert_eq!(
+            h.mirror_text(&nested).await?,
+            format!("N = {i}\n"),
+            "round {i}"
+        );
+    }
+    h.stop().await;
+    Ok(())
+}
+
+/// A directory deleted and created again at the same path is a new directory to watch: files
+/// written in it later reach the mirror (in a tree too large to re-stat at every flush).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_made_again_at_the_same_path_is_watched_again() -> TestResult {
+    let config = WatcherConfig {
+        flush_full_scan_below: 0,
+        ..WatcherConfig::default()
+    };
+    let mut h = Harness::start(config).await?;
+    std::fs::remove_dir_all(h.path("src/lib"))?;
+    std::fs::create_dir(h.path("src/lib"))?;
+    h.settle().await?;
+    assert!(!h.mirror.root().join("src/lib/util.ts").exists());
+    // Written once the new directory's creation was handled: only its watch can report it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(h.path("src/lib/later.ts"), b"export const later = 1;\n")?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.settle().await?;
+    assert_eq!(
+        h.mirror_text("src/lib/later.ts").await?,
+        "export const later = 1;\n"
+    );
+    h.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_against_the_wrong_base_is_refused_and_the_file_read_whole() -> TestResult {
     // No watcher here: it would race the test in bringing the mirror up to date.
@@ -370,12 +437,18 @@ impl Harness {
     }
 }
 
-fn configs() -> [WatcherConfig; 2] {
+fn configs() -> [WatcherConfig; 3] {
     [
         WatcherConfig::default(),
         // Large trees: flushes re-check recent files only.
         WatcherConfig {
             flush_full_scan_below: 0,
+            ..WatcherConfig::default()
+        },
+        // The same with the cross-platform `notify` crate's events (not Linux's own inotify).
+        WatcherConfig {
+            flush_full_scan_below: 0,
+            portable_events: true,
             ..WatcherConfig::default()
         },
     ]

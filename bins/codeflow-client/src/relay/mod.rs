@@ -356,13 +356,19 @@ impl Relay {
         ));
     }
 
-    async fn flush_completed(&mut self) {
-        // The flush put its changes in the queue before completing: send them first.
+    /// Sends every file change the watcher has queued (a flush puts its changes there before it
+    /// completes).
+    fn send_queued_changes(&mut self) {
         while let Ok(change) = self.files.changes.try_recv() {
             if let Some(outbound) = self.link.outbound() {
                 send_change(outbound, change);
             }
         }
+    }
+
+    async fn flush_completed(&mut self) {
+        // The flush put its changes in the queue before completing: send them first.
+        self.send_queued_changes();
         let released = self.gate.release(|| flush(&self.files));
         for message in released {
             self.send_or_wait(message).await;
@@ -551,10 +557,15 @@ impl Relay {
         let method = message.method().unwrap_or_default();
         // A Claude run copies the server's mirror: it too should see every change on disk up
         // to now.
-        if matches!(method, "tools/call" | "claude/execute")
+        let needs_flush = matches!(method, "tools/call" | "claude/execute")
             && self.sync.is_live()
-            && self.link.is_up()
-        {
+            && self.link.is_up();
+        if needs_flush && !self.gate.is_holding() && self.files.is_quiet() {
+            // Nothing on disk changed that the watcher has not handled: what it found is
+            // queued (sent first), and the call goes now, without the round trip to it.
+            self.send_queued_changes();
+            self.send_or_wait(message).await;
+        } else if needs_flush {
             self.gate.hold_call(message, || flush(&self.files));
         } else if self.gate.is_holding() {
             self.gate.hold_behind(message);

@@ -20,7 +20,7 @@ impl Worker {
                 Some(dir.join(file.file_name()?))
             });
             if let Some(dir) = self.git_index.as_ref().and_then(|i| i.parent()) {
-                watch_dir(&mut self.notify, &mut self.watched, dir);
+                self.events.watch(dir, &self.control);
             }
         }
         changed

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Longest a flush waits for the reader to take the events the kernel queued before it.
+const FLUSH_EVENT_WAIT: Duration = Duration::from_millis(100);
+
 impl Worker {
     pub(super) fn take(&mut self, msg: Msg) {
         match msg {
@@ -85,9 +88,7 @@ impl Worker {
     }
 
     pub(super) fn flush(&mut self, rx: &Receiver<Msg>) {
-        while let Ok(msg) = rx.try_recv() {
-            self.take(msg);
-        }
+        self.take_queued_events(rx);
         self.take_notices();
         if self.control.overflow.swap(false, Ordering::AcqRel)
             || self.known.len() <= self.config.flush_full_scan_below
@@ -106,6 +107,60 @@ impl Worker {
                 self.relist_dir(&dir);
             }
         }
+    }
+
+    /// Takes every raw event queued before now: what the reader handed over and (inotify) what
+    /// is still in the kernel's queue or being read, waiting for the reader for at most
+    /// [`FLUSH_EVENT_WAIT`] (a tree that never stops changing must not hold a flush forever).
+    fn take_queued_events(&mut self, rx: &Receiver<Msg>) {
+        let deadline = Instant::now() + FLUSH_EVENT_WAIT;
+        loop {
+            while let Ok(msg) = rx.try_recv() {
+                self.take(msg);
+            }
+            if self.control.quiet.drained() {
+                // A read that ended just before sent its batch first.
+                while let Ok(msg) = rx.try_recv() {
+                    self.take(msg);
+                }
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::debug!("file events kept coming during a flush; flushing what arrived");
+                return;
+            }
+            if let Ok(msg) = rx.recv_timeout(left.min(Duration::from_millis(1))) {
+                self.take(msg);
+            }
+        }
+    }
+
+    /// Nothing is pending, owed, overflowed or asked for.
+    fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.first_pending.is_none()
+            && self.owed.is_empty()
+            && !self.index_changed
+            && !self.control.overflow.load(Ordering::Acquire)
+            && self.control.notices.lock().is_empty()
+            && self.control.flushes.lock().is_empty()
+            && self.control.snapshots.lock().is_empty()
+    }
+
+    /// When idle, takes what the reader handed over and, if still idle, marks the watcher
+    /// clean (see `quiet.rs`): callers may then skip flushes until the next event.
+    pub(super) fn settle_quiet(&mut self, rx: &Receiver<Msg>) {
+        if !self.is_idle() {
+            return;
+        }
+        let control = Arc::clone(&self.control);
+        control.quiet.settle(|| {
+            while let Ok(msg) = rx.try_recv() {
+                self.take(msg);
+            }
+            self.is_idle()
+        });
     }
 
     /// Checks the files directly in `dir` that are new or changed since last reported.

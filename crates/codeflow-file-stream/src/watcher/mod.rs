@@ -19,10 +19,14 @@
 //!   if that overflows, or more than [`WatcherConfig::max_pending`] paths are pending, the
 //!   watcher falls back to a full re-stat of the tree, which loses nothing because it compares
 //!   with the last reported state.
+//! - **Events**: on Linux the watcher reads its own inotify instance (`inotify.rs`), asking
+//!   only for events that can mean a change; elsewhere the `notify` crate (`events.rs`).
 //! - **Read-your-writes**: [`Watcher::flush`] returns once every change up to the call has been
-//!   handed to the sink: it drains the events `notify` delivered, re-checks recently touched
-//!   files (and, for trees of up to [`WatcherConfig::flush_full_scan_below`] files, every
-//!   file), and emits what differs.
+//!   handed to the sink: it waits until the reader has taken every event the kernel queued
+//!   before it (inotify), handles them, re-checks recently touched files (and, for trees of up
+//!   to [`WatcherConfig::flush_full_scan_below`] files, every file), and emits what differs.
+//!   [`Watcher::is_quiet`] answers, without waking the watcher, whether a flush now would find
+//!   nothing (`quiet.rs`): then a caller may skip it.
 //! - **The relay's own writes**: a [`FileServer`](crate::FileServer) made with
 //!   [`FileServer::reporting_to`](crate::FileServer::reporting_to) tells the watcher what it
 //!   wrote, deleted or renamed ([`WriteNotices`]). The server recorded that write-back in its
@@ -77,6 +81,9 @@ pub struct WatcherConfig {
     pub max_pending: usize,
     /// Files changed within this window are re-checked by every flush.
     pub hot_window: Duration,
+    /// Take events from the cross-platform `notify` crate even on Linux, where the watcher
+    /// otherwise reads its own inotify instance (and can then be [quiet](Watcher::is_quiet)).
+    pub portable_events: bool,
     /// Trees with at most this many files are fully re-stat'ed by every flush (exact).
     pub flush_full_scan_below: usize,
     /// Directory of the persisted hash cache (`None`: hash every file at every start). A
@@ -105,6 +112,7 @@ impl Default for WatcherConfig {
             delta_cache_bytes: 64 * 1024 * 1024,
             max_pending: 10_000,
             hot_window: Duration::from_secs(120),
+            portable_events: false,
             flush_full_scan_below: 1000,
             hash_cache_dir: None,
             hash_cache_margin: Duration::from_secs(2),
@@ -127,15 +135,20 @@ const EVENT_QUEUE: usize = 4096;
 const IDLE_BATCH_FILES: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
+mod events;
 mod feed;
 mod git_index;
+#[cfg(target_os = "linux")]
+mod inotify;
 mod intake;
 mod notices;
+mod quiet;
 mod report;
 mod scan;
 mod worker;
 
-use scan::watch_dir;
+use events::Events;
+use quiet::Quiet;
 
 use feed::Feed;
 pub use feed::{ScanFeed, Scanned, Walked};
@@ -152,6 +165,8 @@ struct Control {
     wake: SyncSender<Msg>,
     /// Writes of the relay's own file server, applied by the worker before its next check.
     notices: Mutex<Vec<Notice>>,
+    /// Whether a flush now would find nothing (see `quiet.rs`).
+    quiet: Quiet,
 }
 
 impl Control {
@@ -244,6 +259,7 @@ impl Watcher {
             overflow: AtomicBool::new(false),
             wake: wake_tx.clone(),
             notices: Mutex::new(Vec::new()),
+            quiet: Quiet::default(),
         });
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(Manifest, Walked), FileError>>();
         let thread_control = Arc::clone(&control);
@@ -332,6 +348,21 @@ impl Watcher {
         self.start_flush().await
     }
 
+    /// Whether a [`Watcher::flush`] now would find nothing to hand to the sink: every change
+    /// on disk before the call is in the sink already. Decided on the caller's thread without
+    /// waking the watcher (one `ioctl` and a lock), and exact: true only where every change
+    /// makes an inotify event (Linux, every directory watched, a local file system) and every
+    /// event queued before the call has been read and handled (see `quiet.rs`). Files in
+    /// partial directories (`node_modules`) have no watches: a change there is found by the
+    /// next flush that re-stats the tree or by the periodic re-stat.
+    pub fn is_quiet(&self) -> bool {
+        self.control.quiet.is_quiet()
+            && self.control.flushes.lock().is_empty()
+            && self.control.snapshots.lock().is_empty()
+            && self.control.notices.lock().is_empty()
+            && !self.control.overflow.load(Ordering::Acquire)
+    }
+
     /// Like [`Watcher::flush`], but the flush is requested now and the returned future owns
     /// nothing borrowed: callers can keep working (and draining the sink) while it completes,
     /// and several callers can share one flush.
@@ -364,19 +395,6 @@ impl Watcher {
     }
 }
 
-/// Events that cannot mean a content change: opens, reads, closes without writing.
-fn is_read_only_access(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode};
-    matches!(
-        kind,
-        notify::EventKind::Access(
-            AccessKind::Open(_)
-                | AccessKind::Read
-                | AccessKind::Close(AccessMode::Read | AccessMode::Execute | AccessMode::Any)
-        )
-    )
-}
-
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.signal_stop();
@@ -400,8 +418,7 @@ struct Worker {
     runtime: tokio::runtime::Handle,
     stop: watch::Receiver<bool>,
     control: Arc<Control>,
-    notify: Option<notify::RecommendedWatcher>,
-    watched: HashSet<PathBuf>,
+    events: Events,
     known: HashMap<RelPath, Known>,
     /// Paths the relay's file server wrote since their last check: reported at the next check
     /// even when they look unchanged (see the module docs).

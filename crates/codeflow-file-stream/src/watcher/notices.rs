@@ -49,6 +49,7 @@ impl WriteNotices {
                 rel: rel.clone(),
                 now,
             });
+            control.quiet.dirty();
             control.wake();
         }
     }

@@ -17,14 +17,14 @@ impl Worker {
         // Each directory is watched before it is listed: a file created just after the
         // listing then has an event (watching after listing lost such files until the next
         // poll).
-        let (notify, watched) = (&mut self.notify, &mut self.watched);
+        let (events, control) = (&mut self.events, &self.control);
         let result = walk(
             &self.jail,
             &self.filter,
             dir,
             &mut |_, abs, in_partial| {
                 if !in_partial {
-                    watch_dir(notify, watched, abs);
+                    events.watch(abs, control);
                 }
             },
             &mut |f| {
@@ -200,26 +200,6 @@ impl Worker {
         });
         if !sent {
             self.sink_closed = true;
-        }
-    }
-}
-
-/// Adds a non-recursive watch on `abs` unless it has one.
-pub(super) fn watch_dir(
-    notify: &mut Option<notify::RecommendedWatcher>,
-    watched: &mut HashSet<PathBuf>,
-    abs: &Path,
-) {
-    if let Some(w) = notify.as_mut()
-        && !watched.contains(abs)
-    {
-        match w.watch(abs, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                watched.insert(abs.to_path_buf());
-            }
-            Err(e) => {
-                tracing::debug!(dir = %abs.display(), error = %e, "cannot watch directory; polling covers it")
-            }
         }
     }
 }

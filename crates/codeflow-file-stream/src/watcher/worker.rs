@@ -44,34 +44,20 @@ impl Worker {
     ) -> Result<Worker, FileError> {
         let jail = Jail::new(&root)?;
         let filter = FileFilter::new(jail.canonical_root(), config.excludes.clone())?;
-        let overflow_control = Arc::clone(&control);
-        let notify = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let msg = match res {
-                Ok(ev) if ev.need_rescan() => Msg::Rescan,
-                // inotify reports every open and read-only close. The relay's own reads (the
-                // server fetching files during a sync) would otherwise wake the worker for
-                // each file it serves; only a close after writing says content changed.
-                Ok(ev) if is_read_only_access(&ev.kind) => return,
-                Ok(ev) => Msg::Paths(ev.paths),
-                Err(_) => Msg::Rescan,
-            };
-            if let Err(TrySendError::Full(_)) = events.try_send(msg) {
-                overflow_control.overflow.store(true, Ordering::Release);
-            }
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "file events unavailable; polling only");
-                config.poll_interval = config.poll_interval.or(Some(Duration::from_secs(2)));
-                None
-            }
-        };
+        let events = Events::start(config.portable_events, events, &control);
+        if events.is_none() {
+            config.poll_interval = config.poll_interval.or(Some(Duration::from_secs(2)));
+        }
         let next_poll = config.poll_interval.map(|d| Instant::now() + d);
         let settling = Settling::for_root(
             jail.canonical_root(),
             config.hash_cache_margin,
             config.hash_cache_local_margin,
         );
+        if !settling.is_local() {
+            // Network and FUSE file systems may change without an event.
+            control.quiet.lose_exactness();
+        }
         let mut worker = Worker {
             settling,
             texts: ContentCache::new(config.delta_cache_bytes),
@@ -83,8 +69,7 @@ impl Worker {
             runtime,
             stop,
             control,
-            notify,
-            watched: HashSet::new(),
+            events,
             known: HashMap::new(),
             owed: HashSet::new(),
             vanished_from: None,
@@ -116,8 +101,7 @@ impl Worker {
     /// The baseline's walk: stats every admitted file, watches every admitted directory, and
     /// takes what the hash cache vouches for; the files left to read come back.
     pub(super) fn walk_baseline(&mut self) -> Result<BaselineWalk, FileError> {
-        let notify = &mut self.notify;
-        let watched = &mut self.watched;
+        let (events, control) = (&mut self.events, &self.control);
         let mut manifest = Manifest::default();
         let mut total = 0u64;
         let limits = self.config.limits;
@@ -140,7 +124,7 @@ impl Worker {
             &RelPath::root(),
             &mut |_, abs, in_partial| {
                 if !in_partial {
-                    watch_dir(notify, watched, abs);
+                    events.watch(abs, control);
                 }
             },
             &mut |f| {
@@ -311,11 +295,14 @@ impl Worker {
     pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
         self.save_hash_cache(true);
         while !self.stopped() {
+            self.settle_quiet(rx);
             let now = Instant::now();
             // A flush or snapshot request may be waiting whose wake-up was drained with other
             // messages (flushes and early checks empty the queue): never sleep over it.
+            // A re-stat asked for while handling a path (an edited `.gitignore`) is due now.
             let requested = !self.control.flushes.lock().is_empty()
-                || !self.control.snapshots.lock().is_empty();
+                || !self.control.snapshots.lock().is_empty()
+                || self.control.overflow.load(Ordering::Acquire);
             let timeout = if requested {
                 Duration::ZERO
             } else if let Some(first) = self.first_pending {
