@@ -100,7 +100,7 @@ impl Events {
                     error = %e,
                     "cannot watch a directory (for a watch limit, raise \
                      fs.inotify.max_user_watches); the periodic re-stat covers it, and every \
-                     tool call re-checks the tree"
+                     tool call flushes the watcher"
                 );
                 control.quiet.lose_exactness();
             }
