@@ -93,10 +93,14 @@ struct Cli {
     /// P1: requests in flight in the pipelined phase.
     #[arg(long, default_value_t = 100)]
     window: usize,
-    /// P1: files in the relay's tree (0: an empty tree). Small Python files in 50 directories,
+    /// P1: files in the relay's tree (0: an empty tree). Small source files in 50 directories,
     /// streamed before measuring: the relay's watcher then watches a project-sized tree.
     #[arg(long, default_value_t = 0)]
     p1_files: usize,
+    /// P1: extension of those files (`py` starts pylsp for the project on the server; `txt`
+    /// starts no language server).
+    #[arg(long, default_value = "py")]
+    p1_files_ext: String,
     /// P1: rounds, CodeFlow and the peer interleaved; latencies are pooled over the rounds and
     /// throughput is the median round.
     #[arg(long, default_value_t = 3)]
@@ -290,6 +294,7 @@ async fn run(cli: &Cli, env: &Env) -> Result<report::Results> {
             rounds: cli.rounds,
             peer: !cli.no_peer,
             files: cli.p1_files,
+            files_ext: cli.p1_files_ext.clone(),
         };
         results.p1 = Some(p1::run(env, &cfg).await?);
     }

@@ -21,17 +21,19 @@ pub struct P1Config {
     pub peer: bool,
     /// Files in the relay's tree (see `--p1-files`).
     pub files: usize,
+    /// Their extension (see `--p1-files-ext`).
+    pub files_ext: String,
 }
 
-/// Writes `files` small Python files into `root`, in 50 directories.
-fn populate(root: &std::path::Path, files: usize) -> Result<()> {
+/// Writes `files` small Python-like files named `*.{ext}` into `root`, in 50 directories.
+fn populate(root: &std::path::Path, files: usize, ext: &str) -> Result<()> {
     for i in 0..files {
         let dir = root.join(format!("pkg{}", i % 50));
         std::fs::create_dir_all(&dir)?;
         let text = format!(
             "\"\"\"Module {i}.\"\"\"\n\n\ndef function_{i}(value: int) -> int:\n    return value + {i}\n\n\nclass Thing{i}:\n    size = {i}\n"
         );
-        std::fs::write(dir.join(format!("mod{i}.py")), text)?;
+        std::fs::write(dir.join(format!("mod{i}.{ext}")), text)?;
     }
     Ok(())
 }
@@ -76,8 +78,9 @@ pub struct P1Result {
     pub pipelined_per_round: usize,
     pub window: usize,
     pub rounds: usize,
-    /// Files in the relay's tree.
+    /// Files in the relay's tree, and their extension.
     pub tree_files: usize,
+    pub tree_files_ext: String,
     pub codeflow: SideResult,
     /// The same server without the relay: the bench speaks WebSocket to `/ws` itself. The
     /// difference to `codeflow` is the relay's share (stdio, its loop, the watcher flush).
@@ -208,14 +211,14 @@ impl Side {
 }
 
 /// The relay side and the direct side, on one server.
-async fn start_codeflow(env: &Env, files: usize) -> Result<(Side, Side)> {
+async fn start_codeflow(env: &Env, files: usize, ext: &str) -> Result<(Side, Side)> {
     let port = procs::free_port()?;
     let data_dir = env.scratch.join("p1-data");
     let root = env.scratch.join("p1-root");
     std::fs::create_dir_all(&data_dir)?;
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
-    populate(&root, files)?;
+    populate(&root, files, ext)?;
     let mut server = Guarded::spawn(
         "codeflow-server",
         &env.server_bin,
@@ -368,7 +371,7 @@ async fn start_peer(env: &Env, stub: &Path) -> Result<Side> {
 
 pub async fn run(env: &Env, cfg: &P1Config) -> Result<P1Result> {
     eprintln!("P1: starting codeflow-server and the codeflow-client relay");
-    let (mut codeflow, mut direct) = start_codeflow(env, cfg.files).await?;
+    let (mut codeflow, mut direct) = start_codeflow(env, cfg.files, &cfg.files_ext).await?;
     let mut peer = if cfg.peer {
         eprintln!("P1: starting supergateway with the stub MCP server");
         match start_peer(env, &env.stub).await {
@@ -403,6 +406,7 @@ pub async fn run(env: &Env, cfg: &P1Config) -> Result<P1Result> {
         window: cfg.window,
         rounds: cfg.rounds,
         tree_files: cfg.files,
+        tree_files_ext: cfg.files_ext.clone(),
         codeflow: codeflow_result,
         direct: direct.result(),
         peer: peer.result(),
