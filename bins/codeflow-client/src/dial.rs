@@ -138,7 +138,7 @@ pub fn explain(url: &str, error: &ConnectError) -> String {
             let (reason, suggestion) = refusal(body.as_deref());
             let mut text = format!("the server refused the token: {reason}");
             match suggestion {
-                Some(s) => text.push_str(&format!(". {s}")),
+                Some(s) => text.push_str(&format!(". {}", sentence(&s))),
                 None => text.push_str(
                     ". Pass a valid token with --token or CODEFLOW_TOKEN, minted with the server's secret",
                 ),
@@ -162,6 +162,16 @@ fn ws_url(parsed: Option<&Url>) -> String {
             u.to_string()
         })
         .unwrap_or_else(|| format!("ws://HOST:PORT{WS_PATH}"))
+}
+
+/// `text` as the start of a sentence: its first letter upper-case (the server's suggestions
+/// start lower-case, being written to follow a colon).
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
+        _ => text.to_owned(),
+    }
 }
 
 /// The token refusal's reason and suggestion, from the server's JSON body.
@@ -307,7 +317,13 @@ mod tests {
         );
         assert_eq!(
             e,
-            "the server refused the token: token expired. mint a new one"
+            "the server refused the token: token expired. Mint a new one"
         );
+        // A suggestion that starts with a command or a flag is left as it is.
+        assert_eq!(
+            sentence("`codeflow-server token` mints one"),
+            "`codeflow-server token` mints one"
+        );
+        assert_eq!(sentence("--token works"), "--token works");
     }
 }
