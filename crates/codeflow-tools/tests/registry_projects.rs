@@ -214,6 +214,37 @@ fn a_file_left_out_by_gitignore_is_said_to_be_ignored_not_missing() {
     });
 }
 
+/// A symlink in the tree that leads out of the project is never streamed (the relay's jail
+/// refuses it); a question about it was answered "not found … check the path". The error now
+/// gives the relay's reason.
+#[test]
+fn a_symlink_out_of_the_project_is_said_to_lead_out() {
+    block_on(async {
+        let f = common::Fixture::from_files("symlink-out", &[("app.py", "X = 1\n")]).await;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.py"), "S = 2\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.py"),
+            std::path::Path::new(&f.path("linked.py")),
+        )
+        .unwrap();
+        let refused = f
+            .err("get_document_symbols", json!({"file_path": "linked.py"}))
+            .await;
+        assert!(
+            refused.contains("the relay does not stream this file")
+                && refused.contains("leads out of the project root"),
+            "{refused}"
+        );
+        assert!(!refused.contains("S = 2"), "{refused}");
+        // A file that is simply absent keeps the plain advice.
+        let missing = f
+            .err("get_document_symbols", json!({"file_path": "nope.py"}))
+            .await;
+        assert!(missing.contains("check the path"), "{missing}");
+    });
+}
+
 /// immer (npm, with a tsconfig): the first `search_workspace_symbols` on a project, typescript-
 /// language-server just started, found `isDraftable` only as an import in the file the tool had
 /// opened (`src/core/current.ts`), not its definition in `src/utils/common.ts`; the same

@@ -296,18 +296,10 @@ impl Caller {
             }
             other => WorkspaceError::from_lsp(other),
         })?;
-        let bytes = workspace.mirror.read(&file.mirror).await.map_err(|e| {
-            let suggestion = match e {
-                codeflow_file_stream::FileError::NotFound(_)
-                    if !streamed_by_default(&workspace.mirror, &file.mirror) =>
-                {
-                    "the relay does not stream this file: the project's .gitignore (or the relay's exclude list: .git/, target/, most of node_modules/) leaves it out and git does not track it; ask about a file that is streamed, or `git add` it or change the .gitignore"
-                }
-                _ => "check the path; files reach the server through codeflow-client's sync",
-            };
-            WorkspaceError::failed(format!("cannot read {}: {e}", file.client))
-                .with_suggestion(suggestion)
-        })?;
+        let bytes = match workspace.mirror.read(&file.mirror).await {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(self.unreadable(&workspace, file, e).await),
+        };
         server
             .sync_document(
                 file.mirror.as_path(),
@@ -315,6 +307,47 @@ impl Caller {
             )
             .map_err(WorkspaceError::from_lsp)?;
         Ok(server)
+    }
+
+    /// Why a file the mirror cannot give is not there, as the caller can act on it. For a
+    /// file the mirror does not have and the default filter would stream, the caller's relay is
+    /// asked for it: its refusal (a symlink that leads out of the project, a file over the
+    /// size limit, …) is the reason the file was never streamed.
+    async fn unreadable(
+        &self,
+        workspace: &ProjectWorkspace,
+        file: &ResolvedFile,
+        e: codeflow_file_stream::FileError,
+    ) -> WorkspaceError {
+        use codeflow_file_stream::FileError;
+        const CHECK: &str = "check the path; files reach the server through codeflow-client's sync";
+        let suggestion = match &e {
+            FileError::NotFound(_) if !streamed_by_default(&workspace.mirror, &file.mirror) => {
+                "the relay does not stream this file: the project's .gitignore (or the relay's exclude list: .git/, target/, most of node_modules/) leaves it out and git does not track it; ask about a file that is streamed, or `git add` it or change the .gitignore".to_owned()
+            }
+            FileError::NotFound(_) => match self.relay_refusal(&file.client).await {
+                Some(reason) => format!("the relay does not stream this file: {reason}"),
+                None => CHECK.to_owned(),
+            },
+            _ => CHECK.to_owned(),
+        };
+        WorkspaceError::failed(format!("cannot read {}: {e}", file.client))
+            .with_suggestion(suggestion)
+    }
+
+    /// What the caller's relay answers when asked for `client_path` directly: its error
+    /// message, unless the file is simply absent (or the relay does not answer in time).
+    async fn relay_refusal(&self, client_path: &str) -> Option<String> {
+        use codeflow_file_stream::FileError;
+        const ASK_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+        let client = self.client();
+        let asked = client.call("client/readFile", serde_json::json!({"path": client_path}));
+        match tokio::time::timeout(ASK_FOR, asked).await {
+            Ok(Err(refusal)) if refusal.code != FileError::NotFound(String::new()).code() => {
+                Some(refusal.message)
+            }
+            _ => None,
+        }
     }
 
     /// Records (or clears) the refusal of this caller's tree.
