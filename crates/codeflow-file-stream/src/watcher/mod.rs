@@ -127,6 +127,7 @@ const EVENT_QUEUE: usize = 4096;
 const IDLE_BATCH_FILES: usize = 64;
 const IDLE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
+mod early;
 mod feed;
 mod git_index;
 mod intake;

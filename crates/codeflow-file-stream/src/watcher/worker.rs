@@ -1,6 +1,7 @@
 //! The watcher thread: its start (the baseline scan and hash cache), its loop, and its idle
 //! work (settling fresh hashes, warming delta texts).
 
+use super::early::{self, EarlyWatches};
 use super::*;
 
 /// A file the baseline's walk left to the read pass.
@@ -22,6 +23,9 @@ pub(super) struct BaselineWalk {
     to_read_abs: Vec<PathBuf>,
     /// Files whose hash came from the cache: path, size, mode.
     cached: Vec<(RelPath, u64, u32)>,
+    /// The directories the walk watched on its own inotify descriptor, for `notify` to take
+    /// over while the read pass runs.
+    early: EarlyWatches,
 }
 
 /// A file's Unix permission bits.
@@ -134,12 +138,13 @@ impl Worker {
         let mut to_read: Vec<ToRead> = Vec::new();
         let mut to_read_abs: Vec<PathBuf> = Vec::new();
         let mut cached = Vec::new();
+        let mut early = EarlyWatches::new(notify.is_some(), early::EARLY_WATCHES);
         walk(
             &self.jail,
             &self.filter,
             &RelPath::root(),
             &mut |_, abs, in_partial| {
-                if !in_partial {
+                if !in_partial && !early.watch(abs) {
                     watch_dir(notify, watched, abs);
                 }
             },
@@ -195,6 +200,7 @@ impl Worker {
             to_read,
             to_read_abs,
             cached,
+            early,
         })
     }
 
@@ -224,7 +230,11 @@ impl Worker {
             to_read,
             to_read_abs,
             cached,
+            early,
         } = walk;
+        // `notify` takes the walk's watches over on a thread of its own meanwhile.
+        let dirs = early.dirs();
+        let hand_over = (!dirs.is_empty()).then(|| early::hand_over(self.notify.take(), dirs));
         let limits = self.config.limits;
         let texts = &mut self.texts;
         if let Some(feed) = feed {
@@ -242,7 +252,7 @@ impl Worker {
                 });
             }
         }
-        read_many(&to_read_abs, |i, read| {
+        let read = read_many(&to_read_abs, |i, read| {
             // Vanished since the walk: its event follows.
             let Some(Read {
                 bytes,
@@ -297,11 +307,41 @@ impl Worker {
                 },
             );
             Ok::<(), FileError>(())
-        })?;
+        });
+        if let Some(hand_over) = hand_over {
+            self.take_over(hand_over, early);
+        }
+        read?;
         limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
         self.hash_cache = cache;
         self.known = known;
         Ok(manifest)
+    }
+
+    /// Ends the hand-over of the walk's early watches: `notify` back with every directory
+    /// watched, then what the early descriptor saw meanwhile taken as pending paths.
+    fn take_over(&mut self, hand_over: early::HandOver, early: EarlyWatches) {
+        match hand_over.join() {
+            Some((notify, watched)) => {
+                self.notify = notify;
+                self.watched.extend(watched);
+            }
+            None => {
+                tracing::warn!("the watch hand-over failed; polling the tree instead");
+                let poll = *self
+                    .config
+                    .poll_interval
+                    .get_or_insert(Duration::from_secs(2));
+                self.next_poll = Some(Instant::now() + poll);
+            }
+        }
+        let seen = early.finish();
+        if seen.overflow {
+            self.control.overflow.store(true, Ordering::Release);
+        }
+        if !seen.paths.is_empty() {
+            self.take(Msg::Paths(seen.paths));
+        }
     }
 
     pub(super) fn stopped(&self) -> bool {
