@@ -432,6 +432,8 @@ struct Worker {
     git_index: Option<PathBuf>,
     /// The index changed since the tracked set was last read.
     index_changed: bool,
+    /// The start-up walk's own watches, being handed over to `notify` (see `early.rs`).
+    early: Option<early::EarlyWatches>,
 }
 
 impl std::fmt::Debug for Control {

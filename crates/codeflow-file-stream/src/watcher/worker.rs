@@ -104,6 +104,7 @@ impl Worker {
             unwarmed: Vec::new(),
             git_index: None,
             index_changed: false,
+            early: None,
         };
         worker.read_git_index();
         Ok(worker)
@@ -232,9 +233,6 @@ impl Worker {
             cached,
             early,
         } = walk;
-        // `notify` takes the walk's watches over on a thread of its own meanwhile.
-        let dirs = early.dirs();
-        let hand_over = (!dirs.is_empty()).then(|| early::hand_over(self.notify.take(), dirs));
         let limits = self.config.limits;
         let texts = &mut self.texts;
         if let Some(feed) = feed {
@@ -308,9 +306,9 @@ impl Worker {
             );
             Ok::<(), FileError>(())
         });
-        if let Some(hand_over) = hand_over {
-            self.take_over(hand_over, early);
-        }
+        // `notify` watches the walk's directories only from the worker's loop on (see
+        // `early.rs`): its watches would report each of the read pass's opens.
+        self.early = (!early.is_empty()).then_some(early);
         read?;
         limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
         self.hash_cache = cache;
@@ -318,24 +316,30 @@ impl Worker {
         Ok(manifest)
     }
 
-    /// Ends the hand-over of the walk's early watches: `notify` back with every directory
-    /// watched, then what the early descriptor saw meanwhile taken as pending paths.
-    fn take_over(&mut self, hand_over: early::HandOver, early: EarlyWatches) {
-        match hand_over.join() {
-            Some((notify, watched)) => {
-                self.notify = notify;
-                self.watched.extend(watched);
-            }
-            None => {
-                tracing::warn!("the watch hand-over failed; polling the tree instead");
-                let poll = *self
-                    .config
-                    .poll_interval
-                    .get_or_insert(Duration::from_secs(2));
-                self.next_poll = Some(Instant::now() + poll);
-            }
+    /// Takes what the walk's early watches saw since the last call as pending paths.
+    fn take_early_events(&mut self) {
+        let Some(early) = self.early.as_mut() else {
+            return;
+        };
+        let seen = early.take_events();
+        self.take_seen(seen);
+    }
+
+    /// While idle: gives a batch of the walk's directories their `notify` watch; after the
+    /// last, takes the early descriptor's last events and closes it.
+    fn hand_over_some(&mut self) {
+        let Some(early) = self.early.as_mut() else {
+            return;
+        };
+        if early.hand_over_some(&mut self.notify, &mut self.watched, early::HAND_OVER_BATCH)
+            && let Some(early) = self.early.take()
+        {
+            let seen = early.finish();
+            self.take_seen(seen);
         }
-        let seen = early.finish();
+    }
+
+    fn take_seen(&mut self, seen: early::Seen) {
         if seen.overflow {
             self.control.overflow.store(true, Ordering::Release);
         }
@@ -362,7 +366,8 @@ impl Worker {
                 let settle_at = self.last_event + self.config.settle;
                 let latest = first + self.config.max_delay;
                 settle_at.min(latest).saturating_duration_since(now)
-            } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() {
+            } else if !self.unwarmed.is_empty() || !self.resettle.is_empty() || self.early.is_some()
+            {
                 Duration::ZERO
             } else {
                 let poll = self.next_poll.unwrap_or(now + Duration::from_secs(3600));
@@ -375,6 +380,7 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.take_early_events();
             self.take_notices();
             if self.stopped() {
                 break;
@@ -411,6 +417,7 @@ impl Worker {
                 if self.resave_at.is_some_and(|t| now >= t) {
                     self.start_resettle();
                 }
+                self.hand_over_some();
                 self.resettle_some();
                 self.warm_some_texts();
             }
