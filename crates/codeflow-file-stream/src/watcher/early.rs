@@ -48,6 +48,7 @@ pub(super) struct EarlyWatches {
     /// Watch descriptor and directory, in the walk's order.
     dirs: Vec<(i32, PathBuf)>,
     /// Index in `dirs` by watch descriptor.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     by_wd: HashMap<i32, usize>,
     /// Directories of `dirs` handed over to `notify` so far (a prefix).
     handed_over: usize,
@@ -135,6 +136,7 @@ impl EarlyWatches {
 
     /// Takes the events queued so far (the descriptor stays open).
     pub(super) fn take_events(&mut self) -> Seen {
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut seen = Seen::default();
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
