@@ -4,7 +4,8 @@
 //! Reading frames and storing files run side by side: complete files are handed over in
 //! batches to a storer task, which hashes each once, writes the batch into the mirror in one
 //! disk task and acknowledges it with one `ack` text frame (`indices`, `rejected`, running
-//! totals). A file not in the sync's plan (a path that would escape the project included) is
+//! totals); it stores two batches at a time (one hashed while the one before is written), the
+//! acknowledgements in the batches' order. A file not in the sync's plan (a path that would escape the project included) is
 //! read to its end and refused, never written.
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 const BATCH_IDLE: Duration = Duration::from_millis(2);
 /// Batches waiting for the storer (bounded: a slow disk slows the reader, and so the relay).
 const BATCHES_QUEUED: usize = 4;
+/// Batches being stored at once (see `store_batches`).
+const BATCHES_STORED_AT_ONCE: usize = 2;
 
 enum Item {
     Keep(FileHeader, Vec<u8>),
@@ -145,16 +148,28 @@ async fn store_batches(
 ) -> futures::stream::SplitSink<WebSocket, Message> {
     // Once the peer is gone, batches are still stored, only not acknowledged.
     let mut connected = true;
-    while let Some(batch) = batches.recv().await {
-        let mut rejected: Vec<Value> = Vec::new();
-        let mut keep = Vec::with_capacity(batch.len());
-        for item in batch {
-            match item {
-                Item::Keep(header, bytes) => keep.push((header, bytes)),
-                Item::Refused(r) => rejected.push(r),
+    // Two batches at a time: one is hashed while the one before is written (each is one
+    // blocking task after the other, and the mirror takes one file at a time), so neither the
+    // hashing nor the disk waits for the other; acknowledgements keep the batches' order.
+    let stored_batches = futures::stream::poll_fn(|cx| batches.poll_recv(cx))
+        .map(|batch| {
+            let upload = Arc::clone(&upload);
+            async move {
+                let mut rejected: Vec<Value> = Vec::new();
+                let mut keep = Vec::with_capacity(batch.len());
+                for item in batch {
+                    match item {
+                        Item::Keep(header, bytes) => keep.push((header, bytes)),
+                        Item::Refused(r) => rejected.push(r),
+                    }
+                }
+                let results = upload.store(keep).await;
+                (rejected, results)
             }
-        }
-        let results = upload.store(keep).await;
+        })
+        .buffered(BATCHES_STORED_AT_ONCE);
+    futures::pin_mut!(stored_batches);
+    while let Some((mut rejected, results)) = stored_batches.next().await {
         let mut stored = Vec::new();
         let mut stored_bytes = 0;
         for result in results {

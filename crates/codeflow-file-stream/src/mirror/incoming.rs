@@ -179,37 +179,36 @@ impl Inner {
         let mut abs = self.jail.canonical_root().join(rel.as_str());
         if !known {
             abs = self.make_room_for(rel, &mut state)?;
+            if let Some(dir) = abs.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| FileError::io(&shown, &e))?;
+            }
+            dirs.learn(parent);
         }
-        match std::fs::symlink_metadata(&abs) {
-            // Nothing there: written in place. `create_new` never follows a link planted
-            // meanwhile, and reads of this path wait until it is indexed.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !known {
-                    if let Some(dir) = abs.parent() {
-                        std::fs::create_dir_all(dir).map_err(|e| FileError::io(&shown, &e))?;
-                    }
-                    dirs.learn(parent);
-                }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-                let written = options
-                    .open(&abs)
-                    .and_then(|mut out| out.write_all(&file.bytes));
-                if let Err(e) = written {
+        // Nothing there: written in place. `create_new` fails on anything already there (a
+        // link planted meanwhile included, dangling or not: it is never followed), so no
+        // `lstat` goes first (one syscall per file fewer, under the mirror's lock); reads of
+        // this path wait until it is indexed.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        match options.open(&abs) {
+            Ok(mut out) => {
+                if let Err(e) = out.write_all(&file.bytes) {
+                    drop(out);
                     let _ = std::fs::remove_file(&abs);
                     return Err(FileError::io(&shown, &e));
                 }
             }
             // Something there that readers may hold: replaced atomically (a directory in the
             // way removed first).
-            _ => {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 if known {
                     abs = self.make_room_for(rel, &mut state)?;
                 }
                 write_atomic(&abs, &file.bytes, false, false)?;
             }
+            Err(e) => return Err(FileError::io(&shown, &e)),
         }
         state.index_insert(
             rel.clone(),
@@ -299,5 +298,76 @@ mod tests {
             .await;
         let bytes = reader.await.unwrap().unwrap();
         assert_eq!(&bytes[..], b"whole");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_link_or_a_directory_in_the_way_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let root = mirror.root().to_path_buf();
+        // A link planted inside the mirror (dangling: refused; to a file inside: replaced), and
+        // a directory where a file goes (replaced); one file per batch, so each path is checked
+        // anew, and a second batch into a directory the first one made.
+        let target = root.join("target.txt");
+        std::os::unix::fs::symlink(&target, root.join("dangling.txt")).unwrap();
+        std::fs::write(root.join("kept.txt"), b"kept").unwrap();
+        std::os::unix::fs::symlink(root.join("kept.txt"), root.join("to-kept.txt")).unwrap();
+        std::fs::create_dir_all(root.join("was-dir/inner")).unwrap();
+        let rels: Vec<RelPath> = ["dangling.txt", "to-kept.txt", "was-dir", "new/a.txt"]
+            .iter()
+            .map(|p| RelPath::parse(p).unwrap())
+            .collect();
+        mirror.expect_incoming(rels.clone());
+        for rel in &rels {
+            let bytes = format!("content of {rel}").into_bytes();
+            let stored = mirror
+                .store_incoming(vec![IncomingFile {
+                    rel: rel.clone(),
+                    hash: ContentHash::of(&bytes),
+                    bytes,
+                    mark: mirror.mark_rel(rel),
+                }])
+                .await;
+            if rel.as_str() == "dangling.txt" {
+                assert!(
+                    matches!(stored[0].1, Err(FileError::PathRejected { .. })),
+                    "{:?}",
+                    stored[0].1
+                );
+            } else {
+                assert!(matches!(stored[0].1, Ok(true)), "{rel}: {:?}", stored[0].1);
+            }
+        }
+        let second = RelPath::parse("new/b.txt").unwrap();
+        mirror.expect_incoming([second.clone()]);
+        let stored = mirror
+            .store_incoming(vec![IncomingFile {
+                rel: second.clone(),
+                bytes: b"b".to_vec(),
+                hash: ContentHash::of(b"b"),
+                mark: mirror.mark_rel(&second),
+            }])
+            .await;
+        assert!(matches!(stored[0].1, Ok(true)));
+        for rel in &rels[1..] {
+            let abs = root.join(rel.as_str());
+            let meta = std::fs::symlink_metadata(&abs).unwrap();
+            assert!(meta.is_file(), "{rel} is a plain file now");
+            assert_eq!(
+                std::fs::read(&abs).unwrap(),
+                format!("content of {rel}").into_bytes()
+            );
+        }
+        assert!(!target.exists(), "the dangling link was not followed");
+        assert!(
+            std::fs::symlink_metadata(root.join("dangling.txt"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(root.join("kept.txt")).unwrap(), b"kept");
+        assert_eq!(std::fs::read(root.join("new/b.txt")).unwrap(), b"b");
     }
 }
