@@ -398,15 +398,20 @@ pub fn default_language_id(ext: &str) -> String {
 #[must_use]
 pub fn default_servers() -> BTreeMap<String, ServerConfig> {
     let mut t = BTreeMap::new();
-    t.insert(
-        "pylsp".to_owned(),
-        ServerConfig::new("pylsp", &["py", "pyi"])
-            .with_language("python")
-            // One push per version, once its linters ran (measured: one, 0.5 s after the
-            // change, its debounce).
-            .with_diagnostics_settle(Duration::ZERO)
-            .with_hint("pip install \"python-lsp-server[pyflakes]\""),
-    );
+    let mut pylsp = ServerConfig::new("pylsp", &["py", "pyi"])
+        .with_language("python")
+        // One push per version, once its linters ran (measured: one, 0.5 s after the
+        // change, its debounce).
+        .with_diagnostics_settle(Duration::ZERO)
+        .with_hint("pip install \"python-lsp-server[pyflakes]\"");
+    // Imported names are not the file's symbols: pylsp lists them by default (`module email`
+    // …), and they crowd a file's outline past the tools' limit (`http/client.py` of the
+    // standard library: its own functions cut off after the imports and fields). A name a file
+    // only imports is still found by name, where the file uses it.
+    pylsp.initialization_options = Some(serde_json::json!({
+        "pylsp": {"plugins": {"jedi_symbols": {"include_import_symbols": false}}}
+    }));
+    t.insert("pylsp".to_owned(), pylsp);
     // Measured on flask (docs/benchmarks.md, "Accuracy"): pylsp's jedi misses uses of a name in
     // the package's other modules (1 of 5, 1 of 8, 1 of 3 references found); basedpyright found
     // every one. pylsp keeps everything else (its pyflakes diagnostics, formatting, symbols).

@@ -558,3 +558,30 @@ fn a_server_that_cannot_start_is_reported_in_the_clients_paths() {
         }
     });
 }
+
+/// pylsp lists the names a file imports among its symbols by default; they are not the file's
+/// own, and they crowded real outlines past the tools' limit (the standard library's
+/// `http/client.py`). The outline now has the file's definitions only, and a name the file
+/// only imports is still found by name.
+#[test]
+fn the_outline_leaves_out_imported_names() {
+    let (_, text, structured) = call(
+        "python",
+        "get_document_symbols",
+        json!({"file_path": "app.py"}),
+    );
+    let listed: Vec<&str> = structured["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&"main") && listed.contains(&"total"),
+        "{text}"
+    );
+    assert!(
+        !listed.contains(&"Circle") && !listed.contains(&"scale"),
+        "imported names are not the file's symbols: {text}"
+    );
+}
