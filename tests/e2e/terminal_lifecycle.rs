@@ -74,6 +74,31 @@ async fn close_kills_the_shell_and_its_background_jobs() {
     assert_eq!(again["error"]["data"]["reason"], "not_found");
 }
 
+/// A server killed outright (SIGKILL: none of its code runs) leaves no terminal behind, even
+/// one started with hangups ignored, as `nohup` starts it: its shells used to inherit that and
+/// outlive it, the terminal's hangup being their only tether.
+#[tokio::test]
+async fn a_killed_server_started_with_hangups_ignored_leaves_no_shell_behind() {
+    let mut server = Server::start_under(
+        &["env", "--ignore-signal=HUP"],
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[("CODEFLOW_TERMINAL__SHELL", "/bin/bash")],
+    )
+    .await;
+    let mut ws = terminal::project_session(&server, "p").await;
+    let (_term, _id, shell, job) = with_background_job(&server, &mut ws, "p").await;
+    server.child.start_kill().unwrap();
+    let _ = server.child.wait().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !alive(job) && !alive(shell)
+        })
+        .await,
+        "the shell {shell} or its job {job} outlived the server"
+    );
+}
+
 #[tokio::test]
 async fn a_terminal_without_viewers_is_killed_when_its_grace_runs_out() {
     let server = server(&[("CODEFLOW_TERMINAL__GRACE_SECS", "2")]).await;

@@ -110,9 +110,27 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_under(&[], data_dir, args, env).await
+    }
+
+    /// Starts the server through `wrapper` (a command and its arguments, e.g. `env
+    /// --ignore-signal=HUP` to start it as `nohup` would), on `data_dir`.
+    pub async fn start_under(
+        wrapper: &[&str],
+        data_dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(binary("codeflow-server"));
+            let mut cmd = match wrapper.split_first() {
+                Some((program, rest)) => {
+                    let mut cmd = Command::new(program);
+                    cmd.args(rest).arg(binary("codeflow-server"));
+                    cmd
+                }
+                None => Command::new(binary("codeflow-server")),
+            };
             cmd.arg("--port")
                 .arg(port.to_string())
                 .arg("--data-dir")

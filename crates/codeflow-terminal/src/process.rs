@@ -28,7 +28,16 @@ pub(crate) fn start(
 ) -> std::io::Result<Started> {
     let (pty, pts) = pty_process::open().map_err(io)?;
     pty.resize(pty_process::Size::new(rows, cols)).map_err(io)?;
-    let mut cmd = pty_process::Command::new(&config.shell);
+    // A server started with hangups ignored (`nohup`) would hand that to every shell (an
+    // ignored signal stays ignored across exec), and a shell then outlives the server's
+    // death, its terminal's hangup being its only tether: started through an `env` that can,
+    // the shell gets the default disposition back.
+    let mut cmd = match hangup_resetting_env() {
+        Some(env) => pty_process::Command::new(env)
+            .arg("--default-signal=HUP")
+            .arg(&config.shell),
+        None => pty_process::Command::new(&config.shell),
+    };
     if let Some(command) = command {
         cmd = cmd.arg("-c").arg(command);
     }
@@ -67,6 +76,28 @@ pub(crate) fn start(
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| std::io::Error::other("the shell exited before it could be watched"))?;
     Ok(Started { pty, child, leader })
+}
+
+/// An `env` that can reset a signal to its default (GNU coreutils 8.31 and later), looked for
+/// once; `None` where there is none (the shell then starts directly, as before).
+fn hangup_resetting_env() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            ["/usr/bin/env", "/bin/env"]
+                .into_iter()
+                .map(std::path::PathBuf::from)
+                .find(|env| {
+                    std::process::Command::new(env)
+                        .args(["--default-signal=HUP", "true"])
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+        })
+        .as_deref()
 }
 
 fn io(e: pty_process::Error) -> std::io::Error {
