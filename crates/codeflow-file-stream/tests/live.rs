@@ -237,15 +237,20 @@ async fn flush_reflects_an_edit_made_just_before() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
-    let config = WatcherConfig {
+/// A tree too large to re-stat at every flush, whose events are held back long: only a
+/// flush can deliver a change in time.
+fn large_tree_held_events() -> WatcherConfig {
+    WatcherConfig {
         settle: Duration::from_secs(30),
         max_delay: Duration::from_secs(30),
         flush_full_scan_below: 0,
         ..WatcherConfig::default()
-    };
-    let mut h = Harness::start(config).await?;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
+    let mut h = Harness::start(large_tree_held_events()).await?;
     // The first edit makes the file hot (notify delivers it); later edits are caught by
     // flush's re-check of hot files even before their events arrive.
     std::fs::write(h.path("src/main.py"), b"print(0)\n")?;
@@ -267,13 +272,7 @@ async fn flush_without_full_scan_still_sees_recent_files() -> TestResult {
 /// touched before (not "recent") and its event may not have been read yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_tree_flush_sees_every_change_made_just_before() -> TestResult {
-    let config = WatcherConfig {
-        settle: Duration::from_secs(30),
-        max_delay: Duration::from_secs(30),
-        flush_full_scan_below: 0,
-        ..WatcherConfig::default()
-    };
-    let mut h = Harness::start(config).await?;
+    let mut h = Harness::start(large_tree_held_events()).await?;
     let root = std::path::PathBuf::from(&h.root);
     for i in 0..20 {
         let created = format!("src/created{i}.py");
