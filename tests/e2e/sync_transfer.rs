@@ -263,19 +263,7 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
     let server = Server::start().await;
     let root = "/work/escape-demo";
     let mut ws = Ws::connect(&server.url()).await;
-    let init = ws
-        .request(
-            json!(0),
-            "initialize",
-            json!({"protocolVersion": "2025-11-25",
-                "capabilities": {"experimental": {"codeflow": {"fileStream": true}}},
-                "clientInfo": {"name": "fake-relay", "version": "1"},
-                "project": "escape-demo", "projectRoot": root}),
-        )
-        .await;
-    assert!(init.get("result").is_some(), "{init}");
-    ws.send_json(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .await;
+    ws.initialize_relay("escape-demo", root).await;
     let contents: Vec<String> = (0..20).map(|i| format!("F{i} = {i}\n")).collect();
     let files: Vec<Value> = contents
         .iter()

@@ -694,6 +694,24 @@ impl Ws {
         result
     }
 
+    /// The handshake of a relay (a client that serves the server's file requests,
+    /// `capabilities.experimental.codeflow.fileStream`) for `project` at `root`.
+    pub async fn initialize_relay(&mut self, project: &str, root: &str) {
+        let init = self
+            .request(
+                json!(0),
+                "initialize",
+                json!({"protocolVersion": "2025-11-25",
+                    "capabilities": {"experimental": {"codeflow": {"fileStream": true}}},
+                    "clientInfo": {"name": "fake-relay", "version": "1"},
+                    "project": project, "projectRoot": root}),
+            )
+            .await;
+        assert!(init["result"]["sessionId"].is_string(), "{init}");
+        self.send_json(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+    }
+
     /// Reads the raw bytes left on the socket until the server closes it, without answering
     /// anything (no pongs), and returns the close code of the last close frame among them, if
     /// any. For peers that were cut off while not reading.

@@ -22,6 +22,13 @@ pub const UPLOAD_FILES: &str = "client/uploadFiles";
 /// relay sends its manifest as before.
 pub const SYNC_BEGIN: &str = "server/syncBegin";
 
+/// `server/syncUploadOver` (relay → server, notification `{operationId}`): the upload of a
+/// begun sync is over — finished, or given up by the relay. Sent only when the relay sent its
+/// manifest while the upload still ran (`"uploadRunning": true` in the manifest's params,
+/// offered by [`SyncBeginResult::manifest_while_uploading`]): the server parses that manifest
+/// at once and plans the sync with it when this arrives.
+pub const SYNC_UPLOAD_OVER: &str = "server/syncUploadOver";
+
 /// `server/syncBegin` params.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncBeginParams {
@@ -53,6 +60,11 @@ pub struct SyncBeginResult {
     /// sync). The relay sends only files whose hash differs.
     #[serde(default)]
     pub have: std::collections::BTreeMap<String, String>,
+    /// The server takes the manifest while the upload still runs (`"uploadRunning": true`)
+    /// and waits for [`SYNC_UPLOAD_OVER`]; an older server leaves this out, and the relay
+    /// then sends its manifest after the upload.
+    #[serde(default)]
+    pub manifest_while_uploading: bool,
 }
 
 /// `client/uploadFiles` params.

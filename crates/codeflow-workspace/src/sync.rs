@@ -84,6 +84,9 @@ pub struct SessionFiles {
     /// A begun sync (`server/syncBegin`) waiting for its manifest: the next
     /// `server/syncManifest` goes to it rather than into the queue behind it.
     awaiting_manifest: parking_lot::Mutex<Option<oneshot::Sender<ManifestRequest>>>,
+    /// The last upload operation the relay said is over (`server/syncUploadOver`), for a begun
+    /// sync whose manifest came while its upload ran.
+    upload_over: watch::Sender<Option<String>>,
 }
 
 /// Largest `server/gitState` output taken (the relay cuts its own at 256 KiB).
@@ -118,6 +121,7 @@ impl SessionFiles {
             git: parking_lot::Mutex::new(None),
             progress: watch::channel(None).0,
             awaiting_manifest: parking_lot::Mutex::new(None),
+            upload_over: watch::channel(None).0,
         });
         // Found from the session by work that does not go through the MCP handler (a Claude
         // run copying the mirror waits for the session's file events as a tool call does).
@@ -169,6 +173,19 @@ impl SessionFiles {
             }
             Message::Notification { method, params } if method == "server/fileChanged" => {
                 QueuedEvent::Changed(params)
+            }
+            Message::Notification { method, params }
+                if method == codeflow_file_stream::transfer::SYNC_UPLOAD_OVER =>
+            {
+                // Not queued: the begun sync it ends is the event running now.
+                if let Some(id) = params
+                    .as_ref()
+                    .and_then(|p| p.get("operationId"))
+                    .and_then(Value::as_str)
+                {
+                    self.upload_over.send_replace(Some(id.to_owned()));
+                }
+                return None;
             }
             Message::Notification { method, params } if method == "server/gitState" => {
                 self.git_state(params.as_ref()).await;
@@ -281,6 +298,15 @@ impl SessionFiles {
         self.notices.as_ref()
     }
 
+    /// Completes when the relay has said the upload `operation_id` is over
+    /// (`server/syncUploadOver`), even if it said so before this was called.
+    pub(crate) async fn upload_over(&self, operation_id: &str) {
+        let mut over = self.upload_over.subscribe();
+        let _ = over
+            .wait_for(|last| last.as_deref() == Some(operation_id))
+            .await;
+    }
+
     /// The running sync's progress, for calls waiting on it.
     pub(crate) fn progress(&self) -> &watch::Sender<Option<Value>> {
         &self.progress
@@ -360,22 +386,60 @@ pub(crate) async fn sync_manifest_reporting(
     progress: Option<&watch::Sender<Option<Value>>>,
     streamed: Option<crate::sync_begin::Streamed>,
 ) -> Result<Value, ErrorObject> {
+    let parsed = ParsedManifest::parse(caller, params)?;
+    sync_parsed(caller, notices, parsed, progress, streamed).await
+}
+
+/// A `server/syncManifest`'s params, checked and made a [`Manifest`] (what can be done before
+/// the mirror is looked at: a manifest sent while its streamed upload runs is parsed at once).
+pub(crate) struct ParsedManifest {
+    manifest: Manifest,
+    dry_run: bool,
+    offers_transfers: bool,
+    offers_all: bool,
+}
+
+impl ParsedManifest {
+    pub(crate) fn parse(caller: &Caller, params: Option<Value>) -> Result<Self, ErrorObject> {
+        let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
+            .map_err(|e| {
+                ErrorObject::new(
+                    codes::INVALID_PARAMS,
+                    format!("invalid server/syncManifest params: {e}"),
+                )
+            })?;
+        let dry_run = params.dry_run;
+        let offers_transfers = params.transfers;
+        let offers_all = params.transfers && params.upload_all;
+        let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
+            .map_err(|e| file_error(&e))?;
+        Ok(Self {
+            manifest,
+            dry_run,
+            offers_transfers,
+            offers_all,
+        })
+    }
+}
+
+/// Applies a parsed manifest (see [`sync_manifest_reporting`]).
+pub(crate) async fn sync_parsed(
+    caller: &Caller,
+    notices: &dyn ClientNotices,
+    parsed: ParsedManifest,
+    progress: Option<&watch::Sender<Option<Value>>>,
+    streamed: Option<crate::sync_begin::Streamed>,
+) -> Result<Value, ErrorObject> {
     // The streamed files are all there will be: the plan below sees them in the mirror.
     let streamed = streamed.inspect(|s| s.upload.end());
-    let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
-        .map_err(|e| {
-            ErrorObject::new(
-                codes::INVALID_PARAMS,
-                format!("invalid server/syncManifest params: {e}"),
-            )
-        })?;
-    let dry_run = params.dry_run;
-    let offers_transfers = params.transfers;
-    let offers_all = params.transfers && params.upload_all;
+    let ParsedManifest {
+        manifest,
+        dry_run,
+        offers_transfers,
+        offers_all,
+    } = parsed;
     let workspace = caller.open_workspace().await.map_err(workspace_error)?;
     let mirror = &caller.mirror(&workspace).map_err(workspace_error)?;
-    let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
-        .map_err(|e| file_error(&e))?;
     let plan = mirror.plan(&manifest);
     tracing::debug!(session = %caller.id, files = manifest.len(), needed = plan.needed.len(), "sync planned");
     if let Some(conflict) = tree_conflict(caller, &workspace, &plan) {

@@ -26,7 +26,8 @@ use tokio::sync::oneshot;
 
 use crate::caller::Caller;
 use crate::sync::{
-    EndUpload, RunningSync, SessionFiles, progress_sink, sync_manifest_reporting, workspace_error,
+    EndUpload, ParsedManifest, RunningSync, SessionFiles, progress_sink, sync_manifest_reporting,
+    sync_parsed, workspace_error,
 };
 use crate::sync_upload::SyncUpload;
 
@@ -65,19 +66,57 @@ pub(crate) async fn run(
         tracing::warn!(session = %caller.id, "a begun sync ended without its manifest");
         return;
     };
-    let reply = match sync_manifest_reporting(
-        caller,
-        files.notices(),
-        params,
-        Some(files.progress()),
-        streamed,
-    )
-    .await
-    {
+    let reply = match sync_with(files, session, params, streamed).await {
         Ok(result) => Message::response(id, result),
         Err(e) => Message::error(id, e),
     };
     session.send_to_client(reply);
+}
+
+/// Syncs the begun sync's manifest. One sent while its upload still ran (`"uploadRunning":
+/// true`) is parsed at once, then waits until the relay says the upload is over
+/// (`server/syncUploadOver`): only then does the mirror hold every file it will get.
+async fn sync_with(
+    files: &SessionFiles,
+    session: &Arc<Session>,
+    params: Option<Value>,
+    streamed: Option<Streamed>,
+) -> Result<Value, ErrorObject> {
+    let caller = files.caller();
+    let running = params
+        .as_ref()
+        .and_then(|p| p.get("uploadRunning"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (true, Some(operation_id)) = (running, streamed.as_ref().map(|s| s.operation_id.clone()))
+    else {
+        return sync_manifest_reporting(
+            caller,
+            files.notices(),
+            params,
+            Some(files.progress()),
+            streamed,
+        )
+        .await;
+    };
+    let parsed = ParsedManifest::parse(caller, params)?;
+    tokio::select! {
+        () = files.upload_over(&operation_id) => {}
+        () = session.closed() => {
+            return Err(ErrorObject::new(codes::CONFLICT, "the session closed during the sync"));
+        }
+        () = tokio::time::sleep(crate::sync::MANIFEST_WAIT) => {
+            tracing::warn!(session = %caller.id, "a begun sync's upload never said it was over; syncing what arrived");
+        }
+    }
+    sync_parsed(
+        caller,
+        files.notices(),
+        parsed,
+        Some(files.progress()),
+        streamed,
+    )
+    .await
 }
 
 fn json_of(id: Value, result: &SyncBeginResult) -> Message {
@@ -132,6 +171,7 @@ async fn begin(
             operation_id: operation_id.clone(),
             url,
             have,
+            manifest_while_uploading: true,
         },
         Streamed {
             upload,

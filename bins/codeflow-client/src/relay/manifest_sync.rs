@@ -2,10 +2,10 @@
 //! starts (or may have missed something), then the watcher's changes as `server/fileChanged`,
 //! in order behind the manifest.
 
-use codeflow_file_stream::transfer::{SYNC_BEGIN, SyncBeginParams};
+use codeflow_file_stream::transfer::{SYNC_BEGIN, SYNC_UPLOAD_OVER, SyncBeginParams};
 use codeflow_file_stream::{FileChanged, Walked};
 use codeflow_transport::{Message, Outbound};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::files::LocalFiles;
 use crate::upstream::Reestablished;
@@ -125,31 +125,54 @@ impl ManifestSync {
     }
 
     /// The manifest of a streamed first sync, once the scan is over: the starting manifest
-    /// with `streamed` naming the upload its files went to. From then on changes flow.
+    /// with `streamed` naming the upload its files went to. From then on changes flow —
+    /// unless it goes while the upload runs (`running`: `"uploadRunning": true`), then from
+    /// [`Self::upload_over`] on. Returns whether it was sent.
     pub async fn send_streamed(
         &mut self,
         files: &mut LocalFiles,
         outbound: Option<&Outbound>,
         operation_id: &str,
-    ) {
+        running: bool,
+    ) -> bool {
         if files.scanned().await.is_err() {
-            return;
+            return false;
         }
         let Some(params) = files.take_initial_text() else {
+            if running {
+                // Already sent once: the upload's end sends the tree as it is now.
+                return false;
+            }
             // Already sent once: a manifest of the tree as it is now does the same.
-            return self.send(files, outbound, false).await;
+            self.send(files, outbound, false).await;
+            return true;
         };
         let Some(open) = params.strip_suffix('}') else {
-            return;
+            return false;
         };
         let id = Value::String(format!("{OWN_ID_PREFIX}sync:{}", self.syncs));
         let operation = Value::String(operation_id.to_owned());
         let text = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{open},"streamed":{operation}}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"server/syncManifest","params":{open},"streamed":{operation},"uploadRunning":{running}}}}}"#
         );
-        if let Some(outbound) = outbound
-            && outbound.send_text_wait(text).await.is_ok()
-        {
+        let Some(outbound) = outbound else {
+            return false;
+        };
+        let sent = outbound.send_text_wait(text).await.is_ok();
+        // Changes queued on the server behind a sync that waits for the upload would stop its
+        // socket before `server/syncUploadOver` could be read: they wait here instead.
+        self.live = sent && !running;
+        sent
+    }
+
+    /// Tells the server the upload of a sync whose manifest went while it ran is over
+    /// (`server/syncUploadOver`); from then on changes flow.
+    pub async fn upload_over(&mut self, outbound: Option<&Outbound>, operation_id: &str) {
+        let Some(outbound) = outbound else {
+            return;
+        };
+        let over = Message::notification(SYNC_UPLOAD_OVER, json!({"operationId": operation_id}));
+        if outbound.send_wait(&over).await.is_ok() {
             self.live = true;
         }
     }

@@ -84,11 +84,23 @@ enum Streaming {
         id: Value,
         feed: codeflow_file_stream::ScanFeed,
     },
-    /// The upload runs; its manifest follows when it is over.
+    /// The upload runs; its manifest follows when it is over, or goes as soon as the scan is
+    /// over when the server takes it while the upload runs (`early`).
     Uploading {
         operation_id: String,
         task: tokio::task::JoinHandle<Result<Value, String>>,
+        early: bool,
+        /// The manifest went while the upload ran: the upload's end is told to the server
+        /// (`server/syncUploadOver`), and only then do changes flow.
+        manifest_sent: bool,
     },
+}
+
+/// How a streamed sync's upload ended.
+struct UploadEnded {
+    operation_id: String,
+    outcome: Result<Value, String>,
+    manifest_sent: bool,
 }
 
 /// Prefix of the relay's own `auth/refresh` requests.
@@ -180,10 +192,9 @@ pub async fn run(target: Resolved) -> anyhow::Result<()> {
             _ = ticker.tick() => relay.expire_waiting().await,
             outcome = crate::files::scan_ended(&mut relay.files.scanning), if relay.files.is_scanning() => {
                 relay.files.take_scan(outcome);
+                relay.manifest_while_uploading().await;
             }
-            (operation_id, outcome) = uploaded(&mut relay.streaming) => {
-                relay.streamed_upload_over(&operation_id, outcome).await;
-            }
+            ended = uploaded(&mut relay.streaming) => relay.streamed_upload_over(ended).await,
         }
     }
     relay.link.close("the agent closed the relay");
@@ -204,17 +215,27 @@ async fn next_token(
 }
 
 /// Completes when a streamed first sync's upload ends (never while none runs). Cancel-safe.
-async fn uploaded(streaming: &mut Option<Streaming>) -> (String, Result<Value, String>) {
-    let Some(Streaming::Uploading { operation_id, task }) = streaming else {
+async fn uploaded(streaming: &mut Option<Streaming>) -> UploadEnded {
+    let Some(Streaming::Uploading {
+        operation_id,
+        task,
+        manifest_sent,
+        ..
+    }) = streaming
+    else {
         return std::future::pending().await;
     };
     let outcome = match task.await {
         Ok(outcome) => outcome,
         Err(e) => Err(format!("the upload task failed: {e}")),
     };
-    let operation_id = std::mem::take(operation_id);
+    let ended = UploadEnded {
+        operation_id: std::mem::take(operation_id),
+        outcome,
+        manifest_sent: *manifest_sent,
+    };
     *streaming = None;
-    (operation_id, outcome)
+    ended
 }
 
 /// Starts a watcher flush for the [`FlushGate`].
@@ -290,10 +311,16 @@ impl Relay {
             }
         }
         self.link.up(outbound, inbound);
-        if self.streaming.take().is_some_and(Streaming::abandon) {
+        if let Some(streaming) = self.streaming.take() {
             tracing::info!(
                 "the streamed sync was cut with the connection; sending the manifest instead"
             );
+            // A resumed session's sync has its manifest and waits for the upload's end.
+            if let Some(operation_id) = streaming.abandon() {
+                self.sync
+                    .upload_over(self.link.outbound(), &operation_id)
+                    .await;
+            }
         }
         if self.sync.needed_after(kind) {
             self.sync
@@ -887,12 +914,21 @@ impl Relay {
 }
 
 impl Streaming {
-    /// Stops a streamed sync cut by a lost connection; whether one was running.
-    fn abandon(self) -> bool {
-        if let Streaming::Uploading { task, .. } = self {
-            task.abort();
+    /// Stops a streamed sync cut by a lost connection. Returns the upload whose manifest went
+    /// while it ran, if any: the server's sync waits for its end.
+    fn abandon(self) -> Option<String> {
+        match self {
+            Streaming::Uploading {
+                task,
+                operation_id,
+                manifest_sent,
+                ..
+            } => {
+                task.abort();
+                manifest_sent.then_some(operation_id)
+            }
+            Streaming::Begun { .. } => None,
         }
-        true
     }
 }
 
@@ -958,23 +994,62 @@ impl Relay {
             return;
         };
         let operation_id = begun.operation_id.clone();
+        let early = begun.manifest_while_uploading;
         let task = tokio::spawn(async move { uploader.stream(begun, feed).await });
-        self.streaming = Some(Streaming::Uploading { operation_id, task });
+        self.streaming = Some(Streaming::Uploading {
+            operation_id,
+            task,
+            early,
+            manifest_sent: false,
+        });
+        self.manifest_while_uploading().await;
+    }
+
+    /// The scan is over while a streamed sync's upload runs, and the server takes the
+    /// manifest meanwhile: it goes now, so the server has parsed it when the upload ends.
+    async fn manifest_while_uploading(&mut self) {
+        let Some(Streaming::Uploading {
+            operation_id,
+            early: true,
+            manifest_sent: sent @ false,
+            ..
+        }) = &mut self.streaming
+        else {
+            return;
+        };
+        if self.files.is_scanning() || self.sync.is_live() {
+            return;
+        }
+        *sent = self
+            .sync
+            .send_streamed(&mut self.files, self.link.outbound(), operation_id, true)
+            .await;
     }
 
     /// A streamed sync's upload ended: its manifest goes now (unless a reconnect already sent
-    /// one), and the server completes the sync with it.
-    async fn streamed_upload_over(&mut self, operation_id: &str, outcome: Result<Value, String>) {
-        match outcome {
+    /// one, or it went while the upload ran: then the server is told the upload is over), and
+    /// the server completes the sync with it.
+    async fn streamed_upload_over(&mut self, ended: UploadEnded) {
+        match ended.outcome {
             Ok(summary) => tracing::info!(
                 "streamed sync upload: {}",
                 manifest_sync::sync_summary(&summary)
             ),
             Err(why) => tracing::warn!("{why}; the server reads what it lacks"),
         }
-        if !self.sync.is_live() {
+        if ended.manifest_sent {
             self.sync
-                .send_streamed(&mut self.files, self.link.outbound(), operation_id)
+                .upload_over(self.link.outbound(), &ended.operation_id)
+                .await;
+            self.git.mark_changed();
+        } else if !self.sync.is_live() {
+            self.sync
+                .send_streamed(
+                    &mut self.files,
+                    self.link.outbound(),
+                    &ended.operation_id,
+                    false,
+                )
                 .await;
             self.git.mark_changed();
         }
