@@ -1024,6 +1024,9 @@ impl Relay {
             .sync
             .send_streamed(&mut self.files, self.link.outbound(), operation_id, true)
             .await;
+        if *sent {
+            tracing::info!("streamed sync: manifest sent while the upload runs");
+        }
     }
 
     /// A streamed sync's upload ended: its manifest goes now (unless a reconnect already sent
