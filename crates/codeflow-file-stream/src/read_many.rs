@@ -1,7 +1,9 @@
 //! Reads and hashes many files on a few threads (a relay's first scan of a tree: reading and
 //! hashing 100 MB on one core is most of its start-up). Results come back to the caller's
-//! thread in any order through a small bounded queue, so at most a few files' bytes are held
-//! at once.
+//! thread in any order, a batch of files at a time, through a small bounded queue, so at most
+//! a few megabytes are held at once. Batches, not files: handing each file over woke the
+//! caller's thread once per file (10,000 futex wake-ups and thread switches for a 10,000-file
+//! tree, on the cores the reading needs).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +13,12 @@ use bytes::Bytes;
 use crate::protocol::ContentHash;
 use crate::transfer::CHUNK;
 
-/// Results waiting for the caller, at most.
-const QUEUE: usize = 32;
+/// Files a reader hands over at once…
+const BATCH_FILES: usize = 16;
+/// …or fewer, once they hold this many bytes.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches waiting for the caller, at most.
+const QUEUE: usize = 4;
 /// Most reader threads.
 const MAX_THREADS: usize = 4;
 
@@ -41,12 +47,14 @@ pub(crate) fn read_many<E>(
         .clamp(1, MAX_THREADS)
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Option<Read>)>(QUEUE);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Option<Read>)>>(QUEUE);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
             let next = &next;
             scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH_FILES);
+                let mut batch_bytes = 0;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
@@ -59,20 +67,31 @@ pub(crate) fn read_many<E>(
                             framed,
                         }
                     });
-                    // The receiver is gone only when the caller stopped early.
-                    if tx.send((i, read)).is_err() {
-                        break;
+                    batch_bytes += read.as_ref().map_or(0, |r| r.bytes.len());
+                    batch.push((i, read));
+                    if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES {
+                        continue;
                     }
+                    batch_bytes = 0;
+                    // The receiver is gone only when the caller stopped early.
+                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                        return;
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
             });
         }
         drop(tx);
         let rx = rx;
         let mut outcome = Ok(());
-        for (i, read) in rx.iter() {
-            if let Err(e) = on_read(i, read) {
-                outcome = Err(e);
-                break;
+        'batches: for batch in rx.iter() {
+            for (i, read) in batch {
+                if let Err(e) = on_read(i, read) {
+                    outcome = Err(e);
+                    break 'batches;
+                }
             }
         }
         // Stop the readers: no new files, and a reader blocked on the full queue sees it
