@@ -34,7 +34,7 @@ const BATCHES_QUEUED: usize = 4;
 const BATCHES_STORED_AT_ONCE: usize = 2;
 
 enum Item {
-    Keep(FileHeader, Vec<u8>),
+    Keep(FileHeader, axum::body::Bytes),
     Refused(Value),
 }
 

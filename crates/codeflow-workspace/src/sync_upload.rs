@@ -304,7 +304,10 @@ impl SyncUpload {
     /// one disk task hashes each once and writes it unless its content is not its manifest
     /// hash. Per file: `Ok((index, size))` stored (or superseded by a newer change, which counts
     /// as done), or the refusal to report (`{index, path, code, error}`).
-    pub async fn store(&self, files: Vec<(FileHeader, Vec<u8>)>) -> Vec<Result<(u64, u64), Value>> {
+    pub async fn store(
+        &self,
+        files: Vec<(FileHeader, bytes::Bytes)>,
+    ) -> Vec<Result<(u64, u64), Value>> {
         let refuse = |header: &FileHeader, code: i64, error: String| {
             json!({"index": header.index, "path": header.path, "code": code, "error": error})
         };
@@ -445,8 +448,8 @@ mod tests {
         assert_eq!(upload.check(&liar), None);
         let results = upload
             .store(vec![
-                (good, b"A = 1\n".to_vec()),
-                (liar, b"LIES!\n".to_vec()),
+                (good, bytes::Bytes::from_static(b"A = 1\n")),
+                (liar, bytes::Bytes::from_static(b"LIES!\n")),
             ])
             .await;
         assert_eq!(results[0], Ok((0, 6)));

@@ -34,7 +34,7 @@ pub struct IncomingFile {
     /// Where it goes.
     pub rel: RelPath,
     /// Its content.
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     /// The hash `bytes` must have (the manifest's): checked as the file is stored, and a file
     /// that does not have it is refused ([`FileError::HashMismatch`]), nothing written.
     pub hash: ContentHash,
@@ -387,7 +387,7 @@ mod tests {
         mirror.expect_incoming([old.clone(), new.clone(), raced.clone()]);
         let file = |rel: &RelPath, bytes: &[u8]| IncomingFile {
             rel: rel.clone(),
-            bytes: bytes.to_vec(),
+            bytes: bytes::Bytes::copy_from_slice(bytes),
             hash: ContentHash::of(bytes),
             mark: mirror.mark_rel(rel),
         };
@@ -434,7 +434,7 @@ mod tests {
         mirror
             .store_incoming(vec![IncomingFile {
                 rel,
-                bytes: b"whole".to_vec(),
+                bytes: bytes::Bytes::from_static(b"whole"),
                 hash: ContentHash::of(b"whole"),
                 mark,
             }])
@@ -464,7 +464,7 @@ mod tests {
             .collect();
         mirror.expect_incoming(rels.clone());
         for rel in &rels {
-            let bytes = format!("content of {rel}").into_bytes();
+            let bytes = bytes::Bytes::from(format!("content of {rel}").into_bytes());
             let stored = mirror
                 .store_incoming(vec![IncomingFile {
                     rel: rel.clone(),
@@ -488,7 +488,7 @@ mod tests {
         let stored = mirror
             .store_incoming(vec![IncomingFile {
                 rel: second.clone(),
-                bytes: b"b".to_vec(),
+                bytes: bytes::Bytes::from_static(b"b"),
                 hash: ContentHash::of(b"b"),
                 mark: mirror.mark_rel(&second),
             }])
@@ -519,7 +519,7 @@ mod tests {
         IncomingFile {
             mark: mirror.expect_one_incoming(&rel),
             rel,
-            bytes: bytes.to_vec(),
+            bytes: bytes::Bytes::copy_from_slice(bytes),
             hash: ContentHash::of(bytes),
         }
     }
@@ -546,7 +546,7 @@ mod tests {
         let project = ProjectId::parse("p").unwrap();
         let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
         let mut liar = incoming(&mirror, "liar.txt", b"TRUTH");
-        liar.bytes = b"LIES!".to_vec();
+        liar.bytes = bytes::Bytes::from_static(b"LIES!");
         let honest = incoming(&mirror, "honest.txt", b"ok");
         let rel = liar.rel.clone();
         let stored = mirror.store_incoming(vec![liar, honest]).await;
