@@ -155,8 +155,19 @@ impl State {
         self.versions.get(rel).copied().unwrap_or(0)
     }
 
-    fn bump(&mut self, rel: &RelPath) {
-        *self.versions.entry(rel.clone()).or_insert(0) += 1;
+    /// Moves the path's version on; returns the new one. (No key is cloned for a path that has
+    /// a version already.)
+    fn bump(&mut self, rel: &RelPath) -> u64 {
+        match self.versions.get_mut(rel) {
+            Some(version) => {
+                *version += 1;
+                *version
+            }
+            None => {
+                self.versions.insert(rel.clone(), 1);
+                1
+            }
+        }
     }
 
     /// Checks the project's limits for `size` bytes at `rel` (what is reserved counted in) and

@@ -135,15 +135,28 @@ impl SyncUpload {
         })
     }
 
-    /// The file expected at `index`, if it is `path`.
-    fn expected(&self, index: u64, path: &str) -> Option<Expected> {
-        let pick = |e: &Expected| (e.rel.as_str() == path).then(|| e.clone());
+    /// The file expected for each header (at its index, with its path), if any; a streamed
+    /// upload's announcements are locked once for them all.
+    fn expected<'a>(
+        &self,
+        headers: impl Iterator<Item = &'a FileHeader>,
+    ) -> Vec<Option<Expected>> {
+        let pick = |e: &Expected, h: &FileHeader| (e.rel.as_str() == h.path).then(|| e.clone());
         match &self.streamed {
-            Some(announced) => announced.lock().by_index.get(&index).and_then(pick),
-            None => usize::try_from(index)
-                .ok()
-                .and_then(|i| self.files.get(i))
-                .and_then(pick),
+            Some(announced) => {
+                let announced = announced.lock();
+                headers
+                    .map(|h| announced.by_index.get(&h.index).and_then(|e| pick(e, h)))
+                    .collect()
+            }
+            None => headers
+                .map(|h| {
+                    usize::try_from(h.index)
+                        .ok()
+                        .and_then(|i| self.files.get(i))
+                        .and_then(|e| pick(e, h))
+                })
+                .collect(),
         }
     }
 
@@ -315,8 +328,9 @@ impl SyncUpload {
         let mut writes = Vec::with_capacity(files.len());
         let mut written = Vec::with_capacity(files.len());
         let ended = self.is_ended();
-        for (header, bytes) in files {
-            let Some(expected) = self.expected(header.index, &header.path) else {
+        let expected = self.expected(files.iter().map(|(header, _)| header));
+        for ((header, bytes), expected) in files.into_iter().zip(expected) {
+            let Some(expected) = expected else {
                 out.push(Err(refuse(
                     &header,
                     codes::PATH_REJECTED,

@@ -279,10 +279,9 @@ impl Inner {
         };
         state.reserved_files += reserved.0;
         state.reserved_bytes += reserved.1;
-        state.bump(rel);
         Ok(Some(Claim {
             abs,
-            version: state.version(rel),
+            version: state.bump(rel),
             dirs_removed: state.dirs_removed,
             reserved,
         }))
