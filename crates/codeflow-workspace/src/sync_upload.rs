@@ -137,10 +137,7 @@ impl SyncUpload {
 
     /// The file expected for each header (at its index, with its path), if any; a streamed
     /// upload's announcements are locked once for them all.
-    fn expected<'a>(
-        &self,
-        headers: impl Iterator<Item = &'a FileHeader>,
-    ) -> Vec<Option<Expected>> {
+    fn expected<'a>(&self, headers: impl Iterator<Item = &'a FileHeader>) -> Vec<Option<Expected>> {
         let pick = |e: &Expected, h: &FileHeader| (e.rel.as_str() == h.path).then(|| e.clone());
         match &self.streamed {
             Some(announced) => {
@@ -321,9 +318,7 @@ impl SyncUpload {
         &self,
         files: Vec<(FileHeader, bytes::Bytes)>,
     ) -> Vec<Result<(u64, u64), Value>> {
-        let refuse = |header: &FileHeader, code: i64, error: String| {
-            json!({"index": header.index, "path": header.path, "code": code, "error": error})
-        };
+        let refuse = |header: &FileHeader, code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
         let mut out = Vec::with_capacity(files.len());
         let mut writes = Vec::with_capacity(files.len());
         let mut written = Vec::with_capacity(files.len());

@@ -574,7 +574,11 @@ mod tests {
             let rel = RelPath::parse(path).unwrap();
             let bytes = b"newer".to_vec();
             let hash = ContentHash::of(&bytes);
-            assert!(inner.commit_blocking(&rel, Some((bytes, hash)), None).unwrap());
+            assert!(
+                inner
+                    .commit_blocking(&rel, Some((bytes, hash)), None)
+                    .unwrap()
+            );
         };
         let remove = |path: &str| {
             let rel = RelPath::parse(path).unwrap();
@@ -587,9 +591,15 @@ mod tests {
         newer("before.txt");
         let written = write_new(&claimed.abs, &file.bytes);
         assert!(matches!(written, Written::NotCreated));
-        assert!(matches!(inner.finish_incoming(&file, &claimed, written), Ok(false)));
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(false)
+        ));
         assert_eq!(on_disk(&mirror, "before.txt").unwrap(), b"newer");
-        assert_eq!(indexed(&mirror, "before.txt"), Some(ContentHash::of(b"newer")));
+        assert_eq!(
+            indexed(&mirror, "before.txt"),
+            Some(ContentHash::of(b"newer"))
+        );
         assert!(!mirror.is_incoming(&file.rel));
 
         // Written (renamed over the fresh copy) or deleted after it: not indexed.
@@ -598,11 +608,21 @@ mod tests {
             let claimed = claim(&mirror, &file).unwrap().unwrap();
             let written = write_new(&claimed.abs, &file.bytes);
             assert!(matches!(written, Written::Whole(_)));
-            if change { newer(path) } else { remove(path) }
-            assert!(matches!(inner.finish_incoming(&file, &claimed, written), Ok(false)));
+            if change {
+                newer(path)
+            } else {
+                remove(path)
+            }
+            assert!(matches!(
+                inner.finish_incoming(&file, &claimed, written),
+                Ok(false)
+            ));
             let expected = change.then(|| b"newer".to_vec());
             assert_eq!(on_disk(&mirror, path), expected, "{path}");
-            assert_eq!(indexed(&mirror, path), expected.map(|b| ContentHash::of(&b)));
+            assert_eq!(
+                indexed(&mirror, path),
+                expected.map(|b| ContentHash::of(&b))
+            );
         }
 
         // Its directory removed (and made again) meanwhile: the copy went with it.
@@ -612,7 +632,10 @@ mod tests {
         let written = write_new(&claimed.abs, &file.bytes);
         remove("d");
         newer("d/other.txt");
-        assert!(matches!(inner.finish_incoming(&file, &claimed, written), Ok(false)));
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(false)
+        ));
         assert_eq!(on_disk(&mirror, "d/gone.txt"), None);
         assert_eq!(indexed(&mirror, "d/gone.txt"), None);
 
@@ -622,17 +645,29 @@ mod tests {
         let claimed = claim(&mirror, &file).unwrap().unwrap();
         let written = write_new(&claimed.abs, &file.bytes);
         remove("e");
-        assert!(matches!(inner.finish_incoming(&file, &claimed, written), Ok(true)));
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(true)
+        ));
         assert_eq!(on_disk(&mirror, "d/stays.txt").unwrap(), b"sync");
-        assert_eq!(indexed(&mirror, "d/stays.txt"), Some(ContentHash::of(b"sync")));
+        assert_eq!(
+            indexed(&mirror, "d/stays.txt"),
+            Some(ContentHash::of(b"sync"))
+        );
 
         // The same path claimed twice (two connections of one upload): one writes.
         let first = incoming(&mirror, "twice.txt", b"one");
         let second = incoming(&mirror, "twice.txt", b"two");
         let claimed = claim(&mirror, &first).unwrap().unwrap();
-        assert!(claim(&mirror, &second).unwrap().is_none(), "superseded by the claim");
+        assert!(
+            claim(&mirror, &second).unwrap().is_none(),
+            "superseded by the claim"
+        );
         let written = write_new(&claimed.abs, &first.bytes);
-        assert!(matches!(inner.finish_incoming(&first, &claimed, written), Ok(true)));
+        assert!(matches!(
+            inner.finish_incoming(&first, &claimed, written),
+            Ok(true)
+        ));
         assert_eq!(on_disk(&mirror, "twice.txt").unwrap(), b"one");
     }
 
@@ -669,7 +704,9 @@ mod tests {
         let rel = RelPath::parse("d").unwrap();
         let hash = ContentHash::of(b"1");
         assert!(matches!(
-            mirror.inner.commit_blocking(&rel, Some((b"1".to_vec(), hash)), None),
+            mirror
+                .inner
+                .commit_blocking(&rel, Some((b"1".to_vec(), hash)), None),
             Err(FileError::TooManyFiles { .. })
         ));
         for (file, claimed) in [(&a, claimed_a), (&b, claimed_b)] {
@@ -694,8 +731,14 @@ mod tests {
         let batch = |n: usize| -> Vec<IncomingFile> {
             (0..500)
                 .map(|i| {
-                    let bytes = format!("batch {n} file {i}").repeat(i % 50 + 1).into_bytes();
-                    incoming(&mirror, &format!("d{}/s{}/f{n}-{i}.txt", i % 7, i % 3), &bytes)
+                    let bytes = format!("batch {n} file {i}")
+                        .repeat(i % 50 + 1)
+                        .into_bytes();
+                    incoming(
+                        &mirror,
+                        &format!("d{}/s{}/f{n}-{i}.txt", i % 7, i % 3),
+                        &bytes,
+                    )
                 })
                 .collect()
         };
@@ -708,7 +751,10 @@ mod tests {
         for (rel, result) in r1.unwrap().into_iter().chain(r2.unwrap()) {
             assert!(matches!(result, Ok(true)), "{rel}: {result:?}");
             let bytes = std::fs::read(mirror.root().join(rel.as_str())).unwrap();
-            assert_eq!(indexed(&mirror, rel.as_str()), Some(ContentHash::of(&bytes)));
+            assert_eq!(
+                indexed(&mirror, rel.as_str()),
+                Some(ContentHash::of(&bytes))
+            );
             assert!(!mirror.is_incoming(&rel));
         }
         assert_eq!(mirror.file_count(), 1000);
