@@ -478,7 +478,7 @@ async fn store(
         FileChangeType::CREATED
     };
     mirror
-        .write_local(&path, bytes)
+        .write_local(&path, bytes.into())
         .await
         .map_err(|e| refuse(e.code(), e.to_string()))?;
     Ok((header.index, size, path, kind))

@@ -2,11 +2,13 @@
 //! `codeflow_workspace::sync_upload`): the same framed format and text frames as any upload
 //! on `/ws/file-stream/{operation_id}` (`file_stream_socket.rs`), but built for throughput.
 //! Reading frames and storing files run side by side: complete files are handed over in
-//! batches to a storer task, which hashes each once, writes the batch into the mirror in one
-//! disk task and acknowledges it with one `ack` text frame (`indices`, `rejected`, running
-//! totals); it stores two batches at a time (one hashed while the one before is written), the
-//! acknowledgements in the batches' order. A file not in the sync's plan (a path that would escape the project included) is
-//! read to its end and refused, never written.
+//! batches to a storer task, which stores each batch in one disk task (each file hashed once and
+//! written right after, while its bytes are in the cache) and acknowledges it with one `ack`
+//! text frame (`indices`, `rejected`, running totals); it stores two batches at a time (both
+//! write at once: the mirror's lock is not held across a file's write), the acknowledgements
+//! in the batches' order. A file that came in one frame is stored from that frame, not a copy.
+//! A file not in the sync's plan (a path that would escape the project included) is read to
+//! its end and refused, never written.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,7 @@ const BATCHES_QUEUED: usize = 4;
 const BATCHES_STORED_AT_ONCE: usize = 2;
 
 enum Item {
-    Keep(FileHeader, Vec<u8>),
+    Keep(FileHeader, axum::body::Bytes),
     Refused(Value),
 }
 
@@ -148,9 +150,8 @@ async fn store_batches(
 ) -> futures::stream::SplitSink<WebSocket, Message> {
     // Once the peer is gone, batches are still stored, only not acknowledged.
     let mut connected = true;
-    // Two batches at a time: one is hashed while the one before is written (each is one
-    // blocking task after the other, and the mirror takes one file at a time), so neither the
-    // hashing nor the disk waits for the other; acknowledgements keep the batches' order.
+    // Two batches at a time, each one blocking task that hashes and writes its files (outside
+    // the mirror's lock, so the two write at once); acknowledgements keep the batches' order.
     let stored_batches = futures::stream::poll_fn(|cx| batches.poll_recv(cx))
         .map(|batch| {
             let upload = Arc::clone(&upload);

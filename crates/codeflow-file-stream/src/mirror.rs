@@ -144,6 +144,10 @@ struct State {
     incoming: std::collections::HashSet<RelPath>,
     /// Counts removals of directories: directories known to exist are known only as of one.
     dirs_removed: u64,
+    /// Files and bytes that incoming writes outside the lock will add (see `incoming`): the
+    /// project's limits count them, so two writers at once cannot overshoot.
+    reserved_files: u64,
+    reserved_bytes: u64,
 }
 
 impl State {
@@ -151,12 +155,32 @@ impl State {
         self.versions.get(rel).copied().unwrap_or(0)
     }
 
-    fn bump(&mut self, rel: &RelPath) {
-        *self.versions.entry(rel.clone()).or_insert(0) += 1;
+    /// Moves the path's version on; returns the new one. (No key is cloned for a path that has
+    /// a version already.)
+    fn bump(&mut self, rel: &RelPath) -> u64 {
+        match self.versions.get_mut(rel) {
+            Some(version) => {
+                *version += 1;
+                *version
+            }
+            None => {
+                self.versions.insert(rel.clone(), 1);
+                1
+            }
+        }
     }
 
-    fn total_bytes(&self) -> u64 {
-        self.total
+    /// Checks the project's limits for `size` bytes at `rel` (what is reserved counted in) and
+    /// returns what the write adds: (files, bytes).
+    fn room_for(&self, limits: &Limits, rel: &RelPath, size: u64) -> Result<(u64, u64), FileError> {
+        let old = self.index.get(rel).map(|e| e.size);
+        let new_file = u64::from(old.is_none());
+        let old = old.unwrap_or(0);
+        limits.check_project(
+            self.index.len() as u64 + self.reserved_files + new_file,
+            self.total + self.reserved_bytes - old + size,
+        )?;
+        Ok((new_file, size.saturating_sub(old)))
     }
 
     fn index_insert(&mut self, rel: RelPath, entry: IndexEntry) {
@@ -271,6 +295,8 @@ impl Mirror {
                     cache: ContentCache::new(config.cache_bytes),
                     incoming: Default::default(),
                     dirs_removed: 0,
+                    reserved_files: 0,
+                    reserved_bytes: 0,
                 }),
                 stored: tokio::sync::Notify::new(),
             }),
@@ -714,10 +740,7 @@ impl Inner {
         match content {
             Some((bytes, hash)) => {
                 let size = bytes.len() as u64;
-                let old = state.index.get(rel).map_or(0, |e| e.size);
-                let limits = self.config.limits;
-                let files = state.index.len() as u64 + u64::from(!state.index.contains_key(rel));
-                limits.check_project(files, state.total_bytes() - old + size)?;
+                state.room_for(&self.config.limits, rel, size)?;
                 let abs = self.make_room_for(rel, &mut state)?;
                 write_atomic(&abs, &bytes, false, false)?;
                 state.index_insert(rel.clone(), IndexEntry { hash, size });

@@ -178,8 +178,11 @@ pub fn is_end(text: &str) -> bool {
 pub struct Incoming {
     /// Its header.
     pub header: FileHeader,
-    /// Its content (kept only for a file that will be stored).
-    pub bytes: Vec<u8>,
+    /// Its content (kept only for a file that will be stored). A file that came in one chunk
+    /// is that chunk's frame, not a copy.
+    pub bytes: Bytes,
+    /// The content of a file that comes in several chunks, put together.
+    parts: Vec<u8>,
     /// Content bytes received so far (kept or not).
     received: u64,
     /// Why it will not be stored, with the file error code (its content is read and dropped).
@@ -238,14 +241,10 @@ impl Assembler {
                     return Err("a file header before the last file's content ended".into());
                 }
                 let refused = check(&header);
-                let capacity = if refused.is_none() {
-                    usize::try_from(header.size).unwrap_or(0)
-                } else {
-                    0
-                };
                 self.current = Some(Incoming {
                     header,
-                    bytes: Vec::with_capacity(capacity),
+                    bytes: Bytes::new(),
+                    parts: Vec::new(),
                     received: 0,
                     refused,
                 });
@@ -260,14 +259,29 @@ impl Assembler {
                         file.header.size, file.header.path
                     ));
                 }
+                let whole = file.received == 0 && chunk.len() as u64 == file.header.size;
                 file.received += chunk.len() as u64;
                 // A refused file's content is counted, not kept.
                 if file.refused.is_none() {
-                    file.bytes.extend_from_slice(&chunk);
+                    if whole {
+                        file.bytes = chunk;
+                    } else {
+                        if file.parts.capacity() == 0 {
+                            let size = usize::try_from(file.header.size).unwrap_or(0);
+                            file.parts.reserve_exact(size);
+                        }
+                        file.parts.extend_from_slice(&chunk);
+                    }
                 }
             }
         }
-        Ok(self.current.take_if(|f| f.received == f.header.size))
+        let mut done = self.current.take_if(|f| f.received == f.header.size);
+        if let Some(file) = done.as_mut()
+            && !file.parts.is_empty()
+        {
+            file.bytes = Bytes::from(std::mem::take(&mut file.parts));
+        }
+        Ok(done)
     }
 
     /// Takes one message of an upload's connection: binary frames go to [`Assembler::frame`]
@@ -345,13 +359,13 @@ mod tests {
         assert_eq!(
             a.frame(&header_frame(&header(1, 3)), |_| None)
                 .unwrap()
-                .map(|f| f.bytes),
+                .map(|f| f.bytes.len()),
             None
         );
         assert!(a.end().is_err(), "end in the middle of a file");
         assert!(a.frame(&header_frame(&header(2, 1)), |_| None).is_err());
         let done = a.frame(&chunk_frame(b"abc"), |_| None).unwrap().unwrap();
-        assert_eq!(done.bytes, b"abc");
+        assert_eq!(&done.bytes[..], b"abc");
         assert!(
             a.frame(&chunk_frame(b"x"), |_| None).is_err(),
             "content without a header"
@@ -373,6 +387,28 @@ mod tests {
         );
         assert!(a.end().is_ok());
         assert!(is_end(r#"{"type":"end"}"#) && !is_end("{}"));
+    }
+
+    #[test]
+    fn a_file_in_one_chunk_is_that_chunk_and_one_in_several_is_put_together() {
+        let header = |size: u64| FileHeader {
+            index: 0,
+            path: "f".into(),
+            size,
+            mode: 0o644,
+            hash: "h".into(),
+        };
+        let mut a = Assembler::default();
+        a.frame(&header_frame(&header(3)), |_| None).unwrap();
+        let frame = chunk_frame(b"abc");
+        let one = a.frame(&frame, |_| None).unwrap().unwrap();
+        assert_eq!(&one.bytes[..], b"abc");
+        assert_eq!(one.bytes.as_ptr(), frame[1..].as_ptr(), "not copied");
+        a.frame(&header_frame(&header(5)), |_| None).unwrap();
+        assert!(a.frame(&chunk_frame(b"ab"), |_| None).unwrap().is_none());
+        assert!(a.frame(&chunk_frame(b""), |_| None).unwrap().is_none());
+        let two = a.frame(&chunk_frame(b"cde"), |_| None).unwrap().unwrap();
+        assert_eq!(&two.bytes[..], b"abcde");
     }
 
     #[test]

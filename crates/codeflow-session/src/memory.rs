@@ -18,6 +18,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -72,13 +73,32 @@ pub(crate) fn key(id: &Value) -> String {
     id.to_string()
 }
 
+/// A request's content as one number: its method, and its params serialised straight into the
+/// hasher (no string of them is made: a sync's manifest is megabytes of JSON).
 pub(crate) fn fingerprint(method: &str, params: Option<&Value>) -> u64 {
     let mut hasher = DefaultHasher::new();
     method.hash(&mut hasher);
     if let Some(p) = params {
-        p.to_string().hash(&mut hasher);
+        let mut out = std::io::BufWriter::with_capacity(8192, IntoHasher(&mut hasher));
+        // Neither serialising a `Value` nor writing into a hasher fails.
+        let _ = serde_json::to_writer(&mut out, p);
+        let _ = out.flush();
     }
     hasher.finish()
+}
+
+/// Bytes written into a hasher.
+struct IntoHasher<'a>(&'a mut DefaultHasher);
+
+impl std::io::Write for IntoHasher<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl RequestMemory {
@@ -240,6 +260,22 @@ mod tests {
         m.answered(&k, "second", TTL);
         let other = fingerprint("tools/call", Some(&json!({"name": "x"})));
         assert_eq!(m.admit(k, other, 3), Admission::Run);
+    }
+
+    #[test]
+    fn large_params_have_a_fingerprint_of_their_whole_content() {
+        let files = |last: &str| {
+            let mut files: Vec<Value> = (0..2000)
+                .map(|i| json!({"path": format!("src/f{i}.py"), "size": i}))
+                .collect();
+            files.push(json!({"path": last, "size": 0}));
+            json!({"files": files})
+        };
+        let a = fingerprint("server/syncManifest", Some(&files("z.py")));
+        assert_eq!(a, fingerprint("server/syncManifest", Some(&files("z.py"))));
+        assert_ne!(a, fingerprint("server/syncManifest", Some(&files("y.py"))));
+        assert_ne!(a, fingerprint("server/other", Some(&files("z.py"))));
+        assert_ne!(a, fingerprint("server/syncManifest", None));
     }
 
     #[test]

@@ -303,12 +303,10 @@ impl Session {
         if id.is_null() {
             return true;
         }
+        // Before the lock: a large request's params take milliseconds to hash.
+        let fingerprint = memory::fingerprint(method, params);
         let mut state = self.state.lock();
-        let admission = state.memory.admit(
-            memory::key(id),
-            memory::fingerprint(method, params),
-            connection,
-        );
+        let admission = state.memory.admit(memory::key(id), fingerprint, connection);
         match admission {
             Admission::Run => true,
             Admission::AlreadyRunning => {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use codeflow_file_stream::error::codes;
+use codeflow_file_stream::error::{FileError, codes};
 use codeflow_file_stream::transfer::{FileHeader, UploadEntry};
 use codeflow_file_stream::{
     ContentHash, IncomingFile, Limits, Mirror, PathMark, RelPath, SyncProgress,
@@ -135,14 +135,25 @@ impl SyncUpload {
         })
     }
 
-    /// The file expected at `index`, if any.
-    fn expected(&self, index: u64) -> Option<Expected> {
+    /// The file expected for each header (at its index, with its path), if any; a streamed
+    /// upload's announcements are locked once for them all.
+    fn expected<'a>(&self, headers: impl Iterator<Item = &'a FileHeader>) -> Vec<Option<Expected>> {
+        let pick = |e: &Expected, h: &FileHeader| (e.rel.as_str() == h.path).then(|| e.clone());
         match &self.streamed {
-            Some(announced) => announced.lock().by_index.get(&index).cloned(),
-            None => usize::try_from(index)
-                .ok()
-                .and_then(|i| self.files.get(i))
-                .cloned(),
+            Some(announced) => {
+                let announced = announced.lock();
+                headers
+                    .map(|h| announced.by_index.get(&h.index).and_then(|e| pick(e, h)))
+                    .collect()
+            }
+            None => headers
+                .map(|h| {
+                    usize::try_from(h.index)
+                        .ok()
+                        .and_then(|i| self.files.get(i))
+                        .and_then(|e| pick(e, h))
+                })
+                .collect(),
         }
     }
 
@@ -183,12 +194,12 @@ impl SyncUpload {
                 "the sync stopped waiting for this upload".to_owned(),
             ));
         }
-        self.mirror.expect_incoming([rel.clone()]);
+        let mark = self.mirror.expect_one_incoming(&rel);
         announced.indices.insert(rel.clone(), header.index);
         announced.by_index.insert(
             header.index,
             Expected {
-                mark: self.mirror.mark_rel(&rel),
+                mark,
                 rel,
                 size: header.size,
                 hash: ContentHash::from_hex(header.hash.clone()),
@@ -300,79 +311,77 @@ impl SyncUpload {
     }
 
     /// Stores complete files (each checked with [`Self::check`] before its content was kept):
-    /// hashes each once, refuses one whose content is not its manifest hash, writes the rest in
-    /// one disk task. Per file: `Ok((index, size))` stored (or superseded by a newer change,
-    /// which counts as done), or the refusal to report (`{index, path, code, error}`).
-    pub async fn store(&self, files: Vec<(FileHeader, Vec<u8>)>) -> Vec<Result<(u64, u64), Value>> {
-        let hashed = tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .map(|(header, bytes)| {
-                    let hash = ContentHash::of(&bytes);
-                    (header, bytes, hash)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let mut out = Vec::with_capacity(hashed.len());
-        let mut writes = Vec::new();
-        let mut written = Vec::new();
-        for (header, bytes, hash) in hashed {
-            let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
-            let expected = self.expected(header.index);
-            let Some(expected) = expected.filter(|e| e.rel.as_str() == header.path) else {
+    /// one disk task hashes each once and writes it unless its content is not its manifest
+    /// hash. Per file: `Ok((index, size))` stored (or superseded by a newer change, which counts
+    /// as done), or the refusal to report (`{index, path, code, error}`).
+    pub async fn store(
+        &self,
+        files: Vec<(FileHeader, bytes::Bytes)>,
+    ) -> Vec<Result<(u64, u64), Value>> {
+        let refuse = |header: &FileHeader, code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
+        let mut out = Vec::with_capacity(files.len());
+        let mut writes = Vec::with_capacity(files.len());
+        let mut written = Vec::with_capacity(files.len());
+        let ended = self.is_ended();
+        let expected = self.expected(files.iter().map(|(header, _)| header));
+        for ((header, bytes), expected) in files.into_iter().zip(expected) {
+            let Some(expected) = expected else {
                 out.push(Err(refuse(
+                    &header,
                     codes::PATH_REJECTED,
                     "not a file of this sync's upload".into(),
                 )));
                 continue;
             };
-            if hash != expected.hash {
+            if ended {
                 out.push(Err(refuse(
-                    codes::HASH_MISMATCH,
-                    format!(
-                        "content does not match its manifest hash (got {hash}); nothing was written, it will be read again"
-                    ),
-                )));
-                continue;
-            }
-            if self.is_ended() {
-                out.push(Err(refuse(
+                    &header,
                     codes::CONFLICT,
                     "the sync stopped waiting for this upload".into(),
                 )));
                 continue;
             }
             let size = bytes.len() as u64;
-            written.push((header.index, size, header.path.clone()));
+            out.push(Ok((header.index, size)));
+            written.push(header);
             writes.push(IncomingFile {
-                rel: expected.rel.clone(),
+                rel: expected.rel,
                 bytes,
-                hash,
+                hash: expected.hash,
                 mark: expected.mark,
             });
-            out.push(Ok((header.index, size)));
         }
         let results = self.mirror.store_incoming(writes).await;
         let mut stored_now = Vec::new();
-        let mut failed = std::collections::HashMap::new();
-        for ((index, size, path), (rel, result)) in written.into_iter().zip(results) {
+        let mut failed = HashMap::new();
+        let mut files_done = 0;
+        for (header, (rel, result)) in written.into_iter().zip(results) {
             match result {
                 Ok(true) => {
-                    self.done_bytes.fetch_add(size, Ordering::SeqCst);
+                    self.done_bytes.fetch_add(header.size, Ordering::SeqCst);
                     stored_now.push(rel);
+                    files_done += 1;
                 }
-                Ok(false) => {}
-                Err(e) => {
+                Ok(false) => files_done += 1,
+                Err(FileError::HashMismatch { actual, .. }) => {
                     failed.insert(
-                        index,
-                        json!({"index": index, "path": path, "code": e.code(), "error": e.to_string()}),
+                        header.index,
+                        refuse(
+                            &header,
+                            codes::HASH_MISMATCH,
+                            format!(
+                                "content does not match its manifest hash (got {actual}); nothing was written, it will be read again"
+                            ),
+                        ),
                     );
                 }
+                Err(e) => {
+                    failed.insert(header.index, refuse(&header, e.code(), e.to_string()));
+                    files_done += 1;
+                }
             }
-            self.done_files.fetch_add(1, Ordering::SeqCst);
         }
+        self.done_files.fetch_add(files_done, Ordering::SeqCst);
         self.stored.lock().extend(stored_now);
         for slot in &mut out {
             if let Ok((index, _)) = slot
@@ -448,8 +457,8 @@ mod tests {
         assert_eq!(upload.check(&liar), None);
         let results = upload
             .store(vec![
-                (good, b"A = 1\n".to_vec()),
-                (liar, b"LIES!\n".to_vec()),
+                (good, bytes::Bytes::from_static(b"A = 1\n")),
+                (liar, bytes::Bytes::from_static(b"LIES!\n")),
             ])
             .await;
         assert_eq!(results[0], Ok((0, 6)));

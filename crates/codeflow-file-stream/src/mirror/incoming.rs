@@ -1,13 +1,21 @@
 //! Files a sync receives in bulk (an upload on `/ws/file-stream/…` rather than
 //! `client/readFiles`): announced before the first byte arrives, stored in batches, each file
-//! written once.
+//! hashed and written in one pass (the hash checked against the one it came with: a file that
+//! does not match is not written).
 //!
 //! A file the mirror does not hold yet is written in place (no temporary file and rename per
-//! small file); an existing one is still replaced atomically, since readers may hold it. Until
-//! a path announced with [`Mirror::expect_incoming`] is stored (or the sync gives it up with
-//! [`Mirror::end_incoming`]), [`Mirror::read`] of it waits: nobody reads a half-written file
-//! through the mirror. Every path passes the mirror's jail; a write is skipped when the path
-//! changed since the sync planned it (the [`PathMark`] it was announced with).
+//! small file), outside the mirror's lock: under it a write is only planned (the path's
+//! version still the one the sync planned with, the project's limits with the size reserved,
+//! the directories on the way checked, the path claimed by bumping its version) and then
+//! indexed — only if the path's version is still the claimed one and the written file is still
+//! linked where it was written (a change that came meanwhile wins: a replacement renames over
+//! the fresh file, a removal unlinks it, and the sync's copy is not indexed). An existing file,
+//! or anything else in the way, is replaced atomically under the lock, since readers may hold
+//! it. Until a path announced with [`Mirror::expect_incoming`] is stored (or the sync gives it
+//! up with [`Mirror::end_incoming`]), [`Mirror::read`] of it waits: nobody reads a
+//! half-written file through the mirror. Every path passes the mirror's jail; no link is
+//! followed; a write is skipped when the path changed since the sync planned it (the
+//! [`PathMark`] it was announced with).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -18,7 +26,7 @@ use crate::manifest::Manifest;
 use crate::paths::RelPath;
 use crate::protocol::ContentHash;
 
-use super::{IndexEntry, Inner, Mirror, PathMark};
+use super::{IndexEntry, Inner, Mirror, PathMark, State};
 
 /// One received file, ready to store: its content and the hash computed from it on arrival.
 #[derive(Debug)]
@@ -26,8 +34,9 @@ pub struct IncomingFile {
     /// Where it goes.
     pub rel: RelPath,
     /// Its content.
-    pub bytes: Vec<u8>,
-    /// The hash of `bytes` (computed once, by the receiver).
+    pub bytes: bytes::Bytes,
+    /// The hash `bytes` must have (the manifest's): checked as the file is stored, and a file
+    /// that does not have it is refused ([`FileError::HashMismatch`]), nothing written.
     pub hash: ContentHash,
     /// The path's version when the sync planned it: a newer change wins.
     pub mark: PathMark,
@@ -58,6 +67,14 @@ impl Mirror {
         self.inner.stored.notify_waiters();
     }
 
+    /// Announces one file a sync is about to receive ([`Self::expect_incoming`]) and returns
+    /// where its path stands now ([`Self::mark_rel`]), under one lock.
+    pub fn expect_one_incoming(&self, rel: &RelPath) -> PathMark {
+        let mut state = self.inner.state.lock();
+        state.incoming.insert(rel.clone());
+        PathMark(state.version(rel))
+    }
+
     /// Whether reads of `rel` wait for a sync's transfer.
     #[cfg(test)]
     fn is_incoming(&self, rel: &RelPath) -> bool {
@@ -80,8 +97,9 @@ impl Mirror {
         Ok(removed)
     }
 
-    /// Stores received files in one blocking task. Per file: `Ok(true)` stored, `Ok(false)`
-    /// superseded by a newer change (not written), or why it could not be written.
+    /// Stores received files in one blocking task, each hashed then written while its bytes
+    /// are still in the cache. Per file: `Ok(true)` stored, `Ok(false)` superseded by a newer
+    /// change (not indexed), or why it was not written (its content not its hash included).
     pub async fn store_incoming(
         &self,
         files: Vec<IncomingFile>,
@@ -146,82 +164,206 @@ impl KnownDirs {
     }
 }
 
+/// A write planned under the mirror's lock, done outside it.
+struct Claim {
+    /// Where the file goes (its directories checked).
+    abs: std::path::PathBuf,
+    /// The path's version once claimed: a change that comes meanwhile moves it.
+    version: u64,
+    /// The count of directory removals when the directories were checked.
+    dirs_removed: u64,
+    /// What the write reserved of the project's limits: (files, bytes).
+    reserved: (u64, u64),
+}
+
 impl Inner {
+    /// Stores one received file: hashes it (refused, nothing written, unless it is the hash it
+    /// came with), then writes it. The mirror's lock is held only to plan the write and to index
+    /// it, not across the disk work: two batches write at once.
     fn store_incoming_blocking(
         &self,
         file: &IncomingFile,
         dirs: &mut KnownDirs,
     ) -> Result<bool, FileError> {
         let rel = &file.rel;
-        let outcome = self.write_incoming(file, dirs);
-        self.state.lock().incoming.remove(rel);
+        let actual = ContentHash::of(&file.bytes);
+        if actual != file.hash {
+            self.state.lock().incoming.remove(rel);
+            return Err(FileError::HashMismatch {
+                path: rel.to_string(),
+                expected: file.hash.clone(),
+                actual,
+            });
+        }
+        let claim = {
+            let mut state = self.state.lock();
+            match self.claim_incoming(file, dirs, &mut state) {
+                Ok(Some(claim)) => claim,
+                other => {
+                    state.incoming.remove(rel);
+                    return other.map(|_| false);
+                }
+            }
+        };
+        let written = write_new(&claim.abs, &file.bytes);
+        self.finish_incoming(file, &claim, written)
+    }
+
+    /// After the write outside the lock: indexes the file if nothing changed meanwhile, or
+    /// writes it the careful way if something was in the way. Ends the path's wait either way.
+    fn finish_incoming(
+        &self,
+        file: &IncomingFile,
+        claim: &Claim,
+        written: Written,
+    ) -> Result<bool, FileError> {
+        let rel = &file.rel;
+        let mut state = self.state.lock();
+        state.reserved_files -= claim.reserved.0;
+        state.reserved_bytes -= claim.reserved.1;
+        let outcome = match written {
+            Written::Whole(out) => {
+                // A newer change to the path, or the removal of a directory above it, came
+                // while it was written: that change wins and this copy is not indexed (a
+                // replacement renamed over it or a removal unlinked it; only the mirror writes
+                // here, and every write bumps the path's version under this lock).
+                let current = state.version(rel) == claim.version
+                    && (state.dirs_removed == claim.dirs_removed || still_at(&out, &claim.abs));
+                if current {
+                    self.index_incoming(file, &mut state);
+                }
+                Ok(current)
+            }
+            Written::Torn(e) => {
+                // Nobody changed the path since the claim: what is there is this torn copy.
+                if state.version(rel) == claim.version {
+                    let _ = std::fs::remove_file(&claim.abs);
+                }
+                Err(FileError::io(&rel.to_string(), &e))
+            }
+            // Something in the way (a file readers may hold, a directory, a link), or a
+            // directory removed meanwhile: the careful way, under the lock.
+            Written::NotCreated => self.replace_incoming(file, claim.version, &mut state),
+        };
+        state.incoming.remove(rel);
         outcome
     }
 
-    fn write_incoming(&self, file: &IncomingFile, dirs: &mut KnownDirs) -> Result<bool, FileError> {
+    /// Plans a write under the lock: the version still the planned one, the project's limits
+    /// (the size reserved), the directories on the way real ones. Claims the path by bumping
+    /// its version: another write planned before it no longer matches. `None`: superseded.
+    fn claim_incoming(
+        &self,
+        file: &IncomingFile,
+        dirs: &mut KnownDirs,
+        state: &mut State,
+    ) -> Result<Option<Claim>, FileError> {
         let rel = &file.rel;
         if rel.is_root() {
             return Err(FileError::NotAFile(".".into()));
         }
-        let shown = rel.to_string();
-        let mut state = self.state.lock();
         if state.version(rel) != file.mark.0 {
-            return Ok(false);
+            return Ok(None);
         }
-        let size = file.bytes.len() as u64;
-        let old = state.index.get(rel).map_or(0, |e| e.size);
-        let files = state.index.len() as u64 + u64::from(!state.index.contains_key(rel));
-        self.config
-            .limits
-            .check_project(files, state.total_bytes() - old + size)?;
+        let reserved = state.room_for(&self.config.limits, rel, file.bytes.len() as u64)?;
         let parent = rel.as_str().rsplit_once('/').map_or("", |(dir, _)| dir);
-        let known = dirs.holds(parent, state.dirs_removed);
-        let mut abs = self.jail.canonical_root().join(rel.as_str());
-        if !known {
-            abs = self.make_room_for(rel, &mut state)?;
+        let abs = if dirs.holds(parent, state.dirs_removed) {
+            self.jail.canonical_root().join(rel.as_str())
+        } else {
+            let abs = self.make_room_for(rel, state)?;
             if let Some(dir) = abs.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| FileError::io(&shown, &e))?;
+                std::fs::create_dir_all(dir).map_err(|e| FileError::io(&rel.to_string(), &e))?;
             }
             dirs.learn(parent);
+            abs
+        };
+        state.reserved_files += reserved.0;
+        state.reserved_bytes += reserved.1;
+        Ok(Some(Claim {
+            abs,
+            version: state.bump(rel),
+            dirs_removed: state.dirs_removed,
+            reserved,
+        }))
+    }
+
+    /// Writes an incoming file where `create_new` found something in the way, under the lock:
+    /// whatever is there replaced atomically, a directory in the way removed first.
+    fn replace_incoming(
+        &self,
+        file: &IncomingFile,
+        version: u64,
+        state: &mut State,
+    ) -> Result<bool, FileError> {
+        let rel = &file.rel;
+        if state.version(rel) != version {
+            return Ok(false);
         }
-        // Nothing there: written in place. `create_new` fails on anything already there (a
-        // link planted meanwhile included, dangling or not: it is never followed), so no
-        // `lstat` goes first (one syscall per file fewer, under the mirror's lock); reads of
-        // this path wait until it is indexed.
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-        match options.open(&abs) {
-            Ok(mut out) => {
-                if let Err(e) = out.write_all(&file.bytes) {
-                    drop(out);
-                    let _ = std::fs::remove_file(&abs);
-                    return Err(FileError::io(&shown, &e));
-                }
-            }
-            // Something there that readers may hold: replaced atomically (a directory in the
-            // way removed first).
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if known {
-                    abs = self.make_room_for(rel, &mut state)?;
-                }
-                write_atomic(&abs, &file.bytes, false, false)?;
-            }
-            Err(e) => return Err(FileError::io(&shown, &e)),
-        }
+        state.room_for(&self.config.limits, rel, file.bytes.len() as u64)?;
+        let abs = self.make_room_for(rel, state)?;
+        write_atomic(&abs, &file.bytes, false, false)?;
+        self.index_incoming(file, state);
+        Ok(true)
+    }
+
+    fn index_incoming(&self, file: &IncomingFile, state: &mut State) {
         state.index_insert(
-            rel.clone(),
+            file.rel.clone(),
             IndexEntry {
                 hash: file.hash.clone(),
-                size,
+                size: file.bytes.len() as u64,
             },
         );
         // Not cached: a sync brings far more than the cache holds, and most of it is never read.
-        state.cache.remove(rel);
-        state.bump(rel);
-        Ok(true)
+        state.cache.remove(&file.rel);
+        // Again (the claim bumped it once): a read of the path that started meanwhile does not
+        // cache what it saw.
+        state.bump(&file.rel);
     }
+}
+
+/// What a write outside the lock did.
+enum Written {
+    /// The file was created and written whole (still open).
+    Whole(std::fs::File),
+    /// Created, but writing failed.
+    Torn(std::io::Error),
+    /// Not created: something in the way, or its directory gone.
+    NotCreated,
+}
+
+/// Creates `abs` (nothing may be there: `create_new` fails on anything, a link planted
+/// meanwhile included, dangling or not — it is never followed, and no `lstat` goes first) and
+/// writes `bytes` into it. Reads of the path wait until it is indexed.
+fn write_new(abs: &std::path::Path, bytes: &[u8]) -> Written {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    match options.open(abs) {
+        Ok(mut out) => match out.write_all(bytes) {
+            Ok(()) => Written::Whole(out),
+            Err(e) => Written::Torn(e),
+        },
+        Err(_) => Written::NotCreated,
+    }
+}
+
+/// Whether the file open as `out` is still the one at `abs` (not unlinked by the removal of a
+/// directory above it).
+#[cfg(unix)]
+fn still_at(out: &std::fs::File, abs: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (out.metadata(), std::fs::symlink_metadata(abs)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Without inode numbers: not known, so not indexed.
+#[cfg(not(unix))]
+fn still_at(_out: &std::fs::File, _abs: &std::path::Path) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -244,7 +386,7 @@ mod tests {
         mirror.expect_incoming([old.clone(), new.clone(), raced.clone()]);
         let file = |rel: &RelPath, bytes: &[u8]| IncomingFile {
             rel: rel.clone(),
-            bytes: bytes.to_vec(),
+            bytes: bytes::Bytes::copy_from_slice(bytes),
             hash: ContentHash::of(bytes),
             mark: mirror.mark_rel(rel),
         };
@@ -291,7 +433,7 @@ mod tests {
         mirror
             .store_incoming(vec![IncomingFile {
                 rel,
-                bytes: b"whole".to_vec(),
+                bytes: bytes::Bytes::from_static(b"whole"),
                 hash: ContentHash::of(b"whole"),
                 mark,
             }])
@@ -321,7 +463,7 @@ mod tests {
             .collect();
         mirror.expect_incoming(rels.clone());
         for rel in &rels {
-            let bytes = format!("content of {rel}").into_bytes();
+            let bytes = bytes::Bytes::from(format!("content of {rel}").into_bytes());
             let stored = mirror
                 .store_incoming(vec![IncomingFile {
                     rel: rel.clone(),
@@ -345,7 +487,7 @@ mod tests {
         let stored = mirror
             .store_incoming(vec![IncomingFile {
                 rel: second.clone(),
-                bytes: b"b".to_vec(),
+                bytes: bytes::Bytes::from_static(b"b"),
                 hash: ContentHash::of(b"b"),
                 mark: mirror.mark_rel(&second),
             }])
@@ -369,5 +511,254 @@ mod tests {
         );
         assert_eq!(std::fs::read(root.join("kept.txt")).unwrap(), b"kept");
         assert_eq!(std::fs::read(root.join("new/b.txt")).unwrap(), b"b");
+    }
+
+    fn incoming(mirror: &Mirror, path: &str, bytes: &[u8]) -> IncomingFile {
+        let rel = RelPath::parse(path).unwrap();
+        IncomingFile {
+            mark: mirror.expect_one_incoming(&rel),
+            rel,
+            bytes: bytes::Bytes::copy_from_slice(bytes),
+            hash: ContentHash::of(bytes),
+        }
+    }
+
+    /// The first half of a store: the claim under the lock.
+    fn claim(mirror: &Mirror, file: &IncomingFile) -> Result<Option<Claim>, FileError> {
+        let mut state = mirror.inner.state.lock();
+        mirror
+            .inner
+            .claim_incoming(file, &mut KnownDirs::default(), &mut state)
+    }
+
+    fn on_disk(mirror: &Mirror, path: &str) -> Option<Vec<u8>> {
+        std::fs::read(mirror.root().join(path)).ok()
+    }
+
+    fn indexed(mirror: &Mirror, path: &str) -> Option<ContentHash> {
+        mirror.hash(&mirror.paths().mirror_path(&RelPath::parse(path).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_its_hash_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let mut liar = incoming(&mirror, "liar.txt", b"TRUTH");
+        liar.bytes = bytes::Bytes::from_static(b"LIES!");
+        let honest = incoming(&mirror, "honest.txt", b"ok");
+        let rel = liar.rel.clone();
+        let stored = mirror.store_incoming(vec![liar, honest]).await;
+        match &stored[0].1 {
+            Err(FileError::HashMismatch { actual, .. }) => {
+                assert_eq!(*actual, ContentHash::of(b"LIES!"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(stored[1].1, Ok(true)));
+        assert_eq!(on_disk(&mirror, "liar.txt"), None, "nothing written");
+        assert_eq!(indexed(&mirror, "liar.txt"), None);
+        assert!(!mirror.is_incoming(&rel), "reads of it no longer wait");
+        assert_eq!(on_disk(&mirror, "honest.txt").unwrap(), b"ok");
+    }
+
+    /// Writes go outside the mirror's lock: a change that comes between the claim and the
+    /// index wins, whenever it comes, and the sync's copy never overwrites it.
+    #[tokio::test]
+    async fn a_change_that_comes_while_a_file_is_written_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let inner = &mirror.inner;
+        let newer = |path: &str| {
+            let rel = RelPath::parse(path).unwrap();
+            let bytes = b"newer".to_vec();
+            let hash = ContentHash::of(&bytes);
+            assert!(
+                inner
+                    .commit_blocking(&rel, Some((bytes, hash)), None)
+                    .unwrap()
+            );
+        };
+        let remove = |path: &str| {
+            let rel = RelPath::parse(path).unwrap();
+            assert!(inner.commit_blocking(&rel, None, None).unwrap());
+        };
+
+        // Written before the sync's copy is created: the copy finds it there and is not written.
+        let file = incoming(&mirror, "before.txt", b"sync");
+        let claimed = claim(&mirror, &file).unwrap().unwrap();
+        newer("before.txt");
+        let written = write_new(&claimed.abs, &file.bytes);
+        assert!(matches!(written, Written::NotCreated));
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(false)
+        ));
+        assert_eq!(on_disk(&mirror, "before.txt").unwrap(), b"newer");
+        assert_eq!(
+            indexed(&mirror, "before.txt"),
+            Some(ContentHash::of(b"newer"))
+        );
+        assert!(!mirror.is_incoming(&file.rel));
+
+        // Written (renamed over the fresh copy) or deleted after it: not indexed.
+        for (path, change) in [("after.txt", true), ("deleted.txt", false)] {
+            let file = incoming(&mirror, path, b"sync");
+            let claimed = claim(&mirror, &file).unwrap().unwrap();
+            let written = write_new(&claimed.abs, &file.bytes);
+            assert!(matches!(written, Written::Whole(_)));
+            if change {
+                newer(path)
+            } else {
+                remove(path)
+            }
+            assert!(matches!(
+                inner.finish_incoming(&file, &claimed, written),
+                Ok(false)
+            ));
+            let expected = change.then(|| b"newer".to_vec());
+            assert_eq!(on_disk(&mirror, path), expected, "{path}");
+            assert_eq!(
+                indexed(&mirror, path),
+                expected.map(|b| ContentHash::of(&b))
+            );
+        }
+
+        // Its directory removed (and made again) meanwhile: the copy went with it.
+        newer("d/kept.txt");
+        let file = incoming(&mirror, "d/gone.txt", b"sync");
+        let claimed = claim(&mirror, &file).unwrap().unwrap();
+        let written = write_new(&claimed.abs, &file.bytes);
+        remove("d");
+        newer("d/other.txt");
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(false)
+        ));
+        assert_eq!(on_disk(&mirror, "d/gone.txt"), None);
+        assert_eq!(indexed(&mirror, "d/gone.txt"), None);
+
+        // Another directory removed meanwhile: the copy is still where it was written.
+        newer("e/x.txt");
+        let file = incoming(&mirror, "d/stays.txt", b"sync");
+        let claimed = claim(&mirror, &file).unwrap().unwrap();
+        let written = write_new(&claimed.abs, &file.bytes);
+        remove("e");
+        assert!(matches!(
+            inner.finish_incoming(&file, &claimed, written),
+            Ok(true)
+        ));
+        assert_eq!(on_disk(&mirror, "d/stays.txt").unwrap(), b"sync");
+        assert_eq!(
+            indexed(&mirror, "d/stays.txt"),
+            Some(ContentHash::of(b"sync"))
+        );
+
+        // The same path claimed twice (two connections of one upload): one writes.
+        let first = incoming(&mirror, "twice.txt", b"one");
+        let second = incoming(&mirror, "twice.txt", b"two");
+        let claimed = claim(&mirror, &first).unwrap().unwrap();
+        assert!(
+            claim(&mirror, &second).unwrap().is_none(),
+            "superseded by the claim"
+        );
+        let written = write_new(&claimed.abs, &first.bytes);
+        assert!(matches!(
+            inner.finish_incoming(&first, &claimed, written),
+            Ok(true)
+        ));
+        assert_eq!(on_disk(&mirror, "twice.txt").unwrap(), b"one");
+    }
+
+    #[tokio::test]
+    async fn writes_in_flight_count_against_the_project_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let config = crate::mirror::MirrorConfig {
+            limits: crate::limits::Limits {
+                max_files: 2,
+                max_total_bytes: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mirror = Mirror::open_with(dir.path(), &project, "/app", config)
+            .await
+            .unwrap();
+        let a = incoming(&mirror, "a", b"1234");
+        let b = incoming(&mirror, "b", b"1234");
+        let c = incoming(&mirror, "c", b"1");
+        let claimed_a = claim(&mirror, &a).unwrap().unwrap();
+        let too_big = incoming(&mirror, "b", b"1234567");
+        assert!(matches!(
+            claim(&mirror, &too_big),
+            Err(FileError::ProjectTooLarge { .. })
+        ));
+        let claimed_b = claim(&mirror, &b).unwrap().unwrap();
+        assert!(matches!(
+            claim(&mirror, &c),
+            Err(FileError::TooManyFiles { .. })
+        ));
+        // A write of its own while they are in flight is refused the same way.
+        let rel = RelPath::parse("d").unwrap();
+        let hash = ContentHash::of(b"1");
+        assert!(matches!(
+            mirror
+                .inner
+                .commit_blocking(&rel, Some((b"1".to_vec(), hash)), None),
+            Err(FileError::TooManyFiles { .. })
+        ));
+        for (file, claimed) in [(&a, claimed_a), (&b, claimed_b)] {
+            let written = write_new(&claimed.abs, &file.bytes);
+            assert!(matches!(
+                mirror.inner.finish_incoming(file, &claimed, written),
+                Ok(true)
+            ));
+        }
+        let state = mirror.inner.state.lock();
+        assert_eq!((state.reserved_files, state.reserved_bytes), (0, 0));
+        assert_eq!((state.index.len(), state.total), (2, 8));
+    }
+
+    /// Two batches at once (the receiver stores two while it reads): every file indexed and
+    /// whole, in directories both make.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_batches_store_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let batch = |n: usize| -> Vec<IncomingFile> {
+            (0..500)
+                .map(|i| {
+                    let bytes = format!("batch {n} file {i}")
+                        .repeat(i % 50 + 1)
+                        .into_bytes();
+                    incoming(
+                        &mirror,
+                        &format!("d{}/s{}/f{n}-{i}.txt", i % 7, i % 3),
+                        &bytes,
+                    )
+                })
+                .collect()
+        };
+        let (one, two) = (batch(1), batch(2));
+        let (m1, m2) = (mirror.clone(), mirror.clone());
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move { m1.store_incoming(one).await }),
+            tokio::spawn(async move { m2.store_incoming(two).await })
+        );
+        for (rel, result) in r1.unwrap().into_iter().chain(r2.unwrap()) {
+            assert!(matches!(result, Ok(true)), "{rel}: {result:?}");
+            let bytes = std::fs::read(mirror.root().join(rel.as_str())).unwrap();
+            assert_eq!(
+                indexed(&mirror, rel.as_str()),
+                Some(ContentHash::of(&bytes))
+            );
+            assert!(!mirror.is_incoming(&rel));
+        }
+        assert_eq!(mirror.file_count(), 1000);
+        let state = mirror.inner.state.lock();
+        assert_eq!((state.reserved_files, state.reserved_bytes), (0, 0));
     }
 }
