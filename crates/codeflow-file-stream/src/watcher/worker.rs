@@ -24,6 +24,10 @@ pub(super) struct BaselineWalk {
     cached: Vec<(RelPath, u64, u32)>,
 }
 
+/// Most threads the baseline's walk lists directories on (it uses no more than the machine
+/// has cores).
+const WALK_THREADS: usize = 4;
+
 /// A file's Unix permission bits.
 fn mode_of(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
@@ -118,10 +122,11 @@ impl Worker {
         let mut to_read: Vec<ToRead> = Vec::new();
         let mut to_read_abs: Vec<PathBuf> = Vec::new();
         let mut cached = Vec::new();
-        walk(
+        walk_parallel(
             &self.jail,
             &self.filter,
             &RelPath::root(),
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(WALK_THREADS)),
             &mut |_, abs, in_partial| {
                 if !in_partial {
                     events.watch(abs, control);
@@ -146,7 +151,7 @@ impl Worker {
                         mode,
                         size,
                     });
-                    to_read_abs.push(f.abs.to_path_buf());
+                    to_read_abs.push(f.abs);
                     return Ok(());
                 };
                 unwarmed.push(f.rel.clone());
