@@ -16,6 +16,7 @@
 use std::fs::{DirEntry, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -50,7 +51,8 @@ struct Listing {
 
 /// Walks `start` (a directory below `jail`'s root) depth-first through `filter`, calling
 /// `on_dir` for every admitted directory (including `start`; with whether it is in a partial
-/// directory) and `on_file` for every admitted regular file, in path order within a directory.
+/// directory) before it is listed, and `on_file` for every admitted regular file, in path
+/// order within a directory.
 pub(crate) fn walk(
     jail: &Jail,
     filter: &FileFilter,
@@ -59,12 +61,16 @@ pub(crate) fn walk(
     on_file: &mut dyn FnMut(WalkedFile) -> Result<(), FileError>,
 ) -> Result<(), FileError> {
     let limits = Limits::default();
-    let mut stack = vec![first_dir(jail, filter, start)?];
+    let first = first_dir(jail, filter, start)?;
+    on_dir(&first.rel, &first.abs, first.in_partial);
+    let mut stack = vec![first];
     while let Some(dir) = stack.pop() {
-        on_dir(&dir.rel, &dir.abs, dir.in_partial);
         let Some(listing) = list(jail, filter, &limits, &dir) else {
             continue;
         };
+        for sub in &listing.dirs {
+            on_dir(&sub.rel, &sub.abs, sub.in_partial);
+        }
         for file in listing.files {
             on_file(file)?;
         }
@@ -73,9 +79,11 @@ pub(crate) fn walk(
     Ok(())
 }
 
-/// [`walk`] on up to `threads` threads (this one included). The callbacks run one at a time
-/// (`on_dir` for a directory still before its listing), in no fixed order across
-/// directories; the first error of `on_file` stops the walk and is returned.
+/// [`walk`] on up to `threads` threads (this one included). The callbacks run one at a time,
+/// in no fixed order across directories: `on_dir` for a listing's subdirectories together
+/// (each still before its own listing), `on_file` for the files a thread found whenever no
+/// other thread is in it (so a thread never waits for it but at its end). The first error of
+/// `on_file` stops the walk and is returned.
 pub(crate) fn walk_parallel(
     jail: &Jail,
     filter: &FileFilter,
@@ -85,26 +93,40 @@ pub(crate) fn walk_parallel(
     on_file: &mut (dyn FnMut(WalkedFile) -> Result<(), FileError> + Send),
 ) -> Result<(), FileError> {
     let limits = Limits::default();
+    let first = first_dir(jail, filter, start)?;
+    on_dir(&first.rel, &first.abs, first.in_partial);
     let queue = Mutex::new(Queue {
-        dirs: vec![first_dir(jail, filter, start)?],
+        dirs: vec![first],
         busy: 0,
         failed: None,
     });
     let ready = Condvar::new();
     let on_dir = Mutex::new(on_dir);
     let on_file = Mutex::new(on_file);
+    let on_file_failed = AtomicBool::new(false);
     let work = || {
+        let mut found: Vec<WalkedFile> = Vec::new();
         while let Some(dir) = Queue::take(&queue, &ready) {
-            (*on_dir.lock())(&dir.rel, &dir.abs, dir.in_partial);
-            let (outcome, dirs) = match list(jail, filter, &limits, &dir) {
-                Some(listing) => {
-                    let mut on_file = on_file.lock();
-                    let outcome = listing.files.into_iter().try_for_each(|f| (*on_file)(f));
-                    (outcome, listing.dirs)
-                }
-                None => (Ok(()), Vec::new()),
+            let Some(listing) = list(jail, filter, &limits, &dir) else {
+                Queue::done(&queue, &ready, Ok(()), Vec::new());
+                continue;
             };
-            Queue::done(&queue, &ready, outcome, dirs);
+            if !listing.dirs.is_empty() {
+                let mut on_dir = on_dir.lock();
+                for sub in &listing.dirs {
+                    (*on_dir)(&sub.rel, &sub.abs, sub.in_partial);
+                }
+            }
+            found.extend(listing.files);
+            let outcome = match on_file.try_lock() {
+                Some(mut on_file) => hand_over(&mut found, &mut **on_file, &on_file_failed),
+                None => Ok(()),
+            };
+            Queue::done(&queue, &ready, outcome, listing.dirs);
+        }
+        if !found.is_empty() {
+            let outcome = hand_over(&mut found, &mut **on_file.lock(), &on_file_failed);
+            Queue::done_late(&queue, outcome);
         }
     };
     std::thread::scope(|scope| {
@@ -120,6 +142,24 @@ pub(crate) fn walk_parallel(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Hands the files found so far to `on_file` (called with its lock held), unless it failed
+/// before: then it is never called again.
+fn hand_over(
+    found: &mut Vec<WalkedFile>,
+    on_file: &mut dyn FnMut(WalkedFile) -> Result<(), FileError>,
+    failed: &AtomicBool,
+) -> Result<(), FileError> {
+    if failed.load(Ordering::Relaxed) {
+        found.clear();
+        return Ok(());
+    }
+    let outcome = found.drain(..).try_for_each(on_file);
+    if outcome.is_err() {
+        failed.store(true, Ordering::Relaxed);
+    }
+    outcome
 }
 
 /// The directories waiting to be listed by [`walk_parallel`]'s threads.
@@ -165,6 +205,14 @@ impl Queue {
         drop(q);
         if wake {
             ready.notify_all();
+        }
+    }
+
+    /// A thread's last files were handed over (after the walk): its error, if any, is the
+    /// walk's.
+    fn done_late(queue: &Mutex<Queue>, outcome: Result<(), FileError>) {
+        if let Err(e) = outcome {
+            queue.lock().failed.get_or_insert(e);
         }
     }
 }
