@@ -43,10 +43,12 @@ struct Dir {
     in_partial: bool,
 }
 
-/// What one listing found: the admitted files (with their metadata) and directories.
+/// What one listing found: the admitted files (with their metadata) and directories, and the
+/// entries the filter left out (path, whether a directory).
 struct Listing {
     files: Vec<WalkedFile>,
     dirs: Vec<Dir>,
+    left_out: Vec<(RelPath, bool)>,
 }
 
 /// Walks `start` (a directory below `jail`'s root) depth-first through `filter`, calling
@@ -83,7 +85,8 @@ pub(crate) fn walk(
 /// in no fixed order across directories: `on_dir` for a listing's subdirectories together
 /// (each still before its own listing), `on_file` for the files a thread found whenever no
 /// other thread is in it (so a thread never waits for it but at its end). The first error of
-/// `on_file` stops the walk and is returned.
+/// `on_file` stops the walk and is returned. Returns the entries the filter left out (path,
+/// whether a directory), for a second look once the filter knows more ([`walk_one`]).
 pub(crate) fn walk_parallel(
     jail: &Jail,
     filter: &FileFilter,
@@ -91,7 +94,7 @@ pub(crate) fn walk_parallel(
     threads: usize,
     on_dir: &mut (dyn FnMut(&RelPath, &Path, bool) + Send),
     on_file: &mut (dyn FnMut(WalkedFile) -> Result<(), FileError> + Send),
-) -> Result<(), FileError> {
+) -> Result<Vec<(RelPath, bool)>, FileError> {
     let limits = Limits::default();
     let first = first_dir(jail, filter, start)?;
     on_dir(&first.rel, &first.abs, first.in_partial);
@@ -99,6 +102,7 @@ pub(crate) fn walk_parallel(
         dirs: vec![first],
         busy: 0,
         failed: None,
+        left_out: Vec::new(),
     });
     let ready = Condvar::new();
     let on_dir = Mutex::new(on_dir);
@@ -107,8 +111,8 @@ pub(crate) fn walk_parallel(
     let work = || {
         let mut found: Vec<WalkedFile> = Vec::new();
         while let Some(dir) = Queue::take(&queue, &ready) {
-            let Some(listing) = list(jail, filter, &limits, &dir) else {
-                Queue::done(&queue, &ready, Ok(()), Vec::new());
+            let Some(mut listing) = list(jail, filter, &limits, &dir) else {
+                Queue::done(&queue, &ready, Ok(()), Vec::new(), Vec::new());
                 continue;
             };
             if !listing.dirs.is_empty() {
@@ -122,7 +126,8 @@ pub(crate) fn walk_parallel(
                 Some(mut on_file) => hand_over(&mut found, &mut **on_file, &on_file_failed),
                 None => Ok(()),
             };
-            Queue::done(&queue, &ready, outcome, listing.dirs);
+            let left_out = std::mem::take(&mut listing.left_out);
+            Queue::done(&queue, &ready, outcome, listing.dirs, left_out);
         }
         if !found.is_empty() {
             let outcome = hand_over(&mut found, &mut **on_file.lock(), &on_file_failed);
@@ -138,8 +143,37 @@ pub(crate) fn walk_parallel(
         }
         work();
     });
-    match queue.into_inner().failed {
+    let queue = queue.into_inner();
+    match queue.failed {
         Some(e) => Err(e),
+        None => Ok(queue.left_out),
+    }
+}
+
+/// Takes `rel`, an entry a walk's filter left out (`is_dir`: it was a directory) and admits
+/// now: a directory is walked ([`walk`]), a file handed to `on_file` as a walk would.
+pub(crate) fn walk_one(
+    jail: &Jail,
+    filter: &FileFilter,
+    rel: &RelPath,
+    is_dir: bool,
+    on_dir: &mut dyn FnMut(&RelPath, &Path, bool),
+    on_file: &mut dyn FnMut(WalkedFile) -> Result<(), FileError>,
+) -> Result<(), FileError> {
+    if is_dir {
+        return walk(jail, filter, rel, on_dir, on_file);
+    }
+    let abs = jail.canonical_root().join(rel.as_str());
+    let Ok(lstat) = std::fs::symlink_metadata(&abs) else {
+        return Ok(());
+    };
+    let file_type = lstat.file_type();
+    match file_meta(jail, rel, &abs, file_type, || Ok(lstat)) {
+        Some(meta) => on_file(WalkedFile {
+            rel: rel.clone(),
+            abs,
+            meta,
+        }),
         None => Ok(()),
     }
 }
@@ -168,6 +202,8 @@ struct Queue {
     /// Directories being listed: while any is, more may come.
     busy: usize,
     failed: Option<FileError>,
+    /// What the listings' filter left out.
+    left_out: Vec<(RelPath, bool)>,
 }
 
 impl Queue {
@@ -190,10 +226,18 @@ impl Queue {
         }
     }
 
-    /// A directory is listed: its subdirectories wait their turn, or its error ends the walk.
-    fn done(queue: &Mutex<Queue>, ready: &Condvar, outcome: Result<(), FileError>, dirs: Vec<Dir>) {
+    /// A directory is listed: its subdirectories wait their turn (what its filter left out is
+    /// kept), or its error ends the walk.
+    fn done(
+        queue: &Mutex<Queue>,
+        ready: &Condvar,
+        outcome: Result<(), FileError>,
+        dirs: Vec<Dir>,
+        left_out: Vec<(RelPath, bool)>,
+    ) {
         let mut q = queue.lock();
         q.busy -= 1;
+        q.left_out.extend(left_out);
         let wake = match outcome {
             Ok(()) => !dirs.is_empty() || q.busy == 0,
             Err(e) => {
@@ -258,6 +302,7 @@ fn list(jail: &Jail, filter: &FileFilter, limits: &Limits, dir: &Dir) -> Option<
     let mut listing = Listing {
         files: Vec::new(),
         dirs: Vec::new(),
+        left_out: Vec::new(),
     };
     for (name, entry) in named {
         let Ok(rel) = dir.rel.child(&name, limits) else {
@@ -274,31 +319,45 @@ fn list(jail: &Jail, filter: &FileFilter, limits: &Limits, dir: &Dir) -> Option<
                     above: Arc::clone(&rules),
                     in_partial: rules.in_partial || filter.is_partial_dir(&name),
                 });
+            } else {
+                listing.left_out.push((rel, true));
             }
             continue;
         }
-        if !(file_type.is_file() || file_type.is_symlink()) || !filter.admits(&rules, &rel, false) {
+        if !(file_type.is_file() || file_type.is_symlink()) {
+            continue;
+        }
+        if !filter.admits(&rules, &rel, false) {
+            listing.left_out.push((rel, false));
             continue;
         }
         let abs = child_path(&dir.abs, &name);
-        let meta = if file_type.is_symlink() {
-            // Followed only to a regular file inside the root.
-            if jail.resolve(&rel).is_err() {
-                continue;
-            }
-            match std::fs::metadata(&abs) {
-                Ok(meta) if meta.is_file() => meta,
-                _ => continue,
-            }
-        } else {
-            match entry.metadata() {
-                Ok(meta) => meta,
-                Err(_) => continue,
-            }
-        };
-        listing.files.push(WalkedFile { rel, abs, meta });
+        if let Some(meta) = file_meta(jail, &rel, &abs, file_type, || entry.metadata()) {
+            listing.files.push(WalkedFile { rel, abs, meta });
+        }
     }
     Some(listing)
+}
+
+/// The metadata of an entry the filter admitted as a file: a regular file's own (`stat`, read
+/// only then), a symlink's target's when it is a regular file inside the root; `None` for
+/// anything else, or what vanished.
+fn file_meta(
+    jail: &Jail,
+    rel: &RelPath,
+    abs: &Path,
+    file_type: std::fs::FileType,
+    stat: impl FnOnce() -> std::io::Result<Metadata>,
+) -> Option<Metadata> {
+    if file_type.is_symlink() {
+        // Followed only to a regular file inside the root.
+        jail.resolve(rel).ok()?;
+        return std::fs::metadata(abs).ok().filter(Metadata::is_file);
+    }
+    if !file_type.is_file() {
+        return None;
+    }
+    stat().ok()
 }
 
 /// `dir/name`, in one allocation.

@@ -59,7 +59,7 @@ use crate::manifest::{Manifest, mtime_ms};
 use crate::paths::{ClientPath, RelPath};
 use crate::protocol::{ContentHash, FileChanged, ManifestEntry};
 use crate::read_many::{Read, read_many};
-use crate::walk::{walk, walk_parallel};
+use crate::walk::{WalkedFile, walk, walk_one, walk_parallel};
 
 /// Tuning of a [`Watcher`].
 #[derive(Debug, Clone)]
