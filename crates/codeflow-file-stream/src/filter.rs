@@ -79,8 +79,6 @@ pub struct FileFilter {
     info_exclude: Option<Gitignore>,
     /// The files git tracks under the root (`None`: not a repository, or not read).
     tracked: Option<TrackedFiles>,
-    /// Whether a directory (relative path) is `.gitignore`d, for [`FileFilter::behind_ignored_way`].
-    dirs_ignored: Mutex<HashMap<String, bool>>,
 }
 
 fn build(root: &Path, patterns: &[String]) -> Result<Gitignore, FileError> {
@@ -110,7 +108,6 @@ impl FileFilter {
             gitignores: Mutex::new(HashMap::new()),
             info_exclude,
             tracked: None,
-            dirs_ignored: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,7 +157,6 @@ impl FileFilter {
     /// Forgets cached `.gitignore` files (call when one changed).
     pub fn reload_gitignores(&self) {
         self.gitignores.lock().clear();
-        self.dirs_ignored.lock().clear();
     }
 
     fn tracked_file(&self, rel: &RelPath) -> bool {
@@ -177,35 +173,46 @@ impl FileFilter {
         self.config.partial_dirs.iter().any(|d| d == name)
     }
 
-    /// Decides one entry whose ancestors were all admitted. `in_partial`: an ancestor is a
-    /// partial directory.
-    pub(crate) fn admits(&self, rel: &RelPath, is_dir: bool, in_partial: bool) -> bool {
+    /// The rules of the directory `dir`'s entries, worked out from the root down.
+    pub(crate) fn rules_of(&self, dir: &RelPath) -> DirRules {
+        let mut rules = DirRules::default().child(self, &RelPath::root(), None);
+        let mut prefix = RelPath::root();
+        for part in dir.components() {
+            prefix = prefix.join_name(part);
+            rules = rules.child(self, &prefix, None);
+        }
+        rules
+    }
+
+    /// Decides one entry of a directory whose ancestors were all admitted, by that
+    /// directory's `rules` ([`FileFilter::rules_of`], [`DirRules::child`]).
+    pub(crate) fn admits(&self, rules: &DirRules, rel: &RelPath, is_dir: bool) -> bool {
         if rel.is_root() {
             return true;
         }
         if self.exclude.matched(rel.as_str(), is_dir).is_ignore() {
             return false;
         }
-        let name = rel.components().last().unwrap_or_default();
+        let name = rel.as_str().rsplit('/').next().unwrap_or_default();
         if is_dir {
-            if in_partial || self.is_partial_dir(name) || self.tracked_dir(rel.as_str()) {
+            if rules.in_partial || self.is_partial_dir(name) || self.tracked_dir(rel.as_str()) {
                 return true;
             }
-            if self.behind_ignored_way(rel) {
+            if rules.behind_ignored_way {
                 return self.leads_to_always(rel, true);
             }
-            return !self.gitignored(rel, true) || self.leads_to_always(rel, true);
+            return !self.gitignored(rules, rel, true) || self.leads_to_always(rel, true);
         }
-        if in_partial {
+        if rules.in_partial {
             return self.keep.matched(name, false).is_ignore();
         }
         if self.tracked_file(rel) {
             return true;
         }
-        if self.behind_ignored_way(rel) {
+        if rules.behind_ignored_way {
             return self.leads_to_always(rel, is_dir);
         }
-        !self.gitignored(rel, false) || self.leads_to_always(rel, false)
+        !self.gitignored(rules, rel, false) || self.leads_to_always(rel, false)
     }
 
     /// Whether `rel` is one of the `always` files (`is_dir` false) or a directory on the way
@@ -222,34 +229,6 @@ impl FileFilter {
         })
     }
 
-    /// Whether an ancestor of `rel` is an ignored directory admitted only as the way to an
-    /// `always` file or to tracked files: then only what leads to one of those is taken from
-    /// it.
-    fn behind_ignored_way(&self, rel: &RelPath) -> bool {
-        let path = rel.as_str();
-        let mut end = 0;
-        while let Some(slash) = path[end..].find('/') {
-            end += slash;
-            let dir = &path[..end];
-            if (self.leads_to_always_dir(dir) || self.tracked_dir(dir)) && self.dir_ignored(dir) {
-                return true;
-            }
-            end += 1;
-        }
-        false
-    }
-
-    /// Whether `.gitignore` ignores the directory `dir` (remembered until
-    /// [`FileFilter::reload_gitignores`]).
-    fn dir_ignored(&self, dir: &str) -> bool {
-        if let Some(known) = self.dirs_ignored.lock().get(dir) {
-            return *known;
-        }
-        let ignored = RelPath::parse(dir).is_ok_and(|d| self.gitignored(&d, true));
-        self.dirs_ignored.lock().insert(dir.to_owned(), ignored);
-        ignored
-    }
-
     fn leads_to_always_dir(&self, dir: &str) -> bool {
         self.config.always.iter().any(|a| {
             a.strip_prefix(dir)
@@ -260,48 +239,41 @@ impl FileFilter {
     /// Decides a path on its own, checking every ancestor (for watcher events).
     pub fn is_included(&self, rel: &RelPath, is_dir: bool) -> bool {
         let parts: Vec<&str> = rel.components().collect();
-        let mut in_partial = false;
+        let mut rules = self.rules_of(&RelPath::root());
         let mut prefix = RelPath::root();
         for (i, part) in parts.iter().enumerate() {
             prefix = prefix.join_name(part);
             let last = i + 1 == parts.len();
-            let dir = !last || is_dir;
-            if !self.admits(&prefix, dir, in_partial) {
+            if !self.admits(&rules, &prefix, !last || is_dir) {
                 return false;
             }
-            if dir && self.is_partial_dir(part) {
-                in_partial = true;
+            if !last {
+                rules = rules.child(self, &prefix, None);
             }
         }
         true
     }
 
-    fn gitignored(&self, rel: &RelPath, is_dir: bool) -> bool {
+    /// Whether `.gitignore` (and `.git/info/exclude`) leave out `rel`, an entry of the
+    /// directory `rules` are of.
+    fn gitignored(&self, rules: &DirRules, rel: &RelPath, is_dir: bool) -> bool {
         if !self.config.respect_gitignore {
             return false;
         }
+        let path = rel.as_str();
         let mut ignored = self
             .info_exclude
             .as_ref()
-            .is_some_and(|g| g.matched(rel.as_str(), is_dir).is_ignore());
+            .is_some_and(|g| g.matched(path, is_dir).is_ignore());
         // Every directory from the root down to the entry's parent may hold a .gitignore;
         // deeper files take precedence.
-        let parts: Vec<&str> = rel.components().collect();
-        let mut dir = String::new();
-        for depth in 0..parts.len() {
-            if let Some(gi) = self.gitignore_of(&dir) {
-                let below = parts[depth..].join("/");
-                let m = gi.matched(&below, is_dir);
-                if m.is_ignore() {
-                    ignored = true;
-                } else if m.is_whitelist() {
-                    ignored = false;
-                }
+        for (gi, at) in &rules.gitignores {
+            let m = gi.matched(&path[*at..], is_dir);
+            if m.is_ignore() {
+                ignored = true;
+            } else if m.is_whitelist() {
+                ignored = false;
             }
-            if !dir.is_empty() {
-                dir.push('/');
-            }
-            dir.push_str(parts[depth]);
         }
         ignored
     }
@@ -319,6 +291,56 @@ impl FileFilter {
         let gi = file.is_file().then(|| Arc::new(Gitignore::new(&file).0));
         self.gitignores.lock().insert(dir.to_owned(), gi.clone());
         gi
+    }
+}
+
+/// What the entries of one directory are judged by, worked out once for the directory (a
+/// walk judges every entry of a tree): the `.gitignore` files on the way to it, and whether
+/// the way goes through a partial directory or an ignored one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DirRules {
+    /// The `.gitignore` matchers of the root and of every directory down to this one, each
+    /// with the byte offset in an entry's path where the part below its directory starts.
+    gitignores: Vec<(Arc<Gitignore>, usize)>,
+    /// This directory or an ancestor is a partial directory.
+    pub(crate) in_partial: bool,
+    /// This directory or an ancestor is an ignored directory admitted only as the way to an
+    /// `always` file or to tracked files: only what leads to one of those is taken from it.
+    behind_ignored_way: bool,
+}
+
+impl DirRules {
+    /// The rules of `dir`, an admitted directory whose parent these are the rules of (of the
+    /// root: from the default rules). `has_gitignore`: whether its listing has a
+    /// `.gitignore` (`None`: look).
+    pub(crate) fn child(
+        &self,
+        filter: &FileFilter,
+        dir: &RelPath,
+        has_gitignore: Option<bool>,
+    ) -> DirRules {
+        let mut rules = self.clone();
+        let path = dir.as_str();
+        if !dir.is_root() {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            rules.in_partial |= filter.is_partial_dir(name);
+            rules.behind_ignored_way |= (filter.leads_to_always_dir(path)
+                || filter.tracked_dir(path))
+                && self.ignores_dir(filter, dir);
+        }
+        if filter.config.respect_gitignore
+            && has_gitignore != Some(false)
+            && let Some(gi) = filter.gitignore_of(path)
+        {
+            let at = if dir.is_root() { 0 } else { path.len() + 1 };
+            rules.gitignores.push((gi, at));
+        }
+        rules
+    }
+
+    /// Whether `.gitignore` ignores `dir`, an entry of the directory these are the rules of.
+    fn ignores_dir(&self, filter: &FileFilter, dir: &RelPath) -> bool {
+        filter.gitignored(self, dir, true)
     }
 }
 

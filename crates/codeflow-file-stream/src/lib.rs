@@ -92,6 +92,7 @@ mod read_many;
 mod server_files;
 mod tracked;
 pub mod transfer;
+mod walk;
 pub mod watcher;
 pub mod write_back;
 

@@ -12,6 +12,7 @@ use crate::jail::Jail;
 use crate::limits::Limits;
 use crate::paths::RelPath;
 use crate::protocol::{ContentHash, ManifestEntry, SyncManifestParams};
+use crate::walk::walk;
 
 /// The files of a project, keyed by relative path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,85 +28,6 @@ pub(crate) fn mtime_ms(meta: &Metadata) -> u64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// One regular file met by [`walk`].
-pub(crate) struct WalkedFile<'a> {
-    pub rel: RelPath,
-    pub abs: &'a Path,
-    pub meta: Metadata,
-}
-
-/// Walks `start` (a directory below `jail`'s root) depth-first through `filter`, calling
-/// `on_dir` for every admitted directory (including `start`) and `on_file` for every admitted
-/// regular file. Symlinks to files inside the root count as files; other symlinks are skipped.
-pub(crate) fn walk(
-    jail: &Jail,
-    filter: &FileFilter,
-    start: &RelPath,
-    on_dir: &mut dyn FnMut(&RelPath, &Path, bool),
-    on_file: &mut dyn FnMut(WalkedFile<'_>) -> Result<(), FileError>,
-) -> Result<(), FileError> {
-    let in_partial = start.components().any(|c| filter.is_partial_dir(c));
-    let mut stack = vec![(start.clone(), in_partial)];
-    while let Some((dir, in_partial)) = stack.pop() {
-        let abs_dir = jail.resolve(&dir)?;
-        on_dir(&dir, &abs_dir, in_partial);
-        let entries = match std::fs::read_dir(&abs_dir) {
-            Ok(e) => e,
-            // Vanished or unreadable directories are skipped, not fatal: the tree is live.
-            Err(e) => {
-                tracing::debug!(dir = %dir, error = %e, "skipping unreadable directory");
-                continue;
-            }
-        };
-        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
-        names.sort_by_key(|e| e.file_name());
-        for entry in names {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                tracing::debug!(dir = %dir, "skipping a non-UTF-8 file name");
-                continue;
-            };
-            let Ok(rel) = RelPath::parse(dir.join_name(&name).as_str()) else {
-                continue;
-            };
-            let Ok(ft) = entry.file_type() else { continue };
-            let abs = entry.path();
-            let (is_dir, meta) = if ft.is_symlink() {
-                // Follow only symlinks to regular files that stay inside the root.
-                if jail.resolve(&rel).is_err() {
-                    continue;
-                }
-                match std::fs::metadata(&abs) {
-                    Ok(m) if m.is_file() => (false, Some(m)),
-                    _ => continue,
-                }
-            } else if ft.is_dir() {
-                (true, None)
-            } else if ft.is_file() {
-                match entry.metadata() {
-                    Ok(m) => (false, Some(m)),
-                    Err(_) => continue,
-                }
-            } else {
-                continue;
-            };
-            if !filter.admits(&rel, is_dir, in_partial) {
-                continue;
-            }
-            if let Some(meta) = meta {
-                on_file(WalkedFile {
-                    rel,
-                    abs: &abs,
-                    meta,
-                })?;
-            } else {
-                let partial = in_partial || filter.is_partial_dir(&name);
-                stack.push((rel, partial));
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Manifest {
@@ -151,7 +73,7 @@ impl Manifest {
                 manifest.skipped.push((f.rel, size));
                 return Ok(());
             }
-            let bytes = match std::fs::read(f.abs) {
+            let bytes = match std::fs::read(&f.abs) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::debug!(path = %f.rel, error = %e, "file vanished during scan");

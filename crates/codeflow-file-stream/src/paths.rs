@@ -59,10 +59,42 @@ impl RelPath {
     /// `self/name` (name must be one checked component).
     pub(crate) fn join_name(&self, name: &str) -> RelPath {
         if self.0.is_empty() {
-            RelPath(name.to_owned())
-        } else {
-            RelPath(format!("{}/{name}", self.0))
+            return RelPath(name.to_owned());
         }
+        let mut path = String::with_capacity(self.0.len() + 1 + name.len());
+        path.push_str(&self.0);
+        path.push('/');
+        path.push_str(name);
+        RelPath(path)
+    }
+
+    /// `self/name` for a name read from a directory listing, checked as
+    /// [`RelPath::parse_with`] checks the whole path (a walk makes one per file: checking
+    /// only the new component, and one allocation).
+    pub(crate) fn child(&self, name: &str, limits: &Limits) -> Result<RelPath, FileError> {
+        if check_raw(name, limits)? != [name] {
+            return Err(FileError::rejected(format!(
+                "`{name}` is not one path component"
+            )));
+        }
+        let len = if self.0.is_empty() {
+            name.len()
+        } else {
+            self.0.len() + 1 + name.len()
+        };
+        if len > limits.max_path_len {
+            return Err(FileError::rejected(format!(
+                "path is {len} bytes, over the limit of {}",
+                limits.max_path_len
+            )));
+        }
+        let mut path = String::with_capacity(len);
+        if !self.0.is_empty() {
+            path.push_str(&self.0);
+            path.push('/');
+        }
+        path.push_str(name);
+        Ok(RelPath(path))
     }
 
     /// True when `self` is `dir` or lies below it.
@@ -351,5 +383,42 @@ mod tests {
         );
         assert!(m.uri_to_client("file:///etc/passwd").is_err());
         assert!(m.uri_to_mirror("file:///app/%2e%2e/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_child_is_checked_as_the_whole_path_would_be() {
+        let limits = Limits {
+            max_path_len: 12,
+            ..Limits::default()
+        };
+        let dir = RelPath::parse("ab/cd").unwrap_or_else(|e| panic!("{e}"));
+        for name in [
+            "ok.rs",
+            "x%2Ey",
+            "x%25",
+            "a\\b",
+            "a\u{7}b",
+            "..",
+            ".",
+            "",
+            "a/b",
+            "toolong.rs",
+            "%C0",
+        ] {
+            let joined = format!("ab/cd/{name}");
+            let whole = RelPath::parse_with(&joined, &limits)
+                .ok()
+                .filter(|p| p.components().count() == 3);
+            assert_eq!(dir.child(name, &limits).ok(), whole, "{name:?}");
+        }
+        assert_eq!(
+            RelPath::root().child("a", &limits).ok(),
+            RelPath::parse("a").ok()
+        );
+        assert_eq!(
+            dir.join_name("e").as_str(),
+            "ab/cd/e",
+            "join_name without a check"
+        );
     }
 }

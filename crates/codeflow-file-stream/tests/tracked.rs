@@ -150,6 +150,57 @@ async fn a_root_below_the_repository_top_streams_its_tracked_files() {
     watcher.stop().await;
 }
 
+/// The start-up walk runs while git's index is read: what the index adds (a tracked file a
+/// pattern names, a tracked file's ignored directory) is in the first scan all the same, in
+/// the walk's figures and in the feed.
+#[tokio::test]
+async fn what_git_tracks_is_in_the_streamed_first_scan() {
+    let dir = temp();
+    write(dir.path(), ".gitignore", b"*.h\nlib/\n");
+    write(dir.path(), "src/main.c", b"int main;\n");
+    write(dir.path(), "src/api.h", b"int api;\n");
+    write(dir.path(), "src/other.h", b"int other;\n");
+    write(dir.path(), "lib/deep/a.c", b"int a;\n");
+    write(dir.path(), "lib/deep/b.o", b"obj");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", ".gitignore", "src/main.c"]);
+    git(dir.path(), &["add", "-f", "src/api.h", "lib/deep/a.c"]);
+    let root = root_str(dir.path());
+    let (sink, mut rx) = mpsc::channel(64);
+    let (watcher, mut feed) =
+        Watcher::start_streaming(&root, WatcherConfig::default(), sink, 1 << 20)
+            .await
+            .expect("watcher");
+    assert_eq!(feed.walked.files, 4, "{:?}", feed.walked);
+    let mut fed = Vec::new();
+    while let Some(file) = feed.next().await {
+        fed.push(file.rel.as_str().to_owned());
+    }
+    fed.sort();
+    assert_eq!(
+        fed,
+        [".gitignore", "lib/deep/a.c", "src/api.h", "src/main.c"]
+    );
+    let manifest = feed
+        .take_manifest()
+        .expect("manifest")
+        .await
+        .expect("scan")
+        .expect("manifest");
+    assert!(manifest.get(&rel("src/api.h")).is_some());
+    assert!(manifest.get(&rel("src/other.h")).is_none());
+    // The tracked file's ignored directory is watched too.
+    write(dir.path(), "lib/deep/a.c", b"int a = 2;\n");
+    wait_for(
+        &watcher,
+        &mut rx,
+        &format!("{root}/lib/deep/a.c"),
+        ChangeType::Changed,
+    )
+    .await;
+    watcher.stop().await;
+}
+
 #[tokio::test]
 async fn outside_a_repository_gitignore_alone_decides() {
     let dir = temp();

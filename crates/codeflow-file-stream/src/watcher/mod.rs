@@ -55,10 +55,11 @@ use crate::filter::{ExcludeConfig, FileFilter};
 use crate::hash_cache::{HashCache, Settling, Stamp};
 use crate::jail::Jail;
 use crate::limits::Limits;
-use crate::manifest::{Manifest, mtime_ms, walk};
+use crate::manifest::{Manifest, mtime_ms};
 use crate::paths::{ClientPath, RelPath};
 use crate::protocol::{ContentHash, FileChanged, ManifestEntry};
 use crate::read_many::{Read, read_many};
+use crate::walk::{WalkedFile, walk, walk_one, walk_parallel};
 
 /// Tuning of a [`Watcher`].
 #[derive(Debug, Clone)]

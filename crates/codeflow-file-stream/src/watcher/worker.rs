@@ -1,6 +1,7 @@
 //! The watcher thread: its start (the baseline scan and hash cache), its loop, and its idle
 //! work (settling fresh hashes, warming delta texts).
 
+use super::git_index::IndexReading;
 use super::*;
 
 /// A file the baseline's walk left to the read pass.
@@ -23,6 +24,10 @@ pub(super) struct BaselineWalk {
     /// Files whose hash came from the cache: path, size, mode.
     cached: Vec<(RelPath, u64, u32)>,
 }
+
+/// Most threads the baseline's walk lists directories on (it uses no more than the machine
+/// has cores).
+const WALK_THREADS: usize = 4;
 
 /// A file's Unix permission bits.
 fn mode_of(meta: &std::fs::Metadata) -> u32 {
@@ -58,7 +63,7 @@ impl Worker {
             // Network and FUSE file systems may change without an event.
             control.quiet.lose_exactness();
         }
-        let mut worker = Worker {
+        let worker = Worker {
             settling,
             texts: ContentCache::new(config.delta_cache_bytes),
             jail,
@@ -86,7 +91,6 @@ impl Worker {
             git_index: None,
             index_changed: false,
         };
-        worker.read_git_index();
         Ok(worker)
     }
 
@@ -99,8 +103,10 @@ impl Worker {
     }
 
     /// The baseline's walk: stats every admitted file, watches every admitted directory, and
-    /// takes what the hash cache vouches for; the files left to read come back.
+    /// takes what the hash cache vouches for; the files left to read come back. git's index is
+    /// read meanwhile (see `git_index.rs`); the walk lists directories on a few threads.
     pub(super) fn walk_baseline(&mut self) -> Result<BaselineWalk, FileError> {
+        let reading = self.read_git_index_behind();
         let (events, control) = (&mut self.events, &self.control);
         let mut manifest = Manifest::default();
         let mut total = 0u64;
@@ -118,59 +124,84 @@ impl Worker {
         let mut to_read: Vec<ToRead> = Vec::new();
         let mut to_read_abs: Vec<PathBuf> = Vec::new();
         let mut cached = Vec::new();
-        walk(
+        let mut on_dir = |_: &RelPath, abs: &Path, in_partial: bool| {
+            if !in_partial {
+                events.watch(abs, control);
+            }
+        };
+        let mut on_file = |f: WalkedFile| -> Result<(), FileError> {
+            let size = f.meta.len();
+            if limits.check_file_size(f.rel.as_str(), size).is_err() {
+                tracing::warn!(path = %f.rel, size, "file over the size limit is not streamed");
+                return Ok(());
+            }
+            total += size;
+            limits.check_project(manifest.len() as u64 + to_read.len() as u64 + 1, total)?;
+            let stamp = Stamp::of(&f.meta);
+            let mtime = mtime_ms(&f.meta);
+            let mode = mode_of(&f.meta);
+            let Some(hash) = cache.lookup(&f.rel, &stamp) else {
+                to_read.push(ToRead {
+                    rel: f.rel,
+                    stamp,
+                    mtime,
+                    mode,
+                    size,
+                });
+                to_read_abs.push(f.abs);
+                return Ok(());
+            };
+            unwarmed.push(f.rel.clone());
+            cached.push((f.rel.clone(), size, mode));
+            manifest.insert(
+                f.rel.clone(),
+                ManifestEntry {
+                    path: f.rel.as_str().to_owned(),
+                    size,
+                    mtime,
+                    hash: hash.clone(),
+                },
+            );
+            known.insert(
+                f.rel,
+                Known {
+                    hash,
+                    stamp,
+                    read_at: started,
+                },
+            );
+            Ok(())
+        };
+        let left_out = walk_parallel(
             &self.jail,
             &self.filter,
             &RelPath::root(),
-            &mut |_, abs, in_partial| {
-                if !in_partial {
-                    events.watch(abs, control);
-                }
-            },
-            &mut |f| {
-                let size = f.meta.len();
-                if limits.check_file_size(f.rel.as_str(), size).is_err() {
-                    tracing::warn!(path = %f.rel, size, "file over the size limit is not streamed");
-                    return Ok(());
-                }
-                total += size;
-                limits.check_project(manifest.len() as u64 + to_read.len() as u64 + 1, total)?;
-                let stamp = Stamp::of(&f.meta);
-                let mtime = mtime_ms(&f.meta);
-                let mode = mode_of(&f.meta);
-                let Some(hash) = cache.lookup(&f.rel, &stamp) else {
-                    to_read.push(ToRead {
-                        rel: f.rel,
-                        stamp,
-                        mtime,
-                        mode,
-                        size,
-                    });
-                    to_read_abs.push(f.abs.to_path_buf());
-                    return Ok(());
-                };
-                unwarmed.push(f.rel.clone());
-                cached.push((f.rel.clone(), size, mode));
-                manifest.insert(
-                    f.rel.clone(),
-                    ManifestEntry {
-                        path: f.rel.as_str().to_owned(),
-                        size,
-                        mtime,
-                        hash: hash.clone(),
-                    },
-                );
-                known.insert(
-                    f.rel,
-                    Known {
-                        hash,
-                        stamp,
-                        read_at: started,
-                    },
-                );
-                Ok(())
-            },
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(WALK_THREADS)),
+            &mut on_dir,
+            &mut on_file,
         )?;
+        // git's index, read meanwhile: the files it tracks are streamed whatever `.gitignore`
+        // says, so what the walk left out may be in after all (rarely: a tracked file that a
+        // pattern names).
+        let mut index = None;
+        if let Some(read) = reading.and_then(IndexReading::finish) {
+            index = read.index;
+            if self.filter.set_tracked(read.tracked) {
+                for (rel, is_dir) in &left_out {
+                    if self.filter.is_included(rel, *is_dir) {
+                        walk_one(
+                            &self.jail,
+                            &self.filter,
+                            rel,
+                            *is_dir,
+                            &mut on_dir,
+                            &mut on_file,
+                        )?;
+                    }
+                }
+            }
+        }
+        self.watch_git_index(index);
         Ok(BaselineWalk {
             manifest,
             known,
