@@ -395,11 +395,11 @@ impl Mirror {
         }
         let limits = self.inner.config.limits;
         limits.check_project(manifest.len() as u64, manifest.total_bytes())?;
-        let plan = self.plan(manifest);
+        let mut plan = self.plan(manifest);
         report.unchanged = manifest.len() - plan.needed.len();
 
         // Deletions first: they free room and cannot conflict with fetches.
-        report.removed = self.remove_unlisted(manifest).await?;
+        report.removed = self.remove_paths(std::mem::take(&mut plan.removed)).await?;
 
         let mut todo = Vec::new();
         for rel in plan.needed {

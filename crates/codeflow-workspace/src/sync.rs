@@ -401,6 +401,14 @@ pub(crate) struct ParsedManifest {
 
 impl ParsedManifest {
     pub(crate) fn parse(caller: &Caller, params: Option<Value>) -> Result<Self, ErrorObject> {
+        Self::parse_with(&caller.workspaces().config().mirror.limits, params)
+    }
+
+    /// [`Self::parse`] under the server's `limits`.
+    pub(crate) fn parse_with(
+        limits: &codeflow_file_stream::Limits,
+        params: Option<Value>,
+    ) -> Result<Self, ErrorObject> {
         let params: SyncManifestParams = serde_json::from_value(params.unwrap_or(Value::Null))
             .map_err(|e| {
                 ErrorObject::new(
@@ -411,8 +419,7 @@ impl ParsedManifest {
         let dry_run = params.dry_run;
         let offers_transfers = params.transfers;
         let offers_all = params.transfers && params.upload_all;
-        let manifest = Manifest::from_params(params, &caller.workspaces().config().mirror.limits)
-            .map_err(|e| file_error(&e))?;
+        let manifest = Manifest::from_params(params, limits).map_err(|e| file_error(&e))?;
         Ok(Self {
             manifest,
             dry_run,

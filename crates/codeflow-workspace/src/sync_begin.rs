@@ -99,7 +99,17 @@ async fn sync_with(
         )
         .await;
     };
-    let parsed = ParsedManifest::parse(caller, params)?;
+    // 10,000 entries take milliseconds: off the runtime's threads, which meanwhile read the
+    // upload's frames.
+    let limits = caller.workspaces().config().mirror.limits;
+    let parsed = tokio::task::spawn_blocking(move || ParsedManifest::parse_with(&limits, params))
+        .await
+        .map_err(|e| {
+            ErrorObject::new(
+                codes::INTERNAL_ERROR,
+                format!("parsing the manifest failed: {e}"),
+            )
+        })??;
     tokio::select! {
         () = files.upload_over(&operation_id) => {}
         () = session.closed() => {

@@ -233,11 +233,10 @@ impl SyncUpload {
     /// The sync is over: nothing more is stored, and reads of what did not arrive go to disk.
     pub fn end(&self) {
         if !self.ended.swap(true, Ordering::SeqCst) {
-            let rels: Vec<RelPath> = match &self.streamed {
-                Some(announced) => announced.lock().indices.keys().cloned().collect(),
-                None => self.files.iter().map(|f| f.rel.clone()).collect(),
-            };
-            self.mirror.end_incoming(&rels);
+            match &self.streamed {
+                Some(announced) => self.mirror.end_incoming(announced.lock().indices.keys()),
+                None => self.mirror.end_incoming(self.files.iter().map(|f| &f.rel)),
+            }
         }
     }
 

@@ -57,10 +57,14 @@ impl Mirror {
 
     /// The sync is over (finished, failed or abandoned): reads of what it did not store go to
     /// the disk again.
-    pub fn end_incoming(&self, rels: &[RelPath]) {
+    pub fn end_incoming<'a>(&self, rels: impl IntoIterator<Item = &'a RelPath>) {
         {
             let mut state = self.inner.state.lock();
             for rel in rels {
+                // Usually every file came: nothing left to look up.
+                if state.incoming.is_empty() {
+                    break;
+                }
                 state.incoming.remove(rel);
             }
         }
@@ -84,11 +88,16 @@ impl Mirror {
     /// Deletes the mirror files `manifest` does not list (a sync's first step: it frees room and
     /// cannot conflict with what is fetched). Returns what it deleted.
     pub async fn remove_unlisted(&self, manifest: &Manifest) -> Result<Vec<RelPath>, FileError> {
+        self.remove_paths(self.plan(manifest).removed).await
+    }
+
+    /// Deletes `rels` from the mirror (a plan's `removed`); returns what it deleted.
+    pub(super) async fn remove_paths(&self, rels: Vec<RelPath>) -> Result<Vec<RelPath>, FileError> {
         let mut removed = Vec::new();
         if self.inner.shared {
             return Ok(removed);
         }
-        for rel in self.plan(manifest).removed {
+        for rel in rels {
             let version = self.inner.state.lock().version(&rel);
             if self.commit(rel.clone(), None, Some(version)).await? {
                 removed.push(rel);
