@@ -24,6 +24,10 @@ pub struct ManifestSync {
     /// The server has been sent a manifest for the current session: file changes flow.
     live: bool,
     syncs: u64,
+    /// The upload whose end was told with `server/syncUploadOver` while its sync's answer has
+    /// not come: told again on a resumed session (the notification may have died with the
+    /// old connection, and the server's sync would wait for it).
+    over_unanswered: Option<String>,
 }
 
 impl ManifestSync {
@@ -166,8 +170,10 @@ impl ManifestSync {
     }
 
     /// Tells the server the upload of a sync whose manifest went while it ran is over
-    /// (`server/syncUploadOver`); from then on changes flow.
+    /// (`server/syncUploadOver`); from then on changes flow. Told again by
+    /// [`Self::tell_over_again`] until the sync is answered.
     pub async fn upload_over(&mut self, outbound: Option<&Outbound>, operation_id: &str) {
+        self.over_unanswered = Some(operation_id.to_owned());
         let Some(outbound) = outbound else {
             return;
         };
@@ -175,6 +181,23 @@ impl ManifestSync {
         if outbound.send_wait(&over).await.is_ok() {
             self.live = true;
         }
+    }
+
+    /// On a resumed session: a `server/syncUploadOver` whose sync was not answered yet goes
+    /// again (the server takes it twice harmlessly). A new session has no such sync.
+    pub async fn tell_over_again(&mut self, outbound: Option<&Outbound>, kind: Reestablished) {
+        if kind != Reestablished::Resumed {
+            self.over_unanswered = None;
+            return;
+        }
+        if let Some(operation_id) = self.over_unanswered.clone() {
+            self.upload_over(outbound, &operation_id).await;
+        }
+    }
+
+    /// One of the relay's syncs was answered (or refused): nothing is owed any more.
+    pub fn answered(&mut self) {
+        self.over_unanswered = None;
     }
 }
 
@@ -256,6 +279,43 @@ mod tests {
         );
         assert!(is_own(&json!("r:sync:1")));
         assert!(!is_own(&json!(1)));
+    }
+
+    /// `server/syncUploadOver` may die with the connection it went on: a resumed session gets
+    /// it again until the sync is answered; a new session never does.
+    #[tokio::test]
+    async fn the_end_of_an_upload_is_told_again_until_its_sync_is_answered() {
+        let ((outbound, _inbound), (_far, mut far_in)) = connection_pair().await;
+        let mut sync = ManifestSync::default();
+        let over = |m: Option<Message>| match m {
+            Some(Message::Notification { method, params }) => {
+                assert_eq!(method, SYNC_UPLOAD_OVER);
+                params.unwrap()["operationId"].clone()
+            }
+            other => panic!("expected server/syncUploadOver, got {other:?}"),
+        };
+        // Told while the link was down: owed, and changes wait.
+        sync.upload_over(None, "op-1").await;
+        assert!(!sync.is_live());
+        sync.tell_over_again(Some(&outbound), Reestablished::Resumed)
+            .await;
+        assert_eq!(over(far_in.recv().await), json!("op-1"));
+        assert!(sync.is_live());
+        // Sent, but the session resumed before the answer: told again.
+        sync.tell_over_again(Some(&outbound), Reestablished::Resumed)
+            .await;
+        assert_eq!(over(far_in.recv().await), json!("op-1"));
+        sync.answered();
+        sync.tell_over_again(Some(&outbound), Reestablished::Resumed)
+            .await;
+        // A new session has no sync waiting for it.
+        sync.upload_over(None, "op-2").await;
+        sync.tell_over_again(Some(&outbound), Reestablished::Fresh)
+            .await;
+        sync.tell_over_again(Some(&outbound), Reestablished::Resumed)
+            .await;
+        drop(outbound);
+        assert!(far_in.recv().await.is_none(), "nothing else was sent");
     }
 
     #[tokio::test]

@@ -321,6 +321,8 @@ impl Relay {
                     .upload_over(self.link.outbound(), &operation_id)
                     .await;
             }
+        } else {
+            self.sync.tell_over_again(self.link.outbound(), kind).await;
         }
         if self.sync.needed_after(kind) {
             self.sync
@@ -812,10 +814,12 @@ impl Relay {
                 self.begun(id, Err(error)).await;
             }
             Message::Response { ref id, ref result } if is_own(id) && !is_modern_init(id) => {
+                self.sync.answered();
                 tracing::info!("sync done: {}", manifest_sync::sync_summary(result));
                 tracing::debug!("sync answer: {result}");
             }
             Message::Error { ref id, ref error } if is_own(id) && !is_modern_init(id) => {
+                self.sync.answered();
                 tracing::warn!("sync failed: {error}");
             }
             // A second answer to the same request (a re-send crossed the original answer):
