@@ -386,7 +386,7 @@ pub(crate) async fn sync_manifest_reporting(
     progress: Option<&watch::Sender<Option<Value>>>,
     streamed: Option<crate::sync_begin::Streamed>,
 ) -> Result<Value, ErrorObject> {
-    let parsed = ParsedManifest::parse(caller, params)?;
+    let parsed = ParsedManifest::parse(&caller.workspaces().config().mirror.limits, params)?;
     sync_parsed(caller, notices, parsed, progress, streamed).await
 }
 
@@ -400,12 +400,8 @@ pub(crate) struct ParsedManifest {
 }
 
 impl ParsedManifest {
-    pub(crate) fn parse(caller: &Caller, params: Option<Value>) -> Result<Self, ErrorObject> {
-        Self::parse_with(&caller.workspaces().config().mirror.limits, params)
-    }
-
-    /// [`Self::parse`] under the server's `limits`.
-    pub(crate) fn parse_with(
+    /// Checks `params` under the server's mirror `limits`.
+    pub(crate) fn parse(
         limits: &codeflow_file_stream::Limits,
         params: Option<Value>,
     ) -> Result<Self, ErrorObject> {

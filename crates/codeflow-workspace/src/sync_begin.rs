@@ -102,7 +102,7 @@ async fn sync_with(
     // 10,000 entries take milliseconds: off the runtime's threads, which meanwhile read the
     // upload's frames.
     let limits = caller.workspaces().config().mirror.limits;
-    let parsed = tokio::task::spawn_blocking(move || ParsedManifest::parse_with(&limits, params))
+    let parsed = tokio::task::spawn_blocking(move || ParsedManifest::parse(&limits, params))
         .await
         .map_err(|e| {
             ErrorObject::new(

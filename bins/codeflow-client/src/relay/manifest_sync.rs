@@ -183,6 +183,12 @@ impl ManifestSync {
         }
     }
 
+    /// The upload `operation_id`, whose manifest went while it ran, was given up: its end is
+    /// told on the next session ([`Self::tell_over_again`]).
+    pub fn owe_over(&mut self, operation_id: String) {
+        self.over_unanswered = Some(operation_id);
+    }
+
     /// On a resumed session: a `server/syncUploadOver` whose sync was not answered yet goes
     /// again (the server takes it twice harmlessly). A new session has no such sync.
     pub async fn tell_over_again(&mut self, outbound: Option<&Outbound>, kind: Reestablished) {

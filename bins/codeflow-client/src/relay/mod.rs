@@ -317,13 +317,10 @@ impl Relay {
             );
             // A resumed session's sync has its manifest and waits for the upload's end.
             if let Some(operation_id) = streaming.abandon() {
-                self.sync
-                    .upload_over(self.link.outbound(), &operation_id)
-                    .await;
+                self.sync.owe_over(operation_id);
             }
-        } else {
-            self.sync.tell_over_again(self.link.outbound(), kind).await;
         }
+        self.sync.tell_over_again(self.link.outbound(), kind).await;
         if self.sync.needed_after(kind) {
             self.sync
                 .send(&mut self.files, self.link.outbound(), false)
