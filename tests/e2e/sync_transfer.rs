@@ -31,6 +31,11 @@ fn project(files: usize, size: usize) -> tempfile::TempDir {
     let binary: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
     write(root, "assets/blob.bin", &binary);
     write(root, "assets/nul.bin", &[0, 0, 255, 0]);
+    // Over three upload chunks (256 KiB each): stored from its chunks as they came.
+    let large: Vec<u8> = (0..3 * 256 * 1024 + 5u32)
+        .map(|i| (i * 13 % 251) as u8)
+        .collect();
+    write(root, "assets/large.bin", &large);
     write(root, "empty.txt", b"");
     write(root, "pkg/__init__.py", b"");
     let deep = (0..24)
@@ -41,6 +46,10 @@ fn project(files: usize, size: usize) -> tempfile::TempDir {
     write(root, "ünï/日本語/файл.py", "NAME = 'ü'\n".as_bytes());
     dir
 }
+
+/// A scan slowed down (debug builds: `CODEFLOW_TEST_SCAN_PAUSE_MS`) so that it is still
+/// running when the relay has connected, however loaded the machine: a streamed sync.
+const SLOW_SCAN: &[(&str, &str)] = &[("CODEFLOW_TEST_SCAN_PAUSE_MS", "1")];
 
 fn metric(samples: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
     samples
@@ -384,17 +393,18 @@ async fn a_path_escaping_the_project_in_a_sync_upload_is_refused() {
 #[tokio::test]
 async fn the_first_sync_streams_the_tree_while_the_relay_scans_it() {
     let server = Server::start().await;
-    // 12 MB: the scan is still reading when `initialize` is answered (a scan already over
-    // sends its manifest at once).
+    // The scan is still reading when the relay has connected (a scan already over sends its
+    // manifest at once): 12 MB, read slowly.
     let dir = project(400, 30_000);
     let root = dir.path().canonicalize().unwrap();
-    let relay = Relay::spawn(&server.url(), "sync-streamed", &root, &[]);
+    let relay = Relay::spawn_with_env(&server.url(), "sync-streamed", &root, &[], SLOW_SCAN);
     relay.initialize().await;
     relay.settle().await;
     let mirror = server.mirror_dir("sync-streamed");
     assert_eq!(tree(&mirror), tree(&root), "mirror == tree, hash by hash");
     for rel in [
         "assets/blob.bin",
+        "assets/large.bin",
         "assets/nul.bin",
         "empty.txt",
         "ünï/日本語/файл.py",
@@ -476,7 +486,13 @@ async fn a_streamed_re_sync_sends_only_changes_and_deletes_what_is_gone() {
     std::fs::remove_file(root.join("assets/blob.bin")).unwrap();
     let before = metrics(server.port).await;
 
-    let second = Relay::spawn(&server.url(), "sync-stream-again", &root, &["--no-cache"]);
+    let second = Relay::spawn_with_env(
+        &server.url(),
+        "sync-stream-again",
+        &root,
+        &["--no-cache"],
+        SLOW_SCAN,
+    );
     second.initialize().await;
     second.settle().await;
     assert!(

@@ -452,10 +452,11 @@ async fn store(
 ) -> Result<(u64, u64, codeflow_file_stream::MirrorPath, FileChangeType), Value> {
     let Incoming {
         header,
-        bytes,
+        content,
         refused,
         ..
     } = file;
+    let bytes = content.to_bytes();
     let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
     use codeflow_file_stream::error::codes;
     if let Some((code, error)) = refused {

@@ -6,7 +6,7 @@
 //! written right after, while its bytes are in the cache) and acknowledges it with one `ack`
 //! text frame (`indices`, `rejected`, running totals); it stores two batches at a time (both
 //! write at once: the mirror's lock is not held across a file's write), the acknowledgements
-//! in the batches' order. A file that came in one frame is stored from that frame, not a copy.
+//! in the batches' order. A file is stored from the frames it came in, not a copy.
 //! A file not in the sync's plan (a path that would escape the project included) is read to
 //! its end and refused, never written.
 
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
+use codeflow_file_stream::Chunks;
 use codeflow_file_stream::transfer::{Assembler, FileHeader, Step};
 use codeflow_workspace::SyncUpload;
 use futures::{SinkExt, StreamExt};
@@ -36,7 +37,7 @@ const BATCHES_QUEUED: usize = 4;
 const BATCHES_STORED_AT_ONCE: usize = 2;
 
 enum Item {
-    Keep(FileHeader, axum::body::Bytes),
+    Keep(FileHeader, Chunks),
     Refused(Value),
 }
 
@@ -100,8 +101,8 @@ pub async fn receive_sync(
         {
             let item = match file.refused {
                 None => {
-                    batch_bytes += file.bytes.len();
-                    Item::Keep(file.header, file.bytes)
+                    batch_bytes += file.content.len() as usize;
+                    Item::Keep(file.header, file.content)
                 }
                 Some((code, error)) => Item::Refused(json!({"index": file.header.index,
                     "path": file.header.path, "code": code, "error": error})),

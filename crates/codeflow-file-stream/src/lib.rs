@@ -77,6 +77,7 @@
 
 mod atomic;
 mod cache;
+mod chunks;
 pub mod client_files;
 pub mod delta;
 pub mod error;
@@ -96,6 +97,7 @@ mod walk;
 pub mod watcher;
 pub mod write_back;
 
+pub use chunks::Chunks;
 pub use client_files::ClientFiles;
 pub use error::{FileError, RemoteError};
 pub use filter::{ExcludeConfig, FileFilter};

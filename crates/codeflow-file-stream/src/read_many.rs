@@ -58,6 +58,8 @@ pub(crate) fn read_many<E>(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
+                    #[cfg(debug_assertions)]
+                    test_pause();
                     let read = read_framed(path).ok().map(|framed| {
                         let bytes = framed.slice(1..);
                         Read {
@@ -100,6 +102,24 @@ pub(crate) fn read_many<E>(
         drop(rx);
         outcome
     })
+}
+
+/// Debug builds only: with `CODEFLOW_TEST_SCAN_PAUSE_MS` set, a reader pauses that long
+/// before each file — the end-to-end tests' way to keep a small tree's scan running while the
+/// relay connects (a large tree on a slow disk, in miniature), so the path they test is the
+/// one taken whatever the machine's load.
+#[cfg(debug_assertions)]
+fn test_pause() {
+    static PAUSE: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("CODEFLOW_TEST_SCAN_PAUSE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis)
+    });
+    if let Some(pause) = pause {
+        std::thread::sleep(*pause);
+    }
 }
 
 /// Reads a file after a [`CHUNK`] tag byte, into one buffer.

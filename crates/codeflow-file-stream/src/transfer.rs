@@ -10,6 +10,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::Chunks;
+
 /// `client/uploadFiles` (server → relay): send these files over an upload transfer that the
 /// server began for a sync — [`UploadFilesParams`] → the transfer's summary. The server asks
 /// only a relay whose `server/syncManifest` said `"transfers": true`.
@@ -178,11 +180,9 @@ pub fn is_end(text: &str) -> bool {
 pub struct Incoming {
     /// Its header.
     pub header: FileHeader,
-    /// Its content (kept only for a file that will be stored). A file that came in one chunk
-    /// is that chunk's frame, not a copy.
-    pub bytes: Bytes,
-    /// The content of a file that comes in several chunks, put together.
-    parts: Vec<u8>,
+    /// Its content (kept only for a file that will be stored): the chunks' frames as they
+    /// came, not a copy.
+    pub content: Chunks,
     /// Content bytes received so far (kept or not).
     received: u64,
     /// Why it will not be stored, with the file error code (its content is read and dropped).
@@ -243,8 +243,7 @@ impl Assembler {
                 let refused = check(&header);
                 self.current = Some(Incoming {
                     header,
-                    bytes: Bytes::new(),
-                    parts: Vec::new(),
+                    content: Chunks::default(),
                     received: 0,
                     refused,
                 });
@@ -259,29 +258,14 @@ impl Assembler {
                         file.header.size, file.header.path
                     ));
                 }
-                let whole = file.received == 0 && chunk.len() as u64 == file.header.size;
                 file.received += chunk.len() as u64;
                 // A refused file's content is counted, not kept.
                 if file.refused.is_none() {
-                    if whole {
-                        file.bytes = chunk;
-                    } else {
-                        if file.parts.capacity() == 0 {
-                            let size = usize::try_from(file.header.size).unwrap_or(0);
-                            file.parts.reserve_exact(size);
-                        }
-                        file.parts.extend_from_slice(&chunk);
-                    }
+                    file.content.push(chunk);
                 }
             }
         }
-        let mut done = self.current.take_if(|f| f.received == f.header.size);
-        if let Some(file) = done.as_mut()
-            && !file.parts.is_empty()
-        {
-            file.bytes = Bytes::from(std::mem::take(&mut file.parts));
-        }
-        Ok(done)
+        Ok(self.current.take_if(|f| f.received == f.header.size))
     }
 
     /// Takes one message of an upload's connection: binary frames go to [`Assembler::frame`]
@@ -352,20 +336,20 @@ mod tests {
         let mut a = Assembler::default();
         let empty = a.frame(&header_frame(&header(0, 0)), |_| None).unwrap();
         assert_eq!(
-            empty.map(|f| f.bytes.len()),
+            empty.map(|f| f.content.len()),
             Some(0),
             "an empty file is whole at once"
         );
         assert_eq!(
             a.frame(&header_frame(&header(1, 3)), |_| None)
                 .unwrap()
-                .map(|f| f.bytes.len()),
+                .map(|f| f.content.len()),
             None
         );
         assert!(a.end().is_err(), "end in the middle of a file");
         assert!(a.frame(&header_frame(&header(2, 1)), |_| None).is_err());
         let done = a.frame(&chunk_frame(b"abc"), |_| None).unwrap().unwrap();
-        assert_eq!(&done.bytes[..], b"abc");
+        assert_eq!(&done.content.to_bytes()[..], b"abc");
         assert!(
             a.frame(&chunk_frame(b"x"), |_| None).is_err(),
             "content without a header"
@@ -382,7 +366,7 @@ mod tests {
             .unwrap();
         let dropped = a.frame(&chunk_frame(b"xy"), |_| None).unwrap().unwrap();
         assert!(
-            dropped.bytes.is_empty() && dropped.refused.is_some(),
+            dropped.content.is_empty() && dropped.refused.is_some(),
             "counted, not kept"
         );
         assert!(a.end().is_ok());
@@ -390,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_in_one_chunk_is_that_chunk_and_one_in_several_is_put_together() {
+    fn a_file_is_its_chunks_frames_not_a_copy() {
         let header = |size: u64| FileHeader {
             index: 0,
             path: "f".into(),
@@ -402,13 +386,25 @@ mod tests {
         a.frame(&header_frame(&header(3)), |_| None).unwrap();
         let frame = chunk_frame(b"abc");
         let one = a.frame(&frame, |_| None).unwrap().unwrap();
-        assert_eq!(&one.bytes[..], b"abc");
-        assert_eq!(one.bytes.as_ptr(), frame[1..].as_ptr(), "not copied");
+        assert_eq!(one.content.parts(), [frame.slice(1..)]);
+        assert_eq!(
+            one.content.parts()[0].as_ptr(),
+            frame[1..].as_ptr(),
+            "not copied"
+        );
         a.frame(&header_frame(&header(5)), |_| None).unwrap();
         assert!(a.frame(&chunk_frame(b"ab"), |_| None).unwrap().is_none());
         assert!(a.frame(&chunk_frame(b""), |_| None).unwrap().is_none());
-        let two = a.frame(&chunk_frame(b"cde"), |_| None).unwrap().unwrap();
-        assert_eq!(&two.bytes[..], b"abcde");
+        let last = chunk_frame(b"cde");
+        let two = a.frame(&last, |_| None).unwrap().unwrap();
+        assert_eq!(two.content.len(), 5);
+        assert_eq!(&two.content.to_bytes()[..], b"abcde");
+        assert_eq!(two.content.parts().len(), 2, "the empty chunk is dropped");
+        assert_eq!(
+            two.content.parts()[1].as_ptr(),
+            last[1..].as_ptr(),
+            "not copied"
+        );
     }
 
     #[test]
@@ -437,7 +433,7 @@ mod tests {
         }
         match a.take(Received::Binary(&c), |_| None) {
             Step::File(file) => assert_eq!(
-                (file.header.path.as_str(), &file.bytes[..]),
+                (file.header.path.as_str(), &file.content.to_bytes()[..]),
                 ("a.txt", &b"abc"[..])
             ),
             other => panic!("no file: {other:?}"),

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use codeflow_file_stream::error::{FileError, codes};
 use codeflow_file_stream::transfer::{FileHeader, UploadEntry};
 use codeflow_file_stream::{
-    ContentHash, IncomingFile, Limits, Mirror, PathMark, RelPath, SyncProgress,
+    Chunks, ContentHash, IncomingFile, Limits, Mirror, PathMark, RelPath, SyncProgress,
 };
 use codeflow_session::Session;
 use codeflow_transport::ErrorObject;
@@ -313,17 +313,14 @@ impl SyncUpload {
     /// one disk task hashes each once and writes it unless its content is not its manifest
     /// hash. Per file: `Ok((index, size))` stored (or superseded by a newer change, which counts
     /// as done), or the refusal to report (`{index, path, code, error}`).
-    pub async fn store(
-        &self,
-        files: Vec<(FileHeader, bytes::Bytes)>,
-    ) -> Vec<Result<(u64, u64), Value>> {
+    pub async fn store(&self, files: Vec<(FileHeader, Chunks)>) -> Vec<Result<(u64, u64), Value>> {
         let refuse = |header: &FileHeader, code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
         let mut out = Vec::with_capacity(files.len());
         let mut writes = Vec::with_capacity(files.len());
         let mut written = Vec::with_capacity(files.len());
         let ended = self.is_ended();
         let expected = self.expected(files.iter().map(|(header, _)| header));
-        for ((header, bytes), expected) in files.into_iter().zip(expected) {
+        for ((header, content), expected) in files.into_iter().zip(expected) {
             let Some(expected) = expected else {
                 out.push(Err(refuse(
                     &header,
@@ -340,12 +337,11 @@ impl SyncUpload {
                 )));
                 continue;
             }
-            let size = bytes.len() as u64;
-            out.push(Ok((header.index, size)));
+            out.push(Ok((header.index, content.len())));
             written.push(header);
             writes.push(IncomingFile {
                 rel: expected.rel,
-                bytes,
+                content,
                 hash: expected.hash,
                 mark: expected.mark,
             });
@@ -456,8 +452,8 @@ mod tests {
         assert_eq!(upload.check(&liar), None);
         let results = upload
             .store(vec![
-                (good, bytes::Bytes::from_static(b"A = 1\n")),
-                (liar, bytes::Bytes::from_static(b"LIES!\n")),
+                (good, b"A = 1\n".as_slice().into()),
+                (liar, b"LIES!\n".as_slice().into()),
             ])
             .await;
         assert_eq!(results[0], Ok((0, 6)));

@@ -17,10 +17,10 @@
 //! followed; a write is skipped when the path changed since the sync planned it (the
 //! [`PathMark`] it was announced with).
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use crate::atomic::write_atomic;
+use crate::chunks::Chunks;
 use crate::error::FileError;
 use crate::manifest::Manifest;
 use crate::paths::RelPath;
@@ -33,9 +33,9 @@ use super::{IndexEntry, Inner, Mirror, PathMark, State};
 pub struct IncomingFile {
     /// Where it goes.
     pub rel: RelPath,
-    /// Its content.
-    pub bytes: bytes::Bytes,
-    /// The hash `bytes` must have (the manifest's): checked as the file is stored, and a file
+    /// Its content, in the pieces it arrived in.
+    pub content: Chunks,
+    /// The hash `content` must have (the manifest's): checked as the file is stored, and a file
     /// that does not have it is refused ([`FileError::HashMismatch`]), nothing written.
     pub hash: ContentHash,
     /// The path's version when the sync planned it: a newer change wins.
@@ -195,7 +195,7 @@ impl Inner {
         dirs: &mut KnownDirs,
     ) -> Result<bool, FileError> {
         let rel = &file.rel;
-        let actual = ContentHash::of(&file.bytes);
+        let actual = file.content.hash();
         if actual != file.hash {
             self.state.lock().incoming.remove(rel);
             return Err(FileError::HashMismatch {
@@ -214,7 +214,7 @@ impl Inner {
                 }
             }
         };
-        let written = write_new(&claim.abs, &file.bytes);
+        let written = write_new(&claim.abs, &file.content);
         self.finish_incoming(file, &claim, written)
     }
 
@@ -274,7 +274,7 @@ impl Inner {
         if state.version(rel) != file.mark.0 {
             return Ok(None);
         }
-        let reserved = state.room_for(&self.config.limits, rel, file.bytes.len() as u64)?;
+        let reserved = state.room_for(&self.config.limits, rel, file.content.len())?;
         let parent = rel.as_str().rsplit_once('/').map_or("", |(dir, _)| dir);
         let abs = if dirs.holds(parent, state.dirs_removed) {
             self.jail.canonical_root().join(rel.as_str())
@@ -308,9 +308,9 @@ impl Inner {
         if state.version(rel) != version {
             return Ok(false);
         }
-        state.room_for(&self.config.limits, rel, file.bytes.len() as u64)?;
+        state.room_for(&self.config.limits, rel, file.content.len())?;
         let abs = self.make_room_for(rel, state)?;
-        write_atomic(&abs, &file.bytes, false, false)?;
+        write_atomic(&abs, &file.content.to_bytes(), false, false)?;
         self.index_incoming(file, state);
         Ok(true)
     }
@@ -320,7 +320,7 @@ impl Inner {
             file.rel.clone(),
             IndexEntry {
                 hash: file.hash.clone(),
-                size: file.bytes.len() as u64,
+                size: file.content.len(),
             },
         );
         // Not cached: a sync brings far more than the cache holds, and most of it is never read.
@@ -343,14 +343,14 @@ enum Written {
 
 /// Creates `abs` (nothing may be there: `create_new` fails on anything, a link planted
 /// meanwhile included, dangling or not — it is never followed, and no `lstat` goes first) and
-/// writes `bytes` into it. Reads of the path wait until it is indexed.
-fn write_new(abs: &std::path::Path, bytes: &[u8]) -> Written {
+/// writes `content` into it. Reads of the path wait until it is indexed.
+fn write_new(abs: &std::path::Path, content: &Chunks) -> Written {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
     match options.open(abs) {
-        Ok(mut out) => match out.write_all(bytes) {
+        Ok(mut out) => match content.write_to(&mut out) {
             Ok(()) => Written::Whole(out),
             Err(e) => Written::Torn(e),
         },
@@ -395,7 +395,7 @@ mod tests {
         mirror.expect_incoming([old.clone(), new.clone(), raced.clone()]);
         let file = |rel: &RelPath, bytes: &[u8]| IncomingFile {
             rel: rel.clone(),
-            bytes: bytes::Bytes::copy_from_slice(bytes),
+            content: bytes.to_vec().into(),
             hash: ContentHash::of(bytes),
             mark: mirror.mark_rel(rel),
         };
@@ -442,7 +442,7 @@ mod tests {
         mirror
             .store_incoming(vec![IncomingFile {
                 rel,
-                bytes: bytes::Bytes::from_static(b"whole"),
+                content: b"whole".as_slice().into(),
                 hash: ContentHash::of(b"whole"),
                 mark,
             }])
@@ -477,7 +477,7 @@ mod tests {
                 .store_incoming(vec![IncomingFile {
                     rel: rel.clone(),
                     hash: ContentHash::of(&bytes),
-                    bytes,
+                    content: bytes.into(),
                     mark: mirror.mark_rel(rel),
                 }])
                 .await;
@@ -496,7 +496,7 @@ mod tests {
         let stored = mirror
             .store_incoming(vec![IncomingFile {
                 rel: second.clone(),
-                bytes: bytes::Bytes::from_static(b"b"),
+                content: b"b".as_slice().into(),
                 hash: ContentHash::of(b"b"),
                 mark: mirror.mark_rel(&second),
             }])
@@ -527,7 +527,7 @@ mod tests {
         IncomingFile {
             mark: mirror.expect_one_incoming(&rel),
             rel,
-            bytes: bytes::Bytes::copy_from_slice(bytes),
+            content: bytes.to_vec().into(),
             hash: ContentHash::of(bytes),
         }
     }
@@ -554,7 +554,7 @@ mod tests {
         let project = ProjectId::parse("p").unwrap();
         let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
         let mut liar = incoming(&mirror, "liar.txt", b"TRUTH");
-        liar.bytes = bytes::Bytes::from_static(b"LIES!");
+        liar.content = b"LIES!".as_slice().into();
         let honest = incoming(&mirror, "honest.txt", b"ok");
         let rel = liar.rel.clone();
         let stored = mirror.store_incoming(vec![liar, honest]).await;
@@ -598,7 +598,7 @@ mod tests {
         let file = incoming(&mirror, "before.txt", b"sync");
         let claimed = claim(&mirror, &file).unwrap().unwrap();
         newer("before.txt");
-        let written = write_new(&claimed.abs, &file.bytes);
+        let written = write_new(&claimed.abs, &file.content);
         assert!(matches!(written, Written::NotCreated));
         assert!(matches!(
             inner.finish_incoming(&file, &claimed, written),
@@ -615,7 +615,7 @@ mod tests {
         for (path, change) in [("after.txt", true), ("deleted.txt", false)] {
             let file = incoming(&mirror, path, b"sync");
             let claimed = claim(&mirror, &file).unwrap().unwrap();
-            let written = write_new(&claimed.abs, &file.bytes);
+            let written = write_new(&claimed.abs, &file.content);
             assert!(matches!(written, Written::Whole(_)));
             if change {
                 newer(path)
@@ -638,7 +638,7 @@ mod tests {
         newer("d/kept.txt");
         let file = incoming(&mirror, "d/gone.txt", b"sync");
         let claimed = claim(&mirror, &file).unwrap().unwrap();
-        let written = write_new(&claimed.abs, &file.bytes);
+        let written = write_new(&claimed.abs, &file.content);
         remove("d");
         newer("d/other.txt");
         assert!(matches!(
@@ -652,7 +652,7 @@ mod tests {
         newer("e/x.txt");
         let file = incoming(&mirror, "d/stays.txt", b"sync");
         let claimed = claim(&mirror, &file).unwrap().unwrap();
-        let written = write_new(&claimed.abs, &file.bytes);
+        let written = write_new(&claimed.abs, &file.content);
         remove("e");
         assert!(matches!(
             inner.finish_incoming(&file, &claimed, written),
@@ -672,7 +672,7 @@ mod tests {
             claim(&mirror, &second).unwrap().is_none(),
             "superseded by the claim"
         );
-        let written = write_new(&claimed.abs, &first.bytes);
+        let written = write_new(&claimed.abs, &first.content);
         assert!(matches!(
             inner.finish_incoming(&first, &claimed, written),
             Ok(true)
@@ -719,7 +719,7 @@ mod tests {
             Err(FileError::TooManyFiles { .. })
         ));
         for (file, claimed) in [(&a, claimed_a), (&b, claimed_b)] {
-            let written = write_new(&claimed.abs, &file.bytes);
+            let written = write_new(&claimed.abs, &file.content);
             assert!(matches!(
                 mirror.inner.finish_incoming(file, &claimed, written),
                 Ok(true)
