@@ -199,6 +199,16 @@ async fn a_tool_call_made_during_the_sync_answers_from_complete_files() {
     relay.close().await;
 }
 
+/// A relay with its hash cache in `cache` that has synced `root` into `project`; the files are
+/// made older than the cache's local margin (50 ms) first, so their hashes are kept.
+async fn synced_with_a_cache(server: &Server, project: &str, root: &Path, cache: &str) -> Relay {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relay = Relay::spawn(&server.url(), project, root, &["--cache-dir", cache]);
+    relay.initialize().await;
+    relay.settle().await;
+    relay
+}
+
 /// A relay restarted on a tree with its hash cache warm (the files were older than the cache's
 /// local margin when the first relay read them, so their hashes were kept): what changed while
 /// no relay ran — a same-size rewrite, a new file, a deleted one — still reaches the mirror,
@@ -210,16 +220,7 @@ async fn a_restarted_relay_with_a_warm_hash_cache_brings_edits_and_deletes() {
     let root = dir.path().canonicalize().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().to_str().unwrap().to_owned();
-    // Older than the hash cache's local margin (50 ms) when the first relay reads them.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let first = Relay::spawn(
-        &server.url(),
-        "sync-warm",
-        &root,
-        &["--cache-dir", &cache_arg],
-    );
-    first.initialize().await;
-    first.settle().await;
+    let first = synced_with_a_cache(&server, "sync-warm", &root, &cache_arg).await;
     let mirror = server.mirror_dir("sync-warm");
     assert_eq!(tree(&mirror), tree(&root));
     first.close().await;
@@ -261,6 +262,52 @@ async fn a_restarted_relay_with_a_warm_hash_cache_brings_edits_and_deletes() {
             - metric(&before, "codeflow_sync_fetched_files_total"),
         2.0,
         "only the rewritten and the added file were fetched"
+    );
+    second.close().await;
+}
+
+/// A streamed first sync of a tree the relay's hash cache knows, into a project whose mirror is
+/// empty: the cached files come from the scan without their bytes and are read from disk by
+/// the upload (in runs, on a blocking thread); the new ones go with the bytes the scan read.
+#[tokio::test]
+async fn a_streamed_sync_reads_the_files_its_scan_did_not_keep() {
+    let server = Server::start().await;
+    let dir = project(300, 3000);
+    let root = dir.path().canonicalize().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_owned();
+    synced_with_a_cache(&server, "cached-a", &root, &cache_arg)
+        .await
+        .close()
+        .await;
+
+    // Enough new files for a streamed sync; everything else is vouched for by the cache.
+    for i in 0..40 {
+        write(
+            &root,
+            &format!("fresh/n{i}.py"),
+            format!("N = {i}\n").as_bytes(),
+        );
+    }
+    let second = Relay::spawn_with_env(
+        &server.url(),
+        "cached-b",
+        &root,
+        &["--cache-dir", &cache_arg],
+        SLOW_SCAN,
+    );
+    second.initialize().await;
+    second.settle().await;
+    let mirror = server.mirror_dir("cached-b");
+    assert_eq!(tree(&mirror), tree(&root), "mirror == tree, hash by hash");
+    let health = second.tool("health_check", json!({})).await;
+    let sync = &health["structuredContent"]["mirror"]["sync"];
+    let transfer = &sync["last"]["summary"]["transfer"];
+    assert!(transfer["streamed"].is_string(), "a streamed sync: {sync}");
+    assert_eq!(
+        transfer["stored"],
+        json!(tree(&root).len() as u64),
+        "every file over the streamed upload: {sync}"
     );
     second.close().await;
 }

@@ -2,8 +2,9 @@
 //! start-up scan reads and hashes them, each with the bytes that were hashed (read once,
 //! hashed once), numbered in the order sent. Files the mirror already holds at the same hash
 //! (`have`) are skipped. A file the scan handed over without its bytes (its hash came from the
-//! hash cache, or the feed's byte budget was full) is read here through the jail and sent with
-//! the scan's hash: if it changed since, the server refuses it and the sync reads it after the
+//! hash cache, or the feed's byte budget was full) is read through the jail — on a blocking
+//! thread, never on the relay's one runtime thread, which carries every other message — and
+//! sent with the scan's hash: if it changed since, the server refuses it and the sync reads it after the
 //! manifest. A connection that breaks is dialled again; the files sent on it and not stored
 //! (`start.received`) go again, read from disk.
 
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use codeflow_file_stream::transfer::{
     CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult, header_frame,
 };
-use codeflow_file_stream::{PlainDirs, ScanFeed, Scanned};
+use codeflow_file_stream::{PlainDirs, RelPath, ScanFeed, Scanned};
+use futures::FutureExt as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -95,75 +97,158 @@ impl Uploader {
                 return skipped;
             }
         }
-        while let Some(scanned) = state.feed.next().await {
-            let path = scanned.rel.as_str().to_owned();
-            if state
-                .have
-                .get(&path)
-                .is_some_and(|h| h.eq_ignore_ascii_case(scanned.hash.as_str()))
-            {
+        // A file that came without its bytes is read from disk, off the relay's one runtime
+        // thread (a read there stalled every message the relay carries): with the files after
+        // it that are ready and byteless too, on a blocking thread, in order.
+        let mut carried: Option<Scanned> = None;
+        loop {
+            let scanned = match carried.take() {
+                Some(scanned) => scanned,
+                None => match state.feed.next().await {
+                    Some(scanned) => scanned,
+                    None => break,
+                },
+            };
+            if state.has(&scanned) {
                 continue;
             }
-            let index = state.sent.len() as u64;
-            state.sent.push(Wanted {
-                path: path.clone(),
-                rel: Some(scanned.rel.clone()),
-                size: scanned.size,
-                hash: scanned.hash.as_str().to_owned(),
-            });
-            let frames = match self.frames_of(&mut state.plain, index, scanned) {
-                Ok(frames) => frames,
-                Err(why) => {
-                    skipped.push(json!({"path": path, "why": why}));
-                    continue;
+            if scanned.bytes.is_some() {
+                let index = state.send(&scanned);
+                // Never read: the scan's bytes go.
+                let frames = frames_of(index, scanned, |_, _| Err("not read".to_owned()));
+                if !send_all(&out, frames, &mut skipped).await {
+                    return skipped;
                 }
+                continue;
+            }
+            let mut run_bytes = scanned.size;
+            let mut run = vec![(state.send(&scanned), scanned)];
+            while run.len() < READ_RUN_FILES && run_bytes < READ_RUN_BYTES {
+                match state.feed.next().now_or_never() {
+                    Some(Some(next)) if next.bytes.is_none() => {
+                        if !state.has(&next) {
+                            run_bytes += next.size;
+                            run.push((state.send(&next), next));
+                        }
+                    }
+                    Some(Some(next)) => {
+                        carried = Some(next);
+                        break;
+                    }
+                    // Nothing ready yet, or the scan is over (the next `next` says so again).
+                    Some(None) | None => break,
+                }
+            }
+            let jail = self.jail.clone();
+            let mut plain = std::mem::take(&mut state.plain);
+            let read = tokio::task::spawn_blocking(move || {
+                let frames: Vec<_> = run
+                    .into_iter()
+                    .map(|(index, scanned)| {
+                        frames_of(index, scanned, |rel, size| {
+                            let abs = jail
+                                .resolve_remembering(rel, &mut plain)
+                                .map_err(|e| e.to_string())?;
+                            read_file(&abs, size)
+                        })
+                    })
+                    .collect();
+                (frames, plain)
+            })
+            .await;
+            let Ok((frames, plain)) = read else {
+                return skipped; // the blocking task panicked: this connection gives up
             };
-            for frame in frames {
-                if out.send(frame).await.is_err() {
+            state.plain = plain;
+            for file in frames {
+                if !send_all(&out, file, &mut skipped).await {
                     return skipped;
                 }
             }
         }
         skipped
     }
+}
 
-    /// A scanned file's header and content frames (its bytes copied after the chunk tag, or
-    /// read from disk when the scan did not keep them).
-    fn frames_of(
-        &self,
-        plain: &mut PlainDirs,
-        index: u64,
-        scanned: Scanned,
-    ) -> Result<Vec<Bytes>, String> {
-        let (content, mode) = match (scanned.frame, scanned.bytes) {
-            // The scan read it after the chunk tag: its frame as it is.
-            (Some(frame), _) => (vec![frame], scanned.mode),
-            (None, Some(bytes)) => (chunks(&bytes), scanned.mode),
-            (None, None) => {
-                let abs = self
-                    .jail
-                    .resolve_remembering(&scanned.rel, plain)
-                    .map_err(|e| e.to_string())?;
-                let (content, mode) = read_file(&abs, scanned.size)?;
-                let frames = match content {
-                    Content::Frame(frame) => frame.into_iter().collect(),
-                    Content::Frames(frames) => frames,
-                };
-                (frames, mode)
-            }
-        };
-        let header = FileHeader {
-            index,
-            path: scanned.rel.as_str().to_owned(),
-            size: scanned.size,
-            mode,
-            hash: scanned.hash.as_str().to_owned(),
-        };
-        let mut frames = Vec::with_capacity(content.len() + 1);
-        frames.push(header_frame(&header));
-        frames.extend(content);
-        Ok(frames)
+/// Files read from disk at once, off the runtime thread, when the scan handed them over
+/// without their bytes: at most this many…
+const READ_RUN_FILES: usize = 64;
+/// …and no more once they hold this many bytes.
+const READ_RUN_BYTES: u64 = 8 * 1024 * 1024;
+
+impl Streaming {
+    /// Whether the mirror already holds `scanned` at its hash (not sent).
+    fn has(&self, scanned: &Scanned) -> bool {
+        self.have
+            .get(scanned.rel.as_str())
+            .is_some_and(|h| h.eq_ignore_ascii_case(scanned.hash.as_str()))
     }
+
+    /// Numbers `scanned` as the next file sent.
+    fn send(&mut self, scanned: &Scanned) -> u64 {
+        let index = self.sent.len() as u64;
+        self.sent.push(Wanted {
+            path: scanned.rel.as_str().to_owned(),
+            rel: Some(scanned.rel.clone()),
+            size: scanned.size,
+            hash: scanned.hash.as_str().to_owned(),
+        });
+        index
+    }
+}
+
+/// Puts one file's frames on the queue, or records why it was not sent; `false` once the
+/// queue is closed (the connection is gone).
+async fn send_all(out: &mpsc::Sender<Bytes>, file: FileFrames, skipped: &mut Vec<Value>) -> bool {
+    match file {
+        Ok(frames) => {
+            for frame in frames {
+                if out.send(frame).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        Err((path, why)) => skipped.push(json!({"path": path, "why": why})),
+    }
+    true
+}
+
+/// A file's frames, or its path and why it was not sent.
+type FileFrames = Result<Vec<Bytes>, (String, String)>;
+
+/// A scanned file's header and content frames: its bytes after the chunk tag as the scan
+/// read them, or copied into chunk frames, or (when the scan did not keep them) what
+/// `read(rel, size)` reads from disk.
+fn frames_of(
+    index: u64,
+    scanned: Scanned,
+    read: impl FnOnce(&RelPath, u64) -> Result<(Content, u32), String>,
+) -> FileFrames {
+    let (content, mode) = match (scanned.frame, scanned.bytes) {
+        // The scan read it after the chunk tag: its frame as it is.
+        (Some(frame), _) => (vec![frame], scanned.mode),
+        (None, Some(bytes)) => (chunks(&bytes), scanned.mode),
+        (None, None) => {
+            let (content, mode) = read(&scanned.rel, scanned.size)
+                .map_err(|why| (scanned.rel.as_str().to_owned(), why))?;
+            let frames = match content {
+                Content::Frame(frame) => frame.into_iter().collect(),
+                Content::Frames(frames) => frames,
+            };
+            (frames, mode)
+        }
+    };
+    let header = FileHeader {
+        index,
+        path: scanned.rel.as_str().to_owned(),
+        size: scanned.size,
+        mode,
+        hash: scanned.hash.as_str().to_owned(),
+    };
+    let mut frames = Vec::with_capacity(content.len() + 1);
+    frames.push(header_frame(&header));
+    frames.extend(content);
+    Ok(frames)
 }
 
 /// `bytes` as chunk frames (the tag, then up to [`CHUNK_BYTES`] bytes each; none when empty).
