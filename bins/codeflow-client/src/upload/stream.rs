@@ -4,9 +4,9 @@
 //! (`have`) are skipped. A file the scan handed over without its bytes (its hash came from the
 //! hash cache, or the feed's byte budget was full) is read through the jail — on a blocking
 //! thread, never on the relay's one runtime thread, which carries every other message — and
-//! sent with the scan's hash: if it changed since, the server refuses it and the sync reads it after the
-//! manifest. A connection that breaks is dialled again; the files sent on it and not stored
-//! (`start.received`) go again, read from disk.
+//! sent with the scan's hash: if it changed since, the server refuses it and the sync reads it
+//! after the manifest. A connection that breaks is dialled again; the files sent on it and not
+//! stored (`start.received`) go again, read from disk.
 
 use std::collections::HashMap;
 
