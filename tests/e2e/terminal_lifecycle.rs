@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use codeflow_e2e::procs::alive;
+use codeflow_e2e::procs::{alive, pty_master_holders};
 use codeflow_e2e::terminal::{self, Term, create};
 use codeflow_e2e::{Server, Ws, eventually};
 use serde_json::{Value, json};
@@ -90,12 +90,17 @@ async fn a_killed_server_started_with_hangups_ignored_leaves_no_shell_behind() {
     let (_term, _id, shell, job) = with_background_job(&server, &mut ws, "p").await;
     server.child.start_kill().unwrap();
     let _ = server.child.wait().await;
+    let gone = eventually(Duration::from_secs(10), || async {
+        !alive(job) && !alive(shell)
+    })
+    .await;
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            !alive(job) && !alive(shell)
-        })
-        .await,
-        "the shell {shell} or its job {job} outlived the server"
+        gone,
+        "the shell {shell} (alive: {}) or its job {job} (alive: {}) outlived the server; \
+         PTY masters still open in: {:?}",
+        alive(shell),
+        alive(job),
+        pty_master_holders()
     );
 }
 

@@ -58,3 +58,24 @@ pub fn command_line(pid: u32) -> String {
         })
         .unwrap_or_default()
 }
+
+/// The live processes holding a PTY's master side open (an fd on `/dev/ptmx`), with their
+/// command lines: a terminal's shell is hung up only once every copy of its master is closed.
+pub fn pty_master_holders() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|target| target.ends_with("ptmx"))
+                })
+            })
+        })
+        .map(|pid| (pid, command_line(pid)))
+        .collect()
+}
