@@ -456,14 +456,13 @@ async fn store(
         refused,
         ..
     } = file;
-    let bytes = content.to_bytes();
     let refuse = |code: i64, error: String| json!({"index": header.index, "path": header.path, "code": code, "error": error});
     use codeflow_file_stream::error::codes;
     if let Some((code, error)) = refused {
         return Err(refuse(code, error));
     }
-    let actual = blake3::hash(&bytes).to_hex().to_string();
-    if actual != header.hash {
+    let actual = content.hash();
+    if actual.as_str() != header.hash {
         return Err(refuse(
             codes::HASH_MISMATCH,
             format!("content does not match its hash (got {actual}); nothing was written"),
@@ -472,14 +471,14 @@ async fn store(
     let rel = codeflow_file_stream::RelPath::parse(&header.path)
         .map_err(|e| refuse(e.code(), e.to_string()))?;
     let path = mirror.paths().mirror_path(&rel);
-    let size = bytes.len() as u64;
+    let size = content.len();
     let kind = if mirror.hash(&path).is_some() {
         FileChangeType::CHANGED
     } else {
         FileChangeType::CREATED
     };
     mirror
-        .write_local(&path, bytes.into())
+        .write_local(&path, content.to_bytes().into())
         .await
         .map_err(|e| refuse(e.code(), e.to_string()))?;
     Ok((header.index, size, path, kind))
