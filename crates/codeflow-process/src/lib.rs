@@ -9,6 +9,8 @@
 //!   runs. The parent-death signal fires when the *thread* that forked the child ends, so
 //!   every tethered child is forked by one thread that lives as long as the process
 //!   (`launcher.rs`), never by a runtime worker or a blocking-pool thread that may retire.
+//!   The signal is armed by `setpriv` after the fork, so `spawn` returns only once it is:
+//!   a server killed in between would otherwise leave that child behind.
 //!
 //! Where `setpriv` is missing (not util-linux, or older than 2.33) children are started
 //! untethered, and a warning says once that they may outlive a killed server.
@@ -34,7 +36,8 @@ pub fn tethered() -> bool {
 /// as for a plain [`Command`] of `program`.
 ///
 /// Must be called inside a Tokio runtime (the child is reaped by it). Blocks the caller for
-/// the fork and exec only (about a millisecond), as any process spawn does.
+/// the fork and exec only (about a millisecond; where tethered, until the tether is armed —
+/// `setpriv` has executed the program), as any process spawn does.
 pub fn spawn<F>(program: &OsStr, configure: F) -> io::Result<Box<dyn ChildWrapper>>
 where
     F: FnOnce(&mut Command) + Send + 'static,
@@ -44,7 +47,8 @@ where
     let program = program.to_owned();
     launcher::run(move || {
         let _entered = runtime.enter();
-        let mut command = match tether::setpriv() {
+        let setpriv = tether::setpriv();
+        let mut command = match setpriv {
             Some(setpriv) => CommandWrap::with_new(setpriv, |c| {
                 c.args(tether::ARGS).arg(&program);
             }),
@@ -52,6 +56,10 @@ where
         };
         configure(command.command_mut());
         command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        command.spawn()
+        let child = command.spawn()?;
+        if let (Some(setpriv), Some(pid)) = (setpriv, child.id()) {
+            tether::wait_until_armed(pid, setpriv);
+        }
+        Ok(child)
     })?
 }

@@ -128,3 +128,22 @@ async fn a_child_gets_its_arguments_and_leads_its_own_process_group() {
     }
     assert!(!alive(pid), "dropping the handle kills the child");
 }
+
+/// The tether is armed by `setpriv` after the fork; `spawn` returns only once it has executed
+/// the program (so the signal is set), never while the child is still `setpriv`.
+#[tokio::test]
+async fn spawn_returns_once_the_child_runs_its_program() {
+    for _ in 0..20 {
+        let child = codeflow_process::spawn("sleep".as_ref(), |c| {
+            c.arg("300").stdin(Stdio::null());
+        })
+        .unwrap();
+        let pid = child.id().unwrap();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(
+            exe.file_name().and_then(|n| n.to_str()),
+            Some("sleep"),
+            "{exe:?}"
+        );
+    }
+}
