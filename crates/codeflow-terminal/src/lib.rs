@@ -13,6 +13,7 @@ mod config;
 mod control;
 mod error;
 mod process;
+mod reaper;
 mod registry;
 mod scrollback;
 mod terminal;

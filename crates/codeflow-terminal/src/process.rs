@@ -8,6 +8,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::config::TerminalConfig;
+use crate::reaper::Reaper;
 
 /// A started shell: the PTY's master side and the child.
 pub(crate) struct Started {
@@ -15,6 +16,9 @@ pub(crate) struct Started {
     pub child: tokio::process::Child,
     /// The shell's pid: also its session id and process group id.
     pub leader: i32,
+    /// Kills the session if the server dies without doing it; `None` if it could not start
+    /// (said in the log).
+    pub reaper: Option<Reaper>,
 }
 
 /// Starts `command` (or the interactive shell) in `dir` on a new PTY of `cols` × `rows`.
@@ -75,7 +79,21 @@ pub(crate) fn start(
         .id()
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| std::io::Error::other("the shell exited before it could be watched"))?;
-    Ok(Started { pty, child, leader })
+    let reaper = Reaper::start(leader)
+        .inspect_err(|e| {
+            tracing::warn!(
+                terminal = id,
+                "the terminal's reaper did not start ({e}); its background jobs may outlive \
+                 this server if the server is killed"
+            );
+        })
+        .ok();
+    Ok(Started {
+        pty,
+        child,
+        leader,
+        reaper,
+    })
 }
 
 /// An `env` that can reset a signal to its default (GNU coreutils 8.31 and later), looked for

@@ -94,6 +94,7 @@ impl Terminal {
             pty,
             mut child,
             leader,
+            reaper,
         } = process::start(
             config,
             &id,
@@ -135,6 +136,8 @@ impl Terminal {
             };
             let leader = t.leader;
             let _ = tokio::task::spawn_blocking(move || process::kill_session(leader)).await;
+            // Killed in order: its reaper has nothing left to do.
+            drop(reaper);
             let status = match status {
                 Some(s) => Some(s),
                 None => child.wait().await.ok(),
