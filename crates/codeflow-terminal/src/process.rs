@@ -3,6 +3,7 @@
 //! in a group of its own (an interactive shell gives each background job one).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -125,20 +126,30 @@ fn io(e: pty_process::Error) -> std::io::Error {
     }
 }
 
-/// `(pid, process group, session, terminal's foreground group)` of a process, from
-/// `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(i32, i32, i32, i32)> {
+/// What `/proc/<pid>/stat` says of a process.
+struct Stat {
+    pid: i32,
+    /// `Z`: a zombie, already dead (waiting for its parent to reap it).
+    zombie: bool,
+    session: i32,
+    /// The foreground process group of its terminal.
+    tpgid: i32,
+}
+
+fn stat(pid: i32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid pgrp session tty_nr tpgid …`; comm may hold spaces and parens.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let pgrp = fields.get(2)?.parse().ok()?;
-    let session = fields.get(3)?.parse().ok()?;
-    let tpgid = fields.get(5)?.parse().ok()?;
-    Some((pid, pgrp, session, tpgid))
+    Some(Stat {
+        pid,
+        zombie: *fields.first()? == "Z",
+        session: fields.get(3)?.parse().ok()?,
+        tpgid: fields.get(5)?.parse().ok()?,
+    })
 }
 
-/// The pids of every process in session `sid`.
+/// The pids of every live (not zombie) process in session `sid`.
 fn session_members(sid: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -146,8 +157,8 @@ fn session_members(sid: i32) -> Vec<i32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(stat)
-        .filter(|(_, _, session, _)| *session == sid)
-        .map(|(pid, ..)| pid)
+        .filter(|s| s.session == sid && !s.zombie)
+        .map(|s| s.pid)
         .collect()
 }
 
@@ -155,25 +166,62 @@ fn session_members(sid: i32) -> Vec<i32> {
 /// reaches), or to the shell's group when the terminal has none.
 pub(crate) fn signal_foreground(leader: i32, signal: Signal) -> nix::Result<()> {
     let group = match stat(leader) {
-        Some((_, _, _, tpgid)) if tpgid > 0 => tpgid,
+        Some(s) if s.tpgid > 0 => s.tpgid,
         _ => leader,
     };
     killpg(Pid::from_raw(group), signal)
 }
 
-/// Kills every process of the terminal's session: the shell's group and every job's. A few
-/// rounds, for processes forked while the first ones died. A process that made a session of
-/// its own (`setsid`) has left the terminal and is not found.
+/// How long a terminal's processes have after the hangup to end on their own (to run their
+/// exit traps, remove their lock files) before they are killed.
+const HANGUP_GRACE: Duration = Duration::from_secs(1);
+
+/// Ends every process of the terminal's session — the shell's group and every job's — as
+/// closing a terminal window does, and then some: each gets SIGHUP (and SIGCONT, should it be
+/// stopped); whatever still runs after [`HANGUP_GRACE`] gets SIGKILL, for a few rounds while
+/// processes forked meanwhile appear. A process that made a session of its own (`setsid`) has
+/// left the terminal and is not found. Blocks for at most the grace and a few milliseconds.
 pub(crate) fn kill_session(leader: i32) {
-    let _ = killpg(Pid::from_raw(leader), Signal::SIGKILL);
-    for _ in 0..5 {
+    let signal_all = |signal: Signal| {
         let members = session_members(leader);
-        if members.is_empty() {
+        for &pid in &members {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+        !members.is_empty()
+    };
+    if !signal_all(Signal::SIGHUP) {
+        return;
+    }
+    signal_all(Signal::SIGCONT);
+    let deadline = Instant::now() + HANGUP_GRACE;
+    while Instant::now() < deadline && !session_members(leader).is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..5 {
+        if !signal_all(Signal::SIGKILL) {
             return;
         }
-        for pid in members {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::reaper::tests::{Session, until_dead};
+
+    #[tokio::test]
+    async fn a_session_is_hung_up_first_and_killed_after_the_grace() {
+        let session = Session::start().await;
+        let leader = session.pids[0];
+        tokio::task::spawn_blocking(move || super::kill_session(leader))
+            .await
+            .unwrap();
+        assert!(until_dead(&session.pids).await, "{:?}", session.pids);
+        assert!(
+            !session.lock.exists(),
+            "the shell ran its exit trap on the hangup"
+        );
     }
 }

@@ -16,30 +16,34 @@
 use std::io::{self, PipeWriter};
 use std::process::Stdio;
 
-/// Waits for the server's end of its standard input to close, then kills the session `$1`: its
-/// leader's group first, then every process `/proc` lists in it (field 4 after the command
-/// name, which may hold spaces and parentheses, hence the cut at the last `) `), for a few
-/// rounds while processes forked in the meantime appear. POSIX `sh` only (`dash` here); the
-/// fields split unquoted are numbers and a state letter, nothing a glob would expand.
+/// Waits for the server's end of its standard input to close, then ends the session `$1` as
+/// the server's own `kill_session` does: SIGHUP and SIGCONT to each of its live processes,
+/// up to a second for them to end, then SIGKILL for a few rounds while processes forked
+/// meanwhile appear. A process is in the session if field 4 after its command name is `$1`
+/// (the name may hold spaces and parentheses, hence the cut at the last `) `), live unless
+/// its state is `Z`. POSIX `sh` only (`dash` here); the fields split unquoted are numbers and
+/// a state letter, nothing a glob would expand.
 const SCRIPT: &str = r#"sid=$1
 read -r _ || :
-kill -s KILL -- "-$sid" 2>/dev/null
-round=0
-while [ "$round" -lt 5 ]; do
-    round=$((round + 1))
-    found=
+signal_all() {
+    found=1
     for stat in /proc/[0-9]*/stat; do
         { read -r line < "$stat"; } 2>/dev/null || continue
         set -- ${line##*") "}
-        if [ "$4" = "$sid" ]; then
-            pid=${stat#/proc/}
-            kill -s KILL "${pid%/stat}" 2>/dev/null
-            found=1
-        fi
+        [ "$4" = "$sid" ] && [ "$1" != Z ] || continue
+        found=0
+        pid=${stat#/proc/}
+        [ -z "$sig" ] || kill -s "$sig" "${pid%/stat}" 2>/dev/null
     done
-    [ -n "$found" ] || exit 0
-    sleep 0.05 2>/dev/null || sleep 1
-done
+    return "$found"
+}
+pause() { sleep 0.05 2>/dev/null || sleep 1; }
+sig=HUP; signal_all || exit 0
+sig=CONT; signal_all
+sig=; n=0
+while [ "$n" -lt 20 ] && signal_all; do n=$((n + 1)); pause; done
+sig=KILL; n=0
+while [ "$n" -lt 5 ] && signal_all; do n=$((n + 1)); pause; done
 "#;
 
 /// A running reaper for one terminal's session. Dropping it kills the reaper (first) and
@@ -76,9 +80,10 @@ impl Reaper {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     use super::*;
@@ -90,37 +95,57 @@ mod tests {
             .unwrap_or(false)
     }
 
-    /// A session of three processes: a leader (`bash`) and two `sleep`s in groups of their
-    /// own, as an interactive shell's background jobs are (`set -m`). Returns the leader's
-    /// handle and all three pids.
-    async fn session() -> (tokio::process::Child, Vec<i32>) {
-        // `setsid` execs in place (the child of a spawn is not a group leader), so the
-        // leader's pid is the session's id.
-        let mut leader = tokio::process::Command::new("setsid")
-            .args([
-                "bash",
-                "-c",
-                "set -m; sleep 301 & a=$!; sleep 302 & b=$!; echo $$ $a $b; wait",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut out = tokio::io::BufReader::new(leader.stdout.take().unwrap());
-        let mut line = String::new();
-        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
-            .await
-            .unwrap();
-        let pids: Vec<i32> = line
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect();
-        assert_eq!(pids.len(), 3, "{line}");
-        (leader, pids)
+    /// A session like a terminal's: its leader (`bash`, with an exit trap that removes
+    /// `lock`, as a script holding a lock file has) and two jobs in groups of their own (as an
+    /// interactive shell's background jobs are, `set -m`), the second ignoring hangups.
+    pub(crate) struct Session {
+        _leader: tokio::process::Child,
+        pub(crate) pids: Vec<i32>,
+        pub(crate) lock: PathBuf,
+        _dir: tempfile::TempDir,
     }
 
-    async fn until_dead(pids: &[i32]) -> bool {
+    impl Session {
+        pub(crate) async fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let lock = dir.path().join("lock");
+            // `setsid` execs in place (the child of a spawn is not a group leader), so the
+            // leader's pid is the session's id.
+            let mut leader = tokio::process::Command::new("setsid")
+                .args([
+                    "bash",
+                    "-c",
+                    "trap 'rm -f \"$0\"' EXIT; touch \"$0\"; set -m; \
+                     sleep 301 & a=$!; (trap '' HUP; exec sleep 302) & b=$!; \
+                     echo $$ $a $b; wait",
+                ])
+                .arg(&lock)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut out = tokio::io::BufReader::new(leader.stdout.take().unwrap());
+            let mut line = String::new();
+            tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+                .await
+                .unwrap();
+            let pids: Vec<i32> = line
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            assert_eq!(pids.len(), 3, "{line}");
+            assert!(lock.exists());
+            Self {
+                _leader: leader,
+                pids,
+                lock,
+                _dir: dir,
+            }
+        }
+    }
+
+    pub(crate) async fn until_dead(pids: &[i32]) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while pids.iter().any(|&p| alive(p)) {
             if Instant::now() > deadline {
@@ -132,33 +157,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_server_end_closing_kills_the_whole_session() {
-        let (_leader, pids) = session().await;
+    async fn the_server_end_closing_ends_the_whole_session() {
+        let session = Session::start().await;
         let Reaper {
             _child: mut child,
             _server_end: server_end,
-        } = Reaper::start(pids[0]).unwrap();
-        assert!(pids.iter().all(|&p| alive(p)));
+        } = Reaper::start(session.pids[0]).unwrap();
+        assert!(session.pids.iter().all(|&p| alive(p)));
         // What the kernel does when the server dies: its end of the pipe closes.
         drop(server_end);
-        assert!(until_dead(&pids).await, "session members alive: {pids:?}");
+        assert!(
+            until_dead(&session.pids).await,
+            "session members alive: {:?}",
+            session.pids
+        );
+        assert!(
+            !session.lock.exists(),
+            "hung up first: the shell ran its exit trap"
+        );
         let status = child.wait().await.unwrap();
         assert!(status.success(), "the reaper ends by itself: {status}");
     }
 
     #[tokio::test]
-    async fn a_dropped_reaper_kills_nothing() {
-        let (_leader, pids) = session().await;
-        let reaper = Reaper::start(pids[0]).unwrap();
+    async fn a_dropped_reaper_ends_nothing() {
+        let session = Session::start().await;
+        let reaper = Reaper::start(session.pids[0]).unwrap();
         drop(reaper);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
+        assert!(session.pids.iter().all(|&p| alive(p)), "{:?}", session.pids);
         // Another one cleans up.
         let Reaper {
             _child: _kept_until_done,
             _server_end: server_end,
-        } = Reaper::start(pids[0]).unwrap();
+        } = Reaper::start(session.pids[0]).unwrap();
         drop(server_end);
-        assert!(until_dead(&pids).await);
+        assert!(until_dead(&session.pids).await);
     }
 }
