@@ -5,9 +5,9 @@
 //! batches to a storer task, which stores each batch in one disk task (each file hashed once and
 //! written right after, while its bytes are in the cache) and acknowledges it with one `ack`
 //! text frame (`indices`, `rejected`, running totals); it stores two batches at a time (both
-//! write at once: the mirror's lock is not held across a file's write), the acknowledgements
-//! in the batches' order. A file is stored from the frames it came in, not a copy.
-//! A file not in the sync's plan (a path that would escape the project included) is read to
+//! write at once: the mirror's lock is not held across a file's write), each acknowledged as
+//! soon as it is stored (a batch stored first does not wait for an earlier, slower one). A
+//! file is stored from the frames it came in, not a copy. A file not in the sync's plan (a path that would escape the project included) is read to
 //! its end and refused, never written.
 
 use std::sync::Arc;
@@ -152,7 +152,8 @@ async fn store_batches(
     // Once the peer is gone, batches are still stored, only not acknowledged.
     let mut connected = true;
     // Two batches at a time, each one blocking task that hashes and writes its files (outside
-    // the mirror's lock, so the two write at once); acknowledgements keep the batches' order.
+    // the mirror's lock, so the two write at once); each acknowledged once stored, whatever
+    // the order — a finished batch does not hold its slot while an earlier one is still written.
     let stored_batches = futures::stream::poll_fn(|cx| batches.poll_recv(cx))
         .map(|batch| {
             let upload = Arc::clone(&upload);
@@ -169,7 +170,7 @@ async fn store_batches(
                 (rejected, results)
             }
         })
-        .buffered(BATCHES_STORED_AT_ONCE);
+        .buffer_unordered(BATCHES_STORED_AT_ONCE);
     futures::pin_mut!(stored_batches);
     while let Some((mut rejected, results)) = stored_batches.next().await {
         let mut stored = Vec::new();

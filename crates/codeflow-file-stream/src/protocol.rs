@@ -68,6 +68,13 @@ impl ContentHash {
         ContentHash(hash.to_hex().to_string())
     }
 
+    /// Hashes `bytes` on this thread only, whatever their size: for callers that already hash
+    /// many files on several threads at once (the start-up scan's readers), where handing a
+    /// large file to the thread pool only adds its threads spinning beside them.
+    pub fn of_on_this_thread(bytes: &[u8]) -> Self {
+        ContentHash(blake3::hash(bytes).to_hex().to_string())
+    }
+
     /// Hashes content given in pieces: the hash of the pieces joined. On this thread only
     /// (its callers store many files at once; a piece is too small to share out).
     pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Self {

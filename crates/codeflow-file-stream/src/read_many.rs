@@ -63,7 +63,7 @@ pub(crate) fn read_many<E>(
                     let read = read_framed(path).ok().map(|framed| {
                         let bytes = framed.slice(1..);
                         Read {
-                            hash: ContentHash::of(&bytes),
+                            hash: ContentHash::of_on_this_thread(&bytes),
                             is_text: std::str::from_utf8(&bytes).is_ok(),
                             bytes,
                             framed,

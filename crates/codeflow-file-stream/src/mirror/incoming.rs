@@ -1,10 +1,11 @@
 //! Files a sync receives in bulk (an upload on `/ws/file-stream/…` rather than
-//! `client/readFiles`): announced before the first byte arrives, stored in batches, each file
-//! hashed and written in one pass (the hash checked against the one it came with: a file that
-//! does not match is not written).
+//! `client/readFiles`): announced before the first byte arrives, stored in batches of groups
+//! of a few files, each group hashed and then written (the hash checked against the one each
+//! file came with: a file that does not match is not written).
 //!
 //! A file the mirror does not hold yet is written in place (no temporary file and rename per
-//! small file), outside the mirror's lock: under it a write is only planned (the path's
+//! small file), outside the mirror's lock, which is taken twice per group (not per file: the
+//! socket reader announcing the next files takes it too): under it a write is only planned (the path's
 //! version still the one the sync planned with, the project's limits with the size reserved,
 //! the directories on the way checked, the path claimed by bumping its version) and then
 //! indexed — only if the path's version is still the claimed one and the written file is still
@@ -106,9 +107,10 @@ impl Mirror {
         Ok(removed)
     }
 
-    /// Stores received files in one blocking task, each hashed then written while its bytes
-    /// are still in the cache. Per file: `Ok(true)` stored, `Ok(false)` superseded by a newer
-    /// change (not indexed), or why it was not written (its content not its hash included).
+    /// Stores received files in one blocking task, in groups of a few ([`group_len`]): each
+    /// group hashed, then written, while its bytes are still in the cache. Per file, in order:
+    /// `Ok(true)` stored, `Ok(false)` superseded by a newer change (not indexed), or why it was
+    /// not written (its content not its hash included).
     pub async fn store_incoming(
         &self,
         files: Vec<IncomingFile>,
@@ -123,14 +125,17 @@ impl Mirror {
         let rels: Vec<RelPath> = files.iter().map(|f| f.rel.clone()).collect();
         let done = tokio::task::spawn_blocking(move || {
             let mut dirs = KnownDirs::default();
-            let out: Vec<_> = files
-                .into_iter()
-                .map(|f| {
-                    let stored = inner.store_incoming_blocking(&f, &mut dirs);
-                    (f.rel, stored)
-                })
-                .collect();
-            inner.stored.notify_waiters();
+            let mut out = Vec::with_capacity(files.len());
+            let mut rest = files.as_slice();
+            while !rest.is_empty() {
+                let group = group_len(rest);
+                let (now, later) = rest.split_at(group);
+                let stored = inner.store_group(now, &mut dirs);
+                out.extend(now.iter().map(|f| f.rel.clone()).zip(stored));
+                rest = later;
+                // Reads waiting for these files go on now, not at the batch's end.
+                inner.stored.notify_waiters();
+            }
             out
         })
         .await;
@@ -142,6 +147,27 @@ impl Mirror {
                 .collect()
         })
     }
+}
+
+/// Files stored as one group (the mirror's lock taken twice for all of them): at most this
+/// many…
+const GROUP_FILES: usize = 32;
+/// …and no more once they hold this many bytes (a group is hashed, then written: it should
+/// still be in the cache).
+const GROUP_BYTES: u64 = 1024 * 1024;
+
+/// How many of `files` (at least one) go into the next group.
+fn group_len(files: &[IncomingFile]) -> usize {
+    let mut bytes = 0;
+    let mut len = 0;
+    for file in files.iter().take(GROUP_FILES) {
+        len += 1;
+        bytes += file.content.len();
+        if bytes >= GROUP_BYTES {
+            break;
+        }
+    }
+    len.max(1)
 }
 
 /// Directories of the mirror one batch has seen to be real directories (reached from the
@@ -186,48 +212,90 @@ struct Claim {
 }
 
 impl Inner {
-    /// Stores one received file: hashes it (refused, nothing written, unless it is the hash it
-    /// came with), then writes it. The mirror's lock is held only to plan the write and to index
-    /// it, not across the disk work: two batches write at once.
-    fn store_incoming_blocking(
+    /// Stores a group of received files ([`group_len`]): hashes each (a file that is not the
+    /// hash it came with is refused, nothing written), plans the writes of the others under
+    /// one lock, writes them outside it (two groups write at once), and indexes them under one
+    /// lock — two acquisitions of the mirror's lock per group rather than per file, which the
+    /// socket reader announcing the next files also takes.
+    fn store_group(
         &self,
-        file: &IncomingFile,
+        files: &[IncomingFile],
         dirs: &mut KnownDirs,
-    ) -> Result<bool, FileError> {
-        let rel = &file.rel;
-        let actual = file.content.hash();
-        if actual != file.hash {
-            self.state.lock().incoming.remove(rel);
-            return Err(FileError::HashMismatch {
-                path: rel.to_string(),
-                expected: file.hash.clone(),
-                actual,
-            });
-        }
-        let claim = {
-            let mut state = self.state.lock();
-            match self.claim_incoming(file, dirs, &mut state) {
-                Ok(Some(claim)) => claim,
-                other => {
-                    state.incoming.remove(rel);
-                    return other.map(|_| false);
+    ) -> Vec<Result<bool, FileError>> {
+        // Hashed first, outside the lock: a group is small enough to stay in the cache.
+        let hashed: Vec<Result<(), FileError>> = files
+            .iter()
+            .map(|file| {
+                let actual = file.content.hash();
+                if actual == file.hash {
+                    Ok(())
+                } else {
+                    Err(FileError::HashMismatch {
+                        path: file.rel.to_string(),
+                        expected: file.hash.clone(),
+                        actual,
+                    })
                 }
-            }
+            })
+            .collect();
+        let claims: Vec<Result<Option<Claim>, FileError>> = {
+            let mut state = self.state.lock();
+            files
+                .iter()
+                .zip(hashed)
+                .map(|(file, hashed)| {
+                    let claim = hashed.and_then(|()| self.claim_incoming(file, dirs, &mut state));
+                    if !matches!(claim, Ok(Some(_))) {
+                        state.incoming.remove(&file.rel);
+                    }
+                    claim
+                })
+                .collect()
         };
-        let written = write_new(&claim.abs, &file.content);
-        self.finish_incoming(file, &claim, written)
+        let written: Vec<Option<Written>> = files
+            .iter()
+            .zip(&claims)
+            .map(|(file, claim)| match claim {
+                Ok(Some(claim)) => Some(write_new(&claim.abs, &file.content)),
+                _ => None,
+            })
+            .collect();
+        let mut state = self.state.lock();
+        files
+            .iter()
+            .zip(claims)
+            .zip(written)
+            .map(|((file, claim), written)| match (claim, written) {
+                (Ok(Some(claim)), Some(written)) => {
+                    self.finish_incoming_locked(file, &claim, written, &mut state)
+                }
+                (Ok(_), _) => Ok(false),
+                (Err(e), _) => Err(e),
+            })
+            .collect()
     }
 
     /// After the write outside the lock: indexes the file if nothing changed meanwhile, or
     /// writes it the careful way if something was in the way. Ends the path's wait either way.
+    #[cfg(test)]
     fn finish_incoming(
         &self,
         file: &IncomingFile,
         claim: &Claim,
         written: Written,
     ) -> Result<bool, FileError> {
+        self.finish_incoming_locked(file, claim, written, &mut self.state.lock())
+    }
+
+    /// [`Self::finish_incoming`] with the mirror's lock held.
+    fn finish_incoming_locked(
+        &self,
+        file: &IncomingFile,
+        claim: &Claim,
+        written: Written,
+        state: &mut State,
+    ) -> Result<bool, FileError> {
         let rel = &file.rel;
-        let mut state = self.state.lock();
         state.reserved_files -= claim.reserved.0;
         state.reserved_bytes -= claim.reserved.1;
         let outcome = match written {
@@ -239,7 +307,7 @@ impl Inner {
                 let current = state.version(rel) == claim.version
                     && (state.dirs_removed == claim.dirs_removed || still_at(&out, &claim.abs));
                 if current {
-                    self.index_incoming(file, &mut state);
+                    self.index_incoming(file, state);
                 }
                 Ok(current)
             }
@@ -252,7 +320,7 @@ impl Inner {
             }
             // Something in the way (a file readers may hold, a directory, a link), or a
             // directory removed meanwhile: the careful way, under the lock.
-            Written::NotCreated => self.replace_incoming(file, claim.version, &mut state),
+            Written::NotCreated => self.replace_incoming(file, claim.version, state),
         };
         state.incoming.remove(rel);
         outcome
@@ -569,6 +637,64 @@ mod tests {
         assert_eq!(indexed(&mirror, "liar.txt"), None);
         assert!(!mirror.is_incoming(&rel), "reads of it no longer wait");
         assert_eq!(on_disk(&mirror, "honest.txt").unwrap(), b"ok");
+    }
+
+    /// A batch is stored in groups (a few files per lock): every file of a batch larger than
+    /// a group gets its own outcome, in order, across the groups' edges — a liar refused, a
+    /// file superseded by a newer change skipped, the others stored and indexed.
+    #[tokio::test]
+    async fn a_batch_of_several_groups_has_one_outcome_per_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::parse("p").unwrap();
+        let mirror = Mirror::open(dir.path(), &project, "/app").await.unwrap();
+        let count = GROUP_FILES * 2 + 3;
+        let (liar_at, raced_at) = (GROUP_FILES - 1, GROUP_FILES);
+        let mut batch: Vec<IncomingFile> = (0..count)
+            .map(|i| {
+                incoming(
+                    &mirror,
+                    &format!("d{}/f{i}.txt", i % 3),
+                    i.to_string().as_bytes(),
+                )
+            })
+            .collect();
+        batch[liar_at].content = b"not what the hash says".as_slice().into();
+        mirror
+            .write_local(
+                &mirror.paths().mirror_path(&batch[raced_at].rel),
+                b"newer".to_vec(),
+            )
+            .await
+            .unwrap();
+        let rels: Vec<RelPath> = batch.iter().map(|f| f.rel.clone()).collect();
+        let stored = mirror.store_incoming(batch).await;
+        assert_eq!(stored.len(), count);
+        for (i, (rel, outcome)) in stored.iter().enumerate() {
+            assert_eq!(*rel, rels[i]);
+            let path = rel.as_str();
+            match i {
+                _ if i == liar_at => {
+                    assert!(
+                        matches!(outcome, Err(FileError::HashMismatch { .. })),
+                        "{outcome:?}"
+                    );
+                    assert_eq!(on_disk(&mirror, path), None);
+                }
+                _ if i == raced_at => {
+                    assert!(matches!(outcome, Ok(false)), "{outcome:?}");
+                    assert_eq!(on_disk(&mirror, path).unwrap(), b"newer");
+                }
+                _ => {
+                    assert!(matches!(outcome, Ok(true)), "{i}: {outcome:?}");
+                    assert_eq!(on_disk(&mirror, path).unwrap(), i.to_string().as_bytes());
+                    assert_eq!(
+                        indexed(&mirror, path),
+                        Some(ContentHash::of(i.to_string().as_bytes()))
+                    );
+                }
+            }
+            assert!(!mirror.is_incoming(rel), "reads of {path} no longer wait");
+        }
     }
 
     /// Writes go outside the mirror's lock: a change that comes between the claim and the
