@@ -107,10 +107,10 @@ impl Mirror {
         Ok(removed)
     }
 
-    /// Stores received files in one blocking task, in groups of a few ([`group_len`]): each
-    /// group hashed, then written, while its bytes are still in the cache. Per file, in order:
-    /// `Ok(true)` stored, `Ok(false)` superseded by a newer change (not indexed), or why it was
-    /// not written (its content not its hash included).
+    /// Stores received files in one blocking task, in groups of a few (at most 32 files or
+    /// 1 MiB): each group hashed, then written, while its bytes are still in the cache. Per
+    /// file, in order: `Ok(true)` stored, `Ok(false)` superseded by a newer change (not
+    /// indexed), or why it was not written (its content not its hash included).
     pub async fn store_incoming(
         &self,
         files: Vec<IncomingFile>,
