@@ -1,4 +1,4 @@
-//! A terminal's reaper: a small process outside the server that kills the terminal's whole
+//! A terminal's reaper: a small process outside the server that ends the terminal's whole
 //! session when the server dies without doing it itself (SIGKILL, the OOM killer).
 //!
 //! Without it, a dead server's terminals rely on the shell: the PTY's hangup reaches the
@@ -7,8 +7,10 @@
 //! its background jobs, and they run on. The reaper does not depend on the shell: it blocks
 //! reading a pipe whose only write end the server holds (close-on-exec, so no other child
 //! inherits it); when the server dies the kernel closes that end, the read returns, and the
-//! reaper kills every process whose session is the terminal's. When the terminal ends in
-//! order the server kills its session itself and then the reaper, which has nothing to do.
+//! reaper ends every process whose session is the terminal's — SIGHUP first, SIGKILL a second
+//! later for what still runs, as the server's own `kill_session` does. When the terminal ends
+//! in order the server ends its session itself and then kills the reaper, which has nothing
+//! left to do.
 //!
 //! It is `/bin/sh` running the script below — no helper binary to install — in a process
 //! group of its own (a ^C meant for the server's foreground group does not reach it).
