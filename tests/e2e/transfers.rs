@@ -102,6 +102,7 @@ async fn receive(mut socket: Socket, got: &mut Received, stop_after: Option<usiz
                     current = Some((h, Vec::new()));
                 }
                 Frame::Chunk(c) => current.as_mut().unwrap().1.extend_from_slice(&c),
+                Frame::Whole(h, _) => panic!("a download sends no file in one frame: {h:?}"),
             },
             Some(Ok(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -286,9 +287,11 @@ async fn chosen_paths_pass_the_jail_and_operations_stay_with_their_project() {
 }
 
 /// Sends files `(index, path, content, hash)` on an upload socket, each after the
-/// acknowledgement of the one before; returns the replies (ack or rejected) in order.
+/// acknowledgement of the one before; returns the replies (ack or rejected) in order. A
+/// small file with an even index goes in one frame (`0x03`, as `beginTransfer` offered), the
+/// others as a header and chunks: the server takes both.
 async fn send_files(socket: &mut Socket, files: &[(u64, String, Vec<u8>, String)]) -> Vec<Value> {
-    use codeflow_file_stream::transfer::{FileHeader, chunk_frame, header_frame};
+    use codeflow_file_stream::transfer::{FileHeader, chunk_frame, header_frame, whole_frame};
     let mut replies = Vec::new();
     for (index, path, bytes, hash) in files {
         let header = FileHeader {
@@ -298,15 +301,22 @@ async fn send_files(socket: &mut Socket, files: &[(u64, String, Vec<u8>, String)
             mode: 0o644,
             hash: hash.clone(),
         };
-        socket
-            .send(Message::Binary(header_frame(&header)))
-            .await
-            .unwrap();
-        for chunk in bytes.chunks(100_000) {
+        if index % 2 == 0 && bytes.len() <= 100_000 {
             socket
-                .send(Message::Binary(chunk_frame(chunk)))
+                .send(Message::Binary(whole_frame(&header, bytes)))
                 .await
                 .unwrap();
+        } else {
+            socket
+                .send(Message::Binary(header_frame(&header)))
+                .await
+                .unwrap();
+            for chunk in bytes.chunks(100_000) {
+                socket
+                    .send(Message::Binary(chunk_frame(chunk)))
+                    .await
+                    .unwrap();
+            }
         }
         loop {
             let frame = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
@@ -364,6 +374,10 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
         .await;
     assert!(sub.get("result").is_some(), "{sub}");
     let op = begin(&mut ws, json!({"direction": "upload"})).await;
+    assert_eq!(
+        op["wholeFrames"], true,
+        "files in one frame are offered: {op}"
+    );
     let url = op["url"].as_str().unwrap().to_owned();
 
     // Three files, then the connection is cut in the middle of the fourth.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, header_frame,
+    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, header_frame, whole_frame,
 };
 use codeflow_file_stream::{FileError, Jail, Manifest, PlainDirs, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
@@ -103,6 +103,7 @@ impl Uploader {
                 })
                 .collect(),
         });
+        let whole = params.whole_frames;
         tracing::info!(files = files.len(), "sync upload asked for");
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -113,9 +114,11 @@ impl Uploader {
                 let files = Arc::clone(&files);
                 let jail = self.jail.clone();
                 async move {
-                    tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &out))
-                        .await
-                        .unwrap_or_default()
+                    tokio::task::spawn_blocking(move || {
+                        read_frames(&jail, &files, &received, whole, &out)
+                    })
+                    .await
+                    .unwrap_or_default()
                 }
             };
             match self.send_once(&url, produce).await {
@@ -298,12 +301,14 @@ struct Wanted {
     hash: String,
 }
 
-/// Reads the wanted files not `received` yet, in order, into frames on `out`; returns what
-/// it did not send (vanished, unreadable, outside the root, or changed since the manifest).
+/// Reads the wanted files not `received` yet, in order, into frames on `out` (a small file
+/// in one frame when `whole`, see [`file_frames`]); returns what it did not send (vanished,
+/// unreadable, outside the root, or changed since the manifest).
 fn read_frames(
     jail: &Jail,
     files: &[Wanted],
     received: &Received,
+    whole: bool,
     out: &mpsc::Sender<Bytes>,
 ) -> Vec<Value> {
     let mut skipped = Vec::new();
@@ -337,21 +342,27 @@ fn read_frames(
             mode,
             hash: file.hash.clone(),
         };
-        if out.blocking_send(header_frame(&header)).is_err() {
-            return skipped;
-        }
-        let sent = match content {
-            // A small file was read straight into its one chunk frame.
-            Content::Frame(frame) => frame.is_none_or(|f| out.blocking_send(f).is_ok()),
-            Content::Frames(frames) => frames
-                .into_iter()
-                .all(|frame| out.blocking_send(frame).is_ok()),
-        };
+        let sent = file_frames(&header, content, whole)
+            .into_iter()
+            .all(|frame| out.blocking_send(frame).is_ok());
         if !sent {
             return skipped;
         }
     }
     skipped
+}
+
+/// A file's frames: its header, then its content's chunk frames; or, when the server takes
+/// files in one frame (`whole`) and the content is one chunk, the file in one frame — half
+/// the messages for each small file, on both sides.
+fn file_frames(header: &FileHeader, content: Content, whole: bool) -> Vec<Bytes> {
+    match content {
+        Content::Frame(Some(frame)) if whole => vec![whole_frame(header, &frame[1..])],
+        Content::Frame(frame) => std::iter::once(header_frame(header)).chain(frame).collect(),
+        Content::Frames(frames) => std::iter::once(header_frame(header))
+            .chain(frames)
+            .collect(),
+    }
 }
 
 enum Content {
@@ -475,6 +486,18 @@ mod tests {
         assert!(frames.iter().all(|f| f[0] == CHUNK));
         let joined: Vec<u8> = frames.iter().flat_map(|f| f[1..].to_vec()).collect();
         assert_eq!(joined, content);
+        // Larger than one chunk: a header and chunks even to a server that takes files whole.
+        let (read, mode) = read_file(&path, content.len() as u64).unwrap();
+        let header = FileHeader {
+            index: 0,
+            path: "big.bin".into(),
+            size: (CHUNK_BYTES * 2 + 5) as u64,
+            mode,
+            hash: "h".into(),
+        };
+        let sent = file_frames(&header, read, true);
+        assert_eq!(sent.len(), 4);
+        assert_eq!(sent[0][0], codeflow_file_stream::transfer::HEADER);
         // Not the manifest's size any more, either way: refused.
         assert!(read_file(&path, content.len() as u64 - 1).is_err());
         assert!(read_file(&path, content.len() as u64 + 1).is_err());
@@ -501,7 +524,7 @@ mod tests {
             wanted("../outside", 1),
         ];
         let (tx, mut rx) = mpsc::channel(16);
-        let skipped = read_frames(&jail, &files, &Default::default(), &tx);
+        let skipped = read_frames(&jail, &files, &Default::default(), false, &tx);
         drop(tx);
         let mut frames = Vec::new();
         while let Ok(f) = rx.try_recv() {
@@ -511,5 +534,22 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert_eq!(&frames[1][..], b"\x02abc");
         assert_eq!(skipped.len(), 2, "{skipped:?}");
+
+        // To a server that takes files in one frame: a.txt in one, the empty file's header.
+        let (tx, mut rx) = mpsc::channel(16);
+        read_frames(&jail, &files, &Default::default(), true, &tx);
+        drop(tx);
+        let mut frames = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 2);
+        match codeflow_file_stream::transfer::parse(&frames[0]) {
+            Ok(codeflow_file_stream::transfer::Frame::Whole(header, content)) => {
+                assert_eq!((header.path.as_str(), &content[..]), ("a.txt", &b"abc"[..]));
+            }
+            other => panic!("a.txt whole: {other:?}"),
+        }
+        assert_eq!(frames[1][0], codeflow_file_stream::transfer::HEADER);
     }
 }

@@ -388,6 +388,8 @@ impl MethodFamily for TransferMethods {
                         "url": format!("/ws/file-stream/{id}"),
                         "expiresAt": expires_at(),
                         "direction": "upload",
+                        // Files may come in one frame each (`0x03`).
+                        "wholeFrames": true,
                     })));
                 }
                 _ => return Err(invalid("`direction` must be \"download\" or \"upload\"")),

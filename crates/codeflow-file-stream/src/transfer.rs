@@ -3,6 +3,10 @@
 //! - `0x01` + JSON [`FileHeader`]: a file begins (`index` counts the transfer's files from 0;
 //!   `size` bytes of content follow, in order, in chunk frames; an empty file has none).
 //! - `0x02` + raw bytes: the next content chunk of the current file.
+//! - `0x03` + header length (4 bytes, big-endian) + JSON [`FileHeader`] + the file's whole
+//!   content: a file in one frame (a small file's header and content as one message instead
+//!   of two). Sent only to a receiver that said it takes them ([`SyncBeginResult::whole_frames`],
+//!   [`UploadFilesParams::whole_frames`]); its content must be exactly the header's `size`.
 //!
 //! Text frames carry JSON control messages (progress, acknowledgements, the summary); they are
 //! the endpoint's business, not this module's.
@@ -67,6 +71,10 @@ pub struct SyncBeginResult {
     /// then sends its manifest after the upload.
     #[serde(default)]
     pub manifest_while_uploading: bool,
+    /// The server takes a file in one frame (`0x03`, [`whole_frame`]); an older server
+    /// leaves this out, and the relay then sends a header frame and chunk frames.
+    #[serde(default)]
+    pub whole_frames: bool,
 }
 
 /// `client/uploadFiles` params.
@@ -85,6 +93,9 @@ pub struct UploadFilesParams {
     /// that manifest, in its path order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<UploadAll>,
+    /// The server takes a file in one frame (`0x03`, [`whole_frame`]).
+    #[serde(default)]
+    pub whole_frames: bool,
 }
 
 /// `client/uploadFiles`'s `all`: every file of the manifest the relay sent with `uploadAll`;
@@ -114,7 +125,9 @@ pub struct UploadEntry {
 pub const HEADER: u8 = 1;
 /// A content chunk frame tag.
 pub const CHUNK: u8 = 2;
-/// The largest content chunk a sender puts in one frame.
+/// A file-in-one-frame tag.
+pub const WHOLE: u8 = 3;
+/// The largest content chunk a sender puts in one frame (and the largest file sent whole).
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// What comes before a file's content.
@@ -140,6 +153,8 @@ pub enum Frame {
     Header(FileHeader),
     /// Content of the current file.
     Chunk(Bytes),
+    /// A whole file: its header and all of its content.
+    Whole(FileHeader, Bytes),
 }
 
 /// A header frame.
@@ -147,6 +162,19 @@ pub fn header_frame(header: &FileHeader) -> Bytes {
     let mut out = vec![HEADER];
     // A struct of strings and numbers always serializes.
     out.extend(serde_json::to_vec(header).unwrap_or_default());
+    out.into()
+}
+
+/// A file in one frame: its header and its whole `content` (at most [`CHUNK_BYTES`] by
+/// convention, as one chunk would be).
+pub fn whole_frame(header: &FileHeader, content: &[u8]) -> Bytes {
+    // A struct of strings and numbers always serializes.
+    let json = serde_json::to_vec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(5 + json.len() + content.len());
+    out.push(WHOLE);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(content);
     out.into()
 }
 
@@ -165,6 +193,18 @@ pub fn parse(frame: &Bytes) -> Result<Frame, String> {
             .map(Frame::Header)
             .map_err(|e| format!("bad file header: {e}")),
         Some(&CHUNK) => Ok(Frame::Chunk(frame.slice(1..))),
+        Some(&WHOLE) => {
+            let len = frame
+                .get(1..5)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or("a whole-file frame too short for its header's length")?;
+            let json = frame
+                .get(5..5 + len)
+                .ok_or("a whole-file frame shorter than its header's length")?;
+            let header: FileHeader =
+                serde_json::from_slice(json).map_err(|e| format!("bad file header: {e}"))?;
+            Ok(Frame::Whole(header, frame.slice(5 + len..)))
+        }
         Some(other) => Err(format!("unknown frame tag {other}")),
         None => Err("empty frame".into()),
     }
@@ -247,6 +287,31 @@ impl Assembler {
                     received: 0,
                     refused,
                 });
+            }
+            Frame::Whole(header, content) => {
+                if self.current.is_some() {
+                    return Err("a whole file before the last file's content ended".into());
+                }
+                if content.len() as u64 != header.size {
+                    return Err(format!(
+                        "`{}` came whole with {} bytes, its header says {}",
+                        header.path,
+                        content.len(),
+                        header.size
+                    ));
+                }
+                let refused = check(&header);
+                let mut kept = Chunks::default();
+                // A refused file's content is counted, not kept.
+                if refused.is_none() {
+                    kept.push(content);
+                }
+                return Ok(Some(Incoming {
+                    received: header.size,
+                    header,
+                    content: kept,
+                    refused,
+                }));
             }
             Frame::Chunk(chunk) => {
                 let Some(file) = self.current.as_mut() else {
@@ -405,6 +470,65 @@ mod tests {
             last[1..].as_ptr(),
             "not copied"
         );
+    }
+
+    #[test]
+    fn a_file_in_one_frame_is_whole_checked_and_not_copied() {
+        let header = |index: u64, size: u64| FileHeader {
+            index,
+            path: format!("dir/é{index}.txt"),
+            size,
+            mode: 0o600,
+            hash: "h".into(),
+        };
+        let frame = whole_frame(&header(0, 3), b"abc");
+        assert_eq!(frame[0], WHOLE);
+        assert_eq!(
+            parse(&frame),
+            Ok(Frame::Whole(header(0, 3), Bytes::from_static(b"abc")))
+        );
+        let mut a = Assembler::default();
+        let file = a.frame(&frame, |_| None).unwrap().expect("whole at once");
+        assert_eq!(file.header, header(0, 3));
+        assert_eq!(file.content.parts().len(), 1);
+        assert_eq!(
+            file.content.parts()[0].as_ptr(),
+            frame[frame.len() - 3..].as_ptr(),
+            "not copied"
+        );
+        assert!(a.end().is_ok(), "nothing left open");
+        // Empty, and refused: counted, not kept.
+        let empty = a.frame(&whole_frame(&header(1, 0), b""), |_| None).unwrap();
+        assert_eq!(empty.map(|f| f.content.len()), Some(0));
+        let refused = a
+            .frame(&whole_frame(&header(2, 2), b"xy"), |_| {
+                Some((5, "no".into()))
+            })
+            .unwrap()
+            .unwrap();
+        assert!(refused.content.is_empty() && refused.refused.is_some());
+        // Content other than the header's size, either way, is a framing violation.
+        assert!(
+            a.frame(&whole_frame(&header(3, 4), b"abc"), |_| None)
+                .is_err()
+        );
+        assert!(
+            a.frame(&whole_frame(&header(3, 2), b"abc"), |_| None)
+                .is_err()
+        );
+        // Not in the middle of a chunked file.
+        let mut a = Assembler::default();
+        a.frame(&header_frame(&header(4, 2)), |_| None).unwrap();
+        assert!(
+            a.frame(&whole_frame(&header(5, 1), b"z"), |_| None)
+                .is_err()
+        );
+        // Cut short: the header's length past the frame's end, or no length at all.
+        let mut cut = frame.to_vec();
+        cut.truncate(8);
+        assert!(parse(&Bytes::from(cut)).is_err());
+        assert!(parse(&Bytes::from_static(b"\x03\x00")).is_err());
+        assert!(parse(&Bytes::from_static(b"\x03\xff\xff\xff\xff{}")).is_err());
     }
 
     #[test]

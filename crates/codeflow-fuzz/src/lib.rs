@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("delta", delta),
     ("manifest", manifest),
     ("stream_json", stream_json),
+    ("transfer", transfer),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -116,4 +117,34 @@ pub fn stream_json(data: &[u8]) {
             }
         }
     });
+}
+
+/// An upload's binary frames on `/ws/file-stream/{operation_id}` (header, chunk, whole file),
+/// put together as a receiver does: the input is frames, each a 2-byte big-endian length and
+/// that many bytes; the receiver stops at the first framing violation, and checks for `end`
+/// after the last frame.
+pub fn transfer(data: &[u8]) {
+    use codeflow_file_stream::transfer::Assembler;
+    let mut assembler = Assembler::default();
+    let mut rest = data;
+    while let [a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        let (frame, next) = tail.split_at(len);
+        rest = next;
+        let frame = bytes::Bytes::copy_from_slice(frame);
+        // Refuse some files, as a receiver's checks do, so both paths are taken.
+        let check = |h: &codeflow_file_stream::transfer::FileHeader| {
+            h.path
+                .contains("..")
+                .then(|| (-33004, "escapes".to_owned()))
+        };
+        match assembler.frame(&frame, check) {
+            Ok(Some(file)) => {
+                assert!(file.refused.is_some() || file.content.len() == file.header.size);
+            }
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+    let _ = assembler.end();
 }

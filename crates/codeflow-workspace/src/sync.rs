@@ -843,6 +843,7 @@ async fn upload_missing(
             files: upload.total_files() as u64,
             bytes: upload.total_bytes(),
         }),
+        whole_frames: true,
     };
     let params = serde_json::to_value(params)
         .map_err(|e| ErrorObject::new(codes::INTERNAL_ERROR, e.to_string()))?;

@@ -182,6 +182,7 @@ async fn begin(
             url,
             have,
             manifest_while_uploading: true,
+            whole_frames: true,
         },
         Streamed {
             upload,

@@ -11,15 +11,15 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult, header_frame,
-};
+use codeflow_file_stream::transfer::{CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult};
 use codeflow_file_stream::{PlainDirs, RelPath, ScanFeed, Scanned};
 use futures::FutureExt as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{ATTEMPTS, Broken, Content, Received, Uploader, Wanted, read_file, read_frames};
+use super::{
+    ATTEMPTS, Broken, Content, Received, Uploader, Wanted, file_frames, read_file, read_frames,
+};
 
 /// An upload fed by the scan, across its connections.
 struct Streaming {
@@ -28,6 +28,8 @@ struct Streaming {
     /// Every file sent so far, by index.
     sent: Vec<Wanted>,
     plain: PlainDirs,
+    /// The server takes a small file in one frame.
+    whole: bool,
 }
 
 impl Uploader {
@@ -40,6 +42,7 @@ impl Uploader {
             have: begun.have.into_iter().collect(),
             sent: Vec::new(),
             plain: PlainDirs::default(),
+            whole: begun.whole_frames,
         };
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -87,11 +90,12 @@ impl Uploader {
                     hash: w.hash.clone(),
                 })
                 .collect::<Vec<_>>();
-            let (jail, again) = (self.jail.clone(), out.clone());
-            let resent =
-                tokio::task::spawn_blocking(move || read_frames(&jail, &files, &received, &again))
-                    .await
-                    .unwrap_or_default();
+            let (jail, again, whole) = (self.jail.clone(), out.clone(), state.whole);
+            let resent = tokio::task::spawn_blocking(move || {
+                read_frames(&jail, &files, &received, whole, &again)
+            })
+            .await
+            .unwrap_or_default();
             skipped.extend(resent);
             if out.is_closed() {
                 return skipped;
@@ -115,7 +119,9 @@ impl Uploader {
             if scanned.bytes.is_some() {
                 let index = state.send(&scanned);
                 // Never read: the scan's bytes go.
-                let frames = frames_of(index, scanned, |_, _| Err("not read".to_owned()));
+                let frames = frames_of(index, scanned, state.whole, |_, _| {
+                    Err("not read".to_owned())
+                });
                 if !send_all(&out, frames, &mut skipped).await {
                     return skipped;
                 }
@@ -139,13 +145,13 @@ impl Uploader {
                     Some(None) | None => break,
                 }
             }
-            let jail = self.jail.clone();
+            let (jail, whole) = (self.jail.clone(), state.whole);
             let mut plain = std::mem::take(&mut state.plain);
             let read = tokio::task::spawn_blocking(move || {
                 let frames: Vec<_> = run
                     .into_iter()
                     .map(|(index, scanned)| {
-                        frames_of(index, scanned, |rel, size| {
+                        frames_of(index, scanned, whole, |rel, size| {
                             let abs = jail
                                 .resolve_remembering(rel, &mut plain)
                                 .map_err(|e| e.to_string())?;
@@ -216,27 +222,21 @@ async fn send_all(out: &mpsc::Sender<Bytes>, file: FileFrames, skipped: &mut Vec
 /// A file's frames, or its path and why it was not sent.
 type FileFrames = Result<Vec<Bytes>, (String, String)>;
 
-/// A scanned file's header and content frames: its bytes after the chunk tag as the scan
-/// read them, or copied into chunk frames, or (when the scan did not keep them) what
-/// `read(rel, size)` reads from disk.
+/// A scanned file's frames ([`file_frames`], `whole` as the server said): its bytes after
+/// the chunk tag as the scan read them, or copied into chunk frames, or (when the scan did
+/// not keep them) what `read(rel, size)` reads from disk.
 fn frames_of(
     index: u64,
     scanned: Scanned,
+    whole: bool,
     read: impl FnOnce(&RelPath, u64) -> Result<(Content, u32), String>,
 ) -> FileFrames {
     let (content, mode) = match (scanned.frame, scanned.bytes) {
         // The scan read it after the chunk tag: its frame as it is.
-        (Some(frame), _) => (vec![frame], scanned.mode),
-        (None, Some(bytes)) => (chunks(&bytes), scanned.mode),
-        (None, None) => {
-            let (content, mode) = read(&scanned.rel, scanned.size)
-                .map_err(|why| (scanned.rel.as_str().to_owned(), why))?;
-            let frames = match content {
-                Content::Frame(frame) => frame.into_iter().collect(),
-                Content::Frames(frames) => frames,
-            };
-            (frames, mode)
-        }
+        (Some(frame), _) => (Content::Frame(Some(frame)), scanned.mode),
+        (None, Some(bytes)) => (Content::Frames(chunks(&bytes)), scanned.mode),
+        (None, None) => read(&scanned.rel, scanned.size)
+            .map_err(|why| (scanned.rel.as_str().to_owned(), why))?,
     };
     let header = FileHeader {
         index,
@@ -245,10 +245,7 @@ fn frames_of(
         mode,
         hash: scanned.hash.as_str().to_owned(),
     };
-    let mut frames = Vec::with_capacity(content.len() + 1);
-    frames.push(header_frame(&header));
-    frames.extend(content);
-    Ok(frames)
+    Ok(file_frames(&header, content, whole))
 }
 
 /// `bytes` as chunk frames (the tag, then up to [`CHUNK_BYTES`] bytes each; none when empty).
