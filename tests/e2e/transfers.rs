@@ -102,7 +102,7 @@ async fn receive(mut socket: Socket, got: &mut Received, stop_after: Option<usiz
                     current = Some((h, Vec::new()));
                 }
                 Frame::Chunk(c) => current.as_mut().unwrap().1.extend_from_slice(&c),
-                Frame::Whole(h, _) => panic!("a download sends no file in one frame: {h:?}"),
+                Frame::Whole(files) => panic!("a download sends no whole-file frame: {files:?}"),
             },
             Some(Ok(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -484,4 +484,64 @@ async fn a_tree_uploads_into_the_mirror_resumes_and_refuses_bad_files() {
         }
     }
     assert_eq!(heard, expected.keys().cloned().collect());
+}
+
+/// Several files in one `0x03` frame on an upload socket: each is checked and answered on its
+/// own, in the frame's order — one stored, one refused for its hash, one stored empty.
+#[tokio::test]
+async fn several_files_in_one_frame_are_answered_one_by_one() {
+    use codeflow_file_stream::transfer::{FileHeader, WholeFrames};
+    let server = Server::start().await;
+    let mut ws = session(&server, "packed").await;
+    let op = begin(&mut ws, json!({"direction": "upload"})).await;
+    let mut socket = open(&server, op["url"].as_str().unwrap(), None)
+        .await
+        .unwrap();
+    start_frame(&mut socket).await;
+    let header = |index: u64, path: &str, content: &[u8], hash: String| FileHeader {
+        index,
+        path: path.into(),
+        size: content.len() as u64,
+        mode: 0o644,
+        hash,
+    };
+    let hash = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    let mut packer = WholeFrames::default();
+    for (index, path, content, digest) in [
+        (0, "a/one.txt", &b"one"[..], hash(b"one")),
+        (1, "a/bad.txt", &b"bad"[..], "00".repeat(32)),
+        (2, "b/empty", &b""[..], hash(b"")),
+    ] {
+        assert!(
+            packer
+                .push(&header(index, path, content, digest), content)
+                .is_none()
+        );
+    }
+    socket
+        .send(Message::Binary(packer.take().unwrap()))
+        .await
+        .unwrap();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        let frame = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+        let Some(Ok(Message::Text(t))) = frame else {
+            panic!("upload socket: {frame:?}");
+        };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap();
+        if v["type"] == "ack" || v["type"] == "rejected" {
+            replies.push((
+                v["index"].as_u64().unwrap(),
+                v["type"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        replies,
+        [(0, "ack".into()), (1, "rejected".into()), (2, "ack".into())]
+    );
+    let mirror = server.mirror_dir("packed");
+    assert_eq!(std::fs::read(mirror.join("a/one.txt")).unwrap(), b"one");
+    assert_eq!(std::fs::read(mirror.join("b/empty")).unwrap(), b"");
+    assert!(!mirror.join("a/bad.txt").exists(), "refused, never written");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codeflow_file_stream::transfer::{
-    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, header_frame, whole_frame,
+    CHUNK, CHUNK_BYTES, FileHeader, UploadAll, UploadFilesParams, WholeFrames, header_frame,
 };
 use codeflow_file_stream::{FileError, Jail, Manifest, PlainDirs, RelPath, RemoteError};
 use futures::{SinkExt, StreamExt};
@@ -301,9 +301,9 @@ struct Wanted {
     hash: String,
 }
 
-/// Reads the wanted files not `received` yet, in order, into frames on `out` (a small file
-/// in one frame when `whole`, see [`file_frames`]); returns what it did not send (vanished,
-/// unreadable, outside the root, or changed since the manifest).
+/// Reads the wanted files not `received` yet, in order, into frames on `out` (small files
+/// packed into whole-file frames when `whole`, see [`file_frames`]); returns what it did not
+/// send (vanished, unreadable, outside the root, or changed since the manifest).
 fn read_frames(
     jail: &Jail,
     files: &[Wanted],
@@ -314,6 +314,7 @@ fn read_frames(
     let mut skipped = Vec::new();
     // 10,000 files in a few hundred directories: each directory is checked once.
     let mut plain = PlainDirs::default();
+    let mut packer = whole.then(WholeFrames::default);
     for (index, file) in files.iter().enumerate() {
         let index = index as u64;
         if received.contains(&index) {
@@ -342,26 +343,43 @@ fn read_frames(
             mode,
             hash: file.hash.clone(),
         };
-        let sent = file_frames(&header, content, whole)
+        let sent = file_frames(&header, content, packer.as_mut())
             .into_iter()
             .all(|frame| out.blocking_send(frame).is_ok());
         if !sent {
             return skipped;
         }
     }
+    if let Some(last) = packer.as_mut().and_then(WholeFrames::take) {
+        let _ = out.blocking_send(last);
+    }
     skipped
 }
 
-/// A file's frames: its header, then its content's chunk frames; or, when the server takes
-/// files in one frame (`whole`) and the content is one chunk, the file in one frame — half
-/// the messages for each small file, on both sides.
-fn file_frames(header: &FileHeader, content: Content, whole: bool) -> Vec<Bytes> {
-    match content {
-        Content::Frame(Some(frame)) if whole => vec![whole_frame(header, &frame[1..])],
-        Content::Frame(frame) => std::iter::once(header_frame(header)).chain(frame).collect(),
-        Content::Frames(frames) => std::iter::once(header_frame(header))
-            .chain(frames)
-            .collect(),
+/// The frames to send for a file: its header, then its content's chunk frames; or, when the
+/// server takes whole-file frames (a `packer`) and the content is at most one chunk, the
+/// frame the file filled, if it did — small files go a frame of up to 256 KiB at a time
+/// instead of two messages each, on both sides. The sender sends what `packer` still holds
+/// when it has no file ready. A file sent as a header and chunks goes after the packed ones.
+fn file_frames(
+    header: &FileHeader,
+    content: Content,
+    packer: Option<&mut WholeFrames>,
+) -> Vec<Bytes> {
+    match (content, packer) {
+        (Content::Frame(frame), Some(packer)) => {
+            let bytes = frame.as_ref().map_or(&[][..], |f| &f[1..]);
+            packer.push(header, bytes).into_iter().collect()
+        }
+        (content, packer) => {
+            let mut frames: Vec<Bytes> = packer.and_then(WholeFrames::take).into_iter().collect();
+            frames.push(header_frame(header));
+            match content {
+                Content::Frame(frame) => frames.extend(frame),
+                Content::Frames(chunks) => frames.extend(chunks),
+            }
+            frames
+        }
     }
 }
 
@@ -495,9 +513,18 @@ mod tests {
             mode,
             hash: "h".into(),
         };
-        let sent = file_frames(&header, read, true);
-        assert_eq!(sent.len(), 4);
-        assert_eq!(sent[0][0], codeflow_file_stream::transfer::HEADER);
+        let mut packer = WholeFrames::default();
+        let small = FileHeader {
+            size: 1,
+            ..header.clone()
+        };
+        assert!(packer.push(&small, b"x").is_none());
+        let sent = file_frames(&header, read, Some(&mut packer));
+        // The packed small file first, then the large one's header and three chunks.
+        assert_eq!(sent.len(), 5);
+        assert_eq!(sent[0][0], codeflow_file_stream::transfer::WHOLE);
+        assert_eq!(sent[1][0], codeflow_file_stream::transfer::HEADER);
+        assert!(packer.take().is_none());
         // Not the manifest's size any more, either way: refused.
         assert!(read_file(&path, content.len() as u64 - 1).is_err());
         assert!(read_file(&path, content.len() as u64 + 1).is_err());
@@ -535,7 +562,7 @@ mod tests {
         assert_eq!(&frames[1][..], b"\x02abc");
         assert_eq!(skipped.len(), 2, "{skipped:?}");
 
-        // To a server that takes files in one frame: a.txt in one, the empty file's header.
+        // To a server that takes whole-file frames: a.txt and the empty file in one.
         let (tx, mut rx) = mpsc::channel(16);
         read_frames(&jail, &files, &Default::default(), true, &tx);
         drop(tx);
@@ -543,13 +570,16 @@ mod tests {
         while let Ok(f) = rx.try_recv() {
             frames.push(f);
         }
-        assert_eq!(frames.len(), 2);
+        assert_eq!(frames.len(), 1);
         match codeflow_file_stream::transfer::parse(&frames[0]) {
-            Ok(codeflow_file_stream::transfer::Frame::Whole(header, content)) => {
-                assert_eq!((header.path.as_str(), &content[..]), ("a.txt", &b"abc"[..]));
+            Ok(codeflow_file_stream::transfer::Frame::Whole(files)) => {
+                let got: Vec<(&str, &[u8])> = files
+                    .iter()
+                    .map(|(h, c)| (h.path.as_str(), &c[..]))
+                    .collect();
+                assert_eq!(got, [("a.txt", &b"abc"[..]), ("empty", &b""[..])]);
             }
-            other => panic!("a.txt whole: {other:?}"),
+            other => panic!("one whole-file frame: {other:?}"),
         }
-        assert_eq!(frames[1][0], codeflow_file_stream::transfer::HEADER);
     }
 }

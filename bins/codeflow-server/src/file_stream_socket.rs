@@ -271,7 +271,7 @@ async fn receive(
     }
     let mut assembler = Assembler::default();
     let started = Instant::now();
-    let outcome: Result<(), Option<(u16, String)>> = loop {
+    let outcome: Result<(), Option<(u16, String)>> = 'frames: loop {
         let Some(Ok(message)) = stream.next().await else {
             break Err(None);
         };
@@ -279,13 +279,13 @@ async fn receive(
             break Err(None); // a newer connection took the operation over
         }
         let checked = |h: &FileHeader| check(h, &limits, allowed.as_ref(), jail.as_ref());
-        let file = match assembler.take(as_received(&message), checked) {
-            Step::File(file) => file,
+        let files = match assembler.take(as_received(&message), checked) {
+            Step::Files(files) => files,
             Step::More => continue,
             Step::Over(outcome) => break outcome,
         };
-        // A file is complete: store it or refuse it.
-        {
+        // Files are complete: store or refuse each, in order.
+        for file in files {
             let answer = store(&mirror, file).await;
             if let Ok((_, _, path, kind)) = &answer {
                 stored_paths.push(path.rel().as_str().to_owned());
@@ -298,7 +298,7 @@ async fn receive(
             let reply = {
                 let mut o = op.lock();
                 let Some(up) = o.upload.as_mut() else {
-                    break Err(None);
+                    break 'frames Err(None);
                 };
                 match &answer {
                     Ok((index, size, _, _)) => {
@@ -323,7 +323,7 @@ async fn receive(
                 .await
                 .is_err()
             {
-                break Err(None);
+                break 'frames Err(None);
             }
         }
     };

@@ -72,7 +72,7 @@ pub async fn receive_sync(
     let mut batch: Vec<Item> = Vec::new();
     let mut batch_bytes = 0usize;
     let mut assembler = Assembler::default();
-    let outcome: Result<(), Option<(u16, String)>> = loop {
+    let outcome: Result<(), Option<(u16, String)>> = 'frames: loop {
         let next = if batch.is_empty() {
             stream.next().await
         } else {
@@ -93,12 +93,12 @@ pub async fn receive_sync(
         if op.lock().generation != generation {
             break Err(None); // a newer connection took the operation over
         }
-        let file = match assembler.take(as_received(&message), |h| upload.check(h)) {
-            Step::File(file) => file,
+        let files = match assembler.take(as_received(&message), |h| upload.check(h)) {
+            Step::Files(files) => files,
             Step::More => continue,
             Step::Over(outcome) => break outcome,
         };
-        {
+        for file in files {
             let item = match file.refused {
                 None => {
                     batch_bytes += file.content.len() as usize;
@@ -111,7 +111,7 @@ pub async fn receive_sync(
             if (batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES)
                 && batches.send(std::mem::take(&mut batch)).await.is_err()
             {
-                break Err(None);
+                break 'frames Err(None);
             }
             if batch.is_empty() {
                 batch_bytes = 0;

@@ -3,10 +3,11 @@
 //! - `0x01` + JSON [`FileHeader`]: a file begins (`index` counts the transfer's files from 0;
 //!   `size` bytes of content follow, in order, in chunk frames; an empty file has none).
 //! - `0x02` + raw bytes: the next content chunk of the current file.
-//! - `0x03` + header length (4 bytes, big-endian) + JSON [`FileHeader`] + the file's whole
-//!   content: a file in one frame (a small file's header and content as one message instead
-//!   of two). Sent only to a receiver that said it takes them ([`SyncBeginResult::whole_frames`],
-//!   [`UploadFilesParams::whole_frames`]); its content must be exactly the header's `size`.
+//! - `0x03` + one or more whole files, each its header's length (4 bytes, big-endian), its
+//!   JSON [`FileHeader`], then exactly `size` bytes of content: small files in one frame
+//!   ([`WholeFrames`] packs them up to [`CHUNK_BYTES`]), instead of a header and a chunk
+//!   message each. Sent only to a receiver that said it takes them
+//!   ([`SyncBeginResult::whole_frames`], [`UploadFilesParams::whole_frames`]).
 //!
 //! Text frames carry JSON control messages (progress, acknowledgements, the summary); they are
 //! the endpoint's business, not this module's.
@@ -153,8 +154,8 @@ pub enum Frame {
     Header(FileHeader),
     /// Content of the current file.
     Chunk(Bytes),
-    /// A whole file: its header and all of its content.
-    Whole(FileHeader, Bytes),
+    /// Whole files (at least one): each header with all of its content.
+    Whole(Vec<(FileHeader, Bytes)>),
 }
 
 /// A header frame.
@@ -165,17 +166,46 @@ pub fn header_frame(header: &FileHeader) -> Bytes {
     out.into()
 }
 
-/// A file in one frame: its header and its whole `content` (at most [`CHUNK_BYTES`] by
-/// convention, as one chunk would be).
+/// One file in one `0x03` frame: its header and its whole `content`.
 pub fn whole_frame(header: &FileHeader, content: &[u8]) -> Bytes {
-    // A struct of strings and numbers always serializes.
-    let json = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(5 + json.len() + content.len());
-    out.push(WHOLE);
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(content);
-    out.into()
+    let mut frames = WholeFrames::default();
+    frames.push(header, content);
+    frames.take().unwrap_or_default()
+}
+
+/// Packs whole files into `0x03` frames of up to [`CHUNK_BYTES`]: a sender pushes each small
+/// file and sends the frames it gets back, then what [`WholeFrames::take`] gives when it has no
+/// file ready (or before a file it sends as a header and chunks).
+#[derive(Debug, Default)]
+pub struct WholeFrames {
+    frame: Vec<u8>,
+}
+
+impl WholeFrames {
+    /// Adds a file; returns the frame of the files before it when this one would take that
+    /// frame past [`CHUNK_BYTES`] (a file alone is never refused).
+    pub fn push(&mut self, header: &FileHeader, content: &[u8]) -> Option<Bytes> {
+        // A struct of strings and numbers always serializes.
+        let json = serde_json::to_vec(header).unwrap_or_default();
+        let record = 4 + json.len() + content.len();
+        let full = (!self.frame.is_empty() && self.frame.len() + record > CHUNK_BYTES)
+            .then(|| self.take())
+            .flatten();
+        if self.frame.is_empty() {
+            self.frame.reserve(1 + record);
+            self.frame.push(WHOLE);
+        }
+        self.frame
+            .extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.frame.extend_from_slice(&json);
+        self.frame.extend_from_slice(content);
+        full
+    }
+
+    /// The frame of the files pushed since the last one, if any.
+    pub fn take(&mut self) -> Option<Bytes> {
+        (!self.frame.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.frame)))
+    }
 }
 
 /// A chunk frame.
@@ -194,16 +224,37 @@ pub fn parse(frame: &Bytes) -> Result<Frame, String> {
             .map_err(|e| format!("bad file header: {e}")),
         Some(&CHUNK) => Ok(Frame::Chunk(frame.slice(1..))),
         Some(&WHOLE) => {
-            let len = frame
-                .get(1..5)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or("a whole-file frame too short for its header's length")?;
-            let json = frame
-                .get(5..5 + len)
-                .ok_or("a whole-file frame shorter than its header's length")?;
-            let header: FileHeader =
-                serde_json::from_slice(json).map_err(|e| format!("bad file header: {e}"))?;
-            Ok(Frame::Whole(header, frame.slice(5 + len..)))
+            let mut files = Vec::new();
+            let mut at = 1;
+            while at < frame.len() {
+                let len = frame
+                    .get(at..at + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                    .ok_or("a whole-file frame cut in a header's length")?;
+                let json = frame
+                    .get(at + 4..)
+                    .and_then(|rest| rest.get(..len))
+                    .ok_or("a whole-file frame shorter than its header's length")?;
+                let header: FileHeader =
+                    serde_json::from_slice(json).map_err(|e| format!("bad file header: {e}"))?;
+                let from = at + 4 + len;
+                let to = usize::try_from(header.size)
+                    .ok()
+                    .and_then(|size| from.checked_add(size))
+                    .filter(|to| *to <= frame.len())
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` came whole with fewer bytes than its header's {}",
+                            header.path, header.size
+                        )
+                    })?;
+                files.push((header, frame.slice(from..to)));
+                at = to;
+            }
+            if files.is_empty() {
+                return Err("a whole-file frame without a file".into());
+            }
+            Ok(Frame::Whole(files))
         }
         Some(other) => Err(format!("unknown frame tag {other}")),
         None => Err("empty frame".into()),
@@ -246,8 +297,9 @@ pub enum Received<'a> {
 /// What a receiver does after one message ([`Assembler::take`]).
 #[derive(Debug)]
 pub enum Step {
-    /// A file is complete: store it (or report its refusal).
-    File(Incoming),
+    /// Files are complete (at least one, in the order sent): store each (or report its
+    /// refusal).
+    Files(Vec<Incoming>),
     /// Nothing complete yet: read the next message.
     More,
     /// The upload is over: `Ok` at the sender's `end`; `Err(None)` when the connection closed
@@ -269,12 +321,13 @@ pub struct Assembler {
 
 impl Assembler {
     /// Takes one binary frame; `check` says why a file announced by a header will not be
-    /// stored (its content is then counted, not kept). Returns the file it completed, if any.
+    /// stored (its content is then counted, not kept). Returns the files it completed, in
+    /// order (none, one, or a whole-file frame's several).
     pub fn frame(
         &mut self,
         frame: &Bytes,
-        check: impl FnOnce(&FileHeader) -> Option<(i64, String)>,
-    ) -> Result<Option<Incoming>, String> {
+        mut check: impl FnMut(&FileHeader) -> Option<(i64, String)>,
+    ) -> Result<Vec<Incoming>, String> {
         match parse(frame)? {
             Frame::Header(header) => {
                 if self.current.is_some() {
@@ -288,30 +341,27 @@ impl Assembler {
                     refused,
                 });
             }
-            Frame::Whole(header, content) => {
+            Frame::Whole(files) => {
                 if self.current.is_some() {
                     return Err("a whole file before the last file's content ended".into());
                 }
-                if content.len() as u64 != header.size {
-                    return Err(format!(
-                        "`{}` came whole with {} bytes, its header says {}",
-                        header.path,
-                        content.len(),
-                        header.size
-                    ));
-                }
-                let refused = check(&header);
-                let mut kept = Chunks::default();
-                // A refused file's content is counted, not kept.
-                if refused.is_none() {
-                    kept.push(content);
-                }
-                return Ok(Some(Incoming {
-                    received: header.size,
-                    header,
-                    content: kept,
-                    refused,
-                }));
+                return Ok(files
+                    .into_iter()
+                    .map(|(header, content)| {
+                        let refused = check(&header);
+                        let mut kept = Chunks::default();
+                        // A refused file's content is counted, not kept.
+                        if refused.is_none() {
+                            kept.push(content);
+                        }
+                        Incoming {
+                            received: header.size,
+                            header,
+                            content: kept,
+                            refused,
+                        }
+                    })
+                    .collect());
             }
             Frame::Chunk(chunk) => {
                 let Some(file) = self.current.as_mut() else {
@@ -330,7 +380,11 @@ impl Assembler {
                 }
             }
         }
-        Ok(self.current.take_if(|f| f.received == f.header.size))
+        Ok(self
+            .current
+            .take_if(|f| f.received == f.header.size)
+            .into_iter()
+            .collect())
     }
 
     /// Takes one message of an upload's connection: binary frames go to [`Assembler::frame`]
@@ -339,13 +393,13 @@ impl Assembler {
     pub fn take(
         &mut self,
         message: Received<'_>,
-        check: impl FnOnce(&FileHeader) -> Option<(i64, String)>,
+        check: impl FnMut(&FileHeader) -> Option<(i64, String)>,
     ) -> Step {
         let violation = |e: String| Step::Over(Err(Some((POLICY_VIOLATION, e))));
         match message {
             Received::Binary(frame) => match self.frame(frame, check) {
-                Ok(Some(file)) => Step::File(file),
-                Ok(None) => Step::More,
+                Ok(files) if files.is_empty() => Step::More,
+                Ok(files) => Step::Files(files),
                 Err(e) => violation(e),
             },
             Received::Text(text) if is_end(text) => match self.end() {
@@ -369,6 +423,17 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`Assembler::frame`] for a frame that completes at most one file.
+    fn single(
+        a: &mut Assembler,
+        frame: &Bytes,
+        check: impl FnMut(&FileHeader) -> Option<(i64, String)>,
+    ) -> Result<Option<Incoming>, String> {
+        let mut files = a.frame(frame, check)?;
+        assert!(files.len() <= 1, "{files:?}");
+        Ok(files.pop())
+    }
 
     #[test]
     fn frames_round_trip() {
@@ -399,37 +464,39 @@ mod tests {
             hash: "h".into(),
         };
         let mut a = Assembler::default();
-        let empty = a.frame(&header_frame(&header(0, 0)), |_| None).unwrap();
+        let empty = single(&mut a, &header_frame(&header(0, 0)), |_| None).unwrap();
         assert_eq!(
             empty.map(|f| f.content.len()),
             Some(0),
             "an empty file is whole at once"
         );
         assert_eq!(
-            a.frame(&header_frame(&header(1, 3)), |_| None)
+            single(&mut a, &header_frame(&header(1, 3)), |_| None)
                 .unwrap()
                 .map(|f| f.content.len()),
             None
         );
         assert!(a.end().is_err(), "end in the middle of a file");
-        assert!(a.frame(&header_frame(&header(2, 1)), |_| None).is_err());
-        let done = a.frame(&chunk_frame(b"abc"), |_| None).unwrap().unwrap();
+        assert!(single(&mut a, &header_frame(&header(2, 1)), |_| None).is_err());
+        let done = single(&mut a, &chunk_frame(b"abc"), |_| None)
+            .unwrap()
+            .unwrap();
         assert_eq!(&done.content.to_bytes()[..], b"abc");
         assert!(
-            a.frame(&chunk_frame(b"x"), |_| None).is_err(),
+            single(&mut a, &chunk_frame(b"x"), |_| None).is_err(),
             "content without a header"
         );
         let refused = Some((1, "no".to_owned()));
-        a.frame(&header_frame(&header(3, 2)), |_| refused.clone())
-            .unwrap();
+        single(&mut a, &header_frame(&header(3, 2)), |_| refused.clone()).unwrap();
         assert!(
-            a.frame(&chunk_frame(b"xyz"), |_| None).is_err(),
+            single(&mut a, &chunk_frame(b"xyz"), |_| None).is_err(),
             "beyond its size"
         );
         let mut a = Assembler::default();
-        a.frame(&header_frame(&header(3, 2)), |_| refused.clone())
+        single(&mut a, &header_frame(&header(3, 2)), |_| refused.clone()).unwrap();
+        let dropped = single(&mut a, &chunk_frame(b"xy"), |_| None)
+            .unwrap()
             .unwrap();
-        let dropped = a.frame(&chunk_frame(b"xy"), |_| None).unwrap().unwrap();
         assert!(
             dropped.content.is_empty() && dropped.refused.is_some(),
             "counted, not kept"
@@ -448,20 +515,28 @@ mod tests {
             hash: "h".into(),
         };
         let mut a = Assembler::default();
-        a.frame(&header_frame(&header(3)), |_| None).unwrap();
+        single(&mut a, &header_frame(&header(3)), |_| None).unwrap();
         let frame = chunk_frame(b"abc");
-        let one = a.frame(&frame, |_| None).unwrap().unwrap();
+        let one = single(&mut a, &frame, |_| None).unwrap().unwrap();
         assert_eq!(one.content.parts(), [frame.slice(1..)]);
         assert_eq!(
             one.content.parts()[0].as_ptr(),
             frame[1..].as_ptr(),
             "not copied"
         );
-        a.frame(&header_frame(&header(5)), |_| None).unwrap();
-        assert!(a.frame(&chunk_frame(b"ab"), |_| None).unwrap().is_none());
-        assert!(a.frame(&chunk_frame(b""), |_| None).unwrap().is_none());
+        single(&mut a, &header_frame(&header(5)), |_| None).unwrap();
+        assert!(
+            single(&mut a, &chunk_frame(b"ab"), |_| None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            single(&mut a, &chunk_frame(b""), |_| None)
+                .unwrap()
+                .is_none()
+        );
         let last = chunk_frame(b"cde");
-        let two = a.frame(&last, |_| None).unwrap().unwrap();
+        let two = single(&mut a, &last, |_| None).unwrap().unwrap();
         assert_eq!(two.content.len(), 5);
         assert_eq!(&two.content.to_bytes()[..], b"abcde");
         assert_eq!(two.content.parts().len(), 2, "the empty chunk is dropped");
@@ -473,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_in_one_frame_is_whole_checked_and_not_copied() {
+    fn files_in_one_frame_are_whole_checked_and_not_copied() {
         let header = |index: u64, size: u64| FileHeader {
             index,
             path: format!("dir/é{index}.txt"),
@@ -485,50 +560,91 @@ mod tests {
         assert_eq!(frame[0], WHOLE);
         assert_eq!(
             parse(&frame),
-            Ok(Frame::Whole(header(0, 3), Bytes::from_static(b"abc")))
+            Ok(Frame::Whole(vec![(
+                header(0, 3),
+                Bytes::from_static(b"abc")
+            )]))
         );
+        // Several in one frame: an empty one, one refused (counted, not kept), one kept.
+        let mut packer = WholeFrames::default();
+        assert!(packer.push(&header(1, 0), b"").is_none());
+        assert!(packer.push(&header(2, 2), b"xy").is_none());
+        assert!(packer.push(&header(3, 4), b"wxyz").is_none());
+        let several = packer.take().expect("a frame");
+        assert!(packer.take().is_none(), "taken once");
         let mut a = Assembler::default();
-        let file = a.frame(&frame, |_| None).unwrap().expect("whole at once");
-        assert_eq!(file.header, header(0, 3));
-        assert_eq!(file.content.parts().len(), 1);
+        let files = a
+            .frame(&several, |h| (h.index == 2).then(|| (5, "no".into())))
+            .unwrap();
+        let seen: Vec<(u64, u64, bool)> = files
+            .iter()
+            .map(|f| (f.header.index, f.content.len(), f.refused.is_some()))
+            .collect();
+        assert_eq!(seen, [(1, 0, false), (2, 0, true), (3, 4, false)]);
         assert_eq!(
-            file.content.parts()[0].as_ptr(),
-            frame[frame.len() - 3..].as_ptr(),
+            files[2].content.parts()[0].as_ptr(),
+            several[several.len() - 4..].as_ptr(),
             "not copied"
         );
         assert!(a.end().is_ok(), "nothing left open");
-        // Empty, and refused: counted, not kept.
-        let empty = a.frame(&whole_frame(&header(1, 0), b""), |_| None).unwrap();
-        assert_eq!(empty.map(|f| f.content.len()), Some(0));
-        let refused = a
-            .frame(&whole_frame(&header(2, 2), b"xy"), |_| {
-                Some((5, "no".into()))
-            })
-            .unwrap()
-            .unwrap();
-        assert!(refused.content.is_empty() && refused.refused.is_some());
-        // Content other than the header's size, either way, is a framing violation.
-        assert!(
-            a.frame(&whole_frame(&header(3, 4), b"abc"), |_| None)
-                .is_err()
-        );
-        assert!(
-            a.frame(&whole_frame(&header(3, 2), b"abc"), |_| None)
-                .is_err()
-        );
+        // Content short of the header's size, or a frame without a file: a violation.
+        let mut short = whole_frame(&header(4, 3), b"abc").to_vec();
+        short.pop();
+        assert!(a.frame(&Bytes::from(short), |_| None).is_err());
+        assert!(a.frame(&Bytes::from_static(b"\x03"), |_| None).is_err());
+        // Bytes after the last file must be another file.
+        let mut trailing = whole_frame(&header(4, 3), b"abc").to_vec();
+        trailing.push(0);
+        assert!(a.frame(&Bytes::from(trailing), |_| None).is_err());
         // Not in the middle of a chunked file.
         let mut a = Assembler::default();
-        a.frame(&header_frame(&header(4, 2)), |_| None).unwrap();
+        a.frame(&header_frame(&header(5, 2)), |_| None).unwrap();
         assert!(
-            a.frame(&whole_frame(&header(5, 1), b"z"), |_| None)
+            a.frame(&whole_frame(&header(6, 1), b"z"), |_| None)
                 .is_err()
         );
-        // Cut short: the header's length past the frame's end, or no length at all.
+        // Cut short: the header's length past the frame's end, or no length at all; a size
+        // past any frame.
         let mut cut = frame.to_vec();
         cut.truncate(8);
         assert!(parse(&Bytes::from(cut)).is_err());
         assert!(parse(&Bytes::from_static(b"\x03\x00")).is_err());
         assert!(parse(&Bytes::from_static(b"\x03\xff\xff\xff\xff{}")).is_err());
+        assert!(parse(&whole_frame(&header(7, u64::MAX), b"")).is_err());
+    }
+
+    #[test]
+    fn whole_frames_fill_up_to_a_chunk_and_a_large_file_goes_alone() {
+        let header = |index: u64, size: usize| FileHeader {
+            index,
+            path: format!("f{index}"),
+            size: size as u64,
+            mode: 0o644,
+            hash: "h".into(),
+        };
+        let small = vec![7u8; 100 * 1024];
+        let mut packer = WholeFrames::default();
+        let mut sent = Vec::new();
+        for index in 0..3 {
+            sent.extend(packer.push(&header(index, small.len()), &small));
+        }
+        // Two of 100 KiB fit in 256 KiB; the third starts the next frame.
+        assert_eq!(sent.len(), 1);
+        let big = vec![1u8; CHUNK_BYTES];
+        sent.extend(packer.push(&header(3, big.len()), &big));
+        sent.extend(packer.take());
+        let files: Vec<Vec<u64>> = sent
+            .iter()
+            .map(|frame| match parse(frame) {
+                Ok(Frame::Whole(files)) => files.iter().map(|(h, _)| h.index).collect(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [vec![0, 1], vec![2], vec![3]],
+            "a file alone is never refused"
+        );
     }
 
     #[test]
@@ -556,8 +672,11 @@ mod tests {
             other => panic!("end in the middle of a file: {other:?}"),
         }
         match a.take(Received::Binary(&c), |_| None) {
-            Step::File(file) => assert_eq!(
-                (file.header.path.as_str(), &file.content.to_bytes()[..]),
+            Step::Files(files) => assert_eq!(
+                (
+                    files[0].header.path.as_str(),
+                    &files[0].content.to_bytes()[..]
+                ),
                 ("a.txt", &b"abc"[..])
             ),
             other => panic!("no file: {other:?}"),
@@ -567,7 +686,7 @@ mod tests {
             Received::Binary(&header_frame(&FileHeader { size: 0, ..header })),
             |h| Some((7, format!("no {}", h.path))),
         );
-        assert!(matches!(refused, Step::File(f) if f.refused == Some((7, "no a.txt".into()))));
+        assert!(matches!(refused, Step::Files(f) if f[0].refused == Some((7, "no a.txt".into()))));
         assert!(matches!(
             a.take(Received::Binary(&Bytes::from_static(b"\x09")), |_| None),
             Step::Over(Err(Some((POLICY_VIOLATION, _))))

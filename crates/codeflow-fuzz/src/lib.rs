@@ -139,10 +139,11 @@ pub fn transfer(data: &[u8]) {
                 .then(|| (-33004, "escapes".to_owned()))
         };
         match assembler.frame(&frame, check) {
-            Ok(Some(file)) => {
-                assert!(file.refused.is_some() || file.content.len() == file.header.size);
+            Ok(files) => {
+                for file in files {
+                    assert!(file.refused.is_some() || file.content.len() == file.header.size);
+                }
             }
-            Ok(None) => {}
             Err(_) => return,
         }
     }

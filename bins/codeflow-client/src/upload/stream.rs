@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use codeflow_file_stream::transfer::{CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult};
+use codeflow_file_stream::transfer::{
+    CHUNK, CHUNK_BYTES, FileHeader, SyncBeginResult, WholeFrames,
+};
 use codeflow_file_stream::{PlainDirs, RelPath, ScanFeed, Scanned};
 use futures::FutureExt as _;
 use serde_json::{Value, json};
@@ -28,7 +30,7 @@ struct Streaming {
     /// Every file sent so far, by index.
     sent: Vec<Wanted>,
     plain: PlainDirs,
-    /// The server takes a small file in one frame.
+    /// The server takes whole-file frames.
     whole: bool,
 }
 
@@ -101,6 +103,9 @@ impl Uploader {
                 return skipped;
             }
         }
+        // Small files are packed into whole-file frames (this connection's own: what a broken
+        // one still held goes again from disk, as everything it did not store).
+        let mut packer = state.whole.then(WholeFrames::default);
         // A file that came without its bytes is read from disk, off the relay's one runtime
         // thread (a read there stalled every message the relay carries): with the files after
         // it that are ready and byteless too, on a blocking thread, in order.
@@ -108,9 +113,19 @@ impl Uploader {
         loop {
             let scanned = match carried.take() {
                 Some(scanned) => scanned,
-                None => match state.feed.next().await {
-                    Some(scanned) => scanned,
-                    None => break,
+                None => match state.feed.next().now_or_never() {
+                    Some(Some(scanned)) => scanned,
+                    Some(None) => break,
+                    // Nothing ready: what is packed goes now, not when the next file comes.
+                    None => {
+                        if !send_packed(&out, &mut packer).await {
+                            return skipped;
+                        }
+                        match state.feed.next().await {
+                            Some(scanned) => scanned,
+                            None => break,
+                        }
+                    }
                 },
             };
             if state.has(&scanned) {
@@ -119,7 +134,7 @@ impl Uploader {
             if scanned.bytes.is_some() {
                 let index = state.send(&scanned);
                 // Never read: the scan's bytes go.
-                let frames = frames_of(index, scanned, state.whole, |_, _| {
+                let frames = frames_of(index, scanned, packer.as_mut(), |_, _| {
                     Err("not read".to_owned())
                 });
                 if !send_all(&out, frames, &mut skipped).await {
@@ -145,13 +160,14 @@ impl Uploader {
                     Some(None) | None => break,
                 }
             }
-            let (jail, whole) = (self.jail.clone(), state.whole);
+            let jail = self.jail.clone();
             let mut plain = std::mem::take(&mut state.plain);
+            let mut packing = packer.take();
             let read = tokio::task::spawn_blocking(move || {
                 let frames: Vec<_> = run
                     .into_iter()
                     .map(|(index, scanned)| {
-                        frames_of(index, scanned, whole, |rel, size| {
+                        frames_of(index, scanned, packing.as_mut(), |rel, size| {
                             let abs = jail
                                 .resolve_remembering(rel, &mut plain)
                                 .map_err(|e| e.to_string())?;
@@ -159,20 +175,30 @@ impl Uploader {
                         })
                     })
                     .collect();
-                (frames, plain)
+                (frames, plain, packing)
             })
             .await;
-            let Ok((frames, plain)) = read else {
+            let Ok((frames, plain, packing)) = read else {
                 return skipped; // the blocking task panicked: this connection gives up
             };
             state.plain = plain;
+            packer = packing;
             for file in frames {
                 if !send_all(&out, file, &mut skipped).await {
                     return skipped;
                 }
             }
         }
+        send_packed(&out, &mut packer).await;
         skipped
+    }
+}
+
+/// Sends the whole-file frame `packer` holds, if any; `false` once the queue is closed.
+async fn send_packed(out: &mpsc::Sender<Bytes>, packer: &mut Option<WholeFrames>) -> bool {
+    match packer.as_mut().and_then(WholeFrames::take) {
+        Some(frame) => out.send(frame).await.is_ok(),
+        None => true,
     }
 }
 
@@ -222,13 +248,14 @@ async fn send_all(out: &mpsc::Sender<Bytes>, file: FileFrames, skipped: &mut Vec
 /// A file's frames, or its path and why it was not sent.
 type FileFrames = Result<Vec<Bytes>, (String, String)>;
 
-/// A scanned file's frames ([`file_frames`], `whole` as the server said): its bytes after
+/// A scanned file's frames ([`file_frames`], with the connection's `packer` when the server
+/// takes whole-file frames): its bytes after
 /// the chunk tag as the scan read them, or copied into chunk frames, or (when the scan did
 /// not keep them) what `read(rel, size)` reads from disk.
 fn frames_of(
     index: u64,
     scanned: Scanned,
-    whole: bool,
+    packer: Option<&mut WholeFrames>,
     read: impl FnOnce(&RelPath, u64) -> Result<(Content, u32), String>,
 ) -> FileFrames {
     let (content, mode) = match (scanned.frame, scanned.bytes) {
@@ -245,7 +272,7 @@ fn frames_of(
         mode,
         hash: scanned.hash.as_str().to_owned(),
     };
-    Ok(file_frames(&header, content, whole))
+    Ok(file_frames(&header, content, packer))
 }
 
 /// `bytes` as chunk frames (the tag, then up to [`CHUNK_BYTES`] bytes each; none when empty).
