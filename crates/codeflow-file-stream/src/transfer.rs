@@ -424,6 +424,17 @@ impl Assembler {
 mod tests {
     use super::*;
 
+    /// A header for tests: `path`, `size`, mode 0o644, hash "h".
+    fn file_header(index: u64, path: String, size: u64) -> FileHeader {
+        FileHeader {
+            index,
+            path,
+            size,
+            mode: 0o644,
+            hash: "h".into(),
+        }
+    }
+
     /// [`Assembler::frame`] for a frame that completes at most one file.
     fn single(
         a: &mut Assembler,
@@ -456,13 +467,7 @@ mod tests {
 
     #[test]
     fn the_assembler_puts_files_together_and_enforces_the_framing() {
-        let header = |index: u64, size: u64| FileHeader {
-            index,
-            path: format!("f{index}"),
-            size,
-            mode: 0o644,
-            hash: "h".into(),
-        };
+        let header = |index: u64, size: u64| file_header(index, format!("f{index}"), size);
         let mut a = Assembler::default();
         let empty = single(&mut a, &header_frame(&header(0, 0)), |_| None).unwrap();
         assert_eq!(
@@ -549,13 +554,7 @@ mod tests {
 
     #[test]
     fn files_in_one_frame_are_whole_checked_and_not_copied() {
-        let header = |index: u64, size: u64| FileHeader {
-            index,
-            path: format!("dir/é{index}.txt"),
-            size,
-            mode: 0o600,
-            hash: "h".into(),
-        };
+        let header = |index: u64, size: u64| file_header(index, format!("dir/é{index}.txt"), size);
         let frame = whole_frame(&header(0, 3), b"abc");
         assert_eq!(frame[0], WHOLE);
         assert_eq!(
@@ -615,13 +614,7 @@ mod tests {
 
     #[test]
     fn whole_frames_fill_up_to_a_chunk_and_a_large_file_goes_alone() {
-        let header = |index: u64, size: usize| FileHeader {
-            index,
-            path: format!("f{index}"),
-            size: size as u64,
-            mode: 0o644,
-            hash: "h".into(),
-        };
+        let header = |index: u64, size: usize| file_header(index, format!("f{index}"), size as u64);
         let small = vec![7u8; 100 * 1024];
         let mut packer = WholeFrames::default();
         let mut sent = Vec::new();

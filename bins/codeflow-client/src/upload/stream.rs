@@ -261,6 +261,8 @@ fn frames_of(
     let (content, mode) = match (scanned.frame, scanned.bytes) {
         // The scan read it after the chunk tag: its frame as it is.
         (Some(frame), _) => (Content::Frame(Some(frame)), scanned.mode),
+        // An empty file: packed like any small one, not a header that ends the frame.
+        (None, Some(bytes)) if bytes.is_empty() => (Content::Frame(None), scanned.mode),
         (None, Some(bytes)) => (Content::Frames(chunks(&bytes)), scanned.mode),
         (None, None) => read(&scanned.rel, scanned.size)
             .map_err(|why| (scanned.rel.as_str().to_owned(), why))?,
